@@ -1,0 +1,20 @@
+//! Compiles the protos with protox (pure Rust, no system protoc) and generates tonic code.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["proto/taskhive/v1/scheduler.proto"];
+    for p in &protos {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    let fds = protox::compile(protos, ["proto"])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("taskhive_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+    tonic_prost_build::configure()
+        .bytes(".taskhive.v1")
+        .compile_fds(fds)?;
+    Ok(())
+}

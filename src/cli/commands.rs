@@ -1,0 +1,213 @@
+//! Client subcommands: thin gRPC calls with human-readable output.
+
+use std::io::{IsTerminal, Read, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost::Message;
+use tonic::transport::Channel;
+
+use super::{Command, Conn, SubmitArgs};
+use crate::pb::{self, scheduler_client::SchedulerClient};
+
+/// Errors of a client command, printed by `main`.
+pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Connects to the server named by `--addr` / `TASKHIVE_ADDR`.
+pub async fn connect(conn: &Conn) -> Result<SchedulerClient<Channel>, tonic::transport::Error> {
+    let url = if conn.addr.contains("://") {
+        conn.addr.clone()
+    } else {
+        format!("http://{}", conn.addr)
+    };
+    let channel = Channel::from_shared(url)
+        .expect("valid uri")
+        .connect()
+        .await?;
+    Ok(SchedulerClient::new(channel).max_decoding_message_size(64 << 20))
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
+}
+
+/// Runs a client subcommand (everything but `serve` and `run`).
+pub async fn run(cmd: Command) -> CliResult {
+    match cmd {
+        Command::Submit(a) => submit(a).await,
+        Command::Remove { task, name, conn } => {
+            let r = connect(&conn)
+                .await?
+                .remove_job(pb::JobRef {
+                    job_id: 0,
+                    task,
+                    name,
+                })
+                .await?;
+            println!("removed job {}", r.into_inner().job_id);
+            Ok(())
+        }
+        Command::Status { task, json, conn } => {
+            let r = connect(&conn)
+                .await?
+                .status(pb::StatusRequest {
+                    task: task.unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            print_status(&r, json);
+            Ok(())
+        }
+        Command::Drop { task, conn } => {
+            let r = connect(&conn)
+                .await?
+                .drop_task(pb::DropTaskRequest { task: task.clone() })
+                .await?;
+            println!("dropped task {task}: {} job(s) removed", r.into_inner().removed);
+            Ok(())
+        }
+        Command::Dump { file, conn } => {
+            let mut stream = connect(&conn)
+                .await?
+                .dump(pb::DumpRequest {})
+                .await?
+                .into_inner();
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+            let mut n = 0u64;
+            while let Some(job) = stream.message().await? {
+                out.write_all(&job.encode_length_delimited_to_vec())?;
+                n += 1;
+            }
+            out.flush()?;
+            println!("dumped {n} job(s) to {}", file.display());
+            Ok(())
+        }
+        Command::Load { file, conn } => {
+            let data = std::fs::read(&file)?;
+            let mut buf = &data[..];
+            let mut jobs = Vec::new();
+            while !buf.is_empty() {
+                jobs.push(pb::DumpedJob::decode_length_delimited(&mut buf)?);
+            }
+            let r = connect(&conn)
+                .await?
+                .load(tokio_stream::iter(jobs))
+                .await?;
+            println!("loaded {} job(s)", r.into_inner().loaded);
+            Ok(())
+        }
+        Command::Dead {
+            action,
+            task,
+            name,
+            conn,
+        } => {
+            let mut c = connect(&conn).await?;
+            let dead_ref = pb::DeadRef {
+                task: task.clone().unwrap_or_default(),
+                name: name.unwrap_or_default(),
+            };
+            match action.as_str() {
+                "list" => {
+                    let r = c
+                        .list_dead(pb::ListDeadRequest {
+                            task: task.unwrap_or_default(),
+                            limit: 0,
+                        })
+                        .await?
+                        .into_inner();
+                    for j in r.jobs {
+                        println!("{}\t{}\t{}\tattempts={}\t{}", j.id, j.task, j.name, j.attempts, j.last_error);
+                    }
+                }
+                "retry" => println!("requeued {}", c.retry_dead(dead_ref).await?.into_inner().count),
+                _ => println!("purged {}", c.purge_dead(dead_ref).await?.into_inner().count),
+            }
+            Ok(())
+        }
+        Command::Serve(_) | Command::Run(_) => unreachable!("handled by main"),
+    }
+}
+
+async fn submit(a: SubmitArgs) -> CliResult {
+    let args = match a.args {
+        Some(s) => s.into_bytes(),
+        None if !std::io::stdin().is_terminal() => {
+            let mut v = Vec::new();
+            std::io::stdin().read_to_end(&mut v)?;
+            v
+        }
+        None => Vec::new(),
+    };
+    let sched_at_ms = match (a.at, a.r#in) {
+        (Some(at), _) => at * 1000,
+        (None, Some(d)) => unix_ms() + d.as_millis() as i64,
+        (None, None) => 0,
+    };
+    let r = connect(&a.conn)
+        .await?
+        .submit_job(pb::SubmitJobRequest {
+            task: a.task,
+            name: a.name,
+            args: args.into(),
+            sched_at_ms,
+            timeout_ms: a.timeout.map(|t| t.as_millis() as i64),
+            priority: a.priority,
+            retry: None,
+        })
+        .await?
+        .into_inner();
+    let how = if r.running {
+        " (already running; unchanged)"
+    } else if r.replaced {
+        " (replaced)"
+    } else {
+        ""
+    };
+    println!("submitted job {}{how}", r.job_id);
+    Ok(())
+}
+
+fn print_status(r: &pb::StatusResponse, json: bool) {
+    if json {
+        let rows: Vec<String> = r
+            .tasks
+            .iter()
+            .map(|t| {
+                format!(
+                    "{{\"task\":{:?},\"workers\":{},\"pending\":{},\"scheduled\":{},\"running\":{},\"dead\":{},\"next_sched_at_ms\":{}}}",
+                    t.task, t.workers, t.pending, t.scheduled, t.running, t.dead, t.next_sched_at_ms
+                )
+            })
+            .collect();
+        println!("[{}]", rows.join(","));
+        return;
+    }
+    println!(
+        "{:<24} {:>7} {:>9} {:>9} {:>7} {:>6}  next",
+        "TASK", "WORKERS", "PENDING", "SCHEDULED", "RUNNING", "DEAD"
+    );
+    let mut rows: Vec<&pb::TaskStatus> = r.tasks.iter().collect();
+    let totals = r.totals.clone().unwrap_or_default();
+    let total_row = pb::TaskStatus {
+        task: "TOTAL".into(),
+        ..totals
+    };
+    rows.push(&total_row);
+    for t in rows {
+        let next = if t.next_sched_at_ms == 0 {
+            "-".to_string()
+        } else {
+            humantime::format_rfc3339_millis(
+                UNIX_EPOCH + std::time::Duration::from_millis(t.next_sched_at_ms as u64),
+            )
+            .to_string()
+        };
+        println!(
+            "{:<24} {:>7} {:>9} {:>9} {:>7} {:>6}  {next}",
+            t.task, t.workers, t.pending, t.scheduled, t.running, t.dead
+        );
+    }
+}

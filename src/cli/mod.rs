@@ -1,0 +1,182 @@
+//! The `taskhive` command line: `serve` plus client commands that speak gRPC to a server.
+
+pub mod commands;
+pub mod exec_worker;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// taskhive: a durable job scheduler and load runner.
+#[derive(Parser, Debug)]
+#[command(name = "taskhive", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where client commands find the server.
+#[derive(Args, Debug, Clone)]
+pub struct Conn {
+    /// Server address (host:port or http://host:port).
+    #[arg(long, env = "TASKHIVE_ADDR", default_value = "127.0.0.1:5000")]
+    pub addr: String,
+}
+
+/// Every subcommand.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (embedded SQLite store, nothing to set up).
+    Serve(ServeArgs),
+    /// Submit (or replace) a job.
+    Submit(SubmitArgs),
+    /// Remove a job.
+    Remove {
+        /// Task (func).
+        #[arg(short = 'f', long = "func", alias = "task")]
+        task: String,
+        /// Job name.
+        #[arg(short = 'n', long)]
+        name: String,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show per-task status.
+    Status {
+        /// Only this task.
+        #[arg(short = 'f', long = "func", alias = "task")]
+        task: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Drop a task and its jobs (refused while workers serve it).
+    Drop {
+        /// Task (func).
+        #[arg(short = 'f', long = "func", alias = "task")]
+        task: String,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Write every job to FILE (length-delimited protobuf).
+    Dump {
+        /// Output file.
+        file: PathBuf,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Load jobs from a FILE written by `dump`.
+    Load {
+        /// Input file.
+        file: PathBuf,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Inspect or act on the dead set.
+    Dead {
+        /// list, retry or purge.
+        #[arg(value_parser = ["list", "retry", "purge"])]
+        action: String,
+        /// Only this task.
+        #[arg(short = 'f', long = "func", alias = "task")]
+        task: Option<String>,
+        /// Only this job.
+        #[arg(short = 'n', long)]
+        name: Option<String>,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Run a shell command for each job of a task (Periodic's `run --exec`).
+    Run(exec_worker::RunArgs),
+}
+
+/// `taskhive serve` flags.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (gRPC).
+    #[arg(long, default_value = "127.0.0.1:5000", env = "TASKHIVE_LISTEN")]
+    pub listen: SocketAddr,
+    /// Data directory of the embedded store.
+    #[arg(long, default_value = "./taskhive-data", env = "TASKHIVE_DATA")]
+    pub data: PathBuf,
+    /// Commit durability: full (fsync each commit) or normal (survives process crashes only).
+    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+    pub sync: String,
+    /// Largest job payload in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_args_bytes: usize,
+    /// Lease length of jobs that set none (e.g. 600s, 10m).
+    #[arg(long, default_value = "600s", value_parser = humantime::parse_duration)]
+    pub default_timeout: Duration,
+    /// Attempts before a failing job goes to the dead set.
+    #[arg(long, default_value_t = 25)]
+    pub max_attempts: u32,
+    /// Dead jobs kept at most.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_dead: usize,
+}
+
+/// `taskhive submit` flags.
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    /// Task (func).
+    #[arg(short = 'f', long = "func", alias = "task")]
+    pub task: String,
+    /// Job name.
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// Payload; read from stdin when absent and stdin is not a terminal.
+    #[arg(long)]
+    pub args: Option<String>,
+    /// Run at this unix time (seconds).
+    #[arg(long, conflicts_with = "r#in")]
+    pub at: Option<i64>,
+    /// Run after this delay (e.g. 5s, 2m).
+    #[arg(long = "in", value_parser = humantime::parse_duration)]
+    pub r#in: Option<Duration>,
+    /// Lease length (e.g. 30s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Higher runs first among due jobs.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub priority: i32,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+/// The server configuration `serve` flags describe.
+pub fn serve_config(a: &ServeArgs) -> crate::config::Config {
+    let mut c = crate::config::Config::new(&a.data);
+    c.sync = if a.sync == "normal" {
+        crate::store::sqlite::Sync::Normal
+    } else {
+        crate::store::sqlite::Sync::Full
+    };
+    c.limits.max_args_bytes = a.max_args_bytes;
+    c.limits.default_timeout_ms = a.default_timeout.as_millis().min(u32::MAX as u128) as u32;
+    c.limits.default_retry.max_attempts = a.max_attempts.max(1);
+    c.max_dead = a.max_dead;
+    c
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,13 @@
+//! taskhive: a durable job scheduler and load runner.
+//!
+//! The binary is a thin CLI over [`server::run`]; everything else lives here so it can be
+//! tested in-process. See ARCHITECTURE.md for the map.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod pb;
+pub mod rpc;
+pub mod scheduler;
+pub mod server;
+pub mod store;

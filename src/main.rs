@@ -1,0 +1,35 @@
+//! The `taskhive` binary: parses the command line and hands over to the library.
+
+use clap::Parser;
+use taskhive::cli::{self, Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => {
+                let listener = tokio::net::TcpListener::bind(args.listen).await?;
+                let config = cli::serve_config(&args);
+                taskhive::server::run(listener, config, cli::shutdown_signal()).await?;
+                Ok(())
+            }
+            Command::Run(args) => cli::exec_worker::run(args).await,
+            other => cli::commands::run(other).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("taskhive: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

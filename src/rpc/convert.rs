@@ -1,0 +1,243 @@
+//! Protobuf ⇄ scheduler types, with the validation every face shares.
+
+use crate::config::Limits;
+use crate::pb;
+use crate::scheduler::core::TaskStatus;
+use crate::scheduler::job::*;
+use crate::scheduler::Error;
+
+/// Longest task or job name, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Checks a task or job name: non-empty and at most 255 bytes of UTF-8.
+pub fn check_name(field: &'static str, v: &str) -> Result<(), Error> {
+    if v.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if v.len() > MAX_NAME_BYTES {
+        return Err(Error::invalid(
+            field,
+            format!("is {} bytes; at most {MAX_NAME_BYTES} allowed", v.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates a submission and fills in defaults. `run` marks a RunJob (no retries by default).
+pub fn submit_spec(
+    req: pb::SubmitJobRequest,
+    limits: &Limits,
+    now: Millis,
+    run: bool,
+) -> Result<JobSpec, Error> {
+    check_name("task", &req.task)?;
+    check_name("name", &req.name)?;
+    if req.args.len() > limits.max_args_bytes {
+        return Err(Error::invalid(
+            "args",
+            format!(
+                "is {} bytes; at most {} allowed",
+                req.args.len(),
+                limits.max_args_bytes
+            ),
+        ));
+    }
+    let sched_at = if req.sched_at_ms <= 0 {
+        now
+    } else if req.sched_at_ms > now.saturating_add(limits.max_schedule_ahead_ms) {
+        return Err(Error::invalid(
+            "sched_at_ms",
+            format!(
+                "{} is more than {} days ahead",
+                req.sched_at_ms,
+                limits.max_schedule_ahead_ms / 86_400_000
+            ),
+        ));
+    } else {
+        req.sched_at_ms
+    };
+    let timeout_ms = match req.timeout_ms {
+        None => limits.default_timeout_ms,
+        Some(t) if t <= 0 => return Err(Error::invalid("timeout_ms", format!("{t} must be > 0"))),
+        Some(t) if t > u32::MAX as i64 => {
+            return Err(Error::invalid(
+                "timeout_ms",
+                format!("{t} is over the limit of {} ms", u32::MAX),
+            ))
+        }
+        Some(t) => t as u32,
+    };
+    let retry = retry_policy(req.retry, limits, run)?;
+    Ok(JobSpec {
+        task: req.task,
+        name: req.name,
+        args: req.args,
+        sched_at,
+        timeout_ms,
+        priority: req.priority,
+        retry,
+    })
+}
+
+fn retry_policy(p: Option<pb::RetryPolicy>, limits: &Limits, run: bool) -> Result<RetryPolicy, Error> {
+    let d = limits.default_retry;
+    let Some(p) = p else {
+        // A RunJob caller hears of the first failure; retrying behind its back would be a surprise.
+        return Ok(if run {
+            RetryPolicy {
+                max_attempts: 1,
+                ..d
+            }
+        } else {
+            d
+        });
+    };
+    let ms = |field: &'static str, v: u64, default: u32| -> Result<u32, Error> {
+        match v {
+            0 => Ok(default),
+            v if v > u32::MAX as u64 => Err(Error::invalid(field, format!("{v} is too large"))),
+            v => Ok(v as u32),
+        }
+    };
+    let r = RetryPolicy {
+        max_attempts: if p.max_attempts == 0 {
+            d.max_attempts
+        } else {
+            p.max_attempts
+        },
+        backoff_base_ms: ms("retry.backoff_base_ms", p.backoff_base_ms, d.backoff_base_ms)?,
+        backoff_max_ms: ms("retry.backoff_max_ms", p.backoff_max_ms, d.backoff_max_ms)?,
+    };
+    if r.max_attempts > 10_000 {
+        return Err(Error::invalid("retry.max_attempts", "at most 10000"));
+    }
+    if r.backoff_base_ms > r.backoff_max_ms {
+        return Err(Error::invalid(
+            "retry.backoff_base_ms",
+            "must not exceed retry.backoff_max_ms",
+        ));
+    }
+    Ok(r)
+}
+
+/// A job reference: by id, else by task and name.
+pub fn job_key(r: pb::JobRef) -> Result<JobKey, Error> {
+    if r.job_id != 0 {
+        return Ok(JobKey::Id(r.job_id));
+    }
+    check_name("task", &r.task)?;
+    check_name("name", &r.name)?;
+    Ok(JobKey::Name {
+        task: r.task,
+        name: r.name,
+    })
+}
+
+/// A worker's outcome.
+pub fn outcome(o: Option<pb::Outcome>) -> Result<Outcome, Error> {
+    use pb::outcome::Outcome as O;
+    match o.and_then(|o| o.outcome) {
+        None => Err(Error::invalid("outcome", "must be one of done, fail, sched_later")),
+        Some(O::Done(d)) => Ok(Outcome::Done { result: d.result }),
+        Some(O::Fail(f)) => Ok(Outcome::Fail {
+            error: f.error,
+            retry: f.retry.unwrap_or(true),
+        }),
+        Some(O::SchedLater(s)) => {
+            if s.delay_ms < 0 {
+                return Err(Error::invalid(
+                    "outcome.sched_later.delay_ms",
+                    format!("{} must be >= 0", s.delay_ms),
+                ));
+            }
+            Ok(Outcome::SchedLater {
+                delay_ms: s.delay_ms,
+                count_step: s.count_step,
+            })
+        }
+    }
+}
+
+fn retry_pb(r: RetryPolicy) -> pb::RetryPolicy {
+    pb::RetryPolicy {
+        max_attempts: r.max_attempts,
+        backoff_base_ms: r.backoff_base_ms as u64,
+        backoff_max_ms: r.backoff_max_ms as u64,
+    }
+}
+
+/// A job record with its live state.
+pub fn job_pb(r: JobRecord, state: JobState, lease: Option<LeaseId>) -> pb::Job {
+    pb::Job {
+        id: r.id,
+        task: r.task,
+        name: r.name,
+        args: r.args,
+        sched_at_ms: r.sched_at,
+        timeout_ms: r.timeout_ms as i64,
+        priority: r.priority,
+        attempts: r.attempts,
+        run_count: r.run_count,
+        state: match state {
+            JobState::Pending => pb::JobState::Pending,
+            JobState::Scheduled => pb::JobState::Scheduled,
+            JobState::Running => pb::JobState::Running,
+            JobState::Dead => pb::JobState::Dead,
+        } as i32,
+        lease_id: lease.unwrap_or(0),
+        retry: Some(retry_pb(r.retry)),
+        last_error: r.last_error,
+    }
+}
+
+/// A job view as protobuf.
+pub fn view_pb(v: JobView) -> pb::Job {
+    job_pb(v.record, v.state, v.lease)
+}
+
+/// A dumped job back to a record (for Load); validated like a submission.
+pub fn record_from_pb(j: pb::Job, limits: &Limits) -> Result<JobRecord, Error> {
+    check_name("job.task", &j.task)?;
+    check_name("job.name", &j.name)?;
+    if j.args.len() > limits.max_args_bytes {
+        return Err(Error::invalid("job.args", "over the size limit"));
+    }
+    let timeout_ms = if j.timeout_ms <= 0 || j.timeout_ms > u32::MAX as i64 {
+        limits.default_timeout_ms
+    } else {
+        j.timeout_ms as u32
+    };
+    let retry = retry_policy(j.retry, limits, false)?;
+    Ok(JobRecord {
+        id: 0,
+        task: j.task,
+        name: j.name,
+        args: j.args,
+        sched_at: j.sched_at_ms,
+        timeout_ms,
+        priority: j.priority,
+        retry,
+        attempts: j.attempts,
+        run_count: j.run_count,
+        dead: j.state == pb::JobState::Dead as i32,
+        last_error: j.last_error,
+    })
+}
+
+/// Task counts as protobuf.
+pub fn status_pb(s: TaskStatus) -> pb::TaskStatus {
+    pb::TaskStatus {
+        task: s.task,
+        workers: s.workers,
+        pending: s.pending,
+        scheduled: s.scheduled,
+        running: s.running,
+        dead: s.dead,
+        next_sched_at_ms: s.next_sched_at.unwrap_or(0),
+    }
+}
+
+/// An optional filter: empty means none.
+pub fn opt(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}

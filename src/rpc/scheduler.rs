@@ -1,0 +1,391 @@
+//! `taskhive.v1.Scheduler`: converts and forwards to the scheduler actor.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::stream::FuturesUnordered;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::*;
+use crate::config::Limits;
+use crate::pb::{self, scheduler_server::Scheduler};
+use crate::scheduler::job::{JobState, LeaseId, WorkerId};
+use crate::scheduler::{Error, SchedulerHandle};
+
+/// The gRPC scheduler service.
+#[derive(Clone)]
+pub struct SchedulerService {
+    h: SchedulerHandle,
+    limits: Limits,
+}
+
+impl SchedulerService {
+    /// A service over the scheduler behind `h`.
+    pub fn new(h: SchedulerHandle, limits: Limits) -> Self {
+        SchedulerService { h, limits }
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// Tells the scheduler a worker is gone when its stream is dropped, however that happens.
+struct WorkerGuard {
+    h: SchedulerHandle,
+    worker: WorkerId,
+}
+
+impl Drop for WorkerGuard {
+    fn drop(&mut self) {
+        self.h.worker_gone(self.worker);
+    }
+}
+
+fn worker_id(s: &str) -> Result<WorkerId, Error> {
+    s.parse()
+        .map_err(|_| Error::invalid("worker_id", format!("{s:?} is not a worker id")))
+}
+
+fn check_tasks(tasks: &[String]) -> Result<(), Error> {
+    if tasks.is_empty() {
+        return Err(Error::invalid("tasks", "must name at least one task"));
+    }
+    tasks.iter().try_for_each(|t| check_name("tasks", t))
+}
+
+fn check_lease(lease: LeaseId) -> Result<(), Error> {
+    if lease == 0 {
+        return Err(Error::invalid("lease_id", "must be set"));
+    }
+    Ok(())
+}
+
+/// The caller's deadline from the `grpc-timeout` header, if any.
+fn grpc_timeout<T>(req: &Request<T>) -> Option<Duration> {
+    let v = req.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (num, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = num.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn state_of(r: &crate::scheduler::job::JobRecord, now: i64) -> JobState {
+    if r.dead {
+        JobState::Dead
+    } else if r.sched_at > now {
+        JobState::Scheduled
+    } else {
+        JobState::Pending
+    }
+}
+
+#[tonic::async_trait]
+impl Scheduler for SchedulerService {
+    async fn submit_job(
+        &self,
+        req: Request<pb::SubmitJobRequest>,
+    ) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        let now = self.h.clock().now_ms();
+        let spec = submit_spec(req.into_inner(), &self.limits, now, false)?;
+        let r = self.h.submit(spec).await?;
+        Ok(Response::new(pb::SubmitJobResponse {
+            job_id: r.id,
+            replaced: r.replaced,
+            running: r.running,
+        }))
+    }
+
+    async fn run_job(
+        &self,
+        req: Request<pb::SubmitJobRequest>,
+    ) -> Result<Response<pb::RunJobResponse>, Status> {
+        let deadline = grpc_timeout(&req);
+        let now = self.h.clock().now_ms();
+        let spec = submit_spec(req.into_inner(), &self.limits, now, true)?;
+        let run = self.h.run_job(spec);
+        let (job_id, result) = match deadline {
+            Some(d) => tokio::time::timeout(d, run)
+                .await
+                .map_err(|_| Status::deadline_exceeded("no result before the call's deadline"))??,
+            None => run.await?,
+        };
+        Ok(Response::new(pb::RunJobResponse { job_id, result }))
+    }
+
+    async fn remove_job(
+        &self,
+        req: Request<pb::JobRef>,
+    ) -> Result<Response<pb::RemoveJobResponse>, Status> {
+        let key = job_key(req.into_inner())?;
+        let job_id = self.h.remove(key).await?;
+        Ok(Response::new(pb::RemoveJobResponse { job_id }))
+    }
+
+    async fn get_job(&self, req: Request<pb::JobRef>) -> Result<Response<pb::Job>, Status> {
+        let key = job_key(req.into_inner())?;
+        Ok(Response::new(view_pb(self.h.get(key).await?)))
+    }
+
+    async fn drop_task(
+        &self,
+        req: Request<pb::DropTaskRequest>,
+    ) -> Result<Response<pb::DropTaskResponse>, Status> {
+        let task = req.into_inner().task;
+        check_name("task", &task)?;
+        let removed = self.h.drop_task(task).await?;
+        Ok(Response::new(pb::DropTaskResponse { removed }))
+    }
+
+    async fn status(
+        &self,
+        req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let (tasks, totals) = self.h.status(opt(req.into_inner().task)).await?;
+        Ok(Response::new(pb::StatusResponse {
+            tasks: tasks.into_iter().map(status_pb).collect(),
+            totals: Some(status_pb(totals)),
+        }))
+    }
+
+    async fn list_dead(
+        &self,
+        req: Request<pb::ListDeadRequest>,
+    ) -> Result<Response<pb::ListDeadResponse>, Status> {
+        let r = req.into_inner();
+        let limit = if r.limit == 0 { 1000 } else { r.limit as usize };
+        let jobs = self.h.list_dead(opt(r.task), limit).await?;
+        Ok(Response::new(pb::ListDeadResponse {
+            jobs: jobs.into_iter().map(view_pb).collect(),
+        }))
+    }
+
+    async fn retry_dead(
+        &self,
+        req: Request<pb::DeadRef>,
+    ) -> Result<Response<pb::DeadOpResponse>, Status> {
+        let r = req.into_inner();
+        let count = self.h.retry_dead(opt(r.task), opt(r.name)).await?;
+        Ok(Response::new(pb::DeadOpResponse { count }))
+    }
+
+    async fn purge_dead(
+        &self,
+        req: Request<pb::DeadRef>,
+    ) -> Result<Response<pb::DeadOpResponse>, Status> {
+        let r = req.into_inner();
+        let count = self.h.purge_dead(opt(r.task), opt(r.name)).await?;
+        Ok(Response::new(pb::DeadOpResponse { count }))
+    }
+
+    async fn register_task(
+        &self,
+        req: Request<pb::RegisterTaskRequest>,
+    ) -> Result<Response<pb::RegisterTaskResponse>, Status> {
+        let r = req.into_inner();
+        check_tasks(&r.tasks)?;
+        let existing = match r.worker_id.as_str() {
+            "" => None,
+            s => Some(worker_id(s)?),
+        };
+        let w = self
+            .h
+            .register(existing, r.tasks, r.capacity, None)
+            .await?;
+        Ok(Response::new(pb::RegisterTaskResponse {
+            worker_id: w.to_string(),
+        }))
+    }
+
+    type GrabJobStream = BoxStream<pb::Job>;
+
+    async fn grab_job(
+        &self,
+        req: Request<pb::GrabJobRequest>,
+    ) -> Result<Response<Self::GrabJobStream>, Status> {
+        let worker = worker_id(&req.into_inner().worker_id)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.h.connect(worker, tx).await?;
+        let guard = WorkerGuard {
+            h: self.h.clone(),
+            worker,
+        };
+        let stream = UnboundedReceiverStream::new(rx).map(move |v| {
+            let _held = &guard;
+            Ok(view_pb(v))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn report_result(
+        &self,
+        req: Request<pb::ReportResultRequest>,
+    ) -> Result<Response<pb::ReportResultResponse>, Status> {
+        let r = req.into_inner();
+        check_lease(r.lease_id)?;
+        let o = outcome(r.outcome)?;
+        self.h.report(r.lease_id, o).await?;
+        Ok(Response::new(pb::ReportResultResponse {}))
+    }
+
+    async fn heartbeat(
+        &self,
+        req: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let lost_lease_ids = self.h.heartbeat(req.into_inner().lease_ids).await?;
+        Ok(Response::new(pb::HeartbeatResponse { lost_lease_ids }))
+    }
+
+    type WorkStream = BoxStream<pb::ServerMessage>;
+
+    async fn work(
+        &self,
+        req: Request<Streaming<pb::WorkerMessage>>,
+    ) -> Result<Response<Self::WorkStream>, Status> {
+        use pb::server_message::Msg as Out;
+        use pb::worker_message::Msg as In;
+        let mut inbound = req.into_inner();
+        let hello = match inbound.message().await?.and_then(|m| m.msg) {
+            Some(In::Hello(h)) => h,
+            _ => return Err(Error::invalid("msg", "the first message must be hello").into()),
+        };
+        check_tasks(&hello.tasks)?;
+        let (jobs_tx, mut jobs) = mpsc::unbounded_channel();
+        let worker = self
+            .h
+            .register(None, hello.tasks, hello.capacity, Some(jobs_tx))
+            .await?;
+        let (out, out_rx) = mpsc::unbounded_channel::<Result<pb::ServerMessage, Status>>();
+        let send = move |m: Out| out.send(Ok(pb::ServerMessage { msg: Some(m) })).is_ok();
+        send(Out::Welcome(pb::Welcome {
+            worker_id: worker.to_string(),
+        }));
+        let h = self.h.clone();
+        tokio::spawn(async move {
+            let _guard = WorkerGuard {
+                h: h.clone(),
+                worker,
+            };
+            // Results are applied in order at once; their acks follow as their commits land.
+            let mut acks = FuturesUnordered::new();
+            let ack = |lease_id: LeaseId, r: Result<(), Error>| {
+                Out::Ack(pb::ResultAck {
+                    lease_id,
+                    error: r.err().map(|e| e.to_string()).unwrap_or_default(),
+                })
+            };
+            loop {
+                tokio::select! {
+                    job = jobs.recv() => match job {
+                        Some(v) => if !send(Out::Job(view_pb(v))) { break },
+                        None => break,
+                    },
+                    Some((lease, r)) = acks.next(), if !acks.is_empty() => {
+                        if !send(ack(lease, r)) { break }
+                    }
+                    msg = inbound.message() => match msg {
+                        Ok(Some(m)) => match m.msg {
+                            Some(In::Result(r)) => {
+                                let lease = r.lease_id;
+                                let applied = match check_lease(lease).and_then(|_| outcome(r.outcome)) {
+                                    Ok(o) => h.report_deferred(lease, o).await,
+                                    Err(e) => Err(e),
+                                };
+                                match applied {
+                                    Ok(commit) => acks.push(async move {
+                                        (lease, commit.wait().await.map_err(|e| Error::Store(e.to_string())))
+                                    }),
+                                    Err(e) => if !send(ack(lease, Err(e))) { break },
+                                }
+                            }
+                            Some(In::Heartbeat(hb)) => {
+                                let lost = h.heartbeat(hb.lease_ids).await.unwrap_or_default();
+                                if !send(Out::Heartbeat(pb::HeartbeatResponse { lost_lease_ids: lost })) { break }
+                            }
+                            Some(In::Hello(more)) => {
+                                if check_tasks(&more.tasks).is_ok() {
+                                    let _ = h.register(Some(worker), more.tasks, more.capacity, None).await;
+                                }
+                            }
+                            None => {}
+                        },
+                        // The worker closed its side: flush outstanding acks, then end.
+                        Ok(None) | Err(_) => {
+                            while let Some((lease, r)) = acks.next().await {
+                                if !send(ack(lease, r)) { break }
+                            }
+                            break;
+                        }
+                    },
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(out_rx))))
+    }
+
+    type DumpStream = BoxStream<pb::DumpedJob>;
+
+    async fn dump(
+        &self,
+        _req: Request<pb::DumpRequest>,
+    ) -> Result<Response<Self::DumpStream>, Status> {
+        let (tx, rx) = mpsc::channel(16);
+        let h = self.h.clone();
+        tokio::spawn(async move {
+            let mut after = 0;
+            loop {
+                let page = match h.dump_page(after, 1000).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                };
+                let Some(last) = page.last() else { return };
+                after = last.id;
+                let now = h.clock().now_ms();
+                for r in page {
+                    let state = state_of(&r, now);
+                    let job = job_pb(r, state, None);
+                    if tx.send(Ok(pb::DumpedJob { job: Some(job) })).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn load(
+        &self,
+        req: Request<Streaming<pb::DumpedJob>>,
+    ) -> Result<Response<pb::LoadResponse>, Status> {
+        let mut inbound = req.into_inner();
+        let mut pending = FuturesUnordered::new();
+        let mut loaded = 0u64;
+        while let Some(d) = inbound.message().await? {
+            let job = d.job.ok_or_else(|| Error::invalid("job", "must be set"))?;
+            let record = record_from_pb(job, &self.limits)?;
+            let h = self.h.clone();
+            pending.push(async move { h.load(record).await });
+            // Keep a window of commits in flight so a large load is not one fsync per job.
+            if pending.len() >= 256 {
+                pending.next().await.expect("non-empty")?;
+                loaded += 1;
+            }
+        }
+        while let Some(r) = pending.next().await {
+            r?;
+            loaded += 1;
+        }
+        Ok(Response::new(pb::LoadResponse { loaded }))
+    }
+}

@@ -1,0 +1,488 @@
+//! The single owner of scheduling state: drives the [`Core`] from commands and timers and
+//! carries out its effects (store writes, job pushes to workers, RunJob results).
+//!
+//! Handlers talk to it through a [`SchedulerHandle`]; no lock is shared with them.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::clock::Clock;
+use super::core::{Core, Effect, SubmitReply, TaskStatus};
+use super::error::Error;
+use super::job::*;
+use crate::store::writer::{Commit, Writer};
+use crate::store::{Op, StoreError};
+
+/// Where the actor pushes jobs leased to one worker.
+pub type WorkerTx = mpsc::UnboundedSender<JobView>;
+
+/// Resolves with the worker's result of a RunJob.
+pub type ResultRx = oneshot::Receiver<Result<Bytes, String>>;
+
+type Reply<T> = oneshot::Sender<T>;
+
+enum Cmd {
+    Submit {
+        spec: JobSpec,
+        wait: bool,
+        reply: Reply<Result<(SubmitReply, Commit, Option<ResultRx>), Error>>,
+    },
+    Remove {
+        key: JobKey,
+        reply: Reply<Result<(JobId, Commit), Error>>,
+    },
+    Get {
+        key: JobKey,
+        reply: Reply<Result<JobView, Error>>,
+    },
+    DropTask {
+        task: String,
+        reply: Reply<Result<(u64, Commit), Error>>,
+    },
+    Status {
+        task: Option<String>,
+        reply: Reply<(Vec<TaskStatus>, TaskStatus)>,
+    },
+    ListDead {
+        task: Option<String>,
+        limit: usize,
+        reply: Reply<Vec<JobView>>,
+    },
+    RetryDead {
+        task: Option<String>,
+        name: Option<String>,
+        reply: Reply<(u64, Commit)>,
+    },
+    PurgeDead {
+        task: Option<String>,
+        name: Option<String>,
+        reply: Reply<(u64, Commit)>,
+    },
+    Register {
+        worker: Option<WorkerId>,
+        tasks: Vec<String>,
+        capacity: u32,
+        tx: Option<WorkerTx>,
+        reply: Reply<Result<WorkerId, Error>>,
+    },
+    Connect {
+        worker: WorkerId,
+        tx: WorkerTx,
+        reply: Reply<Result<(), Error>>,
+    },
+    WorkerGone {
+        worker: WorkerId,
+    },
+    Report {
+        lease: LeaseId,
+        outcome: Outcome,
+        reply: Reply<Result<Commit, Error>>,
+    },
+    Heartbeat {
+        leases: Vec<LeaseId>,
+        reply: Reply<Vec<LeaseId>>,
+    },
+    DumpPage {
+        after: JobId,
+        limit: usize,
+        reply: Reply<Vec<JobRecord>>,
+    },
+    Load {
+        record: JobRecord,
+        reply: Reply<Commit>,
+    },
+    Barrier {
+        reply: Reply<Commit>,
+    },
+    CloseWorkers,
+}
+
+/// Cheap, cloneable access to the scheduler actor.
+#[derive(Clone)]
+pub struct SchedulerHandle {
+    tx: mpsc::UnboundedSender<Cmd>,
+    clock: Clock,
+}
+
+/// Starts the actor over `core` (already restored from the store). It stops when every handle is gone.
+pub fn spawn(core: Core, writer: Writer, clock: Clock) -> (SchedulerHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let actor = Actor {
+        core,
+        writer,
+        clock,
+        rx,
+        workers: HashMap::new(),
+        waiters: HashMap::new(),
+    };
+    let join = tokio::spawn(actor.run());
+    (SchedulerHandle { tx, clock }, join)
+}
+
+impl SchedulerHandle {
+    /// The clock the scheduler runs on.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).map_err(|_| Error::ShuttingDown)?;
+        rx.await.map_err(|_| Error::ShuttingDown)
+    }
+
+    /// Submits (or replaces) a job; returns once it is committed.
+    pub async fn submit(&self, spec: JobSpec) -> Result<SubmitReply, Error> {
+        let (reply, commit, _) = self
+            .call(|reply| Cmd::Submit {
+                spec,
+                wait: false,
+                reply,
+            })
+            .await??;
+        commit.wait().await.map_err(store_err)?;
+        Ok(reply)
+    }
+
+    /// Submits a job and waits for the worker's result. Needs a worker for the task.
+    pub async fn run_job(&self, spec: JobSpec) -> Result<(JobId, Bytes), Error> {
+        let (reply, commit, rx) = self
+            .call(|reply| Cmd::Submit {
+                spec,
+                wait: true,
+                reply,
+            })
+            .await??;
+        commit.wait().await.map_err(store_err)?;
+        let rx = rx.expect("waiter requested");
+        match rx.await {
+            Ok(Ok(result)) => Ok((reply.id, result)),
+            Ok(Err(e)) => Err(Error::JobFailed(e)),
+            Err(_) => Err(Error::ShuttingDown),
+        }
+    }
+
+    /// Removes a job.
+    pub async fn remove(&self, key: JobKey) -> Result<JobId, Error> {
+        let (id, commit) = self.call(|reply| Cmd::Remove { key, reply }).await??;
+        commit.wait().await.map_err(store_err)?;
+        Ok(id)
+    }
+
+    /// Looks a job up.
+    pub async fn get(&self, key: JobKey) -> Result<JobView, Error> {
+        self.call(|reply| Cmd::Get { key, reply }).await?
+    }
+
+    /// Drops a task and its jobs.
+    pub async fn drop_task(&self, task: String) -> Result<u64, Error> {
+        let (n, commit) = self.call(|reply| Cmd::DropTask { task, reply }).await??;
+        commit.wait().await.map_err(store_err)?;
+        Ok(n)
+    }
+
+    /// Per-task counts and totals.
+    pub async fn status(&self, task: Option<String>) -> Result<(Vec<TaskStatus>, TaskStatus), Error> {
+        self.call(|reply| Cmd::Status { task, reply }).await
+    }
+
+    /// Dead jobs.
+    pub async fn list_dead(&self, task: Option<String>, limit: usize) -> Result<Vec<JobView>, Error> {
+        self.call(|reply| Cmd::ListDead { task, limit, reply }).await
+    }
+
+    /// Re-queues dead jobs.
+    pub async fn retry_dead(&self, task: Option<String>, name: Option<String>) -> Result<u64, Error> {
+        let (n, commit) = self
+            .call(|reply| Cmd::RetryDead { task, name, reply })
+            .await?;
+        commit.wait().await.map_err(store_err)?;
+        Ok(n)
+    }
+
+    /// Deletes dead jobs.
+    pub async fn purge_dead(&self, task: Option<String>, name: Option<String>) -> Result<u64, Error> {
+        let (n, commit) = self
+            .call(|reply| Cmd::PurgeDead { task, name, reply })
+            .await?;
+        commit.wait().await.map_err(store_err)?;
+        Ok(n)
+    }
+
+    /// Registers a worker. With `tx` it is connected at once (the Work stream); without, GrabJob attaches later.
+    pub async fn register(
+        &self,
+        worker: Option<WorkerId>,
+        tasks: Vec<String>,
+        capacity: u32,
+        tx: Option<WorkerTx>,
+    ) -> Result<WorkerId, Error> {
+        self.call(|reply| Cmd::Register {
+            worker,
+            tasks,
+            capacity,
+            tx,
+            reply,
+        })
+        .await?
+    }
+
+    /// Attaches a registered worker's job stream.
+    pub async fn connect(&self, worker: WorkerId, tx: WorkerTx) -> Result<(), Error> {
+        self.call(|reply| Cmd::Connect { worker, tx, reply }).await?
+    }
+
+    /// The worker's stream closed: requeue its jobs. Safe to call from `Drop`.
+    pub fn worker_gone(&self, worker: WorkerId) {
+        let _ = self.tx.send(Cmd::WorkerGone { worker });
+    }
+
+    /// Applies a worker's outcome; returns once the change is committed.
+    pub async fn report(&self, lease: LeaseId, outcome: Outcome) -> Result<(), Error> {
+        self.report_deferred(lease, outcome).await?.wait().await.map_err(store_err)
+    }
+
+    /// Applies a worker's outcome in memory; the returned commit resolves once it is durable.
+    /// Lets a stream pipeline many reports without waiting for each fsync.
+    pub async fn report_deferred(&self, lease: LeaseId, outcome: Outcome) -> Result<Commit, Error> {
+        self.call(|reply| Cmd::Report {
+            lease,
+            outcome,
+            reply,
+        })
+        .await?
+    }
+
+    /// Extends leases; returns those no longer held.
+    pub async fn heartbeat(&self, leases: Vec<LeaseId>) -> Result<Vec<LeaseId>, Error> {
+        self.call(|reply| Cmd::Heartbeat { leases, reply }).await
+    }
+
+    /// One page of jobs after `after`, in id order.
+    pub async fn dump_page(&self, after: JobId, limit: usize) -> Result<Vec<JobRecord>, Error> {
+        self.call(|reply| Cmd::DumpPage { after, limit, reply }).await
+    }
+
+    /// Restores one dumped job; returns once committed.
+    pub async fn load(&self, record: JobRecord) -> Result<(), Error> {
+        let commit = self.call(|reply| Cmd::Load { record, reply }).await?;
+        commit.wait().await.map_err(store_err)
+    }
+
+    /// Ends every worker's job stream (shutdown); their leased jobs go back to pending.
+    pub fn close_workers(&self) {
+        let _ = self.tx.send(Cmd::CloseWorkers);
+    }
+
+    /// Waits until every change made so far is committed.
+    pub async fn flush(&self) -> Result<(), Error> {
+        let commit = self.call(|reply| Cmd::Barrier { reply }).await?;
+        commit.wait().await.map_err(store_err)
+    }
+}
+
+fn store_err(e: StoreError) -> Error {
+    Error::Store(e.to_string())
+}
+
+struct Actor {
+    core: Core,
+    writer: Writer,
+    clock: Clock,
+    rx: mpsc::UnboundedReceiver<Cmd>,
+    workers: HashMap<WorkerId, WorkerTx>,
+    waiters: HashMap<JobId, Vec<oneshot::Sender<Result<Bytes, String>>>>,
+}
+
+/// Commands handled per wake-up before timers and dispatch run again.
+const BATCH: usize = 4096;
+
+impl Actor {
+    async fn run(mut self) {
+        loop {
+            let wake = self.core.next_wakeup().map(|t| self.clock.instant_at(t));
+            tokio::select! {
+                biased;
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    self.handle(cmd);
+                    for _ in 0..BATCH {
+                        match self.rx.try_recv() {
+                            Ok(cmd) => self.handle(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep_until_opt(wake) => {}
+            }
+            let now = self.clock.now_ms();
+            self.core.tick(now);
+            let ops = self.effects();
+            self.writer.write_detached(ops);
+        }
+    }
+
+    /// Runs one command; its store writes become the commit handed back to the caller.
+    fn handle(&mut self, cmd: Cmd) {
+        let now = self.clock.now_ms();
+        match cmd {
+            Cmd::Submit { spec, wait, reply } => {
+                if wait && !self.core.has_worker(&spec.task) {
+                    let _ = reply.send(Err(Error::FailedPrecondition(format!(
+                        "no worker for task {}",
+                        spec.task
+                    ))));
+                    return;
+                }
+                let r = self.core.submit(spec, now);
+                let rx = wait.then(|| {
+                    let (tx, rx) = oneshot::channel();
+                    self.waiters.entry(r.id).or_default().push(tx);
+                    rx
+                });
+                let commit = self.commit();
+                let _ = reply.send(Ok((r, commit, rx)));
+            }
+            Cmd::Remove { key, reply } => {
+                let r = self.core.remove(&key);
+                let commit = self.commit();
+                let _ = reply.send(r.map(|id| (id, commit)));
+            }
+            Cmd::Get { key, reply } => {
+                let _ = reply.send(self.core.get(&key));
+            }
+            Cmd::DropTask { task, reply } => {
+                let r = self.core.drop_task(&task);
+                let commit = self.commit();
+                let _ = reply.send(r.map(|n| (n, commit)));
+            }
+            Cmd::Status { task, reply } => {
+                self.core.tick(now);
+                let _ = reply.send(self.core.status(task.as_deref()));
+            }
+            Cmd::ListDead { task, limit, reply } => {
+                let _ = reply.send(self.core.list_dead(task.as_deref(), limit));
+            }
+            Cmd::RetryDead { task, name, reply } => {
+                let n = self.core.retry_dead(task.as_deref(), name.as_deref(), now);
+                let commit = self.commit();
+                let _ = reply.send((n, commit));
+            }
+            Cmd::PurgeDead { task, name, reply } => {
+                let n = self.core.purge_dead(task.as_deref(), name.as_deref());
+                let commit = self.commit();
+                let _ = reply.send((n, commit));
+            }
+            Cmd::Register {
+                worker,
+                tasks,
+                capacity,
+                tx,
+                reply,
+            } => {
+                let r = self
+                    .core
+                    .register_worker(worker, &tasks, capacity, tx.is_some(), now);
+                if let (Ok(w), Some(tx)) = (&r, tx) {
+                    self.workers.insert(*w, tx);
+                }
+                let _ = reply.send(r);
+            }
+            Cmd::Connect { worker, tx, reply } => {
+                let r = self.core.connect_worker(worker);
+                if r.is_ok() {
+                    self.workers.insert(worker, tx);
+                }
+                let _ = reply.send(r);
+            }
+            Cmd::WorkerGone { worker } => {
+                self.workers.remove(&worker);
+                self.core.worker_gone(worker, now);
+                let ops = self.effects();
+                self.writer.write_detached(ops);
+            }
+            Cmd::Report {
+                lease,
+                outcome,
+                reply,
+            } => {
+                let r = self.core.report(lease, outcome, now);
+                let commit = self.commit();
+                let _ = reply.send(r.map(|_| commit));
+            }
+            Cmd::Heartbeat { leases, reply } => {
+                let _ = reply.send(self.core.heartbeat(&leases, now));
+            }
+            Cmd::DumpPage { after, limit, reply } => {
+                let _ = reply.send(self.core.dump_page(after, limit));
+            }
+            Cmd::Load { record, reply } => {
+                self.core.load(record, now);
+                let commit = self.commit();
+                let _ = reply.send(commit);
+            }
+            Cmd::CloseWorkers => {
+                for (w, _) in std::mem::take(&mut self.workers) {
+                    self.core.worker_gone(w, now);
+                }
+                let ops = self.effects();
+                self.writer.write_detached(ops);
+            }
+            Cmd::Barrier { reply } => {
+                let ops = self.effects();
+                self.writer.write_detached(ops);
+                let _ = reply.send(self.writer.barrier());
+            }
+        }
+    }
+
+    /// Carries out pending effects and queues their store writes as one commit.
+    fn commit(&mut self) -> Commit {
+        let ops = self.effects();
+        self.writer.write(ops)
+    }
+
+    /// Carries out pending non-store effects; returns the store writes in order.
+    fn effects(&mut self) -> Vec<Op> {
+        let mut ops = Vec::new();
+        loop {
+            let effects = self.core.take_effects();
+            if effects.is_empty() {
+                return ops;
+            }
+            for e in effects {
+                match e {
+                    Effect::Persist(op) => ops.push(op),
+                    Effect::Assign { worker, job } => {
+                        let sent = self
+                            .workers
+                            .get(&worker)
+                            .is_some_and(|tx| tx.send(job).is_ok());
+                        if !sent {
+                            // The stream is gone but its WorkerGone has not arrived yet.
+                            self.workers.remove(&worker);
+                            let now = self.clock.now_ms();
+                            self.core.worker_gone(worker, now);
+                        }
+                    }
+                    Effect::Finished { job, result } => {
+                        if let Some(ws) = self.waiters.remove(&job) {
+                            for w in ws {
+                                let _ = w.send(result.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

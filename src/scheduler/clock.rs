@@ -1,0 +1,51 @@
+//! Wall-clock milliseconds derived from tokio's monotonic clock.
+//!
+//! Reading time through tokio keeps the actor's timers testable with `tokio::time::pause`,
+//! and a jump of the system clock cannot make due jobs fire early or late in a burst.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+
+use super::job::Millis;
+
+/// Maps tokio instants to unix milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    base_ms: Millis,
+    base: Instant,
+}
+
+impl Clock {
+    /// A clock anchored at the current system time.
+    pub fn system() -> Self {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as Millis;
+        Clock::anchored(ms)
+    }
+
+    /// A clock reading `ms` now (tests).
+    pub fn anchored(ms: Millis) -> Self {
+        Clock {
+            base_ms: ms,
+            base: Instant::now(),
+        }
+    }
+
+    /// Now, in unix milliseconds.
+    pub fn now_ms(&self) -> Millis {
+        self.base_ms + self.base.elapsed().as_millis() as Millis
+    }
+
+    /// The tokio instant at which the clock reads `ms`.
+    pub fn instant_at(&self, ms: Millis) -> Instant {
+        let delta = ms - self.base_ms;
+        if delta <= 0 {
+            self.base
+        } else {
+            self.base + Duration::from_millis(delta as u64)
+        }
+    }
+}

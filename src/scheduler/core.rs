@@ -1,0 +1,1062 @@
+//! The scheduler's state machine: queues, timers, leases, workers and retries.
+//!
+//! Plain Rust with no I/O and no clock: every operation takes `now` and pushes
+//! [`Effect`]s (store writes, job assignments, results for RunJob waiters) that
+//! the actor carries out. That keeps it testable with time under the test's
+//! control and keeps one owner for all scheduling state.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::error::Error;
+use super::job::*;
+use crate::store::Op;
+
+/// Tunables of the core.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// Dead jobs kept at most; the oldest are purged past it.
+    pub max_dead: usize,
+    /// How long a worker registered with RegisterTask may wait before opening GrabJob.
+    pub unattached_worker_ttl_ms: i64,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            max_dead: 100_000,
+            unattached_worker_ttl_ms: 30_000,
+        }
+    }
+}
+
+/// What the actor must do after a core operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Write to the store, in order.
+    Persist(Op),
+    /// Send a leased job to a worker.
+    Assign {
+        /// The worker that holds the lease.
+        worker: WorkerId,
+        /// The job with its lease.
+        job: JobView,
+    },
+    /// A job finished (Ok) or an attempt failed or the job went away (Err): wake RunJob waiters.
+    Finished {
+        /// The job.
+        job: JobId,
+        /// The worker's result, or why there is none.
+        result: Result<Bytes, String>,
+    },
+}
+
+/// Reply to a submit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubmitReply {
+    /// The job's id (kept when replacing).
+    pub id: JobId,
+    /// An existing job with the same task and name was replaced.
+    pub replaced: bool,
+    /// An existing job with the same task and name is running; nothing changed.
+    pub running: bool,
+}
+
+/// Counts for one task (or the totals).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskStatus {
+    /// Task name (empty for totals).
+    pub task: String,
+    /// Registered workers.
+    pub workers: u32,
+    /// Due, waiting for a worker.
+    pub pending: u64,
+    /// Due later.
+    pub scheduled: u64,
+    /// Leased.
+    pub running: u64,
+    /// In the dead set.
+    pub dead: u64,
+    /// Earliest sched_at among pending and scheduled jobs.
+    pub next_sched_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Scheduled,
+    Pending,
+    Running(LeaseId),
+    Dead,
+}
+
+#[derive(Debug)]
+struct Job {
+    task: TaskId,
+    name: Arc<str>,
+    args: Bytes,
+    sched_at: Millis,
+    timeout_ms: u32,
+    priority: i32,
+    retry: RetryPolicy,
+    attempts: u32,
+    run_count: u32,
+    phase: Phase,
+    last_error: Option<Box<str>>,
+}
+
+type ReadyKey = (Reverse<i32>, Millis, JobId);
+
+#[derive(Debug)]
+struct Task {
+    name: Arc<str>,
+    by_name: HashMap<Arc<str>, JobId>,
+    ready: BTreeSet<ReadyKey>,
+    scheduled: BTreeSet<(Millis, JobId)>,
+    dead: BTreeSet<JobId>,
+    workers: Vec<WorkerId>,
+    rr: usize,
+    running: u64,
+}
+
+#[derive(Debug)]
+struct Worker {
+    tasks: Vec<TaskId>,
+    capacity: u32,
+    leases: HashSet<LeaseId>,
+    connected: bool,
+    unattached_until: Millis,
+}
+
+#[derive(Debug)]
+struct Lease {
+    /// None once the job was removed while running: the lease still holds the worker's credit.
+    job: Option<JobId>,
+    worker: WorkerId,
+    expires_at: Millis,
+}
+
+/// The scheduler state machine.
+#[derive(Debug)]
+pub struct Core {
+    cfg: CoreConfig,
+    jobs: BTreeMap<JobId, Job>,
+    tasks: Vec<Task>,
+    task_ids: HashMap<Arc<str>, TaskId>,
+    /// Earliest scheduled job of each task that has one.
+    timers: BTreeSet<(Millis, TaskId)>,
+    leases: HashMap<LeaseId, Lease>,
+    lease_expiry: BTreeSet<(Millis, LeaseId)>,
+    workers: HashMap<WorkerId, Worker>,
+    unattached: BTreeSet<(Millis, WorkerId)>,
+    dirty: VecDeque<TaskId>,
+    dirty_flag: Vec<bool>,
+    dead_total: usize,
+    next_job: JobId,
+    next_lease: LeaseId,
+    next_worker: WorkerId,
+    rng: SmallRng,
+    effects: Vec<Effect>,
+}
+
+impl Core {
+    /// A new, empty core. `first_lease` must exceed every lease id handed out before a restart.
+    pub fn new(cfg: CoreConfig, seed: u64, first_lease: LeaseId) -> Self {
+        Core {
+            cfg,
+            jobs: BTreeMap::new(),
+            tasks: Vec::new(),
+            task_ids: HashMap::new(),
+            timers: BTreeSet::new(),
+            leases: HashMap::new(),
+            lease_expiry: BTreeSet::new(),
+            workers: HashMap::new(),
+            unattached: BTreeSet::new(),
+            dirty: VecDeque::new(),
+            dirty_flag: Vec::new(),
+            dead_total: 0,
+            next_job: 1,
+            next_lease: first_lease.max(1),
+            next_worker: 1,
+            rng: SmallRng::seed_from_u64(seed),
+            effects: Vec::new(),
+        }
+    }
+
+    /// Takes the effects produced since the last call.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// Number of live and dead jobs held.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// True when no job is held.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Loads jobs read from the store at start-up: leased jobs come back as pending (at-least-once).
+    pub fn restore(&mut self, records: Vec<JobRecord>, now: Millis) {
+        for r in records {
+            self.next_job = self.next_job.max(r.id + 1);
+            self.insert_record(r.id, r, now);
+        }
+        self.effects.clear();
+    }
+
+    /// Submits or replaces a job (by task and name). A running job is left alone.
+    pub fn submit(&mut self, spec: JobSpec, now: Millis) -> SubmitReply {
+        let tid = self.task_id(&spec.task);
+        if let Some(&id) = self.tasks[tid as usize].by_name.get(spec.name.as_str()) {
+            let phase = self.jobs[&id].phase;
+            if let Phase::Running(_) = phase {
+                return SubmitReply {
+                    id,
+                    replaced: false,
+                    running: true,
+                };
+            }
+            self.unqueue(id);
+            let job = self.jobs.get_mut(&id).expect("indexed job exists");
+            job.args = spec.args;
+            job.sched_at = spec.sched_at;
+            job.timeout_ms = spec.timeout_ms;
+            job.priority = spec.priority;
+            job.retry = spec.retry;
+            job.attempts = 0;
+            job.run_count = 0;
+            job.last_error = None;
+            self.enqueue(id, now);
+            self.persist_upsert(id);
+            return SubmitReply {
+                id,
+                replaced: true,
+                running: false,
+            };
+        }
+        let id = self.next_job;
+        self.next_job += 1;
+        let record = JobRecord {
+            id,
+            task: spec.task,
+            name: spec.name,
+            args: spec.args,
+            sched_at: spec.sched_at,
+            timeout_ms: spec.timeout_ms,
+            priority: spec.priority,
+            retry: spec.retry,
+            attempts: 0,
+            run_count: 0,
+            dead: false,
+            last_error: String::new(),
+        };
+        self.insert_record(id, record, now);
+        self.persist_upsert(id);
+        SubmitReply {
+            id,
+            replaced: false,
+            running: false,
+        }
+    }
+
+    /// Restores a dumped job: replaces by task and name, keeps its counters and dead flag.
+    pub fn load(&mut self, mut record: JobRecord, now: Millis) {
+        let tid = self.task_id(&record.task);
+        let existing = self.tasks[tid as usize]
+            .by_name
+            .get(record.name.as_str())
+            .copied();
+        let id = match existing {
+            Some(id) => {
+                self.remove_job(id, "replaced by load");
+                id
+            }
+            None => {
+                let id = self.next_job;
+                self.next_job += 1;
+                id
+            }
+        };
+        record.id = id;
+        self.insert_record(id, record, now);
+        self.persist_upsert(id);
+    }
+
+    /// Removes a job in any state. A running job's lease stops counting: its report will be rejected.
+    pub fn remove(&mut self, key: &JobKey) -> Result<JobId, Error> {
+        let id = self.find(key)?;
+        self.remove_job(id, "job removed");
+        self.effects.push(Effect::Persist(Op::Delete(id)));
+        Ok(id)
+    }
+
+    /// A job as clients see it.
+    pub fn get(&self, key: &JobKey) -> Result<JobView, Error> {
+        let id = self.find(key)?;
+        Ok(self.view(id))
+    }
+
+    /// Whether any worker (connected or just registered) serves `task`.
+    pub fn has_worker(&self, task: &str) -> bool {
+        self.task_ids
+            .get(task)
+            .is_some_and(|&t| !self.tasks[t as usize].workers.is_empty())
+    }
+
+    /// Removes a task's jobs (live and dead); refused while workers serve it.
+    pub fn drop_task(&mut self, task: &str) -> Result<u64, Error> {
+        let Some(&tid) = self.task_ids.get(task) else {
+            return Err(Error::NotFound(format!("task {task:?} not found")));
+        };
+        let t = &self.tasks[tid as usize];
+        if !t.workers.is_empty() {
+            return Err(Error::FailedPrecondition(format!(
+                "task {task:?} has {} registered worker(s); stop them before dropping it",
+                t.workers.len()
+            )));
+        }
+        let ids: Vec<JobId> = t.by_name.values().copied().collect();
+        for &id in &ids {
+            self.remove_job(id, "task dropped");
+        }
+        self.effects
+            .push(Effect::Persist(Op::DeleteTask(task.to_string())));
+        Ok(ids.len() as u64)
+    }
+
+    /// Per-task counts (one task when `only` is set) and totals.
+    pub fn status(&self, only: Option<&str>) -> (Vec<TaskStatus>, TaskStatus) {
+        let mut out = Vec::new();
+        let mut totals = TaskStatus::default();
+        for t in &self.tasks {
+            if only.is_some_and(|o| o != &*t.name) {
+                continue;
+            }
+            let s = self.task_status(t);
+            if only.is_none()
+                && s.workers == 0
+                && s.pending == 0
+                && s.scheduled == 0
+                && s.running == 0
+                && s.dead == 0
+            {
+                continue;
+            }
+            totals.workers += s.workers;
+            totals.pending += s.pending;
+            totals.scheduled += s.scheduled;
+            totals.running += s.running;
+            totals.dead += s.dead;
+            totals.next_sched_at = match (totals.next_sched_at, s.next_sched_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            out.push(s);
+        }
+        out.sort_by(|a, b| a.task.cmp(&b.task));
+        (out, totals)
+    }
+
+    fn task_status(&self, t: &Task) -> TaskStatus {
+        // The ready set is ordered by priority first: its earliest sched_at is the
+        // minimum over the first entry of each priority level.
+        let mut next: Option<Millis> = t.scheduled.first().map(|&(s, _)| s);
+        let mut cursor = t.ready.first().copied();
+        while let Some((Reverse(p), s, _)) = cursor {
+            next = Some(next.map_or(s, |n| n.min(s)));
+            cursor = match p.checked_sub(1) {
+                Some(lower) => t
+                    .ready
+                    .range((Reverse(lower), Millis::MIN, 0)..)
+                    .next()
+                    .copied(),
+                None => None,
+            };
+        }
+        TaskStatus {
+            task: t.name.to_string(),
+            workers: t.workers.len() as u32,
+            pending: t.ready.len() as u64,
+            scheduled: t.scheduled.len() as u64,
+            running: t.running,
+            dead: t.dead.len() as u64,
+            next_sched_at: next,
+        }
+    }
+
+    /// Dead jobs, of one task or all, oldest first.
+    pub fn list_dead(&self, task: Option<&str>, limit: usize) -> Vec<JobView> {
+        let mut out = Vec::new();
+        for t in &self.tasks {
+            if task.is_some_and(|o| o != &*t.name) {
+                continue;
+            }
+            for &id in &t.dead {
+                if out.len() >= limit {
+                    return out;
+                }
+                out.push(self.view(id));
+            }
+        }
+        out
+    }
+
+    /// Puts dead jobs back to pending with their attempts reset.
+    pub fn retry_dead(&mut self, task: Option<&str>, name: Option<&str>, now: Millis) -> u64 {
+        let ids = self.dead_matching(task, name);
+        for &id in &ids {
+            let job = self.jobs.get_mut(&id).expect("dead job exists");
+            self.tasks[job.task as usize].dead.remove(&id);
+            self.dead_total -= 1;
+            job.attempts = 0;
+            job.sched_at = now;
+            self.enqueue(id, now);
+            self.persist_reschedule(id);
+        }
+        ids.len() as u64
+    }
+
+    /// Deletes dead jobs for good.
+    pub fn purge_dead(&mut self, task: Option<&str>, name: Option<&str>) -> u64 {
+        let ids = self.dead_matching(task, name);
+        for &id in &ids {
+            self.remove_job(id, "purged");
+            self.effects.push(Effect::Persist(Op::Delete(id)));
+        }
+        ids.len() as u64
+    }
+
+    fn dead_matching(&self, task: Option<&str>, name: Option<&str>) -> Vec<JobId> {
+        let mut ids = Vec::new();
+        for t in &self.tasks {
+            if task.is_some_and(|o| o != &*t.name) {
+                continue;
+            }
+            match name {
+                Some(n) => {
+                    if let Some(&id) = t.by_name.get(n) {
+                        if t.dead.contains(&id) {
+                            ids.push(id);
+                        }
+                    }
+                }
+                None => ids.extend(t.dead.iter().copied()),
+            }
+        }
+        ids
+    }
+
+    /// Registers a worker (or adds tasks to an existing one). Unconnected workers expire after a TTL.
+    pub fn register_worker(
+        &mut self,
+        existing: Option<WorkerId>,
+        tasks: &[String],
+        capacity: u32,
+        connected: bool,
+        now: Millis,
+    ) -> Result<WorkerId, Error> {
+        let capacity = capacity.max(1);
+        let wid = match existing {
+            Some(w) => {
+                let worker = self
+                    .workers
+                    .get_mut(&w)
+                    .ok_or_else(|| Error::NotFound(format!("worker {w} not found")))?;
+                worker.capacity = capacity;
+                w
+            }
+            None => {
+                let w = self.next_worker;
+                self.next_worker += 1;
+                let until = if connected {
+                    Millis::MAX
+                } else {
+                    let until = now + self.cfg.unattached_worker_ttl_ms;
+                    self.unattached.insert((until, w));
+                    until
+                };
+                self.workers.insert(
+                    w,
+                    Worker {
+                        tasks: Vec::new(),
+                        capacity,
+                        leases: HashSet::new(),
+                        connected,
+                        unattached_until: until,
+                    },
+                );
+                w
+            }
+        };
+        for name in tasks {
+            let tid = self.task_id(name);
+            let worker = self.workers.get_mut(&wid).expect("worker exists");
+            if !worker.tasks.contains(&tid) {
+                worker.tasks.push(tid);
+                self.tasks[tid as usize].workers.push(wid);
+            }
+        }
+        self.mark_worker_dirty(wid);
+        Ok(wid)
+    }
+
+    /// Attaches a registered worker's job stream (GrabJob).
+    pub fn connect_worker(&mut self, wid: WorkerId) -> Result<(), Error> {
+        let worker = self
+            .workers
+            .get_mut(&wid)
+            .ok_or_else(|| Error::NotFound(format!("worker {wid} not found; register first")))?;
+        if worker.connected {
+            return Err(Error::FailedPrecondition(format!(
+                "worker {wid} already has a job stream"
+            )));
+        }
+        worker.connected = true;
+        self.unattached.remove(&(worker.unattached_until, wid));
+        worker.unattached_until = Millis::MAX;
+        self.mark_worker_dirty(wid);
+        Ok(())
+    }
+
+    /// A worker's stream closed: its leased jobs go back to pending at once (a failed attempt each).
+    pub fn worker_gone(&mut self, wid: WorkerId, now: Millis) {
+        let Some(worker) = self.workers.remove(&wid) else {
+            return;
+        };
+        self.unattached.remove(&(worker.unattached_until, wid));
+        for &tid in &worker.tasks {
+            let t = &mut self.tasks[tid as usize];
+            t.workers.retain(|&w| w != wid);
+            if t.rr >= t.workers.len() {
+                t.rr = 0;
+            }
+        }
+        let mut leases: Vec<LeaseId> = worker.leases.into_iter().collect();
+        leases.sort_unstable();
+        for lid in leases {
+            if let Some(lease) = self.leases.remove(&lid) {
+                self.lease_expiry.remove(&(lease.expires_at, lid));
+                if let Some(id) = lease.job {
+                    self.fail_attempt(id, "worker lost".into(), true, false, now);
+                }
+            }
+        }
+    }
+
+    /// Applies a worker's outcome for a lease; stale or unknown leases are rejected untouched.
+    pub fn report(&mut self, lid: LeaseId, outcome: Outcome, now: Millis) -> Result<JobId, Error> {
+        let lease = self.leases.remove(&lid).ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "lease {lid} is not held: it expired, was reassigned or was already reported"
+            ))
+        })?;
+        self.lease_expiry.remove(&(lease.expires_at, lid));
+        if let Some(w) = self.workers.get_mut(&lease.worker) {
+            w.leases.remove(&lid);
+            self.mark_worker_dirty(lease.worker);
+        }
+        let Some(id) = lease.job else {
+            return Err(Error::FailedPrecondition(format!(
+                "lease {lid}: its job was removed while running"
+            )));
+        };
+        match outcome {
+            Outcome::Done { result } => {
+                let tid = self.jobs[&id].task;
+                self.tasks[tid as usize].running -= 1;
+                self.remove_job_silently(id);
+                self.effects.push(Effect::Persist(Op::Delete(id)));
+                self.effects.push(Effect::Finished {
+                    job: id,
+                    result: Ok(result),
+                });
+            }
+            Outcome::Fail { error, retry } => self.fail_attempt(id, error, retry, true, now),
+            Outcome::SchedLater {
+                delay_ms,
+                count_step,
+            } => {
+                let job = self.jobs.get_mut(&id).expect("leased job exists");
+                self.tasks[job.task as usize].running -= 1;
+                job.run_count = job.run_count.saturating_add(count_step.max(1));
+                job.attempts = 0;
+                job.sched_at = now.saturating_add(delay_ms.max(0));
+                self.enqueue(id, now);
+                self.persist_reschedule(id);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Extends leases by their job's timeout; returns the ones no longer held.
+    pub fn heartbeat(&mut self, leases: &[LeaseId], now: Millis) -> Vec<LeaseId> {
+        let mut lost = Vec::new();
+        for &lid in leases {
+            let Some(lease) = self.leases.get_mut(&lid) else {
+                lost.push(lid);
+                continue;
+            };
+            let Some(job) = lease.job.and_then(|id| self.jobs.get(&id)) else {
+                lost.push(lid);
+                continue;
+            };
+            self.lease_expiry.remove(&(lease.expires_at, lid));
+            lease.expires_at = now + job.timeout_ms as Millis;
+            self.lease_expiry.insert((lease.expires_at, lid));
+        }
+        lost
+    }
+
+    /// Earliest time at which `tick` has work: a job due, a lease or a registration expiring.
+    pub fn next_wakeup(&self) -> Option<Millis> {
+        [
+            self.timers.first().map(|&(t, _)| t),
+            self.lease_expiry.first().map(|&(t, _)| t),
+            self.unattached.first().map(|&(t, _)| t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Promotes due jobs, expires leases and registrations, then hands due jobs to workers with credit.
+    pub fn tick(&mut self, now: Millis) {
+        while let Some(&(t, wid)) = self.unattached.first() {
+            if t > now {
+                break;
+            }
+            self.unattached.pop_first();
+            self.worker_gone(wid, now);
+        }
+        while let Some(&(t, lid)) = self.lease_expiry.first() {
+            if t > now {
+                break;
+            }
+            self.lease_expiry.pop_first();
+            if let Some(lease) = self.leases.remove(&lid) {
+                if let Some(w) = self.workers.get_mut(&lease.worker) {
+                    w.leases.remove(&lid);
+                    self.mark_worker_dirty(lease.worker);
+                }
+                if let Some(id) = lease.job {
+                    self.fail_attempt(id, "lease expired".into(), true, false, now);
+                }
+            }
+        }
+        while let Some(&(t, tid)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.pop_first();
+            let task = &mut self.tasks[tid as usize];
+            while let Some(&(s, id)) = task.scheduled.first() {
+                if s > now {
+                    break;
+                }
+                task.scheduled.pop_first();
+                let job = self.jobs.get_mut(&id).expect("scheduled job exists");
+                job.phase = Phase::Pending;
+                task.ready.insert((Reverse(job.priority), s, id));
+            }
+            if let Some(&(s, _)) = task.scheduled.first() {
+                self.timers.insert((s, tid));
+            }
+            self.mark_dirty(tid);
+        }
+        self.dispatch(now);
+    }
+
+    fn dispatch(&mut self, now: Millis) {
+        while let Some(tid) = self.dirty.pop_front() {
+            self.dirty_flag[tid as usize] = false;
+            while !self.tasks[tid as usize].ready.is_empty() {
+                let Some(wid) = self.pick_worker(tid) else {
+                    break;
+                };
+                let (_, _, id) = self.tasks[tid as usize]
+                    .ready
+                    .pop_first()
+                    .expect("ready not empty");
+                self.lease(id, wid, now);
+            }
+        }
+    }
+
+    fn pick_worker(&mut self, tid: TaskId) -> Option<WorkerId> {
+        let t = &mut self.tasks[tid as usize];
+        let n = t.workers.len();
+        for i in 0..n {
+            let idx = (t.rr + i) % n;
+            let wid = t.workers[idx];
+            let w = &self.workers[&wid];
+            if w.connected && (w.leases.len() as u32) < w.capacity {
+                t.rr = (idx + 1) % n;
+                return Some(wid);
+            }
+        }
+        None
+    }
+
+    fn lease(&mut self, id: JobId, wid: WorkerId, now: Millis) {
+        let lid = self.next_lease;
+        self.next_lease += 1;
+        let job = self.jobs.get_mut(&id).expect("ready job exists");
+        job.phase = Phase::Running(lid);
+        let expires_at = now + job.timeout_ms as Millis;
+        self.tasks[job.task as usize].running += 1;
+        self.leases.insert(
+            lid,
+            Lease {
+                job: Some(id),
+                worker: wid,
+                expires_at,
+            },
+        );
+        self.lease_expiry.insert((expires_at, lid));
+        self.workers
+            .get_mut(&wid)
+            .expect("picked worker exists")
+            .leases
+            .insert(lid);
+        let job = self.view(id);
+        self.effects.push(Effect::Assign { worker: wid, job });
+    }
+
+    /// One failed attempt: retry (with backoff, or at once for lost leases) or move to the dead set.
+    fn fail_attempt(&mut self, id: JobId, error: String, retry: bool, backoff: bool, now: Millis) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if let Phase::Running(_) = job.phase {
+            self.tasks[job.task as usize].running -= 1;
+        }
+        job.attempts = job.attempts.saturating_add(1);
+        job.last_error = Some(error.clone().into_boxed_str());
+        if !retry || job.attempts >= job.retry.max_attempts {
+            job.phase = Phase::Dead;
+            let tid = job.task;
+            self.tasks[tid as usize].dead.insert(id);
+            self.dead_total += 1;
+            self.persist_reschedule(id);
+            self.trim_dead();
+        } else {
+            if backoff {
+                let delay = self.backoff_ms(id);
+                let job = self.jobs.get_mut(&id).expect("job exists");
+                job.sched_at = now + delay;
+            }
+            self.enqueue(id, now);
+            self.persist_reschedule(id);
+        }
+        self.effects.push(Effect::Finished {
+            job: id,
+            result: Err(error),
+        });
+    }
+
+    fn backoff_ms(&mut self, id: JobId) -> Millis {
+        let job = &self.jobs[&id];
+        let p = job.retry;
+        let exp = job.attempts.saturating_sub(1).min(40);
+        let full = (p.backoff_base_ms as u64)
+            .saturating_mul(1u64 << exp)
+            .min(p.backoff_max_ms as u64);
+        // Equal jitter: half fixed, half random, so retries of many jobs spread out.
+        let half = full / 2;
+        (half + self.rng.random_range(0..=half)) as Millis
+    }
+
+    fn trim_dead(&mut self) {
+        while self.dead_total > self.cfg.max_dead {
+            // Oldest by id across tasks.
+            let oldest = self
+                .tasks
+                .iter()
+                .filter_map(|t| t.dead.first().copied())
+                .min();
+            let Some(id) = oldest else { break };
+            self.remove_job(id, "dead set full");
+            self.effects.push(Effect::Persist(Op::Delete(id)));
+        }
+    }
+
+    fn find(&self, key: &JobKey) -> Result<JobId, Error> {
+        match key {
+            JobKey::Id(id) => {
+                if self.jobs.contains_key(id) {
+                    Ok(*id)
+                } else {
+                    Err(Error::NotFound(format!("job {id} not found")))
+                }
+            }
+            JobKey::Name { task, name } => self
+                .task_ids
+                .get(task.as_str())
+                .and_then(|&t| self.tasks[t as usize].by_name.get(name.as_str()).copied())
+                .ok_or_else(|| Error::NotFound(format!("job {task}:{name} not found"))),
+        }
+    }
+
+    fn task_id(&mut self, name: &str) -> TaskId {
+        if let Some(&t) = self.task_ids.get(name) {
+            return t;
+        }
+        let t = self.tasks.len() as TaskId;
+        let name: Arc<str> = Arc::from(name);
+        self.tasks.push(Task {
+            name: name.clone(),
+            by_name: HashMap::new(),
+            ready: BTreeSet::new(),
+            scheduled: BTreeSet::new(),
+            dead: BTreeSet::new(),
+            workers: Vec::new(),
+            rr: 0,
+            running: 0,
+        });
+        self.dirty_flag.push(false);
+        self.task_ids.insert(name, t);
+        t
+    }
+
+    fn insert_record(&mut self, id: JobId, r: JobRecord, now: Millis) {
+        let tid = self.task_id(&r.task);
+        let name: Arc<str> = Arc::from(r.name.as_str());
+        self.tasks[tid as usize].by_name.insert(name.clone(), id);
+        self.jobs.insert(
+            id,
+            Job {
+                task: tid,
+                name,
+                args: r.args,
+                sched_at: r.sched_at,
+                timeout_ms: r.timeout_ms,
+                priority: r.priority,
+                retry: r.retry,
+                attempts: r.attempts,
+                run_count: r.run_count,
+                phase: Phase::Pending,
+                last_error: (!r.last_error.is_empty()).then(|| r.last_error.into_boxed_str()),
+            },
+        );
+        if r.dead {
+            self.jobs.get_mut(&id).expect("just inserted").phase = Phase::Dead;
+            self.tasks[tid as usize].dead.insert(id);
+            self.dead_total += 1;
+            self.trim_dead();
+        } else {
+            self.enqueue(id, now);
+        }
+    }
+
+    /// Puts a job in the ready set (due) or the scheduled set (later).
+    fn enqueue(&mut self, id: JobId, now: Millis) {
+        let job = self.jobs.get_mut(&id).expect("job exists");
+        let tid = job.task;
+        let task = &mut self.tasks[tid as usize];
+        if job.sched_at <= now {
+            job.phase = Phase::Pending;
+            task.ready.insert((Reverse(job.priority), job.sched_at, id));
+            self.mark_dirty(tid);
+        } else {
+            job.phase = Phase::Scheduled;
+            let old_first = task.scheduled.first().copied();
+            task.scheduled.insert((job.sched_at, id));
+            let new_first = task.scheduled.first().copied();
+            if old_first != new_first {
+                if let Some((s, _)) = old_first {
+                    self.timers.remove(&(s, tid));
+                }
+                self.timers.insert((job.sched_at, tid));
+            }
+        }
+    }
+
+    /// Takes a pending or scheduled job out of its queue (no-op for other phases).
+    fn unqueue(&mut self, id: JobId) {
+        let job = &self.jobs[&id];
+        let tid = job.task;
+        let task = &mut self.tasks[tid as usize];
+        match job.phase {
+            Phase::Pending => {
+                task.ready.remove(&(Reverse(job.priority), job.sched_at, id));
+            }
+            Phase::Scheduled => {
+                let old_first = task.scheduled.first().copied();
+                task.scheduled.remove(&(job.sched_at, id));
+                let new_first = task.scheduled.first().copied();
+                if old_first != new_first {
+                    if let Some((s, _)) = old_first {
+                        self.timers.remove(&(s, tid));
+                    }
+                    if let Some((s, _)) = new_first {
+                        self.timers.insert((s, tid));
+                    }
+                }
+            }
+            Phase::Dead => {
+                task.dead.remove(&id);
+                self.dead_total -= 1;
+            }
+            Phase::Running(_) => {}
+        }
+    }
+
+    /// Removes a job from every index; running jobs release their lease's hold on the job.
+    fn remove_job(&mut self, id: JobId, why: &str) {
+        if let Some(job) = self.jobs.get(&id) {
+            if let Phase::Running(lid) = job.phase {
+                if let Some(lease) = self.leases.get_mut(&lid) {
+                    lease.job = None;
+                }
+                self.tasks[job.task as usize].running -= 1;
+            }
+        }
+        self.remove_job_silently(id);
+        self.effects.push(Effect::Finished {
+            job: id,
+            result: Err(why.to_string()),
+        });
+    }
+
+    /// Drops a job from the maps and queues; the caller settles its lease and running count.
+    fn remove_job_silently(&mut self, id: JobId) {
+        self.unqueue(id);
+        let job = self.jobs.remove(&id).expect("job exists");
+        self.tasks[job.task as usize].by_name.remove(&job.name);
+    }
+
+    fn mark_dirty(&mut self, tid: TaskId) {
+        if !self.dirty_flag[tid as usize] {
+            self.dirty_flag[tid as usize] = true;
+            self.dirty.push_back(tid);
+        }
+    }
+
+    fn mark_worker_dirty(&mut self, wid: WorkerId) {
+        let tasks = match self.workers.get(&wid) {
+            Some(w) if w.connected => w.tasks.clone(),
+            _ => return,
+        };
+        for tid in tasks {
+            self.mark_dirty(tid);
+        }
+    }
+
+    fn record(&self, id: JobId) -> JobRecord {
+        let job = &self.jobs[&id];
+        JobRecord {
+            id,
+            task: self.tasks[job.task as usize].name.to_string(),
+            name: job.name.to_string(),
+            args: job.args.clone(),
+            sched_at: job.sched_at,
+            timeout_ms: job.timeout_ms,
+            priority: job.priority,
+            retry: job.retry,
+            attempts: job.attempts,
+            run_count: job.run_count,
+            dead: job.phase == Phase::Dead,
+            last_error: job.last_error.as_deref().unwrap_or("").to_string(),
+        }
+    }
+
+    fn view(&self, id: JobId) -> JobView {
+        let job = &self.jobs[&id];
+        let (state, lease) = match job.phase {
+            Phase::Pending => (JobState::Pending, None),
+            Phase::Scheduled => (JobState::Scheduled, None),
+            Phase::Running(l) => (JobState::Running, Some(l)),
+            Phase::Dead => (JobState::Dead, None),
+        };
+        JobView {
+            record: self.record(id),
+            state,
+            lease,
+        }
+    }
+
+    fn persist_upsert(&mut self, id: JobId) {
+        let r = self.record(id);
+        self.effects.push(Effect::Persist(Op::Upsert(r)));
+    }
+
+    fn persist_reschedule(&mut self, id: JobId) {
+        let job = &self.jobs[&id];
+        self.effects.push(Effect::Persist(Op::Reschedule {
+            id,
+            sched_at: job.sched_at,
+            attempts: job.attempts,
+            run_count: job.run_count,
+            dead: job.phase == Phase::Dead,
+            last_error: job.last_error.as_deref().unwrap_or("").to_string(),
+        }));
+    }
+
+    /// One page of every job in id order, for Dump.
+    pub fn dump_page(&self, after: JobId, limit: usize) -> Vec<JobRecord> {
+        self.jobs
+            .range(after + 1..)
+            .take(limit)
+            .map(|(&id, _)| self.record(id))
+            .collect()
+    }
+
+    /// Checks the internal indexes agree with each other (used by tests).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut running = vec![0u64; self.tasks.len()];
+        for (&id, job) in &self.jobs {
+            let t = &self.tasks[job.task as usize];
+            if t.by_name.get(&job.name) != Some(&id) {
+                return Err(format!("job {id} missing from by_name"));
+            }
+            let ok = match job.phase {
+                Phase::Pending => t.ready.contains(&(Reverse(job.priority), job.sched_at, id)),
+                Phase::Scheduled => t.scheduled.contains(&(job.sched_at, id)),
+                Phase::Dead => t.dead.contains(&id),
+                Phase::Running(l) => {
+                    running[job.task as usize] += 1;
+                    self.leases.get(&l).is_some_and(|x| x.job == Some(id))
+                }
+            };
+            if !ok {
+                return Err(format!("job {id} in phase {:?} is not indexed", job.phase));
+            }
+        }
+        for (i, t) in self.tasks.iter().enumerate() {
+            let n = t.ready.len() + t.scheduled.len() + t.dead.len() + running[i] as usize;
+            if n != t.by_name.len() {
+                return Err(format!("task {} counts {} != {}", t.name, n, t.by_name.len()));
+            }
+            if t.running != running[i] {
+                return Err(format!("task {} running counter off", t.name));
+            }
+            if let Some(&(s, _)) = t.scheduled.first() {
+                if !self.timers.contains(&(s, i as TaskId)) {
+                    return Err(format!("task {} timer missing", t.name));
+                }
+            }
+        }
+        for (lid, l) in &self.leases {
+            if !self.lease_expiry.contains(&(l.expires_at, *lid)) {
+                return Err(format!("lease {lid} has no expiry"));
+            }
+            match self.workers.get(&l.worker) {
+                Some(w) if w.leases.contains(lid) => {}
+                _ => return Err(format!("lease {lid} not held by its worker")),
+            }
+        }
+        for (wid, w) in &self.workers {
+            if w.leases.len() as u32 > w.capacity {
+                return Err(format!("worker {wid} over capacity"));
+            }
+        }
+        Ok(())
+    }
+}

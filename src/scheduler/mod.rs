@@ -1,0 +1,11 @@
+//! Scheduling: the pure state machine ([`core`]), the actor that drives it ([`actor`]),
+//! its clock, job model and error type.
+
+pub mod actor;
+pub mod clock;
+pub mod core;
+pub mod error;
+pub mod job;
+
+pub use actor::SchedulerHandle;
+pub use error::Error;

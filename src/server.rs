@@ -1,0 +1,131 @@
+//! Starts everything: store, scheduler actor, gRPC services (with health and reflection).
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::Config;
+use crate::pb;
+use crate::rpc::scheduler::SchedulerService;
+use crate::scheduler::clock::Clock;
+use crate::scheduler::core::{Core, CoreConfig};
+use crate::scheduler::{actor, SchedulerHandle};
+use crate::store::sqlite::SqliteStore;
+use crate::store::writer::Writer;
+use crate::store::Store;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store could not be opened or read.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// gRPC transport failure.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection service set-up failed.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// Socket failure.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the store and starts the scheduler actor; returns its handle and what to join at shutdown.
+pub async fn start_scheduler(
+    config: &Config,
+) -> Result<(SchedulerHandle, tokio::task::JoinHandle<()>, std::thread::JoinHandle<()>), ServerError> {
+    let dir = config.data_dir.clone();
+    let sync = config.sync;
+    let (store, records) = tokio::task::spawn_blocking(move || {
+        let mut store = SqliteStore::open(&dir, sync)?;
+        let records = store.load_jobs()?;
+        Ok::<_, crate::store::StoreError>((store, records))
+    })
+    .await
+    .expect("store open task")?;
+    let clock = Clock::system();
+    let now = clock.now_ms();
+    let n = records.len();
+    // Lease ids start from the clock in microseconds: a report for a lease handed out
+    // before a restart can never match a lease handed out after it.
+    let first_lease = (now as u64).saturating_mul(1000);
+    let mut core = Core::new(
+        CoreConfig {
+            max_dead: config.max_dead,
+            ..CoreConfig::default()
+        },
+        now as u64,
+        first_lease,
+    );
+    core.restore(records, now);
+    tracing::info!(jobs = n, dir = %config.data_dir.display(), "store loaded");
+    let (writer, writer_join) = Writer::spawn(store);
+    let (handle, actor_join) = actor::spawn(core, writer, clock);
+    Ok((handle, actor_join, writer_join))
+}
+
+/// Serves every face on `listener` until `shutdown` resolves, then flushes the store.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let addr: SocketAddr = listener.local_addr()?;
+    let (handle, actor_join, writer_join) = start_scheduler(&config).await?;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<pb::scheduler_server::SchedulerServer<SchedulerService>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let scheduler = pb::scheduler_server::SchedulerServer::new(SchedulerService::new(
+        handle.clone(),
+        config.limits.clone(),
+    ))
+    .max_decoding_message_size(config.limits.max_args_bytes + 64 * 1024);
+
+    tracing::info!(%addr, "taskhive serving");
+    // On shutdown: stop accepting, end worker streams (their jobs go back to pending), let
+    // in-flight calls finish within the grace period, then stop regardless.
+    let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
+    let signal = {
+        let h = handle.clone();
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            h.close_workers();
+            stopping.notify_one();
+        }
+    };
+    let serve = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(scheduler)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    let grace = config.shutdown_grace;
+    tokio::select! {
+        r = serve => r?,
+        _ = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(?grace, "calls still open after the grace period; stopping anyway");
+        }
+    }
+
+    // Everything acknowledged is already committed; this waits for internal writes too.
+    let _ = handle.flush().await;
+    drop((handle, actor_join, writer_join));
+    tracing::info!("taskhive stopped");
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! Shared test harness: a real server on 127.0.0.1:0 and real gRPC clients and workers.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use taskhive::config::Config;
+use taskhive::pb::{self, scheduler_client::SchedulerClient};
+use tempfile::TempDir;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+/// Fails the test when `fut` takes longer than `secs`.
+pub async fn within<T>(secs: u64, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), fut)
+        .await
+        .expect("timed out waiting for an event")
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A server running in this process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    join: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, tweak).await
+    }
+
+    /// Starts a server over an existing data directory (restart tests).
+    pub async fn start_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::new(dir.path());
+        config.shutdown_grace = Duration::from_millis(500);
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, rx) = oneshot::channel::<()>();
+        let join = tokio::spawn(async move {
+            taskhive::server::run(listener, config, async move {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server run");
+        });
+        TestServer {
+            addr,
+            dir,
+            stop: Some(stop),
+            join: Some(join),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        within(10, async {
+            loop {
+                if let Ok(c) = Channel::from_shared(self.url()).unwrap().connect().await {
+                    return c;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+    }
+
+    pub async fn client(&self) -> SchedulerClient<Channel> {
+        SchedulerClient::new(self.channel().await)
+    }
+
+    /// Graceful stop; returns the data directory for a restart.
+    pub async fn stop(mut self) -> TempDir {
+        let _ = self.stop.take().unwrap().send(());
+        within(10, self.join.take().unwrap()).await.unwrap();
+        self.dir
+    }
+
+    pub async fn worker(&self, tasks: &[&str], capacity: u32) -> Worker {
+        Worker::connect(self.channel().await, tasks, capacity).await
+    }
+}
+
+/// A submission with defaults.
+pub fn job(task: &str, name: &str) -> pb::SubmitJobRequest {
+    pb::SubmitJobRequest {
+        task: task.into(),
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+/// A worker on the bidirectional Work stream.
+pub struct Worker {
+    pub id: String,
+    tx: mpsc::Sender<pb::WorkerMessage>,
+    inbound: tonic::Streaming<pb::ServerMessage>,
+    jobs: VecDeque<pb::Job>,
+    acks: VecDeque<pb::ResultAck>,
+}
+
+impl Worker {
+    pub async fn connect(channel: Channel, tasks: &[&str], capacity: u32) -> Worker {
+        let (tx, rx) = mpsc::channel(1024);
+        tx.send(pb::WorkerMessage {
+            msg: Some(pb::worker_message::Msg::Hello(pb::WorkerHello {
+                tasks: tasks.iter().map(|s| s.to_string()).collect(),
+                capacity,
+                name: "test".into(),
+            })),
+        })
+        .await
+        .unwrap();
+        let mut inbound = SchedulerClient::new(channel)
+            .work(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        let welcome = within(10, inbound.message()).await.unwrap().unwrap();
+        let id = match welcome.msg {
+            Some(pb::server_message::Msg::Welcome(w)) => w.worker_id,
+            other => panic!("expected welcome, got {other:?}"),
+        };
+        Worker {
+            id,
+            tx,
+            inbound,
+            jobs: VecDeque::new(),
+            acks: VecDeque::new(),
+        }
+    }
+
+    async fn pump(&mut self) {
+        let m = self
+            .inbound
+            .message()
+            .await
+            .expect("stream error")
+            .expect("stream ended");
+        match m.msg {
+            Some(pb::server_message::Msg::Job(j)) => self.jobs.push_back(j),
+            Some(pb::server_message::Msg::Ack(a)) => self.acks.push_back(a),
+            _ => {}
+        }
+    }
+
+    /// The next job pushed to this worker.
+    pub async fn next_job(&mut self) -> pb::Job {
+        within(20, async {
+            loop {
+                if let Some(j) = self.jobs.pop_front() {
+                    return j;
+                }
+                self.pump().await;
+            }
+        })
+        .await
+    }
+
+    /// The next ack of a result.
+    pub async fn next_ack(&mut self) -> pb::ResultAck {
+        within(20, async {
+            loop {
+                if let Some(a) = self.acks.pop_front() {
+                    return a;
+                }
+                self.pump().await;
+            }
+        })
+        .await
+    }
+
+    pub async fn send(&self, lease_id: u64, o: pb::outcome::Outcome) {
+        self.tx
+            .send(pb::WorkerMessage {
+                msg: Some(pb::worker_message::Msg::Result(pb::WorkerResult {
+                    lease_id,
+                    outcome: Some(pb::Outcome { outcome: Some(o) }),
+                })),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Reports done and waits for the ack; panics when it is rejected.
+    pub async fn done(&mut self, lease_id: u64, result: &[u8]) {
+        self.send(
+            lease_id,
+            pb::outcome::Outcome::Done(pb::Done {
+                result: result.to_vec().into(),
+            }),
+        )
+        .await;
+        let a = self.next_ack().await;
+        assert_eq!(a.lease_id, lease_id);
+        assert_eq!(a.error, "", "done rejected");
+    }
+
+    pub async fn fail(&mut self, lease_id: u64, error: &str) {
+        self.send(
+            lease_id,
+            pb::outcome::Outcome::Fail(pb::Fail {
+                error: error.into(),
+                retry: None,
+            }),
+        )
+        .await;
+        let a = self.next_ack().await;
+        assert_eq!(a.error, "", "fail rejected");
+    }
+
+    pub async fn sched_later(&mut self, lease_id: u64, delay_ms: i64, count_step: u32) {
+        self.send(
+            lease_id,
+            pb::outcome::Outcome::SchedLater(pb::SchedLater {
+                delay_ms,
+                count_step,
+            }),
+        )
+        .await;
+        let a = self.next_ack().await;
+        assert_eq!(a.error, "", "sched_later rejected");
+    }
+
+    /// Puts a job back so the next `next_job` returns it.
+    pub fn jobs_push_front(&mut self, j: pb::Job) {
+        self.jobs.push_front(j);
+    }
+
+    /// Jobs already received but not yet taken.
+    pub fn buffered(&self) -> usize {
+        self.jobs.len()
+    }
+}
+
+/// Status of one task.
+pub async fn task_status(c: &mut SchedulerClient<Channel>, task: &str) -> pb::TaskStatus {
+    c.status(pb::StatusRequest { task: task.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+}
