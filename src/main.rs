@@ -17,6 +17,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => {
                 let listener = tokio::net::TcpListener::bind(args.listen).await?;
+                // Scripts and tests that pass port 0 read the real address from this line.
+                println!("listening on {}", listener.local_addr()?);
                 let config = cli::serve_config(&args);
                 taskhive::server::run(listener, config, cli::shutdown_signal()).await?;
                 Ok(())

@@ -141,7 +141,7 @@ async fn submit(a: SubmitArgs) -> CliResult {
         }
         None => Vec::new(),
     };
-    let sched_at_ms = match (a.at, a.r#in) {
+    let sched_at_ms = match (a.at, a.delay) {
         (Some(at), _) => at * 1000,
         (None, Some(d)) => unix_ms() + d.as_millis() as i64,
         (None, None) => 0,

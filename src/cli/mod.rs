@@ -140,11 +140,11 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub args: Option<String>,
     /// Run at this unix time (seconds).
-    #[arg(long, conflicts_with = "r#in")]
+    #[arg(long, conflicts_with = "delay")]
     pub at: Option<i64>,
     /// Run after this delay (e.g. 5s, 2m).
     #[arg(long = "in", value_parser = humantime::parse_duration)]
-    pub r#in: Option<Duration>,
+    pub delay: Option<Duration>,
     /// Lease length (e.g. 30s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub timeout: Option<Duration>,
@@ -178,5 +178,14 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_valid() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }
