@@ -36,7 +36,14 @@ pub enum ServerError {
 /// Opens the store and starts the scheduler actor; returns its handle and what to join at shutdown.
 pub async fn start_scheduler(
     config: &Config,
-) -> Result<(SchedulerHandle, tokio::task::JoinHandle<()>, std::thread::JoinHandle<()>), ServerError> {
+) -> Result<
+    (
+        SchedulerHandle,
+        tokio::task::JoinHandle<()>,
+        std::thread::JoinHandle<()>,
+    ),
+    ServerError,
+> {
     let dir = config.data_dir.clone();
     let sync = config.sync;
     let (store, records) = tokio::task::spawn_blocking(move || {
@@ -65,6 +72,19 @@ pub async fn start_scheduler(
     let (writer, writer_join) = Writer::spawn(store);
     let (handle, actor_join) = actor::spawn(core, writer, clock);
     Ok((handle, actor_join, writer_join))
+}
+
+/// Accepted connections with Nagle off: replies are small and latency-bound. (The builder's
+/// `tcp_nodelay` only applies to listeners it binds itself.)
+fn incoming(
+    listener: TcpListener,
+) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures_util::StreamExt;
+    TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok(conn)
+    })
 }
 
 /// Serves every face on `listener` until `shutdown` resolves, then flushes the store.
@@ -109,12 +129,11 @@ pub async fn run(
         }
     };
     let serve = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(scheduler)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        .serve_with_incoming_shutdown(incoming(listener), signal);
     let grace = config.shutdown_grace;
     tokio::select! {
         r = serve => r?,

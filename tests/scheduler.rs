@@ -71,7 +71,12 @@ async fn submit_then_work_stream_done() {
     let s = TestServer::start().await;
     let mut c = s.client().await;
     let mut w = s.worker(&["t"], 1).await;
-    let id = c.submit_job(job("t", "a")).await.unwrap().into_inner().job_id;
+    let id = c
+        .submit_job(job("t", "a"))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
     let j = w.next_job().await;
     assert_eq!(j.id, id);
     w.done(j.lease_id, b"ok").await;
@@ -103,7 +108,12 @@ async fn higher_priority_runs_first() {
     let s = TestServer::start().await;
     let mut c = s.client().await;
     let base = now_ms() - 1000;
-    for (name, prio, at) in [("low", 1, base), ("high", 9, base + 10), ("mid", 5, base + 5), ("mid-early", 5, base)] {
+    for (name, prio, at) in [
+        ("low", 1, base),
+        ("high", 9, base + 10),
+        ("mid", 5, base + 5),
+        ("mid-early", 5, base),
+    ] {
         let mut r = job("p", name);
         r.priority = prio;
         r.sched_at_ms = at;
@@ -164,7 +174,11 @@ async fn fail_retries_with_backoff_then_dead_then_retry_dead() {
         if let Some(t) = last_fail {
             // Backoff after attempt n is base*2^(n-1) with equal jitter: at least half of it.
             let min = Duration::from_millis(200 * (1 << (attempt - 1)) / 2);
-            assert!(t.elapsed() >= min, "retried after {:?} < {min:?}", t.elapsed());
+            assert!(
+                t.elapsed() >= min,
+                "retried after {:?} < {min:?}",
+                t.elapsed()
+            );
         }
         w.fail(j.lease_id, "boom").await;
         last_fail = Some(Instant::now());
@@ -224,7 +238,9 @@ async fn fail_retries_with_backoff_then_dead_then_retry_dead() {
 async fn sched_later_grows_run_count_and_reruns() {
     let s = TestServer::start().await;
     let mut c = s.client().await;
-    c.submit_job(job("random_print", "Hello world!")).await.unwrap();
+    c.submit_job(job("random_print", "Hello world!"))
+        .await
+        .unwrap();
     let mut w = s.worker(&["random_print"], 1).await;
     let mut count = 0;
     loop {
@@ -238,7 +254,11 @@ async fn sched_later_grows_run_count_and_reruns() {
         let t = Instant::now();
         w.sched_later(j.lease_id, 100, 2).await;
         let st = task_status(&mut c, "random_print").await;
-        assert_eq!(st.scheduled + st.pending, 1, "job must stay while scheduled later");
+        assert_eq!(
+            st.scheduled + st.pending,
+            1,
+            "job must stay while scheduled later"
+        );
         let next = w.next_job().await;
         assert!(t.elapsed() >= Duration::from_millis(95));
         assert_eq!(next.run_count, count * 2);
@@ -295,7 +315,10 @@ async fn dropped_worker_stream_requeues_at_once() {
     let j = b.next_job().await;
     assert_eq!(j.id, first.id);
     assert_eq!(j.attempts, 1);
-    assert!(t.elapsed() < Duration::from_secs(5), "requeue waited for the lease");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "requeue waited for the lease"
+    );
     b.done(j.lease_id, b"").await;
 }
 
@@ -305,7 +328,11 @@ async fn run_job_returns_result_and_needs_a_worker() {
     let mut c = s.client().await;
     let err = c.run_job(job("rj", "x")).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().contains("no worker for task rj"), "{}", err.message());
+    assert!(
+        err.message().contains("no worker for task rj"),
+        "{}",
+        err.message()
+    );
 
     let mut w = s.worker(&["rj"], 1).await;
     let mut c2 = c.clone();
@@ -334,7 +361,10 @@ async fn run_job_returns_result_and_needs_a_worker() {
     req.set_timeout(Duration::from_millis(300));
     let t = Instant::now();
     let err = c.run_job(req).await.unwrap_err();
-    assert!(matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled), "{err:?}");
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
     assert!(t.elapsed() < Duration::from_secs(3));
 }
 
@@ -365,7 +395,11 @@ async fn drop_task_is_refused_while_workers_are_registered() {
     })
     .await;
     assert_eq!(removed, 1);
-    let st = c.status(pb::StatusRequest::default()).await.unwrap().into_inner();
+    let st = c
+        .status(pb::StatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert!(st.tasks.iter().all(|t| t.task != "dt"));
 }
 
@@ -403,9 +437,21 @@ async fn status_counts_every_state() {
     assert_eq!(st.scheduled, 3);
     assert_eq!(st.dead, 1);
     assert!(st.next_sched_at_ms > 0 && st.next_sched_at_ms < later);
-    let all = c.status(pb::StatusRequest::default()).await.unwrap().into_inner();
+    let all = c
+        .status(pb::StatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     let totals = all.totals.unwrap();
-    assert_eq!((totals.running, totals.pending, totals.scheduled, totals.dead), (2, 2, 3, 1));
+    assert_eq!(
+        (
+            totals.running,
+            totals.pending,
+            totals.scheduled,
+            totals.dead
+        ),
+        (2, 2, 3, 1)
+    );
 }
 
 #[tokio::test]
@@ -462,7 +508,8 @@ async fn ten_thousand_jobs_due_in_the_same_second_run_exactly_once() {
             loop {
                 let j = w.next_job().await;
                 seen_tx.send(j.name.clone()).unwrap();
-                w.send(j.lease_id, pb::outcome::Outcome::Done(pb::Done::default())).await;
+                w.send(j.lease_id, pb::outcome::Outcome::Done(pb::Done::default()))
+                    .await;
             }
         }));
     }
@@ -537,7 +584,11 @@ async fn bad_input_is_rejected_naming_the_field() {
     for (req, field) in cases {
         let err = c.submit_job(req).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
-        assert!(err.message().starts_with(field), "{field}: {}", err.message());
+        assert!(
+            err.message().starts_with(field),
+            "{field}: {}",
+            err.message()
+        );
     }
     // A past sched_at runs now; 255-byte and unicode names are fine.
     let mut past = job("ünïcødé-タスク", &"名".repeat(85));
@@ -633,7 +684,12 @@ async fn restart_restores_jobs_with_their_times() {
     assert_eq!(got.sched_at_ms, later);
     assert_eq!(&got.args[..], b"L");
     // New jobs never reuse old ids.
-    let fresh = c.submit_job(job("keep", "fresh")).await.unwrap().into_inner().job_id;
+    let fresh = c
+        .submit_job(job("keep", "fresh"))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
     assert!(fresh > leased.id);
 }
 
@@ -672,7 +728,10 @@ async fn dump_and_load_round_trip() {
             .map(|d| d.job.as_ref().unwrap())
             .find(|o| o.name == j.name)
             .unwrap();
-        assert_eq!((&j.args, j.sched_at_ms, j.priority), (&orig.args, orig.sched_at_ms, orig.priority));
+        assert_eq!(
+            (&j.args, j.sched_at_ms, j.priority),
+            (&orig.args, orig.sched_at_ms, orig.priority)
+        );
         n += 1;
     }
     assert_eq!(n, 50);
@@ -701,7 +760,10 @@ async fn reflection_and_health_list_every_service() {
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     for want in ["taskhive.v1.Scheduler", "grpc.health.v1.Health"] {
-        assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
     }
     let mut health = tonic_health::pb::health_client::HealthClient::new(s.channel().await);
     let st = health
@@ -711,5 +773,8 @@ async fn reflection_and_health_list_every_service() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(st.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        st.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 }

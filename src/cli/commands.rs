@@ -65,7 +65,10 @@ pub async fn run(cmd: Command) -> CliResult {
                 .await?
                 .drop_task(pb::DropTaskRequest { task: task.clone() })
                 .await?;
-            println!("dropped task {task}: {} job(s) removed", r.into_inner().removed);
+            println!(
+                "dropped task {task}: {} job(s) removed",
+                r.into_inner().removed
+            );
             Ok(())
         }
         Command::Dump { file, conn } => {
@@ -91,10 +94,7 @@ pub async fn run(cmd: Command) -> CliResult {
             while !buf.is_empty() {
                 jobs.push(pb::DumpedJob::decode_length_delimited(&mut buf)?);
             }
-            let r = connect(&conn)
-                .await?
-                .load(tokio_stream::iter(jobs))
-                .await?;
+            let r = connect(&conn).await?.load(tokio_stream::iter(jobs)).await?;
             println!("loaded {} job(s)", r.into_inner().loaded);
             Ok(())
         }
@@ -119,11 +119,20 @@ pub async fn run(cmd: Command) -> CliResult {
                         .await?
                         .into_inner();
                     for j in r.jobs {
-                        println!("{}\t{}\t{}\tattempts={}\t{}", j.id, j.task, j.name, j.attempts, j.last_error);
+                        println!(
+                            "{}\t{}\t{}\tattempts={}\t{}",
+                            j.id, j.task, j.name, j.attempts, j.last_error
+                        );
                     }
                 }
-                "retry" => println!("requeued {}", c.retry_dead(dead_ref).await?.into_inner().count),
-                _ => println!("purged {}", c.purge_dead(dead_ref).await?.into_inner().count),
+                "retry" => println!(
+                    "requeued {}",
+                    c.retry_dead(dead_ref).await?.into_inner().count
+                ),
+                _ => println!(
+                    "purged {}",
+                    c.purge_dead(dead_ref).await?.into_inner().count
+                ),
             }
             Ok(())
         }

@@ -114,7 +114,10 @@ async fn session(args: &RunArgs, argv: &[String]) -> CliResult {
                 });
             }
             Some(Out::Ack(a)) if !a.error.is_empty() => {
-                eprintln!("taskhive run: result for lease {} rejected: {}", a.lease_id, a.error)
+                eprintln!(
+                    "taskhive run: result for lease {} rejected: {}",
+                    a.lease_id, a.error
+                )
             }
             _ => {}
         }
@@ -126,7 +129,11 @@ fn outcome(o: pb::outcome::Outcome) -> pb::Outcome {
     pb::Outcome { outcome: Some(o) }
 }
 
-async fn run_job(argv: &[String], job: pb::Job, tx: &mpsc::Sender<pb::WorkerMessage>) -> pb::Outcome {
+async fn run_job(
+    argv: &[String],
+    job: pb::Job,
+    tx: &mpsc::Sender<pb::WorkerMessage>,
+) -> pb::Outcome {
     use pb::outcome::Outcome as O;
     let mut child = match Command::new(&argv[0])
         .args(&argv[1..])
@@ -204,7 +211,10 @@ mod tests {
     fn tokens() {
         assert_eq!(parse_line("DONE"), Some(LineOutcome::Done));
         assert_eq!(parse_line("FAIL"), Some(LineOutcome::Fail));
-        assert_eq!(parse_line("SCHED_LATER 5"), Some(LineOutcome::SchedLater(5)));
+        assert_eq!(
+            parse_line("SCHED_LATER 5"),
+            Some(LineOutcome::SchedLater(5))
+        );
         assert_eq!(parse_line("SCHEDLATER 7"), Some(LineOutcome::SchedLater(7)));
         assert_eq!(parse_line("SCHED_LATER 0"), Some(LineOutcome::Done));
         assert_eq!(parse_line("SCHED_LATER x"), Some(LineOutcome::Done));

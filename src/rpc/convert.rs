@@ -79,7 +79,11 @@ pub fn submit_spec(
     })
 }
 
-fn retry_policy(p: Option<pb::RetryPolicy>, limits: &Limits, run: bool) -> Result<RetryPolicy, Error> {
+fn retry_policy(
+    p: Option<pb::RetryPolicy>,
+    limits: &Limits,
+    run: bool,
+) -> Result<RetryPolicy, Error> {
     let d = limits.default_retry;
     let Some(p) = p else {
         // A RunJob caller hears of the first failure; retrying behind its back would be a surprise.
@@ -105,7 +109,11 @@ fn retry_policy(p: Option<pb::RetryPolicy>, limits: &Limits, run: bool) -> Resul
         } else {
             p.max_attempts
         },
-        backoff_base_ms: ms("retry.backoff_base_ms", p.backoff_base_ms, d.backoff_base_ms)?,
+        backoff_base_ms: ms(
+            "retry.backoff_base_ms",
+            p.backoff_base_ms,
+            d.backoff_base_ms,
+        )?,
         backoff_max_ms: ms("retry.backoff_max_ms", p.backoff_max_ms, d.backoff_max_ms)?,
     };
     if r.max_attempts > 10_000 {
@@ -137,7 +145,10 @@ pub fn job_key(r: pb::JobRef) -> Result<JobKey, Error> {
 pub fn outcome(o: Option<pb::Outcome>) -> Result<Outcome, Error> {
     use pb::outcome::Outcome as O;
     match o.and_then(|o| o.outcome) {
-        None => Err(Error::invalid("outcome", "must be one of done, fail, sched_later")),
+        None => Err(Error::invalid(
+            "outcome",
+            "must be one of done, fail, sched_later",
+        )),
         Some(O::Done(d)) => Ok(Outcome::Done { result: d.result }),
         Some(O::Fail(f)) => Ok(Outcome::Fail {
             error: f.error,

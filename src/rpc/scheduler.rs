@@ -196,10 +196,7 @@ impl Scheduler for SchedulerService {
             "" => None,
             s => Some(worker_id(s)?),
         };
-        let w = self
-            .h
-            .register(existing, r.tasks, r.capacity, None)
-            .await?;
+        let w = self.h.register(existing, r.tasks, r.capacity, None).await?;
         Ok(Response::new(pb::RegisterTaskResponse {
             worker_id: w.to_string(),
         }))
@@ -310,12 +307,11 @@ impl Scheduler for SchedulerService {
                                 let lost = h.heartbeat(hb.lease_ids).await.unwrap_or_default();
                                 if !send(Out::Heartbeat(pb::HeartbeatResponse { lost_lease_ids: lost })) { break }
                             }
-                            Some(In::Hello(more)) => {
-                                if check_tasks(&more.tasks).is_ok() {
-                                    let _ = h.register(Some(worker), more.tasks, more.capacity, None).await;
-                                }
+                            // A later hello adds tasks (Periodic's CAN_DO).
+                            Some(In::Hello(more)) if check_tasks(&more.tasks).is_ok() => {
+                                let _ = h.register(Some(worker), more.tasks, more.capacity, None).await;
                             }
-                            None => {}
+                            Some(In::Hello(_)) | None => {}
                         },
                         // The worker closed its side: flush outstanding acks, then end.
                         Ok(None) | Err(_) => {
@@ -328,7 +324,9 @@ impl Scheduler for SchedulerService {
                 }
             }
         });
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(out_rx))))
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(
+            out_rx,
+        ))))
     }
 
     type DumpStream = BoxStream<pb::DumpedJob>;
@@ -361,7 +359,9 @@ impl Scheduler for SchedulerService {
                 }
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn load(

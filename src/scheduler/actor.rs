@@ -23,11 +23,14 @@ pub type ResultRx = oneshot::Receiver<Result<Bytes, String>>;
 
 type Reply<T> = oneshot::Sender<T>;
 
+/// What a submit hands back: the core's answer, the commit to wait for, and a RunJob waiter.
+type Submitted = (SubmitReply, Commit, Option<ResultRx>);
+
 enum Cmd {
     Submit {
         spec: JobSpec,
         wait: bool,
-        reply: Reply<Result<(SubmitReply, Commit, Option<ResultRx>), Error>>,
+        reply: Reply<Result<Submitted, Error>>,
     },
     Remove {
         key: JobKey,
@@ -107,7 +110,11 @@ pub struct SchedulerHandle {
 }
 
 /// Starts the actor over `core` (already restored from the store). It stops when every handle is gone.
-pub fn spawn(core: Core, writer: Writer, clock: Clock) -> (SchedulerHandle, tokio::task::JoinHandle<()>) {
+pub fn spawn(
+    core: Core,
+    writer: Writer,
+    clock: Clock,
+) -> (SchedulerHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let actor = Actor {
         core,
@@ -184,17 +191,29 @@ impl SchedulerHandle {
     }
 
     /// Per-task counts and totals.
-    pub async fn status(&self, task: Option<String>) -> Result<(Vec<TaskStatus>, TaskStatus), Error> {
+    pub async fn status(
+        &self,
+        task: Option<String>,
+    ) -> Result<(Vec<TaskStatus>, TaskStatus), Error> {
         self.call(|reply| Cmd::Status { task, reply }).await
     }
 
     /// Dead jobs.
-    pub async fn list_dead(&self, task: Option<String>, limit: usize) -> Result<Vec<JobView>, Error> {
-        self.call(|reply| Cmd::ListDead { task, limit, reply }).await
+    pub async fn list_dead(
+        &self,
+        task: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<JobView>, Error> {
+        self.call(|reply| Cmd::ListDead { task, limit, reply })
+            .await
     }
 
     /// Re-queues dead jobs.
-    pub async fn retry_dead(&self, task: Option<String>, name: Option<String>) -> Result<u64, Error> {
+    pub async fn retry_dead(
+        &self,
+        task: Option<String>,
+        name: Option<String>,
+    ) -> Result<u64, Error> {
         let (n, commit) = self
             .call(|reply| Cmd::RetryDead { task, name, reply })
             .await?;
@@ -203,7 +222,11 @@ impl SchedulerHandle {
     }
 
     /// Deletes dead jobs.
-    pub async fn purge_dead(&self, task: Option<String>, name: Option<String>) -> Result<u64, Error> {
+    pub async fn purge_dead(
+        &self,
+        task: Option<String>,
+        name: Option<String>,
+    ) -> Result<u64, Error> {
         let (n, commit) = self
             .call(|reply| Cmd::PurgeDead { task, name, reply })
             .await?;
@@ -231,7 +254,8 @@ impl SchedulerHandle {
 
     /// Attaches a registered worker's job stream.
     pub async fn connect(&self, worker: WorkerId, tx: WorkerTx) -> Result<(), Error> {
-        self.call(|reply| Cmd::Connect { worker, tx, reply }).await?
+        self.call(|reply| Cmd::Connect { worker, tx, reply })
+            .await?
     }
 
     /// The worker's stream closed: requeue its jobs. Safe to call from `Drop`.
@@ -241,7 +265,11 @@ impl SchedulerHandle {
 
     /// Applies a worker's outcome; returns once the change is committed.
     pub async fn report(&self, lease: LeaseId, outcome: Outcome) -> Result<(), Error> {
-        self.report_deferred(lease, outcome).await?.wait().await.map_err(store_err)
+        self.report_deferred(lease, outcome)
+            .await?
+            .wait()
+            .await
+            .map_err(store_err)
     }
 
     /// Applies a worker's outcome in memory; the returned commit resolves once it is durable.
@@ -262,7 +290,12 @@ impl SchedulerHandle {
 
     /// One page of jobs after `after`, in id order.
     pub async fn dump_page(&self, after: JobId, limit: usize) -> Result<Vec<JobRecord>, Error> {
-        self.call(|reply| Cmd::DumpPage { after, limit, reply }).await
+        self.call(|reply| Cmd::DumpPage {
+            after,
+            limit,
+            reply,
+        })
+        .await
     }
 
     /// Restores one dumped job; returns once committed.
@@ -415,7 +448,11 @@ impl Actor {
             Cmd::Heartbeat { leases, reply } => {
                 let _ = reply.send(self.core.heartbeat(&leases, now));
             }
-            Cmd::DumpPage { after, limit, reply } => {
+            Cmd::DumpPage {
+                after,
+                limit,
+                reply,
+            } => {
                 let _ = reply.send(self.core.dump_page(after, limit));
             }
             Cmd::Load { record, reply } => {

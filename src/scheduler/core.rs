@@ -885,7 +885,8 @@ impl Core {
         let task = &mut self.tasks[tid as usize];
         match job.phase {
             Phase::Pending => {
-                task.ready.remove(&(Reverse(job.priority), job.sched_at, id));
+                task.ready
+                    .remove(&(Reverse(job.priority), job.sched_at, id));
             }
             Phase::Scheduled => {
                 let old_first = task.scheduled.first().copied();
@@ -1032,7 +1033,12 @@ impl Core {
         for (i, t) in self.tasks.iter().enumerate() {
             let n = t.ready.len() + t.scheduled.len() + t.dead.len() + running[i] as usize;
             if n != t.by_name.len() {
-                return Err(format!("task {} counts {} != {}", t.name, n, t.by_name.len()));
+                return Err(format!(
+                    "task {} counts {} != {}",
+                    t.name,
+                    n,
+                    t.by_name.len()
+                ));
             }
             if t.running != running[i] {
                 return Err(format!("task {} running counter off", t.name));

@@ -4,6 +4,7 @@
 //! applied here in order. The [`writer`] thread batches ops from many requests into one
 //! transaction (group commit) and acknowledges each request only once its ops are committed.
 
+pub mod memory;
 pub mod sqlite;
 pub mod writer;
 

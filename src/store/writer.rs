@@ -88,7 +88,14 @@ impl Writer {
             return Commit::done();
         }
         let (ack, rx) = oneshot::channel();
-        if self.tx.send(Unit { ops, ack: Some(ack) }).is_err() {
+        if self
+            .tx
+            .send(Unit {
+                ops,
+                ack: Some(ack),
+            })
+            .is_err()
+        {
             let (ack, rx) = oneshot::channel();
             let _ = ack.send(Err(StoreError::Closed));
             return Commit(Some(rx));
@@ -106,7 +113,14 @@ impl Writer {
     /// A commit that resolves once everything queued before it is committed.
     pub fn barrier(&self) -> Commit {
         let (ack, rx) = oneshot::channel();
-        if self.tx.send(Unit { ops: Vec::new(), ack: Some(ack) }).is_err() {
+        if self
+            .tx
+            .send(Unit {
+                ops: Vec::new(),
+                ack: Some(ack),
+            })
+            .is_err()
+        {
             return Commit::done();
         }
         Commit(Some(rx))

@@ -1,6 +1,8 @@
 //! Shared test harness: a real server on 127.0.0.1:0 and real gRPC clients and workers.
 #![allow(dead_code)]
 
+pub mod child;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,0 +1,318 @@
+//! The pure scheduler core, driven directly with time under the test's control.
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use taskhive::scheduler::core::{Core, CoreConfig, Effect};
+use taskhive::scheduler::job::*;
+use taskhive::store::memory::MemoryStore;
+use taskhive::store::{Op, Store};
+
+const T0: Millis = 1_700_000_000_000;
+
+fn spec(task: &str, name: &str, at: Millis) -> JobSpec {
+    JobSpec {
+        task: task.into(),
+        name: name.into(),
+        args: Bytes::from_static(b"a"),
+        sched_at: at,
+        timeout_ms: 1_000,
+        priority: 0,
+        retry: RetryPolicy {
+            max_attempts: 3,
+            backoff_base_ms: 100,
+            backoff_max_ms: 1_000,
+        },
+    }
+}
+
+fn core() -> Core {
+    Core::new(CoreConfig::default(), 7, 1)
+}
+
+fn assigned(effects: &[Effect]) -> Vec<(WorkerId, JobView)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Assign { worker, job } => Some((*worker, job.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn due_job_goes_to_a_worker_with_credit_and_done_removes_it() {
+    let mut c = core();
+    let w = c.register_worker(None, &["t".into()], 1, true, T0).unwrap();
+    let r = c.submit(spec("t", "a", T0), T0);
+    c.take_effects();
+    c.tick(T0);
+    let a = assigned(&c.take_effects());
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].0, w);
+    assert_eq!(a[0].1.record.id, r.id);
+    let lease = a[0].1.lease.unwrap();
+    c.report(
+        lease,
+        Outcome::Done {
+            result: Bytes::from_static(b"r"),
+        },
+        T0 + 5,
+    )
+    .unwrap();
+    let e = c.take_effects();
+    assert!(e.contains(&Effect::Persist(Op::Delete(r.id))));
+    assert!(e.contains(&Effect::Finished {
+        job: r.id,
+        result: Ok(Bytes::from_static(b"r"))
+    }));
+    assert!(c.is_empty());
+    c.check_invariants().unwrap();
+}
+
+#[test]
+fn timers_fire_at_their_time_not_before() {
+    let mut c = core();
+    c.register_worker(None, &["t".into()], 100, true, T0)
+        .unwrap();
+    for i in 0..50 {
+        c.submit(spec("t", &format!("j{i}"), T0 + 1000 - i * 10), T0);
+    }
+    c.take_effects();
+    assert_eq!(c.next_wakeup(), Some(T0 + 1000 - 49 * 10));
+    c.tick(T0 + 509);
+    assert!(assigned(&c.take_effects()).is_empty());
+    c.tick(T0 + 510);
+    let a = assigned(&c.take_effects());
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].1.record.name, "j49");
+    c.tick(T0 + 1000);
+    assert_eq!(assigned(&c.take_effects()).len(), 49);
+    assert_eq!(
+        c.next_wakeup(),
+        Some(T0 + 1000 + 1000 - 490),
+        "lease expiry is next"
+    );
+    c.check_invariants().unwrap();
+}
+
+#[test]
+fn lease_expiry_counts_an_attempt_and_stale_reports_fail() {
+    let mut c = core();
+    c.register_worker(None, &["t".into()], 1, true, T0).unwrap();
+    c.submit(spec("t", "a", T0), T0);
+    c.tick(T0);
+    let first = assigned(&c.take_effects())[0].1.lease.unwrap();
+    c.tick(T0 + 999);
+    assert!(assigned(&c.take_effects()).is_empty());
+    c.tick(T0 + 1000);
+    let again = assigned(&c.take_effects());
+    assert_eq!(again.len(), 1, "expired lease requeues and redispatches");
+    assert_eq!(again[0].1.record.attempts, 1);
+    assert!(c
+        .report(
+            first,
+            Outcome::Done {
+                result: Bytes::new()
+            },
+            T0 + 1001
+        )
+        .is_err());
+    assert_eq!(c.len(), 1);
+    c.check_invariants().unwrap();
+}
+
+#[test]
+fn failures_back_off_then_go_dead() {
+    let mut c = core();
+    c.register_worker(None, &["t".into()], 1, true, T0).unwrap();
+    c.submit(spec("t", "a", T0), T0);
+    let mut now = T0;
+    for attempt in 1..=3u32 {
+        c.tick(now);
+        let a = assigned(&c.take_effects());
+        assert_eq!(a.len(), 1, "attempt {attempt}");
+        let lease = a[0].1.lease.unwrap();
+        c.report(
+            lease,
+            Outcome::Fail {
+                error: "x".into(),
+                retry: true,
+            },
+            now,
+        )
+        .unwrap();
+        c.take_effects();
+        c.check_invariants().unwrap();
+        if attempt < 3 {
+            let due = c.next_wakeup().unwrap();
+            let full = 100i64 << (attempt - 1);
+            assert!(
+                due - now >= full / 2 && due - now <= full,
+                "backoff {}",
+                due - now
+            );
+            c.tick(due - 1);
+            assert!(
+                assigned(&c.take_effects()).is_empty(),
+                "not before its backoff"
+            );
+            now = due;
+        }
+    }
+    let (tasks, _) = c.status(Some("t"));
+    assert_eq!(tasks[0].dead, 1);
+    assert_eq!(c.list_dead(None, 10)[0].record.attempts, 3);
+    assert_eq!(c.retry_dead(Some("t"), None, now), 1);
+    c.tick(now);
+    assert_eq!(assigned(&c.take_effects()).len(), 1);
+    c.check_invariants().unwrap();
+}
+
+#[test]
+fn worker_gone_requeues_at_once_and_capacity_holds() {
+    let mut c = core();
+    let w1 = c.register_worker(None, &["t".into()], 2, true, T0).unwrap();
+    for i in 0..5 {
+        c.submit(spec("t", &format!("{i}"), T0), T0);
+    }
+    c.tick(T0);
+    assert_eq!(assigned(&c.take_effects()).len(), 2);
+    let w2 = c.register_worker(None, &["t".into()], 1, true, T0).unwrap();
+    c.tick(T0);
+    let a = assigned(&c.take_effects());
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].0, w2);
+    c.worker_gone(w1, T0 + 1);
+    c.tick(T0 + 1);
+    assert!(assigned(&c.take_effects()).is_empty(), "w2 is full");
+    let (tasks, _) = c.status(Some("t"));
+    assert_eq!((tasks[0].running, tasks[0].pending), (1, 4));
+    c.check_invariants().unwrap();
+}
+
+#[test]
+fn unattached_registrations_expire() {
+    let mut c = core();
+    let w = c
+        .register_worker(None, &["t".into()], 1, false, T0)
+        .unwrap();
+    assert!(c.has_worker("t"));
+    c.submit(spec("t", "a", T0), T0);
+    c.tick(T0);
+    assert!(assigned(&c.take_effects()).is_empty(), "no stream yet");
+    c.tick(T0 + CoreConfig::default().unattached_worker_ttl_ms);
+    assert!(!c.has_worker("t"));
+    assert!(c.connect_worker(w).is_err());
+}
+
+#[test]
+fn removing_a_running_job_rejects_its_report_but_frees_the_credit() {
+    let mut c = core();
+    c.register_worker(None, &["t".into()], 1, true, T0).unwrap();
+    let a = c.submit(spec("t", "a", T0), T0);
+    c.submit(spec("t", "b", T0 + 1), T0);
+    c.tick(T0 + 1);
+    let lease = assigned(&c.take_effects())[0].1.lease.unwrap();
+    c.remove(&JobKey::Id(a.id)).unwrap();
+    assert!(c
+        .report(
+            lease,
+            Outcome::Done {
+                result: Bytes::new()
+            },
+            T0 + 2
+        )
+        .is_err());
+    c.tick(T0 + 2);
+    let next = assigned(&c.take_effects());
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].1.record.name, "b");
+    c.check_invariants().unwrap();
+}
+
+/// Random operations: the indexes stay consistent, no job is held by two leases, and the
+/// store mirror (the effects applied to a MemoryStore) always equals the core's own view.
+#[test]
+fn random_operations_keep_core_and_store_in_agreement() {
+    for seed in 0..20u64 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut c = core();
+        let mut store = MemoryStore::default();
+        let mut now = T0;
+        let mut workers: Vec<WorkerId> = Vec::new();
+        let mut leases: Vec<LeaseId> = Vec::new();
+        for _ in 0..2_000 {
+            now += rng.random_range(0..50);
+            match rng.random_range(0..10) {
+                0..=2 => {
+                    let name = format!("j{}", rng.random_range(0..40));
+                    let at = now + rng.random_range(-100..300);
+                    c.submit(spec(["a", "b"][rng.random_range(0..2)], &name, at), now);
+                }
+                3 if workers.len() < 4 => {
+                    let cap = rng.random_range(1..4);
+                    workers.push(
+                        c.register_worker(None, &["a".into(), "b".into()], cap, true, now)
+                            .unwrap(),
+                    );
+                }
+                4 if !workers.is_empty() => {
+                    let w = workers.swap_remove(rng.random_range(0..workers.len()));
+                    c.worker_gone(w, now);
+                }
+                5..=7 if !leases.is_empty() => {
+                    let l = leases.swap_remove(rng.random_range(0..leases.len()));
+                    let o = match rng.random_range(0..3) {
+                        0 => Outcome::Done {
+                            result: Bytes::new(),
+                        },
+                        1 => Outcome::Fail {
+                            error: "e".into(),
+                            retry: rng.random_bool(0.8),
+                        },
+                        _ => Outcome::SchedLater {
+                            delay_ms: rng.random_range(0..200),
+                            count_step: 1,
+                        },
+                    };
+                    let _ = c.report(l, o, now);
+                }
+                8 => {
+                    let name = format!("j{}", rng.random_range(0..40));
+                    let _ = c.remove(&JobKey::Name {
+                        task: "a".into(),
+                        name,
+                    });
+                }
+                _ => {
+                    let _ = c.retry_dead(None, None, now);
+                }
+            }
+            c.tick(now);
+            let mut ops = Vec::new();
+            for e in c.take_effects() {
+                match e {
+                    Effect::Persist(op) => ops.push(op),
+                    Effect::Assign { job, .. } => leases.push(job.lease.unwrap()),
+                    Effect::Finished { .. } => {}
+                }
+            }
+            store.apply(&ops).unwrap();
+            c.check_invariants()
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        }
+        let mut from_core = c.dump_page(0, usize::MAX);
+        let mut from_store = store.snapshot();
+        from_core.sort_by_key(|r| r.id);
+        from_store.sort_by_key(|r| r.id);
+        assert_eq!(from_core, from_store, "seed {seed}: store mirror diverged");
+        // A restart from the store gives the same jobs, none leased.
+        let mut restarted = core();
+        restarted.restore(from_store, now);
+        restarted.check_invariants().unwrap();
+        let (_, totals) = restarted.status(None);
+        assert_eq!(totals.running, 0);
+        assert_eq!(restarted.len(), c.len());
+    }
+}

@@ -1,0 +1,147 @@
+//! `taskhive run --exec`: the Periodic shell worker, against a real server.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::child::bin;
+use common::*;
+use taskhive::pb;
+use tokio::process::{Child, Command};
+
+fn script(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/usr/bin/env bash\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    p.display().to_string()
+}
+
+fn run_worker(s: &TestServer, task: &str, exec: &str) -> Child {
+    Command::new(bin())
+        .args([
+            "run",
+            "-f",
+            task,
+            "--exec",
+            exec,
+            "--addr",
+            &s.addr.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+async fn job_state(s: &TestServer, task: &str, name: &str) -> Option<pb::Job> {
+    let mut c = s.client().await;
+    c.get_job(pb::JobRef {
+        job_id: 0,
+        task: task.into(),
+        name: name.into(),
+    })
+    .await
+    .ok()
+    .map(|r| r.into_inner())
+}
+
+/// Polls the job until `pred` holds (or the deadline fails the test).
+async fn wait_job(s: &TestServer, task: &str, name: &str, pred: impl Fn(Option<&pb::Job>) -> bool) {
+    within(30, async {
+        loop {
+            if pred(job_state(s, task, name).await.as_ref()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sched_later_then_done() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("log");
+    let exec = script(
+        tmp.path(),
+        "w.sh",
+        &format!(
+            r#"echo "$1 $(cat)" >> {log}
+n=$(wc -l < {log})
+echo "some output"
+if [ "$n" -lt 2 ]; then echo "SCHED_LATER 1"; else echo "DONE"; fi"#,
+            log = log.display()
+        ),
+    );
+    let _w = run_worker(&s, "sh", &exec);
+    let mut c = s.client().await;
+    let mut r = job("sh", "job one");
+    r.args = b"payload".to_vec().into();
+    c.submit_job(r).await.unwrap();
+    let t = Instant::now();
+    wait_job(&s, "sh", "job one", |j| j.is_some_and(|j| j.run_count == 1)).await;
+    wait_job(&s, "sh", "job one", |j| j.is_none()).await;
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "ran again before its delay"
+    );
+    let lines = std::fs::read_to_string(&log).unwrap();
+    // The name is one argument (no shell splitting) and the args arrive on stdin.
+    assert_eq!(lines, "job one payload\njob one payload\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_0_1_7_spelling_and_exit_codes() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let later = script(tmp.path(), "later.sh", "echo SCHEDLATER 60");
+    let failing = script(tmp.path(), "fail.sh", "echo oops; exit 3");
+    let ok = script(tmp.path(), "ok.sh", "exit 0");
+    let _a = run_worker(&s, "later", &later);
+    let _b = run_worker(&s, "failing", &failing);
+    let _c = run_worker(&s, "ok", &ok);
+    let mut c = s.client().await;
+    for t in ["later", "failing", "ok"] {
+        c.submit_job(job(t, "j")).await.unwrap();
+    }
+    wait_job(&s, "later", "j", |j| {
+        j.is_some_and(|j| j.run_count == 1 && j.state == pb::JobState::Scheduled as i32)
+    })
+    .await;
+    let j = job_state(&s, "later", "j").await.unwrap();
+    assert!(j.sched_at_ms >= now_ms() + 55_000);
+    wait_job(&s, "failing", "j", |j| j.is_some_and(|j| j.attempts >= 1)).await;
+    let j = job_state(&s, "failing", "j").await.unwrap();
+    assert!(j.last_error.contains("exit status: 3"), "{}", j.last_error);
+    wait_job(&s, "ok", "j", |j| j.is_none()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_ls_every_five_second_example_works_as_written() {
+    let s = TestServer::start().await;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ls-every-five-second.sh");
+    let _w = run_worker(&s, "ls5", &example.display().to_string());
+    let target = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .args(["submit", "-f", "ls5", "-n"])
+        .arg(target.path())
+        .args(["--addr", &s.addr.to_string(), "--args", ""])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = target.path().display().to_string();
+    wait_job(&s, "ls5", &name, |j| j.is_some_and(|j| j.run_count == 1)).await;
+    let j = job_state(&s, "ls5", &name).await.unwrap();
+    assert_eq!(j.state, pb::JobState::Scheduled as i32);
+    assert!(
+        j.sched_at_ms > now_ms() + 3_000,
+        "SCHED_LATER 5 means about five seconds"
+    );
+}
