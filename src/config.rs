@@ -6,7 +6,7 @@ use crate::scheduler::job::RetryPolicy;
 use crate::store::sqlite::Sync;
 
 /// Everything the server needs to start.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Config {
     /// Directory of the embedded store (created on first start).
     pub data_dir: PathBuf,
@@ -18,6 +18,8 @@ pub struct Config {
     pub max_dead: usize,
     /// How long shutdown waits for open calls.
     pub shutdown_grace: std::time::Duration,
+    /// Bound listeners of the Periodic-protocol face.
+    pub periodic: Vec<crate::periodic::Listener>,
 }
 
 /// Limits and defaults applied to every submission.
@@ -53,6 +55,7 @@ impl Config {
             limits: Limits::default(),
             max_dead: 100_000,
             shutdown_grace: std::time::Duration::from_secs(5),
+            periodic: Vec::new(),
         }
     }
 }

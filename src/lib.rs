@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod pb;
+pub mod periodic;
 pub mod rpc;
 pub mod scheduler;
 pub mod server;

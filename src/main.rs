@@ -18,7 +18,12 @@ fn main() -> std::process::ExitCode {
                 let listener = tokio::net::TcpListener::bind(args.listen).await?;
                 // Scripts and tests that pass port 0 read the real address from this line.
                 println!("listening on {}", listener.local_addr()?);
-                let config = cli::serve_config(&args);
+                let mut config = cli::serve_config(&args);
+                for addr in &args.periodic_listen {
+                    let l = taskhive::periodic::Listener::bind(addr).await?;
+                    println!("periodic listening on {}", l.describe());
+                    config.periodic.push(l);
+                }
                 taskhive::server::run(listener, config, cli::shutdown_signal()).await?;
                 Ok(())
             }

@@ -90,7 +90,7 @@ fn incoming(
 /// Serves every face on `listener` until `shutdown` resolves, then flushes the store.
 pub async fn run(
     listener: TcpListener,
-    config: Config,
+    mut config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let addr: SocketAddr = listener.local_addr()?;
@@ -114,6 +114,16 @@ pub async fn run(
     ))
     .max_decoding_message_size(config.limits.max_args_bytes + 64 * 1024);
 
+    let (periodic_stop, periodic_stopped) = tokio::sync::watch::channel(false);
+    let face = crate::periodic::face(handle.clone(), config.limits.clone());
+    for l in std::mem::take(&mut config.periodic) {
+        tracing::info!(addr = %l.describe(), "periodic face listening");
+        let mut stopped = periodic_stopped.clone();
+        tokio::spawn(crate::periodic::serve(l, face.clone(), async move {
+            let _ = stopped.wait_for(|&s| s).await;
+        }));
+    }
+
     tracing::info!(%addr, "taskhive serving");
     // On shutdown: stop accepting, end worker streams (their jobs go back to pending), let
     // in-flight calls finish within the grace period, then stop regardless.
@@ -124,6 +134,7 @@ pub async fn run(
         async move {
             shutdown.await;
             tracing::info!("shutting down");
+            let _ = periodic_stop.send(true);
             h.close_workers();
             stopping.notify_one();
         }

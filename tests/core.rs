@@ -64,6 +64,8 @@ fn due_job_goes_to_a_worker_with_credit_and_done_removes_it() {
     assert!(e.contains(&Effect::Persist(Op::Delete(r.id))));
     assert!(e.contains(&Effect::Finished {
         job: r.id,
+        task: "t".into(),
+        name: "a".into(),
         result: Ok(Bytes::from_static(b"r"))
     }));
     assert!(c.is_empty());
@@ -244,7 +246,7 @@ fn random_operations_keep_core_and_store_in_agreement() {
         let mut leases: Vec<LeaseId> = Vec::new();
         for _ in 0..2_000 {
             now += rng.random_range(0..50);
-            match rng.random_range(0..10) {
+            match rng.random_range(0..11) {
                 0..=2 => {
                     let name = format!("j{}", rng.random_range(0..40));
                     let at = now + rng.random_range(-100..300);
@@ -277,6 +279,13 @@ fn random_operations_keep_core_and_store_in_agreement() {
                         },
                     };
                     let _ = c.report(l, o, now);
+                }
+                9 if !leases.is_empty() => {
+                    let l = leases[rng.random_range(0..leases.len())];
+                    let lock = format!("L{}", rng.random_range(0..2));
+                    if let Ok(false) = c.acquire_lock(l, &lock, rng.random_range(1..3), now) {
+                        leases.retain(|&x| x != l);
+                    }
                 }
                 8 => {
                     let name = format!("j{}", rng.random_range(0..40));
@@ -315,4 +324,56 @@ fn random_operations_keep_core_and_store_in_agreement() {
         assert_eq!(totals.running, 0);
         assert_eq!(restarted.len(), c.len());
     }
+}
+
+#[test]
+fn locks_hold_at_most_count_jobs_and_waiters_run_when_released() {
+    let mut c = core();
+    c.register_worker(None, &["t".into()], 10, true, T0)
+        .unwrap();
+    for i in 0..4 {
+        c.submit(spec("t", &format!("{i}"), T0), T0);
+    }
+    c.tick(T0);
+    let leases: Vec<LeaseId> = assigned(&c.take_effects())
+        .iter()
+        .map(|(_, j)| j.lease.unwrap())
+        .collect();
+    assert_eq!(leases.len(), 4);
+    let got: Vec<bool> = leases
+        .iter()
+        .map(|&l| c.acquire_lock(l, "L", 2, T0).unwrap())
+        .collect();
+    assert_eq!(got, [true, true, false, false]);
+    let (tasks, _) = c.status(Some("t"));
+    assert_eq!((tasks[0].running, tasks[0].locked), (2, 2));
+    assert_eq!(c.lock_holders("L"), 2);
+    c.check_invariants().unwrap();
+    // Done releases the lock: the first waiter gets the slot and is dispatched again.
+    c.report(
+        leases[0],
+        Outcome::Done {
+            result: Bytes::new(),
+        },
+        T0 + 1,
+    )
+    .unwrap();
+    c.tick(T0 + 1);
+    let again = assigned(&c.take_effects());
+    assert_eq!(again.len(), 1);
+    let l = again[0].1.lease.unwrap();
+    assert!(
+        c.acquire_lock(l, "L", 2, T0 + 1).unwrap(),
+        "slot was kept for it"
+    );
+    assert_eq!(c.lock_holders("L"), 2);
+    // Lease expiry releases too.
+    c.tick(T0 + 1 + 1_000);
+    c.take_effects();
+    c.check_invariants().unwrap();
+    // Stale locks go after the lock timeout.
+    c.tick(T0 + CoreConfig::default().lock_timeout_ms + 10_000);
+    c.take_effects();
+    assert_eq!(c.lock_holders("L"), 0);
+    c.check_invariants().unwrap();
 }

@@ -125,6 +125,9 @@ pub struct ServeArgs {
     /// Dead jobs kept at most.
     #[arg(long, default_value_t = 100_000)]
     pub max_dead: usize,
+    /// Also speak the Periodic protocol here (repeatable): unix:///tmp/periodic.sock, tcp://127.0.0.1:5001.
+    #[arg(long = "periodic-listen", value_name = "ADDR")]
+    pub periodic_listen: Vec<String>,
 }
 
 /// `taskhive submit` flags.

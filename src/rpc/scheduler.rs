@@ -258,7 +258,7 @@ impl Scheduler for SchedulerService {
         let (jobs_tx, mut jobs) = mpsc::unbounded_channel();
         let worker = self
             .h
-            .register(None, hello.tasks, hello.capacity, Some(jobs_tx))
+            .register(None, hello.tasks, hello.capacity.max(1), Some(jobs_tx))
             .await?;
         let (out, out_rx) = mpsc::unbounded_channel::<Result<pb::ServerMessage, Status>>();
         let send = move |m: Out| out.send(Ok(pb::ServerMessage { msg: Some(m) })).is_ok();
@@ -309,7 +309,7 @@ impl Scheduler for SchedulerService {
                             }
                             // A later hello adds tasks (Periodic's CAN_DO).
                             Some(In::Hello(more)) if check_tasks(&more.tasks).is_ok() => {
-                                let _ = h.register(Some(worker), more.tasks, more.capacity, None).await;
+                                let _ = h.register(Some(worker), more.tasks, more.capacity.max(1), None).await;
                             }
                             Some(In::Hello(_)) | None => {}
                         },

@@ -21,6 +21,18 @@ pub type WorkerTx = mpsc::UnboundedSender<JobView>;
 /// Resolves with the worker's result of a RunJob.
 pub type ResultRx = oneshot::Receiver<Result<Bytes, String>>;
 
+/// What a watcher of a job (RunJob with data, RecvData) hears, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEvent {
+    /// A chunk the worker streamed while the job runs.
+    Data(Bytes),
+    /// The attempt ended: the result, or why there is none. Nothing follows.
+    Finished(Result<Bytes, String>),
+}
+
+/// Receives a watched job's events.
+pub type EventRx = mpsc::UnboundedReceiver<JobEvent>;
+
 type Reply<T> = oneshot::Sender<T>;
 
 /// What a submit hands back: the core's answer, the commit to wait for, and a RunJob waiter.
@@ -100,6 +112,42 @@ enum Cmd {
         reply: Reply<Commit>,
     },
     CloseWorkers,
+    Watch {
+        task: String,
+        name: String,
+        tx: mpsc::UnboundedSender<JobEvent>,
+    },
+    WorkData {
+        lease: LeaseId,
+        data: Bytes,
+        reply: Reply<Result<(), Error>>,
+    },
+    Acquire {
+        lease: LeaseId,
+        name: String,
+        count: u32,
+        reply: Reply<Result<bool, Error>>,
+    },
+    Release {
+        lease: LeaseId,
+        name: String,
+        reply: Reply<Result<(), Error>>,
+    },
+    Unregister {
+        worker: WorkerId,
+        task: String,
+    },
+    LeaseJob {
+        lease: LeaseId,
+        reply: Reply<Option<(JobId, String, String)>>,
+    },
+    LockHolders {
+        name: String,
+        reply: Reply<usize>,
+    },
+    SetLockTimeout {
+        ms: i64,
+    },
 }
 
 /// Cheap, cloneable access to the scheduler actor.
@@ -123,6 +171,7 @@ pub fn spawn(
         rx,
         workers: HashMap::new(),
         waiters: HashMap::new(),
+        watchers: HashMap::new(),
     };
     let join = tokio::spawn(actor.run());
     (SchedulerHandle { tx, clock }, join)
@@ -304,6 +353,64 @@ impl SchedulerHandle {
         commit.wait().await.map_err(store_err)
     }
 
+    /// Subscribes to a job's data chunks and end, by task and name (it need not exist yet).
+    pub fn watch(&self, task: String, name: String) -> EventRx {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = self.tx.send(Cmd::Watch { task, name, tx });
+        rx
+    }
+
+    /// Streams a chunk of a running job's output to its watchers.
+    pub async fn work_data(&self, lease: LeaseId, data: Bytes) -> Result<(), Error> {
+        self.call(|reply| Cmd::WorkData { lease, data, reply })
+            .await?
+    }
+
+    /// Takes a slot of lock `name` for a leased job; false means the job now waits for the lock.
+    pub async fn acquire_lock(
+        &self,
+        lease: LeaseId,
+        name: String,
+        count: u32,
+    ) -> Result<bool, Error> {
+        self.call(|reply| Cmd::Acquire {
+            lease,
+            name,
+            count,
+            reply,
+        })
+        .await?
+    }
+
+    /// Releases lock `name` held by a leased job.
+    pub async fn release_lock(&self, lease: LeaseId, name: String) -> Result<(), Error> {
+        self.call(|reply| Cmd::Release { lease, name, reply })
+            .await?
+    }
+
+    /// A worker stops serving a task.
+    pub fn unregister_task(&self, worker: WorkerId, task: String) {
+        let _ = self.tx.send(Cmd::Unregister { worker, task });
+    }
+
+    /// The job a current lease is for: (id, task, name).
+    pub async fn lease_job(
+        &self,
+        lease: LeaseId,
+    ) -> Result<Option<(JobId, String, String)>, Error> {
+        self.call(|reply| Cmd::LeaseJob { lease, reply }).await
+    }
+
+    /// Jobs holding lock `name` now.
+    pub async fn lock_holders(&self, name: String) -> Result<usize, Error> {
+        self.call(|reply| Cmd::LockHolders { name, reply }).await
+    }
+
+    /// Changes the lock timeout.
+    pub fn set_lock_timeout(&self, ms: i64) {
+        let _ = self.tx.send(Cmd::SetLockTimeout { ms });
+    }
+
     /// Ends every worker's job stream (shutdown); their leased jobs go back to pending.
     pub fn close_workers(&self) {
         let _ = self.tx.send(Cmd::CloseWorkers);
@@ -327,6 +434,8 @@ struct Actor {
     rx: mpsc::UnboundedReceiver<Cmd>,
     workers: HashMap<WorkerId, WorkerTx>,
     waiters: HashMap<JobId, Vec<oneshot::Sender<Result<Bytes, String>>>>,
+    /// Watchers by (task, name): they may subscribe before the job exists (Periodic's RecvData).
+    watchers: HashMap<(String, String), Vec<mpsc::UnboundedSender<JobEvent>>>,
 }
 
 /// Commands handled per wake-up before timers and dispatch run again.
@@ -467,6 +576,47 @@ impl Actor {
                 let ops = self.effects();
                 self.writer.write_detached(ops);
             }
+            Cmd::Watch { task, name, tx } => {
+                self.watchers.entry((task, name)).or_default().push(tx);
+            }
+            Cmd::WorkData { lease, data, reply } => {
+                let r = match self.core.lease_job(lease) {
+                    None => Err(Error::FailedPrecondition(format!(
+                        "lease {lease} is not held"
+                    ))),
+                    Some((_, task, name)) => {
+                        let key = (task.to_string(), name.to_string());
+                        if let Some(ws) = self.watchers.get_mut(&key) {
+                            ws.retain(|w| w.send(JobEvent::Data(data.clone())).is_ok());
+                        }
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(r);
+            }
+            Cmd::Acquire {
+                lease,
+                name,
+                count,
+                reply,
+            } => {
+                let _ = reply.send(self.core.acquire_lock(lease, &name, count, now));
+            }
+            Cmd::Release { lease, name, reply } => {
+                let _ = reply.send(self.core.release_lock(lease, &name, now));
+            }
+            Cmd::Unregister { worker, task } => self.core.unregister_task(worker, &task),
+            Cmd::LeaseJob { lease, reply } => {
+                let r = self
+                    .core
+                    .lease_job(lease)
+                    .map(|(id, t, n)| (id, t.to_string(), n.to_string()));
+                let _ = reply.send(r);
+            }
+            Cmd::LockHolders { name, reply } => {
+                let _ = reply.send(self.core.lock_holders(&name));
+            }
+            Cmd::SetLockTimeout { ms } => self.core.set_lock_timeout(ms),
             Cmd::Barrier { reply } => {
                 let ops = self.effects();
                 self.writer.write_detached(ops);
@@ -504,7 +654,20 @@ impl Actor {
                             self.core.worker_gone(worker, now);
                         }
                     }
-                    Effect::Finished { job, result } => {
+                    Effect::Finished {
+                        job,
+                        task,
+                        name,
+                        result,
+                    } => {
+                        if !self.watchers.is_empty() {
+                            let key = (task.to_string(), name.to_string());
+                            if let Some(ws) = self.watchers.remove(&key) {
+                                for w in ws {
+                                    let _ = w.send(JobEvent::Finished(result.clone()));
+                                }
+                            }
+                        }
                         if let Some(ws) = self.waiters.remove(&job) {
                             for w in ws {
                                 let _ = w.send(result.clone());

@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 
 use super::error::Error;
 use super::job::*;
+use super::locks::Locks;
 use crate::store::Op;
 
 /// Tunables of the core.
@@ -24,6 +25,8 @@ pub struct CoreConfig {
     pub max_dead: usize,
     /// How long a worker registered with RegisterTask may wait before opening GrabJob.
     pub unattached_worker_ttl_ms: i64,
+    /// Lock entries older than this are dropped (Periodic's lock-timeout).
+    pub lock_timeout_ms: i64,
 }
 
 impl Default for CoreConfig {
@@ -31,6 +34,7 @@ impl Default for CoreConfig {
         CoreConfig {
             max_dead: 100_000,
             unattached_worker_ttl_ms: 30_000,
+            lock_timeout_ms: 300_000,
         }
     }
 }
@@ -51,6 +55,10 @@ pub enum Effect {
     Finished {
         /// The job.
         job: JobId,
+        /// Its task.
+        task: Arc<str>,
+        /// Its name.
+        name: Arc<str>,
         /// The worker's result, or why there is none.
         result: Result<Bytes, String>,
     },
@@ -82,6 +90,8 @@ pub struct TaskStatus {
     pub running: u64,
     /// In the dead set.
     pub dead: u64,
+    /// Waiting for a named lock.
+    pub locked: u64,
     /// Earliest sched_at among pending and scheduled jobs.
     pub next_sched_at: Option<Millis>,
 }
@@ -91,6 +101,8 @@ enum Phase {
     Scheduled,
     Pending,
     Running(LeaseId),
+    /// Waiting for a named lock; made pending when it gets a slot.
+    Locked,
     Dead,
 }
 
@@ -121,6 +133,7 @@ struct Task {
     workers: Vec<WorkerId>,
     rr: usize,
     running: u64,
+    locked: u64,
 }
 
 #[derive(Debug)]
@@ -156,6 +169,9 @@ pub struct Core {
     dirty: VecDeque<TaskId>,
     dirty_flag: Vec<bool>,
     dead_total: usize,
+    locks: Locks,
+    /// Latest time an operation was given: for internal steps that take none.
+    last_now: Millis,
     next_job: JobId,
     next_lease: LeaseId,
     next_worker: WorkerId,
@@ -179,6 +195,8 @@ impl Core {
             dirty: VecDeque::new(),
             dirty_flag: Vec::new(),
             dead_total: 0,
+            locks: Locks::default(),
+            last_now: 0,
             next_job: 1,
             next_lease: first_lease.max(1),
             next_worker: 1,
@@ -346,6 +364,7 @@ impl Core {
                 && s.scheduled == 0
                 && s.running == 0
                 && s.dead == 0
+                && s.locked == 0
             {
                 continue;
             }
@@ -354,6 +373,7 @@ impl Core {
             totals.scheduled += s.scheduled;
             totals.running += s.running;
             totals.dead += s.dead;
+            totals.locked += s.locked;
             totals.next_sched_at = match (totals.next_sched_at, s.next_sched_at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -387,6 +407,7 @@ impl Core {
             scheduled: t.scheduled.len() as u64,
             running: t.running,
             dead: t.dead.len() as u64,
+            locked: t.locked,
             next_sched_at: next,
         }
     }
@@ -462,7 +483,6 @@ impl Core {
         connected: bool,
         now: Millis,
     ) -> Result<WorkerId, Error> {
-        let capacity = capacity.max(1);
         let wid = match existing {
             Some(w) => {
                 let worker = self
@@ -567,16 +587,15 @@ impl Core {
                 "lease {lid}: its job was removed while running"
             )));
         };
+        self.release_locks(id, now);
         match outcome {
             Outcome::Done { result } => {
                 let tid = self.jobs[&id].task;
                 self.tasks[tid as usize].running -= 1;
+                let finished = self.finished(id, Ok(result));
                 self.remove_job_silently(id);
                 self.effects.push(Effect::Persist(Op::Delete(id)));
-                self.effects.push(Effect::Finished {
-                    job: id,
-                    result: Ok(result),
-                });
+                self.effects.push(finished);
             }
             Outcome::Fail { error, retry } => self.fail_attempt(id, error, retry, true, now),
             Outcome::SchedLater {
@@ -620,6 +639,7 @@ impl Core {
             self.timers.first().map(|&(t, _)| t),
             self.lease_expiry.first().map(|&(t, _)| t),
             self.unattached.first().map(|&(t, _)| t),
+            self.locks.next_expiry(),
         ]
         .into_iter()
         .flatten()
@@ -628,6 +648,7 @@ impl Core {
 
     /// Promotes due jobs, expires leases and registrations, then hands due jobs to workers with credit.
     pub fn tick(&mut self, now: Millis) {
+        self.last_now = self.last_now.max(now);
         while let Some(&(t, wid)) = self.unattached.first() {
             if t > now {
                 break;
@@ -649,6 +670,10 @@ impl Core {
                     self.fail_attempt(id, "lease expired".into(), true, false, now);
                 }
             }
+        }
+        if self.locks.next_expiry().is_some_and(|t| t <= now) {
+            let (_, promoted) = self.locks.expire(now, self.cfg.lock_timeout_ms);
+            self.wake_locked(promoted);
         }
         while let Some(&(t, tid)) = self.timers.first() {
             if t > now {
@@ -731,9 +756,11 @@ impl Core {
 
     /// One failed attempt: retry (with backoff, or at once for lost leases) or move to the dead set.
     fn fail_attempt(&mut self, id: JobId, error: String, retry: bool, backoff: bool, now: Millis) {
-        let Some(job) = self.jobs.get_mut(&id) else {
+        if !self.jobs.contains_key(&id) {
             return;
-        };
+        }
+        self.release_locks(id, now);
+        let job = self.jobs.get_mut(&id).expect("checked above");
         if let Phase::Running(_) = job.phase {
             self.tasks[job.task as usize].running -= 1;
         }
@@ -755,10 +782,128 @@ impl Core {
             self.enqueue(id, now);
             self.persist_reschedule(id);
         }
-        self.effects.push(Effect::Finished {
+        let finished = self.finished(id, Err(error));
+        self.effects.push(finished);
+    }
+
+    fn finished(&self, id: JobId, result: Result<Bytes, String>) -> Effect {
+        let job = &self.jobs[&id];
+        Effect::Finished {
             job: id,
-            result: Err(error),
-        });
+            task: self.tasks[job.task as usize].name.clone(),
+            name: job.name.clone(),
+            result,
+        }
+    }
+
+    /// Frees every lock slot the job holds or waits for; waiters that get a slot become pending.
+    fn release_locks(&mut self, id: JobId, now: Millis) {
+        let promoted = self.locks.release_all(id, now, self.cfg.lock_timeout_ms);
+        self.wake_locked(promoted);
+    }
+
+    fn wake_locked(&mut self, jobs: Vec<JobId>) {
+        for id in jobs {
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            if job.phase == Phase::Locked {
+                let tid = job.task;
+                self.tasks[tid as usize].locked -= 1;
+                job.phase = Phase::Pending;
+                self.tasks[tid as usize]
+                    .ready
+                    .insert((Reverse(job.priority), job.sched_at, id));
+                self.mark_dirty(tid);
+            }
+        }
+    }
+
+    /// Takes (or queues for) a slot of lock `name` for the job of a lease. When queued, the
+    /// lease ends (the worker's credit comes back) and the job waits as locked.
+    pub fn acquire_lock(
+        &mut self,
+        lid: LeaseId,
+        name: &str,
+        count: u32,
+        now: Millis,
+    ) -> Result<bool, Error> {
+        let (id, wid) = self.lease_holder(lid)?;
+        if self
+            .locks
+            .acquire(name, count, id, now, self.cfg.lock_timeout_ms)
+        {
+            return Ok(true);
+        }
+        let lease = self.leases.remove(&lid).expect("checked by lease_holder");
+        self.lease_expiry.remove(&(lease.expires_at, lid));
+        if let Some(w) = self.workers.get_mut(&wid) {
+            w.leases.remove(&lid);
+        }
+        self.mark_worker_dirty(wid);
+        let job = self.jobs.get_mut(&id).expect("leased job exists");
+        job.phase = Phase::Locked;
+        let t = &mut self.tasks[job.task as usize];
+        t.running -= 1;
+        t.locked += 1;
+        Ok(false)
+    }
+
+    /// Releases one lock held by the job of a lease.
+    pub fn release_lock(&mut self, lid: LeaseId, name: &str, now: Millis) -> Result<(), Error> {
+        let (id, _) = self.lease_holder(lid)?;
+        let promoted = self.locks.release(name, id, now, self.cfg.lock_timeout_ms);
+        self.wake_locked(promoted.into_iter().collect());
+        Ok(())
+    }
+
+    /// Holders of lock `name` now.
+    pub fn lock_holders(&self, name: &str) -> usize {
+        self.locks.holders(name)
+    }
+
+    /// Changes the lock timeout (run-time config).
+    pub fn set_lock_timeout(&mut self, ms: i64) {
+        self.cfg.lock_timeout_ms = ms.max(1);
+    }
+
+    fn lease_holder(&self, lid: LeaseId) -> Result<(JobId, WorkerId), Error> {
+        match self.leases.get(&lid) {
+            Some(Lease {
+                job: Some(id),
+                worker,
+                ..
+            }) => Ok((*id, *worker)),
+            _ => Err(Error::FailedPrecondition(format!(
+                "lease {lid} is not held"
+            ))),
+        }
+    }
+
+    /// The job (id, task, name) a current lease is for.
+    pub fn lease_job(&self, lid: LeaseId) -> Option<(JobId, Arc<str>, Arc<str>)> {
+        let id = self.leases.get(&lid)?.job?;
+        let job = self.jobs.get(&id)?;
+        Some((
+            id,
+            self.tasks[job.task as usize].name.clone(),
+            job.name.clone(),
+        ))
+    }
+
+    /// A worker stops serving one task (Periodic's CANT_DO).
+    pub fn unregister_task(&mut self, wid: WorkerId, task: &str) {
+        let Some(&tid) = self.task_ids.get(task) else {
+            return;
+        };
+        if let Some(w) = self.workers.get_mut(&wid) {
+            w.tasks.retain(|&t| t != tid);
+            let t = &mut self.tasks[tid as usize];
+            t.workers.retain(|&w| w != wid);
+            if t.rr >= t.workers.len() {
+                t.rr = 0;
+            }
+        }
     }
 
     fn backoff_ms(&mut self, id: JobId) -> Millis {
@@ -819,6 +964,7 @@ impl Core {
             workers: Vec::new(),
             rr: 0,
             running: 0,
+            locked: 0,
         });
         self.dirty_flag.push(false);
         self.task_ids.insert(name, t);
@@ -905,6 +1051,7 @@ impl Core {
                 task.dead.remove(&id);
                 self.dead_total -= 1;
             }
+            Phase::Locked => task.locked -= 1,
             Phase::Running(_) => {}
         }
     }
@@ -919,11 +1066,14 @@ impl Core {
                 self.tasks[job.task as usize].running -= 1;
             }
         }
+        // Locks go by id: a removed job must not keep a slot (or its place in a queue).
+        let promoted = self
+            .locks
+            .release_all(id, self.last_now, self.cfg.lock_timeout_ms);
+        let finished = self.finished(id, Err(why.to_string()));
         self.remove_job_silently(id);
-        self.effects.push(Effect::Finished {
-            job: id,
-            result: Err(why.to_string()),
-        });
+        self.wake_locked(promoted);
+        self.effects.push(finished);
     }
 
     /// Drops a job from the maps and queues; the caller settles its lease and running count.
@@ -971,7 +1121,7 @@ impl Core {
     fn view(&self, id: JobId) -> JobView {
         let job = &self.jobs[&id];
         let (state, lease) = match job.phase {
-            Phase::Pending => (JobState::Pending, None),
+            Phase::Pending | Phase::Locked => (JobState::Pending, None),
             Phase::Scheduled => (JobState::Scheduled, None),
             Phase::Running(l) => (JobState::Running, Some(l)),
             Phase::Dead => (JobState::Dead, None),
@@ -1012,6 +1162,7 @@ impl Core {
     /// Checks the internal indexes agree with each other (used by tests).
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut running = vec![0u64; self.tasks.len()];
+        let mut locked = vec![0u64; self.tasks.len()];
         for (&id, job) in &self.jobs {
             let t = &self.tasks[job.task as usize];
             if t.by_name.get(&job.name) != Some(&id) {
@@ -1021,6 +1172,10 @@ impl Core {
                 Phase::Pending => t.ready.contains(&(Reverse(job.priority), job.sched_at, id)),
                 Phase::Scheduled => t.scheduled.contains(&(job.sched_at, id)),
                 Phase::Dead => t.dead.contains(&id),
+                Phase::Locked => {
+                    locked[job.task as usize] += 1;
+                    self.locks.is_waiting(id)
+                }
                 Phase::Running(l) => {
                     running[job.task as usize] += 1;
                     self.leases.get(&l).is_some_and(|x| x.job == Some(id))
@@ -1031,7 +1186,11 @@ impl Core {
             }
         }
         for (i, t) in self.tasks.iter().enumerate() {
-            let n = t.ready.len() + t.scheduled.len() + t.dead.len() + running[i] as usize;
+            let n = t.ready.len()
+                + t.scheduled.len()
+                + t.dead.len()
+                + running[i] as usize
+                + locked[i] as usize;
             if n != t.by_name.len() {
                 return Err(format!(
                     "task {} counts {} != {}",
@@ -1040,8 +1199,8 @@ impl Core {
                     t.by_name.len()
                 ));
             }
-            if t.running != running[i] {
-                return Err(format!("task {} running counter off", t.name));
+            if t.running != running[i] || t.locked != locked[i] {
+                return Err(format!("task {} running or locked counter off", t.name));
             }
             if let Some(&(s, _)) = t.scheduled.first() {
                 if !self.timers.contains(&(s, i as TaskId)) {

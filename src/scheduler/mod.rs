@@ -6,6 +6,7 @@ pub mod clock;
 pub mod core;
 pub mod error;
 pub mod job;
+pub mod locks;
 
 pub use actor::SchedulerHandle;
 pub use error::Error;

@@ -1,0 +1,396 @@
+//! One Periodic connection: handshake, then requests converted to scheduler calls.
+//!
+//! Like the gRPC face it holds no scheduling logic. What it does keep is per-connection
+//! bookkeeping Periodic needs and gRPC does not: a worker's grab slots (each `GRAB_JOB`
+//! msgid is one job in flight, so their count is the worker's capacity) and the map from a
+//! job handle (func, name) to the lease the scheduler gave it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::command::{code, encode_job, parse, reply, Handle, PJob, Request};
+use super::frame;
+use super::RuntimeConfig;
+use crate::config::Limits;
+use crate::pb;
+use crate::rpc::convert::submit_spec;
+use crate::scheduler::actor::JobEvent;
+use crate::scheduler::job::{JobKey, JobView, LeaseId, Outcome, WorkerId};
+use crate::scheduler::{Error, SchedulerHandle};
+
+/// What every connection shares.
+#[derive(Clone)]
+pub struct Face {
+    /// The scheduler.
+    pub h: SchedulerHandle,
+    /// Submission limits (same as gRPC).
+    pub limits: Limits,
+    /// CONFIG_GET / CONFIG_SET values.
+    pub config: Arc<RuntimeConfig>,
+}
+
+type Msgid = [u8; 4];
+
+struct Session {
+    face: Face,
+    out: mpsc::UnboundedSender<Bytes>,
+    worker: Option<WorkerId>,
+    jobs_tx: mpsc::UnboundedSender<JobView>,
+    slots: HashSet<Msgid>,
+    free: VecDeque<Msgid>,
+    waiting: VecDeque<JobView>,
+    handles: HashMap<Handle, LeaseId>,
+}
+
+/// Serves one connection until it closes or sends something unreadable.
+pub async fn serve<S>(face: Face, stream: S, conn_id: u64)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (out, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
+    let writer = tokio::spawn(async move {
+        while let Some(p) = out_rx.recv().await {
+            let mut buf = BytesMut::from(&frame::encode(&p)[..]);
+            while let Ok(more) = out_rx.try_recv() {
+                buf.extend_from_slice(&frame::encode(&more));
+            }
+            if wr.write_all(&buf).await.is_err() {
+                return;
+            }
+        }
+    });
+    let (jobs_tx, mut jobs_rx) = mpsc::unbounded_channel();
+    let max_len = face.limits.max_args_bytes + 64 * 1024;
+    let mut s = Session {
+        face,
+        out,
+        worker: None,
+        jobs_tx,
+        slots: HashSet::new(),
+        free: VecDeque::new(),
+        waiting: VecDeque::new(),
+        handles: HashMap::new(),
+    };
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut greeted = false;
+    'conn: loop {
+        tokio::select! {
+            n = rd.read_buf(&mut buf) => {
+                match n {
+                    Ok(0) | Err(_) => break 'conn,
+                    Ok(_) => {}
+                }
+                loop {
+                    let payload = match frame::decode(&mut buf, max_len) {
+                        Ok(Some(p)) => p,
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::debug!(conn_id, error = %e, "periodic: closing connection");
+                            break 'conn;
+                        }
+                    };
+                    if !greeted {
+                        // The first frame is the client type (1 client, 2 worker; 3/4 with auth).
+                        if payload.len() != 1 || !(1..=4).contains(&payload[0]) {
+                            break 'conn;
+                        }
+                        greeted = true;
+                        let _ = s.out.send(Bytes::copy_from_slice(&(conn_id as u32).to_be_bytes()));
+                        continue;
+                    }
+                    s.request(&payload).await;
+                }
+            }
+            Some(job) = jobs_rx.recv() => s.assign(job),
+        }
+    }
+    if let Some(w) = s.worker {
+        s.face.h.worker_gone(w);
+    }
+    drop(s);
+    let _ = writer.await;
+}
+
+impl Session {
+    fn send(&self, msgid: Msgid, cmd: u8, body: &[u8]) {
+        let _ = self.out.send(reply(msgid, cmd, body));
+    }
+
+    fn ok(&self, msgid: Msgid, r: Result<(), Error>) {
+        match r {
+            Ok(()) => self.send(msgid, code::SUCCESS, &[]),
+            Err(e) => {
+                tracing::debug!(error = %e, "periodic request refused");
+                self.send(msgid, code::UNKNOWN, &[]);
+            }
+        }
+    }
+
+    async fn request(&mut self, payload: &[u8]) {
+        let (msgid, req) = match parse(payload) {
+            Ok(x) => x,
+            Err((msgid, e)) => {
+                tracing::debug!(error = %e, "periodic: unreadable request");
+                self.send(msgid, code::UNKNOWN, &[]);
+                return;
+            }
+        };
+        let h = self.face.h.clone();
+        match req {
+            Request::Noop | Request::JobAssigned => {}
+            Request::Ping => self.send(msgid, code::PONG, &[]),
+            Request::Sleep => self.send(msgid, code::NOOP, &[]),
+            Request::SubmitJob(j) => {
+                let r = match self.spec(j) {
+                    Ok(spec) => h.submit(spec).await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
+                self.ok(msgid, r);
+            }
+            Request::RunJob(j) => {
+                let spec = self.run_spec(j);
+                let out = self.out.clone();
+                tokio::spawn(async move {
+                    let payload = match spec {
+                        Err(_) => reply(msgid, code::UNKNOWN, &[]),
+                        Ok(spec) => match h.run_job(spec).await {
+                            Ok((_, result)) => reply(msgid, code::DATA, &result),
+                            Err(Error::FailedPrecondition(_)) => reply(msgid, code::NO_WORKER, &[]),
+                            Err(_) => reply(msgid, code::DATA, b"failed"),
+                        },
+                    };
+                    let _ = out.send(payload);
+                });
+            }
+            Request::RecvData(j) => {
+                let mut rx = h.watch(j.func, j.name);
+                self.send(msgid, code::SUCCESS, &[]);
+                let out = self.out.clone();
+                tokio::spawn(async move {
+                    while let Some(ev) = rx.recv().await {
+                        let (body, end) = match &ev {
+                            JobEvent::Data(b) => (&b[..], false),
+                            JobEvent::Finished(_) => (&b"EOF"[..], true),
+                        };
+                        if out.send(reply(msgid, code::DATA, body)).is_err() || end {
+                            return;
+                        }
+                    }
+                });
+            }
+            Request::RemoveJob { func, name } => {
+                // Periodic answers success whether or not the job existed.
+                let _ = h.remove(JobKey::Name { task: func, name }).await;
+                self.send(msgid, code::SUCCESS, &[]);
+            }
+            Request::DropFunc(func) => {
+                // As Periodic: dropped only when no worker serves it, answered success either way.
+                let _ = h.drop_task(func).await;
+                self.send(msgid, code::SUCCESS, &[]);
+            }
+            Request::Status => {
+                let body = status_lines(&h).await;
+                self.send(msgid, code::DATA, body.as_bytes());
+            }
+            Request::ConfigGet(key) => {
+                let v = self.face.config.get(&key);
+                self.send(msgid, code::CONFIG, &v.to_be_bytes());
+            }
+            Request::ConfigSet(key, v) => {
+                self.face.config.set(&key, v);
+                if key == "lock-timeout" {
+                    h.set_lock_timeout(v as i64 * 1000);
+                }
+                self.send(msgid, code::SUCCESS, &[]);
+            }
+            Request::CanDo(func) | Request::Broadcast(func) => {
+                let r = self.register(vec![func]).await;
+                self.ok(msgid, r);
+            }
+            Request::CantDo(func) => {
+                if let Some(w) = self.worker {
+                    h.unregister_task(w, func);
+                }
+                self.send(msgid, code::SUCCESS, &[]);
+            }
+            Request::GrabJob => {
+                // A new msgid is one more job this worker runs at once.
+                if self.slots.insert(msgid) && self.worker.is_some() {
+                    let _ = self.register(Vec::new()).await;
+                }
+                if !self.free.contains(&msgid) {
+                    self.free.push_back(msgid);
+                }
+                self.send(msgid, code::SUCCESS, &[]);
+                while !self.free.is_empty() {
+                    let Some(job) = self.waiting.pop_front() else {
+                        break;
+                    };
+                    self.assign(job);
+                }
+            }
+            Request::WorkDone { handle, data } => {
+                let r = self.report(&handle, Outcome::Done { result: data }).await;
+                self.ok(msgid, r);
+            }
+            Request::WorkFail { handle } => {
+                let o = Outcome::Fail {
+                    error: "worker sent WORK_FAIL".into(),
+                    retry: true,
+                };
+                let r = self.report(&handle, o).await;
+                self.ok(msgid, r);
+            }
+            Request::SchedLater {
+                handle,
+                delay,
+                step,
+            } => {
+                let o = Outcome::SchedLater {
+                    delay_ms: delay.saturating_mul(1000),
+                    count_step: step as u32,
+                };
+                let r = self.report(&handle, o).await;
+                self.ok(msgid, r);
+            }
+            Request::WorkData { handle, data } => {
+                let r = match self.handles.get(&handle) {
+                    Some(&lease) => h.work_data(lease, data).await,
+                    None => Err(stale(&handle)),
+                };
+                self.ok(msgid, r);
+            }
+            Request::Acquire {
+                name,
+                count,
+                handle,
+            } => {
+                let got = match self.handles.get(&handle) {
+                    Some(&lease) => h
+                        .acquire_lock(lease, name, count as u32)
+                        .await
+                        .unwrap_or(false),
+                    None => false,
+                };
+                if !got {
+                    // The job now waits for the lock; the worker treats it as finished.
+                    self.handles.remove(&handle);
+                }
+                self.send(msgid, code::ACQUIRED, &[u8::from(got)]);
+            }
+            Request::Release { name, handle } => {
+                let r = match self.handles.get(&handle) {
+                    Some(&lease) => h.release_lock(lease, name).await,
+                    None => Err(stale(&handle)),
+                };
+                self.ok(msgid, r);
+            }
+        }
+    }
+
+    /// Registers this connection as a worker (first CAN_DO) or updates its tasks and capacity.
+    async fn register(&mut self, tasks: Vec<String>) -> Result<(), Error> {
+        let capacity = self.slots.len() as u32;
+        let tx = self.worker.is_none().then(|| self.jobs_tx.clone());
+        let w = self
+            .face
+            .h
+            .register(self.worker, tasks, capacity, tx)
+            .await?;
+        self.worker = Some(w);
+        Ok(())
+    }
+
+    async fn report(&mut self, handle: &Handle, o: Outcome) -> Result<(), Error> {
+        let lease = self.handles.remove(handle).ok_or_else(|| stale(handle))?;
+        self.face.h.report(lease, o).await
+    }
+
+    /// Hands a leased job to a free grab slot, or holds it until the worker asks again.
+    fn assign(&mut self, job: JobView) {
+        let Some(msgid) = self.free.pop_front() else {
+            self.waiting.push_back(job);
+            return;
+        };
+        let r = &job.record;
+        let pj = PJob {
+            func: r.task.clone(),
+            name: r.name.clone(),
+            workload: r.args.clone(),
+            sched_at: r.sched_at.div_euclid(1000),
+            count: r.run_count as i32,
+            timeout: (r.timeout_ms / 1000) as i32,
+        };
+        self.handles.insert(
+            Handle {
+                func: pj.func.clone(),
+                name: pj.name.clone(),
+            },
+            job.lease.expect("assigned jobs carry a lease"),
+        );
+        let mut body = BytesMut::new();
+        encode_job(&mut body, &pj);
+        self.send(msgid, code::JOB_ASSIGN, &body);
+    }
+
+    fn spec(&self, j: PJob) -> Result<crate::scheduler::job::JobSpec, Error> {
+        self.spec_for(j, false)
+    }
+
+    fn run_spec(&self, j: PJob) -> Result<crate::scheduler::job::JobSpec, Error> {
+        self.spec_for(j, true)
+    }
+
+    fn spec_for(&self, j: PJob, run: bool) -> Result<crate::scheduler::job::JobSpec, Error> {
+        let default_timeout = self.face.config.get("timeout");
+        let timeout_s = if j.timeout > 0 {
+            j.timeout
+        } else {
+            default_timeout
+        };
+        let req = pb::SubmitJobRequest {
+            task: j.func,
+            name: j.name,
+            args: j.workload,
+            sched_at_ms: j.sched_at.saturating_mul(1000),
+            timeout_ms: (timeout_s > 0).then_some(timeout_s as i64 * 1000),
+            priority: 0,
+            retry: None,
+        };
+        submit_spec(req, &self.face.limits, self.face.h.clock().now_ms(), run)
+    }
+}
+
+fn stale(h: &Handle) -> Error {
+    Error::FailedPrecondition(format!(
+        "job {}:{} is not held by this worker",
+        h.func, h.name
+    ))
+}
+
+/// STATUS body: `func,workers,jobs,processing,locked,sched_at` per line.
+pub async fn status_lines(h: &SchedulerHandle) -> String {
+    let Ok((tasks, _)) = h.status(None).await else {
+        return String::new();
+    };
+    tasks
+        .iter()
+        .map(|t| {
+            format!(
+                "{},{},{},{},{},{}",
+                t.task,
+                t.workers,
+                t.pending + t.scheduled + t.running + t.locked,
+                t.running,
+                t.locked,
+                t.next_sched_at.map_or(0, |ms| ms.div_euclid(1000))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,192 @@
+//! Named locks (Periodic's ACQUIRE/RELEASE): at most `count` jobs hold a lock at once.
+//!
+//! A job that cannot get a slot waits in the lock's queue; when a holder lets go, the first
+//! waiter is given the slot *before* it runs again, so its next acquire succeeds. Entries
+//! older than the lock timeout are dropped (a worker that vanished with a lock cannot block
+//! the others for ever).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::job::{JobId, Millis};
+
+#[derive(Debug, Default)]
+struct Lock {
+    max: u32,
+    /// Holder → the time its entry goes stale.
+    holders: HashMap<JobId, Millis>,
+    /// Waiters in arrival order, with the time their entry goes stale.
+    waiting: VecDeque<(JobId, Millis)>,
+}
+
+/// Every named lock, with an index from jobs to the locks they hold or wait for.
+#[derive(Debug, Default)]
+pub struct Locks {
+    locks: HashMap<Arc<str>, Lock>,
+    by_job: HashMap<JobId, Vec<Arc<str>>>,
+    expiry: BTreeSet<(Millis, JobId, Arc<str>)>,
+}
+
+impl Locks {
+    /// Takes a slot of `name` for `job` (true) or queues it (false). `count` raises the lock's limit.
+    pub fn acquire(
+        &mut self,
+        name: &str,
+        count: u32,
+        job: JobId,
+        now: Millis,
+        timeout_ms: Millis,
+    ) -> bool {
+        let key: Arc<str> = match self.locks.get_key_value(name) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(name),
+        };
+        let lock = self.locks.entry(key.clone()).or_default();
+        lock.max = lock.max.max(count.max(1));
+        if lock.holders.contains_key(&job) {
+            return true;
+        }
+        if lock.waiting.iter().any(|&(j, _)| j == job) {
+            return false;
+        }
+        let held = (lock.holders.len() as u32) < lock.max;
+        let stale_at = now + timeout_ms;
+        if held {
+            lock.holders.insert(job, stale_at);
+        } else {
+            lock.waiting.push_back((job, stale_at));
+        }
+        self.expiry.insert((stale_at, job, key.clone()));
+        self.by_job.entry(job).or_default().push(key);
+        held
+    }
+
+    /// Lets go of one lock; returns the waiter that got the freed slot.
+    pub fn release(
+        &mut self,
+        name: &str,
+        job: JobId,
+        now: Millis,
+        timeout_ms: Millis,
+    ) -> Option<JobId> {
+        let key = self.locks.get_key_value(name)?.0.clone();
+        if let Some(names) = self.by_job.get_mut(&job) {
+            names.retain(|n| n != &key);
+            if names.is_empty() {
+                self.by_job.remove(&job);
+            }
+        }
+        self.drop_entry(&key, job, now, timeout_ms)
+    }
+
+    /// Lets go of every lock `job` holds or waits for; returns the waiters that got slots.
+    pub fn release_all(&mut self, job: JobId, now: Millis, timeout_ms: Millis) -> Vec<JobId> {
+        let names = self.by_job.remove(&job).unwrap_or_default();
+        names
+            .into_iter()
+            .filter_map(|n| self.drop_entry(&n, job, now, timeout_ms))
+            .collect()
+    }
+
+    fn drop_entry(
+        &mut self,
+        key: &Arc<str>,
+        job: JobId,
+        now: Millis,
+        timeout_ms: Millis,
+    ) -> Option<JobId> {
+        let lock = self.locks.get_mut(key)?;
+        let mut promoted = None;
+        if let Some(stale_at) = lock.holders.remove(&job) {
+            self.expiry.remove(&(stale_at, job, key.clone()));
+            if let Some((next, next_stale)) = lock.waiting.pop_front() {
+                self.expiry.remove(&(next_stale, next, key.clone()));
+                lock.holders.insert(next, now + timeout_ms);
+                self.expiry.insert((now + timeout_ms, next, key.clone()));
+                promoted = Some(next);
+            }
+        } else if let Some(pos) = lock.waiting.iter().position(|&(j, _)| j == job) {
+            let (_, stale_at) = lock.waiting.remove(pos).expect("position is valid");
+            self.expiry.remove(&(stale_at, job, key.clone()));
+        }
+        if lock.holders.is_empty() && lock.waiting.is_empty() {
+            self.locks.remove(key);
+        }
+        promoted
+    }
+
+    /// Drops entries older than the timeout. Returns (jobs whose entry expired, waiters promoted).
+    pub fn expire(&mut self, now: Millis, timeout_ms: Millis) -> (Vec<JobId>, Vec<JobId>) {
+        let mut expired = Vec::new();
+        let mut promoted = Vec::new();
+        while let Some((t, job, key)) = self.expiry.first().cloned() {
+            if t > now {
+                break;
+            }
+            self.expiry.pop_first();
+            if let Some(p) = self.release(&key, job, now, timeout_ms) {
+                promoted.push(p);
+            }
+            expired.push(job);
+        }
+        (expired, promoted)
+    }
+
+    /// When the oldest entry goes stale.
+    pub fn next_expiry(&self) -> Option<Millis> {
+        self.expiry.first().map(|(t, _, _)| *t)
+    }
+
+    /// Holders of `name` now.
+    pub fn holders(&self, name: &str) -> usize {
+        self.locks.get(name).map_or(0, |l| l.holders.len())
+    }
+
+    /// Whether `job` waits in some lock's queue.
+    pub fn is_waiting(&self, job: JobId) -> bool {
+        self.by_job.get(&job).is_some_and(|names| {
+            names
+                .iter()
+                .any(|n| self.locks[n].waiting.iter().any(|&(j, _)| j == job))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_limits_holders_and_release_promotes_in_order() {
+        let mut l = Locks::default();
+        assert!(l.acquire("db", 2, 1, 0, 1000));
+        assert!(l.acquire("db", 2, 2, 0, 1000));
+        assert!(!l.acquire("db", 2, 3, 0, 1000));
+        assert!(!l.acquire("db", 2, 4, 0, 1000));
+        assert_eq!(l.holders("db"), 2);
+        assert_eq!(l.release_all(1, 10, 1000), vec![3]);
+        assert!(
+            l.acquire("db", 2, 3, 10, 1000),
+            "promoted waiter holds its slot"
+        );
+        assert_eq!(l.release("db", 2, 20, 1000), Some(4));
+        assert!(!l.is_waiting(4));
+        assert_eq!(l.release_all(3, 30, 1000), vec![]);
+        assert_eq!(l.release_all(4, 30, 1000), vec![]);
+        assert_eq!(l.holders("db"), 0);
+        assert_eq!(l.next_expiry(), None);
+    }
+
+    #[test]
+    fn stale_entries_expire() {
+        let mut l = Locks::default();
+        assert!(l.acquire("x", 1, 1, 0, 100));
+        assert!(!l.acquire("x", 1, 2, 50, 100));
+        let (expired, promoted) = l.expire(100, 100);
+        assert_eq!((expired, promoted), (vec![1], vec![2]));
+        assert_eq!(l.holders("x"), 1);
+        let (expired, _) = l.expire(200, 100);
+        assert_eq!(expired, vec![2]);
+        assert_eq!(l.holders("x"), 0);
+    }
+}
