@@ -11,6 +11,7 @@ use crate::pb;
 use crate::rpc::scheduler::SchedulerService;
 use crate::scheduler::clock::Clock;
 use crate::scheduler::core::{Core, CoreConfig};
+use crate::scheduler::settings::Settings;
 use crate::scheduler::{actor, SchedulerHandle};
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::Writer;
@@ -46,10 +47,11 @@ pub async fn start_scheduler(
 > {
     let dir = config.data_dir.clone();
     let sync = config.sync;
-    let (store, records) = tokio::task::spawn_blocking(move || {
+    let (store, records, stored_config) = tokio::task::spawn_blocking(move || {
         let mut store = SqliteStore::open(&dir, sync)?;
         let records = store.load_jobs()?;
-        Ok::<_, crate::store::StoreError>((store, records))
+        let config = store.load_config()?;
+        Ok::<_, crate::store::StoreError>((store, records, config))
     })
     .await
     .expect("store open task")?;
@@ -70,7 +72,11 @@ pub async fn start_scheduler(
     core.restore(records, now);
     tracing::info!(jobs = n, dir = %config.data_dir.display(), "store loaded");
     let (writer, writer_join) = Writer::spawn(store);
-    let (handle, actor_join) = actor::spawn(core, writer, clock);
+    let settings = Settings::new(
+        (config.limits.default_timeout_ms / 1000).max(1) as i64,
+        stored_config,
+    );
+    let (handle, actor_join) = actor::spawn(core, settings, writer, clock);
     Ok((handle, actor_join, writer_join))
 }
 

@@ -18,6 +18,7 @@ async fn submit_grab_done_over_grabjob_and_report() {
             worker_id: String::new(),
             tasks: vec!["echo".into()],
             capacity: 1,
+            broadcast_tasks: vec![],
         })
         .await
         .unwrap()

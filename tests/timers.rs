@@ -10,6 +10,7 @@ use taskhive::scheduler::actor;
 use taskhive::scheduler::clock::Clock;
 use taskhive::scheduler::core::{Core, CoreConfig};
 use taskhive::scheduler::job::*;
+use taskhive::scheduler::settings::Settings;
 use taskhive::store::memory::MemoryStore;
 use taskhive::store::writer::Writer;
 use tokio::sync::mpsc;
@@ -39,9 +40,14 @@ async fn scheduled_jobs_fire_exactly_when_due_in_order() {
     let store = MemoryStore::default();
     let (writer, _join) = Writer::spawn(store.clone());
     let clock = Clock::anchored(1_700_000_000_000);
-    let (h, _actor) = actor::spawn(Core::new(CoreConfig::default(), 1, 1), writer, clock);
+    let (h, _actor) = actor::spawn(
+        Core::new(CoreConfig::default(), 1, 1),
+        Settings::new(600, Vec::new()),
+        writer,
+        clock,
+    );
     let (tx, mut rx) = mpsc::unbounded_channel();
-    h.register(None, vec!["t".into()], 10_000, Some(tx))
+    h.register(None, vec!["t".into()], vec![], 10_000, Some(tx))
         .await
         .unwrap();
     let t0 = clock.now_ms();
@@ -66,9 +72,14 @@ async fn scheduled_jobs_fire_exactly_when_due_in_order() {
 async fn a_new_earlier_job_rearms_the_timer() {
     let (writer, _join) = Writer::spawn(MemoryStore::default());
     let clock = Clock::anchored(1_700_000_000_000);
-    let (h, _actor) = actor::spawn(Core::new(CoreConfig::default(), 1, 1), writer, clock);
+    let (h, _actor) = actor::spawn(
+        Core::new(CoreConfig::default(), 1, 1),
+        Settings::new(600, Vec::new()),
+        writer,
+        clock,
+    );
     let (tx, mut rx) = mpsc::unbounded_channel();
-    h.register(None, vec!["t".into()], 10, Some(tx))
+    h.register(None, vec!["t".into()], vec![], 10, Some(tx))
         .await
         .unwrap();
     let t0 = clock.now_ms();
@@ -87,9 +98,14 @@ async fn a_new_earlier_job_rearms_the_timer() {
 async fn lease_expiry_requeues_on_time() {
     let (writer, _join) = Writer::spawn(MemoryStore::default());
     let clock = Clock::anchored(1_700_000_000_000);
-    let (h, _actor) = actor::spawn(Core::new(CoreConfig::default(), 1, 1), writer, clock);
+    let (h, _actor) = actor::spawn(
+        Core::new(CoreConfig::default(), 1, 1),
+        Settings::new(600, Vec::new()),
+        writer,
+        clock,
+    );
     let (tx, mut rx) = mpsc::unbounded_channel();
-    h.register(None, vec!["t".into()], 1, Some(tx))
+    h.register(None, vec!["t".into()], vec![], 1, Some(tx))
         .await
         .unwrap();
     let t0 = clock.now_ms();

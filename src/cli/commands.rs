@@ -136,6 +136,29 @@ pub async fn run(cmd: Command) -> CliResult {
             }
             Ok(())
         }
+        Command::Config {
+            action,
+            key,
+            value,
+            conn,
+        } => {
+            let mut c = connect(&conn).await?;
+            let key = key.unwrap_or_default();
+            let values = if action == "set" {
+                let value = value.ok_or("config set: a value is required")?;
+                c.set_config(pb::SetConfigRequest { key, value }).await?
+            } else {
+                c.get_config(pb::GetConfigRequest { key }).await?
+            }
+            .into_inner()
+            .values;
+            let mut values: Vec<_> = values.into_iter().collect();
+            values.sort();
+            for (k, v) in values {
+                println!("{k}\t{v}");
+            }
+            Ok(())
+        }
         Command::Serve(_) | Command::Run(_) => unreachable!("handled by main"),
     }
 }
@@ -185,18 +208,26 @@ fn print_status(r: &pb::StatusResponse, json: bool) {
             .tasks
             .iter()
             .map(|t| {
-                format!(
-                    "{{\"task\":{:?},\"workers\":{},\"pending\":{},\"scheduled\":{},\"running\":{},\"dead\":{},\"next_sched_at_ms\":{}}}",
-                    t.task, t.workers, t.pending, t.scheduled, t.running, t.dead, t.next_sched_at_ms
-                )
+                serde_json::json!({
+                    "task": t.task,
+                    "workers": t.workers,
+                    "pending": t.pending,
+                    "scheduled": t.scheduled,
+                    "running": t.running,
+                    "locked": t.locked,
+                    "dead": t.dead,
+                    "broadcast": t.broadcast,
+                    "next_sched_at_ms": t.next_sched_at_ms,
+                })
+                .to_string()
             })
             .collect();
         println!("[{}]", rows.join(","));
         return;
     }
     println!(
-        "{:<24} {:>7} {:>9} {:>9} {:>7} {:>6}  next",
-        "TASK", "WORKERS", "PENDING", "SCHEDULED", "RUNNING", "DEAD"
+        "{:<24} {:>7} {:>9} {:>9} {:>7} {:>6} {:>6}  next",
+        "TASK", "WORKERS", "PENDING", "SCHEDULED", "RUNNING", "LOCKED", "DEAD"
     );
     let mut rows: Vec<&pb::TaskStatus> = r.tasks.iter().collect();
     let totals = r.totals.clone().unwrap_or_default();
@@ -214,9 +245,14 @@ fn print_status(r: &pb::StatusResponse, json: bool) {
             )
             .to_string()
         };
+        let task = if t.broadcast {
+            format!("{} (broadcast)", t.task)
+        } else {
+            t.task.clone()
+        };
         println!(
-            "{:<24} {:>7} {:>9} {:>9} {:>7} {:>6}  {next}",
-            t.task, t.workers, t.pending, t.scheduled, t.running, t.dead
+            "{:<24} {:>7} {:>9} {:>9} {:>7} {:>6} {:>6}  {next}",
+            task, t.workers, t.pending, t.scheduled, t.running, t.locked, t.dead
         );
     }
 }

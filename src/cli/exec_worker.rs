@@ -91,6 +91,7 @@ async fn session(args: &RunArgs, argv: &[String]) -> CliResult {
             tasks: vec![args.task.clone()],
             capacity: args.concurrency.max(1),
             name: format!("taskhive run --exec {}", args.exec),
+            broadcast_tasks: vec![],
         })),
     })
     .await?;

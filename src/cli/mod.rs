@@ -97,6 +97,19 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Get or set run-time settings (timeout, lock-timeout, ...).
+    Config {
+        /// get or set.
+        #[arg(value_parser = ["get", "set"])]
+        action: String,
+        /// Setting name (get: all when omitted).
+        key: Option<String>,
+        /// New value (set).
+        value: Option<i64>,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Run a shell command for each job of a task (Periodic's `run --exec`).
     Run(exec_worker::RunArgs),
 }

@@ -5,50 +5,10 @@ pub mod command;
 pub mod frame;
 pub mod session;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use session::Face;
-
-/// Periodic's run-time settings (CONFIG_GET / CONFIG_SET), with haskell-periodic's defaults.
-#[derive(Debug)]
-pub struct RuntimeConfig {
-    values: Mutex<HashMap<String, i32>>,
-}
-
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        let defaults = [
-            ("timeout", 600),
-            ("lock-timeout", 300),
-            ("assign-wait", 2),
-            ("max-batch-size", 500),
-            ("keepalive", 300),
-            ("max-pool-size", 10),
-            ("run-job-aggressive", 0),
-        ];
-        RuntimeConfig {
-            values: Mutex::new(defaults.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
-        }
-    }
-}
-
-impl RuntimeConfig {
-    /// A setting (0 when unknown).
-    pub fn get(&self, key: &str) -> i32 {
-        *self.values.lock().expect("poisoned").get(key).unwrap_or(&0)
-    }
-
-    /// Changes a setting.
-    pub fn set(&self, key: &str, v: i32) {
-        self.values
-            .lock()
-            .expect("poisoned")
-            .insert(key.to_string(), v);
-    }
-}
 
 /// A bound Periodic listener.
 #[derive(Debug)]
@@ -127,9 +87,5 @@ async fn accept(l: &Listener) -> std::io::Result<Conn> {
 
 /// Shared by every connection of every listener.
 pub fn face(h: crate::scheduler::SchedulerHandle, limits: crate::config::Limits) -> Face {
-    Face {
-        h,
-        limits,
-        config: Arc::new(RuntimeConfig::default()),
-    }
+    Face { h, limits }
 }

@@ -6,7 +6,6 @@
 //! job handle (func, name) to the lease the scheduler gave it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -14,7 +13,6 @@ use tokio::sync::mpsc;
 
 use super::command::{code, encode_job, parse, reply, Handle, PJob, Request};
 use super::frame;
-use super::RuntimeConfig;
 use crate::config::Limits;
 use crate::pb;
 use crate::rpc::convert::submit_spec;
@@ -29,8 +27,6 @@ pub struct Face {
     pub h: SchedulerHandle,
     /// Submission limits (same as gRPC).
     pub limits: Limits,
-    /// CONFIG_GET / CONFIG_SET values.
-    pub config: Arc<RuntimeConfig>,
 }
 
 type Msgid = [u8; 4];
@@ -198,18 +194,23 @@ impl Session {
                 self.send(msgid, code::DATA, body.as_bytes());
             }
             Request::ConfigGet(key) => {
-                let v = self.face.config.get(&key);
-                self.send(msgid, code::CONFIG, &v.to_be_bytes());
+                let v = h
+                    .get_config(key.clone())
+                    .await
+                    .ok()
+                    .and_then(|m| m.get(&key).copied());
+                self.send(msgid, code::CONFIG, &(v.unwrap_or(0) as i32).to_be_bytes());
             }
             Request::ConfigSet(key, v) => {
-                self.face.config.set(&key, v);
-                if key == "lock-timeout" {
-                    h.set_lock_timeout(v as i64 * 1000);
-                }
-                self.send(msgid, code::SUCCESS, &[]);
+                let r = h.set_config(key, v as i64).await;
+                self.ok(msgid, r);
             }
-            Request::CanDo(func) | Request::Broadcast(func) => {
-                let r = self.register(vec![func]).await;
+            Request::CanDo(func) => {
+                let r = self.register(vec![func], Vec::new()).await;
+                self.ok(msgid, r);
+            }
+            Request::Broadcast(func) => {
+                let r = self.register(Vec::new(), vec![func]).await;
                 self.ok(msgid, r);
             }
             Request::CantDo(func) => {
@@ -221,7 +222,7 @@ impl Session {
             Request::GrabJob => {
                 // A new msgid is one more job this worker runs at once.
                 if self.slots.insert(msgid) && self.worker.is_some() {
-                    let _ = self.register(Vec::new()).await;
+                    let _ = self.register(Vec::new(), Vec::new()).await;
                 }
                 if !self.free.contains(&msgid) {
                     self.free.push_back(msgid);
@@ -294,13 +295,13 @@ impl Session {
     }
 
     /// Registers this connection as a worker (first CAN_DO) or updates its tasks and capacity.
-    async fn register(&mut self, tasks: Vec<String>) -> Result<(), Error> {
+    async fn register(&mut self, tasks: Vec<String>, broadcast: Vec<String>) -> Result<(), Error> {
         let capacity = self.slots.len() as u32;
         let tx = self.worker.is_none().then(|| self.jobs_tx.clone());
         let w = self
             .face
             .h
-            .register(self.worker, tasks, capacity, tx)
+            .register(self.worker, tasks, broadcast, capacity, tx)
             .await?;
         self.worker = Some(w);
         Ok(())
@@ -347,12 +348,8 @@ impl Session {
     }
 
     fn spec_for(&self, j: PJob, run: bool) -> Result<crate::scheduler::job::JobSpec, Error> {
-        let default_timeout = self.face.config.get("timeout");
-        let timeout_s = if j.timeout > 0 {
-            j.timeout
-        } else {
-            default_timeout
-        };
+        // 0 = the server's "timeout" setting, applied by the scheduler.
+        let timeout_s = j.timeout;
         let req = pb::SubmitJobRequest {
             task: j.func,
             name: j.name,

@@ -57,7 +57,8 @@ pub fn submit_spec(
         req.sched_at_ms
     };
     let timeout_ms = match req.timeout_ms {
-        None => limits.default_timeout_ms,
+        // 0 = the server's run-time "timeout" setting, resolved by the scheduler.
+        None => 0,
         Some(t) if t <= 0 => return Err(Error::invalid("timeout_ms", format!("{t} must be > 0"))),
         Some(t) if t > u32::MAX as i64 => {
             return Err(Error::invalid(
@@ -245,6 +246,8 @@ pub fn status_pb(s: TaskStatus) -> pb::TaskStatus {
         running: s.running,
         dead: s.dead,
         next_sched_at_ms: s.next_sched_at.unwrap_or(0),
+        locked: s.locked,
+        broadcast: s.broadcast,
     }
 }
 

@@ -49,10 +49,54 @@ fn worker_id(s: &str) -> Result<WorkerId, Error> {
 }
 
 fn check_tasks(tasks: &[String]) -> Result<(), Error> {
-    if tasks.is_empty() {
+    tasks.iter().try_for_each(|t| check_name("tasks", t))
+}
+
+fn check_broadcast(tasks: &[String]) -> Result<(), Error> {
+    tasks
+        .iter()
+        .try_for_each(|t| check_name("broadcast_tasks", t))
+}
+
+fn check_some(tasks: &[String], broadcast: &[String]) -> Result<(), Error> {
+    if tasks.is_empty() && broadcast.is_empty() {
         return Err(Error::invalid("tasks", "must name at least one task"));
     }
-    tasks.iter().try_for_each(|t| check_name("tasks", t))
+    check_tasks(tasks)?;
+    check_broadcast(broadcast)
+}
+
+/// Forwards a watched job's events as protobuf until it ends.
+fn job_events(mut rx: crate::scheduler::actor::EventRx, job_id: u64) -> BoxStream<pb::JobEvent> {
+    use crate::scheduler::actor::JobEvent;
+    use pb::job_event::Event;
+    let stream = async_stream_events(move |tx| async move {
+        while let Some(ev) = rx.recv().await {
+            let (event, end) = match ev {
+                JobEvent::Data(d) => (Event::Data(d), false),
+                JobEvent::Finished(Ok(result)) => {
+                    (Event::Result(pb::RunJobResponse { job_id, result }), true)
+                }
+                JobEvent::Finished(Err(e)) => (Event::Error(e), true),
+            };
+            if tx.send(Ok(pb::JobEvent { event: Some(event) })).is_err() || end {
+                return;
+            }
+        }
+    });
+    Box::pin(stream)
+}
+
+/// A stream fed by a spawned task through a channel.
+fn async_stream_events<T, F, Fut>(f: F) -> UnboundedReceiverStream<Result<T, Status>>
+where
+    T: Send + 'static,
+    F: FnOnce(mpsc::UnboundedSender<Result<T, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(f(tx));
+    UnboundedReceiverStream::new(rx)
 }
 
 fn check_lease(lease: LeaseId) -> Result<(), Error> {
@@ -119,6 +163,98 @@ impl Scheduler for SchedulerService {
             None => run.await?,
         };
         Ok(Response::new(pb::RunJobResponse { job_id, result }))
+    }
+
+    type RunJobStreamStream = BoxStream<pb::JobEvent>;
+
+    async fn run_job_stream(
+        &self,
+        req: Request<pb::SubmitJobRequest>,
+    ) -> Result<Response<Self::RunJobStreamStream>, Status> {
+        let now = self.h.clock().now_ms();
+        let spec = submit_spec(req.into_inner(), &self.limits, now, true)?;
+        if !self.h.has_worker(spec.task.clone()).await? {
+            return Err(
+                Error::FailedPrecondition(format!("no worker for task {}", spec.task)).into(),
+            );
+        }
+        // Watch first, so no chunk sent before the submit lands can be missed.
+        let rx = self.h.watch(spec.task.clone(), spec.name.clone());
+        let r = self.h.submit(spec).await?;
+        Ok(Response::new(job_events(rx, r.id)))
+    }
+
+    type WatchJobStream = BoxStream<pb::JobEvent>;
+
+    async fn watch_job(
+        &self,
+        req: Request<pb::JobRef>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let r = req.into_inner();
+        check_name("task", &r.task)?;
+        check_name("name", &r.name)?;
+        let rx = self.h.watch(r.task, r.name);
+        Ok(Response::new(job_events(rx, r.job_id)))
+    }
+
+    async fn send_data(
+        &self,
+        req: Request<pb::WorkData>,
+    ) -> Result<Response<pb::SendDataResponse>, Status> {
+        let r = req.into_inner();
+        check_lease(r.lease_id)?;
+        self.h.work_data(r.lease_id, r.data).await?;
+        Ok(Response::new(pb::SendDataResponse {}))
+    }
+
+    async fn acquire_lock(
+        &self,
+        req: Request<pb::AcquireLockRequest>,
+    ) -> Result<Response<pb::AcquireLockResponse>, Status> {
+        let r = req.into_inner();
+        check_lease(r.lease_id)?;
+        check_name("name", &r.name)?;
+        let acquired = self
+            .h
+            .acquire_lock(r.lease_id, r.name.clone(), r.count)
+            .await?;
+        Ok(Response::new(pb::AcquireLockResponse {
+            lease_id: r.lease_id,
+            name: r.name,
+            acquired,
+        }))
+    }
+
+    async fn release_lock(
+        &self,
+        req: Request<pb::ReleaseLockRequest>,
+    ) -> Result<Response<pb::ReleaseLockResponse>, Status> {
+        let r = req.into_inner();
+        check_lease(r.lease_id)?;
+        self.h.release_lock(r.lease_id, r.name).await?;
+        Ok(Response::new(pb::ReleaseLockResponse {}))
+    }
+
+    async fn get_config(
+        &self,
+        req: Request<pb::GetConfigRequest>,
+    ) -> Result<Response<pb::ConfigResponse>, Status> {
+        let values = self.h.get_config(req.into_inner().key).await?;
+        Ok(Response::new(pb::ConfigResponse {
+            values: values.into_iter().collect(),
+        }))
+    }
+
+    async fn set_config(
+        &self,
+        req: Request<pb::SetConfigRequest>,
+    ) -> Result<Response<pb::ConfigResponse>, Status> {
+        let r = req.into_inner();
+        self.h.set_config(r.key.clone(), r.value).await?;
+        let values = self.h.get_config(r.key).await?;
+        Ok(Response::new(pb::ConfigResponse {
+            values: values.into_iter().collect(),
+        }))
     }
 
     async fn remove_job(
@@ -191,12 +327,22 @@ impl Scheduler for SchedulerService {
         req: Request<pb::RegisterTaskRequest>,
     ) -> Result<Response<pb::RegisterTaskResponse>, Status> {
         let r = req.into_inner();
-        check_tasks(&r.tasks)?;
+        check_some(&r.tasks, &r.broadcast_tasks)?;
         let existing = match r.worker_id.as_str() {
             "" => None,
             s => Some(worker_id(s)?),
         };
-        let w = self.h.register(existing, r.tasks, r.capacity, None).await?;
+        check_broadcast(&r.broadcast_tasks)?;
+        let w = self
+            .h
+            .register(
+                existing,
+                r.tasks,
+                r.broadcast_tasks,
+                r.capacity.max(1),
+                None,
+            )
+            .await?;
         Ok(Response::new(pb::RegisterTaskResponse {
             worker_id: w.to_string(),
         }))
@@ -254,11 +400,17 @@ impl Scheduler for SchedulerService {
             Some(In::Hello(h)) => h,
             _ => return Err(Error::invalid("msg", "the first message must be hello").into()),
         };
-        check_tasks(&hello.tasks)?;
+        check_some(&hello.tasks, &hello.broadcast_tasks)?;
         let (jobs_tx, mut jobs) = mpsc::unbounded_channel();
         let worker = self
             .h
-            .register(None, hello.tasks, hello.capacity.max(1), Some(jobs_tx))
+            .register(
+                None,
+                hello.tasks,
+                hello.broadcast_tasks,
+                hello.capacity.max(1),
+                Some(jobs_tx),
+            )
             .await?;
         let (out, out_rx) = mpsc::unbounded_channel::<Result<pb::ServerMessage, Status>>();
         let send = move |m: Out| out.send(Ok(pb::ServerMessage { msg: Some(m) })).is_ok();
@@ -308,8 +460,19 @@ impl Scheduler for SchedulerService {
                                 if !send(Out::Heartbeat(pb::HeartbeatResponse { lost_lease_ids: lost })) { break }
                             }
                             // A later hello adds tasks (Periodic's CAN_DO).
-                            Some(In::Hello(more)) if check_tasks(&more.tasks).is_ok() => {
-                                let _ = h.register(Some(worker), more.tasks, more.capacity.max(1), None).await;
+                            Some(In::Hello(more)) if check_some(&more.tasks, &more.broadcast_tasks).is_ok() => {
+                                let _ = h.register(Some(worker), more.tasks, more.broadcast_tasks, more.capacity.max(1), None).await;
+                            }
+                            Some(In::Data(d)) => {
+                                // Data of a lease that is gone is dropped: nobody can watch it any more.
+                                let _ = h.work_data(d.lease_id, d.data).await;
+                            }
+                            Some(In::Acquire(a)) => {
+                                let acquired = h.acquire_lock(a.lease_id, a.name.clone(), a.count).await.unwrap_or(false);
+                                if !send(Out::Lock(pb::AcquireLockResponse { lease_id: a.lease_id, name: a.name, acquired })) { break }
+                            }
+                            Some(In::Release(r)) => {
+                                let _ = h.release_lock(r.lease_id, r.name).await;
                             }
                             Some(In::Hello(_)) | None => {}
                         },

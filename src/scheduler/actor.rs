@@ -3,7 +3,7 @@
 //!
 //! Handlers talk to it through a [`SchedulerHandle`]; no lock is shared with them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -12,6 +12,7 @@ use super::clock::Clock;
 use super::core::{Core, Effect, SubmitReply, TaskStatus};
 use super::error::Error;
 use super::job::*;
+use super::settings::Settings;
 use crate::store::writer::{Commit, Writer};
 use crate::store::{Op, StoreError};
 
@@ -78,6 +79,7 @@ enum Cmd {
     Register {
         worker: Option<WorkerId>,
         tasks: Vec<String>,
+        broadcast: Vec<String>,
         capacity: u32,
         tx: Option<WorkerTx>,
         reply: Reply<Result<WorkerId, Error>>,
@@ -145,8 +147,18 @@ enum Cmd {
         name: String,
         reply: Reply<usize>,
     },
-    SetLockTimeout {
-        ms: i64,
+    HasWorker {
+        task: String,
+        reply: Reply<bool>,
+    },
+    GetConfig {
+        key: String,
+        reply: Reply<Result<BTreeMap<String, i64>, Error>>,
+    },
+    SetConfig {
+        key: String,
+        value: i64,
+        reply: Reply<Result<Commit, Error>>,
     },
 }
 
@@ -159,13 +171,16 @@ pub struct SchedulerHandle {
 
 /// Starts the actor over `core` (already restored from the store). It stops when every handle is gone.
 pub fn spawn(
-    core: Core,
+    mut core: Core,
+    settings: Settings,
     writer: Writer,
     clock: Clock,
 ) -> (SchedulerHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
+    core.set_lock_timeout(settings.lock_timeout_ms());
     let actor = Actor {
         core,
+        settings,
         writer,
         clock,
         rx,
@@ -288,12 +303,14 @@ impl SchedulerHandle {
         &self,
         worker: Option<WorkerId>,
         tasks: Vec<String>,
+        broadcast: Vec<String>,
         capacity: u32,
         tx: Option<WorkerTx>,
     ) -> Result<WorkerId, Error> {
         self.call(|reply| Cmd::Register {
             worker,
             tasks,
+            broadcast,
             capacity,
             tx,
             reply,
@@ -401,14 +418,27 @@ impl SchedulerHandle {
         self.call(|reply| Cmd::LeaseJob { lease, reply }).await
     }
 
+    /// Whether any worker serves `task`.
+    pub async fn has_worker(&self, task: String) -> Result<bool, Error> {
+        self.call(|reply| Cmd::HasWorker { task, reply }).await
+    }
+
     /// Jobs holding lock `name` now.
     pub async fn lock_holders(&self, name: String) -> Result<usize, Error> {
         self.call(|reply| Cmd::LockHolders { name, reply }).await
     }
 
-    /// Changes the lock timeout.
-    pub fn set_lock_timeout(&self, ms: i64) {
-        let _ = self.tx.send(Cmd::SetLockTimeout { ms });
+    /// Run-time settings: one, or all when `key` is empty.
+    pub async fn get_config(&self, key: String) -> Result<BTreeMap<String, i64>, Error> {
+        self.call(|reply| Cmd::GetConfig { key, reply }).await?
+    }
+
+    /// Changes a run-time setting; returns once it is persisted.
+    pub async fn set_config(&self, key: String, value: i64) -> Result<(), Error> {
+        let commit = self
+            .call(|reply| Cmd::SetConfig { key, value, reply })
+            .await??;
+        commit.wait().await.map_err(store_err)
     }
 
     /// Ends every worker's job stream (shutdown); their leased jobs go back to pending.
@@ -429,6 +459,7 @@ fn store_err(e: StoreError) -> Error {
 
 struct Actor {
     core: Core,
+    settings: Settings,
     writer: Writer,
     clock: Clock,
     rx: mpsc::UnboundedReceiver<Cmd>,
@@ -470,7 +501,14 @@ impl Actor {
     fn handle(&mut self, cmd: Cmd) {
         let now = self.clock.now_ms();
         match cmd {
-            Cmd::Submit { spec, wait, reply } => {
+            Cmd::Submit {
+                mut spec,
+                wait,
+                reply,
+            } => {
+                if spec.timeout_ms == 0 {
+                    spec.timeout_ms = self.settings.default_timeout_ms();
+                }
                 if wait && !self.core.has_worker(&spec.task) {
                     let _ = reply.send(Err(Error::FailedPrecondition(format!(
                         "no worker for task {}",
@@ -519,11 +557,16 @@ impl Actor {
             }
             Cmd::Register {
                 worker,
-                tasks,
+                mut tasks,
+                broadcast,
                 capacity,
                 tx,
                 reply,
             } => {
+                for b in &broadcast {
+                    self.core.mark_broadcast(b);
+                }
+                tasks.extend(broadcast);
                 let r = self
                     .core
                     .register_worker(worker, &tasks, capacity, tx.is_some(), now);
@@ -616,7 +659,19 @@ impl Actor {
             Cmd::LockHolders { name, reply } => {
                 let _ = reply.send(self.core.lock_holders(&name));
             }
-            Cmd::SetLockTimeout { ms } => self.core.set_lock_timeout(ms),
+            Cmd::HasWorker { task, reply } => {
+                let _ = reply.send(self.core.has_worker(&task));
+            }
+            Cmd::GetConfig { key, reply } => {
+                let _ = reply.send(self.settings.get(&key));
+            }
+            Cmd::SetConfig { key, value, reply } => {
+                let r = self.settings.set(&key, value).map(|_| {
+                    self.core.set_lock_timeout(self.settings.lock_timeout_ms());
+                    self.writer.write(vec![Op::SetConfig { key, value }])
+                });
+                let _ = reply.send(r);
+            }
             Cmd::Barrier { reply } => {
                 let ops = self.effects();
                 self.writer.write_detached(ops);

@@ -92,6 +92,8 @@ pub struct TaskStatus {
     pub dead: u64,
     /// Waiting for a named lock.
     pub locked: u64,
+    /// Jobs go to every worker.
+    pub broadcast: bool,
     /// Earliest sched_at among pending and scheduled jobs.
     pub next_sched_at: Option<Millis>,
 }
@@ -134,6 +136,8 @@ struct Task {
     rr: usize,
     running: u64,
     locked: u64,
+    /// Every job goes to every worker of the task (Periodic's BROADCAST).
+    broadcast: bool,
 }
 
 #[derive(Debug)]
@@ -143,6 +147,16 @@ struct Worker {
     leases: HashSet<LeaseId>,
     connected: bool,
     unattached_until: Millis,
+}
+
+/// A broadcast job's leases and the outcomes reported so far. Once every lease is settled
+/// the job is done if any worker said done, else run again if any said later, else failed.
+#[derive(Debug, Default)]
+struct BroadcastRun {
+    leases: HashSet<LeaseId>,
+    done: Option<Bytes>,
+    later: Option<(i64, u32)>,
+    error: Option<String>,
 }
 
 #[derive(Debug)]
@@ -170,6 +184,8 @@ pub struct Core {
     dirty_flag: Vec<bool>,
     dead_total: usize,
     locks: Locks,
+    /// Broadcast jobs running on several workers, and what their leases said so far.
+    broadcasts: HashMap<JobId, BroadcastRun>,
     /// Latest time an operation was given: for internal steps that take none.
     last_now: Millis,
     next_job: JobId,
@@ -197,6 +213,7 @@ impl Core {
             dead_total: 0,
             locks: Locks::default(),
             last_now: 0,
+            broadcasts: HashMap::new(),
             next_job: 1,
             next_lease: first_lease.max(1),
             next_worker: 1,
@@ -408,6 +425,7 @@ impl Core {
             running: t.running,
             dead: t.dead.len() as u64,
             locked: t.locked,
+            broadcast: t.broadcast,
             next_sched_at: next,
         }
     }
@@ -564,7 +582,7 @@ impl Core {
             if let Some(lease) = self.leases.remove(&lid) {
                 self.lease_expiry.remove(&(lease.expires_at, lid));
                 if let Some(id) = lease.job {
-                    self.fail_attempt(id, "worker lost".into(), true, false, now);
+                    self.lease_lost(id, lid, "worker lost", now);
                 }
             }
         }
@@ -587,6 +605,16 @@ impl Core {
                 "lease {lid}: its job was removed while running"
             )));
         };
+        if self.broadcasts.contains_key(&id) {
+            self.broadcast_settle(id, lid, Some(outcome), None, now);
+            return Ok(id);
+        }
+        self.apply_outcome(id, outcome, now);
+        Ok(id)
+    }
+
+    /// Applies a running job's outcome (its leases are already settled).
+    fn apply_outcome(&mut self, id: JobId, outcome: Outcome, now: Millis) {
         self.release_locks(id, now);
         match outcome {
             Outcome::Done { result } => {
@@ -611,7 +639,6 @@ impl Core {
                 self.persist_reschedule(id);
             }
         }
-        Ok(id)
     }
 
     /// Extends leases by their job's timeout; returns the ones no longer held.
@@ -667,7 +694,7 @@ impl Core {
                     self.mark_worker_dirty(lease.worker);
                 }
                 if let Some(id) = lease.job {
-                    self.fail_attempt(id, "lease expired".into(), true, false, now);
+                    self.lease_lost(id, lid, "lease expired", now);
                 }
             }
         }
@@ -701,6 +728,10 @@ impl Core {
     fn dispatch(&mut self, now: Millis) {
         while let Some(tid) = self.dirty.pop_front() {
             self.dirty_flag[tid as usize] = false;
+            if self.tasks[tid as usize].broadcast {
+                self.dispatch_broadcast(tid, now);
+                continue;
+            }
             while !self.tasks[tid as usize].ready.is_empty() {
                 let Some(wid) = self.pick_worker(tid) else {
                     break;
@@ -709,7 +740,11 @@ impl Core {
                     .ready
                     .pop_first()
                     .expect("ready not empty");
-                self.lease(id, wid, now);
+                let lid = self.lease_to(id, wid, now);
+                self.jobs.get_mut(&id).expect("ready job exists").phase = Phase::Running(lid);
+                self.tasks[tid as usize].running += 1;
+                let job = self.view(id);
+                self.effects.push(Effect::Assign { worker: wid, job });
             }
         }
     }
@@ -729,13 +764,60 @@ impl Core {
         None
     }
 
-    fn lease(&mut self, id: JobId, wid: WorkerId, now: Millis) {
+    /// Hands each due job to every connected worker of the task that has a free slot.
+    fn dispatch_broadcast(&mut self, tid: TaskId, now: Millis) {
+        loop {
+            let t = &self.tasks[tid as usize];
+            if t.ready.is_empty() {
+                return;
+            }
+            let targets: Vec<WorkerId> = t
+                .workers
+                .iter()
+                .copied()
+                .filter(|w| {
+                    let w = &self.workers[w];
+                    w.connected && (w.leases.len() as u32) < w.capacity
+                })
+                .collect();
+            if targets.is_empty() {
+                return;
+            }
+            let (_, _, id) = self.tasks[tid as usize]
+                .ready
+                .pop_first()
+                .expect("ready not empty");
+            let mut run = BroadcastRun::default();
+            for &w in &targets {
+                run.leases.insert(self.lease_to(id, w, now));
+            }
+            let first = *run.leases.iter().min().expect("at least one target");
+            self.jobs.get_mut(&id).expect("ready job exists").phase = Phase::Running(first);
+            self.tasks[tid as usize].running += 1;
+            let mut leases: Vec<LeaseId> = run.leases.iter().copied().collect();
+            leases.sort_unstable();
+            self.broadcasts.insert(id, run);
+            for (w, lid) in targets.into_iter().zip(leases) {
+                let mut job = self.view(id);
+                job.lease = Some(lid);
+                self.effects.push(Effect::Assign { worker: w, job });
+            }
+        }
+    }
+
+    /// Marks a task as broadcast: each of its jobs goes to every worker registered for it.
+    pub fn mark_broadcast(&mut self, task: &str) {
+        let tid = self.task_id(task);
+        self.tasks[tid as usize].broadcast = true;
+        self.mark_dirty(tid);
+    }
+
+    /// Creates a lease of job `id` for worker `wid`; the caller sets the job's phase.
+    fn lease_to(&mut self, id: JobId, wid: WorkerId, now: Millis) -> LeaseId {
         let lid = self.next_lease;
         self.next_lease += 1;
-        let job = self.jobs.get_mut(&id).expect("ready job exists");
-        job.phase = Phase::Running(lid);
+        let job = &self.jobs[&id];
         let expires_at = now + job.timeout_ms as Millis;
-        self.tasks[job.task as usize].running += 1;
         self.leases.insert(
             lid,
             Lease {
@@ -750,8 +832,61 @@ impl Core {
             .expect("picked worker exists")
             .leases
             .insert(lid);
-        let job = self.view(id);
-        self.effects.push(Effect::Assign { worker: wid, job });
+        lid
+    }
+
+    /// A lease ended without a report (expiry, lost worker): a failed attempt, or for a
+    /// broadcast job one settled lease.
+    fn lease_lost(&mut self, id: JobId, lid: LeaseId, why: &str, now: Millis) {
+        if self.broadcasts.contains_key(&id) {
+            self.broadcast_settle(id, lid, None, Some(why.to_string()), now);
+        } else {
+            self.fail_attempt(id, why.to_string(), true, false, now);
+        }
+    }
+
+    /// Records one broadcast lease's outcome; once all are in, applies the combined outcome.
+    fn broadcast_settle(
+        &mut self,
+        id: JobId,
+        lid: LeaseId,
+        outcome: Option<Outcome>,
+        lost: Option<String>,
+        now: Millis,
+    ) {
+        let run = self.broadcasts.get_mut(&id).expect("broadcast run exists");
+        run.leases.remove(&lid);
+        match outcome {
+            Some(Outcome::Done { result }) => run.done = Some(result),
+            Some(Outcome::SchedLater {
+                delay_ms,
+                count_step,
+            }) => {
+                let d = run.later.map_or(delay_ms, |(d, _)| d.min(delay_ms));
+                run.later = Some((d, count_step));
+            }
+            Some(Outcome::Fail { error, .. }) => run.error = Some(error),
+            None => run.error = lost,
+        }
+        if let Some(&next) = run.leases.iter().min() {
+            self.jobs.get_mut(&id).expect("running job exists").phase = Phase::Running(next);
+            return;
+        }
+        let run = self.broadcasts.remove(&id).expect("broadcast run exists");
+        let combined = if let Some(result) = run.done {
+            Outcome::Done { result }
+        } else if let Some((delay_ms, count_step)) = run.later {
+            Outcome::SchedLater {
+                delay_ms,
+                count_step,
+            }
+        } else {
+            Outcome::Fail {
+                error: run.error.unwrap_or_default(),
+                retry: true,
+            }
+        };
+        self.apply_outcome(id, combined, now);
     }
 
     /// One failed attempt: retry (with backoff, or at once for lost leases) or move to the dead set.
@@ -829,9 +964,11 @@ impl Core {
         now: Millis,
     ) -> Result<bool, Error> {
         let (id, wid) = self.lease_holder(lid)?;
-        if self
-            .locks
-            .acquire(name, count, id, now, self.cfg.lock_timeout_ms)
+        // A broadcast job runs on every worker at once: a lock cannot queue it.
+        if self.broadcasts.contains_key(&id)
+            || self
+                .locks
+                .acquire(name, count, id, now, self.cfg.lock_timeout_ms)
         {
             return Ok(true);
         }
@@ -965,6 +1102,7 @@ impl Core {
             rr: 0,
             running: 0,
             locked: 0,
+            broadcast: false,
         });
         self.dirty_flag.push(false);
         self.task_ids.insert(name, t);
@@ -1060,8 +1198,14 @@ impl Core {
     fn remove_job(&mut self, id: JobId, why: &str) {
         if let Some(job) = self.jobs.get(&id) {
             if let Phase::Running(lid) = job.phase {
-                if let Some(lease) = self.leases.get_mut(&lid) {
-                    lease.job = None;
+                let mut leases = vec![lid];
+                if let Some(run) = self.broadcasts.remove(&id) {
+                    leases.extend(run.leases);
+                }
+                for lid in leases {
+                    if let Some(lease) = self.leases.get_mut(&lid) {
+                        lease.job = None;
+                    }
                 }
                 self.tasks[job.task as usize].running -= 1;
             }

@@ -69,7 +69,7 @@ pub struct JobSpec {
     pub args: Bytes,
     /// When the job becomes due.
     pub sched_at: Millis,
-    /// Lease length.
+    /// Lease length (0 = the server's current default).
     pub timeout_ms: u32,
     /// Higher first among due jobs.
     pub priority: i32,

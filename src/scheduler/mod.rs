@@ -7,6 +7,7 @@ pub mod core;
 pub mod error;
 pub mod job;
 pub mod locks;
+pub mod settings;
 
 pub use actor::SchedulerHandle;
 pub use error::Error;

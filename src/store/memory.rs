@@ -11,6 +11,7 @@ use crate::scheduler::job::{JobId, JobRecord};
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     jobs: Arc<Mutex<BTreeMap<JobId, JobRecord>>>,
+    config: Arc<Mutex<BTreeMap<String, i64>>>,
 }
 
 impl MemoryStore {
@@ -55,6 +56,12 @@ impl Store for MemoryStore {
                     jobs.remove(id);
                 }
                 Op::DeleteTask(task) => jobs.retain(|_, j| &j.task != task),
+                Op::SetConfig { key, value } => {
+                    self.config
+                        .lock()
+                        .expect("poisoned")
+                        .insert(key.clone(), *value);
+                }
             }
         }
         Ok(())
@@ -62,5 +69,10 @@ impl Store for MemoryStore {
 
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
         Ok(self.snapshot())
+    }
+
+    fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
+        let c = self.config.lock().expect("poisoned");
+        Ok(c.iter().map(|(k, v)| (k.clone(), *v)).collect())
     }
 }

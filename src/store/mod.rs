@@ -34,6 +34,13 @@ pub enum Op {
     Delete(JobId),
     /// Delete every job of a task.
     DeleteTask(String),
+    /// Store a run-time setting.
+    SetConfig {
+        /// Setting name.
+        key: String,
+        /// Its value.
+        value: i64,
+    },
 }
 
 /// Why the store could not do what was asked.
@@ -53,4 +60,6 @@ pub trait Store: Send + 'static {
     fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError>;
     /// Every stored job, in id order.
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError>;
+    /// Every stored run-time setting.
+    fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError>;
 }

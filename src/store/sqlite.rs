@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     last_error TEXT NOT NULL,
     UNIQUE (task, name)
 );
+CREATE TABLE IF NOT EXISTS config (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 ";
 
 impl SqliteStore {
@@ -122,6 +126,12 @@ impl Store for SqliteStore {
                     tx.prepare_cached("DELETE FROM jobs WHERE task = ?1")?
                         .execute(params![task])?;
                 }
+                Op::SetConfig { key, value } => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO config (key, value) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![key, value])?;
+                }
             }
         }
         tx.commit()?;
@@ -153,6 +163,14 @@ impl Store for SqliteStore {
                 last_error: row.get(13)?,
             })
         })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value FROM config ORDER BY key")?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 }

@@ -119,16 +119,27 @@ pub struct Worker {
     inbound: tonic::Streaming<pb::ServerMessage>,
     jobs: VecDeque<pb::Job>,
     acks: VecDeque<pb::ResultAck>,
+    locks: VecDeque<pb::AcquireLockResponse>,
 }
 
 impl Worker {
     pub async fn connect(channel: Channel, tasks: &[&str], capacity: u32) -> Worker {
+        Self::connect_with(channel, tasks, &[], capacity).await
+    }
+
+    pub async fn connect_with(
+        channel: Channel,
+        tasks: &[&str],
+        broadcast: &[&str],
+        capacity: u32,
+    ) -> Worker {
         let (tx, rx) = mpsc::channel(1024);
         tx.send(pb::WorkerMessage {
             msg: Some(pb::worker_message::Msg::Hello(pb::WorkerHello {
                 tasks: tasks.iter().map(|s| s.to_string()).collect(),
                 capacity,
                 name: "test".into(),
+                broadcast_tasks: broadcast.iter().map(|s| s.to_string()).collect(),
             })),
         })
         .await
@@ -149,6 +160,7 @@ impl Worker {
             inbound,
             jobs: VecDeque::new(),
             acks: VecDeque::new(),
+            locks: VecDeque::new(),
         }
     }
 
@@ -162,6 +174,7 @@ impl Worker {
         match m.msg {
             Some(pb::server_message::Msg::Job(j)) => self.jobs.push_back(j),
             Some(pb::server_message::Msg::Ack(a)) => self.acks.push_back(a),
+            Some(pb::server_message::Msg::Lock(l)) => self.locks.push_back(l),
             _ => {}
         }
     }
@@ -242,6 +255,34 @@ impl Worker {
         .await;
         let a = self.next_ack().await;
         assert_eq!(a.error, "", "sched_later rejected");
+    }
+
+    /// Sends any worker message.
+    pub async fn send_msg(&self, m: pb::worker_message::Msg) {
+        self.tx
+            .send(pb::WorkerMessage { msg: Some(m) })
+            .await
+            .unwrap();
+    }
+
+    /// Asks for a lock slot and waits for the answer.
+    pub async fn acquire(&mut self, lease_id: u64, name: &str, count: u32) -> bool {
+        self.send_msg(pb::worker_message::Msg::Acquire(pb::AcquireLockRequest {
+            lease_id,
+            name: name.into(),
+            count,
+        }))
+        .await;
+        within(20, async {
+            loop {
+                if let Some(l) = self.locks.pop_front() {
+                    assert_eq!(l.lease_id, lease_id);
+                    return l.acquired;
+                }
+                self.pump().await;
+            }
+        })
+        .await
     }
 
     /// Puts a job back so the next `next_job` returns it.

@@ -224,3 +224,29 @@ def test_grpc_job_served_by_aio_worker_and_reverse(server, tmp_path):
             runner.wait()
 
     run(main())
+
+
+def test_broadcast_job_reaches_each_of_three_workers(server):
+    async def main():
+        got = asyncio.Queue()
+        workers, tasks = [], []
+        for i in range(3):
+            w = await connect(Worker, server.tcp)
+
+            async def handler(job, i=i):
+                await got.put((i, job.name))
+                return done()
+
+            w.func("bc", broadcast=True)(handler)
+            await w._do_on_connected()
+            tasks.append(asyncio.create_task(w.work(1)))
+            workers.append(w)
+        client = await connect(Client, server.tcp)
+        await wait_status(client, lambda s: s is not None and s["worker_count"] == 3, "bc")
+        assert await client.submit_job("bc", "to-all")
+        seen = sorted([await asyncio.wait_for(got.get(), DEADLINE) for _ in range(3)])
+        assert seen == [(0, "to-all"), (1, "to-all"), (2, "to-all")]
+        await wait_status(client, lambda s: s["job_count"] == 0, "bc")
+        await stop(*tasks, *workers, client)
+
+    run(main())

@@ -1,0 +1,102 @@
+//! Run-time settings (Periodic's CONFIG_GET / CONFIG_SET keys), changed over any face and
+//! persisted in the store. A value set at run time wins over the command-line default.
+
+use std::collections::BTreeMap;
+
+use super::Error;
+
+/// Every key, its default and what it means. Values are integers (seconds unless noted).
+pub const KEYS: &[(&str, i64, &str)] = &[
+    ("timeout", 600, "lease length of jobs that set none"),
+    (
+        "lock-timeout",
+        300,
+        "lock entries older than this are dropped",
+    ),
+    (
+        "assign-wait",
+        2,
+        "kept for Periodic compatibility; no effect",
+    ),
+    (
+        "max-batch-size",
+        500,
+        "kept for Periodic compatibility; no effect",
+    ),
+    (
+        "keepalive",
+        300,
+        "kept for Periodic compatibility; no effect",
+    ),
+    (
+        "max-pool-size",
+        10,
+        "kept for Periodic compatibility; no effect",
+    ),
+    (
+        "run-job-aggressive",
+        0,
+        "kept for Periodic compatibility; no effect",
+    ),
+];
+
+/// Current values.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    values: BTreeMap<String, i64>,
+}
+
+impl Settings {
+    /// Defaults, with `timeout` from the server's flag, then values loaded from the store.
+    pub fn new(default_timeout_s: i64, stored: Vec<(String, i64)>) -> Self {
+        let mut values: BTreeMap<String, i64> =
+            KEYS.iter().map(|(k, v, _)| (k.to_string(), *v)).collect();
+        values.insert("timeout".into(), default_timeout_s);
+        for (k, v) in stored {
+            if values.contains_key(&k) {
+                values.insert(k, v);
+            }
+        }
+        Settings { values }
+    }
+
+    /// One value, or every value when `key` is empty.
+    pub fn get(&self, key: &str) -> Result<BTreeMap<String, i64>, Error> {
+        if key.is_empty() {
+            return Ok(self.values.clone());
+        }
+        let v = self
+            .values
+            .get(key)
+            .ok_or_else(|| Error::invalid("key", format!("{key:?} is not a setting")))?;
+        Ok(BTreeMap::from([(key.to_string(), *v)]))
+    }
+
+    /// Checks and stores a value.
+    pub fn set(&mut self, key: &str, value: i64) -> Result<(), Error> {
+        if !self.values.contains_key(key) {
+            return Err(Error::invalid("key", format!("{key:?} is not a setting")));
+        }
+        if value < 0 || (matches!(key, "timeout" | "lock-timeout") && value == 0) {
+            return Err(Error::invalid(
+                "value",
+                format!("{value} is out of range for {key}"),
+            ));
+        }
+        if value > i32::MAX as i64 {
+            return Err(Error::invalid("value", format!("{value} is too large")));
+        }
+        self.values.insert(key.to_string(), value);
+        Ok(())
+    }
+
+    /// Lease length of jobs that set none, in ms.
+    pub fn default_timeout_ms(&self) -> u32 {
+        (self.values["timeout"] * 1000).min(u32::MAX as i64) as u32
+    }
+
+    /// Lock timeout in ms.
+    pub fn lock_timeout_ms(&self) -> i64 {
+        self.values["lock-timeout"] * 1000
+    }
+}
