@@ -145,3 +145,128 @@ async fn seed_ls_every_five_second_example_works_as_written() {
         "SCHED_LATER 5 means about five seconds"
     );
 }
+
+/// Waits until a worker process has registered for `task`.
+async fn wait_registered(s: &TestServer, task: &str) {
+    let mut c = s.client().await;
+    within(30, async {
+        while task_status(&mut c, task).await.workers == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+fn run_worker_with(s: &TestServer, task: &str, exec: &str, extra: &[&str]) -> Child {
+    Command::new(bin())
+        .args([
+            "run",
+            "-f",
+            task,
+            "--exec",
+            exec,
+            "--addr",
+            &s.addr.to_string(),
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_terminates_the_command_and_fails_the_job() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("term");
+    let exec = script(
+        tmp.path(),
+        "slow.sh",
+        &format!(
+            "trap 'echo got-term > {}; exit 1' TERM\nsleep 30 & wait",
+            marker.display()
+        ),
+    );
+    let _w = run_worker_with(&s, "slow", &exec, &["--timeout", "1"]);
+    let mut c = s.client().await;
+    let t = std::time::Instant::now();
+    c.submit_job(job("slow", "j")).await.unwrap();
+    wait_job(&s, "slow", "j", |j| j.is_some_and(|j| j.attempts >= 1)).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the 30 s command was not stopped"
+    );
+    let j = job_state(&s, "slow", "j").await.unwrap();
+    assert!(
+        j.last_error.contains("timed out after 1 s"),
+        "{}",
+        j.last_error
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "got-term");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_secs_reschedules_failures_and_skip_fail_finishes_them() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let failing = script(tmp.path(), "fail.sh", "exit 2");
+    let _a = run_worker_with(&s, "retry", &failing, &["--retry-secs", "30"]);
+    let _b = run_worker_with(&s, "skip", &failing, &["--skip-fail"]);
+    let mut c = s.client().await;
+    c.submit_job(job("retry", "j")).await.unwrap();
+    c.submit_job(job("skip", "j")).await.unwrap();
+    wait_job(&s, "retry", "j", |j| j.is_some_and(|j| j.run_count == 1)).await;
+    let j = job_state(&s, "retry", "j").await.unwrap();
+    assert_eq!((j.attempts, j.state), (0, pb::JobState::Scheduled as i32));
+    assert!(j.sched_at_ms >= now_ms() + 25_000);
+    wait_job(&s, "skip", "j", |j| j.is_none()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_data_lines_stream_and_workdone_sets_the_result() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let exec = script(
+        tmp.path(),
+        "wd.sh",
+        "echo 'WORKDATA one'\necho 'WORKDATA two'\necho 'WORKDONE the end'",
+    );
+    let _w = run_worker_with(&s, "wd", &exec, &["--work-data"]);
+    wait_registered(&s, "wd").await;
+    let mut c = s.client().await;
+    let mut events = c.run_job_stream(job("wd", "j")).await.unwrap().into_inner();
+    let mut got = Vec::new();
+    while let Some(e) = within(20, events.message()).await.unwrap() {
+        got.push(e.event.unwrap());
+    }
+    use pb::job_event::Event;
+    assert_eq!(
+        got,
+        vec![
+            Event::Data(b"one".to_vec().into()),
+            Event::Data(b"two".to_vec().into()),
+            Event::Result(pb::RunJobResponse {
+                job_id: match &got[2] {
+                    Event::Result(r) => r.job_id,
+                    _ => 0,
+                },
+                result: b"the end".to_vec().into(),
+            }),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_makes_stdout_the_result_and_no_name_drops_the_argument() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let exec = script(tmp.path(), "d.sh", "echo \"args=$# $(cat)\"");
+    let _w = run_worker_with(&s, "d", &exec, &["--data", "--no-name"]);
+    wait_registered(&s, "d").await;
+    let mut c = s.client().await;
+    let mut r = job("d", "j");
+    r.args = b"in".to_vec().into();
+    let res = within(20, c.run_job(r)).await.unwrap().into_inner();
+    assert_eq!(&res.result[..], b"args=0 in\n");
+}

@@ -3,20 +3,24 @@
 //! CMD is split on spaces (no shell) and runs with the job name as its last argument and
 //! the job's args on stdin. A stdout line `DONE`, `FAIL`, `SCHED_LATER n` (or Periodic
 //! 0.1.7's `SCHEDLATER n`) decides the outcome; without one, exit 0 is done and anything
-//! else is fail.
+//! else is fail. The options of haskell-periodic's `periodic-run` are supported too.
 
+use std::collections::HashMap;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use clap::Args;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::commands::{connect, CliResult};
 use super::Conn;
 use crate::pb;
+use crate::pb::outcome::Outcome as O;
 use crate::pb::server_message::Msg as Out;
 use crate::pb::worker_message::Msg as In;
 
@@ -30,14 +34,57 @@ pub struct RunArgs {
     #[arg(long)]
     pub exec: String,
     /// Jobs run at once.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, alias = "thread", default_value_t = 1)]
     pub concurrency: u32,
+    /// Stop a command after this many seconds (SIGTERM, then SIGKILL 5 s later); the job fails.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// A failing command reschedules the job this many seconds later instead of failing it.
+    #[arg(long, value_name = "SECONDS")]
+    pub retry_secs: Option<i64>,
+    /// A failing command counts as done.
+    #[arg(long)]
+    pub skip_fail: bool,
+    /// The command's stdout becomes the job's result.
+    #[arg(long)]
+    pub data: bool,
+    /// `WORKDATA x` lines stream x to watchers; `WORKDONE x` finishes with result x.
+    #[arg(long)]
+    pub work_data: bool,
+    /// Run only while holding this named lock.
+    #[arg(long)]
+    pub lock_name: Option<String>,
+    /// How many jobs may hold the lock at once.
+    #[arg(long, default_value_t = 1)]
+    pub lock_count: u32,
+    /// Register the task as broadcast: every job runs on every such worker.
+    #[arg(long)]
+    pub broadcast: bool,
+    /// Limit the command's address space (bytes; suffixes k, m, g).
+    #[arg(long, value_parser = parse_size)]
+    pub mem_limit: Option<u64>,
+    /// Do not pass the job name as the last argument.
+    #[arg(long)]
+    pub no_name: bool,
     /// Where the server is.
     #[command(flatten)]
     pub conn: Conn,
 }
 
-/// The outcome a command's stdout line asks for.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mult) = match s.chars().last() {
+        Some('k') => (&s[..s.len() - 1], 1 << 10),
+        Some('m') => (&s[..s.len() - 1], 1 << 20),
+        Some('g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (&s[..], 1),
+    };
+    num.parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("{s:?} is not a size"))
+}
+
+/// What a command's stdout line means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineOutcome {
     /// `DONE`.
@@ -83,36 +130,83 @@ pub async fn run(args: RunArgs) -> CliResult {
     }
 }
 
+type LockWaiters = Arc<Mutex<HashMap<u64, oneshot::Sender<bool>>>>;
+
+/// One job's view of the stream: send messages, ask for locks.
+#[derive(Clone)]
+struct Link {
+    tx: mpsc::Sender<pb::WorkerMessage>,
+    locks: LockWaiters,
+}
+
+impl Link {
+    async fn send(&self, m: In) {
+        let _ = self.tx.send(pb::WorkerMessage { msg: Some(m) }).await;
+    }
+
+    async fn acquire(&self, lease_id: u64, name: &str, count: u32) -> bool {
+        let (tx, rx) = oneshot::channel();
+        self.locks.lock().expect("poisoned").insert(lease_id, tx);
+        self.send(In::Acquire(pb::AcquireLockRequest {
+            lease_id,
+            name: name.to_string(),
+            count,
+        }))
+        .await;
+        rx.await.unwrap_or(false)
+    }
+}
+
 async fn session(args: &RunArgs, argv: &[String]) -> CliResult {
     let mut client = connect(&args.conn).await?;
     let (tx, rx) = mpsc::channel::<pb::WorkerMessage>(64);
+    let (tasks, broadcast_tasks) = if args.broadcast {
+        (vec![], vec![args.task.clone()])
+    } else {
+        (vec![args.task.clone()], vec![])
+    };
     tx.send(pb::WorkerMessage {
         msg: Some(In::Hello(pb::WorkerHello {
-            tasks: vec![args.task.clone()],
+            tasks,
             capacity: args.concurrency.max(1),
             name: format!("taskhive run --exec {}", args.exec),
-            broadcast_tasks: vec![],
+            broadcast_tasks,
         })),
     })
     .await?;
+    let link = Link {
+        tx,
+        locks: Arc::default(),
+    };
     let mut inbound = client.work(ReceiverStream::new(rx)).await?.into_inner();
     while let Some(msg) = inbound.message().await? {
         match msg.msg {
             Some(Out::Job(job)) => {
-                let tx = tx.clone();
+                let link = link.clone();
                 let argv = argv.to_vec();
+                let args = args.clone();
                 tokio::spawn(async move {
                     let lease_id = job.lease_id;
-                    let outcome = run_job(&argv, job, &tx).await;
-                    let _ = tx
-                        .send(pb::WorkerMessage {
-                            msg: Some(In::Result(pb::WorkerResult {
-                                lease_id,
-                                outcome: Some(outcome),
-                            })),
-                        })
-                        .await;
+                    if let Some(name) = &args.lock_name {
+                        // Not acquired: the job now waits for the lock and comes back later.
+                        if !link.acquire(lease_id, name, args.lock_count).await {
+                            return;
+                        }
+                    }
+                    let outcome = run_job(&args, &argv, job, &link).await;
+                    link.send(In::Result(pb::WorkerResult {
+                        lease_id,
+                        outcome: Some(pb::Outcome {
+                            outcome: Some(outcome),
+                        }),
+                    }))
+                    .await;
                 });
+            }
+            Some(Out::Lock(l)) => {
+                if let Some(w) = link.locks.lock().expect("poisoned").remove(&l.lease_id) {
+                    let _ = w.send(l.acquired);
+                }
             }
             Some(Out::Ack(a)) if !a.error.is_empty() => {
                 eprintln!(
@@ -126,81 +220,159 @@ async fn session(args: &RunArgs, argv: &[String]) -> CliResult {
     Err("server closed the stream".into())
 }
 
-fn outcome(o: pb::outcome::Outcome) -> pb::Outcome {
-    pb::Outcome { outcome: Some(o) }
+/// How the command ended, before the options turn it into an outcome.
+enum Ended {
+    Token(LineOutcome),
+    Exit(Result<std::process::ExitStatus, String>),
+    TimedOut,
 }
 
-async fn run_job(
-    argv: &[String],
-    job: pb::Job,
-    tx: &mpsc::Sender<pb::WorkerMessage>,
-) -> pb::Outcome {
-    use pb::outcome::Outcome as O;
-    let mut child = match Command::new(&argv[0])
-        .args(&argv[1..])
-        .arg(&job.name)
-        .stdin(Stdio::piped())
+async fn run_job(args: &RunArgs, argv: &[String], job: pb::Job, link: &Link) -> O {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    if !args.no_name {
+        cmd.arg(&job.name);
+    }
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-    {
+        .kill_on_drop(true);
+    if let Some(limit) = args.mem_limit {
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let r = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &r) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            return outcome(O::Fail(pb::Fail {
+            return O::Fail(pb::Fail {
                 error: format!("spawn {}: {e}", argv[0]),
                 retry: None,
-            }))
+            })
         }
     };
     if let Some(mut stdin) = child.stdin.take() {
-        let args = job.args.clone();
+        let input = job.args.clone();
         // A command that ignores stdin may exit before reading it: that is not an error.
         tokio::spawn(async move {
-            let _ = stdin.write_all(&args).await;
+            let _ = stdin.write_all(&input).await;
         });
     }
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
     let mut token = None;
+    let mut output = Vec::new();
+    let mut work_done: Option<Bytes> = None;
     // Heartbeats keep the lease of a long command alive.
     let beat = Duration::from_millis((job.timeout_ms.max(3) / 3) as u64);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
-    loop {
+    let deadline = args
+        .timeout
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let timed_out = loop {
         tokio::select! {
             line = lines.next_line() => match line {
-                Ok(Some(l)) => match parse_line(&l) {
-                    Some(t) => token = Some(t),
-                    None => println!("{l}"),
-                },
-                _ => break,
+                Ok(Some(l)) => {
+                    if args.work_data {
+                        if let Some(d) = l.strip_prefix("WORKDATA ") {
+                            link.send(In::Data(pb::WorkData {
+                                lease_id: job.lease_id,
+                                data: Bytes::from(d.to_string()),
+                            })).await;
+                            continue;
+                        }
+                        if let Some(d) = l.strip_prefix("WORKDONE") {
+                            work_done = Some(Bytes::from(d.trim_start().to_string()));
+                            continue;
+                        }
+                    }
+                    match parse_line(&l) {
+                        Some(t) => token = Some(t),
+                        None if args.data => {
+                            output.extend_from_slice(l.as_bytes());
+                            output.push(b'\n');
+                        }
+                        None => println!("{l}"),
+                    }
+                }
+                _ => break false,
             },
             _ = ticker.tick() => {
-                let _ = tx.send(pb::WorkerMessage {
-                    msg: Some(In::Heartbeat(pb::HeartbeatRequest { lease_ids: vec![job.lease_id] })),
-                }).await;
+                link.send(In::Heartbeat(pb::HeartbeatRequest { lease_ids: vec![job.lease_id] })).await;
             }
+            _ = sleep_until_opt(deadline) => break true,
         }
-    }
-    let status = child.wait().await;
-    match (token, status) {
-        (Some(LineOutcome::Done), _) => outcome(O::Done(pb::Done::default())),
-        (Some(LineOutcome::Fail), _) => outcome(O::Fail(pb::Fail {
-            error: "command printed FAIL".into(),
-            retry: None,
-        })),
-        (Some(LineOutcome::SchedLater(n)), _) => outcome(O::SchedLater(pb::SchedLater {
+    };
+    let ended = if timed_out {
+        terminate(&mut child).await;
+        Ended::TimedOut
+    } else {
+        let status = child.wait().await.map_err(|e| e.to_string());
+        match token {
+            Some(t) => Ended::Token(t),
+            None => Ended::Exit(status),
+        }
+    };
+    let done = |result: Bytes| O::Done(pb::Done { result });
+    let result = work_done.unwrap_or_else(|| Bytes::from(output));
+    let failed = |error: String| -> O {
+        if args.skip_fail {
+            done(Bytes::new())
+        } else if let Some(secs) = args.retry_secs {
+            O::SchedLater(pb::SchedLater {
+                delay_ms: secs.max(0) * 1000,
+                count_step: 1,
+            })
+        } else {
+            O::Fail(pb::Fail { error, retry: None })
+        }
+    };
+    match ended {
+        Ended::Token(LineOutcome::Done) => done(result),
+        Ended::Token(LineOutcome::Fail) => failed("command printed FAIL".into()),
+        Ended::Token(LineOutcome::SchedLater(n)) => O::SchedLater(pb::SchedLater {
             delay_ms: n * 1000,
             count_step: 1,
-        })),
-        (None, Ok(s)) if s.success() => outcome(O::Done(pb::Done::default())),
-        (None, Ok(s)) => outcome(O::Fail(pb::Fail {
-            error: format!("command exited with {s}"),
-            retry: None,
-        })),
-        (None, Err(e)) => outcome(O::Fail(pb::Fail {
-            error: format!("wait: {e}"),
-            retry: None,
-        })),
+        }),
+        Ended::Exit(Ok(s)) if s.success() => done(result),
+        Ended::Exit(Ok(s)) => failed(format!("command exited with {s}")),
+        Ended::Exit(Err(e)) => failed(format!("wait: {e}")),
+        Ended::TimedOut => failed(format!(
+            "command timed out after {} s",
+            args.timeout.unwrap_or(0)
+        )),
+    }
+}
+
+/// SIGTERM, then SIGKILL if the command is still there 5 s later.
+async fn terminate(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -221,5 +393,13 @@ mod tests {
         assert_eq!(parse_line("SCHED_LATER x"), Some(LineOutcome::Done));
         assert_eq!(parse_line("total 0"), None);
         assert_eq!(parse_line("DONEISH"), None);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("123"), Ok(123));
+        assert!(parse_size("lots").is_err());
     }
 }
