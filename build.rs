@@ -9,12 +9,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(
-        out.join("taskhive_descriptor.bin"),
-        prost::Message::encode_to_vec(&fds),
-    )?;
+    let encoded = prost::Message::encode_to_vec(&fds);
+    std::fs::write(out.join("taskhive_descriptor.bin"), &encoded)?;
     tonic_prost_build::configure()
         .bytes(".taskhive.v1")
         .compile_fds(fds)?;
+    // serde impls following the proto3 JSON mapping, for the HTTP face's JSON calls.
+    pbjson_build::Builder::new()
+        .register_descriptors(&encoded)?
+        .build(&[".taskhive.v1"])?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod pb;
 pub mod periodic;
 pub mod rpc;

@@ -2,6 +2,7 @@
 #![allow(missing_docs, clippy::all, clippy::pedantic)]
 
 tonic::include_proto!("taskhive.v1");
+include!(concat!(env!("OUT_DIR"), "/taskhive.v1.serde.rs"));
 
 /// Encoded descriptors of every taskhive proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -4,7 +4,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::Config;
 use crate::pb;
@@ -23,9 +22,6 @@ pub enum ServerError {
     /// The store could not be opened or read.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
-    /// gRPC transport failure.
-    #[error("transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
     /// Reflection service set-up failed.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -80,17 +76,19 @@ pub async fn start_scheduler(
     Ok((handle, actor_join, writer_join))
 }
 
-/// Accepted connections with Nagle off: replies are small and latency-bound. (The builder's
-/// `tcp_nodelay` only applies to listeners it binds itself.)
-fn incoming(
-    listener: TcpListener,
-) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use futures_util::StreamExt;
-    TcpListenerStream::new(listener).map(|conn| {
-        let conn = conn?;
-        conn.set_nodelay(true)?;
-        Ok(conn)
-    })
+/// gRPC and HTTP on one port: requests are told apart by their content type, since JSON
+/// calls use the same paths as the gRPC methods.
+fn one_port(grpc: axum::Router, http: axum::Router) -> axum::Router {
+    use tower::ServiceExt;
+    axum::Router::new().fallback_service(tower::service_fn(move |req: axum::extract::Request| {
+        let is_grpc = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/grpc"));
+        let target = if is_grpc { grpc.clone() } else { http.clone() };
+        target.oneshot(req)
+    }))
 }
 
 /// Serves every face on `listener` until `shutdown` resolves, then flushes the store.
@@ -114,11 +112,14 @@ pub async fn run(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let scheduler = pb::scheduler_server::SchedulerServer::new(SchedulerService::new(
-        handle.clone(),
-        config.limits.clone(),
-    ))
-    .max_decoding_message_size(config.limits.max_args_bytes + 64 * 1024);
+    let service = SchedulerService::new(handle.clone(), config.limits.clone());
+    let scheduler = pb::scheduler_server::SchedulerServer::new(service.clone())
+        .max_decoding_message_size(config.limits.max_args_bytes + 64 * 1024);
+    let grpc = tonic::service::Routes::new(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(scheduler)
+        .into_axum_router();
 
     let (periodic_stop, periodic_stopped) = tokio::sync::watch::channel(false);
     let face = crate::periodic::face(handle.clone(), config.limits.clone());
@@ -130,27 +131,39 @@ pub async fn run(
         }));
     }
 
+    let quit = std::sync::Arc::new(tokio::sync::Notify::new());
+    let http = crate::http::router(crate::http::AppState {
+        scheduler: service,
+        h: handle.clone(),
+        limits: config.limits.clone(),
+        quit: quit.clone(),
+    });
+    let app = one_port(grpc, http);
+
     tracing::info!(%addr, "taskhive serving");
-    // On shutdown: stop accepting, end worker streams (their jobs go back to pending), let
-    // in-flight calls finish within the grace period, then stop regardless.
+    // On shutdown (signal or /quit): stop accepting, end worker streams (their jobs go back
+    // to pending), let in-flight calls finish within the grace period, then stop regardless.
     let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
     let signal = {
         let h = handle.clone();
         let stopping = stopping.clone();
         async move {
-            shutdown.await;
+            tokio::select! {
+                _ = shutdown => {}
+                _ = quit.notified() => {}
+            }
             tracing::info!("shutting down");
             let _ = periodic_stop.send(true);
             h.close_workers();
             stopping.notify_one();
         }
     };
-    let serve = tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(scheduler)
-        .serve_with_incoming_shutdown(incoming(listener), signal);
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|conn| {
+        // Replies are small and latency-bound.
+        let _ = conn.set_nodelay(true);
+    });
+    let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
     let grace = config.shutdown_grace;
     tokio::select! {
         r = serve => r?,

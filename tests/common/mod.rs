@@ -98,6 +98,12 @@ impl TestServer {
         self.dir
     }
 
+    /// Waits for the server to stop by itself (e.g. after `/quit`); returns its data directory.
+    pub async fn wait_stopped(mut self) -> TempDir {
+        within(15, self.join.take().unwrap()).await.unwrap();
+        self.dir
+    }
+
     pub async fn worker(&self, tasks: &[&str], capacity: u32) -> Worker {
         Worker::connect(self.channel().await, tasks, capacity).await
     }

@@ -1,0 +1,122 @@
+//! The HTTP/JSON face, on the same port as gRPC: requests whose content type is not
+//! `application/grpc` come here. Handlers only convert and call the same service code.
+
+pub mod error;
+pub mod periodic_api;
+pub mod rpc_json;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::Notify;
+use tonic::Code;
+
+use crate::config::Limits;
+use crate::rpc::scheduler::SchedulerService;
+use crate::scheduler::SchedulerHandle;
+use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The gRPC service implementation, called directly for JSON RPCs.
+    pub scheduler: SchedulerService,
+    /// The scheduler.
+    pub h: SchedulerHandle,
+    /// Submission limits.
+    pub limits: Limits,
+    /// Notified by `/quit`: the server shuts down gracefully.
+    pub quit: Arc<Notify>,
+}
+
+/// The HTTP routes.
+pub fn router(st: AppState) -> Router {
+    use periodic_api as p;
+    let body_limit = st.limits.max_args_bytes + 64 * 1024;
+    Router::new()
+        .route("/taskhive.v1.Scheduler/{method}", post(rpc_json::scheduler))
+        .route("/quit", get(quit).post(quit))
+        .route("/periodic/status/", get(p::bridge_status))
+        .route("/periodic/submit/{func}/{job}/", post(p::bridge_submit))
+        .route("/periodic/run/{func}/{job}/", post(p::bridge_run))
+        .route("/periodic/remove/{func}/{job}/", post(p::bridge_remove))
+        .route("/periodic/drop/{func}/", post(p::bridge_drop))
+        .route(
+            "/",
+            get(p::status_all).post(p::submit_root).delete(p::drop_none),
+        )
+        .route(
+            "/{func}",
+            get(p::status_one).post(p::submit_func).delete(p::drop_func),
+        )
+        .route(
+            "/sched/{func}",
+            get(p::status_one).post(p::submit_func).delete(p::drop_func),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(json_errors))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(st)
+}
+
+async fn quit(axum::extract::State(st): axum::extract::State<AppState>) -> Response {
+    st.quit.notify_one();
+    (StatusCode::OK, "Quitting").into_response()
+}
+
+async fn not_found(req: Request) -> Response {
+    ApiError::new(
+        Code::NotFound,
+        format!("no route for {} {}", req.method(), req.uri().path()),
+    )
+    .into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let body = serde_json::json!({
+        "code": "METHOD_NOT_ALLOWED",
+        "message": format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    });
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+/// Rejections axum produces itself (body too large, unreadable JSON, form or query) become
+/// JSON errors like every other client mistake.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let rejected = matches!(
+        status,
+        StatusCode::BAD_REQUEST
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::UNPROCESSABLE_ENTITY
+    );
+    if is_json || !rejected {
+        return resp;
+    }
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        _ => "INVALID_ARGUMENT",
+    };
+    let text = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = match String::from_utf8_lossy(&text).trim() {
+        "" if status == StatusCode::PAYLOAD_TOO_LARGE => "body: over the size limit".to_string(),
+        t => t.to_string(),
+    };
+    let body = serde_json::json!({ "code": code, "message": message });
+    (status, axum::Json(body)).into_response()
+}

@@ -1,0 +1,77 @@
+//! Every unary RPC as `POST /taskhive.v1.Scheduler/{Method}` with a JSON body (the proto3 JSON
+//! mapping): the same service code as gRPC, converted at the edge.
+
+use std::future::Future;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::{Code, Request};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::pb::scheduler_server::Scheduler;
+
+async fn unary<Req, Resp, F, Fut>(body: &[u8], call: F) -> Response
+where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+    F: FnOnce(Request<Req>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+{
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        &b"{}"[..]
+    } else {
+        body
+    };
+    let req: Req = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::new(Code::InvalidArgument, format!("body: {e}")).into_response()
+        }
+    };
+    match call(Request::new(req)).await {
+        Ok(resp) => axum::Json(resp.into_inner()).into_response(),
+        Err(status) => ApiError::from(status).into_response(),
+    }
+}
+
+/// `POST /taskhive.v1.Scheduler/{method}`.
+pub async fn scheduler(
+    State(st): State<AppState>,
+    Path(method): Path<String>,
+    body: Bytes,
+) -> Response {
+    let s = &st.scheduler;
+    match method.as_str() {
+        "SubmitJob" => unary(&body, |r| s.submit_job(r)).await,
+        "RunJob" => unary(&body, |r| s.run_job(r)).await,
+        "RemoveJob" => unary(&body, |r| s.remove_job(r)).await,
+        "GetJob" => unary(&body, |r| s.get_job(r)).await,
+        "DropTask" => unary(&body, |r| s.drop_task(r)).await,
+        "Status" => unary(&body, |r| s.status(r)).await,
+        "ListDead" => unary(&body, |r| s.list_dead(r)).await,
+        "RetryDead" => unary(&body, |r| s.retry_dead(r)).await,
+        "PurgeDead" => unary(&body, |r| s.purge_dead(r)).await,
+        "RegisterTask" => unary(&body, |r| s.register_task(r)).await,
+        "ReportResult" => unary(&body, |r| s.report_result(r)).await,
+        "Heartbeat" => unary(&body, |r| s.heartbeat(r)).await,
+        "SendData" => unary(&body, |r| s.send_data(r)).await,
+        "AcquireLock" => unary(&body, |r| s.acquire_lock(r)).await,
+        "ReleaseLock" => unary(&body, |r| s.release_lock(r)).await,
+        "GetConfig" => unary(&body, |r| s.get_config(r)).await,
+        "SetConfig" => unary(&body, |r| s.set_config(r)).await,
+        "RunJobStream" | "WatchJob" | "GrabJob" | "Work" | "Dump" | "Load" => ApiError::new(
+            Code::Unimplemented,
+            format!("{method} is a streaming method: call it over gRPC"),
+        )
+        .into_response(),
+        _ => ApiError::new(
+            Code::NotFound,
+            format!("taskhive.v1.Scheduler has no method {method:?}"),
+        )
+        .into_response(),
+    }
+}

@@ -1,0 +1,447 @@
+//! The HTTP face on the gRPC port: Periodic's curl API and bridge, JSON for every unary RPC,
+//! error mapping, `/quit`, and gRPC and HTTP side by side under load.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use taskhive::pb;
+
+fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn json_of(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"));
+    (status, v)
+}
+
+#[tokio::test]
+async fn periodic_curl_api_examples_verbatim() {
+    let s = TestServer::start().await;
+    let base = s.url();
+    let c = http();
+    // curl http://ip:port
+    let r = c.get(&base).send().await.unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
+    assert_eq!(json_of(r).await, (StatusCode::OK, json!({})));
+    // curl -d func=[funcName] -d name=[jobName] -d args=[jobArgs] -d timeout=[timeout] -d sched_at=[schedAt] http://ip:port
+    let later = now_ms() / 1000 + 3600;
+    let r = c
+        .post(&base)
+        .form(&[
+            ("func", "ls5"),
+            ("name", "/tmp/"),
+            ("args", "-l"),
+            ("timeout", "30"),
+            ("sched_at", &later.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_of(r).await,
+        (StatusCode::OK, json!({"msg": "SUCCESS"}))
+    );
+    // curl -d name=[jobName] -d args=[jobArgs] -d timeout=[timeout] -d sched_at=[schedAt] http://ip:port/[funcName]
+    let r = c
+        .post(format!("{base}/ls5"))
+        .form(&[
+            ("name", "/var/"),
+            ("args", ""),
+            ("timeout", "10"),
+            ("sched_at", &later.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_of(r).await,
+        (StatusCode::OK, json!({"msg": "SUCCESS"}))
+    );
+    // The same job over gRPC, with the form's values.
+    let mut g = s.client().await;
+    let j = g
+        .get_job(pb::JobRef {
+            job_id: 0,
+            task: "ls5".into(),
+            name: "/tmp/".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (&j.args[..], j.timeout_ms, j.sched_at_ms),
+        (&b"-l"[..], 30_000, later * 1000)
+    );
+    // curl http://ip:port/[funcName]
+    let (st, v) = json_of(c.get(format!("{base}/ls5")).send().await.unwrap()).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        (
+            &v["func_name"],
+            &v["total_worker"],
+            &v["total_job"],
+            &v["processing"]
+        ),
+        (&json!("ls5"), &json!(0), &json!(2), &json!(0))
+    );
+    let (_, all) = json_of(c.get(&base).send().await.unwrap()).await;
+    assert_eq!(all["ls5"], v);
+    assert_eq!(
+        json_of(c.get(format!("{base}/nope")).send().await.unwrap()).await,
+        (StatusCode::OK, json!({}))
+    );
+    // curl -d name=[jobName] -d act=remove http://ip:port/[funcName]
+    let r = c
+        .post(format!("{base}/ls5"))
+        .form(&[("name", "/tmp/"), ("act", "remove")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_of(r).await,
+        (StatusCode::OK, json!({"msg": "SUCCESS"}))
+    );
+    // curl -d name=[jobName] -d func=[funcName] -d act=remove http://ip:port/[funcName]
+    let r = c
+        .post(format!("{base}/ls5"))
+        .form(&[("name", "/var/"), ("func", "ls5"), ("act", "remove")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_of(r).await,
+        (StatusCode::OK, json!({"msg": "SUCCESS"}))
+    );
+    let r = c
+        .post(format!("{base}/ls5"))
+        .form(&[("name", "/var/"), ("act", "remove")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_of(r).await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"err": "Job ls5:/var/ not exists."})
+        )
+    );
+    let r = c.post(&base).form(&[("func", "ls5")]).send().await.unwrap();
+    assert_eq!(
+        json_of(r).await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"err": "job name or func is required"})
+        )
+    );
+    // Multipart bodies work too.
+    let form = reqwest::multipart::Form::new()
+        .text("name", "mp")
+        .text("args", "from multipart");
+    let r = c
+        .post(format!("{base}/ls5"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_of(r).await,
+        (StatusCode::OK, json!({"msg": "SUCCESS"}))
+    );
+    let (_, v) = json_of(c.get(format!("{base}/ls5")).send().await.unwrap()).await;
+    assert_eq!(v["total_job"], json!(1));
+    // curl -X DELETE http://ip:port/[funcName]
+    let r = c.delete(format!("{base}/ls5")).send().await.unwrap();
+    assert_eq!(
+        json_of(r).await,
+        (StatusCode::OK, json!({"msg": "SUCCESS"}))
+    );
+    assert_eq!(
+        json_of(c.get(&base).send().await.unwrap()).await.1,
+        json!({})
+    );
+    let r = c.delete(&base).send().await.unwrap();
+    assert_eq!(
+        json_of(r).await,
+        (StatusCode::BAD_REQUEST, json!({"err": "func is required"}))
+    );
+    // A func named like another route is reachable under /sched/.
+    let r = c
+        .post(format!("{base}/sched/metrics"))
+        .form(&[("name", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(r).await.0, StatusCode::OK);
+    let (_, v) = json_of(c.get(format!("{base}/sched/metrics")).send().await.unwrap()).await;
+    assert_eq!(v["total_job"], json!(1));
+}
+
+#[tokio::test]
+async fn periodic_bridge_routes() {
+    let s = TestServer::start().await;
+    let base = s.url();
+    let c = http();
+    let r = c
+        .post(format!("{base}/periodic/submit/br/j1/?timeout=5"))
+        .body("work")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let st = c
+        .get(format!("{base}/periodic/status/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(st.text().await.unwrap().split(',').next(), Some("br"));
+    let r = c
+        .post(format!("{base}/periodic/run/none/x/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let mut w = s.worker(&["br"], 1).await;
+    let j = w.next_job().await;
+    assert_eq!((&j.args[..], j.timeout_ms), (&b"work"[..], 5_000));
+    w.done(j.lease_id, b"").await;
+    let run = tokio::spawn({
+        let c = c.clone();
+        let url = format!("{base}/periodic/run/br/j2/");
+        async move { c.post(url).body("21").send().await.unwrap() }
+    });
+    let j = w.next_job().await;
+    w.done(j.lease_id, b"42").await;
+    let r = within(10, run).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "42");
+    let r = c
+        .post(format!(
+            "{base}/periodic/submit/br/j3/?sched_at={}",
+            now_ms() / 1000 + 600
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = c
+        .post(format!("{base}/periodic/remove/br/j3/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = c
+        .post(format!("{base}/periodic/remove/br/j3/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    drop(w);
+    let dropped = within(10, async {
+        loop {
+            let r = c
+                .post(format!("{base}/periodic/drop/br/"))
+                .send()
+                .await
+                .unwrap();
+            if r.status() == StatusCode::NO_CONTENT {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    });
+    dropped.await;
+}
+
+#[tokio::test]
+async fn json_calls_reach_the_same_service_as_grpc() {
+    let s = TestServer::start().await;
+    let c = http();
+    let url = |m: &str| format!("{}/taskhive.v1.Scheduler/{m}", s.url());
+    let r = c
+        .post(url("SubmitJob"))
+        .json(&json!({"task": "j", "name": "n", "args": "aGk=", "priority": 3}))
+        .send()
+        .await
+        .unwrap();
+    let (st, v) = json_of(r).await;
+    assert_eq!(st, StatusCode::OK);
+    let id: u64 = v["jobId"].as_str().unwrap().parse().unwrap();
+    let mut g = s.client().await;
+    let j = g
+        .get_job(pb::JobRef {
+            job_id: id,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((&j.args[..], j.priority), (&b"hi"[..], 3));
+    let (st, v) = json_of(
+        c.post(url("GetJob"))
+            .json(&json!({"task": "j", "name": "n"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["state"], json!("JOB_STATE_PENDING"));
+    let (st, v) = json_of(c.post(url("Status")).send().await.unwrap()).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["tasks"][0]["task"], json!("j"));
+
+    // Error mapping, row by row.
+    let rows: Vec<(&str, Value, StatusCode, &str)> = vec![
+        (
+            "SubmitJob",
+            json!({"task": "", "name": "n"}),
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "GetJob",
+            json!({"jobId": "999"}),
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        ),
+        (
+            "RunJob",
+            json!({"task": "nobody", "name": "n"}),
+            StatusCode::PRECONDITION_FAILED,
+            "FAILED_PRECONDITION",
+        ),
+        (
+            "ReportResult",
+            json!({"leaseId": "77", "outcome": {"done": {}}}),
+            StatusCode::PRECONDITION_FAILED,
+            "FAILED_PRECONDITION",
+        ),
+        (
+            "SetConfig",
+            json!({"key": "nope", "value": "1"}),
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "SubmitJob",
+            json!({"task": 5}),
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "NoSuchMethod",
+            json!({}),
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        ),
+        (
+            "Work",
+            json!({}),
+            StatusCode::NOT_IMPLEMENTED,
+            "UNIMPLEMENTED",
+        ),
+    ];
+    for (method, body, status, code) in rows {
+        let (st, v) = json_of(c.post(url(method)).json(&body).send().await.unwrap()).await;
+        assert_eq!(
+            (st, v["code"].as_str().unwrap()),
+            (status, code),
+            "{method} {body}"
+        );
+        assert!(!v["message"].as_str().unwrap().is_empty());
+    }
+    let (st, v) = json_of(
+        c.post(url("SubmitJob"))
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT")
+    );
+    assert!(v["message"].as_str().unwrap().starts_with("body:"));
+    let (st, v) = json_of(c.get(url("SubmitJob")).send().await.unwrap()).await;
+    assert_eq!(
+        (st, v["code"].as_str().unwrap()),
+        (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED")
+    );
+    let (st, v) = json_of(c.get(format!("{}/a/b/c", s.url())).send().await.unwrap()).await;
+    assert_eq!(
+        (st, v["code"].as_str().unwrap()),
+        (StatusCode::NOT_FOUND, "NOT_FOUND")
+    );
+    let big = vec![b'x'; 2 << 20];
+    let (st, v) = json_of(c.post(url("SubmitJob")).body(big).send().await.unwrap()).await;
+    assert_eq!(
+        (st, v["code"].as_str().unwrap()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE")
+    );
+    // Nothing was stored by the failures.
+    let (_, v) = json_of(c.post(url("Status")).send().await.unwrap()).await;
+    assert_eq!(v["totals"]["pending"], json!("1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_and_http_on_one_port_under_mixed_load() {
+    let s = TestServer::start().await;
+    let mut tasks = Vec::new();
+    for k in 0..10 {
+        let c = http();
+        let url = s.url();
+        let mut g = s.client().await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..50 {
+                let r = c
+                    .post(format!("{url}/taskhive.v1.Scheduler/SubmitJob"))
+                    .json(&json!({"task": "mix", "name": format!("h{k}-{i}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::OK);
+                let r = c.get(format!("{url}/mix")).send().await.unwrap();
+                assert_eq!(r.status(), StatusCode::OK);
+                g.submit_job(job("mix", &format!("g{k}-{i}")))
+                    .await
+                    .unwrap();
+                g.status(pb::StatusRequest::default()).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        within(60, t).await.unwrap();
+    }
+    let mut g = s.client().await;
+    assert_eq!(task_status(&mut g, "mix").await.pending, 1000);
+}
+
+#[tokio::test]
+async fn quit_drains_and_stops_the_server() {
+    let s = TestServer::start().await;
+    let mut g = s.client().await;
+    g.submit_job(job("q", "keep")).await.unwrap();
+    let mut w = s.worker(&["q"], 1).await;
+    let _held = w.next_job().await;
+    let r = http()
+        .post(format!("{}/quit", s.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let dir = s.wait_stopped().await;
+    // The held job went back to pending, nothing lost.
+    let s = TestServer::start_in(dir, |_| {}).await;
+    let mut g = s.client().await;
+    assert_eq!(task_status(&mut g, "q").await.pending, 1);
+}
