@@ -86,8 +86,8 @@ pub async fn drop_func(State(st): State<AppState>, Path(func): Path<String>) -> 
     success()
 }
 
-/// Form fields from an urlencoded or multipart body.
-async fn form(req: Request) -> Result<HashMap<String, String>, Response> {
+/// Form fields from an urlencoded or multipart body; the error is Periodic's `err` text.
+async fn form(req: Request) -> Result<HashMap<String, String>, String> {
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -96,26 +96,19 @@ async fn form(req: Request) -> Result<HashMap<String, String>, Response> {
     if is_multipart {
         let mut mp = Multipart::from_request(req, &())
             .await
-            .map_err(|e| err(format!("body: {e}")))?;
+            .map_err(|e| format!("body: {e}"))?;
         let mut out = HashMap::new();
-        while let Some(field) = mp
-            .next_field()
-            .await
-            .map_err(|e| err(format!("body: {e}")))?
-        {
+        while let Some(field) = mp.next_field().await.map_err(|e| format!("body: {e}"))? {
             let name = field.name().unwrap_or_default().to_string();
-            let value = field
-                .text()
-                .await
-                .map_err(|e| err(format!("{name}: {e}")))?;
+            let value = field.text().await.map_err(|e| format!("{name}: {e}"))?;
             out.insert(name, value);
         }
         Ok(out)
     } else {
         let body = Bytes::from_request(req, &())
             .await
-            .map_err(|e| err(format!("body: {e}")))?;
-        serde_urlencoded::from_bytes(&body).map_err(|e| err(format!("body: {e}")))
+            .map_err(|e| format!("body: {e}"))?;
+        serde_urlencoded::from_bytes(&body).map_err(|e| format!("body: {e}"))
     }
 }
 
@@ -133,19 +126,19 @@ pub async fn submit_func(
     submit(st, Some(func), req).await
 }
 
-fn int_field(f: &HashMap<String, String>, key: &'static str) -> Result<i64, Response> {
+fn int_field(f: &HashMap<String, String>, key: &'static str) -> Result<i64, String> {
     match f.get(key).map(|s| s.trim()).filter(|s| !s.is_empty()) {
         None => Ok(0),
         Some(v) => v
             .parse()
-            .map_err(|_| err(format!("{key}: {v:?} is not an integer"))),
+            .map_err(|_| format!("{key}: {v:?} is not an integer")),
     }
 }
 
 async fn submit(st: AppState, path_func: Option<String>, req: Request) -> Response {
     let f = match form(req).await {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(e) => return err(e),
     };
     let func = path_func
         .or_else(|| f.get("func").cloned())
@@ -170,7 +163,7 @@ async fn submit(st: AppState, path_func: Option<String>, req: Request) -> Respon
     }
     let (timeout, sched_at) = match (int_field(&f, "timeout"), int_field(&f, "sched_at")) {
         (Ok(t), Ok(s)) => (t, s),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(e), _) | (_, Err(e)) => return err(e),
     };
     let req = pb::SubmitJobRequest {
         task: func,
