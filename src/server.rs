@@ -33,6 +33,7 @@ pub enum ServerError {
 /// Opens the store and starts the scheduler actor; returns its handle and what to join at shutdown.
 pub async fn start_scheduler(
     config: &Config,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) -> Result<
     (
         SchedulerHandle,
@@ -72,7 +73,7 @@ pub async fn start_scheduler(
         (config.limits.default_timeout_ms / 1000).max(1) as i64,
         stored_config,
     );
-    let (handle, actor_join) = actor::spawn(core, settings, writer, clock);
+    let (handle, actor_join) = actor::spawn(core, settings, writer, clock, metrics);
     Ok((handle, actor_join, writer_join))
 }
 
@@ -98,7 +99,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let addr: SocketAddr = listener.local_addr()?;
-    let (handle, actor_join, writer_join) = start_scheduler(&config).await?;
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let (handle, actor_join, writer_join) = start_scheduler(&config, metrics.clone()).await?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -137,6 +139,7 @@ pub async fn run(
         h: handle.clone(),
         limits: config.limits.clone(),
         quit: quit.clone(),
+        metrics,
     });
     let app = one_port(grpc, http);
 

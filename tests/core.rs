@@ -304,7 +304,7 @@ fn random_operations_keep_core_and_store_in_agreement() {
                 match e {
                     Effect::Persist(op) => ops.push(op),
                     Effect::Assign { job, .. } => leases.push(job.lease.unwrap()),
-                    Effect::Finished { .. } => {}
+                    Effect::Finished { .. } | Effect::Observe(_) => {}
                 }
             }
             store.apply(&ops).unwrap();

@@ -445,3 +445,65 @@ async fn quit_drains_and_stops_the_server() {
     let mut g = s.client().await;
     assert_eq!(task_status(&mut g, "q").await.pending, 1);
 }
+
+#[tokio::test]
+async fn metrics_parse_and_move_as_jobs_flow() {
+    let s = TestServer::start().await;
+    let scrape = || async {
+        let text = http()
+            .get(format!("{}/metrics", s.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        prometheus_parse::Scrape::parse(lines).expect("prometheus text")
+    };
+    let value = |sc: &prometheus_parse::Scrape, name: &str, task: &str| -> f64 {
+        sc.samples
+            .iter()
+            .find(|x| x.metric == name && x.labels.get("task") == Some(task))
+            .map(|x| match x.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or(0.0)
+    };
+    let before = scrape().await;
+    assert!(before
+        .samples
+        .iter()
+        .any(|x| x.metric == "process_resident_memory_bytes"));
+    let mut g = s.client().await;
+    for i in 0..3 {
+        g.submit_job(job("m", &format!("{i}"))).await.unwrap();
+    }
+    let mut w = s.worker(&["m"], 1).await;
+    let j = w.next_job().await;
+    w.done(j.lease_id, b"").await;
+    let j = w.next_job().await;
+    w.fail(j.lease_id, "x").await;
+    let after = scrape().await;
+    assert_eq!(value(&after, "taskhive_jobs_submitted_total", "m"), 3.0);
+    assert_eq!(value(&after, "taskhive_jobs_done_total", "m"), 1.0);
+    assert_eq!(value(&after, "taskhive_jobs_failed_total", "m"), 1.0);
+    assert_eq!(value(&after, "taskhive_jobs_retried_total", "m"), 1.0);
+    assert_eq!(value(&after, "taskhive_task_workers", "m"), 1.0);
+    assert!(after
+        .samples
+        .iter()
+        .any(|x| x.metric == "taskhive_dispatch_wait_seconds_count"
+            && x.labels.get("task") == Some("m")));
+    let running = after
+        .samples
+        .iter()
+        .find(|x| {
+            x.metric == "taskhive_jobs"
+                && x.labels.get("task") == Some("m")
+                && x.labels.get("state") == Some("running")
+        })
+        .unwrap();
+    assert!(matches!(running.value, prometheus_parse::Value::Gauge(v) if v == 1.0));
+}

@@ -45,6 +45,7 @@ async fn scheduled_jobs_fire_exactly_when_due_in_order() {
         Settings::new(600, Vec::new()),
         writer,
         clock,
+        Default::default(),
     );
     let (tx, mut rx) = mpsc::unbounded_channel();
     h.register(None, vec!["t".into()], vec![], 10_000, Some(tx))
@@ -77,6 +78,7 @@ async fn a_new_earlier_job_rearms_the_timer() {
         Settings::new(600, Vec::new()),
         writer,
         clock,
+        Default::default(),
     );
     let (tx, mut rx) = mpsc::unbounded_channel();
     h.register(None, vec!["t".into()], vec![], 10, Some(tx))
@@ -103,6 +105,7 @@ async fn lease_expiry_requeues_on_time() {
         Settings::new(600, Vec::new()),
         writer,
         clock,
+        Default::default(),
     );
     let (tx, mut rx) = mpsc::unbounded_channel();
     h.register(None, vec!["t".into()], vec![], 1, Some(tx))

@@ -32,6 +32,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Notified by `/quit`: the server shuts down gracefully.
     pub quit: Arc<Notify>,
+    /// What `/metrics` exports.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The HTTP routes.
@@ -41,6 +43,7 @@ pub fn router(st: AppState) -> Router {
     Router::new()
         .route("/taskhive.v1.Scheduler/{method}", post(rpc_json::scheduler))
         .route("/quit", get(quit).post(quit))
+        .route("/metrics", get(metrics))
         .route("/periodic/status/", get(p::bridge_status))
         .route("/periodic/submit/{func}/{job}/", post(p::bridge_submit))
         .route("/periodic/run/{func}/{job}/", post(p::bridge_run))
@@ -68,6 +71,20 @@ pub fn router(st: AppState) -> Router {
 async fn quit(axum::extract::State(st): axum::extract::State<AppState>) -> Response {
     st.quit.notify_one();
     (StatusCode::OK, "Quitting").into_response()
+}
+
+async fn metrics(axum::extract::State(st): axum::extract::State<AppState>) -> Response {
+    match st.h.status(None).await {
+        Ok((tasks, _)) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            st.metrics.render(&tasks),
+        )
+            .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 async fn not_found(req: Request) -> Response {

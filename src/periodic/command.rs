@@ -281,12 +281,14 @@ pub fn encode_job(out: &mut BytesMut, j: &PJob) {
     out.put_u32(j.workload.len() as u32);
     out.put_slice(&j.workload);
     out.put_i64(j.sched_at);
-    let ver = u8::from(j.count > 0) | (u8::from(j.timeout > 0) << 1);
+    // aio-periodic only sets a field's bit when it is positive; any non-zero value is kept
+    // here so that decode(encode(job)) == job for every job the decoder accepts.
+    let ver = u8::from(j.count != 0) | (u8::from(j.timeout != 0) << 1);
     out.put_u8(ver);
-    if j.count > 0 {
+    if j.count != 0 {
         out.put_u32(j.count as u32);
     }
-    if j.timeout > 0 {
+    if j.timeout != 0 {
         out.put_u32(j.timeout as u32);
     }
 }

@@ -4,6 +4,7 @@
 //! Handlers talk to it through a [`SchedulerHandle`]; no lock is shared with them.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -13,6 +14,7 @@ use super::core::{Core, Effect, SubmitReply, TaskStatus};
 use super::error::Error;
 use super::job::*;
 use super::settings::Settings;
+use crate::metrics::Metrics;
 use crate::store::writer::{Commit, Writer};
 use crate::store::{Op, StoreError};
 
@@ -175,12 +177,14 @@ pub fn spawn(
     settings: Settings,
     writer: Writer,
     clock: Clock,
+    metrics: Arc<Metrics>,
 ) -> (SchedulerHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     core.set_lock_timeout(settings.lock_timeout_ms());
     let actor = Actor {
         core,
         settings,
+        metrics,
         writer,
         clock,
         rx,
@@ -460,6 +464,7 @@ fn store_err(e: StoreError) -> Error {
 struct Actor {
     core: Core,
     settings: Settings,
+    metrics: Arc<Metrics>,
     writer: Writer,
     clock: Clock,
     rx: mpsc::UnboundedReceiver<Cmd>,
@@ -697,6 +702,7 @@ impl Actor {
             for e in effects {
                 match e {
                     Effect::Persist(op) => ops.push(op),
+                    Effect::Observe(o) => self.metrics.observe(&o),
                     Effect::Assign { worker, job } => {
                         let sent = self
                             .workers

@@ -51,6 +51,8 @@ pub enum Effect {
         /// The job with its lease.
         job: JobView,
     },
+    /// Count something.
+    Observe(Observation),
     /// A job finished (Ok) or an attempt failed or the job went away (Err): wake RunJob waiters.
     Finished {
         /// The job.
@@ -62,6 +64,38 @@ pub enum Effect {
         /// The worker's result, or why there is none.
         result: Result<Bytes, String>,
     },
+}
+
+/// Something worth counting, for metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// A job was submitted (or replaced).
+    Submitted(Arc<str>),
+    /// A job was handed to a worker this long after it became due.
+    Dispatched {
+        /// Task.
+        task: Arc<str>,
+        /// Milliseconds since its due time.
+        wait_ms: i64,
+    },
+    /// A worker reported after running a job this long.
+    Ran {
+        /// Task.
+        task: Arc<str>,
+        /// Milliseconds since dispatch.
+        ms: i64,
+    },
+    /// A job finished with done.
+    Done(Arc<str>),
+    /// An attempt failed; `dead` when the job went to the dead set.
+    Failed {
+        /// Task.
+        task: Arc<str>,
+        /// Moved to the dead set.
+        dead: bool,
+    },
+    /// A lease expired.
+    Expired(Arc<str>),
 }
 
 /// Reply to a submit.
@@ -165,6 +199,7 @@ struct Lease {
     job: Option<JobId>,
     worker: WorkerId,
     expires_at: Millis,
+    started_at: Millis,
 }
 
 /// The scheduler state machine.
@@ -249,6 +284,9 @@ impl Core {
     /// Submits or replaces a job (by task and name). A running job is left alone.
     pub fn submit(&mut self, spec: JobSpec, now: Millis) -> SubmitReply {
         let tid = self.task_id(&spec.task);
+        let task = self.tasks[tid as usize].name.clone();
+        self.effects
+            .push(Effect::Observe(Observation::Submitted(task)));
         if let Some(&id) = self.tasks[tid as usize].by_name.get(spec.name.as_str()) {
             let phase = self.jobs[&id].phase;
             if let Phase::Running(_) = phase {
@@ -605,6 +643,11 @@ impl Core {
                 "lease {lid}: its job was removed while running"
             )));
         };
+        let task = self.tasks[self.jobs[&id].task as usize].name.clone();
+        self.effects.push(Effect::Observe(Observation::Ran {
+            task,
+            ms: now - lease.started_at,
+        }));
         if self.broadcasts.contains_key(&id) {
             self.broadcast_settle(id, lid, Some(outcome), None, now);
             return Ok(id);
@@ -620,6 +663,8 @@ impl Core {
             Outcome::Done { result } => {
                 let tid = self.jobs[&id].task;
                 self.tasks[tid as usize].running -= 1;
+                let task = self.tasks[tid as usize].name.clone();
+                self.effects.push(Effect::Observe(Observation::Done(task)));
                 let finished = self.finished(id, Ok(result));
                 self.remove_job_silently(id);
                 self.effects.push(Effect::Persist(Op::Delete(id)));
@@ -694,6 +739,11 @@ impl Core {
                     self.mark_worker_dirty(lease.worker);
                 }
                 if let Some(id) = lease.job {
+                    if let Some(job) = self.jobs.get(&id) {
+                        let task = self.tasks[job.task as usize].name.clone();
+                        self.effects
+                            .push(Effect::Observe(Observation::Expired(task)));
+                    }
                     self.lease_lost(id, lid, "lease expired", now);
                 }
             }
@@ -818,12 +868,17 @@ impl Core {
         self.next_lease += 1;
         let job = &self.jobs[&id];
         let expires_at = now + job.timeout_ms as Millis;
+        self.effects.push(Effect::Observe(Observation::Dispatched {
+            task: self.tasks[job.task as usize].name.clone(),
+            wait_ms: (now - job.sched_at).max(0),
+        }));
         self.leases.insert(
             lid,
             Lease {
                 job: Some(id),
                 worker: wid,
                 expires_at,
+                started_at: now,
             },
         );
         self.lease_expiry.insert((expires_at, lid));
@@ -901,7 +956,11 @@ impl Core {
         }
         job.attempts = job.attempts.saturating_add(1);
         job.last_error = Some(error.clone().into_boxed_str());
-        if !retry || job.attempts >= job.retry.max_attempts {
+        let dead = !retry || job.attempts >= job.retry.max_attempts;
+        let task = self.tasks[job.task as usize].name.clone();
+        self.effects
+            .push(Effect::Observe(Observation::Failed { task, dead }));
+        if dead {
             job.phase = Phase::Dead;
             let tid = job.task;
             self.tasks[tid as usize].dead.insert(id);
