@@ -440,10 +440,20 @@ async fn quit_drains_and_stops_the_server() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let dir = s.wait_stopped().await;
-    // The held job went back to pending, nothing lost.
+    // The held job went back to pending, nothing lost, and no attempt counted against it.
     let s = TestServer::start_in(dir, |_| {}).await;
     let mut g = s.client().await;
     assert_eq!(task_status(&mut g, "q").await.pending, 1);
+    let j = g
+        .get_job(pb::JobRef {
+            job_id: 0,
+            task: "q".into(),
+            name: "keep".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(j.attempts, 0);
 }
 
 #[tokio::test]

@@ -619,7 +619,7 @@ impl Actor {
             }
             Cmd::CloseWorkers => {
                 for (w, _) in std::mem::take(&mut self.workers) {
-                    self.core.worker_gone(w, now);
+                    self.core.worker_released(w, now);
                 }
                 let ops = self.effects();
                 self.writer.write_detached(ops);

@@ -603,6 +603,16 @@ impl Core {
 
     /// A worker's stream closed: its leased jobs go back to pending at once (a failed attempt each).
     pub fn worker_gone(&mut self, wid: WorkerId, now: Millis) {
+        self.drop_worker(wid, now, true);
+    }
+
+    /// The server is stopping: the worker's jobs go back to pending without counting an
+    /// attempt against them (their workers did nothing wrong).
+    pub fn worker_released(&mut self, wid: WorkerId, now: Millis) {
+        self.drop_worker(wid, now, false);
+    }
+
+    fn drop_worker(&mut self, wid: WorkerId, now: Millis, count_attempt: bool) {
         let Some(worker) = self.workers.remove(&wid) else {
             return;
         };
@@ -619,11 +629,23 @@ impl Core {
         for lid in leases {
             if let Some(lease) = self.leases.remove(&lid) {
                 self.lease_expiry.remove(&(lease.expires_at, lid));
-                if let Some(id) = lease.job {
-                    self.lease_lost(id, lid, "worker lost", now);
+                match lease.job {
+                    Some(id) if count_attempt || self.broadcasts.contains_key(&id) => {
+                        self.lease_lost(id, lid, "worker lost", now)
+                    }
+                    Some(id) => self.requeue(id, now),
+                    None => {}
                 }
             }
         }
+    }
+
+    /// Puts a running job back to pending as it was: no attempt counted, nothing to persist.
+    fn requeue(&mut self, id: JobId, now: Millis) {
+        self.release_locks(id, now);
+        let tid = self.jobs[&id].task;
+        self.tasks[tid as usize].running -= 1;
+        self.enqueue(id, now);
     }
 
     /// Applies a worker's outcome for a lease; stale or unknown leases are rejected untouched.
