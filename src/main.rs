@@ -28,6 +28,7 @@ fn main() -> std::process::ExitCode {
                 Ok(())
             }
             Command::Run(args) => cli::exec_worker::run(args).await,
+            Command::Bench(args) => cli::bench::run(args).await,
             other => cli::commands::run(other).await,
         }
     });

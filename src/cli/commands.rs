@@ -159,7 +159,7 @@ pub async fn run(cmd: Command) -> CliResult {
             }
             Ok(())
         }
-        Command::Serve(_) | Command::Run(_) => unreachable!("handled by main"),
+        Command::Serve(_) | Command::Run(_) | Command::Bench(_) => unreachable!("handled by main"),
     }
 }
 

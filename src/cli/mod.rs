@@ -1,5 +1,6 @@
 //! The `taskhive` command line: `serve` plus client commands that speak gRPC to a server.
 
+pub mod bench;
 pub mod commands;
 pub mod exec_worker;
 
@@ -112,6 +113,8 @@ pub enum Command {
     },
     /// Run a shell command for each job of a task (Periodic's `run --exec`).
     Run(exec_worker::RunArgs),
+    /// Measure throughput and latency (submit, e2e, dispatch).
+    Bench(bench::BenchArgs),
 }
 
 /// `taskhive serve` flags.
