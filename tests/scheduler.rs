@@ -779,3 +779,35 @@ async fn reflection_and_health_list_every_service() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 }
+
+#[tokio::test]
+async fn a_later_hello_with_capacity_zero_pauses_the_worker() {
+    let s = TestServer::start().await;
+    let mut c = s.client().await;
+    c.submit_job(job("pause", "a")).await.unwrap();
+    c.submit_job(job("pause", "b")).await.unwrap();
+    let mut w = s.worker(&["pause"], 1).await;
+    let a = w.next_job().await;
+    w.send_msg(pb::worker_message::Msg::Hello(pb::WorkerHello {
+        tasks: vec![],
+        capacity: 0,
+        name: String::new(),
+        broadcast_tasks: vec![],
+    }))
+    .await;
+    w.done(a.lease_id, b"").await;
+    // The freed slot is not refilled: b stays pending, and closing loses nothing.
+    let st = task_status(&mut c, "pause").await;
+    assert_eq!((st.running, st.pending), (0, 1));
+    drop(w);
+    let b = c
+        .get_job(pb::JobRef {
+            job_id: 0,
+            task: "pause".into(),
+            name: "b".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(b.attempts, 0);
+}

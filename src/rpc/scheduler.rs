@@ -413,6 +413,7 @@ impl Scheduler for SchedulerService {
             )
             .await?;
         let (out, out_rx) = mpsc::unbounded_channel::<Result<pb::ServerMessage, Status>>();
+        let out_err = out.clone();
         let send = move |m: Out| out.send(Ok(pb::ServerMessage { msg: Some(m) })).is_ok();
         send(Out::Welcome(pb::Welcome {
             worker_id: worker.to_string(),
@@ -456,12 +457,17 @@ impl Scheduler for SchedulerService {
                                 }
                             }
                             Some(In::Heartbeat(hb)) => {
-                                let lost = h.heartbeat(hb.lease_ids).await.unwrap_or_default();
+                                let Ok(lost) = h.heartbeat(hb.lease_ids).await else { break };
                                 if !send(Out::Heartbeat(pb::HeartbeatResponse { lost_lease_ids: lost })) { break }
                             }
-                            // A later hello adds tasks (Periodic's CAN_DO).
-                            Some(In::Hello(more)) if check_some(&more.tasks, &more.broadcast_tasks).is_ok() => {
-                                let _ = h.register(Some(worker), more.tasks, more.broadcast_tasks, more.capacity.max(1), None).await;
+                            // A later hello adds tasks and sets the capacity; 0 pauses the worker
+                            // (no new jobs) so it can finish what it holds and close cleanly.
+                            Some(In::Hello(more)) => {
+                                if let Err(e) = check_tasks(&more.tasks).and_then(|_| check_broadcast(&more.broadcast_tasks)) {
+                                    let _ = out_err.send(Err(e.into()));
+                                    break;
+                                }
+                                let _ = h.register(Some(worker), more.tasks, more.broadcast_tasks, more.capacity, None).await;
                             }
                             Some(In::Data(d)) => {
                                 // Data of a lease that is gone is dropped: nobody can watch it any more.
@@ -474,7 +480,7 @@ impl Scheduler for SchedulerService {
                             Some(In::Release(r)) => {
                                 let _ = h.release_lock(r.lease_id, r.name).await;
                             }
-                            Some(In::Hello(_)) | None => {}
+                            None => {}
                         },
                         // The worker closed its side: flush outstanding acks, then end.
                         Ok(None) | Err(_) => {
