@@ -1,0 +1,10 @@
+//go:build !linux
+
+package taskhivetest
+
+import "os/exec"
+
+// KillWithParent makes cmd (not yet started) receive SIGKILL when the test
+// process dies, so that a crashed or timed-out test leaves no process behind.
+// It does nothing on systems other than Linux.
+func KillWithParent(cmd *exec.Cmd) {}
