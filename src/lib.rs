@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod load;
 pub mod pb;
 pub mod rpc;
 pub mod scheduler;

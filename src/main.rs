@@ -20,14 +20,22 @@ fn main() -> std::process::ExitCode {
                 println!("listening on {}", listener.local_addr()?);
                 let config = cli::serve_config(&args);
                 taskhive::server::run(listener, config, cli::shutdown_signal()).await?;
-                Ok(())
+                Ok(std::process::ExitCode::SUCCESS)
             }
-            Command::Run(args) => cli::exec_worker::run(args).await,
-            other => cli::commands::run(other).await,
+            Command::Run(args) => cli::exec_worker::run(args)
+                .await
+                .map(|()| std::process::ExitCode::SUCCESS),
+            // Its exit code says whether a threshold was exceeded.
+            Command::Load {
+                runner: Some(cmd), ..
+            } => cli::load::run(cmd).await,
+            other => cli::commands::run(other)
+                .await
+                .map(|()| std::process::ExitCode::SUCCESS),
         }
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("taskhive: {e}");
             std::process::ExitCode::FAILURE
