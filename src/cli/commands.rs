@@ -144,9 +144,9 @@ pub async fn run(cmd: Command) -> CliResult {
             }
             Ok(())
         }
-        Command::Load { .. } => {
-            Err("load: give a FILE written by `dump`, or a load runner subcommand (see --help)".into())
-        }
+        Command::Load { .. } => Err(
+            "load: give a FILE written by `dump`, or a load runner subcommand (see --help)".into(),
+        ),
         Command::Serve(_) | Command::Run(_) => unreachable!("handled by main"),
     }
 }

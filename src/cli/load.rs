@@ -207,11 +207,7 @@ async fn other_command(cmd: LoadCommand) -> CliResult {
                 if s.running {
                     println!(
                         "running: exec {} of job {} since {} ({} tasks, {} failed)",
-                        s.exec_id,
-                        s.name,
-                        s.t_start,
-                        s.n_task,
-                        s.n_fail
+                        s.exec_id, s.name, s.t_start, s.n_task, s.n_fail
                     );
                 } else {
                     println!("idle");
@@ -224,7 +220,11 @@ async fn other_command(cmd: LoadCommand) -> CliResult {
                         l.t_start,
                         l.n_task,
                         l.n_fail,
-                        if l.threshold_exceeded { ", threshold exceeded" } else { "" },
+                        if l.threshold_exceeded {
+                            ", threshold exceeded"
+                        } else {
+                            ""
+                        },
                         if l.aborted { ", aborted" } else { "" },
                     );
                 }
@@ -245,15 +245,12 @@ async fn other_command(cmd: LoadCommand) -> CliResult {
                 "ID", "T_START", "NAME", "N", "FAIL", "ELAPSED"
             );
             for e in execs {
-                let flags = [
-                    (e.threshold_exceeded, "threshold"),
-                    (e.aborted, "aborted"),
-                ]
-                .iter()
-                .filter(|(on, _)| *on)
-                .map(|(_, f)| *f)
-                .collect::<Vec<_>>()
-                .join(",");
+                let flags = [(e.threshold_exceeded, "threshold"), (e.aborted, "aborted")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, f)| *f)
+                    .collect::<Vec<_>>()
+                    .join(",");
                 println!(
                     "{:<36}  {:<29}  {:<20} {:>8} {:>6} {:>10}  {flags}",
                     e.id,
@@ -347,10 +344,10 @@ fn progress_bar(p: &pb::ExecProgress) -> ProgressBar {
         (p.planned_n, "")
     };
     let b = ProgressBar::new(len.max(1));
-    let template = format!("{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}}{unit} {{msg}}");
+    let template =
+        format!("{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}}{unit} {{msg}}");
     b.set_style(
-        ProgressStyle::with_template(&template)
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     b.enable_steady_tick(Duration::from_millis(200));
     b

@@ -161,7 +161,7 @@ impl Live {
         let n_fail = {
             let mut st = self.stats.lock().expect("poisoned");
             st.record(s);
-            st.snapshot().n_fail
+            st.n_fail()
         };
         if failed && self.max_failures > 0 && n_fail >= self.max_failures {
             self.abort(format!("max_failure_count {} reached", self.max_failures));

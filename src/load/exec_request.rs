@@ -73,7 +73,10 @@ impl RawExec {
             None => {
                 return Err(Error::invalid(
                     "max_failure_count",
-                    format!("expected an integer, got {}", max.map_or("null", fields::kind)),
+                    format!(
+                        "expected an integer, got {}",
+                        max.map_or("null", fields::kind)
+                    ),
                 ))
             }
         };
@@ -153,13 +156,19 @@ mod tests {
         assert!(err("{").starts_with("exec: malformed JSON"));
         assert!(err("[]").starts_with("exec: must be a JSON object"));
         assert!(err(r#"{"params": {}}"#).starts_with("name: must not be empty"));
-        assert!(err(r#"{"name": "a", "params": {"k": 1}}"#).starts_with("params.k: expected a string"));
-        assert!(err(r#"{"name": "a", "params": ["x"]}"#).starts_with("params: expected an object of strings"));
-        assert!(err(r#"{"name": "a", "max_failure_count": -1}"#).starts_with("max_failure_count: -1 must be >= 0"));
-        assert!(err(r#"{"name": "a", "max_failure_count": "3"}"#).starts_with("max_failure_count: expected an integer"));
+        assert!(
+            err(r#"{"name": "a", "params": {"k": 1}}"#).starts_with("params.k: expected a string")
+        );
+        assert!(err(r#"{"name": "a", "params": ["x"]}"#)
+            .starts_with("params: expected an object of strings"));
+        assert!(err(r#"{"name": "a", "max_failure_count": -1}"#)
+            .starts_with("max_failure_count: -1 must be >= 0"));
+        assert!(err(r#"{"name": "a", "max_failure_count": "3"}"#)
+            .starts_with("max_failure_count: expected an integer"));
         assert!(err(r#"{"name": "a", "webhook_url": "not a url"}"#).starts_with("webhook_url: "));
         assert!(err(r#"{"name": "a", "webhook_url": "/relative"}"#).starts_with("webhook_url: "));
-        assert!(err(r#"{"name": "a", "report_progress": "yes"}"#).starts_with("report_progress: expected true or false"));
+        assert!(err(r#"{"name": "a", "report_progress": "yes"}"#)
+            .starts_with("report_progress: expected true or false"));
         assert!(err(r#"{"name": "a", "nmae": "b"}"#).starts_with("nmae: unknown field"));
     }
 }

@@ -122,7 +122,10 @@ mod tests {
         let a = parse_result(br#"{"elapsed_usec": 7}"#);
         assert_eq!((a.request_context.as_str(), a.elapsed_usec), ("", Some(7)));
         let a = parse_result(b"plain text");
-        assert_eq!((a.request_context.as_str(), a.elapsed_usec), ("plain text", None));
+        assert_eq!(
+            (a.request_context.as_str(), a.elapsed_usec),
+            ("plain text", None)
+        );
         let a = parse_result(br#"{"other": 1}"#);
         assert_eq!(a.request_context, r#"{"other": 1}"#);
         assert!(a.is_success);

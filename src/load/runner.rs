@@ -124,7 +124,9 @@ impl LoadRunner {
                 Ok(job) => {
                     jobs.insert(name, job);
                 }
-                Err(e) => tracing::error!(job = %name, error = %e, "stored load job unreadable; skipped"),
+                Err(e) => {
+                    tracing::error!(job = %name, error = %e, "stored load job unreadable; skipped")
+                }
             }
         }
         LoadRunner {
@@ -236,7 +238,10 @@ impl LoadRunner {
                 if let Some(p) = def.params().find(|p| !opts.params.contains_key(*p)) {
                     return Err(Error::invalid(
                         "params",
-                        format!("task {} uses {{{{{p}}}}}, which params does not set", t.task_class),
+                        format!(
+                            "task {} uses {{{{{p}}}}}, which params does not set",
+                            t.task_class
+                        ),
                     ));
                 }
             }
@@ -321,7 +326,11 @@ impl LoadRunner {
         name: Option<String>,
         limit: usize,
     ) -> Result<Vec<ExecSummary>, Error> {
-        let limit = if limit == 0 { DEFAULT_LIST } else { limit.min(MAX_LIST) };
+        let limit = if limit == 0 {
+            DEFAULT_LIST
+        } else {
+            limit.min(MAX_LIST)
+        };
         let reader = self.inner.reader.clone();
         let rows = tokio::task::spawn_blocking(move || reader.list_execs(name.as_deref(), limit))
             .await

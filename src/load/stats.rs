@@ -214,6 +214,11 @@ impl ExecStats {
         }
     }
 
+    /// Failed runs so far (cheap: no percentiles).
+    pub fn n_fail(&self) -> u64 {
+        self.n_fail
+    }
+
     /// Counters and percentiles so far.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
@@ -411,7 +416,14 @@ mod tests {
         for v in 1..=10_000u64 {
             s.record(sample(0, v, v * 10, true));
         }
-        let r = s.into_report("x".into(), &job(&[("a", 0, 0)]), &opts(), Utc::now(), 1, None);
+        let r = s.into_report(
+            "x".into(),
+            &job(&[("a", 0, 0)]),
+            &opts(),
+            Utc::now(),
+            1,
+            None,
+        );
         let close = |got: u64, want: u64| (got as f64 - want as f64).abs() <= want as f64 * 0.002;
         assert!(close(r.p50_usec, 50_000), "{}", r.p50_usec);
         assert!(close(r.p90_usec, 90_000), "{}", r.p90_usec);

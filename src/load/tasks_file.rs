@@ -152,7 +152,10 @@ expect_status = 200
         assert_eq!(defs.len(), 2);
         assert_eq!(defs[0].method, Method::POST);
         assert_eq!(defs[0].expect_status, [200, 201]);
-        assert_eq!(defs[0].params().collect::<Vec<_>>(), ["sc_mc", "sc_mc", "sc_mc"]);
+        assert_eq!(
+            defs[0].params().collect::<Vec<_>>(),
+            ["sc_mc", "sc_mc", "sc_mc"]
+        );
         assert_eq!(defs[1].method, Method::GET);
     }
 
@@ -162,7 +165,9 @@ expect_status = 200
         assert!(e("[[task]]\nname = \"http.get\"").starts_with("task[0].name"));
         assert!(e("[[task]]\nname = \"a\"\nmethod = \"GE T\"").starts_with("task[0].method"));
         assert!(e("[[task]]\nname = \"a\"\npath = \"x\"").starts_with("task[0].path"));
-        assert!(e("[[task]]\nname = \"a\"\nexpect_status = 999").starts_with("task[0].expect_status"));
+        assert!(
+            e("[[task]]\nname = \"a\"\nexpect_status = 999").starts_with("task[0].expect_status")
+        );
         assert!(e("[[task]]\nname = \"a\"\nbogus = 1").starts_with("tasks file"));
     }
 }

@@ -167,15 +167,17 @@ pub fn summary_pb(s: ExecSummary) -> pb::ExecSummary {
 /// The server status, typed and as JSON.
 pub fn status_pb(s: ServerStatus) -> pb::LoadStatus {
     let json = serde_json::to_string(&s).expect("a status serializes");
-    let r = s.running.unwrap_or_else(|| crate::load::report::RunningExec {
-        exec_id: String::new(),
-        name: String::new(),
-        t_start: String::new(),
-        elapsed_usec: 0,
-        n_task: 0,
-        n_success: 0,
-        n_fail: 0,
-    });
+    let r = s
+        .running
+        .unwrap_or_else(|| crate::load::report::RunningExec {
+            exec_id: String::new(),
+            name: String::new(),
+            t_start: String::new(),
+            elapsed_usec: 0,
+            n_task: 0,
+            n_success: 0,
+            n_fail: 0,
+        });
     pb::LoadStatus {
         running: s.state == "running",
         exec_id: r.exec_id,

@@ -80,7 +80,11 @@ fn exec_row(row: &rusqlite::Row<'_>, with_json: bool) -> rusqlite::Result<ExecRo
         n_fail: row.get::<_, i64>(5)? as u64,
         threshold_exceeded: row.get(6)?,
         aborted: row.get(7)?,
-        json: if with_json { row.get(8)? } else { String::new() },
+        json: if with_json {
+            row.get(8)?
+        } else {
+            String::new()
+        },
     })
 }
 
@@ -159,8 +163,10 @@ impl Store for SqliteStore {
                         .execute(params![task])?;
                 }
                 Op::SaveLoadJob { name, json } => {
-                    tx.prepare_cached("INSERT OR REPLACE INTO load_jobs (name, json) VALUES (?1, ?2)")?
-                        .execute(params![name, json])?;
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO load_jobs (name, json) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![name, json])?;
                 }
                 Op::ArchiveExec(r) => {
                     tx.prepare_cached(

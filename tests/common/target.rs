@@ -89,7 +89,10 @@ impl Target {
 
     /// The next webhook body (fails the test after `secs`).
     pub async fn next_hook(&self, secs: u64) -> String {
-        super::within(secs, async { self.hooks.lock().await.recv().await.unwrap() }).await
+        super::within(secs, async {
+            self.hooks.lock().await.recv().await.unwrap()
+        })
+        .await
     }
 }
 
@@ -121,7 +124,10 @@ async fn handle(
     match segments.as_slice() {
         ["status", code] => {
             let code = code.parse().unwrap_or(500);
-            (StatusCode::from_u16(code).unwrap(), format!("status {code}"))
+            (
+                StatusCode::from_u16(code).unwrap(),
+                format!("status {code}"),
+            )
         }
         ["delay", ms] => {
             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
