@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/taskhive/v1/scheduler.proto"];
+    let protos = [
+        "proto/taskhive/v1/scheduler.proto",
+        "proto/taskhive/v1/load.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

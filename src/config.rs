@@ -20,6 +20,41 @@ pub struct Config {
     pub shutdown_grace: std::time::Duration,
     /// Bound listeners of the Periodic-protocol face.
     pub periodic: Vec<crate::periodic::Listener>,
+    /// Load runner settings.
+    pub load: LoadConfig,
+}
+
+/// Load runner settings (`serve --tasks`, `--archive-dir`, ...).
+#[derive(Clone, Debug)]
+pub struct LoadConfig {
+    /// TOML file declaring named HTTP task classes.
+    pub tasks_file: Option<PathBuf>,
+    /// Also write every finished JobExec here as a JSON file.
+    pub archive_dir: Option<PathBuf>,
+    /// Executions listed per task in a JobExec; the rest are counted in `n_executions_dropped`.
+    pub max_executions: usize,
+    /// Most swarms a job may ask for.
+    pub max_swarms: u64,
+    /// Archived executions kept in the store (oldest deleted first).
+    pub max_archived: usize,
+    /// Lease length of a remote task run: a worker silent this long fails the run.
+    pub remote_timeout_ms: u32,
+    /// Time limit of a webhook POST.
+    pub webhook_timeout: std::time::Duration,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        LoadConfig {
+            tasks_file: None,
+            archive_dir: None,
+            max_executions: 10_000,
+            max_swarms: 10_000,
+            max_archived: 1_000,
+            remote_timeout_ms: 30_000,
+            webhook_timeout: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// Limits and defaults applied to every submission.
@@ -56,6 +91,7 @@ impl Config {
             max_dead: 100_000,
             shutdown_grace: std::time::Duration::from_secs(5),
             periodic: Vec::new(),
+            load: LoadConfig::default(),
         }
     }
 }

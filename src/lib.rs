@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod load;
 pub mod metrics;
 pub mod pb;
 pub mod periodic;

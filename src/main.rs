@@ -25,15 +25,25 @@ fn main() -> std::process::ExitCode {
                     config.periodic.push(l);
                 }
                 taskhive::server::run(listener, config, cli::shutdown_signal()).await?;
-                Ok(())
+                Ok(std::process::ExitCode::SUCCESS)
             }
-            Command::Run(args) => cli::exec_worker::run(args).await,
-            Command::Bench(args) => cli::bench::run(args).await,
-            other => cli::commands::run(other).await,
+            Command::Run(args) => cli::exec_worker::run(args)
+                .await
+                .map(|()| std::process::ExitCode::SUCCESS),
+            Command::Bench(args) => cli::bench::run(args)
+                .await
+                .map(|()| std::process::ExitCode::SUCCESS),
+            // Its exit code says whether a threshold was exceeded.
+            Command::Load {
+                runner: Some(cmd), ..
+            } => cli::load::run(cmd).await,
+            other => cli::commands::run(other)
+                .await
+                .map(|()| std::process::ExitCode::SUCCESS),
         }
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("taskhive: {e}");
             std::process::ExitCode::FAILURE

@@ -6,7 +6,11 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::load::catalog::Catalog;
+use crate::load::runner::Parts;
+use crate::load::LoadRunner;
 use crate::pb;
+use crate::rpc::load::LoadRunnerService;
 use crate::rpc::scheduler::SchedulerService;
 use crate::scheduler::clock::Clock;
 use crate::scheduler::core::{Core, CoreConfig};
@@ -14,7 +18,7 @@ use crate::scheduler::settings::Settings;
 use crate::scheduler::{actor, SchedulerHandle};
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::Writer;
-use crate::store::Store;
+use crate::store::{Store, StoreReader};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -28,30 +32,46 @@ pub enum ServerError {
     /// Socket failure.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// Load runner set-up failed (tasks file, archive directory).
+    #[error("load runner: {0}")]
+    Load(#[from] crate::load::Error),
 }
 
-/// Opens the store and starts the scheduler actor; returns its handle and what to join at shutdown.
+/// What start-up hands to the faces: the scheduler, and the store's parts the load runner uses.
+pub struct Started {
+    /// The scheduler actor.
+    pub handle: SchedulerHandle,
+    /// The actor task.
+    pub actor_join: tokio::task::JoinHandle<()>,
+    /// The store writer thread.
+    pub writer_join: std::thread::JoinHandle<()>,
+    /// Another handle to the store writer (load jobs and archived executions).
+    pub writer: Writer,
+    /// Reads archived executions beside the writer.
+    pub reader: Box<dyn StoreReader>,
+    /// Saved load jobs: `(name, json)`.
+    pub load_jobs: Vec<(String, String)>,
+}
+
+/// Opens the store and starts the scheduler actor; returns its handle, the store parts the
+/// load runner needs, and what to join at shutdown.
 pub async fn start_scheduler(
     config: &Config,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
-) -> Result<
-    (
-        SchedulerHandle,
-        tokio::task::JoinHandle<()>,
-        std::thread::JoinHandle<()>,
-    ),
-    ServerError,
-> {
+) -> Result<Started, ServerError> {
     let dir = config.data_dir.clone();
     let sync = config.sync;
-    let (store, records, stored_config) = tokio::task::spawn_blocking(move || {
-        let mut store = SqliteStore::open(&dir, sync)?;
-        let records = store.load_jobs()?;
-        let config = store.load_config()?;
-        Ok::<_, crate::store::StoreError>((store, records, config))
-    })
-    .await
-    .expect("store open task")?;
+    let (store, records, stored_config, load_jobs, reader) =
+        tokio::task::spawn_blocking(move || {
+            let mut store = SqliteStore::open(&dir, sync)?;
+            let records = store.load_jobs()?;
+            let config = store.load_config()?;
+            let load_jobs = store.load_load_jobs()?;
+            let reader = store.reader()?;
+            Ok::<_, crate::store::StoreError>((store, records, config, load_jobs, reader))
+        })
+        .await
+        .expect("store open task")?;
     let clock = Clock::system();
     let now = clock.now_ms();
     let n = records.len();
@@ -73,8 +93,46 @@ pub async fn start_scheduler(
         (config.limits.default_timeout_ms / 1000).max(1) as i64,
         stored_config,
     );
-    let (handle, actor_join) = actor::spawn(core, settings, writer, clock, metrics);
-    Ok((handle, actor_join, writer_join))
+    let (handle, actor_join) = actor::spawn(core, settings, writer.clone(), clock, metrics);
+    Ok(Started {
+        handle,
+        actor_join,
+        writer_join,
+        writer,
+        reader,
+        load_jobs,
+    })
+}
+/// The load runner over the started scheduler and store.
+fn start_load_runner(
+    config: &Config,
+    sched: SchedulerHandle,
+    writer: Writer,
+    reader: Box<dyn StoreReader>,
+    stored_jobs: Vec<(String, String)>,
+) -> Result<LoadRunner, ServerError> {
+    let defs = match &config.load.tasks_file {
+        Some(path) => crate::load::tasks_file::load(path)?,
+        None => Vec::new(),
+    };
+    if let Some(dir) = &config.load.archive_dir {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            crate::load::Error::invalid("archive-dir", format!("{}: {e}", dir.display()))
+        })?;
+    }
+    tracing::info!(
+        http_tasks = defs.len() + 1,
+        jobs = stored_jobs.len(),
+        "load runner ready"
+    );
+    Ok(LoadRunner::new(Parts {
+        cfg: config.load.clone(),
+        catalog: Catalog::new(defs),
+        sched,
+        writer,
+        reader,
+        stored_jobs,
+    }))
 }
 
 /// gRPC and HTTP on one port: requests are told apart by their content type, since JSON
@@ -100,11 +158,22 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let addr: SocketAddr = listener.local_addr()?;
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-    let (handle, actor_join, writer_join) = start_scheduler(&config, metrics.clone()).await?;
+    let Started {
+        handle,
+        actor_join,
+        writer_join,
+        writer,
+        reader,
+        load_jobs,
+    } = start_scheduler(&config, metrics.clone()).await?;
+    let runner = start_load_runner(&config, handle.clone(), writer, reader, load_jobs)?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<pb::scheduler_server::SchedulerServer<SchedulerService>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::load_runner_server::LoadRunnerServer<LoadRunnerService>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -117,10 +186,14 @@ pub async fn run(
     let service = SchedulerService::new(handle.clone(), config.limits.clone());
     let scheduler = pb::scheduler_server::SchedulerServer::new(service.clone())
         .max_decoding_message_size(config.limits.max_args_bytes + 64 * 1024);
+    let load_runner =
+        pb::load_runner_server::LoadRunnerServer::new(LoadRunnerService::new(runner.clone()))
+            .max_decoding_message_size(config.limits.max_args_bytes + 64 * 1024);
     let grpc = tonic::service::Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(scheduler)
+        .add_service(load_runner)
         .into_axum_router();
 
     let (periodic_stop, periodic_stopped) = tokio::sync::watch::channel(false);
@@ -147,9 +220,11 @@ pub async fn run(
     // On shutdown (signal or /quit): stop accepting, end worker streams (their jobs go back
     // to pending), let in-flight calls finish within the grace period, then stop regardless.
     let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
+    let grace = config.shutdown_grace;
     let signal = {
         let h = handle.clone();
         let stopping = stopping.clone();
+        let runner = runner.clone();
         async move {
             tokio::select! {
                 _ = shutdown => {}
@@ -157,6 +232,10 @@ pub async fn run(
             }
             tracing::info!("shutting down");
             let _ = periodic_stop.send(true);
+            // A running load execution stops starting tasks and is archived before the
+            // workers its remote tasks wait on are closed (bounded by the grace period).
+            runner.stop();
+            runner.wait_idle(grace / 2).await;
             h.close_workers();
             stopping.notify_one();
         }
@@ -167,7 +246,6 @@ pub async fn run(
         let _ = conn.set_nodelay(true);
     });
     let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
-    let grace = config.shutdown_grace;
     tokio::select! {
         r = serve => r?,
         _ = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
@@ -177,7 +255,7 @@ pub async fn run(
 
     // Everything acknowledged is already committed; this waits for internal writes too.
     let _ = handle.flush().await;
-    drop((handle, actor_join, writer_join));
+    drop((handle, runner, actor_join, writer_join));
     tracing::info!("taskhive stopped");
     Ok(())
 }

@@ -12,18 +12,22 @@ use crate::pb::{self, scheduler_client::SchedulerClient};
 /// Errors of a client command, printed by `main`.
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-/// Connects to the server named by `--addr` / `TASKHIVE_ADDR`.
-pub async fn connect(conn: &Conn) -> Result<SchedulerClient<Channel>, tonic::transport::Error> {
+/// A channel to the server named by `--addr` / `TASKHIVE_ADDR`.
+pub async fn channel(conn: &Conn) -> Result<Channel, tonic::transport::Error> {
     let url = if conn.addr.contains("://") {
         conn.addr.clone()
     } else {
         format!("http://{}", conn.addr)
     };
-    let channel = Channel::from_shared(url)
+    Channel::from_shared(url)
         .expect("valid uri")
         .connect()
-        .await?;
-    Ok(SchedulerClient::new(channel).max_decoding_message_size(64 << 20))
+        .await
+}
+
+/// Connects to the server named by `--addr` / `TASKHIVE_ADDR`.
+pub async fn connect(conn: &Conn) -> Result<SchedulerClient<Channel>, tonic::transport::Error> {
+    Ok(SchedulerClient::new(channel(conn).await?).max_decoding_message_size(64 << 20))
 }
 
 fn unix_ms() -> i64 {
@@ -87,7 +91,11 @@ pub async fn run(cmd: Command) -> CliResult {
             println!("dumped {n} job(s) to {}", file.display());
             Ok(())
         }
-        Command::Load { file, conn } => {
+        Command::Load {
+            runner: None,
+            file: Some(file),
+            conn,
+        } => {
             let data = std::fs::read(&file)?;
             let mut buf = &data[..];
             let mut jobs = Vec::new();
@@ -159,6 +167,9 @@ pub async fn run(cmd: Command) -> CliResult {
             }
             Ok(())
         }
+        Command::Load { .. } => Err(
+            "load: give a FILE written by `dump`, or a load runner subcommand (see --help)".into(),
+        ),
         Command::Serve(_) | Command::Run(_) | Command::Bench(_) => unreachable!("handled by main"),
     }
 }

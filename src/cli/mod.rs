@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod commands;
 pub mod exec_worker;
+pub mod load;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -75,10 +76,15 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Load jobs from a FILE written by `dump`.
+    /// Load jobs from a FILE written by `dump`; or, with a subcommand, drive the load runner
+    /// (`load save job.json`, `load jobs`, `load tasks`, `load exec NAME`, ...).
+    #[command(args_conflicts_with_subcommands = true)]
     Load {
-        /// Input file.
-        file: PathBuf,
+        /// A load runner command; without one, FILE is restored.
+        #[command(subcommand)]
+        runner: Option<load::LoadCommand>,
+        /// Input file (written by `dump`).
+        file: Option<PathBuf>,
         /// Where the server is.
         #[command(flatten)]
         conn: Conn,
@@ -144,6 +150,24 @@ pub struct ServeArgs {
     /// Also speak the Periodic protocol here (repeatable): unix:///tmp/periodic.sock, tcp://127.0.0.1:5001.
     #[arg(long = "periodic-listen", value_name = "ADDR")]
     pub periodic_listen: Vec<String>,
+    /// Load runner: TOML file declaring named HTTP task classes.
+    #[arg(long = "tasks")]
+    pub tasks_file: Option<PathBuf>,
+    /// Load runner: also write every finished JobExec to this directory as JSON.
+    #[arg(long)]
+    pub archive_dir: Option<PathBuf>,
+    /// Load runner: executions listed per task in a JobExec (the rest are only counted).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_executions: usize,
+    /// Load runner: most swarms a job may ask for.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_swarms: u64,
+    /// Load runner: archived executions kept in the store.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_archived: usize,
+    /// Load runner: how long a worker may take on a remote task run (e.g. 30s).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub remote_timeout: Duration,
 }
 
 /// `taskhive submit` flags.
@@ -187,6 +211,12 @@ pub fn serve_config(a: &ServeArgs) -> crate::config::Config {
     c.limits.default_timeout_ms = a.default_timeout.as_millis().min(u32::MAX as u128) as u32;
     c.limits.default_retry.max_attempts = a.max_attempts.max(1);
     c.max_dead = a.max_dead;
+    c.load.tasks_file = a.tasks_file.clone();
+    c.load.archive_dir = a.archive_dir.clone();
+    c.load.max_executions = a.max_executions;
+    c.load.max_swarms = a.max_swarms;
+    c.load.max_archived = a.max_archived;
+    c.load.remote_timeout_ms = a.remote_timeout.as_millis().clamp(1, u32::MAX as u128) as u32;
     c
 }
 

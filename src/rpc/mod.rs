@@ -1,6 +1,8 @@
 //! The gRPC face: converts protobuf messages to scheduler calls and errors to `tonic::Status`.
 
 pub mod convert;
+pub mod load;
+pub mod load_convert;
 pub mod scheduler;
 
 use tonic::{Code, Status};
@@ -22,5 +24,33 @@ pub fn code_of(e: &Error) -> Code {
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
         Status::new(code_of(&e), e.to_string())
+    }
+}
+
+/// Metadata key naming the running execution when an Exec is refused as busy.
+pub const RUNNING_EXEC_KEY: &str = "taskhive-running-exec-id";
+
+/// The gRPC code for each load runner error; the HTTP face maps these codes in turn
+/// (ABORTED for a busy runner becomes 409).
+pub fn load_code_of(e: &crate::load::Error) -> Code {
+    use crate::load::Error as L;
+    match e {
+        L::InvalidArgument { .. } => Code::InvalidArgument,
+        L::NotFound(_) => Code::NotFound,
+        L::Busy { .. } => Code::Aborted,
+        L::FailedPrecondition(_) => Code::FailedPrecondition,
+        L::Store(_) | L::ShuttingDown => Code::Unavailable,
+    }
+}
+
+impl From<crate::load::Error> for Status {
+    fn from(e: crate::load::Error) -> Self {
+        let mut s = Status::new(load_code_of(&e), e.to_string());
+        if let crate::load::Error::Busy { exec_id, .. } = &e {
+            if let Ok(v) = exec_id.parse() {
+                s.metadata_mut().insert(RUNNING_EXEC_KEY, v);
+            }
+        }
+        s
     }
 }

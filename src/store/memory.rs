@@ -4,14 +4,30 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use super::{Op, Store, StoreError};
+use super::{ExecRow, Op, Store, StoreError, StoreReader};
 use crate::scheduler::job::{JobId, JobRecord};
 
-/// A [`Store`] over a shared map; clones see the same jobs.
+/// A [`Store`] over shared maps; clones see the same jobs.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     jobs: Arc<Mutex<BTreeMap<JobId, JobRecord>>>,
     config: Arc<Mutex<BTreeMap<String, i64>>>,
+    load: Arc<Mutex<LoadTables>>,
+}
+
+#[derive(Default)]
+struct LoadTables {
+    jobs: BTreeMap<String, String>,
+    execs: BTreeMap<String, ExecRow>,
+}
+
+impl LoadTables {
+    /// Newest first, the same order as SQLite's `ORDER BY t_start DESC, id DESC`.
+    fn newest_first(&self) -> Vec<&ExecRow> {
+        let mut v: Vec<&ExecRow> = self.execs.values().collect();
+        v.sort_by(|a, b| (&b.t_start, &b.id).cmp(&(&a.t_start, &a.id)));
+        v
+    }
 }
 
 impl MemoryStore {
@@ -62,6 +78,26 @@ impl Store for MemoryStore {
                         .expect("poisoned")
                         .insert(key.clone(), *value);
                 }
+                Op::SaveLoadJob { name, json } => {
+                    let mut load = self.load.lock().expect("poisoned");
+                    load.jobs.insert(name.clone(), json.clone());
+                }
+                Op::ArchiveExec(row) => {
+                    let mut load = self.load.lock().expect("poisoned");
+                    load.execs.insert(row.id.clone(), row.clone());
+                }
+                Op::TrimExecs(keep) => {
+                    let mut load = self.load.lock().expect("poisoned");
+                    let gone: Vec<String> = load
+                        .newest_first()
+                        .into_iter()
+                        .skip(*keep)
+                        .map(|r| r.id.clone())
+                        .collect();
+                    for id in gone {
+                        load.execs.remove(&id);
+                    }
+                }
             }
         }
         Ok(())
@@ -74,5 +110,38 @@ impl Store for MemoryStore {
     fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
         let c = self.config.lock().expect("poisoned");
         Ok(c.iter().map(|(k, v)| (k.clone(), *v)).collect())
+    }
+
+    fn load_load_jobs(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        let load = self.load.lock().expect("poisoned");
+        Ok(load
+            .jobs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl StoreReader for MemoryStore {
+    fn list_execs(&self, name: Option<&str>, limit: usize) -> Result<Vec<ExecRow>, StoreError> {
+        let load = self.load.lock().expect("poisoned");
+        Ok(load
+            .newest_first()
+            .into_iter()
+            .filter(|r| name.is_none_or(|n| r.name == n))
+            .take(limit)
+            .map(|r| ExecRow {
+                json: String::new(),
+                ..r.clone()
+            })
+            .collect())
+    }
+
+    fn get_exec(&self, id: &str) -> Result<Option<ExecRow>, StoreError> {
+        Ok(self.load.lock().expect("poisoned").execs.get(id).cloned())
     }
 }

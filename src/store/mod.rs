@@ -3,6 +3,10 @@
 //! The scheduler core holds the live state in memory; every change it makes is an [`Op`]
 //! applied here in order. The [`writer`] thread batches ops from many requests into one
 //! transaction (group commit) and acknowledges each request only once its ops are committed.
+//!
+//! The load runner's saved jobs and archived executions live in the same store and go
+//! through the same writer; they are read back through a [`StoreReader`], which works
+//! beside the writer thread (SQLite: a second, read-only connection on the WAL database).
 
 pub mod memory;
 pub mod sqlite;
@@ -41,6 +45,40 @@ pub enum Op {
         /// Its value.
         value: i64,
     },
+    /// Insert or replace a load job (by name); `json` is its canonical document.
+    SaveLoadJob {
+        /// Job name.
+        name: String,
+        /// The job as Beetle's `/jobs` shows it.
+        json: String,
+    },
+    /// Archive a finished load execution (replacing one with the same id).
+    ArchiveExec(ExecRow),
+    /// Keep only the newest `n` archived executions.
+    TrimExecs(usize),
+}
+
+/// An archived load execution: summary columns for listing, and the whole JobExec document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRow {
+    /// Execution id (a UUID).
+    pub id: String,
+    /// Load job name.
+    pub name: String,
+    /// Start time as the report writes it (UTC, sorts as text).
+    pub t_start: String,
+    /// Run time in microseconds.
+    pub elapsed_usec: u64,
+    /// Tasks run.
+    pub n_task: u64,
+    /// Tasks failed.
+    pub n_fail: u64,
+    /// Some task exceeded a threshold.
+    pub threshold_exceeded: bool,
+    /// The run was cut short.
+    pub aborted: bool,
+    /// The JobExec JSON; empty in listings.
+    pub json: String,
 }
 
 /// Why the store could not do what was asked.
@@ -62,4 +100,17 @@ pub trait Store: Send + 'static {
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError>;
     /// Every stored run-time setting.
     fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Every saved load job as `(name, json)`, in name order.
+    fn load_load_jobs(&mut self) -> Result<Vec<(String, String)>, StoreError>;
+    /// A reader that can be used from other threads while this store writes.
+    fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError>;
+}
+
+/// Read access to archived load executions, independent of the writer thread.
+/// Calls block (disk reads): call them from `spawn_blocking`.
+pub trait StoreReader: Send + Sync + 'static {
+    /// The newest executions first (of job `name` when given), at most `limit`; `json` left empty.
+    fn list_execs(&self, name: Option<&str>, limit: usize) -> Result<Vec<ExecRow>, StoreError>;
+    /// One execution with its JSON document.
+    fn get_exec(&self, id: &str) -> Result<Option<ExecRow>, StoreError>;
 }

@@ -1,11 +1,12 @@
 //! Embedded SQLite store (WAL): the zero-set-up default.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use bytes::Bytes;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{Op, Store, StoreError};
+use super::{ExecRow, Op, Store, StoreError, StoreReader};
 use crate::scheduler::job::{JobRecord, RetryPolicy};
 
 /// How hard a commit waits for the disk.
@@ -21,6 +22,7 @@ pub enum Sync {
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     conn: Connection,
+    path: PathBuf,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -51,14 +53,52 @@ CREATE TABLE IF NOT EXISTS config (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS load_jobs (
+    name TEXT PRIMARY KEY,
+    json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS load_execs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    t_start TEXT NOT NULL,
+    elapsed_usec INTEGER NOT NULL,
+    n_task INTEGER NOT NULL,
+    n_fail INTEGER NOT NULL,
+    threshold_exceeded INTEGER NOT NULL,
+    aborted INTEGER NOT NULL,
+    json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS load_execs_by_start ON load_execs (t_start, id);
 ";
+
+const EXEC_COLUMNS: &str =
+    "id, name, t_start, elapsed_usec, n_task, n_fail, threshold_exceeded, aborted";
+
+fn exec_row(row: &rusqlite::Row<'_>, with_json: bool) -> rusqlite::Result<ExecRow> {
+    Ok(ExecRow {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        t_start: row.get(2)?,
+        elapsed_usec: row.get::<_, i64>(3)? as u64,
+        n_task: row.get::<_, i64>(4)? as u64,
+        n_fail: row.get::<_, i64>(5)? as u64,
+        threshold_exceeded: row.get(6)?,
+        aborted: row.get(7)?,
+        json: if with_json {
+            row.get(8)?
+        } else {
+            String::new()
+        },
+    })
+}
 
 impl SqliteStore {
     /// Opens (creating when missing) `dir/taskhive.db`.
     pub fn open(dir: &Path, sync: Sync) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("create {}: {e}", dir.display())))?;
-        let conn = Connection::open(dir.join("taskhive.db"))?;
+        let path = dir.join("taskhive.db");
+        let conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(
             None,
@@ -70,7 +110,7 @@ impl SqliteStore {
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore { conn, path })
     }
 }
 
@@ -132,6 +172,36 @@ impl Store for SqliteStore {
                     )?
                     .execute(params![key, value])?;
                 }
+                Op::SaveLoadJob { name, json } => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO load_jobs (name, json) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![name, json])?;
+                }
+                Op::ArchiveExec(r) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO load_execs (id, name, t_start, elapsed_usec, n_task, n_fail,
+                         threshold_exceeded, aborted, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )?
+                    .execute(params![
+                        r.id,
+                        r.name,
+                        r.t_start,
+                        r.elapsed_usec as i64,
+                        r.n_task as i64,
+                        r.n_fail as i64,
+                        r.threshold_exceeded,
+                        r.aborted,
+                        r.json,
+                    ])?;
+                }
+                Op::TrimExecs(keep) => {
+                    tx.prepare_cached(
+                        "DELETE FROM load_execs WHERE id NOT IN
+                         (SELECT id FROM load_execs ORDER BY t_start DESC, id DESC LIMIT ?1)",
+                    )?
+                    .execute(params![*keep as i64])?;
+                }
             }
         }
         tx.commit()?;
@@ -172,5 +242,64 @@ impl Store for SqliteStore {
             .prepare("SELECT key, value FROM config ORDER BY key")?;
         let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn load_load_jobs(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, json FROM load_jobs ORDER BY name")?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
+        // WAL lets this connection read committed data while the writer thread writes.
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Box::new(SqliteReader {
+            conn: Mutex::new(conn),
+        }))
+    }
+}
+
+/// A read-only connection for archived executions.
+struct SqliteReader {
+    conn: Mutex<Connection>,
+}
+
+impl StoreReader for SqliteReader {
+    fn list_execs(&self, name: Option<&str>, limit: usize) -> Result<Vec<ExecRow>, StoreError> {
+        let conn = self.conn.lock().expect("poisoned");
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let rows = match name {
+            Some(n) => conn
+                .prepare_cached(&format!(
+                    "SELECT {EXEC_COLUMNS} FROM load_execs WHERE name = ?1
+                     ORDER BY t_start DESC, id DESC LIMIT ?2"
+                ))?
+                .query_map(params![n, limit], |r| exec_row(r, false))?
+                .collect::<Result<Vec<_>, _>>()?,
+            None => conn
+                .prepare_cached(&format!(
+                    "SELECT {EXEC_COLUMNS} FROM load_execs ORDER BY t_start DESC, id DESC LIMIT ?1"
+                ))?
+                .query_map(params![limit], |r| exec_row(r, false))?
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        Ok(rows)
+    }
+
+    fn get_exec(&self, id: &str) -> Result<Option<ExecRow>, StoreError> {
+        let conn = self.conn.lock().expect("poisoned");
+        let row = conn
+            .prepare_cached(&format!(
+                "SELECT {EXEC_COLUMNS}, json FROM load_execs WHERE id = ?1"
+            ))?
+            .query_row(params![id], |r| exec_row(r, true))
+            .optional()?;
+        Ok(row)
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod target;
 
 use std::collections::VecDeque;
 use std::future::Future;

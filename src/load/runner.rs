@@ -1,0 +1,508 @@
+//! The load runner: saved jobs, the one execution slot, progress, archiving and webhooks.
+//! Every face (gRPC now, HTTP later) calls this; none holds load state of its own.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use super::catalog::{Catalog, TaskClass};
+use super::dispatch::Dispatcher;
+use super::engine::{self, Live, Plan};
+use super::error::Error;
+use super::exec_request::ExecOptions;
+use super::fields;
+use super::http::HttpClient;
+use super::job::{parse_job, LoadJob, Rules};
+use super::report::{format_time, ExecSummary, JobExec, RunningExec, ServerStatus};
+use super::stats::{ExecStats, Snapshot};
+use crate::config::LoadConfig;
+use crate::scheduler::SchedulerHandle;
+use crate::store::writer::Writer;
+use crate::store::{Op, StoreReader};
+
+/// How often an Exec stream gets a progress event.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How often `report_progress` logs a line.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+/// Default and largest page of ListExecs.
+const DEFAULT_LIST: usize = 100;
+const MAX_LIST: usize = 10_000;
+
+/// Where a run stands (an Exec stream's progress event).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// Execution id.
+    pub exec_id: String,
+    /// Job name.
+    pub name: String,
+    /// Time since the start, µs.
+    pub elapsed_usec: u64,
+    /// Counters and percentiles so far.
+    pub so_far: Snapshot,
+    /// Tasks finished per second since the previous event.
+    pub rps: f64,
+    /// run_n × n_swarm (0 = no count limit).
+    pub planned_n: u64,
+    /// The job's time limit.
+    pub run_for_sec: u64,
+}
+
+/// What an Exec caller receives.
+#[derive(Clone, Debug)]
+pub enum ExecEvent {
+    /// About once a second while the run goes on.
+    Progress(Progress),
+    /// Webhook mode: the run was started in the background.
+    Enqueued {
+        /// Execution id.
+        exec_id: String,
+    },
+    /// The run is over and archived.
+    Finished(Box<JobExec>),
+}
+
+struct Running {
+    exec_id: String,
+    name: String,
+    t_start: String,
+    live: Arc<Live>,
+}
+
+#[derive(Default)]
+struct Slot {
+    running: Option<Running>,
+    last: Option<ExecSummary>,
+    closed: bool,
+}
+
+struct Inner {
+    cfg: LoadConfig,
+    catalog: Catalog,
+    http: HttpClient,
+    sched: SchedulerHandle,
+    writer: Writer,
+    reader: Arc<dyn StoreReader>,
+    jobs: Mutex<BTreeMap<String, LoadJob>>,
+    // Serialises saves so the in-memory map and the store apply them in the same order.
+    save_lock: tokio::sync::Mutex<()>,
+    slot: Mutex<Slot>,
+    busy: watch::Sender<bool>,
+}
+
+/// Cheap, cloneable handle to the load runner.
+#[derive(Clone)]
+pub struct LoadRunner {
+    inner: Arc<Inner>,
+}
+
+/// What the runner is built from at start-up.
+pub struct Parts {
+    /// Settings.
+    pub cfg: LoadConfig,
+    /// Built-in classes.
+    pub catalog: Catalog,
+    /// The scheduler (remote classes).
+    pub sched: SchedulerHandle,
+    /// The store's writer (saves and archive).
+    pub writer: Writer,
+    /// The store's reader (archive look-ups).
+    pub reader: Box<dyn StoreReader>,
+    /// Saved jobs read from the store: `(name, json)`.
+    pub stored_jobs: Vec<(String, String)>,
+}
+
+impl LoadRunner {
+    /// A runner with the jobs the store holds.
+    pub fn new(p: Parts) -> Self {
+        let mut jobs = BTreeMap::new();
+        for (name, json) in p.stored_jobs {
+            match serde_json::from_str::<LoadJob>(&json) {
+                Ok(job) => {
+                    jobs.insert(name, job);
+                }
+                Err(e) => {
+                    tracing::error!(job = %name, error = %e, "stored load job unreadable; skipped")
+                }
+            }
+        }
+        LoadRunner {
+            inner: Arc::new(Inner {
+                cfg: p.cfg,
+                catalog: p.catalog,
+                http: HttpClient::new(),
+                sched: p.sched,
+                writer: p.writer,
+                reader: Arc::from(p.reader),
+                jobs: Mutex::new(jobs),
+                save_lock: tokio::sync::Mutex::new(()),
+                slot: Mutex::new(Slot::default()),
+                busy: watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// Saves (or replaces) a job given as JSON text; returns it with defaults filled in.
+    pub async fn save_json(&self, text: &str) -> Result<LoadJob, Error> {
+        self.save(&fields::parse("job", text)?).await
+    }
+
+    /// Saves (or replaces) a job given as a JSON value, once committed.
+    pub async fn save(&self, v: &Value) -> Result<LoadJob, Error> {
+        let i = &self.inner;
+        let known = i.catalog.classes(&i.sched).await?;
+        let is_http = |c: &str| i.catalog.is_http(c);
+        let job = parse_job(
+            v,
+            &Rules {
+                known: &known,
+                is_http: &is_http,
+                max_swarms: i.cfg.max_swarms,
+            },
+        )?;
+        let _order = i.save_lock.lock().await;
+        i.writer
+            .write(vec![Op::SaveLoadJob {
+                name: job.name.clone(),
+                json: job.to_json(),
+            }])
+            .wait()
+            .await?;
+        i.jobs
+            .lock()
+            .expect("poisoned")
+            .insert(job.name.clone(), job.clone());
+        tracing::info!(job = %job.name, "load job saved");
+        Ok(job)
+    }
+
+    /// Every saved job, by name.
+    pub fn jobs(&self) -> Vec<LoadJob> {
+        self.inner
+            .jobs
+            .lock()
+            .expect("poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Task classes usable now.
+    pub async fn tasks(&self) -> Result<Vec<String>, Error> {
+        self.inner.catalog.classes(&self.inner.sched).await
+    }
+
+    /// Idle or running, and the last finished execution.
+    pub fn status(&self) -> ServerStatus {
+        let slot = self.inner.slot.lock().expect("poisoned");
+        let running = slot.running.as_ref().map(|r| {
+            let s = r.live.snapshot();
+            RunningExec {
+                exec_id: r.exec_id.clone(),
+                name: r.name.clone(),
+                t_start: r.t_start.clone(),
+                elapsed_usec: r.live.elapsed().as_micros() as u64,
+                n_task: s.n_task,
+                n_success: s.n_success,
+                n_fail: s.n_fail,
+            }
+        });
+        ServerStatus {
+            state: if running.is_some() { "running" } else { "idle" }.into(),
+            running,
+            last_exec: slot.last.clone(),
+        }
+    }
+
+    /// Starts an execution. Refused before anything runs when the job is unknown, a param
+    /// an HTTP task uses is missing, a remote class has no worker, or another run is going.
+    pub async fn exec(&self, opts: ExecOptions) -> Result<mpsc::Receiver<ExecEvent>, Error> {
+        let i = &self.inner;
+        let job = i
+            .jobs
+            .lock()
+            .expect("poisoned")
+            .get(&opts.name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("load job {:?} not found", opts.name)))?;
+        let classes: Vec<TaskClass> = job
+            .tasks
+            .iter()
+            .map(|t| i.catalog.resolve(&t.task_class))
+            .collect();
+        for (t, class) in job.tasks.iter().zip(&classes) {
+            if let TaskClass::Http(def) = class {
+                if let Some(p) = def.params().find(|p| !opts.params.contains_key(*p)) {
+                    return Err(Error::invalid(
+                        "params",
+                        format!(
+                            "task {} uses {{{{{p}}}}}, which params does not set",
+                            t.task_class
+                        ),
+                    ));
+                }
+            }
+        }
+        if classes.iter().any(|c| matches!(c, TaskClass::Remote(_))) {
+            let remote = i.catalog.remote(&i.sched).await?;
+            for (n, class) in classes.iter().enumerate() {
+                if let TaskClass::Remote(name) = class {
+                    if !remote.contains(name) {
+                        return Err(Error::FailedPrecondition(format!(
+                            "tasks[{n}].task_class: no worker for task {name}"
+                        )));
+                    }
+                }
+            }
+        }
+
+        let exec_id = uuid::Uuid::new_v4().to_string();
+        let t0 = Utc::now();
+        let live = Arc::new(Live::new(
+            exec_id.clone(),
+            ExecStats::new(job.tasks.len(), i.cfg.max_executions),
+            opts.max_failure_count,
+            opts.report_failures,
+        ));
+        {
+            let mut slot = i.slot.lock().expect("poisoned");
+            if slot.closed {
+                return Err(Error::ShuttingDown);
+            }
+            if let Some(r) = &slot.running {
+                return Err(Error::Busy {
+                    exec_id: r.exec_id.clone(),
+                    name: r.name.clone(),
+                });
+            }
+            slot.running = Some(Running {
+                exec_id: exec_id.clone(),
+                name: job.name.clone(),
+                t_start: format_time(t0),
+                live: live.clone(),
+            });
+            i.busy.send_replace(true);
+        }
+        tracing::info!(exec = %exec_id, job = %job.name, "load execution started");
+
+        let dispatcher = Dispatcher {
+            tasks: classes
+                .into_iter()
+                .zip(job.tasks.iter().map(|t| t.host.clone()))
+                .collect(),
+            params: opts.params.clone(),
+            exec_id: exec_id.clone(),
+            http: i.http.clone(),
+            sched: i.sched.clone(),
+            remote_timeout_ms: i.cfg.remote_timeout_ms,
+        };
+        let (tx, rx) = mpsc::channel(16);
+        let events = if opts.webhook_url.is_some() {
+            let _ = tx.try_send(ExecEvent::Enqueued {
+                exec_id: exec_id.clone(),
+            });
+            None
+        } else {
+            Some(tx)
+        };
+        let run = Run {
+            runner: self.clone(),
+            exec_id,
+            job,
+            opts,
+            t0,
+            live,
+        };
+        tokio::spawn(run.drive(dispatcher, events));
+        Ok(rx)
+    }
+
+    /// Archived executions, newest first.
+    pub async fn list_execs(
+        &self,
+        name: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<ExecSummary>, Error> {
+        let limit = if limit == 0 {
+            DEFAULT_LIST
+        } else {
+            limit.min(MAX_LIST)
+        };
+        let reader = self.inner.reader.clone();
+        let rows = tokio::task::spawn_blocking(move || reader.list_execs(name.as_deref(), limit))
+            .await
+            .map_err(|e| Error::Store(e.to_string()))??;
+        Ok(rows.into_iter().map(ExecSummary::from).collect())
+    }
+
+    /// One archived execution and its JSON document as stored.
+    pub async fn get_exec(&self, id: String) -> Result<(JobExec, String), Error> {
+        let reader = self.inner.reader.clone();
+        let key = id.clone();
+        let row = tokio::task::spawn_blocking(move || reader.get_exec(&key))
+            .await
+            .map_err(|e| Error::Store(e.to_string()))??
+            .ok_or_else(|| Error::NotFound(format!("execution {id:?} not found")))?;
+        let exec = serde_json::from_str(&row.json)
+            .map_err(|e| Error::Store(format!("archived execution {id} unreadable: {e}")))?;
+        Ok((exec, row.json))
+    }
+
+    /// Refuses new executions and stops the running one (its tasks in flight finish).
+    pub fn stop(&self) {
+        let mut slot = self.inner.slot.lock().expect("poisoned");
+        slot.closed = true;
+        if let Some(r) = &slot.running {
+            r.live.abort("server shutting down".into());
+        }
+    }
+
+    /// Resolves once no execution is running (the last one archived), or after `grace`.
+    pub async fn wait_idle(&self, grace: Duration) {
+        let mut busy = self.inner.busy.subscribe();
+        let _ = tokio::time::timeout(grace, busy.wait_for(|b| !b)).await;
+    }
+
+    /// Stores the report (and writes the archive file); failures are logged, not fatal.
+    async fn archive(&self, report: &JobExec, t0: DateTime<Utc>) {
+        let i = &self.inner;
+        let commit = i.writer.write(vec![
+            Op::ArchiveExec(report.row()),
+            Op::TrimExecs(i.cfg.max_archived),
+        ]);
+        if let Err(e) = commit.wait().await {
+            tracing::error!(exec = %report.id, error = %e, "archiving the execution failed");
+        }
+        if let Some(dir) = i.cfg.archive_dir.clone() {
+            let file = dir.join(format!(
+                "{}-{}.json",
+                t0.format("%Y%m%dT%H%M%S%.3fZ"),
+                report.id
+            ));
+            let body = serde_json::to_vec_pretty(report).expect("a JobExec serializes");
+            let written = tokio::task::spawn_blocking(move || {
+                // Write then rename, so a reader of the directory never sees half a file.
+                let tmp = file.with_extension("json.tmp");
+                std::fs::write(&tmp, body).and_then(|_| std::fs::rename(&tmp, &file))
+            })
+            .await;
+            if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
+                tracing::error!(exec = %report.id, error = %e, "writing the archive file failed");
+            }
+        }
+    }
+}
+
+/// One execution in flight.
+struct Run {
+    runner: LoadRunner,
+    exec_id: String,
+    job: LoadJob,
+    opts: ExecOptions,
+    t0: DateTime<Utc>,
+    live: Arc<Live>,
+}
+
+impl Run {
+    fn progress(&self, rps: f64) -> Progress {
+        Progress {
+            exec_id: self.exec_id.clone(),
+            name: self.job.name.clone(),
+            elapsed_usec: self.live.elapsed().as_micros() as u64,
+            so_far: self.live.snapshot(),
+            rps,
+            planned_n: self.job.planned_n(),
+            run_for_sec: self.job.run_for_sec,
+        }
+    }
+
+    /// Runs the swarms, reports progress, then archives and delivers the JobExec.
+    async fn drive(self, dispatcher: Dispatcher, events: Option<mpsc::Sender<ExecEvent>>) {
+        let send = |e: ExecEvent| {
+            // A slow or gone client misses progress events; the run does not wait for it.
+            if let Some(tx) = &events {
+                let _ = tx.try_send(e);
+            }
+        };
+        send(ExecEvent::Progress(self.progress(0.0)));
+        let swarms = engine::run(
+            Arc::new(Plan::of(&self.job)),
+            Arc::new(dispatcher),
+            self.live.clone(),
+        );
+        tokio::pin!(swarms);
+        let start = tokio::time::Instant::now();
+        let mut ticks = tokio::time::interval_at(start + PROGRESS_EVERY, PROGRESS_EVERY);
+        let (mut prev_at, mut prev_n) = (start, 0u64);
+        let mut next_log = LOG_EVERY;
+        loop {
+            tokio::select! {
+                _ = &mut swarms => break,
+                now = ticks.tick() => {
+                    let n = self.live.snapshot().n_task;
+                    let dt = now.duration_since(prev_at).as_secs_f64();
+                    let rps = if dt > 0.0 { (n - prev_n) as f64 / dt } else { 0.0 };
+                    (prev_at, prev_n) = (now, n);
+                    let p = self.progress((rps * 100.0).round() / 100.0);
+                    if self.opts.report_progress && now.duration_since(start) >= next_log {
+                        next_log += LOG_EVERY;
+                        tracing::info!(
+                            exec = %p.exec_id, elapsed_s = p.elapsed_usec / 1_000_000,
+                            n_task = p.so_far.n_task, n_fail = p.so_far.n_fail, rps = p.rps,
+                            p50_usec = p.so_far.p50_usec, p99_usec = p.so_far.p99_usec,
+                            "load execution progress"
+                        );
+                    }
+                    send(ExecEvent::Progress(p));
+                }
+            }
+        }
+
+        let elapsed = self.live.elapsed().as_micros() as u64;
+        let report = self.live.take_stats().into_report(
+            self.exec_id.clone(),
+            &self.job,
+            &self.opts,
+            self.t0,
+            elapsed,
+            self.live.abort_reason(),
+        );
+        tracing::info!(
+            exec = %report.id, job = %report.name, n_task = report.n_task, n_fail = report.n_fail,
+            elapsed_usec = report.elapsed_usec, threshold_exceeded = report.threshold_exceeded,
+            aborted = report.aborted, "load execution finished"
+        );
+        self.runner.archive(&report, self.t0).await;
+        {
+            let inner = &self.runner.inner;
+            let mut slot = inner.slot.lock().expect("poisoned");
+            slot.running = None;
+            slot.last = Some(report.summary());
+            inner.busy.send_replace(false);
+        }
+        if let Some(tx) = &events {
+            let _ = tx.send(ExecEvent::Finished(Box::new(report.clone()))).await;
+        }
+        if let Some(url) = &self.opts.webhook_url {
+            let timeout = self.runner.inner.cfg.webhook_timeout;
+            match self
+                .runner
+                .inner
+                .http
+                .post_json(url, report.to_json(), timeout)
+                .await
+            {
+                Ok(r) if (200..300).contains(&r.status) => {
+                    tracing::info!(exec = %report.id, %url, "webhook delivered")
+                }
+                Ok(r) => {
+                    tracing::warn!(exec = %report.id, %url, status = r.status, "webhook refused")
+                }
+                Err(e) => tracing::warn!(exec = %report.id, %url, error = %e, "webhook failed"),
+            }
+        }
+    }
+}
