@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the Go stubs in taskhivepb/ from ../../proto/taskhive/v1/scheduler.proto.
+# Regenerates the Go stubs in taskhivepb/ from ../../proto/taskhive/v1/*.proto.
 #
 # Every generator is pinned, so the output (headers included) is byte-identical run after run:
 #   - protoc: from grpcio-tools (PyPI), installed into ./.venv when missing;
@@ -46,10 +46,10 @@ trap 'rm -rf "$out"' EXIT
   --plugin=protoc-gen-go-grpc="$bin/protoc-gen-go-grpc" \
   --go_out="$out" --go_opt=module="$module" \
   --go-grpc_out="$out" --go-grpc_opt=module="$module" \
-  taskhive/v1/scheduler.proto)
+  taskhive/v1/*.proto)
 mkdir -p "$here/taskhivepb"
-for f in scheduler.pb.go scheduler_grpc.pb.go; do
-  cp "$out/taskhivepb/$f" "$here/taskhivepb/$f"
+for f in "$out"/taskhivepb/*.pb.go; do
+  cp "$f" "$here/taskhivepb/$(basename "$f")"
 done
-echo "generated taskhivepb/scheduler.pb.go, scheduler_grpc.pb.go" \
+echo "generated taskhivepb/*.pb.go" \
   "(protoc-gen-go $PROTOC_GEN_GO_VERSION, protoc-gen-go-grpc $PROTOC_GEN_GO_GRPC_VERSION, grpcio-tools $GRPCIO_TOOLS_VERSION)"

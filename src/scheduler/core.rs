@@ -436,6 +436,10 @@ impl Core {
             out.push(s);
         }
         out.sort_by(|a, b| a.task.cmp(&b.task));
+        if only.is_none() {
+            // A worker serving several tasks is one worker.
+            totals.workers = self.workers.len() as u32;
+        }
         (out, totals)
     }
 

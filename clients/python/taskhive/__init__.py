@@ -1,0 +1,61 @@
+"""Python client and worker for the taskhive job scheduler.
+
+Blocking flavour here (:class:`Client`, :class:`Worker`); asyncio flavour in :mod:`taskhive.aio`
+with the same API. The raw gRPC stubs are in :mod:`taskhive.v1`.
+"""
+
+from taskhive._types import (
+    DEFAULT_ADDR,
+    Done,
+    Fail,
+    Job,
+    JobState,
+    Outcome,
+    RetryPolicy,
+    SchedLater,
+    Status,
+    TaskStatus,
+)
+from taskhive.client import Client
+from taskhive.errors import (
+    AlreadyExistsError,
+    CancelledError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    JobFailedError,
+    NoWorkerError,
+    NotFoundError,
+    ResourceExhaustedError,
+    TaskhiveError,
+    UnavailableError,
+)
+from taskhive.worker import Worker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_ADDR",
+    "AlreadyExistsError",
+    "CancelledError",
+    "Client",
+    "DeadlineExceededError",
+    "Done",
+    "Fail",
+    "FailedPreconditionError",
+    "InvalidArgumentError",
+    "Job",
+    "JobFailedError",
+    "JobState",
+    "NoWorkerError",
+    "NotFoundError",
+    "Outcome",
+    "ResourceExhaustedError",
+    "RetryPolicy",
+    "SchedLater",
+    "Status",
+    "TaskStatus",
+    "TaskhiveError",
+    "UnavailableError",
+    "Worker",
+]

@@ -1,0 +1,348 @@
+"""Plain Python views of the taskhive protobuf messages, and the outcomes a handler returns."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import os
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from taskhive.v1 import scheduler_pb2 as pb
+
+__all__ = [
+    "DEFAULT_ADDR",
+    "Done",
+    "Fail",
+    "Job",
+    "JobState",
+    "Outcome",
+    "RetryPolicy",
+    "SchedLater",
+    "Status",
+    "TaskStatus",
+    "default_addr",
+]
+
+#: Address used when neither an address nor ``TASKHIVE_ADDR`` is given.
+DEFAULT_ADDR = "127.0.0.1:5000"
+
+#: What ``sched_at`` accepts: an aware or naive (local time) datetime, or unix seconds.
+When = Union[_dt.datetime, float, int]
+
+
+def default_addr(addr: Optional[str] = None) -> str:
+    """Returns ``addr``, else ``$TASKHIVE_ADDR``, else :data:`DEFAULT_ADDR`."""
+    return addr or os.environ.get("TASKHIVE_ADDR") or DEFAULT_ADDR
+
+
+class JobState(enum.IntEnum):
+    """Where a job is in its life (``taskhive.v1.JobState``)."""
+
+    UNSPECIFIED = pb.JOB_STATE_UNSPECIFIED
+    #: Due now, waiting for a worker.
+    PENDING = pb.JOB_STATE_PENDING
+    #: Due in the future.
+    SCHEDULED = pb.JOB_STATE_SCHEDULED
+    #: Leased to a worker.
+    RUNNING = pb.JOB_STATE_RUNNING
+    #: Failed past its retry cap.
+    DEAD = pb.JOB_STATE_DEAD
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failing job is retried: exponential backoff with jitter, then the dead set.
+
+    Zero fields mean the server's defaults (25 attempts, 1 s base, 1 h cap).
+    Times are in seconds (floats allowed); the wire format carries milliseconds.
+    """
+
+    #: Attempts before the job goes to the dead set (0 = server default).
+    max_attempts: int = 0
+    #: First backoff in seconds (0 = server default).
+    backoff_base: float = 0.0
+    #: Backoff cap in seconds (0 = server default).
+    backoff_max: float = 0.0
+
+    def to_proto(self) -> pb.RetryPolicy:
+        """The ``taskhive.v1.RetryPolicy`` message."""
+        return pb.RetryPolicy(
+            max_attempts=self.max_attempts,
+            backoff_base_ms=_ms(self.backoff_base),
+            backoff_max_ms=_ms(self.backoff_max),
+        )
+
+    @classmethod
+    def from_proto(cls, m: pb.RetryPolicy) -> "RetryPolicy":
+        """Builds the policy from its message."""
+        return cls(
+            max_attempts=m.max_attempts,
+            backoff_base=m.backoff_base_ms / 1000.0,
+            backoff_max=m.backoff_max_ms / 1000.0,
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the server reports it (``GetJob``, ``ListDead``, ``Dump``, or handed to a worker)."""
+
+    id: int
+    task: str
+    name: str
+    args: bytes = b""
+    #: When the job is (or was) due, unix milliseconds.
+    sched_at_ms: int = 0
+    #: Lease length in milliseconds.
+    timeout_ms: int = 0
+    priority: int = 0
+    #: Failed attempts so far (fails, lease expiries, lost workers).
+    attempts: int = 0
+    #: Times the job was rescheduled with :class:`SchedLater` (Periodic's ``count``).
+    run_count: int = 0
+    state: JobState = JobState.UNSPECIFIED
+    #: The lease to report against (only on jobs handed to a worker).
+    lease_id: int = 0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    last_error: str = ""
+
+    @property
+    def sched_at(self) -> _dt.datetime:
+        """When the job is (or was) due, as an aware UTC datetime."""
+        return _dt.datetime.fromtimestamp(self.sched_at_ms / 1000.0, tz=_dt.timezone.utc)
+
+    @property
+    def timeout(self) -> float:
+        """Lease length in seconds."""
+        return self.timeout_ms / 1000.0
+
+    @property
+    def count(self) -> int:
+        """Alias of :attr:`run_count` (the name Periodic uses)."""
+        return self.run_count
+
+    @classmethod
+    def from_proto(cls, m: pb.Job) -> "Job":
+        """Builds the view from a ``taskhive.v1.Job`` message."""
+        return cls(
+            id=m.id,
+            task=m.task,
+            name=m.name,
+            args=bytes(m.args),
+            sched_at_ms=m.sched_at_ms,
+            timeout_ms=m.timeout_ms,
+            priority=m.priority,
+            attempts=m.attempts,
+            run_count=m.run_count,
+            state=_state(m.state),
+            lease_id=m.lease_id,
+            retry=RetryPolicy.from_proto(m.retry),
+            last_error=m.last_error,
+        )
+
+    def to_proto(self) -> pb.Job:
+        """The ``taskhive.v1.Job`` message (what :meth:`Client.load` sends)."""
+        return pb.Job(
+            id=self.id,
+            task=self.task,
+            name=self.name,
+            args=self.args,
+            sched_at_ms=self.sched_at_ms,
+            timeout_ms=self.timeout_ms,
+            priority=self.priority,
+            attempts=self.attempts,
+            run_count=self.run_count,
+            state=pb.JobState.Name(int(self.state)),
+            lease_id=self.lease_id,
+            retry=self.retry.to_proto(),
+            last_error=self.last_error,
+        )
+
+
+def _state(v: int) -> JobState:
+    try:
+        return JobState(v)
+    except ValueError:  # a newer server's state
+        return JobState.UNSPECIFIED
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """Counts for one task (or the totals over every task, with an empty ``task``)."""
+
+    task: str
+    workers: int = 0
+    #: Due and waiting for a worker.
+    pending: int = 0
+    #: Due later.
+    scheduled: int = 0
+    running: int = 0
+    dead: int = 0
+    #: Earliest due time among pending and scheduled jobs, unix ms; 0 when none.
+    next_sched_at_ms: int = 0
+    #: Waiting for a named lock.
+    locked: int = 0
+    #: Every job of the task goes to every worker (Periodic's BROADCAST).
+    broadcast: bool = False
+
+    @classmethod
+    def from_proto(cls, m: pb.TaskStatus) -> "TaskStatus":
+        """Builds the view from a ``taskhive.v1.TaskStatus`` message."""
+        return cls(
+            task=m.task,
+            workers=m.workers,
+            pending=m.pending,
+            scheduled=m.scheduled,
+            running=m.running,
+            dead=m.dead,
+            next_sched_at_ms=m.next_sched_at_ms,
+            locked=m.locked,
+            broadcast=m.broadcast,
+        )
+
+
+@dataclass(frozen=True)
+class Status:
+    """The answer of :meth:`Client.status`: per-task counts by task name, and totals."""
+
+    tasks: dict[str, TaskStatus]
+    totals: TaskStatus
+
+    def __getitem__(self, task: str) -> TaskStatus:
+        """The counts of ``task`` (all zero when the server does not know it)."""
+        return self.tasks.get(task) or TaskStatus(task=task)
+
+    @classmethod
+    def from_proto(cls, m: pb.StatusResponse) -> "Status":
+        """Builds the view from a ``taskhive.v1.StatusResponse`` message."""
+        return cls(
+            tasks={t.task: TaskStatus.from_proto(t) for t in m.tasks},
+            totals=TaskStatus.from_proto(m.totals),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Outcomes
+
+
+@dataclass(frozen=True)
+class Done:
+    """The job succeeded: it is removed and ``result`` goes to ``run_job`` callers."""
+
+    result: Union[bytes, str] = b""
+
+    def to_proto(self) -> pb.Outcome:
+        """The ``taskhive.v1.Outcome`` message."""
+        r = self.result.encode() if isinstance(self.result, str) else bytes(self.result)
+        return pb.Outcome(done=pb.Done(result=r))
+
+
+@dataclass(frozen=True)
+class Fail:
+    """The attempt failed: retried per the job's policy, or dead at once when ``retry`` is False."""
+
+    error: str = ""
+    retry: bool = True
+
+    def to_proto(self) -> pb.Outcome:
+        """The ``taskhive.v1.Outcome`` message."""
+        return pb.Outcome(fail=pb.Fail(error=self.error, retry=self.retry))
+
+
+@dataclass(frozen=True)
+class SchedLater:
+    """Run the job again ``delay`` seconds from now, adding ``count_step`` to its run count."""
+
+    delay: float
+    count_step: int = 1
+
+    def to_proto(self) -> pb.Outcome:
+        """The ``taskhive.v1.Outcome`` message."""
+        return pb.Outcome(
+            sched_later=pb.SchedLater(delay_ms=max(0, _ms(self.delay)), count_step=self.count_step)
+        )
+
+
+#: What a handler may return: an outcome, or None (done, empty result), or bytes/str (done).
+Outcome = Union[Done, Fail, SchedLater]
+HandlerResult = Union[Done, Fail, SchedLater, bytes, str, None]
+
+
+def to_outcome(value: object) -> Outcome:
+    """Normalises a handler's return value to an outcome (raises TypeError when it cannot)."""
+    if value is None:
+        return Done()
+    if isinstance(value, (Done, Fail, SchedLater)):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview, str)):
+        return Done(value if isinstance(value, str) else bytes(value))
+    raise TypeError(
+        f"a handler must return Done, Fail, SchedLater, bytes, str or None, not {type(value).__name__}"
+    )
+
+
+def error_text(exc: BaseException) -> str:
+    """How an exception raised by a handler is reported: ``Type: message`` (or just ``Type``)."""
+    try:
+        msg = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the failure
+        msg = ""
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+
+
+def _ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+def sched_at_ms(sched_at: Optional[When], delay: Optional[float]) -> int:
+    """The ``sched_at_ms`` field for ``sched_at`` (datetime or unix seconds) or ``delay`` seconds."""
+    if sched_at is not None and delay is not None:
+        raise ValueError("give sched_at or delay, not both")
+    if delay is not None:
+        if delay <= 0:
+            return 0
+        return _ms(_dt.datetime.now(tz=_dt.timezone.utc).timestamp() + delay)
+    if sched_at is None:
+        return 0
+    if isinstance(sched_at, _dt.datetime):
+        return _ms(sched_at.timestamp())
+    if isinstance(sched_at, (int, float)):
+        return _ms(float(sched_at))
+    raise TypeError(f"sched_at must be a datetime or unix seconds, not {type(sched_at).__name__}")
+
+
+def submit_request(
+    task: str,
+    name: str,
+    args: Union[bytes, str] = b"",
+    *,
+    sched_at: Optional[When] = None,
+    delay: Optional[float] = None,
+    timeout: Optional[float] = None,
+    priority: int = 0,
+    retry: Optional[RetryPolicy] = None,
+) -> pb.SubmitJobRequest:
+    """Builds the ``SubmitJobRequest`` shared by ``submit`` and ``run_job``."""
+    req = pb.SubmitJobRequest(
+        task=task,
+        name=name,
+        args=args.encode() if isinstance(args, str) else bytes(args),
+        sched_at_ms=sched_at_ms(sched_at, delay),
+        priority=priority,
+    )
+    if timeout is not None:
+        req.timeout_ms = _ms(timeout)
+    if retry is not None:
+        req.retry.CopyFrom(retry.to_proto())
+    return req
+
+
+def job_ref(task: str = "", name: str = "", job_id: int = 0) -> pb.JobRef:
+    """A ``JobRef`` by id, or by task and name."""
+    if not job_id and not (task and name):
+        raise ValueError("give task and name, or job_id")
+    return pb.JobRef(job_id=job_id, task=task, name=name)

@@ -1,0 +1,60 @@
+"""The asyncio flavour of the taskhive client and worker (``grpc.aio``).
+
+The same API as :mod:`taskhive`, with coroutines: ``await client.submit(...)``,
+``await worker.run()``, ``await worker.stop()``. Worker handlers may be ``async def``
+(awaited on the loop) or plain functions (run in a thread pool of ``capacity`` threads).
+"""
+
+from taskhive._types import (
+    DEFAULT_ADDR,
+    Done,
+    Fail,
+    Job,
+    JobState,
+    Outcome,
+    RetryPolicy,
+    SchedLater,
+    Status,
+    TaskStatus,
+)
+from taskhive.aio.client import Client
+from taskhive.aio.worker import Worker
+from taskhive.errors import (
+    AlreadyExistsError,
+    CancelledError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    JobFailedError,
+    NoWorkerError,
+    NotFoundError,
+    ResourceExhaustedError,
+    TaskhiveError,
+    UnavailableError,
+)
+
+__all__ = [
+    "DEFAULT_ADDR",
+    "AlreadyExistsError",
+    "CancelledError",
+    "Client",
+    "DeadlineExceededError",
+    "Done",
+    "Fail",
+    "FailedPreconditionError",
+    "InvalidArgumentError",
+    "Job",
+    "JobFailedError",
+    "JobState",
+    "NoWorkerError",
+    "NotFoundError",
+    "Outcome",
+    "ResourceExhaustedError",
+    "RetryPolicy",
+    "SchedLater",
+    "Status",
+    "TaskStatus",
+    "TaskhiveError",
+    "UnavailableError",
+    "Worker",
+]

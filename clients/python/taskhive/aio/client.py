@@ -1,0 +1,187 @@
+"""The asyncio taskhive client (``grpc.aio``)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, AsyncIterable, AsyncIterator, Iterable, Optional, Sequence, Tuple, Union
+
+import grpc
+import grpc.aio
+
+from taskhive._types import (
+    Job,
+    RetryPolicy,
+    Status,
+    When,
+    default_addr,
+    job_ref,
+    submit_request,
+)
+from taskhive.errors import from_rpc_error
+from taskhive.v1 import scheduler_pb2 as pb
+from taskhive.v1 import scheduler_pb2_grpc as pb_grpc
+
+__all__ = ["Client"]
+
+
+class Client:
+    """An asyncio client of a taskhive server; the same API as :class:`taskhive.Client`, awaited.
+
+    >>> async with Client("127.0.0.1:5000") as c:
+    ...     job_id = await c.submit("mail", "welcome-42", b'{"to": "x"}', delay=30)
+
+    Create it inside the running event loop. ``addr`` defaults to ``$TASKHIVE_ADDR``, else
+    ``127.0.0.1:5000``; ``channel`` may be a ``grpc.aio.Channel`` of your own (not closed by
+    the client). ``rpc_timeout`` is the deadline in seconds of every call except
+    :meth:`run_job` and the streaming ones. Failed calls raise a
+    :class:`~taskhive.TaskhiveError` subclass.
+    """
+
+    def __init__(
+        self,
+        addr: Optional[str] = None,
+        *,
+        channel: Optional[grpc.aio.Channel] = None,
+        rpc_timeout: Optional[float] = 30.0,
+        options: Optional[Sequence[Tuple[str, object]]] = None,
+    ) -> None:
+        self.addr: str = default_addr(addr)
+        self._own_channel = channel is None
+        self._channel: grpc.aio.Channel = channel or grpc.aio.insecure_channel(
+            self.addr, options=options
+        )
+        self._stub = pb_grpc.SchedulerStub(self._channel)
+        self._timeout = rpc_timeout
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Closes the channel (unless it was passed in)."""
+        if self._own_channel:
+            await self._channel.close()
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        task: str,
+        name: str,
+        args: Union[bytes, str] = b"",
+        *,
+        sched_at: Optional[When] = None,
+        delay: Optional[float] = None,
+        timeout: Optional[float] = None,
+        priority: int = 0,
+        retry: Optional[RetryPolicy] = None,
+    ) -> int:
+        """Submits (or replaces, by task and name) a job and returns its id.
+
+        See :meth:`taskhive.Client.submit` for the parameters.
+        """
+        req = submit_request(
+            task, name, args, sched_at=sched_at, delay=delay, timeout=timeout,
+            priority=priority, retry=retry,
+        )
+        return (await self._call(self._stub.SubmitJob, req)).job_id
+
+    async def run_job(
+        self,
+        task: str,
+        name: str,
+        args: Union[bytes, str] = b"",
+        *,
+        sched_at: Optional[When] = None,
+        delay: Optional[float] = None,
+        timeout: Optional[float] = None,
+        priority: int = 0,
+        retry: Optional[RetryPolicy] = None,
+        wait: Optional[float] = None,
+    ) -> bytes:
+        """Submits a job and waits (at most ``wait`` seconds) for the worker's result.
+
+        :raises NoWorkerError: no worker serves the task.
+        :raises JobFailedError: the worker reported a failure.
+        :raises DeadlineExceededError: no result within ``wait`` (the job stays and runs).
+        """
+        req = submit_request(
+            task, name, args, sched_at=sched_at, delay=delay, timeout=timeout,
+            priority=priority, retry=retry,
+        )
+        try:
+            return bytes((await self._stub.RunJob(req, timeout=wait)).result)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, run_job=True) from None
+
+    async def remove(self, task: str = "", name: str = "", *, job_id: int = 0) -> int:
+        """Removes a pending, scheduled or running job (by task and name, or id); returns its id."""
+        return (await self._call(self._stub.RemoveJob, job_ref(task, name, job_id))).job_id
+
+    async def get(self, task: str = "", name: str = "", *, job_id: int = 0) -> Job:
+        """Looks up one job by task and name, or by id (:class:`NotFoundError` when absent)."""
+        return Job.from_proto(await self._call(self._stub.GetJob, job_ref(task, name, job_id)))
+
+    async def status(self, task: Optional[str] = None) -> Status:
+        """Per-task counts and totals."""
+        return Status.from_proto(
+            await self._call(self._stub.Status, pb.StatusRequest(task=task or ""))
+        )
+
+    async def drop(self, task: str) -> int:
+        """Removes a task and all of its jobs; refused while workers serve it."""
+        return (await self._call(self._stub.DropTask, pb.DropTaskRequest(task=task))).removed
+
+    # -- dead set ----------------------------------------------------------------------------
+
+    async def list_dead(self, task: Optional[str] = None, limit: int = 0) -> list[Job]:
+        """Jobs in the dead set (of ``task``, or every task); ``limit`` 0 = 1000."""
+        r = await self._call(self._stub.ListDead, pb.ListDeadRequest(task=task or "", limit=limit))
+        return [Job.from_proto(j) for j in r.jobs]
+
+    async def retry_dead(self, task: str, name: Optional[str] = None) -> int:
+        """Moves dead jobs (all of ``task``, or the one named) back to pending; returns the count."""
+        return (await self._call(self._stub.RetryDead, pb.DeadRef(task=task, name=name or ""))).count
+
+    async def purge_dead(self, task: Optional[str] = None, name: Optional[str] = None) -> int:
+        """Deletes dead jobs for good (of every task when ``task`` is None); returns the count."""
+        return (
+            await self._call(self._stub.PurgeDead, pb.DeadRef(task=task or "", name=name or ""))
+        ).count
+
+    # -- backup ------------------------------------------------------------------------------
+
+    async def dump(self) -> AsyncIterator[Job]:
+        """Every job in the store (pending, scheduled and dead), streamed."""
+        try:
+            async for d in self._stub.Dump(pb.DumpRequest()):
+                yield Job.from_proto(d.job)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    async def load(self, jobs: Union[Iterable[Job], AsyncIterable[Job]]) -> int:
+        """Restores jobs produced by :meth:`dump` (replacing by task and name); returns the count."""
+
+        async def reqs() -> AsyncIterator[pb.DumpedJob]:
+            if isinstance(jobs, AsyncIterable):
+                async for j in jobs:
+                    yield pb.DumpedJob(job=j.to_proto())
+            else:
+                for j in jobs:
+                    yield pb.DumpedJob(job=j.to_proto())
+
+        try:
+            return (await self._stub.Load(reqs())).loaded
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _call(self, method: Callable[..., Any], req: Any) -> Any:
+        try:
+            return await method(req, timeout=self._timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None

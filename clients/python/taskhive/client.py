@@ -1,0 +1,196 @@
+"""The blocking taskhive client."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple, Union
+
+import grpc
+
+from taskhive._types import (
+    Job,
+    RetryPolicy,
+    Status,
+    When,
+    default_addr,
+    job_ref,
+    submit_request,
+)
+from taskhive.errors import from_rpc_error
+from taskhive.v1 import scheduler_pb2 as pb
+from taskhive.v1 import scheduler_pb2_grpc as pb_grpc
+
+__all__ = ["Client"]
+
+ChannelOptions = Sequence[Tuple[str, object]]
+
+
+class Client:
+    """A blocking client of a taskhive server.
+
+    >>> with Client("127.0.0.1:5000") as c:
+    ...     job_id = c.submit("mail", "welcome-42", b'{"to": "x"}', delay=30)
+
+    ``addr`` defaults to ``$TASKHIVE_ADDR``, else ``127.0.0.1:5000``. Pass ``channel`` to use
+    a channel of your own (TLS, interceptors); the client then does not close it.
+    ``rpc_timeout`` is the deadline in seconds of every call except :meth:`run_job` and the
+    streaming ones (``None`` = no deadline). Failed calls raise a
+    :class:`~taskhive.TaskhiveError` subclass.
+    """
+
+    def __init__(
+        self,
+        addr: Optional[str] = None,
+        *,
+        channel: Optional[grpc.Channel] = None,
+        rpc_timeout: Optional[float] = 30.0,
+        options: Optional[ChannelOptions] = None,
+    ) -> None:
+        self.addr: str = default_addr(addr)
+        self._own_channel = channel is None
+        self._channel: grpc.Channel = channel or grpc.insecure_channel(self.addr, options=options)
+        self._stub = pb_grpc.SchedulerStub(self._channel)
+        self._timeout = rpc_timeout
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the channel (unless it was passed in)."""
+        if self._own_channel:
+            self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        task: str,
+        name: str,
+        args: Union[bytes, str] = b"",
+        *,
+        sched_at: Optional[When] = None,
+        delay: Optional[float] = None,
+        timeout: Optional[float] = None,
+        priority: int = 0,
+        retry: Optional[RetryPolicy] = None,
+    ) -> int:
+        """Submits (or replaces, by task and name) a job and returns its id.
+
+        :param task: the task (Periodic's func) a worker registered.
+        :param name: the job's name, unique within the task; resubmitting replaces the job
+            (unless it is running: then nothing changes).
+        :param args: payload handed to the worker (str is UTF-8 encoded).
+        :param sched_at: when the job is due: a datetime (naive = local time) or unix seconds.
+        :param delay: or: due this many seconds from now. Neither = now.
+        :param timeout: lease length in seconds (server default 600).
+        :param priority: higher runs first among due jobs.
+        :param retry: retry policy on failure (server defaults when None).
+        """
+        req = submit_request(
+            task, name, args, sched_at=sched_at, delay=delay, timeout=timeout,
+            priority=priority, retry=retry,
+        )
+        return self._call(self._stub.SubmitJob, req).job_id
+
+    def run_job(
+        self,
+        task: str,
+        name: str,
+        args: Union[bytes, str] = b"",
+        *,
+        sched_at: Optional[When] = None,
+        delay: Optional[float] = None,
+        timeout: Optional[float] = None,
+        priority: int = 0,
+        retry: Optional[RetryPolicy] = None,
+        wait: Optional[float] = None,
+    ) -> bytes:
+        """Submits a job and waits for the worker's result (the ``Done`` payload).
+
+        Same parameters as :meth:`submit`, plus ``wait``: at most this many seconds to wait
+        (``None`` = as long as it takes). Without a retry policy the job is not retried.
+
+        :raises NoWorkerError: no worker serves the task.
+        :raises JobFailedError: the worker reported a failure.
+        :raises DeadlineExceededError: no result within ``wait`` (the job stays and runs).
+        """
+        req = submit_request(
+            task, name, args, sched_at=sched_at, delay=delay, timeout=timeout,
+            priority=priority, retry=retry,
+        )
+        try:
+            return bytes(self._stub.RunJob(req, timeout=wait).result)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, run_job=True) from None
+
+    def remove(self, task: str = "", name: str = "", *, job_id: int = 0) -> int:
+        """Removes a pending, scheduled or running job (by task and name, or id); returns its id.
+
+        :raises NotFoundError: no such job.
+        """
+        return self._call(self._stub.RemoveJob, job_ref(task, name, job_id)).job_id
+
+    def get(self, task: str = "", name: str = "", *, job_id: int = 0) -> Job:
+        """Looks up one job by task and name, or by id.
+
+        :raises NotFoundError: no such job.
+        """
+        return Job.from_proto(self._call(self._stub.GetJob, job_ref(task, name, job_id)))
+
+    def status(self, task: Optional[str] = None) -> Status:
+        """Per-task counts (workers, pending, scheduled, running, dead, ...) and totals."""
+        return Status.from_proto(self._call(self._stub.Status, pb.StatusRequest(task=task or "")))
+
+    def drop(self, task: str) -> int:
+        """Removes a task and all of its jobs (live and dead); returns how many jobs went.
+
+        :raises FailedPreconditionError: workers are registered for the task.
+        """
+        return self._call(self._stub.DropTask, pb.DropTaskRequest(task=task)).removed
+
+    # -- dead set ----------------------------------------------------------------------------
+
+    def list_dead(self, task: Optional[str] = None, limit: int = 0) -> list[Job]:
+        """Jobs in the dead set (of ``task``, or every task); ``limit`` 0 = 1000."""
+        r = self._call(self._stub.ListDead, pb.ListDeadRequest(task=task or "", limit=limit))
+        return [Job.from_proto(j) for j in r.jobs]
+
+    def retry_dead(self, task: str, name: Optional[str] = None) -> int:
+        """Moves dead jobs (all of ``task``, or the one named) back to pending; returns the count."""
+        return self._call(self._stub.RetryDead, pb.DeadRef(task=task, name=name or "")).count
+
+    def purge_dead(self, task: Optional[str] = None, name: Optional[str] = None) -> int:
+        """Deletes dead jobs for good (of every task when ``task`` is None); returns the count."""
+        return self._call(
+            self._stub.PurgeDead, pb.DeadRef(task=task or "", name=name or "")
+        ).count
+
+    # -- backup ------------------------------------------------------------------------------
+
+    def dump(self) -> Iterator[Job]:
+        """Every job in the store (pending, scheduled and dead), streamed."""
+        try:
+            for d in self._stub.Dump(pb.DumpRequest()):
+                yield Job.from_proto(d.job)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def load(self, jobs: Iterable[Job]) -> int:
+        """Restores jobs produced by :meth:`dump` (replacing by task and name); returns the count."""
+        reqs = (pb.DumpedJob(job=j.to_proto()) for j in jobs)
+        try:
+            return self._stub.Load(reqs).loaded
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _call(self, method: Callable[..., Any], req: Any) -> Any:
+        try:
+            return method(req, timeout=self._timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None

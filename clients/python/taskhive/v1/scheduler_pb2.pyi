@@ -1,0 +1,430 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
+    JOB_STATE_PENDING: _ClassVar[JobState]
+    JOB_STATE_SCHEDULED: _ClassVar[JobState]
+    JOB_STATE_RUNNING: _ClassVar[JobState]
+    JOB_STATE_DEAD: _ClassVar[JobState]
+JOB_STATE_UNSPECIFIED: JobState
+JOB_STATE_PENDING: JobState
+JOB_STATE_SCHEDULED: JobState
+JOB_STATE_RUNNING: JobState
+JOB_STATE_DEAD: JobState
+
+class RetryPolicy(_message.Message):
+    __slots__ = ("max_attempts", "backoff_base_ms", "backoff_max_ms")
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    BACKOFF_BASE_MS_FIELD_NUMBER: _ClassVar[int]
+    BACKOFF_MAX_MS_FIELD_NUMBER: _ClassVar[int]
+    max_attempts: int
+    backoff_base_ms: int
+    backoff_max_ms: int
+    def __init__(self, max_attempts: _Optional[int] = ..., backoff_base_ms: _Optional[int] = ..., backoff_max_ms: _Optional[int] = ...) -> None: ...
+
+class SubmitJobRequest(_message.Message):
+    __slots__ = ("task", "name", "args", "sched_at_ms", "timeout_ms", "priority", "retry")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    SCHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    name: str
+    args: bytes
+    sched_at_ms: int
+    timeout_ms: int
+    priority: int
+    retry: RetryPolicy
+    def __init__(self, task: _Optional[str] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., sched_at_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., priority: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ...) -> None: ...
+
+class SubmitJobResponse(_message.Message):
+    __slots__ = ("job_id", "replaced", "running")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    job_id: int
+    replaced: bool
+    running: bool
+    def __init__(self, job_id: _Optional[int] = ..., replaced: _Optional[bool] = ..., running: _Optional[bool] = ...) -> None: ...
+
+class RunJobResponse(_message.Message):
+    __slots__ = ("job_id", "result")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    job_id: int
+    result: bytes
+    def __init__(self, job_id: _Optional[int] = ..., result: _Optional[bytes] = ...) -> None: ...
+
+class JobRef(_message.Message):
+    __slots__ = ("job_id", "task", "name")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    job_id: int
+    task: str
+    name: str
+    def __init__(self, job_id: _Optional[int] = ..., task: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class RemoveJobResponse(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: int
+    def __init__(self, job_id: _Optional[int] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ("id", "task", "name", "args", "sched_at_ms", "timeout_ms", "priority", "attempts", "run_count", "state", "lease_id", "retry", "last_error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    SCHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    RUN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    task: str
+    name: str
+    args: bytes
+    sched_at_ms: int
+    timeout_ms: int
+    priority: int
+    attempts: int
+    run_count: int
+    state: JobState
+    lease_id: int
+    retry: RetryPolicy
+    last_error: str
+    def __init__(self, id: _Optional[int] = ..., task: _Optional[str] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., sched_at_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., priority: _Optional[int] = ..., attempts: _Optional[int] = ..., run_count: _Optional[int] = ..., state: _Optional[_Union[JobState, str]] = ..., lease_id: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class DropTaskRequest(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    def __init__(self, task: _Optional[str] = ...) -> None: ...
+
+class DropTaskResponse(_message.Message):
+    __slots__ = ("removed",)
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    removed: int
+    def __init__(self, removed: _Optional[int] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    def __init__(self, task: _Optional[str] = ...) -> None: ...
+
+class TaskStatus(_message.Message):
+    __slots__ = ("task", "workers", "pending", "scheduled", "running", "dead", "next_sched_at_ms", "locked", "broadcast")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    DEAD_FIELD_NUMBER: _ClassVar[int]
+    NEXT_SCHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    LOCKED_FIELD_NUMBER: _ClassVar[int]
+    BROADCAST_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    workers: int
+    pending: int
+    scheduled: int
+    running: int
+    dead: int
+    next_sched_at_ms: int
+    locked: int
+    broadcast: bool
+    def __init__(self, task: _Optional[str] = ..., workers: _Optional[int] = ..., pending: _Optional[int] = ..., scheduled: _Optional[int] = ..., running: _Optional[int] = ..., dead: _Optional[int] = ..., next_sched_at_ms: _Optional[int] = ..., locked: _Optional[int] = ..., broadcast: _Optional[bool] = ...) -> None: ...
+
+class StatusResponse(_message.Message):
+    __slots__ = ("tasks", "totals")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[TaskStatus]
+    totals: TaskStatus
+    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskStatus, _Mapping]]] = ..., totals: _Optional[_Union[TaskStatus, _Mapping]] = ...) -> None: ...
+
+class ListDeadRequest(_message.Message):
+    __slots__ = ("task", "limit")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    limit: int
+    def __init__(self, task: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListDeadResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[Job]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
+
+class DeadRef(_message.Message):
+    __slots__ = ("task", "name")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    name: str
+    def __init__(self, task: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class DeadOpResponse(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
+
+class RegisterTaskRequest(_message.Message):
+    __slots__ = ("worker_id", "tasks", "capacity", "broadcast_tasks")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    BROADCAST_TASKS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    tasks: _containers.RepeatedScalarFieldContainer[str]
+    capacity: int
+    broadcast_tasks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, worker_id: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., capacity: _Optional[int] = ..., broadcast_tasks: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RegisterTaskResponse(_message.Message):
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class GrabJobRequest(_message.Message):
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class Done(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: bytes
+    def __init__(self, result: _Optional[bytes] = ...) -> None: ...
+
+class Fail(_message.Message):
+    __slots__ = ("error", "retry")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
+    error: str
+    retry: bool
+    def __init__(self, error: _Optional[str] = ..., retry: _Optional[bool] = ...) -> None: ...
+
+class SchedLater(_message.Message):
+    __slots__ = ("delay_ms", "count_step")
+    DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_STEP_FIELD_NUMBER: _ClassVar[int]
+    delay_ms: int
+    count_step: int
+    def __init__(self, delay_ms: _Optional[int] = ..., count_step: _Optional[int] = ...) -> None: ...
+
+class Outcome(_message.Message):
+    __slots__ = ("done", "fail", "sched_later")
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    FAIL_FIELD_NUMBER: _ClassVar[int]
+    SCHED_LATER_FIELD_NUMBER: _ClassVar[int]
+    done: Done
+    fail: Fail
+    sched_later: SchedLater
+    def __init__(self, done: _Optional[_Union[Done, _Mapping]] = ..., fail: _Optional[_Union[Fail, _Mapping]] = ..., sched_later: _Optional[_Union[SchedLater, _Mapping]] = ...) -> None: ...
+
+class ReportResultRequest(_message.Message):
+    __slots__ = ("lease_id", "outcome")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    lease_id: int
+    outcome: Outcome
+    def __init__(self, lease_id: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, _Mapping]] = ...) -> None: ...
+
+class ReportResultResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("lease_ids",)
+    LEASE_IDS_FIELD_NUMBER: _ClassVar[int]
+    lease_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, lease_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class HeartbeatResponse(_message.Message):
+    __slots__ = ("lost_lease_ids",)
+    LOST_LEASE_IDS_FIELD_NUMBER: _ClassVar[int]
+    lost_lease_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, lost_lease_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class WorkerHello(_message.Message):
+    __slots__ = ("tasks", "capacity", "name", "broadcast_tasks")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BROADCAST_TASKS_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedScalarFieldContainer[str]
+    capacity: int
+    name: str
+    broadcast_tasks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tasks: _Optional[_Iterable[str]] = ..., capacity: _Optional[int] = ..., name: _Optional[str] = ..., broadcast_tasks: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class WorkerResult(_message.Message):
+    __slots__ = ("lease_id", "outcome")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    lease_id: int
+    outcome: Outcome
+    def __init__(self, lease_id: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, _Mapping]] = ...) -> None: ...
+
+class WorkData(_message.Message):
+    __slots__ = ("lease_id", "data")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    lease_id: int
+    data: bytes
+    def __init__(self, lease_id: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class SendDataResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AcquireLockRequest(_message.Message):
+    __slots__ = ("lease_id", "name", "count")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    lease_id: int
+    name: str
+    count: int
+    def __init__(self, lease_id: _Optional[int] = ..., name: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class AcquireLockResponse(_message.Message):
+    __slots__ = ("lease_id", "name", "acquired")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRED_FIELD_NUMBER: _ClassVar[int]
+    lease_id: int
+    name: str
+    acquired: bool
+    def __init__(self, lease_id: _Optional[int] = ..., name: _Optional[str] = ..., acquired: _Optional[bool] = ...) -> None: ...
+
+class ReleaseLockRequest(_message.Message):
+    __slots__ = ("lease_id", "name")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    lease_id: int
+    name: str
+    def __init__(self, lease_id: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ReleaseLockResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WorkerMessage(_message.Message):
+    __slots__ = ("hello", "result", "heartbeat", "data", "acquire", "release")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRE_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    hello: WorkerHello
+    result: WorkerResult
+    heartbeat: HeartbeatRequest
+    data: WorkData
+    acquire: AcquireLockRequest
+    release: ReleaseLockRequest
+    def __init__(self, hello: _Optional[_Union[WorkerHello, _Mapping]] = ..., result: _Optional[_Union[WorkerResult, _Mapping]] = ..., heartbeat: _Optional[_Union[HeartbeatRequest, _Mapping]] = ..., data: _Optional[_Union[WorkData, _Mapping]] = ..., acquire: _Optional[_Union[AcquireLockRequest, _Mapping]] = ..., release: _Optional[_Union[ReleaseLockRequest, _Mapping]] = ...) -> None: ...
+
+class Welcome(_message.Message):
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class ResultAck(_message.Message):
+    __slots__ = ("lease_id", "error")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    lease_id: int
+    error: str
+    def __init__(self, lease_id: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ServerMessage(_message.Message):
+    __slots__ = ("welcome", "job", "ack", "heartbeat", "lock")
+    WELCOME_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    LOCK_FIELD_NUMBER: _ClassVar[int]
+    welcome: Welcome
+    job: Job
+    ack: ResultAck
+    heartbeat: HeartbeatResponse
+    lock: AcquireLockResponse
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., job: _Optional[_Union[Job, _Mapping]] = ..., ack: _Optional[_Union[ResultAck, _Mapping]] = ..., heartbeat: _Optional[_Union[HeartbeatResponse, _Mapping]] = ..., lock: _Optional[_Union[AcquireLockResponse, _Mapping]] = ...) -> None: ...
+
+class JobEvent(_message.Message):
+    __slots__ = ("data", "result", "error")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    result: RunJobResponse
+    error: str
+    def __init__(self, data: _Optional[bytes] = ..., result: _Optional[_Union[RunJobResponse, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class GetConfigRequest(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    def __init__(self, key: _Optional[str] = ...) -> None: ...
+
+class SetConfigRequest(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: int
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+
+class ConfigResponse(_message.Message):
+    __slots__ = ("values",)
+    class ValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.ScalarMap[str, int]
+    def __init__(self, values: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class DumpRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DumpedJob(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+
+class LoadResponse(_message.Message):
+    __slots__ = ("loaded",)
+    LOADED_FIELD_NUMBER: _ClassVar[int]
+    loaded: int
+    def __init__(self, loaded: _Optional[int] = ...) -> None: ...
