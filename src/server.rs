@@ -186,9 +186,9 @@ pub async fn run(
     let service = SchedulerService::new(handle.clone(), config.limits.clone());
     let scheduler = pb::scheduler_server::SchedulerServer::new(service.clone())
         .max_decoding_message_size(config.limits.max_args_bytes + 64 * 1024);
-    let load_runner =
-        pb::load_runner_server::LoadRunnerServer::new(LoadRunnerService::new(runner.clone()))
-            .max_decoding_message_size(config.limits.max_args_bytes + 64 * 1024);
+    let load_service = LoadRunnerService::new(runner.clone());
+    let load_runner = pb::load_runner_server::LoadRunnerServer::new(load_service.clone())
+        .max_decoding_message_size(config.limits.max_args_bytes + 64 * 1024);
     let grpc = tonic::service::Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -213,6 +213,8 @@ pub async fn run(
         limits: config.limits.clone(),
         quit: quit.clone(),
         metrics,
+        load: runner.clone(),
+        load_service,
     });
     let app = one_port(grpc, http);
 

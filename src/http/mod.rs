@@ -1,6 +1,7 @@
 //! The HTTP/JSON face, on the same port as gRPC: requests whose content type is not
 //! `application/grpc` come here. Handlers only convert and call the same service code.
 
+pub mod beetle;
 pub mod error;
 pub mod periodic_api;
 pub mod rpc_json;
@@ -34,6 +35,10 @@ pub struct AppState {
     pub quit: Arc<Notify>,
     /// What `/metrics` exports.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The load runner (Beetle endpoints).
+    pub load: crate::load::runner::LoadRunner,
+    /// The gRPC load runner service, called directly for JSON RPCs.
+    pub load_service: crate::rpc::load::LoadRunnerService,
 }
 
 /// The HTTP routes.
@@ -42,6 +47,15 @@ pub fn router(st: AppState) -> Router {
     let body_limit = st.limits.max_args_bytes + 64 * 1024;
     Router::new()
         .route("/taskhive.v1.Scheduler/{method}", post(rpc_json::scheduler))
+        .route(
+            "/taskhive.v1.LoadRunner/{method}",
+            post(rpc_json::load_runner),
+        )
+        .route("/job", post(beetle::save_job))
+        .route("/exec", post(beetle::exec).get(beetle::exec))
+        .route("/tasks", get(beetle::tasks).post(beetle::tasks))
+        .route("/jobs", get(beetle::jobs).post(beetle::jobs))
+        .route("/status", get(beetle::status).post(beetle::status))
         .route("/quit", get(quit).post(quit))
         .route("/metrics", get(metrics))
         .route("/periodic/status/", get(p::bridge_status))

@@ -12,6 +12,7 @@ use tonic::{Code, Request};
 
 use super::error::ApiError;
 use super::AppState;
+use crate::pb::load_runner_server::LoadRunner;
 use crate::pb::scheduler_server::Scheduler;
 
 async fn unary<Req, Resp, F, Fut>(body: &[u8], call: F) -> Response
@@ -71,6 +72,33 @@ pub async fn scheduler(
         _ => ApiError::new(
             Code::NotFound,
             format!("taskhive.v1.Scheduler has no method {method:?}"),
+        )
+        .into_response(),
+    }
+}
+
+/// `POST /taskhive.v1.LoadRunner/{method}`.
+pub async fn load_runner(
+    State(st): State<AppState>,
+    Path(method): Path<String>,
+    body: Bytes,
+) -> Response {
+    let s = &st.load_service;
+    match method.as_str() {
+        "SaveLoadJob" => unary(&body, |r| s.save_load_job(r)).await,
+        "ListLoadJobs" => unary(&body, |r| s.list_load_jobs(r)).await,
+        "ListTasks" => unary(&body, |r| s.list_tasks(r)).await,
+        "GetLoadStatus" => unary(&body, |r| s.get_load_status(r)).await,
+        "ListExecs" => unary(&body, |r| s.list_execs(r)).await,
+        "GetExec" => unary(&body, |r| s.get_exec(r)).await,
+        "Exec" => ApiError::new(
+            Code::Unimplemented,
+            "Exec is a streaming method: call it over gRPC, or POST /exec",
+        )
+        .into_response(),
+        _ => ApiError::new(
+            Code::NotFound,
+            format!("taskhive.v1.LoadRunner has no method {method:?}"),
         )
         .into_response(),
     }
