@@ -805,7 +805,7 @@ async fn hdr_percentiles_match_a_known_delay_distribution() {
     // Each measured latency is its delay plus a little overhead (timer granularity, HTTP).
     for (got, want) in [(t.p50_usec, 50.0), (t.p90_usec, 90.0), (t.p99_usec, 99.0)] {
         assert!(
-            ms(got) >= want && ms(got) <= want + 15.0,
+            ms(got) >= want && ms(got) <= want + 20.0,
             "got {} ms, want {want} ms",
             ms(got)
         );
