@@ -805,7 +805,7 @@ async fn hdr_percentiles_match_a_known_delay_distribution() {
     // Each measured latency is its delay plus a little overhead (timer granularity, HTTP).
     for (got, want) in [(t.p50_usec, 50.0), (t.p90_usec, 90.0), (t.p99_usec, 99.0)] {
         assert!(
-            ms(got) >= want && ms(got) <= want + 15.0,
+            ms(got) >= want && ms(got) <= want + 20.0,
             "got {} ms, want {want} ms",
             ms(got)
         );
@@ -1210,4 +1210,55 @@ async fn the_cli_saves_lists_and_runs_jobs() {
     let st: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(st["state"], "idle");
     assert_eq!(st["last_exec"]["name"], "cli");
+}
+
+#[tokio::test]
+async fn stopping_the_server_stops_and_archives_the_running_exec() {
+    let mut s = setup().await;
+    save(
+        &mut s.client,
+        json!({"name": "endless", "host": s.target.url(""), "run_for_sec": 600,
+               "tasks": [{"task_class": "t.ok", "sleep_min_msec": 5, "sleep_max_msec": 10}]}),
+    )
+    .await;
+    let mut stream = s
+        .client
+        .exec(exec_req("endless"))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = within(5, stream.message()).await.unwrap().unwrap();
+    let Some(pb::exec_event::Event::Progress(p)) = first.event else {
+        panic!("expected progress, got {first:?}");
+    };
+    let Setup { server, target, .. } = s;
+    let stopping = tokio::spawn(server.stop());
+    let x = within(10, async {
+        loop {
+            let ev = stream
+                .message()
+                .await
+                .unwrap()
+                .expect("stream ended without a report");
+            if let Some(pb::exec_event::Event::Finished(x)) = ev.event {
+                return x;
+            }
+        }
+    })
+    .await;
+    assert_eq!(x.id, p.exec_id);
+    assert!(x.aborted);
+    assert_eq!(x.abort_reason, "server shutting down");
+    let dir = within(10, stopping).await.unwrap();
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let mut c = LoadRunnerClient::new(server.channel().await);
+    let execs = c
+        .list_execs(pb::ListExecsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .execs;
+    assert_eq!(execs.len(), 1);
+    assert!(execs[0].id == x.id && execs[0].aborted);
+    drop(target);
 }

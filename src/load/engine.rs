@@ -278,8 +278,9 @@ async fn closed_swarm<E: Executor>(
     }
 }
 
-/// Open model: slot k is due at start + k / rate, whoever is free takes it, and its latency
-/// counts from when it was due, so time spent waiting behind a slow task is not hidden.
+/// Open model: slot k is due at start + k / rate, whoever is free takes it, and when no swarm
+/// was free at its due time its latency counts from then, so time spent waiting behind a
+/// slow task is not hidden.
 #[allow(clippy::too_many_arguments)]
 async fn open_swarm<E: Executor>(
     swarm_id: u64,
@@ -304,11 +305,16 @@ async fn open_swarm<E: Executor>(
         if deadline.is_some_and(|d| due >= d) || abort.borrow().is_some() {
             return;
         }
+        // Free before the slot was due: any lateness from here on is the timer's (tokio's
+        // ticks are 1 ms), not the target's, so the latency counts from the actual start.
+        // Busy past the due time: earlier responses held this slot up, so it counts from due.
+        let held_up = Instant::now() >= due;
         tokio::select! {
             _ = tokio::time::sleep_until(due) => {}
             _ = abort.wait_for(Option::is_some) => return,
         }
         let start = Instant::now();
+        let from = if held_up { due } else { start };
         if deadline.is_some_and(|d| start >= d) {
             return;
         }
@@ -327,7 +333,7 @@ async fn open_swarm<E: Executor>(
             swarm_id,
             start_usec: live.usec_since_start(due),
             end_usec: live.usec_since_start(end),
-            elapsed_usec: usec(start - due).saturating_add(service),
+            elapsed_usec: usec(start - from).saturating_add(service),
             request_context: a.request_context,
             is_success: a.is_success,
         });
