@@ -13,20 +13,20 @@ use crate::pb::{self, scheduler_client::SchedulerClient};
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// A channel to the server named by `--addr` / `TASKHIVE_ADDR`.
-pub async fn channel(conn: &Conn) -> Result<Channel, tonic::transport::Error> {
+pub async fn channel(conn: &Conn) -> Result<Channel, Box<dyn std::error::Error + Send + Sync>> {
     let url = if conn.addr.contains("://") {
         conn.addr.clone()
     } else {
         format!("http://{}", conn.addr)
     };
-    Channel::from_shared(url)
-        .expect("valid uri")
-        .connect()
-        .await
+    let endpoint = Channel::from_shared(url).map_err(|e| format!("--addr {:?}: {e}", conn.addr))?;
+    Ok(endpoint.connect().await?)
 }
 
 /// Connects to the server named by `--addr` / `TASKHIVE_ADDR`.
-pub async fn connect(conn: &Conn) -> Result<SchedulerClient<Channel>, tonic::transport::Error> {
+pub async fn connect(
+    conn: &Conn,
+) -> Result<SchedulerClient<Channel>, Box<dyn std::error::Error + Send + Sync>> {
     Ok(SchedulerClient::new(channel(conn).await?).max_decoding_message_size(64 << 20))
 }
 

@@ -110,7 +110,9 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
     }
 }
 
-async fn client(conn: &Conn) -> Result<LoadRunnerClient<Channel>, tonic::transport::Error> {
+async fn client(
+    conn: &Conn,
+) -> Result<LoadRunnerClient<Channel>, Box<dyn std::error::Error + Send + Sync>> {
     Ok(LoadRunnerClient::new(channel(conn).await?).max_decoding_message_size(256 << 20))
 }
 
