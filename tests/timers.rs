@@ -11,6 +11,7 @@ use taskhive::scheduler::clock::Clock;
 use taskhive::scheduler::core::{Core, CoreConfig};
 use taskhive::scheduler::job::*;
 use taskhive::scheduler::settings::Settings;
+use taskhive::scheduler::SchedulerHandle;
 use taskhive::store::memory::MemoryStore;
 use taskhive::store::writer::Writer;
 use tokio::sync::mpsc;
@@ -35,8 +36,16 @@ fn spec(name: &str, at: Millis) -> JobSpec {
     }
 }
 
-#[tokio::test]
-async fn scheduled_jobs_fire_exactly_when_due_in_order() {
+/// An actor over a memory store with one worker of task "t" (capacity `cap`); returns the
+/// handle, the clock, the worker's job channel and the store.
+async fn start(
+    cap: u32,
+) -> (
+    SchedulerHandle,
+    Clock,
+    mpsc::UnboundedReceiver<JobView>,
+    MemoryStore,
+) {
     let store = MemoryStore::default();
     let (writer, _join) = Writer::spawn(store.clone());
     let clock = Clock::anchored(1_700_000_000_000);
@@ -47,10 +56,16 @@ async fn scheduled_jobs_fire_exactly_when_due_in_order() {
         clock,
         Default::default(),
     );
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    h.register(None, vec!["t".into()], vec![], 10_000, Some(tx))
+    let (tx, rx) = mpsc::unbounded_channel();
+    h.register(None, vec!["t".into()], vec![], cap, Some(tx))
         .await
         .unwrap();
+    (h, clock, rx, store)
+}
+
+#[tokio::test]
+async fn scheduled_jobs_fire_exactly_when_due_in_order() {
+    let (h, clock, mut rx, store) = start(10_000).await;
     let t0 = clock.now_ms();
     // Submitted out of order, spread over an hour of virtual time.
     let mut due: Vec<Millis> = (0..500)
@@ -71,19 +86,7 @@ async fn scheduled_jobs_fire_exactly_when_due_in_order() {
 
 #[tokio::test]
 async fn a_new_earlier_job_rearms_the_timer() {
-    let (writer, _join) = Writer::spawn(MemoryStore::default());
-    let clock = Clock::anchored(1_700_000_000_000);
-    let (h, _actor) = actor::spawn(
-        Core::new(CoreConfig::default(), 1, 1),
-        Settings::new(600, Vec::new()),
-        writer,
-        clock,
-        Default::default(),
-    );
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    h.register(None, vec!["t".into()], vec![], 10, Some(tx))
-        .await
-        .unwrap();
+    let (h, clock, mut rx, _store) = start(10).await;
     let t0 = clock.now_ms();
     h.submit(spec("late", t0 + 60_000)).await.unwrap();
     h.submit(spec("early", t0 + 10_000)).await.unwrap();
@@ -98,19 +101,7 @@ async fn a_new_earlier_job_rearms_the_timer() {
 
 #[tokio::test]
 async fn lease_expiry_requeues_on_time() {
-    let (writer, _join) = Writer::spawn(MemoryStore::default());
-    let clock = Clock::anchored(1_700_000_000_000);
-    let (h, _actor) = actor::spawn(
-        Core::new(CoreConfig::default(), 1, 1),
-        Settings::new(600, Vec::new()),
-        writer,
-        clock,
-        Default::default(),
-    );
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    h.register(None, vec!["t".into()], vec![], 1, Some(tx))
-        .await
-        .unwrap();
+    let (h, clock, mut rx, _store) = start(1).await;
     let t0 = clock.now_ms();
     let mut s = spec("x", t0 + 10_000);
     s.timeout_ms = 30_000;
