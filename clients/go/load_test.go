@@ -1,0 +1,81 @@
+package taskhive_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	taskhive "github.com/taskhive/taskhive/clients/go"
+)
+
+// post sends a JSON body to the server's HTTP face (same port as gRPC).
+func post(t *testing.T, addr, path, body string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Post("http://"+addr+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// A load-test task class implemented in Go runs inside an Exec and appears in the JobExec.
+func TestGoTaskClassRunsInsideAnExec(t *testing.T) {
+	srv, c := startServer(t)
+	tw := newTestWorker(c, taskhive.WithCapacity(4))
+	tw.Handle("go.Charge", func(ctx context.Context, j *taskhive.Job) taskhive.Outcome {
+		var args struct {
+			SwarmID int               `json:"swarm_id"`
+			Params  map[string]string `json:"params"`
+		}
+		if err := json.Unmarshal(j.Args, &args); err != nil {
+			return taskhive.FailNoRetry(err)
+		}
+		res, _ := json.Marshal(map[string]string{
+			"request_context": fmt.Sprintf("swarm %d sc_mc=%s", args.SwarmID, args.Params["sc_mc"]),
+		})
+		return taskhive.Done(res)
+	})
+	tw.start(t)
+
+	job := `{"name":"go_load","host":"http://127.0.0.1:9","run_n":3,"n_swarm":2,
+	         "tasks":[{"task_class":"go.Charge"}]}`
+	if code, body := post(t, srv.Addr, "/job", job); code != 200 || string(body) != "Job saved" {
+		t.Fatalf("/job: %d %s", code, body)
+	}
+	code, body := post(t, srv.Addr, "/exec", `{"name":"go_load","params":{"sc_mc":"mc"}}`)
+	if code != 200 {
+		t.Fatalf("/exec: %d %s", code, body)
+	}
+	var report struct {
+		Tasks map[string]struct {
+			NTask      int `json:"n_task"`
+			NSuccess   int `json:"n_success"`
+			Executions []struct {
+				RequestContext string `json:"request_context"`
+			} `json:"executions"`
+		} `json:"tasks"`
+	}
+	if err := json.Unmarshal(body, &report); err != nil {
+		t.Fatal(err)
+	}
+	task := report.Tasks["go.Charge"]
+	if task.NTask != 6 || task.NSuccess != 6 {
+		t.Fatalf("n_task %d n_success %d: %s", task.NTask, task.NSuccess, body)
+	}
+	seen := map[string]bool{}
+	for _, e := range task.Executions {
+		seen[e.RequestContext] = true
+	}
+	if !seen["swarm 1 sc_mc=mc"] || !seen["swarm 2 sc_mc=mc"] || len(seen) != 2 {
+		t.Fatalf("request contexts %v", seen)
+	}
+}
