@@ -55,6 +55,15 @@ func TestGoTaskClassRunsInsideAnExec(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("/exec: %d %s", code, body)
 	}
+	// The same through the client's gRPC calls, with progress events.
+	jobs, err := c.LoadJobs(ctxT(t))
+	if err != nil || len(jobs) != 1 || jobs["go_load"] == nil {
+		t.Fatalf("LoadJobs: %v %v", jobs, err)
+	}
+	viaClient, err := c.ExecLoadJob(ctxT(t), "go_load", map[string]string{"sc_mc": "mc"}, nil)
+	if err != nil || !strings.Contains(string(viaClient), `"n_task":6`) {
+		t.Fatalf("ExecLoadJob: %s %v", viaClient, err)
+	}
 	var report struct {
 		Tasks map[string]struct {
 			NTask      int `json:"n_task"`

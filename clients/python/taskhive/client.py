@@ -16,6 +16,8 @@ from taskhive._types import (
     submit_request,
 )
 from taskhive.errors import from_rpc_error
+from taskhive.v1 import load_pb2 as load_pb
+from taskhive.v1 import load_pb2_grpc as load_grpc
 from taskhive.v1 import scheduler_pb2 as pb
 from taskhive.v1 import scheduler_pb2_grpc as pb_grpc
 
@@ -49,6 +51,7 @@ class Client:
         self._own_channel = channel is None
         self._channel: grpc.Channel = channel or grpc.insecure_channel(self.addr, options=options)
         self._stub = pb_grpc.SchedulerStub(self._channel)
+        self._load = load_grpc.LoadRunnerStub(self._channel)
         self._timeout = rpc_timeout
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -184,6 +187,55 @@ class Client:
         reqs = (pb.DumpedJob(job=j.to_proto()) for j in jobs)
         try:
             return self._stub.Load(reqs).loaded
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    # -- load runner ---------------------------------------------------------------------------
+
+    def load_save(self, job: Union[str, dict]) -> dict:
+        """Saves (or replaces, by name) a Beetle load job given as JSON text or a dict; returns
+        it as stored, with defaults and inherited hosts filled in."""
+        import json
+
+        text = job if isinstance(job, str) else json.dumps(job)
+        saved = self._call(self._load.SaveLoadJob, load_pb.SaveLoadJobRequest(job_json=text))
+        return json.loads(saved.json)
+
+    def load_jobs(self) -> dict:
+        """Every saved load job, keyed by name (Beetle's ``/jobs``)."""
+        import json
+
+        resp = self._call(self._load.ListLoadJobs, load_pb.ListLoadJobsRequest())
+        return {j.name: json.loads(j.json) for j in resp.jobs}
+
+    def load_exec(
+        self,
+        name: str,
+        params: Optional[dict] = None,
+        *,
+        max_failure_count: int = 0,
+        error_400_on_threshold_exceeded: bool = False,
+    ) -> Iterator[Union[load_pb.ExecProgress, dict]]:
+        """Runs a saved load job: yields progress events (about once a second) while it runs,
+        then the JobExec report as a dict (Beetle's JSON, keys in its order).
+
+        :raises AbortedError: another execution is running.
+        """
+        import json
+
+        req = load_pb.ExecRequest(
+            name=name,
+            params=params or {},
+            max_failure_count=max_failure_count,
+            error_400_on_threshold_exceeded=error_400_on_threshold_exceeded,
+        )
+        try:
+            for ev in self._load.Exec(req):
+                kind = ev.WhichOneof("event")
+                if kind == "progress":
+                    yield ev.progress
+                elif kind == "finished":
+                    yield json.loads(ev.finished.json)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 

@@ -94,3 +94,27 @@ def test_load_task_worker_example_smoke(server):
         proc.kill()
         proc.wait()
         target.shutdown()
+
+
+def test_client_saves_lists_and_execs_load_jobs_with_progress(server):
+    client = taskhive.Client(server.addr)
+    w = taskhive.Worker(server.addr, capacity=2)
+
+    @w.task("py.Slow")
+    def slow(job: taskhive.Job) -> Done:
+        return Done(b"ctx")
+
+    with running(w):
+        saved = client.load_save(
+            {"name": "slow", "host": "http://127.0.0.1:9", "run_for_sec": 2,
+             "tasks": [{"task_class": "py.Slow", "sleep_min_msec": 10, "sleep_max_msec": 20}]}
+        )
+        assert list(saved) == ["name", "host", "tasks", "run_for_sec", "run_n", "n_swarm"]
+        assert saved["tasks"][0]["host"] == "http://127.0.0.1:9"
+        assert list(client.load_jobs()) == ["slow"]
+        events = list(client.load_exec("slow", {"k": "v"}))
+        progress, report = events[:-1], events[-1]
+        assert progress, "progress events arrive while the run goes on"
+        assert all(p.name == "slow" for p in progress)
+        assert report["params"] == {"k": "v"}
+        assert report["tasks"]["py.Slow"]["n_task"] > 0

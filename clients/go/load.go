@@ -1,0 +1,62 @@
+package taskhive
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+
+	pb "github.com/taskhive/taskhive/clients/go/taskhivepb"
+)
+
+// SaveLoadJob saves (or replaces, by name) a Beetle load job given as JSON and returns it as
+// stored, with defaults and inherited hosts filled in (Beetle's key order).
+func (c *Client) SaveLoadJob(ctx context.Context, jobJSON string) (json.RawMessage, error) {
+	r, err := pb.NewLoadRunnerClient(c.conn).SaveLoadJob(ctx,
+		&pb.SaveLoadJobRequest{Input: &pb.SaveLoadJobRequest_JobJson{JobJson: jobJSON}})
+	if err != nil {
+		return nil, wrap(err, "save load job")
+	}
+	return json.RawMessage(r.GetJson()), nil
+}
+
+// LoadJobs returns every saved load job, keyed by name (Beetle's /jobs).
+func (c *Client) LoadJobs(ctx context.Context) (map[string]json.RawMessage, error) {
+	r, err := pb.NewLoadRunnerClient(c.conn).ListLoadJobs(ctx, &pb.ListLoadJobsRequest{})
+	if err != nil {
+		return nil, wrap(err, "list load jobs")
+	}
+	out := make(map[string]json.RawMessage, len(r.GetJobs()))
+	for _, j := range r.GetJobs() {
+		out[j.GetName()] = json.RawMessage(j.GetJson())
+	}
+	return out, nil
+}
+
+// ExecLoadJob runs a saved load job: progress is called about once a second while it runs
+// (may be nil), and the JobExec report (Beetle's JSON) is returned at the end. Another
+// execution running makes it fail with codes.Aborted.
+func (c *Client) ExecLoadJob(ctx context.Context, name string, params map[string]string,
+	progress func(*pb.ExecProgress)) (json.RawMessage, error) {
+	stream, err := pb.NewLoadRunnerClient(c.conn).Exec(ctx, &pb.ExecRequest{Name: name, Params: params})
+	if err != nil {
+		return nil, wrap(err, "exec %s", name)
+	}
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil, wrap(errors.New("stream ended without a report"), "exec %s", name)
+		}
+		if err != nil {
+			return nil, wrap(err, "exec %s", name)
+		}
+		switch e := ev.GetEvent().(type) {
+		case *pb.ExecEvent_Progress:
+			if progress != nil {
+				progress(e.Progress)
+			}
+		case *pb.ExecEvent_Finished:
+			return json.RawMessage(e.Finished.GetJson()), nil
+		}
+	}
+}
