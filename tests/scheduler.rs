@@ -181,8 +181,10 @@ async fn fail_retries_with_backoff_then_dead_then_retry_dead() {
                 t.elapsed()
             );
         }
+        // Measured from before the report: the server starts the backoff when it applies it.
+        let sent = Instant::now();
         w.fail(j.lease_id, "boom").await;
-        last_fail = Some(Instant::now());
+        last_fail = Some(sent);
     }
     let st = task_status(&mut c, "f").await;
     assert_eq!((st.dead, st.pending, st.scheduled), (1, 0, 0));
@@ -810,4 +812,27 @@ async fn a_later_hello_with_capacity_zero_pauses_the_worker() {
         .unwrap()
         .into_inner();
     assert_eq!(b.attempts, 0);
+}
+
+#[tokio::test]
+async fn run_job_with_a_retry_policy_waits_through_retries() {
+    let s = TestServer::start().await;
+    let mut w = s.worker(&["rr"], 1).await;
+    let mut c = s.client().await;
+    let call = tokio::spawn(async move {
+        let mut r = job("rr", "x");
+        r.retry = Some(pb::RetryPolicy {
+            max_attempts: 3,
+            backoff_base_ms: 10,
+            backoff_max_ms: 20,
+        });
+        c.run_job(r).await
+    });
+    let j = w.next_job().await;
+    w.fail(j.lease_id, "first try").await;
+    let j = w.next_job().await;
+    assert_eq!(j.attempts, 1);
+    w.done(j.lease_id, b"second try").await;
+    let r = within(10, call).await.unwrap().unwrap().into_inner();
+    assert_eq!(&r.result[..], b"second try");
 }

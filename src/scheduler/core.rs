@@ -1002,8 +1002,11 @@ impl Core {
             self.enqueue(id, now);
             self.persist_reschedule(id);
         }
-        let finished = self.finished(id, Err(error));
-        self.effects.push(finished);
+        // RunJob callers and watchers hear of a failure only once no retry follows.
+        if dead {
+            let finished = self.finished(id, Err(error));
+            self.effects.push(finished);
+        }
     }
 
     fn finished(&self, id: JobId, result: Result<Bytes, String>) -> Effect {
