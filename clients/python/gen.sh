@@ -28,4 +28,4 @@ trap 'rm -rf "$out"' EXIT
 for f in "$out"/taskhive/v1/*_pb2*.py*; do
   cp "$f" "$here/taskhive/v1/$(basename "$f")"
 done
-echo "generated taskhive/v1/scheduler_pb2.py, scheduler_pb2.pyi, scheduler_pb2_grpc.py (grpcio-tools $tools_version)"
+echo "generated taskhive/v1/*_pb2*.py* (grpcio-tools $tools_version)"

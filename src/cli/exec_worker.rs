@@ -309,7 +309,7 @@ async fn run_job(args: &RunArgs, argv: &[String], job: pb::Job, link: &Link) -> 
             _ = ticker.tick() => {
                 link.send(In::Heartbeat(pb::HeartbeatRequest { lease_ids: vec![job.lease_id] })).await;
             }
-            _ = sleep_until_opt(deadline) => break true,
+            _ = crate::scheduler::clock::sleep_until_opt(deadline) => break true,
         }
     };
     let ended = if timed_out {
@@ -366,13 +366,6 @@ async fn terminate(child: &mut tokio::process::Child) {
         .is_err()
     {
         let _ = child.kill().await;
-    }
-}
-
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -493,7 +493,7 @@ impl Actor {
                         }
                     }
                 }
-                _ = sleep_until_opt(wake) => {}
+                _ = super::clock::sleep_until_opt(wake) => {}
             }
             let now = self.clock.now_ms();
             self.core.tick(now);
@@ -738,12 +738,5 @@ impl Actor {
                 }
             }
         }
-    }
-}
-
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

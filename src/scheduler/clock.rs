@@ -49,3 +49,11 @@ impl Clock {
         }
     }
 }
+
+/// Sleeps until `at`, or for ever when there is nothing to wait for.
+pub async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
