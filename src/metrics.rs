@@ -1,9 +1,9 @@
-//! Prometheus metrics: counters and histograms fed by the scheduler's observations, gauges
-//! read from Status at scrape time, and process figures.
+//! Prometheus metrics: counters and histograms fed by the scheduler's observations and by
+//! the load runner's samples, gauges read from Status at scrape time, and process figures.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::scheduler::core::{Observation, TaskStatus};
@@ -22,6 +22,65 @@ pub struct Metrics {
     jobs: IntGaugeVec,
     workers: IntGaugeVec,
     workers_total: IntGauge,
+    load: LoadMetrics,
+}
+
+/// The load runner's metrics.
+struct LoadMetrics {
+    tasks: IntCounterVec,
+    task_time: HistogramVec,
+    execs_started: IntCounter,
+    execs_finished: IntCounterVec,
+    running: IntGauge,
+    rate: Gauge,
+}
+
+/// One execution's handles on the per-class series, resolved once so that recording a
+/// sample costs no label look-up.
+pub struct ExecMetrics {
+    per_task: Vec<TaskSeries>,
+    running: IntGauge,
+    rate: Gauge,
+    started: IntCounter,
+    finished: IntCounterVec,
+}
+
+struct TaskSeries {
+    success: IntCounter,
+    fail: IntCounter,
+    time: Histogram,
+}
+
+impl ExecMetrics {
+    /// Records one finished load task (`task` indexes the job's task list).
+    pub fn sample(&self, task: usize, is_success: bool, elapsed_usec: u64) {
+        if let Some(t) = self.per_task.get(task) {
+            if is_success {
+                t.success.inc()
+            } else {
+                t.fail.inc()
+            }
+            t.time.observe(elapsed_usec as f64 / 1e6);
+        }
+    }
+
+    /// The execution holds the runner's slot: counts it as started and running.
+    pub fn started(&self) {
+        self.started.inc();
+        self.running.set(1);
+    }
+
+    /// Sets the current rate (tasks finished per second over the last progress interval).
+    pub fn rate(&self, per_sec: f64) {
+        self.rate.set(per_sec);
+    }
+
+    /// The execution is over: `result` is `ok`, `threshold_exceeded` or `aborted`.
+    pub fn finished(&self, result: &str) {
+        self.running.set(0);
+        self.rate.set(0.0);
+        self.finished.with_label_values(&[result]).inc();
+    }
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounterVec {
@@ -73,7 +132,9 @@ impl Metrics {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))
         .expect("unique metric");
+        let load = LoadMetrics::new(&r);
         Metrics {
+            load,
             submitted: counter(&r, "taskhive_jobs_submitted_total", "Jobs submitted"),
             done: counter(&r, "taskhive_jobs_done_total", "Jobs finished with done"),
             failed: counter(
@@ -106,6 +167,25 @@ impl Metrics {
             workers,
             workers_total,
             registry: r,
+        }
+    }
+
+    /// Handles for one load execution over `classes` (the job's task classes, in order).
+    pub fn load_exec(&self, classes: &[&str]) -> ExecMetrics {
+        let l = &self.load;
+        ExecMetrics {
+            per_task: classes
+                .iter()
+                .map(|c| TaskSeries {
+                    success: l.tasks.with_label_values(&[c, "success"]),
+                    fail: l.tasks.with_label_values(&[c, "fail"]),
+                    time: l.task_time.with_label_values(&[c]),
+                })
+                .collect(),
+            running: l.running.clone(),
+            rate: l.rate.clone(),
+            started: l.execs_started.clone(),
+            finished: l.execs_finished.clone(),
         }
     }
 
@@ -160,5 +240,69 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut out)
             .expect("text encoding cannot fail");
         String::from_utf8(out).expect("prometheus text is UTF-8")
+    }
+}
+
+impl LoadMetrics {
+    fn new(r: &Registry) -> Self {
+        let tasks = IntCounterVec::new(
+            Opts::new(
+                "taskhive_load_tasks_total",
+                "Load-exec tasks run, by task class and result",
+            ),
+            &["task_class", "result"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(tasks.clone())).expect("unique metric");
+        let buckets = prometheus::exponential_buckets(0.0001, 2.5, 14).expect("valid buckets");
+        let task_time = HistogramVec::new(
+            HistogramOpts::new(
+                "taskhive_load_task_seconds",
+                "Latency of load-exec tasks, by task class",
+            )
+            .buckets(buckets),
+            &["task_class"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(task_time.clone()))
+            .expect("unique metric");
+        let execs_started = IntCounter::new(
+            "taskhive_load_execs_started_total",
+            "Load executions started",
+        )
+        .expect("valid metric");
+        r.register(Box::new(execs_started.clone()))
+            .expect("unique metric");
+        let execs_finished = IntCounterVec::new(
+            Opts::new(
+                "taskhive_load_execs_finished_total",
+                "Load executions finished, by result (ok, threshold_exceeded, aborted)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(execs_finished.clone()))
+            .expect("unique metric");
+        let running = IntGauge::new(
+            "taskhive_load_exec_running",
+            "1 while a load execution runs",
+        )
+        .expect("valid metric");
+        r.register(Box::new(running.clone()))
+            .expect("unique metric");
+        let rate = Gauge::new(
+            "taskhive_load_tasks_per_second",
+            "The running load execution's tasks finished per second (last second; 0 when idle)",
+        )
+        .expect("valid metric");
+        r.register(Box::new(rate.clone())).expect("unique metric");
+        LoadMetrics {
+            tasks,
+            task_time,
+            execs_started,
+            execs_finished,
+            running,
+            rate,
+        }
     }
 }

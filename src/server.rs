@@ -110,6 +110,7 @@ fn start_load_runner(
     writer: Writer,
     reader: Box<dyn StoreReader>,
     stored_jobs: Vec<(String, String)>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) -> Result<LoadRunner, ServerError> {
     let defs = match &config.load.tasks_file {
         Some(path) => crate::load::tasks_file::load(path)?,
@@ -132,6 +133,7 @@ fn start_load_runner(
         writer,
         reader,
         stored_jobs,
+        metrics,
     }))
 }
 
@@ -166,7 +168,14 @@ pub async fn run(
         reader,
         load_jobs,
     } = start_scheduler(&config, metrics.clone()).await?;
-    let runner = start_load_runner(&config, handle.clone(), writer, reader, load_jobs)?;
+    let runner = start_load_runner(
+        &config,
+        handle.clone(),
+        writer,
+        reader,
+        load_jobs,
+        metrics.clone(),
+    )?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter

@@ -5,6 +5,7 @@ pub mod beetle;
 pub mod error;
 pub mod periodic_api;
 pub mod rpc_json;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -58,6 +59,13 @@ pub fn router(st: AppState) -> Router {
         .route("/status", get(beetle::status).post(beetle::status))
         .route("/quit", get(quit).post(quit))
         .route("/metrics", get(metrics))
+        .route("/ui", get(ui::index))
+        .route("/ui/", get(ui::index))
+        .route("/ui/app.js", get(ui::app_js))
+        .route("/ui/app.css", get(ui::app_css))
+        .route("/ui/vendor/uPlot.iife.min.js", get(ui::uplot_js))
+        .route("/ui/vendor/uPlot.min.css", get(ui::uplot_css))
+        .route("/ui/exec", post(ui::exec))
         .route("/periodic/status/", get(p::bridge_status))
         .route("/periodic/submit/{func}/{job}/", post(p::bridge_submit))
         .route("/periodic/run/{func}/{job}/", post(p::bridge_run))

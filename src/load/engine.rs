@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::job::LoadJob;
 use super::stats::{ExecStats, Sample, Snapshot};
+use crate::metrics::ExecMetrics;
 
 /// What one task run reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +89,7 @@ pub struct Live {
     max_failures: u64,
     report_failures: bool,
     abort: watch::Sender<Option<String>>,
+    metrics: Option<ExecMetrics>,
 }
 
 impl Live {
@@ -105,7 +107,19 @@ impl Live {
             max_failures,
             report_failures,
             abort: watch::channel(None).0,
+            metrics: None,
         }
+    }
+
+    /// Also feeds every sample to the Prometheus series in `m`.
+    pub fn with_metrics(mut self, m: ExecMetrics) -> Live {
+        self.metrics = Some(m);
+        self
+    }
+
+    /// The Prometheus series this run feeds, if any.
+    pub fn metrics(&self) -> Option<&ExecMetrics> {
+        self.metrics.as_ref()
     }
 
     /// Time since the start.
@@ -158,6 +172,9 @@ impl Live {
             );
         }
         let failed = !s.is_success;
+        if let Some(m) = &self.metrics {
+            m.sample(s.task, s.is_success, s.elapsed_usec);
+        }
         let n_fail = {
             let mut st = self.stats.lock().expect("poisoned");
             st.record(s);

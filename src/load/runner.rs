@@ -20,6 +20,7 @@ use super::job::{parse_job, LoadJob, Rules};
 use super::report::{format_time, ExecSummary, JobExec, RunningExec, ServerStatus};
 use super::stats::{ExecStats, Snapshot};
 use crate::config::LoadConfig;
+use crate::metrics::Metrics;
 use crate::scheduler::SchedulerHandle;
 use crate::store::writer::Writer;
 use crate::store::{Op, StoreReader};
@@ -91,6 +92,7 @@ struct Inner {
     save_lock: tokio::sync::Mutex<()>,
     slot: Mutex<Slot>,
     busy: watch::Sender<bool>,
+    metrics: Arc<Metrics>,
 }
 
 /// Cheap, cloneable handle to the load runner.
@@ -113,6 +115,8 @@ pub struct Parts {
     pub reader: Box<dyn StoreReader>,
     /// Saved jobs read from the store: `(name, json)`.
     pub stored_jobs: Vec<(String, String)>,
+    /// Where executions report their samples (`/metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl LoadRunner {
@@ -141,6 +145,7 @@ impl LoadRunner {
                 save_lock: tokio::sync::Mutex::new(()),
                 slot: Mutex::new(Slot::default()),
                 busy: watch::channel(false).0,
+                metrics: p.metrics,
             }),
         }
     }
@@ -261,12 +266,16 @@ impl LoadRunner {
 
         let exec_id = uuid::Uuid::new_v4().to_string();
         let t0 = Utc::now();
-        let live = Arc::new(Live::new(
-            exec_id.clone(),
-            ExecStats::new(job.tasks.len(), i.cfg.max_executions),
-            opts.max_failure_count,
-            opts.report_failures,
-        ));
+        let class_names: Vec<&str> = job.tasks.iter().map(|t| t.task_class.as_str()).collect();
+        let live = Arc::new(
+            Live::new(
+                exec_id.clone(),
+                ExecStats::new(job.tasks.len(), i.cfg.max_executions),
+                opts.max_failure_count,
+                opts.report_failures,
+            )
+            .with_metrics(i.metrics.load_exec(&class_names)),
+        );
         {
             let mut slot = i.slot.lock().expect("poisoned");
             if slot.closed {
@@ -285,6 +294,9 @@ impl LoadRunner {
                 live: live.clone(),
             });
             i.busy.send_replace(true);
+        }
+        if let Some(m) = live.metrics() {
+            m.started();
         }
         tracing::info!(exec = %exec_id, job = %job.name, "load execution started");
 
@@ -447,6 +459,9 @@ impl Run {
                     let rps = if dt > 0.0 { (n - prev_n) as f64 / dt } else { 0.0 };
                     (prev_at, prev_n) = (now, n);
                     let p = self.progress((rps * 100.0).round() / 100.0);
+                    if let Some(m) = self.live.metrics() {
+                        m.rate(p.rps);
+                    }
                     if self.opts.report_progress && now.duration_since(start) >= next_log {
                         next_log += LOG_EVERY;
                         tracing::info!(
@@ -476,6 +491,15 @@ impl Run {
             aborted = report.aborted, "load execution finished"
         );
         self.runner.archive(&report, self.t0).await;
+        if let Some(m) = self.live.metrics() {
+            m.finished(if report.aborted {
+                "aborted"
+            } else if report.threshold_exceeded {
+                "threshold_exceeded"
+            } else {
+                "ok"
+            });
+        }
         {
             let inner = &self.runner.inner;
             let mut slot = inner.slot.lock().expect("poisoned");

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Tests the /ui dashboard in headless Chromium: Debian's chromium driven by playwright-core
+# (installed here only when missing), against a fresh `taskhive serve` on a free port.
+# Writes target/ui-screenshot.png. Exits non-zero on any failure.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+bin="${TASKHIVE_BIN:-$root/target/debug/taskhive}"
+shot="${UI_SCREENSHOT:-$root/target/ui-screenshot.png}"
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "ui: installing chromium (apt-get)"
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -d "$here/node_modules/playwright-core" ]; then
+  (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+tmp="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+"$bin" serve --listen 127.0.0.1:0 --data "$tmp/data" > "$tmp/server.out" 2> "$tmp/server.log" &
+pids+=($!)
+for _ in $(seq 1 300); do grep -q "listening on" "$tmp/server.out" 2>/dev/null && break; sleep 0.1; done
+addr="$(sed -n 's/^listening on //p' "$tmp/server.out" | head -n 1)"
+[ -n "$addr" ] || { echo "ui: server did not start"; cat "$tmp/server.log"; exit 1; }
+
+# A worker whose command always fails, so a job with one attempt lands in the dead set.
+"$bin" run --addr "$addr" -f ui-dead --exec false > "$tmp/worker.log" 2>&1 &
+pids+=($!)
+
+mkdir -p "$(dirname "$shot")"
+if ! TASKHIVE_URL="http://$addr" UI_SCREENSHOT="$shot" node "$here/ui.test.mjs"; then
+  echo "ui: failed; server log:"; tail -n 30 "$tmp/server.log"
+  exit 1
+fi
