@@ -8,11 +8,16 @@ root="$(cd "$here/../.." && pwd)"
 bin="${TASKHIVE_BIN:-$root/target/debug/taskhive}"
 shot="${UI_SCREENSHOT:-$root/target/ui-screenshot.png}"
 
-if [ ! -x /usr/bin/chromium ]; then
-  echo "ui: installing chromium (apt-get)"
+# Debian packages, only those missing (node ≥ 18 is enough for the pinned playwright-core).
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "ui: installing ${missing[*]} (apt-get)"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if [ ! -d "$here/node_modules/playwright-core" ]; then
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
