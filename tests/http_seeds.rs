@@ -343,13 +343,13 @@ async fn seed_job_and_exec_bodies_verbatim() {
         (&json!(10), &json!(0), &json!(1))
     );
     let elapsed = report["elapsed_usec"].as_u64().unwrap();
-    assert!((10_000_000..12_000_000).contains(&elapsed), "{elapsed}");
+    assert!((10_000_000..13_000_000).contains(&elapsed), "{elapsed}");
     let t = &report["tasks"]["BCaaS::ChargeTask"];
     let seed_t = &seed_exec["tasks"]["BCaaS::ChargeTask"];
     assert_eq!(&keys(t)[..16], &keys(seed_t)[..]);
     let n = t["n_task"].as_u64().unwrap();
-    // One task, then a 0.5..1 s sleep, for 10 s.
-    assert!((10..=21).contains(&n), "n_task {n}");
+    // One task, then a 0.5..1 s sleep, for 10 s (the lower bound leaves room for slow commits).
+    assert!((8..=21).contains(&n), "n_task {n}");
     assert_eq!(t["n_success"].as_u64(), Some(n));
     assert_eq!(t["executions"].as_array().unwrap().len() as u64, n);
     assert_eq!(t["executions"][0]["request_context"], "sc_mc: mc");
