@@ -22,6 +22,16 @@ pub struct Config {
     pub periodic: Vec<crate::periodic::Listener>,
     /// Load runner settings.
     pub load: LoadConfig,
+    /// Tokens file (`--auth`); every call needs a token when set.
+    pub auth: Option<PathBuf>,
+    /// TLS, stream and rate limits of the shared port.
+    pub net: crate::net::NetConfig,
+    /// Jobs held at most (pending, scheduled, running and dead); submits past it are refused.
+    pub max_jobs: usize,
+    /// Jobs one task may hold at most.
+    pub max_jobs_per_task: usize,
+    /// Workers one task may have registered at most.
+    pub max_workers_per_task: usize,
 }
 
 /// Load runner settings (`serve --tasks`, `--archive-dir`, ...).
@@ -41,6 +51,8 @@ pub struct LoadConfig {
     pub remote_timeout_ms: u32,
     /// Time limit of a webhook POST.
     pub webhook_timeout: std::time::Duration,
+    /// Where built-in HTTP tasks and webhooks may send traffic.
+    pub allow: crate::load::allow::Allow,
 }
 
 impl Default for LoadConfig {
@@ -53,6 +65,7 @@ impl Default for LoadConfig {
             max_archived: 1_000,
             remote_timeout_ms: 30_000,
             webhook_timeout: std::time::Duration::from_secs(30),
+            allow: crate::load::allow::Allow::Any,
         }
     }
 }
@@ -68,6 +81,19 @@ pub struct Limits {
     pub default_retry: RetryPolicy,
     /// How far ahead a job may be scheduled.
     pub max_schedule_ahead_ms: i64,
+    /// Largest gRPC message or HTTP body, either way; 0 = the payload limit plus 64 KiB.
+    pub max_message_bytes: usize,
+}
+
+impl Limits {
+    /// The message and body size limit in force.
+    pub fn message_limit(&self) -> usize {
+        if self.max_message_bytes == 0 {
+            self.max_args_bytes + 64 * 1024
+        } else {
+            self.max_message_bytes
+        }
+    }
 }
 
 impl Default for Limits {
@@ -77,6 +103,7 @@ impl Default for Limits {
             default_timeout_ms: 600_000,
             default_retry: RetryPolicy::default(),
             max_schedule_ahead_ms: 10 * 366 * 24 * 3600 * 1000,
+            max_message_bytes: 0,
         }
     }
 }
@@ -92,6 +119,11 @@ impl Config {
             shutdown_grace: std::time::Duration::from_secs(5),
             periodic: Vec::new(),
             load: LoadConfig::default(),
+            auth: None,
+            net: crate::net::NetConfig::default(),
+            max_jobs: 5_000_000,
+            max_jobs_per_task: 1_000_000,
+            max_workers_per_task: 10_000,
         }
     }
 }

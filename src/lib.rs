@@ -4,11 +4,13 @@
 //! tested in-process. See ARCHITECTURE.md for the map.
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod load;
 pub mod metrics;
+pub mod net;
 pub mod pb;
 pub mod periodic;
 pub mod rpc;

@@ -30,6 +30,9 @@ fn main() -> std::process::ExitCode {
             Command::Run(args) => cli::exec_worker::run(args)
                 .await
                 .map(|()| std::process::ExitCode::SUCCESS),
+            Command::Auth { action } => {
+                cli::auth_command(action).map(|()| std::process::ExitCode::SUCCESS)
+            }
             Command::Bench(args) => cli::bench::run(args)
                 .await
                 .map(|()| std::process::ExitCode::SUCCESS),

@@ -35,6 +35,15 @@ pub enum ServerError {
     /// Load runner set-up failed (tasks file, archive directory).
     #[error("load runner: {0}")]
     Load(#[from] crate::load::Error),
+    /// The tokens file could not be read.
+    #[error("--auth {0}")]
+    Auth(#[from] crate::auth::Error),
+    /// TLS could not be set up.
+    #[error("{0}")]
+    Tls(#[from] crate::net::Error),
+    /// The flags contradict each other.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// What start-up hands to the faces: the scheduler, and the store's parts the load runner uses.
@@ -81,6 +90,9 @@ pub async fn start_scheduler(
     let mut core = Core::new(
         CoreConfig {
             max_dead: config.max_dead,
+            max_jobs: config.max_jobs,
+            max_jobs_per_task: config.max_jobs_per_task,
+            max_workers_per_task: config.max_workers_per_task,
             ..CoreConfig::default()
         },
         now as u64,
@@ -159,6 +171,35 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let addr: SocketAddr = listener.local_addr()?;
+    // Fail on bad security settings before anything is opened or served.
+    let tokens = match &config.auth {
+        Some(path) => {
+            let t = crate::auth::Tokens::load(path)?;
+            tracing::info!(tokens = t.len(), file = %path.display(), "auth on");
+            Some(std::sync::Arc::new(t))
+        }
+        None => None,
+    };
+    // The Periodic binary protocol has no token field, so with auth on only unix sockets
+    // (guarded by file permissions) may carry it; a TCP listener would bypass the tokens.
+    if tokens.is_some() {
+        if let Some(l) = config
+            .periodic
+            .iter()
+            .find(|l| matches!(l, crate::periodic::Listener::Tcp(_)))
+        {
+            return Err(ServerError::Config(format!(
+                "--periodic-listen {}: the Periodic protocol carries no token, so with --auth only unix:// listeners are allowed",
+                l.describe()
+            )));
+        }
+    }
+    let tls = config
+        .net
+        .tls
+        .as_ref()
+        .map(crate::net::acceptor)
+        .transpose()?;
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
     let Started {
         handle,
@@ -193,11 +234,14 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let service = SchedulerService::new(handle.clone(), config.limits.clone());
+    let max_message = config.limits.message_limit();
     let scheduler = pb::scheduler_server::SchedulerServer::new(service.clone())
-        .max_decoding_message_size(config.limits.max_args_bytes + 64 * 1024);
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
     let load_service = LoadRunnerService::new(runner.clone());
     let load_runner = pb::load_runner_server::LoadRunnerServer::new(load_service.clone())
-        .max_decoding_message_size(config.limits.max_args_bytes + 64 * 1024);
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
     let grpc = tonic::service::Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -225,9 +269,12 @@ pub async fn run(
         load: runner.clone(),
         load_service,
     });
-    let app = one_port(grpc, http);
+    let mut app = one_port(grpc, http);
+    if let Some(tokens) = tokens {
+        app = app.layer(crate::auth::AuthLayer::new(tokens));
+    }
 
-    tracing::info!(%addr, "taskhive serving");
+    tracing::info!(%addr, tls = tls.is_some(), "taskhive serving");
     // On shutdown (signal or /quit): stop accepting, end worker streams (their jobs go back
     // to pending), let in-flight calls finish within the grace period, then stop regardless.
     let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -251,12 +298,7 @@ pub async fn run(
             stopping.notify_one();
         }
     };
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|conn| {
-        // Replies are small and latency-bound.
-        let _ = conn.set_nodelay(true);
-    });
-    let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let serve = crate::net::serve(listener, app, config.net.clone(), tls, signal);
     tokio::select! {
         r = serve => r?,
         _ = async { stopping.notified().await; tokio::time::sleep(grace).await } => {

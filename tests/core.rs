@@ -44,7 +44,7 @@ fn assigned(effects: &[Effect]) -> Vec<(WorkerId, JobView)> {
 fn due_job_goes_to_a_worker_with_credit_and_done_removes_it() {
     let mut c = core();
     let w = c.register_worker(None, &["t".into()], 1, true, T0).unwrap();
-    let r = c.submit(spec("t", "a", T0), T0);
+    let r = c.submit(spec("t", "a", T0), T0).unwrap();
     c.take_effects();
     c.tick(T0);
     let a = assigned(&c.take_effects());
@@ -78,7 +78,8 @@ fn timers_fire_at_their_time_not_before() {
     c.register_worker(None, &["t".into()], 100, true, T0)
         .unwrap();
     for i in 0..50 {
-        c.submit(spec("t", &format!("j{i}"), T0 + 1000 - i * 10), T0);
+        c.submit(spec("t", &format!("j{i}"), T0 + 1000 - i * 10), T0)
+            .unwrap();
     }
     c.take_effects();
     assert_eq!(c.next_wakeup(), Some(T0 + 1000 - 49 * 10));
@@ -102,7 +103,7 @@ fn timers_fire_at_their_time_not_before() {
 fn lease_expiry_counts_an_attempt_and_stale_reports_fail() {
     let mut c = core();
     c.register_worker(None, &["t".into()], 1, true, T0).unwrap();
-    c.submit(spec("t", "a", T0), T0);
+    c.submit(spec("t", "a", T0), T0).unwrap();
     c.tick(T0);
     let first = assigned(&c.take_effects())[0].1.lease.unwrap();
     c.tick(T0 + 999);
@@ -128,7 +129,7 @@ fn lease_expiry_counts_an_attempt_and_stale_reports_fail() {
 fn failures_back_off_then_go_dead() {
     let mut c = core();
     c.register_worker(None, &["t".into()], 1, true, T0).unwrap();
-    c.submit(spec("t", "a", T0), T0);
+    c.submit(spec("t", "a", T0), T0).unwrap();
     let mut now = T0;
     for attempt in 1..=3u32 {
         c.tick(now);
@@ -176,7 +177,7 @@ fn worker_gone_requeues_at_once_and_capacity_holds() {
     let mut c = core();
     let w1 = c.register_worker(None, &["t".into()], 2, true, T0).unwrap();
     for i in 0..5 {
-        c.submit(spec("t", &format!("{i}"), T0), T0);
+        c.submit(spec("t", &format!("{i}"), T0), T0).unwrap();
     }
     c.tick(T0);
     assert_eq!(assigned(&c.take_effects()).len(), 2);
@@ -200,7 +201,7 @@ fn unattached_registrations_expire() {
         .register_worker(None, &["t".into()], 1, false, T0)
         .unwrap();
     assert!(c.has_worker("t"));
-    c.submit(spec("t", "a", T0), T0);
+    c.submit(spec("t", "a", T0), T0).unwrap();
     c.tick(T0);
     assert!(assigned(&c.take_effects()).is_empty(), "no stream yet");
     c.tick(T0 + CoreConfig::default().unattached_worker_ttl_ms);
@@ -212,8 +213,8 @@ fn unattached_registrations_expire() {
 fn removing_a_running_job_rejects_its_report_but_frees_the_credit() {
     let mut c = core();
     c.register_worker(None, &["t".into()], 1, true, T0).unwrap();
-    let a = c.submit(spec("t", "a", T0), T0);
-    c.submit(spec("t", "b", T0 + 1), T0);
+    let a = c.submit(spec("t", "a", T0), T0).unwrap();
+    c.submit(spec("t", "b", T0 + 1), T0).unwrap();
     c.tick(T0 + 1);
     let lease = assigned(&c.take_effects())[0].1.lease.unwrap();
     c.remove(&JobKey::Id(a.id)).unwrap();
@@ -250,7 +251,8 @@ fn random_operations_keep_core_and_store_in_agreement() {
                 0..=2 => {
                     let name = format!("j{}", rng.random_range(0..40));
                     let at = now + rng.random_range(-100..300);
-                    c.submit(spec(["a", "b"][rng.random_range(0..2)], &name, at), now);
+                    c.submit(spec(["a", "b"][rng.random_range(0..2)], &name, at), now)
+                        .unwrap();
                 }
                 3 if workers.len() < 4 => {
                     let cap = rng.random_range(1..4);
@@ -332,7 +334,7 @@ fn locks_hold_at_most_count_jobs_and_waiters_run_when_released() {
     c.register_worker(None, &["t".into()], 10, true, T0)
         .unwrap();
     for i in 0..4 {
-        c.submit(spec("t", &format!("{i}"), T0), T0);
+        c.submit(spec("t", &format!("{i}"), T0), T0).unwrap();
     }
     c.tick(T0);
     let leases: Vec<LeaseId> = assigned(&c.take_effects())

@@ -3,8 +3,8 @@
 use std::io::{IsTerminal, Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::conn::AuthChannel;
 use prost::Message;
-use tonic::transport::Channel;
 
 use super::{Command, Conn, SubmitArgs};
 use crate::pb::{self, scheduler_client::SchedulerClient};
@@ -12,21 +12,12 @@ use crate::pb::{self, scheduler_client::SchedulerClient};
 /// Errors of a client command, printed by `main`.
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-/// A channel to the server named by `--addr` / `TASKHIVE_ADDR`.
-pub async fn channel(conn: &Conn) -> Result<Channel, Box<dyn std::error::Error + Send + Sync>> {
-    let url = if conn.addr.contains("://") {
-        conn.addr.clone()
-    } else {
-        format!("http://{}", conn.addr)
-    };
-    let endpoint = Channel::from_shared(url).map_err(|e| format!("--addr {:?}: {e}", conn.addr))?;
-    Ok(endpoint.connect().await?)
-}
+pub use super::conn::channel;
 
 /// Connects to the server named by `--addr` / `TASKHIVE_ADDR`.
 pub async fn connect(
     conn: &Conn,
-) -> Result<SchedulerClient<Channel>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<SchedulerClient<AuthChannel>, Box<dyn std::error::Error + Send + Sync>> {
     Ok(SchedulerClient::new(channel(conn).await?).max_decoding_message_size(64 << 20))
 }
 
@@ -170,7 +161,9 @@ pub async fn run(cmd: Command) -> CliResult {
         Command::Load { .. } => Err(
             "load: give a FILE written by `dump`, or a load runner subcommand (see --help)".into(),
         ),
-        Command::Serve(_) | Command::Run(_) | Command::Bench(_) => unreachable!("handled by main"),
+        Command::Serve(_) | Command::Run(_) | Command::Bench(_) | Command::Auth { .. } => {
+            unreachable!("handled by main")
+        }
     }
 }
 

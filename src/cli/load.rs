@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::conn::AuthChannel;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use tonic::transport::Channel;
 
 use super::commands::{channel, CliResult};
 use super::Conn;
@@ -112,7 +112,7 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 
 async fn client(
     conn: &Conn,
-) -> Result<LoadRunnerClient<Channel>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<LoadRunnerClient<AuthChannel>, Box<dyn std::error::Error + Send + Sync>> {
     Ok(LoadRunnerClient::new(channel(conn).await?).max_decoding_message_size(256 << 20))
 }
 

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod commands;
+pub mod conn;
 pub mod exec_worker;
 pub mod load;
 
@@ -26,6 +27,12 @@ pub struct Conn {
     /// Server address (host:port or http://host:port).
     #[arg(long, env = "TASKHIVE_ADDR", default_value = "127.0.0.1:5000")]
     pub addr: String,
+    /// Bearer token, for a server started with --auth.
+    #[arg(long, env = "TASKHIVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate (PEM) to verify a TLS server with; implies https.
+    #[arg(long, env = "TASKHIVE_CA")]
+    pub ca: Option<PathBuf>,
 }
 
 /// Every subcommand.
@@ -121,6 +128,39 @@ pub enum Command {
     Run(exec_worker::RunArgs),
     /// Measure throughput and latency (submit, e2e, dispatch).
     Bench(bench::BenchArgs),
+    /// Make tokens-file lines for `serve --auth`.
+    Auth {
+        /// hash or add.
+        #[command(subcommand)]
+        action: AuthCommand,
+    },
+}
+
+/// `taskhive auth` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum AuthCommand {
+    /// Print the tokens-file line for TOKEN (its SHA-256; the token itself is not stored).
+    Hash {
+        /// The token.
+        token: String,
+        /// Role: client, worker or admin.
+        #[arg(long, default_value = "client", value_parser = ["client", "worker", "admin"])]
+        role: String,
+        /// A label shown in logs.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Make a random token, append its line to FILE, print the token (shown only once).
+    Add {
+        /// The tokens file (created when missing, mode 0600).
+        file: PathBuf,
+        /// Role: client, worker or admin.
+        #[arg(long, value_parser = ["client", "worker", "admin"])]
+        role: String,
+        /// A label shown in logs.
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 /// `taskhive serve` flags.
@@ -168,6 +208,43 @@ pub struct ServeArgs {
     /// Load runner: how long a worker may take on a remote task run (e.g. 30s).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub remote_timeout: Duration,
+    /// Tokens file (lines `ROLE SHA256-HEX [NAME]`); every call then needs a token.
+    #[arg(long, env = "TASKHIVE_AUTH")]
+    pub auth: Option<PathBuf>,
+    /// TLS certificate chain (PEM) for the gRPC/HTTP port.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Where built-in HTTP load tasks may send traffic: comma list of host, host:port,
+    /// address or CIDR, or * (default: any host without --auth, loopback only with it).
+    #[arg(long, value_parser = crate::load::allow::Allow::parse)]
+    pub load_allow: Option<crate::load::allow::Allow>,
+    /// Largest gRPC message or HTTP body in bytes (0: --max-args-bytes + 64 KiB).
+    #[arg(long, default_value_t = 0)]
+    pub max_message_bytes: usize,
+    /// Jobs the server holds at most (dead ones included); new submits past it are refused.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub max_jobs: usize,
+    /// Jobs one task holds at most (dead ones included).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_jobs_per_task: usize,
+    /// Workers one task may have registered at most.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_workers_per_task: usize,
+    /// Concurrent HTTP/2 streams (calls) per connection.
+    #[arg(long, default_value_t = 1024)]
+    pub max_concurrent_streams: u32,
+    /// Requests per second per connection (gRPC calls and HTTP requests); 0 = no limit.
+    #[arg(long, default_value_t = 0)]
+    pub rate_limit: u32,
+    /// Requests a connection may burst above --rate-limit (default: one second's worth).
+    #[arg(long, default_value_t = 0)]
+    pub rate_burst: u32,
 }
 
 /// `taskhive submit` flags.
@@ -217,7 +294,59 @@ pub fn serve_config(a: &ServeArgs) -> crate::config::Config {
     c.load.max_swarms = a.max_swarms;
     c.load.max_archived = a.max_archived;
     c.load.remote_timeout_ms = a.remote_timeout.as_millis().clamp(1, u32::MAX as u128) as u32;
+    c.auth = a.auth.clone();
+    // With auth on, a client token must not be able to aim traffic anywhere by default.
+    c.load.allow = match (&a.load_allow, &a.auth) {
+        (Some(allow), _) => allow.clone(),
+        (None, Some(_)) => crate::load::allow::Allow::loopback(),
+        (None, None) => crate::load::allow::Allow::Any,
+    };
+    c.net.tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::net::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: a.tls_client_ca.clone(),
+        }),
+        _ => None,
+    };
+    c.limits.max_message_bytes = a.max_message_bytes;
+    c.max_jobs = a.max_jobs;
+    c.max_jobs_per_task = a.max_jobs_per_task;
+    c.max_workers_per_task = a.max_workers_per_task;
+    c.net.max_concurrent_streams = a.max_concurrent_streams;
+    c.net.rate_per_sec = a.rate_limit;
+    c.net.rate_burst = a.rate_burst;
     c
+}
+
+/// Runs `taskhive auth hash|add`.
+pub fn auth_command(cmd: AuthCommand) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use std::io::Write;
+    let line = |role: &str, token: &str, name: &Option<String>| {
+        let hash = crate::auth::hash_hex(token);
+        match name {
+            Some(n) => format!("{role} {hash} {n}"),
+            None => format!("{role} {hash}"),
+        }
+    };
+    match cmd {
+        AuthCommand::Hash { token, role, name } => println!("{}", line(&role, &token, &name)),
+        AuthCommand::Add { file, role, name } => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let token = crate::auth::new_token();
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&file)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            writeln!(f, "{}", line(&role, &token, &name))?;
+            // Read it back: a line the server would refuse should fail here, not at start-up.
+            crate::auth::Tokens::load(&file)?;
+            println!("{token}");
+        }
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -45,7 +45,7 @@ pub struct AppState {
 /// The HTTP routes.
 pub fn router(st: AppState) -> Router {
     use periodic_api as p;
-    let body_limit = st.limits.max_args_bytes + 64 * 1024;
+    let body_limit = st.limits.message_limit();
     Router::new()
         .route("/taskhive.v1.Scheduler/{method}", post(rpc_json::scheduler))
         .route(

@@ -25,6 +25,9 @@ pub enum Error {
     /// The job cannot run now (a remote task class has no worker).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A target is outside the load-target allow-list (`--load-allow`).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The store could not commit or read; nothing was acknowledged.
     #[error("store unavailable: {0}")]
     Store(String),

@@ -10,6 +10,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::allow::{Allow, GuardedConnector};
 use super::engine::Attempt;
 use super::template::Template;
 
@@ -138,24 +139,25 @@ pub struct HttpReply {
 /// A cloneable HTTP/1 client over one connection pool.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<GuardedConnector, Full<Bytes>>,
 }
 
 impl Default for HttpClient {
     fn default() -> Self {
-        Self::new()
+        Self::new(std::sync::Arc::new(Allow::Any))
     }
 }
 
 impl HttpClient {
-    /// A client with keep-alive connections and Nagle off (latency is what is measured).
-    pub fn new() -> Self {
+    /// A client with keep-alive connections and Nagle off (latency is what is measured),
+    /// connecting only where `allow` permits.
+    pub fn new(allow: std::sync::Arc<Allow>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+            .build(GuardedConnector::new(connector, allow));
         HttpClient { client }
     }
 

@@ -133,11 +133,12 @@ impl LoadRunner {
                 }
             }
         }
+        let http = HttpClient::new(Arc::new(p.cfg.allow.clone()));
         LoadRunner {
             inner: Arc::new(Inner {
                 cfg: p.cfg,
                 catalog: p.catalog,
-                http: HttpClient::new(),
+                http,
                 sched: p.sched,
                 writer: p.writer,
                 reader: Arc::from(p.reader),
@@ -168,6 +169,7 @@ impl LoadRunner {
                 max_swarms: i.cfg.max_swarms,
             },
         )?;
+        self.check_targets(&job).await?;
         let _order = i.save_lock.lock().await;
         i.writer
             .write(vec![Op::SaveLoadJob {
@@ -182,6 +184,23 @@ impl LoadRunner {
             .insert(job.name.clone(), job.clone());
         tracing::info!(job = %job.name, "load job saved");
         Ok(job)
+    }
+
+    /// Refuses a job whose built-in HTTP tasks aim outside the load-target allow-list.
+    async fn check_targets(&self, job: &LoadJob) -> Result<(), Error> {
+        let i = &self.inner;
+        for (n, t) in job.tasks.iter().enumerate() {
+            if !i.catalog.is_http(&t.task_class) {
+                continue;
+            }
+            i.cfg.allow.check(&t.host).await.map_err(|why| {
+                Error::PermissionDenied(format!(
+                    "tasks[{n}] ({}): host {}: {why}",
+                    t.task_class, t.host
+                ))
+            })?;
+        }
+        Ok(())
     }
 
     /// Every saved job, by name.
@@ -250,6 +269,15 @@ impl LoadRunner {
                     ));
                 }
             }
+        }
+        // Checked again at exec: the list or the names' addresses may have changed since the save.
+        self.check_targets(&job).await?;
+        if let Some(url) = &opts.webhook_url {
+            i.cfg
+                .allow
+                .check(&url.to_string())
+                .await
+                .map_err(|why| Error::PermissionDenied(format!("webhook_url {url}: {why}")))?;
         }
         if classes.iter().any(|c| matches!(c, TaskClass::Remote(_))) {
             let remote = i.catalog.remote(&i.sched).await?;

@@ -61,7 +61,7 @@ where
         }
     });
     let (jobs_tx, mut jobs_rx) = mpsc::unbounded_channel();
-    let max_len = face.limits.max_args_bytes + 64 * 1024;
+    let max_len = face.limits.message_limit();
     let mut s = Session {
         face,
         out,

@@ -39,6 +39,7 @@ pub fn load_code_of(e: &crate::load::Error) -> Code {
         L::NotFound(_) => Code::NotFound,
         L::Busy { .. } => Code::Aborted,
         L::FailedPrecondition(_) => Code::FailedPrecondition,
+        L::PermissionDenied(_) => Code::PermissionDenied,
         L::Store(_) | L::ShuttingDown => Code::Unavailable,
     }
 }

@@ -521,7 +521,13 @@ impl Actor {
                     ))));
                     return;
                 }
-                let r = self.core.submit(spec, now);
+                let r = match self.core.submit(spec, now) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                };
                 let rx = wait.then(|| {
                     let (tx, rx) = oneshot::channel();
                     self.waiters.entry(r.id).or_default().push(tx);

@@ -27,6 +27,12 @@ pub struct CoreConfig {
     pub unattached_worker_ttl_ms: i64,
     /// Lock entries older than this are dropped (Periodic's lock-timeout).
     pub lock_timeout_ms: i64,
+    /// Jobs held at most, dead ones included; a submit of a new job past it is refused.
+    pub max_jobs: usize,
+    /// Jobs one task may hold at most, dead ones included.
+    pub max_jobs_per_task: usize,
+    /// Workers one task may have registered at most.
+    pub max_workers_per_task: usize,
 }
 
 impl Default for CoreConfig {
@@ -35,6 +41,9 @@ impl Default for CoreConfig {
             max_dead: 100_000,
             unattached_worker_ttl_ms: 30_000,
             lock_timeout_ms: 300_000,
+            max_jobs: usize::MAX,
+            max_jobs_per_task: usize::MAX,
+            max_workers_per_task: usize::MAX,
         }
     }
 }
@@ -281,8 +290,10 @@ impl Core {
         self.effects.clear();
     }
 
-    /// Submits or replaces a job (by task and name). A running job is left alone.
-    pub fn submit(&mut self, spec: JobSpec, now: Millis) -> SubmitReply {
+    /// Submits or replaces a job (by task and name). A running job is left alone. A new job
+    /// past `max_jobs` or `max_jobs_per_task` is refused before anything changes.
+    pub fn submit(&mut self, spec: JobSpec, now: Millis) -> Result<SubmitReply, Error> {
+        self.check_room(&spec.task, &spec.name)?;
         let tid = self.task_id(&spec.task);
         let task = self.tasks[tid as usize].name.clone();
         self.effects
@@ -290,11 +301,11 @@ impl Core {
         if let Some(&id) = self.tasks[tid as usize].by_name.get(spec.name.as_str()) {
             let phase = self.jobs[&id].phase;
             if let Phase::Running(_) = phase {
-                return SubmitReply {
+                return Ok(SubmitReply {
                     id,
                     replaced: false,
                     running: true,
-                };
+                });
             }
             self.unqueue(id);
             let job = self.jobs.get_mut(&id).expect("indexed job exists");
@@ -308,11 +319,11 @@ impl Core {
             job.last_error = None;
             self.enqueue(id, now);
             self.persist_upsert(id);
-            return SubmitReply {
+            return Ok(SubmitReply {
                 id,
                 replaced: true,
                 running: false,
-            };
+            });
         }
         let id = self.next_job;
         self.next_job += 1;
@@ -332,11 +343,35 @@ impl Core {
         };
         self.insert_record(id, record, now);
         self.persist_upsert(id);
-        SubmitReply {
+        Ok(SubmitReply {
             id,
             replaced: false,
             running: false,
+        })
+    }
+
+    /// Refuses a new job when the store-wide or the task's job limit is reached; replacing
+    /// an existing job is always allowed (it adds nothing).
+    fn check_room(&self, task: &str, name: &str) -> Result<(), Error> {
+        let existing = self.task_ids.get(task).map(|&t| &self.tasks[t as usize]);
+        if existing.is_some_and(|t| t.by_name.contains_key(name)) {
+            return Ok(());
         }
+        if self.jobs.len() >= self.cfg.max_jobs {
+            return Err(Error::ResourceExhausted(format!(
+                "job limit reached: the server holds {} jobs (max-jobs {})",
+                self.jobs.len(),
+                self.cfg.max_jobs
+            )));
+        }
+        let held = existing.map_or(0, |t| t.by_name.len());
+        if held >= self.cfg.max_jobs_per_task {
+            return Err(Error::ResourceExhausted(format!(
+                "job limit reached: task {task} holds {held} jobs (max-jobs-per-task {})",
+                self.cfg.max_jobs_per_task
+            )));
+        }
+        Ok(())
     }
 
     /// Restores a dumped job: replaces by task and name, keeps its counters and dead flag.
@@ -543,6 +578,21 @@ impl Core {
         connected: bool,
         now: Millis,
     ) -> Result<WorkerId, Error> {
+        // Checked before anything changes, so a refused registration leaves no trace.
+        for name in tasks {
+            let Some(&tid) = self.task_ids.get(name.as_str()) else {
+                continue;
+            };
+            let workers = &self.tasks[tid as usize].workers;
+            let already = existing.is_some_and(|w| workers.contains(&w));
+            if !already && workers.len() >= self.cfg.max_workers_per_task {
+                return Err(Error::ResourceExhausted(format!(
+                    "worker limit reached: task {name} has {} workers (max-workers-per-task {})",
+                    workers.len(),
+                    self.cfg.max_workers_per_task
+                )));
+            }
+        }
         let wid = match existing {
             Some(w) => {
                 let worker = self
