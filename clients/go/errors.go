@@ -41,6 +41,17 @@ func IsUnavailable(err error) bool {
 	return status.Code(err) == codes.Unavailable
 }
 
+// IsUnauthenticated reports whether the server (started with --auth) refused
+// the call for a missing or unknown token.
+func IsUnauthenticated(err error) bool {
+	return status.Code(err) == codes.Unauthenticated
+}
+
+// IsPermissionDenied reports whether the token's role may not make the call.
+func IsPermissionDenied(err error) bool {
+	return status.Code(err) == codes.PermissionDenied
+}
+
 // errMessage is the message of the gRPC status wrapped in err.
 func errMessage(err error) string {
 	var gs interface{ GRPCStatus() *status.Status }

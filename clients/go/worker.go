@@ -25,19 +25,19 @@ type HandlerFunc func(ctx context.Context, j *Job) Outcome
 
 // Target is where a Worker gets its connection: a *Client, or an Addr.
 type Target interface {
-	workerClient() (c *Client, owned bool, err error)
+	workerClient(opts []DialOption) (c *Client, owned bool, err error)
 }
 
 // Addr is a server address used as a Worker's Target: the worker dials it
 // when Run starts and closes the connection when Run returns.
 type Addr string
 
-func (a Addr) workerClient() (*Client, bool, error) {
-	c, err := Dial(context.Background(), string(a), WithLazyConnect())
+func (a Addr) workerClient(opts []DialOption) (*Client, bool, error) {
+	c, err := Dial(context.Background(), string(a), append([]DialOption{WithLazyConnect()}, opts...)...)
 	return c, true, err
 }
 
-func (c *Client) workerClient() (*Client, bool, error) { return c, false, nil }
+func (c *Client) workerClient([]DialOption) (*Client, bool, error) { return c, false, nil }
 
 // ErrLeaseLost is the error of a Report whose outcome could not be applied
 // because the job's lease was gone before the outcome reached the server
@@ -62,6 +62,7 @@ type workerConfig struct {
 	logger     *slog.Logger
 	onReport   func(Report)
 	onConnect  func(workerID string)
+	dial       []DialOption
 }
 
 // WorkerOption configures a Worker.
@@ -110,6 +111,13 @@ func WithLogger(l *slog.Logger) WorkerOption {
 // the outcome could not be delivered.
 func WithReportHook(f func(Report)) WorkerOption {
 	return func(c *workerConfig) { c.onReport = f }
+}
+
+// WithDialOptions sets how a worker whose target is an Addr dials it, e.g.
+// WithToken(t) and WithCAFile(f) for a server with --auth and TLS. (A *Client
+// target is used as it was dialled.)
+func WithDialOptions(opts ...DialOption) WorkerOption {
+	return func(c *workerConfig) { c.dial = append(c.dial, opts...) }
 }
 
 // WithConnectHook calls f each time the worker's stream is established and
@@ -225,7 +233,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.target == nil {
 		return wrap(status.Error(codes.InvalidArgument, "no target (a *Client or an Addr)"), "worker")
 	}
-	c, owned, err := w.target.workerClient()
+	c, owned, err := w.target.workerClient(w.cfg.dial)
 	if err != nil {
 		return err
 	}

@@ -26,8 +26,10 @@ from taskhive.errors import (
     JobFailedError,
     NoWorkerError,
     NotFoundError,
+    PermissionDeniedError,
     ResourceExhaustedError,
     TaskhiveError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from taskhive.worker import Worker
@@ -50,12 +52,14 @@ __all__ = [
     "NoWorkerError",
     "NotFoundError",
     "Outcome",
+    "PermissionDeniedError",
     "ResourceExhaustedError",
     "RetryPolicy",
     "SchedLater",
     "Status",
     "TaskStatus",
     "TaskhiveError",
+    "UnauthenticatedError",
     "UnavailableError",
     "Worker",
 ]

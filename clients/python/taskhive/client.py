@@ -15,6 +15,7 @@ from taskhive._types import (
     job_ref,
     submit_request,
 )
+from taskhive._channel import RootCertificates, default_token, sync_channel
 from taskhive.errors import from_rpc_error
 from taskhive.v1 import load_pb2 as load_pb
 from taskhive.v1 import load_pb2_grpc as load_grpc
@@ -33,7 +34,9 @@ class Client:
     ...     job_id = c.submit("mail", "welcome-42", b'{"to": "x"}', delay=30)
 
     ``addr`` defaults to ``$TASKHIVE_ADDR``, else ``127.0.0.1:5000``. Pass ``channel`` to use
-    a channel of your own (TLS, interceptors); the client then does not close it.
+    a channel of your own (interceptors, client certificates); the client then does not close it.
+    ``token`` (default ``$TASKHIVE_TOKEN``) is sent as ``authorization: Bearer`` with every
+    call; ``root_certificates`` (PEM bytes or a file path) turns on TLS, trusting that CA.
     ``rpc_timeout`` is the deadline in seconds of every call except :meth:`run_job` and the
     streaming ones (``None`` = no deadline). Failed calls raise a
     :class:`~taskhive.TaskhiveError` subclass.
@@ -46,10 +49,17 @@ class Client:
         channel: Optional[grpc.Channel] = None,
         rpc_timeout: Optional[float] = 30.0,
         options: Optional[ChannelOptions] = None,
+        token: Optional[str] = None,
+        root_certificates: Optional[RootCertificates] = None,
     ) -> None:
         self.addr: str = default_addr(addr)
         self._own_channel = channel is None
-        self._channel: grpc.Channel = channel or grpc.insecure_channel(self.addr, options=options)
+        self._channel: grpc.Channel = channel or sync_channel(
+            self.addr,
+            token=default_token(token),
+            root_certificates=root_certificates,
+            options=options,
+        )
         self._stub = pb_grpc.SchedulerStub(self._channel)
         self._load = load_grpc.LoadRunnerStub(self._channel)
         self._timeout = rpc_timeout

@@ -15,8 +15,10 @@ __all__ = [
     "JobFailedError",
     "NoWorkerError",
     "NotFoundError",
+    "PermissionDeniedError",
     "ResourceExhaustedError",
     "TaskhiveError",
+    "UnauthenticatedError",
     "UnavailableError",
     "from_rpc_error",
 ]
@@ -90,6 +92,18 @@ class UnavailableError(TaskhiveError, ConnectionError):
     default_code = grpc.StatusCode.UNAVAILABLE
 
 
+class UnauthenticatedError(TaskhiveError, PermissionError):
+    """UNAUTHENTICATED: the server runs with ``--auth`` and the token is missing or unknown."""
+
+    default_code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDeniedError(TaskhiveError, PermissionError):
+    """PERMISSION_DENIED: the token's role may not make this call (or a load target is not allowed)."""
+
+    default_code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class CancelledError(TaskhiveError):
     """CANCELLED: the call was cancelled."""
 
@@ -107,6 +121,8 @@ _BY_CODE: dict[grpc.StatusCode, type[TaskhiveError]] = {
         ResourceExhaustedError,
         DeadlineExceededError,
         UnavailableError,
+        UnauthenticatedError,
+        PermissionDeniedError,
         CancelledError,
     )
     if cls.default_code is not None

@@ -23,6 +23,7 @@ from taskhive._worker_common import (
     hello,
     settle,
 )
+from taskhive._channel import RootCertificates, default_token, sync_channel
 from taskhive.errors import from_rpc_error
 from taskhive.v1 import scheduler_pb2 as pb
 from taskhive.v1 import scheduler_pb2_grpc as pb_grpc
@@ -92,6 +93,8 @@ class Worker:
         on_ack: Optional[AckCallback] = None,
         options: Optional[Sequence[Tuple[str, object]]] = None,
         channel: Optional[grpc.Channel] = None,
+        token: Optional[str] = None,
+        root_certificates: Optional[RootCertificates] = None,
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
@@ -103,6 +106,8 @@ class Worker:
         self._own_channel = channel is None
         self._channel_options = list(options or WORKER_CHANNEL_OPTIONS)
         self._channel = channel
+        self._token = default_token(token)
+        self._root_certificates = root_certificates
         self._backoff = Backoff(reconnect_min, reconnect_max)
         self._lock = threading.RLock()
         self._conn: Optional[_Conn] = None
@@ -178,7 +183,12 @@ class Worker:
             raise RuntimeError("a Worker runs once")
         self._started = True
         self._run_thread = threading.get_ident()
-        channel = self._channel or grpc.insecure_channel(self.addr, options=self._channel_options)
+        channel = self._channel or sync_channel(
+            self.addr,
+            token=self._token,
+            root_certificates=self._root_certificates,
+            options=self._channel_options,
+        )
         stub = pb_grpc.SchedulerStub(channel)
         self._pool = ThreadPoolExecutor(self.capacity, thread_name_prefix="taskhive-handler")
         hb = threading.Thread(target=self._heartbeats, name="taskhive-heartbeat", daemon=True)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import pytest
 
@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 class Server:
     """A `taskhive serve` child process; restartable on the same port and data dir."""
 
-    def __init__(self, data: Path, log: Path) -> None:
+    def __init__(self, data: Path, log: Path, extra: Sequence[str] = ()) -> None:
+        self.extra = list(extra)
         self.data = data
         self.log = log
         self.proc: Optional[subprocess.Popen[bytes]] = None
@@ -34,7 +35,7 @@ class Server:
         listen = f"127.0.0.1:{self._port}"
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [BIN, "serve", "--listen", listen, "--data", str(self.data)],
+                [BIN, "serve", "--listen", listen, "--data", str(self.data), *self.extra],
                 stdout=subprocess.PIPE,
                 stderr=log,
             )

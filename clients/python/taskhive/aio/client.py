@@ -7,6 +7,7 @@ from typing import Any, Callable, AsyncIterable, AsyncIterator, Iterable, Option
 import grpc
 import grpc.aio
 
+from taskhive._channel import RootCertificates, aio_channel, default_token
 from taskhive._types import (
     Job,
     RetryPolicy,
@@ -43,11 +44,16 @@ class Client:
         channel: Optional[grpc.aio.Channel] = None,
         rpc_timeout: Optional[float] = 30.0,
         options: Optional[Sequence[Tuple[str, object]]] = None,
+        token: Optional[str] = None,
+        root_certificates: Optional[RootCertificates] = None,
     ) -> None:
         self.addr: str = default_addr(addr)
         self._own_channel = channel is None
-        self._channel: grpc.aio.Channel = channel or grpc.aio.insecure_channel(
-            self.addr, options=options
+        self._channel: grpc.aio.Channel = channel or aio_channel(
+            self.addr,
+            token=default_token(token),
+            root_certificates=root_certificates,
+            options=options,
         )
         self._stub = pb_grpc.SchedulerStub(self._channel)
         self._timeout = rpc_timeout

@@ -13,6 +13,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Sequence, 
 import grpc
 import grpc.aio
 
+from taskhive._channel import RootCertificates, aio_channel, default_token
 from taskhive._types import Fail, HandlerResult, Job, Outcome, default_addr
 from taskhive._worker_common import (
     FATAL_CODES,
@@ -99,6 +100,8 @@ class Worker:
         on_ack: Optional[AckCallback] = None,
         options: Optional[Sequence[Tuple[str, object]]] = None,
         channel: Optional[grpc.aio.Channel] = None,
+        token: Optional[str] = None,
+        root_certificates: Optional[RootCertificates] = None,
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
@@ -108,6 +111,8 @@ class Worker:
         self.on_ack = on_ack
         self._handlers: dict[str, Handler] = {}
         self._channel = channel
+        self._token = default_token(token)
+        self._root_certificates = root_certificates
         self._channel_options = list(options or WORKER_CHANNEL_OPTIONS)
         self._backoff = Backoff(reconnect_min, reconnect_max)
         self._conn: Optional[_Conn] = None
@@ -178,8 +183,11 @@ class Worker:
         self._events()
         assert self._stop_event and self._done and self._hb_wake
         own_channel = self._channel is None
-        channel = self._channel or grpc.aio.insecure_channel(
-            self.addr, options=self._channel_options
+        channel = self._channel or aio_channel(
+            self.addr,
+            token=self._token,
+            root_certificates=self._root_certificates,
+            options=self._channel_options,
         )
         stub = pb_grpc.SchedulerStub(channel)
         self._sem = asyncio.Semaphore(self.capacity)
