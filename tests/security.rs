@@ -720,3 +720,90 @@ async fn rate_limit_is_per_connection_with_retry_after() {
         .unwrap();
     s.stop().await;
 }
+
+#[test]
+fn auth_add_appends_a_hashed_line_and_prints_the_token_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    let out = std::process::Command::new(common::child::bin())
+        .args(["auth", "add"])
+        .arg(&file)
+        .args(["--role", "worker", "--name", "w1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(token.len(), 64, "{token}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        text,
+        format!("worker {} w1\n", taskhive::auth::hash_hex(&token))
+    );
+    assert!(!text.contains(&token));
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let tokens = taskhive::auth::Tokens::load(&file).unwrap();
+    assert_eq!(
+        tokens.lookup(&token).unwrap().role,
+        taskhive::auth::Role::Worker
+    );
+}
+
+#[tokio::test]
+async fn cli_commands_take_a_token_and_a_ca_file() {
+    let p = pki();
+    let keep = tempfile::tempdir().unwrap();
+    let file = tokens_file(keep.path());
+    let s = TestServer::start_with(|c| {
+        c.net.tls = Some(p.files(false));
+        c.auth = Some(file);
+    })
+    .await;
+    let ca = p.dir.path().join("ca.pem");
+    let addr = format!("localhost:{}", s.addr.port());
+    let run = |extra: &[&str]| {
+        let mut cmd = tokio::process::Command::new(common::child::bin());
+        cmd.args([
+            "submit", "-f", "t", "-n", "a", "--args", "x", "--addr", &addr,
+        ])
+        .args(extra)
+        .env_remove("TASKHIVE_TOKEN")
+        .env_remove("TASKHIVE_CA");
+        async move { within(30, cmd.output()).await.unwrap() }
+    };
+    let ca = ca.to_str().unwrap();
+    let no_token = run(&["--ca", ca]).await;
+    assert!(!no_token.status.success());
+    assert!(
+        String::from_utf8_lossy(&no_token.stderr).contains("authorization: missing"),
+        "{}",
+        String::from_utf8_lossy(&no_token.stderr)
+    );
+    let ok = run(&["--ca", ca, "--token", CLIENT]).await;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let job = as_role_tls(&s, &p, ADMIN).await;
+    assert_eq!(job, 1);
+    s.stop().await;
+}
+
+/// Pending jobs, asked over TLS with a token.
+async fn as_role_tls(s: &TestServer, p: &Pki, token: &str) -> u64 {
+    let ch = within(10, tls_channel(s, p, false)).await.unwrap();
+    SchedulerClient::new(AuthChannel::new(ch, Some(token)).unwrap())
+        .status(pb::StatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .totals
+        .unwrap()
+        .pending
+}

@@ -424,5 +424,7 @@ mod tests {
             required(&Method::POST, "/taskhive.v1.Scheduler/Nope"),
             Needs(Role::Admin)
         );
+        let reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+        assert_eq!(required(&Method::POST, reflection), Open);
     }
 }
