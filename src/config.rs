@@ -81,7 +81,7 @@ pub struct Limits {
     pub default_retry: RetryPolicy,
     /// How far ahead a job may be scheduled.
     pub max_schedule_ahead_ms: i64,
-    /// Largest gRPC message or HTTP body, either way; 0 = the payload limit plus 64 KiB.
+    /// Largest incoming gRPC message, HTTP body or Periodic frame; 0 = the payload limit plus 64 KiB.
     pub max_message_bytes: usize,
 }
 

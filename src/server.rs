@@ -234,14 +234,14 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let service = SchedulerService::new(handle.clone(), config.limits.clone());
+    // Only what clients send is limited: replies (a JobExec with 10,000 executions per task,
+    // a page of dead jobs) are the server's own and may be larger.
     let max_message = config.limits.message_limit();
     let scheduler = pb::scheduler_server::SchedulerServer::new(service.clone())
-        .max_decoding_message_size(max_message)
-        .max_encoding_message_size(max_message);
+        .max_decoding_message_size(max_message);
     let load_service = LoadRunnerService::new(runner.clone());
     let load_runner = pb::load_runner_server::LoadRunnerServer::new(load_service.clone())
-        .max_decoding_message_size(max_message)
-        .max_encoding_message_size(max_message);
+        .max_decoding_message_size(max_message);
     let grpc = tonic::service::Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

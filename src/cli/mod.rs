@@ -224,7 +224,7 @@ pub struct ServeArgs {
     /// address or CIDR, or * (default: any host without --auth, loopback only with it).
     #[arg(long, value_parser = crate::load::allow::Allow::parse)]
     pub load_allow: Option<crate::load::allow::Allow>,
-    /// Largest gRPC message or HTTP body in bytes (0: --max-args-bytes + 64 KiB).
+    /// Largest incoming gRPC message, HTTP body or Periodic frame in bytes (0: --max-args-bytes + 64 KiB).
     #[arg(long, default_value_t = 0)]
     pub max_message_bytes: usize,
     /// Jobs the server holds at most (dead ones included); new submits past it are refused.
