@@ -807,3 +807,26 @@ async fn as_role_tls(s: &TestServer, p: &Pki, token: &str) -> u64 {
         .unwrap()
         .pending
 }
+
+#[tokio::test]
+async fn loopback_default_reaches_a_target_by_the_name_localhost() {
+    let target = Target::start().await;
+    let s =
+        TestServer::start_with(|c| c.load.allow = taskhive::load::allow::Allow::loopback()).await;
+    let c = reqwest::Client::new();
+    let host = format!("http://localhost:{}", target.addr.port());
+    let (st, v) = save_job(&c, &s.url(), &host).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let r = c
+        .post(format!("{}/exec", s.url()))
+        .json(&json!({"name": "j"}))
+        .send()
+        .await
+        .unwrap();
+    let rep: Value = r.json().await.unwrap();
+    // The target listens on 127.0.0.1 only: whichever order localhost resolves in, the
+    // runner must fall through to the address that answers.
+    assert_eq!(rep["n_success"], 1, "{rep}");
+    assert_eq!(target.hits("/"), 1);
+    s.stop().await;
+}

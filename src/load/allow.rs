@@ -96,9 +96,9 @@ impl Allow {
         }
     }
 
-    /// Resolves `uri`'s host and returns the first address the list allows; refuses when the
-    /// host is not listed by name and any address it resolves to is outside the list.
-    pub async fn resolve(&self, uri: &http::Uri) -> Result<SocketAddr, String> {
+    /// Resolves `uri`'s host and returns its addresses, in the resolver's order; refuses when
+    /// the host is not listed by name and any address it resolves to is outside the list.
+    pub async fn resolve(&self, uri: &http::Uri) -> Result<Vec<SocketAddr>, String> {
         let host = uri
             .host()
             .ok_or_else(|| format!("{uri}: no host"))?
@@ -112,16 +112,16 @@ impl Allow {
                 .map_err(|e| format!("{host}: cannot resolve: {e}"))?
                 .collect(),
         };
-        let Some(&first) = addrs.first() else {
+        if addrs.is_empty() {
             return Err(format!("{host}: resolves to no address"));
-        };
+        }
         if self.allows_name(host, port) {
-            return Ok(first);
+            return Ok(addrs);
         }
         // Every address must pass: a name with one allowed and one forbidden address could
         // otherwise reach the forbidden one through another resolver.
         match addrs.iter().find(|a| !self.allows_addr(**a)) {
-            None => Ok(first),
+            None => Ok(addrs),
             Some(bad) if host.parse::<IpAddr>().is_ok() => {
                 Err(format!("{bad} is not in the load-target allow-list ({self})"))
             }
@@ -227,11 +227,17 @@ impl tower::Service<http::Uri> for GuardedConnector {
                     .await
                     .map_err(Into::into);
             }
-            let addr = allow.resolve(&uri).await?;
-            let checked: http::Uri = format!("http://{addr}").parse()?;
-            tower::Service::call(&mut inner, checked)
-                .await
-                .map_err(Into::into)
+            // Like the plain connector, try each address in turn (localhost may list ::1
+            // first while the target listens on 127.0.0.1 only).
+            let mut last: Option<BoxError> = None;
+            for addr in allow.resolve(&uri).await? {
+                let checked: http::Uri = format!("http://{addr}").parse()?;
+                match tower::Service::call(&mut inner, checked).await {
+                    Ok(conn) => return Ok(conn),
+                    Err(e) => last = Some(e.into()),
+                }
+            }
+            Err(last.unwrap_or_else(|| "no address to connect to".into()))
         })
     }
 }
