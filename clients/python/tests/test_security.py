@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import ssl
+import urllib.request
 import subprocess
 from pathlib import Path
 from typing import Iterator
@@ -127,6 +130,11 @@ def test_tls_with_a_ca_file(tls_server: tuple[Server, Path]) -> None:
         assert c.status().totals.pending == 1
     with taskhive.Client(f"localhost:{port}", root_certificates=ca.read_bytes(), rpc_timeout=5) as c:
         assert c.get("t", "a").name == "a"
+    # The HTTP/JSON face shares the port and the certificate (HTTP/1.1 over TLS).
+    ctx = ssl.create_default_context(cafile=str(ca))
+    with urllib.request.urlopen(f"https://localhost:{port}/status", context=ctx, timeout=10) as r:
+        assert r.status == 200
+        assert json.loads(r.read())["state"] == "idle"
     # A plaintext client gets an error, not a hang.
     with taskhive.Client(server.addr, rpc_timeout=5) as plain:
         with pytest.raises(taskhive.TaskhiveError):
