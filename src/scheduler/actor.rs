@@ -47,6 +47,10 @@ enum Cmd {
         wait: bool,
         reply: Reply<Result<Submitted, Error>>,
     },
+    SubmitMany {
+        specs: Vec<JobSpec>,
+        reply: Reply<(Vec<SubmitReply>, Commit)>,
+    },
     Remove {
         key: JobKey,
         reply: Reply<Result<(JobId, Commit), Error>>,
@@ -219,6 +223,13 @@ impl SchedulerHandle {
             .await??;
         commit.wait().await.map_err(store_err)?;
         Ok(reply)
+    }
+
+    /// Submits (or replaces) jobs in order as one command and one commit; returns once committed.
+    pub async fn submit_many(&self, specs: Vec<JobSpec>) -> Result<Vec<SubmitReply>, Error> {
+        let (replies, commit) = self.call(|reply| Cmd::SubmitMany { specs, reply }).await?;
+        commit.wait().await.map_err(store_err)?;
+        Ok(replies)
     }
 
     /// Submits a job and waits for the worker's result. Needs a worker for the task.
@@ -535,6 +546,20 @@ impl Actor {
                 });
                 let commit = self.commit();
                 let _ = reply.send(Ok((r, commit, rx)));
+            }
+            Cmd::SubmitMany { specs, reply } => {
+                let default_timeout = self.settings.default_timeout_ms();
+                let replies = specs
+                    .into_iter()
+                    .map(|mut spec| {
+                        if spec.timeout_ms == 0 {
+                            spec.timeout_ms = default_timeout;
+                        }
+                        self.core.submit(spec, now)
+                    })
+                    .collect();
+                let commit = self.commit();
+                let _ = reply.send((replies, commit));
             }
             Cmd::Remove { key, reply } => {
                 let r = self.core.remove(&key);
