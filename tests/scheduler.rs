@@ -836,3 +836,65 @@ async fn run_job_with_a_retry_policy_waits_through_retries() {
     let r = within(10, call).await.unwrap().unwrap().into_inner();
     assert_eq!(&r.result[..], b"second try");
 }
+
+#[tokio::test]
+async fn submit_jobs_commits_a_batch_in_order_and_survives_restart() {
+    let s = TestServer::start().await;
+    let mut c = s.client().await;
+    let mut later = job("batch", "later");
+    later.sched_at_ms = now_ms() + 3_600_000;
+    let mut again = job("batch", "a");
+    again.args = b"second".to_vec().into();
+    let answers = c
+        .submit_jobs(pb::SubmitJobsRequest {
+            jobs: vec![job("batch", "a"), later, again],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs;
+    assert_eq!(answers.len(), 3);
+    assert!(!answers[0].replaced && !answers[1].replaced);
+    // The third replaces the first, in request order.
+    assert!(answers[2].replaced);
+    assert_eq!(answers[2].job_id, answers[0].job_id);
+    assert_ne!(answers[0].job_id, answers[1].job_id);
+
+    // One invalid job: the call fails naming it, and nothing of the batch is submitted.
+    let err = c
+        .submit_jobs(pb::SubmitJobsRequest {
+            jobs: vec![job("batch", "b"), job("batch", "")],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("jobs: [1].name"),
+        "{}",
+        err.message()
+    );
+    let err = c
+        .submit_jobs(pb::SubmitJobsRequest { jobs: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("jobs:"), "{}", err.message());
+
+    // Acknowledged means committed: the batch is there after a restart.
+    drop(c);
+    let dir = s.stop().await;
+    let s = TestServer::start_in(dir, |_| {}).await;
+    let mut c = s.client().await;
+    let st = task_status(&mut c, "batch").await;
+    assert_eq!((st.pending, st.scheduled), (1, 1));
+    let a = c
+        .get_job(pb::JobRef {
+            job_id: 0,
+            task: "batch".into(),
+            name: "a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&a.args[..], b"second");
+}

@@ -233,6 +233,34 @@ func (c *Client) Submit(ctx context.Context, task, name string, args []byte, opt
 	return &SubmitResult{JobID: r.GetJobId(), Replaced: r.GetReplaced(), Running: r.GetRunning()}, nil
 }
 
+// Submission is one job of a SubmitMany call.
+type Submission struct {
+	Task string
+	Name string
+	Args []byte
+	Opts []SubmitOption
+}
+
+// SubmitMany submits (or replaces) many jobs in one call and one commit; the
+// results are in the order of jobs. Every job is validated first: one invalid
+// job fails the call (IsInvalidArgument, the message names it) and none is
+// submitted.
+func (c *Client) SubmitMany(ctx context.Context, jobs []Submission) ([]*SubmitResult, error) {
+	req := &pb.SubmitJobsRequest{Jobs: make([]*pb.SubmitJobRequest, len(jobs))}
+	for i, j := range jobs {
+		req.Jobs[i] = submitRequest(j.Task, j.Name, j.Args, j.Opts)
+	}
+	r, err := c.rpc.SubmitJobs(ctx, req)
+	if err != nil {
+		return nil, wrap(err, "submit %d jobs", len(jobs))
+	}
+	out := make([]*SubmitResult, len(r.GetJobs()))
+	for i, a := range r.GetJobs() {
+		out[i] = &SubmitResult{JobID: a.GetJobId(), Replaced: a.GetReplaced(), Running: a.GetRunning()}
+	}
+	return out, nil
+}
+
 // RunResult is the answer to RunJob.
 type RunResult struct {
 	JobID  uint64

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,5 +208,36 @@ func TestDeadSetListRetryPurge(t *testing.T) {
 	}
 	if fs, _ := st.Task("fragile"); fs.Dead != 0 || fs.Pending != 0 || fs.Running != 0 {
 		t.Fatalf("status after purge: %+v", fs)
+	}
+}
+
+func TestSubmitManyAllOrNothing(t *testing.T) {
+	_, c := startServer(t)
+	ctx := ctxT(t)
+
+	rs, err := c.SubmitMany(ctx, []taskhive.Submission{
+		{Task: "batch", Name: "a", Args: []byte("1")},
+		{Task: "batch", Name: "b", Opts: []taskhive.SubmitOption{taskhive.WithDelay(time.Minute)}},
+		{Task: "batch", Name: "a", Args: []byte("2")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 3 || rs[0].JobID == rs[1].JobID || rs[2].JobID != rs[0].JobID || !rs[2].Replaced {
+		t.Fatalf("answers: %+v %+v %+v", rs[0], rs[1], rs[2])
+	}
+	if j, err := c.Get(ctx, "batch", "a"); err != nil || string(j.Args) != "2" {
+		t.Fatalf("batch/a: %+v, %v", j, err)
+	}
+	if j, err := c.Get(ctx, "batch", "b"); err != nil || j.State != taskhive.StateScheduled {
+		t.Fatalf("batch/b: %+v, %v", j, err)
+	}
+
+	_, err = c.SubmitMany(ctx, []taskhive.Submission{{Task: "batch", Name: "c"}, {Task: "", Name: "d"}})
+	if !taskhive.IsInvalidArgument(err) || !strings.Contains(err.Error(), "[1].task") {
+		t.Fatalf("invalid batch: %v", err)
+	}
+	if _, err := c.Get(ctx, "batch", "c"); !taskhive.IsNotFound(err) {
+		t.Fatalf("batch/c after a rejected batch: %v", err)
 	}
 }

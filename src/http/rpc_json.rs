@@ -48,6 +48,7 @@ pub async fn scheduler(
     let s = &st.scheduler;
     match method.as_str() {
         "SubmitJob" => unary(&body, |r| s.submit_job(r)).await,
+        "SubmitJobs" => unary(&body, |r| s.submit_jobs(r)).await,
         "RunJob" => unary(&body, |r| s.run_job(r)).await,
         "RemoveJob" => unary(&body, |r| s.remove_job(r)).await,
         "GetJob" => unary(&body, |r| s.get_job(r)).await,

@@ -29,6 +29,9 @@ impl SchedulerService {
     }
 }
 
+/// Jobs one SubmitJobs call may carry.
+const MAX_BATCH: usize = 10_000;
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// Tells the scheduler a worker is gone when its stream is dropped, however that happens.
@@ -145,6 +148,44 @@ impl Scheduler for SchedulerService {
             job_id: r.id,
             replaced: r.replaced,
             running: r.running,
+        }))
+    }
+
+    async fn submit_jobs(
+        &self,
+        req: Request<pb::SubmitJobsRequest>,
+    ) -> Result<Response<pb::SubmitJobsResponse>, Status> {
+        let jobs = req.into_inner().jobs;
+        if jobs.is_empty() || jobs.len() > MAX_BATCH {
+            return Err(Error::invalid(
+                "jobs",
+                format!("holds {}; 1..={MAX_BATCH} allowed", jobs.len()),
+            )
+            .into());
+        }
+        let now = self.h.clock().now_ms();
+        let specs = jobs
+            .into_iter()
+            .enumerate()
+            .map(|(i, j)| {
+                submit_spec(j, &self.limits, now, false).map_err(|e| match e {
+                    Error::InvalidArgument { field, reason } => {
+                        Error::invalid("jobs", format!("[{i}].{field}: {reason}"))
+                    }
+                    other => other,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let replies = self.h.submit_many(specs).await?;
+        Ok(Response::new(pb::SubmitJobsResponse {
+            jobs: replies
+                .into_iter()
+                .map(|r| pb::SubmitJobResponse {
+                    job_id: r.id,
+                    replaced: r.replaced,
+                    running: r.running,
+                })
+                .collect(),
         }))
     }
 

@@ -309,6 +309,96 @@ func (x *SubmitJobResponse) GetRunning() bool {
 	return false
 }
 
+type SubmitJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1..10000 jobs.
+	Jobs          []*SubmitJobRequest `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitJobsRequest) Reset() {
+	*x = SubmitJobsRequest{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitJobsRequest) ProtoMessage() {}
+
+func (x *SubmitJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitJobsRequest.ProtoReflect.Descriptor instead.
+func (*SubmitJobsRequest) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SubmitJobsRequest) GetJobs() []*SubmitJobRequest {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+type SubmitJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One answer per submitted job, in request order.
+	Jobs          []*SubmitJobResponse `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitJobsResponse) Reset() {
+	*x = SubmitJobsResponse{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitJobsResponse) ProtoMessage() {}
+
+func (x *SubmitJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitJobsResponse.ProtoReflect.Descriptor instead.
+func (*SubmitJobsResponse) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SubmitJobsResponse) GetJobs() []*SubmitJobResponse {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
 type RunJobResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -319,7 +409,7 @@ type RunJobResponse struct {
 
 func (x *RunJobResponse) Reset() {
 	*x = RunJobResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[3]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +421,7 @@ func (x *RunJobResponse) String() string {
 func (*RunJobResponse) ProtoMessage() {}
 
 func (x *RunJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[3]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +434,7 @@ func (x *RunJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunJobResponse.ProtoReflect.Descriptor instead.
 func (*RunJobResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{3}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RunJobResponse) GetJobId() uint64 {
@@ -373,7 +463,7 @@ type JobRef struct {
 
 func (x *JobRef) Reset() {
 	*x = JobRef{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[4]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +475,7 @@ func (x *JobRef) String() string {
 func (*JobRef) ProtoMessage() {}
 
 func (x *JobRef) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[4]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,7 +488,7 @@ func (x *JobRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRef.ProtoReflect.Descriptor instead.
 func (*JobRef) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{4}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JobRef) GetJobId() uint64 {
@@ -431,7 +521,7 @@ type RemoveJobResponse struct {
 
 func (x *RemoveJobResponse) Reset() {
 	*x = RemoveJobResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[5]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -443,7 +533,7 @@ func (x *RemoveJobResponse) String() string {
 func (*RemoveJobResponse) ProtoMessage() {}
 
 func (x *RemoveJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[5]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -456,7 +546,7 @@ func (x *RemoveJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveJobResponse.ProtoReflect.Descriptor instead.
 func (*RemoveJobResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{5}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RemoveJobResponse) GetJobId() uint64 {
@@ -490,7 +580,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[6]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +592,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[6]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +605,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{6}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Job) GetId() uint64 {
@@ -618,7 +708,7 @@ type DropTaskRequest struct {
 
 func (x *DropTaskRequest) Reset() {
 	*x = DropTaskRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[7]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +720,7 @@ func (x *DropTaskRequest) String() string {
 func (*DropTaskRequest) ProtoMessage() {}
 
 func (x *DropTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[7]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +733,7 @@ func (x *DropTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTaskRequest.ProtoReflect.Descriptor instead.
 func (*DropTaskRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{7}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DropTaskRequest) GetTask() string {
@@ -663,7 +753,7 @@ type DropTaskResponse struct {
 
 func (x *DropTaskResponse) Reset() {
 	*x = DropTaskResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[8]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +765,7 @@ func (x *DropTaskResponse) String() string {
 func (*DropTaskResponse) ProtoMessage() {}
 
 func (x *DropTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[8]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +778,7 @@ func (x *DropTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTaskResponse.ProtoReflect.Descriptor instead.
 func (*DropTaskResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{8}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DropTaskResponse) GetRemoved() uint64 {
@@ -708,7 +798,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[9]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +810,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[9]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +823,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{9}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StatusRequest) GetTask() string {
@@ -765,7 +855,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[10]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +867,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[10]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +880,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{10}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TaskStatus) GetTask() string {
@@ -867,7 +957,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +969,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +982,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{11}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StatusResponse) GetTasks() []*TaskStatus {
@@ -921,7 +1011,7 @@ type ListDeadRequest struct {
 
 func (x *ListDeadRequest) Reset() {
 	*x = ListDeadRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1023,7 @@ func (x *ListDeadRequest) String() string {
 func (*ListDeadRequest) ProtoMessage() {}
 
 func (x *ListDeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1036,7 @@ func (x *ListDeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{12}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListDeadRequest) GetTask() string {
@@ -972,7 +1062,7 @@ type ListDeadResponse struct {
 
 func (x *ListDeadResponse) Reset() {
 	*x = ListDeadResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1074,7 @@ func (x *ListDeadResponse) String() string {
 func (*ListDeadResponse) ProtoMessage() {}
 
 func (x *ListDeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1087,7 @@ func (x *ListDeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{13}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListDeadResponse) GetJobs() []*Job {
@@ -1018,7 +1108,7 @@ type DeadRef struct {
 
 func (x *DeadRef) Reset() {
 	*x = DeadRef{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1120,7 @@ func (x *DeadRef) String() string {
 func (*DeadRef) ProtoMessage() {}
 
 func (x *DeadRef) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1133,7 @@ func (x *DeadRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadRef.ProtoReflect.Descriptor instead.
 func (*DeadRef) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{14}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeadRef) GetTask() string {
@@ -1069,7 +1159,7 @@ type DeadOpResponse struct {
 
 func (x *DeadOpResponse) Reset() {
 	*x = DeadOpResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1171,7 @@ func (x *DeadOpResponse) String() string {
 func (*DeadOpResponse) ProtoMessage() {}
 
 func (x *DeadOpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1184,7 @@ func (x *DeadOpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadOpResponse.ProtoReflect.Descriptor instead.
 func (*DeadOpResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{15}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeadOpResponse) GetCount() uint64 {
@@ -1119,7 +1209,7 @@ type RegisterTaskRequest struct {
 
 func (x *RegisterTaskRequest) Reset() {
 	*x = RegisterTaskRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1221,7 @@ func (x *RegisterTaskRequest) String() string {
 func (*RegisterTaskRequest) ProtoMessage() {}
 
 func (x *RegisterTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1234,7 @@ func (x *RegisterTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTaskRequest.ProtoReflect.Descriptor instead.
 func (*RegisterTaskRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{16}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RegisterTaskRequest) GetWorkerId() string {
@@ -1184,7 +1274,7 @@ type RegisterTaskResponse struct {
 
 func (x *RegisterTaskResponse) Reset() {
 	*x = RegisterTaskResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1286,7 @@ func (x *RegisterTaskResponse) String() string {
 func (*RegisterTaskResponse) ProtoMessage() {}
 
 func (x *RegisterTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1299,7 @@ func (x *RegisterTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTaskResponse.ProtoReflect.Descriptor instead.
 func (*RegisterTaskResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{17}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RegisterTaskResponse) GetWorkerId() string {
@@ -1228,7 +1318,7 @@ type GrabJobRequest struct {
 
 func (x *GrabJobRequest) Reset() {
 	*x = GrabJobRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1330,7 @@ func (x *GrabJobRequest) String() string {
 func (*GrabJobRequest) ProtoMessage() {}
 
 func (x *GrabJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1343,7 @@ func (x *GrabJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrabJobRequest.ProtoReflect.Descriptor instead.
 func (*GrabJobRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{18}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GrabJobRequest) GetWorkerId() string {
@@ -1272,7 +1362,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1374,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1387,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{19}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Done) GetResult() []byte {
@@ -1318,7 +1408,7 @@ type Fail struct {
 
 func (x *Fail) Reset() {
 	*x = Fail{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1420,7 @@ func (x *Fail) String() string {
 func (*Fail) ProtoMessage() {}
 
 func (x *Fail) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1433,7 @@ func (x *Fail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fail.ProtoReflect.Descriptor instead.
 func (*Fail) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{20}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Fail) GetError() string {
@@ -1372,7 +1462,7 @@ type SchedLater struct {
 
 func (x *SchedLater) Reset() {
 	*x = SchedLater{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1474,7 @@ func (x *SchedLater) String() string {
 func (*SchedLater) ProtoMessage() {}
 
 func (x *SchedLater) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1487,7 @@ func (x *SchedLater) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedLater.ProtoReflect.Descriptor instead.
 func (*SchedLater) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{21}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SchedLater) GetDelayMs() int64 {
@@ -1428,7 +1518,7 @@ type Outcome struct {
 
 func (x *Outcome) Reset() {
 	*x = Outcome{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1530,7 @@ func (x *Outcome) String() string {
 func (*Outcome) ProtoMessage() {}
 
 func (x *Outcome) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1543,7 @@ func (x *Outcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Outcome.ProtoReflect.Descriptor instead.
 func (*Outcome) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{22}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Outcome) GetOutcome() isOutcome_Outcome {
@@ -1522,7 +1612,7 @@ type ReportResultRequest struct {
 
 func (x *ReportResultRequest) Reset() {
 	*x = ReportResultRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +1624,7 @@ func (x *ReportResultRequest) String() string {
 func (*ReportResultRequest) ProtoMessage() {}
 
 func (x *ReportResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +1637,7 @@ func (x *ReportResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultRequest.ProtoReflect.Descriptor instead.
 func (*ReportResultRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{23}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReportResultRequest) GetLeaseId() uint64 {
@@ -1572,7 +1662,7 @@ type ReportResultResponse struct {
 
 func (x *ReportResultResponse) Reset() {
 	*x = ReportResultResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1674,7 @@ func (x *ReportResultResponse) String() string {
 func (*ReportResultResponse) ProtoMessage() {}
 
 func (x *ReportResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1687,7 @@ func (x *ReportResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultResponse.ProtoReflect.Descriptor instead.
 func (*ReportResultResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{24}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{26}
 }
 
 type HeartbeatRequest struct {
@@ -1609,7 +1699,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1711,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1724,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{25}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HeartbeatRequest) GetLeaseIds() []uint64 {
@@ -1654,7 +1744,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1666,7 +1756,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1679,7 +1769,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{26}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HeartbeatResponse) GetLostLeaseIds() []uint64 {
@@ -1707,7 +1797,7 @@ type WorkerHello struct {
 
 func (x *WorkerHello) Reset() {
 	*x = WorkerHello{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +1809,7 @@ func (x *WorkerHello) String() string {
 func (*WorkerHello) ProtoMessage() {}
 
 func (x *WorkerHello) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +1822,7 @@ func (x *WorkerHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHello.ProtoReflect.Descriptor instead.
 func (*WorkerHello) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{27}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WorkerHello) GetTasks() []string {
@@ -1773,7 +1863,7 @@ type WorkerResult struct {
 
 func (x *WorkerResult) Reset() {
 	*x = WorkerResult{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1785,7 +1875,7 @@ func (x *WorkerResult) String() string {
 func (*WorkerResult) ProtoMessage() {}
 
 func (x *WorkerResult) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1798,7 +1888,7 @@ func (x *WorkerResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerResult.ProtoReflect.Descriptor instead.
 func (*WorkerResult) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{28}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WorkerResult) GetLeaseId() uint64 {
@@ -1825,7 +1915,7 @@ type WorkData struct {
 
 func (x *WorkData) Reset() {
 	*x = WorkData{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +1927,7 @@ func (x *WorkData) String() string {
 func (*WorkData) ProtoMessage() {}
 
 func (x *WorkData) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +1940,7 @@ func (x *WorkData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkData.ProtoReflect.Descriptor instead.
 func (*WorkData) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{29}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WorkData) GetLeaseId() uint64 {
@@ -1875,7 +1965,7 @@ type SendDataResponse struct {
 
 func (x *SendDataResponse) Reset() {
 	*x = SendDataResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +1977,7 @@ func (x *SendDataResponse) String() string {
 func (*SendDataResponse) ProtoMessage() {}
 
 func (x *SendDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +1990,7 @@ func (x *SendDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendDataResponse.ProtoReflect.Descriptor instead.
 func (*SendDataResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{30}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{32}
 }
 
 type AcquireLockRequest struct {
@@ -1915,7 +2005,7 @@ type AcquireLockRequest struct {
 
 func (x *AcquireLockRequest) Reset() {
 	*x = AcquireLockRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2017,7 @@ func (x *AcquireLockRequest) String() string {
 func (*AcquireLockRequest) ProtoMessage() {}
 
 func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2030,7 @@ func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockRequest.ProtoReflect.Descriptor instead.
 func (*AcquireLockRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{31}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AcquireLockRequest) GetLeaseId() uint64 {
@@ -1975,7 +2065,7 @@ type AcquireLockResponse struct {
 
 func (x *AcquireLockResponse) Reset() {
 	*x = AcquireLockResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +2077,7 @@ func (x *AcquireLockResponse) String() string {
 func (*AcquireLockResponse) ProtoMessage() {}
 
 func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +2090,7 @@ func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockResponse.ProtoReflect.Descriptor instead.
 func (*AcquireLockResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{32}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AcquireLockResponse) GetLeaseId() uint64 {
@@ -2034,7 +2124,7 @@ type ReleaseLockRequest struct {
 
 func (x *ReleaseLockRequest) Reset() {
 	*x = ReleaseLockRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2136,7 @@ func (x *ReleaseLockRequest) String() string {
 func (*ReleaseLockRequest) ProtoMessage() {}
 
 func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2149,7 @@ func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseLockRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{33}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReleaseLockRequest) GetLeaseId() uint64 {
@@ -2084,7 +2174,7 @@ type ReleaseLockResponse struct {
 
 func (x *ReleaseLockResponse) Reset() {
 	*x = ReleaseLockResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2186,7 @@ func (x *ReleaseLockResponse) String() string {
 func (*ReleaseLockResponse) ProtoMessage() {}
 
 func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2199,7 @@ func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseLockResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{34}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{36}
 }
 
 type WorkerMessage struct {
@@ -2129,7 +2219,7 @@ type WorkerMessage struct {
 
 func (x *WorkerMessage) Reset() {
 	*x = WorkerMessage{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2141,7 +2231,7 @@ func (x *WorkerMessage) String() string {
 func (*WorkerMessage) ProtoMessage() {}
 
 func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2154,7 +2244,7 @@ func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerMessage.ProtoReflect.Descriptor instead.
 func (*WorkerMessage) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{35}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WorkerMessage) GetMsg() isWorkerMessage_Msg {
@@ -2267,7 +2357,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +2369,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +2382,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{36}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Welcome) GetWorkerId() string {
@@ -2313,7 +2403,7 @@ type ResultAck struct {
 
 func (x *ResultAck) Reset() {
 	*x = ResultAck{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2325,7 +2415,7 @@ func (x *ResultAck) String() string {
 func (*ResultAck) ProtoMessage() {}
 
 func (x *ResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2338,7 +2428,7 @@ func (x *ResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAck.ProtoReflect.Descriptor instead.
 func (*ResultAck) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{37}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ResultAck) GetLeaseId() uint64 {
@@ -2371,7 +2461,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2473,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2486,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{38}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ServerMessage) GetMsg() isServerMessage_Msg {
@@ -2500,7 +2590,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2512,7 +2602,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2525,7 +2615,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{39}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *JobEvent) GetEvent() isJobEvent_Event {
@@ -2597,7 +2687,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2609,7 +2699,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2622,7 +2712,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{40}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetConfigRequest) GetKey() string {
@@ -2642,7 +2732,7 @@ type SetConfigRequest struct {
 
 func (x *SetConfigRequest) Reset() {
 	*x = SetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2654,7 +2744,7 @@ func (x *SetConfigRequest) String() string {
 func (*SetConfigRequest) ProtoMessage() {}
 
 func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2667,7 +2757,7 @@ func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{41}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SetConfigRequest) GetKey() string {
@@ -2693,7 +2783,7 @@ type ConfigResponse struct {
 
 func (x *ConfigResponse) Reset() {
 	*x = ConfigResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +2795,7 @@ func (x *ConfigResponse) String() string {
 func (*ConfigResponse) ProtoMessage() {}
 
 func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +2808,7 @@ func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigResponse.ProtoReflect.Descriptor instead.
 func (*ConfigResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{42}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ConfigResponse) GetValues() map[string]int64 {
@@ -2736,7 +2826,7 @@ type DumpRequest struct {
 
 func (x *DumpRequest) Reset() {
 	*x = DumpRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2748,7 +2838,7 @@ func (x *DumpRequest) String() string {
 func (*DumpRequest) ProtoMessage() {}
 
 func (x *DumpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2761,7 +2851,7 @@ func (x *DumpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpRequest.ProtoReflect.Descriptor instead.
 func (*DumpRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{43}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
 }
 
 type DumpedJob struct {
@@ -2773,7 +2863,7 @@ type DumpedJob struct {
 
 func (x *DumpedJob) Reset() {
 	*x = DumpedJob{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2785,7 +2875,7 @@ func (x *DumpedJob) String() string {
 func (*DumpedJob) ProtoMessage() {}
 
 func (x *DumpedJob) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2798,7 +2888,7 @@ func (x *DumpedJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpedJob.ProtoReflect.Descriptor instead.
 func (*DumpedJob) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DumpedJob) GetJob() *Job {
@@ -2817,7 +2907,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2829,7 +2919,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2842,7 +2932,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *LoadResponse) GetLoaded() uint64 {
@@ -2874,7 +2964,11 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x11SubmitJobResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x1a\n" +
 	"\breplaced\x18\x02 \x01(\bR\breplaced\x12\x18\n" +
-	"\arunning\x18\x03 \x01(\bR\arunning\"?\n" +
+	"\arunning\x18\x03 \x01(\bR\arunning\"F\n" +
+	"\x11SubmitJobsRequest\x121\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x1d.taskhive.v1.SubmitJobRequestR\x04jobs\"H\n" +
+	"\x12SubmitJobsResponse\x122\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x1e.taskhive.v1.SubmitJobResponseR\x04jobs\"?\n" +
 	"\x0eRunJobResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
 	"\x06result\x18\x02 \x01(\fR\x06result\"G\n" +
@@ -3034,9 +3128,11 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x17\n" +
 	"\x13JOB_STATE_SCHEDULED\x10\x02\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x03\x12\x12\n" +
-	"\x0eJOB_STATE_DEAD\x10\x042\xce\f\n" +
+	"\x0eJOB_STATE_DEAD\x10\x042\x9d\r\n" +
 	"\tScheduler\x12J\n" +
-	"\tSubmitJob\x12\x1d.taskhive.v1.SubmitJobRequest\x1a\x1e.taskhive.v1.SubmitJobResponse\x12D\n" +
+	"\tSubmitJob\x12\x1d.taskhive.v1.SubmitJobRequest\x1a\x1e.taskhive.v1.SubmitJobResponse\x12M\n" +
+	"\n" +
+	"SubmitJobs\x12\x1e.taskhive.v1.SubmitJobsRequest\x1a\x1f.taskhive.v1.SubmitJobsResponse\x12D\n" +
 	"\x06RunJob\x12\x1d.taskhive.v1.SubmitJobRequest\x1a\x1b.taskhive.v1.RunJobResponse\x12F\n" +
 	"\fRunJobStream\x12\x1d.taskhive.v1.SubmitJobRequest\x1a\x15.taskhive.v1.JobEvent0\x01\x128\n" +
 	"\bWatchJob\x12\x13.taskhive.v1.JobRef\x1a\x15.taskhive.v1.JobEvent0\x01\x12@\n" +
@@ -3073,134 +3169,140 @@ func file_taskhive_v1_scheduler_proto_rawDescGZIP() []byte {
 }
 
 var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_taskhive_v1_scheduler_proto_goTypes = []any{
 	(JobState)(0),                // 0: taskhive.v1.JobState
 	(*RetryPolicy)(nil),          // 1: taskhive.v1.RetryPolicy
 	(*SubmitJobRequest)(nil),     // 2: taskhive.v1.SubmitJobRequest
 	(*SubmitJobResponse)(nil),    // 3: taskhive.v1.SubmitJobResponse
-	(*RunJobResponse)(nil),       // 4: taskhive.v1.RunJobResponse
-	(*JobRef)(nil),               // 5: taskhive.v1.JobRef
-	(*RemoveJobResponse)(nil),    // 6: taskhive.v1.RemoveJobResponse
-	(*Job)(nil),                  // 7: taskhive.v1.Job
-	(*DropTaskRequest)(nil),      // 8: taskhive.v1.DropTaskRequest
-	(*DropTaskResponse)(nil),     // 9: taskhive.v1.DropTaskResponse
-	(*StatusRequest)(nil),        // 10: taskhive.v1.StatusRequest
-	(*TaskStatus)(nil),           // 11: taskhive.v1.TaskStatus
-	(*StatusResponse)(nil),       // 12: taskhive.v1.StatusResponse
-	(*ListDeadRequest)(nil),      // 13: taskhive.v1.ListDeadRequest
-	(*ListDeadResponse)(nil),     // 14: taskhive.v1.ListDeadResponse
-	(*DeadRef)(nil),              // 15: taskhive.v1.DeadRef
-	(*DeadOpResponse)(nil),       // 16: taskhive.v1.DeadOpResponse
-	(*RegisterTaskRequest)(nil),  // 17: taskhive.v1.RegisterTaskRequest
-	(*RegisterTaskResponse)(nil), // 18: taskhive.v1.RegisterTaskResponse
-	(*GrabJobRequest)(nil),       // 19: taskhive.v1.GrabJobRequest
-	(*Done)(nil),                 // 20: taskhive.v1.Done
-	(*Fail)(nil),                 // 21: taskhive.v1.Fail
-	(*SchedLater)(nil),           // 22: taskhive.v1.SchedLater
-	(*Outcome)(nil),              // 23: taskhive.v1.Outcome
-	(*ReportResultRequest)(nil),  // 24: taskhive.v1.ReportResultRequest
-	(*ReportResultResponse)(nil), // 25: taskhive.v1.ReportResultResponse
-	(*HeartbeatRequest)(nil),     // 26: taskhive.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),    // 27: taskhive.v1.HeartbeatResponse
-	(*WorkerHello)(nil),          // 28: taskhive.v1.WorkerHello
-	(*WorkerResult)(nil),         // 29: taskhive.v1.WorkerResult
-	(*WorkData)(nil),             // 30: taskhive.v1.WorkData
-	(*SendDataResponse)(nil),     // 31: taskhive.v1.SendDataResponse
-	(*AcquireLockRequest)(nil),   // 32: taskhive.v1.AcquireLockRequest
-	(*AcquireLockResponse)(nil),  // 33: taskhive.v1.AcquireLockResponse
-	(*ReleaseLockRequest)(nil),   // 34: taskhive.v1.ReleaseLockRequest
-	(*ReleaseLockResponse)(nil),  // 35: taskhive.v1.ReleaseLockResponse
-	(*WorkerMessage)(nil),        // 36: taskhive.v1.WorkerMessage
-	(*Welcome)(nil),              // 37: taskhive.v1.Welcome
-	(*ResultAck)(nil),            // 38: taskhive.v1.ResultAck
-	(*ServerMessage)(nil),        // 39: taskhive.v1.ServerMessage
-	(*JobEvent)(nil),             // 40: taskhive.v1.JobEvent
-	(*GetConfigRequest)(nil),     // 41: taskhive.v1.GetConfigRequest
-	(*SetConfigRequest)(nil),     // 42: taskhive.v1.SetConfigRequest
-	(*ConfigResponse)(nil),       // 43: taskhive.v1.ConfigResponse
-	(*DumpRequest)(nil),          // 44: taskhive.v1.DumpRequest
-	(*DumpedJob)(nil),            // 45: taskhive.v1.DumpedJob
-	(*LoadResponse)(nil),         // 46: taskhive.v1.LoadResponse
-	nil,                          // 47: taskhive.v1.ConfigResponse.ValuesEntry
+	(*SubmitJobsRequest)(nil),    // 4: taskhive.v1.SubmitJobsRequest
+	(*SubmitJobsResponse)(nil),   // 5: taskhive.v1.SubmitJobsResponse
+	(*RunJobResponse)(nil),       // 6: taskhive.v1.RunJobResponse
+	(*JobRef)(nil),               // 7: taskhive.v1.JobRef
+	(*RemoveJobResponse)(nil),    // 8: taskhive.v1.RemoveJobResponse
+	(*Job)(nil),                  // 9: taskhive.v1.Job
+	(*DropTaskRequest)(nil),      // 10: taskhive.v1.DropTaskRequest
+	(*DropTaskResponse)(nil),     // 11: taskhive.v1.DropTaskResponse
+	(*StatusRequest)(nil),        // 12: taskhive.v1.StatusRequest
+	(*TaskStatus)(nil),           // 13: taskhive.v1.TaskStatus
+	(*StatusResponse)(nil),       // 14: taskhive.v1.StatusResponse
+	(*ListDeadRequest)(nil),      // 15: taskhive.v1.ListDeadRequest
+	(*ListDeadResponse)(nil),     // 16: taskhive.v1.ListDeadResponse
+	(*DeadRef)(nil),              // 17: taskhive.v1.DeadRef
+	(*DeadOpResponse)(nil),       // 18: taskhive.v1.DeadOpResponse
+	(*RegisterTaskRequest)(nil),  // 19: taskhive.v1.RegisterTaskRequest
+	(*RegisterTaskResponse)(nil), // 20: taskhive.v1.RegisterTaskResponse
+	(*GrabJobRequest)(nil),       // 21: taskhive.v1.GrabJobRequest
+	(*Done)(nil),                 // 22: taskhive.v1.Done
+	(*Fail)(nil),                 // 23: taskhive.v1.Fail
+	(*SchedLater)(nil),           // 24: taskhive.v1.SchedLater
+	(*Outcome)(nil),              // 25: taskhive.v1.Outcome
+	(*ReportResultRequest)(nil),  // 26: taskhive.v1.ReportResultRequest
+	(*ReportResultResponse)(nil), // 27: taskhive.v1.ReportResultResponse
+	(*HeartbeatRequest)(nil),     // 28: taskhive.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),    // 29: taskhive.v1.HeartbeatResponse
+	(*WorkerHello)(nil),          // 30: taskhive.v1.WorkerHello
+	(*WorkerResult)(nil),         // 31: taskhive.v1.WorkerResult
+	(*WorkData)(nil),             // 32: taskhive.v1.WorkData
+	(*SendDataResponse)(nil),     // 33: taskhive.v1.SendDataResponse
+	(*AcquireLockRequest)(nil),   // 34: taskhive.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil),  // 35: taskhive.v1.AcquireLockResponse
+	(*ReleaseLockRequest)(nil),   // 36: taskhive.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil),  // 37: taskhive.v1.ReleaseLockResponse
+	(*WorkerMessage)(nil),        // 38: taskhive.v1.WorkerMessage
+	(*Welcome)(nil),              // 39: taskhive.v1.Welcome
+	(*ResultAck)(nil),            // 40: taskhive.v1.ResultAck
+	(*ServerMessage)(nil),        // 41: taskhive.v1.ServerMessage
+	(*JobEvent)(nil),             // 42: taskhive.v1.JobEvent
+	(*GetConfigRequest)(nil),     // 43: taskhive.v1.GetConfigRequest
+	(*SetConfigRequest)(nil),     // 44: taskhive.v1.SetConfigRequest
+	(*ConfigResponse)(nil),       // 45: taskhive.v1.ConfigResponse
+	(*DumpRequest)(nil),          // 46: taskhive.v1.DumpRequest
+	(*DumpedJob)(nil),            // 47: taskhive.v1.DumpedJob
+	(*LoadResponse)(nil),         // 48: taskhive.v1.LoadResponse
+	nil,                          // 49: taskhive.v1.ConfigResponse.ValuesEntry
 }
 var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
 	1,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
-	0,  // 1: taskhive.v1.Job.state:type_name -> taskhive.v1.JobState
-	1,  // 2: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
-	11, // 3: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
-	11, // 4: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
-	7,  // 5: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
-	20, // 6: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
-	21, // 7: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
-	22, // 8: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
-	23, // 9: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
-	23, // 10: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
-	28, // 11: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
-	29, // 12: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
-	26, // 13: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
-	30, // 14: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
-	32, // 15: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
-	34, // 16: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
-	37, // 17: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
-	7,  // 18: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
-	38, // 19: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
-	27, // 20: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
-	33, // 21: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
-	4,  // 22: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
-	47, // 23: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
-	7,  // 24: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
-	2,  // 25: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
-	2,  // 26: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
-	2,  // 27: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
-	5,  // 28: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
-	5,  // 29: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
-	5,  // 30: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
-	8,  // 31: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
-	10, // 32: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
-	13, // 33: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
-	15, // 34: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
-	15, // 35: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
-	17, // 36: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
-	19, // 37: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
-	24, // 38: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
-	26, // 39: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
-	30, // 40: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
-	32, // 41: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
-	34, // 42: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
-	36, // 43: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
-	41, // 44: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
-	42, // 45: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
-	44, // 46: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
-	45, // 47: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
-	3,  // 48: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
-	4,  // 49: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
-	40, // 50: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
-	40, // 51: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
-	6,  // 52: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
-	7,  // 53: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
-	9,  // 54: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
-	12, // 55: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
-	14, // 56: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
-	16, // 57: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
-	16, // 58: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
-	18, // 59: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
-	7,  // 60: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
-	25, // 61: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
-	27, // 62: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
-	31, // 63: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
-	33, // 64: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
-	35, // 65: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
-	39, // 66: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
-	43, // 67: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
-	43, // 68: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
-	45, // 69: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
-	46, // 70: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
-	48, // [48:71] is the sub-list for method output_type
-	25, // [25:48] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	2,  // 1: taskhive.v1.SubmitJobsRequest.jobs:type_name -> taskhive.v1.SubmitJobRequest
+	3,  // 2: taskhive.v1.SubmitJobsResponse.jobs:type_name -> taskhive.v1.SubmitJobResponse
+	0,  // 3: taskhive.v1.Job.state:type_name -> taskhive.v1.JobState
+	1,  // 4: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
+	13, // 5: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
+	13, // 6: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
+	9,  // 7: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
+	22, // 8: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
+	23, // 9: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
+	24, // 10: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
+	25, // 11: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
+	25, // 12: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
+	30, // 13: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
+	31, // 14: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
+	28, // 15: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
+	32, // 16: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
+	34, // 17: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
+	36, // 18: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
+	39, // 19: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
+	9,  // 20: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
+	40, // 21: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
+	29, // 22: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
+	35, // 23: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
+	6,  // 24: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
+	49, // 25: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
+	9,  // 26: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
+	2,  // 27: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
+	4,  // 28: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
+	2,  // 29: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
+	2,  // 30: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
+	7,  // 31: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
+	7,  // 32: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
+	7,  // 33: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
+	10, // 34: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
+	12, // 35: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
+	15, // 36: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
+	17, // 37: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
+	17, // 38: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
+	19, // 39: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
+	21, // 40: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
+	26, // 41: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
+	28, // 42: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
+	32, // 43: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
+	34, // 44: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
+	36, // 45: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
+	38, // 46: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
+	43, // 47: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
+	44, // 48: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
+	46, // 49: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
+	47, // 50: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
+	3,  // 51: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
+	5,  // 52: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
+	6,  // 53: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
+	42, // 54: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
+	42, // 55: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
+	8,  // 56: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
+	9,  // 57: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
+	11, // 58: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
+	14, // 59: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
+	16, // 60: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
+	18, // 61: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
+	18, // 62: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
+	20, // 63: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
+	9,  // 64: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
+	27, // 65: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
+	29, // 66: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
+	33, // 67: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
+	35, // 68: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
+	37, // 69: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
+	41, // 70: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
+	45, // 71: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
+	45, // 72: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
+	47, // 73: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
+	48, // 74: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
+	51, // [51:75] is the sub-list for method output_type
+	27, // [27:51] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_taskhive_v1_scheduler_proto_init() }
@@ -3209,13 +3311,13 @@ func file_taskhive_v1_scheduler_proto_init() {
 		return
 	}
 	file_taskhive_v1_scheduler_proto_msgTypes[1].OneofWrappers = []any{}
-	file_taskhive_v1_scheduler_proto_msgTypes[20].OneofWrappers = []any{}
-	file_taskhive_v1_scheduler_proto_msgTypes[22].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[22].OneofWrappers = []any{}
+	file_taskhive_v1_scheduler_proto_msgTypes[24].OneofWrappers = []any{
 		(*Outcome_Done)(nil),
 		(*Outcome_Fail)(nil),
 		(*Outcome_SchedLater)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[35].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[37].OneofWrappers = []any{
 		(*WorkerMessage_Hello)(nil),
 		(*WorkerMessage_Result)(nil),
 		(*WorkerMessage_Heartbeat)(nil),
@@ -3223,14 +3325,14 @@ func file_taskhive_v1_scheduler_proto_init() {
 		(*WorkerMessage_Acquire)(nil),
 		(*WorkerMessage_Release)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[38].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[40].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Job)(nil),
 		(*ServerMessage_Ack)(nil),
 		(*ServerMessage_Heartbeat)(nil),
 		(*ServerMessage_Lock)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[39].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[41].OneofWrappers = []any{
 		(*JobEvent_Data)(nil),
 		(*JobEvent_Result)(nil),
 		(*JobEvent_Error)(nil),
@@ -3241,7 +3343,7 @@ func file_taskhive_v1_scheduler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskhive_v1_scheduler_proto_rawDesc), len(file_taskhive_v1_scheduler_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   47,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

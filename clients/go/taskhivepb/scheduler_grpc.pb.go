@@ -23,6 +23,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Scheduler_SubmitJob_FullMethodName    = "/taskhive.v1.Scheduler/SubmitJob"
+	Scheduler_SubmitJobs_FullMethodName   = "/taskhive.v1.Scheduler/SubmitJobs"
 	Scheduler_RunJob_FullMethodName       = "/taskhive.v1.Scheduler/RunJob"
 	Scheduler_RunJobStream_FullMethodName = "/taskhive.v1.Scheduler/RunJobStream"
 	Scheduler_WatchJob_FullMethodName     = "/taskhive.v1.Scheduler/WatchJob"
@@ -53,6 +54,10 @@ const (
 type SchedulerClient interface {
 	// Submit (or replace, by task and name) a job. Acknowledged only once it is committed to the store.
 	SubmitJob(ctx context.Context, in *SubmitJobRequest, opts ...grpc.CallOption) (*SubmitJobResponse, error)
+	// Submit (or replace) many jobs in one call, in order. Every job is validated first: one invalid
+	// job fails the call (INVALID_ARGUMENT naming it) and none is submitted. Acknowledged once all are
+	// committed (one commit for the batch); the answers are in request order.
+	SubmitJobs(ctx context.Context, in *SubmitJobsRequest, opts ...grpc.CallOption) (*SubmitJobsResponse, error)
 	// Submit a job and wait for the worker's result. FAILED_PRECONDITION when no worker serves the task.
 	RunJob(ctx context.Context, in *SubmitJobRequest, opts ...grpc.CallOption) (*RunJobResponse, error)
 	// RunJob that also streams the data chunks the worker sends while the job runs, then the result.
@@ -111,6 +116,16 @@ func (c *schedulerClient) SubmitJob(ctx context.Context, in *SubmitJobRequest, o
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SubmitJobResponse)
 	err := c.cc.Invoke(ctx, Scheduler_SubmitJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) SubmitJobs(ctx context.Context, in *SubmitJobsRequest, opts ...grpc.CallOption) (*SubmitJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SubmitJobsResponse)
+	err := c.cc.Invoke(ctx, Scheduler_SubmitJobs_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -385,6 +400,10 @@ type Scheduler_LoadClient = grpc.ClientStreamingClient[DumpedJob, LoadResponse]
 type SchedulerServer interface {
 	// Submit (or replace, by task and name) a job. Acknowledged only once it is committed to the store.
 	SubmitJob(context.Context, *SubmitJobRequest) (*SubmitJobResponse, error)
+	// Submit (or replace) many jobs in one call, in order. Every job is validated first: one invalid
+	// job fails the call (INVALID_ARGUMENT naming it) and none is submitted. Acknowledged once all are
+	// committed (one commit for the batch); the answers are in request order.
+	SubmitJobs(context.Context, *SubmitJobsRequest) (*SubmitJobsResponse, error)
 	// Submit a job and wait for the worker's result. FAILED_PRECONDITION when no worker serves the task.
 	RunJob(context.Context, *SubmitJobRequest) (*RunJobResponse, error)
 	// RunJob that also streams the data chunks the worker sends while the job runs, then the result.
@@ -441,6 +460,9 @@ type UnimplementedSchedulerServer struct{}
 
 func (UnimplementedSchedulerServer) SubmitJob(context.Context, *SubmitJobRequest) (*SubmitJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitJob not implemented")
+}
+func (UnimplementedSchedulerServer) SubmitJobs(context.Context, *SubmitJobsRequest) (*SubmitJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitJobs not implemented")
 }
 func (UnimplementedSchedulerServer) RunJob(context.Context, *SubmitJobRequest) (*RunJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RunJob not implemented")
@@ -543,6 +565,24 @@ func _Scheduler_SubmitJob_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SchedulerServer).SubmitJob(ctx, req.(*SubmitJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Scheduler_SubmitJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).SubmitJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_SubmitJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).SubmitJobs(ctx, req.(*SubmitJobsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -903,6 +943,10 @@ var Scheduler_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SubmitJob",
 			Handler:    _Scheduler_SubmitJob_Handler,
+		},
+		{
+			MethodName: "SubmitJobs",
+			Handler:    _Scheduler_SubmitJobs_Handler,
 		},
 		{
 			MethodName: "RunJob",

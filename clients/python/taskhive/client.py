@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import grpc
 
@@ -108,6 +119,17 @@ class Client:
             priority=priority, retry=retry,
         )
         return self._call(self._stub.SubmitJob, req).job_id
+
+    def submit_many(self, jobs: Iterable[Dict[str, Any]]) -> List[int]:
+        """Submits many jobs in one call and one commit; returns their ids in order.
+
+        Each job is a dict of :meth:`submit`'s parameters, e.g.
+        ``{"task": "mail", "name": "welcome-42", "args": b"...", "delay": 30}``. Every job is
+        validated first: one invalid job raises :class:`~taskhive.InvalidArgumentError`
+        (naming it, e.g. ``jobs: [3].name: ...``) and none is submitted.
+        """
+        req = pb.SubmitJobsRequest(jobs=[submit_request(**j) for j in jobs])
+        return [r.job_id for r in self._call(self._stub.SubmitJobs, req).jobs]
 
     def run_job(
         self,

@@ -365,3 +365,22 @@ def test_refused_worker_raises_instead_of_reconnecting(server):
     w.add_task("x" * 256, lambda job: None)  # task names are 1..255 bytes
     with pytest.raises(taskhive.InvalidArgumentError, match="tasks"):
         w.run()
+
+
+def test_submit_many_commits_all_or_rejects_all(client):
+    ids = client.submit_many(
+        [
+            {"task": "batch", "name": "a", "args": b"1"},
+            {"task": "batch", "name": "b", "args": "2", "delay": 60},
+            {"task": "batch", "name": "c", "priority": 5},
+        ]
+    )
+    assert len(set(ids)) == 3
+    assert client.get("batch", "a").args == b"1"
+    assert client.get("batch", "b").state == JobState.SCHEDULED
+    assert client.get(job_id=ids[2]).priority == 5
+    # One bad job fails the call, names the job and the field, and submits none.
+    with pytest.raises(taskhive.InvalidArgumentError, match=r"jobs: \[1\]\.name"):
+        client.submit_many([{"task": "batch", "name": "d"}, {"task": "batch", "name": ""}])
+    with pytest.raises(taskhive.NotFoundError):
+        client.get("batch", "d")

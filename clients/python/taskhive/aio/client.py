@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, AsyncIterable, AsyncIterator, Iterable, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import grpc
 import grpc.aio
@@ -94,6 +106,14 @@ class Client:
             priority=priority, retry=retry,
         )
         return (await self._call(self._stub.SubmitJob, req)).job_id
+
+    async def submit_many(self, jobs: Iterable[Dict[str, Any]]) -> List[int]:
+        """Submits many jobs in one call and one commit; returns their ids in order.
+
+        See :meth:`taskhive.Client.submit_many`.
+        """
+        req = pb.SubmitJobsRequest(jobs=[submit_request(**j) for j in jobs])
+        return [r.job_id for r in (await self._call(self._stub.SubmitJobs, req)).jobs]
 
     async def run_job(
         self,

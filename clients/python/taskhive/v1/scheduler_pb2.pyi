@@ -58,6 +58,18 @@ class SubmitJobResponse(_message.Message):
     running: bool
     def __init__(self, job_id: _Optional[int] = ..., replaced: _Optional[bool] = ..., running: _Optional[bool] = ...) -> None: ...
 
+class SubmitJobsRequest(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[SubmitJobRequest, _Mapping]]] = ...) -> None: ...
+
+class SubmitJobsResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[SubmitJobResponse]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[SubmitJobResponse, _Mapping]]] = ...) -> None: ...
+
 class RunJobResponse(_message.Message):
     __slots__ = ("job_id", "result")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

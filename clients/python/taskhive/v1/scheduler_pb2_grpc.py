@@ -39,6 +39,11 @@ class SchedulerStub:
                 request_serializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobRequest.SerializeToString,
                 response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobResponse.FromString,
                 _registered_method=True)
+        self.SubmitJobs = channel.unary_unary(
+                '/taskhive.v1.Scheduler/SubmitJobs',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobsRequest.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobsResponse.FromString,
+                _registered_method=True)
         self.RunJob = channel.unary_unary(
                 '/taskhive.v1.Scheduler/RunJob',
                 request_serializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobRequest.SerializeToString,
@@ -156,6 +161,15 @@ class SchedulerServicer:
 
     def SubmitJob(self, request, context):
         """Submit (or replace, by task and name) a job. Acknowledged only once it is committed to the store.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitJobs(self, request, context):
+        """Submit (or replace) many jobs in one call, in order. Every job is validated first: one invalid
+        job fails the call (INVALID_ARGUMENT naming it) and none is submitted. Acknowledged once all are
+        committed (one commit for the batch); the answers are in request order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -323,6 +337,11 @@ def add_SchedulerServicer_to_server(servicer, server):
                     request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobRequest.FromString,
                     response_serializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobResponse.SerializeToString,
             ),
+            'SubmitJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitJobs,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobsRequest.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobsResponse.SerializeToString,
+            ),
             'RunJob': grpc.unary_unary_rpc_method_handler(
                     servicer.RunJob,
                     request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobRequest.FromString,
@@ -461,6 +480,33 @@ class Scheduler:
             '/taskhive.v1.Scheduler/SubmitJob',
             taskhive_dot_v1_dot_scheduler__pb2.SubmitJobRequest.SerializeToString,
             taskhive_dot_v1_dot_scheduler__pb2.SubmitJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskhive.v1.Scheduler/SubmitJobs',
+            taskhive_dot_v1_dot_scheduler__pb2.SubmitJobsRequest.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.SubmitJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,
