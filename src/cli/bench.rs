@@ -12,6 +12,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use super::commands::CliResult;
+
+mod boot;
+mod gearman;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 use crate::pb::server_message::Msg as Out;
 use crate::pb::worker_message::Msg as In;
 use crate::pb::{self, scheduler_client::SchedulerClient};
@@ -19,7 +24,9 @@ use crate::pb::{self, scheduler_client::SchedulerClient};
 /// `taskhive bench` flags.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Scenarios to run: submit, e2e, dispatch (comma-separated).
+    /// Scenarios to run (comma-separated): submit, submit-batch, e2e, e2e-batch, dispatch,
+    /// timers, memory, restart; gearman-submit and gearman-e2e run against every `--gearman`
+    /// server.
     #[arg(long, default_value = "submit,e2e,dispatch")]
     pub scenarios: String,
     /// Jobs per scenario.
@@ -31,6 +38,20 @@ pub struct BenchArgs {
     /// Payload bytes per job.
     #[arg(long, default_value_t = 100)]
     pub payload: usize,
+    /// Requests each client keeps in flight (gRPC calls multiplexed on its connection;
+    /// Gearman packets pipelined on its socket).
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
+    /// Jobs in the store for timers, memory and restart.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub store_jobs: u64,
+    /// timers: the jobs fall due evenly over this many seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub timer_window: f64,
+    /// A gearmand to drive with the Gearman scenarios, as LABEL=HOST:PORT (repeatable);
+    /// LABEL=HOST:PORT/N caps its jobs per scenario at N (for a slow persistent queue).
+    #[arg(long, value_name = "LABEL=ADDR")]
+    pub gearman: Vec<String>,
     /// Tiny sizes, for CI: proves the scenarios run, measures nothing.
     #[arg(long)]
     pub smoke: bool,
@@ -59,6 +80,9 @@ pub struct BenchResult {
     pub p99_us: u64,
     /// Maximum.
     pub max_us: u64,
+    /// Scenario-specific figures (restart times, memory per job, ...).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extra: std::collections::BTreeMap<String, f64>,
 }
 
 fn result(scenario: &str, ops: u64, took: Duration, h: &Histogram<u64>) -> BenchResult {
@@ -70,6 +94,7 @@ fn result(scenario: &str, ops: u64, took: Duration, h: &Histogram<u64>) -> Bench
         p50_us: h.value_at_quantile(0.5),
         p99_us: h.value_at_quantile(0.99),
         max_us: h.max(),
+        extra: Default::default(),
     }
 }
 
@@ -89,6 +114,26 @@ pub async fn run(mut a: BenchArgs) -> CliResult {
     if a.smoke {
         a.jobs = a.jobs.min(500);
         a.clients = a.clients.min(4);
+        a.store_jobs = a.store_jobs.min(2_000);
+        a.timer_window = a.timer_window.min(1.0);
+    }
+    a.clients = a.clients.max(1);
+    a.pipeline = a.pipeline.max(1);
+    let mut gearmands = Vec::new();
+    for g in &a.gearman {
+        match g.split_once('=') {
+            Some((label, addr)) if !label.is_empty() && !addr.is_empty() => {
+                let (addr, cap) = match addr.split_once('/') {
+                    Some((addr, n)) => match n.parse::<u64>() {
+                        Ok(n) if n > 0 => (addr, n),
+                        _ => return Err(format!("--gearman: {g:?}: bad job cap {n:?}").into()),
+                    },
+                    None => (addr, u64::MAX),
+                };
+                gearmands.push((format!("gearmand-{label}"), addr.to_string(), cap))
+            }
+            _ => return Err(format!("--gearman: {g:?} is not LABEL=HOST:PORT[/N]").into()),
+        }
     }
     let (addr, _server) = match &a.addr {
         Some(addr) => (addr.clone(), None),
@@ -107,25 +152,77 @@ pub async fn run(mut a: BenchArgs) -> CliResult {
     let mut results = Vec::new();
     for s in a.scenarios.split(',').map(str::trim) {
         let r = match s {
-            "submit" => submit(&a, &addr).await?,
-            "e2e" => e2e(&a, &addr).await?,
+            "submit" => submit(&a, &addr, false).await?,
+            "submit-batch" => submit(&a, &addr, true).await?,
+            "e2e" => e2e(&a, &addr, false).await?,
+            "e2e-batch" => e2e(&a, &addr, true).await?,
             "dispatch" => dispatch(&a, &addr).await?,
+            "timers" => boot::timers(&a).await?,
+            "restart" | "memory" => {
+                // One run measures both; the second name finds its figures already there.
+                if !results.iter().any(|r: &BenchResult| r.scenario == s) {
+                    results.extend(boot::restart_and_memory(&a).await?);
+                }
+                continue;
+            }
+            "gearman-submit" | "gearman-e2e" => {
+                if gearmands.is_empty() {
+                    return Err(format!("scenario {s} needs --gearman LABEL=ADDR").into());
+                }
+                for (label, gaddr, cap) in &gearmands {
+                    let mut ga = a.clone();
+                    ga.jobs = ga.jobs.min(*cap).max(ga.clients as u64);
+                    let r = if s == "gearman-submit" {
+                        gearman::submit(&ga, gaddr, label).await?
+                    } else {
+                        gearman::e2e(&ga, gaddr, label).await?
+                    };
+                    results.push(r);
+                }
+                continue;
+            }
             other => return Err(format!("unknown scenario {other:?}").into()),
         };
         results.push(r);
     }
+    let ratios = ratios(&results);
     println!(
-        "{:<10} {:>9} {:>8} {:>12} {:>9} {:>9} {:>9}",
+        "{:<24} {:>9} {:>8} {:>12} {:>9} {:>9} {:>9}",
         "scenario", "ops", "secs", "ops/s", "p50 µs", "p99 µs", "max µs"
     );
     for r in &results {
         println!(
-            "{:<10} {:>9} {:>8.2} {:>12.0} {:>9} {:>9} {:>9}",
+            "{:<24} {:>9} {:>8.2} {:>12.0} {:>9} {:>9} {:>9}",
             r.scenario, r.ops, r.seconds, r.per_sec, r.p50_us, r.p99_us, r.max_us
         );
+        if !r.extra.is_empty() {
+            let extra: Vec<String> = r.extra.iter().map(|(k, v)| format!("{k}={v:.1}")).collect();
+            println!("{:<24} {}", "", extra.join("  "));
+        }
+    }
+    if !ratios.is_empty() {
+        println!();
+        println!(
+            "{:<18} {:<24} {:>8} {:>10}",
+            "taskhive", "versus", "ops/s ×", "p50 ×"
+        );
+        for r in &ratios {
+            println!(
+                "{:<18} {:<24} {:>8.2} {:>10.2}",
+                r.taskhive, r.peer, r.throughput, r.p50
+            );
+        }
     }
     if let Some(path) = &a.json {
-        std::fs::write(path, serde_json::to_string_pretty(&results)?)?;
+        let doc = serde_json::json!({
+            "clients": a.clients,
+            "jobs": a.jobs,
+            "payload": a.payload,
+            "pipeline": a.pipeline,
+            "results": results,
+            "ratios": ratios,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)?)?;
     }
     if let Some((stop, join, dir)) = _server {
         let _ = stop.send(());
@@ -135,6 +232,45 @@ pub async fn run(mut a: BenchArgs) -> CliResult {
     Ok(())
 }
 
+/// taskhive's figure over a peer's for the same shape of load.
+#[derive(Debug, serde::Serialize)]
+pub struct Ratio {
+    /// The taskhive scenario.
+    pub taskhive: String,
+    /// The peer's scenario.
+    pub peer: String,
+    /// taskhive ops/s ÷ peer ops/s (above 1: taskhive is faster).
+    pub throughput: f64,
+    /// taskhive p50 ÷ peer p50 (below 1: taskhive answers sooner).
+    pub p50: f64,
+}
+
+/// Pairs each taskhive submit/e2e result with every peer result of the same kind.
+fn ratios(results: &[BenchResult]) -> Vec<Ratio> {
+    let mut out = Vec::new();
+    for ours in results.iter().filter(|r| !r.scenario.contains(' ')) {
+        let kind = if ours.scenario.starts_with("submit") {
+            "submit"
+        } else if ours.scenario.starts_with("e2e") {
+            "e2e"
+        } else {
+            continue;
+        };
+        for peer in results
+            .iter()
+            .filter(|r| r.scenario.ends_with(&format!(" {kind}")))
+        {
+            out.push(Ratio {
+                taskhive: ours.scenario.clone(),
+                peer: peer.scenario.clone(),
+                throughput: ours.per_sec / peer.per_sec.max(1e-9),
+                p50: ours.p50_us as f64 / peer.p50_us.max(1) as f64,
+            });
+        }
+    }
+    out
+}
+
 fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("taskhive-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -142,33 +278,52 @@ fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
 }
 
 /// N clients submit durable jobs as fast as acks come back.
-async fn submit(
-    a: &BenchArgs,
-    addr: &str,
-) -> Result<BenchResult, Box<dyn std::error::Error + Send + Sync>> {
+async fn submit(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxError> {
     let per = a.jobs / a.clients as u64;
+    let payload = bytes::Bytes::from(vec![b'x'; a.payload]);
+    // Far ahead: this scenario measures the durable submit path only.
+    let sched_at_ms = unix_ms() + 3_600_000;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for k in 0..a.clients {
-        let mut c = SchedulerClient::new(channel(addr).await?);
-        let payload = vec![b'x'; a.payload];
-        tasks.push(tokio::spawn(async move {
-            let mut h = hist();
-            for i in 0..per {
-                let t = Instant::now();
-                c.submit_job(pb::SubmitJobRequest {
-                    task: "bench-submit".into(),
-                    name: format!("{k}-{i}"),
-                    args: payload.clone().into(),
-                    // Far ahead: this scenario measures the durable submit path only.
-                    sched_at_ms: unix_ms() + 3_600_000,
-                    ..Default::default()
-                })
-                .await?;
-                h.record(t.elapsed().as_micros() as u64).ok();
-            }
-            Ok::<_, tonic::Status>(h)
-        }));
+        let conn = SchedulerClient::new(channel(addr).await?);
+        let payload = payload.clone();
+        let job = move |i: u64| pb::SubmitJobRequest {
+            task: "bench-submit".into(),
+            name: format!("{k}-{i}"),
+            args: payload.clone(),
+            sched_at_ms,
+            ..Default::default()
+        };
+        // Batch: one SubmitJobs of `pipeline` jobs in flight per client; else `pipeline`
+        // SubmitJob calls in flight. Either way each client has `pipeline` jobs unacknowledged.
+        let (loops, size) = if batch {
+            (1, a.pipeline as u64)
+        } else {
+            (a.pipeline as u64, 1)
+        };
+        for p in 0..loops {
+            let mut c = conn.clone();
+            let job = job.clone();
+            let (i0, n) = share(per, loops, p);
+            tasks.push(tokio::spawn(async move {
+                let mut h = hist();
+                let mut i = i0;
+                while i < i0 + n {
+                    let m = size.min(i0 + n - i);
+                    let t = Instant::now();
+                    if batch {
+                        let jobs = (i..i + m).map(&job).collect();
+                        c.submit_jobs(pb::SubmitJobsRequest { jobs }).await?;
+                    } else {
+                        c.submit_job(job(i)).await?;
+                    }
+                    h.record_n(t.elapsed().as_micros().max(1) as u64, m).ok();
+                    i += m;
+                }
+                Ok::<_, tonic::Status>(h)
+            }));
+        }
     }
     let mut h = hist();
     for t in tasks {
@@ -180,7 +335,16 @@ async fn submit(
         task: "bench-submit".into(),
     })
     .await?;
-    Ok(result("submit", per * a.clients as u64, took, &h))
+    let name = if batch { "submit-batch" } else { "submit" };
+    Ok(result(name, per * a.clients as u64, took, &h))
+}
+
+/// The `p`th of `parts` shares of `n` items: (first index, count).
+fn share(n: u64, parts: u64, p: u64) -> (u64, u64) {
+    let base = n / parts;
+    let extra = n % parts;
+    let first = p * base + p.min(extra);
+    (first, base + u64::from(p < extra))
 }
 
 fn unix_ms() -> i64 {
@@ -191,10 +355,7 @@ fn unix_ms() -> i64 {
 }
 
 /// Submit while 4 Work-stream workers finish jobs at once; latency is submit → worker.
-async fn e2e(
-    a: &BenchArgs,
-    addr: &str,
-) -> Result<BenchResult, Box<dyn std::error::Error + Send + Sync>> {
+async fn e2e(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxError> {
     let base = Instant::now();
     let done = Arc::new(AtomicU64::new(0));
     let total = (a.jobs / a.clients as u64) * a.clients as u64;
@@ -240,22 +401,43 @@ async fn e2e(
     let per = total / a.clients as u64;
     let mut tasks = Vec::new();
     for k in 0..a.clients {
-        let mut c = SchedulerClient::new(channel(addr).await?);
+        let conn = SchedulerClient::new(channel(addr).await?);
         let pad = a.payload.saturating_sub(8);
-        tasks.push(tokio::spawn(async move {
-            for i in 0..per {
-                let mut args = (base.elapsed().as_micros() as u64).to_le_bytes().to_vec();
-                args.resize(8 + pad, b'x');
-                c.submit_job(pb::SubmitJobRequest {
-                    task: "bench-e2e".into(),
-                    name: format!("{k}-{i}"),
-                    args: args.into(),
-                    ..Default::default()
-                })
-                .await?;
+        let job = move |i: u64| {
+            let mut args = (base.elapsed().as_micros() as u64).to_le_bytes().to_vec();
+            args.resize(8 + pad, b'x');
+            pb::SubmitJobRequest {
+                task: "bench-e2e".into(),
+                name: format!("{k}-{i}"),
+                args: args.into(),
+                ..Default::default()
             }
-            Ok::<_, tonic::Status>(())
-        }));
+        };
+        if batch {
+            let mut c = conn.clone();
+            let size = a.pipeline as u64;
+            tasks.push(tokio::spawn(async move {
+                let mut i = 0;
+                while i < per {
+                    let n = size.min(per - i);
+                    let jobs = (i..i + n).map(job).collect();
+                    c.submit_jobs(pb::SubmitJobsRequest { jobs }).await?;
+                    i += n;
+                }
+                Ok::<_, tonic::Status>(())
+            }));
+            continue;
+        }
+        for p in 0..a.pipeline as u64 {
+            let mut c = conn.clone();
+            let (i0, n) = share(per, a.pipeline as u64, p);
+            tasks.push(tokio::spawn(async move {
+                for i in i0..i0 + n {
+                    c.submit_job(job(i)).await?;
+                }
+                Ok::<_, tonic::Status>(())
+            }));
+        }
     }
     for t in tasks {
         t.await??;
@@ -275,14 +457,12 @@ async fn e2e(
     for w in workers {
         w.abort();
     }
-    Ok(result("e2e", seen, took, &h))
+    let name = if batch { "e2e-batch" } else { "e2e" };
+    Ok(result(name, seen, took, &h))
 }
 
 /// One RunJob at a time through a remote worker that answers at once.
-async fn dispatch(
-    a: &BenchArgs,
-    addr: &str,
-) -> Result<BenchResult, Box<dyn std::error::Error + Send + Sync>> {
+async fn dispatch(a: &BenchArgs, addr: &str) -> Result<BenchResult, BoxError> {
     let (tx, rx) = mpsc::channel(16);
     tx.send(pb::WorkerMessage {
         msg: Some(In::Hello(pb::WorkerHello {
