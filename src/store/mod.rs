@@ -17,7 +17,8 @@ use crate::scheduler::job::{JobId, JobRecord, Millis};
 /// One change to the stored jobs, applied in the order the core produced it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    /// Insert or fully replace a job (by id, and by task and name).
+    /// Insert or fully replace a job by id. The core keeps (task, name) unique: a replaced
+    /// job keeps its id, so a store needs no index on (task, name).
     Upsert(JobRecord),
     /// Change a job's schedule, counters and dead flag; its payload stays.
     Reschedule {
