@@ -517,3 +517,52 @@ async fn metrics_parse_and_move_as_jobs_flow() {
         .unwrap();
     assert!(matches!(running.value, prometheus_parse::Value::Gauge(v) if v == 1.0));
 }
+
+#[tokio::test]
+async fn submit_jobs_over_json() {
+    let s = TestServer::start().await;
+    let c = http();
+    let url = format!("{}/taskhive.v1.Scheduler/SubmitJobs", s.url());
+    let (st, v) = json_of(
+        c.post(&url)
+            .json(&json!({"jobs": [{"task": "jb", "name": "a"}, {"task": "jb", "name": "b"}]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["jobs"].as_array().unwrap().len(), 2);
+    let mut g = s.client().await;
+    let st = g
+        .status(pb::StatusRequest { task: "jb".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .totals
+        .unwrap();
+    assert_eq!(st.pending, 2);
+    // A bad job: 400 naming it, and none of the batch is submitted.
+    let (st, v) = json_of(
+        c.post(&url)
+            .json(&json!({"jobs": [{"task": "jb", "name": "c"}, {"task": "jb"}]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT")
+    );
+    assert!(v["message"].as_str().unwrap().starts_with("jobs: [1].name"));
+    let err = g
+        .get_job(pb::JobRef {
+            task: "jb".into(),
+            name: "c".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+}
