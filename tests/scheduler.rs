@@ -898,3 +898,33 @@ async fn submit_jobs_commits_a_batch_in_order_and_survives_restart() {
         .into_inner();
     assert_eq!(&a.args[..], b"second");
 }
+
+#[tokio::test]
+async fn submit_jobs_past_a_job_limit_submits_none() {
+    let s = TestServer::start_with(|c| {
+        c.max_jobs_per_task = 2;
+        c.max_jobs = 3;
+    })
+    .await;
+    let mut c = s.client().await;
+    let batch = |jobs: Vec<pb::SubmitJobRequest>| pb::SubmitJobsRequest { jobs };
+    let e = c
+        .submit_jobs(batch(vec![job("a", "1"), job("a", "2"), job("a", "3")]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert!(e.message().contains("max-jobs-per-task 2"), "{e}");
+    let st = task_status(&mut c, "a").await;
+    assert_eq!(st.pending, 0);
+    // The same name twice is one new job.
+    c.submit_jobs(batch(vec![job("a", "1"), job("a", "2"), job("a", "1")]))
+        .await
+        .unwrap();
+    let e = c
+        .submit_jobs(batch(vec![job("a", "2"), job("b", "1"), job("b", "2")]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert!(e.message().contains("max-jobs 3"), "{e}");
+    assert_eq!(task_status(&mut c, "b").await.pending, 0);
+}

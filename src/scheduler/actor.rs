@@ -49,7 +49,7 @@ enum Cmd {
     },
     SubmitMany {
         specs: Vec<JobSpec>,
-        reply: Reply<(Vec<SubmitReply>, Commit)>,
+        reply: Reply<Result<(Vec<SubmitReply>, Commit), Error>>,
     },
     Remove {
         key: JobKey,
@@ -227,7 +227,9 @@ impl SchedulerHandle {
 
     /// Submits (or replaces) jobs in order as one command and one commit; returns once committed.
     pub async fn submit_many(&self, specs: Vec<JobSpec>) -> Result<Vec<SubmitReply>, Error> {
-        let (replies, commit) = self.call(|reply| Cmd::SubmitMany { specs, reply }).await?;
+        let (replies, commit) = self
+            .call(|reply| Cmd::SubmitMany { specs, reply })
+            .await??;
         commit.wait().await.map_err(store_err)?;
         Ok(replies)
     }
@@ -549,17 +551,18 @@ impl Actor {
             }
             Cmd::SubmitMany { specs, reply } => {
                 let default_timeout = self.settings.default_timeout_ms();
-                let replies = specs
+                let specs = specs
                     .into_iter()
                     .map(|mut spec| {
                         if spec.timeout_ms == 0 {
                             spec.timeout_ms = default_timeout;
                         }
-                        self.core.submit(spec, now)
+                        spec
                     })
                     .collect();
+                let r = self.core.submit_many(specs, now);
                 let commit = self.commit();
-                let _ = reply.send((replies, commit));
+                let _ = reply.send(r.map(|replies| (replies, commit)));
             }
             Cmd::Remove { key, reply } => {
                 let r = self.core.remove(&key);

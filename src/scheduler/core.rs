@@ -356,6 +356,53 @@ impl Core {
 
     /// Refuses a new job when the store-wide or the task's job limit is reached; replacing
     /// an existing job is always allowed (it adds nothing).
+    /// Submits jobs in order, all or none: when the batch's new jobs would pass `max_jobs` or
+    /// `max_jobs_per_task`, it is refused before anything changes.
+    pub fn submit_many(
+        &mut self,
+        specs: Vec<JobSpec>,
+        now: Millis,
+    ) -> Result<Vec<SubmitReply>, Error> {
+        self.check_room_for(&specs)?;
+        specs.into_iter().map(|s| self.submit(s, now)).collect()
+    }
+
+    fn check_room_for(&self, specs: &[JobSpec]) -> Result<(), Error> {
+        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        let mut new_per_task: BTreeMap<&str, usize> = BTreeMap::new();
+        for s in specs {
+            let exists = self
+                .task_ids
+                .get(s.task.as_str())
+                .is_some_and(|&t| self.tasks[t as usize].by_name.contains_key(s.name.as_str()));
+            if !exists && seen.insert((&s.task, &s.name)) {
+                *new_per_task.entry(&s.task).or_default() += 1;
+            }
+        }
+        let new: usize = new_per_task.values().sum();
+        if new > self.cfg.max_jobs.saturating_sub(self.jobs.len()) {
+            return Err(Error::ResourceExhausted(format!(
+                "job limit reached: the server holds {} jobs and the batch adds {new} (max-jobs {})",
+                self.jobs.len(),
+                self.cfg.max_jobs
+            )));
+        }
+        for (task, n) in new_per_task {
+            let held = self
+                .task_ids
+                .get(task)
+                .map_or(0, |&t| self.tasks[t as usize].by_name.len());
+            if n > self.cfg.max_jobs_per_task.saturating_sub(held) {
+                return Err(Error::ResourceExhausted(format!(
+                    "job limit reached: task {task} holds {held} jobs and the batch adds {n} \
+                     (max-jobs-per-task {})",
+                    self.cfg.max_jobs_per_task
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn check_room(&self, task: &str, name: &str) -> Result<(), Error> {
         let existing = self.task_ids.get(task).map(|&t| &self.tasks[t as usize]);
         if existing.is_some_and(|t| t.by_name.contains_key(name)) {
