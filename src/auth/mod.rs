@@ -194,8 +194,8 @@ pub fn required(method: &Method, path: &str) -> Access {
         return Access::Needs(match m {
             "RegisterTask" | "GrabJob" | "ReportResult" | "Heartbeat" | "SendData"
             | "AcquireLock" | "ReleaseLock" | "Work" => Worker,
-            "SubmitJob" | "RunJob" | "RunJobStream" | "WatchJob" | "RemoveJob" | "GetJob"
-            | "Status" | "ListDead" | "GetConfig" => Client,
+            "SubmitJob" | "SubmitJobs" | "RunJob" | "RunJobStream" | "WatchJob" | "RemoveJob"
+            | "GetJob" | "Status" | "ListDead" | "GetConfig" => Client,
             _ => Admin,
         });
     }
@@ -419,6 +419,10 @@ mod tests {
         assert_eq!(
             required(&Method::POST, "/taskhive.v1.Scheduler/DropTask"),
             Needs(Role::Admin)
+        );
+        assert_eq!(
+            required(&Method::POST, "/taskhive.v1.Scheduler/SubmitJobs"),
+            Needs(Role::Client)
         );
         assert_eq!(
             required(&Method::POST, "/taskhive.v1.LoadRunner/Exec"),
