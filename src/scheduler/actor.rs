@@ -496,6 +496,7 @@ impl Actor {
             let wake = self.core.next_wakeup().map(|t| self.clock.instant_at(t));
             tokio::select! {
                 biased;
+                _ = self.writer.failed() => self.resync().await,
                 cmd = self.rx.recv() => {
                     let Some(cmd) = cmd else { break };
                     self.handle(cmd);
@@ -512,6 +513,37 @@ impl Actor {
             self.core.tick(now);
             let ops = self.effects();
             self.writer.write_detached(ops);
+        }
+    }
+
+    /// After a failed commit: makes memory agree with the store again. Commands wait
+    /// meanwhile, so nothing builds on state the store refused; reads resume right after.
+    async fn resync(&mut self) {
+        // Effects not yet written are refused too (the writer is refusing), so they are
+        // covered by the resync.
+        let ops = self.effects();
+        self.writer.write_detached(ops);
+        match self.writer.resync().await {
+            Ok(r) => {
+                let jobs = r.jobs.len();
+                let now = self.clock.now_ms();
+                self.core.resync(&r.ids, &r.tasks, r.jobs, now);
+                self.settings.resync(r.config);
+                self.core.set_lock_timeout(self.settings.lock_timeout_ms());
+                let ops = self.effects();
+                self.writer.write_detached(ops);
+                tracing::warn!(
+                    touched = r.ids.len(),
+                    tasks = r.tasks.len(),
+                    stored = jobs,
+                    "memory resynced from the store after a failed commit"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the store to resync; retrying in 1 s");
+                self.writer
+                    .retry_failed_after(std::time::Duration::from_secs(1));
+            }
         }
     }
 

@@ -294,6 +294,38 @@ impl Core {
         self.effects.clear();
     }
 
+    /// Makes memory agree with the store after failed commits: every job a refused op named
+    /// (by id, or every job of a task whose drop was refused) is replaced by its stored row,
+    /// or dropped when the store has none. A running one loses its lease (the worker's report
+    /// is then refused) and is pending again: memory went ahead of the store, so the work
+    /// since the last good commit may run again (at-least-once).
+    pub fn resync(&mut self, ids: &[JobId], tasks: &[String], stored: Vec<JobRecord>, now: Millis) {
+        self.last_now = self.last_now.max(now);
+        let mut affected: BTreeSet<JobId> = ids.iter().copied().collect();
+        for t in tasks {
+            if let Some(&tid) = self.task_ids.get(t.as_str()) {
+                affected.extend(self.tasks[tid as usize].by_name.values().copied());
+            }
+        }
+        affected.extend(stored.iter().map(|r| r.id));
+        for id in affected {
+            if self.jobs.contains_key(&id) {
+                self.remove_job(id, "store write failed; job reloaded from the store");
+            }
+        }
+        for r in stored {
+            let clash = self
+                .task_ids
+                .get(r.task.as_str())
+                .and_then(|&t| self.tasks[t as usize].by_name.get(r.name.as_str()).copied());
+            if let Some(other) = clash {
+                self.remove_job(other, "store write failed; job reloaded from the store");
+            }
+            self.next_job = self.next_job.max(r.id + 1);
+            self.insert_record(r.id, r, now);
+        }
+    }
+
     /// Submits or replaces a job (by task and name). A running job is left alone. A new job
     /// past `max_jobs` or `max_jobs_per_task` is refused before anything changes.
     pub fn submit(&mut self, spec: JobSpec, now: Millis) -> Result<SubmitReply, Error> {

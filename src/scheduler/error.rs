@@ -23,8 +23,8 @@ pub enum Error {
     /// A limit was reached.
     #[error("{0}")]
     ResourceExhausted(String),
-    /// The store could not commit; nothing was acknowledged.
-    #[error("store unavailable: {0}")]
+    /// The store could not commit; nothing was acknowledged and memory is put back as stored.
+    #[error("store cannot write (disk full, read-only or failing); nothing was changed: {0}")]
     Store(String),
     /// The server is stopping.
     #[error("server is shutting down")]

@@ -44,6 +44,8 @@ pub const KEYS: &[(&str, i64, &str)] = &[
 #[derive(Debug, Clone)]
 pub struct Settings {
     values: BTreeMap<String, i64>,
+    /// Values before anything stored: what a key not in the store goes back to on resync.
+    defaults: BTreeMap<String, i64>,
 }
 
 impl Settings {
@@ -52,12 +54,22 @@ impl Settings {
         let mut values: BTreeMap<String, i64> =
             KEYS.iter().map(|(k, v, _)| (k.to_string(), *v)).collect();
         values.insert("timeout".into(), default_timeout_s);
+        let mut s = Settings {
+            defaults: values.clone(),
+            values,
+        };
+        s.resync(stored);
+        s
+    }
+
+    /// Makes the values those of the store (after a failed commit), defaults for keys it lacks.
+    pub fn resync(&mut self, stored: Vec<(String, i64)>) {
+        self.values = self.defaults.clone();
         for (k, v) in stored {
-            if values.contains_key(&k) {
-                values.insert(k, v);
+            if self.values.contains_key(&k) {
+                self.values.insert(k, v);
             }
         }
-        Settings { values }
     }
 
     /// One value, or every value when `key` is empty.

@@ -99,6 +99,15 @@ pub trait Store: Send + 'static {
     fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError>;
     /// Every stored job, in id order.
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError>;
+    /// The stored jobs among `ids` and every stored job of `tasks` (resync after a failed commit).
+    fn load_some(&mut self, ids: &[JobId], tasks: &[String]) -> Result<Vec<JobRecord>, StoreError> {
+        let ids: std::collections::HashSet<JobId> = ids.iter().copied().collect();
+        Ok(self
+            .load_jobs()?
+            .into_iter()
+            .filter(|r| ids.contains(&r.id) || tasks.contains(&r.task))
+            .collect())
+    }
     /// Every stored run-time setting.
     fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Every saved load job as `(name, json)`, in name order.

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{ExecRow, Op, Store, StoreError, StoreReader};
-use crate::scheduler::job::{JobRecord, RetryPolicy};
+use crate::scheduler::job::{JobId, JobRecord, RetryPolicy};
 
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,6 +69,30 @@ CREATE TABLE IF NOT EXISTS load_execs (
 );
 CREATE INDEX IF NOT EXISTS load_execs_by_start ON load_execs (t_start, id);
 ";
+
+const JOB_COLUMNS: &str = "id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
+    backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error";
+
+fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
+    Ok(JobRecord {
+        id: row.get::<_, i64>(0)? as u64,
+        task: row.get(1)?,
+        name: row.get(2)?,
+        args: Bytes::from(row.get::<_, Vec<u8>>(3)?),
+        sched_at: row.get(4)?,
+        timeout_ms: row.get(5)?,
+        priority: row.get(6)?,
+        retry: RetryPolicy {
+            max_attempts: row.get(7)?,
+            backoff_base_ms: row.get(8)?,
+            backoff_max_ms: row.get(9)?,
+        },
+        attempts: row.get(10)?,
+        run_count: row.get(11)?,
+        dead: row.get(12)?,
+        last_error: row.get(13)?,
+    })
+}
 
 const EXEC_COLUMNS: &str =
     "id, name, t_start, elapsed_usec, n_task, n_fail, threshold_exceeded, aborted";
@@ -213,31 +237,35 @@ impl Store for SqliteStore {
     }
 
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, task, name, args, sched_at, timeout_ms, priority, max_attempts, backoff_base_ms,
-             backoff_max_ms, attempts, run_count, dead, last_error FROM jobs ORDER BY id",
-        )?;
-        let rows = stmt.query_map([], |row| {
-            Ok(JobRecord {
-                id: row.get::<_, i64>(0)? as u64,
-                task: row.get(1)?,
-                name: row.get(2)?,
-                args: Bytes::from(row.get::<_, Vec<u8>>(3)?),
-                sched_at: row.get(4)?,
-                timeout_ms: row.get(5)?,
-                priority: row.get(6)?,
-                retry: RetryPolicy {
-                    max_attempts: row.get(7)?,
-                    backoff_base_ms: row.get(8)?,
-                    backoff_max_ms: row.get(9)?,
-                },
-                attempts: row.get(10)?,
-                run_count: row.get(11)?,
-                dead: row.get(12)?,
-                last_error: row.get(13)?,
-            })
-        })?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id"))?;
+        let rows = stmt.query_map([], job_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn load_some(&mut self, ids: &[JobId], tasks: &[String]) -> Result<Vec<JobRecord>, StoreError> {
+        let mut out = std::collections::BTreeMap::new();
+        {
+            let mut by_id = self
+                .conn
+                .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?;
+            for &id in ids {
+                if let Some(r) = by_id.query_row(params![id as i64], job_row).optional()? {
+                    out.insert(r.id, r);
+                }
+            }
+        }
+        let mut by_task = self
+            .conn
+            .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE task = ?1"))?;
+        for t in tasks {
+            for r in by_task.query_map(params![t], job_row)? {
+                let r = r?;
+                out.insert(r.id, r);
+            }
+        }
+        Ok(out.into_values().collect())
     }
 
     fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {

@@ -3,28 +3,86 @@
 //! Requests queue their ops; the thread takes everything queued (up to a cap), applies it
 //! in one transaction with one fsync, then acknowledges every request in the batch. Under
 //! load batches grow by themselves, so durability does not cost throughput.
+//!
+//! When a commit fails (disk full, read-only, I/O error) memory is already ahead of the
+//! store by that batch. The thread then refuses every later write, noting which jobs those
+//! writes touched, and wakes the owner of the memory state ([`Writer::failed`]). The owner
+//! asks for a [`Resync`]: the stored rows of every touched job, read after the last refused
+//! write, so it can make memory agree with the store before writing again.
 
-use std::sync::mpsc;
+use std::collections::BTreeSet;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use super::{Op, Store, StoreError};
+use crate::scheduler::job::{JobId, JobRecord};
 
 /// Ops in one batch at most; more waits for the next commit.
 const MAX_BATCH_OPS: usize = 20_000;
 
 type Ack = oneshot::Sender<Result<(), StoreError>>;
 
-struct Unit {
-    ops: Vec<Op>,
-    ack: Option<Ack>,
+enum Unit {
+    Write {
+        ops: Vec<Op>,
+        ack: Option<Ack>,
+    },
+    Resync {
+        reply: oneshot::Sender<Result<Resync, StoreError>>,
+    },
+}
+
+/// What memory must be made to agree with after failed commits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resync {
+    /// Jobs a refused op named by id.
+    pub ids: Vec<JobId>,
+    /// Tasks a refused op deleted whole.
+    pub tasks: Vec<String>,
+    /// The stored rows of those jobs and of every job of those tasks.
+    pub jobs: Vec<JobRecord>,
+    /// Every stored run-time setting (a refused `SetConfig` changed memory too).
+    pub config: Vec<(String, i64)>,
+}
+
+/// The writes refused since the first failed commit.
+struct Refused {
+    error: StoreError,
+    ids: BTreeSet<JobId>,
+    tasks: BTreeSet<String>,
+}
+
+impl Refused {
+    fn note(&mut self, ops: &[Op]) {
+        for op in ops {
+            match op {
+                Op::Upsert(r) => {
+                    self.ids.insert(r.id);
+                }
+                Op::Reschedule { id, .. } | Op::Delete(id) => {
+                    self.ids.insert(*id);
+                }
+                Op::DeleteTask(t) => {
+                    self.tasks.insert(t.clone());
+                }
+                // Load jobs and executions change memory only after their commit; settings
+                // are reloaded whole.
+                Op::SetConfig { .. }
+                | Op::SaveLoadJob { .. }
+                | Op::ArchiveExec(_)
+                | Op::TrimExecs(_) => {}
+            }
+        }
+    }
 }
 
 /// Handle to the writer thread. Dropping every handle lets the thread drain and stop.
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Unit>,
+    failed: Arc<Notify>,
 }
 
 /// Resolves once the ops it stands for are committed.
@@ -45,32 +103,90 @@ impl Commit {
     }
 }
 
+fn resync_from<S: Store>(store: &mut S, refused: &Refused) -> Result<Resync, StoreError> {
+    let ids: Vec<JobId> = refused.ids.iter().copied().collect();
+    let tasks: Vec<String> = refused.tasks.iter().cloned().collect();
+    let jobs = store.load_some(&ids, &tasks)?;
+    let config = store.load_config()?;
+    Ok(Resync {
+        ids,
+        tasks,
+        jobs,
+        config,
+    })
+}
+
 impl Writer {
     /// Starts the writer thread over `store`.
     pub fn spawn<S: Store>(mut store: S) -> (Writer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Unit>();
+        let failed = Arc::new(Notify::new());
+        let notify = failed.clone();
         let join = std::thread::Builder::new()
             .name("taskhive-store".into())
             .spawn(move || {
                 let mut ops: Vec<Op> = Vec::new();
                 let mut acks: Vec<Ack> = Vec::new();
-                while let Ok(first) = rx.recv() {
+                let mut refused: Option<Refused> = None;
+                let mut held: Option<Unit> = None;
+                loop {
+                    let first = match held.take() {
+                        Some(u) => u,
+                        None => match rx.recv() {
+                            Ok(u) => u,
+                            Err(_) => break,
+                        },
+                    };
                     let mut next = Some(first);
                     while let Some(u) = next.take() {
-                        ops.extend(u.ops);
-                        acks.extend(u.ack);
+                        match u {
+                            Unit::Write { ops: o, ack } => {
+                                ops.extend(o);
+                                acks.extend(ack);
+                            }
+                            Unit::Resync { reply } => {
+                                // Only reached first in a batch: a resync later in the
+                                // queue is held back below until the writes before it are done.
+                                let r = match &refused {
+                                    None => Ok(Resync::default()),
+                                    Some(f) => resync_from(&mut store, f),
+                                };
+                                if r.is_ok() {
+                                    refused = None;
+                                }
+                                let _ = reply.send(r);
+                                break;
+                            }
+                        }
                         if ops.len() >= MAX_BATCH_OPS {
                             break;
                         }
-                        next = rx.try_recv().ok();
+                        match rx.try_recv() {
+                            Ok(u @ Unit::Resync { .. }) => held = Some(u),
+                            Ok(u) => next = Some(u),
+                            Err(_) => {}
+                        }
                     }
-                    let result = if ops.is_empty() {
-                        Ok(())
-                    } else {
-                        store.apply(&ops)
+                    let result = match &mut refused {
+                        Some(f) => {
+                            f.note(&ops);
+                            Err(f.error.clone())
+                        }
+                        None if ops.is_empty() => Ok(()),
+                        None => store.apply(&ops),
                     };
                     if let Err(e) = &result {
-                        tracing::error!(error = %e, ops = ops.len(), "store commit failed");
+                        if refused.is_none() {
+                            tracing::error!(error = %e, ops = ops.len(), "store commit failed");
+                            let mut f = Refused {
+                                error: e.clone(),
+                                ids: BTreeSet::new(),
+                                tasks: BTreeSet::new(),
+                            };
+                            f.note(&ops);
+                            refused = Some(f);
+                            notify.notify_one();
+                        }
                     }
                     for ack in acks.drain(..) {
                         let _ = ack.send(result.clone());
@@ -79,7 +195,7 @@ impl Writer {
                 }
             })
             .expect("spawn store writer thread");
-        (Writer { tx }, join)
+        (Writer { tx, failed }, join)
     }
 
     /// Queues `ops`; the returned [`Commit`] resolves once they are committed.
@@ -90,7 +206,7 @@ impl Writer {
         let (ack, rx) = oneshot::channel();
         if self
             .tx
-            .send(Unit {
+            .send(Unit::Write {
                 ops,
                 ack: Some(ack),
             })
@@ -106,7 +222,7 @@ impl Writer {
     /// Queues `ops` with no one waiting for them (internal changes such as lease expiry).
     pub fn write_detached(&self, ops: Vec<Op>) {
         if !ops.is_empty() {
-            let _ = self.tx.send(Unit { ops, ack: None });
+            let _ = self.tx.send(Unit::Write { ops, ack: None });
         }
     }
 
@@ -115,7 +231,7 @@ impl Writer {
         let (ack, rx) = oneshot::channel();
         if self
             .tx
-            .send(Unit {
+            .send(Unit::Write {
                 ops: Vec::new(),
                 ack: Some(ack),
             })
@@ -124,5 +240,29 @@ impl Writer {
             return Commit::done();
         }
         Commit(Some(rx))
+    }
+
+    /// Resolves when a commit has failed and writes are being refused until a [`Writer::resync`].
+    pub async fn failed(&self) {
+        self.failed.notified().await
+    }
+
+    /// Wakes [`Writer::failed`] again after `delay` (a resync that could not read the store).
+    pub fn retry_failed_after(&self, delay: std::time::Duration) {
+        let notify = self.failed.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            notify.notify_one();
+        });
+    }
+
+    /// Once every write queued before it is done: the stored state of everything refused
+    /// since the first failed commit, and writes are accepted again. Empty when none failed.
+    pub async fn resync(&self) -> Result<Resync, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Unit::Resync { reply })
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.unwrap_or(Err(StoreError::Closed))
     }
 }
