@@ -9,6 +9,9 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // A log on a full disk must not take the server down: the fallback report of a
+        // failed log write goes through eprintln!, which panics when stderr cannot be written.
+        .log_internal_errors(false)
         .init();
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");

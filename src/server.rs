@@ -275,33 +275,56 @@ pub async fn run(
     }
 
     tracing::info!(%addr, tls = tls.is_some(), "taskhive serving");
-    // On shutdown (signal or /quit): stop accepting, end worker streams (their jobs go back
-    // to pending), let in-flight calls finish within the grace period, then stop regardless.
-    let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
+    // On shutdown (signal or /quit): stop accepting, stop handing out jobs, let results of
+    // jobs already out arrive within the grace period (on open Work streams and Periodic
+    // connections), then end worker streams (what is still held goes back to pending) and
+    // stop; calls still open a second after the grace period are cut.
+    let (stopping, stop_rx) = tokio::sync::watch::channel(false);
     let grace = config.shutdown_grace;
-    let signal = {
+    let signal = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = quit.notified() => {}
+        }
+        tracing::info!(?grace, "shutting down");
+        let _ = stopping.send(true);
+    };
+    let drain = {
         let h = handle.clone();
-        let stopping = stopping.clone();
         let runner = runner.clone();
-        async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = quit.notified() => {}
+        let mut stop_rx = stop_rx.clone();
+        tokio::spawn(async move {
+            if stop_rx.wait_for(|&s| s).await.is_err() {
+                return;
             }
-            tracing::info!("shutting down");
+            let deadline = tokio::time::Instant::now() + grace;
             let _ = periodic_stop.send(true);
             // A running load execution stops starting tasks and is archived before the
             // workers its remote tasks wait on are closed (bounded by the grace period).
             runner.stop();
             runner.wait_idle(grace / 2).await;
+            if tokio::time::timeout_at(deadline, h.drain()).await.is_err() {
+                tracing::warn!("jobs still held at the end of the grace period go back to pending");
+            }
             h.close_workers();
-            stopping.notify_one();
-        }
+        })
     };
     let serve = crate::net::serve(listener, app, config.net.clone(), tls, signal);
+    let hard_stop = {
+        let mut stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.wait_for(|&s| s).await;
+            tokio::time::sleep(grace + std::time::Duration::from_secs(1)).await;
+        }
+    };
+    tokio::pin!(hard_stop);
     tokio::select! {
-        r = serve => r?,
-        _ = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
+        r = serve => {
+            r?;
+            // Periodic connections are not the HTTP server's: their results may still come.
+            let _ = tokio::time::timeout(grace + std::time::Duration::from_secs(1), drain).await;
+        }
+        _ = &mut hard_stop => {
             tracing::warn!(?grace, "calls still open after the grace period; stopping anyway");
         }
     }

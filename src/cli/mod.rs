@@ -245,6 +245,10 @@ pub struct ServeArgs {
     /// Requests a connection may burst above --rate-limit (default: one second's worth).
     #[arg(long, default_value_t = 0)]
     pub rate_burst: u32,
+    /// On SIGTERM, SIGINT or /quit: how long results of jobs already handed out may still
+    /// arrive before the rest go back to pending (e.g. 5s).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
 }
 
 /// `taskhive submit` flags.
@@ -288,6 +292,7 @@ pub fn serve_config(a: &ServeArgs) -> crate::config::Config {
     c.limits.default_timeout_ms = a.default_timeout.as_millis().min(u32::MAX as u128) as u32;
     c.limits.default_retry.max_attempts = a.max_attempts.max(1);
     c.max_dead = a.max_dead;
+    c.shutdown_grace = a.shutdown_grace;
     c.load.tasks_file = a.tasks_file.clone();
     c.load.archive_dir = a.archive_dir.clone();
     c.load.max_executions = a.max_executions;

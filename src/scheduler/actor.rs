@@ -120,6 +120,9 @@ enum Cmd {
         reply: Reply<Commit>,
     },
     CloseWorkers,
+    Drain {
+        reply: Reply<()>,
+    },
     Watch {
         task: String,
         name: String,
@@ -195,6 +198,7 @@ pub fn spawn(
         workers: HashMap::new(),
         waiters: HashMap::new(),
         watchers: HashMap::new(),
+        drained: Vec::new(),
     };
     let join = tokio::spawn(actor.run());
     (SchedulerHandle { tx, clock }, join)
@@ -458,6 +462,12 @@ impl SchedulerHandle {
         commit.wait().await.map_err(store_err)
     }
 
+    /// Stops handing out jobs (shutdown) and resolves once every open lease is settled:
+    /// results in flight are applied; call [`Self::close_workers`] after, or at a deadline.
+    pub async fn drain(&self) -> Result<(), Error> {
+        self.call(|reply| Cmd::Drain { reply }).await
+    }
+
     /// Ends every worker's job stream (shutdown); their leased jobs go back to pending.
     pub fn close_workers(&self) {
         let _ = self.tx.send(Cmd::CloseWorkers);
@@ -485,6 +495,8 @@ struct Actor {
     waiters: HashMap<JobId, Vec<oneshot::Sender<Result<Bytes, String>>>>,
     /// Watchers by (task, name): they may subscribe before the job exists (Periodic's RecvData).
     watchers: HashMap<(String, String), Vec<mpsc::UnboundedSender<JobEvent>>>,
+    /// Shutdown waits here until no lease is open.
+    drained: Vec<Reply<()>>,
 }
 
 /// Commands handled per wake-up before timers and dispatch run again.
@@ -499,10 +511,10 @@ impl Actor {
                 _ = self.writer.failed() => self.resync().await,
                 cmd = self.rx.recv() => {
                     let Some(cmd) = cmd else { break };
-                    self.handle(cmd);
+                    self.handle_after_resync(cmd).await;
                     for _ in 0..BATCH {
                         match self.rx.try_recv() {
-                            Ok(cmd) => self.handle(cmd),
+                            Ok(cmd) => self.handle_after_resync(cmd).await,
                             Err(_) => break,
                         }
                     }
@@ -513,6 +525,11 @@ impl Actor {
             self.core.tick(now);
             let ops = self.effects();
             self.writer.write_detached(ops);
+            if !self.drained.is_empty() && self.core.open_leases() == 0 {
+                for r in self.drained.drain(..) {
+                    let _ = r.send(());
+                }
+            }
         }
     }
 
@@ -545,6 +562,15 @@ impl Actor {
                     .retry_failed_after(std::time::Duration::from_secs(1));
             }
         }
+    }
+
+    /// Runs one command, resyncing first when the store is refusing writes: a caller told
+    /// that its write failed must not find (or build on) that write in memory.
+    async fn handle_after_resync(&mut self, cmd: Cmd) {
+        if self.writer.refusing() {
+            self.resync().await;
+        }
+        self.handle(cmd);
     }
 
     /// Runs one command; its store writes become the commit handed back to the caller.
@@ -689,6 +715,10 @@ impl Actor {
                 }
                 let ops = self.effects();
                 self.writer.write_detached(ops);
+            }
+            Cmd::Drain { reply } => {
+                self.core.pause_dispatch();
+                self.drained.push(reply);
             }
             Cmd::Watch { task, name, tx } => {
                 self.watchers.entry((task, name)).or_default().push(tx);

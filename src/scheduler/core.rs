@@ -241,6 +241,8 @@ pub struct Core {
     next_worker: WorkerId,
     rng: SmallRng,
     effects: Vec<Effect>,
+    /// Shutting down: no new leases, so the open ones can be reported within the grace period.
+    paused: bool,
 }
 
 impl Core {
@@ -267,6 +269,7 @@ impl Core {
             next_worker: 1,
             rng: SmallRng::seed_from_u64(seed),
             effects: Vec::new(),
+            paused: false,
         }
     }
 
@@ -934,7 +937,20 @@ impl Core {
         self.dispatch(now);
     }
 
+    /// Stops handing out jobs for good (shutdown); reports of open leases are still applied.
+    pub fn pause_dispatch(&mut self) {
+        self.paused = true;
+    }
+
+    /// Leases not yet reported, expired or lost.
+    pub fn open_leases(&self) -> usize {
+        self.leases.len()
+    }
+
     fn dispatch(&mut self, now: Millis) {
+        if self.paused {
+            return;
+        }
         while let Some(tid) = self.dirty.pop_front() {
             self.dirty_flag[tid as usize] = false;
             if self.tasks[tid as usize].broadcast {

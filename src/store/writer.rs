@@ -11,6 +11,7 @@
 //! write, so it can make memory agree with the store before writing again.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
@@ -83,6 +84,9 @@ impl Refused {
 pub struct Writer {
     tx: mpsc::Sender<Unit>,
     failed: Arc<Notify>,
+    /// Set before the failed commit's callers hear of it, cleared by a successful resync:
+    /// anything they do next sees it.
+    refusing: Arc<AtomicBool>,
 }
 
 /// Resolves once the ops it stands for are committed.
@@ -122,6 +126,8 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Unit>();
         let failed = Arc::new(Notify::new());
         let notify = failed.clone();
+        let refusing = Arc::new(AtomicBool::new(false));
+        let flag = refusing.clone();
         let join = std::thread::Builder::new()
             .name("taskhive-store".into())
             .spawn(move || {
@@ -153,6 +159,7 @@ impl Writer {
                                 };
                                 if r.is_ok() {
                                     refused = None;
+                                    flag.store(false, Ordering::Release);
                                 }
                                 let _ = reply.send(r);
                                 break;
@@ -185,6 +192,7 @@ impl Writer {
                             };
                             f.note(&ops);
                             refused = Some(f);
+                            flag.store(true, Ordering::Release);
                             notify.notify_one();
                         }
                     }
@@ -195,7 +203,14 @@ impl Writer {
                 }
             })
             .expect("spawn store writer thread");
-        (Writer { tx, failed }, join)
+        (
+            Writer {
+                tx,
+                failed,
+                refusing,
+            },
+            join,
+        )
     }
 
     /// Queues `ops`; the returned [`Commit`] resolves once they are committed.
@@ -240,6 +255,11 @@ impl Writer {
             return Commit::done();
         }
         Commit(Some(rx))
+    }
+
+    /// True from a failed commit until the next successful [`Writer::resync`].
+    pub fn refusing(&self) -> bool {
+        self.refusing.load(Ordering::Acquire)
     }
 
     /// Resolves when a commit has failed and writes are being refused until a [`Writer::resync`].

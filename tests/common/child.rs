@@ -15,26 +15,37 @@ pub fn bin() -> &'static str {
 
 /// Starts `taskhive serve` on a free port over `dir`; returns the child and its address.
 pub async fn spawn_server(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
+    spawn_server_with(dir, extra, |_| {}).await
+}
+
+/// [`spawn_server`] with the command adjusted first (environment, `pre_exec`).
+pub async fn spawn_server_with(
+    dir: &Path,
+    extra: &[&str],
+    tweak: impl FnOnce(&mut Command),
+) -> (Child, SocketAddr) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.with_extension("log"))
         .unwrap();
-    let mut child = Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+    let mut cmd = Command::new(bin());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(dir)
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .kill_on_drop(true);
+    tweak(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let line = super::within(30, lines.next_line())
         .await
         .unwrap()
         .expect("server printed nothing");
+    // Keep reading: a server whose stdout is closed fails its next print.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let addr = line
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
