@@ -188,5 +188,8 @@ async fn acknowledged_jobs_survive_sigkill() {
         d.len()
     );
     // The workers really worked: some jobs finished, the ones they held are still there.
-    assert!(!d.is_empty() && stored > 0, "no job was completed or none held");
+    assert!(
+        !d.is_empty() && stored > 0,
+        "no job was completed or none held"
+    );
 }

@@ -1,0 +1,316 @@
+//! Property tests of the pure scheduler core: random sequences of submit, dispatch, done,
+//! fail, sched-later, lease expiry, worker loss, removal, dead-set operations and restarts
+//! (a new core rebuilt from the `MemoryStore` mirror of its ops). After every step: no job
+//! is lost, none is held by two live leases, the core's indexes agree, and the counts in
+//! Status match the store.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use taskhive::scheduler::core::{Core, CoreConfig, Effect};
+use taskhive::scheduler::job::*;
+use taskhive::store::memory::MemoryStore;
+use taskhive::store::Store;
+
+const T0: Millis = 1_700_000_000_000;
+const TASKS: [&str; 2] = ["a", "b"];
+
+#[derive(Debug, Clone)]
+enum Step {
+    Submit { task: usize, name: u8, delay: i64 },
+    Register { cap: u32 },
+    WorkerGone(usize),
+    Done(usize),
+    Fail { lease: usize, retry: bool },
+    Later { lease: usize, delay: i64 },
+    Heartbeat(usize),
+    Remove { task: usize, name: u8 },
+    RetryDead,
+    PurgeDead,
+    Advance(i64),
+    Restart,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..2usize, 0..12u8, -200..600i64)
+            .prop_map(|(task, name, delay)| Step::Submit { task, name, delay }),
+        1 => (1..4u32).prop_map(|cap| Step::Register { cap }),
+        1 => any::<prop::sample::Index>().prop_map(|i| Step::WorkerGone(i.index(1 << 16))),
+        3 => any::<prop::sample::Index>().prop_map(|i| Step::Done(i.index(1 << 16))),
+        2 => (any::<prop::sample::Index>(), any::<bool>())
+            .prop_map(|(i, retry)| Step::Fail { lease: i.index(1 << 16), retry }),
+        1 => (any::<prop::sample::Index>(), 0..500i64)
+            .prop_map(|(i, delay)| Step::Later { lease: i.index(1 << 16), delay }),
+        1 => any::<prop::sample::Index>().prop_map(|i| Step::Heartbeat(i.index(1 << 16))),
+        1 => (0..2usize, 0..12u8).prop_map(|(task, name)| Step::Remove { task, name }),
+        1 => Just(Step::RetryDead),
+        1 => Just(Step::PurgeDead),
+        3 => (0..1_500i64).prop_map(Step::Advance),
+        1 => Just(Step::Restart),
+    ]
+}
+
+fn spec(task: &str, name: &str, at: Millis) -> JobSpec {
+    JobSpec {
+        task: task.into(),
+        name: name.into(),
+        args: Bytes::from(format!("{task}/{name}")),
+        sched_at: at,
+        timeout_ms: 1_000,
+        priority: 0,
+        retry: RetryPolicy {
+            max_attempts: 3,
+            backoff_base_ms: 100,
+            backoff_max_ms: 400,
+        },
+    }
+}
+
+type Key = (String, String);
+
+/// The core under test, its store mirror, and what the test knows from outside.
+struct World {
+    core: Core,
+    store: MemoryStore,
+    now: Millis,
+    /// Lease ids handed out since the last restart, with the job each was for.
+    leases: Vec<(LeaseId, Key)>,
+    /// Leases from before a restart: reports with them must be refused.
+    old_leases: Vec<LeaseId>,
+    workers: Vec<WorkerId>,
+    /// Jobs that must exist: submitted and not yet done, removed or purged.
+    alive: BTreeSet<Key>,
+    boots: u64,
+}
+
+impl World {
+    fn new() -> Self {
+        World {
+            core: Core::new(CoreConfig::default(), 1, 1),
+            store: MemoryStore::default(),
+            now: T0,
+            leases: Vec::new(),
+            old_leases: Vec::new(),
+            workers: Vec::new(),
+            alive: BTreeSet::new(),
+            boots: 0,
+        }
+    }
+
+    /// Ticks, carries the effects out (ops into the store mirror), records new leases.
+    fn settle(&mut self) {
+        self.core.tick(self.now);
+        let mut ops = Vec::new();
+        for e in self.core.take_effects() {
+            match e {
+                Effect::Persist(op) => ops.push(op),
+                Effect::Assign { job, .. } => {
+                    let key = (job.record.task.clone(), job.record.name.clone());
+                    self.leases
+                        .push((job.lease.expect("assigned job has a lease"), key));
+                }
+                Effect::Finished { .. } | Effect::Observe(_) => {}
+            }
+        }
+        self.store.apply(&ops).expect("memory store applies");
+    }
+
+    fn lease(&self, i: usize) -> Option<(LeaseId, Key)> {
+        if self.leases.is_empty() {
+            return None;
+        }
+        Some(self.leases[i % self.leases.len()].clone())
+    }
+
+    fn report(&mut self, i: usize, outcome: Outcome) -> Result<(), TestCaseError> {
+        let Some((lid, key)) = self.lease(i) else {
+            return Ok(());
+        };
+        let live = self.core.lease_job(lid).is_some();
+        let done = matches!(outcome, Outcome::Done { .. });
+        let r = self.core.report(lid, outcome, self.now);
+        prop_assert_eq!(
+            r.is_ok(),
+            live,
+            "a report succeeds exactly when its lease is live"
+        );
+        if r.is_ok() && done {
+            self.alive.remove(&key);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, s: Step) -> Result<(), TestCaseError> {
+        match s {
+            Step::Submit { task, name, delay } => {
+                let (t, n) = (TASKS[task], format!("j{name}"));
+                self.core.submit(spec(t, &n, self.now + delay), self.now);
+                self.alive.insert((t.to_string(), n));
+            }
+            Step::Register { cap } => {
+                if self.workers.len() < 4 {
+                    let tasks: Vec<String> = TASKS.iter().map(|t| t.to_string()).collect();
+                    let w = self
+                        .core
+                        .register_worker(None, &tasks, cap, true, self.now)
+                        .unwrap();
+                    self.workers.push(w);
+                }
+            }
+            Step::WorkerGone(i) => {
+                if !self.workers.is_empty() {
+                    let w = self.workers.swap_remove(i % self.workers.len());
+                    self.core.worker_gone(w, self.now);
+                }
+            }
+            Step::Done(i) => self.report(
+                i,
+                Outcome::Done {
+                    result: Bytes::new(),
+                },
+            )?,
+            Step::Fail { lease, retry } => self.report(
+                lease,
+                Outcome::Fail {
+                    error: "boom".into(),
+                    retry,
+                },
+            )?,
+            Step::Later { lease, delay } => self.report(
+                lease,
+                Outcome::SchedLater {
+                    delay_ms: delay,
+                    count_step: 1,
+                },
+            )?,
+            Step::Heartbeat(i) => {
+                if let Some((lid, _)) = self.lease(i) {
+                    let lost = self.core.heartbeat(&[lid], self.now);
+                    prop_assert_eq!(lost.is_empty(), self.core.lease_job(lid).is_some());
+                }
+            }
+            Step::Remove { task, name } => {
+                let key = (TASKS[task].to_string(), format!("j{name}"));
+                let r = self.core.remove(&JobKey::Name {
+                    task: key.0.clone(),
+                    name: key.1.clone(),
+                });
+                prop_assert_eq!(r.is_ok(), self.alive.remove(&key));
+            }
+            Step::RetryDead => {
+                self.core.retry_dead(None, None, self.now);
+            }
+            Step::PurgeDead => {
+                let dead: Vec<Key> = self
+                    .core
+                    .list_dead(None, usize::MAX)
+                    .into_iter()
+                    .map(|v| (v.record.task, v.record.name))
+                    .collect();
+                let n = self.core.purge_dead(None, None);
+                prop_assert_eq!(n as usize, dead.len());
+                for k in dead {
+                    self.alive.remove(&k);
+                }
+            }
+            Step::Advance(ms) => self.now += ms,
+            Step::Restart => {
+                self.boots += 1;
+                // Lease ids after a restart start above every earlier one (as the server
+                // does with the boot time).
+                let mut core = Core::new(CoreConfig::default(), self.boots, self.boots << 32);
+                core.restore(self.store.snapshot(), self.now);
+                self.core = core;
+                self.old_leases
+                    .extend(self.leases.drain(..).map(|(lid, _)| lid));
+                self.workers.clear();
+            }
+        }
+        self.settle();
+        self.check()
+    }
+
+    fn check(&self) -> Result<(), TestCaseError> {
+        self.core.check_invariants().map_err(TestCaseError::fail)?;
+        // Memory and the store mirror hold the same jobs, and exactly the ones alive.
+        let mut from_core = self.core.dump_page(0, usize::MAX);
+        from_core.sort_by_key(|r| r.id);
+        let stored = self.store.snapshot();
+        prop_assert_eq!(&from_core, &stored, "store mirror diverged");
+        let names: BTreeSet<Key> = stored
+            .iter()
+            .map(|r| (r.task.clone(), r.name.clone()))
+            .collect();
+        prop_assert_eq!(&names, &self.alive, "a job was lost or came back");
+        // No job is held by two live leases.
+        let mut holder: HashMap<JobId, LeaseId> = HashMap::new();
+        for (lid, _) in &self.leases {
+            if let Some((id, _, _)) = self.core.lease_job(*lid) {
+                if let Some(other) = holder.insert(id, *lid) {
+                    prop_assert!(false, "job {} held by leases {} and {}", id, other, lid);
+                }
+            }
+        }
+        for lid in &self.old_leases {
+            prop_assert!(
+                self.core.lease_job(*lid).is_none(),
+                "lease {} survived a restart",
+                lid
+            );
+        }
+        // Status counts match the store.
+        let (per_task, totals) = self.core.status(None);
+        prop_assert_eq!(
+            (totals.pending + totals.scheduled + totals.running + totals.dead + totals.locked)
+                as usize,
+            stored.len()
+        );
+        let mut stored_by_task: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for r in &stored {
+            let e = stored_by_task.entry(&r.task).or_default();
+            if r.dead {
+                e.1 += 1;
+            } else {
+                e.0 += 1;
+            }
+        }
+        for s in &per_task {
+            let (live, dead) = stored_by_task
+                .get(s.task.as_str())
+                .copied()
+                .unwrap_or_default();
+            prop_assert_eq!(
+                s.pending + s.scheduled + s.running + s.locked,
+                live,
+                "task {}",
+                &s.task
+            );
+            prop_assert_eq!(s.dead, dead, "task {}", &s.task);
+        }
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_job_lost_none_double_leased_status_matches_store(
+        steps in prop::collection::vec(step(), 1..150)
+    ) {
+        let mut w = World::new();
+        for s in steps {
+            w.apply(s)?;
+        }
+        // A report with any lease from before a restart is refused without effect.
+        for lid in w.old_leases.clone() {
+            let done = Outcome::Done { result: Bytes::new() };
+            let r = w.core.report(lid, done, w.now);
+            prop_assert!(r.is_err(), "a lease from before a restart was accepted");
+        }
+        w.settle();
+        w.check()?;
+    }
+}
