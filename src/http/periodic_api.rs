@@ -108,7 +108,7 @@ async fn form(req: Request) -> Result<HashMap<String, String>, String> {
         let body = Bytes::from_request(req, &())
             .await
             .map_err(|e| format!("body: {e}"))?;
-        serde_urlencoded::from_bytes(&body).map_err(|e| format!("body: {e}"))
+        parse_urlencoded(&body)
     }
 }
 
@@ -135,37 +135,39 @@ fn int_field(f: &HashMap<String, String>, key: &'static str) -> Result<i64, Stri
     }
 }
 
-async fn submit(st: AppState, path_func: Option<String>, req: Request) -> Response {
-    let f = match form(req).await {
-        Ok(f) => f,
-        Err(e) => return err(e),
-    };
+/// What a form `POST` asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FormAction {
+    /// `act=remove`: remove this job.
+    Remove {
+        /// Task (func).
+        func: String,
+        /// Job name.
+        name: String,
+    },
+    /// Submit (upsert) this job; still to be checked by `submit_spec`.
+    Submit(pb::SubmitJobRequest),
+}
+
+/// Reads the form of a `POST /` or `POST /{func}` (the path's func wins); the error is
+/// Periodic's `err` text. Pure, so it is fuzzed (`fuzz/fuzz_targets/http_form.rs`).
+pub fn form_action(
+    path_func: Option<String>,
+    f: &HashMap<String, String>,
+) -> Result<FormAction, String> {
     let func = path_func
         .or_else(|| f.get("func").cloned())
         .unwrap_or_default();
     let name = f.get("name").cloned().unwrap_or_default();
     if func.is_empty() || name.is_empty() {
-        return err("job name or func is required");
+        return Err("job name or func is required".into());
     }
     if f.get("act").map(String::as_str) == Some("remove") {
-        return match st
-            .h
-            .remove(JobKey::Name {
-                task: func.clone(),
-                name: name.clone(),
-            })
-            .await
-        {
-            Ok(_) => success(),
-            Err(Error::NotFound(_)) => err(format!("Job {func}:{name} not exists.")),
-            Err(e) => err(e.to_string()),
-        };
+        return Ok(FormAction::Remove { func, name });
     }
-    let (timeout, sched_at) = match (int_field(&f, "timeout"), int_field(&f, "sched_at")) {
-        (Ok(t), Ok(s)) => (t, s),
-        (Err(e), _) | (_, Err(e)) => return err(e),
-    };
-    let req = pb::SubmitJobRequest {
+    let timeout = int_field(f, "timeout")?;
+    let sched_at = int_field(f, "sched_at")?;
+    Ok(FormAction::Submit(pb::SubmitJobRequest {
         task: func,
         name,
         args: f
@@ -178,6 +180,36 @@ async fn submit(st: AppState, path_func: Option<String>, req: Request) -> Respon
         timeout_ms: (timeout != 0).then(|| timeout.saturating_mul(1000)),
         priority: 0,
         retry: None,
+    }))
+}
+
+/// Form fields of an urlencoded body.
+pub fn parse_urlencoded(body: &[u8]) -> Result<HashMap<String, String>, String> {
+    serde_urlencoded::from_bytes(body).map_err(|e| format!("body: {e}"))
+}
+
+async fn submit(st: AppState, path_func: Option<String>, req: Request) -> Response {
+    let f = match form(req).await {
+        Ok(f) => f,
+        Err(e) => return err(e),
+    };
+    let req = match form_action(path_func, &f) {
+        Ok(FormAction::Submit(req)) => req,
+        Ok(FormAction::Remove { func, name }) => {
+            return match st
+                .h
+                .remove(JobKey::Name {
+                    task: func.clone(),
+                    name: name.clone(),
+                })
+                .await
+            {
+                Ok(_) => success(),
+                Err(Error::NotFound(_)) => err(format!("Job {func}:{name} not exists.")),
+                Err(e) => err(e.to_string()),
+            };
+        }
+        Err(e) => return err(e),
     };
     let spec = match submit_spec(req, &st.limits, st.h.clock().now_ms(), false) {
         Ok(s) => s,

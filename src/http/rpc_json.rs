@@ -15,6 +15,18 @@ use super::AppState;
 use crate::pb::load_runner_server::LoadRunner;
 use crate::pb::scheduler_server::Scheduler;
 
+/// A request from its proto3 JSON body (empty = every field default). Pure, so it is fuzzed
+/// (`fuzz/fuzz_targets/http_json.rs`).
+pub fn decode_json<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        &b"{}"[..]
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(Code::InvalidArgument, format!("body: {e}")))
+}
+
 async fn unary<Req, Resp, F, Fut>(body: &[u8], call: F) -> Response
 where
     Req: DeserializeOwned,
@@ -22,16 +34,9 @@ where
     F: FnOnce(Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
 {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        &b"{}"[..]
-    } else {
-        body
-    };
-    let req: Req = match serde_json::from_slice(body) {
+    let req: Req = match decode_json(body) {
         Ok(r) => r,
-        Err(e) => {
-            return ApiError::new(Code::InvalidArgument, format!("body: {e}")).into_response()
-        }
+        Err(e) => return e.into_response(),
     };
     match call(Request::new(req)).await {
         Ok(resp) => axum::Json(resp.into_inner()).into_response(),
