@@ -6,6 +6,7 @@
 use prost::Message;
 use serde::de::DeserializeOwned;
 use taskhive::config::Limits;
+use taskhive::load::job::{parse_job, parse_job_json, Rules};
 use taskhive::pb::{self, scheduler_server::Scheduler};
 use taskhive::rpc::convert;
 use taskhive::rpc::load_convert;
@@ -33,7 +34,6 @@ impl Server {
         let svc = rt.block_on(async {
             let (writer, _join) = Writer::spawn(MemoryStore::default());
             let clock = Clock::system();
-            let now = clock.now_ms();
             let (h, _actor) = actor::spawn(
                 Core::new(CoreConfig::default(), 1, 1),
                 Settings::new(600, Vec::new()),
@@ -41,7 +41,6 @@ impl Server {
                 clock,
                 Default::default(),
             );
-            let _ = now;
             SchedulerService::new(h, Limits::default())
         });
         Server { rt, svc }
@@ -54,7 +53,8 @@ impl Server {
     }
 }
 
-/// How a message is decoded.
+/// How a message is decoded (each target uses one).
+#[allow(dead_code)]
 #[derive(Clone, Copy)]
 pub enum Wire {
     /// Protobuf binary (gRPC).
@@ -141,10 +141,21 @@ pub fn handle(kind: u8, wire: Wire, b: &[u8]) {
             }
         }
         22 => {
+            // SaveLoadJob: the same validation the runner applies before saving.
             if let Some(r) = decode::<pb::SaveLoadJobRequest>(wire, b) {
-                if let Some(job) = r.job {
-                    let _ = load_convert::job_value(job);
-                }
+                use pb::save_load_job_request::Input;
+                let known = vec!["http.get".to_string(), "remote.echo".to_string()];
+                let is_http = |c: &str| c.starts_with("http.");
+                let rules = Rules {
+                    known: &known,
+                    is_http: &is_http,
+                    max_swarms: 100,
+                };
+                let _ = match r.input {
+                    Some(Input::JobJson(text)) => parse_job_json(&text, &rules),
+                    Some(Input::Job(j)) => parse_job(&load_convert::job_value(j), &rules),
+                    None => return,
+                };
             }
         }
         23 => {
