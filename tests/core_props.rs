@@ -146,7 +146,9 @@ impl World {
         match s {
             Step::Submit { task, name, delay } => {
                 let (t, n) = (TASKS[task], format!("j{name}"));
-                self.core.submit(spec(t, &n, self.now + delay), self.now);
+                self.core
+                    .submit(spec(t, &n, self.now + delay), self.now)
+                    .map_err(|e| TestCaseError::fail(format!("submit refused: {e}")))?;
                 self.alive.insert((t.to_string(), n));
             }
             Step::Register { cap } => {
