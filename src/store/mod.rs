@@ -9,6 +9,7 @@
 //! beside the writer thread (SQLite: a second, read-only connection on the WAL database).
 
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 pub mod writer;
 
@@ -114,6 +115,24 @@ pub trait Store: Send + 'static {
     fn load_load_jobs(&mut self) -> Result<Vec<(String, String)>, StoreError>;
     /// A reader that can be used from other threads while this store writes.
     fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError>;
+}
+
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
+        (**self).apply(ops)
+    }
+    fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
+        (**self).load_jobs()
+    }
+    fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
+        (**self).load_config()
+    }
+    fn load_load_jobs(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        (**self).load_load_jobs()
+    }
+    fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
+        (**self).reader()
+    }
 }
 
 /// Read access to archived load executions, independent of the writer thread.

@@ -1,0 +1,557 @@
+//! PostgreSQL store: for several nodes on one database, or where PostgreSQL is already run.
+//!
+//! Uses the synchronous `postgres` client: the store lives on the writer thread, which
+//! blocks on commits anyway. A batch of ops is one transaction; runs of the same op kind
+//! become one multi-row statement (arrays unnested server-side), so a batch of 5,000
+//! submits costs a handful of round trips rather than 5,000.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use postgres::{Client, NoTls, Row};
+
+use super::{ExecRow, Op, Store, StoreError, StoreReader};
+use crate::scheduler::job::{JobRecord, RetryPolicy};
+
+/// Schema migrations, applied in order at start-up; `schema_version` records the last one.
+/// Append only: a released migration is never edited.
+const MIGRATIONS: &[&str] = &[
+    // 1: the tables of the SQLite store.
+    "CREATE TABLE jobs (
+        id BIGINT PRIMARY KEY,
+        task TEXT NOT NULL,
+        name TEXT NOT NULL,
+        args BYTEA NOT NULL,
+        sched_at BIGINT NOT NULL,
+        timeout_ms BIGINT NOT NULL,
+        priority INTEGER NOT NULL,
+        max_attempts BIGINT NOT NULL,
+        backoff_base_ms BIGINT NOT NULL,
+        backoff_max_ms BIGINT NOT NULL,
+        attempts BIGINT NOT NULL,
+        run_count BIGINT NOT NULL,
+        dead BOOLEAN NOT NULL,
+        last_error TEXT NOT NULL,
+        UNIQUE (task, name)
+    );
+    CREATE TABLE config (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
+    CREATE TABLE load_jobs (name TEXT PRIMARY KEY, json TEXT NOT NULL);
+    CREATE TABLE load_execs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        t_start TEXT NOT NULL,
+        elapsed_usec BIGINT NOT NULL,
+        n_task BIGINT NOT NULL,
+        n_fail BIGINT NOT NULL,
+        threshold_exceeded BOOLEAN NOT NULL,
+        aborted BOOLEAN NOT NULL,
+        json TEXT NOT NULL
+    );
+    CREATE INDEX load_execs_by_start ON load_execs (t_start, id);",
+    // 2: cluster claims: the owning node, its claim's expiry, and the fencing token.
+    "ALTER TABLE jobs ADD COLUMN owner TEXT;
+     ALTER TABLE jobs ADD COLUMN claim_until TIMESTAMPTZ;
+     ALTER TABLE jobs ADD COLUMN lease_version BIGINT NOT NULL DEFAULT 0;
+     CREATE INDEX jobs_due ON jobs (task, sched_at) WHERE NOT dead;
+     CREATE SEQUENCE job_ids;",
+];
+
+/// Serialises concurrent migrations (several nodes starting at once); any constant will do.
+const MIGRATION_LOCK: i64 = 0x7461_736b_6869_7665;
+
+/// Applies the migrations the database has not seen yet; returns the schema version.
+pub fn migrate(client: &mut Client) -> Result<i64, StoreError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+    let current: i64 = match tx.query_opt("SELECT version FROM schema_version", &[])? {
+        Some(row) => row.get(0),
+        None => {
+            tx.execute("INSERT INTO schema_version (version) VALUES (0)", &[])?;
+            0
+        }
+    };
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        tx.batch_execute(sql)
+            .map_err(|e| StoreError::Backend(format!("migration {}: {e}", i + 1)))?;
+    }
+    let version = MIGRATIONS.len() as i64;
+    if version > current {
+        tx.execute("UPDATE schema_version SET version = $1", &[&version])?;
+    }
+    tx.commit()?;
+    Ok(version.max(current))
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        // The driver's Display omits the server's message; the source has it.
+        let detail = std::error::Error::source(&e)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        StoreError::Backend(format!("postgres: {e}{detail}"))
+    }
+}
+
+/// Opens a connection with a bounded connect time.
+pub fn connect(url: &str) -> Result<Client, StoreError> {
+    let mut cfg: postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Backend(format!("store url: {e}")))?;
+    if cfg.get_connect_timeout().is_none() {
+        cfg.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    if cfg.get_application_name().is_none() {
+        cfg.application_name("taskhive");
+    }
+    Ok(cfg.connect(NoTls)?)
+}
+
+/// PostgreSQL-backed [`Store`].
+pub struct PgStore {
+    client: Option<Client>,
+    cache: Prepared,
+    url: String,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`) and applies pending migrations.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let mut client = connect(url)?;
+        migrate(&mut client)?;
+        Ok(PgStore {
+            client: Some(client),
+            cache: Prepared::new(),
+            url: url.to_string(),
+        })
+    }
+
+    fn client(&mut self) -> &mut Client {
+        self.client.as_mut().expect("client present until drop")
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        drop_off_runtime(self.client.take());
+    }
+}
+
+/// The sync client owns a small runtime, which must not be dropped inside an async context
+/// (a reader may be dropped on a Tokio thread at shutdown): drop it on a plain thread.
+fn drop_off_runtime(client: Option<Client>) {
+    if let Some(c) = client {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::Builder::new()
+                .name("taskhive-pg-close".into())
+                .spawn(move || drop(c));
+        } else {
+            drop(c);
+        }
+    }
+}
+
+const JOB_COLUMNS: &str = "id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
+    backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error";
+
+/// Reads a row selected with [`JOB_COLUMNS`].
+pub fn job_record(row: &Row) -> JobRecord {
+    JobRecord {
+        id: row.get::<_, i64>(0) as u64,
+        task: row.get(1),
+        name: row.get(2),
+        args: Bytes::from(row.get::<_, Vec<u8>>(3)),
+        sched_at: row.get(4),
+        timeout_ms: row.get::<_, i64>(5) as u32,
+        priority: row.get(6),
+        retry: RetryPolicy {
+            max_attempts: row.get::<_, i64>(7) as u32,
+            backoff_base_ms: row.get::<_, i64>(8) as u32,
+            backoff_max_ms: row.get::<_, i64>(9) as u32,
+        },
+        attempts: row.get::<_, i64>(10) as u32,
+        run_count: row.get::<_, i64>(11) as u32,
+        dead: row.get(12),
+        last_error: row.get(13),
+    }
+}
+
+/// The job columns of an `INSERT ... SELECT FROM unnest(...)`, one array per column.
+#[derive(Default)]
+struct JobArrays {
+    id: Vec<i64>,
+    task: Vec<String>,
+    name: Vec<String>,
+    args: Vec<Vec<u8>>,
+    sched_at: Vec<i64>,
+    timeout_ms: Vec<i64>,
+    priority: Vec<i32>,
+    max_attempts: Vec<i64>,
+    backoff_base_ms: Vec<i64>,
+    backoff_max_ms: Vec<i64>,
+    attempts: Vec<i64>,
+    run_count: Vec<i64>,
+    dead: Vec<bool>,
+    last_error: Vec<String>,
+}
+
+impl JobArrays {
+    fn push(&mut self, r: &JobRecord) {
+        self.id.push(r.id as i64);
+        self.task.push(r.task.clone());
+        self.name.push(r.name.clone());
+        self.args.push(r.args.to_vec());
+        self.sched_at.push(r.sched_at);
+        self.timeout_ms.push(r.timeout_ms as i64);
+        self.priority.push(r.priority);
+        self.max_attempts.push(r.retry.max_attempts as i64);
+        self.backoff_base_ms.push(r.retry.backoff_base_ms as i64);
+        self.backoff_max_ms.push(r.retry.backoff_max_ms as i64);
+        self.attempts.push(r.attempts as i64);
+        self.run_count.push(r.run_count as i64);
+        self.dead.push(r.dead);
+        self.last_error.push(r.last_error.clone());
+    }
+}
+
+/// Replaces by id and by (task, name), like SQLite's `INSERT OR REPLACE`: rows sharing the
+/// name under another id go first. A replaced row's cluster claim is cleared.
+const UPSERT_DELETE: &str =
+    "DELETE FROM jobs j USING unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, task, name)
+     WHERE j.task = u.task AND j.name = u.name AND j.id <> u.id";
+const UPSERT_INSERT: &str = "INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
+        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::bigint[], $6::bigint[],
+        $7::int[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bool[],
+        $14::text[])
+     ON CONFLICT (id) DO UPDATE SET task = EXCLUDED.task, name = EXCLUDED.name, args = EXCLUDED.args,
+        sched_at = EXCLUDED.sched_at, timeout_ms = EXCLUDED.timeout_ms, priority = EXCLUDED.priority,
+        max_attempts = EXCLUDED.max_attempts, backoff_base_ms = EXCLUDED.backoff_base_ms,
+        backoff_max_ms = EXCLUDED.backoff_max_ms, attempts = EXCLUDED.attempts,
+        run_count = EXCLUDED.run_count, dead = EXCLUDED.dead, last_error = EXCLUDED.last_error";
+const RESCHEDULE: &str =
+    "UPDATE jobs j SET sched_at = u.sched_at, attempts = u.attempts, run_count = u.run_count,
+        dead = u.dead, last_error = u.last_error
+     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bool[], $6::text[])
+        AS u(id, sched_at, attempts, run_count, dead, last_error)
+     WHERE j.id = u.id";
+
+/// How ops are grouped into statements: consecutive ops of one kind share a statement when
+/// doing so cannot change the result.
+fn runs(ops: &[Op]) -> Vec<&[Op]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut seen_ids = std::collections::HashSet::new();
+    let mut seen_names = std::collections::HashSet::new();
+    for (i, op) in ops.iter().enumerate() {
+        let joins = i > start
+            && match (&ops[start], op) {
+                // A set-based insert cannot touch one row twice: such a run is split.
+                (Op::Upsert(_), Op::Upsert(r)) => {
+                    !seen_ids.contains(&r.id) && !seen_names.contains(&(&r.task, &r.name))
+                }
+                (Op::Reschedule { .. }, Op::Reschedule { id, .. }) => !seen_ids.contains(id),
+                (Op::Delete(_), Op::Delete(_)) => true,
+                _ => false,
+            };
+        if !joins {
+            if i > start {
+                out.push(&ops[start..i]);
+            }
+            start = i;
+            seen_ids.clear();
+            seen_names.clear();
+        }
+        match op {
+            Op::Upsert(r) => {
+                seen_ids.insert(r.id);
+                seen_names.insert((&r.task, &r.name));
+            }
+            Op::Reschedule { id, .. } => {
+                seen_ids.insert(*id);
+            }
+            _ => {}
+        }
+    }
+    if start < ops.len() {
+        out.push(&ops[start..]);
+    }
+    out
+}
+
+/// Statements prepared once per connection.
+type Prepared = std::collections::HashMap<&'static str, postgres::Statement>;
+
+fn prepared(
+    cache: &mut Prepared,
+    tx: &mut postgres::Transaction<'_>,
+    sql: &'static str,
+) -> Result<postgres::Statement, StoreError> {
+    if let Some(st) = cache.get(sql) {
+        return Ok(st.clone());
+    }
+    let st = tx.prepare(sql)?;
+    cache.insert(sql, st.clone());
+    Ok(st)
+}
+
+fn apply_run(
+    tx: &mut postgres::Transaction<'_>,
+    cache: &mut Prepared,
+    run: &[Op],
+) -> Result<(), StoreError> {
+    match &run[0] {
+        Op::Upsert(_) => {
+            let mut a = JobArrays::default();
+            for op in run {
+                if let Op::Upsert(r) = op {
+                    a.push(r);
+                }
+            }
+            let del = prepared(cache, tx, UPSERT_DELETE)?;
+            tx.execute(&del, &[&a.id, &a.task, &a.name])?;
+            let ins = prepared(cache, tx, UPSERT_INSERT)?;
+            tx.execute(
+                &ins,
+                &[
+                    &a.id,
+                    &a.task,
+                    &a.name,
+                    &a.args,
+                    &a.sched_at,
+                    &a.timeout_ms,
+                    &a.priority,
+                    &a.max_attempts,
+                    &a.backoff_base_ms,
+                    &a.backoff_max_ms,
+                    &a.attempts,
+                    &a.run_count,
+                    &a.dead,
+                    &a.last_error,
+                ],
+            )?;
+        }
+        Op::Reschedule { .. } => {
+            let (mut id, mut at, mut att, mut rc, mut dead, mut err) =
+                (vec![], vec![], vec![], vec![], vec![], vec![]);
+            for op in run {
+                if let Op::Reschedule {
+                    id: i,
+                    sched_at,
+                    attempts,
+                    run_count,
+                    dead: d,
+                    last_error,
+                } = op
+                {
+                    id.push(*i as i64);
+                    at.push(*sched_at);
+                    att.push(*attempts as i64);
+                    rc.push(*run_count as i64);
+                    dead.push(*d);
+                    err.push(last_error.clone());
+                }
+            }
+            let st = prepared(cache, tx, RESCHEDULE)?;
+            tx.execute(&st, &[&id, &at, &att, &rc, &dead, &err])?;
+        }
+        Op::Delete(_) => {
+            let ids: Vec<i64> = run
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Delete(id) => Some(*id as i64),
+                    _ => None,
+                })
+                .collect();
+            let st = prepared(cache, tx, "DELETE FROM jobs WHERE id = ANY($1)")?;
+            tx.execute(&st, &[&ids])?;
+        }
+        Op::DeleteTask(task) => {
+            let st = prepared(cache, tx, "DELETE FROM jobs WHERE task = $1")?;
+            tx.execute(&st, &[task])?;
+        }
+        Op::SetConfig { key, value } => {
+            let st = prepared(
+                cache,
+                tx,
+                "INSERT INTO config (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            )?;
+            tx.execute(&st, &[key, value])?;
+        }
+        Op::SaveLoadJob { name, json } => {
+            let st = prepared(
+                cache,
+                tx,
+                "INSERT INTO load_jobs (name, json) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET json = EXCLUDED.json",
+            )?;
+            tx.execute(&st, &[name, json])?;
+        }
+        Op::ArchiveExec(r) => {
+            let st = prepared(
+                cache,
+                tx,
+                "INSERT INTO load_execs (id, name, t_start, elapsed_usec, n_task, n_fail,
+                    threshold_exceeded, aborted, json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, t_start = EXCLUDED.t_start,
+                    elapsed_usec = EXCLUDED.elapsed_usec, n_task = EXCLUDED.n_task,
+                    n_fail = EXCLUDED.n_fail, threshold_exceeded = EXCLUDED.threshold_exceeded,
+                    aborted = EXCLUDED.aborted, json = EXCLUDED.json",
+            )?;
+            tx.execute(
+                &st,
+                &[
+                    &r.id,
+                    &r.name,
+                    &r.t_start,
+                    &(r.elapsed_usec as i64),
+                    &(r.n_task as i64),
+                    &(r.n_fail as i64),
+                    &r.threshold_exceeded,
+                    &r.aborted,
+                    &r.json,
+                ],
+            )?;
+        }
+        Op::TrimExecs(keep) => {
+            let st = prepared(
+                cache,
+                tx,
+                "DELETE FROM load_execs WHERE id NOT IN
+                 (SELECT id FROM load_execs ORDER BY t_start DESC, id DESC LIMIT $1)",
+            )?;
+            tx.execute(&st, &[&(*keep.min(&(i64::MAX as usize)) as i64)])?;
+        }
+    }
+    Ok(())
+}
+
+impl Store for PgStore {
+    fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
+        let client = self.client.as_mut().expect("client present until drop");
+        let mut tx = client.transaction()?;
+        for run in runs(ops) {
+            apply_run(&mut tx, &mut self.cache, run)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
+        let rows = self
+            .client()
+            .query(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id"), &[])?;
+        Ok(rows.iter().map(job_record).collect())
+    }
+
+    fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = self
+            .client()
+            .query("SELECT key, value FROM config ORDER BY key", &[])?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn load_load_jobs(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = self
+            .client()
+            .query("SELECT name, json FROM load_jobs ORDER BY name", &[])?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
+        Ok(Box::new(PgReader {
+            client: Mutex::new(Some(connect(&self.url)?)),
+        }))
+    }
+}
+
+/// Its own connection, so reads never queue behind the writer's transaction.
+struct PgReader {
+    client: Mutex<Option<Client>>,
+}
+
+impl Drop for PgReader {
+    fn drop(&mut self) {
+        drop_off_runtime(self.client.get_mut().ok().and_then(|c| c.take()));
+    }
+}
+
+const EXEC_COLUMNS: &str =
+    "id, name, t_start, elapsed_usec, n_task, n_fail, threshold_exceeded, aborted";
+
+fn exec_row(row: &Row, with_json: bool) -> ExecRow {
+    ExecRow {
+        id: row.get(0),
+        name: row.get(1),
+        t_start: row.get(2),
+        elapsed_usec: row.get::<_, i64>(3) as u64,
+        n_task: row.get::<_, i64>(4) as u64,
+        n_fail: row.get::<_, i64>(5) as u64,
+        threshold_exceeded: row.get(6),
+        aborted: row.get(7),
+        json: if with_json { row.get(8) } else { String::new() },
+    }
+}
+
+impl StoreReader for PgReader {
+    fn list_execs(&self, name: Option<&str>, limit: usize) -> Result<Vec<ExecRow>, StoreError> {
+        let mut guard = self.client.lock().expect("poisoned");
+        let client = guard.as_mut().ok_or(StoreError::Closed)?;
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let rows = client.query(
+            &format!(
+                "SELECT {EXEC_COLUMNS} FROM load_execs WHERE $1::text IS NULL OR name = $1
+                 ORDER BY t_start DESC, id DESC LIMIT $2"
+            ),
+            &[&name, &limit],
+        )?;
+        Ok(rows.iter().map(|r| exec_row(r, false)).collect())
+    }
+
+    fn get_exec(&self, id: &str) -> Result<Option<ExecRow>, StoreError> {
+        let mut guard = self.client.lock().expect("poisoned");
+        let client = guard.as_mut().ok_or(StoreError::Closed)?;
+        let row = client.query_opt(
+            &format!("SELECT {EXEC_COLUMNS}, json FROM load_execs WHERE id = $1"),
+            &[&id],
+        )?;
+        Ok(row.map(|r| exec_row(&r, true)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: u64, name: &str) -> JobRecord {
+        JobRecord {
+            id,
+            task: "t".into(),
+            name: name.into(),
+            args: Bytes::new(),
+            sched_at: 0,
+            timeout_ms: 0,
+            priority: 0,
+            retry: RetryPolicy::default(),
+            attempts: 0,
+            run_count: 0,
+            dead: false,
+            last_error: String::new(),
+        }
+    }
+
+    #[test]
+    fn runs_split_where_a_row_repeats() {
+        let ops = vec![
+            Op::Upsert(rec(1, "a")),
+            Op::Upsert(rec(2, "b")),
+            Op::Upsert(rec(3, "a")),
+            Op::Delete(1),
+            Op::Delete(2),
+            Op::Upsert(rec(4, "c")),
+        ];
+        let lens: Vec<usize> = runs(&ops).iter().map(|r| r.len()).collect();
+        assert_eq!(lens, vec![2, 1, 2, 1]);
+    }
+}
