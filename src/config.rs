@@ -10,6 +10,8 @@ use crate::store::sqlite::Sync;
 pub struct Config {
     /// Directory of the embedded store (created on first start).
     pub data_dir: PathBuf,
+    /// PostgreSQL URL of the store (`serve --store postgres://...`); None: SQLite in `data_dir`.
+    pub postgres_url: Option<String>,
     /// Commit durability.
     pub sync: Sync,
     /// Request limits and job defaults.
@@ -113,6 +115,7 @@ impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Config {
             data_dir: data_dir.into(),
+            postgres_url: None,
             sync: Sync::Full,
             limits: Limits::default(),
             max_dead: 100_000,

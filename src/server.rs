@@ -16,6 +16,7 @@ use crate::scheduler::clock::Clock;
 use crate::scheduler::core::{Core, CoreConfig};
 use crate::scheduler::settings::Settings;
 use crate::scheduler::{actor, SchedulerHandle};
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::Writer;
 use crate::store::{Store, StoreReader};
@@ -70,9 +71,13 @@ pub async fn start_scheduler(
 ) -> Result<Started, ServerError> {
     let dir = config.data_dir.clone();
     let sync = config.sync;
+    let pg = config.postgres_url.clone();
     let (store, records, stored_config, load_jobs, reader) =
         tokio::task::spawn_blocking(move || {
-            let mut store = SqliteStore::open(&dir, sync)?;
+            let mut store: Box<dyn Store> = match pg {
+                Some(url) => Box::new(PgStore::open(&url)?),
+                None => Box::new(SqliteStore::open(&dir, sync)?),
+            };
             let records = store.load_jobs()?;
             let config = store.load_config()?;
             let load_jobs = store.load_load_jobs()?;
@@ -99,7 +104,10 @@ pub async fn start_scheduler(
         first_lease,
     );
     core.restore(records, now);
-    tracing::info!(jobs = n, dir = %config.data_dir.display(), "store loaded");
+    match &config.postgres_url {
+        Some(_) => tracing::info!(jobs = n, store = "postgres", "store loaded"),
+        None => tracing::info!(jobs = n, dir = %config.data_dir.display(), "store loaded"),
+    }
     let (writer, writer_join) = Writer::spawn(store);
     let settings = Settings::new(
         (config.limits.default_timeout_ms / 1000).max(1) as i64,

@@ -172,6 +172,10 @@ pub struct ServeArgs {
     /// Data directory of the embedded store.
     #[arg(long, default_value = "./taskhive-data", env = "TASKHIVE_DATA")]
     pub data: PathBuf,
+    /// Store: `postgres://user@host:port/db` (PostgreSQL), or `sqlite:DIR` (same as --data DIR).
+    /// Default: SQLite in --data.
+    #[arg(long, env = "TASKHIVE_STORE", value_parser = parse_store)]
+    pub store: Option<StoreArg>,
     /// Commit durability: full (fsync each commit) or normal (survives process crashes only).
     #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
     pub sync: String,
@@ -283,6 +287,11 @@ pub struct SubmitArgs {
 /// The server configuration `serve` flags describe.
 pub fn serve_config(a: &ServeArgs) -> crate::config::Config {
     let mut c = crate::config::Config::new(&a.data);
+    match &a.store {
+        Some(StoreArg::Sqlite(dir)) => c.data_dir = dir.clone(),
+        Some(StoreArg::Postgres(url)) => c.postgres_url = Some(url.clone()),
+        None => {}
+    }
     c.sync = if a.sync == "normal" {
         crate::store::sqlite::Sync::Normal
     } else {
@@ -352,6 +361,30 @@ pub fn auth_command(cmd: AuthCommand) -> Result<(), Box<dyn std::error::Error + 
         }
     }
     Ok(())
+}
+
+/// Where `serve --store` puts the store.
+#[derive(Clone, Debug)]
+pub enum StoreArg {
+    /// SQLite in this directory.
+    Sqlite(PathBuf),
+    /// PostgreSQL at this URL.
+    Postgres(String),
+}
+
+fn parse_store(s: &str) -> Result<StoreArg, String> {
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        s.parse::<postgres::Config>()
+            .map_err(|e| format!("store: bad PostgreSQL URL: {e}"))?;
+        Ok(StoreArg::Postgres(s.to_string()))
+    } else if let Some(dir) = s.strip_prefix("sqlite:") {
+        if dir.is_empty() {
+            return Err("store: sqlite: needs a directory (sqlite:DIR)".into());
+        }
+        Ok(StoreArg::Sqlite(PathBuf::from(dir)))
+    } else {
+        Err("store: expected postgres://... or sqlite:DIR".into())
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
