@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod pg;
 pub mod target;
 
 use std::collections::VecDeque;

@@ -1,0 +1,440 @@
+//! One set of store tests run against every store: memory (the reference), SQLite and
+//! PostgreSQL (`TASKHIVE_PG_URL`, or a throwaway cluster this binary starts itself).
+
+#[allow(dead_code)]
+mod common {
+    pub mod pg;
+}
+
+use bytes::Bytes;
+use taskhive::scheduler::job::{JobRecord, RetryPolicy};
+use taskhive::store::memory::MemoryStore;
+use taskhive::store::postgres::PgStore;
+use taskhive::store::sqlite::{SqliteStore, Sync};
+use taskhive::store::{ExecRow, Op, Store};
+
+/// Opens the store under test; every call opens the same underlying data (a reopen).
+trait Fixture {
+    fn open(&self) -> Box<dyn Store>;
+}
+
+struct MemoryFx(MemoryStore);
+impl Fixture for MemoryFx {
+    fn open(&self) -> Box<dyn Store> {
+        Box::new(self.0.clone())
+    }
+}
+
+struct SqliteFx(tempfile::TempDir);
+impl Fixture for SqliteFx {
+    fn open(&self) -> Box<dyn Store> {
+        Box::new(SqliteStore::open(self.0.path(), Sync::Normal).expect("open sqlite"))
+    }
+}
+
+struct PgFx(common::pg::PgDb);
+impl Fixture for PgFx {
+    fn open(&self) -> Box<dyn Store> {
+        Box::new(PgStore::open(&self.0.url).expect("open postgres"))
+    }
+}
+
+fn rec(id: u64, task: &str, name: &str) -> JobRecord {
+    JobRecord {
+        id,
+        task: task.into(),
+        name: name.into(),
+        args: Bytes::from(format!("args of {name}")),
+        sched_at: 1_700_000_000_000 + id as i64,
+        timeout_ms: 30_000,
+        priority: 0,
+        retry: RetryPolicy::default(),
+        attempts: 0,
+        run_count: 0,
+        dead: false,
+        last_error: String::new(),
+    }
+}
+
+fn exec(id: &str, name: &str, t_start: &str) -> ExecRow {
+    ExecRow {
+        id: id.into(),
+        name: name.into(),
+        t_start: t_start.into(),
+        elapsed_usec: 1_234_567,
+        n_task: 10,
+        n_fail: 2,
+        threshold_exceeded: true,
+        aborted: false,
+        json: format!("{{\"id\":\"{id}\"}}"),
+    }
+}
+
+fn apply(s: &mut Box<dyn Store>, ops: Vec<Op>) {
+    s.apply(&ops).expect("apply");
+}
+
+fn upsert_replaces_by_id(fx: &dyn Fixture) {
+    let mut s = fx.open();
+    apply(&mut s, vec![Op::Upsert(rec(1, "t", "a"))]);
+    let mut changed = rec(1, "t", "b");
+    changed.args = Bytes::from_static(b"\x00\xffbinary\x00");
+    changed.priority = -7;
+    changed.timeout_ms = u32::MAX;
+    changed.retry = RetryPolicy {
+        max_attempts: u32::MAX,
+        backoff_base_ms: 1,
+        backoff_max_ms: u32::MAX,
+    };
+    apply(&mut s, vec![Op::Upsert(changed.clone())]);
+    assert_eq!(s.load_jobs().unwrap(), vec![changed]);
+}
+
+fn upsert_replaces_by_task_and_name(fx: &dyn Fixture) {
+    let mut s = fx.open();
+    apply(
+        &mut s,
+        vec![Op::Upsert(rec(1, "t", "a")), Op::Upsert(rec(2, "u", "a"))],
+    );
+    apply(&mut s, vec![Op::Upsert(rec(3, "t", "a"))]);
+    assert_eq!(
+        s.load_jobs().unwrap(),
+        vec![rec(2, "u", "a"), rec(3, "t", "a")],
+        "same name in another task stays; same task and name is replaced"
+    );
+}
+
+fn reschedule_keeps_payload(fx: &dyn Fixture) {
+    let mut s = fx.open();
+    apply(
+        &mut s,
+        vec![Op::Upsert(rec(1, "t", "a")), Op::Upsert(rec(2, "t", "b"))],
+    );
+    apply(
+        &mut s,
+        vec![
+            Op::Reschedule {
+                id: 1,
+                sched_at: 42,
+                attempts: 3,
+                run_count: 9,
+                dead: true,
+                last_error: "boom".into(),
+            },
+            // An unknown id changes nothing and is no error.
+            Op::Reschedule {
+                id: 99,
+                sched_at: 1,
+                attempts: 1,
+                run_count: 1,
+                dead: false,
+                last_error: String::new(),
+            },
+        ],
+    );
+    let mut want = rec(1, "t", "a");
+    want.sched_at = 42;
+    want.attempts = 3;
+    want.run_count = 9;
+    want.dead = true;
+    want.last_error = "boom".into();
+    assert_eq!(s.load_jobs().unwrap(), vec![want, rec(2, "t", "b")]);
+}
+
+fn delete_and_delete_task(fx: &dyn Fixture) {
+    let mut s = fx.open();
+    apply(
+        &mut s,
+        vec![
+            Op::Upsert(rec(1, "t", "a")),
+            Op::Upsert(rec(2, "t", "b")),
+            Op::Upsert(rec(3, "u", "a")),
+            Op::Upsert(rec(4, "v", "a")),
+        ],
+    );
+    apply(&mut s, vec![Op::Delete(1), Op::Delete(77)]);
+    assert_eq!(
+        s.load_jobs().unwrap(),
+        vec![rec(2, "t", "b"), rec(3, "u", "a"), rec(4, "v", "a")]
+    );
+    apply(
+        &mut s,
+        vec![Op::DeleteTask("t".into()), Op::DeleteTask("none".into())],
+    );
+    assert_eq!(
+        s.load_jobs().unwrap(),
+        vec![rec(3, "u", "a"), rec(4, "v", "a")]
+    );
+}
+
+fn one_batch_applies_in_order(fx: &dyn Fixture) {
+    let mut s = fx.open();
+    let mut later = rec(1, "t", "a");
+    later.args = Bytes::from_static(b"second");
+    apply(
+        &mut s,
+        vec![
+            Op::Upsert(rec(1, "t", "a")),
+            Op::Upsert(rec(2, "t", "b")),
+            Op::Reschedule {
+                id: 2,
+                sched_at: 5,
+                attempts: 1,
+                run_count: 0,
+                dead: false,
+                last_error: "x".into(),
+            },
+            Op::Reschedule {
+                id: 2,
+                sched_at: 6,
+                attempts: 2,
+                run_count: 0,
+                dead: false,
+                last_error: "y".into(),
+            },
+            Op::Delete(1),
+            Op::Upsert(later.clone()),
+            Op::Upsert(rec(3, "t", "c")),
+            Op::Upsert(rec(4, "t", "c")),
+            Op::Delete(3),
+        ],
+    );
+    let mut two = rec(2, "t", "b");
+    two.sched_at = 6;
+    two.attempts = 2;
+    two.last_error = "y".into();
+    assert_eq!(s.load_jobs().unwrap(), vec![later, two, rec(4, "t", "c")]);
+}
+
+fn large_batches(fx: &dyn Fixture) {
+    let mut s = fx.open();
+    let n = 5_000u64;
+    apply(
+        &mut s,
+        (1..=n)
+            .map(|i| Op::Upsert(rec(i, "bulk", &format!("j{i}"))))
+            .collect(),
+    );
+    apply(
+        &mut s,
+        (1..=n)
+            .map(|i| Op::Reschedule {
+                id: i,
+                sched_at: i as i64,
+                attempts: 1,
+                run_count: 2,
+                dead: false,
+                last_error: String::new(),
+            })
+            .collect(),
+    );
+    apply(
+        &mut s,
+        (1..=n).filter(|i| i % 2 == 0).map(Op::Delete).collect(),
+    );
+    let jobs = s.load_jobs().unwrap();
+    assert_eq!(jobs.len(), (n / 2) as usize);
+    assert!(jobs
+        .iter()
+        .all(|j| j.id % 2 == 1 && j.sched_at == j.id as i64 && j.run_count == 2));
+}
+
+fn config_round_trip(fx: &dyn Fixture) {
+    let mut s = fx.open();
+    apply(
+        &mut s,
+        vec![
+            Op::SetConfig {
+                key: "timeout".into(),
+                value: 600,
+            },
+            Op::SetConfig {
+                key: "lock-timeout".into(),
+                value: -1,
+            },
+            Op::SetConfig {
+                key: "timeout".into(),
+                value: i64::MAX,
+            },
+        ],
+    );
+    assert_eq!(
+        s.load_config().unwrap(),
+        vec![
+            ("lock-timeout".to_string(), -1),
+            ("timeout".to_string(), i64::MAX)
+        ]
+    );
+}
+
+fn load_jobs_saved_by_name(fx: &dyn Fixture) {
+    let mut s = fx.open();
+    apply(
+        &mut s,
+        vec![
+            Op::SaveLoadJob {
+                name: "b".into(),
+                json: "{\"v\":1}".into(),
+            },
+            Op::SaveLoadJob {
+                name: "a".into(),
+                json: "{}".into(),
+            },
+            Op::SaveLoadJob {
+                name: "b".into(),
+                json: "{\"v\":2}".into(),
+            },
+        ],
+    );
+    assert_eq!(
+        s.load_load_jobs().unwrap(),
+        vec![
+            ("a".to_string(), "{}".to_string()),
+            ("b".to_string(), "{\"v\":2}".to_string())
+        ]
+    );
+}
+
+fn exec_archive_and_trim(fx: &dyn Fixture) {
+    let mut s = fx.open();
+    let reader = s.reader().unwrap();
+    let rows = [
+        exec("e1", "web", "2026-01-01 00:00:01.000+00:00"),
+        exec("e2", "api", "2026-01-01 00:00:02.000+00:00"),
+        exec("e3", "web", "2026-01-01 00:00:03.000+00:00"),
+        exec("e4", "web", "2026-01-01 00:00:04.000+00:00"),
+    ];
+    apply(&mut s, rows.iter().cloned().map(Op::ArchiveExec).collect());
+    let ids = |v: Vec<ExecRow>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(reader.list_execs(None, 10).unwrap()),
+        ["e4", "e3", "e2", "e1"]
+    );
+    assert_eq!(
+        ids(reader.list_execs(Some("web"), 2).unwrap()),
+        ["e4", "e3"]
+    );
+    assert!(reader
+        .list_execs(None, 10)
+        .unwrap()
+        .iter()
+        .all(|r| r.json.is_empty()));
+    assert_eq!(reader.get_exec("e2").unwrap(), Some(rows[1].clone()));
+    assert_eq!(reader.get_exec("nope").unwrap(), None);
+    // Same id replaces.
+    let mut again = exec("e2", "api", "2026-01-01 00:00:05.000+00:00");
+    again.aborted = true;
+    apply(&mut s, vec![Op::ArchiveExec(again.clone())]);
+    assert_eq!(reader.get_exec("e2").unwrap(), Some(again));
+    apply(&mut s, vec![Op::TrimExecs(2)]);
+    assert_eq!(ids(reader.list_execs(None, 10).unwrap()), ["e2", "e4"]);
+    apply(&mut s, vec![Op::TrimExecs(0)]);
+    assert!(reader.list_execs(None, 10).unwrap().is_empty());
+}
+
+fn reader_beside_writer(fx: &dyn Fixture) {
+    let mut s = fx.open();
+    let reader = s.reader().unwrap();
+    // The writer keeps writing on its own thread while another thread reads.
+    let writer = std::thread::spawn(move || {
+        for i in 0..50 {
+            let t = format!("2026-01-01 00:00:{i:02}.000+00:00");
+            s.apply(&[Op::ArchiveExec(exec(&format!("x{i:02}"), "w", &t))])
+                .unwrap();
+        }
+        s
+    });
+    let mut last = 0;
+    while last < 50 {
+        let n = reader.list_execs(Some("w"), 100).unwrap().len();
+        assert!(n >= last, "a reader never sees committed rows vanish");
+        last = n;
+        if writer.is_finished() && n < 50 {
+            assert_eq!(reader.list_execs(Some("w"), 100).unwrap().len(), 50);
+            break;
+        }
+    }
+    drop(writer.join().unwrap());
+}
+
+fn reopen_and_load(fx: &dyn Fixture) {
+    let mut jobs: Vec<JobRecord> = (1..=20).map(|i| rec(i, "t", &format!("n{i}"))).collect();
+    jobs[3].dead = true;
+    jobs[3].last_error = "ünïcode error".into();
+    jobs[4].args = Bytes::from(vec![0u8; 100_000]);
+    {
+        let mut s = fx.open();
+        apply(&mut s, jobs.iter().cloned().map(Op::Upsert).collect());
+        apply(
+            &mut s,
+            vec![
+                Op::SetConfig {
+                    key: "k".into(),
+                    value: 7,
+                },
+                Op::SaveLoadJob {
+                    name: "lj".into(),
+                    json: "{}".into(),
+                },
+                Op::ArchiveExec(exec("e", "lj", "2026-01-01 00:00:00.000+00:00")),
+            ],
+        );
+    }
+    let mut s = fx.open();
+    assert_eq!(s.load_jobs().unwrap(), jobs);
+    assert_eq!(s.load_config().unwrap(), vec![("k".to_string(), 7)]);
+    assert_eq!(s.load_load_jobs().unwrap().len(), 1);
+    assert!(s.reader().unwrap().get_exec("e").unwrap().is_some());
+}
+
+macro_rules! suite {
+    ($store:ident, $fx:expr; $($case:ident),* $(,)?) => {
+        mod $store {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $case() {
+                    let fx = $fx;
+                    super::$case(&fx);
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! all_stores {
+    ($($case:ident),* $(,)?) => {
+        suite!(memory, MemoryFx(MemoryStore::default()); $($case),*);
+        suite!(sqlite, SqliteFx(tempfile::tempdir().unwrap()); $($case),*);
+        suite!(postgres, PgFx(common::pg::fresh_db()); $($case),*);
+    };
+}
+
+all_stores!(
+    upsert_replaces_by_id,
+    upsert_replaces_by_task_and_name,
+    reschedule_keeps_payload,
+    delete_and_delete_task,
+    one_batch_applies_in_order,
+    large_batches,
+    config_round_trip,
+    load_jobs_saved_by_name,
+    exec_archive_and_trim,
+    reader_beside_writer,
+    reopen_and_load,
+);
+
+#[test]
+fn postgres_migrations_are_idempotent_and_versioned() {
+    let db = common::pg::fresh_db();
+    let mut a = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    let v1 = taskhive::store::postgres::migrate(&mut a).unwrap();
+    let v2 = taskhive::store::postgres::migrate(&mut a).unwrap();
+    assert_eq!(v1, v2);
+    let stored: i64 = a
+        .query_one("SELECT version FROM schema_version", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, v1);
+}
