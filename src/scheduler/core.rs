@@ -329,6 +329,59 @@ impl Core {
         }
     }
 
+    /// Takes in jobs another party already stored (cluster claims): like [`Core::restore`],
+    /// but keeps the effects of other operations and writes nothing.
+    pub fn adopt(&mut self, records: Vec<JobRecord>, now: Millis) {
+        for r in records {
+            if self.jobs.contains_key(&r.id) {
+                continue;
+            }
+            let tid = self.task_id(&r.task);
+            if let Some(&old) = self.tasks[tid as usize].by_name.get(r.name.as_str()) {
+                // The stored row replaced ours (same task and name): ours is stale.
+                if matches!(self.jobs[&old].phase, Phase::Running(_)) {
+                    continue;
+                }
+                self.remove_job(old, "replaced in the store");
+            }
+            self.next_job = self.next_job.max(r.id + 1);
+            self.insert_record(r.id, r, now);
+        }
+    }
+
+    /// Drops jobs this node no longer holds (a cluster claim lost to another node), writing
+    /// nothing: a late report on their leases is refused as unknown.
+    pub fn forget(&mut self, ids: &[JobId]) {
+        for &id in ids {
+            if self.jobs.contains_key(&id) {
+                self.remove_job(id, "claim lost to another node");
+            }
+        }
+    }
+
+    /// Free worker slots per task, less the jobs already waiting for them: how many more
+    /// jobs the connected workers could take now (cluster claims ask for this many).
+    pub fn idle_slots(&self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for t in &self.tasks {
+            if t.broadcast || t.workers.is_empty() {
+                continue;
+            }
+            let free: u64 = t
+                .workers
+                .iter()
+                .filter_map(|w| self.workers.get(w))
+                .filter(|w| w.connected)
+                .map(|w| w.capacity.saturating_sub(w.leases.len() as u32) as u64)
+                .sum();
+            let want = free.saturating_sub(t.ready.len() as u64);
+            if want > 0 {
+                out.push((t.name.to_string(), want));
+            }
+        }
+        out
+    }
+
     /// Submits or replaces a job (by task and name). A running job is left alone. A new job
     /// past `max_jobs` or `max_jobs_per_task` is refused before anything changes.
     pub fn submit(&mut self, spec: JobSpec, now: Millis) -> Result<SubmitReply, Error> {
