@@ -169,22 +169,58 @@ enum Cmd {
         value: i64,
         reply: Reply<Result<Commit, Error>>,
     },
+    Adopt {
+        records: Vec<JobRecord>,
+    },
+    Forget {
+        ids: Vec<JobId>,
+    },
+    IdleSlots {
+        reply: Reply<Vec<(String, u64)>>,
+    },
 }
+
+/// Where submits go when the jobs live elsewhere (cluster mode: the shared database).
+pub trait RemoteSubmit: Send + Sync + 'static {
+    /// Stores the job; with `wait`, also hands back a receiver of its result.
+    fn submit(
+        &self,
+        spec: JobSpec,
+        wait: bool,
+    ) -> futures_util::future::BoxFuture<'static, Result<(SubmitReply, Option<ResultRx>), Error>>;
+}
+
+/// Called with every job that finished (or failed for good) here: cluster mode publishes
+/// results for RunJob callers on other nodes.
+pub type FinishedHook = Arc<dyn Fn(JobId, &Result<Bytes, String>) + Send + Sync>;
 
 /// Cheap, cloneable access to the scheduler actor.
 #[derive(Clone)]
 pub struct SchedulerHandle {
     tx: mpsc::UnboundedSender<Cmd>,
     clock: Clock,
+    remote: Option<Arc<dyn RemoteSubmit>>,
 }
 
 /// Starts the actor over `core` (already restored from the store). It stops when every handle is gone.
 pub fn spawn(
+    core: Core,
+    settings: Settings,
+    writer: Writer,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+) -> (SchedulerHandle, tokio::task::JoinHandle<()>) {
+    spawn_with_hook(core, settings, writer, clock, metrics, None)
+}
+
+/// [`spawn`], calling `on_finished` for every finished job.
+pub fn spawn_with_hook(
     mut core: Core,
     settings: Settings,
     writer: Writer,
     clock: Clock,
     metrics: Arc<Metrics>,
+    on_finished: Option<FinishedHook>,
 ) -> (SchedulerHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     core.set_lock_timeout(settings.lock_timeout_ms());
@@ -199,9 +235,17 @@ pub fn spawn(
         waiters: HashMap::new(),
         watchers: HashMap::new(),
         drained: Vec::new(),
+        on_finished,
     };
     let join = tokio::spawn(actor.run());
-    (SchedulerHandle { tx, clock }, join)
+    (
+        SchedulerHandle {
+            tx,
+            clock,
+            remote: None,
+        },
+        join,
+    )
 }
 
 impl SchedulerHandle {
@@ -216,8 +260,32 @@ impl SchedulerHandle {
         rx.await.map_err(|_| Error::ShuttingDown)
     }
 
+    /// The same handle with submits going to `remote` (cluster mode).
+    pub fn with_remote(mut self, remote: Arc<dyn RemoteSubmit>) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// Hands jobs claimed elsewhere (cluster claims) to the core; nothing is written.
+    pub fn adopt(&self, records: Vec<JobRecord>) {
+        let _ = self.tx.send(Cmd::Adopt { records });
+    }
+
+    /// Drops jobs whose claim was lost; nothing is written.
+    pub fn forget(&self, ids: Vec<JobId>) {
+        let _ = self.tx.send(Cmd::Forget { ids });
+    }
+
+    /// Per task, how many more jobs the connected workers could take now.
+    pub async fn idle_slots(&self) -> Result<Vec<(String, u64)>, Error> {
+        self.call(|reply| Cmd::IdleSlots { reply }).await
+    }
+
     /// Submits (or replaces) a job; returns once it is committed.
     pub async fn submit(&self, spec: JobSpec) -> Result<SubmitReply, Error> {
+        if let Some(r) = &self.remote {
+            return Ok(r.submit(spec, false).await?.0);
+        }
         let (reply, commit, _) = self
             .call(|reply| Cmd::Submit {
                 spec,
@@ -240,6 +308,14 @@ impl SchedulerHandle {
 
     /// Submits a job and waits for the worker's result. Needs a worker for the task.
     pub async fn run_job(&self, spec: JobSpec) -> Result<(JobId, Bytes), Error> {
+        if let Some(r) = &self.remote {
+            let (reply, rx) = r.submit(spec, true).await?;
+            return match rx.ok_or(Error::ShuttingDown)?.await {
+                Ok(Ok(result)) => Ok((reply.id, result)),
+                Ok(Err(e)) => Err(Error::JobFailed(e)),
+                Err(_) => Err(Error::ShuttingDown),
+            };
+        }
         let (reply, commit, rx) = self
             .call(|reply| Cmd::Submit {
                 spec,
@@ -497,6 +573,7 @@ struct Actor {
     watchers: HashMap<(String, String), Vec<mpsc::UnboundedSender<JobEvent>>>,
     /// Shutdown waits here until no lease is open.
     drained: Vec<Reply<()>>,
+    on_finished: Option<FinishedHook>,
 }
 
 /// Commands handled per wake-up before timers and dispatch run again.
@@ -773,6 +850,15 @@ impl Actor {
                 });
                 let _ = reply.send(r);
             }
+            Cmd::Adopt { records } => self.core.adopt(records, now),
+            Cmd::Forget { ids } => {
+                self.core.forget(&ids);
+                let ops = self.effects();
+                self.writer.write_detached(ops);
+            }
+            Cmd::IdleSlots { reply } => {
+                let _ = reply.send(self.core.idle_slots());
+            }
             Cmd::Barrier { reply } => {
                 let ops = self.effects();
                 self.writer.write_detached(ops);
@@ -824,6 +910,9 @@ impl Actor {
                                     let _ = w.send(JobEvent::Finished(result.clone()));
                                 }
                             }
+                        }
+                        if let Some(hook) = &self.on_finished {
+                            hook(job, &result);
                         }
                         if let Some(ws) = self.waiters.remove(&job) {
                             for w in ws {
