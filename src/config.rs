@@ -12,6 +12,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// PostgreSQL URL of the store (`serve --store postgres://...`); None: SQLite in `data_dir`.
     pub postgres_url: Option<String>,
+    /// Cluster mode (several nodes on the PostgreSQL store): this node's settings.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// Commit durability.
     pub sync: Sync,
     /// Request limits and job defaults.
@@ -116,6 +118,7 @@ impl Config {
         Config {
             data_dir: data_dir.into(),
             postgres_url: None,
+            cluster: None,
             sync: Sync::Full,
             limits: Limits::default(),
             max_dead: 100_000,

@@ -33,6 +33,9 @@ pub enum ServerError {
     /// Socket failure.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// Cluster set-up failed.
+    #[error("{0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// Load runner set-up failed (tasks file, archive directory).
     #[error("load runner: {0}")]
     Load(#[from] crate::load::Error),
@@ -53,6 +56,8 @@ pub struct Started {
     pub handle: SchedulerHandle,
     /// The actor task.
     pub actor_join: tokio::task::JoinHandle<()>,
+    /// Cluster mode: the task claiming jobs for this node.
+    pub claimer: Option<tokio::task::JoinHandle<()>>,
     /// The store writer thread.
     pub writer_join: std::thread::JoinHandle<()>,
     /// Another handle to the store writer (load jobs and archived executions).
@@ -72,13 +77,38 @@ pub async fn start_scheduler(
     let dir = config.data_dir.clone();
     let sync = config.sync;
     let pg = config.postgres_url.clone();
+    // Cluster mode: claims of this node's previous run are released and the writer is
+    // fenced by this node's claims; the core starts empty and fills by claiming.
+    let cluster = match (&config.postgres_url, &config.cluster) {
+        (Some(url), Some(cc)) => {
+            Some((url.clone(), cc.clone(), crate::cluster::Cluster::fence(cc)))
+        }
+        (None, Some(_)) => {
+            return Err(ServerError::Store(crate::store::StoreError::Backend(
+                "cluster mode needs a postgres:// store".into(),
+            )))
+        }
+        _ => None,
+    };
+    let fence = cluster.as_ref().map(|c| c.2.clone());
+    let cluster_mode = cluster.is_some();
     let (store, records, stored_config, load_jobs, reader) =
         tokio::task::spawn_blocking(move || {
             let mut store: Box<dyn Store> = match pg {
-                Some(url) => Box::new(PgStore::open(&url)?),
+                Some(url) => {
+                    let mut s = PgStore::open(&url)?;
+                    if let Some(f) = fence {
+                        s.set_fence(f);
+                    }
+                    Box::new(s)
+                }
                 None => Box::new(SqliteStore::open(&dir, sync)?),
             };
-            let records = store.load_jobs()?;
+            let records = if cluster_mode {
+                Vec::new()
+            } else {
+                store.load_jobs()?
+            };
             let config = store.load_config()?;
             let load_jobs = store.load_load_jobs()?;
             let reader = store.reader()?;
@@ -113,10 +143,25 @@ pub async fn start_scheduler(
         (config.limits.default_timeout_ms / 1000).max(1) as i64,
         stored_config,
     );
-    let (handle, actor_join) = actor::spawn(core, settings, writer.clone(), clock, metrics);
+    let (handle, actor_join, claimer) = match cluster {
+        None => {
+            let (h, j) = actor::spawn(core, settings, writer.clone(), clock, metrics);
+            (h, j, None)
+        }
+        Some((url, cc, fence)) => {
+            crate::cluster::Cluster::prepare(&url, &cc).await?;
+            let (link, hook) = crate::cluster::Cluster::connect(&url, &cc, &fence).await?;
+            let (h, j) =
+                actor::spawn_with_hook(core, settings, writer.clone(), clock, metrics, Some(hook));
+            let claimer = link.spawn_claimer(&url, &cc, h.clone()).await?;
+            tracing::info!(node = %cc.node_id, "cluster node started");
+            (h.with_remote(std::sync::Arc::new(link)), j, Some(claimer))
+        }
+    };
     Ok(Started {
         handle,
         actor_join,
+        claimer,
         writer_join,
         writer,
         reader,
@@ -212,6 +257,7 @@ pub async fn run(
     let Started {
         handle,
         actor_join,
+        claimer,
         writer_join,
         writer,
         reader,
@@ -337,6 +383,9 @@ pub async fn run(
         }
     }
 
+    if let Some(c) = claimer {
+        c.abort();
+    }
     // Everything acknowledged is already committed; this waits for internal writes too.
     let _ = handle.flush().await;
     drop((handle, runner, actor_join, writer_join));

@@ -176,6 +176,15 @@ pub struct ServeArgs {
     /// Default: SQLite in --data.
     #[arg(long, env = "TASKHIVE_STORE", value_parser = parse_store)]
     pub store: Option<StoreArg>,
+    /// Cluster mode: this node's id (unique among live nodes); needs a postgres:// --store.
+    #[arg(long, env = "TASKHIVE_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Cluster mode: a dead node's jobs are claimed again after this (e.g. 15s).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub claim_ttl: Duration,
+    /// Cluster mode: safety-net poll for unannounced work and expired claims (e.g. 5s).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
     /// Commit durability: full (fsync each commit) or normal (survives process crashes only).
     #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
     pub sync: String,
@@ -302,6 +311,13 @@ pub fn serve_config(a: &ServeArgs) -> crate::config::Config {
     c.limits.default_retry.max_attempts = a.max_attempts.max(1);
     c.max_dead = a.max_dead;
     c.shutdown_grace = a.shutdown_grace;
+    if let Some(node) = &a.node_id {
+        let mut cc = crate::cluster::ClusterConfig::new(node.clone());
+        cc.claim_ttl = a.claim_ttl.max(Duration::from_millis(100));
+        cc.poll_interval = a.poll_interval.max(Duration::from_millis(10));
+        cc.default_timeout_ms = c.limits.default_timeout_ms;
+        c.cluster = Some(cc);
+    }
     c.load.tasks_file = a.tasks_file.clone();
     c.load.archive_dir = a.archive_dir.clone();
     c.load.max_executions = a.max_executions;

@@ -5,13 +5,14 @@
 //! become one multi-row statement (arrays unnested server-side), so a batch of 5,000
 //! submits costs a handful of round trips rather than 5,000.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use postgres::{Client, NoTls, Row};
 
 use super::{ExecRow, Op, Store, StoreError, StoreReader};
-use crate::scheduler::job::{JobRecord, RetryPolicy};
+use crate::scheduler::job::{JobId, JobRecord, RetryPolicy};
 
 /// Schema migrations, applied in order at start-up; `schema_version` records the last one.
 /// Append only: a released migration is never edited.
@@ -54,7 +55,21 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE jobs ADD COLUMN lease_version BIGINT NOT NULL DEFAULT 0;
      CREATE INDEX jobs_due ON jobs (task, sched_at) WHERE NOT dead;
      CREATE SEQUENCE job_ids;",
+    // 3: RunJob across nodes: which jobs someone waits on, and their results.
+    "ALTER TABLE jobs ADD COLUMN wait BOOLEAN NOT NULL DEFAULT false;
+     CREATE TABLE results (id BIGINT PRIMARY KEY, ok BOOLEAN NOT NULL, data BYTEA NOT NULL);",
 ];
+
+/// Cluster mode: this node's id and the lease version of every claim it holds. Writes to a
+/// claimed job only land while the row still carries that owner and version, so a node
+/// whose claim expired and was taken over cannot overwrite the new holder's work.
+#[derive(Clone, Debug)]
+pub struct Fence {
+    /// This node's id (the `owner` column of its claims).
+    pub node: String,
+    /// Claimed job id → lease version.
+    pub versions: Arc<Mutex<HashMap<JobId, i64>>>,
+}
 
 /// Serialises concurrent migrations (several nodes starting at once); any constant will do.
 const MIGRATION_LOCK: i64 = 0x7461_736b_6869_7665;
@@ -111,6 +126,7 @@ pub fn connect(url: &str) -> Result<Client, StoreError> {
 pub struct PgStore {
     client: Option<Client>,
     cache: Prepared,
+    fence: Option<Fence>,
     url: String,
 }
 
@@ -122,8 +138,14 @@ impl PgStore {
         Ok(PgStore {
             client: Some(client),
             cache: Prepared::new(),
+            fence: None,
             url: url.to_string(),
         })
+    }
+
+    /// Cluster mode: fences reschedules and deletes by this node's claims.
+    pub fn set_fence(&mut self, fence: Fence) {
+        self.fence = Some(fence);
     }
 
     fn client(&mut self) -> &mut Client {
@@ -229,6 +251,14 @@ const UPSERT_INSERT: &str = "INSERT INTO jobs (id, task, name, args, sched_at, t
         max_attempts = EXCLUDED.max_attempts, backoff_base_ms = EXCLUDED.backoff_base_ms,
         backoff_max_ms = EXCLUDED.backoff_max_ms, attempts = EXCLUDED.attempts,
         run_count = EXCLUDED.run_count, dead = EXCLUDED.dead, last_error = EXCLUDED.last_error";
+const RESCHEDULE_FENCED: &str = "UPDATE jobs j SET sched_at = u.sched_at, attempts = u.attempts,
+        run_count = u.run_count, dead = u.dead, last_error = u.last_error
+     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bool[], $6::text[], $7::bigint[])
+        AS u(id, sched_at, attempts, run_count, dead, last_error, v)
+     WHERE j.id = u.id AND j.owner = $8 AND j.lease_version = u.v";
+const DELETE_FENCED: &str =
+    "DELETE FROM jobs j USING unnest($1::bigint[], $2::bigint[]) AS u(id, v)
+     WHERE j.id = u.id AND j.owner = $3 AND j.lease_version = u.v";
 const RESCHEDULE: &str =
     "UPDATE jobs j SET sched_at = u.sched_at, attempts = u.attempts, run_count = u.run_count,
         dead = u.dead, last_error = u.last_error
@@ -295,11 +325,21 @@ fn prepared(
     Ok(st)
 }
 
+/// The lease version of each id under `fence` (-1, matching nothing, when not held).
+fn versions(fence: &Fence, ids: &[i64]) -> Vec<i64> {
+    let v = fence.versions.lock().expect("poisoned");
+    ids.iter()
+        .map(|id| v.get(&(*id as u64)).copied().unwrap_or(-1))
+        .collect()
+}
+
 fn apply_run(
     tx: &mut postgres::Transaction<'_>,
     cache: &mut Prepared,
+    fence: Option<&Fence>,
     run: &[Op],
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
+    let mut fenced_out = 0;
     match &run[0] {
         Op::Upsert(_) => {
             let mut a = JobArrays::default();
@@ -352,8 +392,15 @@ fn apply_run(
                     err.push(last_error.clone());
                 }
             }
-            let st = prepared(cache, tx, RESCHEDULE)?;
-            tx.execute(&st, &[&id, &at, &att, &rc, &dead, &err])?;
+            if let Some(f) = fence {
+                let v = versions(f, &id);
+                let st = prepared(cache, tx, RESCHEDULE_FENCED)?;
+                let n = tx.execute(&st, &[&id, &at, &att, &rc, &dead, &err, &v, &f.node])?;
+                fenced_out += id.len() as u64 - n;
+            } else {
+                let st = prepared(cache, tx, RESCHEDULE)?;
+                tx.execute(&st, &[&id, &at, &att, &rc, &dead, &err])?;
+            }
         }
         Op::Delete(_) => {
             let ids: Vec<i64> = run
@@ -363,8 +410,15 @@ fn apply_run(
                     _ => None,
                 })
                 .collect();
-            let st = prepared(cache, tx, "DELETE FROM jobs WHERE id = ANY($1)")?;
-            tx.execute(&st, &[&ids])?;
+            if let Some(f) = fence {
+                let v = versions(f, &ids);
+                let st = prepared(cache, tx, DELETE_FENCED)?;
+                let n = tx.execute(&st, &[&ids, &v, &f.node])?;
+                fenced_out += ids.len() as u64 - n;
+            } else {
+                let st = prepared(cache, tx, "DELETE FROM jobs WHERE id = ANY($1)")?;
+                tx.execute(&st, &[&ids])?;
+            }
         }
         Op::DeleteTask(task) => {
             let st = prepared(cache, tx, "DELETE FROM jobs WHERE task = $1")?;
@@ -424,17 +478,33 @@ fn apply_run(
             tx.execute(&st, &[&(*keep.min(&(i64::MAX as usize)) as i64)])?;
         }
     }
-    Ok(())
+    Ok(fenced_out)
 }
 
 impl Store for PgStore {
     fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
         let client = self.client.as_mut().expect("client present until drop");
         let mut tx = client.transaction()?;
+        let mut fenced_out = 0;
         for run in runs(ops) {
-            apply_run(&mut tx, &mut self.cache, run)?;
+            fenced_out += apply_run(&mut tx, &mut self.cache, self.fence.as_ref(), run)?;
         }
         tx.commit()?;
+        if let Some(f) = &self.fence {
+            if fenced_out > 0 {
+                tracing::warn!(
+                    writes = fenced_out,
+                    "stale writes refused: claims held by another node now"
+                );
+            }
+            // A deleted job's claim is over.
+            let mut v = f.versions.lock().expect("poisoned");
+            for op in ops {
+                if let Op::Delete(id) = op {
+                    v.remove(id);
+                }
+            }
+        }
         Ok(())
     }
 

@@ -193,7 +193,11 @@ pub fn shared_cluster() -> Arc<Cluster> {
     if let Some(c) = g.upgrade() {
         return c;
     }
-    let c = Arc::new(Cluster::start(&["fsync=off"]));
+    // pg_stat_statements lets the idle test count the statements nodes run.
+    let c = Arc::new(Cluster::start(&[
+        "fsync=off",
+        "shared_preload_libraries=pg_stat_statements",
+    ]));
     *g = Arc::downgrade(&c);
     c
 }

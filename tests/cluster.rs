@@ -1,0 +1,376 @@
+//! Several real `taskhive serve` processes on one PostgreSQL database (cluster mode).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::child::spawn_server;
+use common::pg::{fresh_db, PgDb};
+use common::{job, within};
+use rand::Rng;
+use taskhive::pb::{self, scheduler_client::SchedulerClient};
+use tokio::process::Child;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn client(addr: SocketAddr) -> SchedulerClient<Channel> {
+    SchedulerClient::new(channel(addr).await)
+}
+
+/// Runs a blocking query against the test database (off the async threads).
+async fn query_i64(url: &str, sql: &str) -> i64 {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        c.query_one(sql.as_str(), &[]).unwrap().get::<_, i64>(0)
+    })
+    .await
+    .unwrap()
+}
+
+async fn start_node(dir: &Path, db: &PgDb, node: &str, extra: &[&str]) -> (Child, SocketAddr) {
+    let mut args = vec!["--store", db.url.as_str(), "--node-id", node];
+    args.extend_from_slice(extra);
+    spawn_server(&dir.join(node), &args).await
+}
+
+/// One attempt as a worker saw it.
+#[derive(Clone, Debug)]
+struct Attempt {
+    job: u64,
+    name: String,
+    start: Instant,
+    end: Instant,
+}
+
+/// A worker that runs jobs for a while, records every attempt, and reconnects to a random
+/// live node when its node goes away.
+async fn worker_loop(
+    nodes: Arc<Mutex<Vec<Option<SocketAddr>>>>,
+    log: Arc<Mutex<Vec<Attempt>>>,
+    acked: Arc<Mutex<HashSet<String>>>,
+    stop: Arc<tokio::sync::Notify>,
+) {
+    loop {
+        let addr = {
+            let live: Vec<SocketAddr> = nodes.lock().unwrap().iter().flatten().copied().collect();
+            live[rand::rng().random_range(0..live.len())]
+        };
+        let Ok(ch) = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+        else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let (tx, rx) = mpsc::channel(1024);
+        tx.send(pb::WorkerMessage {
+            msg: Some(pb::worker_message::Msg::Hello(pb::WorkerHello {
+                tasks: vec!["cl".into()],
+                capacity: 8,
+                name: "cluster-test".into(),
+                broadcast_tasks: vec![],
+            })),
+        })
+        .await
+        .unwrap();
+        let Ok(resp) = SchedulerClient::new(ch).work(ReceiverStream::new(rx)).await else {
+            continue;
+        };
+        let mut inbound = resp.into_inner();
+        let mut leases: HashMap<u64, String> = HashMap::new();
+        loop {
+            let m = tokio::select! {
+                m = inbound.message() => m,
+                _ = stop.notified() => return,
+            };
+            let Ok(Some(m)) = m else { break };
+            match m.msg {
+                Some(pb::server_message::Msg::Job(j)) => {
+                    let start = Instant::now();
+                    let ms = rand::rng().random_range(0..3);
+                    if ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
+                    let end = Instant::now();
+                    log.lock().unwrap().push(Attempt {
+                        job: j.id,
+                        name: j.name.clone(),
+                        start,
+                        end,
+                    });
+                    leases.insert(j.lease_id, j.name);
+                    let _ = tx
+                        .send(pb::WorkerMessage {
+                            msg: Some(pb::worker_message::Msg::Result(pb::WorkerResult {
+                                lease_id: j.lease_id,
+                                outcome: Some(pb::Outcome {
+                                    outcome: Some(pb::outcome::Outcome::Done(pb::Done {
+                                        result: b"ok".to_vec().into(),
+                                    })),
+                                }),
+                            })),
+                        })
+                        .await;
+                }
+                Some(pb::server_message::Msg::Ack(a)) => {
+                    if let Some(name) = leases.remove(&a.lease_id) {
+                        if a.error.is_empty() {
+                            acked.lock().unwrap().insert(name);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_one_killed_every_job_done_and_never_twice_at_once() {
+    let n_jobs: usize = std::env::var("TASKHIVE_CLUSTER_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
+    let db = tokio::task::spawn_blocking(fresh_db).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let flags = ["--claim-ttl", "2s", "--poll-interval", "1s"];
+    let mut children = Vec::new();
+    let nodes = Arc::new(Mutex::new(Vec::new()));
+    for i in 0..3 {
+        let (child, addr) = start_node(tmp.path(), &db, &format!("n{i}"), &flags).await;
+        children.push(Some(child));
+        nodes.lock().unwrap().push(Some(addr));
+    }
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let mut workers = Vec::new();
+    for _ in 0..6 {
+        workers.push(tokio::spawn(worker_loop(
+            nodes.clone(),
+            log.clone(),
+            acked.clone(),
+            stop.clone(),
+        )));
+    }
+
+    // Submit through random nodes, 8 submitters; a submit to the killed node is retried elsewhere.
+    let submitted = Arc::new(Mutex::new(HashSet::new()));
+    let mut submitters = Vec::new();
+    for k in 0..8 {
+        let (nodes, submitted) = (nodes.clone(), submitted.clone());
+        submitters.push(tokio::spawn(async move {
+            let mut i = k;
+            while i < n_jobs {
+                let name = format!("j{i}");
+                let addr = {
+                    let live: Vec<SocketAddr> =
+                        nodes.lock().unwrap().iter().flatten().copied().collect();
+                    live[rand::rng().random_range(0..live.len())]
+                };
+                let Ok(ch) = Channel::from_shared(format!("http://{addr}"))
+                    .unwrap()
+                    .connect()
+                    .await
+                else {
+                    continue;
+                };
+                let mut c = SchedulerClient::new(ch);
+                // A few submits per connection, then another random node.
+                for _ in 0..20 {
+                    if i >= n_jobs {
+                        break;
+                    }
+                    let name_i = format!("j{i}");
+                    if c.submit_job(job("cl", &name_i)).await.is_err() {
+                        break;
+                    }
+                    submitted.lock().unwrap().insert(name_i);
+                    i += 8;
+                }
+                let _ = name;
+            }
+        }));
+    }
+
+    // Kill node 1 once a third of the jobs ran, restart it a moment later.
+    let progress = |what: &str| {
+        eprintln!(
+            "cluster: {what}: {} submitted, {} done",
+            submitted.lock().unwrap().len(),
+            acked.lock().unwrap().len()
+        )
+    };
+    within(300, async {
+        let mut last = Instant::now();
+        while acked.lock().unwrap().len() < n_jobs / 3 {
+            if last.elapsed() > Duration::from_secs(5) {
+                last = Instant::now();
+                progress("waiting for a third done");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let mut victim = children[1].take().unwrap();
+    victim.start_kill().unwrap(); // SIGKILL
+    victim.wait().await.unwrap();
+    nodes.lock().unwrap()[1] = None;
+    let killed_at = acked.lock().unwrap().len();
+    let orphaned = query_i64(&db.url, "SELECT count(*) FROM jobs WHERE owner = 'n1'").await;
+    // The other nodes take the dead node's claims over once they expire (2 s).
+    within(60, async {
+        while query_i64(&db.url, "SELECT count(*) FROM jobs WHERE owner = 'n1'").await > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    progress(&format!("{orphaned} claims of the killed node taken over"));
+    let (child, addr) = start_node(tmp.path(), &db, "n1", &flags).await;
+    children[1] = Some(child);
+    nodes.lock().unwrap()[1] = Some(addr);
+
+    for s in submitters {
+        within(300, s).await.unwrap();
+    }
+    assert_eq!(submitted.lock().unwrap().len(), n_jobs);
+    // Done: the database holds no job and every job was acknowledged done by a worker.
+    within(300, async {
+        let mut last = Instant::now();
+        loop {
+            if last.elapsed() > Duration::from_secs(5) {
+                last = Instant::now();
+                progress("waiting for all done");
+            }
+            // Done means gone from the database (only a done report deletes a job) after a
+            // worker ran it; an ack lost with the killed node does not make a job undone.
+            let left = query_i64(&db.url, "SELECT count(*) FROM jobs").await;
+            let ran: HashSet<String> = log.lock().unwrap().iter().map(|a| a.name.clone()).collect();
+            if left == 0 && ran.len() == n_jobs {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    stop.notify_waiters();
+    for w in workers {
+        w.abort();
+    }
+
+    let log = log.lock().unwrap().clone();
+    let names: HashSet<&str> = log.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names.len(), n_jobs, "every job ran");
+    // A submit whose reply was lost with the killed node is sent again elsewhere: when the
+    // first copy already ran, that is a new job (new id). Overlap is checked per job id.
+    let mut by_job: HashMap<u64, Vec<&Attempt>> = HashMap::new();
+    for a in &log {
+        by_job.entry(a.job).or_default().push(a);
+    }
+    let mut repeated = 0;
+    for (id, attempts) in by_job.iter_mut() {
+        attempts.sort_by_key(|a| a.start);
+        if attempts.len() > 1 {
+            repeated += 1;
+        }
+        for w in attempts.windows(2) {
+            assert!(
+                w[1].start >= w[0].end,
+                "job {id} ({}): attempts overlap ({:?} .. {:?} and {:?} .. {:?})",
+                w[0].name,
+                w[0].start,
+                w[0].end,
+                w[1].start,
+                w[1].end
+            );
+        }
+    }
+    eprintln!(
+        "cluster: {n_jobs} jobs, {} attempts, {repeated} jobs ran more than once \
+         (node killed after {killed_at} done)",
+        log.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_cluster_query_rate_is_bounded() {
+    let secs: u64 = std::env::var("TASKHIVE_IDLE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let db = tokio::task::spawn_blocking(fresh_db).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut keep = Vec::new();
+    for i in 0..3 {
+        let (child, addr) = start_node(tmp.path(), &db, &format!("n{i}"), &[]).await;
+        // An idle worker on every node: the claimers have demand, the database has no work.
+        let w = common::Worker::connect(channel(addr).await, &["idle"], 4).await;
+        keep.push((child, w));
+    }
+    // Let start-up traffic settle, then count the statements the nodes run on this
+    // database (pg_stat_statements; without it, committed transactions).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let has_pss = tokio::task::spawn_blocking({
+        let url = db.url.clone();
+        move || {
+            let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+            c.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                .is_ok()
+                && c.query_one("SELECT pg_stat_statements_reset()", &[])
+                    .is_ok()
+        }
+    })
+    .await
+    .unwrap();
+    let sql = if has_pss {
+        "SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_statements s
+         JOIN pg_database d ON d.oid = s.dbid
+         WHERE d.datname = current_database() AND s.query NOT LIKE '%pg_stat_statements%'"
+    } else {
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+    };
+    let before = query_i64(&db.url, sql).await;
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let after = query_i64(&db.url, sql).await;
+    let rate = (after - before) as f64 / secs as f64;
+    let what = if has_pss {
+        "statements"
+    } else {
+        "transactions"
+    };
+    eprintln!("idle cluster (3 nodes with idle workers, 5s poll): {rate:.2} {what}/s");
+    // 3 nodes × (claim + next-due query) per 5 s poll = 1.2/s.
+    let bound = if has_pss { 2.0 } else { 6.0 };
+    assert!(rate < bound, "idle cluster runs {rate:.2} {what}/s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_job_on_one_node_gets_the_result_from_a_worker_on_another() {
+    let db = tokio::task::spawn_blocking(fresh_db).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_a, addr_a) = start_node(tmp.path(), &db, "a", &[]).await;
+    let (_b, addr_b) = start_node(tmp.path(), &db, "b", &[]).await;
+    let mut w = common::Worker::connect(channel(addr_b).await, &["rj"], 1).await;
+    let mut ca = client(addr_a).await;
+    let call = tokio::spawn(async move { ca.run_job(job("rj", "x")).await });
+    let j = w.next_job().await;
+    assert_eq!(j.name, "x");
+    w.done(j.lease_id, b"from b").await;
+    let r = within(20, call).await.unwrap().unwrap().into_inner();
+    assert_eq!(&r.result[..], b"from b");
+}
