@@ -357,6 +357,8 @@ fn unix_ms() -> i64 {
 /// Submit while 4 Work-stream workers finish jobs at once; latency is submit → worker.
 async fn e2e(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxError> {
     let base = Instant::now();
+    // A task of this process's own: several bench processes can share one cluster.
+    let task = format!("bench-e2e-{}", std::process::id());
     let done = Arc::new(AtomicU64::new(0));
     let total = (a.jobs / a.clients as u64) * a.clients as u64;
     let (lat_tx, mut lat_rx) = mpsc::unbounded_channel::<u64>();
@@ -365,7 +367,7 @@ async fn e2e(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxE
         let (tx, rx) = mpsc::channel(1024);
         tx.send(pb::WorkerMessage {
             msg: Some(In::Hello(pb::WorkerHello {
-                tasks: vec!["bench-e2e".into()],
+                tasks: vec![task.clone()],
                 capacity: 256,
                 name: "bench".into(),
                 broadcast_tasks: vec![],
@@ -403,11 +405,12 @@ async fn e2e(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxE
     for k in 0..a.clients {
         let conn = SchedulerClient::new(channel(addr).await?);
         let pad = a.payload.saturating_sub(8);
+        let task = task.clone();
         let job = move |i: u64| {
             let mut args = (base.elapsed().as_micros() as u64).to_le_bytes().to_vec();
             args.resize(8 + pad, b'x');
             pb::SubmitJobRequest {
-                task: "bench-e2e".into(),
+                task: task.clone(),
                 name: format!("{k}-{i}"),
                 args: args.into(),
                 ..Default::default()

@@ -518,47 +518,58 @@ impl Cluster {
             backoff_max_ms,
         } = spec.retry;
         let (c, submit) = self.shared.pick();
-        let row = c
-            .query_opt(
-                submit,
-                &[
-                    &spec.task,
-                    &spec.name,
-                    &&spec.args[..],
-                    &spec.sched_at,
-                    &(spec.timeout_ms as i64),
-                    &spec.priority,
-                    &(max_attempts as i64),
-                    &(backoff_base_ms as i64),
-                    &(backoff_max_ms as i64),
-                    &wait,
-                ],
-            )
-            .await
-            .map_err(db_err)?;
-        let reply = match row {
-            Some(r) => SubmitReply {
-                id: r.get::<_, i64>(0) as u64,
-                replaced: r.get(1),
-                running: false,
-            },
-            None => {
-                // Claimed by a node (running or about to): left alone, like a running job.
-                let id: i64 = c
-                    .query_one(
-                        "SELECT id FROM jobs WHERE task = $1 AND name = $2",
-                        &[&spec.task, &spec.name],
-                    )
-                    .await
-                    .map_err(db_err)?
-                    .get(0);
-                SubmitReply {
-                    id: id as u64,
+        let mut reply = None;
+        // A claimed row is left alone (like a running job); if it is gone by the time we
+        // look it up (done meanwhile), the insert goes through on the next round.
+        for _ in 0..3 {
+            let row = c
+                .query_opt(
+                    submit,
+                    &[
+                        &spec.task,
+                        &spec.name,
+                        &&spec.args[..],
+                        &spec.sched_at,
+                        &(spec.timeout_ms as i64),
+                        &spec.priority,
+                        &(max_attempts as i64),
+                        &(backoff_base_ms as i64),
+                        &(backoff_max_ms as i64),
+                        &wait,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+            if let Some(r) = row {
+                reply = Some(SubmitReply {
+                    id: r.get::<_, i64>(0) as u64,
+                    replaced: r.get(1),
+                    running: false,
+                });
+                break;
+            }
+            let held = c
+                .query_opt(
+                    "SELECT id FROM jobs WHERE task = $1 AND name = $2",
+                    &[&spec.task, &spec.name],
+                )
+                .await
+                .map_err(db_err)?;
+            if let Some(r) = held {
+                reply = Some(SubmitReply {
+                    id: r.get::<_, i64>(0) as u64,
                     replaced: false,
                     running: true,
-                }
+                });
+                break;
             }
-        };
+        }
+        let reply = reply.ok_or_else(|| {
+            Error::Store(format!(
+                "job {}/{} changed under three submits in a row; try again",
+                spec.task, spec.name
+            ))
+        })?;
         if !wait {
             return Ok((reply, None));
         }
