@@ -39,7 +39,7 @@ pub struct Conn {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server (embedded SQLite store, nothing to set up).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Submit (or replace) a job.
     Submit(SubmitArgs),
     /// Remove a job.
