@@ -176,6 +176,7 @@ fn start_load_runner(
     reader: Box<dyn StoreReader>,
     stored_jobs: Vec<(String, String)>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    exec_lock: Option<std::sync::Arc<dyn crate::load::runner::ExecLock>>,
 ) -> Result<LoadRunner, ServerError> {
     let defs = match &config.load.tasks_file {
         Some(path) => crate::load::tasks_file::load(path)?,
@@ -199,6 +200,7 @@ fn start_load_runner(
         reader,
         stored_jobs,
         metrics,
+        exec_lock,
     }))
 }
 
@@ -263,6 +265,14 @@ pub async fn run(
         reader,
         load_jobs,
     } = start_scheduler(&config, metrics.clone()).await?;
+    // Cluster mode: one load execution at a time across every node.
+    let exec_lock: Option<std::sync::Arc<dyn crate::load::runner::ExecLock>> =
+        match (&config.postgres_url, &config.cluster) {
+            (Some(url), Some(_)) => Some(std::sync::Arc::new(
+                crate::cluster::PgExecLock::connect(url).await?,
+            )),
+            _ => None,
+        };
     let runner = start_load_runner(
         &config,
         handle.clone(),
@@ -270,6 +280,7 @@ pub async fn run(
         reader,
         load_jobs,
         metrics.clone(),
+        exec_lock,
     )?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();

@@ -374,3 +374,72 @@ async fn run_job_on_one_node_gets_the_result_from_a_worker_on_another() {
     let r = within(20, call).await.unwrap().unwrap().into_inner();
     assert_eq!(&r.result[..], b"from b");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_load_execution_at_a_time_across_nodes() {
+    let db = tokio::task::spawn_blocking(fresh_db).await.unwrap();
+    let node = |id: &'static str| {
+        let url = db.url.clone();
+        move |c: &mut taskhive::config::Config| {
+            c.postgres_url = Some(url);
+            c.cluster = Some(taskhive::cluster::ClusterConfig::new(id));
+        }
+    };
+    let a = common::TestServer::start_with(node("a")).await;
+    let b = common::TestServer::start_with(node("b")).await;
+    let target = common::target::Target::start().await;
+    let c = reqwest::Client::new();
+    let job = format!(
+        r#"{{"name":"slow","host":"{}","run_for_sec":2,
+            "tasks":[{{"task_class":"http.get","sleep_min_msec":50,"sleep_max_msec":50}}]}}"#,
+        target.url("/")
+    );
+    for s in [&a, &b] {
+        let r = c.post(format!("{}/job", s.url())).body(job.clone()).send();
+        assert_eq!(r.await.unwrap().status(), reqwest::StatusCode::OK);
+    }
+    let running = tokio::spawn({
+        let (c, url) = (c.clone(), format!("{}/exec", a.url()));
+        async move { c.post(url).body(r#"{"name":"slow"}"#).send().await.unwrap() }
+    });
+    within(10, async {
+        loop {
+            let st: serde_json::Value = c
+                .get(format!("{}/status", a.url()))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if st["state"] == "running" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let r = c
+        .post(format!("{}/exec", b.url()))
+        .body(r#"{"name":"slow"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::CONFLICT,
+        "node b refuses while node a runs"
+    );
+    assert_eq!(
+        within(20, running).await.unwrap().status(),
+        reqwest::StatusCode::OK
+    );
+    // Released with a's execution: b may run now.
+    let r = c
+        .post(format!("{}/exec", b.url()))
+        .body(r#"{"name":"slow"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+}

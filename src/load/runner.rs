@@ -93,6 +93,16 @@ struct Inner {
     slot: Mutex<Slot>,
     busy: watch::Sender<bool>,
     metrics: Arc<Metrics>,
+    exec_lock: Option<Arc<dyn ExecLock>>,
+}
+
+/// A lock held by the node running an execution, so the rule "one execution at a time"
+/// holds across nodes (cluster mode: a PostgreSQL advisory lock).
+pub trait ExecLock: Send + Sync + 'static {
+    /// Takes the lock if free; false when another node holds it.
+    fn try_lock(&self) -> futures_util::future::BoxFuture<'static, Result<bool, String>>;
+    /// Gives back one successful `try_lock`.
+    fn unlock(&self) -> futures_util::future::BoxFuture<'static, ()>;
 }
 
 /// Cheap, cloneable handle to the load runner.
@@ -117,6 +127,8 @@ pub struct Parts {
     pub stored_jobs: Vec<(String, String)>,
     /// Where executions report their samples (`/metrics`).
     pub metrics: Arc<Metrics>,
+    /// Cluster mode: the lock that makes one execution at a time cluster-wide.
+    pub exec_lock: Option<Arc<dyn ExecLock>>,
 }
 
 impl LoadRunner {
@@ -147,6 +159,7 @@ impl LoadRunner {
                 slot: Mutex::new(Slot::default()),
                 busy: watch::channel(false).0,
                 metrics: p.metrics,
+                exec_lock: p.exec_lock,
             }),
         }
     }
@@ -304,24 +317,45 @@ impl LoadRunner {
             )
             .with_metrics(i.metrics.load_exec(&class_names)),
         );
-        {
-            let mut slot = i.slot.lock().expect("poisoned");
-            if slot.closed {
-                return Err(Error::ShuttingDown);
-            }
-            if let Some(r) = &slot.running {
+        // Cluster-wide first (it may wait on the database), then this node's slot.
+        if let Some(l) = &i.exec_lock {
+            let free = l
+                .try_lock()
+                .await
+                .map_err(|e| Error::FailedPrecondition(format!("cluster exec lock: {e}")))?;
+            if !free {
                 return Err(Error::Busy {
-                    exec_id: r.exec_id.clone(),
-                    name: r.name.clone(),
+                    exec_id: String::new(),
+                    name: "(running on another node)".into(),
                 });
             }
-            slot.running = Some(Running {
-                exec_id: exec_id.clone(),
-                name: job.name.clone(),
-                t_start: format_time(t0),
-                live: live.clone(),
-            });
-            i.busy.send_replace(true);
+        }
+        let refused = {
+            let mut slot = i.slot.lock().expect("poisoned");
+            let refused = if slot.closed {
+                Some(Error::ShuttingDown)
+            } else {
+                slot.running.as_ref().map(|r| Error::Busy {
+                    exec_id: r.exec_id.clone(),
+                    name: r.name.clone(),
+                })
+            };
+            if refused.is_none() {
+                slot.running = Some(Running {
+                    exec_id: exec_id.clone(),
+                    name: job.name.clone(),
+                    t_start: format_time(t0),
+                    live: live.clone(),
+                });
+                i.busy.send_replace(true);
+            }
+            refused
+        };
+        if let Some(e) = refused {
+            if let Some(l) = &i.exec_lock {
+                l.unlock().await;
+            }
+            return Err(e);
         }
         if let Some(m) = live.metrics() {
             m.started();
@@ -534,6 +568,9 @@ impl Run {
             slot.running = None;
             slot.last = Some(report.summary());
             inner.busy.send_replace(false);
+        }
+        if let Some(l) = &self.runner.inner.exec_lock {
+            l.unlock().await;
         }
         if let Some(tx) = &events {
             let _ = tx.send(ExecEvent::Finished(Box::new(report.clone()))).await;
