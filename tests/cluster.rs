@@ -443,3 +443,75 @@ async fn one_load_execution_at_a_time_across_nodes() {
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::OK);
 }
+
+/// Reads (owner, lease_version, sched_at) of job `name`.
+async fn claim_of(url: &str, name: &str) -> Option<(Option<String>, i64, i64)> {
+    let (url, name) = (url.to_string(), name.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        c.query_opt(
+            "SELECT owner, lease_version, sched_at FROM jobs WHERE name = $1",
+            &[&name],
+        )
+        .unwrap()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_node_loses_its_claim_and_its_late_report_changes_nothing() {
+    let db = tokio::task::spawn_blocking(fresh_db).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let flags = ["--claim-ttl", "1s", "--poll-interval", "200ms"];
+    let (a, addr_a) = start_node(tmp.path(), &db, "a", &flags).await;
+    let (_b, addr_b) = start_node(tmp.path(), &db, "b", &flags).await;
+    let mut wa = common::Worker::connect(channel(addr_a).await, &["fence"], 1).await;
+    client(addr_a)
+        .await
+        .submit_job(job("fence", "f"))
+        .await
+        .unwrap();
+    let first = wa.next_job().await;
+    let (owner, v1, sched_at) = claim_of(&db.url, "f").await.unwrap();
+    assert_eq!(owner.as_deref(), Some("a"));
+
+    // Node a stops answering (a long pause, a partition): its claim expires and b takes over.
+    let pid = a.id().unwrap() as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let mut wb = common::Worker::connect(channel(addr_b).await, &["fence"], 1).await;
+    let second = wb.next_job().await;
+    assert_eq!(second.id, first.id);
+    let (owner, v2, _) = claim_of(&db.url, "f").await.unwrap();
+    assert_eq!(owner.as_deref(), Some("b"));
+    assert!(v2 > v1, "a new claim carries a new lease version");
+
+    // a wakes up and its worker reports on the old lease: refused by a's core (claim seen
+    // lost) or written with the old version and matching no row. Either way nothing changes.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    wa.send(
+        first.lease_id,
+        pb::outcome::Outcome::SchedLater(pb::SchedLater {
+            delay_ms: 3_600_000,
+            count_step: 1,
+        }),
+    )
+    .await;
+    // The ack comes after a's commit (or a's refusal), so the row shows the outcome now.
+    let ack = wa.next_ack().await;
+    assert_eq!(
+        claim_of(&db.url, "f").await,
+        Some((Some("b".to_string()), v2, sched_at)),
+        "the stale report (ack error {:?}) changed the row",
+        ack.error
+    );
+    wb.done(second.lease_id, b"by b").await;
+    within(10, async {
+        while claim_of(&db.url, "f").await.is_some() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    drop(a);
+}
