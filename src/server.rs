@@ -399,6 +399,12 @@ pub async fn run(
     }
     // Everything acknowledged is already committed; this waits for internal writes too.
     let _ = handle.flush().await;
+    if let (Some(url), Some(cc)) = (&config.postgres_url, &config.cluster) {
+        match crate::cluster::Cluster::release(url, cc).await {
+            Ok(n) => tracing::info!(jobs = n, "cluster claims released"),
+            Err(e) => tracing::warn!(error = %e, "cluster claims not released; they expire"),
+        }
+    }
     drop((handle, runner, actor_join, writer_join));
     tracing::info!("taskhive stopped");
     Ok(())

@@ -515,3 +515,27 @@ async fn a_frozen_node_loses_its_claim_and_its_late_report_changes_nothing() {
     .await;
     drop(a);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_gracefully_gives_its_claims_back() {
+    let db = tokio::task::spawn_blocking(fresh_db).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut a, addr) = start_node(tmp.path(), &db, "a", &[]).await;
+    let mut c = client(addr).await;
+    for i in 0..5 {
+        c.submit_job(job("give", &format!("g{i}"))).await.unwrap();
+    }
+    let mut w = common::Worker::connect(channel(addr).await, &["give"], 1).await;
+    w.next_job().await;
+    let owned = "SELECT count(*) FROM jobs WHERE owner = 'a'";
+    assert!(query_i64(&db.url, owned).await >= 1);
+    unsafe { libc::kill(a.id().unwrap() as i32, libc::SIGTERM) };
+    drop(w);
+    within(20, a.wait()).await.unwrap();
+    assert_eq!(
+        query_i64(&db.url, owned).await,
+        0,
+        "no claim waits for expiry"
+    );
+    assert_eq!(query_i64(&db.url, "SELECT count(*) FROM jobs").await, 5);
+}
