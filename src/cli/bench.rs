@@ -358,7 +358,9 @@ fn unix_ms() -> i64 {
 async fn e2e(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxError> {
     let base = Instant::now();
     // A task of this process's own: several bench processes can share one cluster.
-    let task = format!("bench-e2e-{}", std::process::id());
+    // Leaked once per run: a `&'static str` keeps the per-client job closure `Copy`.
+    let task: &'static str =
+        Box::leak(format!("bench-e2e-{}", std::process::id()).into_boxed_str());
     let done = Arc::new(AtomicU64::new(0));
     let total = (a.jobs / a.clients as u64) * a.clients as u64;
     let (lat_tx, mut lat_rx) = mpsc::unbounded_channel::<u64>();
@@ -367,7 +369,7 @@ async fn e2e(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxE
         let (tx, rx) = mpsc::channel(1024);
         tx.send(pb::WorkerMessage {
             msg: Some(In::Hello(pb::WorkerHello {
-                tasks: vec![task.clone()],
+                tasks: vec![task.to_string()],
                 capacity: 256,
                 name: "bench".into(),
                 broadcast_tasks: vec![],
@@ -405,12 +407,11 @@ async fn e2e(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxE
     for k in 0..a.clients {
         let conn = SchedulerClient::new(channel(addr).await?);
         let pad = a.payload.saturating_sub(8);
-        let task = task.clone();
         let job = move |i: u64| {
             let mut args = (base.elapsed().as_micros() as u64).to_le_bytes().to_vec();
             args.resize(8 + pad, b'x');
             pb::SubmitJobRequest {
-                task: task.clone(),
+                task: task.into(),
                 name: format!("{k}-{i}"),
                 args: args.into(),
                 ..Default::default()
