@@ -236,8 +236,9 @@ impl JobArrays {
     }
 }
 
-/// Replaces by id and by (task, name), like SQLite's `INSERT OR REPLACE`: rows sharing the
-/// name under another id go first. A replaced row's cluster claim is cleared.
+/// Replaces by id. A row holding the same (task, name) under another id goes first: the
+/// core keeps names unique, and the table's unique (task, name) index, which cluster
+/// submits upsert on, would otherwise refuse the insert.
 const UPSERT_DELETE: &str =
     "DELETE FROM jobs j USING unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, task, name)
      WHERE j.task = u.task AND j.name = u.name AND j.id <> u.id";
