@@ -802,10 +802,12 @@ async fn hdr_percentiles_match_a_known_delay_distribution() {
     let t = task(&r, "t.ramp");
     assert_eq!(t.n_task, 100);
     let ms = |u: u64| u as f64 / 1000.0;
-    // Each measured latency is its delay plus a little overhead (timer granularity, HTTP).
+    // Each measured latency is its delay plus some overhead (timer granularity, HTTP, and a
+    // busy CI machine's scheduling): never less than the delay, and bounded loosely; the
+    // exact rank check below is what pins each percentile down.
     for (got, want) in [(t.p50_usec, 50.0), (t.p90_usec, 90.0), (t.p99_usec, 99.0)] {
         assert!(
-            ms(got) >= want && ms(got) <= want + 20.0,
+            ms(got) >= want && ms(got) <= want + 35.0,
             "got {} ms, want {want} ms",
             ms(got)
         );
