@@ -5,35 +5,12 @@
 mod common;
 
 use axum::response::IntoResponse;
+use common::beetle::*;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use taskhive::http::error::ApiError;
-use taskhive::pb;
 use tonic::Code;
-
-/// Seed `000_1fbb18f491710101.txt`, the `/job` payload.
-const SEED_JOB: &str = r#"{
-"name": "charges_local",
-"host": "http://localhost:3001",
-"run_for_sec": 10,
-"tasks": [
-{
-"task_class": "BCaaS::ChargeTask",
-"weight": 1,
-"sleep_min_msec": 500,
-"sleep_max_msec": 1000
-}
-]
-}"#;
-
-/// The `/exec` payload.
-const SEED_EXEC: &str = r#"{
-"name": "charges_local",
-"params": {
-"sc_mc": "mc"
-}
-}"#;
 
 /// The JobExec answered by `/exec`.
 const SEED_JOBEXEC: &str = r#"{
@@ -153,30 +130,11 @@ const SEED_JOBS: &str = r#"{
 }
 }"#;
 
-fn keys(v: &Value) -> Vec<&str> {
-    v.as_object().unwrap().keys().map(String::as_str).collect()
-}
-
 /// Workers for the seed's task classes: `BCaaS::ChargeTask` answers with a request_context
 /// naming the params; `BCaaS::PreAuthTask` is only registered.
 async fn seed_workers(s: &TestServer) -> (tokio::task::JoinHandle<()>, Worker) {
-    let mut w = s.worker(&["BCaaS::ChargeTask"], 8).await;
+    let serve = charge_worker(s).await;
     let preauth = s.worker(&["BCaaS::PreAuthTask"], 1).await;
-    let serve = tokio::spawn(async move {
-        loop {
-            let j = w.next_job().await;
-            let args: Value = serde_json::from_slice(&j.args).unwrap();
-            let ctx = format!("sc_mc: {}", args["params"]["sc_mc"].as_str().unwrap_or("-"));
-            let result = json!({ "request_context": ctx }).to_string();
-            w.send(
-                j.lease_id,
-                pb::outcome::Outcome::Done(pb::Done {
-                    result: result.into_bytes().into(),
-                }),
-            )
-            .await;
-        }
-    });
     (serve, preauth)
 }
 

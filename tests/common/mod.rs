@@ -1,6 +1,7 @@
 //! Shared test harness: a real server on 127.0.0.1:0 and real gRPC clients and workers.
 #![allow(dead_code)]
 
+pub mod beetle;
 pub mod child;
 pub mod pg;
 pub mod target;
