@@ -379,3 +379,131 @@ fn locks_hold_at_most_count_jobs_and_waiters_run_when_released() {
     assert_eq!(c.lock_holders("L"), 0);
     c.check_invariants().unwrap();
 }
+
+/// Rows as a store returns them: a mix of tasks, priorities, due, future and dead jobs.
+fn stored_rows(n: u64) -> Vec<JobRecord> {
+    (1..=n)
+        .map(|id| JobRecord {
+            id: id * 3,
+            task: format!("t{}", id % 3),
+            name: format!("n{id}"),
+            args: Bytes::from(vec![b'x'; 10]),
+            sched_at: T0 + ((id * 7919) % 200) as Millis - 100,
+            timeout_ms: 1_000,
+            priority: (id % 4) as i32,
+            retry: RetryPolicy::default(),
+            attempts: 0,
+            run_count: 0,
+            dead: id % 10 == 0,
+            last_error: if id % 10 == 0 {
+                "boom".into()
+            } else {
+                String::new()
+            },
+        })
+        .collect()
+}
+
+/// Every job a worker with room for all of them gets, in order, as time runs on.
+fn dispatch_order(c: &mut Core, upto: Millis) -> Vec<JobId> {
+    let mut order = Vec::new();
+    for t in 0..3 {
+        c.register_worker(None, &[format!("t{t}")], 1_000_000, true, T0)
+            .unwrap();
+    }
+    let mut now = T0;
+    while now <= upto {
+        c.tick(now);
+        order.extend(assigned(&c.take_effects()).iter().map(|(_, j)| j.record.id));
+        now += 10;
+    }
+    order
+}
+
+#[test]
+fn bulk_restore_of_sorted_rows_matches_one_by_one_restore() {
+    let rows = stored_rows(3_000);
+    let mut bulk = core();
+    bulk.restore(rows.clone(), T0);
+    let mut one_by_one = core();
+    // Not in id order: takes the insert-one-at-a-time path.
+    one_by_one.restore(rows.iter().rev().cloned().collect(), T0);
+    bulk.check_invariants().unwrap();
+    one_by_one.check_invariants().unwrap();
+    assert_eq!(bulk.status(None), one_by_one.status(None));
+    let (_, totals) = bulk.status(None);
+    assert_eq!(totals.dead, 300);
+    assert!(totals.pending > 0 && totals.scheduled > 0, "{totals:?}");
+    assert_eq!(
+        bulk.dump_page(0, usize::MAX),
+        one_by_one.dump_page(0, usize::MAX)
+    );
+    let key = JobKey::Name {
+        task: "t1".into(),
+        name: "n1000".into(),
+    };
+    assert_eq!(bulk.get(&key).unwrap().record.id, 3_000);
+    // Same order within each task (tasks interleave by when they were first seen).
+    let per_task = |order: Vec<JobId>| {
+        let mut by_task = vec![Vec::new(); 3];
+        for id in order {
+            by_task[((id / 3) % 3) as usize].push(id);
+        }
+        by_task
+    };
+    let a = per_task(dispatch_order(&mut bulk, T0 + 200));
+    let b = per_task(dispatch_order(&mut one_by_one, T0 + 200));
+    assert_eq!(
+        a.iter().map(Vec::len).sum::<usize>(),
+        2_700,
+        "every live job is dispatched"
+    );
+    assert_eq!(a, b, "same dispatch order");
+    // New ids continue after the restored ones.
+    let r = bulk.submit(spec("t0", "fresh", T0), T0 + 300).unwrap();
+    assert_eq!(r.id, 9_001);
+}
+
+#[test]
+fn a_drained_burst_is_compacted_and_names_still_resolve() {
+    let mut c = core();
+    for i in 0..10_000 {
+        c.submit(spec("t", &format!("j{i}"), T0), T0).unwrap();
+    }
+    c.register_worker(None, &["t".into()], 9_000, true, T0)
+        .unwrap();
+    c.tick(T0);
+    let leases: Vec<LeaseId> = assigned(&c.take_effects())
+        .iter()
+        .map(|(_, j)| j.lease.unwrap())
+        .collect();
+    assert_eq!(leases.len(), 9_000);
+    for (i, l) in leases.into_iter().enumerate() {
+        c.report(
+            l,
+            Outcome::Done {
+                result: Bytes::new(),
+            },
+            T0 + 1,
+        )
+        .unwrap();
+        if i % 1_000 == 0 {
+            c.check_invariants().unwrap();
+        }
+    }
+    c.check_invariants().unwrap();
+    assert_eq!(c.len(), 1_000);
+    for i in (9_000..10_000).step_by(97) {
+        let key = JobKey::Name {
+            task: "t".into(),
+            name: format!("j{i}"),
+        };
+        assert_eq!(c.get(&key).unwrap().record.name, format!("j{i}"));
+    }
+    // The survivors still run, and a same-name submit still replaces.
+    let r = c.submit(spec("t", "j9999", T0), T0 + 2).unwrap();
+    assert!(r.replaced);
+    c.tick(T0 + 2);
+    assert_eq!(assigned(&c.take_effects()).len(), 1_000);
+    c.check_invariants().unwrap();
+}

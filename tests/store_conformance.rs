@@ -239,6 +239,33 @@ fn large_batches(fx: &dyn Fixture) {
         .all(|j| j.id % 2 == 1 && j.sched_at == j.id as i64 && j.run_count == 2));
 }
 
+/// The start-up read: past 50,000 ids SQLite splits it over two threads; task names come
+/// back once each and every job keeps its own.
+fn start_up_read_of_many_jobs(fx: &dyn Fixture) {
+    let mut s = fx.open();
+    let n = 60_000u64;
+    let tasks = ["alpha", "beta", "gamma"];
+    let all: Vec<JobRecord> = (1..=n)
+        .map(|i| rec(i, tasks[(i % 7 % 3) as usize], &format!("j{i}")))
+        .collect();
+    for chunk in all.chunks(10_000) {
+        apply(&mut s, chunk.iter().cloned().map(Op::Upsert).collect());
+    }
+    apply(
+        &mut s,
+        (1..=n).filter(|i| i % 5 == 0).map(Op::Delete).collect(),
+    );
+    let want: Vec<JobRecord> = all.into_iter().filter(|r| r.id % 5 != 0).collect();
+    let mut s = fx.open();
+    let stored = s.load_stored_jobs().unwrap();
+    let mut names = stored.tasks.clone();
+    names.sort();
+    assert_eq!(names, tasks, "each task name once");
+    assert!(stored.jobs.iter().all(|(_, r)| r.task.is_empty()));
+    assert_eq!(stored.into_records(), want);
+    assert_eq!(s.load_jobs().unwrap(), want);
+}
+
 fn config_round_trip(fx: &dyn Fixture) {
     let mut s = fx.open();
     apply(
@@ -418,6 +445,7 @@ all_stores!(
     delete_and_delete_task,
     one_batch_applies_in_order,
     large_batches,
+    start_up_read_of_many_jobs,
     config_round_trip,
     load_jobs_saved_by_name,
     exec_archive_and_trim,

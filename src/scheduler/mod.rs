@@ -8,6 +8,7 @@ pub mod error;
 pub mod job;
 pub mod locks;
 pub mod settings;
+pub mod table;
 
 pub use actor::SchedulerHandle;
 pub use error::Error;

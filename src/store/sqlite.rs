@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{ExecRow, Op, Store, StoreError, StoreReader};
+use super::{ExecRow, Op, Store, StoreError, StoreReader, StoredJobs};
 use crate::scheduler::job::{JobId, JobRecord, RetryPolicy};
 
 /// How hard a commit waits for the disk.
@@ -75,8 +75,16 @@ const JOB_COLUMNS: &str = "id, task, name, args, sched_at, timeout_ms, priority,
 
 fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     Ok(JobRecord {
-        id: row.get::<_, i64>(0)? as u64,
         task: row.get(1)?,
+        ..job_row_without_task(row)?
+    })
+}
+
+/// A row's job with an empty task name (the caller holds task names once).
+fn job_row_without_task(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
+    Ok(JobRecord {
+        id: row.get::<_, i64>(0)? as u64,
+        task: String::new(),
         name: row.get(2)?,
         args: Bytes::from(row.get::<_, Vec<u8>>(3)?),
         sched_at: row.get(4)?,
@@ -92,6 +100,40 @@ fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         dead: row.get(12)?,
         last_error: row.get(13)?,
     })
+}
+
+/// Row counts from which a restart reads the jobs table with two threads.
+const PARALLEL_LOAD_ROWS: i64 = 50_000;
+
+/// Jobs with ids in `lo..=hi`, in id order, each task name read once.
+fn read_jobs(conn: &Connection, lo: i64, hi: i64, expect: i64) -> Result<StoredJobs, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE id BETWEEN ?1 AND ?2 ORDER BY id"
+    ))?;
+    let mut out = StoredJobs {
+        tasks: Vec::new(),
+        jobs: Vec::with_capacity(expect.clamp(0, 1 << 24) as usize),
+    };
+    let mut rows = stmt.query(params![lo, hi])?;
+    let mut index: std::collections::HashMap<String, u32> = Default::default();
+    let mut last: Option<u32> = None;
+    while let Some(row) = rows.next()? {
+        let task = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+        let t = match last {
+            Some(t) if out.tasks[t as usize] == task => t,
+            _ => match index.get(task) {
+                Some(&t) => t,
+                None => {
+                    out.tasks.push(task.to_string());
+                    index.insert(task.to_string(), (out.tasks.len() - 1) as u32);
+                    (out.tasks.len() - 1) as u32
+                }
+            },
+        };
+        last = Some(t);
+        out.jobs.push((t, job_row_without_task(row)?));
+    }
+    Ok(out)
 }
 
 const EXEC_COLUMNS: &str =
@@ -237,11 +279,40 @@ impl Store for SqliteStore {
     }
 
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id"))?;
-        let rows = stmt.query_map([], job_row)?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        Ok(self.load_stored_jobs()?.into_records())
+    }
+
+    fn load_stored_jobs(&mut self) -> Result<StoredJobs, StoreError> {
+        let (lo, hi): (Option<i64>, Option<i64>) =
+            self.conn
+                .query_row("SELECT min(id), max(id) FROM jobs", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return Ok(StoredJobs::default());
+        };
+        // Ids are dense in practice: the span is a fair guess at the row count.
+        let n = hi - lo + 1;
+        // Rows are read on connections of their own with a small page cache, closed after:
+        // a scan through the writer's connection would leave its 64 MiB cache full of job
+        // pages for good. Decoding rows is most of a big restart, so past a few thousand the
+        // upper half of the ids is read on a second thread (WAL readers do not block).
+        let path = &self.path;
+        let read = |lo: i64, hi: i64| -> Result<StoredJobs, StoreError> {
+            let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            conn.pragma_update(None, "cache_size", -1_024)?;
+            read_jobs(&conn, lo, hi, hi - lo + 1)
+        };
+        if n < PARALLEL_LOAD_ROWS {
+            return read(lo, hi);
+        }
+        let mid = lo + (hi - lo) / 2;
+        std::thread::scope(|scope| {
+            let upper = scope.spawn(|| read(mid + 1, hi));
+            let mut lower = read(lo, mid)?;
+            lower.append(upper.join().expect("job reader thread")?);
+            Ok(lower)
+        })
     }
 
     fn load_some(&mut self, ids: &[JobId], tasks: &[String]) -> Result<Vec<JobRecord>, StoreError> {

@@ -73,7 +73,10 @@ impl Server {
         let child = tokio::process::Command::new(std::env::current_exe()?)
             .args(["serve", "--listen", &addr, "--data"])
             .arg(dir)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("TASKHIVE_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .kill_on_drop(true)
