@@ -486,14 +486,17 @@ impl Scheduler for SchedulerService {
                         Ok(Some(m)) => match m.msg {
                             Some(In::Result(r)) => {
                                 let lease = r.lease_id;
-                                let applied = match check_lease(lease).and_then(|_| outcome(r.outcome)) {
-                                    Ok(o) => h.report_deferred(lease, o).await,
-                                    Err(e) => Err(e),
-                                };
-                                match applied {
-                                    Ok(commit) => acks.push(async move {
-                                        (lease, commit.wait().await.map_err(|e| Error::Store(e.to_string())))
-                                    }),
+                                match check_lease(lease).and_then(|_| outcome(r.outcome)) {
+                                    Ok(o) => {
+                                        let applied = h.report_queued(lease, o);
+                                        acks.push(Box::pin(async move {
+                                            let r = match applied.await {
+                                                Ok(commit) => commit.wait().await.map_err(|e| Error::Store(e.to_string())),
+                                                Err(e) => Err(e),
+                                            };
+                                            (lease, r)
+                                        }));
+                                    }
                                     Err(e) => if !send(ack(lease, Err(e))) { break },
                                 }
                             }

@@ -446,6 +446,29 @@ impl SchedulerHandle {
         .await?
     }
 
+    /// Hands a worker's outcome to the actor at once and returns its answer to await later,
+    /// so a Work stream reads on while the actor applies the stream's reports in order (one
+    /// actor wake-up takes many of them) instead of one round trip per result.
+    pub fn report_queued(
+        &self,
+        lease: LeaseId,
+        outcome: Outcome,
+    ) -> impl std::future::Future<Output = Result<Commit, Error>> + Send + 'static {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .tx
+            .send(Cmd::Report {
+                lease,
+                outcome,
+                reply,
+            })
+            .map_err(|_| Error::ShuttingDown);
+        async move {
+            sent?;
+            rx.await.map_err(|_| Error::ShuttingDown)?
+        }
+    }
+
     /// Extends leases; returns those no longer held.
     pub async fn heartbeat(&self, leases: Vec<LeaseId>) -> Result<Vec<LeaseId>, Error> {
         self.call(|reply| Cmd::Heartbeat { leases, reply }).await
@@ -578,6 +601,8 @@ struct Actor {
 
 /// Commands handled per wake-up before timers and dispatch run again.
 const BATCH: usize = 4096;
+/// Within a batch, how often to look whether a timer fell due.
+const TIMER_CHECK: usize = 32;
 
 impl Actor {
     async fn run(mut self) {
@@ -589,7 +614,12 @@ impl Actor {
                 cmd = self.rx.recv() => {
                     let Some(cmd) = cmd else { break };
                     self.handle_after_resync(cmd).await;
-                    for _ in 0..BATCH {
+                    for i in 1..BATCH {
+                        // A timer that fell due meanwhile goes first: a deep queue of reports
+                        // must not make scheduled jobs late.
+                        if i % TIMER_CHECK == 0 && wake.is_some_and(|w| w <= tokio::time::Instant::now()) {
+                            break;
+                        }
                         match self.rx.try_recv() {
                             Ok(cmd) => self.handle_after_resync(cmd).await,
                             Err(_) => break,
