@@ -3,7 +3,10 @@
 //!
 //! Handlers talk to it through a [`SchedulerHandle`]; no lock is shared with them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// Keyed per job and per worker on every dispatch: foldhash, not SipHash.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -231,9 +234,9 @@ pub fn spawn_with_hook(
         writer,
         clock,
         rx,
-        workers: HashMap::new(),
-        waiters: HashMap::new(),
-        watchers: HashMap::new(),
+        workers: HashMap::default(),
+        waiters: HashMap::default(),
+        watchers: HashMap::default(),
         drained: Vec::new(),
         on_finished,
     };

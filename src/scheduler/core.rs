@@ -6,7 +6,12 @@
 //! control and keeps one owner for all scheduling state.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Maps and sets keyed by small integers, hashed per dispatch and report: foldhash, not
+/// SipHash (which showed in profiles of the e2e benchmark).
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -259,18 +264,18 @@ impl Core {
             cfg,
             jobs: JobTable::default(),
             tasks: Vec::new(),
-            task_ids: HashMap::new(),
+            task_ids: HashMap::default(),
             timers: BTreeSet::new(),
-            leases: HashMap::new(),
+            leases: HashMap::default(),
             lease_expiry: BTreeSet::new(),
-            workers: HashMap::new(),
+            workers: HashMap::default(),
             unattached: BTreeSet::new(),
             dirty: VecDeque::new(),
             dirty_flag: Vec::new(),
             dead_total: 0,
             locks: Locks::default(),
             last_now: 0,
-            broadcasts: HashMap::new(),
+            broadcasts: HashMap::default(),
             next_job: 1,
             next_lease: first_lease.max(1),
             next_worker: 1,
@@ -554,7 +559,7 @@ impl Core {
     }
 
     fn check_room_for(&self, specs: &[JobSpec]) -> Result<(), Error> {
-        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        let mut seen: HashSet<(&str, &str)> = HashSet::default();
         let mut new_per_task: BTreeMap<&str, usize> = BTreeMap::new();
         for s in specs {
             let exists = self.task_ids.get(s.task.as_str()).is_some_and(|&t| {
@@ -854,7 +859,7 @@ impl Core {
                     Worker {
                         tasks: Vec::new(),
                         capacity,
-                        leases: HashSet::new(),
+                        leases: HashSet::default(),
                         connected,
                         unattached_until: until,
                     },
