@@ -194,7 +194,7 @@ pub fn required(method: &Method, path: &str) -> Access {
         return Access::Needs(match m {
             "RegisterTask" | "GrabJob" | "ReportResult" | "Heartbeat" | "SendData"
             | "AcquireLock" | "ReleaseLock" | "Work" => Worker,
-            "SubmitJob" | "SubmitJobs" | "RunJob" | "RunJobStream" | "WatchJob" | "RemoveJob"
+            "SubmitJob" | "SubmitJobs" | "SubmitStream" | "RunJob" | "RunJobStream" | "WatchJob" | "RemoveJob"
             | "GetJob" | "Status" | "ListDead" | "GetConfig" => Client,
             _ => Admin,
         });

@@ -70,7 +70,7 @@ pub async fn scheduler(
         "ReleaseLock" => unary(&body, |r| s.release_lock(r)).await,
         "GetConfig" => unary(&body, |r| s.get_config(r)).await,
         "SetConfig" => unary(&body, |r| s.set_config(r)).await,
-        "RunJobStream" | "WatchJob" | "GrabJob" | "Work" | "Dump" | "Load" => ApiError::new(
+        "SubmitStream" | "RunJobStream" | "WatchJob" | "GrabJob" | "Work" | "Dump" | "Load" => ApiError::new(
             Code::Unimplemented,
             format!("{method} is a streaming method: call it over gRPC"),
         )

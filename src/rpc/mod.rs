@@ -4,6 +4,7 @@ pub mod convert;
 pub mod load;
 pub mod load_convert;
 pub mod scheduler;
+pub mod submit_stream;
 
 use tonic::{Code, Status};
 

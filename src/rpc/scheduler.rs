@@ -189,6 +189,19 @@ impl Scheduler for SchedulerService {
         }))
     }
 
+    type SubmitStreamStream = BoxStream<pb::SubmitStreamResponse>;
+
+    async fn submit_stream(
+        &self,
+        req: Request<Streaming<pb::SubmitJobRequest>>,
+    ) -> Result<Response<Self::SubmitStreamStream>, Status> {
+        Ok(Response::new(super::submit_stream::serve(
+            self.h.clone(),
+            self.limits.clone(),
+            req.into_inner(),
+        )))
+    }
+
     async fn run_job(
         &self,
         req: Request<pb::SubmitJobRequest>,

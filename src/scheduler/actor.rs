@@ -10,6 +10,7 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
 use super::clock::Clock;
@@ -44,6 +45,9 @@ type Reply<T> = oneshot::Sender<T>;
 /// What a submit hands back: the core's answer, the commit to wait for, and a RunJob waiter.
 type Submitted = (SubmitReply, Commit, Option<ResultRx>);
 
+/// What [`SchedulerHandle::submit_each`] hands back: one answer per job, and their commit.
+pub type SubmittedEach = Result<(Vec<Result<SubmitReply, Error>>, Commit), Error>;
+
 enum Cmd {
     Submit {
         spec: JobSpec,
@@ -53,6 +57,10 @@ enum Cmd {
     SubmitMany {
         specs: Vec<JobSpec>,
         reply: Reply<Result<(Vec<SubmitReply>, Commit), Error>>,
+    },
+    SubmitEach {
+        specs: Vec<JobSpec>,
+        reply: Reply<(Vec<Result<SubmitReply, Error>>, Commit)>,
     },
     Remove {
         key: JobKey,
@@ -307,6 +315,30 @@ impl SchedulerHandle {
             .await??;
         commit.wait().await.map_err(store_err)?;
         Ok(replies)
+    }
+
+    /// Submits jobs in order, each on its own (one refused job does not stop the others), as one
+    /// command and one commit. The command is queued before this returns, so calls made in order
+    /// are applied in order; the future yields the per-job answers and the commit covering them.
+    pub fn submit_each(&self, specs: Vec<JobSpec>) -> BoxFuture<'static, SubmittedEach> {
+        if let Some(r) = &self.remote {
+            let r = r.clone();
+            return Box::pin(async move {
+                let mut out = Vec::with_capacity(specs.len());
+                for spec in specs {
+                    out.push(r.submit(spec, false).await.map(|(reply, _)| reply));
+                }
+                Ok((out, Commit::done()))
+            });
+        }
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Cmd::SubmitEach { specs, reply }).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return Err(Error::ShuttingDown);
+            }
+            rx.await.map_err(|_| Error::ShuttingDown)
+        })
     }
 
     /// Submits a job and waits for the worker's result. Needs a worker for the task.
@@ -731,6 +763,20 @@ impl Actor {
                 let r = self.core.submit_many(specs, now);
                 let commit = self.commit();
                 let _ = reply.send(r.map(|replies| (replies, commit)));
+            }
+            Cmd::SubmitEach { specs, reply } => {
+                let default_timeout = self.settings.default_timeout_ms();
+                let results = specs
+                    .into_iter()
+                    .map(|mut spec| {
+                        if spec.timeout_ms == 0 {
+                            spec.timeout_ms = default_timeout;
+                        }
+                        self.core.submit(spec, now)
+                    })
+                    .collect();
+                let commit = self.commit();
+                let _ = reply.send((results, commit));
             }
             Cmd::Remove { key, reply } => {
                 let r = self.core.remove(&key);
