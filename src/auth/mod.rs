@@ -194,8 +194,8 @@ pub fn required(method: &Method, path: &str) -> Access {
         return Access::Needs(match m {
             "RegisterTask" | "GrabJob" | "ReportResult" | "Heartbeat" | "SendData"
             | "AcquireLock" | "ReleaseLock" | "Work" => Worker,
-            "SubmitJob" | "SubmitJobs" | "SubmitStream" | "RunJob" | "RunJobStream" | "WatchJob" | "RemoveJob"
-            | "GetJob" | "Status" | "ListDead" | "GetConfig" => Client,
+            "SubmitJob" | "SubmitJobs" | "SubmitStream" | "RunJob" | "RunJobStream"
+            | "WatchJob" | "RemoveJob" | "GetJob" | "Status" | "ListDead" | "GetConfig" => Client,
             _ => Admin,
         });
     }

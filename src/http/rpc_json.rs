@@ -70,11 +70,13 @@ pub async fn scheduler(
         "ReleaseLock" => unary(&body, |r| s.release_lock(r)).await,
         "GetConfig" => unary(&body, |r| s.get_config(r)).await,
         "SetConfig" => unary(&body, |r| s.set_config(r)).await,
-        "SubmitStream" | "RunJobStream" | "WatchJob" | "GrabJob" | "Work" | "Dump" | "Load" => ApiError::new(
-            Code::Unimplemented,
-            format!("{method} is a streaming method: call it over gRPC"),
-        )
-        .into_response(),
+        "SubmitStream" | "RunJobStream" | "WatchJob" | "GrabJob" | "Work" | "Dump" | "Load" => {
+            ApiError::new(
+                Code::Unimplemented,
+                format!("{method} is a streaming method: call it over gRPC"),
+            )
+            .into_response()
+        }
         _ => ApiError::new(
             Code::NotFound,
             format!("taskhive.v1.Scheduler has no method {method:?}"),

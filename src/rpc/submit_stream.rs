@@ -8,8 +8,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
-use super::convert::submit_spec;
 use super::code_of;
+use super::convert::submit_spec;
 use crate::config::Limits;
 use crate::http::error::code_name;
 use crate::pb;
@@ -148,7 +148,11 @@ async fn ack(
         // A batch-wide failure (commit refused, scheduler gone) answers each submitted job.
         let (results, failed) = match submitted.await {
             Ok((results, commit)) => {
-                let failed = commit.wait().await.err().map(|e| Error::Store(e.to_string()));
+                let failed = commit
+                    .wait()
+                    .await
+                    .err()
+                    .map(|e| Error::Store(e.to_string()));
                 (results, failed)
             }
             Err(e) => (Vec::new(), Some(e)),

@@ -91,6 +91,7 @@ pub fn handle(kind: u8, wire: Wire, b: &[u8]) {
         };
     }
     match kind % 28 {
+        // SubmitStream's messages are SubmitJobRequests judged by the same `submit_spec`.
         0 => unary!(pb::SubmitJobRequest, submit_job),
         1 => {
             // RunJob and RunJobStream wait for a worker's result: only their checks run.
