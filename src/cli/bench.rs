@@ -24,8 +24,8 @@ use crate::pb::{self, scheduler_client::SchedulerClient};
 /// `taskhive bench` flags.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Scenarios to run (comma-separated): submit, submit-batch, e2e, e2e-batch, dispatch,
-    /// timers, memory, restart; gearman-submit and gearman-e2e run against every `--gearman`
+    /// Scenarios to run (comma-separated): submit, submit-batch, submit-stream, e2e,
+    /// e2e-batch, e2e-stream, dispatch, timers, memory, restart; gearman-submit and gearman-e2e run against every `--gearman`
     /// server.
     #[arg(long, default_value = "submit,e2e,dispatch")]
     pub scenarios: String,
@@ -154,8 +154,10 @@ pub async fn run(mut a: BenchArgs) -> CliResult {
         let r = match s {
             "submit" => submit(&a, &addr, false).await?,
             "submit-batch" => submit(&a, &addr, true).await?,
-            "e2e" => e2e(&a, &addr, false).await?,
-            "e2e-batch" => e2e(&a, &addr, true).await?,
+            "submit-stream" => submit_stream(&a, &addr).await?,
+            "e2e" => e2e(&a, &addr, Submits::Unary).await?,
+            "e2e-batch" => e2e(&a, &addr, Submits::Batch).await?,
+            "e2e-stream" => e2e(&a, &addr, Submits::Stream).await?,
             "dispatch" => dispatch(&a, &addr).await?,
             "timers" => boot::timers(&a).await?,
             "restart" | "memory" => {
@@ -339,6 +341,94 @@ async fn submit(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, B
     Ok(result(name, per * a.clients as u64, took, &h))
 }
 
+/// One SubmitStream that keeps `pipeline` jobs unacknowledged until `n` are acked;
+/// returns the submit → ack latencies.
+async fn stream_jobs(
+    mut c: SchedulerClient<Channel>,
+    n: u64,
+    pipeline: u64,
+    job: impl Fn(u64) -> pb::SubmitJobRequest,
+) -> Result<Histogram<u64>, BoxError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut sent_at = std::collections::VecDeque::with_capacity(pipeline as usize);
+    let mut sent = 0;
+    while sent < n.min(pipeline) {
+        tx.send(job(sent))?;
+        sent_at.push_back(Instant::now());
+        sent += 1;
+    }
+    let mut acks = c
+        .submit_stream(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    let mut tx = Some(tx);
+    let mut h = hist();
+    let mut acked = 0;
+    while acked < n {
+        let Some(m) = acks.message().await? else {
+            return Err(format!("SubmitStream ended after {acked} of {n} acks").into());
+        };
+        for a in m.acks {
+            if !a.error_code.is_empty() {
+                return Err(format!("job {}: {} {}", a.seq, a.error_code, a.error).into());
+            }
+            let t = sent_at.pop_front().ok_or("more acks than jobs")?;
+            h.record(t.elapsed().as_micros().max(1) as u64).ok();
+            acked += 1;
+        }
+        while sent < n && sent - acked < pipeline {
+            if let Some(tx) = &tx {
+                tx.send(job(sent))?;
+            }
+            sent_at.push_back(Instant::now());
+            sent += 1;
+        }
+        if sent == n {
+            tx = None; // half-close: the server ends the stream after the last ack
+        }
+    }
+    drop(tx);
+    Ok(h)
+}
+
+/// N clients, each one SubmitStream with `pipeline` jobs in flight; latency is submit → ack.
+async fn submit_stream(a: &BenchArgs, addr: &str) -> Result<BenchResult, BoxError> {
+    let per = a.jobs / a.clients as u64;
+    let payload = bytes::Bytes::from(vec![b'x'; a.payload]);
+    let sched_at_ms = unix_ms() + 3_600_000;
+    let mut conns = Vec::new();
+    for _ in 0..a.clients {
+        conns.push(SchedulerClient::new(channel(addr).await?));
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (k, c) in conns.into_iter().enumerate() {
+        let payload = payload.clone();
+        let pipeline = a.pipeline as u64;
+        tasks.push(tokio::spawn(async move {
+            stream_jobs(c, per, pipeline, |i| pb::SubmitJobRequest {
+                task: "bench-submit".into(),
+                name: format!("s{k}-{i}"),
+                args: payload.clone(),
+                sched_at_ms,
+                ..Default::default()
+            })
+            .await
+        }));
+    }
+    let mut h = hist();
+    for t in tasks {
+        h.add(t.await??).ok();
+    }
+    let took = start.elapsed();
+    let mut c = SchedulerClient::new(channel(addr).await?);
+    c.drop_task(pb::DropTaskRequest {
+        task: "bench-submit".into(),
+    })
+    .await?;
+    Ok(result("submit-stream", per * a.clients as u64, took, &h))
+}
+
 /// The `p`th of `parts` shares of `n` items: (first index, count).
 fn share(n: u64, parts: u64, p: u64) -> (u64, u64) {
     let base = n / parts;
@@ -354,8 +444,19 @@ fn unix_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// How e2e's clients submit their `pipeline` jobs in flight.
+#[derive(Clone, Copy, PartialEq)]
+enum Submits {
+    /// That many SubmitJob calls.
+    Unary,
+    /// One SubmitJobs of that many jobs at a time.
+    Batch,
+    /// One SubmitStream with that many unacknowledged.
+    Stream,
+}
+
 /// Submit while 4 Work-stream workers finish jobs at once; latency is submit → worker.
-async fn e2e(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxError> {
+async fn e2e(a: &BenchArgs, addr: &str, how: Submits) -> Result<BenchResult, BoxError> {
     let base = Instant::now();
     // A task of this process's own: several bench processes can share one cluster.
     // Leaked once per run: a `&'static str` keeps the per-client job closure `Copy`.
@@ -417,7 +518,17 @@ async fn e2e(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxE
                 ..Default::default()
             }
         };
-        if batch {
+        if how == Submits::Stream {
+            let pipeline = a.pipeline as u64;
+            tasks.push(tokio::spawn(async move {
+                stream_jobs(conn, per, pipeline, job)
+                    .await
+                    .map(drop)
+                    .map_err(|e| tonic::Status::unknown(e.to_string()))
+            }));
+            continue;
+        }
+        if how == Submits::Batch {
             let mut c = conn.clone();
             let size = a.pipeline as u64;
             tasks.push(tokio::spawn(async move {
@@ -461,7 +572,11 @@ async fn e2e(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxE
     for w in workers {
         w.abort();
     }
-    let name = if batch { "e2e-batch" } else { "e2e" };
+    let name = match how {
+        Submits::Unary => "e2e",
+        Submits::Batch => "e2e-batch",
+        Submits::Stream => "e2e-stream",
+    };
     Ok(result(name, seen, took, &h))
 }
 
