@@ -399,6 +399,141 @@ func (x *SubmitJobsResponse) GetJobs() []*SubmitJobResponse {
 	return nil
 }
 
+// The acknowledgements of consecutive requests of a SubmitStream, in request order.
+type SubmitStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acks          []*SubmitAck           `protobuf:"bytes,1,rep,name=acks,proto3" json:"acks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitStreamResponse) Reset() {
+	*x = SubmitStreamResponse{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitStreamResponse) ProtoMessage() {}
+
+func (x *SubmitStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitStreamResponse.ProtoReflect.Descriptor instead.
+func (*SubmitStreamResponse) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SubmitStreamResponse) GetAcks() []*SubmitAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
+// The answer to one request of a SubmitStream: the SubmitJobResponse fields, or an error.
+type SubmitAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request's 0-based index in its stream.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// As in SubmitJobResponse (unset when error_code is set).
+	JobId    uint64 `protobuf:"varint,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Replaced bool   `protobuf:"varint,3,opt,name=replaced,proto3" json:"replaced,omitempty"`
+	Running  bool   `protobuf:"varint,4,opt,name=running,proto3" json:"running,omitempty"`
+	// Empty when the job was committed; else the gRPC code name SubmitJob would have failed with
+	// ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "UNAVAILABLE", ...). Nothing was stored.
+	ErrorCode string `protobuf:"bytes,5,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	// Why, starting with the field's name for INVALID_ARGUMENT (e.g. "task: must not be empty").
+	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitAck) Reset() {
+	*x = SubmitAck{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitAck) ProtoMessage() {}
+
+func (x *SubmitAck) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitAck.ProtoReflect.Descriptor instead.
+func (*SubmitAck) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SubmitAck) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SubmitAck) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *SubmitAck) GetReplaced() bool {
+	if x != nil {
+		return x.Replaced
+	}
+	return false
+}
+
+func (x *SubmitAck) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
+}
+
+func (x *SubmitAck) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *SubmitAck) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type RunJobResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -409,7 +544,7 @@ type RunJobResponse struct {
 
 func (x *RunJobResponse) Reset() {
 	*x = RunJobResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[5]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +556,7 @@ func (x *RunJobResponse) String() string {
 func (*RunJobResponse) ProtoMessage() {}
 
 func (x *RunJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[5]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +569,7 @@ func (x *RunJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunJobResponse.ProtoReflect.Descriptor instead.
 func (*RunJobResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{5}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RunJobResponse) GetJobId() uint64 {
@@ -463,7 +598,7 @@ type JobRef struct {
 
 func (x *JobRef) Reset() {
 	*x = JobRef{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[6]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +610,7 @@ func (x *JobRef) String() string {
 func (*JobRef) ProtoMessage() {}
 
 func (x *JobRef) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[6]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +623,7 @@ func (x *JobRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRef.ProtoReflect.Descriptor instead.
 func (*JobRef) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{6}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JobRef) GetJobId() uint64 {
@@ -521,7 +656,7 @@ type RemoveJobResponse struct {
 
 func (x *RemoveJobResponse) Reset() {
 	*x = RemoveJobResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[7]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -533,7 +668,7 @@ func (x *RemoveJobResponse) String() string {
 func (*RemoveJobResponse) ProtoMessage() {}
 
 func (x *RemoveJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[7]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -546,7 +681,7 @@ func (x *RemoveJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveJobResponse.ProtoReflect.Descriptor instead.
 func (*RemoveJobResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{7}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RemoveJobResponse) GetJobId() uint64 {
@@ -580,7 +715,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[8]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -592,7 +727,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[8]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -605,7 +740,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{8}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Job) GetId() uint64 {
@@ -708,7 +843,7 @@ type DropTaskRequest struct {
 
 func (x *DropTaskRequest) Reset() {
 	*x = DropTaskRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[9]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +855,7 @@ func (x *DropTaskRequest) String() string {
 func (*DropTaskRequest) ProtoMessage() {}
 
 func (x *DropTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[9]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +868,7 @@ func (x *DropTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTaskRequest.ProtoReflect.Descriptor instead.
 func (*DropTaskRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{9}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DropTaskRequest) GetTask() string {
@@ -753,7 +888,7 @@ type DropTaskResponse struct {
 
 func (x *DropTaskResponse) Reset() {
 	*x = DropTaskResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[10]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +900,7 @@ func (x *DropTaskResponse) String() string {
 func (*DropTaskResponse) ProtoMessage() {}
 
 func (x *DropTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[10]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +913,7 @@ func (x *DropTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTaskResponse.ProtoReflect.Descriptor instead.
 func (*DropTaskResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{10}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DropTaskResponse) GetRemoved() uint64 {
@@ -798,7 +933,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +945,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +958,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{11}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StatusRequest) GetTask() string {
@@ -855,7 +990,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +1002,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +1015,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{12}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TaskStatus) GetTask() string {
@@ -957,7 +1092,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1104,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1117,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{13}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StatusResponse) GetTasks() []*TaskStatus {
@@ -1011,7 +1146,7 @@ type ListDeadRequest struct {
 
 func (x *ListDeadRequest) Reset() {
 	*x = ListDeadRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1158,7 @@ func (x *ListDeadRequest) String() string {
 func (*ListDeadRequest) ProtoMessage() {}
 
 func (x *ListDeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1171,7 @@ func (x *ListDeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{14}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListDeadRequest) GetTask() string {
@@ -1062,7 +1197,7 @@ type ListDeadResponse struct {
 
 func (x *ListDeadResponse) Reset() {
 	*x = ListDeadResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1209,7 @@ func (x *ListDeadResponse) String() string {
 func (*ListDeadResponse) ProtoMessage() {}
 
 func (x *ListDeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1222,7 @@ func (x *ListDeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{15}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListDeadResponse) GetJobs() []*Job {
@@ -1108,7 +1243,7 @@ type DeadRef struct {
 
 func (x *DeadRef) Reset() {
 	*x = DeadRef{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1255,7 @@ func (x *DeadRef) String() string {
 func (*DeadRef) ProtoMessage() {}
 
 func (x *DeadRef) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1268,7 @@ func (x *DeadRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadRef.ProtoReflect.Descriptor instead.
 func (*DeadRef) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{16}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeadRef) GetTask() string {
@@ -1159,7 +1294,7 @@ type DeadOpResponse struct {
 
 func (x *DeadOpResponse) Reset() {
 	*x = DeadOpResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1306,7 @@ func (x *DeadOpResponse) String() string {
 func (*DeadOpResponse) ProtoMessage() {}
 
 func (x *DeadOpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1319,7 @@ func (x *DeadOpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadOpResponse.ProtoReflect.Descriptor instead.
 func (*DeadOpResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{17}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeadOpResponse) GetCount() uint64 {
@@ -1209,7 +1344,7 @@ type RegisterTaskRequest struct {
 
 func (x *RegisterTaskRequest) Reset() {
 	*x = RegisterTaskRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1356,7 @@ func (x *RegisterTaskRequest) String() string {
 func (*RegisterTaskRequest) ProtoMessage() {}
 
 func (x *RegisterTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1369,7 @@ func (x *RegisterTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTaskRequest.ProtoReflect.Descriptor instead.
 func (*RegisterTaskRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{18}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RegisterTaskRequest) GetWorkerId() string {
@@ -1274,7 +1409,7 @@ type RegisterTaskResponse struct {
 
 func (x *RegisterTaskResponse) Reset() {
 	*x = RegisterTaskResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1421,7 @@ func (x *RegisterTaskResponse) String() string {
 func (*RegisterTaskResponse) ProtoMessage() {}
 
 func (x *RegisterTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1434,7 @@ func (x *RegisterTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTaskResponse.ProtoReflect.Descriptor instead.
 func (*RegisterTaskResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{19}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RegisterTaskResponse) GetWorkerId() string {
@@ -1318,7 +1453,7 @@ type GrabJobRequest struct {
 
 func (x *GrabJobRequest) Reset() {
 	*x = GrabJobRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1465,7 @@ func (x *GrabJobRequest) String() string {
 func (*GrabJobRequest) ProtoMessage() {}
 
 func (x *GrabJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1478,7 @@ func (x *GrabJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrabJobRequest.ProtoReflect.Descriptor instead.
 func (*GrabJobRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{20}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GrabJobRequest) GetWorkerId() string {
@@ -1362,7 +1497,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1509,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1522,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{21}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Done) GetResult() []byte {
@@ -1408,7 +1543,7 @@ type Fail struct {
 
 func (x *Fail) Reset() {
 	*x = Fail{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1555,7 @@ func (x *Fail) String() string {
 func (*Fail) ProtoMessage() {}
 
 func (x *Fail) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1568,7 @@ func (x *Fail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fail.ProtoReflect.Descriptor instead.
 func (*Fail) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{22}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Fail) GetError() string {
@@ -1462,7 +1597,7 @@ type SchedLater struct {
 
 func (x *SchedLater) Reset() {
 	*x = SchedLater{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1609,7 @@ func (x *SchedLater) String() string {
 func (*SchedLater) ProtoMessage() {}
 
 func (x *SchedLater) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1622,7 @@ func (x *SchedLater) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedLater.ProtoReflect.Descriptor instead.
 func (*SchedLater) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{23}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SchedLater) GetDelayMs() int64 {
@@ -1518,7 +1653,7 @@ type Outcome struct {
 
 func (x *Outcome) Reset() {
 	*x = Outcome{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1665,7 @@ func (x *Outcome) String() string {
 func (*Outcome) ProtoMessage() {}
 
 func (x *Outcome) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1678,7 @@ func (x *Outcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Outcome.ProtoReflect.Descriptor instead.
 func (*Outcome) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{24}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Outcome) GetOutcome() isOutcome_Outcome {
@@ -1612,7 +1747,7 @@ type ReportResultRequest struct {
 
 func (x *ReportResultRequest) Reset() {
 	*x = ReportResultRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1759,7 @@ func (x *ReportResultRequest) String() string {
 func (*ReportResultRequest) ProtoMessage() {}
 
 func (x *ReportResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1772,7 @@ func (x *ReportResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultRequest.ProtoReflect.Descriptor instead.
 func (*ReportResultRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{25}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReportResultRequest) GetLeaseId() uint64 {
@@ -1662,7 +1797,7 @@ type ReportResultResponse struct {
 
 func (x *ReportResultResponse) Reset() {
 	*x = ReportResultResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +1809,7 @@ func (x *ReportResultResponse) String() string {
 func (*ReportResultResponse) ProtoMessage() {}
 
 func (x *ReportResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +1822,7 @@ func (x *ReportResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultResponse.ProtoReflect.Descriptor instead.
 func (*ReportResultResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{26}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{28}
 }
 
 type HeartbeatRequest struct {
@@ -1699,7 +1834,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +1846,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1724,7 +1859,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{27}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *HeartbeatRequest) GetLeaseIds() []uint64 {
@@ -1744,7 +1879,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +1891,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +1904,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{28}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HeartbeatResponse) GetLostLeaseIds() []uint64 {
@@ -1797,7 +1932,7 @@ type WorkerHello struct {
 
 func (x *WorkerHello) Reset() {
 	*x = WorkerHello{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +1944,7 @@ func (x *WorkerHello) String() string {
 func (*WorkerHello) ProtoMessage() {}
 
 func (x *WorkerHello) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +1957,7 @@ func (x *WorkerHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHello.ProtoReflect.Descriptor instead.
 func (*WorkerHello) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{29}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WorkerHello) GetTasks() []string {
@@ -1863,7 +1998,7 @@ type WorkerResult struct {
 
 func (x *WorkerResult) Reset() {
 	*x = WorkerResult{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +2010,7 @@ func (x *WorkerResult) String() string {
 func (*WorkerResult) ProtoMessage() {}
 
 func (x *WorkerResult) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +2023,7 @@ func (x *WorkerResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerResult.ProtoReflect.Descriptor instead.
 func (*WorkerResult) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{30}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WorkerResult) GetLeaseId() uint64 {
@@ -1915,7 +2050,7 @@ type WorkData struct {
 
 func (x *WorkData) Reset() {
 	*x = WorkData{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2062,7 @@ func (x *WorkData) String() string {
 func (*WorkData) ProtoMessage() {}
 
 func (x *WorkData) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2075,7 @@ func (x *WorkData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkData.ProtoReflect.Descriptor instead.
 func (*WorkData) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{31}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WorkData) GetLeaseId() uint64 {
@@ -1965,7 +2100,7 @@ type SendDataResponse struct {
 
 func (x *SendDataResponse) Reset() {
 	*x = SendDataResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1977,7 +2112,7 @@ func (x *SendDataResponse) String() string {
 func (*SendDataResponse) ProtoMessage() {}
 
 func (x *SendDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1990,7 +2125,7 @@ func (x *SendDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendDataResponse.ProtoReflect.Descriptor instead.
 func (*SendDataResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{32}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{34}
 }
 
 type AcquireLockRequest struct {
@@ -2005,7 +2140,7 @@ type AcquireLockRequest struct {
 
 func (x *AcquireLockRequest) Reset() {
 	*x = AcquireLockRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2152,7 @@ func (x *AcquireLockRequest) String() string {
 func (*AcquireLockRequest) ProtoMessage() {}
 
 func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2165,7 @@ func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockRequest.ProtoReflect.Descriptor instead.
 func (*AcquireLockRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{33}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AcquireLockRequest) GetLeaseId() uint64 {
@@ -2065,7 +2200,7 @@ type AcquireLockResponse struct {
 
 func (x *AcquireLockResponse) Reset() {
 	*x = AcquireLockResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2212,7 @@ func (x *AcquireLockResponse) String() string {
 func (*AcquireLockResponse) ProtoMessage() {}
 
 func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2225,7 @@ func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockResponse.ProtoReflect.Descriptor instead.
 func (*AcquireLockResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{34}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AcquireLockResponse) GetLeaseId() uint64 {
@@ -2124,7 +2259,7 @@ type ReleaseLockRequest struct {
 
 func (x *ReleaseLockRequest) Reset() {
 	*x = ReleaseLockRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2271,7 @@ func (x *ReleaseLockRequest) String() string {
 func (*ReleaseLockRequest) ProtoMessage() {}
 
 func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2284,7 @@ func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseLockRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{35}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReleaseLockRequest) GetLeaseId() uint64 {
@@ -2174,7 +2309,7 @@ type ReleaseLockResponse struct {
 
 func (x *ReleaseLockResponse) Reset() {
 	*x = ReleaseLockResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2186,7 +2321,7 @@ func (x *ReleaseLockResponse) String() string {
 func (*ReleaseLockResponse) ProtoMessage() {}
 
 func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2199,7 +2334,7 @@ func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseLockResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{36}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{38}
 }
 
 type WorkerMessage struct {
@@ -2219,7 +2354,7 @@ type WorkerMessage struct {
 
 func (x *WorkerMessage) Reset() {
 	*x = WorkerMessage{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2231,7 +2366,7 @@ func (x *WorkerMessage) String() string {
 func (*WorkerMessage) ProtoMessage() {}
 
 func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2244,7 +2379,7 @@ func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerMessage.ProtoReflect.Descriptor instead.
 func (*WorkerMessage) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{37}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WorkerMessage) GetMsg() isWorkerMessage_Msg {
@@ -2357,7 +2492,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2369,7 +2504,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2382,7 +2517,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{38}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Welcome) GetWorkerId() string {
@@ -2403,7 +2538,7 @@ type ResultAck struct {
 
 func (x *ResultAck) Reset() {
 	*x = ResultAck{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2415,7 +2550,7 @@ func (x *ResultAck) String() string {
 func (*ResultAck) ProtoMessage() {}
 
 func (x *ResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2428,7 +2563,7 @@ func (x *ResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAck.ProtoReflect.Descriptor instead.
 func (*ResultAck) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{39}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ResultAck) GetLeaseId() uint64 {
@@ -2461,7 +2596,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2473,7 +2608,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2486,7 +2621,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{40}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ServerMessage) GetMsg() isServerMessage_Msg {
@@ -2590,7 +2725,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2602,7 +2737,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2615,7 +2750,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{41}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *JobEvent) GetEvent() isJobEvent_Event {
@@ -2687,7 +2822,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2699,7 +2834,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2712,7 +2847,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{42}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetConfigRequest) GetKey() string {
@@ -2732,7 +2867,7 @@ type SetConfigRequest struct {
 
 func (x *SetConfigRequest) Reset() {
 	*x = SetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2744,7 +2879,7 @@ func (x *SetConfigRequest) String() string {
 func (*SetConfigRequest) ProtoMessage() {}
 
 func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2757,7 +2892,7 @@ func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{43}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SetConfigRequest) GetKey() string {
@@ -2783,7 +2918,7 @@ type ConfigResponse struct {
 
 func (x *ConfigResponse) Reset() {
 	*x = ConfigResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +2930,7 @@ func (x *ConfigResponse) String() string {
 func (*ConfigResponse) ProtoMessage() {}
 
 func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +2943,7 @@ func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigResponse.ProtoReflect.Descriptor instead.
 func (*ConfigResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ConfigResponse) GetValues() map[string]int64 {
@@ -2826,7 +2961,7 @@ type DumpRequest struct {
 
 func (x *DumpRequest) Reset() {
 	*x = DumpRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2838,7 +2973,7 @@ func (x *DumpRequest) String() string {
 func (*DumpRequest) ProtoMessage() {}
 
 func (x *DumpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2851,7 +2986,7 @@ func (x *DumpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpRequest.ProtoReflect.Descriptor instead.
 func (*DumpRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
 }
 
 type DumpedJob struct {
@@ -2863,7 +2998,7 @@ type DumpedJob struct {
 
 func (x *DumpedJob) Reset() {
 	*x = DumpedJob{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2875,7 +3010,7 @@ func (x *DumpedJob) String() string {
 func (*DumpedJob) ProtoMessage() {}
 
 func (x *DumpedJob) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2888,7 +3023,7 @@ func (x *DumpedJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpedJob.ProtoReflect.Descriptor instead.
 func (*DumpedJob) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DumpedJob) GetJob() *Job {
@@ -2907,7 +3042,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2919,7 +3054,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2932,7 +3067,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *LoadResponse) GetLoaded() uint64 {
@@ -2968,7 +3103,17 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x11SubmitJobsRequest\x121\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x1d.taskhive.v1.SubmitJobRequestR\x04jobs\"H\n" +
 	"\x12SubmitJobsResponse\x122\n" +
-	"\x04jobs\x18\x01 \x03(\v2\x1e.taskhive.v1.SubmitJobResponseR\x04jobs\"?\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x1e.taskhive.v1.SubmitJobResponseR\x04jobs\"B\n" +
+	"\x14SubmitStreamResponse\x12*\n" +
+	"\x04acks\x18\x01 \x03(\v2\x16.taskhive.v1.SubmitAckR\x04acks\"\x9f\x01\n" +
+	"\tSubmitAck\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x1a\n" +
+	"\breplaced\x18\x03 \x01(\bR\breplaced\x12\x18\n" +
+	"\arunning\x18\x04 \x01(\bR\arunning\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x05 \x01(\tR\terrorCode\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"?\n" +
 	"\x0eRunJobResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
 	"\x06result\x18\x02 \x01(\fR\x06result\"G\n" +
@@ -3128,11 +3273,12 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x17\n" +
 	"\x13JOB_STATE_SCHEDULED\x10\x02\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x03\x12\x12\n" +
-	"\x0eJOB_STATE_DEAD\x10\x042\x9d\r\n" +
+	"\x0eJOB_STATE_DEAD\x10\x042\xf3\r\n" +
 	"\tScheduler\x12J\n" +
 	"\tSubmitJob\x12\x1d.taskhive.v1.SubmitJobRequest\x1a\x1e.taskhive.v1.SubmitJobResponse\x12M\n" +
 	"\n" +
-	"SubmitJobs\x12\x1e.taskhive.v1.SubmitJobsRequest\x1a\x1f.taskhive.v1.SubmitJobsResponse\x12D\n" +
+	"SubmitJobs\x12\x1e.taskhive.v1.SubmitJobsRequest\x1a\x1f.taskhive.v1.SubmitJobsResponse\x12T\n" +
+	"\fSubmitStream\x12\x1d.taskhive.v1.SubmitJobRequest\x1a!.taskhive.v1.SubmitStreamResponse(\x010\x01\x12D\n" +
 	"\x06RunJob\x12\x1d.taskhive.v1.SubmitJobRequest\x1a\x1b.taskhive.v1.RunJobResponse\x12F\n" +
 	"\fRunJobStream\x12\x1d.taskhive.v1.SubmitJobRequest\x1a\x15.taskhive.v1.JobEvent0\x01\x128\n" +
 	"\bWatchJob\x12\x13.taskhive.v1.JobRef\x1a\x15.taskhive.v1.JobEvent0\x01\x12@\n" +
@@ -3169,7 +3315,7 @@ func file_taskhive_v1_scheduler_proto_rawDescGZIP() []byte {
 }
 
 var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_taskhive_v1_scheduler_proto_goTypes = []any{
 	(JobState)(0),                // 0: taskhive.v1.JobState
 	(*RetryPolicy)(nil),          // 1: taskhive.v1.RetryPolicy
@@ -3177,132 +3323,137 @@ var file_taskhive_v1_scheduler_proto_goTypes = []any{
 	(*SubmitJobResponse)(nil),    // 3: taskhive.v1.SubmitJobResponse
 	(*SubmitJobsRequest)(nil),    // 4: taskhive.v1.SubmitJobsRequest
 	(*SubmitJobsResponse)(nil),   // 5: taskhive.v1.SubmitJobsResponse
-	(*RunJobResponse)(nil),       // 6: taskhive.v1.RunJobResponse
-	(*JobRef)(nil),               // 7: taskhive.v1.JobRef
-	(*RemoveJobResponse)(nil),    // 8: taskhive.v1.RemoveJobResponse
-	(*Job)(nil),                  // 9: taskhive.v1.Job
-	(*DropTaskRequest)(nil),      // 10: taskhive.v1.DropTaskRequest
-	(*DropTaskResponse)(nil),     // 11: taskhive.v1.DropTaskResponse
-	(*StatusRequest)(nil),        // 12: taskhive.v1.StatusRequest
-	(*TaskStatus)(nil),           // 13: taskhive.v1.TaskStatus
-	(*StatusResponse)(nil),       // 14: taskhive.v1.StatusResponse
-	(*ListDeadRequest)(nil),      // 15: taskhive.v1.ListDeadRequest
-	(*ListDeadResponse)(nil),     // 16: taskhive.v1.ListDeadResponse
-	(*DeadRef)(nil),              // 17: taskhive.v1.DeadRef
-	(*DeadOpResponse)(nil),       // 18: taskhive.v1.DeadOpResponse
-	(*RegisterTaskRequest)(nil),  // 19: taskhive.v1.RegisterTaskRequest
-	(*RegisterTaskResponse)(nil), // 20: taskhive.v1.RegisterTaskResponse
-	(*GrabJobRequest)(nil),       // 21: taskhive.v1.GrabJobRequest
-	(*Done)(nil),                 // 22: taskhive.v1.Done
-	(*Fail)(nil),                 // 23: taskhive.v1.Fail
-	(*SchedLater)(nil),           // 24: taskhive.v1.SchedLater
-	(*Outcome)(nil),              // 25: taskhive.v1.Outcome
-	(*ReportResultRequest)(nil),  // 26: taskhive.v1.ReportResultRequest
-	(*ReportResultResponse)(nil), // 27: taskhive.v1.ReportResultResponse
-	(*HeartbeatRequest)(nil),     // 28: taskhive.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),    // 29: taskhive.v1.HeartbeatResponse
-	(*WorkerHello)(nil),          // 30: taskhive.v1.WorkerHello
-	(*WorkerResult)(nil),         // 31: taskhive.v1.WorkerResult
-	(*WorkData)(nil),             // 32: taskhive.v1.WorkData
-	(*SendDataResponse)(nil),     // 33: taskhive.v1.SendDataResponse
-	(*AcquireLockRequest)(nil),   // 34: taskhive.v1.AcquireLockRequest
-	(*AcquireLockResponse)(nil),  // 35: taskhive.v1.AcquireLockResponse
-	(*ReleaseLockRequest)(nil),   // 36: taskhive.v1.ReleaseLockRequest
-	(*ReleaseLockResponse)(nil),  // 37: taskhive.v1.ReleaseLockResponse
-	(*WorkerMessage)(nil),        // 38: taskhive.v1.WorkerMessage
-	(*Welcome)(nil),              // 39: taskhive.v1.Welcome
-	(*ResultAck)(nil),            // 40: taskhive.v1.ResultAck
-	(*ServerMessage)(nil),        // 41: taskhive.v1.ServerMessage
-	(*JobEvent)(nil),             // 42: taskhive.v1.JobEvent
-	(*GetConfigRequest)(nil),     // 43: taskhive.v1.GetConfigRequest
-	(*SetConfigRequest)(nil),     // 44: taskhive.v1.SetConfigRequest
-	(*ConfigResponse)(nil),       // 45: taskhive.v1.ConfigResponse
-	(*DumpRequest)(nil),          // 46: taskhive.v1.DumpRequest
-	(*DumpedJob)(nil),            // 47: taskhive.v1.DumpedJob
-	(*LoadResponse)(nil),         // 48: taskhive.v1.LoadResponse
-	nil,                          // 49: taskhive.v1.ConfigResponse.ValuesEntry
+	(*SubmitStreamResponse)(nil), // 6: taskhive.v1.SubmitStreamResponse
+	(*SubmitAck)(nil),            // 7: taskhive.v1.SubmitAck
+	(*RunJobResponse)(nil),       // 8: taskhive.v1.RunJobResponse
+	(*JobRef)(nil),               // 9: taskhive.v1.JobRef
+	(*RemoveJobResponse)(nil),    // 10: taskhive.v1.RemoveJobResponse
+	(*Job)(nil),                  // 11: taskhive.v1.Job
+	(*DropTaskRequest)(nil),      // 12: taskhive.v1.DropTaskRequest
+	(*DropTaskResponse)(nil),     // 13: taskhive.v1.DropTaskResponse
+	(*StatusRequest)(nil),        // 14: taskhive.v1.StatusRequest
+	(*TaskStatus)(nil),           // 15: taskhive.v1.TaskStatus
+	(*StatusResponse)(nil),       // 16: taskhive.v1.StatusResponse
+	(*ListDeadRequest)(nil),      // 17: taskhive.v1.ListDeadRequest
+	(*ListDeadResponse)(nil),     // 18: taskhive.v1.ListDeadResponse
+	(*DeadRef)(nil),              // 19: taskhive.v1.DeadRef
+	(*DeadOpResponse)(nil),       // 20: taskhive.v1.DeadOpResponse
+	(*RegisterTaskRequest)(nil),  // 21: taskhive.v1.RegisterTaskRequest
+	(*RegisterTaskResponse)(nil), // 22: taskhive.v1.RegisterTaskResponse
+	(*GrabJobRequest)(nil),       // 23: taskhive.v1.GrabJobRequest
+	(*Done)(nil),                 // 24: taskhive.v1.Done
+	(*Fail)(nil),                 // 25: taskhive.v1.Fail
+	(*SchedLater)(nil),           // 26: taskhive.v1.SchedLater
+	(*Outcome)(nil),              // 27: taskhive.v1.Outcome
+	(*ReportResultRequest)(nil),  // 28: taskhive.v1.ReportResultRequest
+	(*ReportResultResponse)(nil), // 29: taskhive.v1.ReportResultResponse
+	(*HeartbeatRequest)(nil),     // 30: taskhive.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),    // 31: taskhive.v1.HeartbeatResponse
+	(*WorkerHello)(nil),          // 32: taskhive.v1.WorkerHello
+	(*WorkerResult)(nil),         // 33: taskhive.v1.WorkerResult
+	(*WorkData)(nil),             // 34: taskhive.v1.WorkData
+	(*SendDataResponse)(nil),     // 35: taskhive.v1.SendDataResponse
+	(*AcquireLockRequest)(nil),   // 36: taskhive.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil),  // 37: taskhive.v1.AcquireLockResponse
+	(*ReleaseLockRequest)(nil),   // 38: taskhive.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil),  // 39: taskhive.v1.ReleaseLockResponse
+	(*WorkerMessage)(nil),        // 40: taskhive.v1.WorkerMessage
+	(*Welcome)(nil),              // 41: taskhive.v1.Welcome
+	(*ResultAck)(nil),            // 42: taskhive.v1.ResultAck
+	(*ServerMessage)(nil),        // 43: taskhive.v1.ServerMessage
+	(*JobEvent)(nil),             // 44: taskhive.v1.JobEvent
+	(*GetConfigRequest)(nil),     // 45: taskhive.v1.GetConfigRequest
+	(*SetConfigRequest)(nil),     // 46: taskhive.v1.SetConfigRequest
+	(*ConfigResponse)(nil),       // 47: taskhive.v1.ConfigResponse
+	(*DumpRequest)(nil),          // 48: taskhive.v1.DumpRequest
+	(*DumpedJob)(nil),            // 49: taskhive.v1.DumpedJob
+	(*LoadResponse)(nil),         // 50: taskhive.v1.LoadResponse
+	nil,                          // 51: taskhive.v1.ConfigResponse.ValuesEntry
 }
 var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
 	1,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
 	2,  // 1: taskhive.v1.SubmitJobsRequest.jobs:type_name -> taskhive.v1.SubmitJobRequest
 	3,  // 2: taskhive.v1.SubmitJobsResponse.jobs:type_name -> taskhive.v1.SubmitJobResponse
-	0,  // 3: taskhive.v1.Job.state:type_name -> taskhive.v1.JobState
-	1,  // 4: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
-	13, // 5: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
-	13, // 6: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
-	9,  // 7: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
-	22, // 8: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
-	23, // 9: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
-	24, // 10: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
-	25, // 11: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
-	25, // 12: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
-	30, // 13: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
-	31, // 14: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
-	28, // 15: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
-	32, // 16: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
-	34, // 17: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
-	36, // 18: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
-	39, // 19: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
-	9,  // 20: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
-	40, // 21: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
-	29, // 22: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
-	35, // 23: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
-	6,  // 24: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
-	49, // 25: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
-	9,  // 26: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
-	2,  // 27: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
-	4,  // 28: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
-	2,  // 29: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
-	2,  // 30: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
-	7,  // 31: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
-	7,  // 32: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
-	7,  // 33: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
-	10, // 34: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
-	12, // 35: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
-	15, // 36: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
-	17, // 37: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
-	17, // 38: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
-	19, // 39: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
-	21, // 40: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
-	26, // 41: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
-	28, // 42: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
-	32, // 43: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
-	34, // 44: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
-	36, // 45: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
-	38, // 46: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
-	43, // 47: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
-	44, // 48: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
-	46, // 49: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
-	47, // 50: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
-	3,  // 51: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
-	5,  // 52: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
-	6,  // 53: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
-	42, // 54: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
-	42, // 55: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
-	8,  // 56: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
-	9,  // 57: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
-	11, // 58: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
-	14, // 59: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
-	16, // 60: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
-	18, // 61: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
-	18, // 62: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
-	20, // 63: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
-	9,  // 64: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
-	27, // 65: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
-	29, // 66: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
-	33, // 67: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
-	35, // 68: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
-	37, // 69: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
-	41, // 70: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
-	45, // 71: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
-	45, // 72: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
-	47, // 73: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
-	48, // 74: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
-	51, // [51:75] is the sub-list for method output_type
-	27, // [27:51] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	7,  // 3: taskhive.v1.SubmitStreamResponse.acks:type_name -> taskhive.v1.SubmitAck
+	0,  // 4: taskhive.v1.Job.state:type_name -> taskhive.v1.JobState
+	1,  // 5: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
+	15, // 6: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
+	15, // 7: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
+	11, // 8: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
+	24, // 9: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
+	25, // 10: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
+	26, // 11: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
+	27, // 12: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
+	27, // 13: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
+	32, // 14: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
+	33, // 15: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
+	30, // 16: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
+	34, // 17: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
+	36, // 18: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
+	38, // 19: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
+	41, // 20: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
+	11, // 21: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
+	42, // 22: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
+	31, // 23: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
+	37, // 24: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
+	8,  // 25: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
+	51, // 26: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
+	11, // 27: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
+	2,  // 28: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
+	4,  // 29: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
+	2,  // 30: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
+	2,  // 31: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
+	2,  // 32: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
+	9,  // 33: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
+	9,  // 34: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
+	9,  // 35: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
+	12, // 36: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
+	14, // 37: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
+	17, // 38: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
+	19, // 39: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
+	19, // 40: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
+	21, // 41: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
+	23, // 42: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
+	28, // 43: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
+	30, // 44: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
+	34, // 45: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
+	36, // 46: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
+	38, // 47: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
+	40, // 48: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
+	45, // 49: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
+	46, // 50: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
+	48, // 51: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
+	49, // 52: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
+	3,  // 53: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
+	5,  // 54: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
+	6,  // 55: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
+	8,  // 56: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
+	44, // 57: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
+	44, // 58: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
+	10, // 59: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
+	11, // 60: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
+	13, // 61: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
+	16, // 62: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
+	18, // 63: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
+	20, // 64: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
+	20, // 65: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
+	22, // 66: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
+	11, // 67: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
+	29, // 68: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
+	31, // 69: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
+	35, // 70: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
+	37, // 71: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
+	39, // 72: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
+	43, // 73: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
+	47, // 74: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
+	47, // 75: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
+	49, // 76: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
+	50, // 77: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
+	53, // [53:78] is the sub-list for method output_type
+	28, // [28:53] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_taskhive_v1_scheduler_proto_init() }
@@ -3311,13 +3462,13 @@ func file_taskhive_v1_scheduler_proto_init() {
 		return
 	}
 	file_taskhive_v1_scheduler_proto_msgTypes[1].OneofWrappers = []any{}
-	file_taskhive_v1_scheduler_proto_msgTypes[22].OneofWrappers = []any{}
-	file_taskhive_v1_scheduler_proto_msgTypes[24].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[24].OneofWrappers = []any{}
+	file_taskhive_v1_scheduler_proto_msgTypes[26].OneofWrappers = []any{
 		(*Outcome_Done)(nil),
 		(*Outcome_Fail)(nil),
 		(*Outcome_SchedLater)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[37].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[39].OneofWrappers = []any{
 		(*WorkerMessage_Hello)(nil),
 		(*WorkerMessage_Result)(nil),
 		(*WorkerMessage_Heartbeat)(nil),
@@ -3325,14 +3476,14 @@ func file_taskhive_v1_scheduler_proto_init() {
 		(*WorkerMessage_Acquire)(nil),
 		(*WorkerMessage_Release)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[40].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[42].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Job)(nil),
 		(*ServerMessage_Ack)(nil),
 		(*ServerMessage_Heartbeat)(nil),
 		(*ServerMessage_Lock)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[41].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[43].OneofWrappers = []any{
 		(*JobEvent_Data)(nil),
 		(*JobEvent_Result)(nil),
 		(*JobEvent_Error)(nil),
@@ -3343,7 +3494,7 @@ func file_taskhive_v1_scheduler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskhive_v1_scheduler_proto_rawDesc), len(file_taskhive_v1_scheduler_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   49,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

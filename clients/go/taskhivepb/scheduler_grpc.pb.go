@@ -24,6 +24,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Scheduler_SubmitJob_FullMethodName    = "/taskhive.v1.Scheduler/SubmitJob"
 	Scheduler_SubmitJobs_FullMethodName   = "/taskhive.v1.Scheduler/SubmitJobs"
+	Scheduler_SubmitStream_FullMethodName = "/taskhive.v1.Scheduler/SubmitStream"
 	Scheduler_RunJob_FullMethodName       = "/taskhive.v1.Scheduler/RunJob"
 	Scheduler_RunJobStream_FullMethodName = "/taskhive.v1.Scheduler/RunJobStream"
 	Scheduler_WatchJob_FullMethodName     = "/taskhive.v1.Scheduler/WatchJob"
@@ -58,6 +59,16 @@ type SchedulerClient interface {
 	// job fails the call (INVALID_ARGUMENT naming it) and none is submitted. Acknowledged once all are
 	// committed (one commit for the batch); the answers are in request order.
 	SubmitJobs(ctx context.Context, in *SubmitJobsRequest, opts ...grpc.CallOption) (*SubmitJobsResponse, error)
+	// Submit (or replace) jobs over one bidirectional stream, one job per request message, without
+	// waiting for answers (pipelining without client-side batches). Each request is acknowledged
+	// exactly once, in request order, by a SubmitAck whose seq is the request's 0-based index in this
+	// stream, and only after the job is committed to the store (the same durability as SubmitJob).
+	// Requests are judged one by one (not all-or-nothing like SubmitJobs): a bad request gets an
+	// error ack naming the field (error_code INVALID_ARGUMENT) and the stream goes on; a job past the
+	// job limits gets RESOURCE_EXHAUSTED. The server commits the requests that have arrived together
+	// and answers each such group with one response carrying its acks. When the client half-closes,
+	// the server sends the remaining acks and ends the stream. Not served by the JSON face.
+	SubmitStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubmitJobRequest, SubmitStreamResponse], error)
 	// Submit a job and wait for the worker's result. FAILED_PRECONDITION when no worker serves the task.
 	RunJob(ctx context.Context, in *SubmitJobRequest, opts ...grpc.CallOption) (*RunJobResponse, error)
 	// RunJob that also streams the data chunks the worker sends while the job runs, then the result.
@@ -132,6 +143,19 @@ func (c *schedulerClient) SubmitJobs(ctx context.Context, in *SubmitJobsRequest,
 	return out, nil
 }
 
+func (c *schedulerClient) SubmitStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubmitJobRequest, SubmitStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Scheduler_ServiceDesc.Streams[0], Scheduler_SubmitStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SubmitJobRequest, SubmitStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Scheduler_SubmitStreamClient = grpc.BidiStreamingClient[SubmitJobRequest, SubmitStreamResponse]
+
 func (c *schedulerClient) RunJob(ctx context.Context, in *SubmitJobRequest, opts ...grpc.CallOption) (*RunJobResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RunJobResponse)
@@ -144,7 +168,7 @@ func (c *schedulerClient) RunJob(ctx context.Context, in *SubmitJobRequest, opts
 
 func (c *schedulerClient) RunJobStream(ctx context.Context, in *SubmitJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[JobEvent], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Scheduler_ServiceDesc.Streams[0], Scheduler_RunJobStream_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Scheduler_ServiceDesc.Streams[1], Scheduler_RunJobStream_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +187,7 @@ type Scheduler_RunJobStreamClient = grpc.ServerStreamingClient[JobEvent]
 
 func (c *schedulerClient) WatchJob(ctx context.Context, in *JobRef, opts ...grpc.CallOption) (grpc.ServerStreamingClient[JobEvent], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Scheduler_ServiceDesc.Streams[1], Scheduler_WatchJob_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Scheduler_ServiceDesc.Streams[2], Scheduler_WatchJob_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +286,7 @@ func (c *schedulerClient) RegisterTask(ctx context.Context, in *RegisterTaskRequ
 
 func (c *schedulerClient) GrabJob(ctx context.Context, in *GrabJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Job], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Scheduler_ServiceDesc.Streams[2], Scheduler_GrabJob_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Scheduler_ServiceDesc.Streams[3], Scheduler_GrabJob_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +355,7 @@ func (c *schedulerClient) ReleaseLock(ctx context.Context, in *ReleaseLockReques
 
 func (c *schedulerClient) Work(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WorkerMessage, ServerMessage], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Scheduler_ServiceDesc.Streams[3], Scheduler_Work_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Scheduler_ServiceDesc.Streams[4], Scheduler_Work_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -364,7 +388,7 @@ func (c *schedulerClient) SetConfig(ctx context.Context, in *SetConfigRequest, o
 
 func (c *schedulerClient) Dump(ctx context.Context, in *DumpRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DumpedJob], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Scheduler_ServiceDesc.Streams[4], Scheduler_Dump_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Scheduler_ServiceDesc.Streams[5], Scheduler_Dump_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -383,7 +407,7 @@ type Scheduler_DumpClient = grpc.ServerStreamingClient[DumpedJob]
 
 func (c *schedulerClient) Load(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[DumpedJob, LoadResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Scheduler_ServiceDesc.Streams[5], Scheduler_Load_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Scheduler_ServiceDesc.Streams[6], Scheduler_Load_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -404,6 +428,16 @@ type SchedulerServer interface {
 	// job fails the call (INVALID_ARGUMENT naming it) and none is submitted. Acknowledged once all are
 	// committed (one commit for the batch); the answers are in request order.
 	SubmitJobs(context.Context, *SubmitJobsRequest) (*SubmitJobsResponse, error)
+	// Submit (or replace) jobs over one bidirectional stream, one job per request message, without
+	// waiting for answers (pipelining without client-side batches). Each request is acknowledged
+	// exactly once, in request order, by a SubmitAck whose seq is the request's 0-based index in this
+	// stream, and only after the job is committed to the store (the same durability as SubmitJob).
+	// Requests are judged one by one (not all-or-nothing like SubmitJobs): a bad request gets an
+	// error ack naming the field (error_code INVALID_ARGUMENT) and the stream goes on; a job past the
+	// job limits gets RESOURCE_EXHAUSTED. The server commits the requests that have arrived together
+	// and answers each such group with one response carrying its acks. When the client half-closes,
+	// the server sends the remaining acks and ends the stream. Not served by the JSON face.
+	SubmitStream(grpc.BidiStreamingServer[SubmitJobRequest, SubmitStreamResponse]) error
 	// Submit a job and wait for the worker's result. FAILED_PRECONDITION when no worker serves the task.
 	RunJob(context.Context, *SubmitJobRequest) (*RunJobResponse, error)
 	// RunJob that also streams the data chunks the worker sends while the job runs, then the result.
@@ -463,6 +497,9 @@ func (UnimplementedSchedulerServer) SubmitJob(context.Context, *SubmitJobRequest
 }
 func (UnimplementedSchedulerServer) SubmitJobs(context.Context, *SubmitJobsRequest) (*SubmitJobsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitJobs not implemented")
+}
+func (UnimplementedSchedulerServer) SubmitStream(grpc.BidiStreamingServer[SubmitJobRequest, SubmitStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method SubmitStream not implemented")
 }
 func (UnimplementedSchedulerServer) RunJob(context.Context, *SubmitJobRequest) (*RunJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RunJob not implemented")
@@ -586,6 +623,13 @@ func _Scheduler_SubmitJobs_Handler(srv interface{}, ctx context.Context, dec fun
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _Scheduler_SubmitStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SchedulerServer).SubmitStream(&grpc.GenericServerStream[SubmitJobRequest, SubmitStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Scheduler_SubmitStreamServer = grpc.BidiStreamingServer[SubmitJobRequest, SubmitStreamResponse]
 
 func _Scheduler_RunJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SubmitJobRequest)
@@ -1014,6 +1058,12 @@ var Scheduler_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SubmitStream",
+			Handler:       _Scheduler_SubmitStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "RunJobStream",
 			Handler:       _Scheduler_RunJobStream_Handler,

@@ -70,6 +70,28 @@ class SubmitJobsResponse(_message.Message):
     jobs: _containers.RepeatedCompositeFieldContainer[SubmitJobResponse]
     def __init__(self, jobs: _Optional[_Iterable[_Union[SubmitJobResponse, _Mapping]]] = ...) -> None: ...
 
+class SubmitStreamResponse(_message.Message):
+    __slots__ = ("acks",)
+    ACKS_FIELD_NUMBER: _ClassVar[int]
+    acks: _containers.RepeatedCompositeFieldContainer[SubmitAck]
+    def __init__(self, acks: _Optional[_Iterable[_Union[SubmitAck, _Mapping]]] = ...) -> None: ...
+
+class SubmitAck(_message.Message):
+    __slots__ = ("seq", "job_id", "replaced", "running", "error_code", "error")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    job_id: int
+    replaced: bool
+    running: bool
+    error_code: str
+    error: str
+    def __init__(self, seq: _Optional[int] = ..., job_id: _Optional[int] = ..., replaced: _Optional[bool] = ..., running: _Optional[bool] = ..., error_code: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
 class RunJobResponse(_message.Message):
     __slots__ = ("job_id", "result")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

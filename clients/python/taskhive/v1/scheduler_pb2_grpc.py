@@ -44,6 +44,11 @@ class SchedulerStub:
                 request_serializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobsRequest.SerializeToString,
                 response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobsResponse.FromString,
                 _registered_method=True)
+        self.SubmitStream = channel.stream_stream(
+                '/taskhive.v1.Scheduler/SubmitStream',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobRequest.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitStreamResponse.FromString,
+                _registered_method=True)
         self.RunJob = channel.unary_unary(
                 '/taskhive.v1.Scheduler/RunJob',
                 request_serializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobRequest.SerializeToString,
@@ -170,6 +175,21 @@ class SchedulerServicer:
         """Submit (or replace) many jobs in one call, in order. Every job is validated first: one invalid
         job fails the call (INVALID_ARGUMENT naming it) and none is submitted. Acknowledged once all are
         committed (one commit for the batch); the answers are in request order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitStream(self, request_iterator, context):
+        """Submit (or replace) jobs over one bidirectional stream, one job per request message, without
+        waiting for answers (pipelining without client-side batches). Each request is acknowledged
+        exactly once, in request order, by a SubmitAck whose seq is the request's 0-based index in this
+        stream, and only after the job is committed to the store (the same durability as SubmitJob).
+        Requests are judged one by one (not all-or-nothing like SubmitJobs): a bad request gets an
+        error ack naming the field (error_code INVALID_ARGUMENT) and the stream goes on; a job past the
+        job limits gets RESOURCE_EXHAUSTED. The server commits the requests that have arrived together
+        and answers each such group with one response carrying its acks. When the client half-closes,
+        the server sends the remaining acks and ends the stream. Not served by the JSON face.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -342,6 +362,11 @@ def add_SchedulerServicer_to_server(servicer, server):
                     request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobsRequest.FromString,
                     response_serializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobsResponse.SerializeToString,
             ),
+            'SubmitStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.SubmitStream,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobRequest.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitStreamResponse.SerializeToString,
+            ),
             'RunJob': grpc.unary_unary_rpc_method_handler(
                     servicer.RunJob,
                     request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.SubmitJobRequest.FromString,
@@ -507,6 +532,33 @@ class Scheduler:
             '/taskhive.v1.Scheduler/SubmitJobs',
             taskhive_dot_v1_dot_scheduler__pb2.SubmitJobsRequest.SerializeToString,
             taskhive_dot_v1_dot_scheduler__pb2.SubmitJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/taskhive.v1.Scheduler/SubmitStream',
+            taskhive_dot_v1_dot_scheduler__pb2.SubmitJobRequest.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.SubmitStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
