@@ -14,6 +14,7 @@ from taskhive._types import (
     RetryPolicy,
     SchedLater,
     Status,
+    SubmitAck,
     TaskStatus,
 )
 from taskhive.client import Client
@@ -57,6 +58,7 @@ __all__ = [
     "RetryPolicy",
     "SchedLater",
     "Status",
+    "SubmitAck",
     "TaskStatus",
     "TaskhiveError",
     "UnauthenticatedError",

@@ -159,6 +159,57 @@ class Job:
         )
 
 
+@dataclass(frozen=True)
+class SubmitAck:
+    """The answer to one job of ``submit_stream``: its id once committed, or why it was refused."""
+
+    #: The job's 0-based index in the stream.
+    seq: int
+    job_id: int = 0
+    #: A job with the same task and name existed and was replaced (it kept its id).
+    replaced: bool = False
+    #: A job with the same task and name is running: nothing changed.
+    running: bool = False
+    #: ``None`` when the job was committed, else the error ``submit`` would have raised
+    #: (e.g. :class:`~taskhive.InvalidArgumentError` naming the field). Nothing was stored.
+    error: Optional[Exception] = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the job was committed."""
+        return self.error is None
+
+    @classmethod
+    def from_proto(cls, m: pb.SubmitAck) -> "SubmitAck":
+        """Builds the view from a ``taskhive.v1.SubmitAck`` message."""
+        from taskhive.errors import from_code_name
+
+        return cls(
+            seq=m.seq,
+            job_id=m.job_id,
+            replaced=m.replaced,
+            running=m.running,
+            error=from_code_name(m.error_code, m.error) if m.error_code else None,
+        )
+
+
+class RequestFeed:
+    """Turns job dicts into ``SubmitJobRequest`` messages for a request stream. A job that cannot be
+    built (a client-side ``TypeError``/``ValueError``) ends the feed, which half-closes the
+    stream; the caller re-raises it once the acks of the jobs before it are in."""
+
+    def __init__(self) -> None:
+        self.error: Optional[BaseException] = None
+
+    def build(self, job: dict) -> Optional[pb.SubmitJobRequest]:
+        """The request for ``job``, or ``None`` (and the error kept) when it cannot be built."""
+        try:
+            return submit_request(**job)
+        except (TypeError, ValueError) as e:
+            self.error = e
+            return None
+
+
 def _state(v: int) -> JobState:
     try:
         return JobState(v)

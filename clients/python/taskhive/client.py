@@ -19,8 +19,10 @@ import grpc
 
 from taskhive._types import (
     Job,
+    RequestFeed,
     RetryPolicy,
     Status,
+    SubmitAck,
     When,
     default_addr,
     job_ref,
@@ -130,6 +132,35 @@ class Client:
         """
         req = pb.SubmitJobsRequest(jobs=[submit_request(**j) for j in jobs])
         return [r.job_id for r in self._call(self._stub.SubmitJobs, req).jobs]
+
+    def submit_stream(self, jobs: Iterable[Dict[str, Any]]) -> Iterator[SubmitAck]:
+        """Submits jobs over one stream without waiting for answers; yields a
+        :class:`~taskhive.SubmitAck` per job, in order, once it is committed.
+
+        ``jobs`` (dicts of :meth:`submit`'s parameters, any iterable, read as the stream
+        goes) are sent as fast as the connection takes them; the server commits what has
+        arrived together. Each job is judged on its own: a bad one gets an ack whose ``error``
+        names the field (e.g. :class:`~taskhive.InvalidArgumentError` ``task: ...``) and the
+        others go on. A job dict the client cannot even build raises its ``TypeError`` /
+        ``ValueError`` after the acks of the jobs before it.
+        """
+        feed = RequestFeed()
+
+        def reqs() -> Iterator[pb.SubmitJobRequest]:
+            for j in jobs:
+                req = feed.build(j)
+                if req is None:
+                    return
+                yield req
+
+        try:
+            for resp in self._stub.SubmitStream(reqs()):
+                for a in resp.acks:
+                    yield SubmitAck.from_proto(a)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        if feed.error is not None:
+            raise feed.error
 
     def run_job(
         self,

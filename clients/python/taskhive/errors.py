@@ -129,6 +129,13 @@ _BY_CODE: dict[grpc.StatusCode, type[TaskhiveError]] = {
 }
 
 
+def from_code_name(name: str, details: str) -> TaskhiveError:
+    """The :class:`TaskhiveError` for a gRPC code given by name (``"INVALID_ARGUMENT"``), as a
+    SubmitStream ack carries it."""
+    code = getattr(grpc.StatusCode, name, grpc.StatusCode.UNKNOWN)
+    return _BY_CODE.get(code, TaskhiveError)(details, code)
+
+
 def from_rpc_error(err: grpc.RpcError, *, run_job: bool = False) -> TaskhiveError:
     """The :class:`TaskhiveError` for a failed gRPC call (``grpc.RpcError`` or ``grpc.aio.AioRpcError``).
 

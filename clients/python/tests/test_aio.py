@@ -349,3 +349,20 @@ async def test_refused_worker_raises_instead_of_reconnecting(server):
     w.add_task("x" * 256, lambda job: None)  # task names are 1..255 bytes
     with pytest.raises(aio.InvalidArgumentError, match="tasks"):
         await asyncio.wait_for(w.run(), DEADLINE)
+
+
+@run_async
+async def test_submit_stream_from_an_async_iterable(server):
+    async def jobs():
+        for i in range(500):
+            yield {"task": "astream", "name": f"a{i}", "delay": 60 if i % 2 else None}
+
+    async with aio.Client(server.addr) as client:
+        acks = [a async for a in client.submit_stream(jobs())]
+        assert [a.seq for a in acks] == list(range(500))
+        assert all(a.ok and a.job_id for a in acks)
+        status = (await client.status())["astream"]
+        assert (status.pending, status.scheduled) == (250, 250)
+        bad = [a async for a in client.submit_stream([{"task": "astream", "name": "x" * 256}])]
+        assert isinstance(bad[0].error, aio.InvalidArgumentError)
+        assert bad[0].error.details.startswith("name:")

@@ -384,3 +384,28 @@ def test_submit_many_commits_all_or_rejects_all(client):
         client.submit_many([{"task": "batch", "name": "d"}, {"task": "batch", "name": ""}])
     with pytest.raises(taskhive.NotFoundError):
         client.get("batch", "d")
+
+
+def test_submit_stream_acks_each_job_in_order_and_goes_on_past_a_bad_one(client):
+    jobs = [{"task": "stream", "name": f"s{i}", "args": f"{i}"} for i in range(2000)]
+    jobs[700]["name"] = ""
+    acks = list(client.submit_stream(iter(jobs)))
+    assert [a.seq for a in acks] == list(range(2000))
+    bad = acks[700]
+    assert isinstance(bad.error, taskhive.InvalidArgumentError) and not bad.ok
+    assert bad.error.details.startswith("name:") and bad.job_id == 0
+    ok = [a for a in acks if a.ok]
+    assert len(ok) == 1999 and len({a.job_id for a in ok}) == 1999
+    assert client.get("stream", "s1999").args == b"1999"
+    assert client.status()["stream"].pending == 1999
+    # Resubmitting replaces, keeping the id, as submit does.
+    again = list(client.submit_stream([{"task": "stream", "name": "s5", "args": b"new"}]))
+    assert (again[0].job_id, again[0].replaced) == (acks[5].job_id, True)
+    # A job the client cannot build ends the stream after the acks of the ones before it.
+    seen = []
+    with pytest.raises(ValueError, match="sched_at or delay"):
+        for a in client.submit_stream(
+            [{"task": "stream", "name": "x1"}, {"task": "stream", "name": "x2", "delay": 1, "sched_at": 5}]
+        ):
+            seen.append(a)
+    assert [a.seq for a in seen] == [0] and seen[0].ok

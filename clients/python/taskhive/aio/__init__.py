@@ -15,6 +15,7 @@ from taskhive._types import (
     RetryPolicy,
     SchedLater,
     Status,
+    SubmitAck,
     TaskStatus,
 )
 from taskhive.aio.client import Client
@@ -53,6 +54,7 @@ __all__ = [
     "RetryPolicy",
     "SchedLater",
     "Status",
+    "SubmitAck",
     "TaskStatus",
     "TaskhiveError",
     "UnavailableError",

@@ -22,8 +22,10 @@ import grpc.aio
 from taskhive._channel import RootCertificates, aio_channel, default_token
 from taskhive._types import (
     Job,
+    RequestFeed,
     RetryPolicy,
     Status,
+    SubmitAck,
     When,
     default_addr,
     job_ref,
@@ -114,6 +116,39 @@ class Client:
         """
         req = pb.SubmitJobsRequest(jobs=[submit_request(**j) for j in jobs])
         return [r.job_id for r in (await self._call(self._stub.SubmitJobs, req)).jobs]
+
+    async def submit_stream(
+        self, jobs: Union[Iterable[Dict[str, Any]], AsyncIterable[Dict[str, Any]]]
+    ) -> AsyncIterator[SubmitAck]:
+        """Submits jobs over one stream without waiting for answers; yields a
+        :class:`~taskhive.SubmitAck` per job, in order, once it is committed.
+
+        See :meth:`taskhive.Client.submit_stream`; ``jobs`` may also be an async iterable.
+        """
+        feed = RequestFeed()
+
+        async def reqs() -> AsyncIterator[pb.SubmitJobRequest]:
+            if isinstance(jobs, AsyncIterable):
+                async for j in jobs:
+                    req = feed.build(j)
+                    if req is None:
+                        return
+                    yield req
+            else:
+                for j in jobs:
+                    req = feed.build(j)
+                    if req is None:
+                        return
+                    yield req
+
+        try:
+            async for resp in self._stub.SubmitStream(reqs()):
+                for a in resp.acks:
+                    yield SubmitAck.from_proto(a)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        if feed.error is not None:
+            raise feed.error
 
     async def run_job(
         self,
