@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -239,5 +240,52 @@ func TestSubmitManyAllOrNothing(t *testing.T) {
 	}
 	if _, err := c.Get(ctx, "batch", "c"); !taskhive.IsNotFound(err) {
 		t.Fatalf("batch/c after a rejected batch: %v", err)
+	}
+}
+
+func TestSubmitStreamAcksInOrderAndGoesOnPastABadJob(t *testing.T) {
+	_, c := startServer(t)
+	ctx := ctxT(t)
+
+	const n = 3000
+	jobs := make(chan taskhive.Submission)
+	go func() {
+		defer close(jobs)
+		for i := 0; i < n; i++ {
+			s := taskhive.Submission{Task: "gostream", Name: fmt.Sprintf("g%d", i), Args: []byte(fmt.Sprint(i))}
+			if i == 1234 {
+				s.Opts = []taskhive.SubmitOption{taskhive.WithTimeout(-time.Second)}
+			}
+			jobs <- s
+		}
+	}()
+	var acks []taskhive.SubmitAck
+	if err := c.SubmitStream(ctx, jobs, func(a taskhive.SubmitAck) { acks = append(acks, a) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(acks) != n {
+		t.Fatalf("%d acks for %d jobs", len(acks), n)
+	}
+	ids := map[uint64]bool{}
+	for i, a := range acks {
+		if a.Seq != uint64(i) {
+			t.Fatalf("ack %d has seq %d", i, a.Seq)
+		}
+		if i == 1234 {
+			if !taskhive.IsInvalidArgument(a.Err) || !strings.Contains(a.Err.Error(), "timeout_ms:") {
+				t.Fatalf("bad job's ack: %+v", a)
+			}
+			continue
+		}
+		if a.Err != nil || a.JobID == 0 || ids[a.JobID] {
+			t.Fatalf("ack %d: %+v", i, a)
+		}
+		ids[a.JobID] = true
+	}
+	if j, err := c.Get(ctx, "gostream", "g2999"); err != nil || string(j.Args) != "2999" {
+		t.Fatalf("gostream/g2999: %+v, %v", j, err)
+	}
+	if _, err := c.Get(ctx, "gostream", "g1234"); !taskhive.IsNotFound(err) {
+		t.Fatalf("the refused job was stored: %v", err)
 	}
 }

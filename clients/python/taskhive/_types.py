@@ -194,9 +194,11 @@ class SubmitAck:
 
 
 class RequestFeed:
-    """Turns job dicts into ``SubmitJobRequest`` messages for a request stream. A job that cannot be
-    built (a client-side ``TypeError``/``ValueError``) ends the feed, which half-closes the
-    stream; the caller re-raises it once the acks of the jobs before it are in."""
+    """Turns job dicts into ``SubmitJobRequest`` messages for a request stream.
+
+    A job that cannot be built (a client-side ``TypeError``/``ValueError``) ends the feed,
+    which half-closes the stream; the caller re-raises it once the acks of the jobs before it
+    are in."""
 
     def __init__(self) -> None:
         self.error: Optional[BaseException] = None
