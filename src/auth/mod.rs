@@ -425,6 +425,10 @@ mod tests {
             Needs(Role::Client)
         );
         assert_eq!(
+            required(&Method::POST, "/taskhive.v1.Scheduler/SubmitStream"),
+            Needs(Role::Client)
+        );
+        assert_eq!(
             required(&Method::POST, "/taskhive.v1.LoadRunner/Exec"),
             Needs(Role::Admin)
         );
