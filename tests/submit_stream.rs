@@ -256,3 +256,59 @@ async fn acked_jobs_survive_sigkill() {
         .unwrap_or_else(|e| panic!("acked job {name} lost: {e:?}"));
     }
 }
+
+#[tokio::test]
+async fn an_oversized_message_ends_the_stream_after_the_acks_before_it() {
+    let s = TestServer::start().await;
+    let mut c = s.client().await;
+    let (tx, rx) = mpsc::channel(8);
+    for i in 0..3 {
+        tx.send(job("big", &format!("b{i}"))).await.unwrap();
+    }
+    let mut inbound = c
+        .submit_stream(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut acked = 0;
+    while acked < 3 {
+        acked += within(10, inbound.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .acks
+            .len();
+    }
+    let mut big = job("big", "huge");
+    big.args = vec![0; 2 << 20].into();
+    tx.send(big).await.unwrap();
+    let err = within(10, inbound.message()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err:?}");
+    assert_eq!(task_status(&mut c, "big").await.pending, 3);
+
+    // Sent at once, before any ack: the acks of the jobs ahead of it still arrive first.
+    let mut reqs: Vec<_> = (0..5).map(|i| job("big2", &format!("b{i}"))).collect();
+    let mut big = job("big2", "huge");
+    big.args = vec![0; 2 << 20].into();
+    reqs.push(big);
+    reqs.push(job("big2", "after"));
+    let (tx, rx) = mpsc::channel(8);
+    for r in reqs {
+        tx.send(r).await.unwrap();
+    }
+    drop(tx);
+    let mut inbound = c
+        .submit_stream(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut acked = 0;
+    let err = loop {
+        match within(10, inbound.message()).await {
+            Ok(Some(m)) => acked += m.acks.len(),
+            Ok(None) => panic!("the stream ended without an error"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!((acked, err.code()), (5, tonic::Code::OutOfRange), "{err:?}");
+}
