@@ -39,7 +39,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100)]
     pub payload: usize,
     /// Requests each client keeps in flight (gRPC calls multiplexed on its connection;
-    /// Gearman packets pipelined on its socket).
+    /// unacknowledged jobs on its SubmitStream; Gearman packets pipelined on its socket).
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
     /// Jobs in the store for timers, memory and restart.
