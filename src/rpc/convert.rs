@@ -72,7 +72,9 @@ pub fn submit_spec(
     Ok(JobSpec {
         task: req.task,
         name: req.name,
-        args: req.args,
+        // Decoded `bytes` fields are views into the connection's receive buffer: kept as is,
+        // every stored job would pin that whole buffer (≈5 KB per job submitted by SubmitJob).
+        args: bytes::Bytes::copy_from_slice(&req.args),
         sched_at,
         timeout_ms,
         priority: req.priority,
@@ -254,4 +256,23 @@ pub fn status_pb(s: TaskStatus) -> pb::TaskStatus {
 /// An optional filter: empty means none.
 pub fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submitted_args_do_not_pin_the_receive_buffer() {
+        let buffer = bytes::Bytes::from(vec![b'x'; 8192]);
+        let req = pb::SubmitJobRequest {
+            task: "t".into(),
+            name: "n".into(),
+            args: buffer.slice(0..100),
+            ..Default::default()
+        };
+        let spec = submit_spec(req, &Limits::default(), 0, false).unwrap();
+        assert_eq!(&spec.args[..], &buffer[..100]);
+        assert!(spec.args.is_unique(), "args still share the receive buffer");
+    }
 }
