@@ -18,6 +18,7 @@ use super::core::{Core, Effect, SubmitReply, TaskStatus};
 use super::error::Error;
 use super::job::*;
 use super::settings::Settings;
+use super::timer::WakeTimer;
 use crate::metrics::Metrics;
 use crate::store::writer::{Commit, Writer};
 use crate::store::{Op, StoreError};
@@ -241,6 +242,7 @@ pub fn spawn_with_hook(
         metrics,
         writer,
         clock,
+        timer: WakeTimer::new(clock.is_real()),
         rx,
         workers: HashMap::default(),
         waiters: HashMap::default(),
@@ -624,6 +626,7 @@ struct Actor {
     metrics: Arc<Metrics>,
     writer: Writer,
     clock: Clock,
+    timer: WakeTimer,
     rx: mpsc::UnboundedReceiver<Cmd>,
     workers: HashMap<WorkerId, WorkerTx>,
     waiters: HashMap<JobId, Vec<oneshot::Sender<Result<Bytes, String>>>>,
@@ -661,7 +664,7 @@ impl Actor {
                         }
                     }
                 }
-                _ = super::clock::sleep_until_opt(wake) => {}
+                _ = self.timer.sleep_until(wake) => {}
             }
             let now = self.clock.now_ms();
             self.core.tick(now);

@@ -14,16 +14,25 @@ use super::job::Millis;
 pub struct Clock {
     base_ms: Millis,
     base: Instant,
+    /// Real time (not a test's paused clock): the actor may wake on a thread of its own.
+    real: bool,
 }
 
 impl Clock {
     /// A clock anchored at the current system time.
     pub fn system() -> Self {
-        let ms = SystemTime::now()
+        let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as Millis;
-        Clock::anchored(ms)
+            .unwrap_or_default();
+        let now = Instant::now();
+        // Anchored on the millisecond boundary itself, so the clock reads `t` from the moment
+        // the system clock does (not up to 1 ms after).
+        let sub_ms = Duration::from_nanos(u64::from(since_epoch.subsec_nanos() % 1_000_000));
+        Clock {
+            base_ms: since_epoch.as_millis() as Millis,
+            base: now.checked_sub(sub_ms).unwrap_or(now),
+            real: true,
+        }
     }
 
     /// A clock reading `ms` now (tests).
@@ -31,12 +40,18 @@ impl Clock {
         Clock {
             base_ms: ms,
             base: Instant::now(),
+            real: false,
         }
     }
 
     /// Now, in unix milliseconds.
     pub fn now_ms(&self) -> Millis {
         self.base_ms + self.base.elapsed().as_millis() as Millis
+    }
+
+    /// True for [`Clock::system`]: time is not a test's to stop.
+    pub fn is_real(&self) -> bool {
+        self.real
     }
 
     /// The tokio instant at which the clock reads `ms`.

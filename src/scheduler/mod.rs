@@ -9,6 +9,7 @@ pub mod job;
 pub mod locks;
 pub mod settings;
 pub mod table;
+pub mod timer;
 
 pub use actor::SchedulerHandle;
 pub use error::Error;
