@@ -239,6 +239,35 @@ fn large_batches(fx: &dyn Fixture) {
         .all(|j| j.id % 2 == 1 && j.sched_at == j.id as i64 && j.run_count == 2));
 }
 
+/// A run of upserts (one multi-row statement in SQLite) behaves as the same upserts one by
+/// one: a later row with the same id wins, dead jobs keep their error, deletes in a run too.
+fn runs_of_upserts_and_deletes_apply_in_order(fx: &dyn Fixture) {
+    let mut s = fx.open();
+    let mut ops: Vec<Op> = (1..=70u64)
+        .map(|i| Op::Upsert(rec(i, "run", &format!("j{i}"))))
+        .collect();
+    let mut again = rec(5, "run", "renamed");
+    again.dead = true;
+    again.last_error = "boom".into();
+    ops.insert(40, Op::Upsert(again.clone()));
+    apply(&mut s, ops);
+    apply(
+        &mut s,
+        (1..=70u64)
+            .filter(|i| *i != 5 && i % 7 != 0)
+            .map(Op::Delete)
+            .collect(),
+    );
+    let jobs = s.load_jobs().unwrap();
+    let mut want = vec![again];
+    want.extend(
+        (7..=70u64)
+            .step_by(7)
+            .map(|i| rec(i, "run", &format!("j{i}"))),
+    );
+    assert_eq!(jobs, want);
+}
+
 /// The start-up read: past 50,000 ids SQLite splits it over two threads; task names come
 /// back once each and every job keeps its own.
 fn start_up_read_of_many_jobs(fx: &dyn Fixture) {
@@ -445,6 +474,7 @@ all_stores!(
     delete_and_delete_task,
     one_batch_applies_in_order,
     large_batches,
+    runs_of_upserts_and_deletes_apply_in_order,
     start_up_read_of_many_jobs,
     config_round_trip,
     load_jobs_saved_by_name,
