@@ -239,8 +239,8 @@ fn large_batches(fx: &dyn Fixture) {
         .all(|j| j.id % 2 == 1 && j.sched_at == j.id as i64 && j.run_count == 2));
 }
 
-/// A run of upserts (one multi-row statement in SQLite) behaves as the same upserts one by
-/// one: a later row with the same id wins, dead jobs keep their error, deletes in a run too.
+/// A batch with a run of upserts and a run of deletes applies as the same ops one by one: a
+/// later row with the same id wins and a dead job keeps its error.
 fn runs_of_upserts_and_deletes_apply_in_order(fx: &dyn Fixture) {
     let mut s = fx.open();
     let mut ops: Vec<Op> = (1..=70u64)
