@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::child::spawn_server;
+use common::child::{client_at, spawn_server};
 use common::*;
-use taskhive::pb::{self, scheduler_client::SchedulerClient};
-use tonic::transport::Channel;
+use taskhive::pb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_work_restart_on_postgres() {
@@ -78,12 +77,7 @@ async fn acknowledged_submits_survive_sigkill_on_postgres() {
     let dir = tmp.path().join("data");
     let store = db.url.clone();
     let (mut child, addr) = spawn_server(&dir, &["--store", &store]).await;
-    let ch = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut c = SchedulerClient::new(ch);
+    let mut c = client_at(addr).await;
     let mut acked = Vec::new();
     for i in 0..300 {
         let name = format!("k{i}");
@@ -93,12 +87,7 @@ async fn acknowledged_submits_survive_sigkill_on_postgres() {
     child.start_kill().unwrap(); // SIGKILL
     child.wait().await.unwrap();
     let (_child, addr) = spawn_server(&dir, &["--store", &store]).await;
-    let ch = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut c = SchedulerClient::new(ch);
+    let mut c = client_at(addr).await;
     for name in &acked {
         c.get_job(pb::JobRef {
             job_id: 0,

@@ -6,29 +6,36 @@ mod common;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use common::child::spawn_server;
+use common::child::{client_at, spawn_server};
 use common::*;
 use taskhive::pb::{self, scheduler_client::SchedulerClient};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
 use tonic::transport::Channel;
 
-/// Sends `reqs` on one SubmitStream, half-closes, and returns every response until the end.
-async fn submit_all(
+/// Opens a SubmitStream with every one of `reqs` already queued and the sending side closed,
+/// so the server sees them arrive in bulk.
+async fn open_with(
     c: &mut SchedulerClient<Channel>,
     reqs: Vec<pb::SubmitJobRequest>,
-) -> Vec<pb::SubmitStreamResponse> {
-    // Everything is queued before the call, so the server sees it arrive in bulk.
+) -> tonic::Streaming<pb::SubmitStreamResponse> {
     let (tx, rx) = mpsc::channel(reqs.len().max(1));
     for r in reqs {
         tx.send(r).await.unwrap();
     }
     drop(tx);
-    let mut inbound = c
-        .submit_stream(ReceiverStream::new(rx))
+    c.submit_stream(ReceiverStream::new(rx))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+}
+
+/// Sends `reqs` on one SubmitStream, half-closes, and returns every response until the end.
+async fn submit_all(
+    c: &mut SchedulerClient<Channel>,
+    reqs: Vec<pb::SubmitJobRequest>,
+) -> Vec<pb::SubmitStreamResponse> {
+    let mut inbound = open_with(c, reqs).await;
     let mut out = Vec::new();
     while let Some(m) = within(60, inbound.message()).await.unwrap() {
         out.push(m);
@@ -191,12 +198,7 @@ async fn acked_jobs_survive_sigkill() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let (mut child, addr) = spawn_server(&dir, &[]).await;
-    let ch = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut c = SchedulerClient::new(ch);
+    let mut c = client_at(addr).await;
     let (tx, rx) = mpsc::unbounded_channel();
     let mut inbound = c
         .submit_stream(UnboundedReceiverStream::new(rx))
@@ -233,12 +235,7 @@ async fn acked_jobs_survive_sigkill() {
     child.start_kill().unwrap(); // SIGKILL
     child.wait().await.unwrap();
     let (_child, addr) = spawn_server(&dir, &[]).await;
-    let ch = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut c = SchedulerClient::new(ch);
+    let mut c = client_at(addr).await;
     let acked = acked.lock().unwrap().clone();
     let stored = task_status(&mut c, "kill").await.pending;
     assert!(
@@ -292,16 +289,7 @@ async fn an_oversized_message_ends_the_stream_after_the_acks_before_it() {
     big.args = vec![0; 2 << 20].into();
     reqs.push(big);
     reqs.push(job("big2", "after"));
-    let (tx, rx) = mpsc::channel(8);
-    for r in reqs {
-        tx.send(r).await.unwrap();
-    }
-    drop(tx);
-    let mut inbound = c
-        .submit_stream(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut inbound = open_with(&mut c, reqs).await;
     let mut acked = 0;
     let err = loop {
         match within(10, inbound.message()).await {

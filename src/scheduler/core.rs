@@ -176,6 +176,26 @@ struct Job {
 
 type ReadyKey = (Reverse<i32>, Millis, JobId);
 
+impl Job {
+    /// A stored record as held in memory; the name and error strings are moved, not copied
+    /// (at start-up that leaves no freed string behind per row).
+    fn from_record(task: TaskId, r: JobRecord, phase: Phase) -> Job {
+        Job {
+            task,
+            name: r.name.into_boxed_str(),
+            args: r.args,
+            sched_at: r.sched_at,
+            timeout_ms: r.timeout_ms,
+            priority: r.priority,
+            retry: r.retry,
+            attempts: r.attempts,
+            run_count: r.run_count,
+            phase,
+            last_error: (!r.last_error.is_empty()).then(|| r.last_error.into_boxed_str()),
+        }
+    }
+}
+
 impl Named for Job {
     fn name(&self) -> &str {
         &self.name
@@ -346,23 +366,7 @@ impl Core {
                 Phase::Scheduled
             };
             self.next_job = self.next_job.max(r.id + 1);
-            jobs.push((
-                r.id,
-                Job {
-                    task: tid,
-                    // The row's own allocation: no copy, no freed string left behind.
-                    name: r.name.into_boxed_str(),
-                    args: r.args,
-                    sched_at: r.sched_at,
-                    timeout_ms: r.timeout_ms,
-                    priority: r.priority,
-                    retry: r.retry,
-                    attempts: r.attempts,
-                    run_count: r.run_count,
-                    phase,
-                    last_error: (!r.last_error.is_empty()).then(|| r.last_error.into_boxed_str()),
-                },
-            ));
+            jobs.push((r.id, Job::from_record(tid, r, phase)));
         }
         self.jobs = JobTable::from_sorted(jobs);
         for (t, task) in self.tasks.iter_mut().enumerate() {
@@ -1508,25 +1512,12 @@ impl Core {
 
     fn insert_record(&mut self, id: JobId, r: JobRecord, now: Millis) {
         let tid = self.task_id(&r.task);
-        let slot = self.jobs.insert(
-            id,
-            Job {
-                task: tid,
-                name: r.name.into_boxed_str(),
-                args: r.args,
-                sched_at: r.sched_at,
-                timeout_ms: r.timeout_ms,
-                priority: r.priority,
-                retry: r.retry,
-                attempts: r.attempts,
-                run_count: r.run_count,
-                phase: Phase::Pending,
-                last_error: (!r.last_error.is_empty()).then(|| r.last_error.into_boxed_str()),
-            },
-        );
+        let dead = r.dead;
+        // Not dead: enqueue below sets pending or scheduled.
+        let phase = if dead { Phase::Dead } else { Phase::Pending };
+        let slot = self.jobs.insert(id, Job::from_record(tid, r, phase));
         self.tasks[tid as usize].by_name.insert(&self.jobs, slot);
-        if r.dead {
-            self.jobs.get_mut(&id).expect("just inserted").phase = Phase::Dead;
+        if dead {
             self.tasks[tid as usize].dead.insert(id);
             self.dead_total += 1;
             self.trim_dead();

@@ -102,55 +102,56 @@ pub struct StoredJobs {
     pub tasks: Vec<String>,
     /// Each job with the index of its task name; its `JobRecord::task` is left empty.
     pub jobs: Vec<(u32, JobRecord)>,
+    /// Task name → index, for [`StoredJobs::push`].
+    index: std::collections::HashMap<String, u32>,
+    /// The last task pushed: rows of one task tend to come together.
+    last: Option<u32>,
 }
 
 impl StoredJobs {
-    /// Takes full records apart (for stores without a leaner read).
-    pub fn from_records(records: Vec<JobRecord>) -> Self {
-        let mut out = StoredJobs::default();
-        let mut index: std::collections::HashMap<String, u32> = Default::default();
-        for mut r in records {
-            let task = std::mem::take(&mut r.task);
-            let t = match index.get(&task) {
+    /// Empty, with room for `jobs` jobs.
+    pub fn with_capacity(jobs: usize) -> Self {
+        StoredJobs {
+            jobs: Vec::with_capacity(jobs),
+            ..StoredJobs::default()
+        }
+    }
+
+    /// Adds a job (after those already here) of task `task`; its own `task` field is cleared.
+    pub fn push(&mut self, task: &str, mut record: JobRecord) {
+        let t = match self.last {
+            Some(t) if self.tasks[t as usize] == task => t,
+            _ => match self.index.get(task) {
                 Some(&t) => t,
                 None => {
-                    out.tasks.push(task.clone());
-                    index.insert(task, (out.tasks.len() - 1) as u32);
-                    (out.tasks.len() - 1) as u32
+                    let t = self.tasks.len() as u32;
+                    self.tasks.push(task.to_string());
+                    self.index.insert(task.to_string(), t);
+                    t
                 }
-            };
-            out.jobs.push((t, r));
+            },
+        };
+        self.last = Some(t);
+        record.task = String::new();
+        self.jobs.push((t, record));
+    }
+
+    /// Takes full records apart (for stores without a leaner read).
+    pub fn from_records(records: Vec<JobRecord>) -> Self {
+        let mut out = StoredJobs::with_capacity(records.len());
+        for mut r in records {
+            let task = std::mem::take(&mut r.task);
+            out.push(&task, r);
         }
         out
     }
 
     /// Adds `later` (jobs with higher ids) after these.
     pub fn append(&mut self, later: StoredJobs) {
-        let index: std::collections::HashMap<&str, u32> = self
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.as_str(), i as u32))
-            .collect();
-        let found: Vec<Option<u32>> = later
-            .tasks
-            .iter()
-            .map(|t| index.get(t.as_str()).copied())
-            .collect();
-        let map: Vec<u32> = later
-            .tasks
-            .into_iter()
-            .zip(found)
-            .map(|(name, found)| match found {
-                Some(t) => t,
-                None => {
-                    self.tasks.push(name);
-                    (self.tasks.len() - 1) as u32
-                }
-            })
-            .collect();
-        self.jobs
-            .extend(later.jobs.into_iter().map(|(t, r)| (map[t as usize], r)));
+        self.jobs.reserve(later.jobs.len());
+        for (t, r) in later.jobs {
+            self.push(&later.tasks[t as usize], r);
+        }
     }
 
     /// Full records again, each with its task name.

@@ -110,28 +110,11 @@ fn read_jobs(conn: &Connection, lo: i64, hi: i64, expect: i64) -> Result<StoredJ
     let mut stmt = conn.prepare(&format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE id BETWEEN ?1 AND ?2 ORDER BY id"
     ))?;
-    let mut out = StoredJobs {
-        tasks: Vec::new(),
-        jobs: Vec::with_capacity(expect.clamp(0, 1 << 24) as usize),
-    };
+    let mut out = StoredJobs::with_capacity(expect.clamp(0, 1 << 24) as usize);
     let mut rows = stmt.query(params![lo, hi])?;
-    let mut index: std::collections::HashMap<String, u32> = Default::default();
-    let mut last: Option<u32> = None;
     while let Some(row) = rows.next()? {
         let task = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-        let t = match last {
-            Some(t) if out.tasks[t as usize] == task => t,
-            _ => match index.get(task) {
-                Some(&t) => t,
-                None => {
-                    out.tasks.push(task.to_string());
-                    index.insert(task.to_string(), (out.tasks.len() - 1) as u32);
-                    (out.tasks.len() - 1) as u32
-                }
-            },
-        };
-        last = Some(t);
-        out.jobs.push((t, job_row_without_task(row)?));
+        out.push(task, job_row_without_task(row)?);
     }
     Ok(out)
 }

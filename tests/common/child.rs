@@ -53,3 +53,15 @@ pub async fn spawn_server_with(
         .unwrap();
     (child, addr)
 }
+
+/// A gRPC client connected to a child server's address.
+pub async fn client_at(
+    addr: SocketAddr,
+) -> taskhive::pb::scheduler_client::SchedulerClient<tonic::transport::Channel> {
+    let ch = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    taskhive::pb::scheduler_client::SchedulerClient::new(ch)
+}
