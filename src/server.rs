@@ -161,6 +161,7 @@ pub async fn start_scheduler(
         (config.limits.default_timeout_ms / 1000).max(1) as i64,
         stored_config,
     );
+    // The one place the client API's backend is chosen: this node's core, or the cluster.
     let (handle, actor_join, claimer) = match cluster {
         None => {
             let (h, j) = actor::spawn(core, settings, writer.clone(), clock, metrics);
@@ -169,11 +170,19 @@ pub async fn start_scheduler(
         Some((url, cc, fence)) => {
             crate::cluster::Cluster::prepare(&url, &cc).await?;
             let (link, hook) = crate::cluster::Cluster::connect(&url, &cc, &fence).await?;
-            let (h, j) =
-                actor::spawn_with_hook(core, settings, writer.clone(), clock, metrics, Some(hook));
-            let claimer = link.spawn_claimer(&url, &cc, h.clone()).await?;
+            let (node, j) = actor::spawn_node(
+                core,
+                settings,
+                writer.clone(),
+                clock,
+                metrics,
+                actor::Holding::Claims,
+                Some(hook),
+            );
+            let jobs = link.jobs(&url, node.clone()).await?;
+            let claimer = link.spawn_claimer(&url, &cc, node.clone()).await?;
             tracing::info!(node = %cc.node_id, "cluster node started");
-            (h.with_remote(std::sync::Arc::new(link)), j, Some(claimer))
+            (node.with_jobs(std::sync::Arc::new(jobs)), j, Some(claimer))
         }
     };
     Ok(Started {

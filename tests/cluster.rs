@@ -367,6 +367,13 @@ async fn run_job_on_one_node_gets_the_result_from_a_worker_on_another() {
     let (_b, addr_b) = start_node(tmp.path(), &db, "b", &[]).await;
     let mut w = common::Worker::connect(channel(addr_b).await, &["rj"], 1).await;
     let mut ca = client(addr_a).await;
+    // Nodes publish their workers within a few milliseconds; RunJob needs one somewhere.
+    within(10, async {
+        while common::task_status(&mut ca, "rj").await.workers == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
     let call = tokio::spawn(async move { ca.run_job(job("rj", "x")).await });
     let j = w.next_job().await;
     assert_eq!(j.name, "x");
@@ -499,7 +506,12 @@ async fn a_frozen_node_loses_its_claim_and_its_late_report_changes_nothing() {
     )
     .await;
     // The ack comes after a's commit (or a's refusal), so the row shows the outcome now.
+    // Either way the acknowledgement follows what was written: the report is refused.
     let ack = wa.next_ack().await;
+    assert_ne!(
+        ack.error, "",
+        "a late report that changed nothing is not acknowledged"
+    );
     assert_eq!(
         claim_of(&db.url, "f").await,
         Some((Some("b".to_string()), v2, sched_at)),

@@ -71,8 +71,7 @@ async fn run_all(workers: &mut [Worker], want: usize) -> HashMap<String, usize> 
         while ran.len() < want {
             let w = &mut workers[i % workers.len()];
             i += 1;
-            let Ok(j) = tokio::time::timeout(Duration::from_millis(50), w.next_job()).await
-            else {
+            let Ok(j) = tokio::time::timeout(Duration::from_millis(50), w.next_job()).await else {
                 continue;
             };
             *ran.entry(j.name.clone()).or_default() += 1;
@@ -102,7 +101,12 @@ async fn submit_jobs_on_one_node_never_overwrites_jobs_submitted_on_another() {
     let batch = pb::SubmitJobsRequest {
         jobs: (1..=30).map(|i| job("rp", &format!("m{i}"))).collect(),
     };
-    let acks = client(a).await.submit_jobs(batch).await.unwrap().into_inner();
+    let acks = client(a)
+        .await
+        .submit_jobs(batch)
+        .await
+        .unwrap()
+        .into_inner();
     let ids: HashSet<u64> = acks.jobs.iter().map(|r| r.job_id).collect();
     assert_eq!(ids.len(), 30, "distinct ids: {acks:?}");
     assert_eq!(
@@ -126,3 +130,403 @@ async fn submit_jobs_on_one_node_never_overwrites_jobs_submitted_on_another() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Conformance: the same scenarios against one node (SQLite) and a 3-node cluster, every
+// call sent to a random node.
+
+/// Where a scenario runs: one node, or several on one database.
+struct Env {
+    addrs: Vec<SocketAddr>,
+    _children: Vec<Child>,
+    _db: Option<PgDb>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Env {
+    async fn one_node() -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let (child, addr) = spawn_server(&tmp.path().join("solo"), &[]).await;
+        Env {
+            addrs: vec![addr],
+            _children: vec![child],
+            _db: None,
+            _tmp: tmp,
+        }
+    }
+
+    async fn cluster() -> Env {
+        let (db, tmp, nodes) = cluster(3).await;
+        let (children, addrs) = nodes.into_iter().unzip();
+        Env {
+            addrs,
+            _children: children,
+            _db: Some(db),
+            _tmp: tmp,
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        use rand::Rng;
+        self.addrs[rand::rng().random_range(0..self.addrs.len())]
+    }
+
+    /// A client of a random node.
+    async fn c(&self) -> SchedulerClient<Channel> {
+        client(self.addr()).await
+    }
+
+    /// A worker on a random node; returns once every node sees it (cluster nodes publish
+    /// their workers within milliseconds).
+    async fn worker(&self, task: &str, capacity: u32) -> Worker {
+        let w = Worker::connect(channel(self.addr()).await, &[task], capacity).await;
+        for &a in &self.addrs {
+            let mut c = client(a).await;
+            within(10, async {
+                while common::task_status(&mut c, task).await.workers == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await;
+        }
+        w
+    }
+
+    /// Waits until Status (asked of random nodes) satisfies `ok`.
+    async fn status_until(&self, task: &str, ok: impl Fn(&pb::TaskStatus) -> bool) {
+        within(20, async {
+            loop {
+                let s = common::task_status(&mut self.c().await, task).await;
+                if ok(&s) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+}
+
+fn key(task: &str, name: &str) -> pb::JobRef {
+    pb::JobRef {
+        job_id: 0,
+        task: task.into(),
+        name: name.into(),
+    }
+}
+
+async fn scenario_submit_replace_schedule_status(env: Env) {
+    let later = common::now_ms() + 3_600_000;
+    let first = env
+        .c()
+        .await
+        .submit_job(job("cf", "a"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!first.replaced);
+    let mut again = job("cf", "a");
+    again.args = b"second".to_vec().into();
+    again.sched_at_ms = later;
+    let second = env.c().await.submit_job(again).await.unwrap().into_inner();
+    assert!(second.replaced, "same name replaces");
+    assert_eq!(second.job_id, first.job_id, "a replaced job keeps its id");
+    let j = env
+        .c()
+        .await
+        .get_job(key("cf", "a"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&j.args[..], b"second");
+    assert_eq!(j.state, pb::JobState::Scheduled as i32);
+    env.c().await.submit_job(job("cf", "b")).await.unwrap();
+    env.status_until("cf", |s| {
+        s.pending == 1 && s.scheduled == 1 && s.next_sched_at_ms > 0
+    })
+    .await;
+    // Remove from any node.
+    env.c().await.remove_job(key("cf", "a")).await.unwrap();
+    let gone = env.c().await.get_job(key("cf", "a")).await.unwrap_err();
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+    env.status_until("cf", |s| s.pending == 1 && s.scheduled == 0)
+        .await;
+}
+
+async fn scenario_priorities_done_fail_dead_retry(env: Env) {
+    let mut low = job("pr", "low");
+    low.priority = 1;
+    let mut high = job("pr", "high");
+    high.priority = 9;
+    let mut doomed = job("pr", "doomed");
+    doomed.priority = 5;
+    doomed.retry = Some(pb::RetryPolicy {
+        max_attempts: 1,
+        ..Default::default()
+    });
+    env.c()
+        .await
+        .submit_jobs(pb::SubmitJobsRequest {
+            jobs: vec![low, high, doomed],
+        })
+        .await
+        .unwrap();
+    let mut w = env.worker("pr", 1).await;
+    let j = w.next_job().await;
+    assert_eq!(j.name, "high", "higher priority first");
+    w.done(j.lease_id, b"ok").await;
+    let j = w.next_job().await;
+    assert_eq!(j.name, "doomed");
+    w.fail(j.lease_id, "boom").await;
+    let j = w.next_job().await;
+    assert_eq!(j.name, "low");
+    // SchedLater: runs again after the delay with its run count grown.
+    w.sched_later(j.lease_id, 100, 1).await;
+    let j = w.next_job().await;
+    assert_eq!((j.name.as_str(), j.run_count), ("low", 1));
+    w.done(j.lease_id, b"ok").await;
+    // The dead set, from any node.
+    env.status_until("pr", |s| s.dead == 1 && s.pending == 0 && s.running == 0)
+        .await;
+    let dead = env
+        .c()
+        .await
+        .list_dead(pb::ListDeadRequest {
+            task: "pr".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dead.jobs.len(), 1);
+    assert_eq!(dead.jobs[0].name, "doomed");
+    assert_eq!(dead.jobs[0].last_error, "boom");
+    let n = env
+        .c()
+        .await
+        .retry_dead(pb::DeadRef {
+            task: "pr".into(),
+            name: "doomed".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .count;
+    assert_eq!(n, 1);
+    let j = w.next_job().await;
+    assert_eq!(j.name, "doomed", "re-queued dead job runs again");
+    w.fail(j.lease_id, "boom again").await;
+    env.status_until("pr", |s| s.dead == 1).await;
+    let n = env
+        .c()
+        .await
+        .purge_dead(pb::DeadRef {
+            task: "pr".into(),
+            name: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .count;
+    assert_eq!(n, 1);
+    env.status_until("pr", |s| s.dead == 0).await;
+}
+
+async fn scenario_run_job_and_drop(env: Env) {
+    let refused = env.c().await.run_job(job("rj", "x")).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "no worker anywhere"
+    );
+    let mut w = env.worker("rj", 2).await;
+    let mut c = env.c().await;
+    let call = tokio::spawn(async move { c.run_job(job("rj", "x")).await });
+    let j = w.next_job().await;
+    w.done(j.lease_id, b"answer").await;
+    let r = within(20, call).await.unwrap().unwrap().into_inner();
+    assert_eq!(&r.result[..], b"answer");
+    // DropTask is refused while any node has a worker of the task.
+    let mut later = job("rj", "y");
+    later.sched_at_ms = common::now_ms() + 3_600_000;
+    env.c().await.submit_job(later).await.unwrap();
+    let refused = env
+        .c()
+        .await
+        .drop_task(pb::DropTaskRequest { task: "rj".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    drop(w);
+    within(20, async {
+        loop {
+            match env
+                .c()
+                .await
+                .drop_task(pb::DropTaskRequest { task: "rj".into() })
+                .await
+            {
+                Ok(r) => {
+                    assert_eq!(r.into_inner().removed, 1);
+                    return;
+                }
+                Err(e) => assert_eq!(e.code(), tonic::Code::FailedPrecondition),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+async fn scenario_dump_load_settings(env: Env) {
+    let later = common::now_ms() + 3_600_000;
+    for n in ["d1", "d2", "d3"] {
+        let mut j = job("dl", n);
+        j.sched_at_ms = later;
+        j.args = n.as_bytes().to_vec().into();
+        env.c().await.submit_job(j).await.unwrap();
+    }
+    let mut dumped = Vec::new();
+    let mut s = env
+        .c()
+        .await
+        .dump(pb::DumpRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(d) = s.message().await.unwrap() {
+        dumped.push(d);
+    }
+    let names: HashSet<String> = dumped
+        .iter()
+        .map(|d| d.job.as_ref().unwrap().name.clone())
+        .collect();
+    assert_eq!(names, ["d1", "d2", "d3"].map(String::from).into());
+    for n in ["d1", "d2", "d3"] {
+        env.c().await.remove_job(key("dl", n)).await.unwrap();
+    }
+    env.status_until("dl", |s| s.scheduled == 0).await;
+    let loaded = env
+        .c()
+        .await
+        .load(tokio_stream::iter(dumped))
+        .await
+        .unwrap()
+        .into_inner()
+        .loaded;
+    assert_eq!(loaded, 3);
+    let j = env
+        .c()
+        .await
+        .get_job(key("dl", "d2"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&j.args[..], b"d2");
+    assert_eq!(j.sched_at_ms, later);
+
+    // A setting changed on one node holds on every node.
+    env.c()
+        .await
+        .set_config(pb::SetConfigRequest {
+            key: "timeout".into(),
+            value: 42,
+        })
+        .await
+        .unwrap();
+    for &a in &env.addrs {
+        let mut c = client(a).await;
+        within(10, async {
+            loop {
+                let v = c
+                    .get_config(pb::GetConfigRequest {
+                        key: "timeout".into(),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .values;
+                if v.get("timeout") == Some(&42) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+    // ... and applies to jobs submitted without a timeout of their own.
+    let mut w = env.worker("st", 1).await;
+    env.c().await.submit_job(job("st", "t")).await.unwrap();
+    let j = w.next_job().await;
+    assert_eq!(j.timeout_ms, 42_000);
+    w.done(j.lease_id, b"").await;
+}
+
+async fn scenario_every_submit_path_runs_each_job_once(env: Env) {
+    let mut c = env.c().await;
+    c.submit_jobs(pb::SubmitJobsRequest {
+        jobs: (0..40).map(|i| job("sp", &format!("m{i}"))).collect(),
+    })
+    .await
+    .unwrap();
+    for i in 0..20 {
+        env.c()
+            .await
+            .submit_job(job("sp", &format!("u{i}")))
+            .await
+            .unwrap();
+    }
+    let stream = tokio_stream::iter((0..40).map(|i| job("sp", &format!("s{i}"))));
+    let mut acks = env
+        .c()
+        .await
+        .submit_stream(stream)
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ids = HashSet::new();
+    while let Some(r) = acks.message().await.unwrap() {
+        for a in r.acks {
+            assert_eq!(a.error_code, "", "{a:?}");
+            ids.insert(a.job_id);
+        }
+    }
+    assert_eq!(ids.len(), 40, "distinct ids for every streamed job");
+    let mut workers = vec![env.worker("sp", 4).await, env.worker("sp", 4).await];
+    let ran = run_all(&mut workers, 100).await;
+    let twice: Vec<_> = ran.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(twice.is_empty(), "ran more than once: {twice:?}");
+    env.status_until("sp", |s| {
+        s.pending == 0 && s.running == 0 && s.scheduled == 0
+    })
+    .await;
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod one_node {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Env::one_node().await).await;
+                }
+            )*
+        }
+        mod three_nodes {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Env::cluster().await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    scenario_submit_replace_schedule_status,
+    scenario_priorities_done_fail_dead_retry,
+    scenario_run_job_and_drop,
+    scenario_dump_load_settings,
+    scenario_every_submit_path_runs_each_job_once,
+);

@@ -315,7 +315,6 @@ pub fn serve_config(a: &ServeArgs) -> crate::config::Config {
         let mut cc = crate::cluster::ClusterConfig::new(node.clone());
         cc.claim_ttl = a.claim_ttl.max(Duration::from_millis(100));
         cc.poll_interval = a.poll_interval.max(Duration::from_millis(10));
-        cc.default_timeout_ms = c.limits.default_timeout_ms;
         c.cluster = Some(cc);
     }
     c.load.tasks_file = a.tasks_file.clone();

@@ -504,7 +504,7 @@ impl Scheduler for SchedulerService {
                                         let applied = h.report_queued(lease, o);
                                         acks.push(Box::pin(async move {
                                             let r = match applied.await {
-                                                Ok(commit) => commit.wait().await.map_err(|e| Error::Store(e.to_string())),
+                                                Ok(commit) => commit.wait().await.map_err(Error::from),
                                                 Err(e) => Err(e),
                                             };
                                             (lease, r)

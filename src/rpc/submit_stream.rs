@@ -13,7 +13,7 @@ use super::convert::submit_spec;
 use crate::config::Limits;
 use crate::http::error::code_name;
 use crate::pb;
-use crate::scheduler::actor::SubmittedEach;
+use crate::scheduler::backend::SubmittedEach;
 use crate::scheduler::core::SubmitReply;
 use crate::scheduler::{Error, SchedulerHandle};
 use crate::store::writer::Commit;

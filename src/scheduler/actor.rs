@@ -13,10 +13,12 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
+use super::backend::{Backend, SubmittedEach};
 use super::clock::Clock;
-use super::core::{Core, Effect, SubmitReply, TaskStatus};
+use super::core::{Core, Effect, LocalWorkers, SubmitReply, TaskStatus};
 use super::error::Error;
 use super::job::*;
+use super::local::LocalJobs;
 use super::settings::Settings;
 use super::timer::WakeTimer;
 use crate::metrics::Metrics;
@@ -46,10 +48,7 @@ type Reply<T> = oneshot::Sender<T>;
 /// What a submit hands back: the core's answer, the commit to wait for, and a RunJob waiter.
 type Submitted = (SubmitReply, Commit, Option<ResultRx>);
 
-/// What [`SchedulerHandle::submit_each`] hands back: one answer per job, and their commit.
-pub type SubmittedEach = Result<(Vec<Result<SubmitReply, Error>>, Commit), Error>;
-
-enum Cmd {
+pub(super) enum Cmd {
     Submit {
         spec: JobSpec,
         wait: bool,
@@ -160,14 +159,6 @@ enum Cmd {
         worker: WorkerId,
         task: String,
     },
-    LeaseJob {
-        lease: LeaseId,
-        reply: Reply<Option<(JobId, String, String)>>,
-    },
-    LockHolders {
-        name: String,
-        reply: Reply<usize>,
-    },
     HasWorker {
         task: String,
         reply: Reply<bool>,
@@ -179,7 +170,12 @@ enum Cmd {
     SetConfig {
         key: String,
         value: i64,
+        /// False when another node already persisted it (cluster).
+        persist: bool,
         reply: Reply<Result<Commit, Error>>,
+    },
+    LocalWorkers {
+        reply: Reply<LocalWorkers>,
     },
     Adopt {
         records: Vec<JobRecord>,
@@ -190,31 +186,34 @@ enum Cmd {
     IdleSlots {
         reply: Reply<Vec<(String, u64)>>,
     },
-}
-
-/// Where submits go when the jobs live elsewhere (cluster mode: the shared database).
-pub trait RemoteSubmit: Send + Sync + 'static {
-    /// Stores the job; with `wait`, also hands back a receiver of its result.
-    fn submit(
-        &self,
-        spec: JobSpec,
-        wait: bool,
-    ) -> futures_util::future::BoxFuture<'static, Result<(SubmitReply, Option<ResultRx>), Error>>;
+    ReleaseUnserved,
 }
 
 /// Called with every job that finished (or failed for good) here: cluster mode publishes
 /// results for RunJob callers on other nodes.
 pub type FinishedHook = Arc<dyn Fn(JobId, &Result<Bytes, String>) + Send + Sync>;
 
-/// Cheap, cloneable access to the scheduler actor.
+/// How this node's core relates to the jobs it holds, chosen at start-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holding {
+    /// The core holds every job (one node).
+    Everything,
+    /// The core holds only jobs this node claimed (cluster): a job that leaves the running
+    /// phase for a later time or the dead set gives its claim back and leaves the core, so
+    /// any node's workers may take it when it is due, and the database answers for it.
+    Claims,
+}
+
+/// Cheap, cloneable access to the scheduler: the client API through the [`Backend`] chosen
+/// at start-up, and this node's workers through its actor.
 #[derive(Clone)]
 pub struct SchedulerHandle {
     tx: mpsc::UnboundedSender<Cmd>,
     clock: Clock,
-    remote: Option<Arc<dyn RemoteSubmit>>,
+    jobs: Arc<dyn Backend>,
 }
 
-/// Starts the actor over `core` (already restored from the store). It stops when every handle is gone.
+/// Starts the actor over `core` (already restored from the store), every job local. It stops when every handle is gone.
 pub fn spawn(
     core: Core,
     settings: Settings,
@@ -222,18 +221,30 @@ pub fn spawn(
     clock: Clock,
     metrics: Arc<Metrics>,
 ) -> (SchedulerHandle, tokio::task::JoinHandle<()>) {
-    spawn_with_hook(core, settings, writer, clock, metrics, None)
+    let (node, join) = spawn_node(
+        core,
+        settings,
+        writer,
+        clock,
+        metrics,
+        Holding::Everything,
+        None,
+    );
+    let jobs = Arc::new(node.local());
+    (node.with_jobs(jobs), join)
 }
 
-/// [`spawn`], calling `on_finished` for every finished job.
-pub fn spawn_with_hook(
+/// Starts the actor of a node whose client API is served by a backend built from the
+/// returned handle ([`NodeHandle::with_jobs`]); `on_finished` hears every finished job.
+pub fn spawn_node(
     mut core: Core,
     settings: Settings,
     writer: Writer,
     clock: Clock,
     metrics: Arc<Metrics>,
+    holding: Holding,
     on_finished: Option<FinishedHook>,
-) -> (SchedulerHandle, tokio::task::JoinHandle<()>) {
+) -> (NodeHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     core.set_lock_timeout(settings.lock_timeout_ms());
     let actor = Actor {
@@ -249,34 +260,43 @@ pub fn spawn_with_hook(
         watchers: HashMap::default(),
         drained: Vec::new(),
         on_finished,
+        holding,
     };
     let join = tokio::spawn(actor.run());
-    (
-        SchedulerHandle {
-            tx,
-            clock,
-            remote: None,
-        },
-        join,
-    )
+    (NodeHandle { tx, clock }, join)
 }
 
-impl SchedulerHandle {
-    /// The clock the scheduler runs on.
-    pub fn clock(&self) -> Clock {
-        self.clock
+/// Sends a command and awaits its reply.
+pub(super) async fn call<T>(
+    tx: &mpsc::UnboundedSender<Cmd>,
+    make: impl FnOnce(Reply<T>) -> Cmd,
+) -> Result<T, Error> {
+    let (reply, rx) = oneshot::channel();
+    tx.send(make(reply)).map_err(|_| Error::ShuttingDown)?;
+    rx.await.map_err(|_| Error::ShuttingDown)
+}
+
+/// The node's own actor, before its client API is chosen; also what a cluster backend uses
+/// to feed claims in and to learn about the node's workers.
+#[derive(Clone)]
+pub struct NodeHandle {
+    tx: mpsc::UnboundedSender<Cmd>,
+    clock: Clock,
+}
+
+impl NodeHandle {
+    /// The client API over this node's own core.
+    pub fn local(&self) -> LocalJobs {
+        LocalJobs::new(self.tx.clone())
     }
 
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).map_err(|_| Error::ShuttingDown)?;
-        rx.await.map_err(|_| Error::ShuttingDown)
-    }
-
-    /// The same handle with submits going to `remote` (cluster mode).
-    pub fn with_remote(mut self, remote: Arc<dyn RemoteSubmit>) -> Self {
-        self.remote = Some(remote);
-        self
+    /// The full handle, with the client API served by `jobs`.
+    pub fn with_jobs(self, jobs: Arc<dyn Backend>) -> SchedulerHandle {
+        SchedulerHandle {
+            tx: self.tx,
+            clock: self.clock,
+            jobs,
+        }
     }
 
     /// Hands jobs claimed elsewhere (cluster claims) to the core; nothing is written.
@@ -291,101 +311,101 @@ impl SchedulerHandle {
 
     /// Per task, how many more jobs the connected workers could take now.
     pub async fn idle_slots(&self) -> Result<Vec<(String, u64)>, Error> {
-        self.call(|reply| Cmd::IdleSlots { reply }).await
+        call(&self.tx, |reply| Cmd::IdleSlots { reply }).await
+    }
+
+    /// Gives back claimed jobs of tasks no worker here serves any more.
+    pub fn release_unserved(&self) {
+        let _ = self.tx.send(Cmd::ReleaseUnserved);
+    }
+
+    /// Per task, the workers registered here and whether the task is broadcast.
+    pub async fn local_workers(&self) -> Result<LocalWorkers, Error> {
+        call(&self.tx, |reply| Cmd::LocalWorkers { reply }).await
+    }
+
+    /// Applies a setting another node changed (already persisted there).
+    pub async fn apply_config(&self, key: String, value: i64) -> Result<(), Error> {
+        call(&self.tx, |reply| Cmd::SetConfig {
+            key,
+            value,
+            persist: false,
+            reply,
+        })
+        .await??;
+        Ok(())
+    }
+
+    /// Run-time settings as this node holds them.
+    pub async fn config(&self) -> Result<BTreeMap<String, i64>, Error> {
+        call(&self.tx, |reply| Cmd::GetConfig {
+            key: String::new(),
+            reply,
+        })
+        .await?
+    }
+
+    /// This node's view of a job it holds (running or about to run), if any.
+    pub async fn held(&self, key: JobKey) -> Result<Option<JobView>, Error> {
+        match call(&self.tx, |reply| Cmd::Get { key, reply }).await? {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl SchedulerHandle {
+    /// The clock the scheduler runs on.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// This node's actor.
+    pub fn node(&self) -> NodeHandle {
+        NodeHandle {
+            tx: self.tx.clone(),
+            clock: self.clock,
+        }
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, Error> {
+        call(&self.tx, make).await
     }
 
     /// Submits (or replaces) a job; returns once it is committed.
     pub async fn submit(&self, spec: JobSpec) -> Result<SubmitReply, Error> {
-        if let Some(r) = &self.remote {
-            return Ok(r.submit(spec, false).await?.0);
-        }
-        let (reply, commit, _) = self
-            .call(|reply| Cmd::Submit {
-                spec,
-                wait: false,
-                reply,
-            })
-            .await??;
-        commit.wait().await.map_err(store_err)?;
-        Ok(reply)
+        self.jobs.submit(spec).await
     }
 
     /// Submits (or replaces) jobs in order as one command and one commit; returns once committed.
     pub async fn submit_many(&self, specs: Vec<JobSpec>) -> Result<Vec<SubmitReply>, Error> {
-        let (replies, commit) = self
-            .call(|reply| Cmd::SubmitMany { specs, reply })
-            .await??;
-        commit.wait().await.map_err(store_err)?;
-        Ok(replies)
+        self.jobs.submit_many(specs).await
     }
 
-    /// Submits jobs in order, each on its own (one refused job does not stop the others), as one
-    /// command and one commit. The command is queued before this returns, so calls made in order
-    /// are applied in order; the future yields the per-job answers and the commit covering them.
+    /// Submits jobs in order, each on its own; see [`Backend::submit_each`].
     pub fn submit_each(&self, specs: Vec<JobSpec>) -> BoxFuture<'static, SubmittedEach> {
-        if let Some(r) = &self.remote {
-            let r = r.clone();
-            return Box::pin(async move {
-                let mut out = Vec::with_capacity(specs.len());
-                for spec in specs {
-                    out.push(r.submit(spec, false).await.map(|(reply, _)| reply));
-                }
-                Ok((out, Commit::done()))
-            });
-        }
-        let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Cmd::SubmitEach { specs, reply }).is_ok();
-        Box::pin(async move {
-            if !sent {
-                return Err(Error::ShuttingDown);
-            }
-            rx.await.map_err(|_| Error::ShuttingDown)
-        })
+        self.jobs.submit_each(specs)
     }
 
     /// Submits a job and waits for the worker's result. Needs a worker for the task.
     pub async fn run_job(&self, spec: JobSpec) -> Result<(JobId, Bytes), Error> {
-        if let Some(r) = &self.remote {
-            let (reply, rx) = r.submit(spec, true).await?;
-            return match rx.ok_or(Error::ShuttingDown)?.await {
-                Ok(Ok(result)) => Ok((reply.id, result)),
-                Ok(Err(e)) => Err(Error::JobFailed(e)),
-                Err(_) => Err(Error::ShuttingDown),
-            };
-        }
-        let (reply, commit, rx) = self
-            .call(|reply| Cmd::Submit {
-                spec,
-                wait: true,
-                reply,
-            })
-            .await??;
-        commit.wait().await.map_err(store_err)?;
-        let rx = rx.expect("waiter requested");
-        match rx.await {
-            Ok(Ok(result)) => Ok((reply.id, result)),
-            Ok(Err(e)) => Err(Error::JobFailed(e)),
-            Err(_) => Err(Error::ShuttingDown),
-        }
+        self.jobs.run_job(spec).await
     }
 
     /// Removes a job.
     pub async fn remove(&self, key: JobKey) -> Result<JobId, Error> {
-        let (id, commit) = self.call(|reply| Cmd::Remove { key, reply }).await??;
-        commit.wait().await.map_err(store_err)?;
-        Ok(id)
+        self.jobs.remove(key).await
     }
 
     /// Looks a job up.
     pub async fn get(&self, key: JobKey) -> Result<JobView, Error> {
-        self.call(|reply| Cmd::Get { key, reply }).await?
+        self.jobs.get(key).await
     }
 
     /// Drops a task and its jobs.
     pub async fn drop_task(&self, task: String) -> Result<u64, Error> {
-        let (n, commit) = self.call(|reply| Cmd::DropTask { task, reply }).await??;
-        commit.wait().await.map_err(store_err)?;
-        Ok(n)
+        self.jobs.drop_task(task).await
     }
 
     /// Per-task counts and totals.
@@ -393,7 +413,7 @@ impl SchedulerHandle {
         &self,
         task: Option<String>,
     ) -> Result<(Vec<TaskStatus>, TaskStatus), Error> {
-        self.call(|reply| Cmd::Status { task, reply }).await
+        self.jobs.status(task).await
     }
 
     /// Dead jobs.
@@ -402,8 +422,7 @@ impl SchedulerHandle {
         task: Option<String>,
         limit: usize,
     ) -> Result<Vec<JobView>, Error> {
-        self.call(|reply| Cmd::ListDead { task, limit, reply })
-            .await
+        self.jobs.list_dead(task, limit).await
     }
 
     /// Re-queues dead jobs.
@@ -412,11 +431,7 @@ impl SchedulerHandle {
         task: Option<String>,
         name: Option<String>,
     ) -> Result<u64, Error> {
-        let (n, commit) = self
-            .call(|reply| Cmd::RetryDead { task, name, reply })
-            .await?;
-        commit.wait().await.map_err(store_err)?;
-        Ok(n)
+        self.jobs.retry_dead(task, name).await
     }
 
     /// Deletes dead jobs.
@@ -425,11 +440,32 @@ impl SchedulerHandle {
         task: Option<String>,
         name: Option<String>,
     ) -> Result<u64, Error> {
-        let (n, commit) = self
-            .call(|reply| Cmd::PurgeDead { task, name, reply })
-            .await?;
-        commit.wait().await.map_err(store_err)?;
-        Ok(n)
+        self.jobs.purge_dead(task, name).await
+    }
+
+    /// One page of jobs after `after`, in id order.
+    pub async fn dump_page(&self, after: JobId, limit: usize) -> Result<Vec<JobRecord>, Error> {
+        self.jobs.dump_page(after, limit).await
+    }
+
+    /// Restores one dumped job; returns once committed.
+    pub async fn load(&self, record: JobRecord) -> Result<(), Error> {
+        self.jobs.load(record).await
+    }
+
+    /// Whether any worker serves `task`.
+    pub async fn has_worker(&self, task: String) -> Result<bool, Error> {
+        self.jobs.has_worker(task).await
+    }
+
+    /// Run-time settings: one, or all when `key` is empty.
+    pub async fn get_config(&self, key: String) -> Result<BTreeMap<String, i64>, Error> {
+        self.jobs.get_config(key).await
+    }
+
+    /// Changes a run-time setting; returns once it is persisted.
+    pub async fn set_config(&self, key: String, value: i64) -> Result<(), Error> {
+        self.jobs.set_config(key, value).await
     }
 
     /// Registers a worker. With `tx` it is connected at once (the Work stream); without, GrabJob attaches later.
@@ -511,22 +547,6 @@ impl SchedulerHandle {
         self.call(|reply| Cmd::Heartbeat { leases, reply }).await
     }
 
-    /// One page of jobs after `after`, in id order.
-    pub async fn dump_page(&self, after: JobId, limit: usize) -> Result<Vec<JobRecord>, Error> {
-        self.call(|reply| Cmd::DumpPage {
-            after,
-            limit,
-            reply,
-        })
-        .await
-    }
-
-    /// Restores one dumped job; returns once committed.
-    pub async fn load(&self, record: JobRecord) -> Result<(), Error> {
-        let commit = self.call(|reply| Cmd::Load { record, reply }).await?;
-        commit.wait().await.map_err(store_err)
-    }
-
     /// Subscribes to a job's data chunks and end, by task and name (it need not exist yet).
     pub fn watch(&self, task: String, name: String) -> EventRx {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -567,37 +587,6 @@ impl SchedulerHandle {
         let _ = self.tx.send(Cmd::Unregister { worker, task });
     }
 
-    /// The job a current lease is for: (id, task, name).
-    pub async fn lease_job(
-        &self,
-        lease: LeaseId,
-    ) -> Result<Option<(JobId, String, String)>, Error> {
-        self.call(|reply| Cmd::LeaseJob { lease, reply }).await
-    }
-
-    /// Whether any worker serves `task`.
-    pub async fn has_worker(&self, task: String) -> Result<bool, Error> {
-        self.call(|reply| Cmd::HasWorker { task, reply }).await
-    }
-
-    /// Jobs holding lock `name` now.
-    pub async fn lock_holders(&self, name: String) -> Result<usize, Error> {
-        self.call(|reply| Cmd::LockHolders { name, reply }).await
-    }
-
-    /// Run-time settings: one, or all when `key` is empty.
-    pub async fn get_config(&self, key: String) -> Result<BTreeMap<String, i64>, Error> {
-        self.call(|reply| Cmd::GetConfig { key, reply }).await?
-    }
-
-    /// Changes a run-time setting; returns once it is persisted.
-    pub async fn set_config(&self, key: String, value: i64) -> Result<(), Error> {
-        let commit = self
-            .call(|reply| Cmd::SetConfig { key, value, reply })
-            .await??;
-        commit.wait().await.map_err(store_err)
-    }
-
     /// Stops handing out jobs (shutdown) and resolves once every open lease is settled:
     /// results in flight are applied; call [`Self::close_workers`] after, or at a deadline.
     pub async fn drain(&self) -> Result<(), Error> {
@@ -616,8 +605,8 @@ impl SchedulerHandle {
     }
 }
 
-fn store_err(e: StoreError) -> Error {
-    Error::Store(e.to_string())
+pub(super) fn store_err(e: StoreError) -> Error {
+    Error::from(e)
 }
 
 struct Actor {
@@ -635,6 +624,7 @@ struct Actor {
     /// Shutdown waits here until no lease is open.
     drained: Vec<Reply<()>>,
     on_finished: Option<FinishedHook>,
+    holding: Holding,
 }
 
 /// Commands handled per wake-up before timers and dispatch run again.
@@ -851,7 +841,7 @@ impl Actor {
             } => {
                 let r = self.core.report(lease, outcome, now);
                 let commit = self.commit();
-                let _ = reply.send(r.map(|_| commit));
+                let _ = reply.send(r.map(|job| commit.for_job(job)));
             }
             Cmd::Heartbeat { leases, reply } => {
                 let _ = reply.send(self.core.heartbeat(&leases, now));
@@ -909,15 +899,8 @@ impl Actor {
                 let _ = reply.send(self.core.release_lock(lease, &name, now));
             }
             Cmd::Unregister { worker, task } => self.core.unregister_task(worker, &task),
-            Cmd::LeaseJob { lease, reply } => {
-                let r = self
-                    .core
-                    .lease_job(lease)
-                    .map(|(id, t, n)| (id, t.to_string(), n.to_string()));
-                let _ = reply.send(r);
-            }
-            Cmd::LockHolders { name, reply } => {
-                let _ = reply.send(self.core.lock_holders(&name));
+            Cmd::LocalWorkers { reply } => {
+                let _ = reply.send(self.core.local_workers());
             }
             Cmd::HasWorker { task, reply } => {
                 let _ = reply.send(self.core.has_worker(&task));
@@ -925,18 +908,47 @@ impl Actor {
             Cmd::GetConfig { key, reply } => {
                 let _ = reply.send(self.settings.get(&key));
             }
-            Cmd::SetConfig { key, value, reply } => {
+            Cmd::SetConfig {
+                key,
+                value,
+                persist,
+                reply,
+            } => {
                 let r = self.settings.set(&key, value).map(|_| {
                     self.core.set_lock_timeout(self.settings.lock_timeout_ms());
-                    self.writer.write(vec![Op::SetConfig { key, value }])
+                    if persist {
+                        self.writer.write(vec![Op::SetConfig { key, value }])
+                    } else {
+                        Commit::done()
+                    }
                 });
                 let _ = reply.send(r);
             }
-            Cmd::Adopt { records } => self.core.adopt(records, now),
+            Cmd::Adopt { mut records } => {
+                // Rows submitted with no timeout of their own take this node's setting.
+                let default_timeout = self.settings.default_timeout_ms();
+                for r in &mut records {
+                    if r.timeout_ms == 0 {
+                        r.timeout_ms = default_timeout;
+                    }
+                }
+                self.core.adopt(records, now)
+            }
             Cmd::Forget { ids } => {
                 self.core.forget(&ids);
                 let ops = self.effects();
                 self.writer.write_detached(ops);
+            }
+            Cmd::ReleaseUnserved => {
+                let ids = self.core.unserved();
+                let ids = self.core.release(&ids);
+                if !ids.is_empty() {
+                    tracing::info!(
+                        jobs = ids.len(),
+                        "claims given back: no worker here serves them"
+                    );
+                    self.writer.write_detached(vec![Op::Release(ids)]);
+                }
             }
             Cmd::IdleSlots { reply } => {
                 let _ = reply.send(self.core.idle_slots());
@@ -958,14 +970,29 @@ impl Actor {
     /// Carries out pending non-store effects; returns the store writes in order.
     fn effects(&mut self) -> Vec<Op> {
         let mut ops = Vec::new();
+        let mut released = Vec::new();
         loop {
             let effects = self.core.take_effects();
             if effects.is_empty() {
+                if !released.is_empty() {
+                    // Holding claims only: a job rescheduled or dead gives its claim back in
+                    // the same commit and leaves the core, unless it runs again already.
+                    let ids = self.core.release(&released);
+                    released.clear();
+                    if !ids.is_empty() {
+                        ops.push(Op::Release(ids));
+                    }
+                }
                 return ops;
             }
             for e in effects {
                 match e {
-                    Effect::Persist(op) => ops.push(op),
+                    Effect::Persist(op) => {
+                        if let (Holding::Claims, Op::Reschedule { id, .. }) = (self.holding, &op) {
+                            released.push(*id);
+                        }
+                        ops.push(op)
+                    }
                     Effect::Observe(o) => self.metrics.observe(&o),
                     Effect::Assign { worker, job } => {
                         let sent = self

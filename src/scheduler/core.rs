@@ -124,6 +124,9 @@ pub struct SubmitReply {
     pub running: bool,
 }
 
+/// Per task served here: (task, workers, broadcast); and the workers in all.
+pub type LocalWorkers = (Vec<(String, u32, bool)>, u32);
+
 /// Counts for one task (or the totals).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskStatus {
@@ -461,6 +464,50 @@ impl Core {
                 self.remove_job(id, "claim lost to another node");
             }
         }
+    }
+
+    /// Gives back jobs this node holds but will not run now (cluster claims): of `ids`, the
+    /// ones not running leave the core without a trace (no result, no write); returns them.
+    /// The caller writes the release of their claims.
+    pub fn release(&mut self, ids: &[JobId]) -> Vec<JobId> {
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let Some(job) = self.jobs.get(&id) else {
+                continue;
+            };
+            if matches!(job.phase, Phase::Running(_) | Phase::Locked) {
+                continue;
+            }
+            self.remove_job_silently(id);
+            out.push(id);
+        }
+        out
+    }
+
+    /// Ready or scheduled jobs of tasks no worker here serves (their workers left): a node
+    /// holding claims gives these back so other nodes' workers can run them.
+    pub fn unserved(&self) -> Vec<JobId> {
+        let mut out = Vec::new();
+        for t in &self.tasks {
+            if !t.workers.is_empty() {
+                continue;
+            }
+            out.extend(t.ready.iter().map(|&(_, _, id)| id));
+            out.extend(t.scheduled.iter().map(|&(_, id)| id));
+        }
+        out
+    }
+
+    /// Per task with workers here: how many, and whether the task is broadcast; and how
+    /// many workers there are in all (one serving several tasks counts once).
+    pub fn local_workers(&self) -> LocalWorkers {
+        let tasks = self
+            .tasks
+            .iter()
+            .filter(|t| !t.workers.is_empty())
+            .map(|t| (t.name.to_string(), t.workers.len() as u32, t.broadcast))
+            .collect();
+        (tasks, self.workers.len() as u32)
     }
 
     /// Free worker slots per task, less the jobs already waiting for them: how many more

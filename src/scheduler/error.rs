@@ -40,3 +40,13 @@ impl Error {
         }
     }
 }
+
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            // The report's lease was over before it landed: like any stale lease.
+            crate::store::StoreError::Fenced(_) => Error::FailedPrecondition(e.to_string()),
+            _ => Error::Store(e.to_string()),
+        }
+    }
+}

@@ -2,10 +2,12 @@
 //! its clock, job model and error type.
 
 pub mod actor;
+pub mod backend;
 pub mod clock;
 pub mod core;
 pub mod error;
 pub mod job;
+pub mod local;
 pub mod locks;
 pub mod settings;
 pub mod table;

@@ -72,6 +72,8 @@ impl Store for MemoryStore {
                     jobs.remove(id);
                 }
                 Op::DeleteTask(task) => jobs.retain(|_, j| &j.task != task),
+                // No claims here.
+                Op::Release(_) => {}
                 Op::SetConfig { key, value } => {
                     self.config
                         .lock()

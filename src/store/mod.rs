@@ -38,6 +38,9 @@ pub enum Op {
     },
     /// Delete a job.
     Delete(JobId),
+    /// Cluster: give these jobs' claims back (fenced by this node's claims); other stores
+    /// keep no claims and ignore it.
+    Release(Vec<JobId>),
     /// Delete every job of a task.
     DeleteTask(String),
     /// Store a run-time setting.
@@ -92,6 +95,9 @@ pub enum StoreError {
     /// The writer thread has stopped.
     #[error("store writer stopped")]
     Closed,
+    /// Cluster: the job's claim had passed to another node, so its write changed nothing.
+    #[error("job {0}: its claim passed to another node; the write changed nothing")]
+    Fenced(JobId),
 }
 
 /// Jobs read at start-up, in id order, with each task's name held once: a restart of 1M
@@ -171,6 +177,11 @@ impl StoredJobs {
 pub trait Store: Send + 'static {
     /// Applies `ops` in order in one transaction: all of them are committed or none.
     fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError>;
+    /// The jobs whose writes in the last `apply` were fenced out and changed nothing (a
+    /// store that fences claims); empty elsewhere.
+    fn take_fenced(&mut self) -> Vec<JobId> {
+        Vec::new()
+    }
     /// Every stored job, in id order.
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError>;
     /// Every stored job, in id order, task names held once (start-up).
@@ -197,6 +208,9 @@ pub trait Store: Send + 'static {
 impl<S: Store + ?Sized> Store for Box<S> {
     fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
         (**self).apply(ops)
+    }
+    fn take_fenced(&mut self) -> Vec<JobId> {
+        (**self).take_fenced()
     }
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
         (**self).load_jobs()

@@ -58,6 +58,11 @@ const MIGRATIONS: &[&str] = &[
     // 3: RunJob across nodes: which jobs someone waits on, and their results.
     "ALTER TABLE jobs ADD COLUMN wait BOOLEAN NOT NULL DEFAULT false;
      CREATE TABLE results (id BIGINT PRIMARY KEY, ok BOOLEAN NOT NULL, data BYTEA NOT NULL);",
+    // 4: each cluster node's workers, so any node can answer Status, RunJob and DropTask
+    // for the whole cluster; a node unseen for a claim TTL is gone.
+    "CREATE TABLE cluster_nodes (node TEXT PRIMARY KEY, workers INT NOT NULL, seen TIMESTAMPTZ NOT NULL);
+     CREATE TABLE cluster_workers (node TEXT NOT NULL, task TEXT NOT NULL, workers INT NOT NULL,
+        broadcast BOOLEAN NOT NULL, PRIMARY KEY (node, task));",
 ];
 
 /// Cluster mode: this node's id and the lease version of every claim it holds. Writes to a
@@ -127,6 +132,8 @@ pub struct PgStore {
     client: Option<Client>,
     cache: Prepared,
     fence: Option<Fence>,
+    /// Fenced-out writes of the last apply.
+    fenced: Vec<JobId>,
     url: String,
 }
 
@@ -139,6 +146,7 @@ impl PgStore {
             client: Some(client),
             cache: Prepared::new(),
             fence: None,
+            fenced: Vec::new(),
             url: url.to_string(),
         })
     }
@@ -256,9 +264,14 @@ const RESCHEDULE_FENCED: &str = "UPDATE jobs j SET sched_at = u.sched_at, attemp
         run_count = u.run_count, dead = u.dead, last_error = u.last_error
      FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bool[], $6::text[], $7::bigint[])
         AS u(id, sched_at, attempts, run_count, dead, last_error, v)
-     WHERE j.id = u.id AND j.owner = $8 AND j.lease_version = u.v";
+     WHERE j.id = u.id AND j.owner = $8 AND j.lease_version = u.v
+     RETURNING j.id";
 const DELETE_FENCED: &str =
     "DELETE FROM jobs j USING unnest($1::bigint[], $2::bigint[]) AS u(id, v)
+     WHERE j.id = u.id AND j.owner = $3 AND j.lease_version = u.v
+     RETURNING j.id";
+const RELEASE_FENCED: &str = "UPDATE jobs j SET owner = NULL, claim_until = NULL
+     FROM unnest($1::bigint[], $2::bigint[]) AS u(id, v)
      WHERE j.id = u.id AND j.owner = $3 AND j.lease_version = u.v";
 const RESCHEDULE: &str =
     "UPDATE jobs j SET sched_at = u.sched_at, attempts = u.attempts, run_count = u.run_count,
@@ -334,13 +347,23 @@ fn versions(fence: &Fence, ids: &[i64]) -> Vec<i64> {
         .collect()
 }
 
+/// The ids of `asked` that a fenced statement's `RETURNING id` lacks: writes that changed nothing.
+fn not_returned(asked: &[i64], rows: &[Row]) -> Vec<JobId> {
+    let done: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+    asked
+        .iter()
+        .filter(|id| !done.contains(id))
+        .map(|&id| id as JobId)
+        .collect()
+}
+
 fn apply_run(
     tx: &mut postgres::Transaction<'_>,
     cache: &mut Prepared,
     fence: Option<&Fence>,
     run: &[Op],
-) -> Result<u64, StoreError> {
-    let mut fenced_out = 0;
+) -> Result<Vec<JobId>, StoreError> {
+    let mut fenced_out = Vec::new();
     match &run[0] {
         Op::Upsert(_) => {
             let mut a = JobArrays::default();
@@ -396,8 +419,8 @@ fn apply_run(
             if let Some(f) = fence {
                 let v = versions(f, &id);
                 let st = prepared(cache, tx, RESCHEDULE_FENCED)?;
-                let n = tx.execute(&st, &[&id, &at, &att, &rc, &dead, &err, &v, &f.node])?;
-                fenced_out += id.len() as u64 - n;
+                let rows = tx.query(&st, &[&id, &at, &att, &rc, &dead, &err, &v, &f.node])?;
+                fenced_out.extend(not_returned(&id, &rows));
             } else {
                 let st = prepared(cache, tx, RESCHEDULE)?;
                 tx.execute(&st, &[&id, &at, &att, &rc, &dead, &err])?;
@@ -414,11 +437,20 @@ fn apply_run(
             if let Some(f) = fence {
                 let v = versions(f, &ids);
                 let st = prepared(cache, tx, DELETE_FENCED)?;
-                let n = tx.execute(&st, &[&ids, &v, &f.node])?;
-                fenced_out += ids.len() as u64 - n;
+                let rows = tx.query(&st, &[&ids, &v, &f.node])?;
+                fenced_out.extend(not_returned(&ids, &rows));
             } else {
                 let st = prepared(cache, tx, "DELETE FROM jobs WHERE id = ANY($1)")?;
                 tx.execute(&st, &[&ids])?;
+            }
+        }
+        Op::Release(ids) => {
+            // Only a fenced store holds claims: elsewhere there is nothing to give back.
+            if let Some(f) = fence {
+                let ids: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
+                let v = versions(f, &ids);
+                let st = prepared(cache, tx, RELEASE_FENCED)?;
+                tx.execute(&st, &[&ids, &v, &f.node])?;
             }
         }
         Op::DeleteTask(task) => {
@@ -486,27 +518,45 @@ impl Store for PgStore {
     fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
         let client = self.client.as_mut().expect("client present until drop");
         let mut tx = client.transaction()?;
-        let mut fenced_out = 0;
+        let mut fenced_out = Vec::new();
         for run in runs(ops) {
-            fenced_out += apply_run(&mut tx, &mut self.cache, self.fence.as_ref(), run)?;
+            fenced_out.extend(apply_run(
+                &mut tx,
+                &mut self.cache,
+                self.fence.as_ref(),
+                run,
+            )?);
         }
         tx.commit()?;
         if let Some(f) = &self.fence {
-            if fenced_out > 0 {
+            if !fenced_out.is_empty() {
                 tracing::warn!(
-                    writes = fenced_out,
+                    writes = fenced_out.len(),
                     "stale writes refused: claims held by another node now"
                 );
             }
-            // A deleted job's claim is over.
+            self.fenced = fenced_out;
+            // A deleted or released job's claim is over.
             let mut v = f.versions.lock().expect("poisoned");
             for op in ops {
-                if let Op::Delete(id) = op {
-                    v.remove(id);
+                match op {
+                    Op::Delete(id) => {
+                        v.remove(id);
+                    }
+                    Op::Release(ids) => {
+                        for id in ids {
+                            v.remove(id);
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
         Ok(())
+    }
+
+    fn take_fenced(&mut self) -> Vec<JobId> {
+        std::mem::take(&mut self.fenced)
     }
 
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {

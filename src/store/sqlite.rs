@@ -215,6 +215,8 @@ impl Store for SqliteStore {
                     tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?
                         .execute(params![*id as i64])?;
                 }
+                // One node holds every job: no claims to give back.
+                Op::Release(_) => {}
                 Op::DeleteTask(task) => {
                     tx.prepare_cached("DELETE FROM jobs WHERE task = ?1")?
                         .execute(params![task])?;

@@ -23,7 +23,11 @@ use crate::scheduler::job::{JobId, JobRecord};
 /// Ops in one batch at most; more waits for the next commit.
 const MAX_BATCH_OPS: usize = 20_000;
 
-type Ack = oneshot::Sender<Result<(), StoreError>>;
+/// Jobs whose writes in a commit were fenced out (cluster: the claim had passed to another
+/// node), so the commit changed nothing for them.
+type Fenced = Arc<BTreeSet<JobId>>;
+
+type Ack = oneshot::Sender<Result<Fenced, StoreError>>;
 
 enum Unit {
     Write {
@@ -65,6 +69,7 @@ impl Refused {
                 Op::Reschedule { id, .. } | Op::Delete(id) => {
                     self.ids.insert(*id);
                 }
+                Op::Release(ids) => self.ids.extend(ids.iter().copied()),
                 Op::DeleteTask(t) => {
                     self.tasks.insert(t.clone());
                 }
@@ -90,19 +95,44 @@ pub struct Writer {
 }
 
 /// Resolves once the ops it stands for are committed.
-pub struct Commit(Option<oneshot::Receiver<Result<(), StoreError>>>);
+pub struct Commit {
+    rx: Option<oneshot::Receiver<Result<Fenced, StoreError>>>,
+    /// The job whose write this commit acknowledges: a fenced-out write fails the wait.
+    job: Option<JobId>,
+}
 
 impl Commit {
     /// Nothing to wait for.
     pub fn done() -> Self {
-        Commit(None)
+        Commit {
+            rx: None,
+            job: None,
+        }
+    }
+
+    fn pending(rx: oneshot::Receiver<Result<Fenced, StoreError>>) -> Self {
+        Commit {
+            rx: Some(rx),
+            job: None,
+        }
+    }
+
+    /// The same commit, failing its wait if `job`'s write was fenced out: an acknowledgement
+    /// follows what was written, not what was asked.
+    pub fn for_job(mut self, job: JobId) -> Self {
+        self.job = Some(job);
+        self
     }
 
     /// Waits for the commit.
     pub async fn wait(self) -> Result<(), StoreError> {
-        match self.0 {
-            None => Ok(()),
-            Some(rx) => rx.await.unwrap_or(Err(StoreError::Closed)),
+        let fenced = match self.rx {
+            None => return Ok(()),
+            Some(rx) => rx.await.unwrap_or(Err(StoreError::Closed))?,
+        };
+        match self.job {
+            Some(id) if fenced.contains(&id) => Err(StoreError::Fenced(id)),
+            _ => Ok(()),
         }
     }
 }
@@ -179,8 +209,11 @@ impl Writer {
                             f.note(&ops);
                             Err(f.error.clone())
                         }
-                        None if ops.is_empty() => Ok(()),
-                        None => store.apply(&ops),
+                        None if ops.is_empty() => Ok(Fenced::default()),
+                        None => store.apply(&ops).map(|()| {
+                            let fenced = store.take_fenced();
+                            Arc::new(fenced.into_iter().collect())
+                        }),
                     };
                     if let Err(e) = &result {
                         if refused.is_none() {
@@ -229,9 +262,9 @@ impl Writer {
         {
             let (ack, rx) = oneshot::channel();
             let _ = ack.send(Err(StoreError::Closed));
-            return Commit(Some(rx));
+            return Commit::pending(rx);
         }
-        Commit(Some(rx))
+        Commit::pending(rx)
     }
 
     /// Queues `ops` with no one waiting for them (internal changes such as lease expiry).
@@ -254,7 +287,7 @@ impl Writer {
         {
             return Commit::done();
         }
-        Commit(Some(rx))
+        Commit::pending(rx)
     }
 
     /// True from a failed commit until the next successful [`Writer::resync`].

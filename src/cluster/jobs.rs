@@ -1,0 +1,542 @@
+//! [`Backend`] for cluster mode: the client API answered by the shared database, so every
+//! node answers for the whole cluster. What each call costs is in ARCHITECTURE.md.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::Client;
+
+use super::{connect, db_err, deliver, now_ms, publish_result, sql, ClusterError, Shared};
+use crate::scheduler::actor::NodeHandle;
+use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
+use crate::scheduler::core::{SubmitReply, TaskStatus};
+use crate::scheduler::error::Error;
+use crate::scheduler::job::{JobId, JobKey, JobRecord, JobSpec, JobState, JobView, RetryPolicy};
+use crate::scheduler::local::LocalJobs;
+use crate::store::writer::Commit;
+
+/// A batch of SubmitStream jobs for the ordered submitter.
+type Ordered = (
+    Vec<JobSpec>,
+    oneshot::Sender<Result<Vec<SubmitReply>, Error>>,
+);
+
+/// The cluster's client API. See the module docs.
+#[derive(Clone)]
+pub struct ClusterJobs {
+    shared: Arc<Shared>,
+    node: NodeHandle,
+    local: LocalJobs,
+    /// SubmitStream batches, applied one after another in the order they were queued.
+    ordered: mpsc::UnboundedSender<Ordered>,
+}
+
+impl ClusterJobs {
+    pub(super) async fn start(
+        shared: Arc<Shared>,
+        url: &str,
+        node: NodeHandle,
+    ) -> Result<ClusterJobs, ClusterError> {
+        let (client, _) = connect(url).await?;
+        let submit = client.prepare(sql::SUBMIT).await?;
+        let (ordered, mut rx) = mpsc::unbounded_channel::<Ordered>();
+        tokio::spawn(async move {
+            while let Some((specs, reply)) = rx.recv().await {
+                let _ = reply.send(submit_batch(&client, &submit, &specs, false).await);
+            }
+        });
+        Ok(ClusterJobs {
+            shared,
+            local: node.local(),
+            node,
+            ordered,
+        })
+    }
+
+    /// Submits through a pooled connection; with `wait`, a receiver of the job's result.
+    async fn submit_one(
+        &self,
+        spec: JobSpec,
+        wait: bool,
+    ) -> Result<(SubmitReply, Option<crate::scheduler::actor::ResultRx>), Error> {
+        let (c, st) = self.shared.pick();
+        let reply = submit_batch(c, st, std::slice::from_ref(&spec), wait)
+            .await?
+            .pop()
+            .expect("one reply per job");
+        if !wait {
+            return Ok((reply, None));
+        }
+        if reply.running {
+            return Err(Error::FailedPrecondition(format!(
+                "job {}/{} is running on a node; its result goes to the RunJob that started it",
+                spec.task, spec.name
+            )));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .waiters
+            .lock()
+            .expect("poisoned")
+            .entry(reply.id)
+            .or_default()
+            .push(tx);
+        // The result may have been published before the waiter was in place.
+        deliver(&self.shared, reply.id).await;
+        Ok((reply, Some(rx)))
+    }
+
+    async fn workers_anywhere(&self, task: &str) -> Result<bool, Error> {
+        if self.local.has_worker(task.to_string()).await? {
+            return Ok(true);
+        }
+        let row = self
+            .shared
+            .client()
+            .query_one(sql::HAS_WORKER, &[&task, &self.shared.ttl_ms])
+            .await
+            .map_err(db_err)?;
+        Ok(row.get(0))
+    }
+}
+
+/// `$1` of the by-id-or-name statements.
+fn key_params(key: &JobKey) -> (Option<i64>, String, String) {
+    match key {
+        JobKey::Id(id) => (Some(*id as i64), String::new(), String::new()),
+        JobKey::Name { task, name } => (None, task.clone(), name.clone()),
+    }
+}
+
+fn not_found(key: &JobKey) -> Error {
+    match key {
+        JobKey::Id(id) => Error::NotFound(format!("job {id} not found")),
+        JobKey::Name { task, name } => Error::NotFound(format!("job {task}/{name} not found")),
+    }
+}
+
+/// Inserts or replaces `specs` in order (one statement); a job whose row a live node holds
+/// is answered `running` and left alone. Several specs with one (task, name) act in order:
+/// the last one is stored, the later ones count as replacing.
+async fn submit_batch(
+    c: &Client,
+    st: &tokio_postgres::Statement,
+    specs: &[JobSpec],
+    wait: bool,
+) -> Result<Vec<SubmitReply>, Error> {
+    // The last spec of each (task, name) is the one stored.
+    let mut last: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, s) in specs.iter().enumerate() {
+        last.insert((s.task.as_str(), s.name.as_str()), i);
+    }
+    let mut pending: Vec<usize> = (0..specs.len())
+        .filter(|&i| last[&(specs[i].task.as_str(), specs[i].name.as_str())] == i)
+        .collect();
+    let mut got: HashMap<(String, String), SubmitReply> = HashMap::new();
+    // A row taken (claimed) or gone between the two statements is tried again.
+    for _ in 0..3 {
+        if pending.is_empty() {
+            break;
+        }
+        let mut a = SpecArrays::default();
+        for &i in &pending {
+            a.push(&specs[i], wait);
+        }
+        let rows = c
+            .query(
+                st,
+                &[
+                    &a.task,
+                    &a.name,
+                    &a.args,
+                    &a.sched_at,
+                    &a.timeout_ms,
+                    &a.priority,
+                    &a.max_attempts,
+                    &a.backoff_base_ms,
+                    &a.backoff_max_ms,
+                    &a.wait,
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        for r in rows {
+            got.insert(
+                (r.get(2), r.get(3)),
+                SubmitReply {
+                    id: r.get::<_, i64>(0) as u64,
+                    replaced: r.get(1),
+                    running: false,
+                },
+            );
+        }
+        let held: Vec<usize> = pending
+            .iter()
+            .copied()
+            .filter(|&i| !got.contains_key(&(specs[i].task.clone(), specs[i].name.clone())))
+            .collect();
+        if held.is_empty() {
+            pending.clear();
+            break;
+        }
+        let tasks: Vec<&str> = held.iter().map(|&i| specs[i].task.as_str()).collect();
+        let names: Vec<&str> = held.iter().map(|&i| specs[i].name.as_str()).collect();
+        for r in c
+            .query(sql::IDS_BY_NAME, &[&tasks, &names])
+            .await
+            .map_err(db_err)?
+        {
+            got.insert(
+                (r.get(1), r.get(2)),
+                SubmitReply {
+                    id: r.get::<_, i64>(0) as u64,
+                    replaced: false,
+                    running: true,
+                },
+            );
+        }
+        pending = held
+            .into_iter()
+            .filter(|&i| !got.contains_key(&(specs[i].task.clone(), specs[i].name.clone())))
+            .collect();
+    }
+    if let Some(&i) = pending.first() {
+        return Err(Error::Store(format!(
+            "job {}/{} changed under three submits in a row; try again",
+            specs[i].task, specs[i].name
+        )));
+    }
+    // Earlier specs of a repeated (task, name): the first is answered as the database did,
+    // the later ones replaced it.
+    let mut seen: HashMap<(&str, &str), bool> = HashMap::new();
+    Ok(specs
+        .iter()
+        .map(|s| {
+            let key = (s.task.as_str(), s.name.as_str());
+            let mut r = got[&(s.task.clone(), s.name.clone())];
+            if seen.insert(key, true).is_some() && !r.running {
+                r.replaced = true;
+            }
+            r
+        })
+        .collect())
+}
+
+/// The submit statement's columns, one array each.
+#[derive(Default)]
+struct SpecArrays<'a> {
+    task: Vec<&'a str>,
+    name: Vec<&'a str>,
+    args: Vec<&'a [u8]>,
+    sched_at: Vec<i64>,
+    timeout_ms: Vec<i64>,
+    priority: Vec<i32>,
+    max_attempts: Vec<i64>,
+    backoff_base_ms: Vec<i64>,
+    backoff_max_ms: Vec<i64>,
+    wait: Vec<bool>,
+}
+
+impl<'a> SpecArrays<'a> {
+    fn push(&mut self, s: &'a JobSpec, wait: bool) {
+        let RetryPolicy {
+            max_attempts,
+            backoff_base_ms,
+            backoff_max_ms,
+        } = s.retry;
+        self.task.push(&s.task);
+        self.name.push(&s.name);
+        self.args.push(&s.args);
+        self.sched_at.push(s.sched_at);
+        // 0 stays 0: the node that claims the job applies its current `timeout` setting.
+        self.timeout_ms.push(s.timeout_ms as i64);
+        self.priority.push(s.priority);
+        self.max_attempts.push(max_attempts as i64);
+        self.backoff_base_ms.push(backoff_base_ms as i64);
+        self.backoff_max_ms.push(backoff_max_ms as i64);
+        self.wait.push(wait);
+    }
+}
+
+fn record_of(row: &tokio_postgres::Row) -> JobRecord {
+    crate::store::postgres::job_record(row)
+}
+
+impl Backend for ClusterJobs {
+    fn submit(&self, spec: JobSpec) -> Fut<SubmitReply> {
+        let me = self.clone();
+        Box::pin(async move { Ok(me.submit_one(spec, false).await?.0) })
+    }
+
+    fn submit_many(&self, specs: Vec<JobSpec>) -> Fut<Vec<SubmitReply>> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let (c, st) = shared.pick();
+            submit_batch(c, st, &specs, false).await
+        })
+    }
+
+    fn submit_each(&self, specs: Vec<JobSpec>) -> BoxFuture<'static, SubmittedEach> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.ordered.send((specs, tx)).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return Err(Error::ShuttingDown);
+            }
+            let replies = rx.await.map_err(|_| Error::ShuttingDown)??;
+            Ok((replies.into_iter().map(Ok).collect(), Commit::done()))
+        })
+    }
+
+    fn run_job(&self, spec: JobSpec) -> Fut<(JobId, Bytes)> {
+        let me = self.clone();
+        Box::pin(async move {
+            if !me.workers_anywhere(&spec.task).await? {
+                return Err(Error::FailedPrecondition(format!(
+                    "no worker for task {}",
+                    spec.task
+                )));
+            }
+            let (reply, rx) = me.submit_one(spec, true).await?;
+            match rx.ok_or(Error::ShuttingDown)?.await {
+                Ok(Ok(result)) => Ok((reply.id, result)),
+                Ok(Err(e)) => Err(Error::JobFailed(e)),
+                Err(_) => Err(Error::ShuttingDown),
+            }
+        })
+    }
+
+    fn remove(&self, key: JobKey) -> Fut<JobId> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let (id, task, name) = key_params(&key);
+            let row = shared
+                .client()
+                .query_opt(sql::REMOVE, &[&id, &task, &name])
+                .await
+                .map_err(db_err)?
+                .ok_or_else(|| not_found(&key))?;
+            let id = row.get::<_, i64>(0) as u64;
+            let (held, wait): (bool, bool) = (row.get(1), row.get(2));
+            if wait && !held {
+                // Nobody holds it to tell the RunJob caller; the holder does so when there is one.
+                publish_result(shared.clone(), id, Err("job removed".into()));
+            }
+            Ok(id)
+        })
+    }
+
+    fn get(&self, key: JobKey) -> Fut<JobView> {
+        let me = self.clone();
+        Box::pin(async move {
+            let (id, task, name) = key_params(&key);
+            let row = me
+                .shared
+                .client()
+                .query_opt(sql::GET, &[&id, &task, &name])
+                .await
+                .map_err(db_err)?
+                .ok_or_else(|| not_found(&key))?;
+            let record = record_of(&row);
+            let (owner, claimed): (Option<String>, bool) = (row.get(14), row.get(15));
+            if claimed && owner.as_deref() == Some(me.shared.node.as_str()) {
+                // Ours: the core knows whether it is leased, and the lease.
+                if let Some(v) = me.node.held(JobKey::Id(record.id)).await? {
+                    return Ok(v);
+                }
+            }
+            let state = if record.dead {
+                JobState::Dead
+            } else if claimed {
+                JobState::Running
+            } else if record.sched_at <= now_ms() {
+                JobState::Pending
+            } else {
+                JobState::Scheduled
+            };
+            Ok(JobView {
+                record,
+                state,
+                lease: None,
+            })
+        })
+    }
+
+    fn drop_task(&self, task: String) -> Fut<u64> {
+        let me = self.clone();
+        Box::pin(async move {
+            if me.workers_anywhere(&task).await? {
+                return Err(Error::FailedPrecondition(format!(
+                    "task {task:?} has registered worker(s) on some node; stop them before dropping it"
+                )));
+            }
+            let row = me
+                .shared
+                .client()
+                .query_one(sql::DROP_TASK, &[&task])
+                .await
+                .map_err(db_err)?;
+            let n = row.get::<_, i64>(0) as u64;
+            if n == 0 {
+                return Err(Error::NotFound(format!("task {task:?} not found")));
+            }
+            Ok(n)
+        })
+    }
+
+    fn status(&self, task: Option<String>) -> Fut<(Vec<TaskStatus>, TaskStatus)> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let c = shared.client();
+            let rows = c
+                .query(sql::STATUS, &[&now_ms(), &task, &shared.ttl_ms])
+                .await
+                .map_err(db_err)?;
+            let mut out = Vec::with_capacity(rows.len());
+            let mut totals = TaskStatus::default();
+            for r in rows {
+                let s = TaskStatus {
+                    task: r.get(0),
+                    workers: r.get::<_, i64>(1) as u32,
+                    pending: r.get::<_, i64>(2) as u64,
+                    scheduled: r.get::<_, i64>(3) as u64,
+                    running: r.get::<_, i64>(4) as u64,
+                    dead: r.get::<_, i64>(5) as u64,
+                    locked: 0,
+                    broadcast: r.get(7),
+                    next_sched_at: r.get(6),
+                };
+                totals.workers += s.workers;
+                totals.pending += s.pending;
+                totals.scheduled += s.scheduled;
+                totals.running += s.running;
+                totals.dead += s.dead;
+                totals.next_sched_at = match (totals.next_sched_at, s.next_sched_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                out.push(s);
+            }
+            if task.is_none() {
+                // A worker serving several tasks is one worker.
+                let row = c
+                    .query_one(sql::TOTAL_WORKERS, &[&shared.ttl_ms])
+                    .await
+                    .map_err(db_err)?;
+                totals.workers = row.get::<_, i64>(0) as u32;
+            }
+            Ok((out, totals))
+        })
+    }
+
+    fn list_dead(&self, task: Option<String>, limit: usize) -> Fut<Vec<JobView>> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let limit = limit.min(i64::MAX as usize) as i64;
+            let rows = shared
+                .client()
+                .query(sql::LIST_DEAD, &[&task, &limit])
+                .await
+                .map_err(db_err)?;
+            Ok(rows
+                .iter()
+                .map(|r| JobView {
+                    record: record_of(r),
+                    state: JobState::Dead,
+                    lease: None,
+                })
+                .collect())
+        })
+    }
+
+    fn retry_dead(&self, task: Option<String>, name: Option<String>) -> Fut<u64> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let row = shared
+                .client()
+                .query_one(sql::RETRY_DEAD, &[&task, &name, &now_ms()])
+                .await
+                .map_err(db_err)?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+    }
+
+    fn purge_dead(&self, task: Option<String>, name: Option<String>) -> Fut<u64> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            shared
+                .client()
+                .execute(sql::PURGE_DEAD, &[&task, &name])
+                .await
+                .map_err(db_err)
+        })
+    }
+
+    fn dump_page(&self, after: JobId, limit: usize) -> Fut<Vec<JobRecord>> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let (after, limit) = (after as i64, limit.min(i64::MAX as usize) as i64);
+            let rows = shared
+                .client()
+                .query(sql::DUMP_PAGE, &[&after, &limit])
+                .await
+                .map_err(db_err)?;
+            Ok(rows.iter().map(record_of).collect())
+        })
+    }
+
+    fn load(&self, r: JobRecord) -> Fut<()> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            shared
+                .client()
+                .query_one(
+                    sql::LOAD,
+                    &[
+                        &r.task,
+                        &r.name,
+                        &&r.args[..],
+                        &r.sched_at,
+                        &(r.timeout_ms as i64),
+                        &r.priority,
+                        &(r.retry.max_attempts as i64),
+                        &(r.retry.backoff_base_ms as i64),
+                        &(r.retry.backoff_max_ms as i64),
+                        &(r.attempts as i64),
+                        &(r.run_count as i64),
+                        &r.dead,
+                        &r.last_error,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn get_config(&self, key: String) -> Fut<BTreeMap<String, i64>> {
+        // Every node holds the same values: a change is stored, then announced to all.
+        self.local.get_config(key)
+    }
+
+    fn set_config(&self, key: String, value: i64) -> Fut<()> {
+        let me = self.clone();
+        Box::pin(async move {
+            me.local.set_config(key.clone(), value).await?;
+            me.shared
+                .client()
+                .execute(sql::ANNOUNCE_CONFIG, &[&key, &value.to_string()])
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn has_worker(&self, task: String) -> Fut<bool> {
+        let me = self.clone();
+        Box::pin(async move { me.workers_anywhere(&task).await })
+    }
+}

@@ -1,0 +1,165 @@
+//! The statements cluster mode runs, in one place so their locking and NOTIFY rules can be
+//! read together. Job columns come in [`crate::store::postgres::job_record`] order.
+
+/// Claims up to `$5` due jobs of task `$3` for node `$1` (claim TTL `$2` ms, now `$4`).
+pub const CLAIM: &str = "UPDATE jobs j SET owner = $1, lease_version = j.lease_version + 1,
+        claim_until = now() + $2::bigint * interval '1 millisecond'
+     FROM (SELECT id FROM jobs
+           WHERE task = $3 AND NOT dead AND sched_at <= $4
+             AND (owner IS NULL OR claim_until < now())
+           ORDER BY priority DESC, sched_at, id
+           LIMIT $5
+           FOR UPDATE SKIP LOCKED) c
+     WHERE j.id = c.id
+     RETURNING j.id, j.task, j.name, j.args, j.sched_at, j.timeout_ms, j.priority, j.max_attempts,
+        j.backoff_base_ms, j.backoff_max_ms, j.attempts, j.run_count, j.dead, j.last_error,
+        j.lease_version, j.wait";
+
+/// The earliest due time of task `$1`'s claimable jobs.
+pub const NEXT_DUE: &str = "SELECT min(sched_at) FROM jobs WHERE task = $1 AND NOT dead
+     AND (owner IS NULL OR claim_until < now())";
+
+/// Extends node `$1`'s claims on ids `$3` by `$2` ms; answers the ones still held.
+pub const RENEW: &str =
+    "UPDATE jobs SET claim_until = now() + $2::bigint * interval '1 millisecond'
+     WHERE owner = $1 AND id = ANY($3) RETURNING id, lease_version";
+
+/// Inserts or replaces jobs by (task, name), in order, with ids from the database's
+/// sequence. A row claimed by a live node is left alone (it is running: Periodic's rule);
+/// a dead one is replaced. One NOTIFY per task with its earliest new due time.
+pub const SUBMIT: &str = "WITH input AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[],
+            $6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[]) WITH ORDINALITY
+        AS u(task, name, args, sched_at, timeout_ms, priority, max_attempts, backoff_base_ms,
+            backoff_max_ms, wait, ord)),
+     up AS (
+        INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
+            backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait)
+        SELECT nextval('job_ids'), task, name, args, sched_at, timeout_ms, priority, max_attempts,
+            backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait
+        FROM input ORDER BY ord
+        ON CONFLICT (task, name) DO UPDATE SET args = EXCLUDED.args, sched_at = EXCLUDED.sched_at,
+            timeout_ms = EXCLUDED.timeout_ms, priority = EXCLUDED.priority,
+            max_attempts = EXCLUDED.max_attempts, backoff_base_ms = EXCLUDED.backoff_base_ms,
+            backoff_max_ms = EXCLUDED.backoff_max_ms, attempts = 0, run_count = 0, dead = false,
+            last_error = '', wait = EXCLUDED.wait, owner = NULL, claim_until = NULL
+        WHERE jobs.owner IS NULL OR jobs.claim_until < now() OR jobs.dead
+        RETURNING id, xmax <> 0 AS replaced, task, name, sched_at),
+     n AS (SELECT pg_notify('taskhive_jobs', task || ' ' || min(sched_at)::text) FROM up GROUP BY task)
+     SELECT id, replaced, task, name, (SELECT count(*) FROM n) FROM up";
+
+/// The ids of jobs by (task, name): `$1` tasks, `$2` names.
+pub const IDS_BY_NAME: &str = "SELECT id, task, name FROM jobs
+     WHERE (task, name) IN (SELECT * FROM unnest($1::text[], $2::text[]))";
+
+/// A job by id (`$1`) or by task and name (`$2`, `$3`), with its claim.
+pub const GET: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
+        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error,
+        owner, (owner IS NOT NULL AND claim_until >= now()) AS claimed
+     FROM jobs WHERE ($1::bigint IS NOT NULL AND id = $1) OR ($1::bigint IS NULL AND task = $2 AND name = $3)";
+
+/// Deletes a job by id or by task and name; its holder (if any) is told to forget it.
+pub const REMOVE: &str = "WITH d AS (DELETE FROM jobs
+        WHERE ($1::bigint IS NOT NULL AND id = $1) OR ($1::bigint IS NULL AND task = $2 AND name = $3)
+        RETURNING id, owner, wait),
+     n AS (SELECT pg_notify('taskhive_forget', owner || ' ' || id::text) FROM d WHERE owner IS NOT NULL)
+     SELECT id, owner IS NOT NULL, wait, (SELECT count(*) FROM n) FROM d";
+
+/// Deletes every job of task `$1`; holders are told to forget theirs.
+pub const DROP_TASK: &str = "WITH d AS (DELETE FROM jobs WHERE task = $1 RETURNING id, owner),
+     n AS (SELECT pg_notify('taskhive_forget', owner || ' ' || id::text) FROM d WHERE owner IS NOT NULL)
+     SELECT count(*), (SELECT count(*) FROM n) FROM d";
+
+/// Per task: counts by state (a job claimed by a live node counts as running), the earliest
+/// due time of unclaimed live jobs, and the workers of live nodes. `$1` now, `$2` one task
+/// or NULL, `$3` the claim TTL in ms (a node unseen for longer is gone).
+pub const STATUS: &str = "WITH j AS (
+        SELECT task,
+            count(*) FILTER (WHERE NOT dead AND (owner IS NULL OR claim_until < now()) AND sched_at <= $1) AS pending,
+            count(*) FILTER (WHERE NOT dead AND (owner IS NULL OR claim_until < now()) AND sched_at > $1) AS scheduled,
+            count(*) FILTER (WHERE NOT dead AND owner IS NOT NULL AND claim_until >= now()) AS running,
+            count(*) FILTER (WHERE dead) AS dead,
+            min(sched_at) FILTER (WHERE NOT dead AND (owner IS NULL OR claim_until < now())) AS next
+        FROM jobs WHERE $2::text IS NULL OR task = $2 GROUP BY task),
+     w AS (
+        SELECT w.task, sum(w.workers)::bigint AS workers, bool_or(w.broadcast) AS broadcast
+        FROM cluster_workers w JOIN cluster_nodes n ON n.node = w.node
+        WHERE n.seen > now() - $3::bigint * interval '1 millisecond'
+          AND ($2::text IS NULL OR w.task = $2)
+        GROUP BY w.task)
+     SELECT coalesce(j.task, w.task), coalesce(w.workers, 0), coalesce(j.pending, 0),
+        coalesce(j.scheduled, 0), coalesce(j.running, 0), coalesce(j.dead, 0), j.next,
+        coalesce(w.broadcast, false)
+     FROM j FULL JOIN w ON j.task = w.task ORDER BY 1";
+
+/// Workers of every live node (a worker serving several tasks counts once).
+pub const TOTAL_WORKERS: &str = "SELECT coalesce(sum(workers), 0)::bigint FROM cluster_nodes
+     WHERE seen > now() - $1::bigint * interval '1 millisecond'";
+
+/// Whether a live node has a worker for task `$1`.
+pub const HAS_WORKER: &str = "SELECT EXISTS (SELECT 1 FROM cluster_workers w
+        JOIN cluster_nodes n ON n.node = w.node
+        WHERE w.task = $1 AND w.workers > 0
+          AND n.seen > now() - $2::bigint * interval '1 millisecond')";
+
+/// Node `$1` publishes its workers: `$2` tasks, `$3` counts, `$4` broadcast flags, `$5` total.
+pub const PUBLISH_WORKERS: &str = "WITH d AS (DELETE FROM cluster_workers WHERE node = $1 AND task <> ALL($2)),
+     i AS (INSERT INTO cluster_workers (node, task, workers, broadcast)
+        SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bool[])
+        ON CONFLICT (node, task) DO UPDATE SET workers = EXCLUDED.workers, broadcast = EXCLUDED.broadcast)
+     INSERT INTO cluster_nodes (node, workers, seen) VALUES ($1, $5, now())
+     ON CONFLICT (node) DO UPDATE SET workers = EXCLUDED.workers, seen = now()";
+
+/// Node `$1` is alive.
+pub const NODE_SEEN: &str = "UPDATE cluster_nodes SET seen = now() WHERE node = $1";
+
+/// Dead jobs (of task `$1` when set), oldest id first, at most `$2`.
+pub const LIST_DEAD: &str =
+    "SELECT id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
+        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error
+     FROM jobs WHERE dead AND ($1::text IS NULL OR task = $1) ORDER BY id LIMIT $2";
+
+/// Re-queues dead jobs (task `$1`, name `$2`, either NULL for any) due at `$3`.
+pub const RETRY_DEAD: &str = "WITH u AS (UPDATE jobs SET dead = false, attempts = 0, sched_at = $3,
+            owner = NULL, claim_until = NULL
+        WHERE dead AND ($1::text IS NULL OR task = $1) AND ($2::text IS NULL OR name = $2)
+        RETURNING task),
+     n AS (SELECT pg_notify('taskhive_jobs', task || ' ' || $3::text) FROM u GROUP BY task)
+     SELECT count(*), (SELECT count(*) FROM n) FROM u";
+
+/// Deletes dead jobs (task `$1`, name `$2`, either NULL for any).
+pub const PURGE_DEAD: &str = "DELETE FROM jobs
+     WHERE dead AND ($1::text IS NULL OR task = $1) AND ($2::text IS NULL OR name = $2)";
+
+/// One page of jobs after id `$1`, at most `$2`.
+pub const DUMP_PAGE: &str =
+    "SELECT id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
+        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error
+     FROM jobs WHERE id > $1 ORDER BY id LIMIT $2";
+
+/// Restores a dumped job over whatever has its (task, name), claimed or not; a holder is
+/// told to forget it.
+pub const LOAD: &str = "WITH old AS (SELECT id, owner FROM jobs WHERE task = $1 AND name = $2),
+     up AS (
+        INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
+            backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error)
+        VALUES (nextval('job_ids'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        ON CONFLICT (task, name) DO UPDATE SET args = EXCLUDED.args, sched_at = EXCLUDED.sched_at,
+            timeout_ms = EXCLUDED.timeout_ms, priority = EXCLUDED.priority,
+            max_attempts = EXCLUDED.max_attempts, backoff_base_ms = EXCLUDED.backoff_base_ms,
+            backoff_max_ms = EXCLUDED.backoff_max_ms, attempts = EXCLUDED.attempts,
+            run_count = EXCLUDED.run_count, dead = EXCLUDED.dead, last_error = EXCLUDED.last_error,
+            wait = false, owner = NULL, claim_until = NULL
+        RETURNING id, task, sched_at, dead),
+     f AS (SELECT pg_notify('taskhive_forget', owner || ' ' || id::text) FROM old WHERE owner IS NOT NULL),
+     n AS (SELECT pg_notify('taskhive_jobs', task || ' ' || sched_at::text) FROM up WHERE NOT dead)
+     SELECT id, (SELECT count(*) FROM f), (SELECT count(*) FROM n) FROM up";
+
+/// Publishes a RunJob result (`$1` id, `$2` ok, `$3` data) for the node waiting on it.
+pub const PUBLISH_RESULT: &str = "WITH r AS (INSERT INTO results (id, ok, data) VALUES ($1, $2, $3)
+        ON CONFLICT (id) DO UPDATE SET ok = EXCLUDED.ok, data = EXCLUDED.data
+        RETURNING id)
+     SELECT pg_notify('taskhive_results', id::text) FROM r";
+
+/// A setting changed on one node (already stored): every node applies it.
+pub const ANNOUNCE_CONFIG: &str = "SELECT pg_notify('taskhive_config', $1 || ' ' || $2::text)";

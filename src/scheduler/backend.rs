@@ -1,0 +1,67 @@
+//! The one seam between the client API and where jobs live, chosen once at start-up.
+//!
+//! Every call a face makes about jobs (submits, reads, removes, the dead set, dump/load,
+//! settings, "is anyone serving this task") goes through [`Backend`]. There are two
+//! implementations: [`crate::scheduler::local::LocalJobs`] (the node's own core holds every
+//! job: SQLite, or PostgreSQL without `--node-id`) and `cluster::ClusterJobs` (the shared
+//! database holds every job; a node's core holds only what it claimed). The trait has no
+//! default methods, so a call added here without a cluster implementation does not compile,
+//! and nothing falls through to the local core in cluster mode.
+//!
+//! What stays node-local in both modes is what belongs to a worker's connection: leases,
+//! reports, heartbeats, streamed data and lock slots of leased jobs. Those go to the actor
+//! of the node the worker is connected to ([`crate::scheduler::SchedulerHandle`]).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+
+use super::core::{SubmitReply, TaskStatus};
+use super::error::Error;
+use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView};
+use crate::store::writer::Commit;
+
+/// What [`Backend::submit_each`] hands back: one answer per job, and their commit.
+pub type SubmittedEach = Result<(Vec<Result<SubmitReply, Error>>, Commit), Error>;
+
+/// A future the backend hands back; `'static` so handlers can spawn or select on it.
+pub type Fut<T> = BoxFuture<'static, Result<T, Error>>;
+
+/// Where the client API's jobs live. See the module docs.
+pub trait Backend: Send + Sync + 'static {
+    /// Submits (or replaces) a job; resolves once it is committed.
+    fn submit(&self, spec: JobSpec) -> Fut<SubmitReply>;
+    /// Submits jobs in order, all or none, as one commit.
+    fn submit_many(&self, specs: Vec<JobSpec>) -> Fut<Vec<SubmitReply>>;
+    /// Submits jobs in order, each on its own (one refused job does not stop the others).
+    /// The work is queued before this returns, so calls made in order are applied in order;
+    /// the future yields the per-job answers and the commit covering them.
+    fn submit_each(&self, specs: Vec<JobSpec>) -> BoxFuture<'static, SubmittedEach>;
+    /// Submits a job and waits for a worker's result. Needs a worker for the task.
+    fn run_job(&self, spec: JobSpec) -> Fut<(JobId, Bytes)>;
+    /// Removes a job in any state; a running job's report is then refused.
+    fn remove(&self, key: JobKey) -> Fut<JobId>;
+    /// Looks a job up.
+    fn get(&self, key: JobKey) -> Fut<JobView>;
+    /// Removes a task's jobs (live and dead); refused while any worker serves it.
+    fn drop_task(&self, task: String) -> Fut<u64>;
+    /// Per-task counts (one task when given) and totals.
+    fn status(&self, task: Option<String>) -> Fut<(Vec<TaskStatus>, TaskStatus)>;
+    /// Dead jobs, oldest first.
+    fn list_dead(&self, task: Option<String>, limit: usize) -> Fut<Vec<JobView>>;
+    /// Re-queues dead jobs with their attempts reset.
+    fn retry_dead(&self, task: Option<String>, name: Option<String>) -> Fut<u64>;
+    /// Deletes dead jobs.
+    fn purge_dead(&self, task: Option<String>, name: Option<String>) -> Fut<u64>;
+    /// One page of jobs with ids after `after`, in id order.
+    fn dump_page(&self, after: JobId, limit: usize) -> Fut<Vec<JobRecord>>;
+    /// Restores one dumped job; resolves once committed.
+    fn load(&self, record: JobRecord) -> Fut<()>;
+    /// Run-time settings: one, or all when `key` is empty.
+    fn get_config(&self, key: String) -> Fut<BTreeMap<String, i64>>;
+    /// Changes a run-time setting; resolves once persisted (and, in a cluster, announced).
+    fn set_config(&self, key: String, value: i64) -> Fut<()>;
+    /// Whether any worker (on any node) serves `task`.
+    fn has_worker(&self, task: String) -> Fut<bool>;
+}

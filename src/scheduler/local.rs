@@ -1,0 +1,171 @@
+//! [`Backend`] over this node's own core: every job lives in the actor's memory and in the
+//! node's store (SQLite, or PostgreSQL without `--node-id`).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+
+use super::actor::{call, store_err, Cmd};
+use super::backend::{Backend, Fut, SubmittedEach};
+use super::core::{SubmitReply, TaskStatus};
+use super::error::Error;
+use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView};
+
+/// The local backend: commands to the actor, answers after the commit.
+#[derive(Clone)]
+pub struct LocalJobs {
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+impl LocalJobs {
+    pub(super) fn new(tx: mpsc::UnboundedSender<Cmd>) -> Self {
+        LocalJobs { tx }
+    }
+
+    /// Submits through the core; with `wait`, also a receiver of the job's result.
+    async fn submit_job(
+        tx: mpsc::UnboundedSender<Cmd>,
+        spec: JobSpec,
+        wait: bool,
+    ) -> Result<(SubmitReply, Option<super::actor::ResultRx>), Error> {
+        let (reply, commit, rx) = call(&tx, |reply| Cmd::Submit { spec, wait, reply }).await??;
+        commit.wait().await.map_err(store_err)?;
+        Ok((reply, rx))
+    }
+}
+
+impl Backend for LocalJobs {
+    fn submit(&self, spec: JobSpec) -> Fut<SubmitReply> {
+        let tx = self.tx.clone();
+        Box::pin(async move { Ok(Self::submit_job(tx, spec, false).await?.0) })
+    }
+
+    fn submit_many(&self, specs: Vec<JobSpec>) -> Fut<Vec<SubmitReply>> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let (replies, commit) = call(&tx, |reply| Cmd::SubmitMany { specs, reply }).await??;
+            commit.wait().await.map_err(store_err)?;
+            Ok(replies)
+        })
+    }
+
+    fn submit_each(&self, specs: Vec<JobSpec>) -> BoxFuture<'static, SubmittedEach> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Cmd::SubmitEach { specs, reply }).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return Err(Error::ShuttingDown);
+            }
+            rx.await.map_err(|_| Error::ShuttingDown)
+        })
+    }
+
+    fn run_job(&self, spec: JobSpec) -> Fut<(JobId, Bytes)> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let (reply, rx) = Self::submit_job(tx, spec, true).await?;
+            match rx.expect("waiter requested").await {
+                Ok(Ok(result)) => Ok((reply.id, result)),
+                Ok(Err(e)) => Err(Error::JobFailed(e)),
+                Err(_) => Err(Error::ShuttingDown),
+            }
+        })
+    }
+
+    fn remove(&self, key: JobKey) -> Fut<JobId> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let (id, commit) = call(&tx, |reply| Cmd::Remove { key, reply }).await??;
+            commit.wait().await.map_err(store_err)?;
+            Ok(id)
+        })
+    }
+
+    fn get(&self, key: JobKey) -> Fut<JobView> {
+        let tx = self.tx.clone();
+        Box::pin(async move { call(&tx, |reply| Cmd::Get { key, reply }).await? })
+    }
+
+    fn drop_task(&self, task: String) -> Fut<u64> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let (n, commit) = call(&tx, |reply| Cmd::DropTask { task, reply }).await??;
+            commit.wait().await.map_err(store_err)?;
+            Ok(n)
+        })
+    }
+
+    fn status(&self, task: Option<String>) -> Fut<(Vec<TaskStatus>, TaskStatus)> {
+        let tx = self.tx.clone();
+        Box::pin(async move { call(&tx, |reply| Cmd::Status { task, reply }).await })
+    }
+
+    fn list_dead(&self, task: Option<String>, limit: usize) -> Fut<Vec<JobView>> {
+        let tx = self.tx.clone();
+        Box::pin(async move { call(&tx, |reply| Cmd::ListDead { task, limit, reply }).await })
+    }
+
+    fn retry_dead(&self, task: Option<String>, name: Option<String>) -> Fut<u64> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let (n, commit) = call(&tx, |reply| Cmd::RetryDead { task, name, reply }).await?;
+            commit.wait().await.map_err(store_err)?;
+            Ok(n)
+        })
+    }
+
+    fn purge_dead(&self, task: Option<String>, name: Option<String>) -> Fut<u64> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let (n, commit) = call(&tx, |reply| Cmd::PurgeDead { task, name, reply }).await?;
+            commit.wait().await.map_err(store_err)?;
+            Ok(n)
+        })
+    }
+
+    fn dump_page(&self, after: JobId, limit: usize) -> Fut<Vec<JobRecord>> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            call(&tx, |reply| Cmd::DumpPage {
+                after,
+                limit,
+                reply,
+            })
+            .await
+        })
+    }
+
+    fn load(&self, record: JobRecord) -> Fut<()> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let commit = call(&tx, |reply| Cmd::Load { record, reply }).await?;
+            commit.wait().await.map_err(store_err)
+        })
+    }
+
+    fn get_config(&self, key: String) -> Fut<BTreeMap<String, i64>> {
+        let tx = self.tx.clone();
+        Box::pin(async move { call(&tx, |reply| Cmd::GetConfig { key, reply }).await? })
+    }
+
+    fn set_config(&self, key: String, value: i64) -> Fut<()> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let commit = call(&tx, |reply| Cmd::SetConfig {
+                key,
+                value,
+                persist: true,
+                reply,
+            })
+            .await??;
+            commit.wait().await.map_err(store_err)
+        })
+    }
+
+    fn has_worker(&self, task: String) -> Fut<bool> {
+        let tx = self.tx.clone();
+        Box::pin(async move { call(&tx, |reply| Cmd::HasWorker { task, reply }).await })
+    }
+}
