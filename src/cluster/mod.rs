@@ -24,7 +24,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
 use crate::scheduler::actor::{FinishedHook, RemoteSubmit, ResultRx};
 use crate::scheduler::core::SubmitReply;
@@ -131,7 +131,7 @@ async fn connect(
     ),
     ClusterError,
 > {
-    let (client, mut conn) = tokio_postgres::connect(url, NoTls).await?;
+    let (client, mut conn) = crate::store::pg_tls::pg_config(url)?.connect().await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));

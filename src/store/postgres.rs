@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use postgres::{Client, NoTls, Row};
+use postgres::{Client, Row};
 
 use super::{ExecRow, Op, Store, StoreError, StoreReader};
 use crate::scheduler::job::{JobId, JobRecord, RetryPolicy};
@@ -108,18 +108,10 @@ impl From<postgres::Error> for StoreError {
     }
 }
 
-/// Opens a connection with a bounded connect time.
+/// Opens a connection with a bounded connect time, over TLS as the URL's `sslmode` says
+/// (see [`super::pg_tls`]).
 pub fn connect(url: &str) -> Result<Client, StoreError> {
-    let mut cfg: postgres::Config = url
-        .parse()
-        .map_err(|e| StoreError::Backend(format!("store url: {e}")))?;
-    if cfg.get_connect_timeout().is_none() {
-        cfg.connect_timeout(std::time::Duration::from_secs(10));
-    }
-    if cfg.get_application_name().is_none() {
-        cfg.application_name("taskhive");
-    }
-    Ok(cfg.connect(NoTls)?)
+    super::pg_tls::pg_config(url)?.connect_sync()
 }
 
 /// PostgreSQL-backed [`Store`].
