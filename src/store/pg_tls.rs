@@ -126,6 +126,14 @@ fn url_err(msg: impl fmt::Display) -> StoreError {
     StoreError::Backend(format!("store url: {msg}"))
 }
 
+/// Checks a store URL's syntax, `sslmode` and `sslrootcert` included, without reading any
+/// certificate (for the command line).
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    let (rest, _, _) = split_tls_params(url)?;
+    rest.parse::<tokio_postgres::Config>().map_err(url_err)?;
+    Ok(())
+}
+
 /// Parses a store URL (`postgres://user@host:port/db?sslmode=verify-full&sslrootcert=ca.pem`)
 /// and builds the TLS connector its `sslmode` asks for. Also sets a 10 s connect timeout and
 /// `application_name=taskhive` unless the URL sets them.
