@@ -366,16 +366,25 @@ fn roots(root: &RootCert) -> Result<rustls::RootCertStore, StoreError> {
                 store.add(c).map_err(|e| bad(&e))?;
             }
         }
-        RootCert::System => {
-            let native = rustls_native_certs::load_native_certs();
-            for e in &native.errors {
-                tracing::warn!(error = %e, "reading the system's trust store");
-            }
-            store.add_parsable_certificates(native.certs);
-            store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        }
+        RootCert::System => return Ok(system_roots().clone()),
     }
     Ok(store)
+}
+
+/// The system's trust store plus webpki-roots, read once per process (a cluster node opens
+/// about ten connections at start-up).
+fn system_roots() -> &'static rustls::RootCertStore {
+    static ROOTS: std::sync::OnceLock<rustls::RootCertStore> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut store = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            tracing::warn!(error = %e, "reading the system's trust store");
+        }
+        store.add_parsable_certificates(native.certs);
+        store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        store
+    })
 }
 
 /// `prefer` and `require`: any certificate, but the handshake's signatures are still
