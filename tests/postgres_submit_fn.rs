@@ -124,12 +124,14 @@ async fn a_job_submitted_in_a_transaction_runs_only_if_it_commits() {
     assert_eq!(count(&db, "SELECT count(*) FROM orders").await, 1);
 }
 
-/// Reads the stored columns the two submit paths must agree on.
+/// Reads the stored columns the two submit paths must agree on. (Not `timeout_ms`: a submit
+/// through a node may store 0 for "the claiming node's setting", which SQL cannot express
+/// without the node; the function stores the setting itself, see `timeout_of`.)
 async fn stored(db: &PgDb, name: &'static str) -> Vec<i64> {
     with_db(db, move |c| {
         let r = c
             .query_one(
-                "SELECT timeout_ms, priority::bigint, max_attempts, backoff_base_ms,
+                "SELECT priority::bigint, max_attempts, backoff_base_ms,
                     backoff_max_ms, attempts, run_count, dead::int::bigint, wait::int::bigint,
                     (owner IS NULL)::int::bigint, length(last_error)::bigint
                  FROM jobs WHERE task = 'idle' AND name = $1",
@@ -137,6 +139,15 @@ async fn stored(db: &PgDb, name: &'static str) -> Vec<i64> {
             )
             .unwrap();
         (0..r.len()).map(|i| r.get::<_, i64>(i)).collect()
+    })
+    .await
+}
+
+async fn timeout_of(db: &PgDb, id: i64) -> i64 {
+    with_db(db, move |c| {
+        c.query_one("SELECT timeout_ms FROM jobs WHERE id = $1", &[&id])
+            .unwrap()
+            .get(0)
     })
     .await
 }
@@ -155,7 +166,8 @@ async fn the_function_stores_what_a_cluster_submit_stores() {
     })
     .await;
     assert_eq!(stored(&db, "by-grpc").await, stored(&db, "by-sql").await);
-    assert_eq!(stored(&db, "by-sql").await[..3], [600_000, 0, 25]);
+    assert_eq!(stored(&db, "by-sql").await[..4], [0, 25, 1_000, 3_600_000]);
+    assert_eq!(timeout_of(&db, by_fn).await, 600_000);
 
     // Submitting the same name again replaces the unclaimed job in place, as SubmitJob does.
     let again: (i64, Vec<u8>) = with_db(&db, |c| {
@@ -176,19 +188,15 @@ async fn the_function_stores_what_a_cluster_submit_stores() {
     assert_eq!(again, (by_fn, vec![2u8]));
 
     // The stored `timeout` setting is the default lease length when set.
-    let timeout: i64 = with_db(&db, |c| {
+    let id: i64 = with_db(&db, |c| {
         c.batch_execute("INSERT INTO config (key, value) VALUES ('timeout', 42)")
             .unwrap();
-        let id: i64 = c
-            .query_one("SELECT taskhive_submit('idle', 'short')", &[])
-            .unwrap()
-            .get(0);
-        c.query_one("SELECT timeout_ms FROM jobs WHERE id = $1", &[&id])
+        c.query_one("SELECT taskhive_submit('idle', 'short')", &[])
             .unwrap()
             .get(0)
     })
     .await;
-    assert_eq!(timeout, 42_000);
+    assert_eq!(timeout_of(&db, id).await, 42_000);
 
     // The gRPC face's checks apply.
     let refused: Vec<String> = with_db(&db, |c| {
