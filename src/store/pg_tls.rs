@@ -108,7 +108,10 @@ pub struct PgConnect {
     pub config: tokio_postgres::Config,
     /// The rustls connector `sslmode` and `sslrootcert` call for.
     pub tls: Tls,
+    /// The mode in force (`require` with a root file verifies as `verify-ca`).
     mode: SslMode,
+    /// The mode the URL asked for, for messages.
+    asked: SslMode,
     root: RootCert,
 }
 
@@ -117,6 +120,7 @@ impl fmt::Debug for PgConnect {
         f.debug_struct("PgConnect")
             .field("config", &self.config)
             .field("mode", &self.mode)
+            .field("asked", &self.asked)
             .field("root", &self.root)
             .finish()
     }
@@ -128,7 +132,7 @@ fn url_err(msg: impl fmt::Display) -> StoreError {
 
 /// Checks a store URL's syntax, `sslmode` and `sslrootcert` included, without reading any
 /// certificate (for the command line).
-pub fn check_url(url: &str) -> Result<(), StoreError> {
+pub(crate) fn check_url(url: &str) -> Result<(), StoreError> {
     let (rest, _, _) = split_tls_params(url)?;
     rest.parse::<tokio_postgres::Config>().map_err(url_err)?;
     Ok(())
@@ -138,10 +142,10 @@ pub fn check_url(url: &str) -> Result<(), StoreError> {
 /// and builds the TLS connector its `sslmode` asks for. Also sets a 10 s connect timeout and
 /// `application_name=taskhive` unless the URL sets them.
 pub fn pg_config(url: &str) -> Result<PgConnect, StoreError> {
-    let (rest, mode, root) = split_tls_params(url)?;
+    let (rest, asked, root) = split_tls_params(url)?;
     let mut config: tokio_postgres::Config = rest.parse().map_err(url_err)?;
     // libpq: with a root file, `require` verifies the chain as `verify-ca` does.
-    let mode = match (mode, &root) {
+    let mode = match (asked, &root) {
         (SslMode::Require, Some(RootCert::File(_))) => SslMode::VerifyCa,
         (m, _) => m,
     };
@@ -164,6 +168,7 @@ pub fn pg_config(url: &str) -> Result<PgConnect, StoreError> {
         config,
         tls,
         mode,
+        asked,
         root,
     })
 }
@@ -186,7 +191,7 @@ impl PgConnect {
 
     /// `postgres: <every error of the chain>`; a TLS failure is named as one, with the
     /// `sslmode` and `sslrootcert` in force.
-    pub fn connect_error(&self, e: &tokio_postgres::Error) -> StoreError {
+    fn connect_error(&self, e: &tokio_postgres::Error) -> StoreError {
         let chain = error_chain(e);
         match tls_error(e) {
             Some(tls) => StoreError::Backend(format!(
@@ -209,13 +214,13 @@ impl PgConnect {
         match &self.root {
             RootCert::File(p) => format!(
                 "sslmode={}, sslrootcert={}",
-                self.mode.as_str(),
+                self.asked.as_str(),
                 p.display()
             ),
             RootCert::System if matches!(self.mode, SslMode::VerifyCa | SslMode::VerifyFull) => {
-                format!("sslmode={}, system roots", self.mode.as_str())
+                format!("sslmode={}, system roots", self.asked.as_str())
             }
-            RootCert::System => format!("sslmode={}", self.mode.as_str()),
+            RootCert::System => format!("sslmode={}", self.asked.as_str()),
         }
     }
 
