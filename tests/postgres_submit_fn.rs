@@ -198,6 +198,20 @@ async fn the_function_stores_what_a_cluster_submit_stores() {
     .await;
     assert_eq!(timeout_of(&db, id).await, 42_000);
 
+    // A caller whose search path finds another `jobs` first still reaches the store's.
+    let other: i64 = with_db(&db, |c| {
+        c.batch_execute(
+            "CREATE SCHEMA other; CREATE TABLE other.jobs (x INT);
+             SET search_path = other, public",
+        )
+        .unwrap();
+        c.query_one("SELECT taskhive_submit('idle', 'via-other')", &[])
+            .unwrap()
+            .get(0)
+    })
+    .await;
+    assert_eq!(timeout_of(&db, other).await, 42_000);
+
     // The gRPC face's checks apply.
     let refused: Vec<String> = with_db(&db, |c| {
         [

@@ -69,8 +69,8 @@ const MIGRATIONS: &[&str] = &[
 /// transaction commits. Defaults and checks are those of the gRPC face (`rpc::convert`):
 /// `sched_at_ms <= 0` is now, the retry fields' 0 is `RetryPolicy::default()`, and
 /// `timeout_ms = 0` is resolved here (a claimed row's timeout is used as is): the stored
-/// `timeout` setting, else 600 s. `search_path` is fixed to the migration's, so callers
-/// with another search path still reach the store's tables.
+/// `timeout` setting, else 600 s. Its `search_path` is the schema of the store's tables, so
+/// callers with another search path still reach them.
 const SUBMIT_FUNCTION: &str = r##"
 CREATE FUNCTION taskhive_submit(
     task TEXT,
@@ -84,7 +84,6 @@ CREATE FUNCTION taskhive_submit(
     backoff_max_ms BIGINT DEFAULT 3600000
 ) RETURNS BIGINT
 LANGUAGE plpgsql
-SET search_path FROM CURRENT
 AS $fn$
 #variable_conflict use_column
 DECLARE
@@ -165,6 +164,11 @@ BEGIN
         taskhive_submit.task, taskhive_submit.name USING ERRCODE = '40001';
 END
 $fn$;
+-- The tables' schema (where this migration created them), whatever the caller's search path.
+DO $do$ BEGIN
+    EXECUTE format('ALTER FUNCTION taskhive_submit(TEXT, TEXT, BYTEA, BIGINT, INTEGER, BIGINT, '
+        'BIGINT, BIGINT, BIGINT) SET search_path = %I', current_schema());
+END $do$;
 COMMENT ON FUNCTION taskhive_submit(TEXT, TEXT, BYTEA, BIGINT, INTEGER, BIGINT, BIGINT, BIGINT, BIGINT) IS
     'Submits a taskhive job inside the caller''s transaction; returns its id. Nodes hear of it at commit.';
 "##;
