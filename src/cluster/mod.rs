@@ -32,7 +32,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
 pub use exec_lock::PgExecLock;
 pub use jobs::ClusterJobs;
@@ -139,7 +139,7 @@ async fn connect(
     ),
     ClusterError,
 > {
-    let (client, mut conn) = tokio_postgres::connect(url, NoTls).await?;
+    let (client, mut conn) = crate::store::pg_tls::pg_config(url)?.connect().await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
