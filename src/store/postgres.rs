@@ -264,6 +264,19 @@ impl PgStore {
     fn client(&mut self) -> &mut Client {
         self.client.as_mut().expect("client present until drop")
     }
+
+    /// The connection, opened again if the last one broke (the database restarted or the
+    /// network dropped it): a store that lost its session recovers with the database.
+    fn live(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            let fresh = connect(&self.url)?;
+            drop_off_runtime(self.client.replace(fresh));
+            // Prepared statements belonged to the old session.
+            self.cache.clear();
+            tracing::warn!("store: reconnected to PostgreSQL");
+        }
+        Ok(self.client())
+    }
 }
 
 impl Drop for PgStore {
@@ -621,6 +634,7 @@ fn apply_run(
 
 impl Store for PgStore {
     fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
+        self.live()?;
         let client = self.client.as_mut().expect("client present until drop");
         let mut tx = client.transaction()?;
         let mut fenced_out = Vec::new();
@@ -660,27 +674,66 @@ impl Store for PgStore {
         Ok(())
     }
 
+    /// Resync after a failed commit. With a fence (cluster), only rows this node still holds
+    /// under the version it knows come back: anything else is not this node's to run (and
+    /// its claim is dropped), so a resync never pulls an unclaimed row into the core.
+    fn load_some(&mut self, ids: &[JobId], tasks: &[String]) -> Result<Vec<JobRecord>, StoreError> {
+        let fence = self.fence.clone();
+        let client = self.live()?;
+        let ids_i: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
+        let rows = client.query(
+            &format!(
+                "SELECT {JOB_COLUMNS}, owner, lease_version FROM jobs
+                 WHERE id = ANY($1) OR task = ANY($2) ORDER BY id"
+            ),
+            &[&ids_i, &tasks],
+        )?;
+        let Some(f) = fence else {
+            return Ok(rows.iter().map(job_record).collect());
+        };
+        let mut v = f.versions.lock().expect("poisoned");
+        let mut out = Vec::new();
+        for r in &rows {
+            let id = r.get::<_, i64>(0) as JobId;
+            let owner: Option<String> = r.get(14);
+            let version: i64 = r.get(15);
+            if owner.as_deref() == Some(f.node.as_str()) && v.get(&id) == Some(&version) {
+                out.push(job_record(r));
+            } else {
+                v.remove(&id);
+            }
+        }
+        // Touched jobs whose rows are gone are not held any more either.
+        let kept: std::collections::HashSet<JobId> = out.iter().map(|r| r.id).collect();
+        for id in ids {
+            if !kept.contains(id) {
+                v.remove(id);
+            }
+        }
+        Ok(out)
+    }
+
     fn take_fenced(&mut self) -> Vec<JobId> {
         std::mem::take(&mut self.fenced)
     }
 
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
         let rows = self
-            .client()
+            .live()?
             .query(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id"), &[])?;
         Ok(rows.iter().map(job_record).collect())
     }
 
     fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = self
-            .client()
+            .live()?
             .query("SELECT key, value FROM config ORDER BY key", &[])?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     fn load_load_jobs(&mut self) -> Result<Vec<(String, String)>, StoreError> {
         let rows = self
-            .client()
+            .live()?
             .query("SELECT name, json FROM load_jobs ORDER BY name", &[])?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
