@@ -213,11 +213,9 @@ async fn a_node_cut_off_from_the_database_gives_its_jobs_up_before_another_runs_
     })
     .await;
     let j = within(30, async {
-        loop {
-            tokio::select! {
-                j = wa.next_job() => return j,
-                j = wb.next_job() => return j,
-            }
+        tokio::select! {
+            j = wa.next_job() => j,
+            j = wb.next_job() => j,
         }
     })
     .await;
