@@ -3,6 +3,7 @@
 
 pub mod beetle;
 pub mod child;
+pub mod cluster;
 pub mod pg;
 pub mod target;
 
