@@ -970,7 +970,7 @@ async fn bad_jobs_are_rejected_naming_the_field_and_nothing_is_stored() {
         (job(json!({"n_swarm": 101}), task(json!({}))), "n_swarm: 101 must be between 1 and 100"),
         (job(json!({"host": "not a url"}), task(json!({}))), "host: \"not a url\" is not"),
         (job(json!({}), task(json!({"host": "localhost:80"}))), "tasks[0].host: "),
-        (job(json!({}), task(json!({"host": "https://x.test"}))), "tasks[0].host: \"https://x.test\": only http://"),
+        (job(json!({}), task(json!({"host": "ftp://x.test"}))), "tasks[0].host: \"ftp://x.test\": only http:// and https://"),
         (job(json!({"run_n": 0}), task(json!({}))), "run_for_sec: a job needs run_for_sec or run_n"),
         (job(json!({"name": ""}), task(json!({}))), "name: must not be empty"),
         (job(json!({"tasks": []}), task(json!({}))), "tasks: must list at least one task"),

@@ -75,7 +75,7 @@ impl LoadJob {
 pub struct Rules<'a> {
     /// Task classes that exist now (built-in and remote with a worker).
     pub known: &'a [String],
-    /// Whether a class is a built-in HTTP class (these need an `http://` host).
+    /// Whether a class is a built-in HTTP class (these need an `http://` or `https://` host).
     pub is_http: &'a dyn Fn(&str) -> bool,
     /// Most swarms a job may ask for.
     pub max_swarms: u64,
@@ -114,8 +114,9 @@ pub fn check_name(field: &str, v: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks an absolute URL (scheme and host); `http_only` also refuses every scheme but http.
-pub fn check_url(field: &str, v: &str, http_only: bool) -> Result<http::Uri, Error> {
+/// Checks an absolute URL (scheme and host); `web_only` also refuses every scheme but http
+/// and https.
+pub fn check_url(field: &str, v: &str, web_only: bool) -> Result<http::Uri, Error> {
     let uri: http::Uri = v
         .parse()
         .map_err(|e| Error::invalid(field, format!("{v:?} is not a URL: {e}")))?;
@@ -125,10 +126,10 @@ pub fn check_url(field: &str, v: &str, http_only: bool) -> Result<http::Uri, Err
             format!("{v:?} is not an absolute URL (scheme://host[:port][/path])"),
         ));
     };
-    if http_only && scheme != "http" {
+    if web_only && scheme != "http" && scheme != "https" {
         return Err(Error::invalid(
             field,
-            format!("{v:?}: only http:// is supported here (no TLS)"),
+            format!("{v:?}: only http:// and https:// are supported here"),
         ));
     }
     Ok(uri)

@@ -20,6 +20,7 @@ pub mod runner;
 pub mod stats;
 pub mod tasks_file;
 pub mod template;
+pub mod tls;
 
 pub use error::Error;
 pub use runner::LoadRunner;

@@ -129,6 +129,8 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     /// Cluster mode: the lock that makes one execution at a time cluster-wide.
     pub exec_lock: Option<Arc<dyn ExecLock>>,
+    /// What https:// targets and webhooks are checked against.
+    pub trust: super::tls::Trust,
 }
 
 impl LoadRunner {
@@ -145,7 +147,7 @@ impl LoadRunner {
                 }
             }
         }
-        let http = HttpClient::new(Arc::new(p.cfg.allow.clone()));
+        let http = HttpClient::with_trust(Arc::new(p.cfg.allow.clone()), p.trust);
         LoadRunner {
             inner: Arc::new(Inner {
                 cfg: p.cfg,

@@ -5,6 +5,7 @@ pub mod beetle;
 pub mod child;
 pub mod pg;
 pub mod target;
+pub mod tls_target;
 
 use std::collections::VecDeque;
 use std::future::Future;
