@@ -977,6 +977,13 @@ async fn bad_jobs_are_rejected_naming_the_field_and_nothing_is_stored() {
         (job(json!({"run_fro_sec": 1}), task(json!({}))), "run_fro_sec: unknown field"),
         (job(json!({"rate_per_sec": -1}), task(json!({}))), "rate_per_sec: -1 must be > 0"),
         (job(json!({"rate_per_sec": 5}), task(json!({"sleep_max_msec": 5}))), "tasks[0].sleep_max_msec: sleeps do not apply"),
+        (job(json!({"run_for_sec": 5, "stages": [{"duration_sec": 5, "target": 2}]}), task(json!({}))), "run_for_sec: a job with stages lasts the stages' total"),
+        (job(json!({"stages": []}), task(json!({}))), "stages: must list at least one stage"),
+        (job(json!({"stages": [{"duration_sec": 1, "target": 2}, {"duration_sec": 0, "target": 1}]}), task(json!({}))), "stages[1].duration_sec: 0 must be > 0"),
+        (job(json!({"n_swarm": 2, "stages": [{"duration_sec": 1, "target": 1}, {"duration_sec": 1, "target": 3}]}), task(json!({}))), "stages[1].target: 3 swarms is more than n_swarm 2"),
+        (job(json!({"stages": [{"duration_sec": 1}]}), task(json!({}))), "stages[0].target: is required"),
+        (job(json!({"stages": [{"duration_sec": 1, "target": 1, "ramp": "x"}]}), task(json!({}))), "stages[0].ramp: unknown field"),
+        (job(json!({"rate_per_sec": -1, "stages": [{"duration_sec": 1, "target": 1}]}), task(json!({}))), "rate_per_sec: -1 must be >= 0"),
         (
             json!({"name": "bad", "run_n": 1, "tasks": [{"task_class": "t.ok"}]}).to_string(),
             "tasks[0].host: is required when the job has no host",
@@ -1263,4 +1270,44 @@ async fn stopping_the_server_stops_and_archives_the_running_exec() {
     assert_eq!(execs.len(), 1);
     assert!(execs[0].id == x.id && execs[0].aborted);
     drop(target);
+}
+
+#[tokio::test]
+async fn a_staged_arrival_rate_ramps_up_through_a_real_server() {
+    let mut s = setup().await;
+    // 0 → 400/s over 2 s: 100 tasks finish in the first second, 300 in the second.
+    let saved = save(
+        &mut s.client,
+        json!({"name": "ramp", "host": s.target.url(""), "n_swarm": 20, "rate_per_sec": 0,
+               "stages": [{"duration_sec": 2, "target": 400}],
+               "tasks": [{"task_class": "t.ok"}]}),
+    )
+    .await;
+    assert_eq!(saved.stages.len(), 1);
+    let r = run_job(&mut s.client, "ramp").await;
+    let per_second: Vec<u64> = r.json["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["n_task"].as_u64().unwrap())
+        .collect();
+    assert!(per_second.len() >= 2, "{per_second:?}");
+    // Real time on a shared machine: the shape, not the exact counts.
+    assert!(
+        (70..=130).contains(&per_second[0]) && per_second[1] > 2 * per_second[0],
+        "{per_second:?}"
+    );
+    assert!(
+        r.exec.n_task >= 390 && r.exec.n_fail == 0,
+        "{}",
+        r.exec.n_task
+    );
+    // The stages come after every Beetle key.
+    let k = keys(&r.json);
+    assert_eq!(&k[..BEETLE_EXEC_KEYS.len()], BEETLE_EXEC_KEYS);
+    assert_eq!(k.last(), Some(&"stages"));
+    assert_eq!(
+        r.json["stages"],
+        json!([{"duration_sec": 2, "target": 400}])
+    );
 }

@@ -17,6 +17,7 @@ pub mod job;
 pub mod remote;
 pub mod report;
 pub mod runner;
+pub mod stages;
 pub mod stats;
 pub mod tasks_file;
 pub mod template;

@@ -48,7 +48,7 @@ pub struct Progress {
     pub rps: f64,
     /// run_n × n_swarm (0 = no count limit).
     pub planned_n: u64,
-    /// The job's time limit.
+    /// The job's time limit (with stages, their total).
     pub run_for_sec: u64,
 }
 
@@ -491,7 +491,7 @@ impl Run {
             so_far: self.live.snapshot(),
             rps,
             planned_n: self.job.planned_n(),
-            run_for_sec: self.job.run_for_sec,
+            run_for_sec: self.job.duration_sec(),
         }
     }
 
