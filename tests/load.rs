@@ -1311,3 +1311,67 @@ async fn a_staged_arrival_rate_ramps_up_through_a_real_server() {
         json!([{"duration_sec": 2, "target": 400}])
     );
 }
+
+#[tokio::test]
+async fn the_cli_writes_a_self_contained_html_report_and_the_dashboard_serves_it() {
+    let mut s = setup().await;
+    save(
+        &mut s.client,
+        json!({"name": "rep", "host": s.target.url(""), "run_n": 6, "n_swarm": 2,
+               "tasks": [{"task_class": "t.ok", "threshold_avg_usec": 1},
+                         {"task_class": "t.fail"}]}),
+    )
+    .await;
+    let r = run_job(&mut s.client, "rep").await;
+    let id = r.exec.id.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.html");
+    let addr = s.server.addr.to_string();
+    let (code, out, err) = cli(&addr, &["report", &id, "-o", file.to_str().unwrap()]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    let page = std::fs::read_to_string(&file).unwrap();
+    let fig = |k: &str, v: String| format!(r#"<b data-k="{k}">{v}</b>"#);
+    for (k, v) in [
+        ("n_task", r.exec.n_task.to_string()),
+        ("n_success", r.exec.n_success.to_string()),
+        ("n_fail", r.exec.n_fail.to_string()),
+        (
+            "p99_usec",
+            format!("{:.3}", r.exec.p99_usec as f64 / 1000.0),
+        ),
+    ] {
+        assert!(page.contains(&fig(k, v.clone())), "{k} = {v} missing");
+    }
+    assert_eq!(r.exec.n_task, 12);
+    assert!(
+        page.contains(r#"<tr data-task="t.ok">"#) && page.contains(r#"<tr data-task="t.fail">"#)
+    );
+    assert!(
+        page.contains("exceeded</td>"),
+        "the avg threshold is shown exceeded"
+    );
+    assert!(page.contains("uPlot") && page.contains(&format!(r#""id":"{id}""#)));
+
+    // The dashboard's link serves the same page.
+    let http = reqwest::Client::new();
+    let resp = http
+        .get(format!("{}/ui/report/{id}", s.server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert_eq!(resp.text().await.unwrap(), page);
+    let missing = http
+        .get(format!("{}/ui/report/nope", s.server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let (code, _, err) = cli(&addr, &["report", "nope", "-o", file.to_str().unwrap()]).await;
+    assert_ne!(code, Some(0));
+    assert!(err.contains("not found"), "{err}");
+}

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod exec_request;
 pub mod fields;
+pub mod html_report;
 pub mod http;
 pub mod job;
 pub mod remote;
