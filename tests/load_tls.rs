@@ -73,6 +73,12 @@ async fn a_private_ca_given_by_load_ca_is_trusted() {
     assert_eq!(first, &json!(format!("200 GET {}", target.url(""))));
     // The target offers http/1.1 only.
     assert_eq!(target.versions(), vec![Version::HTTP_11; 10]);
+    // Pooled: at most one connection (and handshake) per swarm, not one per task.
+    assert!(
+        target.handshakes() <= 2,
+        "{} handshakes",
+        target.handshakes()
+    );
     s.stop().await;
 }
 
@@ -84,6 +90,12 @@ async fn an_h2_target_is_reached_over_http2() {
     let x = get_ten(&mut c, &target.url("/")).await;
     assert_eq!(x["n_success"], json!(10), "{x}");
     assert_eq!(target.versions(), vec![Version::HTTP_2; 10]);
+    // The swarms may race to connect before h2 is known; after that, one connection serves.
+    assert!(
+        target.handshakes() <= 2,
+        "{} handshakes",
+        target.handshakes()
+    );
     s.stop().await;
 }
 
@@ -202,4 +214,32 @@ async fn skipping_verification_takes_the_class_flag_and_the_server_flag() {
     assert_eq!(t["http.get"]["n_success"], json!(0), "{x}");
     assert!(t["t.insecure"]["n_task"].as_u64().unwrap() > 0, "{x}");
     s.stop().await;
+}
+
+#[tokio::test]
+async fn the_allow_list_judges_the_address_dialled_for_https_too() {
+    use taskhive::load::allow::Allow;
+    let pki = Pki::new();
+    let target = TlsTarget::start(&pki, false).await;
+    let trust = taskhive::load::tls::Trust::load(Some(&pki.ca_file()), false).unwrap();
+    let get = |allow: &str| {
+        let client = taskhive::load::http::HttpClient::with_trust(
+            std::sync::Arc::new(Allow::parse(allow).unwrap()),
+            trust.clone(),
+        );
+        let url = target.url("/");
+        async move {
+            let req = http::Request::get(url)
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            client.send(req, std::time::Duration::from_secs(10)).await
+        }
+    };
+    let e = within(10, get("10.0.0.0/8")).await.unwrap_err();
+    assert!(e.contains("not in the load-target allow-list"), "{e}");
+    assert_eq!(target.handshakes(), 0);
+    // Allowed by address while the certificate is checked against the name `localhost`.
+    let ok = within(10, get("127.0.0.0/8,::1")).await.unwrap();
+    assert_eq!(ok.status, 200);
+    assert_eq!(target.handshakes(), 1);
 }

@@ -182,10 +182,17 @@ async fn other_command(cmd: LoadCommand) -> CliResult {
                         .map(|t| format!("{}×{}", t.task_class, t.weight.unwrap_or(1)))
                         .collect();
                     let rate = j.rate_per_sec.map_or("-".into(), |r| format!("{r}/s"));
+                    // A staged job lasts its stages' total.
+                    let run_for = if j.stages.is_empty() {
+                        j.run_for_sec.to_string()
+                    } else {
+                        let total: i64 = j.stages.iter().map(|s| s.duration_sec).sum();
+                        format!("{total} staged")
+                    };
                     println!(
                         "{:<28} {:>11} {:>9} {:>7} {:>8}  {}",
                         j.name,
-                        j.run_for_sec,
+                        run_for,
                         j.run_n,
                         j.n_swarm.unwrap_or(1),
                         rate,

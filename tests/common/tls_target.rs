@@ -52,6 +52,7 @@ impl Pki {
 }
 
 struct Seen {
+    handshakes: std::sync::atomic::AtomicU64,
     versions: Mutex<Vec<Version>>,
     hooks: mpsc::UnboundedSender<String>,
 }
@@ -86,10 +87,12 @@ impl TlsTarget {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
         let (tx, rx) = mpsc::unbounded_channel();
         let seen = Arc::new(Seen {
+            handshakes: Default::default(),
             versions: Mutex::new(Vec::new()),
             hooks: tx,
         });
         let app = Router::new().fallback(handle).with_state(seen.clone());
+        let counter = seen.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -97,12 +100,15 @@ impl TlsTarget {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
-                let (acceptor, app) = (acceptor.clone(), app.clone());
+                let (acceptor, app, counter) = (acceptor.clone(), app.clone(), counter.clone());
                 tokio::spawn(async move {
                     // A client that refuses the certificate ends the handshake: not an error here.
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
+                    counter
+                        .handshakes
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
                         .await;
@@ -119,6 +125,13 @@ impl TlsTarget {
     /// `https://localhost:PORT` + `path` (the certificate is checked against `localhost`).
     pub fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    /// TLS handshakes completed so far (one per connection).
+    pub fn handshakes(&self) -> u64 {
+        self.seen
+            .handshakes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The HTTP version of every request so far.
