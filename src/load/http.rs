@@ -208,7 +208,7 @@ impl HttpClient {
     }
 
     /// Like `send`, accepting any server certificate; refused unless the server permits it.
-    pub async fn send_unverified(
+    async fn send_unverified(
         &self,
         req: Request<Full<Bytes>>,
         timeout: Duration,

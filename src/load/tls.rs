@@ -21,16 +21,16 @@ use super::error::Error;
 #[derive(Clone)]
 pub struct Trust {
     /// Certificates checked against the roots.
-    pub verified: ClientConfig,
+    pub(crate) verified: ClientConfig,
     /// Certificates accepted unchecked; None unless `--load-insecure-tls`.
-    pub insecure: Option<ClientConfig>,
+    pub(crate) insecure: Option<ClientConfig>,
 }
 
 impl Trust {
     /// Web PKI and system roots, no private CA, no unverified connections.
     pub fn system() -> Trust {
         Trust {
-            verified: verified_config(roots(Vec::new())),
+            verified: verified_config(system_roots()),
             insecure: None,
         }
     }
@@ -38,12 +38,21 @@ impl Trust {
     /// Adds the PEM certificates in `ca` to the system roots; `allow_insecure` builds the
     /// unverified configuration too.
     pub fn load(ca: Option<&Path>, allow_insecure: bool) -> Result<Trust, Error> {
-        let extra = match ca {
-            Some(path) => read_pem(path)?,
-            None => Vec::new(),
-        };
+        let mut roots = system_roots();
+        if let Some(path) = ca {
+            // The operator named this file: a certificate in it that cannot be a root stops
+            // the start rather than being skipped in silence.
+            for (i, cert) in read_pem(path)?.into_iter().enumerate() {
+                roots.add(cert).map_err(|e| {
+                    Error::invalid(
+                        "--load-ca",
+                        format!("{}: certificate {}: {e}", path.display(), i + 1),
+                    )
+                })?;
+            }
+        }
         Ok(Trust {
-            verified: verified_config(roots(extra)),
+            verified: verified_config(roots),
             insecure: allow_insecure.then(insecure_config),
         })
     }
@@ -66,7 +75,7 @@ fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
     Ok(certs)
 }
 
-fn roots(extra: Vec<CertificateDer<'static>>) -> RootCertStore {
+fn system_roots() -> RootCertStore {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -78,13 +87,6 @@ fn roots(extra: Vec<CertificateDer<'static>>) -> RootCertStore {
     let (_, skipped) = roots.add_parsable_certificates(native.certs);
     if skipped > 0 {
         tracing::warn!(skipped, "load runner: unusable system certificates skipped");
-    }
-    for cert in extra {
-        // The flag named a file the operator chose: an unusable certificate in it is
-        // reported, not skipped silently.
-        if let Err(e) = roots.add(cert) {
-            tracing::warn!(error = %e, "--load-ca: certificate not usable as a root");
-        }
     }
     roots
 }
@@ -170,8 +172,16 @@ mod tests {
         let empty = std::env::temp_dir().join(format!("taskhive-empty-{}.pem", std::process::id()));
         std::fs::write(&empty, "not pem\n").unwrap();
         let e = Trust::load(Some(&empty), false).err().unwrap().to_string();
-        std::fs::remove_file(&empty).unwrap();
         assert!(e.contains("no CERTIFICATE block"), "{e}");
+        // A PEM block that is not a certificate a root store can hold.
+        std::fs::write(
+            &empty,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = Trust::load(Some(&empty), false).err().unwrap().to_string();
+        std::fs::remove_file(&empty).unwrap();
+        assert!(e.contains("certificate 1:"), "{e}");
     }
 
     #[test]
