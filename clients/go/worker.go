@@ -759,11 +759,14 @@ func (r *runner) finish(f finished, cur *session) {
 	s.active--
 	delete(s.jobs, jr.job.LeaseID)
 	switch {
-	case jr.lost || s != cur || s.closed:
+	case s != cur || s.closed:
 		r.report(jr, fmt.Errorf("%w (%s/%s, lease %d)", ErrLeaseLost, jr.job.Task, jr.job.Name, jr.job.LeaseID))
 	case jr.revoked != nil:
-		// The handler's outcome is not applied; reporting the lease frees its slot.
+		// The handler's outcome is not applied; reporting the lease frees its slot
+		// (also when a heartbeat answer said it was lost before the cancel came).
 		r.release(s, jr)
+	case jr.lost:
+		r.report(jr, fmt.Errorf("%w (%s/%s, lease %d)", ErrLeaseLost, jr.job.Task, jr.job.Name, jr.job.LeaseID))
 	default:
 		s.acks[jr.job.LeaseID] = jr
 		s.enqueue(&pb.WorkerMessage{Msg: &pb.WorkerMessage_Result{Result: &pb.WorkerResult{
