@@ -446,3 +446,15 @@ def test_removing_a_running_job_sets_its_cancelled_flag(server, client):
         assert (job.name, outcome, error) == ("next", Done(), None)
         with pytest.raises(taskhive.NotFoundError):
             client.get("long", "first")
+
+
+def test_cancellation_is_a_flag_outside_job_equality():
+    a = taskhive.Job(id=1, task="t", name="n")
+    b = taskhive.Job(id=1, task="t", name="n")
+    assert a == b and hash(a) == hash(b)
+    assert not a.is_cancelled() and a.cancelled.reason is None and a.cancelled.wait(0) is False
+    a.cancelled._set("job removed")
+    a.cancelled._set("a later reason")  # the first one stays
+    assert a.is_cancelled() and a.cancelled.wait(0) and a.cancelled.reason == "job removed"
+    assert a == b and not b.is_cancelled()
+    assert "cancelled" not in repr(a) and repr(a.cancelled) == "Cancellation(reason='job removed')"
