@@ -6,6 +6,7 @@ with the same API. The raw gRPC stubs are in :mod:`taskhive.v1`.
 
 from taskhive._types import (
     DEFAULT_ADDR,
+    Cancellation,
     Done,
     Fail,
     Job,
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_ADDR",
     "AlreadyExistsError",
+    "Cancellation",
     "CancelledError",
     "Client",
     "DeadlineExceededError",

@@ -7,6 +7,7 @@ The same API as :mod:`taskhive`, with coroutines: ``await client.submit(...)``,
 
 from taskhive._types import (
     DEFAULT_ADDR,
+    Cancellation,
     Done,
     Fail,
     Job,
@@ -37,6 +38,7 @@ from taskhive.errors import (
 __all__ = [
     "DEFAULT_ADDR",
     "AlreadyExistsError",
+    "Cancellation",
     "CancelledError",
     "Client",
     "DeadlineExceededError",
