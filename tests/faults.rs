@@ -175,7 +175,7 @@ async fn failed_commits_put_memory_back_as_stored() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::FailedPrecondition(_)), "{e:?}");
+    assert!(matches!(e, Error::StaleLease(_)), "{e:?}");
     assert_eq!(
         sorted(h.dump_page(0, usize::MAX).await.unwrap()),
         sorted(store.snapshot())
