@@ -49,7 +49,8 @@ type Report struct {
 	Job     *Job
 	Outcome Outcome
 	// Err is nil when the server applied the outcome. Otherwise it wraps
-	// ErrLeaseLost, or the server's rejection (codes.FailedPrecondition).
+	// ErrLeaseLost, or the server's rejection (codes.FailedPrecondition; its
+	// reason, e.g. IsStaleLease, says why).
 	Err error
 }
 
@@ -606,7 +607,7 @@ func (r *runner) onMessage(s *session, m *pb.ServerMessage) {
 		delete(s.acks, msg.Ack.GetLeaseId())
 		var err error
 		if e := msg.Ack.GetError(); e != "" {
-			err = status.Error(codes.FailedPrecondition, e)
+			err = statusWithReason(codes.FailedPrecondition, e, msg.Ack.GetReason())
 			r.log.Warn("taskhive worker: server rejected a result", "task", jr.job.Task, "name", jr.job.Name, "lease", jr.job.LeaseID, "err", e)
 		}
 		r.report(jr, err)

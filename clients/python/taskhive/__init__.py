@@ -29,9 +29,11 @@ from taskhive.errors import (
     NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
+    StaleLeaseError,
     TaskhiveError,
     UnauthenticatedError,
     UnavailableError,
+    WorkersPresentError,
 )
 from taskhive.worker import Worker
 
@@ -57,6 +59,7 @@ __all__ = [
     "ResourceExhaustedError",
     "RetryPolicy",
     "SchedLater",
+    "StaleLeaseError",
     "Status",
     "SubmitAck",
     "TaskStatus",
@@ -64,4 +67,5 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "Worker",
+    "WorkersPresentError",
 ]

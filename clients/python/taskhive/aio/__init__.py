@@ -30,8 +30,10 @@ from taskhive.errors import (
     NoWorkerError,
     NotFoundError,
     ResourceExhaustedError,
+    StaleLeaseError,
     TaskhiveError,
     UnavailableError,
+    WorkersPresentError,
 )
 
 __all__ = [
@@ -53,10 +55,12 @@ __all__ = [
     "ResourceExhaustedError",
     "RetryPolicy",
     "SchedLater",
+    "StaleLeaseError",
     "Status",
     "SubmitAck",
     "TaskStatus",
     "TaskhiveError",
     "UnavailableError",
     "Worker",
+    "WorkersPresentError",
 ]
