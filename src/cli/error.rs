@@ -70,6 +70,15 @@ pub fn render_status(s: &tonic::Status) -> String {
     } else {
         format!("{words}: {msg}")
     };
+    // A status with a source was made on this side from a transport failure (a server's
+    // refusal arrives as headers, without one): the connection broke, not the request.
+    if s.source().is_some() {
+        out.push_str(
+            "; the connection failed: check --addr / TASKHIVE_ADDR, and --ca / TASKHIVE_CA if \
+             the server uses TLS",
+        );
+        return out;
+    }
     match s.code() {
         tonic::Code::Unauthenticated => {
             out.push_str("; check --token / TASKHIVE_TOKEN (the server runs with --auth)")
@@ -146,6 +155,13 @@ mod tests {
         );
         let s = tonic::Status::unauthenticated("missing token");
         assert!(render_status(&s).starts_with("unauthenticated: missing token; check --token"));
+        // Made here from a broken connection (plain HTTP/2 to a TLS port, say): not a refusal.
+        let s = tonic::Status::from_error(Box::new(std::io::Error::other("h2 protocol error")));
+        assert!(
+            render_status(&s).contains("; the connection failed: check --addr"),
+            "{}",
+            render_status(&s)
+        );
     }
 
     #[test]
