@@ -35,14 +35,13 @@ pub fn code_of(e: &Error) -> Code {
 /// variant's data as metadata.
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
-        let metadata: HashMap<String, String> = e
-            .metadata()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        let details = ErrorDetails::with_error_info(e.reason(), REASON_DOMAIN, metadata);
+        let details = ErrorDetails::with_error_info(e.reason(), REASON_DOMAIN, kv(e.metadata()));
         Status::with_error_details(code_of(&e), e.to_string(), details)
     }
+}
+
+fn kv(m: Vec<(&'static str, String)>) -> HashMap<String, String> {
+    m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// The reason of a failed call: its `google.rpc.ErrorInfo` reason when the status carries
@@ -65,7 +64,7 @@ pub fn load_code_of(e: &crate::load::Error) -> Code {
         L::InvalidArgument { .. } => Code::InvalidArgument,
         L::NotFound(_) => Code::NotFound,
         L::Busy { .. } => Code::Aborted,
-        L::FailedPrecondition(_) => Code::FailedPrecondition,
+        L::NoWorker { .. } | L::FailedPrecondition(_) => Code::FailedPrecondition,
         L::PermissionDenied(_) => Code::PermissionDenied,
         L::Store(_) | L::ShuttingDown => Code::Unavailable,
     }
@@ -73,7 +72,8 @@ pub fn load_code_of(e: &crate::load::Error) -> Code {
 
 impl From<crate::load::Error> for Status {
     fn from(e: crate::load::Error) -> Self {
-        let mut s = Status::new(load_code_of(&e), e.to_string());
+        let details = ErrorDetails::with_error_info(e.reason(), REASON_DOMAIN, kv(e.metadata()));
+        let mut s = Status::with_error_details(load_code_of(&e), e.to_string(), details);
         if let crate::load::Error::Busy { exec_id, .. } = &e {
             if let Ok(v) = exec_id.parse() {
                 s.metadata_mut().insert(RUNNING_EXEC_KEY, v);
