@@ -110,3 +110,39 @@ async fn restore_reads_a_dump_and_load_file_still_works_with_a_note() {
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn auth_refusals_say_which_flag_to_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    std::fs::write(
+        &file,
+        format!(
+            "client {}\n",
+            taskhive::auth::hash_hex("client-token-0123456789")
+        ),
+    )
+    .unwrap();
+    let s = TestServer::start_with(|c| c.auth = Some(file)).await;
+    let addr = s.addr.to_string();
+    let out = taskhive(&["status", "--addr", &addr]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("taskhive: unauthenticated: "), "{err}");
+    assert!(err.contains("check --token / TASKHIVE_TOKEN"), "{err}");
+    // A client token may not drop tasks.
+    let out = taskhive(&[
+        "drop",
+        "-f",
+        "t",
+        "--addr",
+        &addr,
+        "--token",
+        "client-token-0123456789",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("taskhive: permission denied: "), "{err}");
+    assert!(err.contains("--token / TASKHIVE_TOKEN"), "{err}");
+}

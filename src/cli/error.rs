@@ -38,7 +38,9 @@ impl fmt::Display for ConnectError {
             f,
             "cannot connect to {addr}: {cause}; is 'taskhive serve' running? (--addr / TASKHIVE_ADDR)"
         )?;
-        if !self.tls && cause.contains("connection reset") {
+        let reset = find::<std::io::Error>(&*self.source)
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionReset);
+        if !self.tls && reset {
             write!(f, "; if the server uses TLS, pass --ca")?;
         }
         Ok(())
