@@ -2701,6 +2701,70 @@ func (x *ResultAck) GetReason() string {
 	return ""
 }
 
+// Stop working on a job: it was removed (or cancelled) while running, or the node that
+// leased it gave it up (a cluster node cut off from the database). Its lease no longer
+// counts: a later report of it is refused. Workers should stop the job's work.
+type CancelJob struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	LeaseId uint64                 `protobuf:"varint,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	JobId   uint64                 `protobuf:"varint,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Why, for logs.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelJob) Reset() {
+	*x = CancelJob{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelJob) ProtoMessage() {}
+
+func (x *CancelJob) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
+func (*CancelJob) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *CancelJob) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *CancelJob) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *CancelJob) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type ServerMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -2710,6 +2774,7 @@ type ServerMessage struct {
 	//	*ServerMessage_Ack
 	//	*ServerMessage_Heartbeat
 	//	*ServerMessage_Lock
+	//	*ServerMessage_Cancel
 	Msg           isServerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2717,7 +2782,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2729,7 +2794,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2742,7 +2807,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{42}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ServerMessage) GetMsg() isServerMessage_Msg {
@@ -2797,6 +2862,15 @@ func (x *ServerMessage) GetLock() *AcquireLockResponse {
 	return nil
 }
 
+func (x *ServerMessage) GetCancel() *CancelJob {
+	if x != nil {
+		if x, ok := x.Msg.(*ServerMessage_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
 type isServerMessage_Msg interface {
 	isServerMessage_Msg()
 }
@@ -2821,6 +2895,10 @@ type ServerMessage_Lock struct {
 	Lock *AcquireLockResponse `protobuf:"bytes,5,opt,name=lock,proto3,oneof"`
 }
 
+type ServerMessage_Cancel struct {
+	Cancel *CancelJob `protobuf:"bytes,6,opt,name=cancel,proto3,oneof"`
+}
+
 func (*ServerMessage_Welcome) isServerMessage_Msg() {}
 
 func (*ServerMessage_Job) isServerMessage_Msg() {}
@@ -2830,6 +2908,8 @@ func (*ServerMessage_Ack) isServerMessage_Msg() {}
 func (*ServerMessage_Heartbeat) isServerMessage_Msg() {}
 
 func (*ServerMessage_Lock) isServerMessage_Msg() {}
+
+func (*ServerMessage_Cancel) isServerMessage_Msg() {}
 
 // One event of a watched or run job.
 type JobEvent struct {
@@ -2846,7 +2926,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2858,7 +2938,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2871,7 +2951,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{43}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *JobEvent) GetEvent() isJobEvent_Event {
@@ -2943,7 +3023,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2955,7 +3035,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2968,7 +3048,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetConfigRequest) GetKey() string {
@@ -2988,7 +3068,7 @@ type SetConfigRequest struct {
 
 func (x *SetConfigRequest) Reset() {
 	*x = SetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3000,7 +3080,7 @@ func (x *SetConfigRequest) String() string {
 func (*SetConfigRequest) ProtoMessage() {}
 
 func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3013,7 +3093,7 @@ func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SetConfigRequest) GetKey() string {
@@ -3039,7 +3119,7 @@ type ConfigResponse struct {
 
 func (x *ConfigResponse) Reset() {
 	*x = ConfigResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3051,7 +3131,7 @@ func (x *ConfigResponse) String() string {
 func (*ConfigResponse) ProtoMessage() {}
 
 func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3064,7 +3144,7 @@ func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigResponse.ProtoReflect.Descriptor instead.
 func (*ConfigResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ConfigResponse) GetValues() map[string]int64 {
@@ -3082,7 +3162,7 @@ type DumpRequest struct {
 
 func (x *DumpRequest) Reset() {
 	*x = DumpRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3094,7 +3174,7 @@ func (x *DumpRequest) String() string {
 func (*DumpRequest) ProtoMessage() {}
 
 func (x *DumpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3107,7 +3187,7 @@ func (x *DumpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpRequest.ProtoReflect.Descriptor instead.
 func (*DumpRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{48}
 }
 
 type DumpedJob struct {
@@ -3119,7 +3199,7 @@ type DumpedJob struct {
 
 func (x *DumpedJob) Reset() {
 	*x = DumpedJob{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3131,7 +3211,7 @@ func (x *DumpedJob) String() string {
 func (*DumpedJob) ProtoMessage() {}
 
 func (x *DumpedJob) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3144,7 +3224,7 @@ func (x *DumpedJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpedJob.ProtoReflect.Descriptor instead.
 func (*DumpedJob) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{48}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DumpedJob) GetJob() *Job {
@@ -3163,7 +3243,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3175,7 +3255,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3188,7 +3268,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{49}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *LoadResponse) GetLoaded() uint64 {
@@ -3364,13 +3444,18 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\tResultAck\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\x04R\aleaseId\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x92\x02\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"U\n" +
+	"\tCancelJob\x12\x19\n" +
+	"\blease_id\x18\x01 \x01(\x04R\aleaseId\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xc4\x02\n" +
 	"\rServerMessage\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.taskhive.v1.WelcomeH\x00R\awelcome\x12$\n" +
 	"\x03job\x18\x02 \x01(\v2\x10.taskhive.v1.JobH\x00R\x03job\x12*\n" +
 	"\x03ack\x18\x03 \x01(\v2\x16.taskhive.v1.ResultAckH\x00R\x03ack\x12>\n" +
 	"\theartbeat\x18\x04 \x01(\v2\x1e.taskhive.v1.HeartbeatResponseH\x00R\theartbeat\x126\n" +
-	"\x04lock\x18\x05 \x01(\v2 .taskhive.v1.AcquireLockResponseH\x00R\x04lockB\x05\n" +
+	"\x04lock\x18\x05 \x01(\v2 .taskhive.v1.AcquireLockResponseH\x00R\x04lock\x120\n" +
+	"\x06cancel\x18\x06 \x01(\v2\x16.taskhive.v1.CancelJobH\x00R\x06cancelB\x05\n" +
 	"\x03msg\"x\n" +
 	"\bJobEvent\x12\x14\n" +
 	"\x04data\x18\x01 \x01(\fH\x00R\x04data\x125\n" +
@@ -3458,7 +3543,7 @@ func file_taskhive_v1_scheduler_proto_rawDescGZIP() []byte {
 }
 
 var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_taskhive_v1_scheduler_proto_goTypes = []any{
 	(ErrorCode)(0),               // 0: taskhive.v1.ErrorCode
 	(JobState)(0),                // 1: taskhive.v1.JobState
@@ -3504,15 +3589,16 @@ var file_taskhive_v1_scheduler_proto_goTypes = []any{
 	(*WorkerMessage)(nil),        // 41: taskhive.v1.WorkerMessage
 	(*Welcome)(nil),              // 42: taskhive.v1.Welcome
 	(*ResultAck)(nil),            // 43: taskhive.v1.ResultAck
-	(*ServerMessage)(nil),        // 44: taskhive.v1.ServerMessage
-	(*JobEvent)(nil),             // 45: taskhive.v1.JobEvent
-	(*GetConfigRequest)(nil),     // 46: taskhive.v1.GetConfigRequest
-	(*SetConfigRequest)(nil),     // 47: taskhive.v1.SetConfigRequest
-	(*ConfigResponse)(nil),       // 48: taskhive.v1.ConfigResponse
-	(*DumpRequest)(nil),          // 49: taskhive.v1.DumpRequest
-	(*DumpedJob)(nil),            // 50: taskhive.v1.DumpedJob
-	(*LoadResponse)(nil),         // 51: taskhive.v1.LoadResponse
-	nil,                          // 52: taskhive.v1.ConfigResponse.ValuesEntry
+	(*CancelJob)(nil),            // 44: taskhive.v1.CancelJob
+	(*ServerMessage)(nil),        // 45: taskhive.v1.ServerMessage
+	(*JobEvent)(nil),             // 46: taskhive.v1.JobEvent
+	(*GetConfigRequest)(nil),     // 47: taskhive.v1.GetConfigRequest
+	(*SetConfigRequest)(nil),     // 48: taskhive.v1.SetConfigRequest
+	(*ConfigResponse)(nil),       // 49: taskhive.v1.ConfigResponse
+	(*DumpRequest)(nil),          // 50: taskhive.v1.DumpRequest
+	(*DumpedJob)(nil),            // 51: taskhive.v1.DumpedJob
+	(*LoadResponse)(nil),         // 52: taskhive.v1.LoadResponse
+	nil,                          // 53: taskhive.v1.ConfigResponse.ValuesEntry
 }
 var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
 	2,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
@@ -3541,64 +3627,65 @@ var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
 	43, // 23: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
 	32, // 24: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
 	38, // 25: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
-	9,  // 26: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
-	52, // 27: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
-	12, // 28: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
-	3,  // 29: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
-	5,  // 30: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
-	3,  // 31: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
-	3,  // 32: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
-	3,  // 33: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
-	10, // 34: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
-	10, // 35: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
-	10, // 36: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
-	13, // 37: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
-	15, // 38: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
-	18, // 39: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
-	20, // 40: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
-	20, // 41: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
-	22, // 42: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
-	24, // 43: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
-	29, // 44: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
-	31, // 45: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
-	35, // 46: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
-	37, // 47: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
-	39, // 48: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
-	41, // 49: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
-	46, // 50: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
-	47, // 51: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
-	49, // 52: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
-	50, // 53: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
-	4,  // 54: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
-	6,  // 55: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
-	7,  // 56: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
-	9,  // 57: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
-	45, // 58: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
-	45, // 59: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
-	11, // 60: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
-	12, // 61: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
-	14, // 62: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
-	17, // 63: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
-	19, // 64: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
-	21, // 65: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
-	21, // 66: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
-	23, // 67: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
-	12, // 68: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
-	30, // 69: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
-	32, // 70: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
-	36, // 71: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
-	38, // 72: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
-	40, // 73: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
-	44, // 74: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
-	48, // 75: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
-	48, // 76: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
-	50, // 77: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
-	51, // 78: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
-	54, // [54:79] is the sub-list for method output_type
-	29, // [29:54] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	44, // 26: taskhive.v1.ServerMessage.cancel:type_name -> taskhive.v1.CancelJob
+	9,  // 27: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
+	53, // 28: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
+	12, // 29: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
+	3,  // 30: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
+	5,  // 31: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
+	3,  // 32: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
+	3,  // 33: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
+	3,  // 34: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
+	10, // 35: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
+	10, // 36: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
+	10, // 37: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
+	13, // 38: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
+	15, // 39: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
+	18, // 40: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
+	20, // 41: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
+	20, // 42: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
+	22, // 43: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
+	24, // 44: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
+	29, // 45: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
+	31, // 46: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
+	35, // 47: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
+	37, // 48: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
+	39, // 49: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
+	41, // 50: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
+	47, // 51: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
+	48, // 52: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
+	50, // 53: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
+	51, // 54: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
+	4,  // 55: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
+	6,  // 56: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
+	7,  // 57: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
+	9,  // 58: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
+	46, // 59: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
+	46, // 60: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
+	11, // 61: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
+	12, // 62: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
+	14, // 63: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
+	17, // 64: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
+	19, // 65: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
+	21, // 66: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
+	21, // 67: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
+	23, // 68: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
+	12, // 69: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
+	30, // 70: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
+	32, // 71: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
+	36, // 72: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
+	38, // 73: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
+	40, // 74: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
+	45, // 75: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
+	49, // 76: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
+	49, // 77: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
+	51, // 78: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
+	52, // 79: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
+	55, // [55:80] is the sub-list for method output_type
+	30, // [30:55] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_taskhive_v1_scheduler_proto_init() }
@@ -3621,14 +3708,15 @@ func file_taskhive_v1_scheduler_proto_init() {
 		(*WorkerMessage_Acquire)(nil),
 		(*WorkerMessage_Release)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[42].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[43].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Job)(nil),
 		(*ServerMessage_Ack)(nil),
 		(*ServerMessage_Heartbeat)(nil),
 		(*ServerMessage_Lock)(nil),
+		(*ServerMessage_Cancel)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[43].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[44].OneofWrappers = []any{
 		(*JobEvent_Data)(nil),
 		(*JobEvent_Result)(nil),
 		(*JobEvent_Error)(nil),
@@ -3639,7 +3727,7 @@ func file_taskhive_v1_scheduler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskhive_v1_scheduler_proto_rawDesc), len(file_taskhive_v1_scheduler_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   51,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
