@@ -786,6 +786,10 @@ async fn a_remote_task_class_runs_on_a_worker() {
         "{}",
         err.message()
     );
+    let info = tonic_types::StatusExt::get_details_error_info(&err).expect("ErrorInfo");
+    assert_eq!(info.reason, "NO_WORKER");
+    assert_eq!(info.metadata["task"], "py.charge");
+    assert!(info.metadata["field"].ends_with("].task_class"), "{info:?}");
 }
 
 #[tokio::test]

@@ -80,7 +80,7 @@ type Report struct {
 	// Err is nil when the server applied the outcome. Otherwise it wraps
 	// ErrLeaseLost, ErrJobCancelled (a *CancelledError: the server cancelled
 	// the job, so its outcome was not applied), or the server's rejection
-	// (codes.FailedPrecondition).
+	// (codes.FailedPrecondition; its reason, e.g. IsStaleLease, says why).
 	Err error
 }
 
@@ -649,7 +649,7 @@ func (r *runner) onMessage(s *session, m *pb.ServerMessage) {
 			r.log.Debug("taskhive worker: result of a cancelled job refused", "task", jr.job.Task, "name", jr.job.Name, "lease", jr.job.LeaseID, "err", e)
 			err = jr.revoked
 		default:
-			err = status.Error(codes.FailedPrecondition, e)
+			err = statusWithReason(codes.FailedPrecondition, e, msg.Ack.GetReason())
 			r.log.Warn("taskhive worker: server rejected a result", "task", jr.job.Task, "name", jr.job.Name, "lease", jr.job.LeaseID, "err", e)
 		}
 		r.report(jr, err)

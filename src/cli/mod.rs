@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod commands;
 pub mod conn;
+pub mod error;
 pub mod exec_worker;
 pub mod load;
 
@@ -83,14 +84,23 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Load jobs from a FILE written by `dump`; or, with a subcommand, drive the load runner
-    /// (`load save job.json`, `load jobs`, `load tasks`, `load exec NAME`, ...).
+    /// Restore jobs from a FILE written by `dump`.
+    Restore {
+        /// Input file (written by `dump`).
+        file: PathBuf,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Drive the load runner (`load save job.json`, `load jobs`, `load tasks`,
+    /// `load exec NAME`, ...).
     #[command(args_conflicts_with_subcommands = true)]
     Load {
-        /// A load runner command; without one, FILE is restored.
+        /// A load runner command.
         #[command(subcommand)]
         runner: Option<load::LoadCommand>,
-        /// Input file (written by `dump`).
+        /// Deprecated: `load FILE` restores a dump; use `taskhive restore FILE`.
+        #[arg(hide = true)]
         file: Option<PathBuf>,
         /// Where the server is.
         #[command(flatten)]

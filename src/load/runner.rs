@@ -299,9 +299,10 @@ impl LoadRunner {
             for (n, class) in classes.iter().enumerate() {
                 if let TaskClass::Remote(name) = class {
                     if !remote.contains(name) {
-                        return Err(Error::FailedPrecondition(format!(
-                            "tasks[{n}].task_class: no worker for task {name}"
-                        )));
+                        return Err(Error::NoWorker {
+                            field: Some(format!("tasks[{n}].task_class")),
+                            task: name.clone(),
+                        });
                     }
                 }
             }

@@ -30,9 +30,11 @@ from taskhive.errors import (
     NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
+    StaleLeaseError,
     TaskhiveError,
     UnauthenticatedError,
     UnavailableError,
+    WorkersPresentError,
 )
 from taskhive.worker import Worker
 
@@ -59,6 +61,7 @@ __all__ = [
     "ResourceExhaustedError",
     "RetryPolicy",
     "SchedLater",
+    "StaleLeaseError",
     "Status",
     "SubmitAck",
     "TaskStatus",
@@ -66,4 +69,5 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "Worker",
+    "WorkersPresentError",
 ]

@@ -250,7 +250,7 @@ class SubmitAck:
             job_id=m.job_id,
             replaced=m.replaced,
             running=m.running,
-            error=from_code_name(m.error_code, m.error) if m.error_code else None,
+            error=from_code_name(m.error_code, m.error, m.reason) if m.error_code else None,
         )
 
 

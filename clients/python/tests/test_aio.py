@@ -425,3 +425,31 @@ async def test_removing_a_running_job_sets_the_flag_of_a_thread_handler(server):
         assert await aget(seen, "the handler to see the cancel")
         job, _, error = await acks.next("the cancelled job's ack")
         assert job.is_cancelled() and error
+
+
+@run_async
+async def test_errors_follow_the_servers_reason(server):
+    async with aio.Client(server.addr) as client:
+        with pytest.raises(aio.NoWorkerError) as e:
+            await client.run_job("why", "x", wait=DEADLINE)
+        assert (e.value.reason, e.value.metadata["task"]) == ("NO_WORKER", "why")
+
+        w = aio.Worker(server.addr)
+        w.add_task("why", lambda job: None)
+        async with arunning(w):
+            with pytest.raises(aio.WorkersPresentError) as e:
+                await client.drop("why")
+        assert e.value.reason == "WORKERS_PRESENT"
+
+        from taskhive.errors import from_rpc_error
+        from taskhive.v1 import scheduler_pb2 as pb
+        from taskhive.v1 import scheduler_pb2_grpc as pb_grpc
+        import grpc
+
+        async with grpc.aio.insecure_channel(server.addr) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as raw:
+                await pb_grpc.SchedulerStub(ch).ReportResult(
+                    pb.ReportResultRequest(lease_id=77, outcome=pb.Outcome(done=pb.Done()))
+                )
+        err = from_rpc_error(raw.value)
+        assert isinstance(err, aio.StaleLeaseError) and err.metadata["cause"] == "ended"

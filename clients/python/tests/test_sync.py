@@ -458,3 +458,40 @@ def test_cancellation_is_a_flag_outside_job_equality():
     assert a.is_cancelled() and a.cancelled.wait(0) and a.cancelled.reason == "job removed"
     assert a == b and not b.is_cancelled()
     assert "cancelled" not in repr(a) and repr(a.cancelled) == "Cancellation(reason='job removed')"
+
+
+def test_errors_follow_the_servers_reason_not_the_message(server, client):
+    import grpc
+
+    from taskhive.errors import from_rpc_error
+    from taskhive.v1 import scheduler_pb2 as pb
+    from taskhive.v1 import scheduler_pb2_grpc as pb_grpc
+
+    # No worker: the reason, whatever the call.
+    with pytest.raises(taskhive.NoWorkerError) as e:
+        client.run_job("why", "x", wait=DEADLINE)
+    assert (e.value.reason, e.value.metadata["task"]) == ("NO_WORKER", "why")
+
+    # Stale lease: a result for a lease the server never handed out.
+    with grpc.insecure_channel(server.addr) as ch:
+        with pytest.raises(grpc.RpcError) as raw:
+            pb_grpc.SchedulerStub(ch).ReportResult(
+                pb.ReportResultRequest(lease_id=77, outcome=pb.Outcome(done=pb.Done()))
+            )
+    err = from_rpc_error(raw.value)
+    assert isinstance(err, taskhive.StaleLeaseError) and isinstance(err, taskhive.FailedPreconditionError)
+    assert (err.reason, err.metadata["lease"], err.metadata["cause"]) == ("STALE_LEASE", "77", "ended")
+
+    # Workers present.
+    w = taskhive.Worker(server.addr)
+    w.add_task("why", lambda job: None)
+    with running(w):
+        with pytest.raises(taskhive.WorkersPresentError) as e:
+            client.drop("why")
+    assert e.value.reason == "WORKERS_PRESENT" and not isinstance(e.value, taskhive.NoWorkerError)
+
+    # Other refusals carry their reason too; a code without one gets the code's name.
+    with pytest.raises(taskhive.InvalidArgumentError) as e:
+        client.submit("", "x")
+    assert (e.value.reason, e.value.metadata) == ("INVALID_ARGUMENT", {"field": "task"})
+    assert taskhive.errors.from_code_name("UNAVAILABLE", "down").reason == "UNAVAILABLE"

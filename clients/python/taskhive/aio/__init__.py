@@ -31,8 +31,10 @@ from taskhive.errors import (
     NoWorkerError,
     NotFoundError,
     ResourceExhaustedError,
+    StaleLeaseError,
     TaskhiveError,
     UnavailableError,
+    WorkersPresentError,
 )
 
 __all__ = [
@@ -55,10 +57,12 @@ __all__ = [
     "ResourceExhaustedError",
     "RetryPolicy",
     "SchedLater",
+    "StaleLeaseError",
     "Status",
     "SubmitAck",
     "TaskStatus",
     "TaskhiveError",
     "UnavailableError",
     "Worker",
+    "WorkersPresentError",
 ]
