@@ -58,6 +58,8 @@ pub struct Started {
     pub actor_join: tokio::task::JoinHandle<()>,
     /// Cluster mode: the task claiming jobs for this node.
     pub claimer: Option<tokio::task::JoinHandle<()>>,
+    /// Cluster mode: names of load jobs saved on any node.
+    pub load_job_news: Option<tokio::sync::broadcast::Receiver<String>>,
     /// The store writer thread.
     pub writer_join: std::thread::JoinHandle<()>,
     /// Another handle to the store writer (load jobs and archived executions).
@@ -162,10 +164,10 @@ pub async fn start_scheduler(
         stored_config,
     );
     // The one place the client API's backend is chosen: this node's core, or the cluster.
-    let (handle, actor_join, claimer) = match cluster {
+    let (handle, actor_join, claimer, load_job_news) = match cluster {
         None => {
             let (h, j) = actor::spawn(core, settings, writer.clone(), clock, metrics);
-            (h, j, None)
+            (h, j, None, None)
         }
         Some((url, cc, fence)) => {
             crate::cluster::Cluster::prepare(&url, &cc).await?;
@@ -182,13 +184,20 @@ pub async fn start_scheduler(
             let jobs = link.jobs(&url, node.clone()).await?;
             let claimer = link.spawn_claimer(&url, &cc, node.clone()).await?;
             tracing::info!(node = %cc.node_id, "cluster node started");
-            (node.with_jobs(std::sync::Arc::new(jobs)), j, Some(claimer))
+            let news = link.load_job_news();
+            (
+                node.with_jobs(std::sync::Arc::new(jobs)),
+                j,
+                Some(claimer),
+                Some(news),
+            )
         }
     };
     Ok(Started {
         handle,
         actor_join,
         claimer,
+        load_job_news,
         writer_join,
         writer,
         reader,
@@ -294,6 +303,7 @@ pub async fn run(
         handle,
         actor_join,
         claimer,
+        load_job_news,
         writer_join,
         writer,
         reader,
@@ -316,6 +326,9 @@ pub async fn run(
         metrics.clone(),
         exec_lock,
     )?;
+    if let Some(news) = load_job_news {
+        runner.follow(news);
+    }
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter

@@ -560,3 +560,36 @@ fn reason(s: &tonic::Status) -> String {
         .map(|i| i.reason)
         .unwrap_or_default()
 }
+
+/// A load job saved on one node is listed (and can be run) by every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_job_saved_on_one_node_is_seen_by_every_node() {
+    let (_db, _tmp, nodes) = cluster(3).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("http://{}/job", nodes[0].1))
+        .body(r#"{"name":"everywhere","host":"http://127.0.0.1:9","run_for_sec":1,"tasks":[{"task_class":"http.get","weight":1}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    for (_, addr) in &nodes {
+        within(10, async {
+            loop {
+                let jobs: serde_json::Value = http
+                    .get(format!("http://{addr}/jobs"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if jobs.to_string().contains("everywhere") {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+}

@@ -16,7 +16,7 @@ use tokio_postgres::{Client, Notification, Statement};
 
 use super::{
     connect, db_err, deliver, now_ms, sql, ClusterConfig, ClusterError, Shared, CONFIG_CHANNEL,
-    FORGET_CHANNEL, JOBS_CHANNEL, RESULTS_CHANNEL,
+    FORGET_CHANNEL, JOBS_CHANNEL, LOAD_JOBS_CHANNEL, RESULTS_CHANNEL,
 };
 use crate::scheduler::actor::NodeHandle;
 use crate::scheduler::error::Error;
@@ -58,7 +58,8 @@ async fn listen(
     let (listener, notes) = connect(url).await?;
     listener
         .batch_execute(&format!(
-            "LISTEN {JOBS_CHANNEL}; LISTEN {RESULTS_CHANNEL}; LISTEN {FORGET_CHANNEL}; LISTEN {CONFIG_CHANNEL}"
+            "LISTEN {JOBS_CHANNEL}; LISTEN {RESULTS_CHANNEL}; LISTEN {FORGET_CHANNEL}; \
+             LISTEN {CONFIG_CHANNEL}; LISTEN {LOAD_JOBS_CHANNEL}"
         ))
         .await?;
     Ok((listener, notes))
@@ -257,6 +258,9 @@ impl Claimer {
                         self.node.forget(vec![id]);
                     }
                 }
+            }
+            LOAD_JOBS_CHANNEL => {
+                let _ = self.shared.load_jobs.send(n.payload().to_string());
             }
             CONFIG_CHANNEL => {
                 let mut parts = n.payload().rsplitn(2, ' ');

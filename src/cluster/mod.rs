@@ -86,6 +86,7 @@ const JOBS_CHANNEL: &str = "taskhive_jobs";
 const RESULTS_CHANNEL: &str = "taskhive_results";
 const FORGET_CHANNEL: &str = "taskhive_forget";
 const CONFIG_CHANNEL: &str = "taskhive_config";
+const LOAD_JOBS_CHANNEL: &str = "taskhive_load_jobs";
 /// Connections the client API's statements are spread over (each pipelines its queries).
 const API_CONNECTIONS: usize = 4;
 
@@ -157,6 +158,8 @@ struct Shared {
     waited: Mutex<HashSet<JobId>>,
     /// RunJob callers on this node.
     waiters: Mutex<Waiters>,
+    /// Names of load jobs saved on some node (this one included).
+    load_jobs: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Shared {
@@ -269,6 +272,7 @@ impl Cluster {
             versions: fence.versions.clone(),
             waited: Mutex::new(HashSet::new()),
             waiters: Mutex::new(HashMap::new()),
+            load_jobs: tokio::sync::broadcast::channel(1024).0,
         });
         let hook_shared = shared.clone();
         let hook: FinishedHook = Arc::new(move |id, result| {
@@ -278,6 +282,11 @@ impl Cluster {
             publish_result(hook_shared.clone(), id, result.clone());
         });
         Ok((Cluster { shared }, hook))
+    }
+
+    /// Names of load jobs saved on any node, as they are committed.
+    pub fn load_job_news(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.shared.load_jobs.subscribe()
     }
 
     /// The client API of this node, over its actor `node`.

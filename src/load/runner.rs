@@ -218,6 +218,44 @@ impl LoadRunner {
         Ok(())
     }
 
+    /// Cluster mode: takes in the jobs other nodes save (`news` names each saved job once
+    /// committed), read back from the store, so every node lists and runs the same jobs.
+    pub fn follow(&self, mut news: tokio::sync::broadcast::Receiver<String>) {
+        let i = self.inner.clone();
+        tokio::spawn(async move {
+            loop {
+                let name = match news.recv().await {
+                    Ok(n) => n,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "load job announcements missed");
+                        continue;
+                    }
+                    Err(_) => return,
+                };
+                let reader = i.reader.clone();
+                let n = name.clone();
+                let got = tokio::task::spawn_blocking(move || reader.get_load_job(&n)).await;
+                let json = match got {
+                    Ok(Ok(Some(json))) => json,
+                    Ok(Ok(None)) => continue,
+                    Ok(Err(e)) => {
+                        tracing::warn!(job = %name, error = %e, "saved load job unreadable");
+                        continue;
+                    }
+                    Err(_) => return,
+                };
+                match serde_json::from_str::<LoadJob>(&json) {
+                    Ok(job) => {
+                        // Saves on this node change the map themselves, in commit order.
+                        let _order = i.save_lock.lock().await;
+                        i.jobs.lock().expect("poisoned").insert(name, job);
+                    }
+                    Err(e) => tracing::error!(job = %name, error = %e, "saved load job unreadable"),
+                }
+            }
+        });
+    }
+
     /// Every saved job, by name.
     pub fn jobs(&self) -> Vec<LoadJob> {
         self.inner

@@ -146,4 +146,8 @@ impl StoreReader for MemoryStore {
     fn get_exec(&self, id: &str) -> Result<Option<ExecRow>, StoreError> {
         Ok(self.load.lock().expect("poisoned").execs.get(id).cloned())
     }
+
+    fn get_load_job(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.load.lock().expect("poisoned").jobs.get(name).cloned())
+    }
 }

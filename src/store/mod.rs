@@ -237,4 +237,6 @@ pub trait StoreReader: Send + Sync + 'static {
     fn list_execs(&self, name: Option<&str>, limit: usize) -> Result<Vec<ExecRow>, StoreError>;
     /// One execution with its JSON document.
     fn get_exec(&self, id: &str) -> Result<Option<ExecRow>, StoreError>;
+    /// One saved load job's JSON (cluster: a job another node saved).
+    fn get_load_job(&self, name: &str) -> Result<Option<String>, StoreError>;
 }

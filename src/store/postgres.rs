@@ -592,6 +592,11 @@ fn apply_run(
                  ON CONFLICT (name) DO UPDATE SET json = EXCLUDED.json",
             )?;
             tx.execute(&st, &[name, json])?;
+            if fence.is_some() {
+                // Cluster: the other nodes read the job again when this commits.
+                let st = prepared(cache, tx, "SELECT pg_notify('taskhive_load_jobs', $1)")?;
+                tx.execute(&st, &[name])?;
+            }
         }
         Op::ArchiveExec(r) => {
             let st = prepared(
@@ -796,6 +801,13 @@ impl StoreReader for PgReader {
             &[&id],
         )?;
         Ok(row.map(|r| exec_row(&r, true)))
+    }
+
+    fn get_load_job(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let mut guard = self.client.lock().expect("poisoned");
+        let client = guard.as_mut().ok_or(StoreError::Closed)?;
+        let row = client.query_opt("SELECT json FROM load_jobs WHERE name = $1", &[&name])?;
+        Ok(row.map(|r| r.get(0)))
     }
 }
 

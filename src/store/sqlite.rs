@@ -390,4 +390,14 @@ impl StoreReader for SqliteReader {
             .optional()?;
         Ok(row)
     }
+
+    fn get_load_job(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.conn.lock().expect("poisoned");
+        let json = conn
+            .prepare_cached("SELECT json FROM load_jobs WHERE name = ?1")?
+            .query_map(params![name], |r| r.get::<_, String>(0))?
+            .next()
+            .transpose()?;
+        Ok(json)
+    }
 }
