@@ -283,6 +283,8 @@ pub async fn run(
         .map(crate::net::acceptor)
         .transpose()?;
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    // One set of connection caps for every listener.
+    let gate = crate::admission::Gate::new(config.net.admission(), metrics.connections());
     let Started {
         handle,
         actor_join,
@@ -342,7 +344,12 @@ pub async fn run(
         .into_axum_router();
 
     let (periodic_stop, periodic_stopped) = tokio::sync::watch::channel(false);
-    let face = crate::periodic::face(handle.clone(), config.limits.clone());
+    let face = crate::periodic::face(
+        handle.clone(),
+        config.limits.clone(),
+        &config.net,
+        gate.clone(),
+    );
     for l in std::mem::take(&mut config.periodic) {
         tracing::info!(addr = %l.describe(), "periodic face listening");
         let mut stopped = periodic_stopped.clone();
@@ -401,7 +408,7 @@ pub async fn run(
             h.close_workers();
         })
     };
-    let serve = crate::net::serve(listener, app, config.net.clone(), tls, signal);
+    let serve = crate::net::serve(listener, app, config.net.clone(), tls, gate, signal);
     let hard_stop = {
         let mut stop_rx = stop_rx.clone();
         async move {

@@ -7,7 +7,9 @@ pub mod session;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use crate::admission::Gate;
 use session::Face;
 
 /// A bound Periodic listener.
@@ -49,7 +51,8 @@ impl Listener {
 
 static CONN_IDS: AtomicU64 = AtomicU64::new(1);
 
-/// Accepts connections until `shutdown` resolves; each is served on its own task.
+/// Accepts connections until `shutdown` resolves; each is admitted through the face's
+/// [`Gate`] (closed at once when over a cap) and served on its own task.
 pub async fn serve(listener: Listener, face: Face, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
@@ -57,12 +60,26 @@ pub async fn serve(listener: Listener, face: Face, shutdown: impl Future<Output 
         tokio::select! {
             _ = &mut shutdown => return,
             r = accept(&listener) => match r {
-                Ok(Conn::Tcp(s)) => {
+                Ok(Conn::Tcp(s, peer)) => {
+                    let Some(permit) = face.gate.admit(Some(peer.ip())) else {
+                        continue;
+                    };
                     let _ = s.set_nodelay(true);
-                    tokio::spawn(session::serve(face.clone(), s, id));
+                    let face = face.clone();
+                    tokio::spawn(async move {
+                        session::serve(face, s, id).await;
+                        drop(permit);
+                    });
                 }
                 Ok(Conn::Unix(s)) => {
-                    tokio::spawn(session::serve(face.clone(), s, id));
+                    let Some(permit) = face.gate.admit(None) else {
+                        continue;
+                    };
+                    let face = face.clone();
+                    tokio::spawn(async move {
+                        session::serve(face, s, id).await;
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "periodic accept failed");
@@ -74,18 +91,34 @@ pub async fn serve(listener: Listener, face: Face, shutdown: impl Future<Output 
 }
 
 enum Conn {
-    Tcp(tokio::net::TcpStream),
+    Tcp(tokio::net::TcpStream, std::net::SocketAddr),
     Unix(tokio::net::UnixStream),
 }
 
 async fn accept(l: &Listener) -> std::io::Result<Conn> {
     Ok(match l {
-        Listener::Tcp(l) => Conn::Tcp(l.accept().await?.0),
+        Listener::Tcp(l) => {
+            let (s, peer) = l.accept().await?;
+            Conn::Tcp(s, peer)
+        }
         Listener::Unix(l, _) => Conn::Unix(l.accept().await?.0),
     })
 }
 
-/// Shared by every connection of every listener.
-pub fn face(h: crate::scheduler::SchedulerHandle, limits: crate::config::Limits) -> Face {
-    Face { h, limits }
+/// Shared by every connection of every listener: the scheduler, the submission limits,
+/// and the connection caps and timeouts of `net` (admitted through `gate`, which the
+/// shared port uses too).
+pub fn face(
+    h: crate::scheduler::SchedulerHandle,
+    limits: crate::config::Limits,
+    net: &crate::net::NetConfig,
+    gate: Arc<Gate>,
+) -> Face {
+    Face {
+        h,
+        limits,
+        header_timeout: net.header_read_timeout,
+        idle_timeout: net.idle_timeout,
+        gate,
+    }
 }
