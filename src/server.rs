@@ -16,6 +16,7 @@ use crate::scheduler::clock::Clock;
 use crate::scheduler::core::{Core, CoreConfig};
 use crate::scheduler::settings::Settings;
 use crate::scheduler::{actor, SchedulerHandle};
+use crate::store::disk::{DiskGuarded, DiskWatch};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::Writer;
@@ -164,8 +165,29 @@ pub async fn start_scheduler(
     // The one place the client API's backend is chosen: this node's core, or the cluster.
     let (handle, actor_join, claimer) = match cluster {
         None => {
-            let (h, j) = actor::spawn(core, settings, writer.clone(), clock, metrics);
-            (h, j, None)
+            let (node, j) = actor::spawn_node(
+                core,
+                settings,
+                writer.clone(),
+                clock,
+                metrics,
+                actor::Holding::Everything,
+                None,
+            );
+            let mut jobs: std::sync::Arc<dyn crate::scheduler::backend::Backend> =
+                std::sync::Arc::new(node.local());
+            // The free-disk watermark guards the SQLite store's submits; a PostgreSQL
+            // store's disk is the database's concern.
+            if config.postgres_url.is_none() && config.min_free_disk > 0 {
+                let disk = DiskWatch::start(&config.data_dir, config.min_free_disk)?;
+                tracing::info!(
+                    free = disk.free(),
+                    min_free = config.min_free_disk,
+                    "free-disk watermark on"
+                );
+                jobs = DiskGuarded::wrap(jobs, disk);
+            }
+            (node.with_jobs(jobs), j, None)
         }
         Some((url, cc, fence)) => {
             crate::cluster::Cluster::prepare(&url, &cc).await?;

@@ -1,7 +1,7 @@
 //! Connection hygiene and the disk watermark, against a real server on 127.0.0.1:0:
 //! slow or silent connections are closed by the header-read and idle timeouts, the
-//! per-address cap refuses one address while another is served, and a worker's stream is
-//! never idle.
+//! per-address cap refuses one address while another is served, a worker's stream is never
+//! idle, and a full disk refuses new jobs while stored ones still drain.
 
 mod common;
 
@@ -264,5 +264,51 @@ async fn a_silent_periodic_client_is_closed_when_idle_while_a_quiet_worker_is_ke
         }
     })
     .await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_new_jobs_while_stored_ones_drain() {
+    // Stored while there was room.
+    let s = TestServer::start_with(|c| c.min_free_disk = 0).await;
+    s.client()
+        .await
+        .submit_job(job("drain", "before"))
+        .await
+        .unwrap();
+    let dir = s.stop().await;
+
+    // 1000 TB free is more than this machine has.
+    let s = TestServer::start_in(dir, |c| c.min_free_disk = 1_000_000_000_000_000).await;
+    let mut c = s.client().await;
+    let e = c.submit_job(job("drain", "after")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().starts_with("disk almost full ("), "{e:?}");
+    assert!(e.message().ends_with(" bytes free)"), "{e:?}");
+    let e = c
+        .submit_jobs(pb::SubmitJobsRequest {
+            jobs: vec![job("drain", "many")],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    // The JSON face maps the same code.
+    let r = reqwest::Client::new()
+        .post(format!("{}/taskhive.v1.Scheduler/SubmitJob", s.url()))
+        .json(&serde_json::json!({"task": "drain", "name": "json"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "RESOURCE_EXHAUSTED", "{body}");
+
+    // The job stored before still drains: dispatched, reported, acknowledged.
+    let mut w = s.worker(&["drain"], 1).await;
+    let j = w.next_job().await;
+    assert_eq!(j.name, "before");
+    w.done(j.lease_id, b"ok").await;
+    let st = common::task_status(&mut c, "drain").await;
+    assert_eq!(st.pending + st.running + st.scheduled, 0, "{st:?}");
     s.stop().await;
 }

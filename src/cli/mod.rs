@@ -276,6 +276,10 @@ pub struct ServeArgs {
     /// Open connections from one IP address at most; 0 = no cap.
     #[arg(long, default_value_t = 1_000)]
     pub max_connections_per_ip: usize,
+    /// SQLite store: refuse new jobs while the data directory's filesystem has less free
+    /// space than this (bytes, or 512MiB, 2GB, ...); 0 = off. Reports and removes go on.
+    #[arg(long, default_value = "1GiB", value_parser = crate::store::disk::parse_size)]
+    pub min_free_disk: u64,
     /// On SIGTERM, SIGINT or /quit: how long results of jobs already handed out may still
     /// arrive before the rest go back to pending (e.g. 5s).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
@@ -370,6 +374,7 @@ pub fn serve_config(a: &ServeArgs) -> crate::config::Config {
     c.net.keepalive_timeout = Duration::from_secs(20).min(c.net.keepalive_interval);
     c.net.max_connections = a.max_connections;
     c.net.max_connections_per_ip = a.max_connections_per_ip;
+    c.min_free_disk = a.min_free_disk;
     c
 }
 
