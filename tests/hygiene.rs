@@ -312,3 +312,76 @@ async fn a_full_disk_refuses_new_jobs_while_stored_ones_drain() {
     assert_eq!(st.pending + st.running + st.scheduled, 0, "{st:?}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_tls_handshake_is_closed_after_the_header_timeout() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let pki = tempfile::tempdir().unwrap();
+    std::fs::write(pki.path().join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(pki.path().join("key.pem"), key.serialize_pem()).unwrap();
+    let files = taskhive::net::TlsFiles {
+        cert: pki.path().join("cert.pem"),
+        key: pki.path().join("key.pem"),
+        client_ca: None,
+    };
+    let header = Duration::from_secs(1);
+    let s = TestServer::start_with(move |c| {
+        c.net.tls = Some(files);
+        c.net.header_read_timeout = header;
+    })
+    .await;
+    // One sends nothing; one stops inside its ClientHello record.
+    let mut silent = TcpStream::connect(s.addr).await.unwrap();
+    let mut partial = TcpStream::connect(s.addr).await.unwrap();
+    partial
+        .write_all(b"\x16\x03\x01\x02\x00\x01")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + header + Duration::from_secs(2);
+    closed_by(&mut silent, deadline).await;
+    closed_by(&mut partial, deadline).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_preface_must_arrive_within_the_header_timeout_but_no_request_need_follow() {
+    let header = Duration::from_millis(500);
+    let s = TestServer::start_with(|c| c.net.header_read_timeout = header).await;
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    // Stops inside the preface.
+    let mut partial = TcpStream::connect(s.addr).await.unwrap();
+    partial.write_all(&preface[..16]).await.unwrap();
+    // The preface and an empty SETTINGS frame, then nothing: an idle HTTP/2 connection.
+    let mut quiet = TcpStream::connect(s.addr).await.unwrap();
+    quiet.write_all(preface).await.unwrap();
+    quiet.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    closed_by(
+        &mut partial,
+        Instant::now() + header + Duration::from_secs(2),
+    )
+    .await;
+    // Well past the header timeout the quiet one is still open (its read only times out).
+    tokio::time::sleep_until(Instant::now() + header * 2).await;
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), quiet.read(&mut buf)).await {
+            Err(_) => break,
+            Ok(Ok(n)) => assert_ne!(n, 0, "the quiet HTTP/2 connection was closed"),
+            Ok(Err(e)) => panic!("the quiet HTTP/2 connection was reset: {e}"),
+        }
+    }
+    let m = metrics_from(s.addr, None).await;
+    assert_eq!(
+        metric(
+            &m,
+            "taskhive_connections_timed_out_total{reason=\"header\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    s.stop().await;
+}
