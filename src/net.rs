@@ -248,7 +248,7 @@ impl Activity {
         if self.started.fetch_add(1, Ordering::Relaxed) == 0 {
             self.first_request.notify_one();
         }
-        self.open.fetch_add(1, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::Release);
         self.touch();
         InFlight(self.clone())
     }
@@ -271,7 +271,7 @@ impl Activity {
                 }
                 continue;
             }
-            if self.open.load(Ordering::Relaxed) > 0 {
+            if self.open.load(Ordering::Acquire) > 0 {
                 // An open request or stream (a worker's Work stream) is never idle.
                 tokio::time::sleep_until(now + idle).await;
                 continue;
@@ -292,7 +292,8 @@ struct InFlight(Arc<Activity>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.touch();
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        // Release: a watchdog that sees the count drop also sees the time touched above.
+        self.0.open.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -465,7 +466,7 @@ async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     _permit: Permit,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let act = Arc::new(Activity::new());
     let limiter = limiter(&shared.cfg);
@@ -507,7 +508,12 @@ async fn connection(
         }
         Some(acceptor) => {
             let deadline = act.born + shared.cfg.header_read_timeout;
-            match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+            let handshake = tokio::select! {
+                r = tokio::time::timeout_at(deadline, acceptor.accept(tcp)) => r,
+                // A server stopping does not wait for handshakes.
+                _ = stop.wait_for(|&s| s) => return,
+            };
+            match handshake {
                 Ok(Ok(stream)) => {
                     let io = Counted {
                         inner: stream,
