@@ -142,22 +142,24 @@ async fn an_address_over_its_connection_cap_is_refused_while_another_is_served()
         metric(&m, "taskhive_connections_open") >= (CAP + 1) as f64,
         "{m}"
     );
-    // A place freed is a place taken again.
+    // A place freed is a place taken again (once the server has noticed the closes).
     drop(held);
-    let mut c = within(10, async {
+    within(10, async {
         loop {
-            if let Ok(c) = tonic::transport::Channel::from_shared(s.url())
+            if let Ok(ch) = tonic::transport::Channel::from_shared(s.url())
                 .unwrap()
                 .connect()
                 .await
             {
-                return pb::scheduler_client::SchedulerClient::new(c);
+                let mut c = pb::scheduler_client::SchedulerClient::new(ch);
+                if c.submit_job(job("cap", "a")).await.is_ok() {
+                    return;
+                }
             }
             tokio::task::yield_now().await;
         }
     })
     .await;
-    c.submit_job(job("cap", "a")).await.unwrap();
     s.stop().await;
 }
 
@@ -383,5 +385,59 @@ async fn an_http2_preface_must_arrive_within_the_header_timeout_but_no_request_n
         1.0,
         "{m}"
     );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_cap_covers_every_listener() {
+    const CAP: usize = 5;
+    let (l, paddr) = periodic_listener().await;
+    let s = TestServer::start_with(move |c| {
+        c.net.max_connections = CAP;
+        c.periodic.push(l);
+    })
+    .await;
+    // Each held connection is answered once, so it is known to be admitted.
+    let mut held = Vec::new();
+    for _ in 0..CAP {
+        let mut sock = TcpStream::connect(s.addr).await.unwrap();
+        sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = within(10, sock.read(&mut buf)).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(sock);
+    }
+    // Full: the Periodic listener refuses too, at once.
+    let mut over = TcpStream::connect(paddr).await.unwrap();
+    closed_by(&mut over, Instant::now() + Duration::from_secs(5)).await;
+    let mut over = TcpStream::connect(s.addr).await.unwrap();
+    closed_by(&mut over, Instant::now() + Duration::from_secs(5)).await;
+    // One place freed (the server notices the close), one connection served.
+    drop(held.pop());
+    let m = within(10, async {
+        loop {
+            let mut sock = TcpStream::connect(s.addr).await.unwrap();
+            let _ = sock
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await;
+            let mut out = Vec::new();
+            let _ = sock.read_to_end(&mut out).await;
+            if out.starts_with(b"HTTP/1.1 200") {
+                return String::from_utf8_lossy(&out).into_owned();
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        metric(
+            &m,
+            "taskhive_connections_refused_total{reason=\"max_connections\"}"
+        ) >= 2.0,
+        "{m}"
+    );
+    drop(held);
     s.stop().await;
 }
