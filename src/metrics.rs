@@ -24,6 +24,7 @@ pub struct Metrics {
     workers_total: IntGauge,
     load: LoadMetrics,
     conns: ConnMetrics,
+    disk_free: IntGauge,
 }
 
 /// Connections of every listener (the shared port and the Periodic ones).
@@ -174,9 +175,17 @@ impl Metrics {
             .expect("unique metric");
         r.register(Box::new(conns.timed_out.clone()))
             .expect("unique metric");
+        let disk_free = IntGauge::new(
+            "taskhive_disk_free_bytes",
+            "Free bytes on the SQLite data directory's filesystem (with --min-free-disk)",
+        )
+        .expect("valid metric");
+        r.register(Box::new(disk_free.clone()))
+            .expect("unique metric");
         Metrics {
             load,
             conns,
+            disk_free,
             submitted: counter(&r, "taskhive_jobs_submitted_total", "Jobs submitted"),
             done: counter(&r, "taskhive_jobs_done_total", "Jobs finished with done"),
             failed: counter(
@@ -215,6 +224,11 @@ impl Metrics {
     /// The connection metrics, for the listeners' admission gate.
     pub fn connections(&self) -> ConnMetrics {
         self.conns.clone()
+    }
+
+    /// The free-disk gauge, set by the store's disk watch.
+    pub fn disk_free(&self) -> IntGauge {
+        self.disk_free.clone()
     }
 
     /// Handles for one load execution over `classes` (the job's task classes, in order).

@@ -165,6 +165,7 @@ pub async fn start_scheduler(
     // The one place the client API's backend is chosen: this node's core, or the cluster.
     let (handle, actor_join, claimer) = match cluster {
         None => {
+            let disk_gauge = metrics.disk_free();
             let (node, j) = actor::spawn_node(
                 core,
                 settings,
@@ -179,7 +180,8 @@ pub async fn start_scheduler(
             // The free-disk watermark guards the SQLite store's submits; a PostgreSQL
             // store's disk is the database's concern.
             if config.postgres_url.is_none() && config.min_free_disk > 0 {
-                let disk = DiskWatch::start(&config.data_dir, config.min_free_disk)?;
+                let disk =
+                    DiskWatch::start(&config.data_dir, config.min_free_disk, Some(disk_gauge))?;
                 tracing::info!(
                     free = disk.free(),
                     min_free = config.min_free_disk,

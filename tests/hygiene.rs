@@ -304,6 +304,8 @@ async fn a_full_disk_refuses_new_jobs_while_stored_ones_drain() {
     assert_eq!(r.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["code"], "RESOURCE_EXHAUSTED", "{body}");
+    let m = metrics_from(s.addr, None).await;
+    assert!(metric(&m, "taskhive_disk_free_bytes") > 0.0, "{m}");
 
     // The job stored before still drains: dispatched, reported, acknowledged.
     let mut w = s.worker(&["drain"], 1).await;

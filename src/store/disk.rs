@@ -33,6 +33,7 @@ pub struct DiskWatch {
     min_free: u64,
     free: AtomicU64,
     low: AtomicBool,
+    gauge: Option<prometheus::IntGauge>,
 }
 
 /// Bytes available to unprivileged users on the filesystem holding `dir`.
@@ -51,13 +52,18 @@ pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
 
 impl DiskWatch {
     /// Reads the free space of `dir`'s filesystem now, then every [`REFRESH`] on a thread
-    /// that ends with the last reference to the watch.
-    pub fn start(dir: &Path, min_free: u64) -> std::io::Result<Arc<DiskWatch>> {
+    /// that ends with the last reference to the watch; each reading also sets `gauge`.
+    pub fn start(
+        dir: &Path,
+        min_free: u64,
+        gauge: Option<prometheus::IntGauge>,
+    ) -> std::io::Result<Arc<DiskWatch>> {
         let w = Arc::new(DiskWatch {
             dir: dir.to_path_buf(),
             min_free,
             free: AtomicU64::new(u64::MAX),
             low: AtomicBool::new(false),
+            gauge,
         });
         w.refresh()?;
         let weak: Weak<DiskWatch> = Arc::downgrade(&w);
@@ -80,6 +86,9 @@ impl DiskWatch {
     fn refresh(&self) -> std::io::Result<()> {
         let free = free_bytes(&self.dir)?;
         self.free.store(free, Ordering::Relaxed);
+        if let Some(g) = &self.gauge {
+            g.set(i64::try_from(free).unwrap_or(i64::MAX));
+        }
         let low = free < self.min_free;
         if self.low.swap(low, Ordering::Relaxed) != low {
             if low {
@@ -280,9 +289,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let free = super::free_bytes(dir.path()).unwrap();
         assert!(free > 0);
-        let ok = super::DiskWatch::start(dir.path(), 0).unwrap();
+        let ok = super::DiskWatch::start(dir.path(), 0, None).unwrap();
         assert!(ok.check().is_ok());
-        let full = super::DiskWatch::start(dir.path(), u64::MAX).unwrap();
+        let full = super::DiskWatch::start(dir.path(), u64::MAX, None).unwrap();
         let e = full.check().unwrap_err().to_string();
         assert!(
             e.starts_with("disk almost full (") && e.ends_with(" bytes free)"),
