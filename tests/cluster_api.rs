@@ -502,6 +502,25 @@ async fn scenario_every_submit_path_runs_each_job_once(env: Env) {
     .await;
 }
 
+async fn scenario_removing_a_running_job_cancels_it_on_its_worker(env: Env) {
+    let mut w = env.worker("rm", 1).await;
+    env.c().await.submit_job(job("rm", "r")).await.unwrap();
+    let j = w.next_job().await;
+    env.c().await.remove_job(key("rm", "r")).await.unwrap();
+    let c = w.next_cancel().await;
+    assert_eq!((c.lease_id, c.job_id), (j.lease_id, j.id));
+    // Its report is refused: the lease no longer counts.
+    w.send(
+        j.lease_id,
+        pb::outcome::Outcome::Done(pb::Done {
+            result: Vec::new().into(),
+        }),
+    )
+    .await;
+    let ack = w.next_ack().await;
+    assert_ne!(ack.error, "", "a removed job's report is refused");
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod one_node {
@@ -529,4 +548,5 @@ conformance!(
     scenario_run_job_and_drop,
     scenario_dump_load_settings,
     scenario_every_submit_path_runs_each_job_once,
+    scenario_removing_a_running_job_cancels_it_on_its_worker,
 );

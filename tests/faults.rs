@@ -113,10 +113,19 @@ async fn failed_commits_put_memory_back_as_stored() {
         clock,
         Default::default(),
     );
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut to_worker) = mpsc::unbounded_channel();
     h.register(None, vec!["t".into()], vec![], 1, Some(tx))
         .await
         .unwrap();
+    // The jobs the worker is handed (a resync also revokes the lease it held).
+    let (jobs_tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(m) = to_worker.recv().await {
+            if let taskhive::scheduler::actor::ToWorker::Job(j) = m {
+                let _ = jobs_tx.send(j);
+            }
+        }
+    });
     let now = clock.now_ms();
     h.submit(spec("a", now)).await.unwrap();
     h.submit(spec("later", now + 3_600_000)).await.unwrap();

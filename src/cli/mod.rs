@@ -419,8 +419,7 @@ pub enum StoreArg {
 
 fn parse_store(s: &str) -> Result<StoreArg, String> {
     if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        s.parse::<postgres::Config>()
-            .map_err(|e| format!("store: bad PostgreSQL URL: {e}"))?;
+        crate::store::pg_tls::check_url(s).map_err(|e| e.to_string())?;
         Ok(StoreArg::Postgres(s.to_string()))
     } else if let Some(dir) = s.strip_prefix("sqlite:") {
         if dir.is_empty() {

@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Client;
 
-use super::{connect, db_err, deliver, now_ms, publish_result, sql, ClusterError, Shared};
+use super::{db_err, deliver, now_ms, publish_result, sql, ClusterError, Shared};
 use crate::scheduler::actor::NodeHandle;
 use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
 use crate::scheduler::core::{SubmitReply, TaskStatus};
@@ -40,12 +40,15 @@ impl ClusterJobs {
         url: &str,
         node: NodeHandle,
     ) -> Result<ClusterJobs, ClusterError> {
-        let (client, _) = connect(url).await?;
-        let submit = client.prepare(sql::SUBMIT).await?;
+        let conn = super::Conn::open(url).await?;
         let (ordered, mut rx) = mpsc::unbounded_channel::<Ordered>();
         tokio::spawn(async move {
             while let Some((specs, reply)) = rx.recv().await {
-                let _ = reply.send(submit_batch(&client, &submit, &specs, false).await);
+                let r = match conn.get().await {
+                    Ok(c) => submit_batch(&c.client, &c.submit, &specs, false).await,
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(r);
             }
         });
         Ok(ClusterJobs {
@@ -62,8 +65,8 @@ impl ClusterJobs {
         spec: JobSpec,
         wait: bool,
     ) -> Result<(SubmitReply, Option<crate::scheduler::actor::ResultRx>), Error> {
-        let (c, st) = self.shared.pick();
-        let reply = submit_batch(c, st, std::slice::from_ref(&spec), wait)
+        let c = self.shared.conn().await?;
+        let reply = submit_batch(&c.client, &c.submit, std::slice::from_ref(&spec), wait)
             .await?
             .pop()
             .expect("one reply per job");
@@ -95,7 +98,9 @@ impl ClusterJobs {
         }
         let row = self
             .shared
-            .client()
+            .conn()
+            .await?
+            .client
             .query_one(sql::HAS_WORKER, &[&task, &self.shared.ttl_ms])
             .await
             .map_err(db_err)?;
@@ -274,8 +279,8 @@ impl Backend for ClusterJobs {
     fn submit_many(&self, specs: Vec<JobSpec>) -> Fut<Vec<SubmitReply>> {
         let shared = self.shared.clone();
         Box::pin(async move {
-            let (c, st) = shared.pick();
-            submit_batch(c, st, &specs, false).await
+            let c = shared.conn().await?;
+            submit_batch(&c.client, &c.submit, &specs, false).await
         })
     }
 
@@ -314,7 +319,9 @@ impl Backend for ClusterJobs {
         Box::pin(async move {
             let (id, task, name) = key_params(&key);
             let row = shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .query_opt(sql::REMOVE, &[&id, &task, &name])
                 .await
                 .map_err(db_err)?
@@ -335,7 +342,9 @@ impl Backend for ClusterJobs {
             let (id, task, name) = key_params(&key);
             let row = me
                 .shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .query_opt(sql::GET, &[&id, &task, &name])
                 .await
                 .map_err(db_err)?
@@ -375,7 +384,9 @@ impl Backend for ClusterJobs {
             }
             let row = me
                 .shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .query_one(sql::DROP_TASK, &[&task])
                 .await
                 .map_err(db_err)?;
@@ -390,7 +401,7 @@ impl Backend for ClusterJobs {
     fn status(&self, task: Option<String>) -> Fut<(Vec<TaskStatus>, TaskStatus)> {
         let shared = self.shared.clone();
         Box::pin(async move {
-            let c = shared.client();
+            let c = &shared.conn().await?.client;
             let rows = c
                 .query(sql::STATUS, &[&now_ms(), &task, &shared.ttl_ms])
                 .await
@@ -437,7 +448,9 @@ impl Backend for ClusterJobs {
         Box::pin(async move {
             let limit = limit.min(i64::MAX as usize) as i64;
             let rows = shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .query(sql::LIST_DEAD, &[&task, &limit])
                 .await
                 .map_err(db_err)?;
@@ -456,7 +469,9 @@ impl Backend for ClusterJobs {
         let shared = self.shared.clone();
         Box::pin(async move {
             let row = shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .query_one(sql::RETRY_DEAD, &[&task, &name, &now_ms()])
                 .await
                 .map_err(db_err)?;
@@ -468,7 +483,9 @@ impl Backend for ClusterJobs {
         let shared = self.shared.clone();
         Box::pin(async move {
             shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .execute(sql::PURGE_DEAD, &[&task, &name])
                 .await
                 .map_err(db_err)
@@ -480,7 +497,9 @@ impl Backend for ClusterJobs {
         Box::pin(async move {
             let (after, limit) = (after as i64, limit.min(i64::MAX as usize) as i64);
             let rows = shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .query(sql::DUMP_PAGE, &[&after, &limit])
                 .await
                 .map_err(db_err)?;
@@ -492,7 +511,9 @@ impl Backend for ClusterJobs {
         let shared = self.shared.clone();
         Box::pin(async move {
             shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .query_one(
                     sql::LOAD,
                     &[
@@ -527,7 +548,9 @@ impl Backend for ClusterJobs {
         Box::pin(async move {
             me.local.set_config(key.clone(), value).await?;
             me.shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .execute(sql::ANNOUNCE_CONFIG, &[&key, &value.to_string()])
                 .await
                 .map_err(db_err)?;

@@ -28,7 +28,7 @@ use crate::admission::{Gate, Timeout};
 use crate::config::Limits;
 use crate::pb;
 use crate::rpc::convert::submit_spec;
-use crate::scheduler::actor::JobEvent;
+use crate::scheduler::actor::{JobEvent, ToWorker};
 use crate::scheduler::job::{JobKey, JobView, LeaseId, Outcome, WorkerId};
 use crate::scheduler::{Error, SchedulerHandle};
 
@@ -54,7 +54,7 @@ struct Session {
     face: Face,
     out: mpsc::UnboundedSender<Bytes>,
     worker: Option<WorkerId>,
-    jobs_tx: mpsc::UnboundedSender<JobView>,
+    jobs_tx: mpsc::UnboundedSender<ToWorker>,
     slots: HashSet<Msgid>,
     free: VecDeque<Msgid>,
     waiting: VecDeque<JobView>,
@@ -166,7 +166,9 @@ where
                     s.request(&payload).await;
                 }
             }
-            Some(job) = jobs_rx.recv() => s.assign(job),
+            // Periodic has no cancel: a cancelled job's late report is answered as for a
+            // removed job.
+            Some(m) = jobs_rx.recv() => if let ToWorker::Job(job) = m { s.assign(job) },
         }
     }
     if let Some(w) = s.worker {

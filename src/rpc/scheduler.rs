@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::convert::*;
 use crate::config::Limits;
 use crate::pb::{self, scheduler_server::Scheduler};
+use crate::scheduler::actor::ToWorker;
 use crate::scheduler::job::{JobState, LeaseId, WorkerId};
 use crate::scheduler::{Error, SchedulerHandle};
 
@@ -415,9 +416,14 @@ impl Scheduler for SchedulerService {
             h: self.h.clone(),
             worker,
         };
-        let stream = UnboundedReceiverStream::new(rx).map(move |v| {
+        // GrabJob streams jobs only: a cancelled lease's report is refused, which is all
+        // this older stream can be told.
+        let stream = UnboundedReceiverStream::new(rx).filter_map(move |m| {
             let _held = &guard;
-            Ok(view_pb(v))
+            std::future::ready(match m {
+                ToWorker::Job(v) => Some(Ok(view_pb(v))),
+                ToWorker::Cancel { .. } => None,
+            })
         });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -489,7 +495,10 @@ impl Scheduler for SchedulerService {
             loop {
                 tokio::select! {
                     job = jobs.recv() => match job {
-                        Some(v) => if !send(Out::Job(view_pb(v))) { break },
+                        Some(ToWorker::Job(v)) => if !send(Out::Job(view_pb(v))) { break },
+                        Some(ToWorker::Cancel { lease, job, reason }) => {
+                            if !send(Out::Cancel(pb::CancelJob { lease_id: lease, job_id: job, reason })) { break }
+                        }
                         None => break,
                     },
                     Some((lease, r)) = acks.next(), if !acks.is_empty() => {

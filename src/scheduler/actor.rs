@@ -25,8 +25,24 @@ use crate::metrics::Metrics;
 use crate::store::writer::{Commit, Writer};
 use crate::store::{Op, StoreError};
 
-/// Where the actor pushes jobs leased to one worker.
-pub type WorkerTx = mpsc::UnboundedSender<JobView>;
+/// What the actor tells one worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToWorker {
+    /// A job leased to it.
+    Job(JobView),
+    /// Stop the work of a lease: it no longer counts (job removed, or given up by this node).
+    Cancel {
+        /// The lease.
+        lease: LeaseId,
+        /// Its job.
+        job: JobId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where the actor pushes what it tells one worker.
+pub type WorkerTx = mpsc::UnboundedSender<ToWorker>;
 
 /// Resolves with the worker's result of a RunJob.
 pub type ResultRx = oneshot::Receiver<Result<Bytes, String>>;
@@ -998,12 +1014,23 @@ impl Actor {
                         let sent = self
                             .workers
                             .get(&worker)
-                            .is_some_and(|tx| tx.send(job).is_ok());
+                            .is_some_and(|tx| tx.send(ToWorker::Job(job)).is_ok());
                         if !sent {
                             // The stream is gone but its WorkerGone has not arrived yet.
                             self.workers.remove(&worker);
                             let now = self.clock.now_ms();
                             self.core.worker_gone(worker, now);
+                        }
+                    }
+                    Effect::Revoke {
+                        worker,
+                        lease,
+                        job,
+                        reason,
+                    } => {
+                        // A worker already gone has nothing to stop.
+                        if let Some(tx) = self.workers.get(&worker) {
+                            let _ = tx.send(ToWorker::Cancel { lease, job, reason });
                         }
                     }
                     Effect::Finished {

@@ -66,6 +66,18 @@ pub enum Effect {
         /// The job with its lease.
         job: JobView,
     },
+    /// Tell a worker to stop a job it holds: the job was removed or given up while running,
+    /// so its lease no longer counts (its report will be refused).
+    Revoke {
+        /// The worker that holds the lease.
+        worker: WorkerId,
+        /// The lease that no longer counts.
+        lease: LeaseId,
+        /// Its job.
+        job: JobId,
+        /// Why.
+        reason: String,
+    },
     /// Count something.
     Observe(Observation),
     /// A job finished (Ok) or an attempt failed or the job went away (Err): wake RunJob waiters.
@@ -1639,6 +1651,12 @@ impl Core {
                 for lid in leases {
                     if let Some(lease) = self.leases.get_mut(&lid) {
                         lease.job = None;
+                        self.effects.push(Effect::Revoke {
+                            worker: lease.worker,
+                            lease: lid,
+                            job: id,
+                            reason: why.to_string(),
+                        });
                     }
                 }
                 self.tasks[job.task as usize].running -= 1;

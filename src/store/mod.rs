@@ -10,6 +10,7 @@
 
 pub mod disk;
 pub mod memory;
+pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 pub mod writer;

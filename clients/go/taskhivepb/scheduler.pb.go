@@ -2580,6 +2580,70 @@ func (x *ResultAck) GetError() string {
 	return ""
 }
 
+// Stop working on a job: it was removed (or cancelled) while running, or the node that
+// leased it gave it up (a cluster node cut off from the database). Its lease no longer
+// counts: a later report of it is refused. Workers should stop the job's work.
+type CancelJob struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	LeaseId uint64                 `protobuf:"varint,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	JobId   uint64                 `protobuf:"varint,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Why, for logs.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelJob) Reset() {
+	*x = CancelJob{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelJob) ProtoMessage() {}
+
+func (x *CancelJob) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
+func (*CancelJob) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *CancelJob) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *CancelJob) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *CancelJob) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type ServerMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -2589,6 +2653,7 @@ type ServerMessage struct {
 	//	*ServerMessage_Ack
 	//	*ServerMessage_Heartbeat
 	//	*ServerMessage_Lock
+	//	*ServerMessage_Cancel
 	Msg           isServerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2596,7 +2661,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2608,7 +2673,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2621,7 +2686,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{42}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ServerMessage) GetMsg() isServerMessage_Msg {
@@ -2676,6 +2741,15 @@ func (x *ServerMessage) GetLock() *AcquireLockResponse {
 	return nil
 }
 
+func (x *ServerMessage) GetCancel() *CancelJob {
+	if x != nil {
+		if x, ok := x.Msg.(*ServerMessage_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
 type isServerMessage_Msg interface {
 	isServerMessage_Msg()
 }
@@ -2700,6 +2774,10 @@ type ServerMessage_Lock struct {
 	Lock *AcquireLockResponse `protobuf:"bytes,5,opt,name=lock,proto3,oneof"`
 }
 
+type ServerMessage_Cancel struct {
+	Cancel *CancelJob `protobuf:"bytes,6,opt,name=cancel,proto3,oneof"`
+}
+
 func (*ServerMessage_Welcome) isServerMessage_Msg() {}
 
 func (*ServerMessage_Job) isServerMessage_Msg() {}
@@ -2709,6 +2787,8 @@ func (*ServerMessage_Ack) isServerMessage_Msg() {}
 func (*ServerMessage_Heartbeat) isServerMessage_Msg() {}
 
 func (*ServerMessage_Lock) isServerMessage_Msg() {}
+
+func (*ServerMessage_Cancel) isServerMessage_Msg() {}
 
 // One event of a watched or run job.
 type JobEvent struct {
@@ -2725,7 +2805,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +2817,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +2830,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{43}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *JobEvent) GetEvent() isJobEvent_Event {
@@ -2822,7 +2902,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +2914,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +2927,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetConfigRequest) GetKey() string {
@@ -2867,7 +2947,7 @@ type SetConfigRequest struct {
 
 func (x *SetConfigRequest) Reset() {
 	*x = SetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2879,7 +2959,7 @@ func (x *SetConfigRequest) String() string {
 func (*SetConfigRequest) ProtoMessage() {}
 
 func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2892,7 +2972,7 @@ func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SetConfigRequest) GetKey() string {
@@ -2918,7 +2998,7 @@ type ConfigResponse struct {
 
 func (x *ConfigResponse) Reset() {
 	*x = ConfigResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2930,7 +3010,7 @@ func (x *ConfigResponse) String() string {
 func (*ConfigResponse) ProtoMessage() {}
 
 func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2943,7 +3023,7 @@ func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigResponse.ProtoReflect.Descriptor instead.
 func (*ConfigResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ConfigResponse) GetValues() map[string]int64 {
@@ -2961,7 +3041,7 @@ type DumpRequest struct {
 
 func (x *DumpRequest) Reset() {
 	*x = DumpRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2973,7 +3053,7 @@ func (x *DumpRequest) String() string {
 func (*DumpRequest) ProtoMessage() {}
 
 func (x *DumpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2986,7 +3066,7 @@ func (x *DumpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpRequest.ProtoReflect.Descriptor instead.
 func (*DumpRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{48}
 }
 
 type DumpedJob struct {
@@ -2998,7 +3078,7 @@ type DumpedJob struct {
 
 func (x *DumpedJob) Reset() {
 	*x = DumpedJob{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3010,7 +3090,7 @@ func (x *DumpedJob) String() string {
 func (*DumpedJob) ProtoMessage() {}
 
 func (x *DumpedJob) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3023,7 +3103,7 @@ func (x *DumpedJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpedJob.ProtoReflect.Descriptor instead.
 func (*DumpedJob) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{48}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DumpedJob) GetJob() *Job {
@@ -3042,7 +3122,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3054,7 +3134,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3067,7 +3147,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{49}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *LoadResponse) GetLoaded() uint64 {
@@ -3240,13 +3320,18 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\"<\n" +
 	"\tResultAck\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\x04R\aleaseId\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"\x92\x02\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"U\n" +
+	"\tCancelJob\x12\x19\n" +
+	"\blease_id\x18\x01 \x01(\x04R\aleaseId\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xc4\x02\n" +
 	"\rServerMessage\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.taskhive.v1.WelcomeH\x00R\awelcome\x12$\n" +
 	"\x03job\x18\x02 \x01(\v2\x10.taskhive.v1.JobH\x00R\x03job\x12*\n" +
 	"\x03ack\x18\x03 \x01(\v2\x16.taskhive.v1.ResultAckH\x00R\x03ack\x12>\n" +
 	"\theartbeat\x18\x04 \x01(\v2\x1e.taskhive.v1.HeartbeatResponseH\x00R\theartbeat\x126\n" +
-	"\x04lock\x18\x05 \x01(\v2 .taskhive.v1.AcquireLockResponseH\x00R\x04lockB\x05\n" +
+	"\x04lock\x18\x05 \x01(\v2 .taskhive.v1.AcquireLockResponseH\x00R\x04lock\x120\n" +
+	"\x06cancel\x18\x06 \x01(\v2\x16.taskhive.v1.CancelJobH\x00R\x06cancelB\x05\n" +
 	"\x03msg\"x\n" +
 	"\bJobEvent\x12\x14\n" +
 	"\x04data\x18\x01 \x01(\fH\x00R\x04data\x125\n" +
@@ -3315,7 +3400,7 @@ func file_taskhive_v1_scheduler_proto_rawDescGZIP() []byte {
 }
 
 var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_taskhive_v1_scheduler_proto_goTypes = []any{
 	(JobState)(0),                // 0: taskhive.v1.JobState
 	(*RetryPolicy)(nil),          // 1: taskhive.v1.RetryPolicy
@@ -3360,15 +3445,16 @@ var file_taskhive_v1_scheduler_proto_goTypes = []any{
 	(*WorkerMessage)(nil),        // 40: taskhive.v1.WorkerMessage
 	(*Welcome)(nil),              // 41: taskhive.v1.Welcome
 	(*ResultAck)(nil),            // 42: taskhive.v1.ResultAck
-	(*ServerMessage)(nil),        // 43: taskhive.v1.ServerMessage
-	(*JobEvent)(nil),             // 44: taskhive.v1.JobEvent
-	(*GetConfigRequest)(nil),     // 45: taskhive.v1.GetConfigRequest
-	(*SetConfigRequest)(nil),     // 46: taskhive.v1.SetConfigRequest
-	(*ConfigResponse)(nil),       // 47: taskhive.v1.ConfigResponse
-	(*DumpRequest)(nil),          // 48: taskhive.v1.DumpRequest
-	(*DumpedJob)(nil),            // 49: taskhive.v1.DumpedJob
-	(*LoadResponse)(nil),         // 50: taskhive.v1.LoadResponse
-	nil,                          // 51: taskhive.v1.ConfigResponse.ValuesEntry
+	(*CancelJob)(nil),            // 43: taskhive.v1.CancelJob
+	(*ServerMessage)(nil),        // 44: taskhive.v1.ServerMessage
+	(*JobEvent)(nil),             // 45: taskhive.v1.JobEvent
+	(*GetConfigRequest)(nil),     // 46: taskhive.v1.GetConfigRequest
+	(*SetConfigRequest)(nil),     // 47: taskhive.v1.SetConfigRequest
+	(*ConfigResponse)(nil),       // 48: taskhive.v1.ConfigResponse
+	(*DumpRequest)(nil),          // 49: taskhive.v1.DumpRequest
+	(*DumpedJob)(nil),            // 50: taskhive.v1.DumpedJob
+	(*LoadResponse)(nil),         // 51: taskhive.v1.LoadResponse
+	nil,                          // 52: taskhive.v1.ConfigResponse.ValuesEntry
 }
 var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
 	1,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
@@ -3396,64 +3482,65 @@ var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
 	42, // 22: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
 	31, // 23: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
 	37, // 24: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
-	8,  // 25: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
-	51, // 26: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
-	11, // 27: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
-	2,  // 28: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
-	4,  // 29: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
-	2,  // 30: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
-	2,  // 31: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
-	2,  // 32: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
-	9,  // 33: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
-	9,  // 34: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
-	9,  // 35: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
-	12, // 36: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
-	14, // 37: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
-	17, // 38: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
-	19, // 39: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
-	19, // 40: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
-	21, // 41: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
-	23, // 42: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
-	28, // 43: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
-	30, // 44: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
-	34, // 45: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
-	36, // 46: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
-	38, // 47: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
-	40, // 48: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
-	45, // 49: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
-	46, // 50: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
-	48, // 51: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
-	49, // 52: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
-	3,  // 53: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
-	5,  // 54: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
-	6,  // 55: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
-	8,  // 56: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
-	44, // 57: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
-	44, // 58: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
-	10, // 59: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
-	11, // 60: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
-	13, // 61: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
-	16, // 62: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
-	18, // 63: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
-	20, // 64: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
-	20, // 65: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
-	22, // 66: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
-	11, // 67: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
-	29, // 68: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
-	31, // 69: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
-	35, // 70: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
-	37, // 71: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
-	39, // 72: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
-	43, // 73: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
-	47, // 74: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
-	47, // 75: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
-	49, // 76: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
-	50, // 77: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
-	53, // [53:78] is the sub-list for method output_type
-	28, // [28:53] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	43, // 25: taskhive.v1.ServerMessage.cancel:type_name -> taskhive.v1.CancelJob
+	8,  // 26: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
+	52, // 27: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
+	11, // 28: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
+	2,  // 29: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
+	4,  // 30: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
+	2,  // 31: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
+	2,  // 32: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
+	2,  // 33: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
+	9,  // 34: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
+	9,  // 35: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
+	9,  // 36: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
+	12, // 37: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
+	14, // 38: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
+	17, // 39: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
+	19, // 40: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
+	19, // 41: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
+	21, // 42: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
+	23, // 43: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
+	28, // 44: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
+	30, // 45: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
+	34, // 46: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
+	36, // 47: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
+	38, // 48: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
+	40, // 49: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
+	46, // 50: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
+	47, // 51: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
+	49, // 52: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
+	50, // 53: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
+	3,  // 54: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
+	5,  // 55: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
+	6,  // 56: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
+	8,  // 57: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
+	45, // 58: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
+	45, // 59: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
+	10, // 60: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
+	11, // 61: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
+	13, // 62: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
+	16, // 63: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
+	18, // 64: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
+	20, // 65: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
+	20, // 66: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
+	22, // 67: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
+	11, // 68: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
+	29, // 69: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
+	31, // 70: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
+	35, // 71: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
+	37, // 72: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
+	39, // 73: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
+	44, // 74: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
+	48, // 75: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
+	48, // 76: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
+	50, // 77: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
+	51, // 78: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
+	54, // [54:79] is the sub-list for method output_type
+	29, // [29:54] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_taskhive_v1_scheduler_proto_init() }
@@ -3476,14 +3563,15 @@ func file_taskhive_v1_scheduler_proto_init() {
 		(*WorkerMessage_Acquire)(nil),
 		(*WorkerMessage_Release)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[42].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[43].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Job)(nil),
 		(*ServerMessage_Ack)(nil),
 		(*ServerMessage_Heartbeat)(nil),
 		(*ServerMessage_Lock)(nil),
+		(*ServerMessage_Cancel)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[43].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[44].OneofWrappers = []any{
 		(*JobEvent_Data)(nil),
 		(*JobEvent_Result)(nil),
 		(*JobEvent_Error)(nil),
@@ -3494,7 +3582,7 @@ func file_taskhive_v1_scheduler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskhive_v1_scheduler_proto_rawDesc), len(file_taskhive_v1_scheduler_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   51,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

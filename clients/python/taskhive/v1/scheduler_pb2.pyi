@@ -396,19 +396,31 @@ class ResultAck(_message.Message):
     error: str
     def __init__(self, lease_id: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
+class CancelJob(_message.Message):
+    __slots__ = ("lease_id", "job_id", "reason")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    lease_id: int
+    job_id: int
+    reason: str
+    def __init__(self, lease_id: _Optional[int] = ..., job_id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class ServerMessage(_message.Message):
-    __slots__ = ("welcome", "job", "ack", "heartbeat", "lock")
+    __slots__ = ("welcome", "job", "ack", "heartbeat", "lock", "cancel")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     LOCK_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     job: Job
     ack: ResultAck
     heartbeat: HeartbeatResponse
     lock: AcquireLockResponse
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., job: _Optional[_Union[Job, _Mapping]] = ..., ack: _Optional[_Union[ResultAck, _Mapping]] = ..., heartbeat: _Optional[_Union[HeartbeatResponse, _Mapping]] = ..., lock: _Optional[_Union[AcquireLockResponse, _Mapping]] = ...) -> None: ...
+    cancel: CancelJob
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., job: _Optional[_Union[Job, _Mapping]] = ..., ack: _Optional[_Union[ResultAck, _Mapping]] = ..., heartbeat: _Optional[_Union[HeartbeatResponse, _Mapping]] = ..., lock: _Optional[_Union[AcquireLockResponse, _Mapping]] = ..., cancel: _Optional[_Union[CancelJob, _Mapping]] = ...) -> None: ...
 
 class JobEvent(_message.Message):
     __slots__ = ("data", "result", "error")
