@@ -229,3 +229,55 @@ pub fn raise_nofile_limit_logged() {
         Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Gate, Limits};
+    use std::net::IpAddr;
+
+    fn gate(
+        max_connections: usize,
+        max_per_ip: usize,
+    ) -> (std::sync::Arc<Gate>, crate::metrics::ConnMetrics) {
+        let m = crate::metrics::Metrics::new().connections();
+        let g = Gate::new(
+            Limits {
+                max_connections,
+                max_per_ip,
+            },
+            m.clone(),
+        );
+        (g, m)
+    }
+
+    #[test]
+    fn caps_count_open_connections_and_free_places_on_drop() {
+        let (g, m) = gate(3, 2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a1 = g.admit(Some(a)).unwrap();
+        let _a2 = g.admit(Some(a)).unwrap();
+        assert!(g.admit(Some(a)).is_none(), "third from one address");
+        // The same address written as IPv4-mapped IPv6 is the same address.
+        assert!(g.admit(Some("::ffff:10.0.0.1".parse().unwrap())).is_none());
+        let _b1 = g.admit(Some(b)).unwrap();
+        assert!(g.admit(Some(b)).is_none(), "total cap");
+        assert!(g.admit(None).is_none(), "unix peers count toward the total");
+        assert_eq!(m.open.get(), 3);
+        assert_eq!(m.refused.with_label_values(&["per_ip"]).get(), 2);
+        assert_eq!(m.refused.with_label_values(&["max_connections"]).get(), 2);
+        drop(a1);
+        assert_eq!(m.open.get(), 2);
+        let _a3 = g.admit(Some(a)).unwrap();
+    }
+
+    #[test]
+    fn zero_means_no_cap() {
+        let (g, m) = gate(0, 0);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let held: Vec<_> = (0..100).map(|_| g.admit(Some(a)).unwrap()).collect();
+        assert_eq!(m.open.get(), 100);
+        drop(held);
+        assert_eq!(m.open.get(), 0);
+    }
+}
