@@ -10,7 +10,8 @@
 //! nothing for the idle timeout is closed, unless it is a registered worker (it sent
 //! CAN_DO or BROADCAST: a worker waiting for jobs may be quiet for hours, and Periodic
 //! workers ping on their own) or it waits on a RUN_JOB result or a RECV_DATA watch. A
-//! worker that vanished without closing keeps its connection until a write to it fails.
+//! worker whose host vanished without closing is found by TCP keepalive (probes after
+//! `--keepalive-interval` of silence, dropped after 3 unanswered 10 s apart; TCP only).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,6 +45,8 @@ pub struct Face {
     /// A connection that sends nothing for this long is closed, unless it is a registered
     /// worker or waits on a RUN_JOB result or a RECV_DATA watch.
     pub idle_timeout: Duration,
+    /// TCP connections: keepalive probes start after this much silence.
+    pub keepalive: Duration,
     /// Counts closes for a timeout (and admitted the connection).
     pub gate: Arc<Gate>,
 }
