@@ -398,6 +398,7 @@ async fn a_frozen_node_loses_its_claim_and_its_late_report_changes_nothing() {
         ack.error, "",
         "a late report that changed nothing is not acknowledged"
     );
+    assert_eq!(ack.reason, "STALE_LEASE", "{ack:?}");
     assert_eq!(
         claim_of(&db.url, "f").await,
         Some((Some("b".to_string()), v2, sched_at)),

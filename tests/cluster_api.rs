@@ -339,6 +339,7 @@ async fn scenario_run_job_and_drop(env: Env) {
         tonic::Code::FailedPrecondition,
         "no worker anywhere"
     );
+    assert_eq!(reason(&refused), "NO_WORKER");
     let mut w = env.worker("rj", 2).await;
     let mut c = env.c().await;
     let call = tokio::spawn(async move { c.run_job(job("rj", "x")).await });
@@ -357,6 +358,7 @@ async fn scenario_run_job_and_drop(env: Env) {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "WORKERS_PRESENT");
     drop(w);
     within(20, async {
         loop {
@@ -550,3 +552,11 @@ conformance!(
     scenario_every_submit_path_runs_each_job_once,
     scenario_removing_a_running_job_cancels_it_on_its_worker,
 );
+
+/// The machine reason of a refusal (`google.rpc.ErrorInfo` in the status details).
+fn reason(s: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    s.get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
+}

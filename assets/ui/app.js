@@ -233,8 +233,10 @@
       const classes = (j.tasks || [])
         .map((t) => (t.weight > 1 ? `${t.task_class} ×${t.weight}` : t.task_class))
         .join(", ");
+      const staged = (j.stages || []).reduce((s, st) => s + st.duration_sec, 0);
       const limit = [
         j.run_for_sec ? `${j.run_for_sec} s` : "",
+        staged ? `${staged} s in ${j.stages.length} stages` : "",
         j.run_n ? `${j.run_n} runs/swarm` : "",
       ]
         .filter(Boolean)
@@ -255,6 +257,30 @@
     });
     $("jobs-table").querySelector("tbody").replaceChildren(...rows);
     $("jobs-empty").hidden = rows.length > 0;
+  }
+
+  // Archived executions, each linked to its HTML report (GET /ui/report/{id}).
+  function renderExecs(list) {
+    const rows = (list.execs || []).map((e) => {
+      const flags = [e.thresholdExceeded ? "threshold" : "", e.aborted ? "aborted" : ""]
+        .filter(Boolean)
+        .join(", ");
+      const link = el("a", { href: `/ui/report/${encodeURIComponent(e.id)}`, target: "_blank" }, "report");
+      link.dataset.report = e.id;
+      return el(
+        "tr",
+        {},
+        el("td", {}, e.tStart || ""),
+        el("td", {}, e.name),
+        el("td", { class: "num" }, fmt(num(e.nTask))),
+        el("td", { class: "num" }, fmt(num(e.nFail))),
+        el("td", { class: "num" }, (num(e.elapsedUsec) / 1e6).toFixed(1)),
+        el("td", {}, flags),
+        el("td", {}, link),
+      );
+    });
+    $("execs-table").querySelector("tbody").replaceChildren(...rows);
+    $("execs-empty").hidden = rows.length > 0;
   }
 
   function setButtons() {
@@ -427,12 +453,13 @@
     const conn = $("conn");
     try {
       const at = Date.now();
-      const [status, metrics, dead, jobs, load] = await Promise.all([
+      const [status, metrics, dead, jobs, load, execs] = await Promise.all([
         rpc("Scheduler", "Status", {}),
         fetch("/metrics").then((r) => r.text()),
         rpc("Scheduler", "ListDead", { limit: 200 }),
         getJSON("/jobs"),
         getJSON("/status"),
+        rpc("LoadRunner", "ListExecs", { limit: 20 }),
       ]);
       const counters = parseCounters(metrics);
       const summary = renderTasks(status, counters);
@@ -440,6 +467,7 @@
       renderDead(dead);
       await renderLoadStatus(load);
       renderJobs(jobs);
+      renderExecs(execs);
       $("summary").textContent = `${summary} · load runner ${running ? "running" : "idle"}`;
       $("updated").textContent = `updated ${new Date(at).toLocaleTimeString("en-GB")}`;
       conn.textContent = "live";

@@ -74,10 +74,10 @@ impl ClusterJobs {
             return Ok((reply, None));
         }
         if reply.running {
-            return Err(Error::FailedPrecondition(format!(
-                "job {}/{} is running on a node; its result goes to the RunJob that started it",
-                spec.task, spec.name
-            )));
+            return Err(Error::JobRunning {
+                task: spec.task,
+                name: spec.name,
+            });
         }
         let (tx, rx) = oneshot::channel();
         self.shared
@@ -300,10 +300,7 @@ impl Backend for ClusterJobs {
         let me = self.clone();
         Box::pin(async move {
             if !me.workers_anywhere(&spec.task).await? {
-                return Err(Error::FailedPrecondition(format!(
-                    "no worker for task {}",
-                    spec.task
-                )));
+                return Err(Error::NoWorker { task: spec.task });
             }
             let (reply, rx) = me.submit_one(spec, true).await?;
             match rx.ok_or(Error::ShuttingDown)?.await {
@@ -378,9 +375,10 @@ impl Backend for ClusterJobs {
         let me = self.clone();
         Box::pin(async move {
             if me.workers_anywhere(&task).await? {
-                return Err(Error::FailedPrecondition(format!(
-                    "task {task:?} has registered worker(s) on some node; stop them before dropping it"
-                )));
+                return Err(Error::WorkersPresent {
+                    task,
+                    workers: None,
+                });
             }
             let row = me
                 .shared

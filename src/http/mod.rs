@@ -66,6 +66,7 @@ pub fn router(st: AppState) -> Router {
         .route("/ui/vendor/uPlot.iife.min.js", get(ui::uplot_js))
         .route("/ui/vendor/uPlot.min.css", get(ui::uplot_css))
         .route("/ui/exec", post(ui::exec))
+        .route("/ui/report/{id}", get(ui::report))
         .route("/periodic/status/", get(p::bridge_status))
         .route("/periodic/submit/{func}/{job}/", post(p::bridge_submit))
         .route("/periodic/run/{func}/{job}/", post(p::bridge_run))
@@ -120,6 +121,7 @@ async fn not_found(req: Request) -> Response {
 async fn method_not_allowed(req: Request) -> Response {
     let body = serde_json::json!({
         "code": "METHOD_NOT_ALLOWED",
+        "reason": "METHOD_NOT_ALLOWED",
         "message": format!("{} is not allowed on {}", req.method(), req.uri().path()),
     });
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
@@ -156,6 +158,6 @@ async fn json_errors(req: Request, next: Next) -> Response {
         "" if status == StatusCode::PAYLOAD_TOO_LARGE => "body: over the size limit".to_string(),
         t => t.to_string(),
     };
-    let body = serde_json::json!({ "code": code, "message": message });
+    let body = serde_json::json!({ "code": code, "reason": code, "message": message });
     (status, axum::Json(body)).into_response()
 }

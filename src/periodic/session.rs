@@ -31,7 +31,7 @@ use crate::pb;
 use crate::rpc::convert::submit_spec;
 use crate::scheduler::actor::{JobEvent, ToWorker};
 use crate::scheduler::job::{JobKey, JobView, LeaseId, Outcome, WorkerId};
-use crate::scheduler::{Error, SchedulerHandle};
+use crate::scheduler::{Error, SchedulerHandle, Stale};
 
 /// What every connection shares.
 #[derive(Clone)]
@@ -190,7 +190,7 @@ impl Session {
         match r {
             Ok(()) => self.send(msgid, code::SUCCESS, &[]),
             Err(e) => {
-                tracing::debug!(error = %e, "periodic request refused");
+                tracing::debug!(reason = e.reason(), error = %e, "periodic request refused");
                 self.send(msgid, code::UNKNOWN, &[]);
             }
         }
@@ -227,7 +227,7 @@ impl Session {
                         Err(_) => reply(msgid, code::UNKNOWN, &[]),
                         Ok(spec) => match h.run_job(spec).await {
                             Ok((_, result)) => reply(msgid, code::DATA, &result),
-                            Err(Error::FailedPrecondition(_)) => reply(msgid, code::NO_WORKER, &[]),
+                            Err(Error::NoWorker { .. }) => reply(msgid, code::NO_WORKER, &[]),
                             Err(_) => reply(msgid, code::DATA, b"failed"),
                         },
                     };
@@ -437,10 +437,10 @@ impl Session {
 }
 
 fn stale(h: &Handle) -> Error {
-    Error::FailedPrecondition(format!(
-        "job {}:{} is not held by this worker",
-        h.func, h.name
-    ))
+    Error::StaleLease(Stale::NotHeldByWorker {
+        task: h.func.clone(),
+        name: h.name.clone(),
+    })
 }
 
 /// STATUS body: `func,workers,jobs,processing,locked,sched_at` per line.

@@ -229,9 +229,7 @@ impl Scheduler for SchedulerService {
         let now = self.h.clock().now_ms();
         let spec = submit_spec(req.into_inner(), &self.limits, now, true)?;
         if !self.h.has_worker(spec.task.clone()).await? {
-            return Err(
-                Error::FailedPrecondition(format!("no worker for task {}", spec.task)).into(),
-            );
+            return Err(Error::NoWorker { task: spec.task }.into());
         }
         // Watch first, so no chunk sent before the submit lands can be missed.
         let rx = self.h.watch(spec.task.clone(), spec.name.clone());
@@ -487,9 +485,14 @@ impl Scheduler for SchedulerService {
             // Results are applied in order at once; their acks follow as their commits land.
             let mut acks = FuturesUnordered::new();
             let ack = |lease_id: LeaseId, r: Result<(), Error>| {
+                let (error, reason) = match r {
+                    Ok(()) => (String::new(), String::new()),
+                    Err(e) => (e.to_string(), e.reason().to_string()),
+                };
                 Out::Ack(pb::ResultAck {
                     lease_id,
-                    error: r.err().map(|e| e.to_string()).unwrap_or_default(),
+                    error,
+                    reason,
                 })
             };
             loop {

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::backend::{Backend, SubmittedEach};
 use super::clock::Clock;
 use super::core::{Core, Effect, LocalWorkers, SubmitReply, TaskStatus};
-use super::error::Error;
+use super::error::{Error, Stale};
 use super::job::*;
 use super::local::LocalJobs;
 use super::settings::Settings;
@@ -737,10 +737,7 @@ impl Actor {
                     spec.timeout_ms = self.settings.default_timeout_ms();
                 }
                 if wait && !self.core.has_worker(&spec.task) {
-                    let _ = reply.send(Err(Error::FailedPrecondition(format!(
-                        "no worker for task {}",
-                        spec.task
-                    ))));
+                    let _ = reply.send(Err(Error::NoWorker { task: spec.task }));
                     return;
                 }
                 let r = match self.core.submit(spec, now) {
@@ -890,9 +887,7 @@ impl Actor {
             }
             Cmd::WorkData { lease, data, reply } => {
                 let r = match self.core.lease_job(lease) {
-                    None => Err(Error::FailedPrecondition(format!(
-                        "lease {lease} is not held"
-                    ))),
+                    None => Err(Error::StaleLease(Stale::NotHeld { lease })),
                     Some((_, task, name)) => {
                         let key = (task.to_string(), name.to_string());
                         if let Some(ws) = self.watchers.get_mut(&key) {

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::error::Error;
+use super::error::{Error, Stale};
 use super::job::*;
 use super::locks::Locks;
 use super::table::{JobTable, NameIndex, Named};
@@ -730,10 +730,10 @@ impl Core {
         };
         let t = &self.tasks[tid as usize];
         if !t.workers.is_empty() {
-            return Err(Error::FailedPrecondition(format!(
-                "task {task:?} has {} registered worker(s); stop them before dropping it",
-                t.workers.len()
-            )));
+            return Err(Error::WorkersPresent {
+                task: task.to_string(),
+                workers: Some(t.workers.len()),
+            });
         }
         let ids: Vec<JobId> = t.by_name.ids(&self.jobs);
         for &id in &ids {
@@ -949,9 +949,7 @@ impl Core {
             .get_mut(&wid)
             .ok_or_else(|| Error::NotFound(format!("worker {wid} not found; register first")))?;
         if worker.connected {
-            return Err(Error::FailedPrecondition(format!(
-                "worker {wid} already has a job stream"
-            )));
+            return Err(Error::WorkerAttached { worker: wid });
         }
         worker.connected = true;
         self.unattached.remove(&(worker.unattached_until, wid));
@@ -1009,20 +1007,17 @@ impl Core {
 
     /// Applies a worker's outcome for a lease; stale or unknown leases are rejected untouched.
     pub fn report(&mut self, lid: LeaseId, outcome: Outcome, now: Millis) -> Result<JobId, Error> {
-        let lease = self.leases.remove(&lid).ok_or_else(|| {
-            Error::FailedPrecondition(format!(
-                "lease {lid} is not held: it expired, was reassigned or was already reported"
-            ))
-        })?;
+        let lease = self
+            .leases
+            .remove(&lid)
+            .ok_or(Error::StaleLease(Stale::Ended { lease: lid }))?;
         self.lease_expiry.remove(&(lease.expires_at, lid));
         if let Some(w) = self.workers.get_mut(&lease.worker) {
             w.leases.remove(&lid);
             self.mark_worker_dirty(lease.worker);
         }
         let Some(id) = lease.job else {
-            return Err(Error::FailedPrecondition(format!(
-                "lease {lid}: its job was removed while running"
-            )));
+            return Err(Error::StaleLease(Stale::JobRemoved { lease: lid }));
         };
         let task = self.tasks[self.jobs[&id].task as usize].name.clone();
         self.effects.push(Effect::Observe(Observation::Ran {
@@ -1467,9 +1462,7 @@ impl Core {
                 worker,
                 ..
             }) => Ok((*id, *worker)),
-            _ => Err(Error::FailedPrecondition(format!(
-                "lease {lid} is not held"
-            ))),
+            _ => Err(Error::StaleLease(Stale::NotHeld { lease: lid })),
         }
     }
 

@@ -14,4 +14,4 @@ pub mod table;
 pub mod timer;
 
 pub use actor::SchedulerHandle;
-pub use error::Error;
+pub use error::{Error, Stale};

@@ -6,6 +6,7 @@ pub mod child;
 pub mod cluster;
 pub mod pg;
 pub mod target;
+pub mod tls_target;
 
 use std::collections::VecDeque;
 use std::future::Future;

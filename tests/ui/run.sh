@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Tests the /ui dashboard in headless Chromium: Debian's chromium driven by playwright-core
 # (installed here only when missing), against a fresh `taskhive serve` on a free port.
-# Writes target/ui-screenshot.png. Exits non-zero on any failure.
+# Writes target/ui-screenshot.png, target/report.html (a load report) and
+# target/report-screenshot.png. Exits non-zero on any failure.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bin="${TASKHIVE_BIN:-$root/target/debug/taskhive}"
 shot="${UI_SCREENSHOT:-$root/target/ui-screenshot.png}"
+report_file="${REPORT_FILE:-$root/target/report.html}"
+report_shot="${REPORT_SCREENSHOT:-$root/target/report-screenshot.png}"
 
 # Debian packages, only those missing (node ≥ 18 is enough for the pinned playwright-core).
 missing=()
@@ -39,7 +42,8 @@ addr="$(sed -n 's/^listening on //p' "$tmp/server.out" | head -n 1)"
 pids+=($!)
 
 mkdir -p "$(dirname "$shot")"
-if ! TASKHIVE_URL="http://$addr" UI_SCREENSHOT="$shot" node "$here/ui.test.mjs"; then
+if ! TASKHIVE_URL="http://$addr" UI_SCREENSHOT="$shot" TASKHIVE_BIN="$bin" \
+  REPORT_FILE="$report_file" REPORT_SCREENSHOT="$report_shot" node "$here/ui.test.mjs"; then
   echo "ui: failed; server log:"; tail -n 30 "$tmp/server.log"
   exit 1
 fi

@@ -24,6 +24,98 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// A gRPC status code as an enum, numbered as google.rpc.Code (a SubmitAck's error).
+type ErrorCode int32
+
+const (
+	ErrorCode_ERROR_CODE_OK                  ErrorCode = 0
+	ErrorCode_ERROR_CODE_CANCELLED           ErrorCode = 1
+	ErrorCode_ERROR_CODE_UNKNOWN             ErrorCode = 2
+	ErrorCode_ERROR_CODE_INVALID_ARGUMENT    ErrorCode = 3
+	ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED   ErrorCode = 4
+	ErrorCode_ERROR_CODE_NOT_FOUND           ErrorCode = 5
+	ErrorCode_ERROR_CODE_ALREADY_EXISTS      ErrorCode = 6
+	ErrorCode_ERROR_CODE_PERMISSION_DENIED   ErrorCode = 7
+	ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED  ErrorCode = 8
+	ErrorCode_ERROR_CODE_FAILED_PRECONDITION ErrorCode = 9
+	ErrorCode_ERROR_CODE_ABORTED             ErrorCode = 10
+	ErrorCode_ERROR_CODE_OUT_OF_RANGE        ErrorCode = 11
+	ErrorCode_ERROR_CODE_UNIMPLEMENTED       ErrorCode = 12
+	ErrorCode_ERROR_CODE_INTERNAL            ErrorCode = 13
+	ErrorCode_ERROR_CODE_UNAVAILABLE         ErrorCode = 14
+	ErrorCode_ERROR_CODE_DATA_LOSS           ErrorCode = 15
+	ErrorCode_ERROR_CODE_UNAUTHENTICATED     ErrorCode = 16
+)
+
+// Enum value maps for ErrorCode.
+var (
+	ErrorCode_name = map[int32]string{
+		0:  "ERROR_CODE_OK",
+		1:  "ERROR_CODE_CANCELLED",
+		2:  "ERROR_CODE_UNKNOWN",
+		3:  "ERROR_CODE_INVALID_ARGUMENT",
+		4:  "ERROR_CODE_DEADLINE_EXCEEDED",
+		5:  "ERROR_CODE_NOT_FOUND",
+		6:  "ERROR_CODE_ALREADY_EXISTS",
+		7:  "ERROR_CODE_PERMISSION_DENIED",
+		8:  "ERROR_CODE_RESOURCE_EXHAUSTED",
+		9:  "ERROR_CODE_FAILED_PRECONDITION",
+		10: "ERROR_CODE_ABORTED",
+		11: "ERROR_CODE_OUT_OF_RANGE",
+		12: "ERROR_CODE_UNIMPLEMENTED",
+		13: "ERROR_CODE_INTERNAL",
+		14: "ERROR_CODE_UNAVAILABLE",
+		15: "ERROR_CODE_DATA_LOSS",
+		16: "ERROR_CODE_UNAUTHENTICATED",
+	}
+	ErrorCode_value = map[string]int32{
+		"ERROR_CODE_OK":                  0,
+		"ERROR_CODE_CANCELLED":           1,
+		"ERROR_CODE_UNKNOWN":             2,
+		"ERROR_CODE_INVALID_ARGUMENT":    3,
+		"ERROR_CODE_DEADLINE_EXCEEDED":   4,
+		"ERROR_CODE_NOT_FOUND":           5,
+		"ERROR_CODE_ALREADY_EXISTS":      6,
+		"ERROR_CODE_PERMISSION_DENIED":   7,
+		"ERROR_CODE_RESOURCE_EXHAUSTED":  8,
+		"ERROR_CODE_FAILED_PRECONDITION": 9,
+		"ERROR_CODE_ABORTED":             10,
+		"ERROR_CODE_OUT_OF_RANGE":        11,
+		"ERROR_CODE_UNIMPLEMENTED":       12,
+		"ERROR_CODE_INTERNAL":            13,
+		"ERROR_CODE_UNAVAILABLE":         14,
+		"ERROR_CODE_DATA_LOSS":           15,
+		"ERROR_CODE_UNAUTHENTICATED":     16,
+	}
+)
+
+func (x ErrorCode) Enum() *ErrorCode {
+	p := new(ErrorCode)
+	*p = x
+	return p
+}
+
+func (x ErrorCode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ErrorCode) Descriptor() protoreflect.EnumDescriptor {
+	return file_taskhive_v1_scheduler_proto_enumTypes[0].Descriptor()
+}
+
+func (ErrorCode) Type() protoreflect.EnumType {
+	return &file_taskhive_v1_scheduler_proto_enumTypes[0]
+}
+
+func (x ErrorCode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ErrorCode.Descriptor instead.
+func (ErrorCode) EnumDescriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{0}
+}
+
 type JobState int32
 
 const (
@@ -67,11 +159,11 @@ func (x JobState) String() string {
 }
 
 func (JobState) Descriptor() protoreflect.EnumDescriptor {
-	return file_taskhive_v1_scheduler_proto_enumTypes[0].Descriptor()
+	return file_taskhive_v1_scheduler_proto_enumTypes[1].Descriptor()
 }
 
 func (JobState) Type() protoreflect.EnumType {
-	return &file_taskhive_v1_scheduler_proto_enumTypes[0]
+	return &file_taskhive_v1_scheduler_proto_enumTypes[1]
 }
 
 func (x JobState) Number() protoreflect.EnumNumber {
@@ -80,7 +172,7 @@ func (x JobState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JobState.Descriptor instead.
 func (JobState) EnumDescriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{0}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{1}
 }
 
 // How a failing job is retried: exponential backoff with jitter, up to max_attempts, then the dead set.
@@ -457,7 +549,12 @@ type SubmitAck struct {
 	// ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "UNAVAILABLE", ...). Nothing was stored.
 	ErrorCode string `protobuf:"bytes,5,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	// Why, starting with the field's name for INVALID_ARGUMENT (e.g. "task: must not be empty").
-	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	// error_code as an enum (ERROR_CODE_OK when the job was committed); branch on this or on reason.
+	Code ErrorCode `protobuf:"varint,7,opt,name=code,proto3,enum=taskhive.v1.ErrorCode" json:"code,omitempty"`
+	// The machine reason, as google.rpc.ErrorInfo.reason carries it on a failed call
+	// ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "STORE_UNAVAILABLE", ...); empty when committed.
+	Reason        string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -530,6 +627,20 @@ func (x *SubmitAck) GetErrorCode() string {
 func (x *SubmitAck) GetError() string {
 	if x != nil {
 		return x.Error
+	}
+	return ""
+}
+
+func (x *SubmitAck) GetCode() ErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return ErrorCode_ERROR_CODE_OK
+}
+
+func (x *SubmitAck) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -2531,7 +2642,10 @@ type ResultAck struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	LeaseId uint64                 `protobuf:"varint,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
 	// Empty when the result was applied; otherwise why it was rejected.
-	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// The machine reason of a rejection (STALE_LEASE, STORE_UNAVAILABLE, ...), as
+	// google.rpc.ErrorInfo.reason carries it on a failed call; empty when applied.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2576,6 +2690,13 @@ func (x *ResultAck) GetLeaseId() uint64 {
 func (x *ResultAck) GetError() string {
 	if x != nil {
 		return x.Error
+	}
+	return ""
+}
+
+func (x *ResultAck) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -3185,7 +3306,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x12SubmitJobsResponse\x122\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x1e.taskhive.v1.SubmitJobResponseR\x04jobs\"B\n" +
 	"\x14SubmitStreamResponse\x12*\n" +
-	"\x04acks\x18\x01 \x03(\v2\x16.taskhive.v1.SubmitAckR\x04acks\"\x9f\x01\n" +
+	"\x04acks\x18\x01 \x03(\v2\x16.taskhive.v1.SubmitAckR\x04acks\"\xe3\x01\n" +
 	"\tSubmitAck\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x1a\n" +
@@ -3193,7 +3314,9 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\arunning\x18\x04 \x01(\bR\arunning\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x05 \x01(\tR\terrorCode\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"?\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12*\n" +
+	"\x04code\x18\a \x01(\x0e2\x16.taskhive.v1.ErrorCodeR\x04code\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\"?\n" +
 	"\x0eRunJobResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
 	"\x06result\x18\x02 \x01(\fR\x06result\"G\n" +
@@ -3317,10 +3440,11 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\arelease\x18\x06 \x01(\v2\x1f.taskhive.v1.ReleaseLockRequestH\x00R\areleaseB\x05\n" +
 	"\x03msg\"&\n" +
 	"\aWelcome\x12\x1b\n" +
-	"\tworker_id\x18\x01 \x01(\tR\bworkerId\"<\n" +
+	"\tworker_id\x18\x01 \x01(\tR\bworkerId\"T\n" +
 	"\tResultAck\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\x04R\aleaseId\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"U\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"U\n" +
 	"\tCancelJob\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\x04R\aleaseId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x16\n" +
@@ -3352,7 +3476,26 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\tDumpedJob\x12\"\n" +
 	"\x03job\x18\x01 \x01(\v2\x10.taskhive.v1.JobR\x03job\"&\n" +
 	"\fLoadResponse\x12\x16\n" +
-	"\x06loaded\x18\x01 \x01(\x04R\x06loaded*\x80\x01\n" +
+	"\x06loaded\x18\x01 \x01(\x04R\x06loaded*\xf7\x03\n" +
+	"\tErrorCode\x12\x11\n" +
+	"\rERROR_CODE_OK\x10\x00\x12\x18\n" +
+	"\x14ERROR_CODE_CANCELLED\x10\x01\x12\x16\n" +
+	"\x12ERROR_CODE_UNKNOWN\x10\x02\x12\x1f\n" +
+	"\x1bERROR_CODE_INVALID_ARGUMENT\x10\x03\x12 \n" +
+	"\x1cERROR_CODE_DEADLINE_EXCEEDED\x10\x04\x12\x18\n" +
+	"\x14ERROR_CODE_NOT_FOUND\x10\x05\x12\x1d\n" +
+	"\x19ERROR_CODE_ALREADY_EXISTS\x10\x06\x12 \n" +
+	"\x1cERROR_CODE_PERMISSION_DENIED\x10\a\x12!\n" +
+	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\b\x12\"\n" +
+	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\t\x12\x16\n" +
+	"\x12ERROR_CODE_ABORTED\x10\n" +
+	"\x12\x1b\n" +
+	"\x17ERROR_CODE_OUT_OF_RANGE\x10\v\x12\x1c\n" +
+	"\x18ERROR_CODE_UNIMPLEMENTED\x10\f\x12\x17\n" +
+	"\x13ERROR_CODE_INTERNAL\x10\r\x12\x1a\n" +
+	"\x16ERROR_CODE_UNAVAILABLE\x10\x0e\x12\x18\n" +
+	"\x14ERROR_CODE_DATA_LOSS\x10\x0f\x12\x1e\n" +
+	"\x1aERROR_CODE_UNAUTHENTICATED\x10\x10*\x80\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x17\n" +
@@ -3399,148 +3542,150 @@ func file_taskhive_v1_scheduler_proto_rawDescGZIP() []byte {
 	return file_taskhive_v1_scheduler_proto_rawDescData
 }
 
-var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_taskhive_v1_scheduler_proto_goTypes = []any{
-	(JobState)(0),                // 0: taskhive.v1.JobState
-	(*RetryPolicy)(nil),          // 1: taskhive.v1.RetryPolicy
-	(*SubmitJobRequest)(nil),     // 2: taskhive.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),    // 3: taskhive.v1.SubmitJobResponse
-	(*SubmitJobsRequest)(nil),    // 4: taskhive.v1.SubmitJobsRequest
-	(*SubmitJobsResponse)(nil),   // 5: taskhive.v1.SubmitJobsResponse
-	(*SubmitStreamResponse)(nil), // 6: taskhive.v1.SubmitStreamResponse
-	(*SubmitAck)(nil),            // 7: taskhive.v1.SubmitAck
-	(*RunJobResponse)(nil),       // 8: taskhive.v1.RunJobResponse
-	(*JobRef)(nil),               // 9: taskhive.v1.JobRef
-	(*RemoveJobResponse)(nil),    // 10: taskhive.v1.RemoveJobResponse
-	(*Job)(nil),                  // 11: taskhive.v1.Job
-	(*DropTaskRequest)(nil),      // 12: taskhive.v1.DropTaskRequest
-	(*DropTaskResponse)(nil),     // 13: taskhive.v1.DropTaskResponse
-	(*StatusRequest)(nil),        // 14: taskhive.v1.StatusRequest
-	(*TaskStatus)(nil),           // 15: taskhive.v1.TaskStatus
-	(*StatusResponse)(nil),       // 16: taskhive.v1.StatusResponse
-	(*ListDeadRequest)(nil),      // 17: taskhive.v1.ListDeadRequest
-	(*ListDeadResponse)(nil),     // 18: taskhive.v1.ListDeadResponse
-	(*DeadRef)(nil),              // 19: taskhive.v1.DeadRef
-	(*DeadOpResponse)(nil),       // 20: taskhive.v1.DeadOpResponse
-	(*RegisterTaskRequest)(nil),  // 21: taskhive.v1.RegisterTaskRequest
-	(*RegisterTaskResponse)(nil), // 22: taskhive.v1.RegisterTaskResponse
-	(*GrabJobRequest)(nil),       // 23: taskhive.v1.GrabJobRequest
-	(*Done)(nil),                 // 24: taskhive.v1.Done
-	(*Fail)(nil),                 // 25: taskhive.v1.Fail
-	(*SchedLater)(nil),           // 26: taskhive.v1.SchedLater
-	(*Outcome)(nil),              // 27: taskhive.v1.Outcome
-	(*ReportResultRequest)(nil),  // 28: taskhive.v1.ReportResultRequest
-	(*ReportResultResponse)(nil), // 29: taskhive.v1.ReportResultResponse
-	(*HeartbeatRequest)(nil),     // 30: taskhive.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),    // 31: taskhive.v1.HeartbeatResponse
-	(*WorkerHello)(nil),          // 32: taskhive.v1.WorkerHello
-	(*WorkerResult)(nil),         // 33: taskhive.v1.WorkerResult
-	(*WorkData)(nil),             // 34: taskhive.v1.WorkData
-	(*SendDataResponse)(nil),     // 35: taskhive.v1.SendDataResponse
-	(*AcquireLockRequest)(nil),   // 36: taskhive.v1.AcquireLockRequest
-	(*AcquireLockResponse)(nil),  // 37: taskhive.v1.AcquireLockResponse
-	(*ReleaseLockRequest)(nil),   // 38: taskhive.v1.ReleaseLockRequest
-	(*ReleaseLockResponse)(nil),  // 39: taskhive.v1.ReleaseLockResponse
-	(*WorkerMessage)(nil),        // 40: taskhive.v1.WorkerMessage
-	(*Welcome)(nil),              // 41: taskhive.v1.Welcome
-	(*ResultAck)(nil),            // 42: taskhive.v1.ResultAck
-	(*CancelJob)(nil),            // 43: taskhive.v1.CancelJob
-	(*ServerMessage)(nil),        // 44: taskhive.v1.ServerMessage
-	(*JobEvent)(nil),             // 45: taskhive.v1.JobEvent
-	(*GetConfigRequest)(nil),     // 46: taskhive.v1.GetConfigRequest
-	(*SetConfigRequest)(nil),     // 47: taskhive.v1.SetConfigRequest
-	(*ConfigResponse)(nil),       // 48: taskhive.v1.ConfigResponse
-	(*DumpRequest)(nil),          // 49: taskhive.v1.DumpRequest
-	(*DumpedJob)(nil),            // 50: taskhive.v1.DumpedJob
-	(*LoadResponse)(nil),         // 51: taskhive.v1.LoadResponse
-	nil,                          // 52: taskhive.v1.ConfigResponse.ValuesEntry
+	(ErrorCode)(0),               // 0: taskhive.v1.ErrorCode
+	(JobState)(0),                // 1: taskhive.v1.JobState
+	(*RetryPolicy)(nil),          // 2: taskhive.v1.RetryPolicy
+	(*SubmitJobRequest)(nil),     // 3: taskhive.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),    // 4: taskhive.v1.SubmitJobResponse
+	(*SubmitJobsRequest)(nil),    // 5: taskhive.v1.SubmitJobsRequest
+	(*SubmitJobsResponse)(nil),   // 6: taskhive.v1.SubmitJobsResponse
+	(*SubmitStreamResponse)(nil), // 7: taskhive.v1.SubmitStreamResponse
+	(*SubmitAck)(nil),            // 8: taskhive.v1.SubmitAck
+	(*RunJobResponse)(nil),       // 9: taskhive.v1.RunJobResponse
+	(*JobRef)(nil),               // 10: taskhive.v1.JobRef
+	(*RemoveJobResponse)(nil),    // 11: taskhive.v1.RemoveJobResponse
+	(*Job)(nil),                  // 12: taskhive.v1.Job
+	(*DropTaskRequest)(nil),      // 13: taskhive.v1.DropTaskRequest
+	(*DropTaskResponse)(nil),     // 14: taskhive.v1.DropTaskResponse
+	(*StatusRequest)(nil),        // 15: taskhive.v1.StatusRequest
+	(*TaskStatus)(nil),           // 16: taskhive.v1.TaskStatus
+	(*StatusResponse)(nil),       // 17: taskhive.v1.StatusResponse
+	(*ListDeadRequest)(nil),      // 18: taskhive.v1.ListDeadRequest
+	(*ListDeadResponse)(nil),     // 19: taskhive.v1.ListDeadResponse
+	(*DeadRef)(nil),              // 20: taskhive.v1.DeadRef
+	(*DeadOpResponse)(nil),       // 21: taskhive.v1.DeadOpResponse
+	(*RegisterTaskRequest)(nil),  // 22: taskhive.v1.RegisterTaskRequest
+	(*RegisterTaskResponse)(nil), // 23: taskhive.v1.RegisterTaskResponse
+	(*GrabJobRequest)(nil),       // 24: taskhive.v1.GrabJobRequest
+	(*Done)(nil),                 // 25: taskhive.v1.Done
+	(*Fail)(nil),                 // 26: taskhive.v1.Fail
+	(*SchedLater)(nil),           // 27: taskhive.v1.SchedLater
+	(*Outcome)(nil),              // 28: taskhive.v1.Outcome
+	(*ReportResultRequest)(nil),  // 29: taskhive.v1.ReportResultRequest
+	(*ReportResultResponse)(nil), // 30: taskhive.v1.ReportResultResponse
+	(*HeartbeatRequest)(nil),     // 31: taskhive.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),    // 32: taskhive.v1.HeartbeatResponse
+	(*WorkerHello)(nil),          // 33: taskhive.v1.WorkerHello
+	(*WorkerResult)(nil),         // 34: taskhive.v1.WorkerResult
+	(*WorkData)(nil),             // 35: taskhive.v1.WorkData
+	(*SendDataResponse)(nil),     // 36: taskhive.v1.SendDataResponse
+	(*AcquireLockRequest)(nil),   // 37: taskhive.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil),  // 38: taskhive.v1.AcquireLockResponse
+	(*ReleaseLockRequest)(nil),   // 39: taskhive.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil),  // 40: taskhive.v1.ReleaseLockResponse
+	(*WorkerMessage)(nil),        // 41: taskhive.v1.WorkerMessage
+	(*Welcome)(nil),              // 42: taskhive.v1.Welcome
+	(*ResultAck)(nil),            // 43: taskhive.v1.ResultAck
+	(*CancelJob)(nil),            // 44: taskhive.v1.CancelJob
+	(*ServerMessage)(nil),        // 45: taskhive.v1.ServerMessage
+	(*JobEvent)(nil),             // 46: taskhive.v1.JobEvent
+	(*GetConfigRequest)(nil),     // 47: taskhive.v1.GetConfigRequest
+	(*SetConfigRequest)(nil),     // 48: taskhive.v1.SetConfigRequest
+	(*ConfigResponse)(nil),       // 49: taskhive.v1.ConfigResponse
+	(*DumpRequest)(nil),          // 50: taskhive.v1.DumpRequest
+	(*DumpedJob)(nil),            // 51: taskhive.v1.DumpedJob
+	(*LoadResponse)(nil),         // 52: taskhive.v1.LoadResponse
+	nil,                          // 53: taskhive.v1.ConfigResponse.ValuesEntry
 }
 var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
-	1,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
-	2,  // 1: taskhive.v1.SubmitJobsRequest.jobs:type_name -> taskhive.v1.SubmitJobRequest
-	3,  // 2: taskhive.v1.SubmitJobsResponse.jobs:type_name -> taskhive.v1.SubmitJobResponse
-	7,  // 3: taskhive.v1.SubmitStreamResponse.acks:type_name -> taskhive.v1.SubmitAck
-	0,  // 4: taskhive.v1.Job.state:type_name -> taskhive.v1.JobState
-	1,  // 5: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
-	15, // 6: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
-	15, // 7: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
-	11, // 8: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
-	24, // 9: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
-	25, // 10: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
-	26, // 11: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
-	27, // 12: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
-	27, // 13: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
-	32, // 14: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
-	33, // 15: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
-	30, // 16: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
-	34, // 17: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
-	36, // 18: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
-	38, // 19: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
-	41, // 20: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
-	11, // 21: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
-	42, // 22: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
-	31, // 23: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
-	37, // 24: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
-	43, // 25: taskhive.v1.ServerMessage.cancel:type_name -> taskhive.v1.CancelJob
-	8,  // 26: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
-	52, // 27: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
-	11, // 28: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
-	2,  // 29: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
-	4,  // 30: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
-	2,  // 31: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
-	2,  // 32: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
-	2,  // 33: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
-	9,  // 34: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
-	9,  // 35: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
-	9,  // 36: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
-	12, // 37: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
-	14, // 38: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
-	17, // 39: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
-	19, // 40: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
-	19, // 41: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
-	21, // 42: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
-	23, // 43: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
-	28, // 44: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
-	30, // 45: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
-	34, // 46: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
-	36, // 47: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
-	38, // 48: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
-	40, // 49: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
-	46, // 50: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
-	47, // 51: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
-	49, // 52: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
-	50, // 53: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
-	3,  // 54: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
-	5,  // 55: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
-	6,  // 56: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
-	8,  // 57: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
-	45, // 58: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
-	45, // 59: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
-	10, // 60: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
-	11, // 61: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
-	13, // 62: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
-	16, // 63: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
-	18, // 64: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
-	20, // 65: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
-	20, // 66: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
-	22, // 67: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
-	11, // 68: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
-	29, // 69: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
-	31, // 70: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
-	35, // 71: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
-	37, // 72: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
-	39, // 73: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
-	44, // 74: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
-	48, // 75: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
-	48, // 76: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
-	50, // 77: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
-	51, // 78: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
-	54, // [54:79] is the sub-list for method output_type
-	29, // [29:54] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	2,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
+	3,  // 1: taskhive.v1.SubmitJobsRequest.jobs:type_name -> taskhive.v1.SubmitJobRequest
+	4,  // 2: taskhive.v1.SubmitJobsResponse.jobs:type_name -> taskhive.v1.SubmitJobResponse
+	8,  // 3: taskhive.v1.SubmitStreamResponse.acks:type_name -> taskhive.v1.SubmitAck
+	0,  // 4: taskhive.v1.SubmitAck.code:type_name -> taskhive.v1.ErrorCode
+	1,  // 5: taskhive.v1.Job.state:type_name -> taskhive.v1.JobState
+	2,  // 6: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
+	16, // 7: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
+	16, // 8: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
+	12, // 9: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
+	25, // 10: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
+	26, // 11: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
+	27, // 12: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
+	28, // 13: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
+	28, // 14: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
+	33, // 15: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
+	34, // 16: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
+	31, // 17: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
+	35, // 18: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
+	37, // 19: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
+	39, // 20: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
+	42, // 21: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
+	12, // 22: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
+	43, // 23: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
+	32, // 24: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
+	38, // 25: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
+	44, // 26: taskhive.v1.ServerMessage.cancel:type_name -> taskhive.v1.CancelJob
+	9,  // 27: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
+	53, // 28: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
+	12, // 29: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
+	3,  // 30: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
+	5,  // 31: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
+	3,  // 32: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
+	3,  // 33: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
+	3,  // 34: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
+	10, // 35: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
+	10, // 36: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
+	10, // 37: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
+	13, // 38: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
+	15, // 39: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
+	18, // 40: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
+	20, // 41: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
+	20, // 42: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
+	22, // 43: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
+	24, // 44: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
+	29, // 45: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
+	31, // 46: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
+	35, // 47: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
+	37, // 48: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
+	39, // 49: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
+	41, // 50: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
+	47, // 51: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
+	48, // 52: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
+	50, // 53: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
+	51, // 54: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
+	4,  // 55: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
+	6,  // 56: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
+	7,  // 57: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
+	9,  // 58: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
+	46, // 59: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
+	46, // 60: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
+	11, // 61: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
+	12, // 62: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
+	14, // 63: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
+	17, // 64: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
+	19, // 65: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
+	21, // 66: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
+	21, // 67: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
+	23, // 68: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
+	12, // 69: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
+	30, // 70: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
+	32, // 71: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
+	36, // 72: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
+	38, // 73: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
+	40, // 74: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
+	45, // 75: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
+	49, // 76: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
+	49, // 77: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
+	51, // 78: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
+	52, // 79: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
+	55, // [55:80] is the sub-list for method output_type
+	30, // [30:55] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_taskhive_v1_scheduler_proto_init() }
@@ -3581,7 +3726,7 @@ func file_taskhive_v1_scheduler_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskhive_v1_scheduler_proto_rawDesc), len(file_taskhive_v1_scheduler_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
