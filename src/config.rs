@@ -36,6 +36,10 @@ pub struct Config {
     pub max_jobs_per_task: usize,
     /// Workers one task may have registered at most.
     pub max_workers_per_task: usize,
+    /// SQLite store: below this many free bytes on the data directory's filesystem, new
+    /// jobs are refused (reports, removes and reads go on). 0 = not watched. Not applied
+    /// to PostgreSQL stores.
+    pub min_free_disk: u64,
 }
 
 /// Load runner settings (`serve --tasks`, `--archive-dir`, ...).
@@ -137,6 +141,7 @@ impl Config {
             max_jobs: 5_000_000,
             max_jobs_per_task: 1_000_000,
             max_workers_per_task: 10_000,
+            min_free_disk: 1 << 30,
         }
     }
 }

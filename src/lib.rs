@@ -4,6 +4,7 @@
 //! tested in-process. See ARCHITECTURE.md for the map.
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod auth;
 pub mod cli;
 pub mod cluster;

@@ -18,6 +18,8 @@ fn main() -> std::process::ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             Command::Serve(args) => {
+                // Connections, not descriptors, should be what --max-connections refuses.
+                taskhive::admission::raise_nofile_limit_logged();
                 let listener = tokio::net::TcpListener::bind(args.listen).await?;
                 // Scripts and tests that pass port 0 read the real address from this line.
                 println!("listening on {}", listener.local_addr()?);

@@ -23,6 +23,19 @@ pub struct Metrics {
     workers: IntGaugeVec,
     workers_total: IntGauge,
     load: LoadMetrics,
+    conns: ConnMetrics,
+    disk_free: IntGauge,
+}
+
+/// Connections of every listener (the shared port and the Periodic ones).
+#[derive(Clone)]
+pub struct ConnMetrics {
+    /// Connections closed at accept, by `reason` (`max_connections`, `per_ip`).
+    pub refused: IntCounterVec,
+    /// Connections open now.
+    pub open: IntGauge,
+    /// Connections closed by the server for a timeout, by `reason` (`header`, `idle`).
+    pub timed_out: IntCounterVec,
 }
 
 /// The load runner's metrics.
@@ -133,8 +146,46 @@ impl Metrics {
         ))
         .expect("unique metric");
         let load = LoadMetrics::new(&r);
+        let conns = ConnMetrics {
+            refused: IntCounterVec::new(
+                Opts::new(
+                    "taskhive_connections_refused_total",
+                    "Connections closed at accept: over --max-connections or --max-connections-per-ip",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            open: IntGauge::new(
+                "taskhive_connections_open",
+                "Connections open on every listener",
+            )
+            .expect("valid metric"),
+            timed_out: IntCounterVec::new(
+                Opts::new(
+                    "taskhive_connections_timed_out_total",
+                    "Connections closed by the server: header/handshake or idle timeout",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+        };
+        r.register(Box::new(conns.refused.clone()))
+            .expect("unique metric");
+        r.register(Box::new(conns.open.clone()))
+            .expect("unique metric");
+        r.register(Box::new(conns.timed_out.clone()))
+            .expect("unique metric");
+        let disk_free = IntGauge::new(
+            "taskhive_disk_free_bytes",
+            "Free bytes on the SQLite data directory's filesystem (with --min-free-disk)",
+        )
+        .expect("valid metric");
+        r.register(Box::new(disk_free.clone()))
+            .expect("unique metric");
         Metrics {
             load,
+            conns,
+            disk_free,
             submitted: counter(&r, "taskhive_jobs_submitted_total", "Jobs submitted"),
             done: counter(&r, "taskhive_jobs_done_total", "Jobs finished with done"),
             failed: counter(
@@ -168,6 +219,16 @@ impl Metrics {
             workers_total,
             registry: r,
         }
+    }
+
+    /// The connection metrics, for the listeners' admission gate.
+    pub fn connections(&self) -> ConnMetrics {
+        self.conns.clone()
+    }
+
+    /// The free-disk gauge, set by the store's disk watch.
+    pub fn disk_free(&self) -> IntGauge {
+        self.disk_free.clone()
     }
 
     /// Handles for one load execution over `classes` (the job's task classes, in order).

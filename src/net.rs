@@ -1,28 +1,39 @@
-//! The shared port's connection handling: optional TLS (rustls), HTTP/1 and HTTP/2 with a
-//! cap on concurrent streams, a per-connection rate limit, and graceful shutdown.
+//! The shared port's connection handling: admission through the connection caps, optional
+//! TLS (rustls), HTTP/1 and HTTP/2 with a cap on concurrent streams and server keepalive
+//! pings, a per-connection rate limit, the header-read and idle timeouts, and graceful
+//! shutdown.
 //!
 //! This replaces `axum::serve` because TLS and per-connection state (the rate limiter's
 //! bucket) live at the connection, which `axum::serve` does not expose.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
 use http::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 use tonic::Code;
 use tower::ServiceExt;
+
+use crate::admission::{Gate, Permit, Timeout};
 
 /// Certificate files for TLS on the shared port.
 #[derive(Clone, Debug)]
@@ -35,7 +46,8 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
-/// Connection-level settings of the shared port.
+/// Connection-level settings of the shared port; the connection caps and timeouts also
+/// apply to the Periodic listeners.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
     /// TLS; plaintext when unset.
@@ -46,8 +58,22 @@ pub struct NetConfig {
     pub rate_per_sec: u32,
     /// Requests a connection may make in a burst above the rate.
     pub rate_burst: u32,
-    /// A TLS handshake not finished in this time is dropped.
-    pub handshake_timeout: Duration,
+    /// From accept: the TLS handshake, then the HTTP/2 preface and first frame or a whole
+    /// HTTP/1 request head (every later HTTP/1 head too, from its first byte), or the
+    /// Periodic client-type frame, must arrive within this; else the connection is closed.
+    pub header_read_timeout: Duration,
+    /// A connection with no request or stream open (Periodic: that sent nothing, and is not
+    /// a worker nor waiting on a RUN_JOB or RECV_DATA) is closed after this.
+    pub idle_timeout: Duration,
+    /// HTTP/2 keepalive: the server pings a connection silent this long...
+    pub keepalive_interval: Duration,
+    /// ...and closes it when the ping is not answered within this.
+    pub keepalive_timeout: Duration,
+    /// Open connections at most, every listener together; past it new ones are closed at
+    /// accept. 0 = no cap.
+    pub max_connections: usize,
+    /// Open connections from one IP address at most; 0 = no cap.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for NetConfig {
@@ -57,7 +83,22 @@ impl Default for NetConfig {
             max_concurrent_streams: 1024,
             rate_per_sec: 0,
             rate_burst: 0,
-            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(20),
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+        }
+    }
+}
+
+impl NetConfig {
+    /// The admission limits of every listener.
+    pub fn admission(&self) -> crate::admission::Limits {
+        crate::admission::Limits {
+            max_connections: self.max_connections,
+            max_per_ip: self.max_connections_per_ip,
         }
     }
 }
@@ -170,21 +211,218 @@ fn over_rate(grpc: bool, wait: Duration) -> Response<Body> {
     resp
 }
 
+/// Bytes of an HTTP/2 client's preface plus its first frame header: a connection that has
+/// sent fewer, and no whole request, when the header-read timeout runs out is closed.
+const PREFACE_BYTES: u64 = 24 + 9;
+
+/// What a connection's watchdog reads: bytes received until [`PREFACE_BYTES`], requests
+/// started and open, and when one last started or ended.
+struct Activity {
+    born: Instant,
+    preface_bytes: AtomicU64,
+    started: AtomicU64,
+    open: AtomicUsize,
+    /// Milliseconds after `born` of the last request start or end.
+    last_ms: AtomicU64,
+    first_request: Notify,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            born: Instant::now(),
+            preface_bytes: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            open: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+            first_request: Notify::new(),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.born.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        if self.started.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.first_request.notify_one();
+        }
+        self.open.fetch_add(1, Ordering::Release);
+        self.touch();
+        InFlight(self.clone())
+    }
+
+    /// Resolves when the connection should be closed, and why.
+    async fn expired(&self, header: Duration, idle: Duration) -> Timeout {
+        loop {
+            let now = Instant::now();
+            if self.started.load(Ordering::Relaxed) == 0
+                && self.preface_bytes.load(Ordering::Relaxed) < PREFACE_BYTES
+            {
+                let due = self.born + header;
+                if now >= due {
+                    return Timeout::Header;
+                }
+                // Woken early by the first request, whose end starts the idle clock.
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    _ = self.first_request.notified() => {}
+                }
+                continue;
+            }
+            if self.open.load(Ordering::Acquire) > 0 {
+                // An open request or stream (a worker's Work stream) is never idle.
+                tokio::time::sleep_until(now + idle).await;
+                continue;
+            }
+            let due =
+                self.born + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle;
+            if now >= due {
+                return Timeout::Idle;
+            }
+            tokio::time::sleep_until(due).await;
+        }
+    }
+}
+
+/// One open request; dropped with its response body (or its handler, when cancelled).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        // Release: a watchdog that sees the count drop also sees the time touched above.
+        self.0.open.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// A response body that keeps its request counted as open until it is dropped.
+struct Tracked {
+    inner: Body,
+    _req: InFlight,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A connection's stream that counts received bytes into [`Activity`] until the preface
+/// is in, and then only passes through.
+struct Counted<S> {
+    inner: S,
+    act: Arc<Activity>,
+    counting: bool,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.counting {
+            let n = (buf.filled().len() - before) as u64;
+            if n > 0 && self.act.preface_bytes.fetch_add(n, Ordering::Relaxed) + n >= PREFACE_BYTES
+            {
+                self.counting = false;
+            }
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The HTTP/1 + HTTP/2 connection builder with the configured limits, timeouts and pings.
+fn builder(cfg: &NetConfig) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_read_timeout);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(cfg.max_concurrent_streams)
+        .keep_alive_interval(cfg.keepalive_interval)
+        .keep_alive_timeout(cfg.keepalive_timeout);
+    b
+}
+
+/// What every connection of the shared port shares.
+struct Shared {
+    builder: auto::Builder<TokioExecutor>,
+    cfg: NetConfig,
+    tls: Option<TlsAcceptor>,
+    gate: Arc<Gate>,
+    app: axum::Router,
+}
+
 /// Serves `app` on `listener` until `signal` resolves, then stops accepting and waits for
-/// open connections to finish (the caller bounds that wait).
+/// open connections to finish (the caller bounds that wait). Connections are admitted
+/// through `gate`, shared with the Periodic listeners.
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     cfg: NetConfig,
     tls: Option<TlsAcceptor>,
+    gate: Arc<Gate>,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http2()
-        .max_concurrent_streams(cfg.max_concurrent_streams);
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    let shared = Arc::new(Shared {
+        builder: builder(&cfg),
+        cfg,
+        tls,
+        gate,
+        app,
+    });
+    // Every connection holds a receiver; stopping sends `true` and waits for all to go.
+    let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(signal);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -199,51 +437,148 @@ pub async fn serve(
                 }
             },
         };
+        // Over the caps: closed at once, before TLS or any read.
+        let Some(permit) = shared.gate.admit(Some(peer.ip())) else {
+            drop(tcp);
+            continue;
+        };
         // Replies are small and latency-bound.
         let _ = tcp.set_nodelay(true);
-        let watcher = graceful.watcher();
-        let builder = builder.clone();
-        let tls = tls.clone();
-        let limiter = limiter(&cfg);
-        let app = app.clone();
-        let handshake_timeout = cfg.handshake_timeout;
-        tokio::spawn(async move {
-            let svc = tower::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let app = app.clone();
-                let refused = limiter.as_ref().and_then(|l| {
-                    l.check()
-                        .err()
-                        .map(|nu| nu.wait_time_from(DefaultClock::default().now()))
-                });
-                async move {
-                    match refused {
-                        Some(wait) => Ok(over_rate(crate::auth::is_grpc(&req), wait)),
-                        None => app.oneshot(req).await,
+        tokio::spawn(connection(
+            shared.clone(),
+            tcp,
+            peer,
+            permit,
+            stop_rx.clone(),
+        ));
+    }
+    drop(listener);
+    drop(stop_rx);
+    let _ = stop_tx.send(true);
+    stop_tx.closed().await;
+    Ok(())
+}
+
+/// One connection: TLS within the header-read timeout, then HTTP until the peer closes,
+/// the watchdog finds it too slow or idle, or the server stops.
+async fn connection(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    _permit: Permit,
+    mut stop: watch::Receiver<bool>,
+) {
+    let act = Arc::new(Activity::new());
+    let limiter = limiter(&shared.cfg);
+    let svc = {
+        let act = act.clone();
+        let app = shared.app.clone();
+        tower::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let req_guard = act.begin();
+            let app = app.clone();
+            let refused = limiter.as_ref().and_then(|l| {
+                l.check()
+                    .err()
+                    .map(|nu| nu.wait_time_from(DefaultClock::default().now()))
+            });
+            async move {
+                let resp = match refused {
+                    Some(wait) => over_rate(crate::auth::is_grpc(&req), wait),
+                    None => match app.oneshot(req).await {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    },
+                };
+                Ok::<_, Infallible>(resp.map(|inner| Tracked {
+                    inner,
+                    _req: req_guard,
+                }))
+            }
+        })
+    };
+    let svc = TowerToHyperService::new(svc);
+    match &shared.tls {
+        None => {
+            let io = Counted {
+                inner: tcp,
+                act: act.clone(),
+                counting: true,
+            };
+            drive(&shared, io, svc, &act, stop).await;
+        }
+        Some(acceptor) => {
+            let deadline = act.born + shared.cfg.header_read_timeout;
+            let handshake = tokio::select! {
+                r = tokio::time::timeout_at(deadline, acceptor.accept(tcp)) => r,
+                // A server stopping does not wait for handshakes.
+                _ = stop.wait_for(|&s| s) => return,
+            };
+            match handshake {
+                Ok(Ok(stream)) => {
+                    let io = Counted {
+                        inner: stream,
+                        act: act.clone(),
+                        counting: true,
+                    };
+                    drive(&shared, io, svc, &act, stop).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
+                Err(_) => {
+                    shared.gate.timed_out(Timeout::Header);
+                    tracing::debug!(%peer, "tls handshake timed out");
+                }
+            }
+        }
+    }
+}
+
+/// Serves HTTP on `io` until it ends; on a header timeout the connection is dropped, on an
+/// idle timeout or server stop it is shut down gracefully (HTTP/2 GOAWAY).
+async fn drive<I, S>(
+    shared: &Shared,
+    io: I,
+    svc: S,
+    act: &Activity,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<hyper::body::Incoming>, Response = Response<Tracked>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = shared.builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let dog = act.expired(shared.cfg.header_read_timeout, shared.cfg.idle_timeout);
+    tokio::pin!(dog);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                // hyper's own HTTP/1 header-read timer may fire first.
+                if let Err(e) = r {
+                    if e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) {
+                        shared.gate.timed_out(Timeout::Header);
                     }
                 }
-            });
-            let svc = TowerToHyperService::new(svc);
-            match tls {
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(tcp), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
-                Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                            let _ = watcher.watch(conn.into_owned()).await;
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "tls handshake failed")
-                        }
-                        Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
+                return;
+            }
+            _ = stop.wait_for(|&s| s), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            t = &mut dog, if !closing => {
+                shared.gate.timed_out(t);
+                match t {
+                    Timeout::Header => return,
+                    Timeout::Idle => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
                     }
                 }
             }
-        });
+        }
     }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
 }

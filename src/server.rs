@@ -16,6 +16,7 @@ use crate::scheduler::clock::Clock;
 use crate::scheduler::core::{Core, CoreConfig};
 use crate::scheduler::settings::Settings;
 use crate::scheduler::{actor, SchedulerHandle};
+use crate::store::disk::{DiskGuarded, DiskWatch};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::Writer;
@@ -166,8 +167,31 @@ pub async fn start_scheduler(
     // The one place the client API's backend is chosen: this node's core, or the cluster.
     let (handle, actor_join, claimer, load_job_news) = match cluster {
         None => {
-            let (h, j) = actor::spawn(core, settings, writer.clone(), clock, metrics);
-            (h, j, None, None)
+            let disk_gauge = metrics.disk_free();
+            let (node, j) = actor::spawn_node(
+                core,
+                settings,
+                writer.clone(),
+                clock,
+                metrics,
+                actor::Holding::Everything,
+                None,
+            );
+            let mut jobs: std::sync::Arc<dyn crate::scheduler::backend::Backend> =
+                std::sync::Arc::new(node.local());
+            // The free-disk watermark guards the SQLite store's submits; a PostgreSQL
+            // store's disk is the database's concern.
+            if config.postgres_url.is_none() && config.min_free_disk > 0 {
+                let disk =
+                    DiskWatch::start(&config.data_dir, config.min_free_disk, Some(disk_gauge))?;
+                tracing::info!(
+                    free = disk.free(),
+                    min_free = config.min_free_disk,
+                    "free-disk watermark on"
+                );
+                jobs = DiskGuarded::wrap(jobs, disk);
+            }
+            (node.with_jobs(jobs), j, None, None)
         }
         Some((url, cc, fence)) => {
             crate::cluster::Cluster::prepare(&url, &cc).await?;
@@ -299,6 +323,8 @@ pub async fn run(
         .map(crate::net::acceptor)
         .transpose()?;
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    // One set of connection caps for every listener.
+    let gate = crate::admission::Gate::new(config.net.admission(), metrics.connections());
     let Started {
         handle,
         actor_join,
@@ -362,7 +388,12 @@ pub async fn run(
         .into_axum_router();
 
     let (periodic_stop, periodic_stopped) = tokio::sync::watch::channel(false);
-    let face = crate::periodic::face(handle.clone(), config.limits.clone());
+    let face = crate::periodic::face(
+        handle.clone(),
+        config.limits.clone(),
+        &config.net,
+        gate.clone(),
+    );
     for l in std::mem::take(&mut config.periodic) {
         tracing::info!(addr = %l.describe(), "periodic face listening");
         let mut stopped = periodic_stopped.clone();
@@ -421,7 +452,7 @@ pub async fn run(
             h.close_workers();
         })
     };
-    let serve = crate::net::serve(listener, app, config.net.clone(), tls, signal);
+    let serve = crate::net::serve(listener, app, config.net.clone(), tls, gate, signal);
     let hard_stop = {
         let mut stop_rx = stop_rx.clone();
         async move {

@@ -276,6 +276,28 @@ pub struct ServeArgs {
     /// Requests a connection may burst above --rate-limit (default: one second's worth).
     #[arg(long, default_value_t = 0)]
     pub rate_burst: u32,
+    /// From accept: the TLS handshake, HTTP/2 preface or HTTP/1 request head, or the Periodic
+    /// client type must arrive within this (e.g. 10s), else the connection is closed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Close connections with no request or stream open (Periodic: silent, and not a
+    /// worker) after this (e.g. 5min). Worker streams are never idle.
+    #[arg(long, default_value = "5min", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// HTTP/2: ping a connection silent this long; close it when the ping is not answered
+    /// within 20 s (e.g. 30s).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub keepalive_interval: Duration,
+    /// Open connections at most, every listener together; more are closed at accept. 0 = no cap.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Open connections from one IP address at most; 0 = no cap.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_connections_per_ip: usize,
+    /// SQLite store: refuse new jobs while the data directory's filesystem has less free
+    /// space than this (bytes, or 512MiB, 2GB, ...); 0 = off. Reports and removes go on.
+    #[arg(long, default_value = "1GiB", value_parser = crate::store::disk::parse_size)]
+    pub min_free_disk: u64,
     /// On SIGTERM, SIGINT or /quit: how long results of jobs already handed out may still
     /// arrive before the rest go back to pending (e.g. 5s).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
@@ -365,6 +387,14 @@ pub fn serve_config(a: &ServeArgs) -> crate::config::Config {
     c.net.max_concurrent_streams = a.max_concurrent_streams;
     c.net.rate_per_sec = a.rate_limit;
     c.net.rate_burst = a.rate_burst;
+    // A zero timeout would close every connection at once (or spin): at least 1 ms.
+    c.net.header_read_timeout = a.header_read_timeout.max(Duration::from_millis(1));
+    c.net.idle_timeout = a.idle_timeout.max(Duration::from_millis(1));
+    c.net.keepalive_interval = a.keepalive_interval.max(Duration::from_millis(1));
+    c.net.keepalive_timeout = Duration::from_secs(20).min(c.net.keepalive_interval);
+    c.net.max_connections = a.max_connections;
+    c.net.max_connections_per_ip = a.max_connections_per_ip;
+    c.min_free_disk = a.min_free_disk;
     c
 }
 

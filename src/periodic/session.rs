@@ -4,15 +4,28 @@
 //! bookkeeping Periodic needs and gRPC does not: a worker's grab slots (each `GRAB_JOB`
 //! msgid is one job in flight, so their count is the worker's capacity) and the map from a
 //! job handle (func, name) to the lease the scheduler gave it.
+//!
+//! Timeouts (`serve --header-read-timeout`, `--idle-timeout`): the client-type frame must
+//! arrive within the header-read timeout after accept. After that, a connection that sends
+//! nothing for the idle timeout is closed, unless it is a registered worker (it sent
+//! CAN_DO or BROADCAST: a worker waiting for jobs may be quiet for hours, and Periodic
+//! workers ping on their own) or it waits on a RUN_JOB result or a RECV_DATA watch. A
+//! worker whose host vanished without closing is found by TCP keepalive (probes after
+//! `--keepalive-interval` of silence, dropped after 3 unanswered 10 s apart; TCP only).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::command::{code, encode_job, parse, reply, Handle, PJob, Request};
 use super::frame;
+use crate::admission::{Gate, Timeout};
 use crate::config::Limits;
 use crate::pb;
 use crate::rpc::convert::submit_spec;
@@ -27,6 +40,15 @@ pub struct Face {
     pub h: SchedulerHandle,
     /// Submission limits (same as gRPC).
     pub limits: Limits,
+    /// The client-type frame must arrive within this after accept.
+    pub header_timeout: Duration,
+    /// A connection that sends nothing for this long is closed, unless it is a registered
+    /// worker or waits on a RUN_JOB result or a RECV_DATA watch.
+    pub idle_timeout: Duration,
+    /// TCP connections: keepalive probes start after this much silence.
+    pub keepalive: Duration,
+    /// Counts closes for a timeout (and admitted the connection).
+    pub gate: Arc<Gate>,
 }
 
 type Msgid = [u8; 4];
@@ -40,6 +62,24 @@ struct Session {
     free: VecDeque<Msgid>,
     waiting: VecDeque<JobView>,
     handles: HashMap<Handle, LeaseId>,
+    /// RUN_JOB results and RECV_DATA watches still to be answered.
+    waits: Arc<AtomicUsize>,
+}
+
+/// A RUN_JOB or RECV_DATA the connection waits on; the idle timeout spares it meanwhile.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    fn new(n: &Arc<AtomicUsize>) -> Waiting {
+        n.fetch_add(1, Ordering::Relaxed);
+        Waiting(n.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Serves one connection until it closes or sends something unreadable.
@@ -71,16 +111,42 @@ where
         free: VecDeque::new(),
         waiting: VecDeque::new(),
         handles: HashMap::new(),
+        waits: Arc::new(AtomicUsize::new(0)),
     };
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut greeted = false;
+    // One timer, reset lazily: a read only notes its time; when the timer fires it either
+    // closes the connection or moves itself to the new deadline.
+    let mut last_read = Instant::now();
+    let timer = tokio::time::sleep_until(last_read + s.face.header_timeout);
+    tokio::pin!(timer);
     'conn: loop {
         tokio::select! {
+            () = &mut timer => {
+                let now = Instant::now();
+                let idle = s.face.idle_timeout;
+                let (timeout, next) = if !greeted {
+                    (Some(Timeout::Header), now)
+                } else if s.worker.is_some() || s.waits.load(Ordering::Relaxed) > 0 {
+                    (None, now + idle)
+                } else if now >= last_read + idle {
+                    (Some(Timeout::Idle), now)
+                } else {
+                    (None, last_read + idle)
+                };
+                if let Some(t) = timeout {
+                    s.face.gate.timed_out(t);
+                    tracing::debug!(conn_id, reason = t.label(), "periodic: closing connection on timeout");
+                    break 'conn;
+                }
+                timer.as_mut().reset(next);
+            }
             n = rd.read_buf(&mut buf) => {
                 match n {
                     Ok(0) | Err(_) => break 'conn,
                     Ok(_) => {}
                 }
+                last_read = Instant::now();
                 loop {
                     let payload = match frame::decode(&mut buf, max_len) {
                         Ok(Some(p)) => p,
@@ -96,6 +162,7 @@ where
                             break 'conn;
                         }
                         greeted = true;
+                        timer.as_mut().reset(last_read + s.face.idle_timeout);
                         let _ = s.out.send(Bytes::copy_from_slice(&(conn_id as u32).to_be_bytes()));
                         continue;
                     }
@@ -153,7 +220,9 @@ impl Session {
             Request::RunJob(j) => {
                 let spec = self.run_spec(j);
                 let out = self.out.clone();
+                let waiting = Waiting::new(&self.waits);
                 tokio::spawn(async move {
+                    let _waiting = waiting;
                     let payload = match spec {
                         Err(_) => reply(msgid, code::UNKNOWN, &[]),
                         Ok(spec) => match h.run_job(spec).await {
@@ -169,7 +238,9 @@ impl Session {
                 let mut rx = h.watch(j.func, j.name);
                 self.send(msgid, code::SUCCESS, &[]);
                 let out = self.out.clone();
+                let waiting = Waiting::new(&self.waits);
                 tokio::spawn(async move {
+                    let _waiting = waiting;
                     while let Some(ev) = rx.recv().await {
                         let (body, end) = match &ev {
                             JobEvent::Data(b) => (&b[..], false),

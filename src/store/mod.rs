@@ -8,6 +8,7 @@
 //! through the same writer; they are read back through a [`StoreReader`], which works
 //! beside the writer thread (SQLite: a second, read-only connection on the WAL database).
 
+pub mod disk;
 pub mod memory;
 pub mod pg_tls;
 pub mod postgres;
