@@ -195,7 +195,8 @@ pub fn required(method: &Method, path: &str) -> Access {
             "RegisterTask" | "GrabJob" | "ReportResult" | "Heartbeat" | "SendData"
             | "AcquireLock" | "ReleaseLock" | "Work" => Worker,
             "SubmitJob" | "SubmitJobs" | "SubmitStream" | "RunJob" | "RunJobStream"
-            | "WatchJob" | "RemoveJob" | "GetJob" | "Status" | "ListDead" | "GetConfig" => Client,
+            | "WatchJob" | "RemoveJob" | "GetJob" | "ListJobs" | "Status" | "ListDead"
+            | "GetConfig" => Client,
             _ => Admin,
         });
     }

@@ -97,6 +97,7 @@ pub async fn run(cmd: Command) -> CliResult {
             println!("loaded {} job(s)", r.into_inner().loaded);
             Ok(())
         }
+        Command::Jobs(a) => super::jobs::run(a).await,
         Command::Dead {
             action,
             task,

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod commands;
 pub mod conn;
 pub mod exec_worker;
+pub mod jobs;
 pub mod load;
 
 use std::net::SocketAddr;
@@ -96,6 +97,9 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// List a task's jobs (all pages, or up to --limit), in the server's listing order:
+    /// running, pending (run order), scheduled (due time), dead.
+    Jobs(jobs::JobsArgs),
     /// Inspect or act on the dead set.
     Dead {
         /// list, retry or purge.

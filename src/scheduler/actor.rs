@@ -18,6 +18,7 @@ use super::clock::Clock;
 use super::core::{Core, Effect, LocalWorkers, SubmitReply, TaskStatus};
 use super::error::Error;
 use super::job::*;
+use super::list::{JobPage, ListQuery};
 use super::local::LocalJobs;
 use super::settings::Settings;
 use super::timer::WakeTimer;
@@ -77,6 +78,10 @@ pub(super) enum Cmd {
     Status {
         task: Option<String>,
         reply: Reply<(Vec<TaskStatus>, TaskStatus)>,
+    },
+    ListJobs {
+        query: ListQuery,
+        reply: Reply<JobPage>,
     },
     ListDead {
         task: Option<String>,
@@ -414,6 +419,11 @@ impl SchedulerHandle {
         task: Option<String>,
     ) -> Result<(Vec<TaskStatus>, TaskStatus), Error> {
         self.jobs.status(task).await
+    }
+
+    /// One page of a task's jobs.
+    pub async fn list_jobs(&self, query: ListQuery) -> Result<JobPage, Error> {
+        self.jobs.list_jobs(query).await
     }
 
     /// Dead jobs.
@@ -787,6 +797,11 @@ impl Actor {
             Cmd::Status { task, reply } => {
                 self.core.tick(now);
                 let _ = reply.send(self.core.status(task.as_deref()));
+            }
+            Cmd::ListJobs { query, reply } => {
+                // Due jobs are pending, not scheduled, as in Status.
+                self.core.tick(now);
+                let _ = reply.send(self.core.list_jobs(&query));
             }
             Cmd::ListDead { task, limit, reply } => {
                 let _ = reply.send(self.core.list_dead(task.as_deref(), limit));

@@ -24,6 +24,8 @@ use super::locks::Locks;
 use super::table::{JobTable, NameIndex, Named};
 use crate::store::{Op, StoredJobs};
 
+mod list;
+
 /// Tunables of the core.
 #[derive(Clone, Debug)]
 pub struct CoreConfig {

@@ -63,6 +63,16 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE cluster_nodes (node TEXT PRIMARY KEY, workers INT NOT NULL, seen TIMESTAMPTZ NOT NULL);
      CREATE TABLE cluster_workers (node TEXT NOT NULL, task TEXT NOT NULL, workers INT NOT NULL,
         broadcast BOOLEAN NOT NULL, PRIMARY KEY (node, task));",
+    // 5: ListJobs' orders, one index each: pending in run order (priority negated as a
+    // bigint, so the keyset is one row comparison), scheduled by (sched_at, id), live jobs by
+    // id (running: claimed ones, filtered), dead jobs by id. None covers owner or
+    // claim_until, so claims and renewals stay HOT updates. jobs_list_scheduled extends
+    // jobs_due with id and serves the claimer's queries as well, so jobs_due goes.
+    "CREATE INDEX jobs_list_pending ON jobs (task, (-(priority::bigint)), sched_at, id) WHERE NOT dead;
+     CREATE INDEX jobs_list_scheduled ON jobs (task, sched_at, id) WHERE NOT dead;
+     CREATE INDEX jobs_list_live ON jobs (task, id) WHERE NOT dead;
+     CREATE INDEX jobs_list_dead ON jobs (task, id) WHERE dead;
+     DROP INDEX jobs_due;",
 ];
 
 /// Cluster mode: this node's id and the lease version of every claim it holds. Writes to a
