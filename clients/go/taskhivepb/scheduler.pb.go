@@ -834,6 +834,153 @@ func (x *Job) GetLastError() string {
 	return ""
 }
 
+type ListJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task whose jobs are listed. Required, 1..255 bytes.
+	Task string `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	// Only jobs in this state; JOB_STATE_UNSPECIFIED = every state, listed as running, then
+	// pending, then scheduled, then dead. Within a state the order is stable:
+	//
+	//	pending:   the order they will run in (priority descending, sched_at, id);
+	//	scheduled: sched_at, id;
+	//	running, dead: id.
+	//
+	// Pending jobs waiting for a named lock are not listed (Status counts them as locked).
+	State JobState `protobuf:"varint,2,opt,name=state,proto3,enum=taskhive.v1.JobState" json:"state,omitempty"`
+	// Only jobs whose name starts with this (empty = every name).
+	NamePrefix string `protobuf:"bytes,3,opt,name=name_prefix,json=namePrefix,proto3" json:"name_prefix,omitempty"`
+	// At most this many jobs per page: 0 = 100, at most 1000 (more is INVALID_ARGUMENT). A page
+	// may hold fewer even when more follow (a name filter that matches little); only an empty
+	// next_page_token means the end.
+	PageSize uint32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page. Opaque; a token from
+	// another query or a malformed one is INVALID_ARGUMENT naming page_token. The other fields
+	// must be the same as on the first page.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobsRequest) Reset() {
+	*x = ListJobsRequest{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobsRequest) ProtoMessage() {}
+
+func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
+func (*ListJobsRequest) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListJobsRequest) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+func (x *ListJobsRequest) GetState() JobState {
+	if x != nil {
+		return x.State
+	}
+	return JobState_JOB_STATE_UNSPECIFIED
+}
+
+func (x *ListJobsRequest) GetNamePrefix() string {
+	if x != nil {
+		return x.NamePrefix
+	}
+	return ""
+}
+
+func (x *ListJobsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListJobsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Jobs  []*Job                 `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	// Empty when there is nothing more (AIP-158); else pass it as page_token. The listing is
+	// a walk in sort-key order, not a snapshot: a job that changes state or place in the order
+	// between pages may be listed twice or not at all.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobsResponse) Reset() {
+	*x = ListJobsResponse{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobsResponse) ProtoMessage() {}
+
+func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
+func (*ListJobsResponse) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListJobsResponse) GetJobs() []*Job {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+func (x *ListJobsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type DropTaskRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Task          string                 `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
@@ -843,7 +990,7 @@ type DropTaskRequest struct {
 
 func (x *DropTaskRequest) Reset() {
 	*x = DropTaskRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +1002,7 @@ func (x *DropTaskRequest) String() string {
 func (*DropTaskRequest) ProtoMessage() {}
 
 func (x *DropTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +1015,7 @@ func (x *DropTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTaskRequest.ProtoReflect.Descriptor instead.
 func (*DropTaskRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{11}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DropTaskRequest) GetTask() string {
@@ -888,7 +1035,7 @@ type DropTaskResponse struct {
 
 func (x *DropTaskResponse) Reset() {
 	*x = DropTaskResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -900,7 +1047,7 @@ func (x *DropTaskResponse) String() string {
 func (*DropTaskResponse) ProtoMessage() {}
 
 func (x *DropTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -913,7 +1060,7 @@ func (x *DropTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTaskResponse.ProtoReflect.Descriptor instead.
 func (*DropTaskResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{12}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DropTaskResponse) GetRemoved() uint64 {
@@ -933,7 +1080,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1092,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1105,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{13}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StatusRequest) GetTask() string {
@@ -990,7 +1137,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1149,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1162,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{14}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TaskStatus) GetTask() string {
@@ -1092,7 +1239,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1251,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1264,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{15}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StatusResponse) GetTasks() []*TaskStatus {
@@ -1146,7 +1293,7 @@ type ListDeadRequest struct {
 
 func (x *ListDeadRequest) Reset() {
 	*x = ListDeadRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1305,7 @@ func (x *ListDeadRequest) String() string {
 func (*ListDeadRequest) ProtoMessage() {}
 
 func (x *ListDeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1318,7 @@ func (x *ListDeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{16}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListDeadRequest) GetTask() string {
@@ -1197,7 +1344,7 @@ type ListDeadResponse struct {
 
 func (x *ListDeadResponse) Reset() {
 	*x = ListDeadResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1356,7 @@ func (x *ListDeadResponse) String() string {
 func (*ListDeadResponse) ProtoMessage() {}
 
 func (x *ListDeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1369,7 @@ func (x *ListDeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{17}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListDeadResponse) GetJobs() []*Job {
@@ -1243,7 +1390,7 @@ type DeadRef struct {
 
 func (x *DeadRef) Reset() {
 	*x = DeadRef{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1402,7 @@ func (x *DeadRef) String() string {
 func (*DeadRef) ProtoMessage() {}
 
 func (x *DeadRef) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1415,7 @@ func (x *DeadRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadRef.ProtoReflect.Descriptor instead.
 func (*DeadRef) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{18}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeadRef) GetTask() string {
@@ -1294,7 +1441,7 @@ type DeadOpResponse struct {
 
 func (x *DeadOpResponse) Reset() {
 	*x = DeadOpResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1453,7 @@ func (x *DeadOpResponse) String() string {
 func (*DeadOpResponse) ProtoMessage() {}
 
 func (x *DeadOpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1466,7 @@ func (x *DeadOpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadOpResponse.ProtoReflect.Descriptor instead.
 func (*DeadOpResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{19}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeadOpResponse) GetCount() uint64 {
@@ -1344,7 +1491,7 @@ type RegisterTaskRequest struct {
 
 func (x *RegisterTaskRequest) Reset() {
 	*x = RegisterTaskRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1503,7 @@ func (x *RegisterTaskRequest) String() string {
 func (*RegisterTaskRequest) ProtoMessage() {}
 
 func (x *RegisterTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1516,7 @@ func (x *RegisterTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTaskRequest.ProtoReflect.Descriptor instead.
 func (*RegisterTaskRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{20}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RegisterTaskRequest) GetWorkerId() string {
@@ -1409,7 +1556,7 @@ type RegisterTaskResponse struct {
 
 func (x *RegisterTaskResponse) Reset() {
 	*x = RegisterTaskResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1568,7 @@ func (x *RegisterTaskResponse) String() string {
 func (*RegisterTaskResponse) ProtoMessage() {}
 
 func (x *RegisterTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1581,7 @@ func (x *RegisterTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTaskResponse.ProtoReflect.Descriptor instead.
 func (*RegisterTaskResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{21}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RegisterTaskResponse) GetWorkerId() string {
@@ -1453,7 +1600,7 @@ type GrabJobRequest struct {
 
 func (x *GrabJobRequest) Reset() {
 	*x = GrabJobRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1612,7 @@ func (x *GrabJobRequest) String() string {
 func (*GrabJobRequest) ProtoMessage() {}
 
 func (x *GrabJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1625,7 @@ func (x *GrabJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrabJobRequest.ProtoReflect.Descriptor instead.
 func (*GrabJobRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{22}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GrabJobRequest) GetWorkerId() string {
@@ -1497,7 +1644,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +1656,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +1669,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{23}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Done) GetResult() []byte {
@@ -1543,7 +1690,7 @@ type Fail struct {
 
 func (x *Fail) Reset() {
 	*x = Fail{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1555,7 +1702,7 @@ func (x *Fail) String() string {
 func (*Fail) ProtoMessage() {}
 
 func (x *Fail) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1568,7 +1715,7 @@ func (x *Fail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fail.ProtoReflect.Descriptor instead.
 func (*Fail) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{24}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Fail) GetError() string {
@@ -1597,7 +1744,7 @@ type SchedLater struct {
 
 func (x *SchedLater) Reset() {
 	*x = SchedLater{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1609,7 +1756,7 @@ func (x *SchedLater) String() string {
 func (*SchedLater) ProtoMessage() {}
 
 func (x *SchedLater) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1622,7 +1769,7 @@ func (x *SchedLater) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedLater.ProtoReflect.Descriptor instead.
 func (*SchedLater) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{25}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SchedLater) GetDelayMs() int64 {
@@ -1653,7 +1800,7 @@ type Outcome struct {
 
 func (x *Outcome) Reset() {
 	*x = Outcome{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +1812,7 @@ func (x *Outcome) String() string {
 func (*Outcome) ProtoMessage() {}
 
 func (x *Outcome) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1825,7 @@ func (x *Outcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Outcome.ProtoReflect.Descriptor instead.
 func (*Outcome) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{26}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Outcome) GetOutcome() isOutcome_Outcome {
@@ -1747,7 +1894,7 @@ type ReportResultRequest struct {
 
 func (x *ReportResultRequest) Reset() {
 	*x = ReportResultRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +1906,7 @@ func (x *ReportResultRequest) String() string {
 func (*ReportResultRequest) ProtoMessage() {}
 
 func (x *ReportResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +1919,7 @@ func (x *ReportResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultRequest.ProtoReflect.Descriptor instead.
 func (*ReportResultRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{27}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReportResultRequest) GetLeaseId() uint64 {
@@ -1797,7 +1944,7 @@ type ReportResultResponse struct {
 
 func (x *ReportResultResponse) Reset() {
 	*x = ReportResultResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +1956,7 @@ func (x *ReportResultResponse) String() string {
 func (*ReportResultResponse) ProtoMessage() {}
 
 func (x *ReportResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +1969,7 @@ func (x *ReportResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultResponse.ProtoReflect.Descriptor instead.
 func (*ReportResultResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{28}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{30}
 }
 
 type HeartbeatRequest struct {
@@ -1834,7 +1981,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +1993,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +2006,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{29}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HeartbeatRequest) GetLeaseIds() []uint64 {
@@ -1879,7 +2026,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +2038,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2051,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{30}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *HeartbeatResponse) GetLostLeaseIds() []uint64 {
@@ -1932,7 +2079,7 @@ type WorkerHello struct {
 
 func (x *WorkerHello) Reset() {
 	*x = WorkerHello{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2091,7 @@ func (x *WorkerHello) String() string {
 func (*WorkerHello) ProtoMessage() {}
 
 func (x *WorkerHello) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2104,7 @@ func (x *WorkerHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHello.ProtoReflect.Descriptor instead.
 func (*WorkerHello) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{31}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WorkerHello) GetTasks() []string {
@@ -1998,7 +2145,7 @@ type WorkerResult struct {
 
 func (x *WorkerResult) Reset() {
 	*x = WorkerResult{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2010,7 +2157,7 @@ func (x *WorkerResult) String() string {
 func (*WorkerResult) ProtoMessage() {}
 
 func (x *WorkerResult) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2023,7 +2170,7 @@ func (x *WorkerResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerResult.ProtoReflect.Descriptor instead.
 func (*WorkerResult) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{32}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WorkerResult) GetLeaseId() uint64 {
@@ -2050,7 +2197,7 @@ type WorkData struct {
 
 func (x *WorkData) Reset() {
 	*x = WorkData{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2062,7 +2209,7 @@ func (x *WorkData) String() string {
 func (*WorkData) ProtoMessage() {}
 
 func (x *WorkData) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2075,7 +2222,7 @@ func (x *WorkData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkData.ProtoReflect.Descriptor instead.
 func (*WorkData) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{33}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WorkData) GetLeaseId() uint64 {
@@ -2100,7 +2247,7 @@ type SendDataResponse struct {
 
 func (x *SendDataResponse) Reset() {
 	*x = SendDataResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2259,7 @@ func (x *SendDataResponse) String() string {
 func (*SendDataResponse) ProtoMessage() {}
 
 func (x *SendDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2272,7 @@ func (x *SendDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendDataResponse.ProtoReflect.Descriptor instead.
 func (*SendDataResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{34}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{36}
 }
 
 type AcquireLockRequest struct {
@@ -2140,7 +2287,7 @@ type AcquireLockRequest struct {
 
 func (x *AcquireLockRequest) Reset() {
 	*x = AcquireLockRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2299,7 @@ func (x *AcquireLockRequest) String() string {
 func (*AcquireLockRequest) ProtoMessage() {}
 
 func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2312,7 @@ func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockRequest.ProtoReflect.Descriptor instead.
 func (*AcquireLockRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{35}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AcquireLockRequest) GetLeaseId() uint64 {
@@ -2200,7 +2347,7 @@ type AcquireLockResponse struct {
 
 func (x *AcquireLockResponse) Reset() {
 	*x = AcquireLockResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2359,7 @@ func (x *AcquireLockResponse) String() string {
 func (*AcquireLockResponse) ProtoMessage() {}
 
 func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2372,7 @@ func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockResponse.ProtoReflect.Descriptor instead.
 func (*AcquireLockResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{36}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AcquireLockResponse) GetLeaseId() uint64 {
@@ -2259,7 +2406,7 @@ type ReleaseLockRequest struct {
 
 func (x *ReleaseLockRequest) Reset() {
 	*x = ReleaseLockRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2418,7 @@ func (x *ReleaseLockRequest) String() string {
 func (*ReleaseLockRequest) ProtoMessage() {}
 
 func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2431,7 @@ func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseLockRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{37}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReleaseLockRequest) GetLeaseId() uint64 {
@@ -2309,7 +2456,7 @@ type ReleaseLockResponse struct {
 
 func (x *ReleaseLockResponse) Reset() {
 	*x = ReleaseLockResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2468,7 @@ func (x *ReleaseLockResponse) String() string {
 func (*ReleaseLockResponse) ProtoMessage() {}
 
 func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2481,7 @@ func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseLockResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{38}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{40}
 }
 
 type WorkerMessage struct {
@@ -2354,7 +2501,7 @@ type WorkerMessage struct {
 
 func (x *WorkerMessage) Reset() {
 	*x = WorkerMessage{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2366,7 +2513,7 @@ func (x *WorkerMessage) String() string {
 func (*WorkerMessage) ProtoMessage() {}
 
 func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2379,7 +2526,7 @@ func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerMessage.ProtoReflect.Descriptor instead.
 func (*WorkerMessage) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{39}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WorkerMessage) GetMsg() isWorkerMessage_Msg {
@@ -2492,7 +2639,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2504,7 +2651,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2517,7 +2664,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{40}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Welcome) GetWorkerId() string {
@@ -2538,7 +2685,7 @@ type ResultAck struct {
 
 func (x *ResultAck) Reset() {
 	*x = ResultAck{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2550,7 +2697,7 @@ func (x *ResultAck) String() string {
 func (*ResultAck) ProtoMessage() {}
 
 func (x *ResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2563,7 +2710,7 @@ func (x *ResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAck.ProtoReflect.Descriptor instead.
 func (*ResultAck) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{41}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ResultAck) GetLeaseId() uint64 {
@@ -2596,7 +2743,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2608,7 +2755,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2621,7 +2768,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{42}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ServerMessage) GetMsg() isServerMessage_Msg {
@@ -2725,7 +2872,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +2884,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +2897,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{43}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *JobEvent) GetEvent() isJobEvent_Event {
@@ -2822,7 +2969,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +2981,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +2994,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetConfigRequest) GetKey() string {
@@ -2867,7 +3014,7 @@ type SetConfigRequest struct {
 
 func (x *SetConfigRequest) Reset() {
 	*x = SetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2879,7 +3026,7 @@ func (x *SetConfigRequest) String() string {
 func (*SetConfigRequest) ProtoMessage() {}
 
 func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2892,7 +3039,7 @@ func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SetConfigRequest) GetKey() string {
@@ -2918,7 +3065,7 @@ type ConfigResponse struct {
 
 func (x *ConfigResponse) Reset() {
 	*x = ConfigResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2930,7 +3077,7 @@ func (x *ConfigResponse) String() string {
 func (*ConfigResponse) ProtoMessage() {}
 
 func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2943,7 +3090,7 @@ func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigResponse.ProtoReflect.Descriptor instead.
 func (*ConfigResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ConfigResponse) GetValues() map[string]int64 {
@@ -2961,7 +3108,7 @@ type DumpRequest struct {
 
 func (x *DumpRequest) Reset() {
 	*x = DumpRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2973,7 +3120,7 @@ func (x *DumpRequest) String() string {
 func (*DumpRequest) ProtoMessage() {}
 
 func (x *DumpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2986,7 +3133,7 @@ func (x *DumpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpRequest.ProtoReflect.Descriptor instead.
 func (*DumpRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{49}
 }
 
 type DumpedJob struct {
@@ -2998,7 +3145,7 @@ type DumpedJob struct {
 
 func (x *DumpedJob) Reset() {
 	*x = DumpedJob{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3010,7 +3157,7 @@ func (x *DumpedJob) String() string {
 func (*DumpedJob) ProtoMessage() {}
 
 func (x *DumpedJob) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3023,7 +3170,7 @@ func (x *DumpedJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpedJob.ProtoReflect.Descriptor instead.
 func (*DumpedJob) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{48}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DumpedJob) GetJob() *Job {
@@ -3042,7 +3189,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3054,7 +3201,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3067,7 +3214,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{49}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *LoadResponse) GetLoaded() uint64 {
@@ -3139,7 +3286,18 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\blease_id\x18\v \x01(\x04R\aleaseId\x12.\n" +
 	"\x05retry\x18\f \x01(\v2\x18.taskhive.v1.RetryPolicyR\x05retry\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\r \x01(\tR\tlastError\"%\n" +
+	"last_error\x18\r \x01(\tR\tlastError\"\xba\x01\n" +
+	"\x0fListJobsRequest\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\x12+\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x15.taskhive.v1.JobStateR\x05state\x12\x1f\n" +
+	"\vname_prefix\x18\x03 \x01(\tR\n" +
+	"namePrefix\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageTokenJ\x04\b\x06\x10\aR\x03key\"`\n" +
+	"\x10ListJobsResponse\x12$\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x10.taskhive.v1.JobR\x04jobs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
 	"\x0fDropTaskRequest\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\tR\x04task\",\n" +
 	"\x10DropTaskResponse\x12\x18\n" +
@@ -3273,7 +3431,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x17\n" +
 	"\x13JOB_STATE_SCHEDULED\x10\x02\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x03\x12\x12\n" +
-	"\x0eJOB_STATE_DEAD\x10\x042\xf3\r\n" +
+	"\x0eJOB_STATE_DEAD\x10\x042\xbc\x0e\n" +
 	"\tScheduler\x12J\n" +
 	"\tSubmitJob\x12\x1d.taskhive.v1.SubmitJobRequest\x1a\x1e.taskhive.v1.SubmitJobResponse\x12M\n" +
 	"\n" +
@@ -3284,6 +3442,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\bWatchJob\x12\x13.taskhive.v1.JobRef\x1a\x15.taskhive.v1.JobEvent0\x01\x12@\n" +
 	"\tRemoveJob\x12\x13.taskhive.v1.JobRef\x1a\x1e.taskhive.v1.RemoveJobResponse\x12/\n" +
 	"\x06GetJob\x12\x13.taskhive.v1.JobRef\x1a\x10.taskhive.v1.Job\x12G\n" +
+	"\bListJobs\x12\x1c.taskhive.v1.ListJobsRequest\x1a\x1d.taskhive.v1.ListJobsResponse\x12G\n" +
 	"\bDropTask\x12\x1c.taskhive.v1.DropTaskRequest\x1a\x1d.taskhive.v1.DropTaskResponse\x12A\n" +
 	"\x06Status\x12\x1a.taskhive.v1.StatusRequest\x1a\x1b.taskhive.v1.StatusResponse\x12G\n" +
 	"\bListDead\x12\x1c.taskhive.v1.ListDeadRequest\x1a\x1d.taskhive.v1.ListDeadResponse\x12>\n" +
@@ -3315,7 +3474,7 @@ func file_taskhive_v1_scheduler_proto_rawDescGZIP() []byte {
 }
 
 var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_taskhive_v1_scheduler_proto_goTypes = []any{
 	(JobState)(0),                // 0: taskhive.v1.JobState
 	(*RetryPolicy)(nil),          // 1: taskhive.v1.RetryPolicy
@@ -3329,46 +3488,48 @@ var file_taskhive_v1_scheduler_proto_goTypes = []any{
 	(*JobRef)(nil),               // 9: taskhive.v1.JobRef
 	(*RemoveJobResponse)(nil),    // 10: taskhive.v1.RemoveJobResponse
 	(*Job)(nil),                  // 11: taskhive.v1.Job
-	(*DropTaskRequest)(nil),      // 12: taskhive.v1.DropTaskRequest
-	(*DropTaskResponse)(nil),     // 13: taskhive.v1.DropTaskResponse
-	(*StatusRequest)(nil),        // 14: taskhive.v1.StatusRequest
-	(*TaskStatus)(nil),           // 15: taskhive.v1.TaskStatus
-	(*StatusResponse)(nil),       // 16: taskhive.v1.StatusResponse
-	(*ListDeadRequest)(nil),      // 17: taskhive.v1.ListDeadRequest
-	(*ListDeadResponse)(nil),     // 18: taskhive.v1.ListDeadResponse
-	(*DeadRef)(nil),              // 19: taskhive.v1.DeadRef
-	(*DeadOpResponse)(nil),       // 20: taskhive.v1.DeadOpResponse
-	(*RegisterTaskRequest)(nil),  // 21: taskhive.v1.RegisterTaskRequest
-	(*RegisterTaskResponse)(nil), // 22: taskhive.v1.RegisterTaskResponse
-	(*GrabJobRequest)(nil),       // 23: taskhive.v1.GrabJobRequest
-	(*Done)(nil),                 // 24: taskhive.v1.Done
-	(*Fail)(nil),                 // 25: taskhive.v1.Fail
-	(*SchedLater)(nil),           // 26: taskhive.v1.SchedLater
-	(*Outcome)(nil),              // 27: taskhive.v1.Outcome
-	(*ReportResultRequest)(nil),  // 28: taskhive.v1.ReportResultRequest
-	(*ReportResultResponse)(nil), // 29: taskhive.v1.ReportResultResponse
-	(*HeartbeatRequest)(nil),     // 30: taskhive.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),    // 31: taskhive.v1.HeartbeatResponse
-	(*WorkerHello)(nil),          // 32: taskhive.v1.WorkerHello
-	(*WorkerResult)(nil),         // 33: taskhive.v1.WorkerResult
-	(*WorkData)(nil),             // 34: taskhive.v1.WorkData
-	(*SendDataResponse)(nil),     // 35: taskhive.v1.SendDataResponse
-	(*AcquireLockRequest)(nil),   // 36: taskhive.v1.AcquireLockRequest
-	(*AcquireLockResponse)(nil),  // 37: taskhive.v1.AcquireLockResponse
-	(*ReleaseLockRequest)(nil),   // 38: taskhive.v1.ReleaseLockRequest
-	(*ReleaseLockResponse)(nil),  // 39: taskhive.v1.ReleaseLockResponse
-	(*WorkerMessage)(nil),        // 40: taskhive.v1.WorkerMessage
-	(*Welcome)(nil),              // 41: taskhive.v1.Welcome
-	(*ResultAck)(nil),            // 42: taskhive.v1.ResultAck
-	(*ServerMessage)(nil),        // 43: taskhive.v1.ServerMessage
-	(*JobEvent)(nil),             // 44: taskhive.v1.JobEvent
-	(*GetConfigRequest)(nil),     // 45: taskhive.v1.GetConfigRequest
-	(*SetConfigRequest)(nil),     // 46: taskhive.v1.SetConfigRequest
-	(*ConfigResponse)(nil),       // 47: taskhive.v1.ConfigResponse
-	(*DumpRequest)(nil),          // 48: taskhive.v1.DumpRequest
-	(*DumpedJob)(nil),            // 49: taskhive.v1.DumpedJob
-	(*LoadResponse)(nil),         // 50: taskhive.v1.LoadResponse
-	nil,                          // 51: taskhive.v1.ConfigResponse.ValuesEntry
+	(*ListJobsRequest)(nil),      // 12: taskhive.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),     // 13: taskhive.v1.ListJobsResponse
+	(*DropTaskRequest)(nil),      // 14: taskhive.v1.DropTaskRequest
+	(*DropTaskResponse)(nil),     // 15: taskhive.v1.DropTaskResponse
+	(*StatusRequest)(nil),        // 16: taskhive.v1.StatusRequest
+	(*TaskStatus)(nil),           // 17: taskhive.v1.TaskStatus
+	(*StatusResponse)(nil),       // 18: taskhive.v1.StatusResponse
+	(*ListDeadRequest)(nil),      // 19: taskhive.v1.ListDeadRequest
+	(*ListDeadResponse)(nil),     // 20: taskhive.v1.ListDeadResponse
+	(*DeadRef)(nil),              // 21: taskhive.v1.DeadRef
+	(*DeadOpResponse)(nil),       // 22: taskhive.v1.DeadOpResponse
+	(*RegisterTaskRequest)(nil),  // 23: taskhive.v1.RegisterTaskRequest
+	(*RegisterTaskResponse)(nil), // 24: taskhive.v1.RegisterTaskResponse
+	(*GrabJobRequest)(nil),       // 25: taskhive.v1.GrabJobRequest
+	(*Done)(nil),                 // 26: taskhive.v1.Done
+	(*Fail)(nil),                 // 27: taskhive.v1.Fail
+	(*SchedLater)(nil),           // 28: taskhive.v1.SchedLater
+	(*Outcome)(nil),              // 29: taskhive.v1.Outcome
+	(*ReportResultRequest)(nil),  // 30: taskhive.v1.ReportResultRequest
+	(*ReportResultResponse)(nil), // 31: taskhive.v1.ReportResultResponse
+	(*HeartbeatRequest)(nil),     // 32: taskhive.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),    // 33: taskhive.v1.HeartbeatResponse
+	(*WorkerHello)(nil),          // 34: taskhive.v1.WorkerHello
+	(*WorkerResult)(nil),         // 35: taskhive.v1.WorkerResult
+	(*WorkData)(nil),             // 36: taskhive.v1.WorkData
+	(*SendDataResponse)(nil),     // 37: taskhive.v1.SendDataResponse
+	(*AcquireLockRequest)(nil),   // 38: taskhive.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil),  // 39: taskhive.v1.AcquireLockResponse
+	(*ReleaseLockRequest)(nil),   // 40: taskhive.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil),  // 41: taskhive.v1.ReleaseLockResponse
+	(*WorkerMessage)(nil),        // 42: taskhive.v1.WorkerMessage
+	(*Welcome)(nil),              // 43: taskhive.v1.Welcome
+	(*ResultAck)(nil),            // 44: taskhive.v1.ResultAck
+	(*ServerMessage)(nil),        // 45: taskhive.v1.ServerMessage
+	(*JobEvent)(nil),             // 46: taskhive.v1.JobEvent
+	(*GetConfigRequest)(nil),     // 47: taskhive.v1.GetConfigRequest
+	(*SetConfigRequest)(nil),     // 48: taskhive.v1.SetConfigRequest
+	(*ConfigResponse)(nil),       // 49: taskhive.v1.ConfigResponse
+	(*DumpRequest)(nil),          // 50: taskhive.v1.DumpRequest
+	(*DumpedJob)(nil),            // 51: taskhive.v1.DumpedJob
+	(*LoadResponse)(nil),         // 52: taskhive.v1.LoadResponse
+	nil,                          // 53: taskhive.v1.ConfigResponse.ValuesEntry
 }
 var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
 	1,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
@@ -3377,83 +3538,87 @@ var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
 	7,  // 3: taskhive.v1.SubmitStreamResponse.acks:type_name -> taskhive.v1.SubmitAck
 	0,  // 4: taskhive.v1.Job.state:type_name -> taskhive.v1.JobState
 	1,  // 5: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
-	15, // 6: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
-	15, // 7: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
-	11, // 8: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
-	24, // 9: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
-	25, // 10: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
-	26, // 11: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
-	27, // 12: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
-	27, // 13: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
-	32, // 14: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
-	33, // 15: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
-	30, // 16: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
-	34, // 17: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
-	36, // 18: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
-	38, // 19: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
-	41, // 20: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
-	11, // 21: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
-	42, // 22: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
-	31, // 23: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
-	37, // 24: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
-	8,  // 25: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
-	51, // 26: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
-	11, // 27: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
-	2,  // 28: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
-	4,  // 29: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
-	2,  // 30: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
-	2,  // 31: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
-	2,  // 32: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
-	9,  // 33: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
-	9,  // 34: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
-	9,  // 35: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
-	12, // 36: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
-	14, // 37: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
-	17, // 38: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
-	19, // 39: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
-	19, // 40: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
-	21, // 41: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
-	23, // 42: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
-	28, // 43: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
-	30, // 44: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
-	34, // 45: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
-	36, // 46: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
-	38, // 47: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
-	40, // 48: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
-	45, // 49: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
-	46, // 50: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
-	48, // 51: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
-	49, // 52: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
-	3,  // 53: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
-	5,  // 54: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
-	6,  // 55: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
-	8,  // 56: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
-	44, // 57: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
-	44, // 58: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
-	10, // 59: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
-	11, // 60: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
-	13, // 61: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
-	16, // 62: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
-	18, // 63: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
-	20, // 64: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
-	20, // 65: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
-	22, // 66: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
-	11, // 67: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
-	29, // 68: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
-	31, // 69: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
-	35, // 70: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
-	37, // 71: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
-	39, // 72: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
-	43, // 73: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
-	47, // 74: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
-	47, // 75: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
-	49, // 76: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
-	50, // 77: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
-	53, // [53:78] is the sub-list for method output_type
-	28, // [28:53] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	0,  // 6: taskhive.v1.ListJobsRequest.state:type_name -> taskhive.v1.JobState
+	11, // 7: taskhive.v1.ListJobsResponse.jobs:type_name -> taskhive.v1.Job
+	17, // 8: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
+	17, // 9: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
+	11, // 10: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
+	26, // 11: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
+	27, // 12: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
+	28, // 13: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
+	29, // 14: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
+	29, // 15: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
+	34, // 16: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
+	35, // 17: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
+	32, // 18: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
+	36, // 19: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
+	38, // 20: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
+	40, // 21: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
+	43, // 22: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
+	11, // 23: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
+	44, // 24: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
+	33, // 25: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
+	39, // 26: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
+	8,  // 27: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
+	53, // 28: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
+	11, // 29: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
+	2,  // 30: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
+	4,  // 31: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
+	2,  // 32: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
+	2,  // 33: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
+	2,  // 34: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
+	9,  // 35: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
+	9,  // 36: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
+	9,  // 37: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
+	12, // 38: taskhive.v1.Scheduler.ListJobs:input_type -> taskhive.v1.ListJobsRequest
+	14, // 39: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
+	16, // 40: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
+	19, // 41: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
+	21, // 42: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
+	21, // 43: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
+	23, // 44: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
+	25, // 45: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
+	30, // 46: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
+	32, // 47: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
+	36, // 48: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
+	38, // 49: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
+	40, // 50: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
+	42, // 51: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
+	47, // 52: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
+	48, // 53: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
+	50, // 54: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
+	51, // 55: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
+	3,  // 56: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
+	5,  // 57: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
+	6,  // 58: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
+	8,  // 59: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
+	46, // 60: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
+	46, // 61: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
+	10, // 62: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
+	11, // 63: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
+	13, // 64: taskhive.v1.Scheduler.ListJobs:output_type -> taskhive.v1.ListJobsResponse
+	15, // 65: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
+	18, // 66: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
+	20, // 67: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
+	22, // 68: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
+	22, // 69: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
+	24, // 70: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
+	11, // 71: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
+	31, // 72: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
+	33, // 73: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
+	37, // 74: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
+	39, // 75: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
+	41, // 76: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
+	45, // 77: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
+	49, // 78: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
+	49, // 79: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
+	51, // 80: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
+	52, // 81: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
+	56, // [56:82] is the sub-list for method output_type
+	30, // [30:56] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_taskhive_v1_scheduler_proto_init() }
@@ -3462,13 +3627,13 @@ func file_taskhive_v1_scheduler_proto_init() {
 		return
 	}
 	file_taskhive_v1_scheduler_proto_msgTypes[1].OneofWrappers = []any{}
-	file_taskhive_v1_scheduler_proto_msgTypes[24].OneofWrappers = []any{}
-	file_taskhive_v1_scheduler_proto_msgTypes[26].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[26].OneofWrappers = []any{}
+	file_taskhive_v1_scheduler_proto_msgTypes[28].OneofWrappers = []any{
 		(*Outcome_Done)(nil),
 		(*Outcome_Fail)(nil),
 		(*Outcome_SchedLater)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[39].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[41].OneofWrappers = []any{
 		(*WorkerMessage_Hello)(nil),
 		(*WorkerMessage_Result)(nil),
 		(*WorkerMessage_Heartbeat)(nil),
@@ -3476,14 +3641,14 @@ func file_taskhive_v1_scheduler_proto_init() {
 		(*WorkerMessage_Acquire)(nil),
 		(*WorkerMessage_Release)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[42].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[44].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Job)(nil),
 		(*ServerMessage_Ack)(nil),
 		(*ServerMessage_Heartbeat)(nil),
 		(*ServerMessage_Lock)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[43].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[45].OneofWrappers = []any{
 		(*JobEvent_Data)(nil),
 		(*JobEvent_Result)(nil),
 		(*JobEvent_Error)(nil),
@@ -3494,7 +3659,7 @@ func file_taskhive_v1_scheduler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskhive_v1_scheduler_proto_rawDesc), len(file_taskhive_v1_scheduler_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   51,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
