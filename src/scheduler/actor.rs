@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::backend::{Backend, SubmittedEach};
 use super::clock::Clock;
-use super::core::{Core, Effect, LocalWorkers, SubmitReply, TaskStatus};
+use super::core::{Core, Effect, LocalWorkers, Observation, SubmitReply, TaskStatus};
 use super::error::Error;
 use super::job::*;
 use super::list::{JobPage, ListQuery};
@@ -1008,6 +1008,7 @@ impl Actor {
                         }
                         ops.push(op)
                     }
+                    Effect::Observe(Observation::Log(l)) => l.emit(),
                     Effect::Observe(o) => self.metrics.observe(&o),
                     Effect::Assign { worker, job } => {
                         let sent = self
