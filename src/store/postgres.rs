@@ -64,13 +64,12 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE cluster_workers (node TEXT NOT NULL, task TEXT NOT NULL, workers INT NOT NULL,
         broadcast BOOLEAN NOT NULL, PRIMARY KEY (node, task));",
     // 5: ListJobs' orders, one index each: pending in run order (priority negated as a
-    // bigint, so the keyset is one row comparison), scheduled by (sched_at, id), live jobs by
-    // id (running: claimed ones, filtered), dead jobs by id. None covers owner or
-    // claim_until, so claims and renewals stay HOT updates. jobs_list_scheduled extends
-    // jobs_due with id and serves the claimer's queries as well, so jobs_due goes.
+    // bigint, so the keyset is one row comparison), scheduled by (sched_at, id), dead jobs by
+    // id. None covers owner or claim_until, so claims and renewals stay HOT updates (which is
+    // why running jobs, the claimed ones, have no index: see ARCHITECTURE.md). The scheduled
+    // index extends jobs_due with id and serves the claimer's queries as well, so jobs_due goes.
     "CREATE INDEX jobs_list_pending ON jobs (task, (-(priority::bigint)), sched_at, id) WHERE NOT dead;
      CREATE INDEX jobs_list_scheduled ON jobs (task, sched_at, id) WHERE NOT dead;
-     CREATE INDEX jobs_list_live ON jobs (task, id) WHERE NOT dead;
      CREATE INDEX jobs_list_dead ON jobs (task, id) WHERE dead;
      DROP INDEX jobs_due;",
 ];
