@@ -104,3 +104,39 @@ impl Core {
         page
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::core::CoreConfig;
+    use crate::scheduler::job::{JobSpec, RetryPolicy};
+
+    fn spec(name: String) -> JobSpec {
+        JobSpec {
+            task: "t".into(),
+            name,
+            args: Default::default(),
+            sched_at: 0,
+            timeout_ms: 1_000,
+            priority: 0,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    #[test]
+    fn a_rare_name_prefix_stops_the_walk_and_hands_back_a_token() {
+        let mut core = Core::new(CoreConfig::default(), 1, 1);
+        for i in 0..MAX_SCAN + 10 {
+            core.submit(spec(format!("a{i}")), 0).unwrap();
+        }
+        core.submit(spec("zz".into()), 0).unwrap();
+        let q = |token: &str| ListQuery::new("t".into(), None, "zz".into(), 10, token).unwrap();
+        let first = core.list_jobs(&q(""));
+        assert!(first.jobs.is_empty());
+        let token = first.next.expect("cut short: a token to go on").encode();
+        let second = core.list_jobs(&q(&token));
+        let names: Vec<&str> = second.jobs.iter().map(|v| v.record.name.as_str()).collect();
+        assert_eq!(names, ["zz"]);
+        assert!(second.next.is_none());
+    }
+}
