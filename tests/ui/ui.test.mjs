@@ -184,6 +184,21 @@ try {
   await page.locator("#browser").screenshot({ path: jobsShot });
   console.log(`screenshot: ${jobsShot}`);
 
+  // Run now: a scheduled job becomes due now and keeps its id.
+  await page.fill("#jb-name", "later-0");
+  await page.locator('#jb-table tr[data-name="later-0"]').waitFor();
+  await page.click('#jb-table tr[data-name="later-0"]');
+  await page.waitForFunction(
+    () => document.querySelector('#jd-fields dd[data-field="state"]')?.textContent === "scheduled",
+  );
+  const idBefore = await page.locator('#jd-fields dd[data-field="id"]').textContent();
+  await page.click("#jd-run-now");
+  await page.waitForFunction(
+    () => document.querySelector('#jd-fields dd[data-field="state"]')?.textContent === "pending",
+  );
+  const idAfter = await page.locator('#jd-fields dd[data-field="id"]').textContent();
+  check(idBefore === idAfter, `run now: pending now, same id (${idBefore} → ${idAfter})`);
+
   // A dead job from the browser: state filter, detail, re-queue (it dies a third time).
   await page.fill("#jb-name", "");
   await page.selectOption("#jb-task", "ui-dead");
