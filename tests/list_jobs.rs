@@ -257,3 +257,50 @@ async fn bench_a_page_of_1000_out_of_1_000_000() {
     eprintln!("ListJobs page of 1,000 out of 1,000,000: p50 {p50:?} p99 {p99:?} max {max:?}");
     assert!(p50.as_millis() <= 10, "p50 {p50:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taskhive_jobs_pages_through_and_stops_at_the_limit() {
+    let s = TestServer::start().await;
+    let mut c = s.client().await;
+    for i in 0..2_500 {
+        let mut j = job("cli", &format!("n{i:04}"));
+        j.priority = if i == 2_000 { 9 } else { 0 };
+        c.submit_job(j).await.unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_taskhive"))
+            .arg("jobs")
+            .args(args)
+            .args(["--addr", &s.addr.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // All of them: three pages of at most 1,000.
+    let all = tokio::task::block_in_place(|| run(&["-f", "cli"]));
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 2_500);
+    assert!(
+        lines[0].contains("\tpending\tn2000\tpriority=9"),
+        "{}",
+        lines[0]
+    );
+    let some = tokio::task::block_in_place(|| {
+        run(&[
+            "-f",
+            "cli",
+            "--state",
+            "pending",
+            "--name-prefix",
+            "n01",
+            "--limit",
+            "5",
+        ])
+    });
+    let names: Vec<&str> = some
+        .lines()
+        .map(|l| l.split('\t').nth(2).unwrap())
+        .collect();
+    assert_eq!(names, ["n0100", "n0101", "n0102", "n0103", "n0104"]);
+}
