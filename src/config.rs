@@ -57,6 +57,11 @@ pub struct LoadConfig {
     pub webhook_timeout: std::time::Duration,
     /// Where built-in HTTP tasks and webhooks may send traffic.
     pub allow: crate::load::allow::Allow,
+    /// PEM certificates trusted for https:// targets and webhooks, besides the web PKI and
+    /// system roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// Permits tasks-file classes with `insecure_skip_verify`.
+    pub insecure_tls: bool,
 }
 
 impl Default for LoadConfig {
@@ -70,6 +75,8 @@ impl Default for LoadConfig {
             remote_timeout_ms: 30_000,
             webhook_timeout: std::time::Duration::from_secs(30),
             allow: crate::load::allow::Allow::Any,
+            ca_file: None,
+            insecure_tls: false,
         }
     }
 }

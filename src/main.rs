@@ -45,8 +45,9 @@ fn main() -> std::process::ExitCode {
     });
     match result {
         Ok(code) => code,
+        // Exit codes: 0 ok, 1 a failure (one line on stderr), 2 a usage error (clap).
         Err(e) => {
-            eprintln!("taskhive: {e}");
+            eprintln!("taskhive: {}", cli::error::render(&*e));
             std::process::ExitCode::FAILURE
         }
     }

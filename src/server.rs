@@ -206,9 +206,15 @@ fn start_load_runner(
     exec_lock: Option<std::sync::Arc<dyn crate::load::runner::ExecLock>>,
 ) -> Result<LoadRunner, ServerError> {
     let defs = match &config.load.tasks_file {
-        Some(path) => crate::load::tasks_file::load(path)?,
+        Some(path) => {
+            let defs = crate::load::tasks_file::load(path)?;
+            crate::load::tasks_file::check_insecure(&defs, config.load.insecure_tls, path)?;
+            defs
+        }
         None => Vec::new(),
     };
+    let trust =
+        crate::load::tls::Trust::load(config.load.ca_file.as_deref(), config.load.insecure_tls)?;
     if let Some(dir) = &config.load.archive_dir {
         std::fs::create_dir_all(dir).map_err(|e| {
             crate::load::Error::invalid("archive-dir", format!("{}: {e}", dir.display()))
@@ -228,6 +234,7 @@ fn start_load_runner(
         stored_jobs,
         metrics,
         exec_lock,
+        trust,
     }))
 }
 

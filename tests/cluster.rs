@@ -2,20 +2,19 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::child::spawn_server;
+use common::cluster::worker_loop;
 use common::pg::{fresh_db, PgDb};
 use common::{job, within};
 use rand::Rng;
 use taskhive::pb::{self, scheduler_client::SchedulerClient};
 use tokio::process::Child;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 async fn channel(addr: SocketAddr) -> Channel {
@@ -47,99 +46,6 @@ async fn start_node(dir: &Path, db: &PgDb, node: &str, extra: &[&str]) -> (Child
     spawn_server(&dir.join(node), &args).await
 }
 
-/// One attempt as a worker saw it.
-#[derive(Clone, Debug)]
-struct Attempt {
-    job: u64,
-    name: String,
-    start: Instant,
-    end: Instant,
-}
-
-/// A worker that runs jobs for a while, records every attempt, and reconnects to a random
-/// live node when its node goes away.
-async fn worker_loop(
-    nodes: Arc<Mutex<Vec<Option<SocketAddr>>>>,
-    log: Arc<Mutex<Vec<Attempt>>>,
-    acked: Arc<Mutex<HashSet<String>>>,
-    stop: Arc<tokio::sync::Notify>,
-) {
-    loop {
-        let addr = {
-            let live: Vec<SocketAddr> = nodes.lock().unwrap().iter().flatten().copied().collect();
-            live[rand::rng().random_range(0..live.len())]
-        };
-        let Ok(ch) = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-        else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let (tx, rx) = mpsc::channel(1024);
-        tx.send(pb::WorkerMessage {
-            msg: Some(pb::worker_message::Msg::Hello(pb::WorkerHello {
-                tasks: vec!["cl".into()],
-                capacity: 8,
-                name: "cluster-test".into(),
-                broadcast_tasks: vec![],
-            })),
-        })
-        .await
-        .unwrap();
-        let Ok(resp) = SchedulerClient::new(ch).work(ReceiverStream::new(rx)).await else {
-            continue;
-        };
-        let mut inbound = resp.into_inner();
-        let mut leases: HashMap<u64, String> = HashMap::new();
-        loop {
-            let m = tokio::select! {
-                m = inbound.message() => m,
-                _ = stop.notified() => return,
-            };
-            let Ok(Some(m)) = m else { break };
-            match m.msg {
-                Some(pb::server_message::Msg::Job(j)) => {
-                    let start = Instant::now();
-                    let ms = rand::rng().random_range(0..3);
-                    if ms > 0 {
-                        tokio::time::sleep(Duration::from_millis(ms)).await;
-                    }
-                    let end = Instant::now();
-                    log.lock().unwrap().push(Attempt {
-                        job: j.id,
-                        name: j.name.clone(),
-                        start,
-                        end,
-                    });
-                    leases.insert(j.lease_id, j.name);
-                    let _ = tx
-                        .send(pb::WorkerMessage {
-                            msg: Some(pb::worker_message::Msg::Result(pb::WorkerResult {
-                                lease_id: j.lease_id,
-                                outcome: Some(pb::Outcome {
-                                    outcome: Some(pb::outcome::Outcome::Done(pb::Done {
-                                        result: b"ok".to_vec().into(),
-                                    })),
-                                }),
-                            })),
-                        })
-                        .await;
-                }
-                Some(pb::server_message::Msg::Ack(a)) => {
-                    if let Some(name) = leases.remove(&a.lease_id) {
-                        if a.error.is_empty() {
-                            acked.lock().unwrap().insert(name);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_one_killed_every_job_done_and_never_twice_at_once() {
     let n_jobs: usize = std::env::var("TASKHIVE_CLUSTER_JOBS")
@@ -162,6 +68,7 @@ async fn three_nodes_one_killed_every_job_done_and_never_twice_at_once() {
     let mut workers = Vec::new();
     for _ in 0..6 {
         workers.push(tokio::spawn(worker_loop(
+            "cl",
             nodes.clone(),
             log.clone(),
             acked.clone(),
@@ -278,28 +185,7 @@ async fn three_nodes_one_killed_every_job_done_and_never_twice_at_once() {
     assert_eq!(names.len(), n_jobs, "every job ran");
     // A submit whose reply was lost with the killed node is sent again elsewhere: when the
     // first copy already ran, that is a new job (new id). Overlap is checked per job id.
-    let mut by_job: HashMap<u64, Vec<&Attempt>> = HashMap::new();
-    for a in &log {
-        by_job.entry(a.job).or_default().push(a);
-    }
-    let mut repeated = 0;
-    for (id, attempts) in by_job.iter_mut() {
-        attempts.sort_by_key(|a| a.start);
-        if attempts.len() > 1 {
-            repeated += 1;
-        }
-        for w in attempts.windows(2) {
-            assert!(
-                w[1].start >= w[0].end,
-                "job {id} ({}): attempts overlap ({:?} .. {:?} and {:?} .. {:?})",
-                w[0].name,
-                w[0].start,
-                w[0].end,
-                w[1].start,
-                w[1].end
-            );
-        }
-    }
+    let repeated = common::cluster::assert_no_overlap(&log);
     eprintln!(
         "cluster: {n_jobs} jobs, {} attempts, {repeated} jobs ran more than once \
          (node killed after {killed_at} done)",
@@ -512,6 +398,7 @@ async fn a_frozen_node_loses_its_claim_and_its_late_report_changes_nothing() {
         ack.error, "",
         "a late report that changed nothing is not acknowledged"
     );
+    assert_eq!(ack.reason, "STALE_LEASE", "{ack:?}");
     assert_eq!(
         claim_of(&db.url, "f").await,
         Some((Some("b".to_string()), v2, sched_at)),

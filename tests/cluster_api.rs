@@ -339,6 +339,7 @@ async fn scenario_run_job_and_drop(env: Env) {
         tonic::Code::FailedPrecondition,
         "no worker anywhere"
     );
+    assert_eq!(reason(&refused), "NO_WORKER");
     let mut w = env.worker("rj", 2).await;
     let mut c = env.c().await;
     let call = tokio::spawn(async move { c.run_job(job("rj", "x")).await });
@@ -357,6 +358,7 @@ async fn scenario_run_job_and_drop(env: Env) {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "WORKERS_PRESENT");
     drop(w);
     within(20, async {
         loop {
@@ -646,6 +648,25 @@ async fn scenario_list_jobs_pages_every_state_in_order(env: Env) {
     w.done(held.lease_id, b"ok").await;
 }
 
+async fn scenario_removing_a_running_job_cancels_it_on_its_worker(env: Env) {
+    let mut w = env.worker("rm", 1).await;
+    env.c().await.submit_job(job("rm", "r")).await.unwrap();
+    let j = w.next_job().await;
+    env.c().await.remove_job(key("rm", "r")).await.unwrap();
+    let c = w.next_cancel().await;
+    assert_eq!((c.lease_id, c.job_id), (j.lease_id, j.id));
+    // Its report is refused: the lease no longer counts.
+    w.send(
+        j.lease_id,
+        pb::outcome::Outcome::Done(pb::Done {
+            result: Vec::new().into(),
+        }),
+    )
+    .await;
+    let ack = w.next_ack().await;
+    assert_ne!(ack.error, "", "a removed job's report is refused");
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod one_node {
@@ -674,4 +695,13 @@ conformance!(
     scenario_dump_load_settings,
     scenario_every_submit_path_runs_each_job_once,
     scenario_list_jobs_pages_every_state_in_order,
+    scenario_removing_a_running_job_cancels_it_on_its_worker,
 );
+
+/// The machine reason of a refusal (`google.rpc.ErrorInfo` in the status details).
+fn reason(s: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    s.get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
+}

@@ -306,7 +306,7 @@ fn random_operations_keep_core_and_store_in_agreement() {
                 match e {
                     Effect::Persist(op) => ops.push(op),
                     Effect::Assign { job, .. } => leases.push(job.lease.unwrap()),
-                    Effect::Finished { .. } | Effect::Observe(_) => {}
+                    Effect::Finished { .. } | Effect::Observe(_) | Effect::Revoke { .. } => {}
                 }
             }
             store.apply(&ops).unwrap();

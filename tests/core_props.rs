@@ -103,6 +103,7 @@ impl World {
     fn settle(&mut self) {
         self.core.tick(self.now);
         let mut ops = Vec::new();
+        let mut revoked = Vec::new();
         for e in self.core.take_effects() {
             match e {
                 Effect::Persist(op) => ops.push(op),
@@ -111,8 +112,16 @@ impl World {
                     self.leases
                         .push((job.lease.expect("assigned job has a lease"), key));
                 }
+                Effect::Revoke { lease, .. } => revoked.push(lease),
                 Effect::Finished { .. } | Effect::Observe(_) => {}
             }
+        }
+        // A revoked lease no longer counts: its report will be refused.
+        for lid in revoked {
+            assert!(
+                self.core.lease_job(lid).is_none(),
+                "revoked lease {lid} still held"
+            );
         }
         self.store.apply(&ops).expect("memory store applies");
     }

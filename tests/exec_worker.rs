@@ -270,3 +270,122 @@ async fn data_makes_stdout_the_result_and_no_name_drops_the_argument() {
     let res = within(20, c.run_job(r)).await.unwrap().into_inner();
     assert_eq!(&res.result[..], b"args=0 in\n");
 }
+
+/// A script for the cancel tests: job "quick" is done at once; any other job writes its pid
+/// to `<dir>/pid` and runs until stopped, with `on_term` as its TERM trap.
+fn cancel_script(dir: &Path, on_term: &str) -> String {
+    let d = dir.display();
+    script(
+        dir,
+        "cancel.sh",
+        &format!(
+            r#"if [ "$1" = quick ]; then echo DONE; exit 0; fi
+trap '{on_term}' TERM
+echo $$ > {d}/pid.tmp && mv {d}/pid.tmp {d}/pid
+while :; do sleep 0.1; done"#
+        ),
+    )
+}
+
+/// Waits for the running command's pid (written by `cancel_script`).
+async fn command_pid(dir: &Path) -> i32 {
+    let p = dir.join("pid");
+    within(30, async {
+        loop {
+            if let Ok(s) = std::fs::read_to_string(&p) {
+                return s.trim().parse().unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+fn alive(pid: i32) -> bool {
+    // Reaped by `taskhive run` once it exits: then there is no /proc entry any more.
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+async fn remove(s: &TestServer, task: &str, name: &str) {
+    let mut c = s.client().await;
+    c.remove_job(pb::JobRef {
+        job_id: 0,
+        task: task.into(),
+        name: name.into(),
+    })
+    .await
+    .unwrap();
+}
+
+/// After a cancel the worker (concurrency 1) takes the next job: its slot was released.
+async fn next_job_runs(s: &TestServer, task: &str) {
+    let mut c = s.client().await;
+    c.submit_job(job(task, "quick")).await.unwrap();
+    wait_job(s, task, "quick", |j| j.is_none()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_running_job_sends_its_command_sigterm() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("term");
+    let exec = cancel_script(
+        tmp.path(),
+        &format!("echo got-term > {}; exit 0", marker.display()),
+    );
+    let _w = run_worker(&s, "rm", &exec);
+    let mut c = s.client().await;
+    c.submit_job(job("rm", "long")).await.unwrap();
+    let pid = command_pid(tmp.path()).await;
+    let t = Instant::now();
+    remove(&s, "rm", "long").await;
+    within(5, async {
+        while !marker.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "got-term");
+    within(5, async {
+        while alive(pid) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    next_job_runs(&s, "rm").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_command_that_ignores_sigterm_is_killed_after_the_grace() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("term");
+    // The trap notes the TERM and carries on.
+    let exec = cancel_script(tmp.path(), &format!("echo got-term > {}", marker.display()));
+    let _w = run_worker_with(&s, "stubborn", &exec, &["--cancel-grace", "1"]);
+    let mut c = s.client().await;
+    c.submit_job(job("stubborn", "long")).await.unwrap();
+    let pid = command_pid(tmp.path()).await;
+    let t = Instant::now();
+    remove(&s, "stubborn", "long").await;
+    within(5, async {
+        while !marker.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(alive(pid), "the command should outlive its TERM");
+    within(10, async {
+        while alive(pid) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+        "SIGKILL after the 1 s grace, not {took:?}"
+    );
+    next_job_runs(&s, "stubborn").await;
+}

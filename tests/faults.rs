@@ -113,10 +113,19 @@ async fn failed_commits_put_memory_back_as_stored() {
         clock,
         Default::default(),
     );
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut to_worker) = mpsc::unbounded_channel();
     h.register(None, vec!["t".into()], vec![], 1, Some(tx))
         .await
         .unwrap();
+    // The jobs the worker is handed (a resync also revokes the lease it held).
+    let (jobs_tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(m) = to_worker.recv().await {
+            if let taskhive::scheduler::actor::ToWorker::Job(j) = m {
+                let _ = jobs_tx.send(j);
+            }
+        }
+    });
     let now = clock.now_ms();
     h.submit(spec("a", now)).await.unwrap();
     h.submit(spec("later", now + 3_600_000)).await.unwrap();
@@ -175,7 +184,7 @@ async fn failed_commits_put_memory_back_as_stored() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::FailedPrecondition(_)), "{e:?}");
+    assert!(matches!(e, Error::StaleLease(_)), "{e:?}");
     assert_eq!(
         sorted(h.dump_page(0, usize::MAX).await.unwrap()),
         sorted(store.snapshot())
@@ -401,6 +410,8 @@ async fn killed_worker_process_job_is_redelivered_and_its_stale_lease_refused() 
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    let reason = tonic_types::StatusExt::get_details_error_info(&e).map(|i| i.reason);
+    assert_eq!(reason.as_deref(), Some("STALE_LEASE"), "{e:?}");
     let now = c.get_job(job_ref("kill", "j")).await.unwrap().into_inner();
     assert_eq!(now.state(), pb::JobState::Running);
     assert_eq!(now.lease_id, j.lease_id);

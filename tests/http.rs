@@ -357,6 +357,7 @@ async fn json_calls_reach_the_same_service_as_grpc() {
             "{method} {body}"
         );
         assert!(!v["message"].as_str().unwrap().is_empty());
+        assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()), "{v}");
     }
     let (st, v) = json_of(
         c.post(url("SubmitJob"))
@@ -565,4 +566,57 @@ async fn submit_jobs_over_json() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test]
+async fn json_errors_carry_the_reason() {
+    let s = TestServer::start().await;
+    let c = http();
+    let url = |m: &str| format!("{}/taskhive.v1.Scheduler/{m}", s.url());
+    let call = |m: &str, body: Value| {
+        let req = c.post(url(m)).json(&body);
+        async move { json_of(req.send().await.unwrap()).await }
+    };
+    // No worker.
+    let (st, v) = call("RunJob", json!({"task": "hr", "name": "n"})).await;
+    assert_eq!(st, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(v["code"], json!("FAILED_PRECONDITION"));
+    assert_eq!(v["reason"], json!("NO_WORKER"));
+    assert_eq!(v["message"], json!("no worker for task hr"));
+    // The keys come in the documented order.
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["code", "reason", "message"]);
+
+    // Stale lease: a result for a lease already reported.
+    call("SubmitJob", json!({"task": "hr", "name": "m"})).await;
+    let mut w = s.worker(&["hr"], 1).await;
+    let j = w.next_job().await;
+    w.done(j.lease_id, b"").await;
+    let (st, v) = call(
+        "ReportResult",
+        json!({"leaseId": j.lease_id.to_string(), "outcome": {"done": {}}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(v["reason"], json!("STALE_LEASE"));
+
+    // Workers present.
+    let (st, v) = call("DropTask", json!({"task": "hr"})).await;
+    assert_eq!(st, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(v["reason"], json!("WORKERS_PRESENT"));
+
+    // Not a scheduler refusal: the reason is the code's name.
+    let (st, v) = call("Work", json!({})).await;
+    assert_eq!(st, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(v["reason"], json!("UNIMPLEMENTED"));
+
+    // The bridge's run names its reason in a header.
+    let r = c
+        .post(format!("{}/periodic/run/nobody/x/", s.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.headers()["taskhive-reason"], "NO_WORKER");
+    drop(w);
 }

@@ -343,7 +343,8 @@ async fn error_mapping_table_row_by_row() {
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             v,
-            json!({"code": name, "message": "task: must not be empty"}),
+            // Issue 22: the reason beside the code (the code's name when there is no finer one).
+            json!({"code": name, "reason": name, "message": "task: must not be empty"}),
             "{name}"
         );
     }

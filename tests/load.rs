@@ -786,6 +786,10 @@ async fn a_remote_task_class_runs_on_a_worker() {
         "{}",
         err.message()
     );
+    let info = tonic_types::StatusExt::get_details_error_info(&err).expect("ErrorInfo");
+    assert_eq!(info.reason, "NO_WORKER");
+    assert_eq!(info.metadata["task"], "py.charge");
+    assert!(info.metadata["field"].ends_with("].task_class"), "{info:?}");
 }
 
 #[tokio::test]
@@ -970,13 +974,20 @@ async fn bad_jobs_are_rejected_naming_the_field_and_nothing_is_stored() {
         (job(json!({"n_swarm": 101}), task(json!({}))), "n_swarm: 101 must be between 1 and 100"),
         (job(json!({"host": "not a url"}), task(json!({}))), "host: \"not a url\" is not"),
         (job(json!({}), task(json!({"host": "localhost:80"}))), "tasks[0].host: "),
-        (job(json!({}), task(json!({"host": "https://x.test"}))), "tasks[0].host: \"https://x.test\": only http://"),
+        (job(json!({}), task(json!({"host": "ftp://x.test"}))), "tasks[0].host: \"ftp://x.test\": only http:// and https://"),
         (job(json!({"run_n": 0}), task(json!({}))), "run_for_sec: a job needs run_for_sec or run_n"),
         (job(json!({"name": ""}), task(json!({}))), "name: must not be empty"),
         (job(json!({"tasks": []}), task(json!({}))), "tasks: must list at least one task"),
         (job(json!({"run_fro_sec": 1}), task(json!({}))), "run_fro_sec: unknown field"),
         (job(json!({"rate_per_sec": -1}), task(json!({}))), "rate_per_sec: -1 must be > 0"),
         (job(json!({"rate_per_sec": 5}), task(json!({"sleep_max_msec": 5}))), "tasks[0].sleep_max_msec: sleeps do not apply"),
+        (job(json!({"run_for_sec": 5, "stages": [{"duration_sec": 5, "target": 2}]}), task(json!({}))), "run_for_sec: a job with stages lasts the stages' total"),
+        (job(json!({"stages": []}), task(json!({}))), "stages: must list at least one stage"),
+        (job(json!({"stages": [{"duration_sec": 1, "target": 2}, {"duration_sec": 0, "target": 1}]}), task(json!({}))), "stages[1].duration_sec: 0 must be > 0"),
+        (job(json!({"n_swarm": 2, "stages": [{"duration_sec": 1, "target": 1}, {"duration_sec": 1, "target": 3}]}), task(json!({}))), "stages[1].target: 3 swarms is more than n_swarm 2"),
+        (job(json!({"stages": [{"duration_sec": 1}]}), task(json!({}))), "stages[0].target: is required"),
+        (job(json!({"stages": [{"duration_sec": 1, "target": 1, "ramp": "x"}]}), task(json!({}))), "stages[0].ramp: unknown field"),
+        (job(json!({"rate_per_sec": -1, "stages": [{"duration_sec": 1, "target": 1}]}), task(json!({}))), "rate_per_sec: -1 must be >= 0"),
         (
             json!({"name": "bad", "run_n": 1, "tasks": [{"task_class": "t.ok"}]}).to_string(),
             "tasks[0].host: is required when the job has no host",
@@ -1263,4 +1274,108 @@ async fn stopping_the_server_stops_and_archives_the_running_exec() {
     assert_eq!(execs.len(), 1);
     assert!(execs[0].id == x.id && execs[0].aborted);
     drop(target);
+}
+
+#[tokio::test]
+async fn a_staged_arrival_rate_ramps_up_through_a_real_server() {
+    let mut s = setup().await;
+    // 0 → 400/s over 2 s: 100 tasks finish in the first second, 300 in the second.
+    let saved = save(
+        &mut s.client,
+        json!({"name": "ramp", "host": s.target.url(""), "n_swarm": 20, "rate_per_sec": 0,
+               "stages": [{"duration_sec": 2, "target": 400}],
+               "tasks": [{"task_class": "t.ok"}]}),
+    )
+    .await;
+    assert_eq!(saved.stages.len(), 1);
+    let r = run_job(&mut s.client, "ramp").await;
+    let per_second: Vec<u64> = r.json["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["n_task"].as_u64().unwrap())
+        .collect();
+    assert!(per_second.len() >= 2, "{per_second:?}");
+    // Real time on a shared machine: the shape, not the exact counts.
+    assert!(
+        (70..=130).contains(&per_second[0]) && per_second[1] > 2 * per_second[0],
+        "{per_second:?}"
+    );
+    assert!(
+        r.exec.n_task >= 390 && r.exec.n_fail == 0,
+        "{}",
+        r.exec.n_task
+    );
+    // The stages come after every Beetle key.
+    let k = keys(&r.json);
+    assert_eq!(&k[..BEETLE_EXEC_KEYS.len()], BEETLE_EXEC_KEYS);
+    assert_eq!(k.last(), Some(&"stages"));
+    assert_eq!(
+        r.json["stages"],
+        json!([{"duration_sec": 2, "target": 400}])
+    );
+}
+
+#[tokio::test]
+async fn the_cli_writes_a_self_contained_html_report_and_the_dashboard_serves_it() {
+    let mut s = setup().await;
+    save(
+        &mut s.client,
+        json!({"name": "rep", "host": s.target.url(""), "run_n": 6, "n_swarm": 2,
+               "tasks": [{"task_class": "t.ok", "threshold_avg_usec": 1},
+                         {"task_class": "t.fail"}]}),
+    )
+    .await;
+    let r = run_job(&mut s.client, "rep").await;
+    let id = r.exec.id.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.html");
+    let addr = s.server.addr.to_string();
+    let (code, out, err) = cli(&addr, &["report", &id, "-o", file.to_str().unwrap()]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    let page = std::fs::read_to_string(&file).unwrap();
+    let fig = |k: &str, v: String| format!(r#"<b data-k="{k}">{v}</b>"#);
+    for (k, v) in [
+        ("n_task", r.exec.n_task.to_string()),
+        ("n_success", r.exec.n_success.to_string()),
+        ("n_fail", r.exec.n_fail.to_string()),
+        (
+            "p99_usec",
+            format!("{:.3}", r.exec.p99_usec as f64 / 1000.0),
+        ),
+    ] {
+        assert!(page.contains(&fig(k, v.clone())), "{k} = {v} missing");
+    }
+    assert_eq!(r.exec.n_task, 12);
+    assert!(
+        page.contains(r#"<tr data-task="t.ok">"#) && page.contains(r#"<tr data-task="t.fail">"#)
+    );
+    assert!(
+        page.contains("exceeded</td>"),
+        "the avg threshold is shown exceeded"
+    );
+    assert!(page.contains("uPlot") && page.contains(&format!(r#""id":"{id}""#)));
+
+    // The dashboard's link serves the same page.
+    let http = reqwest::Client::new();
+    let resp = http
+        .get(format!("{}/ui/report/{id}", s.server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert_eq!(resp.text().await.unwrap(), page);
+    let missing = http
+        .get(format!("{}/ui/report/nope", s.server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let (code, _, err) = cli(&addr, &["report", "nope", "-o", file.to_str().unwrap()]).await;
+    assert_ne!(code, Some(0));
+    assert!(err.contains("not found"), "{err}");
 }

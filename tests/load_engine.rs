@@ -10,6 +10,7 @@ use taskhive::load::engine::{self, Attempt, Executor, Invocation, Live, Plan};
 use taskhive::load::exec_request::RawExec;
 use taskhive::load::job::{JobTask, LoadJob};
 use taskhive::load::report::JobExec;
+use taskhive::load::stages::Stage;
 use taskhive::load::stats::ExecStats;
 
 type ByCall<T> = Box<dyn Fn(u64) -> T + Send + Sync>;
@@ -55,6 +56,7 @@ fn job(tasks: &[(&str, u64, u64, u64)], run_for_sec: u64, run_n: u64, n_swarm: u
         run_n,
         n_swarm,
         rate_per_sec: None,
+        stages: None,
     }
 }
 
@@ -210,4 +212,66 @@ async fn arrival_rate_keeps_its_schedule_and_run_n_is_a_total() {
         .executions
         .iter()
         .all(|e| e.elapsed_usec == 1000));
+}
+
+fn stages(list: &[(u64, u64)]) -> Option<Vec<Stage>> {
+    Some(
+        list.iter()
+            .map(|&(duration_sec, target)| Stage {
+                duration_sec,
+                target,
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_staged_rate_ramps_the_timeline() {
+    // 0 → 2,000/s over 5 s: 400·t²/2 tasks by time t, 200·(2i + 1) finishing in second i.
+    let mut j = job(&[("a", 1, 0, 0)], 0, 0, 50);
+    j.rate_per_sec = Some(0.0);
+    j.stages = stages(&[(5, 2000)]);
+    let r = run(&j, fake(fixed(2), never), 0).await;
+    let per_second: Vec<u64> = r.timeline.iter().map(|p| p.n_task).collect();
+    // The last tasks, due just before 5 s, finish in a sixth second.
+    assert!(
+        per_second.len() <= 6 && per_second[5..].iter().sum::<u64>() < 10,
+        "{per_second:?}"
+    );
+    for (i, &n) in per_second[..5].iter().enumerate() {
+        let want = 200.0 * (2 * i + 1) as f64;
+        assert!(
+            (n as f64 - want).abs() <= want * 0.1,
+            "second {i}: {n} tasks, want {want} ± 10% ({per_second:?})"
+        );
+    }
+    // 5,000 due; the timer's 1 ms ticks push the few due in the last ms past the end.
+    assert!((4990..=5000).contains(&r.n_task), "{}", r.n_task);
+    // The JobExec records the stages after Beetle's keys.
+    let x: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(
+        x["stages"],
+        serde_json::json!([{"duration_sec": 5, "target": 2000}])
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn staged_swarms_join_and_leave_on_the_ramp() {
+    // 1 → 5 swarms over 4 s (swarm n joins at n - 1 s), 5 for 1 s, then down to 1 over 4 s.
+    let mut j = job(&[("a", 1, 0, 0)], 0, 0, 5);
+    j.stages = stages(&[(4, 5), (1, 5), (4, 1)]);
+    let r = run(&j, fake(fixed(100), never), 0).await;
+    let per_second: Vec<u64> = r.timeline.iter().map(|p| p.n_task).collect();
+    // 10 tasks per active swarm per second, give or take the tasks that end exactly on a
+    // second boundary and the one a leaving swarm has in flight; a last task in flight at
+    // 9 s ends in a tenth second.
+    let want = [10, 20, 30, 40, 50, 40, 30, 20, 10];
+    assert!(per_second.len() <= 10, "{per_second:?}");
+    for (i, w) in want.iter().enumerate() {
+        assert!(
+            per_second[i].abs_diff(*w) <= 2,
+            "second {i}: want {w} ± 2, got {per_second:?}"
+        );
+    }
+    assert!(r.elapsed_usec >= 9_000_000 && r.elapsed_usec <= 9_100_000);
 }

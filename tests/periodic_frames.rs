@@ -185,3 +185,52 @@ async fn raw_worker_and_client_round_trip() {
     assert_eq!(st[4], code::DATA);
     assert_eq!(&st[5..], b"raw,1,0,0,0,0");
 }
+
+/// What each refusal looks like on the Periodic protocol, which has room for only one of them:
+/// no worker is NO_WORKER (the reason, not a guess from the message); a stale handle is
+/// UNKNOWN; a drop with workers present is SUCCESS with the jobs kept, as in Periodic.
+#[tokio::test]
+async fn refusals_answer_by_reason() {
+    let (s, addr) = server().await;
+    let pjob = |name: &str, sched_at: i64| PJob {
+        func: "why".into(),
+        name: name.into(),
+        workload: Bytes::from_static(b"w"),
+        sched_at,
+        count: 0,
+        timeout: 5,
+    };
+    let mut c = Conn::open(&addr, 1).await;
+    // No worker.
+    c.send(1, &Request::RunJob(pjob("r", 0))).await;
+    let r = c.frame().await.expect("run job reply");
+    assert_eq!((&r[..4], r[4]), (&1u32.to_be_bytes()[..], code::NO_WORKER));
+
+    // Stale lease: a WORK_DONE for a job this worker does not hold.
+    let mut w = Conn::open(&addr, 2).await;
+    w.send(
+        2,
+        &Request::WorkDone {
+            handle: taskhive::periodic::command::Handle {
+                func: "why".into(),
+                name: "r".into(),
+            },
+            data: Bytes::new(),
+        },
+    )
+    .await;
+    let r = w.frame().await.expect("work done reply");
+    assert_eq!(r[4], code::UNKNOWN);
+
+    // Workers present: success, and the job stays.
+    w.send(3, &Request::CanDo("why".into())).await;
+    assert_eq!(w.frame().await.expect("can do reply")[4], code::SUCCESS);
+    c.send(4, &Request::SubmitJob(pjob("later", now_ms() / 1000 + 600)))
+        .await;
+    assert_eq!(c.frame().await.expect("submit reply")[4], code::SUCCESS);
+    c.send(5, &Request::DropFunc("why".into())).await;
+    assert_eq!(c.frame().await.expect("drop reply")[4], code::SUCCESS);
+    let mut g = s.client().await;
+    assert_eq!(task_status(&mut g, "why").await.scheduled, 1);
+    w.ping(6).await;
+}

@@ -928,3 +928,81 @@ async fn submit_jobs_past_a_job_limit_submits_none() {
     assert!(e.message().contains("max-jobs 3"), "{e}");
     assert_eq!(task_status(&mut c, "b").await.pending, 0);
 }
+
+/// The `google.rpc.ErrorInfo` a refusal carries: (reason, metadata), domain checked.
+fn error_info(s: &tonic::Status) -> (String, std::collections::HashMap<String, String>) {
+    use tonic_types::StatusExt;
+    let info = s
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in the details of {s:?}"));
+    assert_eq!(info.domain, "taskhive");
+    (info.reason, info.metadata)
+}
+
+#[tokio::test]
+async fn refusals_carry_their_reason_as_error_info() {
+    let s = TestServer::start().await;
+    let mut c = s.client().await;
+    // No worker.
+    let err = c.run_job(job("why", "x")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let (reason, meta) = error_info(&err);
+    assert_eq!(reason, "NO_WORKER");
+    assert_eq!(meta["task"], "why");
+
+    // Stale lease: the same lease reported twice, over the stream and as a call.
+    c.submit_job(job("why", "y")).await.unwrap();
+    let mut w = s.worker(&["why"], 1).await;
+    let j = w.next_job().await;
+    w.done(j.lease_id, b"").await;
+    w.send(j.lease_id, pb::outcome::Outcome::Done(pb::Done::default()))
+        .await;
+    let ack = w.next_ack().await;
+    assert_eq!(
+        (ack.lease_id, ack.reason.as_str()),
+        (j.lease_id, "STALE_LEASE")
+    );
+    let err = c
+        .report_result(pb::ReportResultRequest {
+            lease_id: j.lease_id,
+            outcome: Some(pb::Outcome {
+                outcome: Some(pb::outcome::Outcome::Done(pb::Done::default())),
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let (reason, meta) = error_info(&err);
+    assert_eq!(reason, "STALE_LEASE");
+    assert_eq!(meta["lease"], j.lease_id.to_string());
+    assert_eq!(meta["cause"], "ended");
+
+    // Workers present.
+    let err = c
+        .drop_task(pb::DropTaskRequest { task: "why".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let (reason, meta) = error_info(&err);
+    assert_eq!(reason, "WORKERS_PRESENT");
+    assert_eq!(
+        (meta["task"].as_str(), meta["workers"].as_str()),
+        ("why", "1")
+    );
+
+    // Every refusal has one: an invalid field names it.
+    let err = c.submit_job(job("", "x")).await.unwrap_err();
+    let (reason, meta) = error_info(&err);
+    assert_eq!(
+        (reason.as_str(), meta["field"].as_str()),
+        ("INVALID_ARGUMENT", "task")
+    );
+    let err = c
+        .get_job(pb::JobRef {
+            job_id: 424242,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error_info(&err).0, "NOT_FOUND");
+}

@@ -109,12 +109,20 @@ async fn a_bad_request_gets_an_error_ack_naming_the_field_and_the_stream_goes_on
         match i {
             4 | 6 | 7 => {
                 assert_eq!(a.error_code, "INVALID_ARGUMENT", "{a:?}");
+                assert_eq!(a.code(), pb::ErrorCode::InvalidArgument, "{a:?}");
+                assert_eq!(a.reason, "INVALID_ARGUMENT", "{a:?}");
                 let field = ["task: ", "timeout_ms: ", "args: "]
                     [[4, 6, 7].iter().position(|&k| k == i).unwrap()];
                 assert!(a.error.starts_with(field), "{a:?}");
                 assert_eq!(a.job_id, 0);
             }
-            _ => assert!(a.error_code.is_empty() && a.job_id > 0, "{a:?}"),
+            _ => assert!(
+                a.error_code.is_empty()
+                    && a.code() == pb::ErrorCode::Ok
+                    && a.reason.is_empty()
+                    && a.job_id > 0,
+                "{a:?}"
+            ),
         }
     }
     assert_eq!(task_status(&mut c, "bad").await.pending, 7);

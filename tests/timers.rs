@@ -6,7 +6,7 @@
 //! next millisecond tick, so "on time" means at most 1 ms after the due time.
 
 use bytes::Bytes;
-use taskhive::scheduler::actor;
+use taskhive::scheduler::actor::{self, ToWorker};
 use taskhive::scheduler::clock::Clock;
 use taskhive::scheduler::core::{Core, CoreConfig};
 use taskhive::scheduler::job::*;
@@ -36,14 +36,21 @@ fn spec(name: &str, at: Millis) -> JobSpec {
     }
 }
 
+/// The job in a message to the worker.
+fn job(m: ToWorker) -> JobView {
+    match m {
+        ToWorker::Job(j) => j,
+        other => panic!("expected a job, got {other:?}"),
+    }
+}
+
 /// An actor over a memory store with one worker of task "t" (capacity `cap`); returns the
-/// handle, the clock, the worker's job channel and the store.
 async fn start(
     cap: u32,
 ) -> (
     SchedulerHandle,
     Clock,
-    mpsc::UnboundedReceiver<JobView>,
+    mpsc::UnboundedReceiver<ToWorker>,
     MemoryStore,
 ) {
     let store = MemoryStore::default();
@@ -77,7 +84,7 @@ async fn scheduled_jobs_fire_exactly_when_due_in_order() {
     tokio::time::pause();
     due.sort();
     for want in due {
-        let job = rx.recv().await.unwrap();
+        let job = job(rx.recv().await.unwrap());
         assert_eq!(job.record.sched_at, want, "out of order");
         on_time(clock.now_ms(), want);
     }
@@ -91,10 +98,10 @@ async fn a_new_earlier_job_rearms_the_timer() {
     h.submit(spec("late", t0 + 60_000)).await.unwrap();
     h.submit(spec("early", t0 + 10_000)).await.unwrap();
     tokio::time::pause();
-    let first = rx.recv().await.unwrap();
+    let first = job(rx.recv().await.unwrap());
     assert_eq!(first.record.name, "early");
     on_time(clock.now_ms(), t0 + 10_000);
-    let second = rx.recv().await.unwrap();
+    let second = job(rx.recv().await.unwrap());
     assert_eq!(second.record.name, "late");
     on_time(clock.now_ms(), t0 + 60_000);
 }
@@ -107,10 +114,10 @@ async fn lease_expiry_requeues_on_time() {
     s.timeout_ms = 30_000;
     h.submit(s).await.unwrap();
     tokio::time::pause();
-    let first = rx.recv().await.unwrap();
+    let first = job(rx.recv().await.unwrap());
     let leased_at = clock.now_ms();
     on_time(leased_at, t0 + 10_000);
-    let again = rx.recv().await.unwrap();
+    let again = job(rx.recv().await.unwrap());
     on_time(clock.now_ms(), leased_at + 30_000);
     assert_eq!(again.record.attempts, 1);
     assert_ne!(again.lease, first.lease);
@@ -119,7 +126,7 @@ async fn lease_expiry_requeues_on_time() {
     let lost = h.heartbeat(vec![again.lease.unwrap()]).await.unwrap();
     assert!(lost.is_empty());
     let beat_at = clock.now_ms();
-    let third = rx.recv().await.unwrap();
+    let third = job(rx.recv().await.unwrap());
     on_time(clock.now_ms(), beat_at + 30_000);
     assert_eq!(third.record.attempts, 2);
 }

@@ -533,8 +533,10 @@
       const classes = (j.tasks || [])
         .map((t) => (t.weight > 1 ? `${t.task_class} ×${t.weight}` : t.task_class))
         .join(", ");
+      const staged = (j.stages || []).reduce((s, st) => s + st.duration_sec, 0);
       const limit = [
         j.run_for_sec ? `${j.run_for_sec} s` : "",
+        staged ? `${staged} s in ${j.stages.length} stages` : "",
         j.run_n ? `${j.run_n} runs/swarm` : "",
       ]
         .filter(Boolean)
@@ -556,6 +558,49 @@
     });
     $("jobs-table").querySelector("tbody").replaceChildren(...rows);
     $("jobs-empty").hidden = rows.length > 0;
+  }
+
+  // A navigation cannot carry the token: with one, the report is fetched with it and opened
+  // from a blob URL (the report is self-contained HTML).
+  async function openReport(ev, link) {
+    if (!token) return;
+    ev.preventDefault();
+    const tab = window.open("", "_blank");
+    try {
+      const r = await api(link.getAttribute("href"));
+      if (!r.ok) throw new Error(`${r.status}`);
+      const url = URL.createObjectURL(new Blob([await r.text()], { type: "text/html" }));
+      if (tab) tab.location = url;
+      else window.location = url;
+    } catch (e) {
+      if (tab) tab.close();
+      if (!authProblem(e)) message(`report: ${e.message}`, "bad");
+    }
+  }
+
+  // Archived executions, each linked to its HTML report (GET /ui/report/{id}).
+  function renderExecs(list) {
+    const rows = (list.execs || []).map((e) => {
+      const flags = [e.thresholdExceeded ? "threshold" : "", e.aborted ? "aborted" : ""]
+        .filter(Boolean)
+        .join(", ");
+      const link = el("a", { href: `/ui/report/${encodeURIComponent(e.id)}`, target: "_blank" }, "report");
+      link.dataset.report = e.id;
+      link.addEventListener("click", (ev) => openReport(ev, link));
+      return el(
+        "tr",
+        {},
+        el("td", {}, e.tStart || ""),
+        el("td", {}, e.name),
+        el("td", { class: "num" }, fmt(num(e.nTask))),
+        el("td", { class: "num" }, fmt(num(e.nFail))),
+        el("td", { class: "num" }, (num(e.elapsedUsec) / 1e6).toFixed(1)),
+        el("td", {}, flags),
+        el("td", {}, link),
+      );
+    });
+    $("execs-table").querySelector("tbody").replaceChildren(...rows);
+    $("execs-empty").hidden = rows.length > 0;
   }
 
   function setButtons() {
@@ -729,12 +774,13 @@
     const conn = $("conn");
     try {
       const at = Date.now();
-      const [status, metrics, dead, jobs, load] = await Promise.all([
+      const [status, metrics, dead, jobs, load, execs] = await Promise.all([
         rpc("Scheduler", "Status", {}),
         api("/metrics").then((r) => r.text()),
         rpc("Scheduler", "ListDead", { limit: 200 }),
         getJSON("/jobs"),
         getJSON("/status"),
+        rpc("LoadRunner", "ListExecs", { limit: 20 }),
       ]);
       const counters = parseCounters(metrics);
       const summary = renderTasks(status, counters);
@@ -744,6 +790,7 @@
       await loadJobs();
       await renderLoadStatus(load);
       renderJobs(jobs);
+      renderExecs(execs);
       $("summary").textContent = `${summary} · load runner ${running ? "running" : "idle"}`;
       $("updated").textContent = `updated ${new Date(at).toLocaleTimeString("en-GB")}`;
       conn.textContent = "live";

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	taskhive "github.com/taskhive/taskhive/clients/go"
+	pb "github.com/taskhive/taskhive/clients/go/taskhivepb"
 )
 
 func TestClientSubmitGetRemoveStatusDrop(t *testing.T) {
@@ -116,6 +117,51 @@ func TestClientErrorsKeepStatusCodes(t *testing.T) {
 	_, err = c.Drop(ctx, "busy")
 	if status.Code(err) != codes.FailedPrecondition || taskhive.IsNoWorker(err) {
 		t.Fatalf("drop with a worker: %v (code %v)", err, status.Code(err))
+	}
+	if !taskhive.IsWorkersPresent(err) || taskhive.ErrorMetadata(err)["task"] != "busy" {
+		t.Fatalf("drop with a worker: reason %q %v", taskhive.Reason(err), taskhive.ErrorMetadata(err))
+	}
+}
+
+func TestErrorsCarryTheServersReason(t *testing.T) {
+	_, c := startServer(t)
+	ctx := ctxT(t)
+
+	_, err := c.RunJob(ctx, "nobody", "x", nil)
+	if !taskhive.IsNoWorker(err) || taskhive.Reason(err) != taskhive.ReasonNoWorker {
+		t.Fatalf("no worker: %v (reason %q)", err, taskhive.Reason(err))
+	}
+	if taskhive.ErrorMetadata(err)["task"] != "nobody" {
+		t.Fatalf("no worker metadata: %v", taskhive.ErrorMetadata(err))
+	}
+
+	// A result for a lease the server never handed out.
+	_, err = c.RPC().ReportResult(ctx, &pb.ReportResultRequest{
+		LeaseId: 77,
+		Outcome: &pb.Outcome{Outcome: &pb.Outcome_Done{Done: &pb.Done{}}},
+	})
+	if !taskhive.IsStaleLease(err) || taskhive.IsNoWorker(err) {
+		t.Fatalf("stale lease: %v (reason %q)", err, taskhive.Reason(err))
+	}
+	if md := taskhive.ErrorMetadata(err); md["lease"] != "77" || md["cause"] != "ended" {
+		t.Fatalf("stale lease metadata: %v", md)
+	}
+
+	tw := newTestWorker(c)
+	tw.Handle("held", func(ctx context.Context, j *taskhive.Job) taskhive.Outcome { return taskhive.Done(nil) })
+	tw.start(t)
+	_, err = c.Drop(ctx, "held")
+	if !taskhive.IsWorkersPresent(err) || taskhive.IsStaleLease(err) {
+		t.Fatalf("workers present: %v (reason %q)", err, taskhive.Reason(err))
+	}
+
+	// A refusal keeps its reason through the client's wrapping; a message alone has none.
+	_, err = c.Submit(ctx, "", "x", nil)
+	if taskhive.Reason(err) != taskhive.ReasonInvalidArgument || taskhive.ErrorMetadata(err)["field"] != "task" {
+		t.Fatalf("invalid argument: reason %q %v", taskhive.Reason(err), taskhive.ErrorMetadata(err))
+	}
+	if taskhive.IsNoWorker(status.Error(codes.FailedPrecondition, "no worker for task x")) {
+		t.Fatal("IsNoWorker matched a message")
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	pb "github.com/taskhive/taskhive/clients/go/taskhivepb"
 )
@@ -73,12 +72,13 @@ func ackOf(a *pb.SubmitAck) SubmitAck {
 		Seq:          a.GetSeq(),
 		SubmitResult: SubmitResult{JobID: a.GetJobId(), Replaced: a.GetReplaced(), Running: a.GetRunning()},
 	}
-	if name := a.GetErrorCode(); name != "" {
-		code := codes.Unknown
-		if code.UnmarshalJSON([]byte(strconv.Quote(name))) != nil {
+	if name := a.GetErrorCode(); name != "" || a.GetCode() != pb.ErrorCode_ERROR_CODE_OK {
+		// ErrorCode is numbered as the gRPC codes; a server older than it sends only the name.
+		code := codes.Code(a.GetCode())
+		if a.GetCode() == pb.ErrorCode_ERROR_CODE_OK && code.UnmarshalJSON([]byte(strconv.Quote(name))) != nil {
 			code = codes.Unknown
 		}
-		out.Err = fmt.Errorf("taskhive: submit job %d: %w", a.GetSeq(), status.Error(code, a.GetError()))
+		out.Err = fmt.Errorf("taskhive: submit job %d: %w", a.GetSeq(), statusWithReason(code, a.GetError(), a.GetReason()))
 	}
 	return out
 }

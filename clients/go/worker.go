@@ -18,9 +18,16 @@ import (
 	pb "github.com/taskhive/taskhive/clients/go/taskhivepb"
 )
 
-// HandlerFunc runs one job and says how it ended. ctx is cancelled when the
-// job's lease is lost (the stream to the server broke, or the server gave the
-// job away) or when the worker's grace period after a stop has passed.
+// HandlerFunc runs one job and says how it ended. ctx is cancelled when:
+//
+//   - the server cancels the job (it was removed while running, or the cluster
+//     node holding its lease gave it up): context.Cause(ctx) is a
+//     *CancelledError, matching errors.Is(err, ErrJobCancelled), with the
+//     server's reason. The handler's outcome is then not applied: return as
+//     soon as the work is stopped, which frees the job's slot;
+//   - the job's lease is lost (the stream to the server broke, or the server
+//     gave the job away): context.Cause(ctx) wraps ErrLeaseLost;
+//   - the worker's grace period after a stop has passed.
 type HandlerFunc func(ctx context.Context, j *Job) Outcome
 
 // Target is where a Worker gets its connection: a *Client, or an Addr.
@@ -44,12 +51,36 @@ func (c *Client) workerClient([]DialOption) (*Client, bool, error) { return c, f
 // (the stream broke, the lease expired, or the worker stopped without it).
 var ErrLeaseLost = errors.New("taskhive: lease lost before the outcome was reported")
 
+// ErrJobCancelled matches (errors.Is) the cause of a job's context, and the
+// Err of its Report, when the server cancelled the job while it ran. The error
+// itself is a *CancelledError carrying the server's reason.
+var ErrJobCancelled = errors.New("taskhive: job cancelled by the server")
+
+// CancelledError says the server cancelled a running job: it was removed, or
+// the cluster node holding its lease gave it up. The lease no longer counts,
+// so whatever the handler returns is not applied.
+type CancelledError struct {
+	JobID   uint64
+	LeaseID uint64
+	// Reason is the server's, for logs.
+	Reason string
+}
+
+func (e *CancelledError) Error() string {
+	return fmt.Sprintf("%v: job %d (lease %d): %s", ErrJobCancelled, e.JobID, e.LeaseID, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrJobCancelled) true.
+func (e *CancelledError) Is(target error) bool { return target == ErrJobCancelled }
+
 // Report tells a report hook what became of one handled job.
 type Report struct {
 	Job     *Job
 	Outcome Outcome
 	// Err is nil when the server applied the outcome. Otherwise it wraps
-	// ErrLeaseLost, or the server's rejection (codes.FailedPrecondition).
+	// ErrLeaseLost, ErrJobCancelled (a *CancelledError: the server cancelled
+	// the job, so its outcome was not applied), or the server's rejection
+	// (codes.FailedPrecondition; its reason, e.g. IsStaleLease, says why).
 	Err error
 }
 
@@ -263,11 +294,19 @@ func (w *Worker) Run(ctx context.Context) error {
 type jobRun struct {
 	job      *Job
 	sess     *session
-	cancel   context.CancelFunc
+	cancel   context.CancelCauseFunc
 	started  bool
 	lost     bool
+	revoked  *CancelledError // the server cancelled the job: its lease no longer counts
 	nextBeat time.Time
 	outcome  Outcome
+}
+
+// stop cancels the handler's context (when it runs) with cause.
+func (jr *jobRun) stop(cause error) {
+	if jr.cancel != nil {
+		jr.cancel(cause)
+	}
 }
 
 type finished struct {
@@ -577,9 +616,7 @@ func (r *runner) sessionOver(s *session) {
 	s.cancel()
 	for _, jr := range s.jobs {
 		jr.lost = true
-		if jr.cancel != nil {
-			jr.cancel()
-		}
+		jr.stop(fmt.Errorf("%w: the work stream ended", ErrLeaseLost))
 	}
 	s.queue = nil
 	for lease, jr := range s.acks {
@@ -605,11 +642,19 @@ func (r *runner) onMessage(s *session, m *pb.ServerMessage) {
 		}
 		delete(s.acks, msg.Ack.GetLeaseId())
 		var err error
-		if e := msg.Ack.GetError(); e != "" {
-			err = status.Error(codes.FailedPrecondition, e)
+		switch e := msg.Ack.GetError(); {
+		case e == "":
+		case jr.revoked != nil:
+			// Expected: the lease of a cancelled job no longer counts.
+			r.log.Debug("taskhive worker: result of a cancelled job refused", "task", jr.job.Task, "name", jr.job.Name, "lease", jr.job.LeaseID, "err", e)
+			err = jr.revoked
+		default:
+			err = statusWithReason(codes.FailedPrecondition, e, msg.Ack.GetReason())
 			r.log.Warn("taskhive worker: server rejected a result", "task", jr.job.Task, "name", jr.job.Name, "lease", jr.job.LeaseID, "err", e)
 		}
 		r.report(jr, err)
+	case *pb.ServerMessage_Cancel:
+		r.onCancel(s, msg.Cancel)
 	case *pb.ServerMessage_Heartbeat:
 		for _, lease := range msg.Heartbeat.GetLostLeaseIds() {
 			jr, ok := s.jobs[lease]
@@ -617,15 +662,52 @@ func (r *runner) onMessage(s *session, m *pb.ServerMessage) {
 				continue
 			}
 			jr.lost = true
-			if jr.cancel != nil {
-				jr.cancel()
-			}
+			jr.stop(fmt.Errorf("%w: the server no longer holds it", ErrLeaseLost))
 			if !jr.started {
 				delete(s.jobs, lease)
 				s.queue = slices.DeleteFunc(s.queue, func(q *jobRun) bool { return q == jr })
 			}
 		}
 	}
+}
+
+// onCancel stops a job the server cancelled. Its lease stays held (and its slot
+// taken, here and on the server) until the handler returns; the worker then
+// reports it, and the server's refusal, which frees the slot, is expected.
+func (r *runner) onCancel(s *session, c *pb.CancelJob) {
+	cause := &CancelledError{JobID: c.GetJobId(), LeaseID: c.GetLeaseId(), Reason: c.GetReason()}
+	jr, ok := s.jobs[c.GetLeaseId()]
+	if !ok {
+		// Already finished: its result, sent or on its way, will be refused.
+		if jr, ok = s.acks[c.GetLeaseId()]; ok && jr.revoked == nil {
+			jr.revoked = cause
+		}
+		return
+	}
+	if jr.revoked != nil {
+		return
+	}
+	jr.revoked = cause
+	r.log.Info("taskhive worker: job cancelled by the server", "task", jr.job.Task, "name", jr.job.Name, "lease", jr.job.LeaseID, "reason", cause.Reason)
+	if jr.started {
+		jr.stop(cause)
+		return
+	}
+	// Not started: release the lease at once.
+	delete(s.jobs, jr.job.LeaseID)
+	s.queue = slices.DeleteFunc(s.queue, func(q *jobRun) bool { return q == jr })
+	jr.outcome = Fail(cause)
+	r.release(s, jr)
+}
+
+// release reports a cancelled job's lease so the server frees its slot; the
+// server refuses the report (the lease no longer counts), which is expected.
+func (r *runner) release(s *session, jr *jobRun) {
+	s.acks[jr.job.LeaseID] = jr
+	s.enqueue(&pb.WorkerMessage{Msg: &pb.WorkerMessage_Result{Result: &pb.WorkerResult{
+		LeaseId: jr.job.LeaseID,
+		Outcome: Fail(jr.revoked).pb(),
+	}}})
 }
 
 // startQueued starts queued jobs while there are free slots.
@@ -644,7 +726,7 @@ func (r *runner) start(s *session, jr *jobRun) {
 			return Fail(fmt.Errorf("no handler for task %q in this worker", jr.job.Task))
 		}
 	}
-	jctx, cancel := context.WithCancel(r.hard)
+	jctx, cancel := context.WithCancelCause(r.hard)
 	jr.cancel = cancel
 	jr.started = true
 	s.active++
@@ -652,7 +734,7 @@ func (r *runner) start(s *session, jr *jobRun) {
 	job := *jr.job
 	go func() {
 		out := r.call(jctx, h, &job)
-		cancel()
+		cancel(nil)
 		r.done <- finished{jr: jr, out: out}
 	}()
 }
@@ -677,7 +759,13 @@ func (r *runner) finish(f finished, cur *session) {
 	s.active--
 	delete(s.jobs, jr.job.LeaseID)
 	switch {
-	case jr.lost || s != cur || s.closed:
+	case s != cur || s.closed:
+		r.report(jr, fmt.Errorf("%w (%s/%s, lease %d)", ErrLeaseLost, jr.job.Task, jr.job.Name, jr.job.LeaseID))
+	case jr.revoked != nil:
+		// The handler's outcome is not applied; reporting the lease frees its slot
+		// (also when a heartbeat answer said it was lost before the cancel came).
+		r.release(s, jr)
+	case jr.lost:
 		r.report(jr, fmt.Errorf("%w (%s/%s, lease %d)", ErrLeaseLost, jr.job.Task, jr.job.Name, jr.job.LeaseID))
 	default:
 		s.acks[jr.job.LeaseID] = jr
@@ -733,7 +821,7 @@ func beatInterval(timeout time.Duration) time.Duration {
 func (r *runner) armBeat(s *session) {
 	var next time.Time
 	for _, jr := range s.jobs {
-		if jr.lost {
+		if jr.lost || jr.revoked != nil {
 			continue
 		}
 		if next.IsZero() || jr.nextBeat.Before(next) {
@@ -752,7 +840,7 @@ func (r *runner) heartbeat(s *session) {
 	now := time.Now()
 	var due []uint64
 	for lease, jr := range s.jobs {
-		if !jr.lost && !jr.nextBeat.After(now.Add(5*time.Millisecond)) {
+		if !jr.lost && jr.revoked == nil && !jr.nextBeat.After(now.Add(5*time.Millisecond)) {
 			due = append(due, lease)
 			jr.nextBeat = now.Add(beatInterval(jr.job.Timeout))
 		}

@@ -719,7 +719,7 @@ func TestRemovedRunningJobCancelsHandler(t *testing.T) {
 	tw := newTestWorker(c)
 	tw.Handle("cancel-me", func(ctx context.Context, j *taskhive.Job) taskhive.Outcome {
 		started <- struct{}{}
-		<-ctx.Done() // the next heartbeat finds the lease gone
+		<-ctx.Done() // the server's CancelJob (heartbeats run as well: a 150 ms lease)
 		ended <- ctx.Err()
 		return taskhive.Done(nil)
 	})
@@ -734,7 +734,60 @@ func TestRemovedRunningJobCancelsHandler(t *testing.T) {
 	if err := recv(t, ended, waitLong, "the handler's context to be cancelled"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("handler context: %v", err)
 	}
-	if r := recv(t, tw.reports, waitLong, "the report"); !errors.Is(r.Err, taskhive.ErrLeaseLost) {
+	if r := recv(t, tw.reports, waitLong, "the report"); !errors.Is(r.Err, taskhive.ErrJobCancelled) {
 		t.Fatalf("report: %+v", r)
+	}
+}
+
+func TestRemovingARunningJobCancelsItsContextWithTheCause(t *testing.T) {
+	_, c := startServer(t)
+	ctx := ctxT(t)
+
+	started := make(chan string, 10)
+	causes := make(chan error, 1)
+	// Capacity 1: the next job runs only once the cancelled one freed its slot.
+	tw := newTestWorker(c)
+	tw.Handle("long", func(ctx context.Context, j *taskhive.Job) taskhive.Outcome {
+		started <- j.Name
+		if j.Name == "next" {
+			return taskhive.Done(nil)
+		}
+		<-ctx.Done()
+		causes <- context.Cause(ctx)
+		return taskhive.Done([]byte("not applied"))
+	})
+	tw.start(t)
+
+	if _, err := c.Submit(ctx, "long", "first", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, started, waitLong, "the first job at the worker"); got != "first" {
+		t.Fatalf("started %q", got)
+	}
+	id, err := c.Remove(ctx, "long", "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cause := recv(t, causes, waitLong, "the handler's context to be cancelled")
+	var ce *taskhive.CancelledError
+	if !errors.Is(cause, taskhive.ErrJobCancelled) || !errors.As(cause, &ce) || ce.JobID != id || ce.Reason == "" {
+		t.Fatalf("cause %#v (%v), want a *CancelledError of job %d", cause, cause, id)
+	}
+	r := recv(t, tw.reports, waitLong, "the cancelled job's report")
+	if !errors.Is(r.Err, taskhive.ErrJobCancelled) || r.Job.ID != id || string(r.Outcome.Result()) != "not applied" {
+		t.Fatalf("report %+v", r)
+	}
+
+	if _, err := c.Submit(ctx, "long", "next", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, started, waitLong, "the next job at the worker"); got != "next" {
+		t.Fatalf("started %q", got)
+	}
+	if r := tw.report(t, "the next job's ack"); r.Job.Name != "next" {
+		t.Fatalf("report %+v", r)
+	}
+	if _, err := c.Get(ctx, "long", "first"); !taskhive.IsNotFound(err) {
+		t.Fatalf("removed job: %v", err)
 	}
 }

@@ -206,6 +206,10 @@ pub fn required(method: &Method, path: &str) -> Access {
             _ => Admin,
         });
     }
+    // An execution's report is the archived JobExec, readable as GetExec is.
+    if method == Method::GET && path.starts_with("/ui/report/") {
+        return Access::Needs(Client);
+    }
     // The dashboard's page and scripts hold no data; what they fetch is checked as usual.
     if method == Method::GET && (path == "/ui" || path.starts_with("/ui/")) {
         return Access::Open;
@@ -475,5 +479,6 @@ mod tests {
         assert_eq!(required(&Method::POST, reflection), Open);
         assert_eq!(required(&g, "/ui/app.js"), Open);
         assert_eq!(required(&Method::POST, "/ui/exec"), Needs(Role::Admin));
+        assert_eq!(required(&g, "/ui/report/some-id"), Needs(Role::Client));
     }
 }

@@ -82,19 +82,21 @@ pub async fn run(cmd: Command) -> CliResult {
             println!("dumped {n} job(s) to {}", file.display());
             Ok(())
         }
+        Command::Restore { file, conn } => {
+            let n = restore(&file, &conn).await?;
+            println!("restored {n} job(s)");
+            Ok(())
+        }
         Command::Load {
             runner: None,
             file: Some(file),
             conn,
         } => {
-            let data = std::fs::read(&file)?;
-            let mut buf = &data[..];
-            let mut jobs = Vec::new();
-            while !buf.is_empty() {
-                jobs.push(pb::DumpedJob::decode_length_delimited(&mut buf)?);
-            }
-            let r = connect(&conn).await?.load(tokio_stream::iter(jobs)).await?;
-            println!("loaded {} job(s)", r.into_inner().loaded);
+            eprintln!(
+                "taskhive: 'load FILE' is deprecated and will be removed; use 'taskhive restore FILE'"
+            );
+            let n = restore(&file, &conn).await?;
+            println!("loaded {n} job(s)");
             Ok(())
         }
         Command::Jobs(a) => super::jobs::run(a).await,
@@ -160,12 +162,28 @@ pub async fn run(cmd: Command) -> CliResult {
             Ok(())
         }
         Command::Load { .. } => Err(
-            "load: give a FILE written by `dump`, or a load runner subcommand (see --help)".into(),
+            "load: give a load runner subcommand (see --help); to restore a dump: taskhive restore FILE"
+                .into(),
         ),
         Command::Serve(_) | Command::Run(_) | Command::Bench(_) | Command::Auth { .. } => {
             unreachable!("handled by main")
         }
     }
+}
+
+/// Sends the jobs of a `dump` FILE to the server; returns how many it took.
+async fn restore(
+    file: &std::path::Path,
+    conn: &Conn,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    let data = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut buf = &data[..];
+    let mut jobs = Vec::new();
+    while !buf.is_empty() {
+        jobs.push(pb::DumpedJob::decode_length_delimited(&mut buf)?);
+    }
+    let r = connect(conn).await?.load(tokio_stream::iter(jobs)).await?;
+    Ok(r.into_inner().loaded)
 }
 
 async fn submit(a: SubmitArgs) -> CliResult {

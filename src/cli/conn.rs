@@ -68,6 +68,13 @@ pub async fn channel(conn: &Conn) -> Result<AuthChannel, Box<dyn std::error::Err
         endpoint = endpoint
             .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))?;
     }
-    let ch = endpoint.connect().await?;
+    let ch = endpoint
+        .connect()
+        .await
+        .map_err(|e| super::error::ConnectError {
+            addr: conn.addr.clone(),
+            tls: url.starts_with("https://"),
+            source: Box::new(e),
+        })?;
     Ok(AuthChannel::new(ch, conn.token.as_deref())?)
 }

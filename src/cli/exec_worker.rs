@@ -4,8 +4,14 @@
 //! the job's args on stdin. A stdout line `DONE`, `FAIL`, `SCHED_LATER n` (or Periodic
 //! 0.1.7's `SCHEDLATER n`) decides the outcome; without one, exit 0 is done and anything
 //! else is fail. The options of haskell-periodic's `periodic-run` are supported too.
+//!
+//! A CancelJob from the server (the job was removed while running, or its node gave the
+//! lease up) stops the command: SIGTERM, then SIGKILL after `--cancel-grace`. Its outcome
+//! is not reported; once the command is gone the lease is released with a report the
+//! server refuses (that refusal is expected, so it is not printed), which frees the
+//! worker's slot on the server at the moment the command really stopped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +45,10 @@ pub struct RunArgs {
     /// Stop a command after this many seconds (SIGTERM, then SIGKILL 5 s later); the job fails.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// When the server cancels a running job (removed while running), its command gets
+    /// SIGTERM, then SIGKILL this many seconds later if it is still there (decimals allowed).
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_grace)]
+    pub cancel_grace: Duration,
     /// A failing command reschedules the job this many seconds later instead of failing it.
     #[arg(long, value_name = "SECONDS")]
     pub retry_secs: Option<i64>,
@@ -82,6 +92,14 @@ fn parse_size(s: &str) -> Result<u64, String> {
     num.parse::<u64>()
         .map(|n| n * mult)
         .map_err(|_| format!("{s:?} is not a size"))
+}
+
+fn parse_grace(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("{s:?} is not a number of seconds (0 or more)"))
 }
 
 /// What a command's stdout line means.
@@ -132,11 +150,15 @@ pub async fn run(args: RunArgs) -> CliResult {
 
 type LockWaiters = Arc<Mutex<HashMap<u64, oneshot::Sender<bool>>>>;
 
+/// The running jobs of a session that the server may cancel, by lease: each is told why.
+type CancelWaiters = Arc<Mutex<HashMap<u64, oneshot::Sender<String>>>>;
+
 /// One job's view of the stream: send messages, ask for locks.
 #[derive(Clone)]
 struct Link {
     tx: mpsc::Sender<pb::WorkerMessage>,
     locks: LockWaiters,
+    cancels: CancelWaiters,
 }
 
 impl Link {
@@ -177,7 +199,10 @@ async fn session(args: &RunArgs, argv: &[String]) -> CliResult {
     let link = Link {
         tx,
         locks: Arc::default(),
+        cancels: Arc::default(),
     };
+    // Cancelled leases whose report the server is expected to refuse.
+    let mut cancelled = HashSet::new();
     let mut inbound = client.work(ReceiverStream::new(rx)).await?.into_inner();
     while let Some(msg) = inbound.message().await? {
         match msg.msg {
@@ -185,15 +210,34 @@ async fn session(args: &RunArgs, argv: &[String]) -> CliResult {
                 let link = link.clone();
                 let argv = argv.to_vec();
                 let args = args.clone();
+                let (cancel_tx, mut cancel) = oneshot::channel();
+                link.cancels
+                    .lock()
+                    .expect("poisoned")
+                    .insert(job.lease_id, cancel_tx);
                 tokio::spawn(async move {
                     let lease_id = job.lease_id;
                     if let Some(name) = &args.lock_name {
                         // Not acquired: the job now waits for the lock and comes back later.
                         if !link.acquire(lease_id, name, args.lock_count).await {
+                            link.cancels.lock().expect("poisoned").remove(&lease_id);
                             return;
                         }
                     }
-                    let outcome = run_job(&args, &argv, job, &link).await;
+                    let outcome = match cancel.try_recv() {
+                        // Cancelled while it waited for its lock: nothing to stop.
+                        Ok(reason) => Err(reason),
+                        Err(_) => run_job(&args, &argv, job, &link, cancel).await,
+                    };
+                    link.cancels.lock().expect("poisoned").remove(&lease_id);
+                    let outcome = outcome.unwrap_or_else(|reason| {
+                        // Not the command's outcome: releases the lease (and this worker's
+                        // slot) now that the command is gone. The server refuses it.
+                        O::Fail(pb::Fail {
+                            error: format!("cancelled: {reason}"),
+                            retry: None,
+                        })
+                    });
                     link.send(In::Result(pb::WorkerResult {
                         lease_id,
                         outcome: Some(pb::Outcome {
@@ -203,6 +247,19 @@ async fn session(args: &RunArgs, argv: &[String]) -> CliResult {
                     .await;
                 });
             }
+            Some(Out::Cancel(c)) => {
+                // A lease not found here has already ended: its report is refused as well.
+                cancelled.insert(c.lease_id);
+                let waiter = link.cancels.lock().expect("poisoned").remove(&c.lease_id);
+                if let Some(w) = waiter {
+                    eprintln!(
+                        "taskhive run: job {} (lease {}) cancelled: {}; stopping its command",
+                        c.job_id, c.lease_id, c.reason
+                    );
+                    let _ = w.send(c.reason);
+                }
+            }
+            Some(Out::Ack(a)) if cancelled.remove(&a.lease_id) => {}
             Some(Out::Lock(l)) => {
                 if let Some(w) = link.locks.lock().expect("poisoned").remove(&l.lease_id) {
                     let _ = w.send(l.acquired);
@@ -220,6 +277,16 @@ async fn session(args: &RunArgs, argv: &[String]) -> CliResult {
     Err("server closed the stream".into())
 }
 
+/// Why the reading of a command's stdout stopped.
+enum Stop {
+    /// Its stdout closed (it exited, or closed it).
+    Eof,
+    /// `--timeout` passed.
+    TimedOut,
+    /// The server cancelled the job, for this reason.
+    Cancelled(String),
+}
+
 /// How the command ended, before the options turn it into an outcome.
 enum Ended {
     Token(LineOutcome),
@@ -227,7 +294,23 @@ enum Ended {
     TimedOut,
 }
 
-async fn run_job(args: &RunArgs, argv: &[String], job: pb::Job, link: &Link) -> O {
+/// Runs the command of one job: its outcome, or Err(reason) when the server cancelled the
+/// job (the command was stopped).
+async fn run_job(
+    args: &RunArgs,
+    argv: &[String],
+    job: pb::Job,
+    link: &Link,
+    cancel: oneshot::Receiver<String>,
+) -> Result<O, String> {
+    // Resolves with the reason of a cancel; a dropped sender is no cancel.
+    let cancel = async move {
+        match cancel.await {
+            Ok(reason) => reason,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::pin!(cancel);
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     if !args.no_name {
@@ -254,10 +337,10 @@ async fn run_job(args: &RunArgs, argv: &[String], job: pb::Job, link: &Link) -> 
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            return O::Fail(pb::Fail {
+            return Ok(O::Fail(pb::Fail {
                 error: format!("spawn {}: {e}", argv[0]),
                 retry: None,
-            })
+            }))
         }
     };
     if let Some(mut stdin) = child.stdin.take() {
@@ -278,7 +361,7 @@ async fn run_job(args: &RunArgs, argv: &[String], job: pb::Job, link: &Link) -> 
     let deadline = args
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-    let timed_out = loop {
+    let stop = loop {
         tokio::select! {
             line = lines.next_line() => match line {
                 Ok(Some(l)) => {
@@ -304,22 +387,37 @@ async fn run_job(args: &RunArgs, argv: &[String], job: pb::Job, link: &Link) -> 
                         None => println!("{l}"),
                     }
                 }
-                _ => break false,
+                _ => break Stop::Eof,
             },
             _ = ticker.tick() => {
                 link.send(In::Heartbeat(pb::HeartbeatRequest { lease_ids: vec![job.lease_id] })).await;
             }
-            _ = crate::scheduler::clock::sleep_until_opt(deadline) => break true,
+            _ = crate::scheduler::clock::sleep_until_opt(deadline) => break Stop::TimedOut,
+            reason = &mut cancel => break Stop::Cancelled(reason),
         }
     };
-    let ended = if timed_out {
-        terminate(&mut child).await;
-        Ended::TimedOut
-    } else {
-        let status = child.wait().await.map_err(|e| e.to_string());
-        match token {
-            Some(t) => Ended::Token(t),
-            None => Ended::Exit(status),
+    let ended = match stop {
+        Stop::Cancelled(reason) => {
+            terminate(&mut child, args.cancel_grace).await;
+            return Err(reason);
+        }
+        Stop::TimedOut => {
+            terminate(&mut child, TIMEOUT_GRACE).await;
+            Ended::TimedOut
+        }
+        Stop::Eof => {
+            let status = tokio::select! {
+                s = child.wait() => s.map_err(|e| e.to_string()),
+                // Stdout closed but the command runs on: a cancel still stops it.
+                reason = &mut cancel => {
+                    terminate(&mut child, args.cancel_grace).await;
+                    return Err(reason);
+                }
+            };
+            match token {
+                Some(t) => Ended::Token(t),
+                None => Ended::Exit(status),
+            }
         }
     };
     let done = |result: Bytes| O::Done(pb::Done { result });
@@ -336,7 +434,7 @@ async fn run_job(args: &RunArgs, argv: &[String], job: pb::Job, link: &Link) -> 
             O::Fail(pb::Fail { error, retry: None })
         }
     };
-    match ended {
+    Ok(match ended {
         Ended::Token(LineOutcome::Done) => done(result),
         Ended::Token(LineOutcome::Fail) => failed("command printed FAIL".into()),
         Ended::Token(LineOutcome::SchedLater(n)) => O::SchedLater(pb::SchedLater {
@@ -350,21 +448,23 @@ async fn run_job(args: &RunArgs, argv: &[String], job: pb::Job, link: &Link) -> 
             "command timed out after {} s",
             args.timeout.unwrap_or(0)
         )),
-    }
+    })
 }
 
-/// SIGTERM, then SIGKILL if the command is still there 5 s later.
-async fn terminate(child: &mut tokio::process::Child) {
+/// How long a command stopped by `--timeout` has between SIGTERM and SIGKILL.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(5);
+
+/// SIGTERM, then SIGKILL if the command is still there `grace` later. The command is not
+/// in a process group of its own (Ctrl-C on `taskhive run` reaches it too), so only its
+/// own process is signalled: a script that starts children forwards the signal (or execs).
+async fn terminate(child: &mut tokio::process::Child, grace: Duration) {
     if let Some(pid) = child.id() {
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe {
             libc::kill(pid as libc::pid_t, libc::SIGTERM);
         }
     }
-    if tokio::time::timeout(Duration::from_secs(5), child.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
         let _ = child.kill().await;
     }
 }
@@ -394,5 +494,14 @@ mod tests {
         assert_eq!(parse_size("1G"), Ok(1 << 30));
         assert_eq!(parse_size("123"), Ok(123));
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn graces() {
+        assert_eq!(parse_grace("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_grace("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_grace("0"), Ok(Duration::ZERO));
+        assert!(parse_grace("-1").is_err());
+        assert!(parse_grace("soon").is_err());
     }
 }

@@ -76,6 +76,18 @@ pub enum LoadCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Write an archived execution as one self-contained HTML page (summary, per-task
+    /// table, per-second charts; opens offline).
+    Report {
+        /// Execution id.
+        id: String,
+        /// The HTML file to write.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: std::path::PathBuf,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 /// `taskhive load exec` flags.
@@ -170,10 +182,17 @@ async fn other_command(cmd: LoadCommand) -> CliResult {
                         .map(|t| format!("{}×{}", t.task_class, t.weight.unwrap_or(1)))
                         .collect();
                     let rate = j.rate_per_sec.map_or("-".into(), |r| format!("{r}/s"));
+                    // A staged job lasts its stages' total.
+                    let run_for = if j.stages.is_empty() {
+                        j.run_for_sec.to_string()
+                    } else {
+                        let total: i64 = j.stages.iter().map(|s| s.duration_sec).sum();
+                        format!("{total} staged")
+                    };
                     println!(
                         "{:<28} {:>11} {:>9} {:>7} {:>8}  {}",
                         j.name,
-                        j.run_for_sec,
+                        run_for,
                         j.run_n,
                         j.n_swarm.unwrap_or(1),
                         rate,
@@ -271,6 +290,17 @@ async fn other_command(cmd: LoadCommand) -> CliResult {
                 .await?
                 .into_inner();
             println!("{}", e.json);
+        }
+        LoadCommand::Report { id, output, conn } => {
+            let e = client(&conn)
+                .await?
+                .get_exec(pb::GetExecRequest { id })
+                .await?
+                .into_inner();
+            let exec: crate::load::report::JobExec = serde_json::from_str(&e.json)?;
+            std::fs::write(&output, crate::load::html_report::render(&exec))
+                .map_err(|err| format!("{}: {err}", output.display()))?;
+            println!("wrote {}", output.display());
         }
         LoadCommand::Exec(_) => unreachable!("handled by run"),
     }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod commands;
 pub mod conn;
+pub mod error;
 pub mod exec_worker;
 pub mod jobs;
 pub mod load;
@@ -84,14 +85,23 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Load jobs from a FILE written by `dump`; or, with a subcommand, drive the load runner
-    /// (`load save job.json`, `load jobs`, `load tasks`, `load exec NAME`, ...).
+    /// Restore jobs from a FILE written by `dump`.
+    Restore {
+        /// Input file (written by `dump`).
+        file: PathBuf,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Drive the load runner (`load save job.json`, `load jobs`, `load tasks`,
+    /// `load exec NAME`, ...).
     #[command(args_conflicts_with_subcommands = true)]
     Load {
-        /// A load runner command; without one, FILE is restored.
+        /// A load runner command.
         #[command(subcommand)]
         runner: Option<load::LoadCommand>,
-        /// Input file (written by `dump`).
+        /// Deprecated: `load FILE` restores a dump; use `taskhive restore FILE`.
+        #[arg(hide = true)]
         file: Option<PathBuf>,
         /// Where the server is.
         #[command(flatten)]
@@ -244,6 +254,14 @@ pub struct ServeArgs {
     /// address or CIDR, or * (default: any host without --auth, loopback only with it).
     #[arg(long, value_parser = crate::load::allow::Allow::parse)]
     pub load_allow: Option<crate::load::allow::Allow>,
+    /// Also trust these PEM certificates (a private CA) for https:// load targets and
+    /// webhooks, besides the web PKI roots and the system store (or SSL_CERT_FILE).
+    #[arg(long, value_name = "FILE")]
+    pub load_ca: Option<PathBuf>,
+    /// Permit tasks-file classes with `insecure_skip_verify = true` (certificates unchecked);
+    /// without it such a class stops the server at start-up.
+    #[arg(long)]
+    pub load_insecure_tls: bool,
     /// Largest incoming gRPC message, HTTP body or Periodic frame in bytes (0: --max-args-bytes + 64 KiB).
     #[arg(long, default_value_t = 0)]
     pub max_message_bytes: usize,
@@ -330,6 +348,8 @@ pub fn serve_config(a: &ServeArgs) -> crate::config::Config {
     c.load.max_swarms = a.max_swarms;
     c.load.max_archived = a.max_archived;
     c.load.remote_timeout_ms = a.remote_timeout.as_millis().clamp(1, u32::MAX as u128) as u32;
+    c.load.ca_file = a.load_ca.clone();
+    c.load.insecure_tls = a.load_insecure_tls;
     c.auth = a.auth.clone();
     // With auth on, a client token must not be able to aim traffic anywhere by default.
     c.load.allow = match (&a.load_allow, &a.auth) {
@@ -421,8 +441,7 @@ pub enum StoreArg {
 
 fn parse_store(s: &str) -> Result<StoreArg, String> {
     if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        s.parse::<postgres::Config>()
-            .map_err(|e| format!("store: bad PostgreSQL URL: {e}"))?;
+        crate::store::pg_tls::check_url(s).map_err(|e| e.to_string())?;
         Ok(StoreArg::Postgres(s.to_string()))
     } else if let Some(dir) = s.strip_prefix("sqlite:") {
         if dir.is_empty() {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio::time::timeout;
 use tokio_postgres::{Client, Notification, Statement};
 
 use super::{
@@ -26,21 +27,63 @@ const MAX_CLAIM: u64 = 1_000;
 /// The workers this node last published.
 type Published = crate::scheduler::core::LocalWorkers;
 
-struct Claimer {
-    shared: Arc<Shared>,
+/// The claimer's session with its statements prepared.
+struct Session {
     client: Client,
     claim: Statement,
     next_due: Statement,
     renew: Statement,
     publish: Statement,
-    _listener: Client,
+}
+
+impl Session {
+    async fn open(url: &str) -> Result<Session, ClusterError> {
+        let (client, _) = connect(url).await?;
+        // Prepared once: an unprepared query costs the database an extra round trip (and an
+        // extra transaction in its statistics) every time.
+        Ok(Session {
+            claim: client.prepare(sql::CLAIM).await?,
+            next_due: client.prepare(sql::NEXT_DUE).await?,
+            renew: client.prepare(sql::RENEW).await?,
+            publish: client.prepare(sql::PUBLISH_WORKERS).await?,
+            client,
+        })
+    }
+}
+
+/// Opens the session that LISTENs for the cluster's notifications.
+async fn listen(
+    url: &str,
+) -> Result<(Client, mpsc::UnboundedReceiver<Notification>), ClusterError> {
+    let (listener, notes) = connect(url).await?;
+    listener
+        .batch_execute(&format!(
+            "LISTEN {JOBS_CHANNEL}; LISTEN {RESULTS_CHANNEL}; LISTEN {FORGET_CHANNEL}; LISTEN {CONFIG_CHANNEL}"
+        ))
+        .await?;
+    Ok((listener, notes))
+}
+
+struct Claimer {
+    shared: Arc<Shared>,
+    url: String,
+    s: Session,
+    listener: Client,
     node: NodeHandle,
     poll: Duration,
     /// Tasks found without claimable work, with the time their next known job is due.
     drained: HashMap<String, Option<i64>>,
     published: Option<Published>,
-    /// When the claims were last renewed (or none were held).
+    /// When the last successful renewal was sent (or no claim was held): every claim this
+    /// node holds lasts at least a claim TTL from then, by the database's clock.
     renewed: Instant,
+    /// Past this long without a renewal the node gives its claims up (self-fencing).
+    fence_after: Duration,
+    /// Longest wait for one statement: a session that stalls (a network that drops
+    /// packets rather than connections) is replaced, and never holds up self-fencing.
+    io_limit: Duration,
+    /// The session stalled: open a new one.
+    broken: bool,
 }
 
 /// Connects the claimer's sessions and starts it.
@@ -50,30 +93,32 @@ pub(super) async fn spawn(
     cfg: &ClusterConfig,
     node: NodeHandle,
 ) -> Result<tokio::task::JoinHandle<()>, ClusterError> {
-    let (listener, notes) = connect(url).await?;
-    listener
-        .batch_execute(&format!(
-            "LISTEN {JOBS_CHANNEL}; LISTEN {RESULTS_CHANNEL}; LISTEN {FORGET_CHANNEL}; LISTEN {CONFIG_CHANNEL}"
-        ))
-        .await?;
-    let (client, _) = connect(url).await?;
-    // Prepared once: an unprepared query costs the database an extra round trip (and an
-    // extra transaction in its statistics) every time.
+    let (listener, notes) = listen(url).await?;
+    let ttl = Duration::from_millis(shared.ttl_ms as u64);
     let claimer = Claimer {
-        claim: client.prepare(sql::CLAIM).await?,
-        next_due: client.prepare(sql::NEXT_DUE).await?,
-        renew: client.prepare(sql::RENEW).await?,
-        publish: client.prepare(sql::PUBLISH_WORKERS).await?,
+        s: Session::open(url).await?,
+        url: url.to_string(),
         shared,
-        client,
-        _listener: listener,
+        listener,
         node,
         poll: cfg.poll_interval,
         drained: HashMap::new(),
         published: None,
         renewed: Instant::now(),
+        fence_after: fence_after(ttl),
+        io_limit: (ttl / 6).max(Duration::from_millis(50)),
+        broken: false,
     };
     Ok(tokio::spawn(claimer.run(notes)))
+}
+
+/// How long a node may go without renewing before it gives its claims up: a third of the
+/// TTL before they can expire. That third covers the workers' stop (the cancel reaches
+/// them at once over their streams) and clock-rate drift between this node and the
+/// database (a claim lasts a TTL by the database's clock from the renewal, which this node
+/// times from before it sent the renewal).
+pub(super) fn fence_after(ttl: Duration) -> Duration {
+    ttl * 2 / 3
 }
 
 impl Claimer {
@@ -81,14 +126,15 @@ impl Claimer {
         let mut last_poll = Instant::now();
         let mut last_renew = Instant::now();
         let renew_every = Duration::from_millis((self.shared.ttl_ms / 3).max(1) as u64);
+        let mut listening = true;
         loop {
             let tick = tokio::time::sleep(Duration::from_millis(5));
             tokio::select! {
-                n = notes.recv() => match n {
+                n = notes.recv(), if listening => match n {
                     Some(n) => self.note(n).await,
                     None => {
-                        tracing::error!("cluster notifications stopped; claiming by poll only");
-                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        tracing::error!("cluster notifications stopped; claiming by poll until the session is back");
+                        listening = false;
                     }
                 },
                 _ = tick => {}
@@ -96,19 +142,59 @@ impl Claimer {
             while let Ok(n) = notes.try_recv() {
                 self.note(n).await;
             }
-            if self.publish_workers().await.is_err() {
-                return; // the scheduler stopped
+            if self.renewed.elapsed() >= self.fence_after {
+                self.give_up();
+            }
+            if !listening || self.broken || self.s.client.is_closed() {
+                // Cut off (or the database restarted): try again at the poll's pace, and
+                // look at every task afresh once back, since notifications were missed.
+                if last_poll.elapsed() < Duration::from_millis(200) {
+                    continue;
+                }
+                last_poll = Instant::now();
+                if !listening {
+                    if let Ok(Ok((l, n))) = timeout(self.io_limit, listen(&self.url)).await {
+                        (self.listener, notes, listening) = (l, n, true);
+                        self.drained.clear();
+                    }
+                }
+                if self.broken || self.s.client.is_closed() {
+                    match timeout(self.io_limit, Session::open(&self.url)).await {
+                        Ok(Ok(s)) => {
+                            self.s = s;
+                            self.broken = false;
+                            self.published = None;
+                            self.drained.clear();
+                            tracing::warn!("cluster: claimer reconnected to PostgreSQL");
+                        }
+                        _ => continue,
+                    }
+                }
+            }
+            match timeout(self.io_limit, self.publish_workers()).await {
+                Ok(Err(_)) => return, // the scheduler stopped
+                Ok(Ok(())) => {}
+                Err(_) => {
+                    self.stalled();
+                    continue;
+                }
             }
             if last_renew.elapsed() >= renew_every {
                 last_renew = Instant::now();
-                self.renew().await;
+                if timeout(self.io_limit, self.renew()).await.is_err() {
+                    self.stalled();
+                    continue;
+                }
                 self.node.release_unserved();
-                if let Err(e) = self
-                    .client
-                    .execute(sql::NODE_SEEN, &[&self.shared.node])
-                    .await
-                {
-                    tracing::warn!(error = %db_err(e), "node heartbeat failed");
+                let node = [&self.shared.node as &(dyn tokio_postgres::types::ToSql + Sync)];
+                let seen = self.s.client.execute(sql::NODE_SEEN, &node);
+                match timeout(self.io_limit, seen).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %db_err(e), "node heartbeat failed"),
+                    Err(_) => {
+                        self.stalled();
+                        continue;
+                    }
                 }
             }
             if last_poll.elapsed() >= self.poll {
@@ -125,9 +211,16 @@ impl Claimer {
                 if self.drained.contains_key(&task) {
                     continue;
                 }
-                if let Err(e) = self.claim(&task, want).await {
-                    tracing::warn!(task, error = %e, "claim failed");
-                    self.drained.insert(task, None);
+                match timeout(self.io_limit, self.claim(&task, want)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(task, error = %e, "claim failed");
+                        self.drained.insert(task, None);
+                    }
+                    Err(_) => {
+                        self.stalled();
+                        break;
+                    }
                 }
             }
         }
@@ -151,7 +244,7 @@ impl Claimer {
             }
             RESULTS_CHANNEL => {
                 if let Ok(id) = n.payload().parse::<u64>() {
-                    deliver(&self.shared, id).await;
+                    let _ = timeout(self.io_limit, deliver(&self.shared, id)).await;
                 }
             }
             FORGET_CHANNEL => {
@@ -189,9 +282,10 @@ impl Claimer {
         let broadcast: Vec<bool> = now.0.iter().map(|(_, _, b)| *b).collect();
         let total = now.1 as i32;
         match self
+            .s
             .client
             .execute(
-                &self.publish,
+                &self.s.publish,
                 &[&self.shared.node, &tasks, &counts, &broadcast, &total],
             )
             .await
@@ -205,9 +299,10 @@ impl Claimer {
     async fn claim(&mut self, task: &str, want: u64) -> Result<(), Error> {
         let limit = (want * 2).clamp(1, MAX_CLAIM) as i64;
         let rows = self
+            .s
             .client
             .query(
-                &self.claim,
+                &self.s.claim,
                 &[
                     &self.shared.node,
                     &self.shared.ttl_ms,
@@ -238,8 +333,9 @@ impl Claimer {
         if got < limit {
             // Nothing more is due now: wait for news, the next known due time, or the poll.
             let next: Option<i64> = self
+                .s
                 .client
-                .query_one(&self.next_due, &[&task])
+                .query_one(&self.s.next_due, &[&task])
                 .await
                 .map_err(db_err)?
                 .get(0);
@@ -248,6 +344,43 @@ impl Claimer {
             self.drained.insert(task.to_string(), next);
         }
         Ok(())
+    }
+
+    fn stalled(&mut self) {
+        tracing::warn!(
+            limit_ms = self.io_limit.as_millis() as u64,
+            "cluster database did not answer in time; reopening the session"
+        );
+        self.broken = true;
+    }
+
+    /// Self-fencing: this node could not renew its claims for too long (cut off from the
+    /// database), so before they can expire and another node runs the jobs, it drops every
+    /// claim from its core: their workers are told to stop (CancelJob) and later reports are
+    /// refused. RunJob callers elsewhere keep waiting: the job runs again on some node.
+    fn give_up(&mut self) {
+        let ids: Vec<u64> = {
+            let mut v = self.shared.versions.lock().expect("poisoned");
+            let ids = v.keys().copied().collect();
+            v.clear();
+            ids
+        };
+        self.renewed = Instant::now();
+        if ids.is_empty() {
+            return;
+        }
+        {
+            let mut waited = self.shared.waited.lock().expect("poisoned");
+            for id in &ids {
+                waited.remove(id);
+            }
+        }
+        tracing::error!(
+            jobs = ids.len(),
+            after_ms = self.fence_after.as_millis() as u64,
+            "cannot renew claims: giving them up before they expire (workers told to stop)"
+        );
+        self.node.forget(ids);
     }
 
     /// Extends this node's claims; the ones that are no longer ours are dropped from the core.
@@ -260,9 +393,14 @@ impl Claimer {
             self.renewed = Instant::now();
             return;
         }
+        let sent = Instant::now();
         let rows = match self
+            .s
             .client
-            .query(&self.renew, &[&self.shared.node, &self.shared.ttl_ms, &ids])
+            .query(
+                &self.s.renew,
+                &[&self.shared.node, &self.shared.ttl_ms, &ids],
+            )
             .await
         {
             Ok(rows) => rows,
@@ -271,7 +409,8 @@ impl Claimer {
                 return;
             }
         };
-        self.renewed = Instant::now();
+        // Claims taken after `sent` were taken later still: timing from here is safe.
+        self.renewed = sent;
         let held: HashMap<u64, i64> = rows
             .iter()
             .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1)))

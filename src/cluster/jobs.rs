@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Client;
 
-use super::{connect, db_err, deliver, now_ms, publish_result, sql, ClusterError, Shared};
+use super::{db_err, deliver, now_ms, publish_result, sql, ClusterError, Shared};
 use crate::scheduler::actor::NodeHandle;
 use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
 use crate::scheduler::core::{SubmitReply, TaskStatus};
@@ -41,12 +41,15 @@ impl ClusterJobs {
         url: &str,
         node: NodeHandle,
     ) -> Result<ClusterJobs, ClusterError> {
-        let (client, _) = connect(url).await?;
-        let submit = client.prepare(sql::SUBMIT).await?;
+        let conn = super::Conn::open(url).await?;
         let (ordered, mut rx) = mpsc::unbounded_channel::<Ordered>();
         tokio::spawn(async move {
             while let Some((specs, reply)) = rx.recv().await {
-                let _ = reply.send(submit_batch(&client, &submit, &specs, false).await);
+                let r = match conn.get().await {
+                    Ok(c) => submit_batch(&c.client, &c.submit, &specs, false).await,
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(r);
             }
         });
         Ok(ClusterJobs {
@@ -63,8 +66,8 @@ impl ClusterJobs {
         spec: JobSpec,
         wait: bool,
     ) -> Result<(SubmitReply, Option<crate::scheduler::actor::ResultRx>), Error> {
-        let (c, st) = self.shared.pick();
-        let reply = submit_batch(c, st, std::slice::from_ref(&spec), wait)
+        let c = self.shared.conn().await?;
+        let reply = submit_batch(&c.client, &c.submit, std::slice::from_ref(&spec), wait)
             .await?
             .pop()
             .expect("one reply per job");
@@ -72,10 +75,10 @@ impl ClusterJobs {
             return Ok((reply, None));
         }
         if reply.running {
-            return Err(Error::FailedPrecondition(format!(
-                "job {}/{} is running on a node; its result goes to the RunJob that started it",
-                spec.task, spec.name
-            )));
+            return Err(Error::JobRunning {
+                task: spec.task,
+                name: spec.name,
+            });
         }
         let (tx, rx) = oneshot::channel();
         self.shared
@@ -96,7 +99,9 @@ impl ClusterJobs {
         }
         let row = self
             .shared
-            .client()
+            .conn()
+            .await?
+            .client
             .query_one(sql::HAS_WORKER, &[&task, &self.shared.ttl_ms])
             .await
             .map_err(db_err)?;
@@ -265,7 +270,8 @@ impl<'a> SpecArrays<'a> {
 /// ListJobs: one keyset query per state in listing order, each asking for one row more than
 /// the page still needs, so the last page is known to be the last.
 async fn list_jobs(shared: &Shared, q: &ListQuery) -> Result<JobPage, Error> {
-    let c = shared.client();
+    let live = shared.conn().await?;
+    let c = &live.client;
     let now = now_ms();
     let mut jobs: Vec<JobView> = Vec::new();
     for state in q.states() {
@@ -325,8 +331,8 @@ impl Backend for ClusterJobs {
     fn submit_many(&self, specs: Vec<JobSpec>) -> Fut<Vec<SubmitReply>> {
         let shared = self.shared.clone();
         Box::pin(async move {
-            let (c, st) = shared.pick();
-            submit_batch(c, st, &specs, false).await
+            let c = shared.conn().await?;
+            submit_batch(&c.client, &c.submit, &specs, false).await
         })
     }
 
@@ -346,10 +352,7 @@ impl Backend for ClusterJobs {
         let me = self.clone();
         Box::pin(async move {
             if !me.workers_anywhere(&spec.task).await? {
-                return Err(Error::FailedPrecondition(format!(
-                    "no worker for task {}",
-                    spec.task
-                )));
+                return Err(Error::NoWorker { task: spec.task });
             }
             let (reply, rx) = me.submit_one(spec, true).await?;
             match rx.ok_or(Error::ShuttingDown)?.await {
@@ -365,7 +368,9 @@ impl Backend for ClusterJobs {
         Box::pin(async move {
             let (id, task, name) = key_params(&key);
             let row = shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .query_opt(sql::REMOVE, &[&id, &task, &name])
                 .await
                 .map_err(db_err)?
@@ -386,7 +391,9 @@ impl Backend for ClusterJobs {
             let (id, task, name) = key_params(&key);
             let row = me
                 .shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .query_opt(sql::GET, &[&id, &task, &name])
                 .await
                 .map_err(db_err)?
@@ -420,13 +427,16 @@ impl Backend for ClusterJobs {
         let me = self.clone();
         Box::pin(async move {
             if me.workers_anywhere(&task).await? {
-                return Err(Error::FailedPrecondition(format!(
-                    "task {task:?} has registered worker(s) on some node; stop them before dropping it"
-                )));
+                return Err(Error::WorkersPresent {
+                    task,
+                    workers: None,
+                });
             }
             let row = me
                 .shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .query_one(sql::DROP_TASK, &[&task])
                 .await
                 .map_err(db_err)?;
@@ -441,7 +451,7 @@ impl Backend for ClusterJobs {
     fn status(&self, task: Option<String>) -> Fut<(Vec<TaskStatus>, TaskStatus)> {
         let shared = self.shared.clone();
         Box::pin(async move {
-            let c = shared.client();
+            let c = &shared.conn().await?.client;
             let rows = c
                 .query(sql::STATUS, &[&now_ms(), &task, &shared.ttl_ms])
                 .await
@@ -493,7 +503,9 @@ impl Backend for ClusterJobs {
         Box::pin(async move {
             let limit = limit.min(i64::MAX as usize) as i64;
             let rows = shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .query(sql::LIST_DEAD, &[&task, &limit])
                 .await
                 .map_err(db_err)?;
@@ -512,7 +524,9 @@ impl Backend for ClusterJobs {
         let shared = self.shared.clone();
         Box::pin(async move {
             let row = shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .query_one(sql::RETRY_DEAD, &[&task, &name, &now_ms()])
                 .await
                 .map_err(db_err)?;
@@ -524,7 +538,9 @@ impl Backend for ClusterJobs {
         let shared = self.shared.clone();
         Box::pin(async move {
             shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .execute(sql::PURGE_DEAD, &[&task, &name])
                 .await
                 .map_err(db_err)
@@ -536,7 +552,9 @@ impl Backend for ClusterJobs {
         Box::pin(async move {
             let (after, limit) = (after as i64, limit.min(i64::MAX as usize) as i64);
             let rows = shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .query(sql::DUMP_PAGE, &[&after, &limit])
                 .await
                 .map_err(db_err)?;
@@ -548,7 +566,9 @@ impl Backend for ClusterJobs {
         let shared = self.shared.clone();
         Box::pin(async move {
             shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .query_one(
                     sql::LOAD,
                     &[
@@ -583,7 +603,9 @@ impl Backend for ClusterJobs {
         Box::pin(async move {
             me.local.set_config(key.clone(), value).await?;
             me.shared
-                .client()
+                .conn()
+                .await?
+                .client
                 .execute(sql::ANNOUNCE_CONFIG, &[&key, &value.to_string()])
                 .await
                 .map_err(db_err)?;

@@ -32,7 +32,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
 pub use exec_lock::PgExecLock;
 pub use jobs::ClusterJobs;
@@ -91,12 +91,65 @@ const API_CONNECTIONS: usize = 4;
 
 type Waiters = HashMap<JobId, Vec<oneshot::Sender<Result<Bytes, String>>>>;
 
+/// A database session with the submit statement prepared on it.
+struct Live {
+    client: Client,
+    submit: tokio_postgres::Statement,
+}
+
+/// One pooled session, opened again when it broke (the database restarted, or this node
+/// was cut off and the network came back): a node recovers with its database.
+struct Conn {
+    url: String,
+    cur: Mutex<Arc<Live>>,
+    reopening: tokio::sync::Mutex<()>,
+}
+
+impl Conn {
+    async fn open(url: &str) -> Result<Conn, ClusterError> {
+        Ok(Conn {
+            url: url.to_string(),
+            cur: Mutex::new(Arc::new(Live::open(url).await?)),
+            reopening: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The session, reopened first if it broke.
+    async fn get(&self) -> Result<Arc<Live>, Error> {
+        let cur = self.cur.lock().expect("poisoned").clone();
+        if !cur.client.is_closed() {
+            return Ok(cur);
+        }
+        let _one = self.reopening.lock().await;
+        let cur = self.cur.lock().expect("poisoned").clone();
+        if !cur.client.is_closed() {
+            return Ok(cur);
+        }
+        let fresh = Arc::new(
+            Live::open(&self.url)
+                .await
+                .map_err(|e| Error::Store(e.to_string()))?,
+        );
+        tracing::warn!("cluster: reconnected to PostgreSQL");
+        *self.cur.lock().expect("poisoned") = fresh.clone();
+        Ok(fresh)
+    }
+}
+
+impl Live {
+    async fn open(url: &str) -> Result<Live, ClusterError> {
+        let client = connect(url).await?.0;
+        let submit = client.prepare(sql::SUBMIT).await?;
+        Ok(Live { client, submit })
+    }
+}
+
 /// What the claimer, the client API and the finished-job hook share.
 struct Shared {
     node: String,
     ttl_ms: i64,
-    /// Connections, each with the submit statement prepared on it.
-    clients: Vec<(Client, tokio_postgres::Statement)>,
+    /// Sessions the client API's statements are spread over.
+    conns: Vec<Conn>,
     next: AtomicUsize,
     /// The writer's fence: claimed job id → lease version.
     versions: Arc<Mutex<HashMap<JobId, i64>>>,
@@ -107,13 +160,10 @@ struct Shared {
 }
 
 impl Shared {
-    fn client(&self) -> &Client {
-        &self.pick().0
-    }
-
-    fn pick(&self) -> &(Client, tokio_postgres::Statement) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
-        &self.clients[i]
+    /// The next pooled session (round robin), reopened if it broke.
+    async fn conn(&self) -> Result<Arc<Live>, Error> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        self.conns[i].get().await
     }
 }
 
@@ -139,7 +189,7 @@ async fn connect(
     ),
     ClusterError,
 > {
-    let (client, mut conn) = tokio_postgres::connect(url, NoTls).await?;
+    let (client, mut conn) = crate::store::pg_tls::pg_config(url)?.connect().await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
@@ -207,16 +257,14 @@ impl Cluster {
         cfg: &ClusterConfig,
         fence: &Fence,
     ) -> Result<(Cluster, FinishedHook), ClusterError> {
-        let mut clients = Vec::new();
+        let mut conns = Vec::new();
         for _ in 0..API_CONNECTIONS {
-            let c = connect(url).await?.0;
-            let st = c.prepare(sql::SUBMIT).await?;
-            clients.push((c, st));
+            conns.push(Conn::open(url).await?);
         }
         let shared = Arc::new(Shared {
             node: cfg.node_id.clone(),
             ttl_ms: cfg.claim_ttl.as_millis().max(1) as i64,
-            clients,
+            conns,
             next: AtomicUsize::new(0),
             versions: fence.versions.clone(),
             waited: Mutex::new(HashSet::new()),
@@ -255,12 +303,16 @@ fn publish_result(shared: Arc<Shared>, id: JobId, result: Result<Bytes, String>)
         Err(e) => (false, e.into_bytes()),
     };
     tokio::spawn(async move {
-        let r = shared
-            .client()
-            .execute(sql::PUBLISH_RESULT, &[&(id as i64), &ok, &data])
-            .await;
+        let r = match shared.conn().await {
+            Ok(c) => c
+                .client
+                .execute(sql::PUBLISH_RESULT, &[&(id as i64), &ok, &data])
+                .await
+                .map_err(db_err),
+            Err(e) => Err(e),
+        };
         if let Err(e) = r {
-            tracing::error!(job = id, error = %db_err(e), "publishing a RunJob result failed");
+            tracing::error!(job = id, error = %e, "publishing a RunJob result failed");
         }
     });
 }
@@ -270,8 +322,9 @@ async fn deliver(shared: &Arc<Shared>, id: JobId) {
     if !shared.waiters.lock().expect("poisoned").contains_key(&id) {
         return;
     }
-    let row = shared
-        .client()
+    let Ok(c) = shared.conn().await else { return };
+    let row = c
+        .client
         .query_opt(
             "DELETE FROM results WHERE id = $1 RETURNING ok, data",
             &[&(id as i64)],

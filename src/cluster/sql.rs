@@ -167,7 +167,7 @@ pub const ANNOUNCE_CONFIG: &str = "SELECT pg_notify('taskhive_config', $1 || ' '
 /// ListJobs, one state at a time: task `$1`, name prefix `$2`, now `$3`, at most `$4` rows,
 /// after the page token's key (`$5`.. as each statement says). A job claimed by a live node
 /// is running (as in [`STATUS`]). For pending, scheduled and dead the keyset predicate is a
-/// row comparison on the columns of the index that serves the ORDER BY (migration 5), so a
+/// row comparison on the columns of the index that serves the ORDER BY (migration 6), so a
 /// page reads about a page of index entries. Running jobs have no index (one on `owner`
 /// would make every claim a non-HOT update): this one scans the task's live rows.
 pub const LIST_RUNNING: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority,

@@ -1,4 +1,4 @@
-//! One mapping from gRPC status codes to HTTP, and the JSON error body `{code, message}`.
+//! One mapping from gRPC status codes to HTTP, and the JSON error body `{code, reason, message}`.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -46,20 +46,25 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
-/// An error answered as `{"code": "...", "message": "..."}` with the mapped HTTP status.
+/// An error answered as `{"code": "...", "reason": "...", "message": "..."}` with the mapped
+/// HTTP status. `reason` is the scheduler's machine reason (`NO_WORKER`, `STALE_LEASE`, ...),
+/// or the code's name where there is no finer one.
 #[derive(Debug)]
 pub struct ApiError {
     /// gRPC code.
     pub code: Code,
+    /// Machine reason; `None` answers the code's name.
+    pub reason: Option<String>,
     /// Human-readable, starting with the offending field where there is one.
     pub message: String,
 }
 
 impl ApiError {
-    /// An error with a code and message.
+    /// An error with a code and message (its reason is the code's name).
     pub fn new(code: Code, message: impl Into<String>) -> Self {
         ApiError {
             code,
+            reason: None,
             message: message.into(),
         }
     }
@@ -67,19 +72,34 @@ impl ApiError {
 
 impl From<tonic::Status> for ApiError {
     fn from(s: tonic::Status) -> Self {
-        ApiError::new(s.code(), s.message())
+        ApiError {
+            code: s.code(),
+            reason: Some(crate::rpc::reason_of(&s)),
+            message: s.message().to_string(),
+        }
     }
 }
 
 impl From<crate::scheduler::Error> for ApiError {
     fn from(e: crate::scheduler::Error) -> Self {
-        tonic::Status::from(e).into()
+        ApiError {
+            code: crate::rpc::code_of(&e),
+            reason: Some(e.reason().to_string()),
+            message: e.to_string(),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "code": code_name(self.code), "message": self.message });
+        let reason = self
+            .reason
+            .unwrap_or_else(|| code_name(self.code).to_string());
+        let body = serde_json::json!({
+            "code": code_name(self.code),
+            "reason": reason,
+            "message": self.message,
+        });
         (http_status(self.code), axum::Json(body)).into_response()
     }
 }

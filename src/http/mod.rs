@@ -67,6 +67,7 @@ pub fn router(st: AppState) -> Router {
         .route("/ui/vendor/uPlot.min.css", get(ui::uplot_css))
         .route("/ui/exec", post(ui::exec))
         .route(crate::auth::WHOAMI, get(ui::whoami))
+        .route("/ui/report/{id}", get(ui::report))
         .route("/periodic/status/", get(p::bridge_status))
         .route("/periodic/submit/{func}/{job}/", post(p::bridge_submit))
         .route("/periodic/run/{func}/{job}/", post(p::bridge_run))
@@ -121,6 +122,7 @@ async fn not_found(req: Request) -> Response {
 async fn method_not_allowed(req: Request) -> Response {
     let body = serde_json::json!({
         "code": "METHOD_NOT_ALLOWED",
+        "reason": "METHOD_NOT_ALLOWED",
         "message": format!("{} is not allowed on {}", req.method(), req.uri().path()),
     });
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
@@ -157,6 +159,6 @@ async fn json_errors(req: Request, next: Next) -> Response {
         "" if status == StatusCode::PAYLOAD_TOO_LARGE => "body: over the size limit".to_string(),
         t => t.to_string(),
     };
-    let body = serde_json::json!({ "code": code, "message": message });
+    let body = serde_json::json!({ "code": code, "reason": code, "message": message });
     (status, axum::Json(body)).into_response()
 }

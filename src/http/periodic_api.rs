@@ -278,7 +278,11 @@ pub async fn bridge_submit(
     no_content(ok)
 }
 
-/// `POST /periodic/run/{func}/{job}/`: 200 with the result, 500 on no worker or failure.
+/// Header naming the machine reason of a bridge route's 500 (`NO_WORKER`, `JOB_FAILED`, ...).
+pub const REASON_HEADER: &str = "taskhive-reason";
+
+/// `POST /periodic/run/{func}/{job}/`: 200 with the result, 500 on no worker or failure
+/// (the reason in the `taskhive-reason` header).
 pub async fn bridge_run(
     State(st): State<AppState>,
     Path((func, name)): Path<(String, String)>,
@@ -291,8 +295,9 @@ pub async fn bridge_run(
     };
     match result {
         Ok((_, r)) => (StatusCode::OK, r).into_response(),
-        Err(_) => (
+        Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
+            [(REASON_HEADER, e.reason())],
             "Error: Job execution failed or timed out",
         )
             .into_response(),

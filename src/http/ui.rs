@@ -1,13 +1,15 @@
 //! The dashboard: `GET /ui` and its assets, compiled into the binary (no CDN, no build step),
 //! and `POST /ui/exec`, which starts a load execution like `/exec` and streams its progress as
-//! server-sent events so the page can chart rps and p50/p99 while the run goes on. Everything
-//! else the page shows comes from the existing JSON routes.
+//! server-sent events so the page can chart rps and p50/p99 while the run goes on, and
+//! `GET /ui/report/{id}`, an archived execution as the same self-contained HTML page
+//! `taskhive load report` writes. Everything else the page shows comes from the existing
+//! JSON routes.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -125,6 +127,18 @@ pub async fn exec(State(st): State<AppState>, body: Bytes) -> Response {
     match st.load.exec(opts).await {
         Ok(rx) => Sse::new(ReceiverStream::new(rx).map(|ev| Ok::<_, Infallible>(event(ev))))
             .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+            .into_response(),
+        Err(e) => ApiError::from(tonic::Status::from(e)).into_response(),
+    }
+}
+
+/// `GET /ui/report/{id}`: the archived execution's HTML report (404 as JSON when unknown).
+pub async fn report(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    match st.load.get_exec(id).await {
+        Ok((exec, _)) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            crate::load::html_report::render(&exec),
+        )
             .into_response(),
         Err(e) => ApiError::from(tonic::Status::from(e)).into_response(),
     }

@@ -104,7 +104,12 @@ impl Allow {
             .ok_or_else(|| format!("{uri}: no host"))?
             .trim_start_matches('[')
             .trim_end_matches(']');
-        let port = uri.port_u16().unwrap_or(80);
+        let default_port = if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        };
+        let port = uri.port_u16().unwrap_or(default_port);
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => tokio::net::lookup_host((host, port))
@@ -254,6 +259,10 @@ mod tests {
         assert!(a.check("http://192.168.1.5:81/").await.is_ok());
         assert!(a.check("http://192.168.1.5/").await.is_err());
         assert!(a.check("http://[::1]:9/").await.is_ok());
+        // https:// without a port is port 443, not 80.
+        let tls = Allow::parse("10.9.0.1:443").unwrap();
+        assert!(tls.check("https://10.9.0.1/").await.is_ok());
+        assert!(tls.check("http://10.9.0.1/").await.is_err());
         assert!(a.allows_name("API.test", 8080));
         assert!(!a.allows_name("api.test", 80));
         let e = a.check("http://127.0.0.1:9/").await.unwrap_err();

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::job::LoadJob;
+use super::stages::Ramp;
 use super::stats::{ExecStats, Sample, Snapshot};
 use crate::metrics::ExecMetrics;
 
@@ -61,6 +62,8 @@ pub struct Plan {
     pub n_swarm: u64,
     /// Arrival-rate mode.
     pub rate_per_sec: Option<f64>,
+    /// Stages: the ramp of active swarms (closed) or of the rate (arrival-rate mode).
+    pub ramp: Option<Ramp>,
 }
 
 impl Plan {
@@ -73,10 +76,15 @@ impl Plan {
                 .iter()
                 .map(|t| (t.sleep_min_msec, t.sleep_max_msec))
                 .collect(),
-            run_for: (job.run_for_sec > 0).then(|| Duration::from_secs(job.run_for_sec)),
+            run_for: (job.duration_sec() > 0).then(|| Duration::from_secs(job.duration_sec())),
             run_n: job.run_n,
             n_swarm: job.n_swarm,
             rate_per_sec: job.rate_per_sec,
+            // Closed stages start from one swarm; arrival-rate stages from rate_per_sec.
+            ramp: job
+                .stages
+                .as_deref()
+                .map(|st| Ramp::new(job.rate_per_sec.unwrap_or(1.0), st)),
         }
     }
 }
@@ -257,6 +265,25 @@ async fn closed_swarm<E: Executor>(
         if deadline.is_some_and(|d| now >= d) || abort.borrow().is_some() {
             return;
         }
+        if let Some(ramp) = &plan.ramp {
+            // Staged: swarm n runs only while the ramp has at least n swarms active.
+            let at = now - live.started;
+            if ramp.active_at(at) < swarm_id {
+                let Some(from) = ramp.first_time_active(swarm_id, at) else {
+                    return;
+                };
+                // At least a tick ahead, so float rounding cannot spin this loop.
+                let mut until = live.started + from.max(at + Duration::from_millis(1));
+                if let Some(d) = deadline {
+                    until = until.min(d);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => {}
+                    _ = abort.wait_for(Option::is_some) => return,
+                }
+                continue;
+            }
+        }
         let task = picker.pick(&mut rng);
         let a = exec
             .execute(Invocation {
@@ -295,7 +322,8 @@ async fn closed_swarm<E: Executor>(
     }
 }
 
-/// Open model: slot k is due at start + k / rate, whoever is free takes it, and when no swarm
+/// Open model: slot k is due at start + k / rate (with stages, when the ramped rate's
+/// integral reaches it), whoever is free takes it, and when no swarm
 /// was free at its due time its latency counts from then, so time spent waiting behind a
 /// slow task is not hidden.
 #[allow(clippy::too_many_arguments)]
@@ -318,7 +346,15 @@ async fn open_swarm<E: Executor>(
         if total > 0 && k >= total {
             return;
         }
-        let due = live.started + Duration::from_secs_f64(k as f64 / rate);
+        let offset = match &plan.ramp {
+            // Past the stages' last arrival: nothing more to start.
+            Some(ramp) => match ramp.due(k) {
+                Some(d) => d,
+                None => return,
+            },
+            None => Duration::from_secs_f64(k as f64 / rate),
+        };
+        let due = live.started + offset;
         if deadline.is_some_and(|d| due >= d) || abort.borrow().is_some() {
             return;
         }

@@ -22,7 +22,15 @@ pub enum Error {
         /// Its job.
         name: String,
     },
-    /// The job cannot run now (a remote task class has no worker).
+    /// A remote task class has no worker.
+    #[error("{}", no_worker(field.as_deref(), task))]
+    NoWorker {
+        /// Where the class is named in the job (`tasks[1].task_class`), when known.
+        field: Option<String>,
+        /// The task (remote class) without a worker.
+        task: String,
+    },
+    /// The job cannot run now for another reason.
     #[error("{0}")]
     FailedPrecondition(String),
     /// A target is outside the load-target allow-list (`--load-allow`).
@@ -36,7 +44,51 @@ pub enum Error {
     ShuttingDown,
 }
 
+fn no_worker(field: Option<&str>, task: &str) -> String {
+    match field {
+        Some(f) => format!("{f}: no worker for task {task}"),
+        None => format!("no worker for task {task}"),
+    }
+}
+
 impl Error {
+    /// The stable machine reason, as `crate::scheduler::Error::reason` (`EXEC_BUSY` is the
+    /// runner's own); carried in `google.rpc.ErrorInfo` and the JSON face's `reason`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            Error::NotFound(_) => "NOT_FOUND",
+            Error::Busy { .. } => "EXEC_BUSY",
+            Error::NoWorker { .. } => "NO_WORKER",
+            Error::FailedPrecondition(_) => "FAILED_PRECONDITION",
+            Error::PermissionDenied(_) => "PERMISSION_DENIED",
+            Error::Store(_) => "STORE_UNAVAILABLE",
+            Error::ShuttingDown => "SHUTTING_DOWN",
+        }
+    }
+
+    /// The data the reason carries: `field`, `task`, `exec_id`, `name`.
+    pub fn metadata(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Error::InvalidArgument { field, .. } => vec![("field", field.clone())],
+            Error::Busy { exec_id, name } => {
+                vec![("exec_id", exec_id.clone()), ("name", name.clone())]
+            }
+            Error::NoWorker { field, task } => {
+                let mut m = vec![("task", task.clone())];
+                if let Some(f) = field {
+                    m.push(("field", f.clone()));
+                }
+                m
+            }
+            Error::NotFound(_)
+            | Error::FailedPrecondition(_)
+            | Error::PermissionDenied(_)
+            | Error::Store(_)
+            | Error::ShuttingDown => Vec::new(),
+        }
+    }
+
     /// Shorthand for an invalid field.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {
@@ -58,6 +110,7 @@ impl From<crate::scheduler::Error> for Error {
         match e {
             S::ShuttingDown => Error::ShuttingDown,
             S::Store(s) => Error::Store(s),
+            S::NoWorker { task } => Error::NoWorker { field: None, task },
             other => Error::FailedPrecondition(other.to_string()),
         }
     }

@@ -1,4 +1,4 @@
-//! Built-in HTTP task classes and the pooled HTTP/1 client they (and webhooks) use.
+//! Built-in HTTP task classes and the pooled HTTP(S) client they (and webhooks) use.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -13,6 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use super::allow::{Allow, GuardedConnector};
 use super::engine::Attempt;
 use super::template::Template;
+use super::tls::Trust;
 
 /// The generic class: GET the task's host.
 pub const HTTP_GET: &str = "http.get";
@@ -40,6 +42,8 @@ pub struct HttpTaskDef {
     pub expect_status: Vec<u16>,
     /// Time limit of one request.
     pub timeout: Duration,
+    /// Accept any certificate (tasks file; needs `serve --load-insecure-tls`).
+    pub insecure_skip_verify: bool,
 }
 
 impl HttpTaskDef {
@@ -53,6 +57,7 @@ impl HttpTaskDef {
             body: Template::parse(""),
             expect_status: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
+            insecure_skip_verify: false,
         }
     }
 
@@ -97,7 +102,12 @@ impl HttpTaskDef {
             Ok(r) => r,
             Err(e) => return fail(e.to_string()),
         };
-        match client.send(req, self.timeout).await {
+        let sent = if self.insecure_skip_verify {
+            client.send_unverified(req, self.timeout).await
+        } else {
+            client.send(req, self.timeout).await
+        };
+        match sent {
             Ok(reply) if self.succeeded(reply.status) => Attempt {
                 is_success: true,
                 request_context: format!("{} {} {url}", reply.status, self.method),
@@ -136,10 +146,16 @@ pub struct HttpReply {
     pub body_head: String,
 }
 
-/// A cloneable HTTP/1 client over one connection pool.
+type Pool = Client<HttpsConnector<GuardedConnector>, Full<Bytes>>;
+
+/// A cloneable HTTP and HTTPS client over one connection pool (one more, unverified, for
+/// classes with `insecure_skip_verify`). HTTPS connections offer ALPN h2 and http/1.1, so a
+/// target that speaks HTTP/2 gets it; connections are kept, so a TLS handshake is paid once
+/// per connection, not per task.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<GuardedConnector, Full<Bytes>>,
+    verified: Pool,
+    unverified: Option<Pool>,
 }
 
 impl Default for HttpClient {
@@ -149,16 +165,36 @@ impl Default for HttpClient {
 }
 
 impl HttpClient {
-    /// A client with keep-alive connections and Nagle off (latency is what is measured),
-    /// connecting only where `allow` permits.
+    /// A client trusting the web PKI and system roots, connecting only where `allow` permits.
     pub fn new(allow: std::sync::Arc<Allow>) -> Self {
+        Self::with_trust(allow, Trust::system())
+    }
+
+    /// A client with keep-alive connections and Nagle off (latency is what is measured),
+    /// connecting only where `allow` permits, trusting what `trust` says.
+    pub fn with_trust(allow: std::sync::Arc<Allow>, trust: Trust) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(GuardedConnector::new(connector, allow));
-        HttpClient { client }
+        // The TLS layer hands https:// URIs down; the guarded connector dials plain TCP.
+        connector.enforce_http(false);
+        // TLS sits on top of the guard: the allow-list judges the address dialled, while
+        // SNI and certificate checks use the URL's host name.
+        let guarded = GuardedConnector::new(connector, allow);
+        let pool = |tls| {
+            let https = HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_or_http()
+                .enable_all_versions()
+                .wrap_connector(guarded.clone());
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build(https)
+        };
+        HttpClient {
+            verified: pool(trust.verified),
+            unverified: trust.insecure.map(pool),
+        }
     }
 
     /// Sends `req` and reads the whole response within `timeout`; the body is drained so the
@@ -168,8 +204,28 @@ impl HttpClient {
         req: Request<Full<Bytes>>,
         timeout: Duration,
     ) -> Result<HttpReply, String> {
+        Self::exchange(&self.verified, req, timeout).await
+    }
+
+    /// Like `send`, accepting any server certificate; refused unless the server permits it.
+    async fn send_unverified(
+        &self,
+        req: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<HttpReply, String> {
+        match &self.unverified {
+            Some(pool) => Self::exchange(pool, req, timeout).await,
+            None => Err("insecure_skip_verify needs serve --load-insecure-tls".into()),
+        }
+    }
+
+    async fn exchange(
+        pool: &Pool,
+        req: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<HttpReply, String> {
         let exchange = async {
-            let resp = self.client.request(req).await.map_err(describe)?;
+            let resp = pool.request(req).await.map_err(describe)?;
             let status = resp.status().as_u16();
             let mut body = resp.into_body();
             let mut head = Vec::new();
@@ -205,7 +261,8 @@ impl HttpClient {
     }
 }
 
-/// The error with its causes: hyper's top-level message alone is often just "client error".
+/// The error with its causes: hyper's top-level message alone is often just "client error",
+/// and a TLS failure ("invalid peer certificate: UnknownIssuer") is a few causes down.
 fn describe(e: impl std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cause = e.source();

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::error::Error;
 use super::fields::{self, Fields};
+use super::stages::Stage;
 
 /// Longest job or task class name, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
@@ -54,9 +55,14 @@ pub struct LoadJob {
     pub run_n: u64,
     /// Concurrent swarms.
     pub n_swarm: u64,
-    /// Arrival-rate mode: tasks started per second across all swarms.
+    /// Arrival-rate mode: tasks started per second across all swarms (with stages, the
+    /// starting rate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_per_sec: Option<f64>,
+    /// Ramps in place of a fixed run_for_sec: of active swarms (closed model) or of the
+    /// arrival rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<Stage>>,
 }
 
 impl LoadJob {
@@ -69,13 +75,21 @@ impl LoadJob {
     pub fn planned_n(&self) -> u64 {
         self.run_n.saturating_mul(self.n_swarm)
     }
+
+    /// How long a run lasts at most: the stages' total, else run_for_sec (0 = no limit).
+    pub fn duration_sec(&self) -> u64 {
+        match &self.stages {
+            Some(st) => st.iter().map(|s| s.duration_sec).sum(),
+            None => self.run_for_sec,
+        }
+    }
 }
 
 /// What a job is checked against when saved.
 pub struct Rules<'a> {
     /// Task classes that exist now (built-in and remote with a worker).
     pub known: &'a [String],
-    /// Whether a class is a built-in HTTP class (these need an `http://` host).
+    /// Whether a class is a built-in HTTP class (these need an `http://` or `https://` host).
     pub is_http: &'a dyn Fn(&str) -> bool,
     /// Most swarms a job may ask for.
     pub max_swarms: u64,
@@ -89,7 +103,9 @@ const JOB_FIELDS: &[&str] = &[
     "run_n",
     "n_swarm",
     "rate_per_sec",
+    "stages",
 ];
+const STAGE_FIELDS: &[&str] = &["duration_sec", "target"];
 const TASK_FIELDS: &[&str] = &[
     "task_class",
     "weight",
@@ -114,8 +130,9 @@ pub fn check_name(field: &str, v: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks an absolute URL (scheme and host); `http_only` also refuses every scheme but http.
-pub fn check_url(field: &str, v: &str, http_only: bool) -> Result<http::Uri, Error> {
+/// Checks an absolute URL (scheme and host); `web_only` also refuses every scheme but http
+/// and https.
+pub fn check_url(field: &str, v: &str, web_only: bool) -> Result<http::Uri, Error> {
     let uri: http::Uri = v
         .parse()
         .map_err(|e| Error::invalid(field, format!("{v:?} is not a URL: {e}")))?;
@@ -125,10 +142,10 @@ pub fn check_url(field: &str, v: &str, http_only: bool) -> Result<http::Uri, Err
             format!("{v:?} is not an absolute URL (scheme://host[:port][/path])"),
         ));
     };
-    if http_only && scheme != "http" {
+    if web_only && scheme != "http" && scheme != "https" {
         return Err(Error::invalid(
             field,
-            format!("{v:?}: only http:// is supported here (no TLS)"),
+            format!("{v:?}: only http:// and https:// are supported here"),
         ));
     }
     Ok(uri)
@@ -160,25 +177,52 @@ pub fn parse_job(v: &Value, rules: &Rules<'_>) -> Result<LoadJob, Error> {
     }
     let run_for_sec = f.uint("run_for_sec", 0, MAX_RUN_FOR_SEC)?;
     let run_n = f.uint("run_n", 0, i64::MAX as u64)?;
-    if run_for_sec == 0 && run_n == 0 {
+    let rate_per_sec = f.number("rate_per_sec")?;
+    let stages = parse_stages(&f, rate_per_sec.is_some())?;
+    if stages.is_some() && run_for_sec > 0 {
+        return Err(Error::invalid(
+            "run_for_sec",
+            "a job with stages lasts the stages' total; leave run_for_sec out",
+        ));
+    }
+    if run_for_sec == 0 && run_n == 0 && stages.is_none() {
         return Err(Error::invalid(
             "run_for_sec",
             "a job needs run_for_sec or run_n (or both) > 0, else it would never stop",
         ));
     }
-    let n_swarm = f.uint("n_swarm", 1, u64::MAX)?;
+    // Closed model with stages: n_swarm is the most swarms a stage may ask for, and defaults
+    // to the highest target.
+    let ramps_swarms = stages.as_deref().filter(|_| rate_per_sec.is_none());
+    let default_swarms = ramps_swarms.map_or(1, |st| {
+        st.iter().map(|s| s.target).max().unwrap_or(1).max(1)
+    });
+    let n_swarm = f.uint("n_swarm", default_swarms, u64::MAX)?;
     if n_swarm == 0 || n_swarm > rules.max_swarms {
         return Err(Error::invalid(
             "n_swarm",
             format!("{n_swarm} must be between 1 and {}", rules.max_swarms),
         ));
     }
-    let rate_per_sec = f.number("rate_per_sec")?;
+    if let Some((i, s)) = ramps_swarms
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .find(|(_, s)| s.target > n_swarm)
+    {
+        return Err(Error::invalid(
+            format!("stages[{i}].target"),
+            format!("{} swarms is more than n_swarm {n_swarm}", s.target),
+        ));
+    }
     if let Some(r) = rate_per_sec {
-        if !(r > 0.0 && r <= MAX_RATE_PER_SEC) {
+        // A staged rate may start from 0 and ramp up.
+        let least_ok = if stages.is_some() { r >= 0.0 } else { r > 0.0 };
+        if !(least_ok && r <= MAX_RATE_PER_SEC) {
+            let floor = if stages.is_some() { ">= 0" } else { "> 0" };
             return Err(Error::invalid(
                 "rate_per_sec",
-                format!("{r} must be > 0 and at most {MAX_RATE_PER_SEC}"),
+                format!("{r} must be {floor} and at most {MAX_RATE_PER_SEC}"),
             ));
         }
     }
@@ -216,7 +260,51 @@ pub fn parse_job(v: &Value, rules: &Rules<'_>) -> Result<LoadJob, Error> {
         run_n,
         n_swarm,
         rate_per_sec,
+        stages,
     })
+}
+
+/// `stages`: each `{duration_sec > 0, target}`; a target is swarms in the closed model and
+/// tasks per second in arrival-rate mode (`rate`).
+fn parse_stages(f: &Fields<'_>, rate: bool) -> Result<Option<Vec<Stage>>, Error> {
+    let Some(items) = f.array("stages")? else {
+        return Ok(None);
+    };
+    if items.is_empty() {
+        return Err(Error::invalid("stages", "must list at least one stage"));
+    }
+    let max_target = if rate {
+        MAX_RATE_PER_SEC as u64
+    } else {
+        u64::MAX
+    };
+    let mut total = 0u64;
+    let mut stages = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let s = Fields::new(format!("stages[{i}]"), item)?;
+        s.only(STAGE_FIELDS)?;
+        for key in STAGE_FIELDS {
+            if s.get(key).is_none() {
+                return Err(Error::invalid(s.path(key), "is required"));
+            }
+        }
+        let duration_sec = s.uint("duration_sec", 0, MAX_RUN_FOR_SEC)?;
+        if duration_sec == 0 {
+            return Err(Error::invalid(s.path("duration_sec"), "0 must be > 0"));
+        }
+        total += duration_sec;
+        if total > MAX_RUN_FOR_SEC {
+            return Err(Error::invalid(
+                "stages",
+                format!("last {total} s in all; at most {MAX_RUN_FOR_SEC} allowed"),
+            ));
+        }
+        stages.push(Stage {
+            duration_sec,
+            target: s.uint("target", 0, max_target)?,
+        });
+    }
+    Ok(Some(stages))
 }
 
 fn parse_task(

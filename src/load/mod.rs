@@ -12,14 +12,17 @@ pub mod engine;
 pub mod error;
 pub mod exec_request;
 pub mod fields;
+pub mod html_report;
 pub mod http;
 pub mod job;
 pub mod remote;
 pub mod report;
 pub mod runner;
+pub mod stages;
 pub mod stats;
 pub mod tasks_file;
 pub mod template;
+pub mod tls;
 
 pub use error::Error;
 pub use runner::LoadRunner;

@@ -149,6 +149,9 @@ pub struct JobExec {
     pub rps: f64,
     /// Per second of the run.
     pub timeline: Vec<TimelinePoint>,
+    /// The job's stages, when it ramps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<crate::load::stages::Stage>>,
 }
 
 impl JobExec {

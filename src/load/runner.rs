@@ -48,7 +48,7 @@ pub struct Progress {
     pub rps: f64,
     /// run_n × n_swarm (0 = no count limit).
     pub planned_n: u64,
-    /// The job's time limit.
+    /// The job's time limit (with stages, their total).
     pub run_for_sec: u64,
 }
 
@@ -129,6 +129,8 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     /// Cluster mode: the lock that makes one execution at a time cluster-wide.
     pub exec_lock: Option<Arc<dyn ExecLock>>,
+    /// What https:// targets and webhooks are checked against.
+    pub trust: super::tls::Trust,
 }
 
 impl LoadRunner {
@@ -145,7 +147,7 @@ impl LoadRunner {
                 }
             }
         }
-        let http = HttpClient::new(Arc::new(p.cfg.allow.clone()));
+        let http = HttpClient::with_trust(Arc::new(p.cfg.allow.clone()), p.trust);
         LoadRunner {
             inner: Arc::new(Inner {
                 cfg: p.cfg,
@@ -297,9 +299,10 @@ impl LoadRunner {
             for (n, class) in classes.iter().enumerate() {
                 if let TaskClass::Remote(name) = class {
                     if !remote.contains(name) {
-                        return Err(Error::FailedPrecondition(format!(
-                            "tasks[{n}].task_class: no worker for task {name}"
-                        )));
+                        return Err(Error::NoWorker {
+                            field: Some(format!("tasks[{n}].task_class")),
+                            task: name.clone(),
+                        });
                     }
                 }
             }
@@ -489,7 +492,7 @@ impl Run {
             so_far: self.live.snapshot(),
             rps,
             planned_n: self.job.planned_n(),
-            run_for_sec: self.job.run_for_sec,
+            run_for_sec: self.job.duration_sec(),
         }
     }
 

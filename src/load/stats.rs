@@ -329,6 +329,7 @@ impl ExecStats {
                     p99_usec: s.p99,
                 })
                 .collect(),
+            stages: job.stages.clone(),
         }
     }
 }
@@ -358,6 +359,7 @@ mod tests {
             run_n: 1,
             n_swarm: 1,
             rate_per_sec: None,
+            stages: None,
         }
     }
 

@@ -8,6 +8,8 @@
 //! body = '{"mc": "{{sc_mc}}"}'    # default empty
 //! expect_status = [200, 201]      # or one code; default any 2xx
 //! timeout_ms = 30000              # default 30000
+//! insecure_skip_verify = false    # https: accept any certificate; needs
+//!                                 # serve --load-insecure-tls
 //! [task.headers]
 //! content-type = "application/json"
 //! ```
@@ -42,6 +44,8 @@ struct Entry {
     body: Option<String>,
     expect_status: Option<Statuses>,
     timeout_ms: Option<u64>,
+    #[serde(default)]
+    insecure_skip_verify: bool,
 }
 
 #[derive(Deserialize)]
@@ -120,9 +124,25 @@ pub fn parse(text: &str) -> Result<Vec<HttpTaskDef>, Error> {
             body: Template::parse(&e.body.unwrap_or_default()),
             expect_status,
             timeout,
+            insecure_skip_verify: e.insecure_skip_verify,
         });
     }
     Ok(defs)
+}
+
+/// Refuses classes with `insecure_skip_verify` unless the server permits unverified TLS, so
+/// skipping verification always takes two deliberate settings.
+pub fn check_insecure(defs: &[HttpTaskDef], permitted: bool, file: &Path) -> Result<(), Error> {
+    match defs.iter().position(|d| d.insecure_skip_verify) {
+        Some(i) if !permitted => Err(Error::invalid(
+            format!("{} task[{i}].insecure_skip_verify", file.display()),
+            format!(
+                "class {:?} asks to skip certificate verification; start the server with --load-insecure-tls to permit it",
+                defs[i].name
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +177,24 @@ expect_status = 200
             ["sc_mc", "sc_mc", "sc_mc"]
         );
         assert_eq!(defs[1].method, Method::GET);
+        assert!(!defs[0].insecure_skip_verify);
+    }
+
+    #[test]
+    fn skipping_verification_needs_the_server_flag() {
+        let defs =
+            parse("[[task]]\nname = \"a\"\n[[task]]\nname = \"b\"\ninsecure_skip_verify = true")
+                .unwrap();
+        assert!(defs[1].insecure_skip_verify);
+        let e = check_insecure(&defs, false, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.toml task[1].insecure_skip_verify: class \"b\""),
+            "{e}"
+        );
+        assert!(e.contains("--load-insecure-tls"), "{e}");
+        assert!(check_insecure(&defs, true, Path::new("t.toml")).is_ok());
     }
 
     #[test]

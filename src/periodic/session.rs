@@ -16,9 +16,9 @@ use super::frame;
 use crate::config::Limits;
 use crate::pb;
 use crate::rpc::convert::submit_spec;
-use crate::scheduler::actor::JobEvent;
+use crate::scheduler::actor::{JobEvent, ToWorker};
 use crate::scheduler::job::{JobKey, JobView, LeaseId, Outcome, WorkerId};
-use crate::scheduler::{Error, SchedulerHandle};
+use crate::scheduler::{Error, SchedulerHandle, Stale};
 
 /// What every connection shares.
 #[derive(Clone)]
@@ -35,7 +35,7 @@ struct Session {
     face: Face,
     out: mpsc::UnboundedSender<Bytes>,
     worker: Option<WorkerId>,
-    jobs_tx: mpsc::UnboundedSender<JobView>,
+    jobs_tx: mpsc::UnboundedSender<ToWorker>,
     slots: HashSet<Msgid>,
     free: VecDeque<Msgid>,
     waiting: VecDeque<JobView>,
@@ -102,7 +102,9 @@ where
                     s.request(&payload).await;
                 }
             }
-            Some(job) = jobs_rx.recv() => s.assign(job),
+            // Periodic has no cancel: a cancelled job's late report is answered as for a
+            // removed job.
+            Some(m) = jobs_rx.recv() => if let ToWorker::Job(job) = m { s.assign(job) },
         }
     }
     if let Some(w) = s.worker {
@@ -121,7 +123,7 @@ impl Session {
         match r {
             Ok(()) => self.send(msgid, code::SUCCESS, &[]),
             Err(e) => {
-                tracing::debug!(error = %e, "periodic request refused");
+                tracing::debug!(reason = e.reason(), error = %e, "periodic request refused");
                 self.send(msgid, code::UNKNOWN, &[]);
             }
         }
@@ -156,7 +158,7 @@ impl Session {
                         Err(_) => reply(msgid, code::UNKNOWN, &[]),
                         Ok(spec) => match h.run_job(spec).await {
                             Ok((_, result)) => reply(msgid, code::DATA, &result),
-                            Err(Error::FailedPrecondition(_)) => reply(msgid, code::NO_WORKER, &[]),
+                            Err(Error::NoWorker { .. }) => reply(msgid, code::NO_WORKER, &[]),
                             Err(_) => reply(msgid, code::DATA, b"failed"),
                         },
                     };
@@ -364,10 +366,10 @@ impl Session {
 }
 
 fn stale(h: &Handle) -> Error {
-    Error::FailedPrecondition(format!(
-        "job {}:{} is not held by this worker",
-        h.func, h.name
-    ))
+    Error::StaleLease(Stale::NotHeldByWorker {
+        task: h.func.clone(),
+        name: h.name.clone(),
+    })
 }
 
 /// STATUS body: `func,workers,jobs,processing,locked,sched_at` per line.

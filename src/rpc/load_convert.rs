@@ -45,6 +45,14 @@ pub fn job_value(j: pb::LoadJob) -> Value {
     if let Some(r) = j.rate_per_sec {
         m.insert("rate_per_sec".into(), json!(r));
     }
+    if !j.stages.is_empty() {
+        let stages: Vec<Value> = j
+            .stages
+            .iter()
+            .map(|s| json!({"duration_sec": s.duration_sec, "target": s.target}))
+            .collect();
+        m.insert("stages".into(), Value::Array(stages));
+    }
     Value::Object(m)
 }
 
@@ -71,6 +79,15 @@ pub fn job_pb(j: &LoadJob) -> pb::LoadJob {
         n_swarm: Some(j.n_swarm as i64),
         rate_per_sec: j.rate_per_sec,
         json: j.to_json(),
+        stages: j
+            .stages
+            .iter()
+            .flatten()
+            .map(|s| pb::LoadStage {
+                duration_sec: s.duration_sec as i64,
+                target: s.target as i64,
+            })
+            .collect(),
     }
 }
 

@@ -6,8 +6,12 @@ pub mod load_convert;
 pub mod scheduler;
 pub mod submit_stream;
 
-use tonic::{Code, Status};
+use std::collections::HashMap;
 
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::scheduler::error::REASON_DOMAIN;
 use crate::scheduler::Error;
 
 /// The gRPC code for each scheduler error; the HTTP face maps these codes in turn.
@@ -15,17 +19,38 @@ pub fn code_of(e: &Error) -> Code {
     match e {
         Error::InvalidArgument { .. } => Code::InvalidArgument,
         Error::NotFound(_) => Code::NotFound,
-        Error::FailedPrecondition(_) => Code::FailedPrecondition,
+        Error::NoWorker { .. }
+        | Error::StaleLease(_)
+        | Error::WorkersPresent { .. }
+        | Error::WorkerAttached { .. }
+        | Error::JobRunning { .. } => Code::FailedPrecondition,
         Error::JobFailed(_) => Code::Aborted,
         Error::ResourceExhausted(_) => Code::ResourceExhausted,
         Error::Store(_) | Error::ShuttingDown => Code::Unavailable,
     }
 }
 
+/// The status of a scheduler error: its code, its message, and in the details a
+/// `google.rpc.ErrorInfo` with the reason (`Error::reason`), domain `taskhive` and the
+/// variant's data as metadata.
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
-        Status::new(code_of(&e), e.to_string())
+        let details = ErrorDetails::with_error_info(e.reason(), REASON_DOMAIN, kv(e.metadata()));
+        Status::with_error_details(code_of(&e), e.to_string(), details)
     }
+}
+
+fn kv(m: Vec<(&'static str, String)>) -> HashMap<String, String> {
+    m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// The reason of a failed call: its `google.rpc.ErrorInfo` reason when the status carries
+/// one, else the code's name (`UNAUTHENTICATED`, `UNAVAILABLE`, ...), so every error has one.
+pub fn reason_of(s: &Status) -> String {
+    s.get_details_error_info()
+        .map(|i| i.reason)
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| crate::http::error::code_name(s.code()).to_string())
 }
 
 /// Metadata key naming the running execution when an Exec is refused as busy.
@@ -39,7 +64,7 @@ pub fn load_code_of(e: &crate::load::Error) -> Code {
         L::InvalidArgument { .. } => Code::InvalidArgument,
         L::NotFound(_) => Code::NotFound,
         L::Busy { .. } => Code::Aborted,
-        L::FailedPrecondition(_) => Code::FailedPrecondition,
+        L::NoWorker { .. } | L::FailedPrecondition(_) => Code::FailedPrecondition,
         L::PermissionDenied(_) => Code::PermissionDenied,
         L::Store(_) | L::ShuttingDown => Code::Unavailable,
     }
@@ -47,7 +72,8 @@ pub fn load_code_of(e: &crate::load::Error) -> Code {
 
 impl From<crate::load::Error> for Status {
     fn from(e: crate::load::Error) -> Self {
-        let mut s = Status::new(load_code_of(&e), e.to_string());
+        let details = ErrorDetails::with_error_info(e.reason(), REASON_DOMAIN, kv(e.metadata()));
+        let mut s = Status::with_error_details(load_code_of(&e), e.to_string(), details);
         if let crate::load::Error::Busy { exec_id, .. } = &e {
             if let Ok(v) = exec_id.parse() {
                 s.metadata_mut().insert(RUNNING_EXEC_KEY, v);

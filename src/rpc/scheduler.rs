@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::convert::*;
 use crate::config::Limits;
 use crate::pb::{self, scheduler_server::Scheduler};
+use crate::scheduler::actor::ToWorker;
 use crate::scheduler::job::{JobState, LeaseId, WorkerId};
 use crate::scheduler::{Error, SchedulerHandle};
 
@@ -228,9 +229,7 @@ impl Scheduler for SchedulerService {
         let now = self.h.clock().now_ms();
         let spec = submit_spec(req.into_inner(), &self.limits, now, true)?;
         if !self.h.has_worker(spec.task.clone()).await? {
-            return Err(
-                Error::FailedPrecondition(format!("no worker for task {}", spec.task)).into(),
-            );
+            return Err(Error::NoWorker { task: spec.task }.into());
         }
         // Watch first, so no chunk sent before the submit lands can be missed.
         let rx = self.h.watch(spec.task.clone(), spec.name.clone());
@@ -423,9 +422,14 @@ impl Scheduler for SchedulerService {
             h: self.h.clone(),
             worker,
         };
-        let stream = UnboundedReceiverStream::new(rx).map(move |v| {
+        // GrabJob streams jobs only: a cancelled lease's report is refused, which is all
+        // this older stream can be told.
+        let stream = UnboundedReceiverStream::new(rx).filter_map(move |m| {
             let _held = &guard;
-            Ok(view_pb(v))
+            std::future::ready(match m {
+                ToWorker::Job(v) => Some(Ok(view_pb(v))),
+                ToWorker::Cancel { .. } => None,
+            })
         });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -489,15 +493,23 @@ impl Scheduler for SchedulerService {
             // Results are applied in order at once; their acks follow as their commits land.
             let mut acks = FuturesUnordered::new();
             let ack = |lease_id: LeaseId, r: Result<(), Error>| {
+                let (error, reason) = match r {
+                    Ok(()) => (String::new(), String::new()),
+                    Err(e) => (e.to_string(), e.reason().to_string()),
+                };
                 Out::Ack(pb::ResultAck {
                     lease_id,
-                    error: r.err().map(|e| e.to_string()).unwrap_or_default(),
+                    error,
+                    reason,
                 })
             };
             loop {
                 tokio::select! {
                     job = jobs.recv() => match job {
-                        Some(v) => if !send(Out::Job(view_pb(v))) { break },
+                        Some(ToWorker::Job(v)) => if !send(Out::Job(view_pb(v))) { break },
+                        Some(ToWorker::Cancel { lease, job, reason }) => {
+                            if !send(Out::Cancel(pb::CancelJob { lease_id: lease, job_id: job, reason })) { break }
+                        }
                         None => break,
                     },
                     Some((lease, r)) = acks.next(), if !acks.is_empty() => {

@@ -192,11 +192,17 @@ fn ack_of(seq: u64, r: Result<SubmitReply, Error>) -> pb::SubmitAck {
             running: r.running,
             ..Default::default()
         },
-        Err(e) => pb::SubmitAck {
-            seq,
-            error_code: code_name(code_of(&e)).to_string(),
-            error: e.to_string(),
-            ..Default::default()
-        },
+        Err(e) => {
+            let code = code_of(&e);
+            pb::SubmitAck {
+                seq,
+                error_code: code_name(code).to_string(),
+                error: e.to_string(),
+                // ErrorCode is numbered as the gRPC codes are.
+                code: code as i32,
+                reason: e.reason().to_string(),
+                ..Default::default()
+            }
+        }
     }
 }

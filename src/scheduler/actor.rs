@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::backend::{Backend, SubmittedEach};
 use super::clock::Clock;
 use super::core::{Core, Effect, LocalWorkers, Observation, SubmitReply, TaskStatus};
-use super::error::Error;
+use super::error::{Error, Stale};
 use super::job::*;
 use super::list::{JobPage, ListQuery};
 use super::local::LocalJobs;
@@ -26,8 +26,24 @@ use crate::metrics::Metrics;
 use crate::store::writer::{Commit, Writer};
 use crate::store::{Op, StoreError};
 
-/// Where the actor pushes jobs leased to one worker.
-pub type WorkerTx = mpsc::UnboundedSender<JobView>;
+/// What the actor tells one worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToWorker {
+    /// A job leased to it.
+    Job(JobView),
+    /// Stop the work of a lease: it no longer counts (job removed, or given up by this node).
+    Cancel {
+        /// The lease.
+        lease: LeaseId,
+        /// Its job.
+        job: JobId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where the actor pushes what it tells one worker.
+pub type WorkerTx = mpsc::UnboundedSender<ToWorker>;
 
 /// Resolves with the worker's result of a RunJob.
 pub type ResultRx = oneshot::Receiver<Result<Bytes, String>>;
@@ -731,10 +747,7 @@ impl Actor {
                     spec.timeout_ms = self.settings.default_timeout_ms();
                 }
                 if wait && !self.core.has_worker(&spec.task) {
-                    let _ = reply.send(Err(Error::FailedPrecondition(format!(
-                        "no worker for task {}",
-                        spec.task
-                    ))));
+                    let _ = reply.send(Err(Error::NoWorker { task: spec.task }));
                     return;
                 }
                 let r = match self.core.submit(spec, now) {
@@ -889,9 +902,7 @@ impl Actor {
             }
             Cmd::WorkData { lease, data, reply } => {
                 let r = match self.core.lease_job(lease) {
-                    None => Err(Error::FailedPrecondition(format!(
-                        "lease {lease} is not held"
-                    ))),
+                    None => Err(Error::StaleLease(Stale::NotHeld { lease })),
                     Some((_, task, name)) => {
                         let key = (task.to_string(), name.to_string());
                         if let Some(ws) = self.watchers.get_mut(&key) {
@@ -1014,12 +1025,23 @@ impl Actor {
                         let sent = self
                             .workers
                             .get(&worker)
-                            .is_some_and(|tx| tx.send(job).is_ok());
+                            .is_some_and(|tx| tx.send(ToWorker::Job(job)).is_ok());
                         if !sent {
                             // The stream is gone but its WorkerGone has not arrived yet.
                             self.workers.remove(&worker);
                             let now = self.clock.now_ms();
                             self.core.worker_gone(worker, now);
+                        }
+                    }
+                    Effect::Revoke {
+                        worker,
+                        lease,
+                        job,
+                        reason,
+                    } => {
+                        // A worker already gone has nothing to stop.
+                        if let Some(tx) = self.workers.get(&worker) {
+                            let _ = tx.send(ToWorker::Cancel { lease, job, reason });
                         }
                     }
                     Effect::Finished {

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::error::Error;
+use super::error::{Error, Stale};
 use super::job::*;
 use super::locks::Locks;
 use super::table::{JobTable, NameIndex, Named};
@@ -68,6 +68,18 @@ pub enum Effect {
         worker: WorkerId,
         /// The job with its lease.
         job: JobView,
+    },
+    /// Tell a worker to stop a job it holds: the job was removed or given up while running,
+    /// so its lease no longer counts (its report will be refused).
+    Revoke {
+        /// The worker that holds the lease.
+        worker: WorkerId,
+        /// The lease that no longer counts.
+        lease: LeaseId,
+        /// Its job.
+        job: JobId,
+        /// Why.
+        reason: String,
     },
     /// Count something.
     Observe(Observation),
@@ -731,10 +743,10 @@ impl Core {
         };
         let t = &self.tasks[tid as usize];
         if !t.workers.is_empty() {
-            return Err(Error::FailedPrecondition(format!(
-                "task {task:?} has {} registered worker(s); stop them before dropping it",
-                t.workers.len()
-            )));
+            return Err(Error::WorkersPresent {
+                task: task.to_string(),
+                workers: Some(t.workers.len()),
+            });
         }
         let ids: Vec<JobId> = t.by_name.ids(&self.jobs);
         for &id in &ids {
@@ -950,9 +962,7 @@ impl Core {
             .get_mut(&wid)
             .ok_or_else(|| Error::NotFound(format!("worker {wid} not found; register first")))?;
         if worker.connected {
-            return Err(Error::FailedPrecondition(format!(
-                "worker {wid} already has a job stream"
-            )));
+            return Err(Error::WorkerAttached { worker: wid });
         }
         worker.connected = true;
         self.unattached.remove(&(worker.unattached_until, wid));
@@ -1011,9 +1021,7 @@ impl Core {
     /// Applies a worker's outcome for a lease; stale or unknown leases are rejected untouched.
     pub fn report(&mut self, lid: LeaseId, outcome: Outcome, now: Millis) -> Result<JobId, Error> {
         let Some(lease) = self.leases.remove(&lid) else {
-            let e = Error::FailedPrecondition(format!(
-                "lease {lid} is not held: it expired, was reassigned or was already reported"
-            ));
+            let e = Error::StaleLease(Stale::Ended { lease: lid });
             self.log_refused("", "", Some(lid), &e);
             return Err(e);
         };
@@ -1023,9 +1031,7 @@ impl Core {
             self.mark_worker_dirty(lease.worker);
         }
         let Some(id) = lease.job else {
-            let e = Error::FailedPrecondition(format!(
-                "lease {lid}: its job was removed while running"
-            ));
+            let e = Error::StaleLease(Stale::JobRemoved { lease: lid });
             self.log_refused("", "", Some(lid), &e);
             return Err(e);
         };
@@ -1474,9 +1480,7 @@ impl Core {
                 worker,
                 ..
             }) => Ok((*id, *worker)),
-            _ => Err(Error::FailedPrecondition(format!(
-                "lease {lid} is not held"
-            ))),
+            _ => Err(Error::StaleLease(Stale::NotHeld { lease: lid })),
         }
     }
 
@@ -1658,6 +1662,12 @@ impl Core {
                 for lid in leases {
                     if let Some(lease) = self.leases.get_mut(&lid) {
                         lease.job = None;
+                        self.effects.push(Effect::Revoke {
+                            worker: lease.worker,
+                            lease: lid,
+                            job: id,
+                            reason: why.to_string(),
+                        });
                     }
                 }
                 self.tasks[job.task as usize].running -= 1;

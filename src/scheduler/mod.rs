@@ -16,4 +16,4 @@ pub mod table;
 pub mod timer;
 
 pub use actor::SchedulerHandle;
-pub use error::Error;
+pub use error::{Error, Stale};

@@ -9,6 +9,7 @@
 //! beside the writer thread (SQLite: a second, read-only connection on the WAL database).
 
 pub mod memory;
+pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 pub mod writer;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use postgres::{Client, NoTls, Row};
+use postgres::{Client, Row};
 
 use super::{ExecRow, Op, Store, StoreError, StoreReader};
 use crate::scheduler::job::{JobId, JobRecord, RetryPolicy};
@@ -63,7 +63,9 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE cluster_nodes (node TEXT PRIMARY KEY, workers INT NOT NULL, seen TIMESTAMPTZ NOT NULL);
      CREATE TABLE cluster_workers (node TEXT NOT NULL, task TEXT NOT NULL, workers INT NOT NULL,
         broadcast BOOLEAN NOT NULL, PRIMARY KEY (node, task));",
-    // 5: ListJobs' orders, one index each: pending in run order (priority negated as a
+    // 5: `taskhive_submit`, for applications that enqueue inside their own transaction.
+    SUBMIT_FUNCTION,
+    // 6: ListJobs' orders, one index each: pending in run order (priority negated as a
     // bigint, so the keyset is one row comparison), scheduled by (sched_at, id), dead jobs by
     // id. None covers owner or claim_until, so claims and renewals stay HOT updates (which is
     // why running jobs, the claimed ones, have no index: see ARCHITECTURE.md). The scheduled
@@ -73,6 +75,117 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX jobs_list_dead ON jobs (task, id) WHERE dead;
      DROP INDEX jobs_due;",
 ];
+
+/// Migration 5: `taskhive_submit(task, name, args, ...) RETURNS bigint` submits a job as the
+/// cluster's submit does (`SUBMIT` in `src/cluster/sql.rs`: an id from `job_ids`, an upsert
+/// on (task, name) that leaves a row claimed by a live node alone, `NOTIFY taskhive_jobs`),
+/// from inside the caller's transaction: the job exists, and nodes hear of it, only if that
+/// transaction commits. Defaults and checks are those of the gRPC face (`rpc::convert`):
+/// `sched_at_ms <= 0` is now, the retry fields' 0 is `RetryPolicy::default()`, and
+/// `timeout_ms = 0` is resolved here (a claimed row's timeout is used as is): the stored
+/// `timeout` setting, else 600 s. Its `search_path` is the schema of the store's tables, so
+/// callers with another search path still reach them.
+const SUBMIT_FUNCTION: &str = r##"
+CREATE FUNCTION taskhive_submit(
+    task TEXT,
+    name TEXT,
+    args BYTEA DEFAULT '\x',
+    sched_at_ms BIGINT DEFAULT 0,
+    priority INTEGER DEFAULT 0,
+    timeout_ms BIGINT DEFAULT 0,
+    max_attempts BIGINT DEFAULT 25,
+    backoff_base_ms BIGINT DEFAULT 1000,
+    backoff_max_ms BIGINT DEFAULT 3600000
+) RETURNS BIGINT
+LANGUAGE plpgsql
+AS $fn$
+#variable_conflict use_column
+DECLARE
+    now_ms BIGINT := floor(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT;
+    v_sched BIGINT;
+    v_timeout BIGINT;
+    v_attempts BIGINT := COALESCE(NULLIF(taskhive_submit.max_attempts, 0), 25);
+    v_base BIGINT := COALESCE(NULLIF(taskhive_submit.backoff_base_ms, 0), 1000);
+    v_max BIGINT := COALESCE(NULLIF(taskhive_submit.backoff_max_ms, 0), 3600000);
+    v_id BIGINT;
+BEGIN
+    IF taskhive_submit.task IS NULL OR octet_length(taskhive_submit.task) NOT BETWEEN 1 AND 255 THEN
+        RAISE EXCEPTION 'taskhive_submit: task must be 1 to 255 bytes' USING ERRCODE = '22023';
+    END IF;
+    IF taskhive_submit.name IS NULL OR octet_length(taskhive_submit.name) NOT BETWEEN 1 AND 255 THEN
+        RAISE EXCEPTION 'taskhive_submit: name must be 1 to 255 bytes' USING ERRCODE = '22023';
+    END IF;
+    IF taskhive_submit.args IS NULL OR octet_length(taskhive_submit.args) > 1048576 THEN
+        RAISE EXCEPTION 'taskhive_submit: args must be at most 1048576 bytes'
+            USING ERRCODE = '22023';
+    END IF;
+    IF taskhive_submit.sched_at_ms IS NULL OR taskhive_submit.sched_at_ms <= 0 THEN
+        v_sched := now_ms;
+    ELSIF taskhive_submit.sched_at_ms > now_ms + 10::BIGINT * 366 * 86400000 THEN
+        RAISE EXCEPTION 'taskhive_submit: sched_at_ms % is more than 3660 days ahead',
+            taskhive_submit.sched_at_ms USING ERRCODE = '22023';
+    ELSE
+        v_sched := taskhive_submit.sched_at_ms;
+    END IF;
+    IF taskhive_submit.timeout_ms IS NULL OR taskhive_submit.timeout_ms = 0 THEN
+        SELECT value * 1000 INTO v_timeout FROM config WHERE key = 'timeout';
+        v_timeout := LEAST(COALESCE(v_timeout, 600000), 4294967295);
+    ELSIF taskhive_submit.timeout_ms < 0 OR taskhive_submit.timeout_ms > 4294967295 THEN
+        RAISE EXCEPTION 'taskhive_submit: timeout_ms % is out of range (0 = the default, else 1 to 4294967295)',
+            taskhive_submit.timeout_ms USING ERRCODE = '22023';
+    ELSE
+        v_timeout := taskhive_submit.timeout_ms;
+    END IF;
+    IF v_attempts < 0 OR v_attempts > 10000 THEN
+        RAISE EXCEPTION 'taskhive_submit: max_attempts must be at most 10000' USING ERRCODE = '22023';
+    END IF;
+    IF v_base < 0 OR v_base > 4294967295 OR v_max < 0 OR v_max > 4294967295 THEN
+        RAISE EXCEPTION 'taskhive_submit: backoffs must be 0 to 4294967295 ms' USING ERRCODE = '22023';
+    END IF;
+    IF v_base > v_max THEN
+        RAISE EXCEPTION 'taskhive_submit: backoff_base_ms must not exceed backoff_max_ms'
+            USING ERRCODE = '22023';
+    END IF;
+    -- As the cluster's SUBMIT: a row claimed by a live node is left alone (it is running);
+    -- if it is gone by the time it is looked up (done meanwhile), insert again.
+    FOR attempt IN 1..3 LOOP
+        INSERT INTO jobs AS j (id, task, name, args, sched_at, timeout_ms, priority,
+            max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead,
+            last_error, wait)
+        VALUES (nextval('job_ids'), taskhive_submit.task, taskhive_submit.name,
+            taskhive_submit.args, v_sched, v_timeout, COALESCE(taskhive_submit.priority, 0),
+            v_attempts, v_base, v_max, 0, 0, false, '', false)
+        ON CONFLICT (task, name) DO UPDATE SET args = EXCLUDED.args,
+            sched_at = EXCLUDED.sched_at, timeout_ms = EXCLUDED.timeout_ms,
+            priority = EXCLUDED.priority, max_attempts = EXCLUDED.max_attempts,
+            backoff_base_ms = EXCLUDED.backoff_base_ms, backoff_max_ms = EXCLUDED.backoff_max_ms,
+            attempts = 0, run_count = 0, dead = false, last_error = '', wait = EXCLUDED.wait,
+            owner = NULL, claim_until = NULL
+        WHERE j.owner IS NULL OR j.claim_until < now() OR j.dead
+        RETURNING j.id INTO v_id;
+        IF v_id IS NOT NULL THEN
+            -- Delivered at commit, and never if the caller rolls back.
+            PERFORM pg_notify('taskhive_jobs', taskhive_submit.task || ' ' || v_sched::TEXT);
+            RETURN v_id;
+        END IF;
+        SELECT j.id INTO v_id FROM jobs j
+            WHERE j.task = taskhive_submit.task AND j.name = taskhive_submit.name;
+        IF v_id IS NOT NULL THEN
+            RETURN v_id;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'taskhive_submit: job %/% changed under three submits in a row; try again',
+        taskhive_submit.task, taskhive_submit.name USING ERRCODE = '40001';
+END
+$fn$;
+-- The tables' schema (where this migration created them), whatever the caller's search path.
+DO $do$ BEGIN
+    EXECUTE format('ALTER FUNCTION taskhive_submit(TEXT, TEXT, BYTEA, BIGINT, INTEGER, BIGINT, '
+        'BIGINT, BIGINT, BIGINT) SET search_path = %I', current_schema());
+END $do$;
+COMMENT ON FUNCTION taskhive_submit(TEXT, TEXT, BYTEA, BIGINT, INTEGER, BIGINT, BIGINT, BIGINT, BIGINT) IS
+    'Submits a taskhive job inside the caller''s transaction; returns its id. Nodes hear of it at commit.';
+"##;
 
 /// Cluster mode: this node's id and the lease version of every claim it holds. Writes to a
 /// claimed job only land while the row still carries that owner and version, so a node
@@ -122,18 +235,10 @@ impl From<postgres::Error> for StoreError {
     }
 }
 
-/// Opens a connection with a bounded connect time.
+/// Opens a connection with a bounded connect time, over TLS as the URL's `sslmode` says
+/// (see [`super::pg_tls`]).
 pub fn connect(url: &str) -> Result<Client, StoreError> {
-    let mut cfg: postgres::Config = url
-        .parse()
-        .map_err(|e| StoreError::Backend(format!("store url: {e}")))?;
-    if cfg.get_connect_timeout().is_none() {
-        cfg.connect_timeout(std::time::Duration::from_secs(10));
-    }
-    if cfg.get_application_name().is_none() {
-        cfg.application_name("taskhive");
-    }
-    Ok(cfg.connect(NoTls)?)
+    super::pg_tls::pg_config(url)?.connect_sync()
 }
 
 /// PostgreSQL-backed [`Store`].
@@ -167,6 +272,19 @@ impl PgStore {
 
     fn client(&mut self) -> &mut Client {
         self.client.as_mut().expect("client present until drop")
+    }
+
+    /// The connection, opened again if the last one broke (the database restarted or the
+    /// network dropped it): a store that lost its session recovers with the database.
+    fn live(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            let fresh = connect(&self.url)?;
+            drop_off_runtime(self.client.replace(fresh));
+            // Prepared statements belonged to the old session.
+            self.cache.clear();
+            tracing::warn!("store: reconnected to PostgreSQL");
+        }
+        Ok(self.client())
     }
 }
 
@@ -525,6 +643,7 @@ fn apply_run(
 
 impl Store for PgStore {
     fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
+        self.live()?;
         let client = self.client.as_mut().expect("client present until drop");
         let mut tx = client.transaction()?;
         let mut fenced_out = Vec::new();
@@ -564,27 +683,66 @@ impl Store for PgStore {
         Ok(())
     }
 
+    /// Resync after a failed commit. With a fence (cluster), only rows this node still holds
+    /// under the version it knows come back: anything else is not this node's to run (and
+    /// its claim is dropped), so a resync never pulls an unclaimed row into the core.
+    fn load_some(&mut self, ids: &[JobId], tasks: &[String]) -> Result<Vec<JobRecord>, StoreError> {
+        let fence = self.fence.clone();
+        let client = self.live()?;
+        let ids_i: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
+        let rows = client.query(
+            &format!(
+                "SELECT {JOB_COLUMNS}, owner, lease_version FROM jobs
+                 WHERE id = ANY($1) OR task = ANY($2) ORDER BY id"
+            ),
+            &[&ids_i, &tasks],
+        )?;
+        let Some(f) = fence else {
+            return Ok(rows.iter().map(job_record).collect());
+        };
+        let mut v = f.versions.lock().expect("poisoned");
+        let mut out = Vec::new();
+        for r in &rows {
+            let id = r.get::<_, i64>(0) as JobId;
+            let owner: Option<String> = r.get(14);
+            let version: i64 = r.get(15);
+            if owner.as_deref() == Some(f.node.as_str()) && v.get(&id) == Some(&version) {
+                out.push(job_record(r));
+            } else {
+                v.remove(&id);
+            }
+        }
+        // Touched jobs whose rows are gone are not held any more either.
+        let kept: std::collections::HashSet<JobId> = out.iter().map(|r| r.id).collect();
+        for id in ids {
+            if !kept.contains(id) {
+                v.remove(id);
+            }
+        }
+        Ok(out)
+    }
+
     fn take_fenced(&mut self) -> Vec<JobId> {
         std::mem::take(&mut self.fenced)
     }
 
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
         let rows = self
-            .client()
+            .live()?
             .query(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id"), &[])?;
         Ok(rows.iter().map(job_record).collect())
     }
 
     fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = self
-            .client()
+            .live()?
             .query("SELECT key, value FROM config ORDER BY key", &[])?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     fn load_load_jobs(&mut self) -> Result<Vec<(String, String)>, StoreError> {
         let rows = self
-            .client()
+            .live()?
             .query("SELECT name, json FROM load_jobs ORDER BY name", &[])?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }

@@ -3,8 +3,10 @@
 
 pub mod beetle;
 pub mod child;
+pub mod cluster;
 pub mod pg;
 pub mod target;
+pub mod tls_target;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -129,6 +131,7 @@ pub struct Worker {
     jobs: VecDeque<pb::Job>,
     acks: VecDeque<pb::ResultAck>,
     locks: VecDeque<pb::AcquireLockResponse>,
+    cancels: VecDeque<pb::CancelJob>,
 }
 
 impl Worker {
@@ -170,6 +173,7 @@ impl Worker {
             jobs: VecDeque::new(),
             acks: VecDeque::new(),
             locks: VecDeque::new(),
+            cancels: VecDeque::new(),
         }
     }
 
@@ -184,6 +188,7 @@ impl Worker {
             Some(pb::server_message::Msg::Job(j)) => self.jobs.push_back(j),
             Some(pb::server_message::Msg::Ack(a)) => self.acks.push_back(a),
             Some(pb::server_message::Msg::Lock(l)) => self.locks.push_back(l),
+            Some(pb::server_message::Msg::Cancel(c)) => self.cancels.push_back(c),
             _ => {}
         }
     }
@@ -194,6 +199,19 @@ impl Worker {
             loop {
                 if let Some(j) = self.jobs.pop_front() {
                     return j;
+                }
+                self.pump().await;
+            }
+        })
+        .await
+    }
+
+    /// The next cancel of a lease this worker holds.
+    pub async fn next_cancel(&mut self) -> pb::CancelJob {
+        within(20, async {
+            loop {
+                if let Some(c) = self.cancels.pop_front() {
+                    return c;
                 }
                 self.pump().await;
             }

@@ -254,3 +254,19 @@ impl Drop for PgDb {
         .join();
     }
 }
+
+/// Hands `path` to the user the throwaway clusters run as (`postgres` when the tests run as
+/// root), so the server can read files made for it, such as its TLS certificate and key.
+pub fn give_to_server(path: &Path) {
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    std::os::unix::fs::chown(path, Some(id("-u")), Some(id("-g"))).unwrap();
+}

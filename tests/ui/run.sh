@@ -2,14 +2,17 @@
 # Tests the /ui dashboard in headless Chromium: Debian's chromium driven by playwright-core
 # (installed here only when missing), against a fresh `taskhive serve` on a free port.
 # The server runs with --auth (an admin and a client token); the page is used after entering a
-# token. Writes target/ui-screenshot.png and target/ui-jobs-screenshot.png (the job browser).
-# Exits non-zero on any failure.
+# token. Writes target/ui-screenshot.png, target/ui-jobs-screenshot.png (the job browser),
+# target/report.html (a load report) and target/report-screenshot.png. Exits non-zero on any
+# failure.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bin="${TASKHIVE_BIN:-$root/target/debug/taskhive}"
 shot="${UI_SCREENSHOT:-$root/target/ui-screenshot.png}"
 jobs_shot="${UI_JOBS_SCREENSHOT:-$root/target/ui-jobs-screenshot.png}"
+report_file="${REPORT_FILE:-$root/target/report.html}"
+report_shot="${REPORT_SCREENSHOT:-$root/target/report-screenshot.png}"
 
 # Debian packages, only those missing (node ≥ 18 is enough for the pinned playwright-core).
 missing=()
@@ -53,7 +56,8 @@ pids+=($!)
 
 mkdir -p "$(dirname "$shot")"
 if ! TASKHIVE_URL="http://$addr" UI_SCREENSHOT="$shot" UI_JOBS_SCREENSHOT="$jobs_shot" \
-  ADMIN_TOKEN="$admin_token" CLIENT_TOKEN="$client_token" node "$here/ui.test.mjs"; then
+  ADMIN_TOKEN="$admin_token" CLIENT_TOKEN="$client_token" TASKHIVE_BIN="$bin" \
+  REPORT_FILE="$report_file" REPORT_SCREENSHOT="$report_shot" node "$here/ui.test.mjs"; then
   echo "ui: failed; server log:"; tail -n 30 "$tmp/server.log"
   exit 1
 fi

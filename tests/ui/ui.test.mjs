@@ -3,8 +3,11 @@
 // admin token is entered it loads without console errors, shows a submitted task in its
 // table, re-queues a dead job with its button, browses a task's jobs (pages, name filter, a
 // job's detail, re-queue of a dead one), starts a load exec with the Exec button and charts
-// its progress. A client token sees no admin buttons. Writes screenshots. Run by
-// tests/ui/run.sh, which starts the server.
+// its progress, and links the archived run to its HTML report. A client token sees no admin
+// buttons. Then writes that report with `taskhive load report` and opens the file offline: no
+// console errors, charts drawn. Writes screenshots. Run by tests/ui/run.sh, which starts the
+// server.
+import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
 
 const base = process.env.TASKHIVE_URL;
@@ -13,6 +16,12 @@ const jobsShot = process.env.UI_JOBS_SCREENSHOT;
 const adminToken = process.env.ADMIN_TOKEN;
 const clientToken = process.env.CLIENT_TOKEN;
 if (!adminToken || !clientToken) throw new Error("ADMIN_TOKEN and CLIENT_TOKEN must be set");
+const bin = process.env.TASKHIVE_BIN;
+const reportFile = process.env.REPORT_FILE;
+const reportShot = process.env.REPORT_SCREENSHOT;
+if (!bin || !reportFile || !reportShot) {
+  throw new Error("TASKHIVE_BIN, REPORT_FILE and REPORT_SCREENSHOT must be set");
+}
 const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
 if (!base || !shot) throw new Error("TASKHIVE_URL and UI_SCREENSHOT must be set");
 
@@ -254,6 +263,12 @@ try {
   );
   check(true, "throughput chart has points");
 
+  // The archived run is listed with a link to its report.
+  const lastId = status.last_exec?.id;
+  const link = page.locator(`a[data-report="${lastId}"]`);
+  await link.waitFor();
+  check((await link.getAttribute("href")) === `/ui/report/${lastId}`, "archived run links to its report");
+
   await page.screenshot({ path: shot, fullPage: true });
   console.log(`screenshot: ${shot}`);
   check(errors.length === 0, `no console errors${errors.length ? `: ${errors.join(" | ")}` : ""}`);
@@ -281,6 +296,45 @@ try {
   check(await cpage.locator("#jd-requeue").isHidden(), "client sees no Re-queue in the detail");
   check(await cpage.locator("#jd-remove").isVisible(), "client may remove (RemoveJob is client)");
   await ctx.close();
+
+  // The same report as a file, opened with the network off: everything must be inline.
+  execFileSync(bin, ["load", "report", lastId, "-o", reportFile, "--addr", new URL(base).host], {
+    env: { ...process.env, TASKHIVE_TOKEN: adminToken },
+  });
+  const offline = await browser.newContext({ offline: true, viewport: { width: 1280, height: 1000 } });
+  const requests = [];
+  // Any request other than the file itself (and the inline data: favicon) is a failure.
+  await offline.route("**/*", (route) => {
+    const url = route.request().url();
+    if (url.startsWith("file:") || url.startsWith("data:")) return route.continue();
+    requests.push(url);
+    return route.abort();
+  });
+  const report = await offline.newPage();
+  const reportErrors = [];
+  report.on("console", (m) => {
+    if (m.type() === "error") reportErrors.push(m.text());
+  });
+  report.on("pageerror", (e) => reportErrors.push(String(e)));
+  await report.goto(`file://${reportFile}`);
+  await report.waitForFunction(
+    () => ["rps-chart", "latency-chart"].every((id) => document.getElementById(id).dataset.rendered === "1"),
+    null,
+    { timeout: TIMEOUT },
+  );
+  check((await report.locator("#rps-chart canvas").count()) === 1, "report: rps chart drawn");
+  check((await report.locator("#latency-chart canvas").count()) === 1, "report: latency chart drawn");
+  const nTask = await report.locator('b[data-k="n_task"]').textContent();
+  check(nTask === String(status.last_exec.n_task), `report: summary shows ${nTask} tasks`);
+  check((await report.locator('#tasks-table tr[data-task="http.get"]').count()) === 1, "report: task row");
+  await report.screenshot({ path: reportShot, fullPage: true });
+  console.log(`screenshot: ${reportShot}`);
+  check(requests.length === 0, `report: no network requests${requests.length ? `: ${requests.join(" ")}` : ""}`);
+  check(
+    reportErrors.length === 0,
+    `report: no console errors${reportErrors.length ? `: ${reportErrors.join(" | ")}` : ""}`,
+  );
+  await offline.close();
 } finally {
   await browser.close();
 }

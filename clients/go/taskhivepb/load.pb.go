@@ -146,7 +146,11 @@ type LoadJob struct {
 	// across all swarms, and measure latency from each task's intended start. Unset = closed model.
 	RatePerSec *float64 `protobuf:"fixed64,7,opt,name=rate_per_sec,json=ratePerSec,proto3,oneof" json:"rate_per_sec,omitempty"`
 	// Output only: the job as Beetle's /jobs shows it.
-	Json          string `protobuf:"bytes,8,opt,name=json,proto3" json:"json,omitempty"`
+	Json string `protobuf:"bytes,8,opt,name=json,proto3" json:"json,omitempty"`
+	// Ramps in place of run_for_sec (leave run_for_sec 0): the run lasts their total. Closed
+	// model: active swarms ramp linearly from 1 to each stage's target (n_swarm, by default the
+	// highest target, bounds them). Arrival-rate mode: the rate ramps from rate_per_sec.
+	Stages        []*LoadStage `protobuf:"bytes,9,rep,name=stages,proto3" json:"stages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -237,6 +241,67 @@ func (x *LoadJob) GetJson() string {
 	return ""
 }
 
+func (x *LoadJob) GetStages() []*LoadStage {
+	if x != nil {
+		return x.Stages
+	}
+	return nil
+}
+
+// One stage of a ramp: over duration_sec, move linearly to target (swarms, or tasks per
+// second in arrival-rate mode).
+type LoadStage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DurationSec   int64                  `protobuf:"varint,1,opt,name=duration_sec,json=durationSec,proto3" json:"duration_sec,omitempty"`
+	Target        int64                  `protobuf:"varint,2,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadStage) Reset() {
+	*x = LoadStage{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadStage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadStage) ProtoMessage() {}
+
+func (x *LoadStage) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadStage.ProtoReflect.Descriptor instead.
+func (*LoadStage) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LoadStage) GetDurationSec() int64 {
+	if x != nil {
+		return x.DurationSec
+	}
+	return 0
+}
+
+func (x *LoadStage) GetTarget() int64 {
+	if x != nil {
+		return x.Target
+	}
+	return 0
+}
+
 type SaveLoadJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Input:
@@ -250,7 +315,7 @@ type SaveLoadJobRequest struct {
 
 func (x *SaveLoadJobRequest) Reset() {
 	*x = SaveLoadJobRequest{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[2]
+	mi := &file_taskhive_v1_load_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -262,7 +327,7 @@ func (x *SaveLoadJobRequest) String() string {
 func (*SaveLoadJobRequest) ProtoMessage() {}
 
 func (x *SaveLoadJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[2]
+	mi := &file_taskhive_v1_load_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -275,7 +340,7 @@ func (x *SaveLoadJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveLoadJobRequest.ProtoReflect.Descriptor instead.
 func (*SaveLoadJobRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{2}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SaveLoadJobRequest) GetInput() isSaveLoadJobRequest_Input {
@@ -329,7 +394,7 @@ type ListLoadJobsRequest struct {
 
 func (x *ListLoadJobsRequest) Reset() {
 	*x = ListLoadJobsRequest{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[3]
+	mi := &file_taskhive_v1_load_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +406,7 @@ func (x *ListLoadJobsRequest) String() string {
 func (*ListLoadJobsRequest) ProtoMessage() {}
 
 func (x *ListLoadJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[3]
+	mi := &file_taskhive_v1_load_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +419,7 @@ func (x *ListLoadJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoadJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListLoadJobsRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{3}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{4}
 }
 
 type ListLoadJobsResponse struct {
@@ -366,7 +431,7 @@ type ListLoadJobsResponse struct {
 
 func (x *ListLoadJobsResponse) Reset() {
 	*x = ListLoadJobsResponse{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[4]
+	mi := &file_taskhive_v1_load_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +443,7 @@ func (x *ListLoadJobsResponse) String() string {
 func (*ListLoadJobsResponse) ProtoMessage() {}
 
 func (x *ListLoadJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[4]
+	mi := &file_taskhive_v1_load_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +456,7 @@ func (x *ListLoadJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoadJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListLoadJobsResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{4}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListLoadJobsResponse) GetJobs() []*LoadJob {
@@ -409,7 +474,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[5]
+	mi := &file_taskhive_v1_load_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +486,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[5]
+	mi := &file_taskhive_v1_load_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +499,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{5}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{6}
 }
 
 type ListTasksResponse struct {
@@ -447,7 +512,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[6]
+	mi := &file_taskhive_v1_load_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +524,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[6]
+	mi := &file_taskhive_v1_load_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +537,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{6}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListTasksResponse) GetTasks() []string {
@@ -490,7 +555,7 @@ type GetLoadStatusRequest struct {
 
 func (x *GetLoadStatusRequest) Reset() {
 	*x = GetLoadStatusRequest{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[7]
+	mi := &file_taskhive_v1_load_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +567,7 @@ func (x *GetLoadStatusRequest) String() string {
 func (*GetLoadStatusRequest) ProtoMessage() {}
 
 func (x *GetLoadStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[7]
+	mi := &file_taskhive_v1_load_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +580,7 @@ func (x *GetLoadStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLoadStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetLoadStatusRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{7}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{8}
 }
 
 // A finished execution in brief.
@@ -536,7 +601,7 @@ type ExecSummary struct {
 
 func (x *ExecSummary) Reset() {
 	*x = ExecSummary{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[8]
+	mi := &file_taskhive_v1_load_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -548,7 +613,7 @@ func (x *ExecSummary) String() string {
 func (*ExecSummary) ProtoMessage() {}
 
 func (x *ExecSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[8]
+	mi := &file_taskhive_v1_load_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -561,7 +626,7 @@ func (x *ExecSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecSummary.ProtoReflect.Descriptor instead.
 func (*ExecSummary) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{8}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ExecSummary) GetId() string {
@@ -641,7 +706,7 @@ type LoadStatus struct {
 
 func (x *LoadStatus) Reset() {
 	*x = LoadStatus{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[9]
+	mi := &file_taskhive_v1_load_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +718,7 @@ func (x *LoadStatus) String() string {
 func (*LoadStatus) ProtoMessage() {}
 
 func (x *LoadStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[9]
+	mi := &file_taskhive_v1_load_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +731,7 @@ func (x *LoadStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadStatus.ProtoReflect.Descriptor instead.
 func (*LoadStatus) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{9}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LoadStatus) GetRunning() bool {
@@ -762,7 +827,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[10]
+	mi := &file_taskhive_v1_load_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +839,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[10]
+	mi := &file_taskhive_v1_load_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +852,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{10}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ExecRequest) GetName() string {
@@ -863,7 +928,7 @@ type ExecProgress struct {
 
 func (x *ExecProgress) Reset() {
 	*x = ExecProgress{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[11]
+	mi := &file_taskhive_v1_load_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +940,7 @@ func (x *ExecProgress) String() string {
 func (*ExecProgress) ProtoMessage() {}
 
 func (x *ExecProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[11]
+	mi := &file_taskhive_v1_load_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +953,7 @@ func (x *ExecProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecProgress.ProtoReflect.Descriptor instead.
 func (*ExecProgress) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{11}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ExecProgress) GetExecId() string {
@@ -977,7 +1042,7 @@ type ExecEnqueued struct {
 
 func (x *ExecEnqueued) Reset() {
 	*x = ExecEnqueued{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[12]
+	mi := &file_taskhive_v1_load_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1054,7 @@ func (x *ExecEnqueued) String() string {
 func (*ExecEnqueued) ProtoMessage() {}
 
 func (x *ExecEnqueued) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[12]
+	mi := &file_taskhive_v1_load_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1067,7 @@ func (x *ExecEnqueued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecEnqueued.ProtoReflect.Descriptor instead.
 func (*ExecEnqueued) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{12}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ExecEnqueued) GetExecId() string {
@@ -1026,7 +1091,7 @@ type ExecEvent struct {
 
 func (x *ExecEvent) Reset() {
 	*x = ExecEvent{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[13]
+	mi := &file_taskhive_v1_load_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1103,7 @@ func (x *ExecEvent) String() string {
 func (*ExecEvent) ProtoMessage() {}
 
 func (x *ExecEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[13]
+	mi := &file_taskhive_v1_load_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1116,7 @@ func (x *ExecEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecEvent.ProtoReflect.Descriptor instead.
 func (*ExecEvent) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{13}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ExecEvent) GetEvent() isExecEvent_Event {
@@ -1142,7 +1207,7 @@ type TaskExec struct {
 
 func (x *TaskExec) Reset() {
 	*x = TaskExec{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[14]
+	mi := &file_taskhive_v1_load_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1219,7 @@ func (x *TaskExec) String() string {
 func (*TaskExec) ProtoMessage() {}
 
 func (x *TaskExec) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[14]
+	mi := &file_taskhive_v1_load_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1232,7 @@ func (x *TaskExec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskExec.ProtoReflect.Descriptor instead.
 func (*TaskExec) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{14}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TaskExec) GetTaskClass() string {
@@ -1361,7 +1426,7 @@ type JobExec struct {
 
 func (x *JobExec) Reset() {
 	*x = JobExec{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[15]
+	mi := &file_taskhive_v1_load_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1438,7 @@ func (x *JobExec) String() string {
 func (*JobExec) ProtoMessage() {}
 
 func (x *JobExec) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[15]
+	mi := &file_taskhive_v1_load_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1451,7 @@ func (x *JobExec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobExec.ProtoReflect.Descriptor instead.
 func (*JobExec) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{15}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *JobExec) GetId() string {
@@ -1569,7 +1634,7 @@ type ListExecsRequest struct {
 
 func (x *ListExecsRequest) Reset() {
 	*x = ListExecsRequest{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[16]
+	mi := &file_taskhive_v1_load_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1646,7 @@ func (x *ListExecsRequest) String() string {
 func (*ListExecsRequest) ProtoMessage() {}
 
 func (x *ListExecsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[16]
+	mi := &file_taskhive_v1_load_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1659,7 @@ func (x *ListExecsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecsRequest.ProtoReflect.Descriptor instead.
 func (*ListExecsRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{16}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListExecsRequest) GetName() string {
@@ -1620,7 +1685,7 @@ type ListExecsResponse struct {
 
 func (x *ListExecsResponse) Reset() {
 	*x = ListExecsResponse{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[17]
+	mi := &file_taskhive_v1_load_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1697,7 @@ func (x *ListExecsResponse) String() string {
 func (*ListExecsResponse) ProtoMessage() {}
 
 func (x *ListExecsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[17]
+	mi := &file_taskhive_v1_load_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +1710,7 @@ func (x *ListExecsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecsResponse.ProtoReflect.Descriptor instead.
 func (*ListExecsResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{17}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListExecsResponse) GetExecs() []*ExecSummary {
@@ -1664,7 +1729,7 @@ type GetExecRequest struct {
 
 func (x *GetExecRequest) Reset() {
 	*x = GetExecRequest{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[18]
+	mi := &file_taskhive_v1_load_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +1741,7 @@ func (x *GetExecRequest) String() string {
 func (*GetExecRequest) ProtoMessage() {}
 
 func (x *GetExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[18]
+	mi := &file_taskhive_v1_load_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +1754,7 @@ func (x *GetExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExecRequest.ProtoReflect.Descriptor instead.
 func (*GetExecRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{18}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetExecRequest) GetId() string {
@@ -1713,7 +1778,7 @@ const file_taskhive_v1_load_proto_rawDesc = "" +
 	"\x12threshold_avg_usec\x18\x05 \x01(\x03R\x10thresholdAvgUsec\x12,\n" +
 	"\x12threshold_max_usec\x18\x06 \x01(\x03R\x10thresholdMaxUsec\x12\x12\n" +
 	"\x04host\x18\a \x01(\tR\x04hostB\t\n" +
-	"\a_weight\"\x89\x02\n" +
+	"\a_weight\"\xb9\x02\n" +
 	"\aLoadJob\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12+\n" +
@@ -1723,10 +1788,14 @@ const file_taskhive_v1_load_proto_rawDesc = "" +
 	"\an_swarm\x18\x06 \x01(\x03H\x00R\x06nSwarm\x88\x01\x01\x12%\n" +
 	"\frate_per_sec\x18\a \x01(\x01H\x01R\n" +
 	"ratePerSec\x88\x01\x01\x12\x12\n" +
-	"\x04json\x18\b \x01(\tR\x04jsonB\n" +
+	"\x04json\x18\b \x01(\tR\x04json\x12.\n" +
+	"\x06stages\x18\t \x03(\v2\x16.taskhive.v1.LoadStageR\x06stagesB\n" +
 	"\n" +
 	"\b_n_swarmB\x0f\n" +
-	"\r_rate_per_sec\"d\n" +
+	"\r_rate_per_sec\"F\n" +
+	"\tLoadStage\x12!\n" +
+	"\fduration_sec\x18\x01 \x01(\x03R\vdurationSec\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\x03R\x06target\"d\n" +
 	"\x12SaveLoadJobRequest\x12\x1b\n" +
 	"\bjob_json\x18\x01 \x01(\tH\x00R\ajobJson\x12(\n" +
 	"\x03job\x18\x02 \x01(\v2\x14.taskhive.v1.LoadJobH\x00R\x03jobB\a\n" +
@@ -1879,61 +1948,63 @@ func file_taskhive_v1_load_proto_rawDescGZIP() []byte {
 	return file_taskhive_v1_load_proto_rawDescData
 }
 
-var file_taskhive_v1_load_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_taskhive_v1_load_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_taskhive_v1_load_proto_goTypes = []any{
 	(*LoadTask)(nil),             // 0: taskhive.v1.LoadTask
 	(*LoadJob)(nil),              // 1: taskhive.v1.LoadJob
-	(*SaveLoadJobRequest)(nil),   // 2: taskhive.v1.SaveLoadJobRequest
-	(*ListLoadJobsRequest)(nil),  // 3: taskhive.v1.ListLoadJobsRequest
-	(*ListLoadJobsResponse)(nil), // 4: taskhive.v1.ListLoadJobsResponse
-	(*ListTasksRequest)(nil),     // 5: taskhive.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),    // 6: taskhive.v1.ListTasksResponse
-	(*GetLoadStatusRequest)(nil), // 7: taskhive.v1.GetLoadStatusRequest
-	(*ExecSummary)(nil),          // 8: taskhive.v1.ExecSummary
-	(*LoadStatus)(nil),           // 9: taskhive.v1.LoadStatus
-	(*ExecRequest)(nil),          // 10: taskhive.v1.ExecRequest
-	(*ExecProgress)(nil),         // 11: taskhive.v1.ExecProgress
-	(*ExecEnqueued)(nil),         // 12: taskhive.v1.ExecEnqueued
-	(*ExecEvent)(nil),            // 13: taskhive.v1.ExecEvent
-	(*TaskExec)(nil),             // 14: taskhive.v1.TaskExec
-	(*JobExec)(nil),              // 15: taskhive.v1.JobExec
-	(*ListExecsRequest)(nil),     // 16: taskhive.v1.ListExecsRequest
-	(*ListExecsResponse)(nil),    // 17: taskhive.v1.ListExecsResponse
-	(*GetExecRequest)(nil),       // 18: taskhive.v1.GetExecRequest
-	nil,                          // 19: taskhive.v1.ExecRequest.ParamsEntry
-	nil,                          // 20: taskhive.v1.JobExec.ParamsEntry
+	(*LoadStage)(nil),            // 2: taskhive.v1.LoadStage
+	(*SaveLoadJobRequest)(nil),   // 3: taskhive.v1.SaveLoadJobRequest
+	(*ListLoadJobsRequest)(nil),  // 4: taskhive.v1.ListLoadJobsRequest
+	(*ListLoadJobsResponse)(nil), // 5: taskhive.v1.ListLoadJobsResponse
+	(*ListTasksRequest)(nil),     // 6: taskhive.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),    // 7: taskhive.v1.ListTasksResponse
+	(*GetLoadStatusRequest)(nil), // 8: taskhive.v1.GetLoadStatusRequest
+	(*ExecSummary)(nil),          // 9: taskhive.v1.ExecSummary
+	(*LoadStatus)(nil),           // 10: taskhive.v1.LoadStatus
+	(*ExecRequest)(nil),          // 11: taskhive.v1.ExecRequest
+	(*ExecProgress)(nil),         // 12: taskhive.v1.ExecProgress
+	(*ExecEnqueued)(nil),         // 13: taskhive.v1.ExecEnqueued
+	(*ExecEvent)(nil),            // 14: taskhive.v1.ExecEvent
+	(*TaskExec)(nil),             // 15: taskhive.v1.TaskExec
+	(*JobExec)(nil),              // 16: taskhive.v1.JobExec
+	(*ListExecsRequest)(nil),     // 17: taskhive.v1.ListExecsRequest
+	(*ListExecsResponse)(nil),    // 18: taskhive.v1.ListExecsResponse
+	(*GetExecRequest)(nil),       // 19: taskhive.v1.GetExecRequest
+	nil,                          // 20: taskhive.v1.ExecRequest.ParamsEntry
+	nil,                          // 21: taskhive.v1.JobExec.ParamsEntry
 }
 var file_taskhive_v1_load_proto_depIdxs = []int32{
 	0,  // 0: taskhive.v1.LoadJob.tasks:type_name -> taskhive.v1.LoadTask
-	1,  // 1: taskhive.v1.SaveLoadJobRequest.job:type_name -> taskhive.v1.LoadJob
-	1,  // 2: taskhive.v1.ListLoadJobsResponse.jobs:type_name -> taskhive.v1.LoadJob
-	8,  // 3: taskhive.v1.LoadStatus.last_exec:type_name -> taskhive.v1.ExecSummary
-	19, // 4: taskhive.v1.ExecRequest.params:type_name -> taskhive.v1.ExecRequest.ParamsEntry
-	11, // 5: taskhive.v1.ExecEvent.progress:type_name -> taskhive.v1.ExecProgress
-	12, // 6: taskhive.v1.ExecEvent.enqueued:type_name -> taskhive.v1.ExecEnqueued
-	15, // 7: taskhive.v1.ExecEvent.finished:type_name -> taskhive.v1.JobExec
-	20, // 8: taskhive.v1.JobExec.params:type_name -> taskhive.v1.JobExec.ParamsEntry
-	14, // 9: taskhive.v1.JobExec.tasks:type_name -> taskhive.v1.TaskExec
-	8,  // 10: taskhive.v1.ListExecsResponse.execs:type_name -> taskhive.v1.ExecSummary
-	2,  // 11: taskhive.v1.LoadRunner.SaveLoadJob:input_type -> taskhive.v1.SaveLoadJobRequest
-	3,  // 12: taskhive.v1.LoadRunner.ListLoadJobs:input_type -> taskhive.v1.ListLoadJobsRequest
-	5,  // 13: taskhive.v1.LoadRunner.ListTasks:input_type -> taskhive.v1.ListTasksRequest
-	7,  // 14: taskhive.v1.LoadRunner.GetLoadStatus:input_type -> taskhive.v1.GetLoadStatusRequest
-	10, // 15: taskhive.v1.LoadRunner.Exec:input_type -> taskhive.v1.ExecRequest
-	16, // 16: taskhive.v1.LoadRunner.ListExecs:input_type -> taskhive.v1.ListExecsRequest
-	18, // 17: taskhive.v1.LoadRunner.GetExec:input_type -> taskhive.v1.GetExecRequest
-	1,  // 18: taskhive.v1.LoadRunner.SaveLoadJob:output_type -> taskhive.v1.LoadJob
-	4,  // 19: taskhive.v1.LoadRunner.ListLoadJobs:output_type -> taskhive.v1.ListLoadJobsResponse
-	6,  // 20: taskhive.v1.LoadRunner.ListTasks:output_type -> taskhive.v1.ListTasksResponse
-	9,  // 21: taskhive.v1.LoadRunner.GetLoadStatus:output_type -> taskhive.v1.LoadStatus
-	13, // 22: taskhive.v1.LoadRunner.Exec:output_type -> taskhive.v1.ExecEvent
-	17, // 23: taskhive.v1.LoadRunner.ListExecs:output_type -> taskhive.v1.ListExecsResponse
-	15, // 24: taskhive.v1.LoadRunner.GetExec:output_type -> taskhive.v1.JobExec
-	18, // [18:25] is the sub-list for method output_type
-	11, // [11:18] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	2,  // 1: taskhive.v1.LoadJob.stages:type_name -> taskhive.v1.LoadStage
+	1,  // 2: taskhive.v1.SaveLoadJobRequest.job:type_name -> taskhive.v1.LoadJob
+	1,  // 3: taskhive.v1.ListLoadJobsResponse.jobs:type_name -> taskhive.v1.LoadJob
+	9,  // 4: taskhive.v1.LoadStatus.last_exec:type_name -> taskhive.v1.ExecSummary
+	20, // 5: taskhive.v1.ExecRequest.params:type_name -> taskhive.v1.ExecRequest.ParamsEntry
+	12, // 6: taskhive.v1.ExecEvent.progress:type_name -> taskhive.v1.ExecProgress
+	13, // 7: taskhive.v1.ExecEvent.enqueued:type_name -> taskhive.v1.ExecEnqueued
+	16, // 8: taskhive.v1.ExecEvent.finished:type_name -> taskhive.v1.JobExec
+	21, // 9: taskhive.v1.JobExec.params:type_name -> taskhive.v1.JobExec.ParamsEntry
+	15, // 10: taskhive.v1.JobExec.tasks:type_name -> taskhive.v1.TaskExec
+	9,  // 11: taskhive.v1.ListExecsResponse.execs:type_name -> taskhive.v1.ExecSummary
+	3,  // 12: taskhive.v1.LoadRunner.SaveLoadJob:input_type -> taskhive.v1.SaveLoadJobRequest
+	4,  // 13: taskhive.v1.LoadRunner.ListLoadJobs:input_type -> taskhive.v1.ListLoadJobsRequest
+	6,  // 14: taskhive.v1.LoadRunner.ListTasks:input_type -> taskhive.v1.ListTasksRequest
+	8,  // 15: taskhive.v1.LoadRunner.GetLoadStatus:input_type -> taskhive.v1.GetLoadStatusRequest
+	11, // 16: taskhive.v1.LoadRunner.Exec:input_type -> taskhive.v1.ExecRequest
+	17, // 17: taskhive.v1.LoadRunner.ListExecs:input_type -> taskhive.v1.ListExecsRequest
+	19, // 18: taskhive.v1.LoadRunner.GetExec:input_type -> taskhive.v1.GetExecRequest
+	1,  // 19: taskhive.v1.LoadRunner.SaveLoadJob:output_type -> taskhive.v1.LoadJob
+	5,  // 20: taskhive.v1.LoadRunner.ListLoadJobs:output_type -> taskhive.v1.ListLoadJobsResponse
+	7,  // 21: taskhive.v1.LoadRunner.ListTasks:output_type -> taskhive.v1.ListTasksResponse
+	10, // 22: taskhive.v1.LoadRunner.GetLoadStatus:output_type -> taskhive.v1.LoadStatus
+	14, // 23: taskhive.v1.LoadRunner.Exec:output_type -> taskhive.v1.ExecEvent
+	18, // 24: taskhive.v1.LoadRunner.ListExecs:output_type -> taskhive.v1.ListExecsResponse
+	16, // 25: taskhive.v1.LoadRunner.GetExec:output_type -> taskhive.v1.JobExec
+	19, // [19:26] is the sub-list for method output_type
+	12, // [12:19] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_taskhive_v1_load_proto_init() }
@@ -1943,24 +2014,24 @@ func file_taskhive_v1_load_proto_init() {
 	}
 	file_taskhive_v1_load_proto_msgTypes[0].OneofWrappers = []any{}
 	file_taskhive_v1_load_proto_msgTypes[1].OneofWrappers = []any{}
-	file_taskhive_v1_load_proto_msgTypes[2].OneofWrappers = []any{
+	file_taskhive_v1_load_proto_msgTypes[3].OneofWrappers = []any{
 		(*SaveLoadJobRequest_JobJson)(nil),
 		(*SaveLoadJobRequest_Job)(nil),
 	}
-	file_taskhive_v1_load_proto_msgTypes[10].OneofWrappers = []any{}
-	file_taskhive_v1_load_proto_msgTypes[13].OneofWrappers = []any{
+	file_taskhive_v1_load_proto_msgTypes[11].OneofWrappers = []any{}
+	file_taskhive_v1_load_proto_msgTypes[14].OneofWrappers = []any{
 		(*ExecEvent_Progress)(nil),
 		(*ExecEvent_Enqueued)(nil),
 		(*ExecEvent_Finished)(nil),
 	}
-	file_taskhive_v1_load_proto_msgTypes[15].OneofWrappers = []any{}
+	file_taskhive_v1_load_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskhive_v1_load_proto_rawDesc), len(file_taskhive_v1_load_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

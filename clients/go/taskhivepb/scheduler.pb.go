@@ -24,6 +24,98 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// A gRPC status code as an enum, numbered as google.rpc.Code (a SubmitAck's error).
+type ErrorCode int32
+
+const (
+	ErrorCode_ERROR_CODE_OK                  ErrorCode = 0
+	ErrorCode_ERROR_CODE_CANCELLED           ErrorCode = 1
+	ErrorCode_ERROR_CODE_UNKNOWN             ErrorCode = 2
+	ErrorCode_ERROR_CODE_INVALID_ARGUMENT    ErrorCode = 3
+	ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED   ErrorCode = 4
+	ErrorCode_ERROR_CODE_NOT_FOUND           ErrorCode = 5
+	ErrorCode_ERROR_CODE_ALREADY_EXISTS      ErrorCode = 6
+	ErrorCode_ERROR_CODE_PERMISSION_DENIED   ErrorCode = 7
+	ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED  ErrorCode = 8
+	ErrorCode_ERROR_CODE_FAILED_PRECONDITION ErrorCode = 9
+	ErrorCode_ERROR_CODE_ABORTED             ErrorCode = 10
+	ErrorCode_ERROR_CODE_OUT_OF_RANGE        ErrorCode = 11
+	ErrorCode_ERROR_CODE_UNIMPLEMENTED       ErrorCode = 12
+	ErrorCode_ERROR_CODE_INTERNAL            ErrorCode = 13
+	ErrorCode_ERROR_CODE_UNAVAILABLE         ErrorCode = 14
+	ErrorCode_ERROR_CODE_DATA_LOSS           ErrorCode = 15
+	ErrorCode_ERROR_CODE_UNAUTHENTICATED     ErrorCode = 16
+)
+
+// Enum value maps for ErrorCode.
+var (
+	ErrorCode_name = map[int32]string{
+		0:  "ERROR_CODE_OK",
+		1:  "ERROR_CODE_CANCELLED",
+		2:  "ERROR_CODE_UNKNOWN",
+		3:  "ERROR_CODE_INVALID_ARGUMENT",
+		4:  "ERROR_CODE_DEADLINE_EXCEEDED",
+		5:  "ERROR_CODE_NOT_FOUND",
+		6:  "ERROR_CODE_ALREADY_EXISTS",
+		7:  "ERROR_CODE_PERMISSION_DENIED",
+		8:  "ERROR_CODE_RESOURCE_EXHAUSTED",
+		9:  "ERROR_CODE_FAILED_PRECONDITION",
+		10: "ERROR_CODE_ABORTED",
+		11: "ERROR_CODE_OUT_OF_RANGE",
+		12: "ERROR_CODE_UNIMPLEMENTED",
+		13: "ERROR_CODE_INTERNAL",
+		14: "ERROR_CODE_UNAVAILABLE",
+		15: "ERROR_CODE_DATA_LOSS",
+		16: "ERROR_CODE_UNAUTHENTICATED",
+	}
+	ErrorCode_value = map[string]int32{
+		"ERROR_CODE_OK":                  0,
+		"ERROR_CODE_CANCELLED":           1,
+		"ERROR_CODE_UNKNOWN":             2,
+		"ERROR_CODE_INVALID_ARGUMENT":    3,
+		"ERROR_CODE_DEADLINE_EXCEEDED":   4,
+		"ERROR_CODE_NOT_FOUND":           5,
+		"ERROR_CODE_ALREADY_EXISTS":      6,
+		"ERROR_CODE_PERMISSION_DENIED":   7,
+		"ERROR_CODE_RESOURCE_EXHAUSTED":  8,
+		"ERROR_CODE_FAILED_PRECONDITION": 9,
+		"ERROR_CODE_ABORTED":             10,
+		"ERROR_CODE_OUT_OF_RANGE":        11,
+		"ERROR_CODE_UNIMPLEMENTED":       12,
+		"ERROR_CODE_INTERNAL":            13,
+		"ERROR_CODE_UNAVAILABLE":         14,
+		"ERROR_CODE_DATA_LOSS":           15,
+		"ERROR_CODE_UNAUTHENTICATED":     16,
+	}
+)
+
+func (x ErrorCode) Enum() *ErrorCode {
+	p := new(ErrorCode)
+	*p = x
+	return p
+}
+
+func (x ErrorCode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ErrorCode) Descriptor() protoreflect.EnumDescriptor {
+	return file_taskhive_v1_scheduler_proto_enumTypes[0].Descriptor()
+}
+
+func (ErrorCode) Type() protoreflect.EnumType {
+	return &file_taskhive_v1_scheduler_proto_enumTypes[0]
+}
+
+func (x ErrorCode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ErrorCode.Descriptor instead.
+func (ErrorCode) EnumDescriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{0}
+}
+
 type JobState int32
 
 const (
@@ -67,11 +159,11 @@ func (x JobState) String() string {
 }
 
 func (JobState) Descriptor() protoreflect.EnumDescriptor {
-	return file_taskhive_v1_scheduler_proto_enumTypes[0].Descriptor()
+	return file_taskhive_v1_scheduler_proto_enumTypes[1].Descriptor()
 }
 
 func (JobState) Type() protoreflect.EnumType {
-	return &file_taskhive_v1_scheduler_proto_enumTypes[0]
+	return &file_taskhive_v1_scheduler_proto_enumTypes[1]
 }
 
 func (x JobState) Number() protoreflect.EnumNumber {
@@ -80,7 +172,7 @@ func (x JobState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JobState.Descriptor instead.
 func (JobState) EnumDescriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{0}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{1}
 }
 
 // How a failing job is retried: exponential backoff with jitter, up to max_attempts, then the dead set.
@@ -457,7 +549,12 @@ type SubmitAck struct {
 	// ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "UNAVAILABLE", ...). Nothing was stored.
 	ErrorCode string `protobuf:"bytes,5,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	// Why, starting with the field's name for INVALID_ARGUMENT (e.g. "task: must not be empty").
-	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	// error_code as an enum (ERROR_CODE_OK when the job was committed); branch on this or on reason.
+	Code ErrorCode `protobuf:"varint,7,opt,name=code,proto3,enum=taskhive.v1.ErrorCode" json:"code,omitempty"`
+	// The machine reason, as google.rpc.ErrorInfo.reason carries it on a failed call
+	// ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "STORE_UNAVAILABLE", ...); empty when committed.
+	Reason        string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -530,6 +627,20 @@ func (x *SubmitAck) GetErrorCode() string {
 func (x *SubmitAck) GetError() string {
 	if x != nil {
 		return x.Error
+	}
+	return ""
+}
+
+func (x *SubmitAck) GetCode() ErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return ErrorCode_ERROR_CODE_OK
+}
+
+func (x *SubmitAck) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -2678,7 +2789,10 @@ type ResultAck struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	LeaseId uint64                 `protobuf:"varint,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
 	// Empty when the result was applied; otherwise why it was rejected.
-	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// The machine reason of a rejection (STALE_LEASE, STORE_UNAVAILABLE, ...), as
+	// google.rpc.ErrorInfo.reason carries it on a failed call; empty when applied.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2727,6 +2841,77 @@ func (x *ResultAck) GetError() string {
 	return ""
 }
 
+func (x *ResultAck) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Stop working on a job: it was removed (or cancelled) while running, or the node that
+// leased it gave it up (a cluster node cut off from the database). Its lease no longer
+// counts: a later report of it is refused. Workers should stop the job's work.
+type CancelJob struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	LeaseId uint64                 `protobuf:"varint,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	JobId   uint64                 `protobuf:"varint,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Why, for logs.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelJob) Reset() {
+	*x = CancelJob{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelJob) ProtoMessage() {}
+
+func (x *CancelJob) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
+func (*CancelJob) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *CancelJob) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *CancelJob) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *CancelJob) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type ServerMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -2736,6 +2921,7 @@ type ServerMessage struct {
 	//	*ServerMessage_Ack
 	//	*ServerMessage_Heartbeat
 	//	*ServerMessage_Lock
+	//	*ServerMessage_Cancel
 	Msg           isServerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2743,7 +2929,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2755,7 +2941,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2768,7 +2954,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ServerMessage) GetMsg() isServerMessage_Msg {
@@ -2823,6 +3009,15 @@ func (x *ServerMessage) GetLock() *AcquireLockResponse {
 	return nil
 }
 
+func (x *ServerMessage) GetCancel() *CancelJob {
+	if x != nil {
+		if x, ok := x.Msg.(*ServerMessage_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
 type isServerMessage_Msg interface {
 	isServerMessage_Msg()
 }
@@ -2847,6 +3042,10 @@ type ServerMessage_Lock struct {
 	Lock *AcquireLockResponse `protobuf:"bytes,5,opt,name=lock,proto3,oneof"`
 }
 
+type ServerMessage_Cancel struct {
+	Cancel *CancelJob `protobuf:"bytes,6,opt,name=cancel,proto3,oneof"`
+}
+
 func (*ServerMessage_Welcome) isServerMessage_Msg() {}
 
 func (*ServerMessage_Job) isServerMessage_Msg() {}
@@ -2856,6 +3055,8 @@ func (*ServerMessage_Ack) isServerMessage_Msg() {}
 func (*ServerMessage_Heartbeat) isServerMessage_Msg() {}
 
 func (*ServerMessage_Lock) isServerMessage_Msg() {}
+
+func (*ServerMessage_Cancel) isServerMessage_Msg() {}
 
 // One event of a watched or run job.
 type JobEvent struct {
@@ -2872,7 +3073,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2884,7 +3085,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2897,7 +3098,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *JobEvent) GetEvent() isJobEvent_Event {
@@ -2969,7 +3170,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2981,7 +3182,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2994,7 +3195,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetConfigRequest) GetKey() string {
@@ -3014,7 +3215,7 @@ type SetConfigRequest struct {
 
 func (x *SetConfigRequest) Reset() {
 	*x = SetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3026,7 +3227,7 @@ func (x *SetConfigRequest) String() string {
 func (*SetConfigRequest) ProtoMessage() {}
 
 func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3039,7 +3240,7 @@ func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SetConfigRequest) GetKey() string {
@@ -3065,7 +3266,7 @@ type ConfigResponse struct {
 
 func (x *ConfigResponse) Reset() {
 	*x = ConfigResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3077,7 +3278,7 @@ func (x *ConfigResponse) String() string {
 func (*ConfigResponse) ProtoMessage() {}
 
 func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3090,7 +3291,7 @@ func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigResponse.ProtoReflect.Descriptor instead.
 func (*ConfigResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{48}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ConfigResponse) GetValues() map[string]int64 {
@@ -3108,7 +3309,7 @@ type DumpRequest struct {
 
 func (x *DumpRequest) Reset() {
 	*x = DumpRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3120,7 +3321,7 @@ func (x *DumpRequest) String() string {
 func (*DumpRequest) ProtoMessage() {}
 
 func (x *DumpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3133,7 +3334,7 @@ func (x *DumpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpRequest.ProtoReflect.Descriptor instead.
 func (*DumpRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{49}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{50}
 }
 
 type DumpedJob struct {
@@ -3145,7 +3346,7 @@ type DumpedJob struct {
 
 func (x *DumpedJob) Reset() {
 	*x = DumpedJob{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3157,7 +3358,7 @@ func (x *DumpedJob) String() string {
 func (*DumpedJob) ProtoMessage() {}
 
 func (x *DumpedJob) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3170,7 +3371,7 @@ func (x *DumpedJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpedJob.ProtoReflect.Descriptor instead.
 func (*DumpedJob) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{50}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DumpedJob) GetJob() *Job {
@@ -3189,7 +3390,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[51]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3201,7 +3402,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[51]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3214,7 +3415,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{51}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *LoadResponse) GetLoaded() uint64 {
@@ -3252,7 +3453,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x12SubmitJobsResponse\x122\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x1e.taskhive.v1.SubmitJobResponseR\x04jobs\"B\n" +
 	"\x14SubmitStreamResponse\x12*\n" +
-	"\x04acks\x18\x01 \x03(\v2\x16.taskhive.v1.SubmitAckR\x04acks\"\x9f\x01\n" +
+	"\x04acks\x18\x01 \x03(\v2\x16.taskhive.v1.SubmitAckR\x04acks\"\xe3\x01\n" +
 	"\tSubmitAck\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x1a\n" +
@@ -3260,7 +3461,9 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\arunning\x18\x04 \x01(\bR\arunning\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x05 \x01(\tR\terrorCode\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"?\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12*\n" +
+	"\x04code\x18\a \x01(\x0e2\x16.taskhive.v1.ErrorCodeR\x04code\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\"?\n" +
 	"\x0eRunJobResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
 	"\x06result\x18\x02 \x01(\fR\x06result\"G\n" +
@@ -3395,16 +3598,22 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\arelease\x18\x06 \x01(\v2\x1f.taskhive.v1.ReleaseLockRequestH\x00R\areleaseB\x05\n" +
 	"\x03msg\"&\n" +
 	"\aWelcome\x12\x1b\n" +
-	"\tworker_id\x18\x01 \x01(\tR\bworkerId\"<\n" +
+	"\tworker_id\x18\x01 \x01(\tR\bworkerId\"T\n" +
 	"\tResultAck\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\x04R\aleaseId\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"\x92\x02\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"U\n" +
+	"\tCancelJob\x12\x19\n" +
+	"\blease_id\x18\x01 \x01(\x04R\aleaseId\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xc4\x02\n" +
 	"\rServerMessage\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.taskhive.v1.WelcomeH\x00R\awelcome\x12$\n" +
 	"\x03job\x18\x02 \x01(\v2\x10.taskhive.v1.JobH\x00R\x03job\x12*\n" +
 	"\x03ack\x18\x03 \x01(\v2\x16.taskhive.v1.ResultAckH\x00R\x03ack\x12>\n" +
 	"\theartbeat\x18\x04 \x01(\v2\x1e.taskhive.v1.HeartbeatResponseH\x00R\theartbeat\x126\n" +
-	"\x04lock\x18\x05 \x01(\v2 .taskhive.v1.AcquireLockResponseH\x00R\x04lockB\x05\n" +
+	"\x04lock\x18\x05 \x01(\v2 .taskhive.v1.AcquireLockResponseH\x00R\x04lock\x120\n" +
+	"\x06cancel\x18\x06 \x01(\v2\x16.taskhive.v1.CancelJobH\x00R\x06cancelB\x05\n" +
 	"\x03msg\"x\n" +
 	"\bJobEvent\x12\x14\n" +
 	"\x04data\x18\x01 \x01(\fH\x00R\x04data\x125\n" +
@@ -3425,7 +3634,26 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\tDumpedJob\x12\"\n" +
 	"\x03job\x18\x01 \x01(\v2\x10.taskhive.v1.JobR\x03job\"&\n" +
 	"\fLoadResponse\x12\x16\n" +
-	"\x06loaded\x18\x01 \x01(\x04R\x06loaded*\x80\x01\n" +
+	"\x06loaded\x18\x01 \x01(\x04R\x06loaded*\xf7\x03\n" +
+	"\tErrorCode\x12\x11\n" +
+	"\rERROR_CODE_OK\x10\x00\x12\x18\n" +
+	"\x14ERROR_CODE_CANCELLED\x10\x01\x12\x16\n" +
+	"\x12ERROR_CODE_UNKNOWN\x10\x02\x12\x1f\n" +
+	"\x1bERROR_CODE_INVALID_ARGUMENT\x10\x03\x12 \n" +
+	"\x1cERROR_CODE_DEADLINE_EXCEEDED\x10\x04\x12\x18\n" +
+	"\x14ERROR_CODE_NOT_FOUND\x10\x05\x12\x1d\n" +
+	"\x19ERROR_CODE_ALREADY_EXISTS\x10\x06\x12 \n" +
+	"\x1cERROR_CODE_PERMISSION_DENIED\x10\a\x12!\n" +
+	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\b\x12\"\n" +
+	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\t\x12\x16\n" +
+	"\x12ERROR_CODE_ABORTED\x10\n" +
+	"\x12\x1b\n" +
+	"\x17ERROR_CODE_OUT_OF_RANGE\x10\v\x12\x1c\n" +
+	"\x18ERROR_CODE_UNIMPLEMENTED\x10\f\x12\x17\n" +
+	"\x13ERROR_CODE_INTERNAL\x10\r\x12\x1a\n" +
+	"\x16ERROR_CODE_UNAVAILABLE\x10\x0e\x12\x18\n" +
+	"\x14ERROR_CODE_DATA_LOSS\x10\x0f\x12\x1e\n" +
+	"\x1aERROR_CODE_UNAUTHENTICATED\x10\x10*\x80\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x17\n" +
@@ -3473,152 +3701,156 @@ func file_taskhive_v1_scheduler_proto_rawDescGZIP() []byte {
 	return file_taskhive_v1_scheduler_proto_rawDescData
 }
 
-var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_taskhive_v1_scheduler_proto_goTypes = []any{
-	(JobState)(0),                // 0: taskhive.v1.JobState
-	(*RetryPolicy)(nil),          // 1: taskhive.v1.RetryPolicy
-	(*SubmitJobRequest)(nil),     // 2: taskhive.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),    // 3: taskhive.v1.SubmitJobResponse
-	(*SubmitJobsRequest)(nil),    // 4: taskhive.v1.SubmitJobsRequest
-	(*SubmitJobsResponse)(nil),   // 5: taskhive.v1.SubmitJobsResponse
-	(*SubmitStreamResponse)(nil), // 6: taskhive.v1.SubmitStreamResponse
-	(*SubmitAck)(nil),            // 7: taskhive.v1.SubmitAck
-	(*RunJobResponse)(nil),       // 8: taskhive.v1.RunJobResponse
-	(*JobRef)(nil),               // 9: taskhive.v1.JobRef
-	(*RemoveJobResponse)(nil),    // 10: taskhive.v1.RemoveJobResponse
-	(*Job)(nil),                  // 11: taskhive.v1.Job
-	(*ListJobsRequest)(nil),      // 12: taskhive.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),     // 13: taskhive.v1.ListJobsResponse
-	(*DropTaskRequest)(nil),      // 14: taskhive.v1.DropTaskRequest
-	(*DropTaskResponse)(nil),     // 15: taskhive.v1.DropTaskResponse
-	(*StatusRequest)(nil),        // 16: taskhive.v1.StatusRequest
-	(*TaskStatus)(nil),           // 17: taskhive.v1.TaskStatus
-	(*StatusResponse)(nil),       // 18: taskhive.v1.StatusResponse
-	(*ListDeadRequest)(nil),      // 19: taskhive.v1.ListDeadRequest
-	(*ListDeadResponse)(nil),     // 20: taskhive.v1.ListDeadResponse
-	(*DeadRef)(nil),              // 21: taskhive.v1.DeadRef
-	(*DeadOpResponse)(nil),       // 22: taskhive.v1.DeadOpResponse
-	(*RegisterTaskRequest)(nil),  // 23: taskhive.v1.RegisterTaskRequest
-	(*RegisterTaskResponse)(nil), // 24: taskhive.v1.RegisterTaskResponse
-	(*GrabJobRequest)(nil),       // 25: taskhive.v1.GrabJobRequest
-	(*Done)(nil),                 // 26: taskhive.v1.Done
-	(*Fail)(nil),                 // 27: taskhive.v1.Fail
-	(*SchedLater)(nil),           // 28: taskhive.v1.SchedLater
-	(*Outcome)(nil),              // 29: taskhive.v1.Outcome
-	(*ReportResultRequest)(nil),  // 30: taskhive.v1.ReportResultRequest
-	(*ReportResultResponse)(nil), // 31: taskhive.v1.ReportResultResponse
-	(*HeartbeatRequest)(nil),     // 32: taskhive.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),    // 33: taskhive.v1.HeartbeatResponse
-	(*WorkerHello)(nil),          // 34: taskhive.v1.WorkerHello
-	(*WorkerResult)(nil),         // 35: taskhive.v1.WorkerResult
-	(*WorkData)(nil),             // 36: taskhive.v1.WorkData
-	(*SendDataResponse)(nil),     // 37: taskhive.v1.SendDataResponse
-	(*AcquireLockRequest)(nil),   // 38: taskhive.v1.AcquireLockRequest
-	(*AcquireLockResponse)(nil),  // 39: taskhive.v1.AcquireLockResponse
-	(*ReleaseLockRequest)(nil),   // 40: taskhive.v1.ReleaseLockRequest
-	(*ReleaseLockResponse)(nil),  // 41: taskhive.v1.ReleaseLockResponse
-	(*WorkerMessage)(nil),        // 42: taskhive.v1.WorkerMessage
-	(*Welcome)(nil),              // 43: taskhive.v1.Welcome
-	(*ResultAck)(nil),            // 44: taskhive.v1.ResultAck
-	(*ServerMessage)(nil),        // 45: taskhive.v1.ServerMessage
-	(*JobEvent)(nil),             // 46: taskhive.v1.JobEvent
-	(*GetConfigRequest)(nil),     // 47: taskhive.v1.GetConfigRequest
-	(*SetConfigRequest)(nil),     // 48: taskhive.v1.SetConfigRequest
-	(*ConfigResponse)(nil),       // 49: taskhive.v1.ConfigResponse
-	(*DumpRequest)(nil),          // 50: taskhive.v1.DumpRequest
-	(*DumpedJob)(nil),            // 51: taskhive.v1.DumpedJob
-	(*LoadResponse)(nil),         // 52: taskhive.v1.LoadResponse
-	nil,                          // 53: taskhive.v1.ConfigResponse.ValuesEntry
+	(ErrorCode)(0),               // 0: taskhive.v1.ErrorCode
+	(JobState)(0),                // 1: taskhive.v1.JobState
+	(*RetryPolicy)(nil),          // 2: taskhive.v1.RetryPolicy
+	(*SubmitJobRequest)(nil),     // 3: taskhive.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),    // 4: taskhive.v1.SubmitJobResponse
+	(*SubmitJobsRequest)(nil),    // 5: taskhive.v1.SubmitJobsRequest
+	(*SubmitJobsResponse)(nil),   // 6: taskhive.v1.SubmitJobsResponse
+	(*SubmitStreamResponse)(nil), // 7: taskhive.v1.SubmitStreamResponse
+	(*SubmitAck)(nil),            // 8: taskhive.v1.SubmitAck
+	(*RunJobResponse)(nil),       // 9: taskhive.v1.RunJobResponse
+	(*JobRef)(nil),               // 10: taskhive.v1.JobRef
+	(*RemoveJobResponse)(nil),    // 11: taskhive.v1.RemoveJobResponse
+	(*Job)(nil),                  // 12: taskhive.v1.Job
+	(*ListJobsRequest)(nil),      // 13: taskhive.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),     // 14: taskhive.v1.ListJobsResponse
+	(*DropTaskRequest)(nil),      // 15: taskhive.v1.DropTaskRequest
+	(*DropTaskResponse)(nil),     // 16: taskhive.v1.DropTaskResponse
+	(*StatusRequest)(nil),        // 17: taskhive.v1.StatusRequest
+	(*TaskStatus)(nil),           // 18: taskhive.v1.TaskStatus
+	(*StatusResponse)(nil),       // 19: taskhive.v1.StatusResponse
+	(*ListDeadRequest)(nil),      // 20: taskhive.v1.ListDeadRequest
+	(*ListDeadResponse)(nil),     // 21: taskhive.v1.ListDeadResponse
+	(*DeadRef)(nil),              // 22: taskhive.v1.DeadRef
+	(*DeadOpResponse)(nil),       // 23: taskhive.v1.DeadOpResponse
+	(*RegisterTaskRequest)(nil),  // 24: taskhive.v1.RegisterTaskRequest
+	(*RegisterTaskResponse)(nil), // 25: taskhive.v1.RegisterTaskResponse
+	(*GrabJobRequest)(nil),       // 26: taskhive.v1.GrabJobRequest
+	(*Done)(nil),                 // 27: taskhive.v1.Done
+	(*Fail)(nil),                 // 28: taskhive.v1.Fail
+	(*SchedLater)(nil),           // 29: taskhive.v1.SchedLater
+	(*Outcome)(nil),              // 30: taskhive.v1.Outcome
+	(*ReportResultRequest)(nil),  // 31: taskhive.v1.ReportResultRequest
+	(*ReportResultResponse)(nil), // 32: taskhive.v1.ReportResultResponse
+	(*HeartbeatRequest)(nil),     // 33: taskhive.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),    // 34: taskhive.v1.HeartbeatResponse
+	(*WorkerHello)(nil),          // 35: taskhive.v1.WorkerHello
+	(*WorkerResult)(nil),         // 36: taskhive.v1.WorkerResult
+	(*WorkData)(nil),             // 37: taskhive.v1.WorkData
+	(*SendDataResponse)(nil),     // 38: taskhive.v1.SendDataResponse
+	(*AcquireLockRequest)(nil),   // 39: taskhive.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil),  // 40: taskhive.v1.AcquireLockResponse
+	(*ReleaseLockRequest)(nil),   // 41: taskhive.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil),  // 42: taskhive.v1.ReleaseLockResponse
+	(*WorkerMessage)(nil),        // 43: taskhive.v1.WorkerMessage
+	(*Welcome)(nil),              // 44: taskhive.v1.Welcome
+	(*ResultAck)(nil),            // 45: taskhive.v1.ResultAck
+	(*CancelJob)(nil),            // 46: taskhive.v1.CancelJob
+	(*ServerMessage)(nil),        // 47: taskhive.v1.ServerMessage
+	(*JobEvent)(nil),             // 48: taskhive.v1.JobEvent
+	(*GetConfigRequest)(nil),     // 49: taskhive.v1.GetConfigRequest
+	(*SetConfigRequest)(nil),     // 50: taskhive.v1.SetConfigRequest
+	(*ConfigResponse)(nil),       // 51: taskhive.v1.ConfigResponse
+	(*DumpRequest)(nil),          // 52: taskhive.v1.DumpRequest
+	(*DumpedJob)(nil),            // 53: taskhive.v1.DumpedJob
+	(*LoadResponse)(nil),         // 54: taskhive.v1.LoadResponse
+	nil,                          // 55: taskhive.v1.ConfigResponse.ValuesEntry
 }
 var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
-	1,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
-	2,  // 1: taskhive.v1.SubmitJobsRequest.jobs:type_name -> taskhive.v1.SubmitJobRequest
-	3,  // 2: taskhive.v1.SubmitJobsResponse.jobs:type_name -> taskhive.v1.SubmitJobResponse
-	7,  // 3: taskhive.v1.SubmitStreamResponse.acks:type_name -> taskhive.v1.SubmitAck
-	0,  // 4: taskhive.v1.Job.state:type_name -> taskhive.v1.JobState
-	1,  // 5: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
-	0,  // 6: taskhive.v1.ListJobsRequest.state:type_name -> taskhive.v1.JobState
-	11, // 7: taskhive.v1.ListJobsResponse.jobs:type_name -> taskhive.v1.Job
-	17, // 8: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
-	17, // 9: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
-	11, // 10: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
-	26, // 11: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
-	27, // 12: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
-	28, // 13: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
-	29, // 14: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
-	29, // 15: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
-	34, // 16: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
-	35, // 17: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
-	32, // 18: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
-	36, // 19: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
-	38, // 20: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
-	40, // 21: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
-	43, // 22: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
-	11, // 23: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
-	44, // 24: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
-	33, // 25: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
-	39, // 26: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
-	8,  // 27: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
-	53, // 28: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
-	11, // 29: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
-	2,  // 30: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
-	4,  // 31: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
-	2,  // 32: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
-	2,  // 33: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
-	2,  // 34: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
-	9,  // 35: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
-	9,  // 36: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
-	9,  // 37: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
-	12, // 38: taskhive.v1.Scheduler.ListJobs:input_type -> taskhive.v1.ListJobsRequest
-	14, // 39: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
-	16, // 40: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
-	19, // 41: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
-	21, // 42: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
-	21, // 43: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
-	23, // 44: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
-	25, // 45: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
-	30, // 46: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
-	32, // 47: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
-	36, // 48: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
-	38, // 49: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
-	40, // 50: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
-	42, // 51: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
-	47, // 52: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
-	48, // 53: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
-	50, // 54: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
-	51, // 55: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
-	3,  // 56: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
-	5,  // 57: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
-	6,  // 58: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
-	8,  // 59: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
-	46, // 60: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
-	46, // 61: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
-	10, // 62: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
-	11, // 63: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
-	13, // 64: taskhive.v1.Scheduler.ListJobs:output_type -> taskhive.v1.ListJobsResponse
-	15, // 65: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
-	18, // 66: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
-	20, // 67: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
-	22, // 68: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
-	22, // 69: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
-	24, // 70: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
-	11, // 71: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
-	31, // 72: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
-	33, // 73: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
-	37, // 74: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
-	39, // 75: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
-	41, // 76: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
-	45, // 77: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
-	49, // 78: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
-	49, // 79: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
-	51, // 80: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
-	52, // 81: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
-	56, // [56:82] is the sub-list for method output_type
-	30, // [30:56] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	2,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
+	3,  // 1: taskhive.v1.SubmitJobsRequest.jobs:type_name -> taskhive.v1.SubmitJobRequest
+	4,  // 2: taskhive.v1.SubmitJobsResponse.jobs:type_name -> taskhive.v1.SubmitJobResponse
+	8,  // 3: taskhive.v1.SubmitStreamResponse.acks:type_name -> taskhive.v1.SubmitAck
+	0,  // 4: taskhive.v1.SubmitAck.code:type_name -> taskhive.v1.ErrorCode
+	1,  // 5: taskhive.v1.Job.state:type_name -> taskhive.v1.JobState
+	2,  // 6: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
+	1,  // 7: taskhive.v1.ListJobsRequest.state:type_name -> taskhive.v1.JobState
+	12, // 8: taskhive.v1.ListJobsResponse.jobs:type_name -> taskhive.v1.Job
+	18, // 9: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
+	18, // 10: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
+	12, // 11: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
+	27, // 12: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
+	28, // 13: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
+	29, // 14: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
+	30, // 15: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
+	30, // 16: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
+	35, // 17: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
+	36, // 18: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
+	33, // 19: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
+	37, // 20: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
+	39, // 21: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
+	41, // 22: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
+	44, // 23: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
+	12, // 24: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
+	45, // 25: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
+	34, // 26: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
+	40, // 27: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
+	46, // 28: taskhive.v1.ServerMessage.cancel:type_name -> taskhive.v1.CancelJob
+	9,  // 29: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
+	55, // 30: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
+	12, // 31: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
+	3,  // 32: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
+	5,  // 33: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
+	3,  // 34: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
+	3,  // 35: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
+	3,  // 36: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
+	10, // 37: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
+	10, // 38: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
+	10, // 39: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
+	13, // 40: taskhive.v1.Scheduler.ListJobs:input_type -> taskhive.v1.ListJobsRequest
+	15, // 41: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
+	17, // 42: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
+	20, // 43: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
+	22, // 44: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
+	22, // 45: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
+	24, // 46: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
+	26, // 47: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
+	31, // 48: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
+	33, // 49: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
+	37, // 50: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
+	39, // 51: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
+	41, // 52: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
+	43, // 53: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
+	49, // 54: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
+	50, // 55: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
+	52, // 56: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
+	53, // 57: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
+	4,  // 58: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
+	6,  // 59: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
+	7,  // 60: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
+	9,  // 61: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
+	48, // 62: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
+	48, // 63: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
+	11, // 64: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
+	12, // 65: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
+	14, // 66: taskhive.v1.Scheduler.ListJobs:output_type -> taskhive.v1.ListJobsResponse
+	16, // 67: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
+	19, // 68: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
+	21, // 69: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
+	23, // 70: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
+	23, // 71: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
+	25, // 72: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
+	12, // 73: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
+	32, // 74: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
+	34, // 75: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
+	38, // 76: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
+	40, // 77: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
+	42, // 78: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
+	47, // 79: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
+	51, // 80: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
+	51, // 81: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
+	53, // 82: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
+	54, // 83: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
+	58, // [58:84] is the sub-list for method output_type
+	32, // [32:58] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_taskhive_v1_scheduler_proto_init() }
@@ -3641,14 +3873,15 @@ func file_taskhive_v1_scheduler_proto_init() {
 		(*WorkerMessage_Acquire)(nil),
 		(*WorkerMessage_Release)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[44].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[45].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Job)(nil),
 		(*ServerMessage_Ack)(nil),
 		(*ServerMessage_Heartbeat)(nil),
 		(*ServerMessage_Lock)(nil),
+		(*ServerMessage_Cancel)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[45].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[46].OneofWrappers = []any{
 		(*JobEvent_Data)(nil),
 		(*JobEvent_Result)(nil),
 		(*JobEvent_Error)(nil),
@@ -3658,8 +3891,8 @@ func file_taskhive_v1_scheduler_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskhive_v1_scheduler_proto_rawDesc), len(file_taskhive_v1_scheduler_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   53,
+			NumEnums:      2,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -6,6 +6,7 @@ with the same API. The raw gRPC stubs are in :mod:`taskhive.v1`.
 
 from taskhive._types import (
     DEFAULT_ADDR,
+    Cancellation,
     Done,
     Fail,
     Job,
@@ -30,9 +31,11 @@ from taskhive.errors import (
     NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
+    StaleLeaseError,
     TaskhiveError,
     UnauthenticatedError,
     UnavailableError,
+    WorkersPresentError,
 )
 from taskhive.worker import Worker
 
@@ -41,6 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_ADDR",
     "AlreadyExistsError",
+    "Cancellation",
     "CancelledError",
     "Client",
     "DeadlineExceededError",
@@ -59,6 +63,7 @@ __all__ = [
     "ResourceExhaustedError",
     "RetryPolicy",
     "SchedLater",
+    "StaleLeaseError",
     "Status",
     "SubmitAck",
     "TaskStatus",
@@ -66,4 +71,5 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "Worker",
+    "WorkersPresentError",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -12,6 +13,7 @@ from taskhive.v1 import scheduler_pb2 as pb
 
 __all__ = [
     "DEFAULT_ADDR",
+    "Cancellation",
     "Done",
     "Fail",
     "Job",
@@ -84,6 +86,59 @@ class RetryPolicy:
         )
 
 
+class Cancellation:
+    """Whether the server cancelled a job while a worker ran it: a ``threading.Event``-like
+    flag (``is_set``, ``wait``) with the server's :attr:`reason`.
+
+    Every :class:`Job` has one, :attr:`Job.cancelled`; the workers set it when the server sends
+    a CancelJob for the job (it was removed while running, or the cluster node holding its
+    lease gave it up). A sync handler polls it (``if job.cancelled.wait(1.0): ...``) and
+    returns once its work is stopped; whatever it returns then is not applied. Thread-safe.
+    """
+
+    __slots__ = ("_event", "_reason")
+    _create = threading.Lock()
+
+    def __init__(self) -> None:
+        # Made on first use: most Job objects (GetJob, Dump, ...) never need one.
+        self._event: Optional[threading.Event] = None
+        self._reason: Optional[str] = None
+
+    def _ev(self) -> threading.Event:
+        ev = self._event
+        if ev is None:
+            with Cancellation._create:
+                if self._event is None:
+                    self._event = threading.Event()
+                ev = self._event
+        return ev
+
+    def is_set(self) -> bool:
+        """True once the server cancelled the job."""
+        ev = self._event
+        return ev is not None and ev.is_set()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Blocks until the job is cancelled or ``timeout`` seconds passed; returns
+        :meth:`is_set` (so ``while not job.cancelled.wait(0.5): step()`` works)."""
+        return self._ev().wait(timeout)
+
+    @property
+    def reason(self) -> Optional[str]:
+        """The server's reason (for logs), None while the job is not cancelled."""
+        return self._reason
+
+    def _set(self, reason: str) -> None:
+        """Marks the job cancelled (the workers call this; first reason wins)."""
+        ev = self._ev()
+        if not ev.is_set():
+            self._reason = reason
+            ev.set()
+
+    def __repr__(self) -> str:
+        return f"Cancellation(reason={self._reason!r})" if self.is_set() else "Cancellation()"
+
+
 @dataclass(frozen=True)
 class Job:
     """A job as the server reports it (``GetJob``, ``ListDead``, ``Dump``, or handed to a worker)."""
@@ -106,6 +161,12 @@ class Job:
     lease_id: int = 0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     last_error: str = ""
+    #: Set when the server cancelled the job while this worker ran it (see :class:`Cancellation`).
+    cancelled: Cancellation = field(default_factory=Cancellation, compare=False, repr=False)
+
+    def is_cancelled(self) -> bool:
+        """True once the server cancelled the job a worker runs (``job.cancelled.reason`` says why)."""
+        return self.cancelled.is_set()
 
     @property
     def sched_at(self) -> _dt.datetime:
@@ -222,7 +283,7 @@ class SubmitAck:
             job_id=m.job_id,
             replaced=m.replaced,
             running=m.running,
-            error=from_code_name(m.error_code, m.error) if m.error_code else None,
+            error=from_code_name(m.error_code, m.error, m.reason) if m.error_code else None,
         )
 
 

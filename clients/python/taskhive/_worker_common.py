@@ -59,6 +59,14 @@ def settle(job: Job, value: object, exc: Optional[BaseException]) -> tuple[Outco
         return outcome, result(job.lease_id, outcome)
 
 
+def release(lease_id: int, reason: str) -> tuple[Outcome, pb.WorkerMessage]:
+    """What a worker reports for a job the server cancelled, once its handler is over: not the
+    handler's outcome but a report the server refuses (the lease no longer counts), which
+    frees this worker's slot on the server."""
+    outcome = Fail(f"cancelled: {reason}")
+    return outcome, result(lease_id, outcome)
+
+
 def heartbeat(lease_ids: list[int]) -> pb.WorkerMessage:
     """Extends the given leases."""
     return pb.WorkerMessage(heartbeat=pb.HeartbeatRequest(lease_ids=lease_ids))
@@ -76,6 +84,10 @@ class Lease:
     outcome: Optional[Outcome] = None
     #: The server said it no longer holds the lease (heartbeat answer).
     lost: bool = False
+    #: The server cancelled the job: its lease no longer counts (its report is refused).
+    revoked: bool = False
+    #: The handler was called (in the asyncio worker a started job may first wait for a slot).
+    invoked: bool = False
 
     @classmethod
     def of(cls, job: Job) -> "Lease":
@@ -85,7 +97,7 @@ class Lease:
     @property
     def needs_heartbeat(self) -> bool:
         """Started, not yet reported, and still held."""
-        return self.started and self.outcome is None and not self.lost
+        return self.started and self.outcome is None and not self.lost and not self.revoked
 
 
 def heartbeat_interval(job: Job) -> float:

@@ -21,6 +21,7 @@ from taskhive._worker_common import (
     heartbeat_interval,
     heartbeat,
     hello,
+    release,
     settle,
 )
 from taskhive._channel import RootCertificates, default_token, sync_channel
@@ -80,6 +81,11 @@ class Worker:
     exponential backoff (``reconnect_min`` to ``reconnect_max`` seconds); jobs it held go back
     to the server's queue at once. ``on_ack`` is called (in the worker's reader thread) with
     each job, its outcome and the server's rejection reason (None = applied).
+
+    When the server cancels a running job (removed while running, or given up by its cluster
+    node), ``job.cancelled`` is set (with its ``reason``): the handler should check it and
+    return once its work is stopped. Its outcome is not applied; when it returns, the worker
+    reports the lease, which the server refuses as expected and which frees the slot.
     """
 
     def __init__(
@@ -282,6 +288,8 @@ class Worker:
                 self._on_job(conn, Job.from_proto(msg.job))
             elif kind == "ack":
                 self._on_ack(conn, msg.ack.lease_id, msg.ack.error)
+            elif kind == "cancel":
+                self._on_cancel(conn, msg.cancel)
             elif kind == "heartbeat":
                 with self._lock:
                     for lid in msg.heartbeat.lost_lease_ids:
@@ -319,6 +327,20 @@ class Worker:
         assert self._pool is not None
         self._pool.submit(self._execute, conn, lease)
 
+    def _on_cancel(self, conn: _Conn, cancel: pb.CancelJob) -> None:
+        with self._lock:
+            lease = conn.leases.get(cancel.lease_id)
+            if lease is None or lease.revoked:
+                return
+            lease.revoked = True
+            job = lease.job
+            log.info("job %s/%s cancelled by the server: %s", job.task, job.name, cancel.reason)
+            job.cancelled._set(cancel.reason)
+            if not lease.started and lease.outcome is None and conn.alive:
+                # Never started (the worker is stopping): release the lease at once.
+                lease.outcome, msg = release(job.lease_id, cancel.reason)
+                conn.out.put(msg)
+
     def _execute(self, conn: _Conn, lease: Lease) -> None:
         job = lease.job
         value: object = None
@@ -338,6 +360,9 @@ class Worker:
         outcome, msg = settle(job, value, exc)
         with self._lock:
             conn.running -= 1
+            if lease.revoked:
+                # Not applied: the report only frees the slot (the server refuses it).
+                outcome, msg = release(job.lease_id, job.cancelled.reason or "")
             lease.outcome = outcome
             if conn.alive:
                 conn.out.put(msg)
@@ -351,7 +376,9 @@ class Worker:
             lease = conn.leases.pop(lease_id, None)
         if lease is None or lease.outcome is None:
             return
-        if error:
+        if error and lease.revoked:
+            log.debug("report of cancelled job %s/%s refused: %s", lease.job.task, lease.job.name, error)
+        elif error:
             log.warning("outcome of job %s/%s rejected: %s", lease.job.task, lease.job.name, error)
         if self.on_ack is not None:
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from typing import Optional
 
 import pytest
 
@@ -366,3 +367,89 @@ async def test_submit_stream_from_an_async_iterable(server):
         bad = [a async for a in client.submit_stream([{"task": "astream", "name": "x" * 256}])]
         assert isinstance(bad[0].error, aio.InvalidArgumentError)
         assert bad[0].error.details.startswith("name:")
+
+
+@run_async
+async def test_removing_a_running_job_cancels_its_async_handler(server):
+    started: "asyncio.Queue[str]" = asyncio.Queue()
+    seen: "asyncio.Queue[tuple[tuple[object, ...], bool]]" = asyncio.Queue()
+    acks = AioAcks()
+    # Capacity 1: the next job runs only once the cancelled one freed its slot.
+    w = aio.Worker(server.addr, on_ack=acks)
+
+    @w.task("long")
+    async def long(job: aio.Job) -> aio.Outcome:
+        started.put_nowait(job.name)
+        if job.name == "next":
+            return Done()
+        try:
+            await asyncio.Event().wait()  # forever
+        except asyncio.CancelledError as e:
+            seen.put_nowait((e.args, job.is_cancelled()))
+            raise
+        return Done(b"unreachable")
+
+    async with aio.Client(server.addr) as client, arunning(w):
+        job_id = await client.submit("long", "first")
+        assert await aget(started, "the first job") == "first"
+        await client.remove("long", "first")
+        args, cancelled = await aget(seen, "CancelledError in the handler")
+        assert cancelled and len(args) == 1 and args[0], args
+        job, _, error = await acks.next("the cancelled job's ack")
+        assert job.id == job_id and job.cancelled.reason == args[0] and error
+        await client.submit("long", "next")
+        assert await aget(started, "the next job") == "next"
+        job, outcome, error = await acks.next("the next job's ack")
+        assert (job.name, outcome, error) == ("next", Done(), None)
+
+
+@run_async
+async def test_removing_a_running_job_sets_the_flag_of_a_thread_handler(server):
+    seen: "asyncio.Queue[Optional[str]]" = asyncio.Queue()
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    acks = AioAcks()
+    w = aio.Worker(server.addr, on_ack=acks)
+
+    @w.task("long")
+    def long(job: aio.Job) -> aio.Outcome:
+        loop.call_soon_threadsafe(started.set)
+        job.cancelled.wait(DEADLINE)
+        loop.call_soon_threadsafe(seen.put_nowait, job.cancelled.reason)
+        return Done(b"not applied")
+
+    async with aio.Client(server.addr) as client, arunning(w):
+        await client.submit("long", "first")
+        await await_event(started, "the job to start")
+        await client.remove("long", "first")
+        assert await aget(seen, "the handler to see the cancel")
+        job, _, error = await acks.next("the cancelled job's ack")
+        assert job.is_cancelled() and error
+
+
+@run_async
+async def test_errors_follow_the_servers_reason(server):
+    async with aio.Client(server.addr) as client:
+        with pytest.raises(aio.NoWorkerError) as e:
+            await client.run_job("why", "x", wait=DEADLINE)
+        assert (e.value.reason, e.value.metadata["task"]) == ("NO_WORKER", "why")
+
+        w = aio.Worker(server.addr)
+        w.add_task("why", lambda job: None)
+        async with arunning(w):
+            with pytest.raises(aio.WorkersPresentError) as e:
+                await client.drop("why")
+        assert e.value.reason == "WORKERS_PRESENT"
+
+        from taskhive.errors import from_rpc_error
+        from taskhive.v1 import scheduler_pb2 as pb
+        from taskhive.v1 import scheduler_pb2_grpc as pb_grpc
+        import grpc
+
+        async with grpc.aio.insecure_channel(server.addr) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as raw:
+                await pb_grpc.SchedulerStub(ch).ReportResult(
+                    pb.ReportResultRequest(lease_id=77, outcome=pb.Outcome(done=pb.Done()))
+                )
+        err = from_rpc_error(raw.value)
+        assert isinstance(err, aio.StaleLeaseError) and err.metadata["cause"] == "ended"

@@ -7,6 +7,7 @@ import queue
 import signal
 import threading
 import time
+from typing import Optional
 
 import pytest
 
@@ -409,3 +410,88 @@ def test_submit_stream_acks_each_job_in_order_and_goes_on_past_a_bad_one(client)
         ):
             seen.append(a)
     assert [a.seq for a in seen] == [0] and seen[0].ok
+
+
+def test_removing_a_running_job_sets_its_cancelled_flag(server, client):
+    started: "queue.Queue[str]" = queue.Queue()
+    seen: "queue.Queue[tuple[bool, Optional[str]]]" = queue.Queue()
+    acks = Acks()
+    # Capacity 1: the next job runs only once the cancelled one freed its slot.
+    w = taskhive.Worker(server.addr, on_ack=acks)
+
+    @w.task("long")
+    def long(job: taskhive.Job) -> Done:
+        started.put(job.name)
+        if job.name == "next":
+            return Done()
+        deadline = time.monotonic() + DEADLINE
+        while not job.cancelled.wait(0.05) and time.monotonic() < deadline:
+            pass
+        seen.put((job.is_cancelled(), job.cancelled.reason))
+        return Done(b"not applied")
+
+    with running(w):
+        job_id = client.submit("long", "first")
+        assert get(started, "the first job") == "first"
+        client.remove("long", "first")
+        cancelled, reason = get(seen, "the handler to see the cancel")
+        assert cancelled and reason
+        job, outcome, error = acks.next("the cancelled job's ack")
+        # The handler's outcome is not applied; the lease's release is refused, as expected.
+        assert job.id == job_id and job.is_cancelled() and error
+        assert outcome != Done(b"not applied")
+        client.submit("long", "next")
+        assert get(started, "the next job") == "next"
+        job, outcome, error = acks.next("the next job's ack")
+        assert (job.name, outcome, error) == ("next", Done(), None)
+        with pytest.raises(taskhive.NotFoundError):
+            client.get("long", "first")
+
+
+def test_cancellation_is_a_flag_outside_job_equality():
+    a = taskhive.Job(id=1, task="t", name="n")
+    b = taskhive.Job(id=1, task="t", name="n")
+    assert a == b and hash(a) == hash(b)
+    assert not a.is_cancelled() and a.cancelled.reason is None and a.cancelled.wait(0) is False
+    a.cancelled._set("job removed")
+    a.cancelled._set("a later reason")  # the first one stays
+    assert a.is_cancelled() and a.cancelled.wait(0) and a.cancelled.reason == "job removed"
+    assert a == b and not b.is_cancelled()
+    assert "cancelled" not in repr(a) and repr(a.cancelled) == "Cancellation(reason='job removed')"
+
+
+def test_errors_follow_the_servers_reason_not_the_message(server, client):
+    import grpc
+
+    from taskhive.errors import from_rpc_error
+    from taskhive.v1 import scheduler_pb2 as pb
+    from taskhive.v1 import scheduler_pb2_grpc as pb_grpc
+
+    # No worker: the reason, whatever the call.
+    with pytest.raises(taskhive.NoWorkerError) as e:
+        client.run_job("why", "x", wait=DEADLINE)
+    assert (e.value.reason, e.value.metadata["task"]) == ("NO_WORKER", "why")
+
+    # Stale lease: a result for a lease the server never handed out.
+    with grpc.insecure_channel(server.addr) as ch:
+        with pytest.raises(grpc.RpcError) as raw:
+            pb_grpc.SchedulerStub(ch).ReportResult(
+                pb.ReportResultRequest(lease_id=77, outcome=pb.Outcome(done=pb.Done()))
+            )
+    err = from_rpc_error(raw.value)
+    assert isinstance(err, taskhive.StaleLeaseError) and isinstance(err, taskhive.FailedPreconditionError)
+    assert (err.reason, err.metadata["lease"], err.metadata["cause"]) == ("STALE_LEASE", "77", "ended")
+
+    # Workers present.
+    w = taskhive.Worker(server.addr)
+    w.add_task("why", lambda job: None)
+    with running(w):
+        with pytest.raises(taskhive.WorkersPresentError) as e:
+            client.drop("why")
+    assert e.value.reason == "WORKERS_PRESENT" and not isinstance(e.value, taskhive.NoWorkerError)
+
+    # Other refusals carry their reason too; a code without one gets the code's name.
+    with pytest.raises(taskhive.InvalidArgumentError) as e:
+        client.submit("", "x")
+    assert (e.value.reason, e.value.metadata) == ("INVALID_ARGUMENT", {"field": "task"})
+    assert taskhive.errors.from_code_name("UNAVAILABLE", "down").reason == "UNAVAILABLE"

@@ -7,6 +7,7 @@ The same API as :mod:`taskhive`, with coroutines: ``await client.submit(...)``,
 
 from taskhive._types import (
     DEFAULT_ADDR,
+    Cancellation,
     Done,
     Fail,
     Job,
@@ -31,13 +32,16 @@ from taskhive.errors import (
     NoWorkerError,
     NotFoundError,
     ResourceExhaustedError,
+    StaleLeaseError,
     TaskhiveError,
     UnavailableError,
+    WorkersPresentError,
 )
 
 __all__ = [
     "DEFAULT_ADDR",
     "AlreadyExistsError",
+    "Cancellation",
     "CancelledError",
     "Client",
     "DeadlineExceededError",
@@ -55,10 +59,12 @@ __all__ = [
     "ResourceExhaustedError",
     "RetryPolicy",
     "SchedLater",
+    "StaleLeaseError",
     "Status",
     "SubmitAck",
     "TaskStatus",
     "TaskhiveError",
     "UnavailableError",
     "Worker",
+    "WorkersPresentError",
 ]

@@ -179,7 +179,7 @@ class Client:
         try:
             return bytes((await self._stub.RunJob(req, timeout=wait)).result)
         except grpc.RpcError as e:
-            raise from_rpc_error(e, run_job=True) from None
+            raise from_rpc_error(e) from None
 
     async def remove(self, task: str = "", name: str = "", *, job_id: int = 0) -> int:
         """Removes a pending, scheduled or running job (by task and name, or id); returns its id."""

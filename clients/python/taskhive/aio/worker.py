@@ -24,6 +24,7 @@ from taskhive._worker_common import (
     heartbeat,
     heartbeat_interval,
     hello,
+    release,
     settle,
 )
 from taskhive.errors import from_rpc_error
@@ -55,6 +56,8 @@ class _Conn:
         self.out: "asyncio.Queue[object]" = asyncio.Queue()
         self.call: Optional[grpc.aio.StreamStreamCall] = None
         self.leases: dict[int, Lease] = {}
+        #: The tasks running the handlers of this stream's leases.
+        self.tasks: dict[int, asyncio.Task[None]] = {}
         self.running = 0
         self.closing = False
         self.alive = True
@@ -87,6 +90,13 @@ class Worker:
 
     The same behaviour as :class:`taskhive.Worker`: at most ``capacity`` handlers at once,
     heartbeats for long jobs, reconnection with exponential backoff, graceful :meth:`stop`.
+
+    When the server cancels a running job (removed while running, or given up by its cluster
+    node), ``job.cancelled`` is set and the task running an ``async def`` handler is
+    cancelled with the server's reason as message (``asyncio.CancelledError`` reaches the
+    handler); a plain ``def`` handler, in its thread, checks ``job.cancelled``. Its outcome is
+    not applied; once it is over the worker reports the lease, which the server refuses as
+    expected and which frees the slot.
     """
 
     def __init__(
@@ -296,6 +306,8 @@ class Worker:
                 self._on_job(conn, Job.from_proto(msg.job))
             elif kind == "ack":
                 await self._on_ack(conn, msg.ack.lease_id, msg.ack.error)
+            elif kind == "cancel":
+                self._on_cancel(conn, msg.cancel)
             elif kind == "heartbeat":
                 for lid in msg.heartbeat.lost_lease_ids:
                     lease = conn.leases.get(lid)
@@ -331,6 +343,28 @@ class Worker:
         t = asyncio.create_task(self._execute(conn, lease))
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
+        conn.tasks[job.lease_id] = t
+        t.add_done_callback(lambda _: conn.tasks.pop(job.lease_id, None))
+
+    def _on_cancel(self, conn: _Conn, cancel: pb.CancelJob) -> None:
+        lease = conn.leases.get(cancel.lease_id)
+        if lease is None or lease.revoked:
+            return
+        lease.revoked = True
+        job = lease.job
+        log.info("job %s/%s cancelled by the server: %s", job.task, job.name, cancel.reason)
+        job.cancelled._set(cancel.reason)
+        task = conn.tasks.get(cancel.lease_id)
+        if task is not None:
+            # A thread cannot be interrupted: a sync handler sees job.cancelled and keeps its
+            # slot until it returns. An async one (or a job waiting for a slot) is cancelled.
+            handler = self._handlers.get(job.task)
+            if handler is None or _is_async(handler) or not lease.invoked:
+                task.cancel(msg=cancel.reason)
+        elif not lease.started and lease.outcome is None and conn.alive:
+            # Never started (the worker is stopping): release the lease at once.
+            lease.outcome, msg = release(job.lease_id, cancel.reason)
+            conn.out.put_nowait(msg)
 
     async def _execute(self, conn: _Conn, lease: Lease) -> None:
         job = lease.job
@@ -338,12 +372,19 @@ class Worker:
         assert self._sem is not None
         try:
             async with self._sem:
+                lease.invoked = True
                 value, exc = await self._invoke(job)
         except asyncio.CancelledError:
-            conn.running -= 1
-            conn.leases.pop(job.lease_id, None)
-            raise
+            if not lease.revoked or self._forced:
+                conn.running -= 1
+                conn.leases.pop(job.lease_id, None)
+                raise
+            # Cancelled by the server: the handler is over, release the lease below.
+            value, exc = None, None
         outcome, msg = settle(job, value, exc)
+        if lease.revoked:
+            # Not applied: the report only frees the slot (the server refuses it).
+            outcome, msg = release(job.lease_id, job.cancelled.reason or "")
         conn.running -= 1
         lease.outcome = outcome
         if conn.alive:
@@ -378,7 +419,9 @@ class Worker:
         lease = conn.leases.pop(lease_id, None)
         if lease is None or lease.outcome is None:
             return
-        if error:
+        if error and lease.revoked:
+            log.debug("report of cancelled job %s/%s refused: %s", lease.job.task, lease.job.name, error)
+        elif error:
             log.warning("outcome of job %s/%s rejected: %s", lease.job.task, lease.job.name, error)
         if self.on_ack is not None:
             try:

@@ -25,7 +25,7 @@ class LoadTask(_message.Message):
     def __init__(self, task_class: _Optional[str] = ..., weight: _Optional[int] = ..., sleep_min_msec: _Optional[int] = ..., sleep_max_msec: _Optional[int] = ..., threshold_avg_usec: _Optional[int] = ..., threshold_max_usec: _Optional[int] = ..., host: _Optional[str] = ...) -> None: ...
 
 class LoadJob(_message.Message):
-    __slots__ = ("name", "host", "tasks", "run_for_sec", "run_n", "n_swarm", "rate_per_sec", "json")
+    __slots__ = ("name", "host", "tasks", "run_for_sec", "run_n", "n_swarm", "rate_per_sec", "json", "stages")
     NAME_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class LoadJob(_message.Message):
     N_SWARM_FIELD_NUMBER: _ClassVar[int]
     RATE_PER_SEC_FIELD_NUMBER: _ClassVar[int]
     JSON_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
     name: str
     host: str
     tasks: _containers.RepeatedCompositeFieldContainer[LoadTask]
@@ -42,7 +43,16 @@ class LoadJob(_message.Message):
     n_swarm: int
     rate_per_sec: float
     json: str
-    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[LoadTask, _Mapping]]] = ..., run_for_sec: _Optional[int] = ..., run_n: _Optional[int] = ..., n_swarm: _Optional[int] = ..., rate_per_sec: _Optional[float] = ..., json: _Optional[str] = ...) -> None: ...
+    stages: _containers.RepeatedCompositeFieldContainer[LoadStage]
+    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[LoadTask, _Mapping]]] = ..., run_for_sec: _Optional[int] = ..., run_n: _Optional[int] = ..., n_swarm: _Optional[int] = ..., rate_per_sec: _Optional[float] = ..., json: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[LoadStage, _Mapping]]] = ...) -> None: ...
+
+class LoadStage(_message.Message):
+    __slots__ = ("duration_sec", "target")
+    DURATION_SEC_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    duration_sec: int
+    target: int
+    def __init__(self, duration_sec: _Optional[int] = ..., target: _Optional[int] = ...) -> None: ...
 
 class SaveLoadJobRequest(_message.Message):
     __slots__ = ("job_json", "job")
