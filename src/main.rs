@@ -4,16 +4,11 @@ use clap::Parser;
 use taskhive::cli::{self, Cli, Command};
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        // A log on a full disk must not take the server down: the fallback report of a
-        // failed log write goes through eprintln!, which panics when stderr cannot be written.
-        .log_internal_errors(false)
-        .init();
     let cli = Cli::parse();
+    cli::init_logging(match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => cli::LogFormat::Text,
+    });
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = rt.block_on(async move {
         match cli.command {

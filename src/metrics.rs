@@ -272,6 +272,8 @@ impl Metrics {
                 }
             }
             Observation::Expired(t) => self.expired.with_label_values(&[&**t]).inc(),
+            // A log line, written by the actor; counted above under its other variants.
+            Observation::Log(_) => {}
         }
     }
 

@@ -504,6 +504,150 @@ async fn scenario_every_submit_path_runs_each_job_once(env: Env) {
     .await;
 }
 
+/// Every page of a ListJobs, each asked of a random node.
+async fn list_all(env: &Env, req: pb::ListJobsRequest) -> Vec<pb::Job> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = env
+            .c()
+            .await
+            .list_jobs(pb::ListJobsRequest {
+                page_token: token,
+                ..req.clone()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(r.jobs);
+        if r.next_page_token.is_empty() {
+            return out;
+        }
+        token = r.next_page_token;
+    }
+}
+
+async fn scenario_list_jobs_pages_every_state_in_order(env: Env) {
+    let later = common::now_ms() + 3_600_000;
+    let mut doomed = job("lj", "doomed");
+    doomed.retry = Some(pb::RetryPolicy {
+        max_attempts: 1,
+        ..Default::default()
+    });
+    env.c().await.submit_job(doomed).await.unwrap();
+    let mut w = env.worker("lj", 1).await;
+    let j = w.next_job().await;
+    w.fail(j.lease_id, "boom").await;
+    env.status_until("lj", |s| s.dead == 1).await;
+    env.c().await.submit_job(job("lj", "held")).await.unwrap();
+    let held = w.next_job().await;
+    assert_eq!(held.name, "held");
+    let jobs = (0..40)
+        .map(|i| {
+            let mut j = job("lj", &format!("p{i:02}"));
+            j.priority = (i * 7) % 5;
+            j.sched_at_ms = common::now_ms() - 10_000 + (i as i64 * 37) % 1_000;
+            j
+        })
+        .chain((0..4).map(|i| {
+            let mut j = job("lj", &format!("s{i}"));
+            j.sched_at_ms = later - i as i64;
+            j
+        }))
+        .collect();
+    env.c()
+        .await
+        .submit_jobs(pb::SubmitJobsRequest { jobs })
+        .await
+        .unwrap();
+    env.status_until("lj", |s| {
+        s.pending == 40 && s.scheduled == 4 && s.running == 1 && s.dead == 1
+    })
+    .await;
+    let all = list_all(
+        &env,
+        pb::ListJobsRequest {
+            task: "lj".into(),
+            page_size: 6,
+            ..Default::default()
+        },
+    )
+    .await;
+    let names: Vec<&str> = all.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(all.len(), 46, "each job once: {names:?}");
+    assert_eq!(names.iter().collect::<HashSet<_>>().len(), 46);
+    assert_eq!(names[0], "held");
+    assert_eq!(all[0].state, pb::JobState::Running as i32);
+    let pending = &all[1..41];
+    assert!(pending
+        .iter()
+        .all(|j| j.state == pb::JobState::Pending as i32));
+    let key = |j: &pb::Job| (-j.priority, j.sched_at_ms, j.id);
+    assert!(
+        pending.windows(2).all(|w| key(&w[0]) < key(&w[1])),
+        "pending in run order"
+    );
+    assert_eq!(
+        &names[41..45],
+        ["s3", "s2", "s1", "s0"],
+        "scheduled by due time"
+    );
+    assert_eq!((names[45], all[45].last_error.as_str()), ("doomed", "boom"));
+    // One state and a name prefix.
+    let p1 = list_all(
+        &env,
+        pb::ListJobsRequest {
+            task: "lj".into(),
+            state: pb::JobState::Pending as i32,
+            name_prefix: "p1".into(),
+            page_size: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    let p1: Vec<&str> = p1.iter().map(|j| j.name.as_str()).collect();
+    let want: Vec<&str> = names[1..41]
+        .iter()
+        .copied()
+        .filter(|n| n.starts_with("p1"))
+        .collect();
+    assert_eq!(p1, want);
+    let dead = list_all(
+        &env,
+        pb::ListJobsRequest {
+            task: "lj".into(),
+            state: pb::JobState::Dead as i32,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(dead.len(), 1);
+    // Refusals name the field.
+    for (req, field) in [
+        (
+            pb::ListJobsRequest {
+                task: "lj".into(),
+                page_size: 1_001,
+                ..Default::default()
+            },
+            "page_size",
+        ),
+        (
+            pb::ListJobsRequest {
+                task: "lj".into(),
+                page_token: "zzz".into(),
+                ..Default::default()
+            },
+            "page_token",
+        ),
+    ] {
+        let e = env.c().await.list_jobs(req).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().starts_with(field), "{e}");
+    }
+    w.done(held.lease_id, b"ok").await;
+}
+
 async fn scenario_removing_a_running_job_cancels_it_on_its_worker(env: Env) {
     let mut w = env.worker("rm", 1).await;
     env.c().await.submit_job(job("rm", "r")).await.unwrap();
@@ -550,6 +694,7 @@ conformance!(
     scenario_run_job_and_drop,
     scenario_dump_load_settings,
     scenario_every_submit_path_runs_each_job_once,
+    scenario_list_jobs_pages_every_state_in_order,
     scenario_removing_a_running_job_cancels_it_on_its_worker,
 );
 

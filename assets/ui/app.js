@@ -23,22 +23,130 @@
     return e;
   }
 
+  // ---- token and role --------------------------------------------------------------------
+  // With `serve --auth`, every call needs `authorization: Bearer <token>`. The token is kept
+  // in sessionStorage (this tab only, gone when it closes) and sent on every fetch, the
+  // /ui/exec event stream included: that stream is read with fetch (EventSource can neither
+  // POST nor set headers), so no token ever goes into a URL. GET /ui/whoami tells the role.
+
+  const TOKEN_KEY = "taskhive-token";
+  let token = sessionStorage.getItem(TOKEN_KEY) || "";
+  let role = null; // "admin", "client", "worker"; null until known (or no valid token)
+  let authOn = false;
+
+  function headers(extra) {
+    const h = { ...(extra || {}) };
+    if (token) h.authorization = `Bearer ${token}`;
+    return h;
+  }
+
+  // What a role may call, as src/auth/mod.rs decides: admin everything, else its own role.
+  const can = (need) => role === "admin" || role === need;
+
+  class ApiError extends Error {
+    constructor(message, status) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  async function api(path, opts) {
+    const o = opts || {};
+    const r = await fetch(path, { ...o, headers: headers(o.headers) });
+    if (r.status === 401 || r.status === 403) {
+      const v = await r.json().catch(() => ({}));
+      throw new ApiError(`${path}: ${v.message || r.status}`, r.status);
+    }
+    return r;
+  }
+
   async function rpc(service, method, body) {
-    const r = await fetch(`/taskhive.v1.${service}/${method}`, {
+    const r = await api(`/taskhive.v1.${service}/${method}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body || {}),
     });
     const v = await r.json();
-    if (!r.ok) throw new Error(`${method}: ${v.message || r.status}`);
+    if (!r.ok) throw new ApiError(`${method}: ${v.message || r.status}`, r.status);
     return v;
   }
 
   async function getJSON(path) {
-    const r = await fetch(path);
+    const r = await api(path);
     if (!r.ok) throw new Error(`${path}: ${r.status}`);
     return r.json();
   }
+
+  function banner(text, kind) {
+    const b = $("auth-message");
+    b.textContent = text;
+    b.className = `banner ${kind || ""}`;
+    b.hidden = !text;
+  }
+
+  // Shows or hides every control by the role it needs (data-need), here and in rows.
+  function applyRole() {
+    const badge = $("role");
+    badge.textContent = !authOn && role ? "no auth" : role || "no token";
+    badge.className = `badge ${role ? "ok" : "bad"}`;
+    for (const b of document.querySelectorAll("[data-need]")) {
+      if (!can(b.dataset.need)) b.setAttribute("data-hidden-by-role", "");
+      else b.removeAttribute("data-hidden-by-role");
+    }
+  }
+
+  async function loadRole() {
+    try {
+      const r = await fetch("/ui/whoami", { headers: headers() });
+      const v = await r.json().catch(() => ({}));
+      if (r.status === 401) {
+        role = null;
+        authOn = true;
+        banner(
+          token
+            ? `This token is not accepted (${v.message || 401}). Enter a valid token above.`
+            : "This server requires a token: enter it above (kept in this browser tab only).",
+          "bad",
+        );
+      } else {
+        role = v.role || null;
+        authOn = !!v.auth;
+        banner(
+          role === "worker"
+            ? "This token has the worker role: the dashboard needs a client or admin token."
+            : "",
+          "bad",
+        );
+      }
+    } catch (e) {
+      banner(`cannot reach the server: ${e.message}`, "bad");
+    }
+    applyRole();
+  }
+
+  // A refusal seen while polling: say what the token lacks.
+  function authProblem(e) {
+    if (!(e instanceof ApiError) || (e.status !== 401 && e.status !== 403)) return false;
+    banner(
+      e.status === 401
+        ? `Not signed in: ${e.message}. Enter a token above.`
+        : `Permission denied: ${e.message}.`,
+      "bad",
+    );
+    return true;
+  }
+
+  $("token-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    token = $("token").value.trim();
+    $("token").value = "";
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+    loadRole().then(() => {
+      resetPaging();
+      refresh();
+    });
+  });
 
   // ---- charts ---------------------------------------------------------------------------
 
@@ -204,8 +312,9 @@
   function renderDead(dead) {
     const jobs = dead.jobs || [];
     const rows = jobs.map((j) => {
-      const b = el("button", {}, "Re-queue");
+      const b = el("button", { "data-need": "admin" }, "Re-queue");
       b.dataset.requeue = `${j.task}/${j.name}`;
+      if (!can("admin")) b.setAttribute("data-hidden-by-role", "");
       b.addEventListener("click", () => requeue(j.task, j.name, b));
       return el(
         "tr",
@@ -220,6 +329,197 @@
     $("dead-table").querySelector("tbody").replaceChildren(...rows);
     $("dead-empty").hidden = rows.length > 0;
   }
+
+  // ---- job browser ----------------------------------------------------------------------
+  // One task's jobs by state, a page at a time (ListJobs); a job's detail (GetJob) and what
+  // the token's role may do with it: remove (RemoveJob), re-queue a dead job (RetryDead),
+  // run now (SubmitJob of the same task, name and args due now: replaces the pending,
+  // scheduled or dead job and keeps its id; a running job is left alone by the server).
+
+  const PAGE_SIZE = 20;
+  const jb = { pages: [""], i: 0, next: "", seq: 0, open: null };
+
+  const stateName = (s) => String(s || "").replace("JOB_STATE_", "").toLowerCase() || "?";
+
+  function resetPaging() {
+    jb.pages = [""];
+    jb.i = 0;
+  }
+
+  function taskOptions(status) {
+    const sel = $("jb-task");
+    const tasks = (status.tasks || []).map((t) => t.task);
+    const want = sel.value || tasks[0] || "";
+    const have = Array.from(sel.options).map((o) => o.value);
+    if (have.join("\n") !== tasks.join("\n")) {
+      sel.replaceChildren(...tasks.map((t) => el("option", { value: t }, t)));
+    }
+    if (tasks.includes(want)) sel.value = want;
+  }
+
+  function when(msAt) {
+    if (!msAt) return "";
+    return new Date(msAt).toISOString().replace("T", " ").slice(0, 19) + "Z";
+  }
+
+  async function loadJobs() {
+    const task = $("jb-task").value;
+    const seq = ++jb.seq;
+    if (!task) {
+      $("jb-table").querySelector("tbody").replaceChildren();
+      $("jb-empty").hidden = false;
+      $("jb-prev").disabled = $("jb-next").disabled = true;
+      return;
+    }
+    const body = { task, pageSize: PAGE_SIZE, pageToken: jb.pages[jb.i] };
+    if ($("jb-state").value) body.state = $("jb-state").value;
+    if ($("jb-name").value) body.namePrefix = $("jb-name").value;
+    const r = await rpc("Scheduler", "ListJobs", body);
+    if (seq !== jb.seq) return; // a newer request is on its way
+    jb.next = r.nextPageToken || "";
+    const rows = (r.jobs || []).map((j) => {
+      const st = stateName(j.state);
+      const tr = el(
+        "tr",
+        { "data-job-id": j.id, "data-name": j.name },
+        el("td", { class: "num" }, String(j.id)),
+        el("td", {}, el("span", { class: `state ${st}` }, st)),
+        el("td", {}, j.name),
+        el("td", { class: "num" }, String(j.priority || 0)),
+        el("td", {}, st === "dead" || st === "running" ? "" : nextRun(num(j.schedAtMs))),
+        el("td", { class: "num" }, fmt(num(j.attempts))),
+        el("td", { class: "err", title: j.lastError || "" }, j.lastError || ""),
+      );
+      if (jb.open && jb.open.id === j.id) tr.classList.add("selected");
+      tr.addEventListener("click", () => openJob(j.id));
+      return tr;
+    });
+    $("jb-table").querySelector("tbody").replaceChildren(...rows);
+    $("jb-empty").hidden = rows.length > 0;
+    $("jb-prev").disabled = jb.i === 0;
+    $("jb-next").disabled = !jb.next;
+    $("jb-page").textContent = `page ${jb.i + 1}${jb.next ? "" : " (last)"}`;
+  }
+
+  // Args as text when they are printable UTF-8, else as hex.
+  function showArgs(b64) {
+    if (!b64) return "(empty)";
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    try {
+      const t = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      if (!/[\x00-\x08\x0e-\x1f\x7f]/.test(t)) return t;
+    } catch (_) {
+      // not UTF-8: hex below
+    }
+    return "hex " + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
+  }
+
+  function jobMessage(text, kind) {
+    const m = $("jd-message");
+    m.textContent = text;
+    m.className = `message ${kind || ""}`;
+  }
+
+  function renderDetail(j) {
+    jb.open = j;
+    const st = stateName(j.state);
+    const retry = j.retry || {};
+    $("jd-title").textContent = `${j.task}/${j.name}`;
+    const fields = [
+      ["id", String(j.id)],
+      ["state", st],
+      ["args", showArgs(j.args)],
+      ["priority", String(j.priority || 0)],
+      ["next run", st === "dead" ? "—" : `${when(num(j.schedAtMs))} (${nextRun(num(j.schedAtMs)) || "due"})`],
+      ["attempts", `${num(j.attempts)} of ${num(retry.maxAttempts)}`],
+      ["run count", String(num(j.runCount))],
+      ["lease", j.leaseId && j.leaseId !== "0" ? String(j.leaseId) : "—"],
+      ["timeout", `${num(j.timeoutMs) / 1000} s`],
+      ["last error", j.lastError || "—"],
+    ];
+    $("jd-fields").replaceChildren(
+      ...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { "data-field": k }, v)]),
+    );
+    $("jd-requeue").hidden = st !== "dead";
+    $("jd-run-now").hidden = st === "running";
+    $("jb-detail").hidden = false;
+    for (const tr of $("jb-table").querySelectorAll("tbody tr")) {
+      tr.classList.toggle("selected", tr.dataset.jobId === String(j.id));
+    }
+  }
+
+  async function openJob(id) {
+    jobMessage("");
+    try {
+      renderDetail(await rpc("Scheduler", "GetJob", { jobId: id }));
+    } catch (e) {
+      if (!authProblem(e)) jobMessage(e.message, "bad");
+    }
+  }
+
+  function closeJob() {
+    jb.open = null;
+    $("jb-detail").hidden = true;
+    for (const tr of $("jb-table").querySelectorAll("tbody tr.selected")) tr.classList.remove("selected");
+  }
+
+  async function jobAction(what, call) {
+    const j = jb.open;
+    if (!j) return;
+    try {
+      await call(j);
+      jobMessage(`${what}: done`, "ok");
+      if (what === "remove") closeJob();
+      else await openJob(j.id).then(() => jobMessage(`${what}: done`, "ok"));
+    } catch (e) {
+      if (!authProblem(e)) jobMessage(`${what}: ${e.message}`, "bad");
+    }
+    loadJobs().catch(() => {});
+  }
+
+  $("jd-remove").addEventListener("click", () =>
+    jobAction("remove", (j) => rpc("Scheduler", "RemoveJob", { jobId: j.id })),
+  );
+  $("jd-requeue").addEventListener("click", () =>
+    jobAction("re-queue", (j) => rpc("Scheduler", "RetryDead", { task: j.task, name: j.name })),
+  );
+  $("jd-run-now").addEventListener("click", () =>
+    jobAction("run now", (j) => {
+      const req = { task: j.task, name: j.name, args: j.args || "", schedAtMs: 0 };
+      if (j.priority) req.priority = j.priority;
+      if (num(j.timeoutMs) > 0) req.timeoutMs = j.timeoutMs;
+      if (j.retry) req.retry = j.retry;
+      return rpc("Scheduler", "SubmitJob", req);
+    }),
+  );
+  $("jd-close").addEventListener("click", closeJob);
+
+  const reload = () => {
+    resetPaging();
+    loadJobs().catch((e) => authProblem(e));
+  };
+  $("jb-task").addEventListener("change", () => {
+    closeJob();
+    reload();
+  });
+  $("jb-state").addEventListener("change", reload);
+  let nameTimer = null;
+  $("jb-name").addEventListener("input", () => {
+    clearTimeout(nameTimer);
+    nameTimer = setTimeout(reload, 250);
+  });
+  $("jb-next").addEventListener("click", () => {
+    if (!jb.next) return;
+    jb.pages = jb.pages.slice(0, jb.i + 1);
+    jb.pages.push(jb.next);
+    jb.i += 1;
+    loadJobs().catch((e) => authProblem(e));
+  });
+  $("jb-prev").addEventListener("click", () => {
+    if (jb.i === 0) return;
+    jb.i -= 1;
+    loadJobs().catch((e) => authProblem(e));
+  });
 
   // ---- load jobs and executions ---------------------------------------------------------
 
@@ -241,8 +541,9 @@
       ]
         .filter(Boolean)
         .join(" or ");
-      const b = el("button", {}, "Exec");
+      const b = el("button", { "data-need": "admin" }, "Exec");
       b.dataset.exec = j.name;
+      if (!can("admin")) b.setAttribute("data-hidden-by-role", "");
       b.disabled = running;
       b.addEventListener("click", () => startExec(j.name));
       return el(
@@ -259,6 +560,24 @@
     $("jobs-empty").hidden = rows.length > 0;
   }
 
+  // A navigation cannot carry the token: with one, the report is fetched with it and opened
+  // from a blob URL (the report is self-contained HTML).
+  async function openReport(ev, link) {
+    if (!token) return;
+    ev.preventDefault();
+    const tab = window.open("", "_blank");
+    try {
+      const r = await api(link.getAttribute("href"));
+      if (!r.ok) throw new Error(`${r.status}`);
+      const url = URL.createObjectURL(new Blob([await r.text()], { type: "text/html" }));
+      if (tab) tab.location = url;
+      else window.location = url;
+    } catch (e) {
+      if (tab) tab.close();
+      if (!authProblem(e)) message(`report: ${e.message}`, "bad");
+    }
+  }
+
   // Archived executions, each linked to its HTML report (GET /ui/report/{id}).
   function renderExecs(list) {
     const rows = (list.execs || []).map((e) => {
@@ -267,6 +586,7 @@
         .join(", ");
       const link = el("a", { href: `/ui/report/${encodeURIComponent(e.id)}`, target: "_blank" }, "report");
       link.dataset.report = e.id;
+      link.addEventListener("click", (ev) => openReport(ev, link));
       return el(
         "tr",
         {},
@@ -376,7 +696,7 @@
     setButtons();
     message(`starting ${name}…`, "");
     try {
-      const r = await fetch("/ui/exec", {
+      const r = await api("/ui/exec", {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ name, params }),
@@ -448,14 +768,15 @@
 
   let busy = false;
   async function refresh() {
-    if (busy) return;
+    // Without a usable token every call would be refused: the banner already says why.
+    if (busy || (authOn && (!role || role === "worker"))) return;
     busy = true;
     const conn = $("conn");
     try {
       const at = Date.now();
       const [status, metrics, dead, jobs, load, execs] = await Promise.all([
         rpc("Scheduler", "Status", {}),
-        fetch("/metrics").then((r) => r.text()),
+        api("/metrics").then((r) => r.text()),
         rpc("Scheduler", "ListDead", { limit: 200 }),
         getJSON("/jobs"),
         getJSON("/status"),
@@ -465,6 +786,8 @@
       const summary = renderTasks(status, counters);
       pushThroughput(counters, at);
       renderDead(dead);
+      taskOptions(status);
+      await loadJobs();
       await renderLoadStatus(load);
       renderJobs(jobs);
       renderExecs(execs);
@@ -472,7 +795,14 @@
       $("updated").textContent = `updated ${new Date(at).toLocaleTimeString("en-GB")}`;
       conn.textContent = "live";
       conn.className = "badge ok";
+      if (role && role !== "worker") banner("");
     } catch (e) {
+      if (authProblem(e)) {
+        conn.textContent = "refused";
+        conn.className = "badge bad";
+        conn.title = e.message;
+        return;
+      }
       conn.textContent = "offline";
       conn.className = "badge bad";
       conn.title = e.message;
@@ -481,6 +811,6 @@
     }
   }
 
-  refresh();
+  loadRole().then(refresh);
   setInterval(refresh, POLL_MS);
 })();

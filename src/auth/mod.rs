@@ -195,7 +195,8 @@ pub fn required(method: &Method, path: &str) -> Access {
             "RegisterTask" | "GrabJob" | "ReportResult" | "Heartbeat" | "SendData"
             | "AcquireLock" | "ReleaseLock" | "Work" => Worker,
             "SubmitJob" | "SubmitJobs" | "SubmitStream" | "RunJob" | "RunJobStream"
-            | "WatchJob" | "RemoveJob" | "GetJob" | "Status" | "ListDead" | "GetConfig" => Client,
+            | "WatchJob" | "RemoveJob" | "GetJob" | "ListJobs" | "Status" | "ListDead"
+            | "GetConfig" => Client,
             _ => Admin,
         });
     }
@@ -226,6 +227,36 @@ pub fn required(method: &Method, path: &str) -> Access {
         p if !p[1..].contains('/') => Client,
         _ => Admin,
     })
+}
+
+/// `GET /ui/whoami`: the caller's role, so the dashboard shows only what the role may call.
+/// Answered here (with auth on) so the token's role is read in this module only; without
+/// auth, `http::ui::whoami` answers that everything is allowed.
+pub const WHOAMI: &str = "/ui/whoami";
+
+/// The role of the request's token as `{"auth": true, "role": ..., "name": ...}`, or 401.
+pub fn whoami(tokens: &Tokens, headers: &HeaderMap) -> Response<Body> {
+    use axum::response::IntoResponse;
+    let Some(token) = bearer(headers) else {
+        return refusal(
+            false,
+            Code::Unauthenticated,
+            "authorization: missing; send `authorization: Bearer <token>`".into(),
+        );
+    };
+    match tokens.lookup(token) {
+        Some(e) => axum::Json(serde_json::json!({
+            "auth": true,
+            "role": e.role.name(),
+            "name": e.name,
+        }))
+        .into_response(),
+        None => refusal(
+            false,
+            Code::Unauthenticated,
+            "authorization: unknown token".into(),
+        ),
+    }
 }
 
 /// The bearer token of a request, if it carries one.
@@ -340,6 +371,10 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        if req.uri().path() == WHOAMI {
+            let resp = whoami(&self.tokens, req.headers());
+            return Box::pin(async move { Ok(resp) });
+        }
         match check(&self.tokens, req.method(), req.uri().path(), req.headers()) {
             Ok(()) => Box::pin(self.inner.call(req)),
             Err((code, message)) => {

@@ -99,6 +99,7 @@ pub async fn run(cmd: Command) -> CliResult {
             println!("loaded {n} job(s)");
             Ok(())
         }
+        Command::Jobs(a) => super::jobs::run(a).await,
         Command::Dead {
             action,
             task,

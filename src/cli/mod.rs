@@ -5,6 +5,7 @@ pub mod commands;
 pub mod conn;
 pub mod error;
 pub mod exec_worker;
+pub mod jobs;
 pub mod load;
 
 use std::net::SocketAddr;
@@ -106,6 +107,9 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// List a task's jobs (all pages, or up to --limit), in the server's listing order:
+    /// running, pending (run order), scheduled (due time), dead.
+    Jobs(jobs::JobsArgs),
     /// Inspect or act on the dead set.
     Dead {
         /// list, retry or purge.
@@ -234,6 +238,9 @@ pub struct ServeArgs {
     /// Tokens file (lines `ROLE SHA256-HEX [NAME]`); every call then needs a token.
     #[arg(long, env = "TASKHIVE_AUTH")]
     pub auth: Option<PathBuf>,
+    /// Log lines on stderr: text (for people) or json (one object per line, for log shippers).
+    #[arg(long, value_enum, default_value = "text", env = "TASKHIVE_LOG_FORMAT")]
+    pub log_format: LogFormat,
     /// TLS certificate chain (PEM) for the gRPC/HTTP port.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -426,6 +433,31 @@ pub fn auth_command(cmd: AuthCommand) -> Result<(), Box<dyn std::error::Error + 
         }
     }
     Ok(())
+}
+
+/// `serve --log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (timestamp, level, fields such as task, job, job_id).
+    Json,
+}
+
+/// Sets up logging on stderr: `RUST_LOG` filters (default info).
+pub fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // A log on a full disk must not take the server down: the fallback report of a
+        // failed log write goes through eprintln!, which panics when stderr cannot be written.
+        .log_internal_errors(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }
 
 /// Where `serve --store` puts the store.

@@ -15,6 +15,7 @@ use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
 use crate::scheduler::core::{SubmitReply, TaskStatus};
 use crate::scheduler::error::Error;
 use crate::scheduler::job::{JobId, JobKey, JobRecord, JobSpec, JobState, JobView, RetryPolicy};
+use crate::scheduler::list::{Cursor, JobPage, ListQuery};
 use crate::scheduler::local::LocalJobs;
 use crate::store::writer::Commit;
 
@@ -266,6 +267,57 @@ impl<'a> SpecArrays<'a> {
     }
 }
 
+/// ListJobs: one keyset query per state in listing order, each asking for one row more than
+/// the page still needs, so the last page is known to be the last.
+async fn list_jobs(shared: &Shared, q: &ListQuery) -> Result<JobPage, Error> {
+    let live = shared.conn().await?;
+    let c = &live.client;
+    let now = now_ms();
+    let mut jobs: Vec<JobView> = Vec::new();
+    for state in q.states() {
+        let after = q.after_in(state);
+        let limit = (q.page_size + 1 - jobs.len()) as i64;
+        let head: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&q.task, &q.name_prefix, &now, &limit];
+        let rows = match state {
+            JobState::Running | JobState::Dead => {
+                let id = after.map_or(-1, |a| a.id as i64);
+                let st = if state == JobState::Running {
+                    sql::LIST_RUNNING
+                } else {
+                    sql::LIST_DEAD_PAGE
+                };
+                c.query(st, &[head[0], head[1], head[2], head[3], &id])
+                    .await
+            }
+            JobState::Pending => {
+                let (p, s, id) = after.map_or((i64::MIN, i64::MIN, -1), |a| {
+                    (-(a.priority as i64), a.sched_at, a.id as i64)
+                });
+                let params = [head[0], head[1], head[2], head[3], &p, &s, &id];
+                c.query(sql::LIST_PENDING, &params).await
+            }
+            JobState::Scheduled => {
+                let (s, id) = after.map_or((i64::MIN, -1), |a| (a.sched_at, a.id as i64));
+                let params = [head[0], head[1], head[2], head[3], &s, &id];
+                c.query(sql::LIST_SCHEDULED, &params).await
+            }
+        }
+        .map_err(db_err)?;
+        jobs.extend(rows.iter().map(|r| JobView {
+            record: record_of(r),
+            state,
+            lease: None,
+        }));
+        if jobs.len() > q.page_size {
+            jobs.truncate(q.page_size);
+            let next = jobs.last().map(Cursor::of);
+            return Ok(JobPage { jobs, next });
+        }
+    }
+    Ok(JobPage { jobs, next: None })
+}
+
 fn record_of(row: &tokio_postgres::Row) -> JobRecord {
     crate::store::postgres::job_record(row)
 }
@@ -439,6 +491,11 @@ impl Backend for ClusterJobs {
             }
             Ok((out, totals))
         })
+    }
+
+    fn list_jobs(&self, query: ListQuery) -> Fut<JobPage> {
+        let shared = self.shared.clone();
+        Box::pin(async move { list_jobs(&shared, &query).await })
     }
 
     fn list_dead(&self, task: Option<String>, limit: usize) -> Fut<Vec<JobView>> {

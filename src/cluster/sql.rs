@@ -163,3 +163,39 @@ pub const PUBLISH_RESULT: &str = "WITH r AS (INSERT INTO results (id, ok, data) 
 
 /// A setting changed on one node (already stored): every node applies it.
 pub const ANNOUNCE_CONFIG: &str = "SELECT pg_notify('taskhive_config', $1 || ' ' || $2::text)";
+
+/// ListJobs, one state at a time: task `$1`, name prefix `$2`, now `$3`, at most `$4` rows,
+/// after the page token's key (`$5`.. as each statement says). A job claimed by a live node
+/// is running (as in [`STATUS`]). For pending, scheduled and dead the keyset predicate is a
+/// row comparison on the columns of the index that serves the ORDER BY (migration 6), so a
+/// page reads about a page of index entries. Running jobs have no index (one on `owner`
+/// would make every claim a non-HOT update): this one scans the task's live rows.
+pub const LIST_RUNNING: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority,
+        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error
+     FROM jobs WHERE task = $1 AND NOT dead AND starts_with(name, $2)
+        AND owner IS NOT NULL AND claim_until >= now() AND $3::bigint IS NOT NULL
+        AND id > $5
+     ORDER BY id LIMIT $4";
+
+/// Pending jobs in run order after (`$5` negated priority, `$6` sched_at, `$7` id).
+pub const LIST_PENDING: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority,
+        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error
+     FROM jobs WHERE task = $1 AND NOT dead AND starts_with(name, $2)
+        AND (owner IS NULL OR claim_until < now()) AND sched_at <= $3
+        AND (-(priority::bigint), sched_at, id) > ($5::bigint, $6::bigint, $7::bigint)
+     ORDER BY -(priority::bigint), sched_at, id LIMIT $4";
+
+/// Scheduled jobs after (`$5` sched_at, `$6` id).
+pub const LIST_SCHEDULED: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority,
+        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error
+     FROM jobs WHERE task = $1 AND NOT dead AND starts_with(name, $2)
+        AND (owner IS NULL OR claim_until < now()) AND sched_at > $3
+        AND (sched_at, id) > ($5::bigint, $6::bigint)
+     ORDER BY sched_at, id LIMIT $4";
+
+/// Dead jobs after id `$5`.
+pub const LIST_DEAD_PAGE: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority,
+        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error
+     FROM jobs WHERE task = $1 AND dead AND starts_with(name, $2) AND $3::bigint IS NOT NULL
+        AND id > $5
+     ORDER BY id LIMIT $4";

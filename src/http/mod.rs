@@ -66,6 +66,7 @@ pub fn router(st: AppState) -> Router {
         .route("/ui/vendor/uPlot.iife.min.js", get(ui::uplot_js))
         .route("/ui/vendor/uPlot.min.css", get(ui::uplot_css))
         .route("/ui/exec", post(ui::exec))
+        .route(crate::auth::WHOAMI, get(ui::whoami))
         .route("/ui/report/{id}", get(ui::report))
         .route("/periodic/status/", get(p::bridge_status))
         .route("/periodic/submit/{func}/{job}/", post(p::bridge_submit))

@@ -57,6 +57,7 @@ pub async fn scheduler(
         "RunJob" => unary(&body, |r| s.run_job(r)).await,
         "RemoveJob" => unary(&body, |r| s.remove_job(r)).await,
         "GetJob" => unary(&body, |r| s.get_job(r)).await,
+        "ListJobs" => unary(&body, |r| s.list_jobs(r)).await,
         "DropTask" => unary(&body, |r| s.drop_task(r)).await,
         "Status" => unary(&body, |r| s.status(r)).await,
         "ListDead" => unary(&body, |r| s.list_dead(r)).await,

@@ -60,6 +60,12 @@ pub async fn uplot_js() -> Response {
     asset("text/javascript; charset=utf-8", UPLOT_JS)
 }
 
+/// `GET /ui/whoami` without auth: every call is allowed (with auth, the auth layer answers
+/// with the token's role before routing).
+pub async fn whoami() -> Response {
+    axum::Json(json!({"auth": false, "role": "admin", "name": ""})).into_response()
+}
+
 /// `GET /ui/vendor/uPlot.min.css`.
 pub async fn uplot_css() -> Response {
     asset("text/css; charset=utf-8", UPLOT_CSS)

@@ -4,6 +4,7 @@ use crate::config::Limits;
 use crate::pb;
 use crate::scheduler::core::TaskStatus;
 use crate::scheduler::job::*;
+use crate::scheduler::list::{JobPage, ListQuery};
 use crate::scheduler::Error;
 
 /// Longest task or job name, in bytes.
@@ -207,6 +208,32 @@ pub fn job_pb(r: JobRecord, state: JobState, lease: Option<LeaseId>) -> pb::Job 
 /// A job view as protobuf.
 pub fn view_pb(v: JobView) -> pb::Job {
     job_pb(v.record, v.state, v.lease)
+}
+
+/// A ListJobs request as the scheduler's query (validated there).
+pub fn list_query(r: pb::ListJobsRequest) -> Result<ListQuery, Error> {
+    let state = match pb::JobState::try_from(r.state) {
+        Ok(pb::JobState::Unspecified) => None,
+        Ok(pb::JobState::Pending) => Some(JobState::Pending),
+        Ok(pb::JobState::Scheduled) => Some(JobState::Scheduled),
+        Ok(pb::JobState::Running) => Some(JobState::Running),
+        Ok(pb::JobState::Dead) => Some(JobState::Dead),
+        Err(_) => {
+            return Err(Error::invalid(
+                "state",
+                format!("unknown state {}", r.state),
+            ))
+        }
+    };
+    ListQuery::new(r.task, state, r.name_prefix, r.page_size, &r.page_token)
+}
+
+/// A page of jobs as protobuf.
+pub fn page_pb(p: JobPage) -> pb::ListJobsResponse {
+    pb::ListJobsResponse {
+        jobs: p.jobs.into_iter().map(view_pb).collect(),
+        next_page_token: p.next.map(|c| c.encode()).unwrap_or_default(),
+    }
 }
 
 /// A dumped job back to a record (for Load); validated like a submission.

@@ -324,6 +324,14 @@ impl Scheduler for SchedulerService {
         Ok(Response::new(view_pb(self.h.get(key).await?)))
     }
 
+    async fn list_jobs(
+        &self,
+        req: Request<pb::ListJobsRequest>,
+    ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let query = list_query(req.into_inner())?;
+        Ok(Response::new(page_pb(self.h.list_jobs(query).await?)))
+    }
+
     async fn drop_task(
         &self,
         req: Request<pb::DropTaskRequest>,

@@ -15,9 +15,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::backend::{Backend, SubmittedEach};
 use super::clock::Clock;
-use super::core::{Core, Effect, LocalWorkers, SubmitReply, TaskStatus};
+use super::core::{Core, Effect, LocalWorkers, Observation, SubmitReply, TaskStatus};
 use super::error::{Error, Stale};
 use super::job::*;
+use super::list::{JobPage, ListQuery};
 use super::local::LocalJobs;
 use super::settings::Settings;
 use super::timer::WakeTimer;
@@ -93,6 +94,10 @@ pub(super) enum Cmd {
     Status {
         task: Option<String>,
         reply: Reply<(Vec<TaskStatus>, TaskStatus)>,
+    },
+    ListJobs {
+        query: ListQuery,
+        reply: Reply<JobPage>,
     },
     ListDead {
         task: Option<String>,
@@ -430,6 +435,11 @@ impl SchedulerHandle {
         task: Option<String>,
     ) -> Result<(Vec<TaskStatus>, TaskStatus), Error> {
         self.jobs.status(task).await
+    }
+
+    /// One page of a task's jobs.
+    pub async fn list_jobs(&self, query: ListQuery) -> Result<JobPage, Error> {
+        self.jobs.list_jobs(query).await
     }
 
     /// Dead jobs.
@@ -801,6 +811,11 @@ impl Actor {
                 self.core.tick(now);
                 let _ = reply.send(self.core.status(task.as_deref()));
             }
+            Cmd::ListJobs { query, reply } => {
+                // Due jobs are pending, not scheduled, as in Status.
+                self.core.tick(now);
+                let _ = reply.send(self.core.list_jobs(&query));
+            }
             Cmd::ListDead { task, limit, reply } => {
                 let _ = reply.send(self.core.list_dead(task.as_deref(), limit));
             }
@@ -1004,6 +1019,7 @@ impl Actor {
                         }
                         ops.push(op)
                     }
+                    Effect::Observe(Observation::Log(l)) => l.emit(),
                     Effect::Observe(o) => self.metrics.observe(&o),
                     Effect::Assign { worker, job } => {
                         let sent = self

@@ -20,6 +20,7 @@ use futures_util::future::BoxFuture;
 use super::core::{SubmitReply, TaskStatus};
 use super::error::Error;
 use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView};
+use super::list::{JobPage, ListQuery};
 use crate::store::writer::Commit;
 
 /// What [`Backend::submit_each`] hands back: one answer per job, and their commit.
@@ -48,6 +49,8 @@ pub trait Backend: Send + Sync + 'static {
     fn drop_task(&self, task: String) -> Fut<u64>;
     /// Per-task counts (one task when given) and totals.
     fn status(&self, task: Option<String>) -> Fut<(Vec<TaskStatus>, TaskStatus)>;
+    /// One page of a task's jobs in listing order (see [`super::list`]).
+    fn list_jobs(&self, query: ListQuery) -> Fut<JobPage>;
     /// Dead jobs, oldest first.
     fn list_dead(&self, task: Option<String>, limit: usize) -> Fut<Vec<JobView>>;
     /// Re-queues dead jobs with their attempts reset.

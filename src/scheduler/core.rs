@@ -24,6 +24,9 @@ use super::locks::Locks;
 use super::table::{JobTable, NameIndex, Named};
 use crate::store::{Op, StoredJobs};
 
+mod list;
+mod log;
+
 /// Tunables of the core.
 #[derive(Clone, Debug)]
 pub struct CoreConfig {
@@ -123,6 +126,8 @@ pub enum Observation {
     },
     /// A lease expired.
     Expired(Arc<str>),
+    /// A job event worth a log line (metrics count it through the other variants).
+    Log(super::job_log::JobLog),
 }
 
 /// Reply to a submit.
@@ -548,7 +553,10 @@ impl Core {
     /// Submits or replaces a job (by task and name). A running job is left alone. A new job
     /// past `max_jobs` or `max_jobs_per_task` is refused before anything changes.
     pub fn submit(&mut self, spec: JobSpec, now: Millis) -> Result<SubmitReply, Error> {
-        self.check_room(&spec.task, &spec.name)?;
+        if let Err(e) = self.check_room(&spec.task, &spec.name) {
+            self.log_refused(&spec.task, &spec.name, None, &e);
+            return Err(e);
+        }
         let tid = self.task_id(&spec.task);
         let task = self.tasks[tid as usize].name.clone();
         self.effects
@@ -617,7 +625,12 @@ impl Core {
         specs: Vec<JobSpec>,
         now: Millis,
     ) -> Result<Vec<SubmitReply>, Error> {
-        self.check_room_for(&specs)?;
+        if let Err(e) = self.check_room_for(&specs) {
+            for s in &specs {
+                self.log_refused(&s.task, &s.name, None, &e);
+            }
+            return Err(e);
+        }
         specs.into_iter().map(|s| self.submit(s, now)).collect()
     }
 
@@ -1007,17 +1020,20 @@ impl Core {
 
     /// Applies a worker's outcome for a lease; stale or unknown leases are rejected untouched.
     pub fn report(&mut self, lid: LeaseId, outcome: Outcome, now: Millis) -> Result<JobId, Error> {
-        let lease = self
-            .leases
-            .remove(&lid)
-            .ok_or(Error::StaleLease(Stale::Ended { lease: lid }))?;
+        let Some(lease) = self.leases.remove(&lid) else {
+            let e = Error::StaleLease(Stale::Ended { lease: lid });
+            self.log_refused("", "", Some(lid), &e);
+            return Err(e);
+        };
         self.lease_expiry.remove(&(lease.expires_at, lid));
         if let Some(w) = self.workers.get_mut(&lease.worker) {
             w.leases.remove(&lid);
             self.mark_worker_dirty(lease.worker);
         }
         let Some(id) = lease.job else {
-            return Err(Error::StaleLease(Stale::JobRemoved { lease: lid }));
+            let e = Error::StaleLease(Stale::JobRemoved { lease: lid });
+            self.log_refused("", "", Some(lid), &e);
+            return Err(e);
         };
         let task = self.tasks[self.jobs[&id].task as usize].name.clone();
         self.effects.push(Effect::Observe(Observation::Ran {
@@ -1119,6 +1135,7 @@ impl Core {
                         let task = self.tasks[job.task as usize].name.clone();
                         self.effects
                             .push(Effect::Observe(Observation::Expired(task)));
+                        self.log_expired(id, lid, lease.worker);
                     }
                     self.lease_lost(id, lid, "lease expired", now);
                 }
@@ -1365,6 +1382,7 @@ impl Core {
             self.enqueue(id, now);
             self.persist_reschedule(id);
         }
+        self.log_attempt(id, &error);
         // RunJob callers and watchers hear of a failure only once no retry follows.
         if dead {
             let finished = self.finished(id, Err(error));

@@ -12,6 +12,7 @@ use super::backend::{Backend, Fut, SubmittedEach};
 use super::core::{SubmitReply, TaskStatus};
 use super::error::Error;
 use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView};
+use super::list::{JobPage, ListQuery};
 
 /// The local backend: commands to the actor, answers after the commit.
 #[derive(Clone)]
@@ -100,6 +101,11 @@ impl Backend for LocalJobs {
     fn status(&self, task: Option<String>) -> Fut<(Vec<TaskStatus>, TaskStatus)> {
         let tx = self.tx.clone();
         Box::pin(async move { call(&tx, |reply| Cmd::Status { task, reply }).await })
+    }
+
+    fn list_jobs(&self, query: ListQuery) -> Fut<JobPage> {
+        let tx = self.tx.clone();
+        Box::pin(async move { call(&tx, |reply| Cmd::ListJobs { query, reply }).await })
     }
 
     fn list_dead(&self, task: Option<String>, limit: usize) -> Fut<Vec<JobView>> {

@@ -7,6 +7,8 @@ pub mod clock;
 pub mod core;
 pub mod error;
 pub mod job;
+pub mod job_log;
+pub mod list;
 pub mod local;
 pub mod locks;
 pub mod settings;

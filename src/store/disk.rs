@@ -20,6 +20,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
 use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
+use crate::scheduler::list::{JobPage, ListQuery};
 use crate::scheduler::core::{SubmitReply, TaskStatus};
 use crate::scheduler::job::{JobId, JobKey, JobRecord, JobSpec, JobView};
 use crate::scheduler::Error;
@@ -221,6 +222,10 @@ impl Backend for DiskGuarded {
 
     fn has_worker(&self, task: String) -> Fut<bool> {
         self.inner.has_worker(task)
+    }
+
+    fn list_jobs(&self, query: ListQuery) -> Fut<JobPage> {
+        self.inner.list_jobs(query)
     }
 }
 

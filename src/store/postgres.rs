@@ -65,6 +65,15 @@ const MIGRATIONS: &[&str] = &[
         broadcast BOOLEAN NOT NULL, PRIMARY KEY (node, task));",
     // 5: `taskhive_submit`, for applications that enqueue inside their own transaction.
     SUBMIT_FUNCTION,
+    // 6: ListJobs' orders, one index each: pending in run order (priority negated as a
+    // bigint, so the keyset is one row comparison), scheduled by (sched_at, id), dead jobs by
+    // id. None covers owner or claim_until, so claims and renewals stay HOT updates (which is
+    // why running jobs, the claimed ones, have no index: see ARCHITECTURE.md). The scheduled
+    // index extends jobs_due with id and serves the claimer's queries as well, so jobs_due goes.
+    "CREATE INDEX jobs_list_pending ON jobs (task, (-(priority::bigint)), sched_at, id) WHERE NOT dead;
+     CREATE INDEX jobs_list_scheduled ON jobs (task, sched_at, id) WHERE NOT dead;
+     CREATE INDEX jobs_list_dead ON jobs (task, id) WHERE dead;
+     DROP INDEX jobs_due;",
 ];
 
 /// Migration 5: `taskhive_submit(task, name, args, ...) RETURNS bigint` submits a job as the

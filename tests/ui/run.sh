@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Tests the /ui dashboard in headless Chromium: Debian's chromium driven by playwright-core
 # (installed here only when missing), against a fresh `taskhive serve` on a free port.
-# Writes target/ui-screenshot.png, target/report.html (a load report) and
-# target/report-screenshot.png. Exits non-zero on any failure.
+# The server runs with --auth (an admin and a client token); the page is used after entering a
+# token. Writes target/ui-screenshot.png, target/ui-jobs-screenshot.png (the job browser),
+# target/report.html (a load report) and target/report-screenshot.png. Exits non-zero on any
+# failure.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bin="${TASKHIVE_BIN:-$root/target/debug/taskhive}"
 shot="${UI_SCREENSHOT:-$root/target/ui-screenshot.png}"
+jobs_shot="${UI_JOBS_SCREENSHOT:-$root/target/ui-jobs-screenshot.png}"
 report_file="${REPORT_FILE:-$root/target/report.html}"
 report_shot="${REPORT_SCREENSHOT:-$root/target/report-screenshot.png}"
 
@@ -31,18 +34,29 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-"$bin" serve --listen 127.0.0.1:0 --data "$tmp/data" > "$tmp/server.out" 2> "$tmp/server.log" &
+admin_token="ui-admin-$RANDOM$RANDOM"
+client_token="ui-client-$RANDOM$RANDOM"
+{
+  "$bin" auth hash "$admin_token" --role admin --name ui-admin
+  "$bin" auth hash "$client_token" --role client --name ui-client
+} > "$tmp/tokens"
+chmod 600 "$tmp/tokens"
+
+"$bin" serve --listen 127.0.0.1:0 --data "$tmp/data" --auth "$tmp/tokens" \
+  > "$tmp/server.out" 2> "$tmp/server.log" &
 pids+=($!)
 for _ in $(seq 1 300); do grep -q "listening on" "$tmp/server.out" 2>/dev/null && break; sleep 0.1; done
 addr="$(sed -n 's/^listening on //p' "$tmp/server.out" | head -n 1)"
 [ -n "$addr" ] || { echo "ui: server did not start"; cat "$tmp/server.log"; exit 1; }
 
 # A worker whose command always fails, so a job with one attempt lands in the dead set.
-"$bin" run --addr "$addr" -f ui-dead --exec false > "$tmp/worker.log" 2>&1 &
+TASKHIVE_TOKEN="$admin_token" "$bin" run --addr "$addr" -f ui-dead --exec false \
+  > "$tmp/worker.log" 2>&1 &
 pids+=($!)
 
 mkdir -p "$(dirname "$shot")"
-if ! TASKHIVE_URL="http://$addr" UI_SCREENSHOT="$shot" TASKHIVE_BIN="$bin" \
+if ! TASKHIVE_URL="http://$addr" UI_SCREENSHOT="$shot" UI_JOBS_SCREENSHOT="$jobs_shot" \
+  ADMIN_TOKEN="$admin_token" CLIENT_TOKEN="$client_token" TASKHIVE_BIN="$bin" \
   REPORT_FILE="$report_file" REPORT_SCREENSHOT="$report_shot" node "$here/ui.test.mjs"; then
   echo "ui: failed; server log:"; tail -n 30 "$tmp/server.log"
   exit 1

@@ -1,14 +1,21 @@
 // Drives the /ui dashboard of a running taskhive server in headless Chromium (Debian's, via
-// playwright-core): the page loads without console errors, shows a submitted task in its
-// table, re-queues a dead job with its button, starts a load exec with the Exec button and
-// charts its progress, and links the archived run to its HTML report. Then writes that
-// report with `taskhive load report` and opens the file offline: no console errors, charts
-// drawn. Writes screenshots of both. Run by tests/ui/run.sh, which starts the server.
+// playwright-core). The server runs with --auth: without a token the page says so; after an
+// admin token is entered it loads without console errors, shows a submitted task in its
+// table, re-queues a dead job with its button, browses a task's jobs (pages, name filter, a
+// job's detail, re-queue of a dead one), starts a load exec with the Exec button and charts
+// its progress, and links the archived run to its HTML report. A client token sees no admin
+// buttons. Then writes that report with `taskhive load report` and opens the file offline: no
+// console errors, charts drawn. Writes screenshots. Run by tests/ui/run.sh, which starts the
+// server.
 import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
 
 const base = process.env.TASKHIVE_URL;
 const shot = process.env.UI_SCREENSHOT;
+const jobsShot = process.env.UI_JOBS_SCREENSHOT;
+const adminToken = process.env.ADMIN_TOKEN;
+const clientToken = process.env.CLIENT_TOKEN;
+if (!adminToken || !clientToken) throw new Error("ADMIN_TOKEN and CLIENT_TOKEN must be set");
 const bin = process.env.TASKHIVE_BIN;
 const reportFile = process.env.REPORT_FILE;
 const reportShot = process.env.REPORT_SCREENSHOT;
@@ -25,10 +32,13 @@ function check(cond, what) {
   if (!cond) failures += 1;
 }
 
+const asAdmin = { headers: { authorization: `Bearer ${adminToken}` } };
+const get = (path) => fetch(base + path, asAdmin);
+
 async function post(path, body) {
   const r = await fetch(base + path, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", authorization: `Bearer ${adminToken}` },
     body: JSON.stringify(body),
   });
   const text = await r.text();
@@ -61,12 +71,34 @@ await waitFor("the dead job", async () => {
 });
 const saved = await post("/job", {
   name: "ui-self",
-  host: `${base}/status`,
+  // Open without a token (the page's assets), so the run's requests need none.
+  host: `${base}/ui/app.css`,
   run_for_sec: 4,
   n_swarm: 2,
   tasks: [{ task_class: "http.get", sleep_min_msec: 5, sleep_max_msec: 20 }],
 });
 check(saved === "Job saved", "load job saved");
+// Jobs to browse: 30 alpha (3 priorities), 5 beta with binary args, 2 scheduled.
+await post("/taskhive.v1.Scheduler/SubmitJobs", {
+  jobs: [
+    ...Array.from({ length: 30 }, (_, i) => ({
+      task: "ui-browse",
+      name: `alpha-${String(i).padStart(2, "0")}`,
+      args: btoa(`hello ${i}`),
+      priority: i % 3,
+    })),
+    ...Array.from({ length: 5 }, (_, i) => ({
+      task: "ui-browse",
+      name: `beta-${i}`,
+      args: btoa(String.fromCharCode(0, 255, i)),
+    })),
+    ...Array.from({ length: 2 }, (_, i) => ({
+      task: "ui-browse",
+      name: `later-${i}`,
+      schedAtMs: Date.now() + 3_600_000,
+    })),
+  ],
+});
 
 const browser = await chromium.launch({
   executablePath: chromiumPath,
@@ -85,6 +117,22 @@ try {
 
   const resp = await page.goto(`${base}/ui`);
   check(resp.status() === 200, "GET /ui answers 200");
+  // No token yet: the page says one is needed.
+  await page.locator("#auth-message:not([hidden])").waitFor();
+  const need = await page.locator("#auth-message").textContent();
+  check(/requires a token/.test(need), `asks for a token: "${need}"`);
+  await page.fill("#token", adminToken);
+  await page.click('#token-form button[type="submit"]');
+  await page.waitForFunction(() => document.getElementById("role").textContent === "admin");
+  await page.waitForFunction(() => document.getElementById("conn").textContent === "live");
+  check(await page.locator("#auth-message").isHidden(), "no auth message with an admin token");
+  check(
+    (await page.evaluate(() => sessionStorage.getItem("taskhive-token"))) === adminToken,
+    "token kept in sessionStorage",
+  );
+  // The refusals before the token was entered were logged by Chromium as console errors.
+  await new Promise((r) => setTimeout(r, 300));
+  errors.length = 0;
   const row = page.locator('#tasks-table tr[data-task="ui-demo"]');
   await row.waitFor();
   const cells = await row.locator("td").allTextContents();
@@ -96,18 +144,95 @@ try {
   await requeue.waitFor();
   await requeue.click();
   await waitFor("the re-queued job to die a second time", async () => {
-    const m = await (await fetch(`${base}/metrics`)).text();
+    const m = await (await get("/metrics")).text();
     return /^taskhive_jobs_dead_total\{task="ui-dead"\} 2$/m.test(m);
   });
   const dead = await page.locator('#dead-table tr').count();
   check(dead >= 1, "dead job listed");
+
+  // Job browser: a task's jobs in pages, a name filter, a job's detail.
+  await page.selectOption("#jb-task", "ui-browse");
+  await page.waitForFunction(
+    () => document.querySelectorAll("#jb-table tbody tr").length === 20,
+  );
+  const firstNames = await page.locator("#jb-table tbody tr td:nth-child(3)").allTextContents();
+  check(firstNames.length === 20, `first page of 20 (${firstNames.length})`);
+  check(await page.locator("#jb-next").isEnabled(), "Next enabled on page 1");
+  await page.click("#jb-next");
+  await page.waitForFunction(() => /page 2/.test(document.getElementById("jb-page").textContent));
+  await page.waitForFunction(
+    () => document.querySelectorAll("#jb-table tbody tr").length === 17,
+  );
+  const secondNames = await page.locator("#jb-table tbody tr td:nth-child(3)").allTextContents();
+  check(
+    new Set([...firstNames, ...secondNames]).size === 37,
+    "two pages list all 37 jobs once",
+  );
+  check(
+    secondNames.slice(-2).join(",") === "later-1,later-0" ||
+      secondNames.slice(-2).join(",") === "later-0,later-1",
+    `scheduled jobs come after pending ones (${secondNames.slice(-3)})`,
+  );
+  await page.fill("#jb-name", "beta");
+  await page.waitForFunction(() => {
+    const names = Array.from(document.querySelectorAll("#jb-table tbody tr td:nth-child(3)"));
+    return names.length === 5 && names.every((n) => n.textContent.startsWith("beta-"));
+  });
+  check(true, "name filter shows the 5 beta jobs");
+  await page.click('#jb-table tr[data-name="beta-2"]');
+  await page.locator("#jb-detail:not([hidden])").waitFor();
+  const args = await page.locator('#jd-fields dd[data-field="args"]').textContent();
+  check(args === "hex 00 ff 02", `binary args shown as hex (${args})`);
+  await page.fill("#jb-name", "alpha-07");
+  await page.waitForFunction(() => document.querySelectorAll("#jb-table tbody tr").length === 1);
+  await page.click('#jb-table tr[data-name="alpha-07"]');
+  await page.waitForFunction(
+    () => document.querySelector('#jd-fields dd[data-field="args"]')?.textContent === "hello 7",
+  );
+  check(true, "text args shown as text");
+  await page.locator("#browser").screenshot({ path: jobsShot });
+  console.log(`screenshot: ${jobsShot}`);
+
+  // Run now: a scheduled job becomes due now and keeps its id.
+  await page.fill("#jb-name", "later-0");
+  await page.locator('#jb-table tr[data-name="later-0"]').waitFor();
+  await page.click('#jb-table tr[data-name="later-0"]');
+  await page.waitForFunction(
+    () => document.querySelector('#jd-fields dd[data-field="state"]')?.textContent === "scheduled",
+  );
+  const idBefore = await page.locator('#jd-fields dd[data-field="id"]').textContent();
+  await page.click("#jd-run-now");
+  await page.waitForFunction(
+    () => document.querySelector('#jd-fields dd[data-field="state"]')?.textContent === "pending",
+  );
+  const idAfter = await page.locator('#jd-fields dd[data-field="id"]').textContent();
+  check(idBefore === idAfter, `run now: pending now, same id (${idBefore} → ${idAfter})`);
+
+  // A dead job from the browser: state filter, detail, re-queue (it dies a third time).
+  await page.fill("#jb-name", "");
+  await page.selectOption("#jb-task", "ui-dead");
+  await page.selectOption("#jb-state", "JOB_STATE_DEAD");
+  await page.locator('#jb-table tr[data-name="doomed"]').waitFor();
+  await page.click('#jb-table tr[data-name="doomed"]');
+  await page.waitForFunction(
+    () => document.querySelector('#jd-fields dd[data-field="state"]')?.textContent === "dead",
+  );
+  const lastError = await page.locator('#jd-fields dd[data-field="last error"]').textContent();
+  check(lastError !== "—", `dead job's last error shown (${lastError})`);
+  check(await page.locator("#jd-requeue").isVisible(), "admin sees Re-queue");
+  await page.click("#jd-requeue");
+  await waitFor("the browser's re-queued job to die a third time", async () => {
+    const m = await (await get("/metrics")).text();
+    return /^taskhive_jobs_dead_total\{task="ui-dead"\} 3$/m.test(m);
+  });
+  check(true, "re-queued from the job browser");
 
   // The Exec button starts a run; the chart fills as progress events arrive.
   const exec = page.locator('button[data-exec="ui-self"]');
   await exec.waitFor();
   await exec.click();
   await waitFor("the load runner to be running", async () => {
-    const s = await (await fetch(`${base}/status`)).json();
+    const s = await (await get("/status")).json();
     return s.state === "running" || s.last_exec;
   });
   check(await exec.isDisabled(), "Exec button disabled while the run goes on");
@@ -126,7 +251,7 @@ try {
   await page.locator("#exec-message.ok").waitFor();
   const msg = await page.locator("#exec-message").textContent();
   check(/^finished: [\d,]+ tasks, 0 failed$/.test(msg), `run finished: "${msg}"`);
-  const status = await (await fetch(`${base}/status`)).json();
+  const status = await (await get("/status")).json();
   check(status.state === "idle" && status.last_exec?.name === "ui-self", "server saw the run");
   check(Number(status.last_exec?.n_task) > 0, `run made requests (${status.last_exec?.n_task})`);
 
@@ -148,8 +273,34 @@ try {
   console.log(`screenshot: ${shot}`);
   check(errors.length === 0, `no console errors${errors.length ? `: ${errors.join(" | ")}` : ""}`);
 
+  // A client token (a fresh tab: sessionStorage is per tab) sees no admin buttons.
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  const cpage = await ctx.newPage();
+  cpage.setDefaultTimeout(TIMEOUT);
+  await cpage.goto(`${base}/ui`);
+  await cpage.fill("#token", clientToken);
+  await cpage.click('#token-form button[type="submit"]');
+  await cpage.waitForFunction(() => document.getElementById("role").textContent === "client");
+  await cpage.locator('#tasks-table tr[data-task="ui-demo"]').waitFor();
+  await cpage.locator('button[data-requeue="ui-dead/doomed"]').waitFor({ state: "attached" });
+  const visibleAdmin = await cpage.evaluate(() =>
+    Array.from(document.querySelectorAll("button[data-requeue], button[data-exec]")).filter(
+      (b) => b.offsetParent !== null,
+    ).length,
+  );
+  check(visibleAdmin === 0, `client sees no Re-queue or Exec buttons (${visibleAdmin} visible)`);
+  await cpage.selectOption("#jb-task", "ui-dead");
+  await cpage.locator('#jb-table tr[data-name="doomed"]').waitFor();
+  await cpage.click('#jb-table tr[data-name="doomed"]');
+  await cpage.locator("#jb-detail:not([hidden])").waitFor();
+  check(await cpage.locator("#jd-requeue").isHidden(), "client sees no Re-queue in the detail");
+  check(await cpage.locator("#jd-remove").isVisible(), "client may remove (RemoveJob is client)");
+  await ctx.close();
+
   // The same report as a file, opened with the network off: everything must be inline.
-  execFileSync(bin, ["load", "report", lastId, "-o", reportFile, "--addr", new URL(base).host]);
+  execFileSync(bin, ["load", "report", lastId, "-o", reportFile, "--addr", new URL(base).host], {
+    env: { ...process.env, TASKHIVE_TOKEN: adminToken },
+  });
   const offline = await browser.newContext({ offline: true, viewport: { width: 1280, height: 1000 } });
   const requests = [];
   // Any request other than the file itself (and the inline data: favicon) is a failure.

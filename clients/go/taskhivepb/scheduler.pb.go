@@ -945,6 +945,153 @@ func (x *Job) GetLastError() string {
 	return ""
 }
 
+type ListJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task whose jobs are listed. Required, 1..255 bytes.
+	Task string `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	// Only jobs in this state; JOB_STATE_UNSPECIFIED = every state, listed as running, then
+	// pending, then scheduled, then dead. Within a state the order is stable:
+	//
+	//	pending:   the order they will run in (priority descending, sched_at, id);
+	//	scheduled: sched_at, id;
+	//	running, dead: id.
+	//
+	// Pending jobs waiting for a named lock are not listed (Status counts them as locked).
+	State JobState `protobuf:"varint,2,opt,name=state,proto3,enum=taskhive.v1.JobState" json:"state,omitempty"`
+	// Only jobs whose name starts with this (empty = every name).
+	NamePrefix string `protobuf:"bytes,3,opt,name=name_prefix,json=namePrefix,proto3" json:"name_prefix,omitempty"`
+	// At most this many jobs per page: 0 = 100, at most 1000 (more is INVALID_ARGUMENT). A page
+	// may hold fewer even when more follow (a name filter that matches little); only an empty
+	// next_page_token means the end.
+	PageSize uint32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page. Opaque; a token from
+	// another query or a malformed one is INVALID_ARGUMENT naming page_token. The other fields
+	// must be the same as on the first page.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobsRequest) Reset() {
+	*x = ListJobsRequest{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobsRequest) ProtoMessage() {}
+
+func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
+func (*ListJobsRequest) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListJobsRequest) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+func (x *ListJobsRequest) GetState() JobState {
+	if x != nil {
+		return x.State
+	}
+	return JobState_JOB_STATE_UNSPECIFIED
+}
+
+func (x *ListJobsRequest) GetNamePrefix() string {
+	if x != nil {
+		return x.NamePrefix
+	}
+	return ""
+}
+
+func (x *ListJobsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListJobsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Jobs  []*Job                 `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	// Empty when there is nothing more (AIP-158); else pass it as page_token. The listing is
+	// a walk in sort-key order, not a snapshot: a job that changes state or place in the order
+	// between pages may be listed twice or not at all.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobsResponse) Reset() {
+	*x = ListJobsResponse{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobsResponse) ProtoMessage() {}
+
+func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
+func (*ListJobsResponse) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListJobsResponse) GetJobs() []*Job {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+func (x *ListJobsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type DropTaskRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Task          string                 `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
@@ -954,7 +1101,7 @@ type DropTaskRequest struct {
 
 func (x *DropTaskRequest) Reset() {
 	*x = DropTaskRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1113,7 @@ func (x *DropTaskRequest) String() string {
 func (*DropTaskRequest) ProtoMessage() {}
 
 func (x *DropTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1126,7 @@ func (x *DropTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTaskRequest.ProtoReflect.Descriptor instead.
 func (*DropTaskRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{11}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DropTaskRequest) GetTask() string {
@@ -999,7 +1146,7 @@ type DropTaskResponse struct {
 
 func (x *DropTaskResponse) Reset() {
 	*x = DropTaskResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1158,7 @@ func (x *DropTaskResponse) String() string {
 func (*DropTaskResponse) ProtoMessage() {}
 
 func (x *DropTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1171,7 @@ func (x *DropTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTaskResponse.ProtoReflect.Descriptor instead.
 func (*DropTaskResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{12}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DropTaskResponse) GetRemoved() uint64 {
@@ -1044,7 +1191,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1203,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1216,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{13}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StatusRequest) GetTask() string {
@@ -1101,7 +1248,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1260,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1273,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{14}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TaskStatus) GetTask() string {
@@ -1203,7 +1350,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1362,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1375,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{15}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StatusResponse) GetTasks() []*TaskStatus {
@@ -1257,7 +1404,7 @@ type ListDeadRequest struct {
 
 func (x *ListDeadRequest) Reset() {
 	*x = ListDeadRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1416,7 @@ func (x *ListDeadRequest) String() string {
 func (*ListDeadRequest) ProtoMessage() {}
 
 func (x *ListDeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1429,7 @@ func (x *ListDeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{16}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListDeadRequest) GetTask() string {
@@ -1308,7 +1455,7 @@ type ListDeadResponse struct {
 
 func (x *ListDeadResponse) Reset() {
 	*x = ListDeadResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1467,7 @@ func (x *ListDeadResponse) String() string {
 func (*ListDeadResponse) ProtoMessage() {}
 
 func (x *ListDeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1480,7 @@ func (x *ListDeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{17}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListDeadResponse) GetJobs() []*Job {
@@ -1354,7 +1501,7 @@ type DeadRef struct {
 
 func (x *DeadRef) Reset() {
 	*x = DeadRef{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1513,7 @@ func (x *DeadRef) String() string {
 func (*DeadRef) ProtoMessage() {}
 
 func (x *DeadRef) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1526,7 @@ func (x *DeadRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadRef.ProtoReflect.Descriptor instead.
 func (*DeadRef) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{18}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeadRef) GetTask() string {
@@ -1405,7 +1552,7 @@ type DeadOpResponse struct {
 
 func (x *DeadOpResponse) Reset() {
 	*x = DeadOpResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1564,7 @@ func (x *DeadOpResponse) String() string {
 func (*DeadOpResponse) ProtoMessage() {}
 
 func (x *DeadOpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1577,7 @@ func (x *DeadOpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadOpResponse.ProtoReflect.Descriptor instead.
 func (*DeadOpResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{19}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeadOpResponse) GetCount() uint64 {
@@ -1455,7 +1602,7 @@ type RegisterTaskRequest struct {
 
 func (x *RegisterTaskRequest) Reset() {
 	*x = RegisterTaskRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1467,7 +1614,7 @@ func (x *RegisterTaskRequest) String() string {
 func (*RegisterTaskRequest) ProtoMessage() {}
 
 func (x *RegisterTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1480,7 +1627,7 @@ func (x *RegisterTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTaskRequest.ProtoReflect.Descriptor instead.
 func (*RegisterTaskRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{20}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RegisterTaskRequest) GetWorkerId() string {
@@ -1520,7 +1667,7 @@ type RegisterTaskResponse struct {
 
 func (x *RegisterTaskResponse) Reset() {
 	*x = RegisterTaskResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1679,7 @@ func (x *RegisterTaskResponse) String() string {
 func (*RegisterTaskResponse) ProtoMessage() {}
 
 func (x *RegisterTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1692,7 @@ func (x *RegisterTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTaskResponse.ProtoReflect.Descriptor instead.
 func (*RegisterTaskResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{21}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RegisterTaskResponse) GetWorkerId() string {
@@ -1564,7 +1711,7 @@ type GrabJobRequest struct {
 
 func (x *GrabJobRequest) Reset() {
 	*x = GrabJobRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1576,7 +1723,7 @@ func (x *GrabJobRequest) String() string {
 func (*GrabJobRequest) ProtoMessage() {}
 
 func (x *GrabJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1589,7 +1736,7 @@ func (x *GrabJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrabJobRequest.ProtoReflect.Descriptor instead.
 func (*GrabJobRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{22}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GrabJobRequest) GetWorkerId() string {
@@ -1608,7 +1755,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1620,7 +1767,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1633,7 +1780,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{23}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Done) GetResult() []byte {
@@ -1654,7 +1801,7 @@ type Fail struct {
 
 func (x *Fail) Reset() {
 	*x = Fail{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1666,7 +1813,7 @@ func (x *Fail) String() string {
 func (*Fail) ProtoMessage() {}
 
 func (x *Fail) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1679,7 +1826,7 @@ func (x *Fail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fail.ProtoReflect.Descriptor instead.
 func (*Fail) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{24}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Fail) GetError() string {
@@ -1708,7 +1855,7 @@ type SchedLater struct {
 
 func (x *SchedLater) Reset() {
 	*x = SchedLater{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1720,7 +1867,7 @@ func (x *SchedLater) String() string {
 func (*SchedLater) ProtoMessage() {}
 
 func (x *SchedLater) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1733,7 +1880,7 @@ func (x *SchedLater) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedLater.ProtoReflect.Descriptor instead.
 func (*SchedLater) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{25}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SchedLater) GetDelayMs() int64 {
@@ -1764,7 +1911,7 @@ type Outcome struct {
 
 func (x *Outcome) Reset() {
 	*x = Outcome{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1776,7 +1923,7 @@ func (x *Outcome) String() string {
 func (*Outcome) ProtoMessage() {}
 
 func (x *Outcome) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1789,7 +1936,7 @@ func (x *Outcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Outcome.ProtoReflect.Descriptor instead.
 func (*Outcome) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{26}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Outcome) GetOutcome() isOutcome_Outcome {
@@ -1858,7 +2005,7 @@ type ReportResultRequest struct {
 
 func (x *ReportResultRequest) Reset() {
 	*x = ReportResultRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1870,7 +2017,7 @@ func (x *ReportResultRequest) String() string {
 func (*ReportResultRequest) ProtoMessage() {}
 
 func (x *ReportResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1883,7 +2030,7 @@ func (x *ReportResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultRequest.ProtoReflect.Descriptor instead.
 func (*ReportResultRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{27}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReportResultRequest) GetLeaseId() uint64 {
@@ -1908,7 +2055,7 @@ type ReportResultResponse struct {
 
 func (x *ReportResultResponse) Reset() {
 	*x = ReportResultResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1920,7 +2067,7 @@ func (x *ReportResultResponse) String() string {
 func (*ReportResultResponse) ProtoMessage() {}
 
 func (x *ReportResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1933,7 +2080,7 @@ func (x *ReportResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultResponse.ProtoReflect.Descriptor instead.
 func (*ReportResultResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{28}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{30}
 }
 
 type HeartbeatRequest struct {
@@ -1945,7 +2092,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +2104,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2117,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{29}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HeartbeatRequest) GetLeaseIds() []uint64 {
@@ -1990,7 +2137,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2002,7 +2149,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2015,7 +2162,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{30}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *HeartbeatResponse) GetLostLeaseIds() []uint64 {
@@ -2043,7 +2190,7 @@ type WorkerHello struct {
 
 func (x *WorkerHello) Reset() {
 	*x = WorkerHello{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2202,7 @@ func (x *WorkerHello) String() string {
 func (*WorkerHello) ProtoMessage() {}
 
 func (x *WorkerHello) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2215,7 @@ func (x *WorkerHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHello.ProtoReflect.Descriptor instead.
 func (*WorkerHello) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{31}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WorkerHello) GetTasks() []string {
@@ -2109,7 +2256,7 @@ type WorkerResult struct {
 
 func (x *WorkerResult) Reset() {
 	*x = WorkerResult{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2268,7 @@ func (x *WorkerResult) String() string {
 func (*WorkerResult) ProtoMessage() {}
 
 func (x *WorkerResult) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2281,7 @@ func (x *WorkerResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerResult.ProtoReflect.Descriptor instead.
 func (*WorkerResult) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{32}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WorkerResult) GetLeaseId() uint64 {
@@ -2161,7 +2308,7 @@ type WorkData struct {
 
 func (x *WorkData) Reset() {
 	*x = WorkData{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2173,7 +2320,7 @@ func (x *WorkData) String() string {
 func (*WorkData) ProtoMessage() {}
 
 func (x *WorkData) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2186,7 +2333,7 @@ func (x *WorkData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkData.ProtoReflect.Descriptor instead.
 func (*WorkData) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{33}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WorkData) GetLeaseId() uint64 {
@@ -2211,7 +2358,7 @@ type SendDataResponse struct {
 
 func (x *SendDataResponse) Reset() {
 	*x = SendDataResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2223,7 +2370,7 @@ func (x *SendDataResponse) String() string {
 func (*SendDataResponse) ProtoMessage() {}
 
 func (x *SendDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2236,7 +2383,7 @@ func (x *SendDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendDataResponse.ProtoReflect.Descriptor instead.
 func (*SendDataResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{34}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{36}
 }
 
 type AcquireLockRequest struct {
@@ -2251,7 +2398,7 @@ type AcquireLockRequest struct {
 
 func (x *AcquireLockRequest) Reset() {
 	*x = AcquireLockRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2263,7 +2410,7 @@ func (x *AcquireLockRequest) String() string {
 func (*AcquireLockRequest) ProtoMessage() {}
 
 func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2276,7 +2423,7 @@ func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockRequest.ProtoReflect.Descriptor instead.
 func (*AcquireLockRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{35}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AcquireLockRequest) GetLeaseId() uint64 {
@@ -2311,7 +2458,7 @@ type AcquireLockResponse struct {
 
 func (x *AcquireLockResponse) Reset() {
 	*x = AcquireLockResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2470,7 @@ func (x *AcquireLockResponse) String() string {
 func (*AcquireLockResponse) ProtoMessage() {}
 
 func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2483,7 @@ func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockResponse.ProtoReflect.Descriptor instead.
 func (*AcquireLockResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{36}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AcquireLockResponse) GetLeaseId() uint64 {
@@ -2370,7 +2517,7 @@ type ReleaseLockRequest struct {
 
 func (x *ReleaseLockRequest) Reset() {
 	*x = ReleaseLockRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2382,7 +2529,7 @@ func (x *ReleaseLockRequest) String() string {
 func (*ReleaseLockRequest) ProtoMessage() {}
 
 func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2395,7 +2542,7 @@ func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseLockRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{37}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReleaseLockRequest) GetLeaseId() uint64 {
@@ -2420,7 +2567,7 @@ type ReleaseLockResponse struct {
 
 func (x *ReleaseLockResponse) Reset() {
 	*x = ReleaseLockResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2432,7 +2579,7 @@ func (x *ReleaseLockResponse) String() string {
 func (*ReleaseLockResponse) ProtoMessage() {}
 
 func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2445,7 +2592,7 @@ func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseLockResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{38}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{40}
 }
 
 type WorkerMessage struct {
@@ -2465,7 +2612,7 @@ type WorkerMessage struct {
 
 func (x *WorkerMessage) Reset() {
 	*x = WorkerMessage{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2477,7 +2624,7 @@ func (x *WorkerMessage) String() string {
 func (*WorkerMessage) ProtoMessage() {}
 
 func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2490,7 +2637,7 @@ func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerMessage.ProtoReflect.Descriptor instead.
 func (*WorkerMessage) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{39}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WorkerMessage) GetMsg() isWorkerMessage_Msg {
@@ -2603,7 +2750,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2615,7 +2762,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2628,7 +2775,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{40}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Welcome) GetWorkerId() string {
@@ -2652,7 +2799,7 @@ type ResultAck struct {
 
 func (x *ResultAck) Reset() {
 	*x = ResultAck{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2664,7 +2811,7 @@ func (x *ResultAck) String() string {
 func (*ResultAck) ProtoMessage() {}
 
 func (x *ResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +2824,7 @@ func (x *ResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAck.ProtoReflect.Descriptor instead.
 func (*ResultAck) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{41}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ResultAck) GetLeaseId() uint64 {
@@ -2716,7 +2863,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2728,7 +2875,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2741,7 +2888,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{42}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CancelJob) GetLeaseId() uint64 {
@@ -2782,7 +2929,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2794,7 +2941,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2807,7 +2954,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{43}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ServerMessage) GetMsg() isServerMessage_Msg {
@@ -2926,7 +3073,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2938,7 +3085,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2951,7 +3098,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *JobEvent) GetEvent() isJobEvent_Event {
@@ -3023,7 +3170,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3035,7 +3182,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3048,7 +3195,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetConfigRequest) GetKey() string {
@@ -3068,7 +3215,7 @@ type SetConfigRequest struct {
 
 func (x *SetConfigRequest) Reset() {
 	*x = SetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3080,7 +3227,7 @@ func (x *SetConfigRequest) String() string {
 func (*SetConfigRequest) ProtoMessage() {}
 
 func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3093,7 +3240,7 @@ func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SetConfigRequest) GetKey() string {
@@ -3119,7 +3266,7 @@ type ConfigResponse struct {
 
 func (x *ConfigResponse) Reset() {
 	*x = ConfigResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3131,7 +3278,7 @@ func (x *ConfigResponse) String() string {
 func (*ConfigResponse) ProtoMessage() {}
 
 func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3144,7 +3291,7 @@ func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigResponse.ProtoReflect.Descriptor instead.
 func (*ConfigResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ConfigResponse) GetValues() map[string]int64 {
@@ -3162,7 +3309,7 @@ type DumpRequest struct {
 
 func (x *DumpRequest) Reset() {
 	*x = DumpRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3174,7 +3321,7 @@ func (x *DumpRequest) String() string {
 func (*DumpRequest) ProtoMessage() {}
 
 func (x *DumpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3187,7 +3334,7 @@ func (x *DumpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpRequest.ProtoReflect.Descriptor instead.
 func (*DumpRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{48}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{50}
 }
 
 type DumpedJob struct {
@@ -3199,7 +3346,7 @@ type DumpedJob struct {
 
 func (x *DumpedJob) Reset() {
 	*x = DumpedJob{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3211,7 +3358,7 @@ func (x *DumpedJob) String() string {
 func (*DumpedJob) ProtoMessage() {}
 
 func (x *DumpedJob) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3224,7 +3371,7 @@ func (x *DumpedJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpedJob.ProtoReflect.Descriptor instead.
 func (*DumpedJob) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{49}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DumpedJob) GetJob() *Job {
@@ -3243,7 +3390,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3255,7 +3402,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3268,7 +3415,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{50}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *LoadResponse) GetLoaded() uint64 {
@@ -3342,7 +3489,18 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\blease_id\x18\v \x01(\x04R\aleaseId\x12.\n" +
 	"\x05retry\x18\f \x01(\v2\x18.taskhive.v1.RetryPolicyR\x05retry\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\r \x01(\tR\tlastError\"%\n" +
+	"last_error\x18\r \x01(\tR\tlastError\"\xba\x01\n" +
+	"\x0fListJobsRequest\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\x12+\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x15.taskhive.v1.JobStateR\x05state\x12\x1f\n" +
+	"\vname_prefix\x18\x03 \x01(\tR\n" +
+	"namePrefix\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageTokenJ\x04\b\x06\x10\aR\x03key\"`\n" +
+	"\x10ListJobsResponse\x12$\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x10.taskhive.v1.JobR\x04jobs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
 	"\x0fDropTaskRequest\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\tR\x04task\",\n" +
 	"\x10DropTaskResponse\x12\x18\n" +
@@ -3501,7 +3659,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x17\n" +
 	"\x13JOB_STATE_SCHEDULED\x10\x02\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x03\x12\x12\n" +
-	"\x0eJOB_STATE_DEAD\x10\x042\xf3\r\n" +
+	"\x0eJOB_STATE_DEAD\x10\x042\xbc\x0e\n" +
 	"\tScheduler\x12J\n" +
 	"\tSubmitJob\x12\x1d.taskhive.v1.SubmitJobRequest\x1a\x1e.taskhive.v1.SubmitJobResponse\x12M\n" +
 	"\n" +
@@ -3512,6 +3670,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\bWatchJob\x12\x13.taskhive.v1.JobRef\x1a\x15.taskhive.v1.JobEvent0\x01\x12@\n" +
 	"\tRemoveJob\x12\x13.taskhive.v1.JobRef\x1a\x1e.taskhive.v1.RemoveJobResponse\x12/\n" +
 	"\x06GetJob\x12\x13.taskhive.v1.JobRef\x1a\x10.taskhive.v1.Job\x12G\n" +
+	"\bListJobs\x12\x1c.taskhive.v1.ListJobsRequest\x1a\x1d.taskhive.v1.ListJobsResponse\x12G\n" +
 	"\bDropTask\x12\x1c.taskhive.v1.DropTaskRequest\x1a\x1d.taskhive.v1.DropTaskResponse\x12A\n" +
 	"\x06Status\x12\x1a.taskhive.v1.StatusRequest\x1a\x1b.taskhive.v1.StatusResponse\x12G\n" +
 	"\bListDead\x12\x1c.taskhive.v1.ListDeadRequest\x1a\x1d.taskhive.v1.ListDeadResponse\x12>\n" +
@@ -3543,7 +3702,7 @@ func file_taskhive_v1_scheduler_proto_rawDescGZIP() []byte {
 }
 
 var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_taskhive_v1_scheduler_proto_goTypes = []any{
 	(ErrorCode)(0),               // 0: taskhive.v1.ErrorCode
 	(JobState)(0),                // 1: taskhive.v1.JobState
@@ -3558,47 +3717,49 @@ var file_taskhive_v1_scheduler_proto_goTypes = []any{
 	(*JobRef)(nil),               // 10: taskhive.v1.JobRef
 	(*RemoveJobResponse)(nil),    // 11: taskhive.v1.RemoveJobResponse
 	(*Job)(nil),                  // 12: taskhive.v1.Job
-	(*DropTaskRequest)(nil),      // 13: taskhive.v1.DropTaskRequest
-	(*DropTaskResponse)(nil),     // 14: taskhive.v1.DropTaskResponse
-	(*StatusRequest)(nil),        // 15: taskhive.v1.StatusRequest
-	(*TaskStatus)(nil),           // 16: taskhive.v1.TaskStatus
-	(*StatusResponse)(nil),       // 17: taskhive.v1.StatusResponse
-	(*ListDeadRequest)(nil),      // 18: taskhive.v1.ListDeadRequest
-	(*ListDeadResponse)(nil),     // 19: taskhive.v1.ListDeadResponse
-	(*DeadRef)(nil),              // 20: taskhive.v1.DeadRef
-	(*DeadOpResponse)(nil),       // 21: taskhive.v1.DeadOpResponse
-	(*RegisterTaskRequest)(nil),  // 22: taskhive.v1.RegisterTaskRequest
-	(*RegisterTaskResponse)(nil), // 23: taskhive.v1.RegisterTaskResponse
-	(*GrabJobRequest)(nil),       // 24: taskhive.v1.GrabJobRequest
-	(*Done)(nil),                 // 25: taskhive.v1.Done
-	(*Fail)(nil),                 // 26: taskhive.v1.Fail
-	(*SchedLater)(nil),           // 27: taskhive.v1.SchedLater
-	(*Outcome)(nil),              // 28: taskhive.v1.Outcome
-	(*ReportResultRequest)(nil),  // 29: taskhive.v1.ReportResultRequest
-	(*ReportResultResponse)(nil), // 30: taskhive.v1.ReportResultResponse
-	(*HeartbeatRequest)(nil),     // 31: taskhive.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),    // 32: taskhive.v1.HeartbeatResponse
-	(*WorkerHello)(nil),          // 33: taskhive.v1.WorkerHello
-	(*WorkerResult)(nil),         // 34: taskhive.v1.WorkerResult
-	(*WorkData)(nil),             // 35: taskhive.v1.WorkData
-	(*SendDataResponse)(nil),     // 36: taskhive.v1.SendDataResponse
-	(*AcquireLockRequest)(nil),   // 37: taskhive.v1.AcquireLockRequest
-	(*AcquireLockResponse)(nil),  // 38: taskhive.v1.AcquireLockResponse
-	(*ReleaseLockRequest)(nil),   // 39: taskhive.v1.ReleaseLockRequest
-	(*ReleaseLockResponse)(nil),  // 40: taskhive.v1.ReleaseLockResponse
-	(*WorkerMessage)(nil),        // 41: taskhive.v1.WorkerMessage
-	(*Welcome)(nil),              // 42: taskhive.v1.Welcome
-	(*ResultAck)(nil),            // 43: taskhive.v1.ResultAck
-	(*CancelJob)(nil),            // 44: taskhive.v1.CancelJob
-	(*ServerMessage)(nil),        // 45: taskhive.v1.ServerMessage
-	(*JobEvent)(nil),             // 46: taskhive.v1.JobEvent
-	(*GetConfigRequest)(nil),     // 47: taskhive.v1.GetConfigRequest
-	(*SetConfigRequest)(nil),     // 48: taskhive.v1.SetConfigRequest
-	(*ConfigResponse)(nil),       // 49: taskhive.v1.ConfigResponse
-	(*DumpRequest)(nil),          // 50: taskhive.v1.DumpRequest
-	(*DumpedJob)(nil),            // 51: taskhive.v1.DumpedJob
-	(*LoadResponse)(nil),         // 52: taskhive.v1.LoadResponse
-	nil,                          // 53: taskhive.v1.ConfigResponse.ValuesEntry
+	(*ListJobsRequest)(nil),      // 13: taskhive.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),     // 14: taskhive.v1.ListJobsResponse
+	(*DropTaskRequest)(nil),      // 15: taskhive.v1.DropTaskRequest
+	(*DropTaskResponse)(nil),     // 16: taskhive.v1.DropTaskResponse
+	(*StatusRequest)(nil),        // 17: taskhive.v1.StatusRequest
+	(*TaskStatus)(nil),           // 18: taskhive.v1.TaskStatus
+	(*StatusResponse)(nil),       // 19: taskhive.v1.StatusResponse
+	(*ListDeadRequest)(nil),      // 20: taskhive.v1.ListDeadRequest
+	(*ListDeadResponse)(nil),     // 21: taskhive.v1.ListDeadResponse
+	(*DeadRef)(nil),              // 22: taskhive.v1.DeadRef
+	(*DeadOpResponse)(nil),       // 23: taskhive.v1.DeadOpResponse
+	(*RegisterTaskRequest)(nil),  // 24: taskhive.v1.RegisterTaskRequest
+	(*RegisterTaskResponse)(nil), // 25: taskhive.v1.RegisterTaskResponse
+	(*GrabJobRequest)(nil),       // 26: taskhive.v1.GrabJobRequest
+	(*Done)(nil),                 // 27: taskhive.v1.Done
+	(*Fail)(nil),                 // 28: taskhive.v1.Fail
+	(*SchedLater)(nil),           // 29: taskhive.v1.SchedLater
+	(*Outcome)(nil),              // 30: taskhive.v1.Outcome
+	(*ReportResultRequest)(nil),  // 31: taskhive.v1.ReportResultRequest
+	(*ReportResultResponse)(nil), // 32: taskhive.v1.ReportResultResponse
+	(*HeartbeatRequest)(nil),     // 33: taskhive.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),    // 34: taskhive.v1.HeartbeatResponse
+	(*WorkerHello)(nil),          // 35: taskhive.v1.WorkerHello
+	(*WorkerResult)(nil),         // 36: taskhive.v1.WorkerResult
+	(*WorkData)(nil),             // 37: taskhive.v1.WorkData
+	(*SendDataResponse)(nil),     // 38: taskhive.v1.SendDataResponse
+	(*AcquireLockRequest)(nil),   // 39: taskhive.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil),  // 40: taskhive.v1.AcquireLockResponse
+	(*ReleaseLockRequest)(nil),   // 41: taskhive.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil),  // 42: taskhive.v1.ReleaseLockResponse
+	(*WorkerMessage)(nil),        // 43: taskhive.v1.WorkerMessage
+	(*Welcome)(nil),              // 44: taskhive.v1.Welcome
+	(*ResultAck)(nil),            // 45: taskhive.v1.ResultAck
+	(*CancelJob)(nil),            // 46: taskhive.v1.CancelJob
+	(*ServerMessage)(nil),        // 47: taskhive.v1.ServerMessage
+	(*JobEvent)(nil),             // 48: taskhive.v1.JobEvent
+	(*GetConfigRequest)(nil),     // 49: taskhive.v1.GetConfigRequest
+	(*SetConfigRequest)(nil),     // 50: taskhive.v1.SetConfigRequest
+	(*ConfigResponse)(nil),       // 51: taskhive.v1.ConfigResponse
+	(*DumpRequest)(nil),          // 52: taskhive.v1.DumpRequest
+	(*DumpedJob)(nil),            // 53: taskhive.v1.DumpedJob
+	(*LoadResponse)(nil),         // 54: taskhive.v1.LoadResponse
+	nil,                          // 55: taskhive.v1.ConfigResponse.ValuesEntry
 }
 var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
 	2,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
@@ -3608,84 +3769,88 @@ var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
 	0,  // 4: taskhive.v1.SubmitAck.code:type_name -> taskhive.v1.ErrorCode
 	1,  // 5: taskhive.v1.Job.state:type_name -> taskhive.v1.JobState
 	2,  // 6: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
-	16, // 7: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
-	16, // 8: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
-	12, // 9: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
-	25, // 10: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
-	26, // 11: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
-	27, // 12: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
-	28, // 13: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
-	28, // 14: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
-	33, // 15: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
-	34, // 16: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
-	31, // 17: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
-	35, // 18: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
-	37, // 19: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
-	39, // 20: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
-	42, // 21: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
-	12, // 22: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
-	43, // 23: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
-	32, // 24: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
-	38, // 25: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
-	44, // 26: taskhive.v1.ServerMessage.cancel:type_name -> taskhive.v1.CancelJob
-	9,  // 27: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
-	53, // 28: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
-	12, // 29: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
-	3,  // 30: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
-	5,  // 31: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
-	3,  // 32: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
-	3,  // 33: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
-	3,  // 34: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
-	10, // 35: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
-	10, // 36: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
-	10, // 37: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
-	13, // 38: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
-	15, // 39: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
-	18, // 40: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
-	20, // 41: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
-	20, // 42: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
-	22, // 43: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
-	24, // 44: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
-	29, // 45: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
-	31, // 46: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
-	35, // 47: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
-	37, // 48: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
-	39, // 49: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
-	41, // 50: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
-	47, // 51: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
-	48, // 52: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
-	50, // 53: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
-	51, // 54: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
-	4,  // 55: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
-	6,  // 56: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
-	7,  // 57: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
-	9,  // 58: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
-	46, // 59: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
-	46, // 60: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
-	11, // 61: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
-	12, // 62: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
-	14, // 63: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
-	17, // 64: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
-	19, // 65: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
-	21, // 66: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
-	21, // 67: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
-	23, // 68: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
-	12, // 69: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
-	30, // 70: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
-	32, // 71: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
-	36, // 72: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
-	38, // 73: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
-	40, // 74: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
-	45, // 75: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
-	49, // 76: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
-	49, // 77: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
-	51, // 78: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
-	52, // 79: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
-	55, // [55:80] is the sub-list for method output_type
-	30, // [30:55] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	1,  // 7: taskhive.v1.ListJobsRequest.state:type_name -> taskhive.v1.JobState
+	12, // 8: taskhive.v1.ListJobsResponse.jobs:type_name -> taskhive.v1.Job
+	18, // 9: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
+	18, // 10: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
+	12, // 11: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
+	27, // 12: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
+	28, // 13: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
+	29, // 14: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
+	30, // 15: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
+	30, // 16: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
+	35, // 17: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
+	36, // 18: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
+	33, // 19: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
+	37, // 20: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
+	39, // 21: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
+	41, // 22: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
+	44, // 23: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
+	12, // 24: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
+	45, // 25: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
+	34, // 26: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
+	40, // 27: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
+	46, // 28: taskhive.v1.ServerMessage.cancel:type_name -> taskhive.v1.CancelJob
+	9,  // 29: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
+	55, // 30: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
+	12, // 31: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
+	3,  // 32: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
+	5,  // 33: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
+	3,  // 34: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
+	3,  // 35: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
+	3,  // 36: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
+	10, // 37: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
+	10, // 38: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
+	10, // 39: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
+	13, // 40: taskhive.v1.Scheduler.ListJobs:input_type -> taskhive.v1.ListJobsRequest
+	15, // 41: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
+	17, // 42: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
+	20, // 43: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
+	22, // 44: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
+	22, // 45: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
+	24, // 46: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
+	26, // 47: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
+	31, // 48: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
+	33, // 49: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
+	37, // 50: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
+	39, // 51: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
+	41, // 52: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
+	43, // 53: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
+	49, // 54: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
+	50, // 55: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
+	52, // 56: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
+	53, // 57: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
+	4,  // 58: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
+	6,  // 59: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
+	7,  // 60: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
+	9,  // 61: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
+	48, // 62: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
+	48, // 63: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
+	11, // 64: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
+	12, // 65: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
+	14, // 66: taskhive.v1.Scheduler.ListJobs:output_type -> taskhive.v1.ListJobsResponse
+	16, // 67: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
+	19, // 68: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
+	21, // 69: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
+	23, // 70: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
+	23, // 71: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
+	25, // 72: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
+	12, // 73: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
+	32, // 74: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
+	34, // 75: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
+	38, // 76: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
+	40, // 77: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
+	42, // 78: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
+	47, // 79: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
+	51, // 80: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
+	51, // 81: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
+	53, // 82: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
+	54, // 83: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
+	58, // [58:84] is the sub-list for method output_type
+	32, // [32:58] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_taskhive_v1_scheduler_proto_init() }
@@ -3694,13 +3859,13 @@ func file_taskhive_v1_scheduler_proto_init() {
 		return
 	}
 	file_taskhive_v1_scheduler_proto_msgTypes[1].OneofWrappers = []any{}
-	file_taskhive_v1_scheduler_proto_msgTypes[24].OneofWrappers = []any{}
-	file_taskhive_v1_scheduler_proto_msgTypes[26].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[26].OneofWrappers = []any{}
+	file_taskhive_v1_scheduler_proto_msgTypes[28].OneofWrappers = []any{
 		(*Outcome_Done)(nil),
 		(*Outcome_Fail)(nil),
 		(*Outcome_SchedLater)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[39].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[41].OneofWrappers = []any{
 		(*WorkerMessage_Hello)(nil),
 		(*WorkerMessage_Result)(nil),
 		(*WorkerMessage_Heartbeat)(nil),
@@ -3708,7 +3873,7 @@ func file_taskhive_v1_scheduler_proto_init() {
 		(*WorkerMessage_Acquire)(nil),
 		(*WorkerMessage_Release)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[43].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[45].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Job)(nil),
 		(*ServerMessage_Ack)(nil),
@@ -3716,7 +3881,7 @@ func file_taskhive_v1_scheduler_proto_init() {
 		(*ServerMessage_Lock)(nil),
 		(*ServerMessage_Cancel)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[44].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[46].OneofWrappers = []any{
 		(*JobEvent_Data)(nil),
 		(*JobEvent_Result)(nil),
 		(*JobEvent_Error)(nil),
@@ -3727,7 +3892,7 @@ func file_taskhive_v1_scheduler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskhive_v1_scheduler_proto_rawDesc), len(file_taskhive_v1_scheduler_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   52,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

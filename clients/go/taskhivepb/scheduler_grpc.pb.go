@@ -30,6 +30,7 @@ const (
 	Scheduler_WatchJob_FullMethodName     = "/taskhive.v1.Scheduler/WatchJob"
 	Scheduler_RemoveJob_FullMethodName    = "/taskhive.v1.Scheduler/RemoveJob"
 	Scheduler_GetJob_FullMethodName       = "/taskhive.v1.Scheduler/GetJob"
+	Scheduler_ListJobs_FullMethodName     = "/taskhive.v1.Scheduler/ListJobs"
 	Scheduler_DropTask_FullMethodName     = "/taskhive.v1.Scheduler/DropTask"
 	Scheduler_Status_FullMethodName       = "/taskhive.v1.Scheduler/Status"
 	Scheduler_ListDead_FullMethodName     = "/taskhive.v1.Scheduler/ListDead"
@@ -79,6 +80,9 @@ type SchedulerClient interface {
 	RemoveJob(ctx context.Context, in *JobRef, opts ...grpc.CallOption) (*RemoveJobResponse, error)
 	// Look up one job by id or by task and name.
 	GetJob(ctx context.Context, in *JobRef, opts ...grpc.CallOption) (*Job, error)
+	// One page of a task's jobs, filtered by state and name prefix, in a stable order (see
+	// ListJobsRequest). Page through with next_page_token until it comes back empty.
+	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
 	// Remove a task and all of its jobs; refused while workers are registered for it.
 	DropTask(ctx context.Context, in *DropTaskRequest, opts ...grpc.CallOption) (*DropTaskResponse, error)
 	// Per-task counts and totals.
@@ -218,6 +222,16 @@ func (c *schedulerClient) GetJob(ctx context.Context, in *JobRef, opts ...grpc.C
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Job)
 	err := c.cc.Invoke(ctx, Scheduler_GetJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListJobsResponse)
+	err := c.cc.Invoke(ctx, Scheduler_ListJobs_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -448,6 +462,9 @@ type SchedulerServer interface {
 	RemoveJob(context.Context, *JobRef) (*RemoveJobResponse, error)
 	// Look up one job by id or by task and name.
 	GetJob(context.Context, *JobRef) (*Job, error)
+	// One page of a task's jobs, filtered by state and name prefix, in a stable order (see
+	// ListJobsRequest). Page through with next_page_token until it comes back empty.
+	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
 	// Remove a task and all of its jobs; refused while workers are registered for it.
 	DropTask(context.Context, *DropTaskRequest) (*DropTaskResponse, error)
 	// Per-task counts and totals.
@@ -515,6 +532,9 @@ func (UnimplementedSchedulerServer) RemoveJob(context.Context, *JobRef) (*Remove
 }
 func (UnimplementedSchedulerServer) GetJob(context.Context, *JobRef) (*Job, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetJob not implemented")
+}
+func (UnimplementedSchedulerServer) ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListJobs not implemented")
 }
 func (UnimplementedSchedulerServer) DropTask(context.Context, *DropTaskRequest) (*DropTaskResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DropTask not implemented")
@@ -703,6 +723,24 @@ func _Scheduler_GetJob_Handler(srv interface{}, ctx context.Context, dec func(in
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SchedulerServer).GetJob(ctx, req.(*JobRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Scheduler_ListJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).ListJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_ListJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).ListJobs(ctx, req.(*ListJobsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1003,6 +1041,10 @@ var Scheduler_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetJob",
 			Handler:    _Scheduler_GetJob_Handler,
+		},
+		{
+			MethodName: "ListJobs",
+			Handler:    _Scheduler_ListJobs_Handler,
 		},
 		{
 			MethodName: "DropTask",

@@ -17,6 +17,7 @@ __all__ = [
     "Done",
     "Fail",
     "Job",
+    "JobPage",
     "JobState",
     "Outcome",
     "RetryPolicy",
@@ -218,6 +219,38 @@ class Job:
             retry=self.retry.to_proto(),
             last_error=self.last_error,
         )
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of ``ListJobs``: the jobs, and the token of the next page (empty at the end)."""
+
+    jobs: list
+    next_page_token: str = ""
+
+    @classmethod
+    def from_proto(cls, m: pb.ListJobsResponse) -> "JobPage":
+        return cls(jobs=[Job.from_proto(j) for j in m.jobs], next_page_token=m.next_page_token)
+
+
+def list_jobs_request(
+    task: str,
+    state: Optional[Union["JobState", int, str]] = None,
+    name_prefix: str = "",
+    page_size: int = 0,
+    page_token: str = "",
+) -> pb.ListJobsRequest:
+    """A ``ListJobsRequest``; ``state`` is a :class:`JobState`, its value, or a name such as
+    ``"pending"`` (None = every state)."""
+    if state is None:
+        st = 0
+    elif isinstance(state, str):
+        st = int(JobState[state.upper()])
+    else:
+        st = int(state)
+    return pb.ListJobsRequest(
+        task=task, state=st, name_prefix=name_prefix, page_size=page_size, page_token=page_token
+    )
 
 
 @dataclass(frozen=True)

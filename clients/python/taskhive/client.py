@@ -19,6 +19,8 @@ import grpc
 
 from taskhive._types import (
     Job,
+    JobPage,
+    JobState,
     RequestFeed,
     RetryPolicy,
     Status,
@@ -26,6 +28,7 @@ from taskhive._types import (
     When,
     default_addr,
     job_ref,
+    list_jobs_request,
     submit_request,
 )
 from taskhive._channel import RootCertificates, default_token, sync_channel
@@ -206,6 +209,48 @@ class Client:
         :raises NotFoundError: no such job.
         """
         return Job.from_proto(self._call(self._stub.GetJob, job_ref(task, name, job_id)))
+
+    def list_jobs_page(
+        self,
+        task: str,
+        *,
+        state: Optional[Union[JobState, int, str]] = None,
+        name_prefix: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> JobPage:
+        """One page of ``task``'s jobs (``page_size`` 0 = 100, at most 1000). Order: running,
+        pending (run order), scheduled (due time), dead; ``state`` keeps one of them. Pass the
+        page's ``next_page_token`` back for the next page; it is empty after the last.
+
+        :raises InvalidArgumentError: ``page_size`` over 1000, or a bad ``page_token``.
+        """
+        req = list_jobs_request(task, state, name_prefix, page_size, page_token)
+        return JobPage.from_proto(self._call(self._stub.ListJobs, req))
+
+    def list_jobs(
+        self,
+        task: str,
+        *,
+        state: Optional[Union[JobState, int, str]] = None,
+        name_prefix: str = "",
+        page_size: int = 0,
+    ) -> Iterator[Job]:
+        """Every job of ``task`` (filtered as :meth:`list_jobs_page` does), fetching pages as
+        the iteration goes.
+
+        >>> for job in client.list_jobs("mail", state="dead"):
+        ...     print(job.name, job.last_error)
+        """
+        token = ""
+        while True:
+            page = self.list_jobs_page(
+                task, state=state, name_prefix=name_prefix, page_size=page_size, page_token=token
+            )
+            yield from page.jobs
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
 
     def status(self, task: Optional[str] = None) -> Status:
         """Per-task counts (workers, pending, scheduled, running, dead, ...) and totals."""

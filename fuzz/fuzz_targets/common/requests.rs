@@ -90,7 +90,7 @@ pub fn handle(kind: u8, wire: Wire, b: &[u8]) {
             }
         };
     }
-    match kind % 28 {
+    match kind % 29 {
         // SubmitStream's messages are SubmitJobRequests judged by the same `submit_spec`.
         0 => unary!(pb::SubmitJobRequest, submit_job),
         1 => {
@@ -174,8 +174,9 @@ pub fn handle(kind: u8, wire: Wire, b: &[u8]) {
             let _ = decode::<pb::ListLoadJobsRequest>(wire, b);
             let _ = decode::<pb::ListTasksRequest>(wire, b);
         }
-        _ => {
+        27 => {
             let _ = decode::<pb::GetLoadStatusRequest>(wire, b);
         }
+        _ => unary!(pb::ListJobsRequest, list_jobs),
     }
 }

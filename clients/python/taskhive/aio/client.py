@@ -22,6 +22,8 @@ import grpc.aio
 from taskhive._channel import RootCertificates, aio_channel, default_token
 from taskhive._types import (
     Job,
+    JobPage,
+    JobState,
     RequestFeed,
     RetryPolicy,
     Status,
@@ -29,6 +31,7 @@ from taskhive._types import (
     When,
     default_addr,
     job_ref,
+    list_jobs_request,
     submit_request,
 )
 from taskhive.errors import from_rpc_error
@@ -185,6 +188,43 @@ class Client:
     async def get(self, task: str = "", name: str = "", *, job_id: int = 0) -> Job:
         """Looks up one job by task and name, or by id (:class:`NotFoundError` when absent)."""
         return Job.from_proto(await self._call(self._stub.GetJob, job_ref(task, name, job_id)))
+
+    async def list_jobs_page(
+        self,
+        task: str,
+        *,
+        state: Optional[Union[JobState, int, str]] = None,
+        name_prefix: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> JobPage:
+        """One page of ``task``'s jobs; see :meth:`taskhive.Client.list_jobs_page`."""
+        req = list_jobs_request(task, state, name_prefix, page_size, page_token)
+        return JobPage.from_proto(await self._call(self._stub.ListJobs, req))
+
+    async def list_jobs(
+        self,
+        task: str,
+        *,
+        state: Optional[Union[JobState, int, str]] = None,
+        name_prefix: str = "",
+        page_size: int = 0,
+    ) -> AsyncIterator[Job]:
+        """Every job of ``task``, fetching pages as the iteration goes.
+
+        >>> async for job in client.list_jobs("mail", state="pending"):
+        ...     print(job.name)
+        """
+        token = ""
+        while True:
+            page = await self.list_jobs_page(
+                task, state=state, name_prefix=name_prefix, page_size=page_size, page_token=token
+            )
+            for job in page.jobs:
+                yield job
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
 
     async def status(self, task: Optional[str] = None) -> Status:
         """Per-task counts and totals."""

@@ -187,6 +187,28 @@ class Job(_message.Message):
     last_error: str
     def __init__(self, id: _Optional[int] = ..., task: _Optional[str] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., sched_at_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., priority: _Optional[int] = ..., attempts: _Optional[int] = ..., run_count: _Optional[int] = ..., state: _Optional[_Union[JobState, str]] = ..., lease_id: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., last_error: _Optional[str] = ...) -> None: ...
 
+class ListJobsRequest(_message.Message):
+    __slots__ = ("task", "state", "name_prefix", "page_size", "page_token")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    NAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    state: JobState
+    name_prefix: str
+    page_size: int
+    page_token: str
+    def __init__(self, task: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., name_prefix: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs", "next_page_token")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[Job]
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class DropTaskRequest(_message.Message):
     __slots__ = ("task",)
     TASK_FIELD_NUMBER: _ClassVar[int]

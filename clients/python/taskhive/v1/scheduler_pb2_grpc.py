@@ -74,6 +74,11 @@ class SchedulerStub:
                 request_serializer=taskhive_dot_v1_dot_scheduler__pb2.JobRef.SerializeToString,
                 response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.Job.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/taskhive.v1.Scheduler/ListJobs',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
         self.DropTask = channel.unary_unary(
                 '/taskhive.v1.Scheduler/DropTask',
                 request_serializer=taskhive_dot_v1_dot_scheduler__pb2.DropTaskRequest.SerializeToString,
@@ -225,6 +230,14 @@ class SchedulerServicer:
 
     def GetJob(self, request, context):
         """Look up one job by id or by task and name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobs(self, request, context):
+        """One page of a task's jobs, filtered by state and name prefix, in a stable order (see
+        ListJobsRequest). Page through with next_page_token until it comes back empty.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -391,6 +404,11 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.GetJob,
                     request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.JobRef.FromString,
                     response_serializer=taskhive_dot_v1_dot_scheduler__pb2.Job.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.ListJobsRequest.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.ListJobsResponse.SerializeToString,
             ),
             'DropTask': grpc.unary_unary_rpc_method_handler(
                     servicer.DropTask,
@@ -694,6 +712,33 @@ class Scheduler:
             '/taskhive.v1.Scheduler/GetJob',
             taskhive_dot_v1_dot_scheduler__pb2.JobRef.SerializeToString,
             taskhive_dot_v1_dot_scheduler__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskhive.v1.Scheduler/ListJobs',
+            taskhive_dot_v1_dot_scheduler__pb2.ListJobsRequest.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,
