@@ -25,6 +25,12 @@ type Ordered = (
     oneshot::Sender<Result<Vec<SubmitReply>, Error>>,
 );
 
+/// One unary submit waiting to share a statement with others.
+type Single = (JobSpec, oneshot::Sender<Result<SubmitReply, Error>>);
+
+/// Jobs per coalesced submit statement at most.
+const MAX_COALESCED: usize = 1_000;
+
 /// The cluster's client API. See the module docs.
 #[derive(Clone)]
 pub struct ClusterJobs {
@@ -33,6 +39,50 @@ pub struct ClusterJobs {
     local: LocalJobs,
     /// SubmitStream batches, applied one after another in the order they were queued.
     ordered: mpsc::UnboundedSender<Ordered>,
+    /// Unary submits: concurrent ones share one statement (group submit), the way the
+    /// store's writer shares one commit among concurrent writes.
+    singles: mpsc::UnboundedSender<Single>,
+}
+
+/// Takes every unary submit queued (up to [`MAX_COALESCED`]) and stores them with one
+/// statement on its own session; several of these run at once, one per pooled session.
+async fn coalesce(
+    shared: Arc<Shared>,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Single>>>,
+) {
+    loop {
+        let mut batch: Vec<Single> = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            match rx.recv().await {
+                Some(s) => batch.push(s),
+                None => return,
+            }
+            while batch.len() < MAX_COALESCED {
+                match rx.try_recv() {
+                    Ok(s) => batch.push(s),
+                    Err(_) => break,
+                }
+            }
+        }
+        let (specs, replies): (Vec<JobSpec>, Vec<_>) = batch.into_iter().unzip();
+        let r = match shared.conn().await {
+            Ok(c) => submit_batch(&c.client, &c.submit, &specs, false).await,
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(answers) => {
+                for (reply, a) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(Ok(a));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
 }
 
 impl ClusterJobs {
@@ -52,11 +102,17 @@ impl ClusterJobs {
                 let _ = reply.send(r);
             }
         });
+        let (singles, rx) = mpsc::unbounded_channel::<Single>();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..super::API_CONNECTIONS {
+            tokio::spawn(coalesce(shared.clone(), rx.clone()));
+        }
         Ok(ClusterJobs {
             shared,
             local: node.local(),
             node,
             ordered,
+            singles,
         })
     }
 
@@ -324,8 +380,14 @@ fn record_of(row: &tokio_postgres::Row) -> JobRecord {
 
 impl Backend for ClusterJobs {
     fn submit(&self, spec: JobSpec) -> Fut<SubmitReply> {
-        let me = self.clone();
-        Box::pin(async move { Ok(me.submit_one(spec, false).await?.0) })
+        let (tx, rx) = oneshot::channel();
+        let sent = self.singles.send((spec, tx)).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return Err(Error::ShuttingDown);
+            }
+            rx.await.map_err(|_| Error::ShuttingDown)?
+        })
     }
 
     fn submit_many(&self, specs: Vec<JobSpec>) -> Fut<Vec<SubmitReply>> {

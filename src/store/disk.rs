@@ -20,9 +20,9 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
 use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
-use crate::scheduler::list::{JobPage, ListQuery};
 use crate::scheduler::core::{SubmitReply, TaskStatus};
 use crate::scheduler::job::{JobId, JobKey, JobRecord, JobSpec, JobView};
+use crate::scheduler::list::{JobPage, ListQuery};
 use crate::scheduler::Error;
 
 /// How often the free space is read again.
