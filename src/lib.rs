@@ -19,3 +19,4 @@ pub mod rpc;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod tls_verify;

@@ -10,33 +10,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::child::spawn_server;
+use common::cluster::{channel, client, query_i64};
 use common::pg::{fresh_db, PgDb};
 use common::{job, within, Worker};
 use taskhive::pb::{self, scheduler_client::SchedulerClient};
 use tokio::process::Child;
 use tonic::transport::Channel;
-
-async fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-async fn client(addr: SocketAddr) -> SchedulerClient<Channel> {
-    SchedulerClient::new(channel(addr).await)
-}
-
-async fn query_i64(url: &str, sql: &str) -> i64 {
-    let (url, sql) = (url.to_string(), sql.to_string());
-    tokio::task::spawn_blocking(move || {
-        let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        c.query_one(sql.as_str(), &[]).unwrap().get::<_, i64>(0)
-    })
-    .await
-    .unwrap()
-}
 
 async fn start_node(dir: &Path, db: &PgDb, node: &str) -> (Child, SocketAddr) {
     let args = [

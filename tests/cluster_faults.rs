@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::child::spawn_server;
-use common::cluster::{assert_no_overlap, pick, worker_loop};
+use common::cluster::{assert_no_overlap, pick, query_i64, worker_loop};
 use common::pg::{fresh_db, PgDb};
 use common::{job, within};
 use taskhive::pb::{self, scheduler_client::SchedulerClient};
@@ -303,7 +303,7 @@ async fn every_submit_api_on_three_nodes_two_kills_no_acknowledged_job_lost() {
             let names: HashSet<String> =
                 log.lock().unwrap().iter().map(|a| a.name.clone()).collect();
             let missing = acked.iter().filter(|n| !names.contains(*n)).count();
-            let left = left_in_db(&db.url).await;
+            let left = query_i64(&db.url, "SELECT count(*) FROM jobs").await;
             if missing == 0 && left == 0 {
                 return;
             }
@@ -326,16 +326,4 @@ async fn every_submit_api_on_three_nodes_two_kills_no_acknowledged_job_lost() {
         kinds.len(),
         log.len()
     );
-}
-
-async fn left_in_db(url: &str) -> i64 {
-    let url = url.to_string();
-    tokio::task::spawn_blocking(move || {
-        let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        c.query_one("SELECT count(*) FROM jobs", &[])
-            .unwrap()
-            .get(0)
-    })
-    .await
-    .unwrap()
 }

@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::child::spawn_server;
+use common::cluster::{channel, query_i64};
 use common::pg::fresh_db;
 use common::{job, within, Worker};
 use taskhive::pb::{self, scheduler_client::SchedulerClient};
 use tokio::net::{TcpListener, TcpStream};
-use tonic::transport::Channel;
 
 /// Forwards connections to `target` until cut: then every open connection is closed and
 /// new ones are dropped at once, until healed.
@@ -63,26 +63,6 @@ impl Proxy {
     fn heal(&self) {
         self.cut.store(false, Ordering::SeqCst);
     }
-}
-
-async fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-async fn jobs_left(url: &str) -> i64 {
-    let url = url.to_string();
-    tokio::task::spawn_blocking(move || {
-        let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        c.query_one("SELECT count(*) FROM jobs", &[])
-            .unwrap()
-            .get(0)
-    })
-    .await
-    .unwrap()
 }
 
 /// (job id, start, end) of one attempt as its worker saw it.
@@ -179,7 +159,7 @@ async fn a_node_cut_off_from_the_database_gives_its_jobs_up_before_another_runs_
     }
     proxy.heal();
     within(30, async {
-        while jobs_left(&db.url).await > 0 {
+        while query_i64(&db.url, "SELECT count(*) FROM jobs").await > 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })

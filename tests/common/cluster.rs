@@ -139,3 +139,28 @@ pub fn pick(nodes: &Mutex<Vec<Option<SocketAddr>>>) -> SocketAddr {
     let live: Vec<SocketAddr> = nodes.lock().unwrap().iter().flatten().copied().collect();
     live[rand::rng().random_range(0..live.len())]
 }
+
+/// A connected channel to a node.
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// A scheduler client of a node.
+pub async fn client(addr: SocketAddr) -> SchedulerClient<Channel> {
+    SchedulerClient::new(channel(addr).await)
+}
+
+/// Runs a blocking query against the test database (off the async threads).
+pub async fn query_i64(url: &str, sql: &str) -> i64 {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        c.query_one(sql.as_str(), &[]).unwrap().get::<_, i64>(0)
+    })
+    .await
+    .unwrap()
+}
