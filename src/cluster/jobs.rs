@@ -94,12 +94,39 @@ impl ClusterJobs {
         let conn = super::Conn::open(url).await?;
         let (ordered, mut rx) = mpsc::unbounded_channel::<Ordered>();
         tokio::spawn(async move {
-            while let Some((specs, reply)) = rx.recv().await {
+            // Every batch queued meanwhile joins one statement, in queue order (the
+            // statement applies its rows in order), so a stream's commits are shared the
+            // way the store's writer shares one among concurrent writes.
+            while let Some(first) = rx.recv().await {
+                let mut queued = vec![first];
+                let mut jobs = queued[0].0.len();
+                while jobs < MAX_COALESCED {
+                    match rx.try_recv() {
+                        Ok(b) => {
+                            jobs += b.0.len();
+                            queued.push(b);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let specs: Vec<JobSpec> = queued.iter().flat_map(|(s, _)| s.iter().cloned()).collect();
                 let r = match conn.get().await {
                     Ok(c) => submit_batch(&c.client, &c.submit, &specs, false).await,
                     Err(e) => Err(e),
                 };
-                let _ = reply.send(r);
+                match r {
+                    Ok(mut answers) => {
+                        for (specs, reply) in queued.into_iter().rev() {
+                            let mine = answers.split_off(answers.len() - specs.len());
+                            let _ = reply.send(Ok(mine));
+                        }
+                    }
+                    Err(e) => {
+                        for (_, reply) in queued {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
+                }
             }
         });
         let (singles, rx) = mpsc::unbounded_channel::<Single>();
