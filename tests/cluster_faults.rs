@@ -1,7 +1,7 @@
 //! Three cluster nodes under every submit API at once (unary gRPC, SubmitJobs, SubmitStream,
 //! the JSON face, the Periodic face), each call to a random node, workers on random nodes,
-//! and a node SIGKILLed and restarted twice: every acknowledged job runs, and no job is held
-//! by two live leases at once.
+//! and one node SIGKILLed and restarted twice: every acknowledged job runs, and no job is
+//! held by two live leases at once.
 
 mod common;
 
@@ -263,9 +263,9 @@ async fn every_submit_api_on_three_nodes_two_kills_no_acknowledged_job_lost() {
             .len()
     };
 
-    // Kill a node once a third of the jobs ran, another (or the same) at two thirds;
-    // each comes back after the others took its claims over.
-    for (round, victim) in [(1usize, 1usize), (2, 2)] {
+    // Kill node 1 once a third of the jobs ran and again at two thirds; it comes back with
+    // the same id each time (its old claims are released at start).
+    for (round, victim) in [(1usize, 1usize), (2, 1)] {
         within(300, async {
             while ran(&log) < total * round / 3 {
                 tokio::time::sleep(Duration::from_millis(20)).await;

@@ -109,7 +109,8 @@ impl ClusterJobs {
                         Err(_) => break,
                     }
                 }
-                let specs: Vec<JobSpec> = queued.iter().flat_map(|(s, _)| s.iter().cloned()).collect();
+                let specs: Vec<JobSpec> =
+                    queued.iter().flat_map(|(s, _)| s.iter().cloned()).collect();
                 let r = match conn.get().await {
                     Ok(c) => submit_batch(&c.client, &c.submit, &specs, false).await,
                     Err(e) => Err(e),
