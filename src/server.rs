@@ -58,6 +58,8 @@ pub struct Started {
     pub actor_join: tokio::task::JoinHandle<()>,
     /// Cluster mode: the task claiming jobs for this node.
     pub claimer: Option<tokio::task::JoinHandle<()>>,
+    /// The schedule driver (abort it at shutdown: it holds a handle).
+    pub schedules: tokio::task::JoinHandle<()>,
     /// The store writer thread.
     pub writer_join: std::thread::JoinHandle<()>,
     /// Another handle to the store writer (load jobs and archived executions).
@@ -93,7 +95,7 @@ pub async fn start_scheduler(
     let fence = cluster.as_ref().map(|c| c.2.clone());
     let cluster_mode = cluster.is_some();
     let started = std::time::Instant::now();
-    let (store, records, stored_config, load_jobs, reader) =
+    let (store, records, stored_config, load_jobs, reader, schedules) =
         tokio::task::spawn_blocking(move || {
             let mut store: Box<dyn Store> = match pg {
                 Some(url) => {
@@ -113,7 +115,14 @@ pub async fn start_scheduler(
             let config = store.load_config()?;
             let load_jobs = store.load_load_jobs()?;
             let reader = store.reader()?;
-            Ok::<_, crate::store::StoreError>((store, records, config, load_jobs, reader))
+            let schedules = if cluster_mode {
+                Vec::new()
+            } else {
+                store.load_schedules()?
+            };
+            Ok::<_, crate::store::StoreError>((
+                store, records, config, load_jobs, reader, schedules,
+            ))
         })
         .await
         .expect("store open task")?;
@@ -165,6 +174,18 @@ pub async fn start_scheduler(
     let (handle, actor_join, claimer) = match cluster {
         None => {
             let (h, j) = actor::spawn(core, settings, writer.clone(), clock, metrics);
+            let schedules = schedules
+                .into_iter()
+                .filter_map(|row| {
+                    let name = row.name.clone();
+                    let s = crate::scheduler::schedule::Schedule::from_row(row);
+                    if s.is_none() {
+                        tracing::warn!(schedule = %name, "stored schedule unreadable; ignored");
+                    }
+                    s
+                })
+                .collect();
+            h.node().restore_schedules(schedules);
             (h, j, None)
         }
         Some((url, cc, fence)) => {
@@ -185,10 +206,14 @@ pub async fn start_scheduler(
             (node.with_jobs(std::sync::Arc::new(jobs)), j, Some(claimer))
         }
     };
+    // In a cluster other nodes change schedules too: reload them every second.
+    let poll = cluster_mode.then(|| std::time::Duration::from_secs(1));
+    let schedules = crate::scheduler::schedule_driver::spawn(handle.clone(), poll);
     Ok(Started {
         handle,
         actor_join,
         claimer,
+        schedules,
         writer_join,
         writer,
         reader,
@@ -294,6 +319,7 @@ pub async fn run(
         handle,
         actor_join,
         claimer,
+        schedules,
         writer_join,
         writer,
         reader,
@@ -428,6 +454,7 @@ pub async fn run(
         }
     }
 
+    schedules.abort();
     if let Some(c) = claimer {
         c.abort();
     }

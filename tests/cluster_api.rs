@@ -523,6 +523,121 @@ async fn scenario_removing_a_running_job_cancels_it_on_its_worker(env: Env) {
     assert_ne!(ack.error, "", "a removed job's report is refused");
 }
 
+/// Runs every job `w` is handed for `secs`; how many times each name ran.
+async fn run_for(w: &mut Worker, secs: u64) -> HashMap<String, usize> {
+    let mut ran: HashMap<String, usize> = HashMap::new();
+    let _ = tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            let j = w.next_job().await;
+            *ran.entry(j.name.clone()).or_default() += 1;
+            w.done(j.lease_id, b"ok").await;
+        }
+    })
+    .await;
+    ran
+}
+
+fn every_second(name: &str, task: &str) -> pb::CreateScheduleRequest {
+    pb::CreateScheduleRequest {
+        name: name.into(),
+        cron: "* * * * * *".into(),
+        task: task.into(),
+        ..Default::default()
+    }
+}
+
+/// The tick times (unix ms) of jobs named `NAME@<RFC 3339>`, sorted.
+fn ticks(ran: &HashMap<String, usize>) -> Vec<i64> {
+    let mut t: Vec<i64> = ran
+        .keys()
+        .map(|n| {
+            let (_, at) = n.split_once('@').unwrap();
+            chrono::DateTime::parse_from_rfc3339(at)
+                .unwrap()
+                .timestamp_millis()
+        })
+        .collect();
+    t.sort();
+    t
+}
+
+async fn scenario_a_schedule_fires_each_tick_once_pauses_and_resumes(env: Env) {
+    let mut w = env.worker("cr", 4).await;
+    env.c()
+        .await
+        .create_schedule(every_second("s", "cr"))
+        .await
+        .unwrap();
+    let ran = run_for(&mut w, 5).await;
+    assert!(ran.values().all(|&n| n == 1), "ran twice: {ran:?}");
+    let t = ticks(&ran);
+    assert!((4..=6).contains(&t.len()), "{t:?}");
+    assert!(
+        t.windows(2).all(|p| p[1] - p[0] == 1000),
+        "a tick missing: {t:?}"
+    );
+    env.c()
+        .await
+        .pause_schedule(pb::ScheduleRef { name: "s".into() })
+        .await
+        .unwrap();
+    // Other nodes learn of the pause within their poll (1 s); their CAS already fails.
+    let _ = run_for(&mut w, 1).await;
+    assert!(run_for(&mut w, 2).await.is_empty(), "fired while paused");
+    let r = env
+        .c()
+        .await
+        .resume_schedule(pb::ScheduleRef { name: "s".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.paused);
+    assert!(!run_for(&mut w, 3).await.is_empty(), "silent after resume");
+    let shown = env
+        .c()
+        .await
+        .get_schedule(pb::ScheduleRef { name: "s".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(shown.last_job.starts_with("s@"), "{shown:?}");
+    assert_eq!(shown.next_fire_ms.len(), 5);
+    env.c()
+        .await
+        .delete_schedule(pb::ScheduleRef { name: "s".into() })
+        .await
+        .unwrap();
+}
+
+/// Three nodes race for every tick of a schedule every second; one of them is SIGKILLed
+/// half-way. Each tick is enqueued once: ten seconds give ten consecutive ticks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_enqueue_each_tick_once_across_a_sigkill() {
+    let (db, _tmp, mut nodes) = cluster(3).await;
+    let mut w = Worker::connect(channel(nodes[1].1).await, &["ck"], 8).await;
+    client(nodes[2].1)
+        .await
+        .create_schedule(every_second("k", "ck"))
+        .await
+        .unwrap();
+    let mut ran = run_for(&mut w, 5).await;
+    nodes[0].0.start_kill().unwrap(); // SIGKILL
+    for (name, n) in run_for(&mut w, 6).await {
+        *ran.entry(name).or_default() += n;
+    }
+    assert!(ran.values().all(|&n| n == 1), "ran twice: {ran:?}");
+    let t = ticks(&ran);
+    assert!(
+        t.windows(2).all(|p| p[1] - p[0] == 1000),
+        "a tick missing: {t:?}"
+    );
+    assert!((10..=12).contains(&t.len()), "{t:?}");
+    assert!(
+        query_i64(&db.url, "SELECT count(*) FROM jobs WHERE task = 'ck'").await <= 1,
+        "every tick's job ran but perhaps the newest"
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod one_node {
@@ -551,6 +666,7 @@ conformance!(
     scenario_dump_load_settings,
     scenario_every_submit_path_runs_each_job_once,
     scenario_removing_a_running_job_cancels_it_on_its_worker,
+    scenario_a_schedule_fires_each_tick_once_pauses_and_resumes,
 );
 
 /// The machine reason of a refusal (`google.rpc.ErrorInfo` in the status details).

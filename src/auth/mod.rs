@@ -196,6 +196,8 @@ pub fn required(method: &Method, path: &str) -> Access {
             | "AcquireLock" | "ReleaseLock" | "Work" => Worker,
             "SubmitJob" | "SubmitJobs" | "SubmitStream" | "RunJob" | "RunJobStream"
             | "WatchJob" | "RemoveJob" | "GetJob" | "Status" | "ListDead" | "GetConfig" => Client,
+            // Schedules are read by clients; creating, pausing and deleting them is admin's.
+            "ListSchedules" | "GetSchedule" => Client,
             _ => Admin,
         });
     }

@@ -32,6 +32,7 @@ fn unix_ms() -> i64 {
 pub async fn run(cmd: Command) -> CliResult {
     match cmd {
         Command::Submit(a) => submit(a).await,
+        Command::Cron { action } => super::cron::run(action).await,
         Command::Remove { task, name, conn } => {
             let r = connect(&conn)
                 .await?

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod commands;
 pub mod conn;
+pub mod cron;
 pub mod error;
 pub mod exec_worker;
 pub mod load;
@@ -133,6 +134,13 @@ pub enum Command {
         /// Where the server is.
         #[command(flatten)]
         conn: Conn,
+    },
+    /// Schedules: `cron add NAME --cron EXPR -f TASK`, `cron list`, `cron show NAME`,
+    /// `cron pause NAME`, `cron resume NAME`, `cron rm NAME`.
+    Cron {
+        /// A schedule command.
+        #[command(subcommand)]
+        action: cron::CronCommand,
     },
     /// Run a shell command for each job of a task (Periodic's `run --exec`).
     Run(exec_worker::RunArgs),

@@ -14,8 +14,12 @@ use crate::scheduler::actor::NodeHandle;
 use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
 use crate::scheduler::core::{SubmitReply, TaskStatus};
 use crate::scheduler::error::Error;
-use crate::scheduler::job::{JobId, JobKey, JobRecord, JobSpec, JobState, JobView, RetryPolicy};
+use crate::scheduler::job::{
+    JobId, JobKey, JobRecord, JobSpec, JobState, JobView, Millis, RetryPolicy,
+};
 use crate::scheduler::local::LocalJobs;
+use crate::scheduler::schedule::{Schedule, ScheduleSpec};
+use crate::store::postgres::schedule_row;
 use crate::store::writer::Commit;
 
 /// A batch of SubmitStream jobs for the ordered submitter.
@@ -559,5 +563,137 @@ impl Backend for ClusterJobs {
     fn has_worker(&self, task: String) -> Fut<bool> {
         let me = self.clone();
         Box::pin(async move { me.workers_anywhere(&task).await })
+    }
+
+    fn put_schedule(&self, spec: ScheduleSpec, now: Millis) -> Fut<()> {
+        let me = self.clone();
+        Box::pin(async move {
+            let row = Schedule {
+                spec,
+                paused: false,
+                last_tick: now,
+                last_job: String::new(),
+            }
+            .row();
+            me.shared
+                .conn()
+                .await?
+                .client
+                .execute(sql::PUT_SCHEDULE, &[&row.name, &row.spec, &row.last_tick])
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn list_schedules(&self) -> Fut<Vec<Schedule>> {
+        let me = self.clone();
+        Box::pin(async move {
+            let rows = me
+                .shared
+                .conn()
+                .await?
+                .client
+                .query(sql::LIST_SCHEDULES, &[])
+                .await
+                .map_err(db_err)?;
+            Ok(rows
+                .iter()
+                .filter_map(|r| Schedule::from_row(schedule_row(r)))
+                .collect())
+        })
+    }
+
+    fn get_schedule(&self, name: String) -> Fut<Schedule> {
+        let me = self.clone();
+        Box::pin(async move {
+            let row = me
+                .shared
+                .conn()
+                .await?
+                .client
+                .query_opt(sql::GET_SCHEDULE, &[&name])
+                .await
+                .map_err(db_err)?;
+            row.and_then(|r| Schedule::from_row(schedule_row(&r)))
+                .ok_or_else(|| Error::NotFound(format!("schedule {name} not found")))
+        })
+    }
+
+    fn pause_schedule(&self, name: String, paused: bool, now: Millis) -> Fut<()> {
+        let me = self.clone();
+        Box::pin(async move {
+            let n = me
+                .shared
+                .conn()
+                .await?
+                .client
+                .execute(sql::PAUSE_SCHEDULE, &[&name, &paused, &now])
+                .await
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("schedule {name} not found")));
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_schedule(&self, name: String) -> Fut<()> {
+        let me = self.clone();
+        Box::pin(async move {
+            let n = me
+                .shared
+                .conn()
+                .await?
+                .client
+                .execute(sql::DELETE_SCHEDULE, &[&name])
+                .await
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("schedule {name} not found")));
+            }
+            Ok(())
+        })
+    }
+
+    fn fire_schedule(&self, name: String, last: Millis, jobs: Vec<JobSpec>) -> Fut<bool> {
+        let me = self.clone();
+        Box::pin(async move {
+            let Some(newest) = jobs.iter().max_by_key(|j| j.sched_at) else {
+                return Ok(false);
+            };
+            let (tick, job) = (newest.sched_at, newest.name.clone());
+            let mut a = SpecArrays::default();
+            for j in &jobs {
+                a.push(j, false);
+            }
+            let row = me
+                .shared
+                .conn()
+                .await?
+                .client
+                .query_one(
+                    sql::FIRE_SCHEDULE,
+                    &[
+                        &a.task,
+                        &a.name,
+                        &a.args,
+                        &a.sched_at,
+                        &a.timeout_ms,
+                        &a.priority,
+                        &a.max_attempts,
+                        &a.backoff_base_ms,
+                        &a.backoff_max_ms,
+                        &a.wait,
+                        &name,
+                        &last,
+                        &tick,
+                        &job,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(row.get::<_, i64>(0) == 1)
+        })
     }
 }

@@ -163,3 +163,50 @@ pub const PUBLISH_RESULT: &str = "WITH r AS (INSERT INTO results (id, ok, data) 
 
 /// A setting changed on one node (already stored): every node applies it.
 pub const ANNOUNCE_CONFIG: &str = "SELECT pg_notify('taskhive_config', $1 || ' ' || $2::text)";
+
+/// Creates or replaces schedule `$1` (spec `$2`), unpaused, last tick `$3`.
+pub const PUT_SCHEDULE: &str = "INSERT INTO schedules (name, spec, paused, last_tick, last_job)
+        VALUES ($1, $2, false, $3, '')
+     ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec, paused = false,
+        last_tick = EXCLUDED.last_tick, last_job = ''";
+
+/// Every schedule, in name order.
+pub const LIST_SCHEDULES: &str =
+    "SELECT name, spec, paused, last_tick, last_job FROM schedules ORDER BY name";
+
+/// Schedule `$1`.
+pub const GET_SCHEDULE: &str =
+    "SELECT name, spec, paused, last_tick, last_job FROM schedules WHERE name = $1";
+
+/// Pauses (`$2` true) or resumes schedule `$1`; resuming moves its last tick to `$3`.
+pub const PAUSE_SCHEDULE: &str = "UPDATE schedules SET paused = $2,
+        last_tick = CASE WHEN paused AND NOT $2 THEN GREATEST(last_tick, $3) ELSE last_tick END
+     WHERE name = $1";
+
+/// Deletes schedule `$1`.
+pub const DELETE_SCHEDULE: &str = "DELETE FROM schedules WHERE name = $1";
+
+/// Fires ticks of schedule `$11`: when its last tick is still `$12` and it is not paused,
+/// moves the last tick to `$13` (job `$14`) and inserts the tick jobs (`$1`..`$10` as in
+/// [`SUBMIT`]), all in this one statement. Nodes racing for one tick all run it; the row
+/// lock makes the later ones see the new last tick and change nothing. Returns whether
+/// this call fired.
+pub const FIRE_SCHEDULE: &str = "WITH cas AS (
+        UPDATE schedules SET last_tick = $13, last_job = $14
+        WHERE name = $11 AND last_tick = $12 AND NOT paused RETURNING 1),
+     input AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[],
+            $6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[]) WITH ORDINALITY
+        AS u(task, name, args, sched_at, timeout_ms, priority, max_attempts, backoff_base_ms,
+            backoff_max_ms, wait, ord)
+        WHERE EXISTS (SELECT 1 FROM cas)),
+     up AS (
+        INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
+            backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait)
+        SELECT nextval('job_ids'), task, name, args, sched_at, timeout_ms, priority, max_attempts,
+            backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait
+        FROM input ORDER BY ord
+        ON CONFLICT (task, name) DO NOTHING
+        RETURNING task, sched_at),
+     n AS (SELECT pg_notify('taskhive_jobs', task || ' ' || min(sched_at)::text) FROM up GROUP BY task)
+     SELECT (SELECT count(*) FROM cas), (SELECT count(*) FROM n)";

@@ -19,6 +19,7 @@ use super::core::{Core, Effect, LocalWorkers, SubmitReply, TaskStatus};
 use super::error::{Error, Stale};
 use super::job::*;
 use super::local::LocalJobs;
+use super::schedule::{Plan, Schedule, ScheduleSpec};
 use super::settings::Settings;
 use super::timer::WakeTimer;
 use crate::metrics::Metrics;
@@ -203,6 +204,37 @@ pub(super) enum Cmd {
         reply: Reply<Vec<(String, u64)>>,
     },
     ReleaseUnserved,
+    RestoreSchedules {
+        schedules: Vec<Schedule>,
+    },
+    PutSchedule {
+        schedule: Schedule,
+        reply: Reply<Commit>,
+    },
+    ListSchedules {
+        reply: Reply<Vec<Schedule>>,
+    },
+    GetSchedule {
+        name: String,
+        reply: Reply<Result<Schedule, Error>>,
+    },
+    PauseSchedule {
+        name: String,
+        paused: bool,
+        now: Millis,
+        reply: Reply<Result<Commit, Error>>,
+    },
+    DeleteSchedule {
+        name: String,
+        reply: Reply<Result<Commit, Error>>,
+    },
+    /// `None`: the schedule moved on; nothing done.
+    FireSchedule {
+        name: String,
+        last: Millis,
+        jobs: Vec<JobSpec>,
+        reply: Reply<Option<Commit>>,
+    },
 }
 
 /// Called with every job that finished (or failed for good) here: cluster mode publishes
@@ -227,6 +259,8 @@ pub struct SchedulerHandle {
     tx: mpsc::UnboundedSender<Cmd>,
     clock: Clock,
     jobs: Arc<dyn Backend>,
+    /// Woken when a schedule changes through this node (the schedule driver reloads).
+    schedules_changed: Arc<tokio::sync::Notify>,
 }
 
 /// Starts the actor over `core` (already restored from the store), every job local. It stops when every handle is gone.
@@ -277,6 +311,7 @@ pub fn spawn_node(
         drained: Vec::new(),
         on_finished,
         holding,
+        schedules: BTreeMap::new(),
     };
     let join = tokio::spawn(actor.run());
     (NodeHandle { tx, clock }, join)
@@ -306,12 +341,18 @@ impl NodeHandle {
         LocalJobs::new(self.tx.clone())
     }
 
+    /// Hands the actor the stored schedules (start-up, before serving).
+    pub fn restore_schedules(&self, schedules: Vec<Schedule>) {
+        let _ = self.tx.send(Cmd::RestoreSchedules { schedules });
+    }
+
     /// The full handle, with the client API served by `jobs`.
     pub fn with_jobs(self, jobs: Arc<dyn Backend>) -> SchedulerHandle {
         SchedulerHandle {
             tx: self.tx,
             clock: self.clock,
             jobs,
+            schedules_changed: Arc::default(),
         }
     }
 
@@ -387,6 +428,79 @@ impl SchedulerHandle {
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, Error> {
         call(&self.tx, make).await
+    }
+
+    /// Creates or replaces a schedule after checking it (nothing is stored when refused);
+    /// its ticks from now on fire.
+    pub async fn create_schedule(&self, spec: ScheduleSpec) -> Result<(), Error> {
+        spec.validate()?;
+        self.jobs.put_schedule(spec, self.clock.now_ms()).await?;
+        self.schedules_changed.notify_one();
+        Ok(())
+    }
+
+    /// Every schedule, in name order.
+    pub async fn list_schedules(&self) -> Result<Vec<Schedule>, Error> {
+        self.jobs.list_schedules().await
+    }
+
+    /// One schedule, with its next `next` fire times and the id of its last job (while that
+    /// job exists).
+    pub async fn get_schedule(
+        &self,
+        name: String,
+        next: usize,
+    ) -> Result<(Schedule, Vec<Millis>, Option<JobId>), Error> {
+        let s = self.jobs.get_schedule(name).await?;
+        let upcoming = Plan::parse(&s.spec.cron, &s.spec.tz)
+            .map(|p| p.upcoming(s.last_tick.max(self.clock.now_ms()), next))
+            .unwrap_or_default();
+        let last_id = if s.last_job.is_empty() {
+            None
+        } else {
+            let key = JobKey::Name {
+                task: s.spec.task.clone(),
+                name: s.last_job.clone(),
+            };
+            self.jobs.get(key).await.ok().map(|v| v.record.id)
+        };
+        Ok((s, upcoming, last_id))
+    }
+
+    /// Pauses (no tick fires) or resumes (ticks from now on fire) a schedule.
+    pub async fn pause_schedule(&self, name: String, paused: bool) -> Result<(), Error> {
+        self.jobs
+            .pause_schedule(name, paused, self.clock.now_ms())
+            .await?;
+        self.schedules_changed.notify_one();
+        Ok(())
+    }
+
+    /// Deletes a schedule; the jobs it enqueued stay.
+    pub async fn delete_schedule(&self, name: String) -> Result<(), Error> {
+        self.jobs.delete_schedule(name).await?;
+        self.schedules_changed.notify_one();
+        Ok(())
+    }
+
+    /// One schedule as stored.
+    pub(crate) async fn schedule(&self, name: String) -> Result<Schedule, Error> {
+        self.jobs.get_schedule(name).await
+    }
+
+    /// See [`Backend::fire_schedule`].
+    pub(crate) async fn fire_schedule(
+        &self,
+        name: String,
+        last: Millis,
+        jobs: Vec<JobSpec>,
+    ) -> Result<bool, Error> {
+        self.jobs.fire_schedule(name, last, jobs).await
+    }
+
+    /// Woken whenever a schedule changes through this node.
+    pub(crate) fn schedules_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.schedules_changed.clone()
     }
 
     /// Submits (or replaces) a job; returns once it is committed.
@@ -621,6 +735,10 @@ impl SchedulerHandle {
     }
 }
 
+fn schedule_not_found(name: &str) -> Error {
+    Error::NotFound(format!("schedule {name} not found"))
+}
+
 pub(super) fn store_err(e: StoreError) -> Error {
     Error::from(e)
 }
@@ -641,6 +759,8 @@ struct Actor {
     drained: Vec<Reply<()>>,
     on_finished: Option<FinishedHook>,
     holding: Holding,
+    /// Schedules by name (the local backend's; a cluster's live in the database).
+    schedules: BTreeMap<String, Schedule>,
 }
 
 /// Commands handled per wake-up before timers and dispatch run again.
@@ -968,6 +1088,90 @@ impl Actor {
                 let ops = self.effects();
                 self.writer.write_detached(ops);
                 let _ = reply.send(self.writer.barrier());
+            }
+            Cmd::RestoreSchedules { schedules } => {
+                self.schedules = schedules
+                    .into_iter()
+                    .map(|s| (s.spec.name.clone(), s))
+                    .collect();
+            }
+            Cmd::PutSchedule { schedule, reply } => {
+                let commit = self.writer.write(vec![Op::PutSchedule(schedule.row())]);
+                self.schedules.insert(schedule.spec.name.clone(), schedule);
+                let _ = reply.send(commit);
+            }
+            Cmd::ListSchedules { reply } => {
+                let _ = reply.send(self.schedules.values().cloned().collect());
+            }
+            Cmd::GetSchedule { name, reply } => {
+                let r = self
+                    .schedules
+                    .get(&name)
+                    .cloned()
+                    .ok_or_else(|| schedule_not_found(&name));
+                let _ = reply.send(r);
+            }
+            Cmd::PauseSchedule {
+                name,
+                paused,
+                now,
+                reply,
+            } => {
+                let r = match self.schedules.get_mut(&name) {
+                    None => Err(schedule_not_found(&name)),
+                    Some(s) => {
+                        if s.paused && !paused {
+                            s.last_tick = s.last_tick.max(now);
+                        }
+                        s.paused = paused;
+                        Ok(self.writer.write(vec![Op::PutSchedule(s.row())]))
+                    }
+                };
+                let _ = reply.send(r);
+            }
+            Cmd::DeleteSchedule { name, reply } => {
+                let r = match self.schedules.remove(&name) {
+                    None => Err(schedule_not_found(&name)),
+                    Some(_) => Ok(self.writer.write(vec![Op::DeleteSchedule(name)])),
+                };
+                let _ = reply.send(r);
+            }
+            Cmd::FireSchedule {
+                name,
+                last,
+                jobs,
+                reply,
+            } => {
+                let current = self
+                    .schedules
+                    .get(&name)
+                    .is_some_and(|s| !s.paused && s.last_tick == last);
+                let newest = jobs.iter().map(|j| j.sched_at).max();
+                let (true, Some(newest)) = (current, newest) else {
+                    let _ = reply.send(None);
+                    return;
+                };
+                let default_timeout = self.settings.default_timeout_ms();
+                let mut last_job = String::new();
+                for mut spec in jobs {
+                    if spec.timeout_ms == 0 {
+                        spec.timeout_ms = default_timeout;
+                    }
+                    if spec.sched_at == newest {
+                        last_job = spec.name.clone();
+                    }
+                    let job = spec.name.clone();
+                    if let Err(e) = self.core.submit(spec, now) {
+                        tracing::warn!(schedule = %name, job = %job, error = %e, "schedule tick's job refused");
+                    }
+                }
+                let s = self.schedules.get_mut(&name).expect("checked above");
+                s.last_tick = newest;
+                s.last_job = last_job;
+                let row = s.row();
+                let mut ops = self.effects();
+                ops.push(Op::PutSchedule(row));
+                let _ = reply.send(Some(self.writer.write(ops)));
             }
         }
     }

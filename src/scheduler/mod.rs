@@ -9,6 +9,8 @@ pub mod error;
 pub mod job;
 pub mod local;
 pub mod locks;
+pub mod schedule;
+pub mod schedule_driver;
 pub mod settings;
 pub mod table;
 pub mod timer;

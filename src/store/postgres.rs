@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use postgres::{Client, Row};
 
-use super::{ExecRow, Op, Store, StoreError, StoreReader};
+use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader};
 use crate::scheduler::job::{JobId, JobRecord, RetryPolicy};
 
 /// Schema migrations, applied in order at start-up; `schema_version` records the last one.
@@ -65,6 +65,10 @@ const MIGRATIONS: &[&str] = &[
         broadcast BOOLEAN NOT NULL, PRIMARY KEY (node, task));",
     // 5: `taskhive_submit`, for applications that enqueue inside their own transaction.
     SUBMIT_FUNCTION,
+    // 6: schedules (cron): the spec as JSON, and the last tick fired, advanced by
+    // compare-and-set together with the tick's job.
+    "CREATE TABLE schedules (name TEXT PRIMARY KEY, spec TEXT NOT NULL, paused BOOLEAN NOT NULL,
+        last_tick BIGINT NOT NULL, last_job TEXT NOT NULL);",
 ];
 
 /// Migration 5: `taskhive_submit(task, name, args, ...) RETURNS bigint` submits a job as the
@@ -584,6 +588,23 @@ fn apply_run(
             )?;
             tx.execute(&st, &[key, value])?;
         }
+        Op::PutSchedule(r) => {
+            let st = prepared(
+                cache,
+                tx,
+                "INSERT INTO schedules (name, spec, paused, last_tick, last_job) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec, paused = EXCLUDED.paused,
+                    last_tick = EXCLUDED.last_tick, last_job = EXCLUDED.last_job",
+            )?;
+            tx.execute(
+                &st,
+                &[&r.name, &r.spec, &r.paused, &r.last_tick, &r.last_job],
+            )?;
+        }
+        Op::DeleteSchedule(name) => {
+            let st = prepared(cache, tx, "DELETE FROM schedules WHERE name = $1")?;
+            tx.execute(&st, &[name])?;
+        }
         Op::SaveLoadJob { name, json } => {
             let st = prepared(
                 cache,
@@ -738,6 +759,14 @@ impl Store for PgStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    fn load_schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError> {
+        let rows = self.live()?.query(
+            "SELECT name, spec, paused, last_tick, last_job FROM schedules ORDER BY name",
+            &[],
+        )?;
+        Ok(rows.iter().map(schedule_row).collect())
+    }
+
     fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
         Ok(Box::new(PgReader {
             client: Mutex::new(Some(connect(&self.url)?)),
@@ -796,6 +825,17 @@ impl StoreReader for PgReader {
             &[&id],
         )?;
         Ok(row.map(|r| exec_row(&r, true)))
+    }
+}
+
+/// A `schedules` row (`name, spec, paused, last_tick, last_job`).
+pub fn schedule_row(r: &Row) -> ScheduleRow {
+    ScheduleRow {
+        name: r.get(0),
+        spec: r.get(1),
+        paused: r.get(2),
+        last_tick: r.get(3),
+        last_job: r.get(4),
     }
 }
 

@@ -78,7 +78,9 @@ impl Refused {
                 Op::SetConfig { .. }
                 | Op::SaveLoadJob { .. }
                 | Op::ArchiveExec(_)
-                | Op::TrimExecs(_) => {}
+                | Op::TrimExecs(_)
+                | Op::PutSchedule(_)
+                | Op::DeleteSchedule(_) => {}
             }
         }
     }
