@@ -175,6 +175,63 @@ func (JobState) EnumDescriptor() ([]byte, []int) {
 	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{1}
 }
 
+// What happens to ticks that passed while no server was running.
+type MissedTicks int32
+
+const (
+	// Same as SKIP.
+	MissedTicks_MISSED_TICKS_UNSPECIFIED MissedTicks = 0
+	// Dropped; a tick at most 5 s late still fires.
+	MissedTicks_MISSED_TICKS_SKIP MissedTicks = 1
+	// One job, for the newest missed tick.
+	MissedTicks_MISSED_TICKS_ONE MissedTicks = 2
+	// A job for each missed tick, the newest 100.
+	MissedTicks_MISSED_TICKS_ALL MissedTicks = 3
+)
+
+// Enum value maps for MissedTicks.
+var (
+	MissedTicks_name = map[int32]string{
+		0: "MISSED_TICKS_UNSPECIFIED",
+		1: "MISSED_TICKS_SKIP",
+		2: "MISSED_TICKS_ONE",
+		3: "MISSED_TICKS_ALL",
+	}
+	MissedTicks_value = map[string]int32{
+		"MISSED_TICKS_UNSPECIFIED": 0,
+		"MISSED_TICKS_SKIP":        1,
+		"MISSED_TICKS_ONE":         2,
+		"MISSED_TICKS_ALL":         3,
+	}
+)
+
+func (x MissedTicks) Enum() *MissedTicks {
+	p := new(MissedTicks)
+	*p = x
+	return p
+}
+
+func (x MissedTicks) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MissedTicks) Descriptor() protoreflect.EnumDescriptor {
+	return file_taskhive_v1_scheduler_proto_enumTypes[2].Descriptor()
+}
+
+func (MissedTicks) Type() protoreflect.EnumType {
+	return &file_taskhive_v1_scheduler_proto_enumTypes[2]
+}
+
+func (x MissedTicks) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MissedTicks.Descriptor instead.
+func (MissedTicks) EnumDescriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{2}
+}
+
 // How a failing job is retried: exponential backoff with jitter, up to max_attempts, then the dead set.
 type RetryPolicy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3278,6 +3335,431 @@ func (x *LoadResponse) GetLoaded() uint64 {
 	return 0
 }
 
+type CreateScheduleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1..200 bytes, no '@'.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Cron expression: 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first.
+	Cron string `protobuf:"bytes,2,opt,name=cron,proto3" json:"cron,omitempty"`
+	// IANA time zone the expression is read in (empty = UTC).
+	Tz string `protobuf:"bytes,3,opt,name=tz,proto3" json:"tz,omitempty"`
+	// The jobs' task, payload, priority, lease length and retry policy, as in SubmitJobRequest.
+	Task          string       `protobuf:"bytes,4,opt,name=task,proto3" json:"task,omitempty"`
+	Args          []byte       `protobuf:"bytes,5,opt,name=args,proto3" json:"args,omitempty"`
+	Priority      int32        `protobuf:"varint,6,opt,name=priority,proto3" json:"priority,omitempty"`
+	TimeoutMs     *int64       `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3,oneof" json:"timeout_ms,omitempty"`
+	Retry         *RetryPolicy `protobuf:"bytes,8,opt,name=retry,proto3" json:"retry,omitempty"`
+	Missed        MissedTicks  `protobuf:"varint,9,opt,name=missed,proto3,enum=taskhive.v1.MissedTicks" json:"missed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateScheduleRequest) Reset() {
+	*x = CreateScheduleRequest{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateScheduleRequest) ProtoMessage() {}
+
+func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateScheduleRequest.ProtoReflect.Descriptor instead.
+func (*CreateScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *CreateScheduleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateScheduleRequest) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *CreateScheduleRequest) GetTz() string {
+	if x != nil {
+		return x.Tz
+	}
+	return ""
+}
+
+func (x *CreateScheduleRequest) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+func (x *CreateScheduleRequest) GetArgs() []byte {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *CreateScheduleRequest) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *CreateScheduleRequest) GetTimeoutMs() int64 {
+	if x != nil && x.TimeoutMs != nil {
+		return *x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *CreateScheduleRequest) GetRetry() *RetryPolicy {
+	if x != nil {
+		return x.Retry
+	}
+	return nil
+}
+
+func (x *CreateScheduleRequest) GetMissed() MissedTicks {
+	if x != nil {
+		return x.Missed
+	}
+	return MissedTicks_MISSED_TICKS_UNSPECIFIED
+}
+
+type Schedule struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Cron     string                 `protobuf:"bytes,2,opt,name=cron,proto3" json:"cron,omitempty"`
+	Tz       string                 `protobuf:"bytes,3,opt,name=tz,proto3" json:"tz,omitempty"`
+	Task     string                 `protobuf:"bytes,4,opt,name=task,proto3" json:"task,omitempty"`
+	Args     []byte                 `protobuf:"bytes,5,opt,name=args,proto3" json:"args,omitempty"`
+	Priority int32                  `protobuf:"varint,6,opt,name=priority,proto3" json:"priority,omitempty"`
+	// 0 = the server's default.
+	TimeoutMs int64        `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	Retry     *RetryPolicy `protobuf:"bytes,8,opt,name=retry,proto3" json:"retry,omitempty"`
+	Missed    MissedTicks  `protobuf:"varint,9,opt,name=missed,proto3,enum=taskhive.v1.MissedTicks" json:"missed,omitempty"`
+	Paused    bool         `protobuf:"varint,10,opt,name=paused,proto3" json:"paused,omitempty"`
+	// The last tick fired (or when the schedule was created or resumed), unix milliseconds.
+	LastTickMs int64 `protobuf:"varint,11,opt,name=last_tick_ms,json=lastTickMs,proto3" json:"last_tick_ms,omitempty"`
+	// The job the last tick enqueued (empty before the first tick).
+	LastJob string `protobuf:"bytes,12,opt,name=last_job,json=lastJob,proto3" json:"last_job,omitempty"`
+	// Its id while it exists (GetSchedule only; 0 otherwise).
+	LastJobId uint64 `protobuf:"varint,13,opt,name=last_job_id,json=lastJobId,proto3" json:"last_job_id,omitempty"`
+	// The next fire times, unix milliseconds (GetSchedule only).
+	NextFireMs    []int64 `protobuf:"varint,14,rep,packed,name=next_fire_ms,json=nextFireMs,proto3" json:"next_fire_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Schedule) Reset() {
+	*x = Schedule{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Schedule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Schedule) ProtoMessage() {}
+
+func (x *Schedule) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Schedule.ProtoReflect.Descriptor instead.
+func (*Schedule) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *Schedule) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Schedule) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *Schedule) GetTz() string {
+	if x != nil {
+		return x.Tz
+	}
+	return ""
+}
+
+func (x *Schedule) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+func (x *Schedule) GetArgs() []byte {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *Schedule) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *Schedule) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *Schedule) GetRetry() *RetryPolicy {
+	if x != nil {
+		return x.Retry
+	}
+	return nil
+}
+
+func (x *Schedule) GetMissed() MissedTicks {
+	if x != nil {
+		return x.Missed
+	}
+	return MissedTicks_MISSED_TICKS_UNSPECIFIED
+}
+
+func (x *Schedule) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *Schedule) GetLastTickMs() int64 {
+	if x != nil {
+		return x.LastTickMs
+	}
+	return 0
+}
+
+func (x *Schedule) GetLastJob() string {
+	if x != nil {
+		return x.LastJob
+	}
+	return ""
+}
+
+func (x *Schedule) GetLastJobId() uint64 {
+	if x != nil {
+		return x.LastJobId
+	}
+	return 0
+}
+
+func (x *Schedule) GetNextFireMs() []int64 {
+	if x != nil {
+		return x.NextFireMs
+	}
+	return nil
+}
+
+type ScheduleRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScheduleRef) Reset() {
+	*x = ScheduleRef{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScheduleRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScheduleRef) ProtoMessage() {}
+
+func (x *ScheduleRef) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScheduleRef.ProtoReflect.Descriptor instead.
+func (*ScheduleRef) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ScheduleRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ListSchedulesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulesRequest) Reset() {
+	*x = ListSchedulesRequest{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulesRequest) ProtoMessage() {}
+
+func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulesRequest.ProtoReflect.Descriptor instead.
+func (*ListSchedulesRequest) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{54}
+}
+
+type ListSchedulesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Schedules     []*Schedule            `protobuf:"bytes,1,rep,name=schedules,proto3" json:"schedules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulesResponse) Reset() {
+	*x = ListSchedulesResponse{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulesResponse) ProtoMessage() {}
+
+func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulesResponse.ProtoReflect.Descriptor instead.
+func (*ListSchedulesResponse) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ListSchedulesResponse) GetSchedules() []*Schedule {
+	if x != nil {
+		return x.Schedules
+	}
+	return nil
+}
+
+type DeleteScheduleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteScheduleResponse) Reset() {
+	*x = DeleteScheduleResponse{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteScheduleResponse) ProtoMessage() {}
+
+func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteScheduleResponse.ProtoReflect.Descriptor instead.
+func (*DeleteScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{56}
+}
+
 var File_taskhive_v1_scheduler_proto protoreflect.FileDescriptor
 
 const file_taskhive_v1_scheduler_proto_rawDesc = "" +
@@ -3476,7 +3958,44 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\tDumpedJob\x12\"\n" +
 	"\x03job\x18\x01 \x01(\v2\x10.taskhive.v1.JobR\x03job\"&\n" +
 	"\fLoadResponse\x12\x16\n" +
-	"\x06loaded\x18\x01 \x01(\x04R\x06loaded*\xf7\x03\n" +
+	"\x06loaded\x18\x01 \x01(\x04R\x06loaded\"\xa8\x02\n" +
+	"\x15CreateScheduleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04cron\x18\x02 \x01(\tR\x04cron\x12\x0e\n" +
+	"\x02tz\x18\x03 \x01(\tR\x02tz\x12\x12\n" +
+	"\x04task\x18\x04 \x01(\tR\x04task\x12\x12\n" +
+	"\x04args\x18\x05 \x01(\fR\x04args\x12\x1a\n" +
+	"\bpriority\x18\x06 \x01(\x05R\bpriority\x12\"\n" +
+	"\n" +
+	"timeout_ms\x18\a \x01(\x03H\x00R\ttimeoutMs\x88\x01\x01\x12.\n" +
+	"\x05retry\x18\b \x01(\v2\x18.taskhive.v1.RetryPolicyR\x05retry\x120\n" +
+	"\x06missed\x18\t \x01(\x0e2\x18.taskhive.v1.MissedTicksR\x06missedB\r\n" +
+	"\v_timeout_ms\"\x9e\x03\n" +
+	"\bSchedule\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04cron\x18\x02 \x01(\tR\x04cron\x12\x0e\n" +
+	"\x02tz\x18\x03 \x01(\tR\x02tz\x12\x12\n" +
+	"\x04task\x18\x04 \x01(\tR\x04task\x12\x12\n" +
+	"\x04args\x18\x05 \x01(\fR\x04args\x12\x1a\n" +
+	"\bpriority\x18\x06 \x01(\x05R\bpriority\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\a \x01(\x03R\ttimeoutMs\x12.\n" +
+	"\x05retry\x18\b \x01(\v2\x18.taskhive.v1.RetryPolicyR\x05retry\x120\n" +
+	"\x06missed\x18\t \x01(\x0e2\x18.taskhive.v1.MissedTicksR\x06missed\x12\x16\n" +
+	"\x06paused\x18\n" +
+	" \x01(\bR\x06paused\x12 \n" +
+	"\flast_tick_ms\x18\v \x01(\x03R\n" +
+	"lastTickMs\x12\x19\n" +
+	"\blast_job\x18\f \x01(\tR\alastJob\x12\x1e\n" +
+	"\vlast_job_id\x18\r \x01(\x04R\tlastJobId\x12 \n" +
+	"\fnext_fire_ms\x18\x0e \x03(\x03R\n" +
+	"nextFireMs\"!\n" +
+	"\vScheduleRef\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
+	"\x14ListSchedulesRequest\"L\n" +
+	"\x15ListSchedulesResponse\x123\n" +
+	"\tschedules\x18\x01 \x03(\v2\x15.taskhive.v1.ScheduleR\tschedules\"\x18\n" +
+	"\x16DeleteScheduleResponse*\xf7\x03\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x18\n" +
 	"\x14ERROR_CODE_CANCELLED\x10\x01\x12\x16\n" +
@@ -3501,7 +4020,12 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x17\n" +
 	"\x13JOB_STATE_SCHEDULED\x10\x02\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x03\x12\x12\n" +
-	"\x0eJOB_STATE_DEAD\x10\x042\xf3\r\n" +
+	"\x0eJOB_STATE_DEAD\x10\x04*n\n" +
+	"\vMissedTicks\x12\x1c\n" +
+	"\x18MISSED_TICKS_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11MISSED_TICKS_SKIP\x10\x01\x12\x14\n" +
+	"\x10MISSED_TICKS_ONE\x10\x02\x12\x14\n" +
+	"\x10MISSED_TICKS_ALL\x10\x032\xae\x11\n" +
 	"\tScheduler\x12J\n" +
 	"\tSubmitJob\x12\x1d.taskhive.v1.SubmitJobRequest\x1a\x1e.taskhive.v1.SubmitJobResponse\x12M\n" +
 	"\n" +
@@ -3528,7 +4052,13 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\tGetConfig\x12\x1d.taskhive.v1.GetConfigRequest\x1a\x1b.taskhive.v1.ConfigResponse\x12G\n" +
 	"\tSetConfig\x12\x1d.taskhive.v1.SetConfigRequest\x1a\x1b.taskhive.v1.ConfigResponse\x12:\n" +
 	"\x04Dump\x12\x18.taskhive.v1.DumpRequest\x1a\x16.taskhive.v1.DumpedJob0\x01\x12;\n" +
-	"\x04Load\x12\x16.taskhive.v1.DumpedJob\x1a\x19.taskhive.v1.LoadResponse(\x01B?Z=github.com/taskhive/taskhive/clients/go/taskhivepb;taskhivepbb\x06proto3"
+	"\x04Load\x12\x16.taskhive.v1.DumpedJob\x1a\x19.taskhive.v1.LoadResponse(\x01\x12K\n" +
+	"\x0eCreateSchedule\x12\".taskhive.v1.CreateScheduleRequest\x1a\x15.taskhive.v1.Schedule\x12V\n" +
+	"\rListSchedules\x12!.taskhive.v1.ListSchedulesRequest\x1a\".taskhive.v1.ListSchedulesResponse\x12>\n" +
+	"\vGetSchedule\x12\x18.taskhive.v1.ScheduleRef\x1a\x15.taskhive.v1.Schedule\x12@\n" +
+	"\rPauseSchedule\x12\x18.taskhive.v1.ScheduleRef\x1a\x15.taskhive.v1.Schedule\x12A\n" +
+	"\x0eResumeSchedule\x12\x18.taskhive.v1.ScheduleRef\x1a\x15.taskhive.v1.Schedule\x12O\n" +
+	"\x0eDeleteSchedule\x12\x18.taskhive.v1.ScheduleRef\x1a#.taskhive.v1.DeleteScheduleResponseB?Z=github.com/taskhive/taskhive/clients/go/taskhivepb;taskhivepbb\x06proto3"
 
 var (
 	file_taskhive_v1_scheduler_proto_rawDescOnce sync.Once
@@ -3542,150 +4072,174 @@ func file_taskhive_v1_scheduler_proto_rawDescGZIP() []byte {
 	return file_taskhive_v1_scheduler_proto_rawDescData
 }
 
-var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_taskhive_v1_scheduler_proto_goTypes = []any{
-	(ErrorCode)(0),               // 0: taskhive.v1.ErrorCode
-	(JobState)(0),                // 1: taskhive.v1.JobState
-	(*RetryPolicy)(nil),          // 2: taskhive.v1.RetryPolicy
-	(*SubmitJobRequest)(nil),     // 3: taskhive.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),    // 4: taskhive.v1.SubmitJobResponse
-	(*SubmitJobsRequest)(nil),    // 5: taskhive.v1.SubmitJobsRequest
-	(*SubmitJobsResponse)(nil),   // 6: taskhive.v1.SubmitJobsResponse
-	(*SubmitStreamResponse)(nil), // 7: taskhive.v1.SubmitStreamResponse
-	(*SubmitAck)(nil),            // 8: taskhive.v1.SubmitAck
-	(*RunJobResponse)(nil),       // 9: taskhive.v1.RunJobResponse
-	(*JobRef)(nil),               // 10: taskhive.v1.JobRef
-	(*RemoveJobResponse)(nil),    // 11: taskhive.v1.RemoveJobResponse
-	(*Job)(nil),                  // 12: taskhive.v1.Job
-	(*DropTaskRequest)(nil),      // 13: taskhive.v1.DropTaskRequest
-	(*DropTaskResponse)(nil),     // 14: taskhive.v1.DropTaskResponse
-	(*StatusRequest)(nil),        // 15: taskhive.v1.StatusRequest
-	(*TaskStatus)(nil),           // 16: taskhive.v1.TaskStatus
-	(*StatusResponse)(nil),       // 17: taskhive.v1.StatusResponse
-	(*ListDeadRequest)(nil),      // 18: taskhive.v1.ListDeadRequest
-	(*ListDeadResponse)(nil),     // 19: taskhive.v1.ListDeadResponse
-	(*DeadRef)(nil),              // 20: taskhive.v1.DeadRef
-	(*DeadOpResponse)(nil),       // 21: taskhive.v1.DeadOpResponse
-	(*RegisterTaskRequest)(nil),  // 22: taskhive.v1.RegisterTaskRequest
-	(*RegisterTaskResponse)(nil), // 23: taskhive.v1.RegisterTaskResponse
-	(*GrabJobRequest)(nil),       // 24: taskhive.v1.GrabJobRequest
-	(*Done)(nil),                 // 25: taskhive.v1.Done
-	(*Fail)(nil),                 // 26: taskhive.v1.Fail
-	(*SchedLater)(nil),           // 27: taskhive.v1.SchedLater
-	(*Outcome)(nil),              // 28: taskhive.v1.Outcome
-	(*ReportResultRequest)(nil),  // 29: taskhive.v1.ReportResultRequest
-	(*ReportResultResponse)(nil), // 30: taskhive.v1.ReportResultResponse
-	(*HeartbeatRequest)(nil),     // 31: taskhive.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),    // 32: taskhive.v1.HeartbeatResponse
-	(*WorkerHello)(nil),          // 33: taskhive.v1.WorkerHello
-	(*WorkerResult)(nil),         // 34: taskhive.v1.WorkerResult
-	(*WorkData)(nil),             // 35: taskhive.v1.WorkData
-	(*SendDataResponse)(nil),     // 36: taskhive.v1.SendDataResponse
-	(*AcquireLockRequest)(nil),   // 37: taskhive.v1.AcquireLockRequest
-	(*AcquireLockResponse)(nil),  // 38: taskhive.v1.AcquireLockResponse
-	(*ReleaseLockRequest)(nil),   // 39: taskhive.v1.ReleaseLockRequest
-	(*ReleaseLockResponse)(nil),  // 40: taskhive.v1.ReleaseLockResponse
-	(*WorkerMessage)(nil),        // 41: taskhive.v1.WorkerMessage
-	(*Welcome)(nil),              // 42: taskhive.v1.Welcome
-	(*ResultAck)(nil),            // 43: taskhive.v1.ResultAck
-	(*CancelJob)(nil),            // 44: taskhive.v1.CancelJob
-	(*ServerMessage)(nil),        // 45: taskhive.v1.ServerMessage
-	(*JobEvent)(nil),             // 46: taskhive.v1.JobEvent
-	(*GetConfigRequest)(nil),     // 47: taskhive.v1.GetConfigRequest
-	(*SetConfigRequest)(nil),     // 48: taskhive.v1.SetConfigRequest
-	(*ConfigResponse)(nil),       // 49: taskhive.v1.ConfigResponse
-	(*DumpRequest)(nil),          // 50: taskhive.v1.DumpRequest
-	(*DumpedJob)(nil),            // 51: taskhive.v1.DumpedJob
-	(*LoadResponse)(nil),         // 52: taskhive.v1.LoadResponse
-	nil,                          // 53: taskhive.v1.ConfigResponse.ValuesEntry
+	(ErrorCode)(0),                 // 0: taskhive.v1.ErrorCode
+	(JobState)(0),                  // 1: taskhive.v1.JobState
+	(MissedTicks)(0),               // 2: taskhive.v1.MissedTicks
+	(*RetryPolicy)(nil),            // 3: taskhive.v1.RetryPolicy
+	(*SubmitJobRequest)(nil),       // 4: taskhive.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),      // 5: taskhive.v1.SubmitJobResponse
+	(*SubmitJobsRequest)(nil),      // 6: taskhive.v1.SubmitJobsRequest
+	(*SubmitJobsResponse)(nil),     // 7: taskhive.v1.SubmitJobsResponse
+	(*SubmitStreamResponse)(nil),   // 8: taskhive.v1.SubmitStreamResponse
+	(*SubmitAck)(nil),              // 9: taskhive.v1.SubmitAck
+	(*RunJobResponse)(nil),         // 10: taskhive.v1.RunJobResponse
+	(*JobRef)(nil),                 // 11: taskhive.v1.JobRef
+	(*RemoveJobResponse)(nil),      // 12: taskhive.v1.RemoveJobResponse
+	(*Job)(nil),                    // 13: taskhive.v1.Job
+	(*DropTaskRequest)(nil),        // 14: taskhive.v1.DropTaskRequest
+	(*DropTaskResponse)(nil),       // 15: taskhive.v1.DropTaskResponse
+	(*StatusRequest)(nil),          // 16: taskhive.v1.StatusRequest
+	(*TaskStatus)(nil),             // 17: taskhive.v1.TaskStatus
+	(*StatusResponse)(nil),         // 18: taskhive.v1.StatusResponse
+	(*ListDeadRequest)(nil),        // 19: taskhive.v1.ListDeadRequest
+	(*ListDeadResponse)(nil),       // 20: taskhive.v1.ListDeadResponse
+	(*DeadRef)(nil),                // 21: taskhive.v1.DeadRef
+	(*DeadOpResponse)(nil),         // 22: taskhive.v1.DeadOpResponse
+	(*RegisterTaskRequest)(nil),    // 23: taskhive.v1.RegisterTaskRequest
+	(*RegisterTaskResponse)(nil),   // 24: taskhive.v1.RegisterTaskResponse
+	(*GrabJobRequest)(nil),         // 25: taskhive.v1.GrabJobRequest
+	(*Done)(nil),                   // 26: taskhive.v1.Done
+	(*Fail)(nil),                   // 27: taskhive.v1.Fail
+	(*SchedLater)(nil),             // 28: taskhive.v1.SchedLater
+	(*Outcome)(nil),                // 29: taskhive.v1.Outcome
+	(*ReportResultRequest)(nil),    // 30: taskhive.v1.ReportResultRequest
+	(*ReportResultResponse)(nil),   // 31: taskhive.v1.ReportResultResponse
+	(*HeartbeatRequest)(nil),       // 32: taskhive.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),      // 33: taskhive.v1.HeartbeatResponse
+	(*WorkerHello)(nil),            // 34: taskhive.v1.WorkerHello
+	(*WorkerResult)(nil),           // 35: taskhive.v1.WorkerResult
+	(*WorkData)(nil),               // 36: taskhive.v1.WorkData
+	(*SendDataResponse)(nil),       // 37: taskhive.v1.SendDataResponse
+	(*AcquireLockRequest)(nil),     // 38: taskhive.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil),    // 39: taskhive.v1.AcquireLockResponse
+	(*ReleaseLockRequest)(nil),     // 40: taskhive.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil),    // 41: taskhive.v1.ReleaseLockResponse
+	(*WorkerMessage)(nil),          // 42: taskhive.v1.WorkerMessage
+	(*Welcome)(nil),                // 43: taskhive.v1.Welcome
+	(*ResultAck)(nil),              // 44: taskhive.v1.ResultAck
+	(*CancelJob)(nil),              // 45: taskhive.v1.CancelJob
+	(*ServerMessage)(nil),          // 46: taskhive.v1.ServerMessage
+	(*JobEvent)(nil),               // 47: taskhive.v1.JobEvent
+	(*GetConfigRequest)(nil),       // 48: taskhive.v1.GetConfigRequest
+	(*SetConfigRequest)(nil),       // 49: taskhive.v1.SetConfigRequest
+	(*ConfigResponse)(nil),         // 50: taskhive.v1.ConfigResponse
+	(*DumpRequest)(nil),            // 51: taskhive.v1.DumpRequest
+	(*DumpedJob)(nil),              // 52: taskhive.v1.DumpedJob
+	(*LoadResponse)(nil),           // 53: taskhive.v1.LoadResponse
+	(*CreateScheduleRequest)(nil),  // 54: taskhive.v1.CreateScheduleRequest
+	(*Schedule)(nil),               // 55: taskhive.v1.Schedule
+	(*ScheduleRef)(nil),            // 56: taskhive.v1.ScheduleRef
+	(*ListSchedulesRequest)(nil),   // 57: taskhive.v1.ListSchedulesRequest
+	(*ListSchedulesResponse)(nil),  // 58: taskhive.v1.ListSchedulesResponse
+	(*DeleteScheduleResponse)(nil), // 59: taskhive.v1.DeleteScheduleResponse
+	nil,                            // 60: taskhive.v1.ConfigResponse.ValuesEntry
 }
 var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
-	2,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
-	3,  // 1: taskhive.v1.SubmitJobsRequest.jobs:type_name -> taskhive.v1.SubmitJobRequest
-	4,  // 2: taskhive.v1.SubmitJobsResponse.jobs:type_name -> taskhive.v1.SubmitJobResponse
-	8,  // 3: taskhive.v1.SubmitStreamResponse.acks:type_name -> taskhive.v1.SubmitAck
+	3,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
+	4,  // 1: taskhive.v1.SubmitJobsRequest.jobs:type_name -> taskhive.v1.SubmitJobRequest
+	5,  // 2: taskhive.v1.SubmitJobsResponse.jobs:type_name -> taskhive.v1.SubmitJobResponse
+	9,  // 3: taskhive.v1.SubmitStreamResponse.acks:type_name -> taskhive.v1.SubmitAck
 	0,  // 4: taskhive.v1.SubmitAck.code:type_name -> taskhive.v1.ErrorCode
 	1,  // 5: taskhive.v1.Job.state:type_name -> taskhive.v1.JobState
-	2,  // 6: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
-	16, // 7: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
-	16, // 8: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
-	12, // 9: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
-	25, // 10: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
-	26, // 11: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
-	27, // 12: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
-	28, // 13: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
-	28, // 14: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
-	33, // 15: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
-	34, // 16: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
-	31, // 17: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
-	35, // 18: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
-	37, // 19: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
-	39, // 20: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
-	42, // 21: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
-	12, // 22: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
-	43, // 23: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
-	32, // 24: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
-	38, // 25: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
-	44, // 26: taskhive.v1.ServerMessage.cancel:type_name -> taskhive.v1.CancelJob
-	9,  // 27: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
-	53, // 28: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
-	12, // 29: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
-	3,  // 30: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
-	5,  // 31: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
-	3,  // 32: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
-	3,  // 33: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
-	3,  // 34: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
-	10, // 35: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
-	10, // 36: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
-	10, // 37: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
-	13, // 38: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
-	15, // 39: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
-	18, // 40: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
-	20, // 41: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
-	20, // 42: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
-	22, // 43: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
-	24, // 44: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
-	29, // 45: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
-	31, // 46: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
-	35, // 47: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
-	37, // 48: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
-	39, // 49: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
-	41, // 50: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
-	47, // 51: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
-	48, // 52: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
-	50, // 53: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
-	51, // 54: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
-	4,  // 55: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
-	6,  // 56: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
-	7,  // 57: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
-	9,  // 58: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
-	46, // 59: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
-	46, // 60: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
-	11, // 61: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
-	12, // 62: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
-	14, // 63: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
-	17, // 64: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
-	19, // 65: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
-	21, // 66: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
-	21, // 67: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
-	23, // 68: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
-	12, // 69: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
-	30, // 70: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
-	32, // 71: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
-	36, // 72: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
-	38, // 73: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
-	40, // 74: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
-	45, // 75: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
-	49, // 76: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
-	49, // 77: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
-	51, // 78: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
-	52, // 79: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
-	55, // [55:80] is the sub-list for method output_type
-	30, // [30:55] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	3,  // 6: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
+	17, // 7: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
+	17, // 8: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
+	13, // 9: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
+	26, // 10: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
+	27, // 11: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
+	28, // 12: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
+	29, // 13: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
+	29, // 14: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
+	34, // 15: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
+	35, // 16: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
+	32, // 17: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
+	36, // 18: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
+	38, // 19: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
+	40, // 20: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
+	43, // 21: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
+	13, // 22: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
+	44, // 23: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
+	33, // 24: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
+	39, // 25: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
+	45, // 26: taskhive.v1.ServerMessage.cancel:type_name -> taskhive.v1.CancelJob
+	10, // 27: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
+	60, // 28: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
+	13, // 29: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
+	3,  // 30: taskhive.v1.CreateScheduleRequest.retry:type_name -> taskhive.v1.RetryPolicy
+	2,  // 31: taskhive.v1.CreateScheduleRequest.missed:type_name -> taskhive.v1.MissedTicks
+	3,  // 32: taskhive.v1.Schedule.retry:type_name -> taskhive.v1.RetryPolicy
+	2,  // 33: taskhive.v1.Schedule.missed:type_name -> taskhive.v1.MissedTicks
+	55, // 34: taskhive.v1.ListSchedulesResponse.schedules:type_name -> taskhive.v1.Schedule
+	4,  // 35: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
+	6,  // 36: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
+	4,  // 37: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
+	4,  // 38: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
+	4,  // 39: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
+	11, // 40: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
+	11, // 41: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
+	11, // 42: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
+	14, // 43: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
+	16, // 44: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
+	19, // 45: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
+	21, // 46: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
+	21, // 47: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
+	23, // 48: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
+	25, // 49: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
+	30, // 50: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
+	32, // 51: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
+	36, // 52: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
+	38, // 53: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
+	40, // 54: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
+	42, // 55: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
+	48, // 56: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
+	49, // 57: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
+	51, // 58: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
+	52, // 59: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
+	54, // 60: taskhive.v1.Scheduler.CreateSchedule:input_type -> taskhive.v1.CreateScheduleRequest
+	57, // 61: taskhive.v1.Scheduler.ListSchedules:input_type -> taskhive.v1.ListSchedulesRequest
+	56, // 62: taskhive.v1.Scheduler.GetSchedule:input_type -> taskhive.v1.ScheduleRef
+	56, // 63: taskhive.v1.Scheduler.PauseSchedule:input_type -> taskhive.v1.ScheduleRef
+	56, // 64: taskhive.v1.Scheduler.ResumeSchedule:input_type -> taskhive.v1.ScheduleRef
+	56, // 65: taskhive.v1.Scheduler.DeleteSchedule:input_type -> taskhive.v1.ScheduleRef
+	5,  // 66: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
+	7,  // 67: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
+	8,  // 68: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
+	10, // 69: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
+	47, // 70: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
+	47, // 71: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
+	12, // 72: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
+	13, // 73: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
+	15, // 74: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
+	18, // 75: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
+	20, // 76: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
+	22, // 77: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
+	22, // 78: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
+	24, // 79: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
+	13, // 80: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
+	31, // 81: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
+	33, // 82: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
+	37, // 83: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
+	39, // 84: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
+	41, // 85: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
+	46, // 86: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
+	50, // 87: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
+	50, // 88: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
+	52, // 89: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
+	53, // 90: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
+	55, // 91: taskhive.v1.Scheduler.CreateSchedule:output_type -> taskhive.v1.Schedule
+	58, // 92: taskhive.v1.Scheduler.ListSchedules:output_type -> taskhive.v1.ListSchedulesResponse
+	55, // 93: taskhive.v1.Scheduler.GetSchedule:output_type -> taskhive.v1.Schedule
+	55, // 94: taskhive.v1.Scheduler.PauseSchedule:output_type -> taskhive.v1.Schedule
+	55, // 95: taskhive.v1.Scheduler.ResumeSchedule:output_type -> taskhive.v1.Schedule
+	59, // 96: taskhive.v1.Scheduler.DeleteSchedule:output_type -> taskhive.v1.DeleteScheduleResponse
+	66, // [66:97] is the sub-list for method output_type
+	35, // [35:66] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_taskhive_v1_scheduler_proto_init() }
@@ -3721,13 +4275,14 @@ func file_taskhive_v1_scheduler_proto_init() {
 		(*JobEvent_Result)(nil),
 		(*JobEvent_Error)(nil),
 	}
+	file_taskhive_v1_scheduler_proto_msgTypes[51].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskhive_v1_scheduler_proto_rawDesc), len(file_taskhive_v1_scheduler_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   52,
+			NumEnums:      3,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

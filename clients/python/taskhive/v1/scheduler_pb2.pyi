@@ -34,6 +34,13 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_SCHEDULED: _ClassVar[JobState]
     JOB_STATE_RUNNING: _ClassVar[JobState]
     JOB_STATE_DEAD: _ClassVar[JobState]
+
+class MissedTicks(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MISSED_TICKS_UNSPECIFIED: _ClassVar[MissedTicks]
+    MISSED_TICKS_SKIP: _ClassVar[MissedTicks]
+    MISSED_TICKS_ONE: _ClassVar[MissedTicks]
+    MISSED_TICKS_ALL: _ClassVar[MissedTicks]
 ERROR_CODE_OK: ErrorCode
 ERROR_CODE_CANCELLED: ErrorCode
 ERROR_CODE_UNKNOWN: ErrorCode
@@ -56,6 +63,10 @@ JOB_STATE_PENDING: JobState
 JOB_STATE_SCHEDULED: JobState
 JOB_STATE_RUNNING: JobState
 JOB_STATE_DEAD: JobState
+MISSED_TICKS_UNSPECIFIED: MissedTicks
+MISSED_TICKS_SKIP: MissedTicks
+MISSED_TICKS_ONE: MissedTicks
+MISSED_TICKS_ALL: MissedTicks
 
 class RetryPolicy(_message.Message):
     __slots__ = ("max_attempts", "backoff_base_ms", "backoff_max_ms")
@@ -517,3 +528,77 @@ class LoadResponse(_message.Message):
     LOADED_FIELD_NUMBER: _ClassVar[int]
     loaded: int
     def __init__(self, loaded: _Optional[int] = ...) -> None: ...
+
+class CreateScheduleRequest(_message.Message):
+    __slots__ = ("name", "cron", "tz", "task", "args", "priority", "timeout_ms", "retry", "missed")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TZ_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
+    MISSED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    cron: str
+    tz: str
+    task: str
+    args: bytes
+    priority: int
+    timeout_ms: int
+    retry: RetryPolicy
+    missed: MissedTicks
+    def __init__(self, name: _Optional[str] = ..., cron: _Optional[str] = ..., tz: _Optional[str] = ..., task: _Optional[str] = ..., args: _Optional[bytes] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., missed: _Optional[_Union[MissedTicks, str]] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("name", "cron", "tz", "task", "args", "priority", "timeout_ms", "retry", "missed", "paused", "last_tick_ms", "last_job", "last_job_id", "next_fire_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TZ_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
+    MISSED_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    LAST_TICK_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_JOB_FIELD_NUMBER: _ClassVar[int]
+    LAST_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIRE_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    cron: str
+    tz: str
+    task: str
+    args: bytes
+    priority: int
+    timeout_ms: int
+    retry: RetryPolicy
+    missed: MissedTicks
+    paused: bool
+    last_tick_ms: int
+    last_job: str
+    last_job_id: int
+    next_fire_ms: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., cron: _Optional[str] = ..., tz: _Optional[str] = ..., task: _Optional[str] = ..., args: _Optional[bytes] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., missed: _Optional[_Union[MissedTicks, str]] = ..., paused: _Optional[bool] = ..., last_tick_ms: _Optional[int] = ..., last_job: _Optional[str] = ..., last_job_id: _Optional[int] = ..., next_fire_ms: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ScheduleRef(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListSchedulesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSchedulesResponse(_message.Message):
+    __slots__ = ("schedules",)
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    schedules: _containers.RepeatedCompositeFieldContainer[Schedule]
+    def __init__(self, schedules: _Optional[_Iterable[_Union[Schedule, _Mapping]]] = ...) -> None: ...
+
+class DeleteScheduleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
