@@ -1,0 +1,68 @@
+package taskhive_test
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	taskhive "github.com/taskhive/taskhive/clients/go"
+)
+
+func TestSchedulesFirePauseResumeAndRefuseBadExpressions(t *testing.T) {
+	_, c := startServer(t)
+	ctx := ctxT(t)
+
+	_, err := c.CreateSchedule(ctx, "bad", "61 * * * *", "cron", nil)
+	if !taskhive.IsInvalidArgument(err) || status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("bad cron: %v", err)
+	}
+	_, err = c.CreateSchedule(ctx, "bad", "* * * * *", "cron", nil, taskhive.WithZone("Mars/Olympus"))
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("bad zone: %v", err)
+	}
+	s, err := c.CreateSchedule(ctx, "tick", "* * * * * *", "cron", []byte("x"),
+		taskhive.WithMissed(taskhive.MissedOne),
+		taskhive.WithJobOptions(taskhive.WithPriority(3), taskhive.WithTimeout(30*time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Missed != taskhive.MissedOne || s.Priority != 3 || s.Timeout != 30*time.Second || len(s.NextFire) != 5 {
+		t.Fatalf("created: %+v", s)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g, err := c.GetSchedule(ctx, "tick")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.LastJob != "" {
+			j, err := c.Get(ctx, "cron", g.LastJob)
+			if err != nil || j.ID != g.LastJobID || string(j.Args) != "x" {
+				t.Fatalf("last job %q: %+v %v", g.LastJob, j, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no tick fired")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if p, err := c.PauseSchedule(ctx, "tick"); err != nil || !p.Paused {
+		t.Fatalf("pause: %+v %v", p, err)
+	}
+	if r, err := c.ResumeSchedule(ctx, "tick"); err != nil || r.Paused {
+		t.Fatalf("resume: %+v %v", r, err)
+	}
+	all, err := c.ListSchedules(ctx)
+	if err != nil || len(all) != 1 || all[0].Name != "tick" {
+		t.Fatalf("list: %+v %v", all, err)
+	}
+	if err := c.DeleteSchedule(ctx, "tick"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetSchedule(ctx, "tick"); status.Code(err) != codes.NotFound {
+		t.Fatalf("after delete: %v", err)
+	}
+}
