@@ -95,7 +95,7 @@ pub async fn start_scheduler(
     let fence = cluster.as_ref().map(|c| c.2.clone());
     let cluster_mode = cluster.is_some();
     let started = std::time::Instant::now();
-    let (store, records, stored_config, load_jobs, reader, schedules) =
+    let (store, records, stored_config, load_jobs, reader, schedules, paused) =
         tokio::task::spawn_blocking(move || {
             let mut store: Box<dyn Store> = match pg {
                 Some(url) => {
@@ -120,8 +120,9 @@ pub async fn start_scheduler(
             } else {
                 store.load_schedules()?
             };
+            let paused = store.load_paused_tasks()?;
             Ok::<_, crate::store::StoreError>((
-                store, records, config, load_jobs, reader, schedules,
+                store, records, config, load_jobs, reader, schedules, paused,
             ))
         })
         .await
@@ -145,6 +146,9 @@ pub async fn start_scheduler(
     );
     let read_ms = started.elapsed().as_millis() as u64;
     core.restore_stored(records, now);
+    for task in paused {
+        core.set_task_paused(&task, true);
+    }
     // Reading and indexing the store leaves tens of MiB of freed scratch inside the heap
     // (row buffers, sort runs, grown vectors): hand it back to the OS once, not per job.
     #[cfg(target_env = "gnu")]

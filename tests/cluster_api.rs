@@ -523,6 +523,40 @@ async fn scenario_removing_a_running_job_cancels_it_on_its_worker(env: Env) {
     assert_ne!(ack.error, "", "a removed job's report is refused");
 }
 
+async fn scenario_a_paused_task_holds_its_jobs_until_resumed(env: Env) {
+    let t = pb::TaskRef { task: "pz".into() };
+    let r = env
+        .c()
+        .await
+        .pause_task(t.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.status.unwrap().paused);
+    env.c()
+        .await
+        .submit_jobs(pb::SubmitJobsRequest {
+            jobs: (0..1000).map(|i| job("pz", &format!("j{i}"))).collect(),
+        })
+        .await
+        .unwrap();
+    let mut w = env.worker("pz", 16).await;
+    let got = tokio::time::timeout(Duration::from_secs(3), w.next_job()).await;
+    assert!(
+        got.is_err(),
+        "a paused task handed out {:?}",
+        got.map(|j| j.name)
+    );
+    env.status_until("pz", |s| s.paused && s.pending == 1000 && s.running == 0)
+        .await;
+    let r = env.c().await.resume_task(t).await.unwrap().into_inner();
+    assert!(!r.status.unwrap().paused);
+    let ran = run_all(std::slice::from_mut(&mut w), 1000).await;
+    assert!(ran.values().all(|&n| n == 1), "ran twice");
+    env.status_until("pz", |s| !s.paused && s.pending == 0 && s.running == 0)
+        .await;
+}
+
 /// Runs every job `w` is handed for `secs`; how many times each name ran.
 async fn run_for(w: &mut Worker, secs: u64) -> HashMap<String, usize> {
     let mut ran: HashMap<String, usize> = HashMap::new();
@@ -667,6 +701,7 @@ conformance!(
     scenario_every_submit_path_runs_each_job_once,
     scenario_removing_a_running_job_cancels_it_on_its_worker,
     scenario_a_schedule_fires_each_tick_once_pauses_and_resumes,
+    scenario_a_paused_task_holds_its_jobs_until_resumed,
 );
 
 /// The machine reason of a refusal (`google.rpc.ErrorInfo` in the status details).

@@ -58,6 +58,9 @@ impl Store for FlakyStore {
     fn load_schedules(&mut self) -> Result<Vec<taskhive::store::ScheduleRow>, StoreError> {
         self.inner.load_schedules()
     }
+    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
+        self.inner.load_paused_tasks()
+    }
     fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
         self.inner.reader()
     }

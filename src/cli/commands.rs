@@ -33,6 +33,22 @@ pub async fn run(cmd: Command) -> CliResult {
     match cmd {
         Command::Submit(a) => submit(a).await,
         Command::Cron { action } => super::cron::run(action).await,
+        Command::Pause { task, conn } => {
+            connect(&conn)
+                .await?
+                .pause_task(pb::TaskRef { task: task.clone() })
+                .await?;
+            println!("paused task {task}: jobs are kept, none is handed out");
+            Ok(())
+        }
+        Command::Resume { task, conn } => {
+            connect(&conn)
+                .await?
+                .resume_task(pb::TaskRef { task: task.clone() })
+                .await?;
+            println!("resumed task {task}");
+            Ok(())
+        }
         Command::Remove { task, name, conn } => {
             let r = connect(&conn)
                 .await?
@@ -240,6 +256,7 @@ fn print_status(r: &pb::StatusResponse, json: bool) {
                     "locked": t.locked,
                     "dead": t.dead,
                     "broadcast": t.broadcast,
+                    "paused": t.paused,
                     "next_sched_at_ms": t.next_sched_at_ms,
                 })
                 .to_string()
@@ -268,11 +285,14 @@ fn print_status(r: &pb::StatusResponse, json: bool) {
             )
             .to_string()
         };
-        let task = if t.broadcast {
+        let mut task = if t.broadcast {
             format!("{} (broadcast)", t.task)
         } else {
             t.task.clone()
         };
+        if t.paused {
+            task.push_str(" (paused)");
+        }
         println!(
             "{:<24} {:>7} {:>9} {:>9} {:>7} {:>6} {:>6}  {next}",
             task, t.workers, t.pending, t.scheduled, t.running, t.locked, t.dead

@@ -135,6 +135,24 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Pause a task: its jobs are accepted and kept, none is handed out; running ones finish.
+    Pause {
+        /// Task (func).
+        #[arg(short = 'f', long = "func", alias = "task")]
+        task: String,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Resume a paused task.
+    Resume {
+        /// Task (func).
+        #[arg(short = 'f', long = "func", alias = "task")]
+        task: String,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Schedules: `cron add NAME --cron EXPR -f TASK`, `cron list`, `cron show NAME`,
     /// `cron pause NAME`, `cron resume NAME`, `cron rm NAME`.
     Cron {

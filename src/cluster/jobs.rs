@@ -420,6 +420,7 @@ impl Backend for ClusterJobs {
                     dead: r.get::<_, i64>(5) as u64,
                     locked: 0,
                     broadcast: r.get(7),
+                    paused: r.get(8),
                     next_sched_at: r.get(6),
                 };
                 totals.workers += s.workers;
@@ -563,6 +564,27 @@ impl Backend for ClusterJobs {
     fn has_worker(&self, task: String) -> Fut<bool> {
         let me = self.clone();
         Box::pin(async move { me.workers_anywhere(&task).await })
+    }
+
+    fn pause_task(&self, task: String, paused: bool) -> Fut<()> {
+        let me = self.clone();
+        Box::pin(async move {
+            // Stored through this node's writer (the shared database), then announced.
+            me.local.pause_task(task.clone(), paused).await?;
+            let flag = if paused { "1" } else { "0" };
+            let c = me.shared.conn().await?;
+            c.client
+                .execute(sql::ANNOUNCE_PAUSE, &[&flag, &task])
+                .await
+                .map_err(db_err)?;
+            if !paused {
+                c.client
+                    .execute(sql::WAKE_TASK, &[&task])
+                    .await
+                    .map_err(db_err)?;
+            }
+            Ok(())
+        })
     }
 
     fn put_schedule(&self, spec: ScheduleSpec, now: Millis) -> Fut<()> {

@@ -86,6 +86,7 @@ const JOBS_CHANNEL: &str = "taskhive_jobs";
 const RESULTS_CHANNEL: &str = "taskhive_results";
 const FORGET_CHANNEL: &str = "taskhive_forget";
 const CONFIG_CHANNEL: &str = "taskhive_config";
+const PAUSE_CHANNEL: &str = "taskhive_paused";
 /// Connections the client API's statements are spread over (each pipelines its queries).
 const API_CONNECTIONS: usize = 4;
 

@@ -7,6 +7,7 @@ pub const CLAIM: &str = "UPDATE jobs j SET owner = $1, lease_version = j.lease_v
      FROM (SELECT id FROM jobs
            WHERE task = $3 AND NOT dead AND sched_at <= $4
              AND (owner IS NULL OR claim_until < now())
+             AND NOT EXISTS (SELECT 1 FROM paused_tasks p WHERE p.task = $3)
            ORDER BY priority DESC, sched_at, id
            LIMIT $5
            FOR UPDATE SKIP LOCKED) c
@@ -17,7 +18,8 @@ pub const CLAIM: &str = "UPDATE jobs j SET owner = $1, lease_version = j.lease_v
 
 /// The earliest due time of task `$1`'s claimable jobs.
 pub const NEXT_DUE: &str = "SELECT min(sched_at) FROM jobs WHERE task = $1 AND NOT dead
-     AND (owner IS NULL OR claim_until < now())";
+     AND (owner IS NULL OR claim_until < now())
+     AND NOT EXISTS (SELECT 1 FROM paused_tasks p WHERE p.task = $1)";
 
 /// Extends node `$1`'s claims on ids `$3` by `$2` ms; answers the ones still held.
 pub const RENEW: &str =
@@ -89,7 +91,8 @@ pub const STATUS: &str = "WITH j AS (
         GROUP BY w.task)
      SELECT coalesce(j.task, w.task), coalesce(w.workers, 0), coalesce(j.pending, 0),
         coalesce(j.scheduled, 0), coalesce(j.running, 0), coalesce(j.dead, 0), j.next,
-        coalesce(w.broadcast, false)
+        coalesce(w.broadcast, false),
+        EXISTS (SELECT 1 FROM paused_tasks p WHERE p.task = coalesce(j.task, w.task))
      FROM j FULL JOIN w ON j.task = w.task ORDER BY 1";
 
 /// Workers of every live node (a worker serving several tasks counts once).
@@ -210,3 +213,10 @@ pub const FIRE_SCHEDULE: &str = "WITH cas AS (
         RETURNING task, sched_at),
      n AS (SELECT pg_notify('taskhive_jobs', task || ' ' || min(sched_at)::text) FROM up GROUP BY task)
      SELECT (SELECT count(*) FROM cas), (SELECT count(*) FROM n)";
+
+/// A task paused (`$1` = '1') or resumed ('0') on one node (already stored): every node
+/// applies it.
+pub const ANNOUNCE_PAUSE: &str = "SELECT pg_notify('taskhive_paused', $1::text || ' ' || $2::text)";
+
+/// Wakes every claimer for task `$1` (a resumed task's jobs are claimable again).
+pub const WAKE_TASK: &str = "SELECT pg_notify('taskhive_jobs', $1::text || ' 0')";

@@ -76,6 +76,8 @@ pub async fn scheduler(
         "PauseSchedule" => unary(&body, |r| s.pause_schedule(r)).await,
         "ResumeSchedule" => unary(&body, |r| s.resume_schedule(r)).await,
         "DeleteSchedule" => unary(&body, |r| s.delete_schedule(r)).await,
+        "PauseTask" => unary(&body, |r| s.pause_task(r)).await,
+        "ResumeTask" => unary(&body, |r| s.resume_task(r)).await,
         "SubmitStream" | "RunJobStream" | "WatchJob" | "GrabJob" | "Work" | "Dump" | "Load" => {
             ApiError::new(
                 Code::Unimplemented,

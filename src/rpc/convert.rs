@@ -251,6 +251,7 @@ pub fn status_pb(s: TaskStatus) -> pb::TaskStatus {
         next_sched_at_ms: s.next_sched_at.unwrap_or(0),
         locked: s.locked,
         broadcast: s.broadcast,
+        paused: s.paused,
     }
 }
 

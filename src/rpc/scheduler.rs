@@ -29,6 +29,29 @@ impl SchedulerService {
         SchedulerService { h, limits }
     }
 
+    /// Pauses or resumes a task; its counts after.
+    async fn pause_reply(
+        &self,
+        task: String,
+        paused: bool,
+    ) -> Result<Response<pb::PauseTaskResponse>, Status> {
+        check_name("task", &task)?;
+        self.h.pause_task(task.clone(), paused).await?;
+        let (tasks, _) = self.h.status(Some(task.clone())).await?;
+        let status = tasks
+            .into_iter()
+            .find(|t| t.task == task)
+            .map(status_pb)
+            .unwrap_or(pb::TaskStatus {
+                task,
+                paused,
+                ..Default::default()
+            });
+        Ok(Response::new(pb::PauseTaskResponse {
+            status: Some(status),
+        }))
+    }
+
     /// A schedule with its next 5 fire times and its last job's id.
     async fn schedule_reply(&self, name: String) -> Result<Response<pb::Schedule>, Status> {
         let (s, next, last_id) = self.h.get_schedule(name, 5).await?;
@@ -314,6 +337,20 @@ impl Scheduler for SchedulerService {
         Ok(Response::new(pb::ConfigResponse {
             values: values.into_iter().collect(),
         }))
+    }
+
+    async fn pause_task(
+        &self,
+        req: Request<pb::TaskRef>,
+    ) -> Result<Response<pb::PauseTaskResponse>, Status> {
+        self.pause_reply(req.into_inner().task, true).await
+    }
+
+    async fn resume_task(
+        &self,
+        req: Request<pb::TaskRef>,
+    ) -> Result<Response<pb::PauseTaskResponse>, Status> {
+        self.pause_reply(req.into_inner().task, false).await
     }
 
     async fn create_schedule(

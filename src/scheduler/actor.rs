@@ -207,6 +207,13 @@ pub(super) enum Cmd {
     RestoreSchedules {
         schedules: Vec<Schedule>,
     },
+    PauseTask {
+        task: String,
+        paused: bool,
+        /// False when another node already stored it (cluster).
+        persist: bool,
+        reply: Reply<Commit>,
+    },
     PutSchedule {
         schedule: Schedule,
         reply: Reply<Commit>,
@@ -341,6 +348,18 @@ impl NodeHandle {
         LocalJobs::new(self.tx.clone())
     }
 
+    /// Cluster: applies a pause or resume another node stored and announced.
+    pub async fn apply_task_paused(&self, task: String, paused: bool) -> Result<(), Error> {
+        call(&self.tx, |reply| Cmd::PauseTask {
+            task,
+            paused,
+            persist: false,
+            reply,
+        })
+        .await
+        .map(drop)
+    }
+
     /// Hands the actor the stored schedules (start-up, before serving).
     pub fn restore_schedules(&self, schedules: Vec<Schedule>) {
         let _ = self.tx.send(Cmd::RestoreSchedules { schedules });
@@ -428,6 +447,11 @@ impl SchedulerHandle {
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, Error> {
         call(&self.tx, make).await
+    }
+
+    /// Pauses or resumes a task (cluster-wide); resolves once stored.
+    pub async fn pause_task(&self, task: String, paused: bool) -> Result<(), Error> {
+        self.jobs.pause_task(task, paused).await
     }
 
     /// Creates or replaces a schedule after checking it (nothing is stored when refused);
@@ -1088,6 +1112,20 @@ impl Actor {
                 let ops = self.effects();
                 self.writer.write_detached(ops);
                 let _ = reply.send(self.writer.barrier());
+            }
+            Cmd::PauseTask {
+                task,
+                paused,
+                persist,
+                reply,
+            } => {
+                self.core.set_task_paused(&task, paused);
+                let commit = if persist {
+                    self.writer.write(vec![Op::SetTaskPaused { task, paused }])
+                } else {
+                    Commit::done()
+                };
+                let _ = reply.send(commit);
             }
             Cmd::RestoreSchedules { schedules } => {
                 self.schedules = schedules

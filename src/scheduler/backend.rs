@@ -65,6 +65,9 @@ pub trait Backend: Send + Sync + 'static {
     fn set_config(&self, key: String, value: i64) -> Fut<()>;
     /// Whether any worker (on any node) serves `task`.
     fn has_worker(&self, task: String) -> Fut<bool>;
+    /// Pauses (`paused`) or resumes a task: while paused its jobs are accepted and kept, none
+    /// is handed out (on any node), running ones finish. Resolves once stored (and announced).
+    fn pause_task(&self, task: String, paused: bool) -> Fut<()>;
     /// Creates or replaces a schedule (already validated), unpaused, its last tick `now`
     /// (no tick before `now` fires); resolves once stored.
     fn put_schedule(&self, spec: ScheduleSpec, now: Millis) -> Fut<()>;

@@ -170,6 +170,20 @@ impl Backend for LocalJobs {
         Box::pin(async move { call(&tx, |reply| Cmd::HasWorker { task, reply }).await })
     }
 
+    fn pause_task(&self, task: String, paused: bool) -> Fut<()> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let commit = call(&tx, |reply| Cmd::PauseTask {
+                task,
+                paused,
+                persist: true,
+                reply,
+            })
+            .await?;
+            commit.wait().await.map_err(store_err)
+        })
+    }
+
     fn put_schedule(&self, spec: ScheduleSpec, now: Millis) -> Fut<()> {
         let tx = self.tx.clone();
         let schedule = Schedule {

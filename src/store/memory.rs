@@ -14,6 +14,7 @@ pub struct MemoryStore {
     config: Arc<Mutex<BTreeMap<String, i64>>>,
     load: Arc<Mutex<LoadTables>>,
     schedules: Arc<Mutex<BTreeMap<String, ScheduleRow>>>,
+    paused_tasks: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 #[derive(Default)]
@@ -85,6 +86,14 @@ impl Store for MemoryStore {
                     let mut s = self.schedules.lock().expect("poisoned");
                     s.insert(r.name.clone(), r.clone());
                 }
+                Op::SetTaskPaused { task, paused } => {
+                    let mut p = self.paused_tasks.lock().expect("poisoned");
+                    if *paused {
+                        p.insert(task.clone());
+                    } else {
+                        p.remove(task);
+                    }
+                }
                 Op::DeleteSchedule(name) => {
                     self.schedules.lock().expect("poisoned").remove(name);
                 }
@@ -128,6 +137,16 @@ impl Store for MemoryStore {
             .jobs
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .paused_tasks
+            .lock()
+            .expect("poisoned")
+            .iter()
+            .cloned()
             .collect())
     }
 

@@ -66,6 +66,13 @@ pub enum Op {
     PutSchedule(ScheduleRow),
     /// Delete a schedule.
     DeleteSchedule(String),
+    /// Pause (`paused`) or resume a task.
+    SetTaskPaused {
+        /// The task.
+        task: String,
+        /// Paused.
+        paused: bool,
+    },
 }
 
 /// A stored schedule: what was asked for as a JSON document, and its firing state.
@@ -225,6 +232,8 @@ pub trait Store: Send + 'static {
     fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError>;
     /// Every stored schedule, in name order.
     fn load_schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError>;
+    /// The paused tasks.
+    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError>;
 }
 
 impl<S: Store + ?Sized> Store for Box<S> {
@@ -251,6 +260,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn load_schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError> {
         (**self).load_schedules()
+    }
+    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
+        (**self).load_paused_tasks()
     }
 }
 

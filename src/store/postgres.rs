@@ -69,6 +69,8 @@ const MIGRATIONS: &[&str] = &[
     // compare-and-set together with the tick's job.
     "CREATE TABLE schedules (name TEXT PRIMARY KEY, spec TEXT NOT NULL, paused BOOLEAN NOT NULL,
         last_tick BIGINT NOT NULL, last_job TEXT NOT NULL);",
+    // 7: paused tasks (PauseTask): their jobs are kept and none is claimed.
+    "CREATE TABLE paused_tasks (task TEXT PRIMARY KEY);",
 ];
 
 /// Migration 5: `taskhive_submit(task, name, args, ...) RETURNS bigint` submits a job as the
@@ -601,6 +603,21 @@ fn apply_run(
                 &[&r.name, &r.spec, &r.paused, &r.last_tick, &r.last_job],
             )?;
         }
+        Op::SetTaskPaused { task, paused: true } => {
+            let st = prepared(
+                cache,
+                tx,
+                "INSERT INTO paused_tasks (task) VALUES ($1) ON CONFLICT (task) DO NOTHING",
+            )?;
+            tx.execute(&st, &[task])?;
+        }
+        Op::SetTaskPaused {
+            task,
+            paused: false,
+        } => {
+            let st = prepared(cache, tx, "DELETE FROM paused_tasks WHERE task = $1")?;
+            tx.execute(&st, &[task])?;
+        }
         Op::DeleteSchedule(name) => {
             let st = prepared(cache, tx, "DELETE FROM schedules WHERE name = $1")?;
             tx.execute(&st, &[name])?;
@@ -757,6 +774,13 @@ impl Store for PgStore {
             .live()?
             .query("SELECT name, json FROM load_jobs ORDER BY name", &[])?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .live()?
+            .query("SELECT task FROM paused_tasks ORDER BY task", &[])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     fn load_schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError> {

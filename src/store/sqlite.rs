@@ -56,6 +56,9 @@ CREATE TABLE IF NOT EXISTS load_jobs (
     name TEXT PRIMARY KEY,
     json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS paused_tasks (
+    task TEXT PRIMARY KEY
+);
 CREATE TABLE IF NOT EXISTS schedules (
     name TEXT PRIMARY KEY,
     spec TEXT NOT NULL,
@@ -247,6 +250,17 @@ impl Store for SqliteStore {
                         r.last_job
                     ])?;
                 }
+                Op::SetTaskPaused { task, paused: true } => {
+                    tx.prepare_cached("INSERT OR REPLACE INTO paused_tasks (task) VALUES (?1)")?
+                        .execute(params![task])?;
+                }
+                Op::SetTaskPaused {
+                    task,
+                    paused: false,
+                } => {
+                    tx.prepare_cached("DELETE FROM paused_tasks WHERE task = ?1")?
+                        .execute(params![task])?;
+                }
                 Op::DeleteSchedule(name) => {
                     tx.prepare_cached("DELETE FROM schedules WHERE name = ?1")?
                         .execute(params![name])?;
@@ -361,6 +375,14 @@ impl Store for SqliteStore {
             .conn
             .prepare("SELECT name, json FROM load_jobs ORDER BY name")?;
         let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT task FROM paused_tasks ORDER BY task")?;
+        let rows = stmt.query_map([], |row| row.get(0))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 

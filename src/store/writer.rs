@@ -80,7 +80,8 @@ impl Refused {
                 | Op::ArchiveExec(_)
                 | Op::TrimExecs(_)
                 | Op::PutSchedule(_)
-                | Op::DeleteSchedule(_) => {}
+                | Op::DeleteSchedule(_)
+                | Op::SetTaskPaused { .. } => {}
             }
         }
     }

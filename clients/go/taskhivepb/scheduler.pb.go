@@ -1151,7 +1151,9 @@ type TaskStatus struct {
 	// Waiting for a named lock.
 	Locked uint64 `protobuf:"varint,8,opt,name=locked,proto3" json:"locked,omitempty"`
 	// Jobs of this task go to every worker (Periodic's BROADCAST).
-	Broadcast     bool `protobuf:"varint,9,opt,name=broadcast,proto3" json:"broadcast,omitempty"`
+	Broadcast bool `protobuf:"varint,9,opt,name=broadcast,proto3" json:"broadcast,omitempty"`
+	// Paused (PauseTask): its jobs are kept, none is handed out.
+	Paused        bool `protobuf:"varint,10,opt,name=paused,proto3" json:"paused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1245,6 +1247,13 @@ func (x *TaskStatus) GetLocked() uint64 {
 func (x *TaskStatus) GetBroadcast() bool {
 	if x != nil {
 		return x.Broadcast
+	}
+	return false
+}
+
+func (x *TaskStatus) GetPaused() bool {
+	if x != nil {
+		return x.Paused
 	}
 	return false
 }
@@ -3760,6 +3769,95 @@ func (*DeleteScheduleResponse) Descriptor() ([]byte, []int) {
 	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{56}
 }
 
+type TaskRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          string                 `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskRef) Reset() {
+	*x = TaskRef{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskRef) ProtoMessage() {}
+
+func (x *TaskRef) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskRef.ProtoReflect.Descriptor instead.
+func (*TaskRef) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *TaskRef) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+type PauseTaskResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task's counts after the change (paused set by PauseTask, cleared by ResumeTask).
+	Status        *TaskStatus `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseTaskResponse) Reset() {
+	*x = PauseTaskResponse{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseTaskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseTaskResponse) ProtoMessage() {}
+
+func (x *PauseTaskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseTaskResponse.ProtoReflect.Descriptor instead.
+func (*PauseTaskResponse) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *PauseTaskResponse) GetStatus() *TaskStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 var File_taskhive_v1_scheduler_proto protoreflect.FileDescriptor
 
 const file_taskhive_v1_scheduler_proto_rawDesc = "" +
@@ -3830,7 +3928,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x10DropTaskResponse\x12\x18\n" +
 	"\aremoved\x18\x01 \x01(\x04R\aremoved\"#\n" +
 	"\rStatusRequest\x12\x12\n" +
-	"\x04task\x18\x01 \x01(\tR\x04task\"\xff\x01\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\"\x97\x02\n" +
 	"\n" +
 	"TaskStatus\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\tR\x04task\x12\x18\n" +
@@ -3841,7 +3939,9 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x04dead\x18\x06 \x01(\x04R\x04dead\x12'\n" +
 	"\x10next_sched_at_ms\x18\a \x01(\x03R\rnextSchedAtMs\x12\x16\n" +
 	"\x06locked\x18\b \x01(\x04R\x06locked\x12\x1c\n" +
-	"\tbroadcast\x18\t \x01(\bR\tbroadcast\"p\n" +
+	"\tbroadcast\x18\t \x01(\bR\tbroadcast\x12\x16\n" +
+	"\x06paused\x18\n" +
+	" \x01(\bR\x06paused\"p\n" +
 	"\x0eStatusResponse\x12-\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x17.taskhive.v1.TaskStatusR\x05tasks\x12/\n" +
 	"\x06totals\x18\x02 \x01(\v2\x17.taskhive.v1.TaskStatusR\x06totals\";\n" +
@@ -3995,7 +4095,11 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x14ListSchedulesRequest\"L\n" +
 	"\x15ListSchedulesResponse\x123\n" +
 	"\tschedules\x18\x01 \x03(\v2\x15.taskhive.v1.ScheduleR\tschedules\"\x18\n" +
-	"\x16DeleteScheduleResponse*\xf7\x03\n" +
+	"\x16DeleteScheduleResponse\"\x1d\n" +
+	"\aTaskRef\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\"D\n" +
+	"\x11PauseTaskResponse\x12/\n" +
+	"\x06status\x18\x01 \x01(\v2\x17.taskhive.v1.TaskStatusR\x06status*\xf7\x03\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x18\n" +
 	"\x14ERROR_CODE_CANCELLED\x10\x01\x12\x16\n" +
@@ -4025,7 +4129,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x18MISSED_TICKS_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11MISSED_TICKS_SKIP\x10\x01\x12\x14\n" +
 	"\x10MISSED_TICKS_ONE\x10\x02\x12\x14\n" +
-	"\x10MISSED_TICKS_ALL\x10\x032\xae\x11\n" +
+	"\x10MISSED_TICKS_ALL\x10\x032\xb5\x12\n" +
 	"\tScheduler\x12J\n" +
 	"\tSubmitJob\x12\x1d.taskhive.v1.SubmitJobRequest\x1a\x1e.taskhive.v1.SubmitJobResponse\x12M\n" +
 	"\n" +
@@ -4058,7 +4162,10 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\vGetSchedule\x12\x18.taskhive.v1.ScheduleRef\x1a\x15.taskhive.v1.Schedule\x12@\n" +
 	"\rPauseSchedule\x12\x18.taskhive.v1.ScheduleRef\x1a\x15.taskhive.v1.Schedule\x12A\n" +
 	"\x0eResumeSchedule\x12\x18.taskhive.v1.ScheduleRef\x1a\x15.taskhive.v1.Schedule\x12O\n" +
-	"\x0eDeleteSchedule\x12\x18.taskhive.v1.ScheduleRef\x1a#.taskhive.v1.DeleteScheduleResponseB?Z=github.com/taskhive/taskhive/clients/go/taskhivepb;taskhivepbb\x06proto3"
+	"\x0eDeleteSchedule\x12\x18.taskhive.v1.ScheduleRef\x1a#.taskhive.v1.DeleteScheduleResponse\x12A\n" +
+	"\tPauseTask\x12\x14.taskhive.v1.TaskRef\x1a\x1e.taskhive.v1.PauseTaskResponse\x12B\n" +
+	"\n" +
+	"ResumeTask\x12\x14.taskhive.v1.TaskRef\x1a\x1e.taskhive.v1.PauseTaskResponseB?Z=github.com/taskhive/taskhive/clients/go/taskhivepb;taskhivepbb\x06proto3"
 
 var (
 	file_taskhive_v1_scheduler_proto_rawDescOnce sync.Once
@@ -4073,7 +4180,7 @@ func file_taskhive_v1_scheduler_proto_rawDescGZIP() []byte {
 }
 
 var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_taskhive_v1_scheduler_proto_goTypes = []any{
 	(ErrorCode)(0),                 // 0: taskhive.v1.ErrorCode
 	(JobState)(0),                  // 1: taskhive.v1.JobState
@@ -4135,7 +4242,9 @@ var file_taskhive_v1_scheduler_proto_goTypes = []any{
 	(*ListSchedulesRequest)(nil),   // 57: taskhive.v1.ListSchedulesRequest
 	(*ListSchedulesResponse)(nil),  // 58: taskhive.v1.ListSchedulesResponse
 	(*DeleteScheduleResponse)(nil), // 59: taskhive.v1.DeleteScheduleResponse
-	nil,                            // 60: taskhive.v1.ConfigResponse.ValuesEntry
+	(*TaskRef)(nil),                // 60: taskhive.v1.TaskRef
+	(*PauseTaskResponse)(nil),      // 61: taskhive.v1.PauseTaskResponse
+	nil,                            // 62: taskhive.v1.ConfigResponse.ValuesEntry
 }
 var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
 	3,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
@@ -4166,80 +4275,85 @@ var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
 	39, // 25: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
 	45, // 26: taskhive.v1.ServerMessage.cancel:type_name -> taskhive.v1.CancelJob
 	10, // 27: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
-	60, // 28: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
+	62, // 28: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
 	13, // 29: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
 	3,  // 30: taskhive.v1.CreateScheduleRequest.retry:type_name -> taskhive.v1.RetryPolicy
 	2,  // 31: taskhive.v1.CreateScheduleRequest.missed:type_name -> taskhive.v1.MissedTicks
 	3,  // 32: taskhive.v1.Schedule.retry:type_name -> taskhive.v1.RetryPolicy
 	2,  // 33: taskhive.v1.Schedule.missed:type_name -> taskhive.v1.MissedTicks
 	55, // 34: taskhive.v1.ListSchedulesResponse.schedules:type_name -> taskhive.v1.Schedule
-	4,  // 35: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
-	6,  // 36: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
-	4,  // 37: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
-	4,  // 38: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
-	4,  // 39: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
-	11, // 40: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
-	11, // 41: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
-	11, // 42: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
-	14, // 43: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
-	16, // 44: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
-	19, // 45: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
-	21, // 46: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
-	21, // 47: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
-	23, // 48: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
-	25, // 49: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
-	30, // 50: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
-	32, // 51: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
-	36, // 52: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
-	38, // 53: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
-	40, // 54: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
-	42, // 55: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
-	48, // 56: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
-	49, // 57: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
-	51, // 58: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
-	52, // 59: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
-	54, // 60: taskhive.v1.Scheduler.CreateSchedule:input_type -> taskhive.v1.CreateScheduleRequest
-	57, // 61: taskhive.v1.Scheduler.ListSchedules:input_type -> taskhive.v1.ListSchedulesRequest
-	56, // 62: taskhive.v1.Scheduler.GetSchedule:input_type -> taskhive.v1.ScheduleRef
-	56, // 63: taskhive.v1.Scheduler.PauseSchedule:input_type -> taskhive.v1.ScheduleRef
-	56, // 64: taskhive.v1.Scheduler.ResumeSchedule:input_type -> taskhive.v1.ScheduleRef
-	56, // 65: taskhive.v1.Scheduler.DeleteSchedule:input_type -> taskhive.v1.ScheduleRef
-	5,  // 66: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
-	7,  // 67: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
-	8,  // 68: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
-	10, // 69: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
-	47, // 70: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
-	47, // 71: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
-	12, // 72: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
-	13, // 73: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
-	15, // 74: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
-	18, // 75: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
-	20, // 76: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
-	22, // 77: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
-	22, // 78: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
-	24, // 79: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
-	13, // 80: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
-	31, // 81: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
-	33, // 82: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
-	37, // 83: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
-	39, // 84: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
-	41, // 85: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
-	46, // 86: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
-	50, // 87: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
-	50, // 88: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
-	52, // 89: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
-	53, // 90: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
-	55, // 91: taskhive.v1.Scheduler.CreateSchedule:output_type -> taskhive.v1.Schedule
-	58, // 92: taskhive.v1.Scheduler.ListSchedules:output_type -> taskhive.v1.ListSchedulesResponse
-	55, // 93: taskhive.v1.Scheduler.GetSchedule:output_type -> taskhive.v1.Schedule
-	55, // 94: taskhive.v1.Scheduler.PauseSchedule:output_type -> taskhive.v1.Schedule
-	55, // 95: taskhive.v1.Scheduler.ResumeSchedule:output_type -> taskhive.v1.Schedule
-	59, // 96: taskhive.v1.Scheduler.DeleteSchedule:output_type -> taskhive.v1.DeleteScheduleResponse
-	66, // [66:97] is the sub-list for method output_type
-	35, // [35:66] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	17, // 35: taskhive.v1.PauseTaskResponse.status:type_name -> taskhive.v1.TaskStatus
+	4,  // 36: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
+	6,  // 37: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
+	4,  // 38: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
+	4,  // 39: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
+	4,  // 40: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
+	11, // 41: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
+	11, // 42: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
+	11, // 43: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
+	14, // 44: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
+	16, // 45: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
+	19, // 46: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
+	21, // 47: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
+	21, // 48: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
+	23, // 49: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
+	25, // 50: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
+	30, // 51: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
+	32, // 52: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
+	36, // 53: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
+	38, // 54: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
+	40, // 55: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
+	42, // 56: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
+	48, // 57: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
+	49, // 58: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
+	51, // 59: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
+	52, // 60: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
+	54, // 61: taskhive.v1.Scheduler.CreateSchedule:input_type -> taskhive.v1.CreateScheduleRequest
+	57, // 62: taskhive.v1.Scheduler.ListSchedules:input_type -> taskhive.v1.ListSchedulesRequest
+	56, // 63: taskhive.v1.Scheduler.GetSchedule:input_type -> taskhive.v1.ScheduleRef
+	56, // 64: taskhive.v1.Scheduler.PauseSchedule:input_type -> taskhive.v1.ScheduleRef
+	56, // 65: taskhive.v1.Scheduler.ResumeSchedule:input_type -> taskhive.v1.ScheduleRef
+	56, // 66: taskhive.v1.Scheduler.DeleteSchedule:input_type -> taskhive.v1.ScheduleRef
+	60, // 67: taskhive.v1.Scheduler.PauseTask:input_type -> taskhive.v1.TaskRef
+	60, // 68: taskhive.v1.Scheduler.ResumeTask:input_type -> taskhive.v1.TaskRef
+	5,  // 69: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
+	7,  // 70: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
+	8,  // 71: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
+	10, // 72: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
+	47, // 73: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
+	47, // 74: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
+	12, // 75: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
+	13, // 76: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
+	15, // 77: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
+	18, // 78: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
+	20, // 79: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
+	22, // 80: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
+	22, // 81: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
+	24, // 82: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
+	13, // 83: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
+	31, // 84: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
+	33, // 85: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
+	37, // 86: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
+	39, // 87: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
+	41, // 88: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
+	46, // 89: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
+	50, // 90: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
+	50, // 91: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
+	52, // 92: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
+	53, // 93: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
+	55, // 94: taskhive.v1.Scheduler.CreateSchedule:output_type -> taskhive.v1.Schedule
+	58, // 95: taskhive.v1.Scheduler.ListSchedules:output_type -> taskhive.v1.ListSchedulesResponse
+	55, // 96: taskhive.v1.Scheduler.GetSchedule:output_type -> taskhive.v1.Schedule
+	55, // 97: taskhive.v1.Scheduler.PauseSchedule:output_type -> taskhive.v1.Schedule
+	55, // 98: taskhive.v1.Scheduler.ResumeSchedule:output_type -> taskhive.v1.Schedule
+	59, // 99: taskhive.v1.Scheduler.DeleteSchedule:output_type -> taskhive.v1.DeleteScheduleResponse
+	61, // 100: taskhive.v1.Scheduler.PauseTask:output_type -> taskhive.v1.PauseTaskResponse
+	61, // 101: taskhive.v1.Scheduler.ResumeTask:output_type -> taskhive.v1.PauseTaskResponse
+	69, // [69:102] is the sub-list for method output_type
+	36, // [36:69] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_taskhive_v1_scheduler_proto_init() }
@@ -4282,7 +4396,7 @@ func file_taskhive_v1_scheduler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskhive_v1_scheduler_proto_rawDesc), len(file_taskhive_v1_scheduler_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   58,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

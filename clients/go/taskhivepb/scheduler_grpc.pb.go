@@ -53,6 +53,8 @@ const (
 	Scheduler_PauseSchedule_FullMethodName  = "/taskhive.v1.Scheduler/PauseSchedule"
 	Scheduler_ResumeSchedule_FullMethodName = "/taskhive.v1.Scheduler/ResumeSchedule"
 	Scheduler_DeleteSchedule_FullMethodName = "/taskhive.v1.Scheduler/DeleteSchedule"
+	Scheduler_PauseTask_FullMethodName      = "/taskhive.v1.Scheduler/PauseTask"
+	Scheduler_ResumeTask_FullMethodName     = "/taskhive.v1.Scheduler/ResumeTask"
 )
 
 // SchedulerClient is the client API for Scheduler service.
@@ -131,6 +133,10 @@ type SchedulerClient interface {
 	ResumeSchedule(ctx context.Context, in *ScheduleRef, opts ...grpc.CallOption) (*Schedule, error)
 	// Deletes a schedule; the jobs it enqueued stay.
 	DeleteSchedule(ctx context.Context, in *ScheduleRef, opts ...grpc.CallOption) (*DeleteScheduleResponse, error)
+	// Pause a task: submits are accepted and kept, none of its jobs is handed out (on any
+	// node), running ones finish. Durable; Status shows `paused`.
+	PauseTask(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*PauseTaskResponse, error)
+	ResumeTask(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*PauseTaskResponse, error)
 }
 
 type schedulerClient struct {
@@ -496,6 +502,26 @@ func (c *schedulerClient) DeleteSchedule(ctx context.Context, in *ScheduleRef, o
 	return out, nil
 }
 
+func (c *schedulerClient) PauseTask(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*PauseTaskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseTaskResponse)
+	err := c.cc.Invoke(ctx, Scheduler_PauseTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) ResumeTask(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*PauseTaskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseTaskResponse)
+	err := c.cc.Invoke(ctx, Scheduler_ResumeTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SchedulerServer is the server API for Scheduler service.
 // All implementations must embed UnimplementedSchedulerServer
 // for forward compatibility.
@@ -572,6 +598,10 @@ type SchedulerServer interface {
 	ResumeSchedule(context.Context, *ScheduleRef) (*Schedule, error)
 	// Deletes a schedule; the jobs it enqueued stay.
 	DeleteSchedule(context.Context, *ScheduleRef) (*DeleteScheduleResponse, error)
+	// Pause a task: submits are accepted and kept, none of its jobs is handed out (on any
+	// node), running ones finish. Durable; Status shows `paused`.
+	PauseTask(context.Context, *TaskRef) (*PauseTaskResponse, error)
+	ResumeTask(context.Context, *TaskRef) (*PauseTaskResponse, error)
 	mustEmbedUnimplementedSchedulerServer()
 }
 
@@ -674,6 +704,12 @@ func (UnimplementedSchedulerServer) ResumeSchedule(context.Context, *ScheduleRef
 }
 func (UnimplementedSchedulerServer) DeleteSchedule(context.Context, *ScheduleRef) (*DeleteScheduleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteSchedule not implemented")
+}
+func (UnimplementedSchedulerServer) PauseTask(context.Context, *TaskRef) (*PauseTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseTask not implemented")
+}
+func (UnimplementedSchedulerServer) ResumeTask(context.Context, *TaskRef) (*PauseTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeTask not implemented")
 }
 func (UnimplementedSchedulerServer) mustEmbedUnimplementedSchedulerServer() {}
 func (UnimplementedSchedulerServer) testEmbeddedByValue()                   {}
@@ -1193,6 +1229,42 @@ func _Scheduler_DeleteSchedule_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Scheduler_PauseTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TaskRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).PauseTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_PauseTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).PauseTask(ctx, req.(*TaskRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Scheduler_ResumeTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TaskRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).ResumeTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_ResumeTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).ResumeTask(ctx, req.(*TaskRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Scheduler_ServiceDesc is the grpc.ServiceDesc for Scheduler service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1295,6 +1367,14 @@ var Scheduler_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteSchedule",
 			Handler:    _Scheduler_DeleteSchedule_Handler,
+		},
+		{
+			MethodName: "PauseTask",
+			Handler:    _Scheduler_PauseTask_Handler,
+		},
+		{
+			MethodName: "ResumeTask",
+			Handler:    _Scheduler_ResumeTask_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

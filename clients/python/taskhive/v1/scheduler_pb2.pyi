@@ -217,7 +217,7 @@ class StatusRequest(_message.Message):
     def __init__(self, task: _Optional[str] = ...) -> None: ...
 
 class TaskStatus(_message.Message):
-    __slots__ = ("task", "workers", "pending", "scheduled", "running", "dead", "next_sched_at_ms", "locked", "broadcast")
+    __slots__ = ("task", "workers", "pending", "scheduled", "running", "dead", "next_sched_at_ms", "locked", "broadcast", "paused")
     TASK_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
@@ -227,6 +227,7 @@ class TaskStatus(_message.Message):
     NEXT_SCHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     LOCKED_FIELD_NUMBER: _ClassVar[int]
     BROADCAST_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
     task: str
     workers: int
     pending: int
@@ -236,7 +237,8 @@ class TaskStatus(_message.Message):
     next_sched_at_ms: int
     locked: int
     broadcast: bool
-    def __init__(self, task: _Optional[str] = ..., workers: _Optional[int] = ..., pending: _Optional[int] = ..., scheduled: _Optional[int] = ..., running: _Optional[int] = ..., dead: _Optional[int] = ..., next_sched_at_ms: _Optional[int] = ..., locked: _Optional[int] = ..., broadcast: _Optional[bool] = ...) -> None: ...
+    paused: bool
+    def __init__(self, task: _Optional[str] = ..., workers: _Optional[int] = ..., pending: _Optional[int] = ..., scheduled: _Optional[int] = ..., running: _Optional[int] = ..., dead: _Optional[int] = ..., next_sched_at_ms: _Optional[int] = ..., locked: _Optional[int] = ..., broadcast: _Optional[bool] = ..., paused: _Optional[bool] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
     __slots__ = ("tasks", "totals")
@@ -602,3 +604,15 @@ class ListSchedulesResponse(_message.Message):
 class DeleteScheduleResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class TaskRef(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    def __init__(self, task: _Optional[str] = ...) -> None: ...
+
+class PauseTaskResponse(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: TaskStatus
+    def __init__(self, status: _Optional[_Union[TaskStatus, _Mapping]] = ...) -> None: ...

@@ -189,6 +189,16 @@ class SchedulerStub:
                 request_serializer=taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.SerializeToString,
                 response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.DeleteScheduleResponse.FromString,
                 _registered_method=True)
+        self.PauseTask = channel.unary_unary(
+                '/taskhive.v1.Scheduler/PauseTask',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.TaskRef.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.FromString,
+                _registered_method=True)
+        self.ResumeTask = channel.unary_unary(
+                '/taskhive.v1.Scheduler/ResumeTask',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.TaskRef.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServicer:
@@ -421,6 +431,20 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseTask(self, request, context):
+        """Pause a task: submits are accepted and kept, none of its jobs is handed out (on any
+        node), running ones finish. Durable; Status shows `paused`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -578,6 +602,16 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.DeleteSchedule,
                     request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.FromString,
                     response_serializer=taskhive_dot_v1_dot_scheduler__pb2.DeleteScheduleResponse.SerializeToString,
+            ),
+            'PauseTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseTask,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.TaskRef.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.SerializeToString,
+            ),
+            'ResumeTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeTask,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.TaskRef.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1417,6 +1451,60 @@ class Scheduler:
             '/taskhive.v1.Scheduler/DeleteSchedule',
             taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.SerializeToString,
             taskhive_dot_v1_dot_scheduler__pb2.DeleteScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskhive.v1.Scheduler/PauseTask',
+            taskhive_dot_v1_dot_scheduler__pb2.TaskRef.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskhive.v1.Scheduler/ResumeTask',
+            taskhive_dot_v1_dot_scheduler__pb2.TaskRef.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,
