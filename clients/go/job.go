@@ -114,6 +114,8 @@ type TaskStatus struct {
 	Dead      uint64
 	Locked    uint64 // waiting for a named lock
 	Broadcast bool
+	// Paused is set while the task is paused (Client.PauseTask): its jobs are kept, none is handed out.
+	Paused bool
 	// NextSchedAt is the earliest due time among pending and scheduled jobs (zero when none).
 	NextSchedAt time.Time
 }
@@ -147,6 +149,7 @@ func taskStatusFromPB(t *pb.TaskStatus) TaskStatus {
 		Dead:      t.GetDead(),
 		Locked:    t.GetLocked(),
 		Broadcast: t.GetBroadcast(),
+		Paused:    t.GetPaused(),
 	}
 	if ms := t.GetNextSchedAtMs(); ms > 0 {
 		out.NextSchedAt = time.UnixMilli(ms)

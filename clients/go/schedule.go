@@ -161,3 +161,23 @@ func scheduleFromPB(s *pb.Schedule) *Schedule {
 	}
 	return out
 }
+
+// PauseTask pauses a task: submits are accepted and kept, none of its jobs is
+// handed out (on any node), running ones finish. It lasts across restarts. It
+// returns the task's counts.
+func (c *Client) PauseTask(ctx context.Context, task string) (TaskStatus, error) {
+	r, err := c.rpc.PauseTask(ctx, &pb.TaskRef{Task: task})
+	if err != nil {
+		return TaskStatus{}, wrap(err, "pause %s", task)
+	}
+	return taskStatusFromPB(r.GetStatus()), nil
+}
+
+// ResumeTask resumes a paused task and returns its counts.
+func (c *Client) ResumeTask(ctx context.Context, task string) (TaskStatus, error) {
+	r, err := c.rpc.ResumeTask(ctx, &pb.TaskRef{Task: task})
+	if err != nil {
+		return TaskStatus{}, wrap(err, "resume %s", task)
+	}
+	return taskStatusFromPB(r.GetStatus()), nil
+}

@@ -66,3 +66,21 @@ func TestSchedulesFirePauseResumeAndRefuseBadExpressions(t *testing.T) {
 		t.Fatalf("after delete: %v", err)
 	}
 }
+
+func TestAPausedTaskKeepsItsJobsUntilResumed(t *testing.T) {
+	_, c := startServer(t)
+	ctx := ctxT(t)
+	if st, err := c.PauseTask(ctx, "held"); err != nil || !st.Paused {
+		t.Fatalf("pause: %+v %v", st, err)
+	}
+	if _, err := c.Submit(ctx, "held", "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Status(ctx, "held")
+	if err != nil || len(s.Tasks) != 1 || !s.Tasks[0].Paused || s.Tasks[0].Pending != 1 {
+		t.Fatalf("status: %+v %v", s, err)
+	}
+	if st, err := c.ResumeTask(ctx, "held"); err != nil || st.Paused {
+		t.Fatalf("resume: %+v %v", st, err)
+	}
+}

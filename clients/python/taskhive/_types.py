@@ -299,6 +299,8 @@ class TaskStatus:
     locked: int = 0
     #: Every job of the task goes to every worker (Periodic's BROADCAST).
     broadcast: bool = False
+    #: Paused (:meth:`Client.pause_task`): its jobs are kept, none is handed out.
+    paused: bool = False
 
     @classmethod
     def from_proto(cls, m: pb.TaskStatus) -> "TaskStatus":
@@ -313,6 +315,7 @@ class TaskStatus:
             next_sched_at_ms=m.next_sched_at_ms,
             locked=m.locked,
             broadcast=m.broadcast,
+            paused=m.paused,
         )
 
 

@@ -24,6 +24,7 @@ from taskhive._types import (
     Schedule,
     Status,
     SubmitAck,
+    TaskStatus,
     When,
     default_addr,
     job_ref,
@@ -219,6 +220,17 @@ class Client:
         :raises FailedPreconditionError: workers are registered for the task.
         """
         return self._call(self._stub.DropTask, pb.DropTaskRequest(task=task)).removed
+
+    def pause_task(self, task: str) -> TaskStatus:
+        """Pauses a task: submits are kept, none of its jobs is handed out (on any node),
+        running ones finish. Durable. Returns the task's counts."""
+        r = self._call(self._stub.PauseTask, pb.TaskRef(task=task))
+        return TaskStatus.from_proto(r.status)
+
+    def resume_task(self, task: str) -> TaskStatus:
+        """Resumes a paused task. Returns the task's counts."""
+        r = self._call(self._stub.ResumeTask, pb.TaskRef(task=task))
+        return TaskStatus.from_proto(r.status)
 
     # -- dead set ----------------------------------------------------------------------------
 

@@ -472,3 +472,12 @@ async def test_schedules_fire_pause_resume_and_refuse_bad_expressions(server):
         await client.delete_schedule("tick")
         with pytest.raises(aio.NotFoundError):
             await client.get_schedule("tick")
+
+
+@run_async
+async def test_a_paused_task_keeps_its_jobs_until_resumed(server):
+    async with aio.Client(server.addr) as client:
+        assert (await client.pause_task("held")).paused
+        await client.submit("held", "a")
+        assert (await client.status("held"))["held"].paused
+        assert not (await client.resume_task("held")).paused

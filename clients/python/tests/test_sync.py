@@ -518,3 +518,13 @@ def test_schedules_fire_pause_resume_and_refuse_bad_expressions(client):
     client.delete_schedule("tick")
     with pytest.raises(taskhive.NotFoundError):
         client.get_schedule("tick")
+
+
+def test_a_paused_task_keeps_its_jobs_until_resumed(server, client):
+    st = client.pause_task("held")
+    assert st.paused
+    client.submit("held", "a")
+    assert client.status("held")["held"].paused
+    assert client.status("held")["held"].pending == 1
+    st = client.resume_task("held")
+    assert not st.paused

@@ -27,6 +27,7 @@ from taskhive._types import (
     Schedule,
     Status,
     SubmitAck,
+    TaskStatus,
     When,
     default_addr,
     job_ref,
@@ -197,6 +198,17 @@ class Client:
     async def drop(self, task: str) -> int:
         """Removes a task and all of its jobs; refused while workers serve it."""
         return (await self._call(self._stub.DropTask, pb.DropTaskRequest(task=task))).removed
+
+    async def pause_task(self, task: str) -> TaskStatus:
+        """Pauses a task: submits are kept, none of its jobs is handed out (on any node),
+        running ones finish. Durable. Returns the task's counts."""
+        r = await self._call(self._stub.PauseTask, pb.TaskRef(task=task))
+        return TaskStatus.from_proto(r.status)
+
+    async def resume_task(self, task: str) -> TaskStatus:
+        """Resumes a paused task. Returns the task's counts."""
+        r = await self._call(self._stub.ResumeTask, pb.TaskRef(task=task))
+        return TaskStatus.from_proto(r.status)
 
     # -- dead set ----------------------------------------------------------------------------
 
