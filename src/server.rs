@@ -190,6 +190,8 @@ pub async fn start_scheduler(
                 })
                 .collect();
             h.node().restore_schedules(schedules);
+            h.node()
+                .keep_results(config.keep_results.as_millis() as crate::scheduler::job::Millis);
             (h, j, None)
         }
         Some((url, cc, fence)) => {

@@ -672,6 +672,56 @@ async fn three_nodes_enqueue_each_tick_once_across_a_sigkill() {
     );
 }
 
+/// `--keep-results` in a cluster: a job done on one node shows `done` and its result on
+/// every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_result_is_readable_from_every_node() {
+    let db = tokio::task::spawn_blocking(fresh_db).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let node = format!("k{i}");
+        let args = [
+            "--store",
+            db.url.as_str(),
+            "--node-id",
+            node.as_str(),
+            "--claim-ttl",
+            "2s",
+            "--poll-interval",
+            "1s",
+            "--keep-results",
+            "1h",
+        ];
+        nodes.push(spawn_server(&tmp.path().join(&node), &args).await);
+    }
+    let mut w = Worker::connect(channel(nodes[0].1).await, &["kp"], 1).await;
+    client(nodes[1].1)
+        .await
+        .submit_job(job("kp", "a"))
+        .await
+        .unwrap();
+    let j = w.next_job().await;
+    w.done(j.lease_id, b"kept").await;
+    for (_, addr) in &nodes {
+        let mut c = client(*addr).await;
+        let got = within(10, async {
+            loop {
+                if let Ok(g) = c.get_job(key("kp", "a")).await {
+                    let g = g.into_inner();
+                    if g.state == pb::JobState::Done as i32 {
+                        return g;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert_eq!((&got.result[..], got.id), (&b"kept"[..], j.id));
+        assert!(got.finished_at_ms > 0);
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod one_node {

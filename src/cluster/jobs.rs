@@ -96,6 +96,33 @@ impl ClusterJobs {
         Ok((reply, Some(rx)))
     }
 
+    /// A done job's kept outcome (`--keep-results`).
+    async fn get_kept(&self, key: &JobKey) -> Result<JobView, Error> {
+        let (id, task, name) = key_params(key);
+        let row = self
+            .shared
+            .conn()
+            .await?
+            .client
+            .query_opt(sql::GET_KEPT, &[&id, &task, &name, &now_ms()])
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| not_found(key))?;
+        Ok(JobView {
+            record: JobRecord {
+                id: row.get::<_, i64>(0) as u64,
+                task: row.get(1),
+                name: row.get(2),
+                attempts: row.get::<_, i64>(3) as u32,
+                ..JobRecord::default()
+            },
+            state: JobState::Done,
+            lease: None,
+            result: Some(Bytes::from(row.get::<_, Vec<u8>>(4))),
+            finished_at: Some(row.get(5)),
+        })
+    }
+
     async fn workers_anywhere(&self, task: &str) -> Result<bool, Error> {
         if self.local.has_worker(task.to_string()).await? {
             return Ok(true);
@@ -348,8 +375,10 @@ impl Backend for ClusterJobs {
                 .client
                 .query_opt(sql::GET, &[&id, &task, &name])
                 .await
-                .map_err(db_err)?
-                .ok_or_else(|| not_found(&key))?;
+                .map_err(db_err)?;
+            let Some(row) = row else {
+                return me.get_kept(&key).await;
+            };
             let record = record_of(&row);
             let (owner, claimed): (Option<String>, bool) = (row.get(14), row.get(15));
             if claimed && owner.as_deref() == Some(me.shared.node.as_str()) {
@@ -371,6 +400,8 @@ impl Backend for ClusterJobs {
                 record,
                 state,
                 lease: None,
+                result: None,
+                finished_at: None,
             })
         })
     }
@@ -463,6 +494,8 @@ impl Backend for ClusterJobs {
                     record: record_of(r),
                     state: JobState::Dead,
                     lease: None,
+                    result: None,
+                    finished_at: None,
                 })
                 .collect())
         })

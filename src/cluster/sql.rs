@@ -220,3 +220,18 @@ pub const ANNOUNCE_PAUSE: &str = "SELECT pg_notify('taskhive_paused', $1::text |
 
 /// Wakes every claimer for task `$1` (a resumed task's jobs are claimable again).
 pub const WAKE_TASK: &str = "SELECT pg_notify('taskhive_jobs', $1::text || ' 0')";
+
+/// Keeps a done job's outcome (`$1` id, `$2` task, `$3` name, `$4` attempts, `$5` result,
+/// `$6` finished at, `$7` expires at), replacing an older one of the same (task, name);
+/// outcomes expired by `$6` go in the same statement (by the expiry index, no scan).
+pub const KEEP_RESULT: &str = "WITH gone AS (DELETE FROM results_kept WHERE expires_at <= $6)
+     INSERT INTO results_kept (task, name, id, attempts, result, finished_at, expires_at)
+        VALUES ($2, $3, $1, $4, $5, $6, $7)
+     ON CONFLICT (task, name) DO UPDATE SET id = EXCLUDED.id, attempts = EXCLUDED.attempts,
+        result = EXCLUDED.result, finished_at = EXCLUDED.finished_at,
+        expires_at = EXCLUDED.expires_at";
+
+/// A kept outcome by id (`$1`) or by task and name (`$2`, `$3`), unexpired at `$4`.
+pub const GET_KEPT: &str = "SELECT id, task, name, attempts, result, finished_at FROM results_kept
+     WHERE (($1::bigint IS NOT NULL AND id = $1) OR ($1::bigint IS NULL AND task = $2 AND name = $3))
+       AND expires_at > $4";

@@ -198,16 +198,23 @@ pub fn job_pb(r: JobRecord, state: JobState, lease: Option<LeaseId>) -> pb::Job 
             JobState::Scheduled => pb::JobState::Scheduled,
             JobState::Running => pb::JobState::Running,
             JobState::Dead => pb::JobState::Dead,
+            JobState::Done => pb::JobState::Done,
         } as i32,
         lease_id: lease.unwrap_or(0),
         retry: Some(retry_pb(r.retry)),
         last_error: r.last_error,
+        result: Default::default(),
+        finished_at_ms: 0,
     }
 }
 
 /// A job view as protobuf.
 pub fn view_pb(v: JobView) -> pb::Job {
-    job_pb(v.record, v.state, v.lease)
+    pb::Job {
+        result: v.result.unwrap_or_default(),
+        finished_at_ms: v.finished_at.unwrap_or(0),
+        ..job_pb(v.record, v.state, v.lease)
+    }
 }
 
 /// A dumped job back to a record (for Load); validated like a submission.

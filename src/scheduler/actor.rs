@@ -18,6 +18,7 @@ use super::clock::Clock;
 use super::core::{Core, Effect, LocalWorkers, SubmitReply, TaskStatus};
 use super::error::{Error, Stale};
 use super::job::*;
+use super::kept::KeptResults;
 use super::local::LocalJobs;
 use super::schedule::{Plan, Schedule, ScheduleSpec};
 use super::settings::Settings;
@@ -207,6 +208,9 @@ pub(super) enum Cmd {
     RestoreSchedules {
         schedules: Vec<Schedule>,
     },
+    KeepResults {
+        keep_ms: Millis,
+    },
     PauseTask {
         task: String,
         paused: bool,
@@ -244,9 +248,10 @@ pub(super) enum Cmd {
     },
 }
 
-/// Called with every job that finished (or failed for good) here: cluster mode publishes
-/// results for RunJob callers on other nodes.
-pub type FinishedHook = Arc<dyn Fn(JobId, &Result<Bytes, String>) + Send + Sync>;
+/// Called with every job that finished (or failed for good) here, with its task, name and
+/// failed attempts: cluster mode publishes results for RunJob callers on other nodes and
+/// keeps results (`--keep-results`).
+pub type FinishedHook = Arc<dyn Fn(JobId, &str, &str, u32, &Result<Bytes, String>) + Send + Sync>;
 
 /// How this node's core relates to the jobs it holds, chosen at start-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,6 +324,8 @@ pub fn spawn_node(
         on_finished,
         holding,
         schedules: BTreeMap::new(),
+        kept: KeptResults::default(),
+        keep_ms: 0,
     };
     let join = tokio::spawn(actor.run());
     (NodeHandle { tx, clock }, join)
@@ -358,6 +365,11 @@ impl NodeHandle {
         })
         .await
         .map(drop)
+    }
+
+    /// Keeps finished jobs' outcomes for `keep_ms` (start-up; one node holding every job).
+    pub fn keep_results(&self, keep_ms: Millis) {
+        let _ = self.tx.send(Cmd::KeepResults { keep_ms });
     }
 
     /// Hands the actor the stored schedules (start-up, before serving).
@@ -785,6 +797,10 @@ struct Actor {
     holding: Holding,
     /// Schedules by name (the local backend's; a cluster's live in the database).
     schedules: BTreeMap<String, Schedule>,
+    /// Finished jobs' outcomes (`--keep-results`; a cluster keeps them in the database).
+    kept: KeptResults,
+    /// How long to keep them (0 = not kept).
+    keep_ms: Millis,
 }
 
 /// Commands handled per wake-up before timers and dispatch run again.
@@ -818,6 +834,9 @@ impl Actor {
             }
             let now = self.clock.now_ms();
             self.core.tick(now);
+            if !self.kept.is_empty() {
+                self.kept.purge(now);
+            }
             let ops = self.effects();
             self.writer.write_detached(ops);
             if !self.drained.is_empty() && self.core.open_leases() == 0 {
@@ -934,7 +953,11 @@ impl Actor {
                 let _ = reply.send(r.map(|id| (id, commit)));
             }
             Cmd::Get { key, reply } => {
-                let _ = reply.send(self.core.get(&key));
+                let r = match self.core.get(&key) {
+                    Err(Error::NotFound(m)) => self.kept.get(&key, now).ok_or(Error::NotFound(m)),
+                    r => r,
+                };
+                let _ = reply.send(r);
             }
             Cmd::DropTask { task, reply } => {
                 let r = self.core.drop_task(&task);
@@ -1027,6 +1050,17 @@ impl Actor {
                 self.drained.push(reply);
             }
             Cmd::Watch { task, name, tx } => {
+                let key = JobKey::Name { task, name };
+                if self.core.get(&key).is_err() {
+                    // Finished and kept: the outcome at once.
+                    if let Some(v) = self.kept.get(&key, now) {
+                        let _ = tx.send(JobEvent::Finished(Ok(v.result.unwrap_or_default())));
+                        return;
+                    }
+                }
+                let JobKey::Name { task, name } = key else {
+                    unreachable!("built above")
+                };
                 self.watchers.entry((task, name)).or_default().push(tx);
             }
             Cmd::WorkData { lease, data, reply } => {
@@ -1127,6 +1161,7 @@ impl Actor {
                 };
                 let _ = reply.send(commit);
             }
+            Cmd::KeepResults { keep_ms } => self.keep_ms = keep_ms,
             Cmd::RestoreSchedules { schedules } => {
                 self.schedules = schedules
                     .into_iter()
@@ -1274,6 +1309,7 @@ impl Actor {
                         job,
                         task,
                         name,
+                        attempts,
                         result,
                     } => {
                         if !self.watchers.is_empty() {
@@ -1285,7 +1321,20 @@ impl Actor {
                             }
                         }
                         if let Some(hook) = &self.on_finished {
-                            hook(job, &result);
+                            hook(job, &task, &name, attempts, &result);
+                        }
+                        if let (Ok(r), true, Holding::Everything) =
+                            (&result, self.keep_ms > 0, self.holding)
+                        {
+                            let now = self.clock.now_ms();
+                            self.kept.insert(
+                                job,
+                                (task.clone(), name.clone()),
+                                r.clone(),
+                                attempts,
+                                now,
+                                self.keep_ms,
+                            );
                         }
                         if let Some(ws) = self.waiters.remove(&job) {
                             for w in ws {

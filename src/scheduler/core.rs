@@ -88,6 +88,8 @@ pub enum Effect {
         task: Arc<str>,
         /// Its name.
         name: Arc<str>,
+        /// Its failed attempts so far.
+        attempts: u32,
         /// The worker's result, or why there is none.
         result: Result<Bytes, String>,
     },
@@ -1410,6 +1412,7 @@ impl Core {
             job: id,
             task: self.tasks[job.task as usize].name.clone(),
             name: Arc::from(&*job.name),
+            attempts: job.attempts,
             result,
         }
     }
@@ -1772,6 +1775,8 @@ impl Core {
             record: self.record(id),
             state,
             lease,
+            result: None,
+            finished_at: None,
         }
     }
 

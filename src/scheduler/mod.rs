@@ -7,6 +7,7 @@ pub mod clock;
 pub mod core;
 pub mod error;
 pub mod job;
+pub mod kept;
 pub mod local;
 pub mod locks;
 pub mod schedule;

@@ -71,6 +71,12 @@ const MIGRATIONS: &[&str] = &[
         last_tick BIGINT NOT NULL, last_job TEXT NOT NULL);",
     // 7: paused tasks (PauseTask): their jobs are kept and none is claimed.
     "CREATE TABLE paused_tasks (task TEXT PRIMARY KEY);",
+    // 8: cluster kept results (`--keep-results`): a done job's outcome until it expires.
+    "CREATE TABLE results_kept (task TEXT NOT NULL, name TEXT NOT NULL, id BIGINT NOT NULL,
+        attempts BIGINT NOT NULL, result BYTEA NOT NULL, finished_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL, PRIMARY KEY (task, name));
+     CREATE INDEX results_kept_by_expiry ON results_kept (expires_at);
+     CREATE INDEX results_kept_by_id ON results_kept (id);",
 ];
 
 /// Migration 5: `taskhive_submit(task, name, args, ...) RETURNS bigint` submits a job as the

@@ -128,6 +128,8 @@ const (
 	JobState_JOB_STATE_RUNNING JobState = 3
 	// Failed past its retry cap.
 	JobState_JOB_STATE_DEAD JobState = 4
+	// Finished (kept for `serve --keep-results`).
+	JobState_JOB_STATE_DONE JobState = 5
 )
 
 // Enum value maps for JobState.
@@ -138,6 +140,7 @@ var (
 		2: "JOB_STATE_SCHEDULED",
 		3: "JOB_STATE_RUNNING",
 		4: "JOB_STATE_DEAD",
+		5: "JOB_STATE_DONE",
 	}
 	JobState_value = map[string]int32{
 		"JOB_STATE_UNSPECIFIED": 0,
@@ -145,6 +148,7 @@ var (
 		"JOB_STATE_SCHEDULED":   2,
 		"JOB_STATE_RUNNING":     3,
 		"JOB_STATE_DEAD":        4,
+		"JOB_STATE_DONE":        5,
 	}
 )
 
@@ -874,9 +878,13 @@ type Job struct {
 	RunCount uint32   `protobuf:"varint,9,opt,name=run_count,json=runCount,proto3" json:"run_count,omitempty"`
 	State    JobState `protobuf:"varint,10,opt,name=state,proto3,enum=taskhive.v1.JobState" json:"state,omitempty"`
 	// Set on jobs handed to a worker: the lease to report against.
-	LeaseId       uint64       `protobuf:"varint,11,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
-	Retry         *RetryPolicy `protobuf:"bytes,12,opt,name=retry,proto3" json:"retry,omitempty"`
-	LastError     string       `protobuf:"bytes,13,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LeaseId   uint64       `protobuf:"varint,11,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Retry     *RetryPolicy `protobuf:"bytes,12,opt,name=retry,proto3" json:"retry,omitempty"`
+	LastError string       `protobuf:"bytes,13,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// A done job's result (kept for `serve --keep-results`).
+	Result []byte `protobuf:"bytes,14,opt,name=result,proto3" json:"result,omitempty"`
+	// When a done job finished, unix milliseconds (0 otherwise).
+	FinishedAtMs  int64 `protobuf:"varint,15,opt,name=finished_at_ms,json=finishedAtMs,proto3" json:"finished_at_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1000,6 +1008,20 @@ func (x *Job) GetLastError() string {
 		return x.LastError
 	}
 	return ""
+}
+
+func (x *Job) GetResult() []byte {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *Job) GetFinishedAtMs() int64 {
+	if x != nil {
+		return x.FinishedAtMs
+	}
+	return 0
 }
 
 type DropTaskRequest struct {
@@ -3905,7 +3927,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x04task\x18\x02 \x01(\tR\x04task\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\"*\n" +
 	"\x11RemoveJobResponse\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"\xfc\x02\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"\xba\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04task\x18\x02 \x01(\tR\x04task\x12\x12\n" +
@@ -3922,7 +3944,9 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\blease_id\x18\v \x01(\x04R\aleaseId\x12.\n" +
 	"\x05retry\x18\f \x01(\v2\x18.taskhive.v1.RetryPolicyR\x05retry\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\r \x01(\tR\tlastError\"%\n" +
+	"last_error\x18\r \x01(\tR\tlastError\x12\x16\n" +
+	"\x06result\x18\x0e \x01(\fR\x06result\x12$\n" +
+	"\x0efinished_at_ms\x18\x0f \x01(\x03R\ffinishedAtMs\"%\n" +
 	"\x0fDropTaskRequest\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\tR\x04task\",\n" +
 	"\x10DropTaskResponse\x12\x18\n" +
@@ -4118,13 +4142,14 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x13ERROR_CODE_INTERNAL\x10\r\x12\x1a\n" +
 	"\x16ERROR_CODE_UNAVAILABLE\x10\x0e\x12\x18\n" +
 	"\x14ERROR_CODE_DATA_LOSS\x10\x0f\x12\x1e\n" +
-	"\x1aERROR_CODE_UNAUTHENTICATED\x10\x10*\x80\x01\n" +
+	"\x1aERROR_CODE_UNAUTHENTICATED\x10\x10*\x94\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x17\n" +
 	"\x13JOB_STATE_SCHEDULED\x10\x02\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x03\x12\x12\n" +
-	"\x0eJOB_STATE_DEAD\x10\x04*n\n" +
+	"\x0eJOB_STATE_DEAD\x10\x04\x12\x12\n" +
+	"\x0eJOB_STATE_DONE\x10\x05*n\n" +
 	"\vMissedTicks\x12\x1c\n" +
 	"\x18MISSED_TICKS_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11MISSED_TICKS_SKIP\x10\x01\x12\x14\n" +
