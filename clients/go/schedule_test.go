@@ -1,6 +1,7 @@
 package taskhive_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	taskhive "github.com/taskhive/taskhive/clients/go"
+	"github.com/taskhive/taskhive/clients/go/taskhivetest"
 )
 
 func TestSchedulesFirePauseResumeAndRefuseBadExpressions(t *testing.T) {
@@ -82,5 +84,35 @@ func TestAPausedTaskKeepsItsJobsUntilResumed(t *testing.T) {
 	}
 	if st, err := c.ResumeTask(ctx, "held"); err != nil || st.Paused {
 		t.Fatalf("resume: %+v %v", st, err)
+	}
+}
+
+func TestADoneJobIsKeptWithItsResult(t *testing.T) {
+	srv := taskhivetest.Start(t, "--keep-results", "1h")
+	c := srv.Client(t)
+	ctx := ctxT(t)
+	tw := newTestWorker(c)
+	tw.Handle("kept", func(ctx context.Context, j *taskhive.Job) taskhive.Outcome {
+		return taskhive.Done([]byte("hi " + string(j.Args)))
+	})
+	tw.start(t)
+	res, err := c.Submit(ctx, "kept", "k1", []byte("bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw.report(t, "the done report")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		j, err := c.Get(ctx, "kept", "k1")
+		if err == nil && j.State == taskhive.StateDone {
+			if j.ID != res.JobID || string(j.Result) != "hi bob" || j.FinishedAt.IsZero() {
+				t.Fatalf("kept job: %+v", j)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never done: %+v %v", j, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

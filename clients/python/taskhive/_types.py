@@ -51,6 +51,8 @@ class JobState(enum.IntEnum):
     RUNNING = pb.JOB_STATE_RUNNING
     #: Failed past its retry cap.
     DEAD = pb.JOB_STATE_DEAD
+    #: Finished; kept while the server keeps results (``serve --keep-results``).
+    DONE = pb.JOB_STATE_DONE
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,10 @@ class Job:
     lease_id: int = 0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     last_error: str = ""
+    #: A done job's result (``serve --keep-results``).
+    result: bytes = b""
+    #: When a done job finished, unix ms (0 otherwise).
+    finished_at_ms: int = 0
     #: Set when the server cancelled the job while this worker ran it (see :class:`Cancellation`).
     cancelled: Cancellation = field(default_factory=Cancellation, compare=False, repr=False)
 
@@ -200,6 +206,8 @@ class Job:
             lease_id=m.lease_id,
             retry=RetryPolicy.from_proto(m.retry),
             last_error=m.last_error,
+            result=bytes(m.result),
+            finished_at_ms=m.finished_at_ms,
         )
 
     def to_proto(self) -> pb.Job:

@@ -528,3 +528,27 @@ def test_a_paused_task_keeps_its_jobs_until_resumed(server, client):
     assert client.status("held")["held"].pending == 1
     st = client.resume_task("held")
     assert not st.paused
+
+
+def test_a_done_job_is_kept_with_its_result(tmp_path):
+    from conftest import Server
+
+    srv = Server(tmp_path / "data", tmp_path / "server.log", extra=["--keep-results", "1h"])
+    srv.start()
+    try:
+        with taskhive.Client(srv.addr) as client:
+            acks = Acks()
+            w = taskhive.Worker(srv.addr, on_ack=acks)
+
+            @w.task("kept")
+            def kept(job: taskhive.Job) -> Done:
+                return Done(b"hi " + job.args)
+
+            job_id = client.submit("kept", "k1", b"bob")
+            with running(w):
+                acks.next("the done ack")
+                j = client.get("kept", "k1")
+                assert (j.id, j.state, j.result) == (job_id, JobState.DONE, b"hi bob")
+                assert j.finished_at_ms > 0
+    finally:
+        srv.kill()
