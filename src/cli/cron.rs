@@ -202,9 +202,11 @@ fn print_schedule(s: &pb::Schedule) {
     println!("task:     {}", s.task);
     println!(
         "missed:   {}",
-        pb::MissedTicks::try_from(s.missed)
-            .map(|m| m.as_str_name())
-            .unwrap_or("?")
+        match pb::MissedTicks::try_from(s.missed) {
+            Ok(pb::MissedTicks::One) => "one",
+            Ok(pb::MissedTicks::All) => "all",
+            _ => "skip",
+        }
     );
     println!("state:    {}", if s.paused { "paused" } else { "active" });
     if !s.last_job.is_empty() {
