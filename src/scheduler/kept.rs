@@ -1,36 +1,68 @@
 //! Kept results (`serve --keep-results`): a finished job's outcome stays readable for a
 //! while after the job left the core. Pure; the actor owns one and purges it as time passes.
 //!
-//! Cost: the result bytes plus one entry in each of three maps (by id, by (task, name),
-//! by expiry); expiry is an ordered set, so purging costs O(expired), never a scan.
+//! Cost: the result bytes plus one slab entry, two 4-byte hash slots and a FIFO entry
+//! (BENCHMARKS.md); purging pops the FIFO, O(expired), never a scan.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hashbrown::HashTable;
 
 use super::job::{JobId, JobKey, JobRecord, JobState, JobView, Millis};
 
 struct Kept {
+    id: JobId,
     task: Arc<str>,
     name: Arc<str>,
     result: Bytes,
     attempts: u32,
     finished_at: Millis,
-    expires_at: Millis,
 }
 
-/// Finished jobs' outcomes until they expire.
+/// Finished jobs' outcomes until they expire: a dense slab of entries, two hash indexes of
+/// slab slots (by id, by (task, name)), and a FIFO of (expiry, id): every outcome is kept
+/// for the same time, so expiry order is finish order.
 #[derive(Default)]
 pub struct KeptResults {
-    by_id: HashMap<JobId, Kept>,
-    by_name: HashMap<(Arc<str>, Arc<str>), JobId>,
-    by_expiry: BTreeSet<(Millis, JobId)>,
+    slab: Vec<Kept>,
+    by_id: HashTable<u32>,
+    by_name: HashTable<u32>,
+    expiry: VecDeque<(Millis, JobId)>,
+    keep_ms: Millis,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl KeptResults {
+    fn id_hash(&self, id: JobId) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    fn name_hash(&self, task: &str, name: &str) -> u64 {
+        self.hasher.hash_one((task, name))
+    }
+
+    fn slot_by_id(&self, id: JobId) -> Option<usize> {
+        let slab = &self.slab;
+        self.by_id
+            .find(self.id_hash(id), |&i| slab[i as usize].id == id)
+            .map(|&i| i as usize)
+    }
+
+    fn slot_by_name(&self, task: &str, name: &str) -> Option<usize> {
+        let slab = &self.slab;
+        self.by_name
+            .find(self.name_hash(task, name), |&i| {
+                let k = &slab[i as usize];
+                &*k.task == task && &*k.name == name
+            })
+            .map(|&i| i as usize)
+    }
+
     /// Keeps a done job's result until `finished_at + keep_ms`, replacing an older outcome
-    /// of the same (task, name).
+    /// of the same (task, name). `keep_ms` is the server's one setting.
     pub fn insert(
         &mut self,
         id: JobId,
@@ -40,67 +72,106 @@ impl KeptResults {
         finished_at: Millis,
         keep_ms: Millis,
     ) {
-        if let Some(old) = self.by_name.get(&(task.clone(), name.clone())).copied() {
-            self.remove(old);
+        self.keep_ms = keep_ms;
+        if let Some(i) = self.slot_by_name(&task, &name) {
+            self.remove_slot(i);
         }
-        let expires_at = finished_at.saturating_add(keep_ms);
-        self.by_name.insert((task.clone(), name.clone()), id);
-        self.by_expiry.insert((expires_at, id));
-        self.by_id.insert(
+        if let Some(i) = self.slot_by_id(id) {
+            self.remove_slot(i);
+        }
+        let slot = self.slab.len() as u32;
+        let (ih, nh) = (self.id_hash(id), self.name_hash(&task, &name));
+        self.slab.push(Kept {
             id,
-            Kept {
-                task,
-                name,
-                result,
-                attempts,
-                finished_at,
-                expires_at,
-            },
-        );
+            task,
+            name,
+            result,
+            attempts,
+            finished_at,
+        });
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.by_id
+            .insert_unique(ih, slot, |&i| hasher.hash_one(slab[i as usize].id));
+        self.by_name.insert_unique(nh, slot, |&i| {
+            let k = &slab[i as usize];
+            hasher.hash_one((&*k.task, &*k.name))
+        });
+        self.expiry
+            .push_back((finished_at.saturating_add(keep_ms), id));
     }
 
-    fn remove(&mut self, id: JobId) {
-        if let Some(k) = self.by_id.remove(&id) {
-            self.by_name.remove(&(k.task, k.name));
-            self.by_expiry.remove(&(k.expires_at, id));
+    /// Removes slab slot `i`, moving the last entry into it.
+    fn remove_slot(&mut self, i: usize) {
+        let (ih, nh) = {
+            let k = &self.slab[i];
+            (self.id_hash(k.id), self.name_hash(&k.task, &k.name))
+        };
+        let ix = i as u32;
+        if let Ok(e) = self.by_id.find_entry(ih, |&s| s == ix) {
+            e.remove();
         }
+        if let Ok(e) = self.by_name.find_entry(nh, |&s| s == ix) {
+            e.remove();
+        }
+        let last = self.slab.len() - 1;
+        if i != last {
+            let (ih, nh) = {
+                let k = &self.slab[last];
+                (self.id_hash(k.id), self.name_hash(&k.task, &k.name))
+            };
+            let lx = last as u32;
+            if let Some(s) = self.by_id.find_mut(ih, |&s| s == lx) {
+                *s = ix;
+            }
+            if let Some(s) = self.by_name.find_mut(nh, |&s| s == lx) {
+                *s = ix;
+            }
+        }
+        self.slab.swap_remove(i);
     }
 
     /// Drops every outcome expired at `now`; how many.
     pub fn purge(&mut self, now: Millis) -> usize {
         let mut n = 0;
-        while let Some(&(at, id)) = self.by_expiry.first() {
+        while let Some(&(at, id)) = self.expiry.front() {
             if at > now {
                 break;
             }
-            self.remove(id);
-            n += 1;
+            self.expiry.pop_front();
+            // An outcome replaced meanwhile has a later entry of its own.
+            if let Some(i) = self.slot_by_id(id) {
+                if self.slab[i].finished_at.saturating_add(self.keep_ms) <= now {
+                    self.remove_slot(i);
+                    n += 1;
+                }
+            }
         }
         n
     }
 
     /// How many outcomes are kept.
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.slab.len()
     }
 
     /// Whether none is kept.
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.slab.is_empty()
     }
 
     /// A kept outcome still valid at `now`, as a done job.
     pub fn get(&self, key: &JobKey, now: Millis) -> Option<JobView> {
-        let id = match key {
-            JobKey::Id(id) => *id,
-            JobKey::Name { task, name } => *self
-                .by_name
-                .get(&(Arc::from(task.as_str()), Arc::from(name.as_str())))?,
+        let i = match key {
+            JobKey::Id(id) => self.slot_by_id(*id)?,
+            JobKey::Name { task, name } => self.slot_by_name(task, name)?,
         };
-        let k = self.by_id.get(&id).filter(|k| k.expires_at > now)?;
+        let k = &self.slab[i];
+        if k.finished_at.saturating_add(self.keep_ms) <= now {
+            return None;
+        }
         Some(JobView {
             record: JobRecord {
-                id,
+                id: k.id,
                 task: k.task.to_string(),
                 name: k.name.to_string(),
                 attempts: k.attempts,
@@ -154,6 +225,48 @@ mod tests {
         assert!(k.get(&key("a"), 190).is_none());
         assert_eq!(k.purge(190), 1);
         assert!(k.is_empty());
+    }
+
+    #[test]
+    fn indexes_follow_entries_moved_by_removals() {
+        let mut k = KeptResults::default();
+        for i in 0..100u64 {
+            let name: Arc<str> = format!("n{i}").into();
+            let r = Bytes::from(i.to_string());
+            k.insert(i, ("t".into(), name), r, 0, i as Millis, 1000);
+        }
+        // Replace every third (moves slots around), then expire the first half.
+        for i in (0..100u64).step_by(3) {
+            let name: Arc<str> = format!("n{i}").into();
+            k.insert(
+                1000 + i,
+                ("t".into(), name),
+                Bytes::from("new"),
+                1,
+                2000,
+                1000,
+            );
+        }
+        assert_eq!(k.purge(1049), 33);
+        for i in 0..100u64 {
+            let v = k.get(&key(&format!("n{i}")), 1049);
+            match (i % 3, i < 50) {
+                (0, _) => {
+                    let v = v.unwrap();
+                    assert_eq!(
+                        (v.record.id, v.result.unwrap()),
+                        (1000 + i, Bytes::from("new"))
+                    );
+                    assert!(k.get(&JobKey::Id(1000 + i), 1049).is_some());
+                }
+                (_, true) => assert!(v.is_none(), "{i} expired"),
+                (_, false) => {
+                    assert_eq!(v.unwrap().result.unwrap(), Bytes::from(i.to_string()));
+                    assert_eq!(k.get(&JobKey::Id(i), 1049).unwrap().record.id, i);
+                }
+            }
+        }
+        assert_eq!(k.len(), 100 - 33);
     }
 
     fn rss_bytes() -> usize {
