@@ -22,6 +22,8 @@ pub struct Config {
     pub max_dead: usize,
     /// How long shutdown waits for open calls.
     pub shutdown_grace: std::time::Duration,
+    /// How long a finished job's outcome stays readable (`serve --keep-results`; 0 = not kept).
+    pub keep_results: std::time::Duration,
     /// Bound listeners of the Periodic-protocol face.
     pub periodic: Vec<crate::periodic::Listener>,
     /// Load runner settings.
@@ -134,6 +136,7 @@ impl Config {
             limits: Limits::default(),
             max_dead: 100_000,
             shutdown_grace: std::time::Duration::from_secs(5),
+            keep_results: std::time::Duration::ZERO,
             periodic: Vec::new(),
             load: LoadConfig::default(),
             auth: None,

@@ -61,6 +61,8 @@ pub struct Started {
     pub claimer: Option<tokio::task::JoinHandle<()>>,
     /// Cluster mode: names of load jobs saved on any node.
     pub load_job_news: Option<tokio::sync::broadcast::Receiver<String>>,
+    /// The schedule driver (abort it at shutdown: it holds a handle).
+    pub schedules: tokio::task::JoinHandle<()>,
     /// The store writer thread.
     pub writer_join: std::thread::JoinHandle<()>,
     /// Another handle to the store writer (load jobs and archived executions).
@@ -96,7 +98,7 @@ pub async fn start_scheduler(
     let fence = cluster.as_ref().map(|c| c.2.clone());
     let cluster_mode = cluster.is_some();
     let started = std::time::Instant::now();
-    let (store, records, stored_config, load_jobs, reader) =
+    let (store, records, stored_config, load_jobs, reader, schedules, paused) =
         tokio::task::spawn_blocking(move || {
             let mut store: Box<dyn Store> = match pg {
                 Some(url) => {
@@ -116,7 +118,15 @@ pub async fn start_scheduler(
             let config = store.load_config()?;
             let load_jobs = store.load_load_jobs()?;
             let reader = store.reader()?;
-            Ok::<_, crate::store::StoreError>((store, records, config, load_jobs, reader))
+            let schedules = if cluster_mode {
+                Vec::new()
+            } else {
+                store.load_schedules()?
+            };
+            let paused = store.load_paused_tasks()?;
+            Ok::<_, crate::store::StoreError>((
+                store, records, config, load_jobs, reader, schedules, paused,
+            ))
         })
         .await
         .expect("store open task")?;
@@ -139,6 +149,9 @@ pub async fn start_scheduler(
     );
     let read_ms = started.elapsed().as_millis() as u64;
     core.restore_stored(records, now);
+    for task in paused {
+        core.set_task_paused(&task, true);
+    }
     // Reading and indexing the store leaves tens of MiB of freed scratch inside the heap
     // (row buffers, sort runs, grown vectors): hand it back to the OS once, not per job.
     #[cfg(target_env = "gnu")]
@@ -177,6 +190,19 @@ pub async fn start_scheduler(
                 actor::Holding::Everything,
                 None,
             );
+            let schedules = schedules
+                .into_iter()
+                .filter_map(|row| {
+                    let name = row.name.clone();
+                    let s = crate::scheduler::schedule::Schedule::from_row(row);
+                    if s.is_none() {
+                        tracing::warn!(schedule = %name, "stored schedule unreadable; ignored");
+                    }
+                    s
+                })
+                .collect();
+            node.restore_schedules(schedules);
+            node.keep_results(config.keep_results.as_millis() as crate::scheduler::job::Millis);
             let mut jobs: std::sync::Arc<dyn crate::scheduler::backend::Backend> =
                 std::sync::Arc::new(node.local());
             // The free-disk watermark guards the SQLite store's submits; a PostgreSQL
@@ -217,11 +243,15 @@ pub async fn start_scheduler(
             )
         }
     };
+    // In a cluster other nodes change schedules too: reload them every second.
+    let poll = cluster_mode.then(|| std::time::Duration::from_secs(1));
+    let schedules = crate::scheduler::schedule_driver::spawn(handle.clone(), poll);
     Ok(Started {
         handle,
         actor_join,
         claimer,
         load_job_news,
+        schedules,
         writer_join,
         writer,
         reader,
@@ -330,6 +360,7 @@ pub async fn run(
         actor_join,
         claimer,
         load_job_news,
+        schedules,
         writer_join,
         writer,
         reader,
@@ -472,6 +503,7 @@ pub async fn run(
         }
     }
 
+    schedules.abort();
     if let Some(c) = claimer {
         c.abort();
     }

@@ -646,6 +646,205 @@ async fn scenario_removing_a_running_job_cancels_it_on_its_worker(env: Env) {
     assert_ne!(ack.error, "", "a removed job's report is refused");
 }
 
+async fn scenario_a_paused_task_holds_its_jobs_until_resumed(env: Env) {
+    let t = pb::TaskRef { task: "pz".into() };
+    let r = env
+        .c()
+        .await
+        .pause_task(t.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.status.unwrap().paused);
+    env.c()
+        .await
+        .submit_jobs(pb::SubmitJobsRequest {
+            jobs: (0..1000).map(|i| job("pz", &format!("j{i}"))).collect(),
+        })
+        .await
+        .unwrap();
+    let mut w = env.worker("pz", 16).await;
+    let got = tokio::time::timeout(Duration::from_secs(3), w.next_job()).await;
+    assert!(
+        got.is_err(),
+        "a paused task handed out {:?}",
+        got.map(|j| j.name)
+    );
+    env.status_until("pz", |s| s.paused && s.pending == 1000 && s.running == 0)
+        .await;
+    let r = env.c().await.resume_task(t).await.unwrap().into_inner();
+    assert!(!r.status.unwrap().paused);
+    let ran = run_all(std::slice::from_mut(&mut w), 1000).await;
+    assert!(ran.values().all(|&n| n == 1), "ran twice");
+    env.status_until("pz", |s| !s.paused && s.pending == 0 && s.running == 0)
+        .await;
+}
+
+/// Runs every job `w` is handed for `secs`; how many times each name ran.
+async fn run_for(w: &mut Worker, secs: u64) -> HashMap<String, usize> {
+    let mut ran: HashMap<String, usize> = HashMap::new();
+    let _ = tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            let j = w.next_job().await;
+            *ran.entry(j.name.clone()).or_default() += 1;
+            w.done(j.lease_id, b"ok").await;
+        }
+    })
+    .await;
+    ran
+}
+
+fn every_second(name: &str, task: &str) -> pb::CreateScheduleRequest {
+    pb::CreateScheduleRequest {
+        name: name.into(),
+        cron: "* * * * * *".into(),
+        task: task.into(),
+        ..Default::default()
+    }
+}
+
+/// The tick times (unix ms) of jobs named `NAME@<RFC 3339>`, sorted.
+fn ticks(ran: &HashMap<String, usize>) -> Vec<i64> {
+    let mut t: Vec<i64> = ran
+        .keys()
+        .map(|n| {
+            let (_, at) = n.split_once('@').unwrap();
+            chrono::DateTime::parse_from_rfc3339(at)
+                .unwrap()
+                .timestamp_millis()
+        })
+        .collect();
+    t.sort();
+    t
+}
+
+async fn scenario_a_schedule_fires_each_tick_once_pauses_and_resumes(env: Env) {
+    let mut w = env.worker("cr", 4).await;
+    env.c()
+        .await
+        .create_schedule(every_second("s", "cr"))
+        .await
+        .unwrap();
+    let ran = run_for(&mut w, 5).await;
+    assert!(ran.values().all(|&n| n == 1), "ran twice: {ran:?}");
+    let t = ticks(&ran);
+    assert!((4..=6).contains(&t.len()), "{t:?}");
+    assert!(
+        t.windows(2).all(|p| p[1] - p[0] == 1000),
+        "a tick missing: {t:?}"
+    );
+    env.c()
+        .await
+        .pause_schedule(pb::ScheduleRef { name: "s".into() })
+        .await
+        .unwrap();
+    // Other nodes learn of the pause within their poll (1 s); their CAS already fails.
+    let _ = run_for(&mut w, 1).await;
+    assert!(run_for(&mut w, 2).await.is_empty(), "fired while paused");
+    let r = env
+        .c()
+        .await
+        .resume_schedule(pb::ScheduleRef { name: "s".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.paused);
+    assert!(!run_for(&mut w, 3).await.is_empty(), "silent after resume");
+    let shown = env
+        .c()
+        .await
+        .get_schedule(pb::ScheduleRef { name: "s".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(shown.last_job.starts_with("s@"), "{shown:?}");
+    assert_eq!(shown.next_fire_ms.len(), 5);
+    env.c()
+        .await
+        .delete_schedule(pb::ScheduleRef { name: "s".into() })
+        .await
+        .unwrap();
+}
+
+/// Three nodes race for every tick of a schedule every second; one of them is SIGKILLed
+/// half-way. Each tick is enqueued once: ten seconds give ten consecutive ticks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_enqueue_each_tick_once_across_a_sigkill() {
+    let (db, _tmp, mut nodes) = cluster(3).await;
+    let mut w = Worker::connect(channel(nodes[1].1).await, &["ck"], 8).await;
+    client(nodes[2].1)
+        .await
+        .create_schedule(every_second("k", "ck"))
+        .await
+        .unwrap();
+    let mut ran = run_for(&mut w, 5).await;
+    nodes[0].0.start_kill().unwrap(); // SIGKILL
+    for (name, n) in run_for(&mut w, 6).await {
+        *ran.entry(name).or_default() += n;
+    }
+    assert!(ran.values().all(|&n| n == 1), "ran twice: {ran:?}");
+    let t = ticks(&ran);
+    assert!(
+        t.windows(2).all(|p| p[1] - p[0] == 1000),
+        "a tick missing: {t:?}"
+    );
+    assert!((10..=12).contains(&t.len()), "{t:?}");
+    assert!(
+        query_i64(&db.url, "SELECT count(*) FROM jobs WHERE task = 'ck'").await <= 1,
+        "every tick's job ran but perhaps the newest"
+    );
+}
+
+/// `--keep-results` in a cluster: a job done on one node shows `done` and its result on
+/// every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_result_is_readable_from_every_node() {
+    let db = tokio::task::spawn_blocking(fresh_db).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let node = format!("k{i}");
+        let args = [
+            "--store",
+            db.url.as_str(),
+            "--node-id",
+            node.as_str(),
+            "--claim-ttl",
+            "2s",
+            "--poll-interval",
+            "1s",
+            "--keep-results",
+            "1h",
+        ];
+        nodes.push(spawn_server(&tmp.path().join(&node), &args).await);
+    }
+    let mut w = Worker::connect(channel(nodes[0].1).await, &["kp"], 1).await;
+    client(nodes[1].1)
+        .await
+        .submit_job(job("kp", "a"))
+        .await
+        .unwrap();
+    let j = w.next_job().await;
+    w.done(j.lease_id, b"kept").await;
+    for (_, addr) in &nodes {
+        let mut c = client(*addr).await;
+        let got = within(10, async {
+            loop {
+                if let Ok(g) = c.get_job(key("kp", "a")).await {
+                    let g = g.into_inner();
+                    if g.state == pb::JobState::Done as i32 {
+                        return g;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert_eq!((&got.result[..], got.id), (&b"kept"[..], j.id));
+        assert!(got.finished_at_ms > 0);
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod one_node {
@@ -675,6 +874,8 @@ conformance!(
     scenario_every_submit_path_runs_each_job_once,
     scenario_list_jobs_pages_every_state_in_order,
     scenario_removing_a_running_job_cancels_it_on_its_worker,
+    scenario_a_schedule_fires_each_tick_once_pauses_and_resumes,
+    scenario_a_paused_task_holds_its_jobs_until_resumed,
 );
 
 /// The machine reason of a refusal (`google.rpc.ErrorInfo` in the status details).

@@ -66,6 +66,7 @@ fn due_job_goes_to_a_worker_with_credit_and_done_removes_it() {
         job: r.id,
         task: "t".into(),
         name: "a".into(),
+        attempts: 0,
         result: Ok(Bytes::from_static(b"r"))
     }));
     assert!(c.is_empty());

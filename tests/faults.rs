@@ -55,6 +55,12 @@ impl Store for FlakyStore {
     fn load_load_jobs(&mut self) -> Result<Vec<(String, String)>, StoreError> {
         self.inner.load_load_jobs()
     }
+    fn load_schedules(&mut self) -> Result<Vec<taskhive::store::ScheduleRow>, StoreError> {
+        self.inner.load_schedules()
+    }
+    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
+        self.inner.load_paused_tasks()
+    }
     fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
         self.inner.reader()
     }

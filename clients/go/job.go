@@ -20,6 +20,8 @@ const (
 	StateRunning JobState = JobState(pb.JobState_JOB_STATE_RUNNING)
 	// StateDead jobs failed past their retry cap.
 	StateDead JobState = JobState(pb.JobState_JOB_STATE_DEAD)
+	// StateDone jobs finished; the server keeps them for `serve --keep-results`.
+	StateDone JobState = JobState(pb.JobState_JOB_STATE_DONE)
 )
 
 func (s JobState) String() string {
@@ -32,6 +34,8 @@ func (s JobState) String() string {
 		return "running"
 	case StateDead:
 		return "dead"
+	case StateDone:
+		return "done"
 	default:
 		return "unspecified"
 	}
@@ -72,6 +76,10 @@ type Job struct {
 	LastError string
 	// LeaseID is set on jobs handed to a worker.
 	LeaseID uint64
+	// Result is a done job's result (`serve --keep-results`).
+	Result []byte
+	// FinishedAt is when a done job finished (zero otherwise).
+	FinishedAt time.Time
 }
 
 func jobFromPB(j *pb.Job) *Job {
@@ -94,6 +102,10 @@ func jobFromPB(j *pb.Job) *Job {
 	if ms := j.GetSchedAtMs(); ms > 0 {
 		out.SchedAt = time.UnixMilli(ms)
 	}
+	out.Result = j.GetResult()
+	if ms := j.GetFinishedAtMs(); ms > 0 {
+		out.FinishedAt = time.UnixMilli(ms)
+	}
 	if r := j.GetRetry(); r != nil {
 		out.Retry = RetryPolicy{
 			MaxAttempts: r.GetMaxAttempts(),
@@ -114,6 +126,8 @@ type TaskStatus struct {
 	Dead      uint64
 	Locked    uint64 // waiting for a named lock
 	Broadcast bool
+	// Paused is set while the task is paused (Client.PauseTask): its jobs are kept, none is handed out.
+	Paused bool
 	// NextSchedAt is the earliest due time among pending and scheduled jobs (zero when none).
 	NextSchedAt time.Time
 }
@@ -147,6 +161,7 @@ func taskStatusFromPB(t *pb.TaskStatus) TaskStatus {
 		Dead:      t.GetDead(),
 		Locked:    t.GetLocked(),
 		Broadcast: t.GetBroadcast(),
+		Paused:    t.GetPaused(),
 	}
 	if ms := t.GetNextSchedAtMs(); ms > 0 {
 		out.NextSchedAt = time.UnixMilli(ms)

@@ -197,6 +197,8 @@ pub fn required(method: &Method, path: &str) -> Access {
             "SubmitJob" | "SubmitJobs" | "SubmitStream" | "RunJob" | "RunJobStream"
             | "WatchJob" | "RemoveJob" | "GetJob" | "ListJobs" | "Status" | "ListDead"
             | "GetConfig" => Client,
+            // Schedules are read by clients; creating, pausing and deleting them is admin's.
+            "ListSchedules" | "GetSchedule" => Client,
             _ => Admin,
         });
     }

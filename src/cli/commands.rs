@@ -32,6 +32,71 @@ fn unix_ms() -> i64 {
 pub async fn run(cmd: Command) -> CliResult {
     match cmd {
         Command::Submit(a) => submit(a).await,
+        Command::Cron { action } => super::cron::run(action).await,
+        Command::Get {
+            task,
+            name,
+            json,
+            conn,
+        } => {
+            let j = connect(&conn)
+                .await?
+                .get_job(pb::JobRef {
+                    job_id: 0,
+                    task,
+                    name,
+                })
+                .await?
+                .into_inner();
+            let state = pb::JobState::try_from(j.state)
+                .map(|s| s.as_str_name().trim_start_matches("JOB_STATE_").to_lowercase())
+                .unwrap_or_default();
+            let result = String::from_utf8_lossy(&j.result).into_owned();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": j.id, "task": j.task, "name": j.name, "state": state,
+                        "attempts": j.attempts, "last_error": j.last_error,
+                        "result": result, "finished_at_ms": j.finished_at_ms,
+                    })
+                );
+            } else {
+                println!("id:       {}", j.id);
+                println!("job:      {}/{}", j.task, j.name);
+                println!("state:    {state}");
+                println!("attempts: {}", j.attempts);
+                if !j.last_error.is_empty() {
+                    println!("error:    {}", j.last_error);
+                }
+                if j.finished_at_ms > 0 {
+                    println!(
+                        "finished: {}",
+                        humantime::format_rfc3339_millis(
+                            UNIX_EPOCH + std::time::Duration::from_millis(j.finished_at_ms as u64)
+                        )
+                    );
+                    println!("result:   {result}");
+                }
+            }
+            Ok(())
+        }
+        Command::Pause { task, conn } => {
+            connect(&conn)
+                .await?
+                .pause_task(pb::TaskRef { task: task.clone() })
+                .await?;
+            println!("paused task {task}: jobs are kept, none is handed out");
+            Ok(())
+        }
+        Command::Resume { task, conn } => {
+            connect(&conn)
+                .await?
+                .resume_task(pb::TaskRef { task: task.clone() })
+                .await?;
+            println!("resumed task {task}");
+            Ok(())
+        }
         Command::Remove { task, name, conn } => {
             let r = connect(&conn)
                 .await?
@@ -240,6 +305,7 @@ fn print_status(r: &pb::StatusResponse, json: bool) {
                     "locked": t.locked,
                     "dead": t.dead,
                     "broadcast": t.broadcast,
+                    "paused": t.paused,
                     "next_sched_at_ms": t.next_sched_at_ms,
                 })
                 .to_string()
@@ -268,11 +334,14 @@ fn print_status(r: &pb::StatusResponse, json: bool) {
             )
             .to_string()
         };
-        let task = if t.broadcast {
+        let mut task = if t.broadcast {
             format!("{} (broadcast)", t.task)
         } else {
             t.task.clone()
         };
+        if t.paused {
+            task.push_str(" (paused)");
+        }
         println!(
             "{:<24} {:>7} {:>9} {:>9} {:>7} {:>6} {:>6}  {next}",
             task, t.workers, t.pending, t.scheduled, t.running, t.locked, t.dead

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod commands;
 pub mod conn;
+pub mod cron;
 pub mod error;
 pub mod exec_worker;
 pub mod jobs;
@@ -137,6 +138,47 @@ pub enum Command {
         /// Where the server is.
         #[command(flatten)]
         conn: Conn,
+    },
+    /// Show a job: its state, attempts and, once done (with `serve --keep-results`), its
+    /// result and finish time.
+    Get {
+        /// Task (func).
+        #[arg(short = 'f', long = "func", alias = "task")]
+        task: String,
+        /// Job name.
+        #[arg(short = 'n', long)]
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Pause a task: its jobs are accepted and kept, none is handed out; running ones finish.
+    Pause {
+        /// Task (func).
+        #[arg(short = 'f', long = "func", alias = "task")]
+        task: String,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Resume a paused task.
+    Resume {
+        /// Task (func).
+        #[arg(short = 'f', long = "func", alias = "task")]
+        task: String,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Schedules: `cron add NAME --cron EXPR -f TASK`, `cron list`, `cron show NAME`,
+    /// `cron pause NAME`, `cron resume NAME`, `cron rm NAME`.
+    Cron {
+        /// A schedule command.
+        #[command(subcommand)]
+        action: cron::CronCommand,
     },
     /// Run a shell command for each job of a task (Periodic's `run --exec`).
     Run(exec_worker::RunArgs),
@@ -309,6 +351,10 @@ pub struct ServeArgs {
     /// arrive before the rest go back to pending (e.g. 5s).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// How long a finished job's state, result, attempts and finish time stay readable
+    /// (GetJob, `taskhive get`, WatchJob), e.g. 1h; 0 = not kept.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub keep_results: Duration,
 }
 
 /// `taskhive submit` flags.
@@ -358,8 +404,10 @@ pub fn serve_config(a: &ServeArgs) -> crate::config::Config {
     c.limits.default_retry.max_attempts = a.max_attempts.max(1);
     c.max_dead = a.max_dead;
     c.shutdown_grace = a.shutdown_grace;
+    c.keep_results = a.keep_results;
     if let Some(node) = &a.node_id {
         let mut cc = crate::cluster::ClusterConfig::new(node.clone());
+        cc.keep_results = a.keep_results;
         cc.claim_ttl = a.claim_ttl.max(Duration::from_millis(100));
         cc.poll_interval = a.poll_interval.max(Duration::from_millis(10));
         c.cluster = Some(cc);

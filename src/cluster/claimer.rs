@@ -16,7 +16,7 @@ use tokio_postgres::{Client, Notification, Statement};
 
 use super::{
     connect, db_err, deliver, now_ms, sql, ClusterConfig, ClusterError, Shared, CONFIG_CHANNEL,
-    FORGET_CHANNEL, JOBS_CHANNEL, LOAD_JOBS_CHANNEL, RESULTS_CHANNEL,
+    FORGET_CHANNEL, JOBS_CHANNEL, LOAD_JOBS_CHANNEL, PAUSE_CHANNEL, RESULTS_CHANNEL,
 };
 use crate::scheduler::actor::NodeHandle;
 use crate::scheduler::error::Error;
@@ -59,7 +59,7 @@ async fn listen(
     listener
         .batch_execute(&format!(
             "LISTEN {JOBS_CHANNEL}; LISTEN {RESULTS_CHANNEL}; LISTEN {FORGET_CHANNEL}; \
-             LISTEN {CONFIG_CHANNEL}; LISTEN {LOAD_JOBS_CHANNEL}"
+             LISTEN {CONFIG_CHANNEL}; LISTEN {LOAD_JOBS_CHANNEL}; LISTEN {PAUSE_CHANNEL}"
         ))
         .await?;
     Ok((listener, notes))
@@ -261,6 +261,15 @@ impl Claimer {
             }
             LOAD_JOBS_CHANNEL => {
                 let _ = self.shared.load_jobs.send(n.payload().to_string());
+            }
+            PAUSE_CHANNEL => {
+                // "1 task" (paused) or "0 task" (resumed), stored by the node that announced it.
+                if let Some((flag, task)) = n.payload().split_once(' ') {
+                    let paused = flag == "1";
+                    if let Err(e) = self.node.apply_task_paused(task.to_string(), paused).await {
+                        tracing::warn!(task, paused, error = %e, "pause announced by another node not applied");
+                    }
+                }
             }
             CONFIG_CHANNEL => {
                 let mut parts = n.payload().rsplitn(2, ' ');

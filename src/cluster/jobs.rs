@@ -14,9 +14,13 @@ use crate::scheduler::actor::NodeHandle;
 use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
 use crate::scheduler::core::{SubmitReply, TaskStatus};
 use crate::scheduler::error::Error;
-use crate::scheduler::job::{JobId, JobKey, JobRecord, JobSpec, JobState, JobView, RetryPolicy};
+use crate::scheduler::job::{
+    JobId, JobKey, JobRecord, JobSpec, JobState, JobView, Millis, RetryPolicy,
+};
 use crate::scheduler::list::{Cursor, JobPage, ListQuery};
 use crate::scheduler::local::LocalJobs;
+use crate::scheduler::schedule::{Schedule, ScheduleSpec};
+use crate::store::postgres::schedule_row;
 use crate::store::writer::Commit;
 
 /// A batch of SubmitStream jobs for the ordered submitter.
@@ -175,6 +179,33 @@ impl ClusterJobs {
         // The result may have been published before the waiter was in place.
         deliver(&self.shared, reply.id).await;
         Ok((reply, Some(rx)))
+    }
+
+    /// A done job's kept outcome (`--keep-results`).
+    async fn get_kept(&self, key: &JobKey) -> Result<JobView, Error> {
+        let (id, task, name) = key_params(key);
+        let row = self
+            .shared
+            .conn()
+            .await?
+            .client
+            .query_opt(sql::GET_KEPT, &[&id, &task, &name, &now_ms()])
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| not_found(key))?;
+        Ok(JobView {
+            record: JobRecord {
+                id: row.get::<_, i64>(0) as u64,
+                task: row.get(1),
+                name: row.get(2),
+                attempts: row.get::<_, i64>(3) as u32,
+                ..JobRecord::default()
+            },
+            state: JobState::Done,
+            lease: None,
+            result: Some(Bytes::from(row.get::<_, Vec<u8>>(4))),
+            finished_at: Some(row.get(5)),
+        })
     }
 
     async fn workers_anywhere(&self, task: &str) -> Result<bool, Error> {
@@ -364,6 +395,8 @@ async fn list_jobs(shared: &Shared, q: &ListQuery) -> Result<JobPage, Error> {
         let head: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
             [&q.task, &q.name_prefix, &now, &limit];
         let rows = match state {
+            // Not in the listing order (refused by `ListQuery::new`).
+            JobState::Done => continue,
             JobState::Running | JobState::Dead => {
                 let id = after.map_or(-1, |a| a.id as i64);
                 let st = if state == JobState::Running {
@@ -392,6 +425,8 @@ async fn list_jobs(shared: &Shared, q: &ListQuery) -> Result<JobPage, Error> {
             record: record_of(r),
             state,
             lease: None,
+            result: None,
+            finished_at: None,
         }));
         if jobs.len() > q.page_size {
             jobs.truncate(q.page_size);
@@ -486,8 +521,10 @@ impl Backend for ClusterJobs {
                 .client
                 .query_opt(sql::GET, &[&id, &task, &name])
                 .await
-                .map_err(db_err)?
-                .ok_or_else(|| not_found(&key))?;
+                .map_err(db_err)?;
+            let Some(row) = row else {
+                return me.get_kept(&key).await;
+            };
             let record = record_of(&row);
             let (owner, claimed): (Option<String>, bool) = (row.get(14), row.get(15));
             if claimed && owner.as_deref() == Some(me.shared.node.as_str()) {
@@ -509,6 +546,8 @@ impl Backend for ClusterJobs {
                 record,
                 state,
                 lease: None,
+                result: None,
+                finished_at: None,
             })
         })
     }
@@ -558,6 +597,7 @@ impl Backend for ClusterJobs {
                     dead: r.get::<_, i64>(5) as u64,
                     locked: 0,
                     broadcast: r.get(7),
+                    paused: r.get(8),
                     next_sched_at: r.get(6),
                 };
                 totals.workers += s.workers;
@@ -605,6 +645,8 @@ impl Backend for ClusterJobs {
                     record: record_of(r),
                     state: JobState::Dead,
                     lease: None,
+                    result: None,
+                    finished_at: None,
                 })
                 .collect())
         })
@@ -706,5 +748,158 @@ impl Backend for ClusterJobs {
     fn has_worker(&self, task: String) -> Fut<bool> {
         let me = self.clone();
         Box::pin(async move { me.workers_anywhere(&task).await })
+    }
+
+    fn pause_task(&self, task: String, paused: bool) -> Fut<()> {
+        let me = self.clone();
+        Box::pin(async move {
+            // Stored through this node's writer (the shared database), then announced.
+            me.local.pause_task(task.clone(), paused).await?;
+            let flag = if paused { "1" } else { "0" };
+            let c = me.shared.conn().await?;
+            c.client
+                .execute(sql::ANNOUNCE_PAUSE, &[&flag, &task])
+                .await
+                .map_err(db_err)?;
+            if !paused {
+                c.client
+                    .execute(sql::WAKE_TASK, &[&task])
+                    .await
+                    .map_err(db_err)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_schedule(&self, spec: ScheduleSpec, now: Millis) -> Fut<()> {
+        let me = self.clone();
+        Box::pin(async move {
+            let row = Schedule {
+                spec,
+                paused: false,
+                last_tick: now,
+                last_job: String::new(),
+            }
+            .row();
+            me.shared
+                .conn()
+                .await?
+                .client
+                .execute(sql::PUT_SCHEDULE, &[&row.name, &row.spec, &row.last_tick])
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn list_schedules(&self) -> Fut<Vec<Schedule>> {
+        let me = self.clone();
+        Box::pin(async move {
+            let rows = me
+                .shared
+                .conn()
+                .await?
+                .client
+                .query(sql::LIST_SCHEDULES, &[])
+                .await
+                .map_err(db_err)?;
+            Ok(rows
+                .iter()
+                .filter_map(|r| Schedule::from_row(schedule_row(r)))
+                .collect())
+        })
+    }
+
+    fn get_schedule(&self, name: String) -> Fut<Schedule> {
+        let me = self.clone();
+        Box::pin(async move {
+            let row = me
+                .shared
+                .conn()
+                .await?
+                .client
+                .query_opt(sql::GET_SCHEDULE, &[&name])
+                .await
+                .map_err(db_err)?;
+            row.and_then(|r| Schedule::from_row(schedule_row(&r)))
+                .ok_or_else(|| Error::NotFound(format!("schedule {name} not found")))
+        })
+    }
+
+    fn pause_schedule(&self, name: String, paused: bool, now: Millis) -> Fut<()> {
+        let me = self.clone();
+        Box::pin(async move {
+            let n = me
+                .shared
+                .conn()
+                .await?
+                .client
+                .execute(sql::PAUSE_SCHEDULE, &[&name, &paused, &now])
+                .await
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("schedule {name} not found")));
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_schedule(&self, name: String) -> Fut<()> {
+        let me = self.clone();
+        Box::pin(async move {
+            let n = me
+                .shared
+                .conn()
+                .await?
+                .client
+                .execute(sql::DELETE_SCHEDULE, &[&name])
+                .await
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("schedule {name} not found")));
+            }
+            Ok(())
+        })
+    }
+
+    fn fire_schedule(&self, name: String, last: Millis, jobs: Vec<JobSpec>) -> Fut<bool> {
+        let me = self.clone();
+        Box::pin(async move {
+            let Some(newest) = jobs.iter().max_by_key(|j| j.sched_at) else {
+                return Ok(false);
+            };
+            let (tick, job) = (newest.sched_at, newest.name.clone());
+            let mut a = SpecArrays::default();
+            for j in &jobs {
+                a.push(j, false);
+            }
+            let row = me
+                .shared
+                .conn()
+                .await?
+                .client
+                .query_one(
+                    sql::FIRE_SCHEDULE,
+                    &[
+                        &a.task,
+                        &a.name,
+                        &a.args,
+                        &a.sched_at,
+                        &a.timeout_ms,
+                        &a.priority,
+                        &a.max_attempts,
+                        &a.backoff_base_ms,
+                        &a.backoff_max_ms,
+                        &a.wait,
+                        &name,
+                        &last,
+                        &tick,
+                        &job,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(row.get::<_, i64>(0) == 1)
+        })
     }
 }

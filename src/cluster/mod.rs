@@ -51,6 +51,8 @@ pub struct ClusterConfig {
     pub claim_ttl: Duration,
     /// Safety-net poll for work nobody announced (and for expired claims).
     pub poll_interval: Duration,
+    /// How long finished jobs' outcomes stay readable (`--keep-results`; 0 = not kept).
+    pub keep_results: Duration,
 }
 
 impl ClusterConfig {
@@ -60,6 +62,7 @@ impl ClusterConfig {
             node_id: node_id.into(),
             claim_ttl: Duration::from_secs(15),
             poll_interval: Duration::from_secs(5),
+            keep_results: Duration::ZERO,
         }
     }
 }
@@ -87,6 +90,7 @@ const RESULTS_CHANNEL: &str = "taskhive_results";
 const FORGET_CHANNEL: &str = "taskhive_forget";
 const CONFIG_CHANNEL: &str = "taskhive_config";
 const LOAD_JOBS_CHANNEL: &str = "taskhive_load_jobs";
+const PAUSE_CHANNEL: &str = "taskhive_paused";
 /// Connections the client API's statements are spread over (each pipelines its queries).
 const API_CONNECTIONS: usize = 4;
 
@@ -275,7 +279,18 @@ impl Cluster {
             load_jobs: tokio::sync::broadcast::channel(1024).0,
         });
         let hook_shared = shared.clone();
-        let hook: FinishedHook = Arc::new(move |id, result| {
+        let keep_ms = cfg.keep_results.as_millis() as i64;
+        let hook: FinishedHook = Arc::new(move |id, task, name, attempts, result| {
+            if let (Ok(r), true) = (result, keep_ms > 0) {
+                keep_result(
+                    hook_shared.clone(),
+                    id,
+                    (task.to_string(), name.to_string()),
+                    attempts,
+                    r.clone(),
+                    keep_ms,
+                );
+            }
             if !hook_shared.waited.lock().expect("poisoned").remove(&id) {
                 return;
             }
@@ -303,6 +318,42 @@ impl Cluster {
     ) -> Result<tokio::task::JoinHandle<()>, ClusterError> {
         claimer::spawn(self.shared.clone(), url, cfg, node).await
     }
+}
+
+/// Keeps a done job's outcome in `results_kept` for `keep_ms` (purging expired ones).
+fn keep_result(
+    shared: Arc<Shared>,
+    id: JobId,
+    (task, name): (String, String),
+    attempts: u32,
+    result: Bytes,
+    keep_ms: i64,
+) {
+    tokio::spawn(async move {
+        let now = now_ms();
+        let r = match shared.conn().await {
+            Ok(c) => c
+                .client
+                .execute(
+                    sql::KEEP_RESULT,
+                    &[
+                        &(id as i64),
+                        &task,
+                        &name,
+                        &(attempts as i64),
+                        &result.as_ref(),
+                        &now,
+                        &(now + keep_ms),
+                    ],
+                )
+                .await
+                .map_err(db_err),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = r {
+            tracing::warn!(job = id, error = %e, "keeping a job's result failed");
+        }
+    });
 }
 
 /// Publishes a RunJob's result for the node whose caller waits on it.

@@ -7,6 +7,7 @@ pub const CLAIM: &str = "UPDATE jobs j SET owner = $1, lease_version = j.lease_v
      FROM (SELECT id FROM jobs
            WHERE task = $3 AND NOT dead AND sched_at <= $4
              AND (owner IS NULL OR claim_until < now())
+             AND NOT EXISTS (SELECT 1 FROM paused_tasks p WHERE p.task = $3)
            ORDER BY priority DESC, sched_at, id
            LIMIT $5
            FOR UPDATE SKIP LOCKED) c
@@ -17,7 +18,8 @@ pub const CLAIM: &str = "UPDATE jobs j SET owner = $1, lease_version = j.lease_v
 
 /// The earliest due time of task `$1`'s claimable jobs.
 pub const NEXT_DUE: &str = "SELECT min(sched_at) FROM jobs WHERE task = $1 AND NOT dead
-     AND (owner IS NULL OR claim_until < now())";
+     AND (owner IS NULL OR claim_until < now())
+     AND NOT EXISTS (SELECT 1 FROM paused_tasks p WHERE p.task = $1)";
 
 /// Extends node `$1`'s claims on ids `$3` by `$2` ms; answers the ones still held.
 pub const RENEW: &str =
@@ -89,7 +91,8 @@ pub const STATUS: &str = "WITH j AS (
         GROUP BY w.task)
      SELECT coalesce(j.task, w.task), coalesce(w.workers, 0), coalesce(j.pending, 0),
         coalesce(j.scheduled, 0), coalesce(j.running, 0), coalesce(j.dead, 0), j.next,
-        coalesce(w.broadcast, false)
+        coalesce(w.broadcast, false),
+        EXISTS (SELECT 1 FROM paused_tasks p WHERE p.task = coalesce(j.task, w.task))
      FROM j FULL JOIN w ON j.task = w.task ORDER BY 1";
 
 /// Workers of every live node (a worker serving several tasks counts once).
@@ -199,3 +202,71 @@ pub const LIST_DEAD_PAGE: &str = "SELECT id, task, name, args, sched_at, timeout
      FROM jobs WHERE task = $1 AND dead AND starts_with(name, $2) AND $3::bigint IS NOT NULL
         AND id > $5
      ORDER BY id LIMIT $4";
+/// Creates or replaces schedule `$1` (spec `$2`), unpaused, last tick `$3`.
+pub const PUT_SCHEDULE: &str = "INSERT INTO schedules (name, spec, paused, last_tick, last_job)
+        VALUES ($1, $2, false, $3, '')
+     ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec, paused = false,
+        last_tick = EXCLUDED.last_tick, last_job = ''";
+
+/// Every schedule, in name order.
+pub const LIST_SCHEDULES: &str =
+    "SELECT name, spec, paused, last_tick, last_job FROM schedules ORDER BY name";
+
+/// Schedule `$1`.
+pub const GET_SCHEDULE: &str =
+    "SELECT name, spec, paused, last_tick, last_job FROM schedules WHERE name = $1";
+
+/// Pauses (`$2` true) or resumes schedule `$1`; resuming moves its last tick to `$3`.
+pub const PAUSE_SCHEDULE: &str = "UPDATE schedules SET paused = $2,
+        last_tick = CASE WHEN paused AND NOT $2 THEN GREATEST(last_tick, $3) ELSE last_tick END
+     WHERE name = $1";
+
+/// Deletes schedule `$1`.
+pub const DELETE_SCHEDULE: &str = "DELETE FROM schedules WHERE name = $1";
+
+/// Fires ticks of schedule `$11`: when its last tick is still `$12` and it is not paused,
+/// moves the last tick to `$13` (job `$14`) and inserts the tick jobs (`$1`..`$10` as in
+/// [`SUBMIT`]), all in this one statement. Nodes racing for one tick all run it; the row
+/// lock makes the later ones see the new last tick and change nothing. Returns whether
+/// this call fired.
+pub const FIRE_SCHEDULE: &str = "WITH cas AS (
+        UPDATE schedules SET last_tick = $13, last_job = $14
+        WHERE name = $11 AND last_tick = $12 AND NOT paused RETURNING 1),
+     input AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[],
+            $6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[]) WITH ORDINALITY
+        AS u(task, name, args, sched_at, timeout_ms, priority, max_attempts, backoff_base_ms,
+            backoff_max_ms, wait, ord)
+        WHERE EXISTS (SELECT 1 FROM cas)),
+     up AS (
+        INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
+            backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait)
+        SELECT nextval('job_ids'), task, name, args, sched_at, timeout_ms, priority, max_attempts,
+            backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait
+        FROM input ORDER BY ord
+        ON CONFLICT (task, name) DO NOTHING
+        RETURNING task, sched_at),
+     n AS (SELECT pg_notify('taskhive_jobs', task || ' ' || min(sched_at)::text) FROM up GROUP BY task)
+     SELECT (SELECT count(*) FROM cas), (SELECT count(*) FROM n)";
+
+/// A task paused (`$1` = '1') or resumed ('0') on one node (already stored): every node
+/// applies it.
+pub const ANNOUNCE_PAUSE: &str = "SELECT pg_notify('taskhive_paused', $1::text || ' ' || $2::text)";
+
+/// Wakes every claimer for task `$1` (a resumed task's jobs are claimable again).
+pub const WAKE_TASK: &str = "SELECT pg_notify('taskhive_jobs', $1::text || ' 0')";
+
+/// Keeps a done job's outcome (`$1` id, `$2` task, `$3` name, `$4` attempts, `$5` result,
+/// `$6` finished at, `$7` expires at), replacing an older one of the same (task, name);
+/// outcomes expired by `$6` go in the same statement (by the expiry index, no scan).
+pub const KEEP_RESULT: &str = "WITH gone AS (DELETE FROM results_kept WHERE expires_at <= $6)
+     INSERT INTO results_kept (task, name, id, attempts, result, finished_at, expires_at)
+        VALUES ($2, $3, $1, $4, $5, $6, $7)
+     ON CONFLICT (task, name) DO UPDATE SET id = EXCLUDED.id, attempts = EXCLUDED.attempts,
+        result = EXCLUDED.result, finished_at = EXCLUDED.finished_at,
+        expires_at = EXCLUDED.expires_at";
+
+/// A kept outcome by id (`$1`) or by task and name (`$2`, `$3`), unexpired at `$4`.
+pub const GET_KEPT: &str = "SELECT id, task, name, attempts, result, finished_at FROM results_kept
+     WHERE (($1::bigint IS NOT NULL AND id = $1) OR ($1::bigint IS NULL AND task = $2 AND name = $3))
+       AND expires_at > $4";

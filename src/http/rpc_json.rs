@@ -71,6 +71,14 @@ pub async fn scheduler(
         "ReleaseLock" => unary(&body, |r| s.release_lock(r)).await,
         "GetConfig" => unary(&body, |r| s.get_config(r)).await,
         "SetConfig" => unary(&body, |r| s.set_config(r)).await,
+        "CreateSchedule" => unary(&body, |r| s.create_schedule(r)).await,
+        "ListSchedules" => unary(&body, |r| s.list_schedules(r)).await,
+        "GetSchedule" => unary(&body, |r| s.get_schedule(r)).await,
+        "PauseSchedule" => unary(&body, |r| s.pause_schedule(r)).await,
+        "ResumeSchedule" => unary(&body, |r| s.resume_schedule(r)).await,
+        "DeleteSchedule" => unary(&body, |r| s.delete_schedule(r)).await,
+        "PauseTask" => unary(&body, |r| s.pause_task(r)).await,
+        "ResumeTask" => unary(&body, |r| s.resume_task(r)).await,
         "SubmitStream" | "RunJobStream" | "WatchJob" | "GrabJob" | "Work" | "Dump" | "Load" => {
             ApiError::new(
                 Code::Unimplemented,

@@ -5,6 +5,7 @@ use crate::pb;
 use crate::scheduler::core::TaskStatus;
 use crate::scheduler::job::*;
 use crate::scheduler::list::{JobPage, ListQuery};
+use crate::scheduler::schedule::{Missed, Schedule, ScheduleSpec};
 use crate::scheduler::Error;
 
 /// Longest task or job name, in bytes.
@@ -198,16 +199,23 @@ pub fn job_pb(r: JobRecord, state: JobState, lease: Option<LeaseId>) -> pb::Job 
             JobState::Scheduled => pb::JobState::Scheduled,
             JobState::Running => pb::JobState::Running,
             JobState::Dead => pb::JobState::Dead,
+            JobState::Done => pb::JobState::Done,
         } as i32,
         lease_id: lease.unwrap_or(0),
         retry: Some(retry_pb(r.retry)),
         last_error: r.last_error,
+        result: Default::default(),
+        finished_at_ms: 0,
     }
 }
 
 /// A job view as protobuf.
 pub fn view_pb(v: JobView) -> pb::Job {
-    job_pb(v.record, v.state, v.lease)
+    pb::Job {
+        result: v.result.unwrap_or_default(),
+        finished_at_ms: v.finished_at.unwrap_or(0),
+        ..job_pb(v.record, v.state, v.lease)
+    }
 }
 
 /// A ListJobs request as the scheduler's query (validated there).
@@ -218,6 +226,7 @@ pub fn list_query(r: pb::ListJobsRequest) -> Result<ListQuery, Error> {
         Ok(pb::JobState::Scheduled) => Some(JobState::Scheduled),
         Ok(pb::JobState::Running) => Some(JobState::Running),
         Ok(pb::JobState::Dead) => Some(JobState::Dead),
+        Ok(pb::JobState::Done) => Some(JobState::Done),
         Err(_) => {
             return Err(Error::invalid(
                 "state",
@@ -277,12 +286,90 @@ pub fn status_pb(s: TaskStatus) -> pb::TaskStatus {
         next_sched_at_ms: s.next_sched_at.unwrap_or(0),
         locked: s.locked,
         broadcast: s.broadcast,
+        paused: s.paused,
     }
 }
 
 /// An optional filter: empty means none.
 pub fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
+}
+
+/// Validates a CreateSchedule request: the job fields as a submission's, then the
+/// expression and zone (by the scheduler, which parses them).
+pub fn schedule_spec(
+    r: pb::CreateScheduleRequest,
+    limits: &Limits,
+    now: Millis,
+) -> Result<ScheduleSpec, Error> {
+    let missed = match pb::MissedTicks::try_from(r.missed) {
+        Ok(pb::MissedTicks::Unspecified | pb::MissedTicks::Skip) => Missed::Skip,
+        Ok(pb::MissedTicks::One) => Missed::One,
+        Ok(pb::MissedTicks::All) => Missed::All,
+        Err(_) => {
+            return Err(Error::invalid(
+                "missed",
+                format!("{} is not a MissedTicks value", r.missed),
+            ))
+        }
+    };
+    let job = submit_spec(
+        pb::SubmitJobRequest {
+            task: r.task,
+            name: r.name.clone(),
+            args: r.args,
+            sched_at_ms: 0,
+            timeout_ms: r.timeout_ms,
+            priority: r.priority,
+            retry: r.retry,
+        },
+        limits,
+        now,
+        false,
+    )?;
+    let spec = ScheduleSpec {
+        name: r.name,
+        cron: r.cron,
+        tz: r.tz,
+        task: job.task,
+        args: job.args,
+        priority: job.priority,
+        timeout_ms: job.timeout_ms,
+        retry: job.retry,
+        missed,
+    };
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// A schedule as protobuf; `next` and `last_job_id` only where looked up.
+pub fn schedule_pb(s: Schedule, next: Vec<Millis>, last_job_id: Option<JobId>) -> pb::Schedule {
+    let Schedule {
+        spec,
+        paused,
+        last_tick,
+        last_job,
+    } = s;
+    pb::Schedule {
+        name: spec.name,
+        cron: spec.cron,
+        tz: spec.tz,
+        task: spec.task,
+        args: spec.args,
+        priority: spec.priority,
+        timeout_ms: spec.timeout_ms as i64,
+        retry: Some(retry_pb(spec.retry)),
+        missed: match spec.missed {
+            Missed::Skip => pb::MissedTicks::Skip,
+            Missed::One => pb::MissedTicks::One,
+            Missed::All => pb::MissedTicks::All,
+        } as i32,
+        paused,
+        last_tick_ms: last_tick,
+        last_job,
+        last_job_id: last_job_id.unwrap_or(0),
+        next_fire_ms: next,
+    }
 }
 
 #[cfg(test)]

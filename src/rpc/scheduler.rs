@@ -28,6 +28,35 @@ impl SchedulerService {
     pub fn new(h: SchedulerHandle, limits: Limits) -> Self {
         SchedulerService { h, limits }
     }
+
+    /// Pauses or resumes a task; its counts after.
+    async fn pause_reply(
+        &self,
+        task: String,
+        paused: bool,
+    ) -> Result<Response<pb::PauseTaskResponse>, Status> {
+        check_name("task", &task)?;
+        self.h.pause_task(task.clone(), paused).await?;
+        let (tasks, _) = self.h.status(Some(task.clone())).await?;
+        let status = tasks
+            .into_iter()
+            .find(|t| t.task == task)
+            .map(status_pb)
+            .unwrap_or(pb::TaskStatus {
+                task,
+                paused,
+                ..Default::default()
+            });
+        Ok(Response::new(pb::PauseTaskResponse {
+            status: Some(status),
+        }))
+    }
+
+    /// A schedule with its next 5 fire times and its last job's id.
+    async fn schedule_reply(&self, name: String) -> Result<Response<pb::Schedule>, Status> {
+        let (s, next, last_id) = self.h.get_schedule(name, 5).await?;
+        Ok(Response::new(schedule_pb(s, next, last_id)))
+    }
 }
 
 /// Jobs one SubmitJobs call may carry.
@@ -308,6 +337,76 @@ impl Scheduler for SchedulerService {
         Ok(Response::new(pb::ConfigResponse {
             values: values.into_iter().collect(),
         }))
+    }
+
+    async fn pause_task(
+        &self,
+        req: Request<pb::TaskRef>,
+    ) -> Result<Response<pb::PauseTaskResponse>, Status> {
+        self.pause_reply(req.into_inner().task, true).await
+    }
+
+    async fn resume_task(
+        &self,
+        req: Request<pb::TaskRef>,
+    ) -> Result<Response<pb::PauseTaskResponse>, Status> {
+        self.pause_reply(req.into_inner().task, false).await
+    }
+
+    async fn create_schedule(
+        &self,
+        req: Request<pb::CreateScheduleRequest>,
+    ) -> Result<Response<pb::Schedule>, Status> {
+        let spec = schedule_spec(req.into_inner(), &self.limits, self.h.clock().now_ms())?;
+        let name = spec.name.clone();
+        self.h.create_schedule(spec).await?;
+        self.schedule_reply(name).await
+    }
+
+    async fn list_schedules(
+        &self,
+        _req: Request<pb::ListSchedulesRequest>,
+    ) -> Result<Response<pb::ListSchedulesResponse>, Status> {
+        let schedules = self.h.list_schedules().await?;
+        Ok(Response::new(pb::ListSchedulesResponse {
+            schedules: schedules
+                .into_iter()
+                .map(|s| schedule_pb(s, Vec::new(), None))
+                .collect(),
+        }))
+    }
+
+    async fn get_schedule(
+        &self,
+        req: Request<pb::ScheduleRef>,
+    ) -> Result<Response<pb::Schedule>, Status> {
+        self.schedule_reply(req.into_inner().name).await
+    }
+
+    async fn pause_schedule(
+        &self,
+        req: Request<pb::ScheduleRef>,
+    ) -> Result<Response<pb::Schedule>, Status> {
+        let name = req.into_inner().name;
+        self.h.pause_schedule(name.clone(), true).await?;
+        self.schedule_reply(name).await
+    }
+
+    async fn resume_schedule(
+        &self,
+        req: Request<pb::ScheduleRef>,
+    ) -> Result<Response<pb::Schedule>, Status> {
+        let name = req.into_inner().name;
+        self.h.pause_schedule(name.clone(), false).await?;
+        self.schedule_reply(name).await
+    }
+
+    async fn delete_schedule(
+        &self,
+        req: Request<pb::ScheduleRef>,
+    ) -> Result<Response<pb::DeleteScheduleResponse>, Status> {
+        self.h.delete_schedule(req.into_inner().name).await?;
+        Ok(Response::new(pb::DeleteScheduleResponse {}))
     }
 
     async fn remove_job(

@@ -18,8 +18,10 @@ use super::clock::Clock;
 use super::core::{Core, Effect, LocalWorkers, Observation, SubmitReply, TaskStatus};
 use super::error::{Error, Stale};
 use super::job::*;
+use super::kept::KeptResults;
 use super::list::{JobPage, ListQuery};
 use super::local::LocalJobs;
+use super::schedule::{Plan, Schedule, ScheduleSpec};
 use super::settings::Settings;
 use super::timer::WakeTimer;
 use crate::metrics::Metrics;
@@ -208,11 +210,53 @@ pub(super) enum Cmd {
         reply: Reply<Vec<(String, u64)>>,
     },
     ReleaseUnserved,
+    RestoreSchedules {
+        schedules: Vec<Schedule>,
+    },
+    KeepResults {
+        keep_ms: Millis,
+    },
+    PauseTask {
+        task: String,
+        paused: bool,
+        /// False when another node already stored it (cluster).
+        persist: bool,
+        reply: Reply<Commit>,
+    },
+    PutSchedule {
+        schedule: Schedule,
+        reply: Reply<Commit>,
+    },
+    ListSchedules {
+        reply: Reply<Vec<Schedule>>,
+    },
+    GetSchedule {
+        name: String,
+        reply: Reply<Result<Schedule, Error>>,
+    },
+    PauseSchedule {
+        name: String,
+        paused: bool,
+        now: Millis,
+        reply: Reply<Result<Commit, Error>>,
+    },
+    DeleteSchedule {
+        name: String,
+        reply: Reply<Result<Commit, Error>>,
+    },
+    /// `None`: the schedule moved on; nothing done.
+    FireSchedule {
+        name: String,
+        last: Millis,
+        jobs: Vec<JobSpec>,
+        reply: Reply<Option<Commit>>,
+    },
 }
 
-/// Called with every job that finished (or failed for good) here: cluster mode publishes
-/// results for RunJob callers on other nodes.
-pub type FinishedHook = Arc<dyn Fn(JobId, &Result<Bytes, String>) + Send + Sync>;
+/// Called with every job that finished (or failed for good) here, with its task, name and
+/// failed attempts: cluster mode publishes results for RunJob callers on other nodes and
+/// keeps results (`--keep-results`).
+pub type FinishedHook = Arc<dyn Fn(JobId, &str, &str, u32, &Result<Bytes, String>) + Send + Sync>;
 
 /// How this node's core relates to the jobs it holds, chosen at start-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,6 +276,8 @@ pub struct SchedulerHandle {
     tx: mpsc::UnboundedSender<Cmd>,
     clock: Clock,
     jobs: Arc<dyn Backend>,
+    /// Woken when a schedule changes through this node (the schedule driver reloads).
+    schedules_changed: Arc<tokio::sync::Notify>,
 }
 
 /// Starts the actor over `core` (already restored from the store), every job local. It stops when every handle is gone.
@@ -282,6 +328,9 @@ pub fn spawn_node(
         drained: Vec::new(),
         on_finished,
         holding,
+        schedules: BTreeMap::new(),
+        kept: KeptResults::default(),
+        keep_ms: 0,
     };
     let join = tokio::spawn(actor.run());
     (NodeHandle { tx, clock }, join)
@@ -311,12 +360,35 @@ impl NodeHandle {
         LocalJobs::new(self.tx.clone())
     }
 
+    /// Cluster: applies a pause or resume another node stored and announced.
+    pub async fn apply_task_paused(&self, task: String, paused: bool) -> Result<(), Error> {
+        call(&self.tx, |reply| Cmd::PauseTask {
+            task,
+            paused,
+            persist: false,
+            reply,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Keeps finished jobs' outcomes for `keep_ms` (start-up; one node holding every job).
+    pub fn keep_results(&self, keep_ms: Millis) {
+        let _ = self.tx.send(Cmd::KeepResults { keep_ms });
+    }
+
+    /// Hands the actor the stored schedules (start-up, before serving).
+    pub fn restore_schedules(&self, schedules: Vec<Schedule>) {
+        let _ = self.tx.send(Cmd::RestoreSchedules { schedules });
+    }
+
     /// The full handle, with the client API served by `jobs`.
     pub fn with_jobs(self, jobs: Arc<dyn Backend>) -> SchedulerHandle {
         SchedulerHandle {
             tx: self.tx,
             clock: self.clock,
             jobs,
+            schedules_changed: Arc::default(),
         }
     }
 
@@ -392,6 +464,84 @@ impl SchedulerHandle {
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, Error> {
         call(&self.tx, make).await
+    }
+
+    /// Pauses or resumes a task (cluster-wide); resolves once stored.
+    pub async fn pause_task(&self, task: String, paused: bool) -> Result<(), Error> {
+        self.jobs.pause_task(task, paused).await
+    }
+
+    /// Creates or replaces a schedule after checking it (nothing is stored when refused);
+    /// its ticks from now on fire.
+    pub async fn create_schedule(&self, spec: ScheduleSpec) -> Result<(), Error> {
+        spec.validate()?;
+        self.jobs.put_schedule(spec, self.clock.now_ms()).await?;
+        self.schedules_changed.notify_one();
+        Ok(())
+    }
+
+    /// Every schedule, in name order.
+    pub async fn list_schedules(&self) -> Result<Vec<Schedule>, Error> {
+        self.jobs.list_schedules().await
+    }
+
+    /// One schedule, with its next `next` fire times and the id of its last job (while that
+    /// job exists).
+    pub async fn get_schedule(
+        &self,
+        name: String,
+        next: usize,
+    ) -> Result<(Schedule, Vec<Millis>, Option<JobId>), Error> {
+        let s = self.jobs.get_schedule(name).await?;
+        let upcoming = Plan::parse(&s.spec.cron, &s.spec.tz)
+            .map(|p| p.upcoming(s.last_tick.max(self.clock.now_ms()), next))
+            .unwrap_or_default();
+        let last_id = if s.last_job.is_empty() {
+            None
+        } else {
+            let key = JobKey::Name {
+                task: s.spec.task.clone(),
+                name: s.last_job.clone(),
+            };
+            self.jobs.get(key).await.ok().map(|v| v.record.id)
+        };
+        Ok((s, upcoming, last_id))
+    }
+
+    /// Pauses (no tick fires) or resumes (ticks from now on fire) a schedule.
+    pub async fn pause_schedule(&self, name: String, paused: bool) -> Result<(), Error> {
+        self.jobs
+            .pause_schedule(name, paused, self.clock.now_ms())
+            .await?;
+        self.schedules_changed.notify_one();
+        Ok(())
+    }
+
+    /// Deletes a schedule; the jobs it enqueued stay.
+    pub async fn delete_schedule(&self, name: String) -> Result<(), Error> {
+        self.jobs.delete_schedule(name).await?;
+        self.schedules_changed.notify_one();
+        Ok(())
+    }
+
+    /// One schedule as stored.
+    pub(crate) async fn schedule(&self, name: String) -> Result<Schedule, Error> {
+        self.jobs.get_schedule(name).await
+    }
+
+    /// See [`Backend::fire_schedule`].
+    pub(crate) async fn fire_schedule(
+        &self,
+        name: String,
+        last: Millis,
+        jobs: Vec<JobSpec>,
+    ) -> Result<bool, Error> {
+        self.jobs.fire_schedule(name, last, jobs).await
+    }
+
+    /// Woken whenever a schedule changes through this node.
+    pub(crate) fn schedules_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.schedules_changed.clone()
     }
 
     /// Submits (or replaces) a job; returns once it is committed.
@@ -631,6 +781,10 @@ impl SchedulerHandle {
     }
 }
 
+fn schedule_not_found(name: &str) -> Error {
+    Error::NotFound(format!("schedule {name} not found"))
+}
+
 pub(super) fn store_err(e: StoreError) -> Error {
     Error::from(e)
 }
@@ -651,6 +805,12 @@ struct Actor {
     drained: Vec<Reply<()>>,
     on_finished: Option<FinishedHook>,
     holding: Holding,
+    /// Schedules by name (the local backend's; a cluster's live in the database).
+    schedules: BTreeMap<String, Schedule>,
+    /// Finished jobs' outcomes (`--keep-results`; a cluster keeps them in the database).
+    kept: KeptResults,
+    /// How long to keep them (0 = not kept).
+    keep_ms: Millis,
 }
 
 /// Commands handled per wake-up before timers and dispatch run again.
@@ -684,6 +844,9 @@ impl Actor {
             }
             let now = self.clock.now_ms();
             self.core.tick(now);
+            if !self.kept.is_empty() {
+                self.kept.purge(now);
+            }
             let ops = self.effects();
             self.writer.write_detached(ops);
             if !self.drained.is_empty() && self.core.open_leases() == 0 {
@@ -800,7 +963,11 @@ impl Actor {
                 let _ = reply.send(r.map(|id| (id, commit)));
             }
             Cmd::Get { key, reply } => {
-                let _ = reply.send(self.core.get(&key));
+                let r = match self.core.get(&key) {
+                    Err(Error::NotFound(m)) => self.kept.get(&key, now).ok_or(Error::NotFound(m)),
+                    r => r,
+                };
+                let _ = reply.send(r);
             }
             Cmd::DropTask { task, reply } => {
                 let r = self.core.drop_task(&task);
@@ -898,6 +1065,17 @@ impl Actor {
                 self.drained.push(reply);
             }
             Cmd::Watch { task, name, tx } => {
+                let key = JobKey::Name { task, name };
+                if self.core.get(&key).is_err() {
+                    // Finished and kept: the outcome at once.
+                    if let Some(v) = self.kept.get(&key, now) {
+                        let _ = tx.send(JobEvent::Finished(Ok(v.result.unwrap_or_default())));
+                        return;
+                    }
+                }
+                let JobKey::Name { task, name } = key else {
+                    unreachable!("built above")
+                };
                 self.watchers.entry((task, name)).or_default().push(tx);
             }
             Cmd::WorkData { lease, data, reply } => {
@@ -984,6 +1162,105 @@ impl Actor {
                 self.writer.write_detached(ops);
                 let _ = reply.send(self.writer.barrier());
             }
+            Cmd::PauseTask {
+                task,
+                paused,
+                persist,
+                reply,
+            } => {
+                self.core.set_task_paused(&task, paused);
+                let commit = if persist {
+                    self.writer.write(vec![Op::SetTaskPaused { task, paused }])
+                } else {
+                    Commit::done()
+                };
+                let _ = reply.send(commit);
+            }
+            Cmd::KeepResults { keep_ms } => self.keep_ms = keep_ms,
+            Cmd::RestoreSchedules { schedules } => {
+                self.schedules = schedules
+                    .into_iter()
+                    .map(|s| (s.spec.name.clone(), s))
+                    .collect();
+            }
+            Cmd::PutSchedule { schedule, reply } => {
+                let commit = self.writer.write(vec![Op::PutSchedule(schedule.row())]);
+                self.schedules.insert(schedule.spec.name.clone(), schedule);
+                let _ = reply.send(commit);
+            }
+            Cmd::ListSchedules { reply } => {
+                let _ = reply.send(self.schedules.values().cloned().collect());
+            }
+            Cmd::GetSchedule { name, reply } => {
+                let r = self
+                    .schedules
+                    .get(&name)
+                    .cloned()
+                    .ok_or_else(|| schedule_not_found(&name));
+                let _ = reply.send(r);
+            }
+            Cmd::PauseSchedule {
+                name,
+                paused,
+                now,
+                reply,
+            } => {
+                let r = match self.schedules.get_mut(&name) {
+                    None => Err(schedule_not_found(&name)),
+                    Some(s) => {
+                        if s.paused && !paused {
+                            s.last_tick = s.last_tick.max(now);
+                        }
+                        s.paused = paused;
+                        Ok(self.writer.write(vec![Op::PutSchedule(s.row())]))
+                    }
+                };
+                let _ = reply.send(r);
+            }
+            Cmd::DeleteSchedule { name, reply } => {
+                let r = match self.schedules.remove(&name) {
+                    None => Err(schedule_not_found(&name)),
+                    Some(_) => Ok(self.writer.write(vec![Op::DeleteSchedule(name)])),
+                };
+                let _ = reply.send(r);
+            }
+            Cmd::FireSchedule {
+                name,
+                last,
+                jobs,
+                reply,
+            } => {
+                let current = self
+                    .schedules
+                    .get(&name)
+                    .is_some_and(|s| !s.paused && s.last_tick == last);
+                let newest = jobs.iter().map(|j| j.sched_at).max();
+                let (true, Some(newest)) = (current, newest) else {
+                    let _ = reply.send(None);
+                    return;
+                };
+                let default_timeout = self.settings.default_timeout_ms();
+                let mut last_job = String::new();
+                for mut spec in jobs {
+                    if spec.timeout_ms == 0 {
+                        spec.timeout_ms = default_timeout;
+                    }
+                    if spec.sched_at == newest {
+                        last_job = spec.name.clone();
+                    }
+                    let job = spec.name.clone();
+                    if let Err(e) = self.core.submit(spec, now) {
+                        tracing::warn!(schedule = %name, job = %job, error = %e, "schedule tick's job refused");
+                    }
+                }
+                let s = self.schedules.get_mut(&name).expect("checked above");
+                s.last_tick = newest;
+                s.last_job = last_job;
+                let row = s.row();
+                let mut ops = self.effects();
+                ops.push(Op::PutSchedule(row));
+                let _ = reply.send(Some(self.writer.write(ops)));
+            }
         }
     }
 
@@ -1048,6 +1325,7 @@ impl Actor {
                         job,
                         task,
                         name,
+                        attempts,
                         result,
                     } => {
                         if !self.watchers.is_empty() {
@@ -1059,7 +1337,20 @@ impl Actor {
                             }
                         }
                         if let Some(hook) = &self.on_finished {
-                            hook(job, &result);
+                            hook(job, &task, &name, attempts, &result);
+                        }
+                        if let (Ok(r), true, Holding::Everything) =
+                            (&result, self.keep_ms > 0, self.holding)
+                        {
+                            let now = self.clock.now_ms();
+                            self.kept.insert(
+                                job,
+                                (task.clone(), name.clone()),
+                                r.clone(),
+                                attempts,
+                                now,
+                                self.keep_ms,
+                            );
                         }
                         if let Some(ws) = self.waiters.remove(&job) {
                             for w in ws {

@@ -19,8 +19,9 @@ use futures_util::future::BoxFuture;
 
 use super::core::{SubmitReply, TaskStatus};
 use super::error::Error;
-use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView};
+use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView, Millis};
 use super::list::{JobPage, ListQuery};
+use super::schedule::{Schedule, ScheduleSpec};
 use crate::store::writer::Commit;
 
 /// What [`Backend::submit_each`] hands back: one answer per job, and their commit.
@@ -67,4 +68,24 @@ pub trait Backend: Send + Sync + 'static {
     fn set_config(&self, key: String, value: i64) -> Fut<()>;
     /// Whether any worker (on any node) serves `task`.
     fn has_worker(&self, task: String) -> Fut<bool>;
+    /// Pauses (`paused`) or resumes a task: while paused its jobs are accepted and kept, none
+    /// is handed out (on any node), running ones finish. Resolves once stored (and announced).
+    fn pause_task(&self, task: String, paused: bool) -> Fut<()>;
+    /// Creates or replaces a schedule (already validated), unpaused, its last tick `now`
+    /// (no tick before `now` fires); resolves once stored.
+    fn put_schedule(&self, spec: ScheduleSpec, now: Millis) -> Fut<()>;
+    /// Every schedule, in name order.
+    fn list_schedules(&self) -> Fut<Vec<Schedule>>;
+    /// One schedule.
+    fn get_schedule(&self, name: String) -> Fut<Schedule>;
+    /// Pauses or resumes a schedule; resuming sets its last tick to `now`, so the ticks
+    /// passed while paused do not fire.
+    fn pause_schedule(&self, name: String, paused: bool, now: Millis) -> Fut<()>;
+    /// Deletes a schedule (its jobs stay).
+    fn delete_schedule(&self, name: String) -> Fut<()>;
+    /// Fires ticks of an unpaused schedule whose last tick is still `last`: submits `jobs`
+    /// and advances the last tick to the newest of theirs, in one commit. `false` (and
+    /// nothing done) when the schedule moved on meanwhile: fired elsewhere, paused,
+    /// replaced or deleted.
+    fn fire_schedule(&self, name: String, last: Millis, jobs: Vec<JobSpec>) -> Fut<bool>;
 }

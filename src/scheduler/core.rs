@@ -91,6 +91,8 @@ pub enum Effect {
         task: Arc<str>,
         /// Its name.
         name: Arc<str>,
+        /// Its failed attempts so far.
+        attempts: u32,
         /// The worker's result, or why there is none.
         result: Result<Bytes, String>,
     },
@@ -163,6 +165,8 @@ pub struct TaskStatus {
     pub locked: u64,
     /// Jobs go to every worker.
     pub broadcast: bool,
+    /// Paused (PauseTask): none of its jobs is handed out.
+    pub paused: bool,
     /// Earliest sched_at among pending and scheduled jobs.
     pub next_sched_at: Option<Millis>,
 }
@@ -282,6 +286,8 @@ pub struct Core {
     unattached: BTreeSet<(Millis, WorkerId)>,
     dirty: VecDeque<TaskId>,
     dirty_flag: Vec<bool>,
+    /// Tasks paused by PauseTask: their jobs are kept and none is handed out.
+    paused_tasks: HashSet<String>,
     dead_total: usize,
     locks: Locks,
     /// Broadcast jobs running on several workers, and what their leases said so far.
@@ -312,6 +318,7 @@ impl Core {
             unattached: BTreeSet::new(),
             dirty: VecDeque::new(),
             dirty_flag: Vec::new(),
+            paused_tasks: HashSet::default(),
             dead_total: 0,
             locks: Locks::default(),
             last_now: 0,
@@ -532,7 +539,7 @@ impl Core {
     pub fn idle_slots(&self) -> Vec<(String, u64)> {
         let mut out = Vec::new();
         for t in &self.tasks {
-            if t.broadcast || t.workers.is_empty() {
+            if t.broadcast || t.workers.is_empty() || self.paused_tasks.contains(&*t.name) {
                 continue;
             }
             let free: u64 = t
@@ -821,6 +828,7 @@ impl Core {
             dead: t.dead.len() as u64,
             locked: t.locked,
             broadcast: t.broadcast,
+            paused: self.paused_tasks.contains(&*t.name),
             next_sched_at: next,
         }
     }
@@ -1184,6 +1192,11 @@ impl Core {
         }
         while let Some(tid) = self.dirty.pop_front() {
             self.dirty_flag[tid as usize] = false;
+            if !self.paused_tasks.is_empty()
+                && self.paused_tasks.contains(&*self.tasks[tid as usize].name)
+            {
+                continue;
+            }
             if self.tasks[tid as usize].broadcast {
                 self.dispatch_broadcast(tid, now);
                 continue;
@@ -1259,6 +1272,27 @@ impl Core {
                 self.effects.push(Effect::Assign { worker: w, job });
             }
         }
+    }
+
+    /// Pauses (nothing of the task is handed out; its jobs stay queued, running ones finish)
+    /// or resumes a task. Whether anything changed.
+    pub fn set_task_paused(&mut self, task: &str, paused: bool) -> bool {
+        if !paused {
+            if !self.paused_tasks.remove(task) {
+                return false;
+            }
+            let tid = self.task_id(task);
+            self.mark_dirty(tid);
+            return true;
+        }
+        // Status lists the task even before it has jobs.
+        self.task_id(task);
+        self.paused_tasks.insert(task.to_string())
+    }
+
+    /// Whether `task` is paused.
+    pub fn task_paused(&self, task: &str) -> bool {
+        self.paused_tasks.contains(task)
     }
 
     /// Marks a task as broadcast: each of its jobs goes to every worker registered for it.
@@ -1396,6 +1430,7 @@ impl Core {
             job: id,
             task: self.tasks[job.task as usize].name.clone(),
             name: Arc::from(&*job.name),
+            attempts: job.attempts,
             result,
         }
     }
@@ -1758,6 +1793,8 @@ impl Core {
             record: self.record(id),
             state,
             lease,
+            result: None,
+            finished_at: None,
         }
     }
 

@@ -88,10 +88,12 @@ pub enum JobState {
     Running,
     /// Failed past its retry cap.
     Dead,
+    /// Finished; kept for `serve --keep-results`.
+    Done,
 }
 
 /// A full job as stored, dumped and shown to clients.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct JobRecord {
     /// Job id.
     pub id: JobId,
@@ -128,6 +130,10 @@ pub struct JobView {
     pub state: JobState,
     /// The current lease when running.
     pub lease: Option<LeaseId>,
+    /// A finished job's result (kept results).
+    pub result: Option<Bytes>,
+    /// When a finished job finished (kept results).
+    pub finished_at: Option<Millis>,
 }
 
 /// Identifies a job by id or by task and name.

@@ -36,6 +36,7 @@ fn rank(s: JobState) -> u8 {
         JobState::Pending => 1,
         JobState::Scheduled => 2,
         JobState::Dead => 3,
+        JobState::Done => 4,
     }
 }
 
@@ -59,7 +60,7 @@ impl Cursor {
         let (priority, sched_at) = match state {
             JobState::Pending => (priority, sched_at),
             JobState::Scheduled => (0, sched_at),
-            JobState::Running | JobState::Dead => (0, 0),
+            JobState::Running | JobState::Dead | JobState::Done => (0, 0),
         };
         Cursor {
             state,
@@ -148,6 +149,14 @@ impl ListQuery {
         }
         if name_prefix.len() > 255 {
             return Err(Error::invalid("name_prefix", "longer than 255 bytes"));
+        }
+        if state == Some(JobState::Done) {
+            // Kept results are found by id or name (GetJob, WatchJob); they have no per-task
+            // order to page through.
+            return Err(Error::invalid(
+                "state",
+                "done jobs are not listed; read a kept result with GetJob",
+            ));
         }
         let page_size = match page_size as usize {
             0 => DEFAULT_PAGE_SIZE,

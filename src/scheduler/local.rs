@@ -11,8 +11,9 @@ use super::actor::{call, store_err, Cmd};
 use super::backend::{Backend, Fut, SubmittedEach};
 use super::core::{SubmitReply, TaskStatus};
 use super::error::Error;
-use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView};
+use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView, Millis};
 use super::list::{JobPage, ListQuery};
+use super::schedule::{Schedule, ScheduleSpec};
 
 /// The local backend: commands to the actor, answers after the commit.
 #[derive(Clone)]
@@ -173,5 +174,85 @@ impl Backend for LocalJobs {
     fn has_worker(&self, task: String) -> Fut<bool> {
         let tx = self.tx.clone();
         Box::pin(async move { call(&tx, |reply| Cmd::HasWorker { task, reply }).await })
+    }
+
+    fn pause_task(&self, task: String, paused: bool) -> Fut<()> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let commit = call(&tx, |reply| Cmd::PauseTask {
+                task,
+                paused,
+                persist: true,
+                reply,
+            })
+            .await?;
+            commit.wait().await.map_err(store_err)
+        })
+    }
+
+    fn put_schedule(&self, spec: ScheduleSpec, now: Millis) -> Fut<()> {
+        let tx = self.tx.clone();
+        let schedule = Schedule {
+            spec,
+            paused: false,
+            last_tick: now,
+            last_job: String::new(),
+        };
+        Box::pin(async move {
+            let commit = call(&tx, |reply| Cmd::PutSchedule { schedule, reply }).await?;
+            commit.wait().await.map_err(store_err)
+        })
+    }
+
+    fn list_schedules(&self) -> Fut<Vec<Schedule>> {
+        let tx = self.tx.clone();
+        Box::pin(async move { call(&tx, |reply| Cmd::ListSchedules { reply }).await })
+    }
+
+    fn get_schedule(&self, name: String) -> Fut<Schedule> {
+        let tx = self.tx.clone();
+        Box::pin(async move { call(&tx, |reply| Cmd::GetSchedule { name, reply }).await? })
+    }
+
+    fn pause_schedule(&self, name: String, paused: bool, now: Millis) -> Fut<()> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let commit = call(&tx, |reply| Cmd::PauseSchedule {
+                name,
+                paused,
+                now,
+                reply,
+            })
+            .await??;
+            commit.wait().await.map_err(store_err)
+        })
+    }
+
+    fn delete_schedule(&self, name: String) -> Fut<()> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let commit = call(&tx, |reply| Cmd::DeleteSchedule { name, reply }).await??;
+            commit.wait().await.map_err(store_err)
+        })
+    }
+
+    fn fire_schedule(&self, name: String, last: Millis, jobs: Vec<JobSpec>) -> Fut<bool> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            match call(&tx, |reply| Cmd::FireSchedule {
+                name,
+                last,
+                jobs,
+                reply,
+            })
+            .await?
+            {
+                Some(commit) => {
+                    commit.wait().await.map_err(store_err)?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        })
     }
 }

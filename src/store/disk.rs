@@ -21,8 +21,9 @@ use futures_util::future::BoxFuture;
 
 use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
 use crate::scheduler::core::{SubmitReply, TaskStatus};
-use crate::scheduler::job::{JobId, JobKey, JobRecord, JobSpec, JobView};
+use crate::scheduler::job::{JobId, JobKey, JobRecord, JobSpec, JobView, Millis};
 use crate::scheduler::list::{JobPage, ListQuery};
+use crate::scheduler::schedule::{Schedule, ScheduleSpec};
 use crate::scheduler::Error;
 
 /// How often the free space is read again.
@@ -226,6 +227,38 @@ impl Backend for DiskGuarded {
 
     fn list_jobs(&self, query: ListQuery) -> Fut<JobPage> {
         self.inner.list_jobs(query)
+    }
+
+    fn pause_task(&self, task: String, paused: bool) -> Fut<()> {
+        self.inner.pause_task(task, paused)
+    }
+
+    fn put_schedule(&self, spec: ScheduleSpec, now: Millis) -> Fut<()> {
+        self.inner.put_schedule(spec, now)
+    }
+
+    fn list_schedules(&self) -> Fut<Vec<Schedule>> {
+        self.inner.list_schedules()
+    }
+
+    fn get_schedule(&self, name: String) -> Fut<Schedule> {
+        self.inner.get_schedule(name)
+    }
+
+    fn pause_schedule(&self, name: String, paused: bool, now: Millis) -> Fut<()> {
+        self.inner.pause_schedule(name, paused, now)
+    }
+
+    fn delete_schedule(&self, name: String) -> Fut<()> {
+        self.inner.delete_schedule(name)
+    }
+
+    /// A refused tick is not lost: the schedule driver tries it again a moment later.
+    fn fire_schedule(&self, name: String, last: Millis, jobs: Vec<JobSpec>) -> Fut<bool> {
+        match self.disk.check() {
+            Ok(()) => self.inner.fire_schedule(name, last, jobs),
+            Err(e) => refused(e),
+        }
     }
 }
 

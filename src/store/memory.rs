@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use super::{ExecRow, Op, Store, StoreError, StoreReader};
+use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader};
 use crate::scheduler::job::{JobId, JobRecord};
 
 /// A [`Store`] over shared maps; clones see the same jobs.
@@ -13,6 +13,8 @@ pub struct MemoryStore {
     jobs: Arc<Mutex<BTreeMap<JobId, JobRecord>>>,
     config: Arc<Mutex<BTreeMap<String, i64>>>,
     load: Arc<Mutex<LoadTables>>,
+    schedules: Arc<Mutex<BTreeMap<String, ScheduleRow>>>,
+    paused_tasks: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 #[derive(Default)]
@@ -80,6 +82,21 @@ impl Store for MemoryStore {
                         .expect("poisoned")
                         .insert(key.clone(), *value);
                 }
+                Op::PutSchedule(r) => {
+                    let mut s = self.schedules.lock().expect("poisoned");
+                    s.insert(r.name.clone(), r.clone());
+                }
+                Op::SetTaskPaused { task, paused } => {
+                    let mut p = self.paused_tasks.lock().expect("poisoned");
+                    if *paused {
+                        p.insert(task.clone());
+                    } else {
+                        p.remove(task);
+                    }
+                }
+                Op::DeleteSchedule(name) => {
+                    self.schedules.lock().expect("poisoned").remove(name);
+                }
                 Op::SaveLoadJob { name, json } => {
                     let mut load = self.load.lock().expect("poisoned");
                     load.jobs.insert(name.clone(), json.clone());
@@ -120,6 +137,26 @@ impl Store for MemoryStore {
             .jobs
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .paused_tasks
+            .lock()
+            .expect("poisoned")
+            .iter()
+            .cloned()
+            .collect())
+    }
+
+    fn load_schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError> {
+        Ok(self
+            .schedules
+            .lock()
+            .expect("poisoned")
+            .values()
+            .cloned()
             .collect())
     }
 

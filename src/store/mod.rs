@@ -63,6 +63,32 @@ pub enum Op {
     ArchiveExec(ExecRow),
     /// Keep only the newest `n` archived executions.
     TrimExecs(usize),
+    /// Insert or replace a schedule (by name).
+    PutSchedule(ScheduleRow),
+    /// Delete a schedule.
+    DeleteSchedule(String),
+    /// Pause (`paused`) or resume a task.
+    SetTaskPaused {
+        /// The task.
+        task: String,
+        /// Paused.
+        paused: bool,
+    },
+}
+
+/// A stored schedule: what was asked for as a JSON document, and its firing state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRow {
+    /// Schedule name.
+    pub name: String,
+    /// The spec (cron, zone, task, job fields, missed policy) as JSON.
+    pub spec: String,
+    /// Paused.
+    pub paused: bool,
+    /// The last tick fired (unix ms).
+    pub last_tick: i64,
+    /// The name of the job the last tick enqueued.
+    pub last_job: String,
 }
 
 /// An archived load execution: summary columns for listing, and the whole JobExec document.
@@ -205,6 +231,10 @@ pub trait Store: Send + 'static {
     fn load_load_jobs(&mut self) -> Result<Vec<(String, String)>, StoreError>;
     /// A reader that can be used from other threads while this store writes.
     fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError>;
+    /// Every stored schedule, in name order.
+    fn load_schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError>;
+    /// The paused tasks.
+    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError>;
 }
 
 impl<S: Store + ?Sized> Store for Box<S> {
@@ -228,6 +258,12 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
         (**self).reader()
+    }
+    fn load_schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError> {
+        (**self).load_schedules()
+    }
+    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
+        (**self).load_paused_tasks()
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use postgres::{Client, Row};
 
-use super::{ExecRow, Op, Store, StoreError, StoreReader};
+use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader};
 use crate::scheduler::job::{JobId, JobRecord, RetryPolicy};
 
 /// Schema migrations, applied in order at start-up; `schema_version` records the last one.
@@ -74,6 +74,18 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX jobs_list_scheduled ON jobs (task, sched_at, id) WHERE NOT dead;
      CREATE INDEX jobs_list_dead ON jobs (task, id) WHERE dead;
      DROP INDEX jobs_due;",
+    // 7: schedules (cron): the spec as JSON, and the last tick fired, advanced by
+    // compare-and-set together with the tick's job.
+    "CREATE TABLE schedules (name TEXT PRIMARY KEY, spec TEXT NOT NULL, paused BOOLEAN NOT NULL,
+        last_tick BIGINT NOT NULL, last_job TEXT NOT NULL);",
+    // 8: paused tasks (PauseTask): their jobs are kept and none is claimed.
+    "CREATE TABLE paused_tasks (task TEXT PRIMARY KEY);",
+    // 9: cluster kept results (`--keep-results`): a done job's outcome until it expires.
+    "CREATE TABLE results_kept (task TEXT NOT NULL, name TEXT NOT NULL, id BIGINT NOT NULL,
+        attempts BIGINT NOT NULL, result BYTEA NOT NULL, finished_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL, PRIMARY KEY (task, name));
+     CREATE INDEX results_kept_by_expiry ON results_kept (expires_at);
+     CREATE INDEX results_kept_by_id ON results_kept (id);",
 ];
 
 /// Migration 5: `taskhive_submit(task, name, args, ...) RETURNS bigint` submits a job as the
@@ -593,6 +605,38 @@ fn apply_run(
             )?;
             tx.execute(&st, &[key, value])?;
         }
+        Op::PutSchedule(r) => {
+            let st = prepared(
+                cache,
+                tx,
+                "INSERT INTO schedules (name, spec, paused, last_tick, last_job) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec, paused = EXCLUDED.paused,
+                    last_tick = EXCLUDED.last_tick, last_job = EXCLUDED.last_job",
+            )?;
+            tx.execute(
+                &st,
+                &[&r.name, &r.spec, &r.paused, &r.last_tick, &r.last_job],
+            )?;
+        }
+        Op::SetTaskPaused { task, paused: true } => {
+            let st = prepared(
+                cache,
+                tx,
+                "INSERT INTO paused_tasks (task) VALUES ($1) ON CONFLICT (task) DO NOTHING",
+            )?;
+            tx.execute(&st, &[task])?;
+        }
+        Op::SetTaskPaused {
+            task,
+            paused: false,
+        } => {
+            let st = prepared(cache, tx, "DELETE FROM paused_tasks WHERE task = $1")?;
+            tx.execute(&st, &[task])?;
+        }
+        Op::DeleteSchedule(name) => {
+            let st = prepared(cache, tx, "DELETE FROM schedules WHERE name = $1")?;
+            tx.execute(&st, &[name])?;
+        }
         Op::SaveLoadJob { name, json } => {
             let st = prepared(
                 cache,
@@ -752,6 +796,21 @@ impl Store for PgStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .live()?
+            .query("SELECT task FROM paused_tasks ORDER BY task", &[])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn load_schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError> {
+        let rows = self.live()?.query(
+            "SELECT name, spec, paused, last_tick, last_job FROM schedules ORDER BY name",
+            &[],
+        )?;
+        Ok(rows.iter().map(schedule_row).collect())
+    }
+
     fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
         Ok(Box::new(PgReader {
             client: Mutex::new(Some(connect(&self.url)?)),
@@ -817,6 +876,17 @@ impl StoreReader for PgReader {
         let client = guard.as_mut().ok_or(StoreError::Closed)?;
         let row = client.query_opt("SELECT json FROM load_jobs WHERE name = $1", &[&name])?;
         Ok(row.map(|r| r.get(0)))
+    }
+}
+
+/// A `schedules` row (`name, spec, paused, last_tick, last_job`).
+pub fn schedule_row(r: &Row) -> ScheduleRow {
+    ScheduleRow {
+        name: r.get(0),
+        spec: r.get(1),
+        paused: r.get(2),
+        last_tick: r.get(3),
+        last_job: r.get(4),
     }
 }
 

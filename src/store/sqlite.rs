@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{ExecRow, Op, Store, StoreError, StoreReader, StoredJobs};
+use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader, StoredJobs};
 use crate::scheduler::job::{JobId, JobRecord, RetryPolicy};
 
 /// How hard a commit waits for the disk.
@@ -55,6 +55,16 @@ CREATE TABLE IF NOT EXISTS config (
 CREATE TABLE IF NOT EXISTS load_jobs (
     name TEXT PRIMARY KEY,
     json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS paused_tasks (
+    task TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS schedules (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    paused INTEGER NOT NULL,
+    last_tick INTEGER NOT NULL,
+    last_job TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS load_execs (
     id TEXT PRIMARY KEY,
@@ -227,6 +237,34 @@ impl Store for SqliteStore {
                     )?
                     .execute(params![key, value])?;
                 }
+                Op::PutSchedule(r) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO schedules (name, spec, paused, last_tick, last_job)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![
+                        r.name,
+                        r.spec,
+                        r.paused,
+                        r.last_tick,
+                        r.last_job
+                    ])?;
+                }
+                Op::SetTaskPaused { task, paused: true } => {
+                    tx.prepare_cached("INSERT OR REPLACE INTO paused_tasks (task) VALUES (?1)")?
+                        .execute(params![task])?;
+                }
+                Op::SetTaskPaused {
+                    task,
+                    paused: false,
+                } => {
+                    tx.prepare_cached("DELETE FROM paused_tasks WHERE task = ?1")?
+                        .execute(params![task])?;
+                }
+                Op::DeleteSchedule(name) => {
+                    tx.prepare_cached("DELETE FROM schedules WHERE name = ?1")?
+                        .execute(params![name])?;
+                }
                 Op::SaveLoadJob { name, json } => {
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO load_jobs (name, json) VALUES (?1, ?2)",
@@ -337,6 +375,30 @@ impl Store for SqliteStore {
             .conn
             .prepare("SELECT name, json FROM load_jobs ORDER BY name")?;
         let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT task FROM paused_tasks ORDER BY task")?;
+        let rows = stmt.query_map([], |row| row.get(0))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn load_schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name, spec, paused, last_tick, last_job FROM schedules ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok(ScheduleRow {
+                name: row.get(0)?,
+                spec: row.get(1)?,
+                paused: row.get(2)?,
+                last_tick: row.get(3)?,
+                last_job: row.get(4)?,
+            })
+        })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 

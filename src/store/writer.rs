@@ -78,7 +78,10 @@ impl Refused {
                 Op::SetConfig { .. }
                 | Op::SaveLoadJob { .. }
                 | Op::ArchiveExec(_)
-                | Op::TrimExecs(_) => {}
+                | Op::TrimExecs(_)
+                | Op::PutSchedule(_)
+                | Op::DeleteSchedule(_)
+                | Op::SetTaskPaused { .. } => {}
             }
         }
     }

@@ -128,6 +128,8 @@ const (
 	JobState_JOB_STATE_RUNNING JobState = 3
 	// Failed past its retry cap.
 	JobState_JOB_STATE_DEAD JobState = 4
+	// Finished (kept for `serve --keep-results`).
+	JobState_JOB_STATE_DONE JobState = 5
 )
 
 // Enum value maps for JobState.
@@ -138,6 +140,7 @@ var (
 		2: "JOB_STATE_SCHEDULED",
 		3: "JOB_STATE_RUNNING",
 		4: "JOB_STATE_DEAD",
+		5: "JOB_STATE_DONE",
 	}
 	JobState_value = map[string]int32{
 		"JOB_STATE_UNSPECIFIED": 0,
@@ -145,6 +148,7 @@ var (
 		"JOB_STATE_SCHEDULED":   2,
 		"JOB_STATE_RUNNING":     3,
 		"JOB_STATE_DEAD":        4,
+		"JOB_STATE_DONE":        5,
 	}
 )
 
@@ -173,6 +177,63 @@ func (x JobState) Number() protoreflect.EnumNumber {
 // Deprecated: Use JobState.Descriptor instead.
 func (JobState) EnumDescriptor() ([]byte, []int) {
 	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{1}
+}
+
+// What happens to ticks that passed while no server was running.
+type MissedTicks int32
+
+const (
+	// Same as SKIP.
+	MissedTicks_MISSED_TICKS_UNSPECIFIED MissedTicks = 0
+	// Dropped; a tick at most 5 s late still fires.
+	MissedTicks_MISSED_TICKS_SKIP MissedTicks = 1
+	// One job, for the newest missed tick.
+	MissedTicks_MISSED_TICKS_ONE MissedTicks = 2
+	// A job for each missed tick, the newest 100.
+	MissedTicks_MISSED_TICKS_ALL MissedTicks = 3
+)
+
+// Enum value maps for MissedTicks.
+var (
+	MissedTicks_name = map[int32]string{
+		0: "MISSED_TICKS_UNSPECIFIED",
+		1: "MISSED_TICKS_SKIP",
+		2: "MISSED_TICKS_ONE",
+		3: "MISSED_TICKS_ALL",
+	}
+	MissedTicks_value = map[string]int32{
+		"MISSED_TICKS_UNSPECIFIED": 0,
+		"MISSED_TICKS_SKIP":        1,
+		"MISSED_TICKS_ONE":         2,
+		"MISSED_TICKS_ALL":         3,
+	}
+)
+
+func (x MissedTicks) Enum() *MissedTicks {
+	p := new(MissedTicks)
+	*p = x
+	return p
+}
+
+func (x MissedTicks) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MissedTicks) Descriptor() protoreflect.EnumDescriptor {
+	return file_taskhive_v1_scheduler_proto_enumTypes[2].Descriptor()
+}
+
+func (MissedTicks) Type() protoreflect.EnumType {
+	return &file_taskhive_v1_scheduler_proto_enumTypes[2]
+}
+
+func (x MissedTicks) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MissedTicks.Descriptor instead.
+func (MissedTicks) EnumDescriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{2}
 }
 
 // How a failing job is retried: exponential backoff with jitter, up to max_attempts, then the dead set.
@@ -817,9 +878,13 @@ type Job struct {
 	RunCount uint32   `protobuf:"varint,9,opt,name=run_count,json=runCount,proto3" json:"run_count,omitempty"`
 	State    JobState `protobuf:"varint,10,opt,name=state,proto3,enum=taskhive.v1.JobState" json:"state,omitempty"`
 	// Set on jobs handed to a worker: the lease to report against.
-	LeaseId       uint64       `protobuf:"varint,11,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
-	Retry         *RetryPolicy `protobuf:"bytes,12,opt,name=retry,proto3" json:"retry,omitempty"`
-	LastError     string       `protobuf:"bytes,13,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LeaseId   uint64       `protobuf:"varint,11,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Retry     *RetryPolicy `protobuf:"bytes,12,opt,name=retry,proto3" json:"retry,omitempty"`
+	LastError string       `protobuf:"bytes,13,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// A done job's result (kept for `serve --keep-results`).
+	Result []byte `protobuf:"bytes,14,opt,name=result,proto3" json:"result,omitempty"`
+	// When a done job finished, unix milliseconds (0 otherwise).
+	FinishedAtMs  int64 `protobuf:"varint,15,opt,name=finished_at_ms,json=finishedAtMs,proto3" json:"finished_at_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -943,6 +1008,20 @@ func (x *Job) GetLastError() string {
 		return x.LastError
 	}
 	return ""
+}
+
+func (x *Job) GetResult() []byte {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *Job) GetFinishedAtMs() int64 {
+	if x != nil {
+		return x.FinishedAtMs
+	}
+	return 0
 }
 
 type ListJobsRequest struct {
@@ -1241,7 +1320,9 @@ type TaskStatus struct {
 	// Waiting for a named lock.
 	Locked uint64 `protobuf:"varint,8,opt,name=locked,proto3" json:"locked,omitempty"`
 	// Jobs of this task go to every worker (Periodic's BROADCAST).
-	Broadcast     bool `protobuf:"varint,9,opt,name=broadcast,proto3" json:"broadcast,omitempty"`
+	Broadcast bool `protobuf:"varint,9,opt,name=broadcast,proto3" json:"broadcast,omitempty"`
+	// Paused (PauseTask): its jobs are kept, none is handed out.
+	Paused        bool `protobuf:"varint,10,opt,name=paused,proto3" json:"paused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1335,6 +1416,13 @@ func (x *TaskStatus) GetLocked() uint64 {
 func (x *TaskStatus) GetBroadcast() bool {
 	if x != nil {
 		return x.Broadcast
+	}
+	return false
+}
+
+func (x *TaskStatus) GetPaused() bool {
+	if x != nil {
+		return x.Paused
 	}
 	return false
 }
@@ -3425,6 +3513,520 @@ func (x *LoadResponse) GetLoaded() uint64 {
 	return 0
 }
 
+type CreateScheduleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1..200 bytes, no '@'.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Cron expression: 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first.
+	Cron string `protobuf:"bytes,2,opt,name=cron,proto3" json:"cron,omitempty"`
+	// IANA time zone the expression is read in (empty = UTC).
+	Tz string `protobuf:"bytes,3,opt,name=tz,proto3" json:"tz,omitempty"`
+	// The jobs' task, payload, priority, lease length and retry policy, as in SubmitJobRequest.
+	Task          string       `protobuf:"bytes,4,opt,name=task,proto3" json:"task,omitempty"`
+	Args          []byte       `protobuf:"bytes,5,opt,name=args,proto3" json:"args,omitempty"`
+	Priority      int32        `protobuf:"varint,6,opt,name=priority,proto3" json:"priority,omitempty"`
+	TimeoutMs     *int64       `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3,oneof" json:"timeout_ms,omitempty"`
+	Retry         *RetryPolicy `protobuf:"bytes,8,opt,name=retry,proto3" json:"retry,omitempty"`
+	Missed        MissedTicks  `protobuf:"varint,9,opt,name=missed,proto3,enum=taskhive.v1.MissedTicks" json:"missed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateScheduleRequest) Reset() {
+	*x = CreateScheduleRequest{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateScheduleRequest) ProtoMessage() {}
+
+func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateScheduleRequest.ProtoReflect.Descriptor instead.
+func (*CreateScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *CreateScheduleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateScheduleRequest) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *CreateScheduleRequest) GetTz() string {
+	if x != nil {
+		return x.Tz
+	}
+	return ""
+}
+
+func (x *CreateScheduleRequest) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+func (x *CreateScheduleRequest) GetArgs() []byte {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *CreateScheduleRequest) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *CreateScheduleRequest) GetTimeoutMs() int64 {
+	if x != nil && x.TimeoutMs != nil {
+		return *x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *CreateScheduleRequest) GetRetry() *RetryPolicy {
+	if x != nil {
+		return x.Retry
+	}
+	return nil
+}
+
+func (x *CreateScheduleRequest) GetMissed() MissedTicks {
+	if x != nil {
+		return x.Missed
+	}
+	return MissedTicks_MISSED_TICKS_UNSPECIFIED
+}
+
+type Schedule struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Cron     string                 `protobuf:"bytes,2,opt,name=cron,proto3" json:"cron,omitempty"`
+	Tz       string                 `protobuf:"bytes,3,opt,name=tz,proto3" json:"tz,omitempty"`
+	Task     string                 `protobuf:"bytes,4,opt,name=task,proto3" json:"task,omitempty"`
+	Args     []byte                 `protobuf:"bytes,5,opt,name=args,proto3" json:"args,omitempty"`
+	Priority int32                  `protobuf:"varint,6,opt,name=priority,proto3" json:"priority,omitempty"`
+	// 0 = the server's default.
+	TimeoutMs int64        `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	Retry     *RetryPolicy `protobuf:"bytes,8,opt,name=retry,proto3" json:"retry,omitempty"`
+	Missed    MissedTicks  `protobuf:"varint,9,opt,name=missed,proto3,enum=taskhive.v1.MissedTicks" json:"missed,omitempty"`
+	Paused    bool         `protobuf:"varint,10,opt,name=paused,proto3" json:"paused,omitempty"`
+	// The last tick fired (or when the schedule was created or resumed), unix milliseconds.
+	LastTickMs int64 `protobuf:"varint,11,opt,name=last_tick_ms,json=lastTickMs,proto3" json:"last_tick_ms,omitempty"`
+	// The job the last tick enqueued (empty before the first tick).
+	LastJob string `protobuf:"bytes,12,opt,name=last_job,json=lastJob,proto3" json:"last_job,omitempty"`
+	// Its id while it exists (GetSchedule only; 0 otherwise).
+	LastJobId uint64 `protobuf:"varint,13,opt,name=last_job_id,json=lastJobId,proto3" json:"last_job_id,omitempty"`
+	// The next fire times, unix milliseconds (GetSchedule only).
+	NextFireMs    []int64 `protobuf:"varint,14,rep,packed,name=next_fire_ms,json=nextFireMs,proto3" json:"next_fire_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Schedule) Reset() {
+	*x = Schedule{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Schedule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Schedule) ProtoMessage() {}
+
+func (x *Schedule) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Schedule.ProtoReflect.Descriptor instead.
+func (*Schedule) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *Schedule) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Schedule) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *Schedule) GetTz() string {
+	if x != nil {
+		return x.Tz
+	}
+	return ""
+}
+
+func (x *Schedule) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+func (x *Schedule) GetArgs() []byte {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *Schedule) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *Schedule) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *Schedule) GetRetry() *RetryPolicy {
+	if x != nil {
+		return x.Retry
+	}
+	return nil
+}
+
+func (x *Schedule) GetMissed() MissedTicks {
+	if x != nil {
+		return x.Missed
+	}
+	return MissedTicks_MISSED_TICKS_UNSPECIFIED
+}
+
+func (x *Schedule) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *Schedule) GetLastTickMs() int64 {
+	if x != nil {
+		return x.LastTickMs
+	}
+	return 0
+}
+
+func (x *Schedule) GetLastJob() string {
+	if x != nil {
+		return x.LastJob
+	}
+	return ""
+}
+
+func (x *Schedule) GetLastJobId() uint64 {
+	if x != nil {
+		return x.LastJobId
+	}
+	return 0
+}
+
+func (x *Schedule) GetNextFireMs() []int64 {
+	if x != nil {
+		return x.NextFireMs
+	}
+	return nil
+}
+
+type ScheduleRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScheduleRef) Reset() {
+	*x = ScheduleRef{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScheduleRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScheduleRef) ProtoMessage() {}
+
+func (x *ScheduleRef) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScheduleRef.ProtoReflect.Descriptor instead.
+func (*ScheduleRef) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ScheduleRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ListSchedulesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulesRequest) Reset() {
+	*x = ListSchedulesRequest{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulesRequest) ProtoMessage() {}
+
+func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulesRequest.ProtoReflect.Descriptor instead.
+func (*ListSchedulesRequest) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{56}
+}
+
+type ListSchedulesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Schedules     []*Schedule            `protobuf:"bytes,1,rep,name=schedules,proto3" json:"schedules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulesResponse) Reset() {
+	*x = ListSchedulesResponse{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulesResponse) ProtoMessage() {}
+
+func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulesResponse.ProtoReflect.Descriptor instead.
+func (*ListSchedulesResponse) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListSchedulesResponse) GetSchedules() []*Schedule {
+	if x != nil {
+		return x.Schedules
+	}
+	return nil
+}
+
+type DeleteScheduleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteScheduleResponse) Reset() {
+	*x = DeleteScheduleResponse{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteScheduleResponse) ProtoMessage() {}
+
+func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteScheduleResponse.ProtoReflect.Descriptor instead.
+func (*DeleteScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{58}
+}
+
+type TaskRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          string                 `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskRef) Reset() {
+	*x = TaskRef{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskRef) ProtoMessage() {}
+
+func (x *TaskRef) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskRef.ProtoReflect.Descriptor instead.
+func (*TaskRef) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *TaskRef) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+type PauseTaskResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task's counts after the change (paused set by PauseTask, cleared by ResumeTask).
+	Status        *TaskStatus `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseTaskResponse) Reset() {
+	*x = PauseTaskResponse{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseTaskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseTaskResponse) ProtoMessage() {}
+
+func (x *PauseTaskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseTaskResponse.ProtoReflect.Descriptor instead.
+func (*PauseTaskResponse) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *PauseTaskResponse) GetStatus() *TaskStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 var File_taskhive_v1_scheduler_proto protoreflect.FileDescriptor
 
 const file_taskhive_v1_scheduler_proto_rawDesc = "" +
@@ -3472,7 +4074,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x04task\x18\x02 \x01(\tR\x04task\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\"*\n" +
 	"\x11RemoveJobResponse\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"\xfc\x02\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"\xba\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04task\x18\x02 \x01(\tR\x04task\x12\x12\n" +
@@ -3489,7 +4091,9 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\blease_id\x18\v \x01(\x04R\aleaseId\x12.\n" +
 	"\x05retry\x18\f \x01(\v2\x18.taskhive.v1.RetryPolicyR\x05retry\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\r \x01(\tR\tlastError\"\xba\x01\n" +
+	"last_error\x18\r \x01(\tR\tlastError\x12\x16\n" +
+	"\x06result\x18\x0e \x01(\fR\x06result\x12$\n" +
+	"\x0efinished_at_ms\x18\x0f \x01(\x03R\ffinishedAtMs\"\xba\x01\n" +
 	"\x0fListJobsRequest\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\tR\x04task\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.taskhive.v1.JobStateR\x05state\x12\x1f\n" +
@@ -3506,7 +4110,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x10DropTaskResponse\x12\x18\n" +
 	"\aremoved\x18\x01 \x01(\x04R\aremoved\"#\n" +
 	"\rStatusRequest\x12\x12\n" +
-	"\x04task\x18\x01 \x01(\tR\x04task\"\xff\x01\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\"\x97\x02\n" +
 	"\n" +
 	"TaskStatus\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\tR\x04task\x12\x18\n" +
@@ -3517,7 +4121,9 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x04dead\x18\x06 \x01(\x04R\x04dead\x12'\n" +
 	"\x10next_sched_at_ms\x18\a \x01(\x03R\rnextSchedAtMs\x12\x16\n" +
 	"\x06locked\x18\b \x01(\x04R\x06locked\x12\x1c\n" +
-	"\tbroadcast\x18\t \x01(\bR\tbroadcast\"p\n" +
+	"\tbroadcast\x18\t \x01(\bR\tbroadcast\x12\x16\n" +
+	"\x06paused\x18\n" +
+	" \x01(\bR\x06paused\"p\n" +
 	"\x0eStatusResponse\x12-\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x17.taskhive.v1.TaskStatusR\x05tasks\x12/\n" +
 	"\x06totals\x18\x02 \x01(\v2\x17.taskhive.v1.TaskStatusR\x06totals\";\n" +
@@ -3634,7 +4240,48 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\tDumpedJob\x12\"\n" +
 	"\x03job\x18\x01 \x01(\v2\x10.taskhive.v1.JobR\x03job\"&\n" +
 	"\fLoadResponse\x12\x16\n" +
-	"\x06loaded\x18\x01 \x01(\x04R\x06loaded*\xf7\x03\n" +
+	"\x06loaded\x18\x01 \x01(\x04R\x06loaded\"\xa8\x02\n" +
+	"\x15CreateScheduleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04cron\x18\x02 \x01(\tR\x04cron\x12\x0e\n" +
+	"\x02tz\x18\x03 \x01(\tR\x02tz\x12\x12\n" +
+	"\x04task\x18\x04 \x01(\tR\x04task\x12\x12\n" +
+	"\x04args\x18\x05 \x01(\fR\x04args\x12\x1a\n" +
+	"\bpriority\x18\x06 \x01(\x05R\bpriority\x12\"\n" +
+	"\n" +
+	"timeout_ms\x18\a \x01(\x03H\x00R\ttimeoutMs\x88\x01\x01\x12.\n" +
+	"\x05retry\x18\b \x01(\v2\x18.taskhive.v1.RetryPolicyR\x05retry\x120\n" +
+	"\x06missed\x18\t \x01(\x0e2\x18.taskhive.v1.MissedTicksR\x06missedB\r\n" +
+	"\v_timeout_ms\"\x9e\x03\n" +
+	"\bSchedule\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04cron\x18\x02 \x01(\tR\x04cron\x12\x0e\n" +
+	"\x02tz\x18\x03 \x01(\tR\x02tz\x12\x12\n" +
+	"\x04task\x18\x04 \x01(\tR\x04task\x12\x12\n" +
+	"\x04args\x18\x05 \x01(\fR\x04args\x12\x1a\n" +
+	"\bpriority\x18\x06 \x01(\x05R\bpriority\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\a \x01(\x03R\ttimeoutMs\x12.\n" +
+	"\x05retry\x18\b \x01(\v2\x18.taskhive.v1.RetryPolicyR\x05retry\x120\n" +
+	"\x06missed\x18\t \x01(\x0e2\x18.taskhive.v1.MissedTicksR\x06missed\x12\x16\n" +
+	"\x06paused\x18\n" +
+	" \x01(\bR\x06paused\x12 \n" +
+	"\flast_tick_ms\x18\v \x01(\x03R\n" +
+	"lastTickMs\x12\x19\n" +
+	"\blast_job\x18\f \x01(\tR\alastJob\x12\x1e\n" +
+	"\vlast_job_id\x18\r \x01(\x04R\tlastJobId\x12 \n" +
+	"\fnext_fire_ms\x18\x0e \x03(\x03R\n" +
+	"nextFireMs\"!\n" +
+	"\vScheduleRef\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
+	"\x14ListSchedulesRequest\"L\n" +
+	"\x15ListSchedulesResponse\x123\n" +
+	"\tschedules\x18\x01 \x03(\v2\x15.taskhive.v1.ScheduleR\tschedules\"\x18\n" +
+	"\x16DeleteScheduleResponse\"\x1d\n" +
+	"\aTaskRef\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\"D\n" +
+	"\x11PauseTaskResponse\x12/\n" +
+	"\x06status\x18\x01 \x01(\v2\x17.taskhive.v1.TaskStatusR\x06status*\xf7\x03\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x18\n" +
 	"\x14ERROR_CODE_CANCELLED\x10\x01\x12\x16\n" +
@@ -3653,13 +4300,19 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x13ERROR_CODE_INTERNAL\x10\r\x12\x1a\n" +
 	"\x16ERROR_CODE_UNAVAILABLE\x10\x0e\x12\x18\n" +
 	"\x14ERROR_CODE_DATA_LOSS\x10\x0f\x12\x1e\n" +
-	"\x1aERROR_CODE_UNAUTHENTICATED\x10\x10*\x80\x01\n" +
+	"\x1aERROR_CODE_UNAUTHENTICATED\x10\x10*\x94\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x17\n" +
 	"\x13JOB_STATE_SCHEDULED\x10\x02\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x03\x12\x12\n" +
-	"\x0eJOB_STATE_DEAD\x10\x042\xbc\x0e\n" +
+	"\x0eJOB_STATE_DEAD\x10\x04\x12\x12\n" +
+	"\x0eJOB_STATE_DONE\x10\x05*n\n" +
+	"\vMissedTicks\x12\x1c\n" +
+	"\x18MISSED_TICKS_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11MISSED_TICKS_SKIP\x10\x01\x12\x14\n" +
+	"\x10MISSED_TICKS_ONE\x10\x02\x12\x14\n" +
+	"\x10MISSED_TICKS_ALL\x10\x032\xfe\x12\n" +
 	"\tScheduler\x12J\n" +
 	"\tSubmitJob\x12\x1d.taskhive.v1.SubmitJobRequest\x1a\x1e.taskhive.v1.SubmitJobResponse\x12M\n" +
 	"\n" +
@@ -3687,7 +4340,16 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\tGetConfig\x12\x1d.taskhive.v1.GetConfigRequest\x1a\x1b.taskhive.v1.ConfigResponse\x12G\n" +
 	"\tSetConfig\x12\x1d.taskhive.v1.SetConfigRequest\x1a\x1b.taskhive.v1.ConfigResponse\x12:\n" +
 	"\x04Dump\x12\x18.taskhive.v1.DumpRequest\x1a\x16.taskhive.v1.DumpedJob0\x01\x12;\n" +
-	"\x04Load\x12\x16.taskhive.v1.DumpedJob\x1a\x19.taskhive.v1.LoadResponse(\x01B?Z=github.com/taskhive/taskhive/clients/go/taskhivepb;taskhivepbb\x06proto3"
+	"\x04Load\x12\x16.taskhive.v1.DumpedJob\x1a\x19.taskhive.v1.LoadResponse(\x01\x12K\n" +
+	"\x0eCreateSchedule\x12\".taskhive.v1.CreateScheduleRequest\x1a\x15.taskhive.v1.Schedule\x12V\n" +
+	"\rListSchedules\x12!.taskhive.v1.ListSchedulesRequest\x1a\".taskhive.v1.ListSchedulesResponse\x12>\n" +
+	"\vGetSchedule\x12\x18.taskhive.v1.ScheduleRef\x1a\x15.taskhive.v1.Schedule\x12@\n" +
+	"\rPauseSchedule\x12\x18.taskhive.v1.ScheduleRef\x1a\x15.taskhive.v1.Schedule\x12A\n" +
+	"\x0eResumeSchedule\x12\x18.taskhive.v1.ScheduleRef\x1a\x15.taskhive.v1.Schedule\x12O\n" +
+	"\x0eDeleteSchedule\x12\x18.taskhive.v1.ScheduleRef\x1a#.taskhive.v1.DeleteScheduleResponse\x12A\n" +
+	"\tPauseTask\x12\x14.taskhive.v1.TaskRef\x1a\x1e.taskhive.v1.PauseTaskResponse\x12B\n" +
+	"\n" +
+	"ResumeTask\x12\x14.taskhive.v1.TaskRef\x1a\x1e.taskhive.v1.PauseTaskResponseB?Z=github.com/taskhive/taskhive/clients/go/taskhivepb;taskhivepbb\x06proto3"
 
 var (
 	file_taskhive_v1_scheduler_proto_rawDescOnce sync.Once
@@ -3701,156 +4363,187 @@ func file_taskhive_v1_scheduler_proto_rawDescGZIP() []byte {
 	return file_taskhive_v1_scheduler_proto_rawDescData
 }
 
-var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_taskhive_v1_scheduler_proto_goTypes = []any{
-	(ErrorCode)(0),               // 0: taskhive.v1.ErrorCode
-	(JobState)(0),                // 1: taskhive.v1.JobState
-	(*RetryPolicy)(nil),          // 2: taskhive.v1.RetryPolicy
-	(*SubmitJobRequest)(nil),     // 3: taskhive.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),    // 4: taskhive.v1.SubmitJobResponse
-	(*SubmitJobsRequest)(nil),    // 5: taskhive.v1.SubmitJobsRequest
-	(*SubmitJobsResponse)(nil),   // 6: taskhive.v1.SubmitJobsResponse
-	(*SubmitStreamResponse)(nil), // 7: taskhive.v1.SubmitStreamResponse
-	(*SubmitAck)(nil),            // 8: taskhive.v1.SubmitAck
-	(*RunJobResponse)(nil),       // 9: taskhive.v1.RunJobResponse
-	(*JobRef)(nil),               // 10: taskhive.v1.JobRef
-	(*RemoveJobResponse)(nil),    // 11: taskhive.v1.RemoveJobResponse
-	(*Job)(nil),                  // 12: taskhive.v1.Job
-	(*ListJobsRequest)(nil),      // 13: taskhive.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),     // 14: taskhive.v1.ListJobsResponse
-	(*DropTaskRequest)(nil),      // 15: taskhive.v1.DropTaskRequest
-	(*DropTaskResponse)(nil),     // 16: taskhive.v1.DropTaskResponse
-	(*StatusRequest)(nil),        // 17: taskhive.v1.StatusRequest
-	(*TaskStatus)(nil),           // 18: taskhive.v1.TaskStatus
-	(*StatusResponse)(nil),       // 19: taskhive.v1.StatusResponse
-	(*ListDeadRequest)(nil),      // 20: taskhive.v1.ListDeadRequest
-	(*ListDeadResponse)(nil),     // 21: taskhive.v1.ListDeadResponse
-	(*DeadRef)(nil),              // 22: taskhive.v1.DeadRef
-	(*DeadOpResponse)(nil),       // 23: taskhive.v1.DeadOpResponse
-	(*RegisterTaskRequest)(nil),  // 24: taskhive.v1.RegisterTaskRequest
-	(*RegisterTaskResponse)(nil), // 25: taskhive.v1.RegisterTaskResponse
-	(*GrabJobRequest)(nil),       // 26: taskhive.v1.GrabJobRequest
-	(*Done)(nil),                 // 27: taskhive.v1.Done
-	(*Fail)(nil),                 // 28: taskhive.v1.Fail
-	(*SchedLater)(nil),           // 29: taskhive.v1.SchedLater
-	(*Outcome)(nil),              // 30: taskhive.v1.Outcome
-	(*ReportResultRequest)(nil),  // 31: taskhive.v1.ReportResultRequest
-	(*ReportResultResponse)(nil), // 32: taskhive.v1.ReportResultResponse
-	(*HeartbeatRequest)(nil),     // 33: taskhive.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),    // 34: taskhive.v1.HeartbeatResponse
-	(*WorkerHello)(nil),          // 35: taskhive.v1.WorkerHello
-	(*WorkerResult)(nil),         // 36: taskhive.v1.WorkerResult
-	(*WorkData)(nil),             // 37: taskhive.v1.WorkData
-	(*SendDataResponse)(nil),     // 38: taskhive.v1.SendDataResponse
-	(*AcquireLockRequest)(nil),   // 39: taskhive.v1.AcquireLockRequest
-	(*AcquireLockResponse)(nil),  // 40: taskhive.v1.AcquireLockResponse
-	(*ReleaseLockRequest)(nil),   // 41: taskhive.v1.ReleaseLockRequest
-	(*ReleaseLockResponse)(nil),  // 42: taskhive.v1.ReleaseLockResponse
-	(*WorkerMessage)(nil),        // 43: taskhive.v1.WorkerMessage
-	(*Welcome)(nil),              // 44: taskhive.v1.Welcome
-	(*ResultAck)(nil),            // 45: taskhive.v1.ResultAck
-	(*CancelJob)(nil),            // 46: taskhive.v1.CancelJob
-	(*ServerMessage)(nil),        // 47: taskhive.v1.ServerMessage
-	(*JobEvent)(nil),             // 48: taskhive.v1.JobEvent
-	(*GetConfigRequest)(nil),     // 49: taskhive.v1.GetConfigRequest
-	(*SetConfigRequest)(nil),     // 50: taskhive.v1.SetConfigRequest
-	(*ConfigResponse)(nil),       // 51: taskhive.v1.ConfigResponse
-	(*DumpRequest)(nil),          // 52: taskhive.v1.DumpRequest
-	(*DumpedJob)(nil),            // 53: taskhive.v1.DumpedJob
-	(*LoadResponse)(nil),         // 54: taskhive.v1.LoadResponse
-	nil,                          // 55: taskhive.v1.ConfigResponse.ValuesEntry
+	(ErrorCode)(0),                 // 0: taskhive.v1.ErrorCode
+	(JobState)(0),                  // 1: taskhive.v1.JobState
+	(MissedTicks)(0),               // 2: taskhive.v1.MissedTicks
+	(*RetryPolicy)(nil),            // 3: taskhive.v1.RetryPolicy
+	(*SubmitJobRequest)(nil),       // 4: taskhive.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),      // 5: taskhive.v1.SubmitJobResponse
+	(*SubmitJobsRequest)(nil),      // 6: taskhive.v1.SubmitJobsRequest
+	(*SubmitJobsResponse)(nil),     // 7: taskhive.v1.SubmitJobsResponse
+	(*SubmitStreamResponse)(nil),   // 8: taskhive.v1.SubmitStreamResponse
+	(*SubmitAck)(nil),              // 9: taskhive.v1.SubmitAck
+	(*RunJobResponse)(nil),         // 10: taskhive.v1.RunJobResponse
+	(*JobRef)(nil),                 // 11: taskhive.v1.JobRef
+	(*RemoveJobResponse)(nil),      // 12: taskhive.v1.RemoveJobResponse
+	(*Job)(nil),                    // 13: taskhive.v1.Job
+	(*ListJobsRequest)(nil),        // 14: taskhive.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),       // 15: taskhive.v1.ListJobsResponse
+	(*DropTaskRequest)(nil),        // 16: taskhive.v1.DropTaskRequest
+	(*DropTaskResponse)(nil),       // 17: taskhive.v1.DropTaskResponse
+	(*StatusRequest)(nil),          // 18: taskhive.v1.StatusRequest
+	(*TaskStatus)(nil),             // 19: taskhive.v1.TaskStatus
+	(*StatusResponse)(nil),         // 20: taskhive.v1.StatusResponse
+	(*ListDeadRequest)(nil),        // 21: taskhive.v1.ListDeadRequest
+	(*ListDeadResponse)(nil),       // 22: taskhive.v1.ListDeadResponse
+	(*DeadRef)(nil),                // 23: taskhive.v1.DeadRef
+	(*DeadOpResponse)(nil),         // 24: taskhive.v1.DeadOpResponse
+	(*RegisterTaskRequest)(nil),    // 25: taskhive.v1.RegisterTaskRequest
+	(*RegisterTaskResponse)(nil),   // 26: taskhive.v1.RegisterTaskResponse
+	(*GrabJobRequest)(nil),         // 27: taskhive.v1.GrabJobRequest
+	(*Done)(nil),                   // 28: taskhive.v1.Done
+	(*Fail)(nil),                   // 29: taskhive.v1.Fail
+	(*SchedLater)(nil),             // 30: taskhive.v1.SchedLater
+	(*Outcome)(nil),                // 31: taskhive.v1.Outcome
+	(*ReportResultRequest)(nil),    // 32: taskhive.v1.ReportResultRequest
+	(*ReportResultResponse)(nil),   // 33: taskhive.v1.ReportResultResponse
+	(*HeartbeatRequest)(nil),       // 34: taskhive.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),      // 35: taskhive.v1.HeartbeatResponse
+	(*WorkerHello)(nil),            // 36: taskhive.v1.WorkerHello
+	(*WorkerResult)(nil),           // 37: taskhive.v1.WorkerResult
+	(*WorkData)(nil),               // 38: taskhive.v1.WorkData
+	(*SendDataResponse)(nil),       // 39: taskhive.v1.SendDataResponse
+	(*AcquireLockRequest)(nil),     // 40: taskhive.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil),    // 41: taskhive.v1.AcquireLockResponse
+	(*ReleaseLockRequest)(nil),     // 42: taskhive.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil),    // 43: taskhive.v1.ReleaseLockResponse
+	(*WorkerMessage)(nil),          // 44: taskhive.v1.WorkerMessage
+	(*Welcome)(nil),                // 45: taskhive.v1.Welcome
+	(*ResultAck)(nil),              // 46: taskhive.v1.ResultAck
+	(*CancelJob)(nil),              // 47: taskhive.v1.CancelJob
+	(*ServerMessage)(nil),          // 48: taskhive.v1.ServerMessage
+	(*JobEvent)(nil),               // 49: taskhive.v1.JobEvent
+	(*GetConfigRequest)(nil),       // 50: taskhive.v1.GetConfigRequest
+	(*SetConfigRequest)(nil),       // 51: taskhive.v1.SetConfigRequest
+	(*ConfigResponse)(nil),         // 52: taskhive.v1.ConfigResponse
+	(*DumpRequest)(nil),            // 53: taskhive.v1.DumpRequest
+	(*DumpedJob)(nil),              // 54: taskhive.v1.DumpedJob
+	(*LoadResponse)(nil),           // 55: taskhive.v1.LoadResponse
+	(*CreateScheduleRequest)(nil),  // 56: taskhive.v1.CreateScheduleRequest
+	(*Schedule)(nil),               // 57: taskhive.v1.Schedule
+	(*ScheduleRef)(nil),            // 58: taskhive.v1.ScheduleRef
+	(*ListSchedulesRequest)(nil),   // 59: taskhive.v1.ListSchedulesRequest
+	(*ListSchedulesResponse)(nil),  // 60: taskhive.v1.ListSchedulesResponse
+	(*DeleteScheduleResponse)(nil), // 61: taskhive.v1.DeleteScheduleResponse
+	(*TaskRef)(nil),                // 62: taskhive.v1.TaskRef
+	(*PauseTaskResponse)(nil),      // 63: taskhive.v1.PauseTaskResponse
+	nil,                            // 64: taskhive.v1.ConfigResponse.ValuesEntry
 }
 var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
-	2,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
-	3,  // 1: taskhive.v1.SubmitJobsRequest.jobs:type_name -> taskhive.v1.SubmitJobRequest
-	4,  // 2: taskhive.v1.SubmitJobsResponse.jobs:type_name -> taskhive.v1.SubmitJobResponse
-	8,  // 3: taskhive.v1.SubmitStreamResponse.acks:type_name -> taskhive.v1.SubmitAck
+	3,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
+	4,  // 1: taskhive.v1.SubmitJobsRequest.jobs:type_name -> taskhive.v1.SubmitJobRequest
+	5,  // 2: taskhive.v1.SubmitJobsResponse.jobs:type_name -> taskhive.v1.SubmitJobResponse
+	9,  // 3: taskhive.v1.SubmitStreamResponse.acks:type_name -> taskhive.v1.SubmitAck
 	0,  // 4: taskhive.v1.SubmitAck.code:type_name -> taskhive.v1.ErrorCode
 	1,  // 5: taskhive.v1.Job.state:type_name -> taskhive.v1.JobState
-	2,  // 6: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
+	3,  // 6: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
 	1,  // 7: taskhive.v1.ListJobsRequest.state:type_name -> taskhive.v1.JobState
-	12, // 8: taskhive.v1.ListJobsResponse.jobs:type_name -> taskhive.v1.Job
-	18, // 9: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
-	18, // 10: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
-	12, // 11: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
-	27, // 12: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
-	28, // 13: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
-	29, // 14: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
-	30, // 15: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
-	30, // 16: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
-	35, // 17: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
-	36, // 18: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
-	33, // 19: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
-	37, // 20: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
-	39, // 21: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
-	41, // 22: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
-	44, // 23: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
-	12, // 24: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
-	45, // 25: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
-	34, // 26: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
-	40, // 27: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
-	46, // 28: taskhive.v1.ServerMessage.cancel:type_name -> taskhive.v1.CancelJob
-	9,  // 29: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
-	55, // 30: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
-	12, // 31: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
-	3,  // 32: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
-	5,  // 33: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
-	3,  // 34: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
-	3,  // 35: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
-	3,  // 36: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
-	10, // 37: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
-	10, // 38: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
-	10, // 39: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
-	13, // 40: taskhive.v1.Scheduler.ListJobs:input_type -> taskhive.v1.ListJobsRequest
-	15, // 41: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
-	17, // 42: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
-	20, // 43: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
-	22, // 44: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
-	22, // 45: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
-	24, // 46: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
-	26, // 47: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
-	31, // 48: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
-	33, // 49: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
-	37, // 50: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
-	39, // 51: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
-	41, // 52: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
-	43, // 53: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
-	49, // 54: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
-	50, // 55: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
-	52, // 56: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
-	53, // 57: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
-	4,  // 58: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
-	6,  // 59: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
-	7,  // 60: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
-	9,  // 61: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
-	48, // 62: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
-	48, // 63: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
-	11, // 64: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
-	12, // 65: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
-	14, // 66: taskhive.v1.Scheduler.ListJobs:output_type -> taskhive.v1.ListJobsResponse
-	16, // 67: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
-	19, // 68: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
-	21, // 69: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
-	23, // 70: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
-	23, // 71: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
-	25, // 72: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
-	12, // 73: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
-	32, // 74: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
-	34, // 75: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
-	38, // 76: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
-	40, // 77: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
-	42, // 78: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
-	47, // 79: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
-	51, // 80: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
-	51, // 81: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
-	53, // 82: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
-	54, // 83: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
-	58, // [58:84] is the sub-list for method output_type
-	32, // [32:58] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	13, // 8: taskhive.v1.ListJobsResponse.jobs:type_name -> taskhive.v1.Job
+	19, // 9: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
+	19, // 10: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
+	13, // 11: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
+	28, // 12: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
+	29, // 13: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
+	30, // 14: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
+	31, // 15: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
+	31, // 16: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
+	36, // 17: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
+	37, // 18: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
+	34, // 19: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
+	38, // 20: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
+	40, // 21: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
+	42, // 22: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
+	45, // 23: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
+	13, // 24: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
+	46, // 25: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
+	35, // 26: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
+	41, // 27: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
+	47, // 28: taskhive.v1.ServerMessage.cancel:type_name -> taskhive.v1.CancelJob
+	10, // 29: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
+	64, // 30: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
+	13, // 31: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
+	3,  // 32: taskhive.v1.CreateScheduleRequest.retry:type_name -> taskhive.v1.RetryPolicy
+	2,  // 33: taskhive.v1.CreateScheduleRequest.missed:type_name -> taskhive.v1.MissedTicks
+	3,  // 34: taskhive.v1.Schedule.retry:type_name -> taskhive.v1.RetryPolicy
+	2,  // 35: taskhive.v1.Schedule.missed:type_name -> taskhive.v1.MissedTicks
+	57, // 36: taskhive.v1.ListSchedulesResponse.schedules:type_name -> taskhive.v1.Schedule
+	19, // 37: taskhive.v1.PauseTaskResponse.status:type_name -> taskhive.v1.TaskStatus
+	4,  // 38: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
+	6,  // 39: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
+	4,  // 40: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
+	4,  // 41: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
+	4,  // 42: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
+	11, // 43: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
+	11, // 44: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
+	11, // 45: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
+	14, // 46: taskhive.v1.Scheduler.ListJobs:input_type -> taskhive.v1.ListJobsRequest
+	16, // 47: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
+	18, // 48: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
+	21, // 49: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
+	23, // 50: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
+	23, // 51: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
+	25, // 52: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
+	27, // 53: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
+	32, // 54: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
+	34, // 55: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
+	38, // 56: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
+	40, // 57: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
+	42, // 58: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
+	44, // 59: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
+	50, // 60: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
+	51, // 61: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
+	53, // 62: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
+	54, // 63: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
+	56, // 64: taskhive.v1.Scheduler.CreateSchedule:input_type -> taskhive.v1.CreateScheduleRequest
+	59, // 65: taskhive.v1.Scheduler.ListSchedules:input_type -> taskhive.v1.ListSchedulesRequest
+	58, // 66: taskhive.v1.Scheduler.GetSchedule:input_type -> taskhive.v1.ScheduleRef
+	58, // 67: taskhive.v1.Scheduler.PauseSchedule:input_type -> taskhive.v1.ScheduleRef
+	58, // 68: taskhive.v1.Scheduler.ResumeSchedule:input_type -> taskhive.v1.ScheduleRef
+	58, // 69: taskhive.v1.Scheduler.DeleteSchedule:input_type -> taskhive.v1.ScheduleRef
+	62, // 70: taskhive.v1.Scheduler.PauseTask:input_type -> taskhive.v1.TaskRef
+	62, // 71: taskhive.v1.Scheduler.ResumeTask:input_type -> taskhive.v1.TaskRef
+	5,  // 72: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
+	7,  // 73: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
+	8,  // 74: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
+	10, // 75: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
+	49, // 76: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
+	49, // 77: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
+	12, // 78: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
+	13, // 79: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
+	15, // 80: taskhive.v1.Scheduler.ListJobs:output_type -> taskhive.v1.ListJobsResponse
+	17, // 81: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
+	20, // 82: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
+	22, // 83: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
+	24, // 84: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
+	24, // 85: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
+	26, // 86: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
+	13, // 87: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
+	33, // 88: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
+	35, // 89: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
+	39, // 90: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
+	41, // 91: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
+	43, // 92: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
+	48, // 93: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
+	52, // 94: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
+	52, // 95: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
+	54, // 96: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
+	55, // 97: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
+	57, // 98: taskhive.v1.Scheduler.CreateSchedule:output_type -> taskhive.v1.Schedule
+	60, // 99: taskhive.v1.Scheduler.ListSchedules:output_type -> taskhive.v1.ListSchedulesResponse
+	57, // 100: taskhive.v1.Scheduler.GetSchedule:output_type -> taskhive.v1.Schedule
+	57, // 101: taskhive.v1.Scheduler.PauseSchedule:output_type -> taskhive.v1.Schedule
+	57, // 102: taskhive.v1.Scheduler.ResumeSchedule:output_type -> taskhive.v1.Schedule
+	61, // 103: taskhive.v1.Scheduler.DeleteSchedule:output_type -> taskhive.v1.DeleteScheduleResponse
+	63, // 104: taskhive.v1.Scheduler.PauseTask:output_type -> taskhive.v1.PauseTaskResponse
+	63, // 105: taskhive.v1.Scheduler.ResumeTask:output_type -> taskhive.v1.PauseTaskResponse
+	72, // [72:106] is the sub-list for method output_type
+	38, // [38:72] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_taskhive_v1_scheduler_proto_init() }
@@ -3886,13 +4579,14 @@ func file_taskhive_v1_scheduler_proto_init() {
 		(*JobEvent_Result)(nil),
 		(*JobEvent_Error)(nil),
 	}
+	file_taskhive_v1_scheduler_proto_msgTypes[53].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskhive_v1_scheduler_proto_rawDesc), len(file_taskhive_v1_scheduler_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   54,
+			NumEnums:      3,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,32 +22,40 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Scheduler_SubmitJob_FullMethodName    = "/taskhive.v1.Scheduler/SubmitJob"
-	Scheduler_SubmitJobs_FullMethodName   = "/taskhive.v1.Scheduler/SubmitJobs"
-	Scheduler_SubmitStream_FullMethodName = "/taskhive.v1.Scheduler/SubmitStream"
-	Scheduler_RunJob_FullMethodName       = "/taskhive.v1.Scheduler/RunJob"
-	Scheduler_RunJobStream_FullMethodName = "/taskhive.v1.Scheduler/RunJobStream"
-	Scheduler_WatchJob_FullMethodName     = "/taskhive.v1.Scheduler/WatchJob"
-	Scheduler_RemoveJob_FullMethodName    = "/taskhive.v1.Scheduler/RemoveJob"
-	Scheduler_GetJob_FullMethodName       = "/taskhive.v1.Scheduler/GetJob"
-	Scheduler_ListJobs_FullMethodName     = "/taskhive.v1.Scheduler/ListJobs"
-	Scheduler_DropTask_FullMethodName     = "/taskhive.v1.Scheduler/DropTask"
-	Scheduler_Status_FullMethodName       = "/taskhive.v1.Scheduler/Status"
-	Scheduler_ListDead_FullMethodName     = "/taskhive.v1.Scheduler/ListDead"
-	Scheduler_RetryDead_FullMethodName    = "/taskhive.v1.Scheduler/RetryDead"
-	Scheduler_PurgeDead_FullMethodName    = "/taskhive.v1.Scheduler/PurgeDead"
-	Scheduler_RegisterTask_FullMethodName = "/taskhive.v1.Scheduler/RegisterTask"
-	Scheduler_GrabJob_FullMethodName      = "/taskhive.v1.Scheduler/GrabJob"
-	Scheduler_ReportResult_FullMethodName = "/taskhive.v1.Scheduler/ReportResult"
-	Scheduler_Heartbeat_FullMethodName    = "/taskhive.v1.Scheduler/Heartbeat"
-	Scheduler_SendData_FullMethodName     = "/taskhive.v1.Scheduler/SendData"
-	Scheduler_AcquireLock_FullMethodName  = "/taskhive.v1.Scheduler/AcquireLock"
-	Scheduler_ReleaseLock_FullMethodName  = "/taskhive.v1.Scheduler/ReleaseLock"
-	Scheduler_Work_FullMethodName         = "/taskhive.v1.Scheduler/Work"
-	Scheduler_GetConfig_FullMethodName    = "/taskhive.v1.Scheduler/GetConfig"
-	Scheduler_SetConfig_FullMethodName    = "/taskhive.v1.Scheduler/SetConfig"
-	Scheduler_Dump_FullMethodName         = "/taskhive.v1.Scheduler/Dump"
-	Scheduler_Load_FullMethodName         = "/taskhive.v1.Scheduler/Load"
+	Scheduler_SubmitJob_FullMethodName      = "/taskhive.v1.Scheduler/SubmitJob"
+	Scheduler_SubmitJobs_FullMethodName     = "/taskhive.v1.Scheduler/SubmitJobs"
+	Scheduler_SubmitStream_FullMethodName   = "/taskhive.v1.Scheduler/SubmitStream"
+	Scheduler_RunJob_FullMethodName         = "/taskhive.v1.Scheduler/RunJob"
+	Scheduler_RunJobStream_FullMethodName   = "/taskhive.v1.Scheduler/RunJobStream"
+	Scheduler_WatchJob_FullMethodName       = "/taskhive.v1.Scheduler/WatchJob"
+	Scheduler_RemoveJob_FullMethodName      = "/taskhive.v1.Scheduler/RemoveJob"
+	Scheduler_GetJob_FullMethodName         = "/taskhive.v1.Scheduler/GetJob"
+	Scheduler_ListJobs_FullMethodName       = "/taskhive.v1.Scheduler/ListJobs"
+	Scheduler_DropTask_FullMethodName       = "/taskhive.v1.Scheduler/DropTask"
+	Scheduler_Status_FullMethodName         = "/taskhive.v1.Scheduler/Status"
+	Scheduler_ListDead_FullMethodName       = "/taskhive.v1.Scheduler/ListDead"
+	Scheduler_RetryDead_FullMethodName      = "/taskhive.v1.Scheduler/RetryDead"
+	Scheduler_PurgeDead_FullMethodName      = "/taskhive.v1.Scheduler/PurgeDead"
+	Scheduler_RegisterTask_FullMethodName   = "/taskhive.v1.Scheduler/RegisterTask"
+	Scheduler_GrabJob_FullMethodName        = "/taskhive.v1.Scheduler/GrabJob"
+	Scheduler_ReportResult_FullMethodName   = "/taskhive.v1.Scheduler/ReportResult"
+	Scheduler_Heartbeat_FullMethodName      = "/taskhive.v1.Scheduler/Heartbeat"
+	Scheduler_SendData_FullMethodName       = "/taskhive.v1.Scheduler/SendData"
+	Scheduler_AcquireLock_FullMethodName    = "/taskhive.v1.Scheduler/AcquireLock"
+	Scheduler_ReleaseLock_FullMethodName    = "/taskhive.v1.Scheduler/ReleaseLock"
+	Scheduler_Work_FullMethodName           = "/taskhive.v1.Scheduler/Work"
+	Scheduler_GetConfig_FullMethodName      = "/taskhive.v1.Scheduler/GetConfig"
+	Scheduler_SetConfig_FullMethodName      = "/taskhive.v1.Scheduler/SetConfig"
+	Scheduler_Dump_FullMethodName           = "/taskhive.v1.Scheduler/Dump"
+	Scheduler_Load_FullMethodName           = "/taskhive.v1.Scheduler/Load"
+	Scheduler_CreateSchedule_FullMethodName = "/taskhive.v1.Scheduler/CreateSchedule"
+	Scheduler_ListSchedules_FullMethodName  = "/taskhive.v1.Scheduler/ListSchedules"
+	Scheduler_GetSchedule_FullMethodName    = "/taskhive.v1.Scheduler/GetSchedule"
+	Scheduler_PauseSchedule_FullMethodName  = "/taskhive.v1.Scheduler/PauseSchedule"
+	Scheduler_ResumeSchedule_FullMethodName = "/taskhive.v1.Scheduler/ResumeSchedule"
+	Scheduler_DeleteSchedule_FullMethodName = "/taskhive.v1.Scheduler/DeleteSchedule"
+	Scheduler_PauseTask_FullMethodName      = "/taskhive.v1.Scheduler/PauseTask"
+	Scheduler_ResumeTask_FullMethodName     = "/taskhive.v1.Scheduler/ResumeTask"
 )
 
 // SchedulerClient is the client API for Scheduler service.
@@ -117,6 +125,22 @@ type SchedulerClient interface {
 	Dump(ctx context.Context, in *DumpRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DumpedJob], error)
 	// Restore jobs produced by Dump (replacing by task and name).
 	Load(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[DumpedJob, LoadResponse], error)
+	// Schedules: a named cron expression that enqueues a job of a task on every tick, named
+	// `NAME@<tick, RFC 3339 UTC>`; each tick enqueues once, cluster-wide and across restarts.
+	// Create or replace a schedule (unpaused; ticks from now on fire).
+	CreateSchedule(ctx context.Context, in *CreateScheduleRequest, opts ...grpc.CallOption) (*Schedule, error)
+	ListSchedules(ctx context.Context, in *ListSchedulesRequest, opts ...grpc.CallOption) (*ListSchedulesResponse, error)
+	// One schedule with its next 5 fire times and its last job.
+	GetSchedule(ctx context.Context, in *ScheduleRef, opts ...grpc.CallOption) (*Schedule, error)
+	// No tick fires while paused; resuming fires the ticks from then on (none of the paused time).
+	PauseSchedule(ctx context.Context, in *ScheduleRef, opts ...grpc.CallOption) (*Schedule, error)
+	ResumeSchedule(ctx context.Context, in *ScheduleRef, opts ...grpc.CallOption) (*Schedule, error)
+	// Deletes a schedule; the jobs it enqueued stay.
+	DeleteSchedule(ctx context.Context, in *ScheduleRef, opts ...grpc.CallOption) (*DeleteScheduleResponse, error)
+	// Pause a task: submits are accepted and kept, none of its jobs is handed out (on any
+	// node), running ones finish. Durable; Status shows `paused`.
+	PauseTask(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*PauseTaskResponse, error)
+	ResumeTask(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*PauseTaskResponse, error)
 }
 
 type schedulerClient struct {
@@ -432,6 +456,86 @@ func (c *schedulerClient) Load(ctx context.Context, opts ...grpc.CallOption) (gr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Scheduler_LoadClient = grpc.ClientStreamingClient[DumpedJob, LoadResponse]
 
+func (c *schedulerClient) CreateSchedule(ctx context.Context, in *CreateScheduleRequest, opts ...grpc.CallOption) (*Schedule, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Schedule)
+	err := c.cc.Invoke(ctx, Scheduler_CreateSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) ListSchedules(ctx context.Context, in *ListSchedulesRequest, opts ...grpc.CallOption) (*ListSchedulesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSchedulesResponse)
+	err := c.cc.Invoke(ctx, Scheduler_ListSchedules_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) GetSchedule(ctx context.Context, in *ScheduleRef, opts ...grpc.CallOption) (*Schedule, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Schedule)
+	err := c.cc.Invoke(ctx, Scheduler_GetSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) PauseSchedule(ctx context.Context, in *ScheduleRef, opts ...grpc.CallOption) (*Schedule, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Schedule)
+	err := c.cc.Invoke(ctx, Scheduler_PauseSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) ResumeSchedule(ctx context.Context, in *ScheduleRef, opts ...grpc.CallOption) (*Schedule, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Schedule)
+	err := c.cc.Invoke(ctx, Scheduler_ResumeSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) DeleteSchedule(ctx context.Context, in *ScheduleRef, opts ...grpc.CallOption) (*DeleteScheduleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteScheduleResponse)
+	err := c.cc.Invoke(ctx, Scheduler_DeleteSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) PauseTask(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*PauseTaskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseTaskResponse)
+	err := c.cc.Invoke(ctx, Scheduler_PauseTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) ResumeTask(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*PauseTaskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseTaskResponse)
+	err := c.cc.Invoke(ctx, Scheduler_ResumeTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SchedulerServer is the server API for Scheduler service.
 // All implementations must embed UnimplementedSchedulerServer
 // for forward compatibility.
@@ -499,6 +603,22 @@ type SchedulerServer interface {
 	Dump(*DumpRequest, grpc.ServerStreamingServer[DumpedJob]) error
 	// Restore jobs produced by Dump (replacing by task and name).
 	Load(grpc.ClientStreamingServer[DumpedJob, LoadResponse]) error
+	// Schedules: a named cron expression that enqueues a job of a task on every tick, named
+	// `NAME@<tick, RFC 3339 UTC>`; each tick enqueues once, cluster-wide and across restarts.
+	// Create or replace a schedule (unpaused; ticks from now on fire).
+	CreateSchedule(context.Context, *CreateScheduleRequest) (*Schedule, error)
+	ListSchedules(context.Context, *ListSchedulesRequest) (*ListSchedulesResponse, error)
+	// One schedule with its next 5 fire times and its last job.
+	GetSchedule(context.Context, *ScheduleRef) (*Schedule, error)
+	// No tick fires while paused; resuming fires the ticks from then on (none of the paused time).
+	PauseSchedule(context.Context, *ScheduleRef) (*Schedule, error)
+	ResumeSchedule(context.Context, *ScheduleRef) (*Schedule, error)
+	// Deletes a schedule; the jobs it enqueued stay.
+	DeleteSchedule(context.Context, *ScheduleRef) (*DeleteScheduleResponse, error)
+	// Pause a task: submits are accepted and kept, none of its jobs is handed out (on any
+	// node), running ones finish. Durable; Status shows `paused`.
+	PauseTask(context.Context, *TaskRef) (*PauseTaskResponse, error)
+	ResumeTask(context.Context, *TaskRef) (*PauseTaskResponse, error)
 	mustEmbedUnimplementedSchedulerServer()
 }
 
@@ -586,6 +706,30 @@ func (UnimplementedSchedulerServer) Dump(*DumpRequest, grpc.ServerStreamingServe
 }
 func (UnimplementedSchedulerServer) Load(grpc.ClientStreamingServer[DumpedJob, LoadResponse]) error {
 	return status.Error(codes.Unimplemented, "method Load not implemented")
+}
+func (UnimplementedSchedulerServer) CreateSchedule(context.Context, *CreateScheduleRequest) (*Schedule, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSchedule not implemented")
+}
+func (UnimplementedSchedulerServer) ListSchedules(context.Context, *ListSchedulesRequest) (*ListSchedulesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSchedules not implemented")
+}
+func (UnimplementedSchedulerServer) GetSchedule(context.Context, *ScheduleRef) (*Schedule, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSchedule not implemented")
+}
+func (UnimplementedSchedulerServer) PauseSchedule(context.Context, *ScheduleRef) (*Schedule, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseSchedule not implemented")
+}
+func (UnimplementedSchedulerServer) ResumeSchedule(context.Context, *ScheduleRef) (*Schedule, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeSchedule not implemented")
+}
+func (UnimplementedSchedulerServer) DeleteSchedule(context.Context, *ScheduleRef) (*DeleteScheduleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSchedule not implemented")
+}
+func (UnimplementedSchedulerServer) PauseTask(context.Context, *TaskRef) (*PauseTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseTask not implemented")
+}
+func (UnimplementedSchedulerServer) ResumeTask(context.Context, *TaskRef) (*PauseTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeTask not implemented")
 }
 func (UnimplementedSchedulerServer) mustEmbedUnimplementedSchedulerServer() {}
 func (UnimplementedSchedulerServer) testEmbeddedByValue()                   {}
@@ -1015,6 +1159,150 @@ func _Scheduler_Load_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Scheduler_LoadServer = grpc.ClientStreamingServer[DumpedJob, LoadResponse]
 
+func _Scheduler_CreateSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateScheduleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).CreateSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_CreateSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).CreateSchedule(ctx, req.(*CreateScheduleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Scheduler_ListSchedules_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSchedulesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).ListSchedules(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_ListSchedules_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).ListSchedules(ctx, req.(*ListSchedulesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Scheduler_GetSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ScheduleRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).GetSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_GetSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).GetSchedule(ctx, req.(*ScheduleRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Scheduler_PauseSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ScheduleRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).PauseSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_PauseSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).PauseSchedule(ctx, req.(*ScheduleRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Scheduler_ResumeSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ScheduleRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).ResumeSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_ResumeSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).ResumeSchedule(ctx, req.(*ScheduleRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Scheduler_DeleteSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ScheduleRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).DeleteSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_DeleteSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).DeleteSchedule(ctx, req.(*ScheduleRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Scheduler_PauseTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TaskRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).PauseTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_PauseTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).PauseTask(ctx, req.(*TaskRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Scheduler_ResumeTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TaskRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).ResumeTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_ResumeTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).ResumeTask(ctx, req.(*TaskRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Scheduler_ServiceDesc is the grpc.ServiceDesc for Scheduler service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1097,6 +1385,38 @@ var Scheduler_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetConfig",
 			Handler:    _Scheduler_SetConfig_Handler,
+		},
+		{
+			MethodName: "CreateSchedule",
+			Handler:    _Scheduler_CreateSchedule_Handler,
+		},
+		{
+			MethodName: "ListSchedules",
+			Handler:    _Scheduler_ListSchedules_Handler,
+		},
+		{
+			MethodName: "GetSchedule",
+			Handler:    _Scheduler_GetSchedule_Handler,
+		},
+		{
+			MethodName: "PauseSchedule",
+			Handler:    _Scheduler_PauseSchedule_Handler,
+		},
+		{
+			MethodName: "ResumeSchedule",
+			Handler:    _Scheduler_ResumeSchedule_Handler,
+		},
+		{
+			MethodName: "DeleteSchedule",
+			Handler:    _Scheduler_DeleteSchedule_Handler,
+		},
+		{
+			MethodName: "PauseTask",
+			Handler:    _Scheduler_PauseTask_Handler,
+		},
+		{
+			MethodName: "ResumeTask",
+			Handler:    _Scheduler_ResumeTask_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

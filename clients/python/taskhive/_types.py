@@ -22,6 +22,7 @@ __all__ = [
     "Outcome",
     "RetryPolicy",
     "SchedLater",
+    "Schedule",
     "Status",
     "TaskStatus",
     "default_addr",
@@ -51,6 +52,8 @@ class JobState(enum.IntEnum):
     RUNNING = pb.JOB_STATE_RUNNING
     #: Failed past its retry cap.
     DEAD = pb.JOB_STATE_DEAD
+    #: Finished; kept while the server keeps results (``serve --keep-results``).
+    DONE = pb.JOB_STATE_DONE
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,10 @@ class Job:
     lease_id: int = 0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     last_error: str = ""
+    #: A done job's result (``serve --keep-results``).
+    result: bytes = b""
+    #: When a done job finished, unix ms (0 otherwise).
+    finished_at_ms: int = 0
     #: Set when the server cancelled the job while this worker ran it (see :class:`Cancellation`).
     cancelled: Cancellation = field(default_factory=Cancellation, compare=False, repr=False)
 
@@ -200,6 +207,8 @@ class Job:
             lease_id=m.lease_id,
             retry=RetryPolicy.from_proto(m.retry),
             last_error=m.last_error,
+            result=bytes(m.result),
+            finished_at_ms=m.finished_at_ms,
         )
 
     def to_proto(self) -> pb.Job:
@@ -331,6 +340,8 @@ class TaskStatus:
     locked: int = 0
     #: Every job of the task goes to every worker (Periodic's BROADCAST).
     broadcast: bool = False
+    #: Paused (:meth:`Client.pause_task`): its jobs are kept, none is handed out.
+    paused: bool = False
 
     @classmethod
     def from_proto(cls, m: pb.TaskStatus) -> "TaskStatus":
@@ -345,6 +356,7 @@ class TaskStatus:
             next_sched_at_ms=m.next_sched_at_ms,
             locked=m.locked,
             broadcast=m.broadcast,
+            paused=m.paused,
         )
 
 
@@ -493,3 +505,95 @@ def job_ref(task: str = "", name: str = "", job_id: int = 0) -> pb.JobRef:
     if not job_id and not (task and name):
         raise ValueError("give task and name, or job_id")
     return pb.JobRef(job_id=job_id, task=task, name=name)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule: a cron expression that enqueues a job of ``task`` on every tick, named
+    ``NAME@<tick in RFC 3339 UTC>``."""
+
+    name: str
+    cron: str
+    #: IANA zone the expression is read in ("" = UTC).
+    tz: str
+    task: str
+    args: bytes = b""
+    priority: int = 0
+    #: Lease length of the jobs in seconds (0 = the server's default).
+    timeout: float = 0.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: Missed ticks after downtime: "skip", "one" or "all".
+    missed: str = "skip"
+    paused: bool = False
+    #: The last tick fired (or when created or resumed), unix ms.
+    last_tick_ms: int = 0
+    #: The job the last tick enqueued ("" before the first tick).
+    last_job: str = ""
+    #: Its id while it exists (``get_schedule`` only).
+    last_job_id: int = 0
+    #: The next fire times, unix ms (``get_schedule`` only).
+    next_fire_ms: tuple[int, ...] = ()
+
+    @classmethod
+    def from_proto(cls, m: pb.Schedule) -> "Schedule":
+        """Builds the view from a ``taskhive.v1.Schedule`` message."""
+        return cls(
+            name=m.name,
+            cron=m.cron,
+            tz=m.tz,
+            task=m.task,
+            args=bytes(m.args),
+            priority=m.priority,
+            timeout=m.timeout_ms / 1000.0,
+            retry=RetryPolicy.from_proto(m.retry),
+            missed=_MISSED_NAMES.get(m.missed, "skip"),
+            paused=m.paused,
+            last_tick_ms=m.last_tick_ms,
+            last_job=m.last_job,
+            last_job_id=m.last_job_id,
+            next_fire_ms=tuple(m.next_fire_ms),
+        )
+
+
+_MISSED_NAMES = {
+    pb.MISSED_TICKS_UNSPECIFIED: "skip",
+    pb.MISSED_TICKS_SKIP: "skip",
+    pb.MISSED_TICKS_ONE: "one",
+    pb.MISSED_TICKS_ALL: "all",
+}
+_MISSED_VALUES = {
+    "skip": pb.MISSED_TICKS_SKIP,
+    "one": pb.MISSED_TICKS_ONE,
+    "all": pb.MISSED_TICKS_ALL,
+}
+
+
+def schedule_request(
+    name: str,
+    cron: str,
+    task: str,
+    args: Union[bytes, str] = b"",
+    *,
+    tz: str = "",
+    timeout: Optional[float] = None,
+    priority: int = 0,
+    retry: Optional[RetryPolicy] = None,
+    missed: str = "skip",
+) -> pb.CreateScheduleRequest:
+    """Builds a ``CreateScheduleRequest``; ``missed`` is "skip", "one" or "all"."""
+    if missed not in _MISSED_VALUES:
+        raise ValueError(f"missed must be skip, one or all, not {missed!r}")
+    req = pb.CreateScheduleRequest(
+        name=name,
+        cron=cron,
+        tz=tz,
+        task=task,
+        args=args.encode() if isinstance(args, str) else bytes(args),
+        priority=priority,
+        missed=_MISSED_VALUES[missed],
+    )
+    if timeout is not None:
+        req.timeout_ms = _ms(timeout)
+    if retry is not None:
+        req.retry.CopyFrom(retry.to_proto())
+    return req

@@ -23,12 +23,15 @@ from taskhive._types import (
     JobState,
     RequestFeed,
     RetryPolicy,
+    Schedule,
     Status,
     SubmitAck,
+    TaskStatus,
     When,
     default_addr,
     job_ref,
     list_jobs_request,
+    schedule_request,
     submit_request,
 )
 from taskhive._channel import RootCertificates, default_token, sync_channel
@@ -263,6 +266,17 @@ class Client:
         """
         return self._call(self._stub.DropTask, pb.DropTaskRequest(task=task)).removed
 
+    def pause_task(self, task: str) -> TaskStatus:
+        """Pauses a task: submits are kept, none of its jobs is handed out (on any node),
+        running ones finish. Durable. Returns the task's counts."""
+        r = self._call(self._stub.PauseTask, pb.TaskRef(task=task))
+        return TaskStatus.from_proto(r.status)
+
+    def resume_task(self, task: str) -> TaskStatus:
+        """Resumes a paused task. Returns the task's counts."""
+        r = self._call(self._stub.ResumeTask, pb.TaskRef(task=task))
+        return TaskStatus.from_proto(r.status)
+
     # -- dead set ----------------------------------------------------------------------------
 
     def list_dead(self, task: Optional[str] = None, limit: int = 0) -> list[Job]:
@@ -279,6 +293,56 @@ class Client:
         return self._call(
             self._stub.PurgeDead, pb.DeadRef(task=task or "", name=name or "")
         ).count
+
+    # -- schedules ---------------------------------------------------------------------------
+
+    def create_schedule(
+        self,
+        name: str,
+        cron: str,
+        task: str,
+        args: Union[bytes, str] = b"",
+        *,
+        tz: str = "",
+        timeout: Optional[float] = None,
+        priority: int = 0,
+        retry: Optional[RetryPolicy] = None,
+        missed: str = "skip",
+    ) -> Schedule:
+        """Creates or replaces a schedule: a job of ``task`` on every tick of ``cron`` (5 fields,
+        or 6 with seconds first) read in zone ``tz`` ("" = UTC). ``missed`` ("skip", "one",
+        "all") says what happens to ticks missed while no server ran.
+
+        :raises InvalidArgumentError: a malformed expression or an unknown zone (nothing stored).
+        """
+        req = schedule_request(
+            name, cron, task, args, tz=tz, timeout=timeout, priority=priority,
+            retry=retry, missed=missed,
+        )
+        return Schedule.from_proto(self._call(self._stub.CreateSchedule, req))
+
+    def list_schedules(self) -> List[Schedule]:
+        """Every schedule, in name order."""
+        r = self._call(self._stub.ListSchedules, pb.ListSchedulesRequest())
+        return [Schedule.from_proto(s) for s in r.schedules]
+
+    def get_schedule(self, name: str) -> Schedule:
+        """One schedule with its next fire times and last job (:class:`NotFoundError` when absent)."""
+        return Schedule.from_proto(self._call(self._stub.GetSchedule, pb.ScheduleRef(name=name)))
+
+    def pause_schedule(self, name: str) -> Schedule:
+        """Stops a schedule's ticks from firing."""
+        return Schedule.from_proto(self._call(self._stub.PauseSchedule, pb.ScheduleRef(name=name)))
+
+    def resume_schedule(self, name: str) -> Schedule:
+        """Fires a schedule's ticks again from now on (the paused time is not caught up)."""
+        return Schedule.from_proto(
+            self._call(self._stub.ResumeSchedule, pb.ScheduleRef(name=name))
+        )
+
+    def delete_schedule(self, name: str) -> None:
+        """Deletes a schedule; the jobs it enqueued stay."""
+        self._call(self._stub.DeleteSchedule, pb.ScheduleRef(name=name))
 
     # -- backup ------------------------------------------------------------------------------
 

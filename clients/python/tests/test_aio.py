@@ -453,3 +453,31 @@ async def test_errors_follow_the_servers_reason(server):
                 )
         err = from_rpc_error(raw.value)
         assert isinstance(err, aio.StaleLeaseError) and err.metadata["cause"] == "ended"
+
+
+@run_async
+async def test_schedules_fire_pause_resume_and_refuse_bad_expressions(server):
+    async with aio.Client(server.addr) as client:
+        with pytest.raises(aio.InvalidArgumentError, match="cron"):
+            await client.create_schedule("bad", "* * *", "cron")
+        s = await client.create_schedule("tick", "* * * * * *", "cron", "x", tz="Europe/Paris")
+        assert (s.tz, s.missed, len(s.next_fire_ms)) == ("Europe/Paris", "skip", 5)
+        deadline = time.monotonic() + DEADLINE
+        while not (await client.get_schedule("tick")).last_job:
+            assert time.monotonic() < deadline, "no tick fired"
+            await asyncio.sleep(0.1)
+        assert (await client.pause_schedule("tick")).paused
+        assert not (await client.resume_schedule("tick")).paused
+        assert [x.name for x in await client.list_schedules()] == ["tick"]
+        await client.delete_schedule("tick")
+        with pytest.raises(aio.NotFoundError):
+            await client.get_schedule("tick")
+
+
+@run_async
+async def test_a_paused_task_keeps_its_jobs_until_resumed(server):
+    async with aio.Client(server.addr) as client:
+        assert (await client.pause_task("held")).paused
+        await client.submit("held", "a")
+        assert (await client.status("held"))["held"].paused
+        assert not (await client.resume_task("held")).paused

@@ -495,3 +495,60 @@ def test_errors_follow_the_servers_reason_not_the_message(server, client):
         client.submit("", "x")
     assert (e.value.reason, e.value.metadata) == ("INVALID_ARGUMENT", {"field": "task"})
     assert taskhive.errors.from_code_name("UNAVAILABLE", "down").reason == "UNAVAILABLE"
+
+
+def test_schedules_fire_pause_resume_and_refuse_bad_expressions(client):
+    with pytest.raises(taskhive.InvalidArgumentError, match="cron"):
+        client.create_schedule("bad", "61 * * * *", "cron")
+    with pytest.raises(taskhive.InvalidArgumentError, match="tz"):
+        client.create_schedule("bad", "* * * * *", "cron", tz="Mars/Olympus")
+    assert client.list_schedules() == []
+    s = client.create_schedule("tick", "* * * * * *", "cron", b"x", missed="one")
+    assert (s.name, s.missed, s.paused, len(s.next_fire_ms)) == ("tick", "one", False, 5)
+    deadline = time.monotonic() + DEADLINE
+    while not client.get_schedule("tick").last_job:
+        assert time.monotonic() < deadline, "no tick fired"
+        time.sleep(0.1)
+    last = client.get_schedule("tick")
+    assert last.last_job.startswith("tick@") and last.last_job_id > 0
+    assert client.get("cron", last.last_job).args == b"x"
+    assert client.pause_schedule("tick").paused
+    assert not client.resume_schedule("tick").paused
+    assert [x.name for x in client.list_schedules()] == ["tick"]
+    client.delete_schedule("tick")
+    with pytest.raises(taskhive.NotFoundError):
+        client.get_schedule("tick")
+
+
+def test_a_paused_task_keeps_its_jobs_until_resumed(server, client):
+    st = client.pause_task("held")
+    assert st.paused
+    client.submit("held", "a")
+    assert client.status("held")["held"].paused
+    assert client.status("held")["held"].pending == 1
+    st = client.resume_task("held")
+    assert not st.paused
+
+
+def test_a_done_job_is_kept_with_its_result(tmp_path):
+    from conftest import Server
+
+    srv = Server(tmp_path / "data", tmp_path / "server.log", extra=["--keep-results", "1h"])
+    srv.start()
+    try:
+        with taskhive.Client(srv.addr) as client:
+            acks = Acks()
+            w = taskhive.Worker(srv.addr, on_ack=acks)
+
+            @w.task("kept")
+            def kept(job: taskhive.Job) -> Done:
+                return Done(b"hi " + job.args)
+
+            job_id = client.submit("kept", "k1", b"bob")
+            with running(w):
+                acks.next("the done ack")
+                j = client.get("kept", "k1")
+                assert (j.id, j.state, j.result) == (job_id, JobState.DONE, b"hi bob")
+                assert j.finished_at_ms > 0
+    finally:
+        srv.kill()

@@ -67,6 +67,8 @@ impl Core {
                             .map(|&(s, id)| (Cursor::new(JobState::Scheduled, 0, s, id), id)),
                     )
                 }
+                // Refused by `ListQuery::new`; kept results live outside the core.
+                JobState::Done => Box::new(std::iter::empty()),
                 JobState::Dead => {
                     let from = match after {
                         Some(c) => Excluded(c.id),

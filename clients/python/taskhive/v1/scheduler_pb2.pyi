@@ -34,6 +34,14 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_SCHEDULED: _ClassVar[JobState]
     JOB_STATE_RUNNING: _ClassVar[JobState]
     JOB_STATE_DEAD: _ClassVar[JobState]
+    JOB_STATE_DONE: _ClassVar[JobState]
+
+class MissedTicks(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MISSED_TICKS_UNSPECIFIED: _ClassVar[MissedTicks]
+    MISSED_TICKS_SKIP: _ClassVar[MissedTicks]
+    MISSED_TICKS_ONE: _ClassVar[MissedTicks]
+    MISSED_TICKS_ALL: _ClassVar[MissedTicks]
 ERROR_CODE_OK: ErrorCode
 ERROR_CODE_CANCELLED: ErrorCode
 ERROR_CODE_UNKNOWN: ErrorCode
@@ -56,6 +64,11 @@ JOB_STATE_PENDING: JobState
 JOB_STATE_SCHEDULED: JobState
 JOB_STATE_RUNNING: JobState
 JOB_STATE_DEAD: JobState
+JOB_STATE_DONE: JobState
+MISSED_TICKS_UNSPECIFIED: MissedTicks
+MISSED_TICKS_SKIP: MissedTicks
+MISSED_TICKS_ONE: MissedTicks
+MISSED_TICKS_ALL: MissedTicks
 
 class RetryPolicy(_message.Message):
     __slots__ = ("max_attempts", "backoff_base_ms", "backoff_max_ms")
@@ -158,7 +171,7 @@ class RemoveJobResponse(_message.Message):
     def __init__(self, job_id: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "task", "name", "args", "sched_at_ms", "timeout_ms", "priority", "attempts", "run_count", "state", "lease_id", "retry", "last_error")
+    __slots__ = ("id", "task", "name", "args", "sched_at_ms", "timeout_ms", "priority", "attempts", "run_count", "state", "lease_id", "retry", "last_error", "result", "finished_at_ms")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +185,8 @@ class Job(_message.Message):
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     RETRY_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     id: int
     task: str
     name: str
@@ -185,7 +200,9 @@ class Job(_message.Message):
     lease_id: int
     retry: RetryPolicy
     last_error: str
-    def __init__(self, id: _Optional[int] = ..., task: _Optional[str] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., sched_at_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., priority: _Optional[int] = ..., attempts: _Optional[int] = ..., run_count: _Optional[int] = ..., state: _Optional[_Union[JobState, str]] = ..., lease_id: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., last_error: _Optional[str] = ...) -> None: ...
+    result: bytes
+    finished_at_ms: int
+    def __init__(self, id: _Optional[int] = ..., task: _Optional[str] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., sched_at_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., priority: _Optional[int] = ..., attempts: _Optional[int] = ..., run_count: _Optional[int] = ..., state: _Optional[_Union[JobState, str]] = ..., lease_id: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., last_error: _Optional[str] = ..., result: _Optional[bytes] = ..., finished_at_ms: _Optional[int] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ("task", "state", "name_prefix", "page_size", "page_token")
@@ -228,7 +245,7 @@ class StatusRequest(_message.Message):
     def __init__(self, task: _Optional[str] = ...) -> None: ...
 
 class TaskStatus(_message.Message):
-    __slots__ = ("task", "workers", "pending", "scheduled", "running", "dead", "next_sched_at_ms", "locked", "broadcast")
+    __slots__ = ("task", "workers", "pending", "scheduled", "running", "dead", "next_sched_at_ms", "locked", "broadcast", "paused")
     TASK_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
@@ -238,6 +255,7 @@ class TaskStatus(_message.Message):
     NEXT_SCHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     LOCKED_FIELD_NUMBER: _ClassVar[int]
     BROADCAST_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
     task: str
     workers: int
     pending: int
@@ -247,7 +265,8 @@ class TaskStatus(_message.Message):
     next_sched_at_ms: int
     locked: int
     broadcast: bool
-    def __init__(self, task: _Optional[str] = ..., workers: _Optional[int] = ..., pending: _Optional[int] = ..., scheduled: _Optional[int] = ..., running: _Optional[int] = ..., dead: _Optional[int] = ..., next_sched_at_ms: _Optional[int] = ..., locked: _Optional[int] = ..., broadcast: _Optional[bool] = ...) -> None: ...
+    paused: bool
+    def __init__(self, task: _Optional[str] = ..., workers: _Optional[int] = ..., pending: _Optional[int] = ..., scheduled: _Optional[int] = ..., running: _Optional[int] = ..., dead: _Optional[int] = ..., next_sched_at_ms: _Optional[int] = ..., locked: _Optional[int] = ..., broadcast: _Optional[bool] = ..., paused: _Optional[bool] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
     __slots__ = ("tasks", "totals")
@@ -539,3 +558,89 @@ class LoadResponse(_message.Message):
     LOADED_FIELD_NUMBER: _ClassVar[int]
     loaded: int
     def __init__(self, loaded: _Optional[int] = ...) -> None: ...
+
+class CreateScheduleRequest(_message.Message):
+    __slots__ = ("name", "cron", "tz", "task", "args", "priority", "timeout_ms", "retry", "missed")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TZ_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
+    MISSED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    cron: str
+    tz: str
+    task: str
+    args: bytes
+    priority: int
+    timeout_ms: int
+    retry: RetryPolicy
+    missed: MissedTicks
+    def __init__(self, name: _Optional[str] = ..., cron: _Optional[str] = ..., tz: _Optional[str] = ..., task: _Optional[str] = ..., args: _Optional[bytes] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., missed: _Optional[_Union[MissedTicks, str]] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("name", "cron", "tz", "task", "args", "priority", "timeout_ms", "retry", "missed", "paused", "last_tick_ms", "last_job", "last_job_id", "next_fire_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TZ_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
+    MISSED_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    LAST_TICK_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_JOB_FIELD_NUMBER: _ClassVar[int]
+    LAST_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIRE_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    cron: str
+    tz: str
+    task: str
+    args: bytes
+    priority: int
+    timeout_ms: int
+    retry: RetryPolicy
+    missed: MissedTicks
+    paused: bool
+    last_tick_ms: int
+    last_job: str
+    last_job_id: int
+    next_fire_ms: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., cron: _Optional[str] = ..., tz: _Optional[str] = ..., task: _Optional[str] = ..., args: _Optional[bytes] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., missed: _Optional[_Union[MissedTicks, str]] = ..., paused: _Optional[bool] = ..., last_tick_ms: _Optional[int] = ..., last_job: _Optional[str] = ..., last_job_id: _Optional[int] = ..., next_fire_ms: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ScheduleRef(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListSchedulesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSchedulesResponse(_message.Message):
+    __slots__ = ("schedules",)
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    schedules: _containers.RepeatedCompositeFieldContainer[Schedule]
+    def __init__(self, schedules: _Optional[_Iterable[_Union[Schedule, _Mapping]]] = ...) -> None: ...
+
+class DeleteScheduleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TaskRef(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    def __init__(self, task: _Optional[str] = ...) -> None: ...
+
+class PauseTaskResponse(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: TaskStatus
+    def __init__(self, status: _Optional[_Union[TaskStatus, _Mapping]] = ...) -> None: ...

@@ -164,6 +164,46 @@ class SchedulerStub:
                 request_serializer=taskhive_dot_v1_dot_scheduler__pb2.DumpedJob.SerializeToString,
                 response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.LoadResponse.FromString,
                 _registered_method=True)
+        self.CreateSchedule = channel.unary_unary(
+                '/taskhive.v1.Scheduler/CreateSchedule',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.CreateScheduleRequest.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/taskhive.v1.Scheduler/ListSchedules',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.ListSchedulesResponse.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/taskhive.v1.Scheduler/GetSchedule',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.PauseSchedule = channel.unary_unary(
+                '/taskhive.v1.Scheduler/PauseSchedule',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.ResumeSchedule = channel.unary_unary(
+                '/taskhive.v1.Scheduler/ResumeSchedule',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/taskhive.v1.Scheduler/DeleteSchedule',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.DeleteScheduleResponse.FromString,
+                _registered_method=True)
+        self.PauseTask = channel.unary_unary(
+                '/taskhive.v1.Scheduler/PauseTask',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.TaskRef.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.FromString,
+                _registered_method=True)
+        self.ResumeTask = channel.unary_unary(
+                '/taskhive.v1.Scheduler/ResumeTask',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.TaskRef.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServicer:
@@ -362,6 +402,62 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSchedule(self, request, context):
+        """Schedules: a named cron expression that enqueues a job of a task on every tick, named
+        `NAME@<tick, RFC 3339 UTC>`; each tick enqueues once, cluster-wide and across restarts.
+        Create or replace a schedule (unpaused; ticks from now on fire).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """One schedule with its next 5 fire times and its last job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseSchedule(self, request, context):
+        """No tick fires while paused; resuming fires the ticks from then on (none of the paused time).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """Deletes a schedule; the jobs it enqueued stay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseTask(self, request, context):
+        """Pause a task: submits are accepted and kept, none of its jobs is handed out (on any
+        node), running ones finish. Durable; Status shows `paused`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -494,6 +590,46 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.Load,
                     request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.DumpedJob.FromString,
                     response_serializer=taskhive_dot_v1_dot_scheduler__pb2.LoadResponse.SerializeToString,
+            ),
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.CreateScheduleRequest.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.Schedule.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.ListSchedulesResponse.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.Schedule.SerializeToString,
+            ),
+            'PauseSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseSchedule,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.Schedule.SerializeToString,
+            ),
+            'ResumeSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSchedule,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.Schedule.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.DeleteScheduleResponse.SerializeToString,
+            ),
+            'PauseTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseTask,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.TaskRef.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.SerializeToString,
+            ),
+            'ResumeTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeTask,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.TaskRef.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1198,6 +1334,222 @@ class Scheduler:
             '/taskhive.v1.Scheduler/Load',
             taskhive_dot_v1_dot_scheduler__pb2.DumpedJob.SerializeToString,
             taskhive_dot_v1_dot_scheduler__pb2.LoadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskhive.v1.Scheduler/CreateSchedule',
+            taskhive_dot_v1_dot_scheduler__pb2.CreateScheduleRequest.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskhive.v1.Scheduler/ListSchedules',
+            taskhive_dot_v1_dot_scheduler__pb2.ListSchedulesRequest.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.ListSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskhive.v1.Scheduler/GetSchedule',
+            taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskhive.v1.Scheduler/PauseSchedule',
+            taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskhive.v1.Scheduler/ResumeSchedule',
+            taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskhive.v1.Scheduler/DeleteSchedule',
+            taskhive_dot_v1_dot_scheduler__pb2.ScheduleRef.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.DeleteScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskhive.v1.Scheduler/PauseTask',
+            taskhive_dot_v1_dot_scheduler__pb2.TaskRef.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskhive.v1.Scheduler/ResumeTask',
+            taskhive_dot_v1_dot_scheduler__pb2.TaskRef.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,
