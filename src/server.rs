@@ -178,7 +178,7 @@ pub async fn start_scheduler(
         stored_config,
     );
     // The one place the client API's backend is chosen: this node's core, or the cluster.
-    let (handle, actor_join, claimer, load_job_news) = match cluster {
+    let (handle, actor_join, claimer, load_job_news, schedule_news) = match cluster {
         None => {
             let disk_gauge = metrics.disk_free();
             let (node, j) = actor::spawn_node(
@@ -217,7 +217,7 @@ pub async fn start_scheduler(
                 );
                 jobs = DiskGuarded::wrap(jobs, disk);
             }
-            (node.with_jobs(jobs), j, None, None)
+            (node.with_jobs(jobs), j, None, None, None)
         }
         Some((url, cc, fence)) => {
             crate::cluster::Cluster::prepare(&url, &cc).await?;
@@ -240,12 +240,13 @@ pub async fn start_scheduler(
                 j,
                 Some(claimer),
                 Some(news),
+                Some(link.schedule_news()),
             )
         }
     };
-    // In a cluster other nodes change schedules too: reload them every second.
-    let poll = cluster_mode.then(|| std::time::Duration::from_secs(1));
-    let schedules = crate::scheduler::schedule_driver::spawn(handle.clone(), poll);
+    // In a cluster other nodes change schedules too: they announce it (NOTIFY), and the
+    // driver reloads then.
+    let schedules = crate::scheduler::schedule_driver::spawn(handle.clone(), schedule_news);
     Ok(Started {
         handle,
         actor_join,

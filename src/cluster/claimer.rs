@@ -17,6 +17,7 @@ use tokio_postgres::{Client, Notification, Statement};
 use super::{
     connect, db_err, deliver, now_ms, sql, ClusterConfig, ClusterError, Shared, CONFIG_CHANNEL,
     FORGET_CHANNEL, JOBS_CHANNEL, LOAD_JOBS_CHANNEL, PAUSE_CHANNEL, RESULTS_CHANNEL,
+    SCHEDULES_CHANNEL,
 };
 use crate::scheduler::actor::NodeHandle;
 use crate::scheduler::error::Error;
@@ -59,7 +60,8 @@ async fn listen(
     listener
         .batch_execute(&format!(
             "LISTEN {JOBS_CHANNEL}; LISTEN {RESULTS_CHANNEL}; LISTEN {FORGET_CHANNEL}; \
-             LISTEN {CONFIG_CHANNEL}; LISTEN {LOAD_JOBS_CHANNEL}; LISTEN {PAUSE_CHANNEL}"
+             LISTEN {CONFIG_CHANNEL}; LISTEN {LOAD_JOBS_CHANNEL}; LISTEN {PAUSE_CHANNEL}; \
+             LISTEN {SCHEDULES_CHANNEL}"
         ))
         .await?;
     Ok((listener, notes))
@@ -157,6 +159,8 @@ impl Claimer {
                     if let Ok(Ok((l, n))) = timeout(self.io_limit, listen(&self.url)).await {
                         (self.listener, notes, listening) = (l, n, true);
                         self.drained.clear();
+                        // Schedule changes announced meanwhile were missed too.
+                        self.shared.schedule_news.notify_one();
                     }
                 }
                 if self.broken || self.s.client.is_closed() {
@@ -259,6 +263,7 @@ impl Claimer {
                     }
                 }
             }
+            SCHEDULES_CHANNEL => self.shared.schedule_news.notify_one(),
             LOAD_JOBS_CHANNEL => {
                 let _ = self.shared.load_jobs.send(n.payload().to_string());
             }

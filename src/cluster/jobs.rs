@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Client;
 
-use super::{db_err, deliver, now_ms, publish_result, sql, ClusterError, Shared};
+use super::{db_err, deliver, now_ms, publish_result, sql, ClusterError, Live, Shared};
 use crate::scheduler::actor::NodeHandle;
 use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
 use crate::scheduler::core::{SubmitReply, TaskStatus};
@@ -437,6 +437,15 @@ async fn list_jobs(shared: &Shared, q: &ListQuery) -> Result<JobPage, Error> {
     Ok(JobPage { jobs, next: None })
 }
 
+/// Tells every node's schedule driver that a schedule changed (after the change committed).
+async fn announce_schedule(live: &Live, name: &str) -> Result<(), Error> {
+    live.client
+        .execute(sql::ANNOUNCE_SCHEDULE, &[&name])
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
 fn record_of(row: &tokio_postgres::Row) -> JobRecord {
     crate::store::postgres::job_record(row)
 }
@@ -781,14 +790,12 @@ impl Backend for ClusterJobs {
                 last_job: String::new(),
             }
             .row();
-            me.shared
-                .conn()
-                .await?
-                .client
+            let live = me.shared.conn().await?;
+            live.client
                 .execute(sql::PUT_SCHEDULE, &[&row.name, &row.spec, &row.last_tick])
                 .await
                 .map_err(db_err)?;
-            Ok(())
+            announce_schedule(&live, &row.name).await
         })
     }
 
@@ -829,10 +836,8 @@ impl Backend for ClusterJobs {
     fn pause_schedule(&self, name: String, paused: bool, now: Millis) -> Fut<()> {
         let me = self.clone();
         Box::pin(async move {
-            let n = me
-                .shared
-                .conn()
-                .await?
+            let live = me.shared.conn().await?;
+            let n = live
                 .client
                 .execute(sql::PAUSE_SCHEDULE, &[&name, &paused, &now])
                 .await
@@ -840,17 +845,15 @@ impl Backend for ClusterJobs {
             if n == 0 {
                 return Err(Error::NotFound(format!("schedule {name} not found")));
             }
-            Ok(())
+            announce_schedule(&live, &name).await
         })
     }
 
     fn delete_schedule(&self, name: String) -> Fut<()> {
         let me = self.clone();
         Box::pin(async move {
-            let n = me
-                .shared
-                .conn()
-                .await?
+            let live = me.shared.conn().await?;
+            let n = live
                 .client
                 .execute(sql::DELETE_SCHEDULE, &[&name])
                 .await
@@ -858,7 +861,7 @@ impl Backend for ClusterJobs {
             if n == 0 {
                 return Err(Error::NotFound(format!("schedule {name} not found")));
             }
-            Ok(())
+            announce_schedule(&live, &name).await
         })
     }
 

@@ -91,6 +91,9 @@ const FORGET_CHANNEL: &str = "taskhive_forget";
 const CONFIG_CHANNEL: &str = "taskhive_config";
 const LOAD_JOBS_CHANNEL: &str = "taskhive_load_jobs";
 const PAUSE_CHANNEL: &str = "taskhive_paused";
+/// A schedule was created, replaced, paused, resumed or deleted (payload: its name): every
+/// node's schedule driver reloads, instead of polling the table.
+const SCHEDULES_CHANNEL: &str = "taskhive_schedules";
 /// Connections the client API's statements are spread over (each pipelines its queries).
 const API_CONNECTIONS: usize = 4;
 
@@ -164,6 +167,8 @@ struct Shared {
     waiters: Mutex<Waiters>,
     /// Names of load jobs saved on some node (this one included).
     load_jobs: tokio::sync::broadcast::Sender<String>,
+    /// Woken when some node changed a schedule (or notifications may have been missed).
+    schedule_news: Arc<tokio::sync::Notify>,
 }
 
 impl Shared {
@@ -277,6 +282,7 @@ impl Cluster {
             waited: Mutex::new(HashSet::new()),
             waiters: Mutex::new(HashMap::new()),
             load_jobs: tokio::sync::broadcast::channel(1024).0,
+            schedule_news: Arc::default(),
         });
         let hook_shared = shared.clone();
         let keep_ms = cfg.keep_results.as_millis() as i64;
@@ -302,6 +308,11 @@ impl Cluster {
     /// Names of load jobs saved on any node, as they are committed.
     pub fn load_job_news(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.shared.load_jobs.subscribe()
+    }
+
+    /// Woken when any node changed a schedule: the schedule driver reloads then.
+    pub fn schedule_news(&self) -> Arc<tokio::sync::Notify> {
+        self.shared.schedule_news.clone()
     }
 
     /// The client API of this node, over its actor `node`.

@@ -221,6 +221,9 @@ pub const PAUSE_SCHEDULE: &str = "UPDATE schedules SET paused = $2,
         last_tick = CASE WHEN paused AND NOT $2 THEN GREATEST(last_tick, $3) ELSE last_tick END
      WHERE name = $1";
 
+/// Tells every node's schedule driver that schedule `$1` changed.
+pub const ANNOUNCE_SCHEDULE: &str = "SELECT pg_notify('taskhive_schedules', $1::text)";
+
 /// Deletes schedule `$1`.
 pub const DELETE_SCHEDULE: &str = "DELETE FROM schedules WHERE name = $1";
 

@@ -6,11 +6,13 @@
 //! driver tries; one wins each tick, the others reload that schedule.
 //!
 //! The set is rebuilt from the backend when a schedule changes through this node and, in a
-//! cluster (where other nodes change them too), every `poll`. A wake-up costs O(log n) per
+//! cluster (where other nodes change them too), when `news` says another node changed one. A wake-up costs O(log n) per
 //! due schedule; nothing is scanned per tick.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use tokio::time::Instant;
 
@@ -34,24 +36,22 @@ struct Driver {
     due: BTreeSet<(Millis, String)>,
 }
 
-/// Starts the node's schedule driver; `poll` is how often to reload every schedule (a
-/// cluster's other nodes change them too), `None` when only this node changes them. Abort
-/// the task at shutdown: it holds a handle.
-pub fn spawn(handle: SchedulerHandle, poll: Option<Duration>) -> tokio::task::JoinHandle<()> {
+/// Starts the node's schedule driver; `news` wakes it when another node changed a schedule
+/// (`None` when only this node changes them). Abort the task at shutdown: it holds a handle.
+pub fn spawn(handle: SchedulerHandle, news: Option<Arc<Notify>>) -> tokio::task::JoinHandle<()> {
     let driver = Driver {
         handle,
         entries: HashMap::new(),
         due: BTreeSet::new(),
     };
-    tokio::spawn(driver.run(poll))
+    tokio::spawn(driver.run(news.unwrap_or_default()))
 }
 
 impl Driver {
-    async fn run(mut self, poll: Option<Duration>) {
+    async fn run(mut self, news: Arc<Notify>) {
         let changed = self.handle.schedules_changed();
         let clock = self.handle.clock();
         self.reload().await;
-        let mut next_poll = poll.map(|p| Instant::now() + p);
         loop {
             let wake = self.due.first().map(|(t, _)| clock.instant_at(*t));
             tokio::select! {
@@ -59,9 +59,8 @@ impl Driver {
                     self.reload().await;
                     continue;
                 }
-                _ = sleep_until(next_poll) => {
+                _ = news.notified() => {
                     self.reload().await;
-                    next_poll = poll.map(|p| Instant::now() + p);
                     continue;
                 }
                 _ = sleep_until(wake) => {}
