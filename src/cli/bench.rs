@@ -15,6 +15,7 @@ use super::commands::CliResult;
 
 mod boot;
 mod gearman;
+mod unary_ext;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 use crate::pb::server_message::Msg as Out;
@@ -24,7 +25,8 @@ use crate::pb::{self, scheduler_client::SchedulerClient};
 /// `taskhive bench` flags.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Scenarios to run (comma-separated): submit, submit-batch, submit-stream, e2e,
+    /// Scenarios to run (comma-separated): submit, submit-batch, submit-stream,
+    /// submit-unary-ext (against a separate server process, with its CPU per job), e2e,
     /// e2e-batch, e2e-stream, dispatch, timers, memory, restart; gearman-submit and gearman-e2e run against every `--gearman`
     /// server.
     #[arg(long, default_value = "submit,e2e,dispatch")]
@@ -42,6 +44,10 @@ pub struct BenchArgs {
     /// unacknowledged jobs on its SubmitStream; Gearman packets pipelined on its socket).
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
+    /// Requests each Gearman client keeps in flight, when it should differ from
+    /// `--pipeline` (e.g. 1: unpipelined SUBMIT_JOB_BG, gearmand's one-job-per-call path).
+    #[arg(long)]
+    pub gearman_pipeline: Option<usize>,
     /// Jobs in the store for timers, memory and restart.
     #[arg(long, default_value_t = 1_000_000)]
     pub store_jobs: u64,
@@ -155,6 +161,7 @@ pub async fn run(mut a: BenchArgs) -> CliResult {
             "submit" => submit(&a, &addr, false).await?,
             "submit-batch" => submit(&a, &addr, true).await?,
             "submit-stream" => submit_stream(&a, &addr).await?,
+            "submit-unary-ext" => unary_ext::submit_unary_ext(&a).await?,
             "e2e" => e2e(&a, &addr, Submits::Unary).await?,
             "e2e-batch" => e2e(&a, &addr, Submits::Batch).await?,
             "e2e-stream" => e2e(&a, &addr, Submits::Stream).await?,
@@ -174,11 +181,20 @@ pub async fn run(mut a: BenchArgs) -> CliResult {
                 for (label, gaddr, cap) in &gearmands {
                     let mut ga = a.clone();
                     ga.jobs = ga.jobs.min(*cap).max(ga.clients as u64);
-                    let r = if s == "gearman-submit" {
+                    ga.pipeline = a.gearman_pipeline.unwrap_or(a.pipeline).max(1);
+                    // gearmand's CPU per job, as submit-unary-ext reports taskhive's.
+                    let cpu = gaddr
+                        .rsplit_once(':')
+                        .and_then(|(_, p)| p.parse().ok())
+                        .and_then(unary_ext::ProcCpu::listening_on);
+                    let before = cpu.as_ref().and_then(|c| c.used().ok());
+                    let mut r = if s == "gearman-submit" {
                         gearman::submit(&ga, gaddr, label).await?
                     } else {
                         gearman::e2e(&ga, gaddr, label).await?
                     };
+                    let after = cpu.as_ref().and_then(|c| c.used().ok());
+                    unary_ext::add_cpu(&mut r, before, after);
                     results.push(r);
                 }
                 continue;
@@ -205,13 +221,14 @@ pub async fn run(mut a: BenchArgs) -> CliResult {
     if !ratios.is_empty() {
         println!();
         println!(
-            "{:<18} {:<24} {:>8} {:>10}",
-            "taskhive", "versus", "ops/s ×", "p50 ×"
+            "{:<18} {:<24} {:>8} {:>10} {:>12}",
+            "taskhive", "versus", "ops/s ×", "p50 ×", "CPU/job ×"
         );
         for r in &ratios {
+            let cpu = r.cpu_per_job.map_or("-".to_string(), |c| format!("{c:.2}"));
             println!(
-                "{:<18} {:<24} {:>8.2} {:>10.2}",
-                r.taskhive, r.peer, r.throughput, r.p50
+                "{:<18} {:<24} {:>8.2} {:>10.2} {:>12}",
+                r.taskhive, r.peer, r.throughput, r.p50, cpu
             );
         }
     }
@@ -245,6 +262,14 @@ pub struct Ratio {
     pub throughput: f64,
     /// taskhive p50 ÷ peer p50 (below 1: taskhive answers sooner).
     pub p50: f64,
+    /// taskhive's server CPU per job ÷ the peer's, when both were measured (below 1:
+    /// taskhive spends less).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_per_job: Option<f64>,
+}
+
+fn cpu(r: &BenchResult) -> Option<f64> {
+    r.extra.get("server_cpu_us_per_job").copied()
 }
 
 /// Pairs each taskhive submit/e2e result with every peer result of the same kind.
@@ -267,6 +292,7 @@ fn ratios(results: &[BenchResult]) -> Vec<Ratio> {
                 peer: peer.scenario.clone(),
                 throughput: ours.per_sec / peer.per_sec.max(1e-9),
                 p50: ours.p50_us as f64 / peer.p50_us.max(1) as f64,
+                cpu_per_job: cpu(ours).zip(cpu(peer)).map(|(o, p)| o / p.max(1e-9)),
             });
         }
     }
@@ -281,6 +307,17 @@ fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
 
 /// N clients submit durable jobs as fast as acks come back.
 async fn submit(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxError> {
+    let r = submit_load(a, addr, batch).await?;
+    let mut c = SchedulerClient::new(channel(addr).await?);
+    c.drop_task(pb::DropTaskRequest {
+        task: "bench-submit".into(),
+    })
+    .await?;
+    Ok(r)
+}
+
+/// The load of [`submit`] (jobs of task `bench-submit`, left in the store).
+async fn submit_load(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxError> {
     let per = a.jobs / a.clients as u64;
     let payload = bytes::Bytes::from(vec![b'x'; a.payload]);
     // Far ahead: this scenario measures the durable submit path only.
@@ -332,11 +369,6 @@ async fn submit(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, B
         h.add(t.await??).ok();
     }
     let took = start.elapsed();
-    let mut c = SchedulerClient::new(channel(addr).await?);
-    c.drop_task(pb::DropTaskRequest {
-        task: "bench-submit".into(),
-    })
-    .await?;
     let name = if batch { "submit-batch" } else { "submit" };
     Ok(result(name, per * a.clients as u64, took, &h))
 }
