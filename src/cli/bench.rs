@@ -64,6 +64,10 @@ pub struct BenchArgs {
     /// Bench a running server instead of starting one in-process.
     #[arg(long)]
     pub addr: Option<String>,
+    /// Leave the submit scenarios' jobs in the server (no DropTask at the end): for
+    /// profiling a server's submit path alone (`bench/profile-unary`).
+    #[arg(long)]
+    pub keep_jobs: bool,
     /// Write the results as JSON here.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -308,6 +312,9 @@ fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
 /// N clients submit durable jobs as fast as acks come back.
 async fn submit(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxError> {
     let r = submit_load(a, addr, batch).await?;
+    if a.keep_jobs {
+        return Ok(r);
+    }
     let mut c = SchedulerClient::new(channel(addr).await?);
     c.drop_task(pb::DropTaskRequest {
         task: "bench-submit".into(),

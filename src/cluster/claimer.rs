@@ -16,8 +16,8 @@ use tokio_postgres::{Client, Notification, Statement};
 
 use super::{
     connect, db_err, deliver, now_ms, sql, ClusterConfig, ClusterError, Shared, CONFIG_CHANNEL,
-    FORGET_CHANNEL, JOBS_CHANNEL, LOAD_JOBS_CHANNEL, PAUSE_CHANNEL, RESULTS_CHANNEL,
-    SCHEDULES_CHANNEL,
+    FORGET_CHANNEL, JOBS_CHANNEL, JOB_DATA_CHANNEL, LOAD_JOBS_CHANNEL, PAUSE_CHANNEL,
+    RESULTS_CHANNEL, SCHEDULES_CHANNEL, WATCH_CHANNEL,
 };
 use crate::scheduler::actor::NodeHandle;
 use crate::scheduler::error::Error;
@@ -61,7 +61,7 @@ async fn listen(
         .batch_execute(&format!(
             "LISTEN {JOBS_CHANNEL}; LISTEN {RESULTS_CHANNEL}; LISTEN {FORGET_CHANNEL}; \
              LISTEN {CONFIG_CHANNEL}; LISTEN {LOAD_JOBS_CHANNEL}; LISTEN {PAUSE_CHANNEL}; \
-             LISTEN {SCHEDULES_CHANNEL}"
+             LISTEN {SCHEDULES_CHANNEL}; LISTEN {WATCH_CHANNEL}; LISTEN {JOB_DATA_CHANNEL}"
         ))
         .await?;
     Ok((listener, notes))
@@ -97,6 +97,9 @@ pub(super) async fn spawn(
     node: NodeHandle,
 ) -> Result<tokio::task::JoinHandle<()>, ClusterError> {
     let (listener, notes) = listen(url).await?;
+    // Listening first, so no watch announced after this read is missed.
+    let elsewhere = super::watch::load_elsewhere(&listener, &shared.node).await?;
+    shared.watches.set_elsewhere(elsewhere);
     let ttl = Duration::from_millis(shared.ttl_ms as u64);
     let claimer = Claimer {
         s: Session::open(url).await?,
@@ -159,6 +162,11 @@ impl Claimer {
                     if let Ok(Ok((l, n))) = timeout(self.io_limit, listen(&self.url)).await {
                         (self.listener, notes, listening) = (l, n, true);
                         self.drained.clear();
+                        if let Ok(keys) =
+                            super::watch::load_elsewhere(&self.listener, &self.shared.node).await
+                        {
+                            self.shared.watches.set_elsewhere(keys);
+                        }
                         // Schedule changes announced meanwhile were missed too.
                         self.shared.schedule_news.notify_one();
                     }
@@ -264,6 +272,16 @@ impl Claimer {
                 }
             }
             SCHEDULES_CHANNEL => self.shared.schedule_news.notify_one(),
+            WATCH_CHANNEL => self.shared.watches.noticed(&self.shared.node, n.payload()),
+            JOB_DATA_CHANNEL => {
+                let me = &self.shared.node;
+                if let Some(((task, name), event)) = self.shared.watches.piece(me, n.payload()) {
+                    if matches!(event, crate::scheduler::actor::JobEvent::Finished(_)) {
+                        super::watch::end(self.shared.clone(), (task.clone(), name.clone()));
+                    }
+                    self.node.watch_event(task, name, event);
+                }
+            }
             LOAD_JOBS_CHANNEL => {
                 let _ = self.shared.load_jobs.send(n.payload().to_string());
             }
@@ -341,6 +359,9 @@ impl Claimer {
                 versions.insert(r.id, row.get::<_, i64>(14));
                 if row.get::<_, bool>(15) {
                     waited.insert(r.id);
+                }
+                if row.get::<_, bool>(16) {
+                    self.shared.watches.watched_elsewhere(&r.task, &r.name);
                 }
                 records.push(r);
             }

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Client;
 
 use super::{db_err, deliver, now_ms, publish_result, sql, ClusterError, Live, Shared};
-use crate::scheduler::actor::NodeHandle;
+use crate::scheduler::actor::{JobEvent, NodeHandle};
 use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
 use crate::scheduler::core::{SubmitReply, TaskStatus};
 use crate::scheduler::error::Error;
@@ -862,6 +862,32 @@ impl Backend for ClusterJobs {
                 return Err(Error::NotFound(format!("schedule {name} not found")));
             }
             announce_schedule(&live, &name).await
+        })
+    }
+
+    /// Registers the watch cluster-wide; a job of that name already finished, whose outcome
+    /// is kept and which no later submit replaced, is answered at once (as on one node).
+    fn watch_started(&self, task: String, name: String) -> Fut<()> {
+        let me = self.clone();
+        Box::pin(async move {
+            me.shared
+                .watches
+                .start(&me.shared, (task.clone(), name.clone()))
+                .await?;
+            let kept = me
+                .shared
+                .conn()
+                .await?
+                .client
+                .query_opt(sql::KEPT_AND_GONE, &[&task, &name, &now_ms()])
+                .await
+                .map_err(db_err)?;
+            if let Some(row) = kept {
+                let result: Vec<u8> = row.get(0);
+                me.node
+                    .watch_event(task, name, JobEvent::Finished(Ok(Bytes::from(result))));
+            }
+            Ok(())
         })
     }
 

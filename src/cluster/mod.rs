@@ -23,6 +23,7 @@ mod claimer;
 mod exec_lock;
 mod jobs;
 mod sql;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,7 +38,7 @@ use tokio_postgres::{AsyncMessage, Client};
 pub use exec_lock::PgExecLock;
 pub use jobs::ClusterJobs;
 
-use crate::scheduler::actor::{FinishedHook, NodeHandle};
+use crate::scheduler::actor::{NodeEvents, NodeHandle, NodeHook};
 use crate::scheduler::error::Error;
 use crate::scheduler::job::JobId;
 use crate::store::postgres::Fence;
@@ -94,6 +95,10 @@ const PAUSE_CHANNEL: &str = "taskhive_paused";
 /// A schedule was created, replaced, paused, resumed or deleted (payload: its name): every
 /// node's schedule driver reloads, instead of polling the table.
 const SCHEDULES_CHANNEL: &str = "taskhive_schedules";
+/// A node got a watcher of a job (see [`watch`]).
+const WATCH_CHANNEL: &str = "taskhive_watch";
+/// A piece of a watched job's event, for the watchers on other nodes.
+const JOB_DATA_CHANNEL: &str = "taskhive_job_data";
 /// Connections the client API's statements are spread over (each pipelines its queries).
 const API_CONNECTIONS: usize = 4;
 
@@ -169,6 +174,8 @@ struct Shared {
     load_jobs: tokio::sync::broadcast::Sender<String>,
     /// Woken when some node changed a schedule (or notifications may have been missed).
     schedule_news: Arc<tokio::sync::Notify>,
+    /// Watchers across nodes.
+    watches: watch::Watches,
 }
 
 impl Shared {
@@ -256,6 +263,9 @@ impl Cluster {
         .await?;
         c.execute("DELETE FROM cluster_nodes WHERE node = $1", &[&cfg.node_id])
             .await?;
+        // This node's watchers are gone with its previous run.
+        c.execute("DELETE FROM job_watches WHERE node = $1", &[&cfg.node_id])
+            .await?;
         Ok(c.execute(
             "UPDATE jobs SET owner = NULL, claim_until = NULL WHERE owner = $1",
             &[&cfg.node_id],
@@ -268,11 +278,12 @@ impl Cluster {
         url: &str,
         cfg: &ClusterConfig,
         fence: &Fence,
-    ) -> Result<(Cluster, FinishedHook), ClusterError> {
+    ) -> Result<(Cluster, NodeHook), ClusterError> {
         let mut conns = Vec::new();
         for _ in 0..API_CONNECTIONS {
             conns.push(Conn::open(url).await?);
         }
+        let (watches, forwards) = watch::Watches::new();
         let shared = Arc::new(Shared {
             node: cfg.node_id.clone(),
             ttl_ms: cfg.claim_ttl.as_millis().max(1) as i64,
@@ -283,24 +294,12 @@ impl Cluster {
             waiters: Mutex::new(HashMap::new()),
             load_jobs: tokio::sync::broadcast::channel(1024).0,
             schedule_news: Arc::default(),
+            watches,
         });
-        let hook_shared = shared.clone();
-        let keep_ms = cfg.keep_results.as_millis() as i64;
-        let hook: FinishedHook = Arc::new(move |id, task, name, attempts, result| {
-            if let (Ok(r), true) = (result, keep_ms > 0) {
-                keep_result(
-                    hook_shared.clone(),
-                    id,
-                    (task.to_string(), name.to_string()),
-                    attempts,
-                    r.clone(),
-                    keep_ms,
-                );
-            }
-            if !hook_shared.waited.lock().expect("poisoned").remove(&id) {
-                return;
-            }
-            publish_result(hook_shared.clone(), id, result.clone());
+        tokio::spawn(watch::publish(shared.clone(), forwards));
+        let hook = Arc::new(Hook {
+            shared: shared.clone(),
+            keep_ms: cfg.keep_results.as_millis() as i64,
         });
         Ok((Cluster { shared }, hook))
     }
@@ -328,6 +327,45 @@ impl Cluster {
         node: NodeHandle,
     ) -> Result<tokio::task::JoinHandle<()>, ClusterError> {
         claimer::spawn(self.shared.clone(), url, cfg, node).await
+    }
+}
+
+/// What the actor tells this node's cluster layer.
+struct Hook {
+    shared: Arc<Shared>,
+    keep_ms: i64,
+}
+
+impl NodeEvents for Hook {
+    fn finished(
+        &self,
+        id: JobId,
+        task: &str,
+        name: &str,
+        attempts: u32,
+        result: &Result<Bytes, String>,
+    ) {
+        let shared = &self.shared;
+        if let (Ok(r), true) = (result, self.keep_ms > 0) {
+            keep_result(
+                shared.clone(),
+                id,
+                (task.to_string(), name.to_string()),
+                attempts,
+                r.clone(),
+                self.keep_ms,
+            );
+        }
+        if shared.watches.finished(task, name, result) {
+            watch::end(shared.clone(), (task.to_string(), name.to_string()));
+        }
+        if shared.waited.lock().expect("poisoned").remove(&id) {
+            publish_result(shared.clone(), id, result.clone());
+        }
+    }
+
+    fn data(&self, task: &str, name: &str, data: &Bytes) {
+        self.shared.watches.data(task, name, data);
     }
 }
 

@@ -2,6 +2,8 @@
 //! read together. Job columns come in [`crate::store::postgres::job_record`] order.
 
 /// Claims up to `$5` due jobs of task `$3` for node `$1` (claim TTL `$2` ms, now `$4`).
+/// The last column says whether another node has a watcher for the job (see
+/// [`super::watch`]): a primary-key probe of `job_watches`, empty unless someone watches.
 pub const CLAIM: &str = "UPDATE jobs j SET owner = $1, lease_version = j.lease_version + 1,
         claim_until = now() + $2::bigint * interval '1 millisecond'
      FROM (SELECT id FROM jobs
@@ -14,7 +16,9 @@ pub const CLAIM: &str = "UPDATE jobs j SET owner = $1, lease_version = j.lease_v
      WHERE j.id = c.id
      RETURNING j.id, j.task, j.name, j.args, j.sched_at, j.timeout_ms, j.priority, j.max_attempts,
         j.backoff_base_ms, j.backoff_max_ms, j.attempts, j.run_count, j.dead, j.last_error,
-        j.lease_version, j.wait";
+        j.lease_version, j.wait,
+        EXISTS (SELECT 1 FROM job_watches w
+                WHERE w.task = j.task AND w.name = j.name AND w.node <> $1) AS watched";
 
 /// The earliest due time of task `$1`'s claimable jobs.
 pub const NEXT_DUE: &str = "SELECT min(sched_at) FROM jobs WHERE task = $1 AND NOT dead
@@ -273,3 +277,23 @@ pub const KEEP_RESULT: &str = "WITH gone AS (DELETE FROM results_kept WHERE expi
 pub const GET_KEPT: &str = "SELECT id, task, name, attempts, result, finished_at FROM results_kept
      WHERE (($1::bigint IS NOT NULL AND id = $1) OR ($1::bigint IS NULL AND task = $2 AND name = $3))
        AND expires_at > $4";
+
+/// Registers node `$3`'s watcher of job (`$1`, `$2`) and announces it (`$4`, JSON).
+pub const WATCH_START: &str = "WITH w AS (INSERT INTO job_watches (task, name, node)
+        VALUES ($1, $2, $3) ON CONFLICT DO NOTHING)
+     SELECT pg_notify('taskhive_watch', $4::text)";
+
+/// Node `$3`'s watch of (`$1`, `$2`) was answered.
+pub const WATCH_END: &str = "DELETE FROM job_watches WHERE task = $1 AND name = $2 AND node = $3";
+
+/// The keys some node other than `$1` watches.
+pub const WATCHED_ELSEWHERE: &str = "SELECT task, name FROM job_watches WHERE node <> $1";
+
+/// A piece of a watched job's event (`$1`, JSON) for the watchers on other nodes.
+pub const JOB_EVENT: &str = "SELECT pg_notify('taskhive_job_data', $1::text)";
+
+/// The kept result of job (`$1`, `$2`), unexpired at `$3`, when no job of that name exists
+/// now (a later submit starts a new job, which a watcher waits for instead).
+pub const KEPT_AND_GONE: &str = "SELECT k.result FROM results_kept k
+     WHERE k.task = $1 AND k.name = $2 AND k.expires_at > $3
+       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.task = $1 AND j.name = $2)";

@@ -235,7 +235,14 @@ impl Session {
                 });
             }
             Request::RecvData(j) => {
-                let mut rx = h.watch(j.func, j.name);
+                let mut rx = match h.watch(j.func, j.name).await {
+                    Ok(rx) => rx,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "RecvData: cannot watch the job");
+                        self.send(msgid, code::UNKNOWN, &[]);
+                        return;
+                    }
+                };
                 self.send(msgid, code::SUCCESS, &[]);
                 let out = self.out.clone();
                 let waiting = Waiting::new(&self.waits);

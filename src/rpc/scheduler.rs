@@ -261,7 +261,7 @@ impl Scheduler for SchedulerService {
             return Err(Error::NoWorker { task: spec.task }.into());
         }
         // Watch first, so no chunk sent before the submit lands can be missed.
-        let rx = self.h.watch(spec.task.clone(), spec.name.clone());
+        let rx = self.h.watch(spec.task.clone(), spec.name.clone()).await?;
         let r = self.h.submit(spec).await?;
         Ok(Response::new(job_events(rx, r.id)))
     }
@@ -275,7 +275,7 @@ impl Scheduler for SchedulerService {
         let r = req.into_inner();
         check_name("task", &r.task)?;
         check_name("name", &r.name)?;
-        let rx = self.h.watch(r.task, r.name);
+        let rx = self.h.watch(r.task, r.name).await?;
         Ok(Response::new(job_events(rx, r.job_id)))
     }
 

@@ -162,6 +162,12 @@ pub(super) enum Cmd {
         name: String,
         tx: mpsc::UnboundedSender<JobEvent>,
     },
+    /// Cluster: an event of a job running on another node, for this node's watchers.
+    WatchEvent {
+        task: String,
+        name: String,
+        event: JobEvent,
+    },
     WorkData {
         lease: LeaseId,
         data: Bytes,
@@ -253,10 +259,26 @@ pub(super) enum Cmd {
     },
 }
 
-/// Called with every job that finished (or failed for good) here, with its task, name and
-/// failed attempts: cluster mode publishes results for RunJob callers on other nodes and
-/// keeps results (`--keep-results`).
-pub type FinishedHook = Arc<dyn Fn(JobId, &str, &str, u32, &Result<Bytes, String>) + Send + Sync>;
+/// What a cluster node's actor tells the cluster layer (one node has none).
+pub trait NodeEvents: Send + Sync {
+    /// A job finished (or failed for good) here, after `attempts` failed attempts: the
+    /// cluster publishes results for RunJob callers and watchers on other nodes and keeps
+    /// results (`--keep-results`).
+    fn finished(
+        &self,
+        job: JobId,
+        task: &str,
+        name: &str,
+        attempts: u32,
+        result: &Result<Bytes, String>,
+    );
+    /// A worker here streamed a chunk of a running job's output: the cluster forwards it to
+    /// the job's watchers on other nodes.
+    fn data(&self, task: &str, name: &str, data: &Bytes);
+}
+
+/// The cluster layer's ear on a node's actor.
+pub type NodeHook = Arc<dyn NodeEvents>;
 
 /// How this node's core relates to the jobs it holds, chosen at start-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -310,7 +332,7 @@ pub fn spawn_node(
     clock: Clock,
     metrics: Arc<Metrics>,
     holding: Holding,
-    on_finished: Option<FinishedHook>,
+    on_finished: Option<NodeHook>,
 ) -> (NodeHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     core.set_lock_timeout(settings.lock_timeout_ms());
@@ -358,6 +380,11 @@ impl NodeHandle {
     /// The client API over this node's own core.
     pub fn local(&self) -> LocalJobs {
         LocalJobs::new(self.tx.clone())
+    }
+
+    /// Cluster: hands an event of a job running on another node to this node's watchers.
+    pub fn watch_event(&self, task: String, name: String, event: JobEvent) {
+        let _ = self.tx.send(Cmd::WatchEvent { task, name, event });
     }
 
     /// Cluster: applies a pause or resume another node stored and announced.
@@ -724,10 +751,16 @@ impl SchedulerHandle {
     }
 
     /// Subscribes to a job's data chunks and end, by task and name (it need not exist yet).
-    pub fn watch(&self, task: String, name: String) -> EventRx {
+    /// Resolves once every node that may run the job will forward its events here.
+    pub async fn watch(&self, task: String, name: String) -> Result<EventRx, Error> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let _ = self.tx.send(Cmd::Watch { task, name, tx });
-        rx
+        let _ = self.tx.send(Cmd::Watch {
+            task: task.clone(),
+            name: name.clone(),
+            tx,
+        });
+        self.jobs.watch_started(task, name).await?;
+        Ok(rx)
     }
 
     /// Streams a chunk of a running job's output to its watchers.
@@ -803,7 +836,7 @@ struct Actor {
     watchers: HashMap<(String, String), Vec<mpsc::UnboundedSender<JobEvent>>>,
     /// Shutdown waits here until no lease is open.
     drained: Vec<Reply<()>>,
-    on_finished: Option<FinishedHook>,
+    on_finished: Option<NodeHook>,
     holding: Holding,
     /// Schedules by name (the local backend's; a cluster's live in the database).
     schedules: BTreeMap<String, Schedule>,
@@ -1078,10 +1111,23 @@ impl Actor {
                 };
                 self.watchers.entry((task, name)).or_default().push(tx);
             }
+            Cmd::WatchEvent { task, name, event } => {
+                let key = (task, name);
+                if matches!(event, JobEvent::Finished(_)) {
+                    for w in self.watchers.remove(&key).unwrap_or_default() {
+                        let _ = w.send(event.clone());
+                    }
+                } else if let Some(ws) = self.watchers.get_mut(&key) {
+                    ws.retain(|w| w.send(event.clone()).is_ok());
+                }
+            }
             Cmd::WorkData { lease, data, reply } => {
                 let r = match self.core.lease_job(lease) {
                     None => Err(Error::StaleLease(Stale::NotHeld { lease })),
                     Some((_, task, name)) => {
+                        if let Some(hook) = &self.on_finished {
+                            hook.data(&task, &name, &data);
+                        }
                         let key = (task.to_string(), name.to_string());
                         if let Some(ws) = self.watchers.get_mut(&key) {
                             ws.retain(|w| w.send(JobEvent::Data(data.clone())).is_ok());
@@ -1337,7 +1383,7 @@ impl Actor {
                             }
                         }
                         if let Some(hook) = &self.on_finished {
-                            hook(job, &task, &name, attempts, &result);
+                            hook.finished(job, &task, &name, attempts, &result);
                         }
                         if let (Ok(r), true, Holding::Everything) =
                             (&result, self.keep_ms > 0, self.holding)

@@ -88,4 +88,8 @@ pub trait Backend: Send + Sync + 'static {
     /// nothing done) when the schedule moved on meanwhile: fired elsewhere, paused,
     /// replaced or deleted.
     fn fire_schedule(&self, name: String, last: Millis, jobs: Vec<JobSpec>) -> Fut<bool>;
+    /// A watcher of job (task, name) subscribed on this node (WatchJob, RunJobStream,
+    /// Periodic's RecvData): resolves once a job of that name running anywhere will have
+    /// its events forwarded here.
+    fn watch_started(&self, task: String, name: String) -> Fut<()>;
 }

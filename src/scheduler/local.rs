@@ -236,6 +236,11 @@ impl Backend for LocalJobs {
         })
     }
 
+    /// Every job runs on this node, where its events reach its watchers directly.
+    fn watch_started(&self, _task: String, _name: String) -> Fut<()> {
+        Box::pin(async { Ok(()) })
+    }
+
     fn fire_schedule(&self, name: String, last: Millis, jobs: Vec<JobSpec>) -> Fut<bool> {
         let tx = self.tx.clone();
         Box::pin(async move {

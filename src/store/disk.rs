@@ -253,6 +253,10 @@ impl Backend for DiskGuarded {
         self.inner.delete_schedule(name)
     }
 
+    fn watch_started(&self, task: String, name: String) -> Fut<()> {
+        self.inner.watch_started(task, name)
+    }
+
     /// A refused tick is not lost: the schedule driver tries it again a moment later.
     fn fire_schedule(&self, name: String, last: Millis, jobs: Vec<JobSpec>) -> Fut<bool> {
         match self.disk.check() {

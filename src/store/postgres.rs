@@ -86,6 +86,10 @@ const MIGRATIONS: &[&str] = &[
         expires_at BIGINT NOT NULL, PRIMARY KEY (task, name));
      CREATE INDEX results_kept_by_expiry ON results_kept (expires_at);
      CREATE INDEX results_kept_by_id ON results_kept (id);",
+    // 10: cluster watchers (WatchJob, RunJobStream, RecvData on one node of a job that runs
+    // on another): which node watches which (task, name).
+    "CREATE TABLE job_watches (task TEXT NOT NULL, name TEXT NOT NULL, node TEXT NOT NULL,
+        PRIMARY KEY (task, name, node));",
 ];
 
 /// Migration 5: `taskhive_submit(task, name, args, ...) RETURNS bigint` submits a job as the
