@@ -220,6 +220,8 @@ pub async fn start_scheduler(
             (node.with_jobs(jobs), j, None, None, None)
         }
         Some((url, cc, fence)) => {
+            // The database grants lock slots across the cluster.
+            core.set_locks_external();
             crate::cluster::Cluster::prepare(&url, &cc).await?;
             let (link, hook) = crate::cluster::Cluster::connect(&url, &cc, &fence).await?;
             let (node, j) = actor::spawn_node(

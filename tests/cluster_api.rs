@@ -947,7 +947,58 @@ async fn scenario_watchers_hear_data_and_result_from_any_node(env: Env) {
     expected(&chunks, &result, &events(&mut run).await);
 }
 
+/// A named lock of count 1 is held by at most one job at a time across every worker and
+/// node; a job queued for it (acquire answered false, so its lease ended) comes back once
+/// the holder lets go, and then holds it; every job runs to done.
+async fn scenario_a_named_lock_holds_across_nodes(env: Env) {
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        workers.push(env.worker("lk", 2).await);
+    }
+    let n = 6;
+    for i in 0..n {
+        env.c()
+            .await
+            .submit_job(job("lk", &format!("l{i}")))
+            .await
+            .unwrap();
+    }
+    let mut held: Option<(usize, pb::Job)> = None;
+    let mut done: HashSet<String> = HashSet::new();
+    let mut queued = 0;
+    within(60, async {
+        while done.len() < n {
+            let mut got_any = false;
+            for (i, w) in workers.iter_mut().enumerate() {
+                let Ok(j) = tokio::time::timeout(Duration::from_millis(50), w.next_job()).await
+                else {
+                    continue;
+                };
+                got_any = true;
+                if w.acquire(j.lease_id, "L", 1).await {
+                    if let Some((_, h)) = &held {
+                        panic!("{} got lock L while {} holds it", j.name, h.name);
+                    }
+                    held = Some((i, j));
+                } else {
+                    queued += 1;
+                }
+            }
+            if !got_any {
+                // Nothing new comes: the holder finishes, which lets the lock go.
+                if let Some((i, j)) = held.take() {
+                    workers[i].done(j.lease_id, b"ok").await;
+                    done.insert(j.name);
+                }
+            }
+        }
+    })
+    .await;
+    assert!(queued > 0, "some job had to wait for the lock");
+}
+
 conformance!(
+    scenario_a_named_lock_holds_across_nodes,
     scenario_watchers_hear_data_and_result_from_any_node,
     scenario_submit_replace_schedule_status,
     scenario_priorities_done_fail_dead_retry,

@@ -1,10 +1,12 @@
 //! Property tests of the pure scheduler core: random sequences of submit, dispatch, done,
 //! fail, sched-later, lease expiry, worker loss, removal, dead-set operations and restarts
-//! (a new core rebuilt from the `MemoryStore` mirror of its ops). After every step: no job
-//! is lost, none is held by two live leases, the core's indexes agree, and the counts in
-//! Status match the store.
+//! (a new core rebuilt from the `MemoryStore` mirror of its ops), named locks taken and let
+//! go. After every step: no job is lost, none is held by two live leases, the core's indexes
+//! agree, the counts in Status match the store, and no lock has more holders than its count.
+//! The same steps run with *external* locks (a cluster node's), where a model of the
+//! database's lock functions grants the slots.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -18,19 +20,45 @@ const TASKS: [&str; 2] = ["a", "b"];
 
 #[derive(Debug, Clone)]
 enum Step {
-    Submit { task: usize, name: u8, delay: i64 },
-    Register { cap: u32 },
+    Submit {
+        task: usize,
+        name: u8,
+        delay: i64,
+    },
+    Register {
+        cap: u32,
+    },
     WorkerGone(usize),
     Done(usize),
-    Fail { lease: usize, retry: bool },
-    Later { lease: usize, delay: i64 },
+    Fail {
+        lease: usize,
+        retry: bool,
+    },
+    Later {
+        lease: usize,
+        delay: i64,
+    },
     Heartbeat(usize),
-    Remove { task: usize, name: u8 },
+    Remove {
+        task: usize,
+        name: u8,
+    },
     RetryDead,
     PurgeDead,
     Advance(i64),
     Restart,
+    Acquire {
+        lease: usize,
+        lock: usize,
+        count: u32,
+    },
+    ReleaseLock {
+        lease: usize,
+        lock: usize,
+    },
 }
+
+const LOCKS: [&str; 2] = ["x", "y"];
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
@@ -49,6 +77,10 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::PurgeDead),
         3 => (0..1_500i64).prop_map(Step::Advance),
         1 => Just(Step::Restart),
+        2 => (any::<prop::sample::Index>(), 0..2usize, 1..3u32)
+            .prop_map(|(i, lock, count)| Step::Acquire { lease: i.index(1 << 16), lock, count }),
+        1 => (any::<prop::sample::Index>(), 0..2usize)
+            .prop_map(|(i, lock)| Step::ReleaseLock { lease: i.index(1 << 16), lock }),
     ]
 }
 
@@ -70,6 +102,53 @@ fn spec(task: &str, name: &str, at: Millis) -> JobSpec {
 
 type Key = (String, String);
 
+/// A model of the database's lock functions (`taskhive_lock_*`): per lock its limit, its
+/// holders and its queue; a release gives free slots to the first waiters.
+#[derive(Default)]
+struct LockDb {
+    locks: HashMap<String, (u32, BTreeSet<JobId>, VecDeque<JobId>)>,
+}
+
+impl LockDb {
+    fn acquire(&mut self, name: &str, count: u32, job: JobId) -> bool {
+        let (max, holders, waiting) = self.locks.entry(name.to_string()).or_default();
+        *max = (*max).max(count.max(1));
+        if holders.contains(&job) {
+            return true;
+        }
+        if waiting.contains(&job) {
+            return false;
+        }
+        if (holders.len() as u32) < *max && waiting.is_empty() {
+            holders.insert(job);
+            true
+        } else {
+            waiting.push_back(job);
+            false
+        }
+    }
+
+    /// Lets `job` go of `name` (or every lock); returns the (lock, job) slots granted.
+    fn release(&mut self, name: Option<&str>, job: JobId) -> Vec<(String, JobId)> {
+        let mut granted = Vec::new();
+        for (n, (max, holders, waiting)) in self.locks.iter_mut() {
+            if name.is_some_and(|want| want != n) {
+                continue;
+            }
+            holders.remove(&job);
+            waiting.retain(|&j| j != job);
+            while (holders.len() as u32) < *max {
+                let Some(next) = waiting.pop_front() else {
+                    break;
+                };
+                holders.insert(next);
+                granted.push((n.clone(), next));
+            }
+        }
+        granted
+    }
+}
+
 /// The core under test, its store mirror, and what the test knows from outside.
 struct World {
     core: Core,
@@ -83,12 +162,20 @@ struct World {
     /// Jobs that must exist: submitted and not yet done, removed or purged.
     alive: BTreeSet<Key>,
     boots: u64,
+    /// External locks: the database model that grants slots.
+    lock_db: Option<LockDb>,
+    /// Largest count asked of each lock (its limit).
+    lock_max: HashMap<&'static str, u32>,
 }
 
 impl World {
-    fn new() -> Self {
+    fn new(external_locks: bool) -> Self {
+        let mut core = Core::new(CoreConfig::default(), 1, 1);
+        if external_locks {
+            core.set_locks_external();
+        }
         World {
-            core: Core::new(CoreConfig::default(), 1, 1),
+            core,
             store: MemoryStore::default(),
             now: T0,
             leases: Vec::new(),
@@ -96,6 +183,8 @@ impl World {
             workers: Vec::new(),
             alive: BTreeSet::new(),
             boots: 0,
+            lock_db: external_locks.then(LockDb::default),
+            lock_max: HashMap::new(),
         }
     }
 
@@ -104,8 +193,18 @@ impl World {
         self.core.tick(self.now);
         let mut ops = Vec::new();
         let mut revoked = Vec::new();
-        for e in self.core.take_effects() {
+        let mut effects: VecDeque<Effect> = self.core.take_effects().into();
+        while let Some(e) = effects.pop_front() {
             match e {
+                Effect::LocksReleased { job, .. } => {
+                    // As the database does: free the job's slots, grant them to waiters,
+                    // and the waiters' node (this core) hears of each grant.
+                    let db = self.lock_db.as_mut().expect("external locks only");
+                    for (name, waiter) in db.release(None, job) {
+                        self.core.grant_lock(waiter, &name, self.now);
+                    }
+                    effects.extend(self.core.take_effects());
+                }
                 Effect::Persist(op) => ops.push(op),
                 Effect::Assign { job, .. } => {
                     let key = (job.record.task.clone(), job.record.name.clone());
@@ -227,11 +326,54 @@ impl World {
                 }
             }
             Step::Advance(ms) => self.now += ms,
+            Step::Acquire { lease, lock, count } => {
+                let Some((lid, _)) = self.lease(lease) else {
+                    return Ok(());
+                };
+                let name = LOCKS[lock];
+                let max = self.lock_max.entry(name).or_default();
+                *max = (*max).max(count);
+                let live = self.core.lease_job(lid).is_some();
+                let r = match (&mut self.lock_db, self.core.lock_request(lid)) {
+                    (Some(db), Ok((job, _))) => {
+                        let held = db.acquire(name, count, job);
+                        self.core.acquire_lock_decided(lid, name, held, self.now)
+                    }
+                    _ => self.core.acquire_lock(lid, name, count, self.now),
+                };
+                prop_assert_eq!(r.is_ok(), live, "acquire answers exactly for live leases");
+                if r == Ok(false) {
+                    prop_assert!(
+                        self.core.lease_job(lid).is_none(),
+                        "a queued job's lease ends"
+                    );
+                }
+            }
+            Step::ReleaseLock { lease, lock } => {
+                let Some((lid, _)) = self.lease(lease) else {
+                    return Ok(());
+                };
+                let name = LOCKS[lock];
+                if let (Some(db), Ok((job, _))) = (&mut self.lock_db, self.core.lock_request(lid)) {
+                    let granted = db.release(Some(name), job);
+                    let _ = self.core.release_lock(lid, name, self.now);
+                    for (n, waiter) in granted {
+                        self.core.grant_lock(waiter, &n, self.now);
+                    }
+                } else {
+                    let _ = self.core.release_lock(lid, name, self.now);
+                }
+            }
             Step::Restart => {
                 self.boots += 1;
                 // Lease ids after a restart start above every earlier one (as the server
                 // does with the boot time).
                 let mut core = Core::new(CoreConfig::default(), self.boots, self.boots << 32);
+                if let Some(db) = &mut self.lock_db {
+                    // A restarted node's entries go stale in the database.
+                    *db = LockDb::default();
+                    core.set_locks_external();
+                }
                 core.restore(self.store.snapshot(), self.now);
                 self.core = core;
                 self.old_leases
@@ -255,6 +397,19 @@ impl World {
             .map(|r| (r.task.clone(), r.name.clone()))
             .collect();
         prop_assert_eq!(&names, &self.alive, "a job was lost or came back");
+        // No lock has more holders than the largest count asked of it.
+        for (name, max) in &self.lock_max {
+            let holders = match &self.lock_db {
+                Some(db) => db.locks.get(*name).map_or(0, |l| l.1.len()),
+                None => self.core.lock_holders(name),
+            };
+            prop_assert!(
+                holders as u32 <= *max,
+                "lock {} has {} holders",
+                name,
+                holders
+            );
+        }
         // No job is held by two live leases.
         let mut holder: HashMap<JobId, LeaseId> = HashMap::new();
         for (lid, _) in &self.leases {
@@ -311,17 +466,32 @@ proptest! {
     fn no_job_lost_none_double_leased_status_matches_store(
         steps in prop::collection::vec(step(), 1..150)
     ) {
-        let mut w = World::new();
+        run(World::new(false), steps)?;
+    }
+
+    #[test]
+    fn the_same_with_external_locks(
+        steps in prop::collection::vec(step(), 1..150)
+    ) {
+        run(World::new(true), steps)?;
+    }
+}
+
+fn run(mut w: World, steps: Vec<Step>) -> Result<(), TestCaseError> {
+    {
         for s in steps {
             w.apply(s)?;
         }
         // A report with any lease from before a restart is refused without effect.
         for lid in w.old_leases.clone() {
-            let done = Outcome::Done { result: Bytes::new() };
+            let done = Outcome::Done {
+                result: Bytes::new(),
+            };
             let r = w.core.report(lid, done, w.now);
             prop_assert!(r.is_err(), "a lease from before a restart was accepted");
         }
         w.settle();
         w.check()?;
     }
+    Ok(())
 }

@@ -16,8 +16,8 @@ use tokio_postgres::{Client, Notification, Statement};
 
 use super::{
     connect, db_err, deliver, now_ms, sql, ClusterConfig, ClusterError, Shared, CONFIG_CHANNEL,
-    FORGET_CHANNEL, JOBS_CHANNEL, JOB_DATA_CHANNEL, LOAD_JOBS_CHANNEL, PAUSE_CHANNEL,
-    RESULTS_CHANNEL, SCHEDULES_CHANNEL, WATCH_CHANNEL,
+    FORGET_CHANNEL, JOBS_CHANNEL, JOB_DATA_CHANNEL, LOAD_JOBS_CHANNEL, LOCKS_CHANNEL,
+    PAUSE_CHANNEL, RESULTS_CHANNEL, SCHEDULES_CHANNEL, WATCH_CHANNEL,
 };
 use crate::scheduler::actor::NodeHandle;
 use crate::scheduler::error::Error;
@@ -61,7 +61,8 @@ async fn listen(
         .batch_execute(&format!(
             "LISTEN {JOBS_CHANNEL}; LISTEN {RESULTS_CHANNEL}; LISTEN {FORGET_CHANNEL}; \
              LISTEN {CONFIG_CHANNEL}; LISTEN {LOAD_JOBS_CHANNEL}; LISTEN {PAUSE_CHANNEL}; \
-             LISTEN {SCHEDULES_CHANNEL}; LISTEN {WATCH_CHANNEL}; LISTEN {JOB_DATA_CHANNEL}"
+             LISTEN {SCHEDULES_CHANNEL}; LISTEN {WATCH_CHANNEL}; LISTEN {JOB_DATA_CHANNEL}; \
+             LISTEN {LOCKS_CHANNEL}"
         ))
         .await?;
     Ok((listener, notes))
@@ -273,6 +274,7 @@ impl Claimer {
             }
             SCHEDULES_CHANNEL => self.shared.schedule_news.notify_one(),
             WATCH_CHANNEL => self.shared.watches.noticed(&self.shared.node, n.payload()),
+            LOCKS_CHANNEL => super::locks::granted(&self.shared.node, n.payload(), &self.node),
             JOB_DATA_CHANNEL => {
                 let me = &self.shared.node;
                 if let Some(((task, name), event)) = self.shared.watches.piece(me, n.payload()) {

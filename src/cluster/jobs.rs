@@ -865,6 +865,18 @@ impl Backend for ClusterJobs {
         })
     }
 
+    fn acquire_lock(&self, lease: u64, name: String, count: u32) -> Fut<bool> {
+        let me = self.clone();
+        Box::pin(
+            async move { super::locks::acquire(&me.shared, &me.node, lease, name, count).await },
+        )
+    }
+
+    fn release_lock(&self, lease: u64, name: String) -> Fut<()> {
+        let me = self.clone();
+        Box::pin(async move { super::locks::release(&me.shared, &me.node, lease, name).await })
+    }
+
     /// Registers the watch cluster-wide; a job of that name already finished, whose outcome
     /// is kept and which no later submit replaced, is answered at once (as on one node).
     fn watch_started(&self, task: String, name: String) -> Fut<()> {

@@ -22,6 +22,7 @@
 mod claimer;
 mod exec_lock;
 mod jobs;
+mod locks;
 mod sql;
 mod watch;
 
@@ -99,6 +100,8 @@ const SCHEDULES_CHANNEL: &str = "taskhive_schedules";
 const WATCH_CHANNEL: &str = "taskhive_watch";
 /// A piece of a watched job's event, for the watchers on other nodes.
 const JOB_DATA_CHANNEL: &str = "taskhive_job_data";
+/// A job waiting for a named lock was given a slot (see [`locks`]).
+const LOCKS_CHANNEL: &str = "taskhive_locks";
 /// Connections the client API's statements are spread over (each pipelines its queries).
 const API_CONNECTIONS: usize = 4;
 
@@ -366,6 +369,10 @@ impl NodeEvents for Hook {
 
     fn data(&self, task: &str, name: &str, data: &Bytes) {
         self.shared.watches.data(task, name, data);
+    }
+
+    fn locks_released(&self, job: JobId, timeout_ms: i64) {
+        locks::release_all(self.shared.clone(), job, timeout_ms);
     }
 }
 

@@ -179,6 +179,23 @@ pub(super) enum Cmd {
         count: u32,
         reply: Reply<Result<bool, Error>>,
     },
+    /// External locks: the job of a lease, and the lock timeout.
+    LockRequest {
+        lease: LeaseId,
+        reply: Reply<Result<(JobId, Millis), Error>>,
+    },
+    /// External locks: the database's answer to an acquire.
+    AcquireDecided {
+        lease: LeaseId,
+        name: String,
+        held: bool,
+        reply: Reply<Result<bool, Error>>,
+    },
+    /// External locks: the database gave a waiting job a slot.
+    LockGranted {
+        job: JobId,
+        name: String,
+    },
     Release {
         lease: LeaseId,
         name: String,
@@ -275,6 +292,9 @@ pub trait NodeEvents: Send + Sync {
     /// A worker here streamed a chunk of a running job's output: the cluster forwards it to
     /// the job's watchers on other nodes.
     fn data(&self, task: &str, name: &str, data: &Bytes);
+    /// A job here let go of every lock it held or waited for: the cluster frees its slots
+    /// in the database (which may grant them to waiters on any node).
+    fn locks_released(&self, job: JobId, timeout_ms: Millis);
 }
 
 /// The cluster layer's ear on a node's actor.
@@ -380,6 +400,37 @@ impl NodeHandle {
     /// The client API over this node's own core.
     pub fn local(&self) -> LocalJobs {
         LocalJobs::new(self.tx.clone())
+    }
+
+    /// External locks: the job of `lease` and the lock timeout.
+    pub async fn lock_request(&self, lease: LeaseId) -> Result<(JobId, Millis), Error> {
+        call(&self.tx, |reply| Cmd::LockRequest { lease, reply }).await?
+    }
+
+    /// External locks: the database's answer to an acquire; false when the job now waits.
+    pub async fn acquire_decided(
+        &self,
+        lease: LeaseId,
+        name: String,
+        held: bool,
+    ) -> Result<bool, Error> {
+        call(&self.tx, |reply| Cmd::AcquireDecided {
+            lease,
+            name,
+            held,
+            reply,
+        })
+        .await?
+    }
+
+    /// External locks: lets go of a lock here (the database was told first).
+    pub async fn release_lock(&self, lease: LeaseId, name: String) -> Result<(), Error> {
+        call(&self.tx, |reply| Cmd::Release { lease, name, reply }).await?
+    }
+
+    /// External locks: the database gave waiting job `job` a slot of `name`.
+    pub fn lock_granted(&self, job: JobId, name: String) {
+        let _ = self.tx.send(Cmd::LockGranted { job, name });
     }
 
     /// Cluster: hands an event of a job running on another node to this node's watchers.
@@ -776,19 +827,12 @@ impl SchedulerHandle {
         name: String,
         count: u32,
     ) -> Result<bool, Error> {
-        self.call(|reply| Cmd::Acquire {
-            lease,
-            name,
-            count,
-            reply,
-        })
-        .await?
+        self.jobs.acquire_lock(lease, name, count).await
     }
 
     /// Releases lock `name` held by a leased job.
     pub async fn release_lock(&self, lease: LeaseId, name: String) -> Result<(), Error> {
-        self.call(|reply| Cmd::Release { lease, name, reply })
-            .await?
+        self.jobs.release_lock(lease, name).await
     }
 
     /// A worker stops serving a task.
@@ -1148,6 +1192,18 @@ impl Actor {
             Cmd::Release { lease, name, reply } => {
                 let _ = reply.send(self.core.release_lock(lease, &name, now));
             }
+            Cmd::LockRequest { lease, reply } => {
+                let _ = reply.send(self.core.lock_request(lease));
+            }
+            Cmd::AcquireDecided {
+                lease,
+                name,
+                held,
+                reply,
+            } => {
+                let _ = reply.send(self.core.acquire_lock_decided(lease, &name, held, now));
+            }
+            Cmd::LockGranted { job, name } => self.core.grant_lock(job, &name, now),
             Cmd::Unregister { worker, task } => self.core.unregister_task(worker, &task),
             Cmd::LocalWorkers { reply } => {
                 let _ = reply.send(self.core.local_workers());
@@ -1365,6 +1421,11 @@ impl Actor {
                         // A worker already gone has nothing to stop.
                         if let Some(tx) = self.workers.get(&worker) {
                             let _ = tx.send(ToWorker::Cancel { lease, job, reason });
+                        }
+                    }
+                    Effect::LocksReleased { job, timeout_ms } => {
+                        if let Some(hook) = &self.on_finished {
+                            hook.locks_released(job, timeout_ms);
                         }
                     }
                     Effect::Finished {

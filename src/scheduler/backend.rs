@@ -92,4 +92,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Periodic's RecvData): resolves once a job of that name running anywhere will have
     /// its events forwarded here.
     fn watch_started(&self, task: String, name: String) -> Fut<()>;
+    /// Takes (true) or queues for (false) a slot of lock `name` for the job of `lease`;
+    /// queued, the lease ends and the job waits until a slot is given to it.
+    fn acquire_lock(&self, lease: u64, name: String, count: u32) -> Fut<bool>;
+    /// Lets go of lock `name` held by the job of `lease`.
+    fn release_lock(&self, lease: u64, name: String) -> Fut<()>;
 }

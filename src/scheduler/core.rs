@@ -83,6 +83,14 @@ pub enum Effect {
     },
     /// Count something.
     Observe(Observation),
+    /// External locks (cluster): the job let go of every lock entry it had; the database
+    /// must free its slots too.
+    LocksReleased {
+        /// The job.
+        job: JobId,
+        /// The lock timeout: waiters given a slot now keep it this long.
+        timeout_ms: Millis,
+    },
     /// A job finished (Ok) or an attempt failed or the job went away (Err): wake RunJob waiters.
     Finished {
         /// The job.
@@ -1437,8 +1445,60 @@ impl Core {
 
     /// Frees every lock slot the job holds or waits for; waiters that get a slot become pending.
     fn release_locks(&mut self, id: JobId, now: Millis) {
-        let promoted = self.locks.release_all(id, now, self.cfg.lock_timeout_ms);
+        let promoted = self.drop_locks(id, now);
         self.wake_locked(promoted);
+    }
+
+    /// Lets go of the job's lock entries; returns the waiters promoted here. With external
+    /// locks the database holds the slots too: it is told ([`Effect::LocksReleased`]).
+    fn drop_locks(&mut self, id: JobId, now: Millis) -> Vec<JobId> {
+        if self.locks.is_external() && self.locks.has_entries(id) {
+            self.effects.push(Effect::LocksReleased {
+                job: id,
+                timeout_ms: self.cfg.lock_timeout_ms,
+            });
+        }
+        self.locks.release_all(id, now, self.cfg.lock_timeout_ms)
+    }
+
+    /// Cluster nodes: lock slots are granted by the database, not counted here.
+    pub fn set_locks_external(&mut self) {
+        self.locks = Locks::external();
+    }
+
+    /// The job a lock request's lease is for, and how long a lock entry lasts.
+    pub fn lock_request(&self, lid: LeaseId) -> Result<(JobId, Millis), Error> {
+        let (id, _) = self.lease_holder(lid)?;
+        Ok((id, self.cfg.lock_timeout_ms))
+    }
+
+    /// External locks: applies the database's answer to an acquire (see
+    /// [`Core::acquire_lock`] for what a queued job does).
+    pub fn acquire_lock_decided(
+        &mut self,
+        lid: LeaseId,
+        name: &str,
+        held: bool,
+        now: Millis,
+    ) -> Result<bool, Error> {
+        let (id, wid) = self.lease_holder(lid)?;
+        if self.broadcasts.contains_key(&id) {
+            return Ok(true);
+        }
+        self.locks
+            .record(name, held, id, now, self.cfg.lock_timeout_ms);
+        if !held {
+            self.park_locked(lid, id, wid);
+        }
+        Ok(held)
+    }
+
+    /// External locks: the database gave waiting job `id` a slot of `name`: it is pending
+    /// again, and its next acquire succeeds.
+    pub fn grant_lock(&mut self, id: JobId, name: &str, now: Millis) {
+        if self.locks.grant(name, id, now, self.cfg.lock_timeout_ms) {
+            self.wake_locked(vec![id]);
+        }
     }
 
     fn wake_locked(&mut self, jobs: Vec<JobId>) {
@@ -1476,6 +1536,13 @@ impl Core {
         {
             return Ok(true);
         }
+        self.park_locked(lid, id, wid);
+        Ok(false)
+    }
+
+    /// A job queued for a lock: its lease ends (the worker's credit comes back) and it waits
+    /// as locked.
+    fn park_locked(&mut self, lid: LeaseId, id: JobId, wid: WorkerId) {
         let lease = self.leases.remove(&lid).expect("checked by lease_holder");
         self.lease_expiry.remove(&(lease.expires_at, lid));
         if let Some(w) = self.workers.get_mut(&wid) {
@@ -1487,7 +1554,6 @@ impl Core {
         let t = &mut self.tasks[job.task as usize];
         t.running -= 1;
         t.locked += 1;
-        Ok(false)
     }
 
     /// Releases one lock held by the job of a lease.
@@ -1709,9 +1775,7 @@ impl Core {
             }
         }
         // Locks go by id: a removed job must not keep a slot (or its place in a queue).
-        let promoted = self
-            .locks
-            .release_all(id, self.last_now, self.cfg.lock_timeout_ms);
+        let promoted = self.drop_locks(id, self.last_now);
         let finished = self.finished(id, Err(why.to_string()));
         self.remove_job_silently(id);
         self.wake_locked(promoted);

@@ -236,6 +236,24 @@ impl Backend for LocalJobs {
         })
     }
 
+    fn acquire_lock(&self, lease: u64, name: String, count: u32) -> Fut<bool> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            call(&tx, |reply| Cmd::Acquire {
+                lease,
+                name,
+                count,
+                reply,
+            })
+            .await?
+        })
+    }
+
+    fn release_lock(&self, lease: u64, name: String) -> Fut<()> {
+        let tx = self.tx.clone();
+        Box::pin(async move { call(&tx, |reply| Cmd::Release { lease, name, reply }).await? })
+    }
+
     /// Every job runs on this node, where its events reach its watchers directly.
     fn watch_started(&self, _task: String, _name: String) -> Fut<()> {
         Box::pin(async { Ok(()) })

@@ -4,6 +4,11 @@
 //! waiter is given the slot *before* it runs again, so its next acquire succeeds. Entries
 //! older than the lock timeout are dropped (a worker that vanished with a lock cannot block
 //! the others for ever).
+//!
+//! On a cluster node the locks are *external*: the database decides who holds a slot
+//! (`taskhive_lock_acquire`, see `cluster::locks`), and this table only records what the
+//! node's jobs hold or wait for ([`Locks::record`]); it never promotes a waiter itself (the
+//! database does, and the node hears of it: [`Locks::grant`]).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -22,12 +27,71 @@ struct Lock {
 /// Every named lock, with an index from jobs to the locks they hold or wait for.
 #[derive(Debug, Default)]
 pub struct Locks {
+    /// Slots are granted elsewhere (a cluster's database); see the module docs.
+    external: bool,
     locks: HashMap<Arc<str>, Lock>,
     by_job: HashMap<JobId, Vec<Arc<str>>>,
     expiry: BTreeSet<(Millis, JobId, Arc<str>)>,
 }
 
 impl Locks {
+    /// A table whose slots are granted elsewhere.
+    pub fn external() -> Locks {
+        Locks {
+            external: true,
+            ..Locks::default()
+        }
+    }
+
+    /// Whether slots are granted elsewhere.
+    pub fn is_external(&self) -> bool {
+        self.external
+    }
+
+    /// External: records the decision made elsewhere: `job` holds a slot of `name` (true)
+    /// or waits for one (false).
+    pub fn record(&mut self, name: &str, held: bool, job: JobId, now: Millis, timeout_ms: Millis) {
+        let key: Arc<str> = match self.locks.get_key_value(name) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(name),
+        };
+        let lock = self.locks.entry(key.clone()).or_default();
+        if lock.holders.contains_key(&job) || lock.waiting.iter().any(|&(j, _)| j == job) {
+            return;
+        }
+        let stale_at = now + timeout_ms;
+        if held {
+            lock.holders.insert(job, stale_at);
+        } else {
+            lock.waiting.push_back((job, stale_at));
+        }
+        self.expiry.insert((stale_at, job, key.clone()));
+        self.by_job.entry(job).or_default().push(key);
+    }
+
+    /// External: `job`, waiting for `name`, was given a slot elsewhere; true when it was
+    /// waiting here.
+    pub fn grant(&mut self, name: &str, job: JobId, now: Millis, timeout_ms: Millis) -> bool {
+        let Some((key, lock)) = self.locks.get_key_value(name) else {
+            return false;
+        };
+        let key = key.clone();
+        let Some(pos) = lock.waiting.iter().position(|&(j, _)| j == job) else {
+            return false;
+        };
+        let lock = self.locks.get_mut(&key).expect("found above");
+        let (_, stale_at) = lock.waiting.remove(pos).expect("position is valid");
+        self.expiry.remove(&(stale_at, job, key.clone()));
+        lock.holders.insert(job, now + timeout_ms);
+        self.expiry.insert((now + timeout_ms, job, key));
+        true
+    }
+
+    /// Whether `job` holds or waits for any lock.
+    pub fn has_entries(&self, job: JobId) -> bool {
+        self.by_job.contains_key(&job)
+    }
+
     /// Takes a slot of `name` for `job` (true) or queues it (false). `count` raises the lock's limit.
     pub fn acquire(
         &mut self,
@@ -99,7 +163,12 @@ impl Locks {
         let mut promoted = None;
         if let Some(stale_at) = lock.holders.remove(&job) {
             self.expiry.remove(&(stale_at, job, key.clone()));
-            if let Some((next, next_stale)) = lock.waiting.pop_front() {
+            let next = if self.external {
+                None
+            } else {
+                lock.waiting.pop_front()
+            };
+            if let Some((next, next_stale)) = next {
                 self.expiry.remove(&(next_stale, next, key.clone()));
                 lock.holders.insert(next, now + timeout_ms);
                 self.expiry.insert((now + timeout_ms, next, key.clone()));
@@ -175,6 +244,30 @@ mod tests {
         assert!(l.release_all(4, 30, 1000).is_empty());
         assert_eq!(l.holders("db"), 0);
         assert_eq!(l.next_expiry(), None);
+    }
+
+    #[test]
+    fn external_locks_record_decisions_and_never_promote_on_their_own() {
+        let mut l = Locks::external();
+        l.record("db", true, 1, 0, 1000);
+        l.record("db", true, 2, 0, 1000);
+        l.record("db", false, 3, 0, 1000);
+        assert_eq!(
+            l.holders("db"),
+            2,
+            "the database's decision, not a count here"
+        );
+        assert!(l.is_waiting(3));
+        assert!(l.release_all(1, 10, 1000).is_empty(), "no promotion here");
+        assert!(l.is_waiting(3));
+        assert!(l.grant("db", 3, 20, 1000));
+        assert!(!l.is_waiting(3));
+        assert!(!l.grant("db", 3, 20, 1000), "granted once");
+        assert!(l.has_entries(3));
+        l.release_all(2, 30, 1000);
+        l.release_all(3, 30, 1000);
+        assert!(!l.has_entries(3));
+        assert_eq!((l.holders("db"), l.next_expiry()), (0, None));
     }
 
     #[test]

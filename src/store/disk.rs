@@ -257,6 +257,14 @@ impl Backend for DiskGuarded {
         self.inner.watch_started(task, name)
     }
 
+    fn acquire_lock(&self, lease: u64, name: String, count: u32) -> Fut<bool> {
+        self.inner.acquire_lock(lease, name, count)
+    }
+
+    fn release_lock(&self, lease: u64, name: String) -> Fut<()> {
+        self.inner.release_lock(lease, name)
+    }
+
     /// A refused tick is not lost: the schedule driver tries it again a moment later.
     fn fire_schedule(&self, name: String, last: Millis, jobs: Vec<JobSpec>) -> Fut<bool> {
         match self.disk.check() {

@@ -90,7 +90,85 @@ const MIGRATIONS: &[&str] = &[
     // on another): which node watches which (task, name).
     "CREATE TABLE job_watches (task TEXT NOT NULL, name TEXT NOT NULL, node TEXT NOT NULL,
         PRIMARY KEY (task, name, node));",
+    // 11: cluster-wide named locks (Periodic's ACQUIRE/RELEASE): who holds or waits for
+    // each lock, and its limit; the functions serialize on the limit's row.
+    LOCK_FUNCTIONS,
 ];
+
+/// Migration 11: named locks held across a cluster. `cluster_locks` has one row per job
+/// holding (`holding`) or waiting for a lock, waiters in arrival order (`seq`), each with
+/// the time it goes stale (`stale_at`, the lock timeout after it was taken or queued). Every
+/// function first locks the lock's `cluster_lock_limits` row, so the acquires and releases
+/// of one lock run one at a time. `taskhive_lock_promote` drops stale entries and gives
+/// free slots to the first waiters, announcing each (`NOTIFY taskhive_locks`, JSON: node,
+/// job, lock) so the waiter's node makes its job pending again.
+const LOCK_FUNCTIONS: &str = r##"
+CREATE TABLE cluster_locks (name TEXT NOT NULL, job BIGINT NOT NULL, node TEXT NOT NULL,
+    holding BOOLEAN NOT NULL, seq BIGSERIAL NOT NULL, stale_at BIGINT NOT NULL,
+    PRIMARY KEY (name, job));
+CREATE INDEX cluster_locks_by_job ON cluster_locks (job);
+CREATE TABLE cluster_lock_limits (name TEXT PRIMARY KEY, max INT NOT NULL);
+
+CREATE FUNCTION taskhive_lock_promote(p_name text, p_now bigint, p_timeout bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE m int; h bigint; w record;
+BEGIN
+  SELECT max INTO m FROM cluster_lock_limits WHERE name = p_name FOR UPDATE;
+  IF NOT FOUND THEN RETURN; END IF;
+  DELETE FROM cluster_locks WHERE name = p_name AND stale_at <= p_now;
+  SELECT count(*) INTO h FROM cluster_locks WHERE name = p_name AND holding;
+  WHILE h < m LOOP
+    SELECT job, node INTO w FROM cluster_locks WHERE name = p_name AND NOT holding
+      ORDER BY seq LIMIT 1;
+    EXIT WHEN NOT FOUND;
+    UPDATE cluster_locks SET holding = true, stale_at = p_now + p_timeout
+      WHERE name = p_name AND job = w.job;
+    PERFORM pg_notify('taskhive_locks',
+      json_build_object('o', w.node, 'j', w.job, 'n', p_name)::text);
+    h := h + 1;
+  END LOOP;
+END $$;
+
+CREATE FUNCTION taskhive_lock_acquire(p_name text, p_count int, p_job bigint, p_node text,
+    p_now bigint, p_timeout bigint)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE m int; h bigint; was boolean;
+BEGIN
+  INSERT INTO cluster_lock_limits (name, max) VALUES (p_name, GREATEST(p_count, 1))
+    ON CONFLICT (name) DO UPDATE SET max = GREATEST(cluster_lock_limits.max, EXCLUDED.max);
+  -- Stale entries go, and a raised limit lets waiters in before this newcomer.
+  PERFORM taskhive_lock_promote(p_name, p_now, p_timeout);
+  SELECT holding INTO was FROM cluster_locks WHERE name = p_name AND job = p_job;
+  IF FOUND THEN
+    -- The job asks again (after its slot was granted, or rerun on another node).
+    UPDATE cluster_locks SET node = p_node WHERE name = p_name AND job = p_job;
+    RETURN was;
+  END IF;
+  SELECT max INTO m FROM cluster_lock_limits WHERE name = p_name;
+  SELECT count(*) INTO h FROM cluster_locks WHERE name = p_name AND holding;
+  INSERT INTO cluster_locks (name, job, node, holding, stale_at)
+    VALUES (p_name, p_job, p_node, h < m, p_now + p_timeout);
+  RETURN h < m;
+END $$;
+
+CREATE FUNCTION taskhive_lock_release(p_name text, p_job bigint, p_now bigint,
+    p_timeout bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM 1 FROM cluster_lock_limits WHERE name = p_name FOR UPDATE;
+  DELETE FROM cluster_locks WHERE name = p_name AND job = p_job;
+  PERFORM taskhive_lock_promote(p_name, p_now, p_timeout);
+END $$;
+
+CREATE FUNCTION taskhive_lock_release_all(p_job bigint, p_now bigint, p_timeout bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE n text;
+BEGIN
+  FOR n IN SELECT name FROM cluster_locks WHERE job = p_job ORDER BY name LOOP
+    PERFORM taskhive_lock_release(n, p_job, p_now, p_timeout);
+  END LOOP;
+END $$;
+"##;
 
 /// Migration 5: `taskhive_submit(task, name, args, ...) RETURNS bigint` submits a job as the
 /// cluster's submit does (`SUBMIT` in `src/cluster/sql.rs`: an id from `job_ids`, an upsert
