@@ -852,6 +852,53 @@ async fn a_kept_result_is_readable_from_every_node() {
     }
 }
 
+/// A broadcast task's job, submitted on one node, is claimed by the node whose broadcast
+/// workers are free and reaches every one of them (its own lease each); it is over once all
+/// have reported. (A run across several nodes' workers at once is not built: per node.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_job_reaches_every_broadcast_worker_of_the_claiming_node() {
+    let (_db, _tmp, nodes) = cluster(2).await;
+    let (a, b) = (nodes[0].1, nodes[1].1);
+    let mut ws = Vec::new();
+    for _ in 0..2 {
+        ws.push(Worker::connect_with(channel(a).await, &[], &["bcast"], 1).await);
+    }
+    let mut cb = client(b).await;
+    within(10, async {
+        while common::task_status(&mut cb, "bcast").await.workers < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let id = cb
+        .submit_job(job("bcast", "to all"))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
+    let mut leases = HashSet::new();
+    let mut got = Vec::new();
+    for w in ws.iter_mut() {
+        let j = within(20, w.next_job()).await;
+        assert_eq!(j.id, id);
+        assert!(leases.insert(j.lease_id), "each worker has its own lease");
+        got.push(j);
+    }
+    for (w, j) in ws.iter_mut().zip(&got) {
+        w.done(j.lease_id, b"").await;
+    }
+    within(20, async {
+        loop {
+            let s = common::task_status(&mut cb, "bcast").await;
+            if (s.pending, s.running, s.scheduled) == (0, 0, 0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod one_node {

@@ -543,20 +543,26 @@ impl Core {
     }
 
     /// Free worker slots per task, less the jobs already waiting for them: how many more
-    /// jobs the connected workers could take now (cluster claims ask for this many).
+    /// jobs the connected workers could take now (cluster claims ask for this many). A
+    /// broadcast job takes a slot of every worker it reaches, so a broadcast task wants as
+    /// many as its least busy worker could take.
     pub fn idle_slots(&self) -> Vec<(String, u64)> {
         let mut out = Vec::new();
         for t in &self.tasks {
-            if t.broadcast || t.workers.is_empty() || self.paused_tasks.contains(&*t.name) {
+            if t.workers.is_empty() || self.paused_tasks.contains(&*t.name) {
                 continue;
             }
-            let free: u64 = t
+            let slots = t
                 .workers
                 .iter()
                 .filter_map(|w| self.workers.get(w))
                 .filter(|w| w.connected)
-                .map(|w| w.capacity.saturating_sub(w.leases.len() as u32) as u64)
-                .sum();
+                .map(|w| w.capacity.saturating_sub(w.leases.len() as u32) as u64);
+            let free: u64 = if t.broadcast {
+                slots.max().unwrap_or(0)
+            } else {
+                slots.sum()
+            };
             let want = free.saturating_sub(t.ready.len() as u64);
             if want > 0 {
                 out.push((t.name.to_string(), want));
