@@ -930,6 +930,16 @@ async fn scenario_watchers_hear_data_and_result_from_any_node(env: Env) {
     let chunks: Vec<Vec<u8>> = vec![b"one".to_vec(), big.clone(), b"three".to_vec()];
     let result: Vec<u8> = big.iter().rev().copied().collect();
 
+    async fn stream_and_finish(w: &mut Worker, j: &pb::Job, chunks: &[Vec<u8>], result: &[u8]) {
+        for c in chunks {
+            w.send_msg(pb::worker_message::Msg::Data(pb::WorkData {
+                lease_id: j.lease_id,
+                data: c.clone().into(),
+            }))
+            .await;
+        }
+        w.done(j.lease_id, result).await;
+    }
     async fn events(s: &mut tonic::Streaming<pb::JobEvent>) -> Vec<Event> {
         let mut out = Vec::new();
         while let Some(e) = within(20, s.message()).await.unwrap() {
@@ -962,14 +972,7 @@ async fn scenario_watchers_hear_data_and_result_from_any_node(env: Env) {
     }
     env.c().await.submit_job(job("wt", "w1")).await.unwrap();
     let j = within(20, w.next_job()).await;
-    for c in &chunks {
-        w.send_msg(pb::worker_message::Msg::Data(pb::WorkData {
-            lease_id: j.lease_id,
-            data: c.clone().into(),
-        }))
-        .await;
-    }
-    w.done(j.lease_id, &result).await;
+    stream_and_finish(&mut w, &j, &chunks, &result).await;
     for watch in &mut watches {
         expected(&chunks, &result, &events(watch).await);
     }
@@ -983,14 +986,7 @@ async fn scenario_watchers_hear_data_and_result_from_any_node(env: Env) {
         .unwrap()
         .into_inner();
     let j = within(20, w.next_job()).await;
-    for c in &chunks {
-        w.send_msg(pb::worker_message::Msg::Data(pb::WorkData {
-            lease_id: j.lease_id,
-            data: c.clone().into(),
-        }))
-        .await;
-    }
-    w.done(j.lease_id, &result).await;
+    stream_and_finish(&mut w, &j, &chunks, &result).await;
     expected(&chunks, &result, &events(&mut run).await);
 }
 

@@ -266,24 +266,7 @@ async fn submit_batch(
         for &i in &pending {
             a.push(&specs[i], wait);
         }
-        let rows = c
-            .query(
-                st,
-                &[
-                    &a.task,
-                    &a.name,
-                    &a.args,
-                    &a.sched_at,
-                    &a.timeout_ms,
-                    &a.priority,
-                    &a.max_attempts,
-                    &a.backoff_base_ms,
-                    &a.backoff_max_ms,
-                    &a.wait,
-                ],
-            )
-            .await
-            .map_err(db_err)?;
+        let rows = c.query(st, &a.params()).await.map_err(db_err)?;
         for r in rows {
             got.insert(
                 (r.get(2), r.get(3)),
@@ -379,6 +362,22 @@ impl<'a> SpecArrays<'a> {
         self.backoff_base_ms.push(backoff_base_ms as i64);
         self.backoff_max_ms.push(backoff_max_ms as i64);
         self.wait.push(wait);
+    }
+
+    /// The arrays as the submit statement's parameters `$1`..`$10`.
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 10] {
+        [
+            &self.task,
+            &self.name,
+            &self.args,
+            &self.sched_at,
+            &self.timeout_ms,
+            &self.priority,
+            &self.max_attempts,
+            &self.backoff_base_ms,
+            &self.backoff_max_ms,
+            &self.wait,
+        ]
     }
 }
 
@@ -921,22 +920,7 @@ impl Backend for ClusterJobs {
                 .client
                 .query_one(
                     sql::FIRE_SCHEDULE,
-                    &[
-                        &a.task,
-                        &a.name,
-                        &a.args,
-                        &a.sched_at,
-                        &a.timeout_ms,
-                        &a.priority,
-                        &a.max_attempts,
-                        &a.backoff_base_ms,
-                        &a.backoff_max_ms,
-                        &a.wait,
-                        &name,
-                        &last,
-                        &tick,
-                        &job,
-                    ],
+                    &[&a.params()[..], &[&name, &last, &tick, &job]].concat(),
                 )
                 .await
                 .map_err(db_err)?;

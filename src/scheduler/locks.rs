@@ -35,6 +35,14 @@ pub struct Locks {
 }
 
 impl Locks {
+    /// The lock's name as stored (shared by its entries), or a new one.
+    fn key(&self, name: &str) -> Arc<str> {
+        match self.locks.get_key_value(name) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(name),
+        }
+    }
+
     /// A table whose slots are granted elsewhere.
     pub fn external() -> Locks {
         Locks {
@@ -51,10 +59,7 @@ impl Locks {
     /// External: records the decision made elsewhere: `job` holds a slot of `name` (true)
     /// or waits for one (false).
     pub fn record(&mut self, name: &str, held: bool, job: JobId, now: Millis, timeout_ms: Millis) {
-        let key: Arc<str> = match self.locks.get_key_value(name) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(name),
-        };
+        let key = self.key(name);
         let lock = self.locks.entry(key.clone()).or_default();
         if lock.holders.contains_key(&job) || lock.waiting.iter().any(|&(j, _)| j == job) {
             return;
@@ -101,10 +106,7 @@ impl Locks {
         now: Millis,
         timeout_ms: Millis,
     ) -> bool {
-        let key: Arc<str> = match self.locks.get_key_value(name) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(name),
-        };
+        let key = self.key(name);
         let lock = self.locks.entry(key.clone()).or_default();
         lock.max = lock.max.max(count.max(1));
         if lock.holders.contains_key(&job) {
