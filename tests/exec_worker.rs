@@ -317,6 +317,30 @@ async fn remove(s: &TestServer, task: &str, name: &str) {
     .unwrap();
 }
 
+/// `taskhive cancel -f TASK -n NAME`, as a user types it.
+async fn cancel_with_cli(s: &TestServer, task: &str, name: &str) {
+    let out = Command::new(bin())
+        .args([
+            "cancel",
+            "-f",
+            task,
+            "-n",
+            name,
+            "--addr",
+            &s.addr.to_string(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("removed job "), "{said}");
+}
+
 /// After a cancel the worker (concurrency 1) takes the next job: its slot was released.
 async fn next_job_runs(s: &TestServer, task: &str) {
     let mut c = s.client().await;
@@ -338,7 +362,7 @@ async fn removing_a_running_job_sends_its_command_sigterm() {
     c.submit_job(job("rm", "long")).await.unwrap();
     let pid = command_pid(tmp.path()).await;
     let t = Instant::now();
-    remove(&s, "rm", "long").await;
+    cancel_with_cli(&s, "rm", "long").await;
     within(5, async {
         while !marker.exists() {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -286,6 +286,7 @@
         cell(counters.done[t.task] || 0),
         cell(counters.failed[t.task] || 0),
         el("td", {}, nextRun(num(t.nextSchedAtMs))),
+        el("td", {}, pauseToggle("task", t.task, !!t.paused)),
       );
     });
     body.replaceChildren(...rows);
@@ -295,6 +296,48 @@
       `${rows.length} task${rows.length === 1 ? "" : "s"} · ${fmt(num(tot.pending))} pending · ` +
       `${fmt(num(tot.running))} running · ${fmt(num(tot.workers))} workers`
     );
+  }
+
+  // A paused badge and the admin's Pause/Resume button for a task (PauseTask/ResumeTask)
+  // or a schedule (PauseSchedule/ResumeSchedule).
+  function pauseToggle(kind, name, paused) {
+    const b = el("button", { class: "secondary small", "data-need": "admin" }, paused ? "Resume" : "Pause");
+    b.dataset[kind === "task" ? "pauseTask" : "pauseSchedule"] = name;
+    if (!can("admin")) b.setAttribute("data-hidden-by-role", "");
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      const verb = paused ? "Resume" : "Pause";
+      try {
+        if (kind === "task") await rpc("Scheduler", `${verb}Task`, { task: name });
+        else await rpc("Scheduler", `${verb}Schedule`, { name });
+      } catch (e) {
+        if (!authProblem(e)) b.title = e.message;
+      }
+      refresh();
+    });
+    const badge = el("span", { class: `badge ${paused ? "bad" : "ok"}` }, paused ? "paused" : "active");
+    return el("span", { class: "toggle" }, badge, " ", b);
+  }
+
+  // ---- schedules ------------------------------------------------------------------------
+
+  function renderSchedules(list) {
+    const rows = (list.schedules || []).map((s) => {
+      const next = (s.nextFireMs || []).map(num)[0];
+      return el(
+        "tr",
+        { "data-schedule": s.name },
+        el("td", {}, s.name),
+        el("td", { class: "mono" }, s.cron),
+        el("td", {}, s.tz || "UTC"),
+        el("td", {}, s.task),
+        el("td", { title: next ? when(next) : "" }, s.paused ? "—" : nextRun(next)),
+        el("td", { class: "mono" }, s.lastJob || "—"),
+        el("td", {}, pauseToggle("schedule", s.name, !!s.paused)),
+      );
+    });
+    $("schedules-table").querySelector("tbody").replaceChildren(...rows);
+    $("schedules-empty").hidden = rows.length > 0;
   }
 
   // ---- dead jobs ------------------------------------------------------------------------
@@ -442,6 +485,8 @@
     );
     $("jd-requeue").hidden = st !== "dead";
     $("jd-run-now").hidden = st === "running";
+    // Removing a running job cancels it: its worker is told on its stream to stop.
+    $("jd-remove").textContent = st === "running" ? "Cancel" : "Remove";
     $("jb-detail").hidden = false;
     for (const tr of $("jb-table").querySelectorAll("tbody tr")) {
       tr.classList.toggle("selected", tr.dataset.jobId === String(j.id));
@@ -469,7 +514,7 @@
     try {
       await call(j);
       jobMessage(`${what}: done`, "ok");
-      if (what === "remove") closeJob();
+      if (what === "remove" || what === "cancel") closeJob();
       else await openJob(j.id).then(() => jobMessage(`${what}: done`, "ok"));
     } catch (e) {
       if (!authProblem(e)) jobMessage(`${what}: ${e.message}`, "bad");
@@ -478,7 +523,9 @@
   }
 
   $("jd-remove").addEventListener("click", () =>
-    jobAction("remove", (j) => rpc("Scheduler", "RemoveJob", { jobId: j.id })),
+    jobAction(stateName(jb.open?.state) === "running" ? "cancel" : "remove", (j) =>
+      rpc("Scheduler", "RemoveJob", { jobId: j.id }),
+    ),
   );
   $("jd-requeue").addEventListener("click", () =>
     jobAction("re-queue", (j) => rpc("Scheduler", "RetryDead", { task: j.task, name: j.name })),
@@ -774,18 +821,20 @@
     const conn = $("conn");
     try {
       const at = Date.now();
-      const [status, metrics, dead, jobs, load, execs] = await Promise.all([
+      const [status, metrics, dead, jobs, load, execs, schedules] = await Promise.all([
         rpc("Scheduler", "Status", {}),
         api("/metrics").then((r) => r.text()),
         rpc("Scheduler", "ListDead", { limit: 200 }),
         getJSON("/jobs"),
         getJSON("/status"),
         rpc("LoadRunner", "ListExecs", { limit: 20 }),
+        rpc("Scheduler", "ListSchedules", {}),
       ]);
       const counters = parseCounters(metrics);
       const summary = renderTasks(status, counters);
       pushThroughput(counters, at);
       renderDead(dead);
+      renderSchedules(schedules);
       taskOptions(status);
       await loadJobs();
       await renderLoadStatus(load);

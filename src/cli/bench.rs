@@ -54,6 +54,10 @@ pub struct BenchArgs {
     /// timers: the jobs fall due evenly over this many seconds.
     #[arg(long, default_value_t = 60.0)]
     pub timer_window: f64,
+    /// timers: also define this many cron schedules (6-field, each firing once an hour at
+    /// its own second, so about N/3600 fire each second) of a task with no worker.
+    #[arg(long, default_value_t = 0)]
+    pub schedules: u64,
     /// A gearmand to drive with the Gearman scenarios, as LABEL=HOST:PORT (repeatable);
     /// LABEL=HOST:PORT/N caps its jobs per scenario at N (for a slow persistent queue).
     #[arg(long, value_name = "LABEL=ADDR")]

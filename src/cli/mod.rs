@@ -45,7 +45,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Submit (or replace) a job.
     Submit(SubmitArgs),
-    /// Remove a job.
+    /// Remove a job; a running one is cancelled (its worker is told to stop; `run --exec`
+    /// sends its command SIGTERM) and a late report for it is refused.
+    #[command(visible_alias = "cancel")]
     Remove {
         /// Task (func).
         #[arg(short = 'f', long = "func", alias = "task")]

@@ -371,7 +371,10 @@ impl Scheduler for SchedulerService {
         Ok(Response::new(pb::ListSchedulesResponse {
             schedules: schedules
                 .into_iter()
-                .map(|s| schedule_pb(s, Vec::new(), None))
+                .map(|s| {
+                    let next = self.h.upcoming(&s, 1);
+                    schedule_pb(s, next, None)
+                })
                 .collect(),
         }))
     }

@@ -563,6 +563,13 @@ impl SchedulerHandle {
         self.jobs.list_schedules().await
     }
 
+    /// The next `n` fire times of `s` (after its last tick and after now).
+    pub fn upcoming(&self, s: &Schedule, n: usize) -> Vec<Millis> {
+        Plan::parse(&s.spec.cron, &s.spec.tz)
+            .map(|p| p.upcoming(s.last_tick.max(self.clock.now_ms()), n))
+            .unwrap_or_default()
+    }
+
     /// One schedule, with its next `next` fire times and the id of its last job (while that
     /// job exists).
     pub async fn get_schedule(
@@ -571,9 +578,7 @@ impl SchedulerHandle {
         next: usize,
     ) -> Result<(Schedule, Vec<Millis>, Option<JobId>), Error> {
         let s = self.jobs.get_schedule(name).await?;
-        let upcoming = Plan::parse(&s.spec.cron, &s.spec.tz)
-            .map(|p| p.upcoming(s.last_tick.max(self.clock.now_ms()), next))
-            .unwrap_or_default();
+        let upcoming = self.upcoming(&s, next);
         let last_id = if s.last_job.is_empty() {
             None
         } else {

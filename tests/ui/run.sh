@@ -54,10 +54,23 @@ TASKHIVE_TOKEN="$admin_token" "$bin" run --addr "$addr" -f ui-dead --exec false 
   > "$tmp/worker.log" 2>&1 &
 pids+=($!)
 
+# A worker whose command runs until stopped and, on SIGTERM, writes its job's name to a file:
+# the page's Cancel button must reach it.
+cat > "$tmp/slow.sh" <<EOF
+#!/bin/sh
+trap 'echo "\$1" > "$tmp/term"; exit 0' TERM
+while :; do sleep 0.1; done
+EOF
+chmod +x "$tmp/slow.sh"
+TASKHIVE_TOKEN="$admin_token" "$bin" run --addr "$addr" -f ui-slow --exec "$tmp/slow.sh" \
+  > "$tmp/slow-worker.log" 2>&1 &
+pids+=($!)
+
 mkdir -p "$(dirname "$shot")"
 if ! TASKHIVE_URL="http://$addr" UI_SCREENSHOT="$shot" UI_JOBS_SCREENSHOT="$jobs_shot" \
   ADMIN_TOKEN="$admin_token" CLIENT_TOKEN="$client_token" TASKHIVE_BIN="$bin" \
-  REPORT_FILE="$report_file" REPORT_SCREENSHOT="$report_shot" node "$here/ui.test.mjs"; then
+  REPORT_FILE="$report_file" REPORT_SCREENSHOT="$report_shot" TERM_FILE="$tmp/term" \
+  node "$here/ui.test.mjs"; then
   echo "ui: failed; server log:"; tail -n 30 "$tmp/server.log"
   exit 1
 fi

@@ -2,12 +2,14 @@
 // playwright-core). The server runs with --auth: without a token the page says so; after an
 // admin token is entered it loads without console errors, shows a submitted task in its
 // table, re-queues a dead job with its button, browses a task's jobs (pages, name filter, a
-// job's detail, re-queue of a dead one), starts a load exec with the Exec button and charts
+// job's detail, re-queue of a dead one), pauses and resumes a schedule and a task, cancels a
+// running job (its command gets SIGTERM), starts a load exec with the Exec button and charts
 // its progress, and links the archived run to its HTML report. A client token sees no admin
 // buttons. Then writes that report with `taskhive load report` and opens the file offline: no
 // console errors, charts drawn. Writes screenshots. Run by tests/ui/run.sh, which starts the
 // server.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const base = process.env.TASKHIVE_URL;
@@ -19,6 +21,8 @@ if (!adminToken || !clientToken) throw new Error("ADMIN_TOKEN and CLIENT_TOKEN m
 const bin = process.env.TASKHIVE_BIN;
 const reportFile = process.env.REPORT_FILE;
 const reportShot = process.env.REPORT_SCREENSHOT;
+const termFile = process.env.TERM_FILE;
+if (!termFile) throw new Error("TERM_FILE must be set");
 if (!bin || !reportFile || !reportShot) {
   throw new Error("TASKHIVE_BIN, REPORT_FILE and REPORT_SCREENSHOT must be set");
 }
@@ -78,6 +82,14 @@ const saved = await post("/job", {
   tasks: [{ task_class: "http.get", sleep_min_msec: 5, sleep_max_msec: 20 }],
 });
 check(saved === "Job saved", "load job saved");
+// A schedule for the schedules panel (hourly: it does not fire during the test) and a job
+// that runs until cancelled (run.sh's ui-slow worker).
+await post("/taskhive.v1.Scheduler/CreateSchedule", {
+  name: "ui-hourly",
+  cron: "0 * * * *",
+  task: "ui-cron",
+});
+await post("/taskhive.v1.Scheduler/SubmitJob", { task: "ui-slow", name: "long" });
 // Jobs to browse: 30 alpha (3 priorities), 5 beta with binary args, 2 scheduled.
 await post("/taskhive.v1.Scheduler/SubmitJobs", {
   jobs: [
@@ -227,6 +239,82 @@ try {
   });
   check(true, "re-queued from the job browser");
 
+  // Schedules panel: the schedule's next fire; Pause and Resume flip it on the server.
+  const schedRow = page.locator('#schedules-table tr[data-schedule="ui-hourly"]');
+  await schedRow.waitFor();
+  const sc = await schedRow.locator("td").allTextContents();
+  check(
+    sc[1] === "0 * * * *" && sc[3] === "ui-cron" && /^(in \d+[sm]|due)$/.test(sc[4]),
+    `schedule row shows its cron, task and next fire (${sc})`,
+  );
+  const scheduleBadgeIs = (text) =>
+    page.waitForFunction(
+      (t) =>
+        document.querySelector('#schedules-table tr[data-schedule="ui-hourly"] .badge')
+          ?.textContent === t,
+      text,
+    );
+  await page.click('button[data-pause-schedule="ui-hourly"]');
+  await scheduleBadgeIs("paused");
+  const pausedSchedule = JSON.parse(await post("/taskhive.v1.Scheduler/GetSchedule", { name: "ui-hourly" }));
+  check(pausedSchedule.paused === true, "Pause paused the schedule on the server");
+  check(
+    (await schedRow.locator("td").nth(4).textContent()) === "—",
+    "a paused schedule shows no next fire",
+  );
+  await page.click('button[data-pause-schedule="ui-hourly"]');
+  await scheduleBadgeIs("active");
+  const resumedSchedule = JSON.parse(await post("/taskhive.v1.Scheduler/GetSchedule", { name: "ui-hourly" }));
+  check(!resumedSchedule.paused, "Resume resumed it");
+
+  // A task's Pause button: Status says paused; Resume clears it.
+  const taskPaused = async () => {
+    const st = JSON.parse(await post("/taskhive.v1.Scheduler/Status", {}));
+    return !!(st.tasks || []).find((t) => t.task === "ui-demo")?.paused;
+  };
+  const taskBadgeIs = (text) =>
+    page.waitForFunction(
+      (t) => document.querySelector('#tasks-table tr[data-task="ui-demo"] .badge')?.textContent === t,
+      text,
+    );
+  await page.click('button[data-pause-task="ui-demo"]');
+  await taskBadgeIs("paused");
+  check(await taskPaused(), "Pause paused the task on the server");
+  await page.click('button[data-pause-task="ui-demo"]');
+  await taskBadgeIs("active");
+  check(!(await taskPaused()), "Resume resumed the task");
+
+  // Cancel a running job from the browser: its `run --exec` command gets SIGTERM.
+  await waitFor("ui-slow/long to be running", async () => {
+    const j = JSON.parse(await post("/taskhive.v1.Scheduler/GetJob", { task: "ui-slow", name: "long" }));
+    return j.state === "JOB_STATE_RUNNING";
+  });
+  await page.selectOption("#jb-state", "JOB_STATE_RUNNING");
+  await page.selectOption("#jb-task", "ui-slow");
+  await page.locator('#jb-table tr[data-name="long"]').waitFor();
+  await page.click('#jb-table tr[data-name="long"]');
+  await page.waitForFunction(
+    () => document.querySelector('#jd-fields dd[data-field="state"]')?.textContent === "running",
+  );
+  check((await page.locator("#jd-remove").textContent()) === "Cancel", "a running job's button says Cancel");
+  await page.click("#jd-remove");
+  await page.locator("#jb-detail[hidden]").waitFor({ state: "attached" });
+  await waitFor("the command to get SIGTERM", async () => {
+    try {
+      return readFileSync(termFile, "utf8").trim() === "long";
+    } catch {
+      return false;
+    }
+  });
+  check(true, "cancel reached the worker: its command got SIGTERM");
+  const gone = await fetch(base + "/taskhive.v1.Scheduler/GetJob", {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${adminToken}` },
+    body: JSON.stringify({ task: "ui-slow", name: "long" }),
+  });
+  check(gone.status === 404, `the cancelled job is gone (GetJob answers ${gone.status})`);
+  await page.selectOption("#jb-state", "");
+
   // The Exec button starts a run; the chart fills as progress events arrive.
   const exec = page.locator('button[data-exec="ui-self"]');
   await exec.waitFor();
@@ -284,11 +372,15 @@ try {
   await cpage.locator('#tasks-table tr[data-task="ui-demo"]').waitFor();
   await cpage.locator('button[data-requeue="ui-dead/doomed"]').waitFor({ state: "attached" });
   const visibleAdmin = await cpage.evaluate(() =>
-    Array.from(document.querySelectorAll("button[data-requeue], button[data-exec]")).filter(
+    Array.from(
+      document.querySelectorAll(
+        "button[data-requeue], button[data-exec], button[data-pause-task], button[data-pause-schedule]",
+      ),
+    ).filter(
       (b) => b.offsetParent !== null,
     ).length,
   );
-  check(visibleAdmin === 0, `client sees no Re-queue or Exec buttons (${visibleAdmin} visible)`);
+  check(visibleAdmin === 0, `client sees no Re-queue, Exec or Pause buttons (${visibleAdmin} visible)`);
   await cpage.selectOption("#jb-task", "ui-dead");
   await cpage.locator('#jb-table tr[data-name="doomed"]').waitFor();
   await cpage.click('#jb-table tr[data-name="doomed"]');

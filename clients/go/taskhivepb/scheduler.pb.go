@@ -3644,7 +3644,7 @@ type Schedule struct {
 	LastJob string `protobuf:"bytes,12,opt,name=last_job,json=lastJob,proto3" json:"last_job,omitempty"`
 	// Its id while it exists (GetSchedule only; 0 otherwise).
 	LastJobId uint64 `protobuf:"varint,13,opt,name=last_job_id,json=lastJobId,proto3" json:"last_job_id,omitempty"`
-	// The next fire times, unix milliseconds (GetSchedule only).
+	// The next fire times, unix milliseconds (GetSchedule: five; ListSchedules: the next one).
 	NextFireMs    []int64 `protobuf:"varint,14,rep,packed,name=next_fire_ms,json=nextFireMs,proto3" json:"next_fire_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

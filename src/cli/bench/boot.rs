@@ -244,6 +244,50 @@ pub async fn restart_and_memory(a: &BenchArgs) -> Result<Vec<BenchResult>, BoxEr
     Ok(vec![restart, memory])
 }
 
+/// The task the `--schedules` schedules enqueue (no worker serves it).
+const SCHEDULED_TASK: &str = "bench-cron";
+
+/// Creates `n` schedules, 16 calls at a time: schedule i fires at second i of the hour.
+async fn define_schedules(addr: &str, n: u64) -> Result<(), BoxError> {
+    if n == 0 {
+        return Ok(());
+    }
+    let client = SchedulerClient::new(channel(addr).await?);
+    let mut calls = tokio::task::JoinSet::new();
+    for lane in 0..16u64 {
+        let mut c = client.clone();
+        calls.spawn(async move {
+            for i in (lane..n).step_by(16) {
+                let at = i % 3600;
+                c.create_schedule(pb::CreateScheduleRequest {
+                    name: format!("bench-cron-{i}"),
+                    cron: format!("{} {} * * * *", at % 60, at / 60),
+                    task: SCHEDULED_TASK.into(),
+                    ..Default::default()
+                })
+                .await?;
+            }
+            Ok::<_, tonic::Status>(())
+        });
+    }
+    while let Some(r) = calls.join_next().await {
+        r??;
+    }
+    Ok(())
+}
+
+/// Jobs of `task` waiting (pending or scheduled) on the server at `addr`.
+async fn queued(addr: &str, task: &str) -> Result<u64, BoxError> {
+    let st = SchedulerClient::new(channel(addr).await?)
+        .status(pb::StatusRequest {
+            task: task.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    Ok(st.tasks.iter().map(|t| t.pending + t.scheduled).sum())
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -260,8 +304,9 @@ pub async fn timers(a: &BenchArgs) -> Result<BenchResult, BoxError> {
         let payload = a.payload;
         tokio::task::spawn_blocking(move || prefill(&dir, task, n, payload)).await??;
     }
-    // Due times are set once the store is full, leaving time for the server to load it.
-    let lead_ms = 2_000 + (n / 100) as i64;
+    // Due times are set once the store is full, leaving time for the server to load it (and
+    // for the schedules to be created).
+    let lead_ms = 2_000 + (n / 100) as i64 + (a.schedules / 2) as i64;
     let t0 = unix_ms() + lead_ms;
     {
         let conn = rusqlite::Connection::open(dir.join("taskhive.db"))?;
@@ -272,6 +317,7 @@ pub async fn timers(a: &BenchArgs) -> Result<BenchResult, BoxError> {
     }
     let mut s = Server::spawn(&dir).await?;
     s.serving().await?;
+    define_schedules(&s.addr, a.schedules).await?;
     let (seen_tx, mut seen) = mpsc::unbounded_channel();
     let mut workers = Vec::new();
     for _ in 0..4 {
@@ -306,12 +352,22 @@ pub async fn timers(a: &BenchArgs) -> Result<BenchResult, BoxError> {
     for w in workers {
         w.abort();
     }
+    let fired = if a.schedules > 0 {
+        Some(queued(&s.addr, SCHEDULED_TASK).await?)
+    } else {
+        None
+    };
     s.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     if got < n {
         return Err(format!("timers: {got} of {n} jobs dispatched before the deadline").into());
     }
     let mut r = result("timers", got, took, &h);
+    if let Some(fired) = fired {
+        r.extra.insert("schedules".into(), a.schedules as f64);
+        r.extra
+            .insert("schedule_jobs_enqueued".into(), fired as f64);
+    }
     r.extra.insert("window_s".into(), window_ms as f64 / 1000.0);
     r.extra.insert("early".into(), early as f64);
     r.extra
