@@ -279,10 +279,7 @@ async fn define_schedules(addr: &str, n: u64) -> Result<(), BoxError> {
 /// Jobs of `task` waiting (pending or scheduled) on the server at `addr`.
 async fn queued(addr: &str, task: &str) -> Result<u64, BoxError> {
     let st = SchedulerClient::new(channel(addr).await?)
-        .status(pb::StatusRequest {
-            task: task.into(),
-            ..Default::default()
-        })
+        .status(pb::StatusRequest { task: task.into() })
         .await?
         .into_inner();
     Ok(st.tasks.iter().map(|t| t.pending + t.scheduled).sum())
