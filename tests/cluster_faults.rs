@@ -327,3 +327,36 @@ async fn every_submit_api_on_three_nodes_two_kills_no_acknowledged_job_lost() {
         log.len()
     );
 }
+
+/// Pipelined Periodic SUBMIT_JOBs on a cluster node: all stored, and a REMOVE_JOB written
+/// right behind them (whose delete goes straight to the database while the submits are
+/// published in order) still comes after its submit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_periodic_submits_on_a_cluster_node_keep_their_order() {
+    let db = tokio::task::spawn_blocking(fresh_db).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (_a, addr) = start_node(tmp.path(), &db, "a", port).await;
+    let (_b, addr_b) = start_node(tmp.path(), &db, "b", free_port()).await;
+    let replies =
+        common::periodic::pipelined_submits_then_remove(&format!("127.0.0.1:{port}"), "pipe", 300)
+            .await;
+    assert!(replies.values().all(|c| *c == code::SUCCESS), "{replies:?}");
+    assert_eq!(
+        query_i64(&db.url, "SELECT count(*) FROM jobs WHERE task = 'pipe'").await,
+        299
+    );
+    for node in [addr, addr_b] {
+        let err = grpc(node)
+            .await
+            .unwrap()
+            .get_job(pb::JobRef {
+                job_id: 0,
+                task: "pipe".into(),
+                name: "p299".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound);
+    }
+}

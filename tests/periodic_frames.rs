@@ -234,3 +234,25 @@ async fn refusals_answer_by_reason() {
     assert_eq!(task_status(&mut g, "why").await.scheduled, 1);
     w.ping(6).await;
 }
+
+/// 300 SUBMIT_JOBs written back to back on one connection (more than the 64 a connection may
+/// have in flight), then a REMOVE_JOB of the last: every one is answered SUCCESS, all are
+/// stored, and the remove, sent before the submits were answered, still comes after its
+/// submit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_submits_are_all_stored_and_a_later_remove_comes_after_them() {
+    let (s, addr) = server().await;
+    let replies = common::periodic::pipelined_submits_then_remove(&addr, "pipe", 300).await;
+    assert!(replies.values().all(|c| *c == code::SUCCESS), "{replies:?}");
+    let mut c = s.client().await;
+    assert_eq!(task_status(&mut c, "pipe").await.scheduled, 299);
+    let gone = c
+        .get_job(taskhive::pb::JobRef {
+            job_id: 0,
+            task: "pipe".into(),
+            name: "p299".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+}

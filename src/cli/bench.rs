@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 use super::commands::CliResult;
 
 mod boot;
+mod faces;
 mod gearman;
 mod unary_ext;
 
@@ -26,9 +27,10 @@ use crate::pb::{self, scheduler_client::SchedulerClient};
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Scenarios to run (comma-separated): submit, submit-batch, submit-stream,
-    /// submit-unary-ext (against a separate server process, with its CPU per job), e2e,
-    /// e2e-batch, e2e-stream, dispatch, timers, memory, restart; gearman-submit and gearman-e2e run against every `--gearman`
-    /// server.
+    /// submit-unary-ext, submit-json-ext and submit-periodic-ext (one job per call through
+    /// gRPC, the JSON face or the Periodic protocol, against a separate server process, with
+    /// its CPU per job), e2e, e2e-batch, e2e-stream, dispatch, timers, memory, restart;
+    /// gearman-submit and gearman-e2e run against every `--gearman` server.
     #[arg(long, default_value = "submit,e2e,dispatch")]
     pub scenarios: String,
     /// Jobs per scenario.
@@ -169,7 +171,9 @@ pub async fn run(mut a: BenchArgs) -> CliResult {
             "submit" => submit(&a, &addr, false).await?,
             "submit-batch" => submit(&a, &addr, true).await?,
             "submit-stream" => submit_stream(&a, &addr).await?,
-            "submit-unary-ext" => unary_ext::submit_unary_ext(&a).await?,
+            "submit-unary-ext" => unary_ext::submit_ext(&a, unary_ext::Face::Grpc).await?,
+            "submit-json-ext" => unary_ext::submit_ext(&a, unary_ext::Face::Json).await?,
+            "submit-periodic-ext" => unary_ext::submit_ext(&a, unary_ext::Face::Periodic).await?,
             "e2e" => e2e(&a, &addr, Submits::Unary).await?,
             "e2e-batch" => e2e(&a, &addr, Submits::Batch).await?,
             "e2e-stream" => e2e(&a, &addr, Submits::Stream).await?,
@@ -307,8 +311,12 @@ fn ratios(results: &[BenchResult]) -> Vec<Ratio> {
     out
 }
 
+/// A fresh directory per call: the in-process server's and each `-ext` scenario's server's
+/// stores must not share one (an `-ext` scenario removes its own when done).
 fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("taskhive-bench-{}", std::process::id()));
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("taskhive-bench-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }

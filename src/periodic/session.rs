@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
 use super::command::{code, encode_job, parse, reply, Handle, PJob, Request};
@@ -64,6 +64,10 @@ struct Session {
     handles: HashMap<Handle, LeaseId>,
     /// RUN_JOB results and RECV_DATA watches still to be answered.
     waits: Arc<AtomicUsize>,
+    /// One permit per SUBMIT_JOB in flight (queued, not yet answered), at most
+    /// [`SUBMITS_IN_FLIGHT`]: a client that pipelines more waits while its reads stop. Any
+    /// other request takes them all first, so it sees every earlier submit committed.
+    submits: Arc<Semaphore>,
 }
 
 /// A RUN_JOB or RECV_DATA the connection waits on; the idle timeout spares it meanwhile.
@@ -79,6 +83,20 @@ impl Waiting {
 impl Drop for Waiting {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// SUBMIT_JOBs one connection may have in flight (the same bound as a SubmitStream's).
+const SUBMITS_IN_FLIGHT: u32 = 64;
+
+/// SUCCESS, or UNKNOWN for a refusal (Periodic has no error codes; the reason is logged).
+fn answer(msgid: Msgid, r: Result<(), Error>) -> Bytes {
+    match r {
+        Ok(()) => reply(msgid, code::SUCCESS, &[]),
+        Err(e) => {
+            tracing::debug!(reason = e.reason(), error = %e, "periodic request refused");
+            reply(msgid, code::UNKNOWN, &[])
+        }
     }
 }
 
@@ -112,6 +130,7 @@ where
         waiting: VecDeque::new(),
         handles: HashMap::new(),
         waits: Arc::new(AtomicUsize::new(0)),
+        submits: Arc::new(Semaphore::new(SUBMITS_IN_FLIGHT as usize)),
     };
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut greeted = false;
@@ -187,13 +206,7 @@ impl Session {
     }
 
     fn ok(&self, msgid: Msgid, r: Result<(), Error>) {
-        match r {
-            Ok(()) => self.send(msgid, code::SUCCESS, &[]),
-            Err(e) => {
-                tracing::debug!(reason = e.reason(), error = %e, "periodic request refused");
-                self.send(msgid, code::UNKNOWN, &[]);
-            }
-        }
+        let _ = self.out.send(answer(msgid, r));
     }
 
     async fn request(&mut self, payload: &[u8]) {
@@ -206,17 +219,47 @@ impl Session {
             }
         };
         let h = self.face.h.clone();
+        if !matches!(
+            req,
+            Request::SubmitJob(_)
+                | Request::Noop
+                | Request::JobAssigned
+                | Request::Ping
+                | Request::Sleep
+        ) {
+            // Requests are applied in the order the connection sent them: whatever follows
+            // a pipelined SUBMIT_JOB waits for its commit.
+            drop(self.submits.acquire_many(SUBMITS_IN_FLIGHT).await);
+        }
         match req {
             Request::Noop | Request::JobAssigned => {}
             Request::Ping => self.send(msgid, code::PONG, &[]),
             Request::Sleep => self.send(msgid, code::NOOP, &[]),
-            Request::SubmitJob(j) => {
-                let r = match self.spec(j) {
-                    Ok(spec) => h.submit(spec).await.map(|_| ()),
-                    Err(e) => Err(e),
-                };
-                self.ok(msgid, r);
-            }
+            Request::SubmitJob(j) => match self.spec(j) {
+                Err(e) => self.ok(msgid, Err(e)),
+                Ok(spec) => {
+                    // Queued now, in order; answered once committed. A client that pipelines
+                    // submits (aio-periodic does, by message id) gets them group-committed
+                    // together instead of one commit per round trip.
+                    let submitted = h.submit_each(vec![spec]);
+                    let held = self.submits.clone().acquire_owned().await;
+                    let out = self.out.clone();
+                    tokio::spawn(async move {
+                        let r = match submitted.await {
+                            Ok((mut replies, commit)) => match replies.pop() {
+                                Some(Ok(_)) => {
+                                    commit.wait().await.map_err(|e| Error::Store(e.to_string()))
+                                }
+                                Some(Err(e)) => Err(e),
+                                None => Err(Error::ShuttingDown),
+                            },
+                            Err(e) => Err(e),
+                        };
+                        let _ = out.send(answer(msgid, r));
+                        drop(held);
+                    });
+                }
+            },
             Request::RunJob(j) => {
                 let spec = self.run_spec(j);
                 let out = self.out.clone();

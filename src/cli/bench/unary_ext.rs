@@ -130,9 +130,17 @@ fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Starts `taskhive serve` (this very binary) over `dir` on a free port, pinned to CPU 0
-/// when there are two or more; returns the child and its address.
-async fn serve(dir: &Path) -> Result<(Child, String), BoxError> {
+/// A started `taskhive serve`: the process, its gRPC/HTTP address and, when asked for, its
+/// Periodic TCP address.
+struct Served {
+    child: Child,
+    addr: String,
+    periodic: Option<String>,
+}
+
+/// Starts `taskhive serve` (this very binary) over `dir` on a free port (and a free Periodic
+/// TCP port when `periodic`), pinned to CPU 0 when there are two or more.
+async fn serve(dir: &Path, periodic: bool) -> Result<Served, BoxError> {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--min-free-disk", "0"])
         .arg("--data")
@@ -140,6 +148,9 @@ async fn serve(dir: &Path) -> Result<(Child, String), BoxError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);
+    if periodic {
+        cmd.args(["--periodic-listen", "tcp://127.0.0.1:0"]);
+    }
     if cpus() >= 2 {
         // SAFETY: pre_exec runs between fork and exec; sched_setaffinity is async-signal-safe.
         unsafe {
@@ -152,23 +163,67 @@ async fn serve(dir: &Path) -> Result<(Child, String), BoxError> {
     let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .map_err(|_| "taskhive serve printed nothing in 60 s")??
-        .ok_or("taskhive serve exited at start")?;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut next_line = async || -> Result<String, BoxError> {
+        Ok(
+            tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+                .await
+                .map_err(|_| "taskhive serve printed nothing in 60 s")??
+                .ok_or("taskhive serve exited at start")?,
+        )
+    };
+    let line = next_line().await?;
     let addr = line
         .strip_prefix("listening on ")
         .ok_or_else(|| format!("taskhive serve: unexpected first line {line:?}"))?
         .to_string();
-    Ok((child, addr))
+    let periodic = if periodic {
+        let line = next_line().await?;
+        let a = line
+            .strip_prefix("periodic listening on tcp://")
+            .ok_or_else(|| format!("taskhive serve: unexpected second line {line:?}"))?;
+        Some(a.to_string())
+    } else {
+        None
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Served {
+        child,
+        addr,
+        periodic,
+    })
 }
 
-/// The scenario: `a.jobs` unary SubmitJob calls from `a.clients` connections with
-/// `a.pipeline` calls in flight each, against a fresh server process.
-pub async fn submit_unary_ext(a: &BenchArgs) -> Result<BenchResult, BoxError> {
+/// The face a `submit-*-ext` scenario submits through.
+#[derive(Clone, Copy, Debug)]
+pub enum Face {
+    /// Unary gRPC SubmitJob.
+    Grpc,
+    /// The JSON face: `POST /taskhive.v1.Scheduler/SubmitJob` over HTTP/1.1 keep-alive.
+    Json,
+    /// The Periodic binary protocol's SUBMIT_JOB.
+    Periodic,
+}
+
+impl Face {
+    fn scenario(self) -> &'static str {
+        match self {
+            Face::Grpc => "submit-unary-ext",
+            Face::Json => "submit-json-ext",
+            Face::Periodic => "submit-periodic-ext",
+        }
+    }
+}
+
+/// The scenario: `a.jobs` one-job submits through `face` from `a.clients` connections with
+/// `a.pipeline` in flight each (the JSON face, one request per HTTP/1.1 connection at a
+/// time, opens `clients × pipeline` connections), against a fresh server process.
+pub async fn submit_ext(a: &BenchArgs, face: Face) -> Result<BenchResult, BoxError> {
     let dir = super::tempfile_dir()?;
-    let (mut child, addr) = serve(&dir).await?;
+    let Served {
+        mut child,
+        addr,
+        periodic,
+    } = serve(&dir, matches!(face, Face::Periodic)).await?;
     if cpus() >= 2 {
         pin_all(1);
     }
@@ -176,12 +231,17 @@ pub async fn submit_unary_ext(a: &BenchArgs) -> Result<BenchResult, BoxError> {
         pid: child.id().ok_or("taskhive serve exited")?,
     };
     let before = cpu.used().ok();
-    let load = super::submit_load(a, &addr, false).await;
+    let load = match (face, periodic) {
+        (Face::Grpc, _) => super::submit_load(a, &addr, false).await,
+        (Face::Json, _) => super::faces::json_submit_load(a, &addr).await,
+        (Face::Periodic, Some(p)) => super::faces::periodic_submit_load(a, &p).await,
+        (Face::Periodic, None) => Err("no Periodic listener".into()),
+    };
     let after = cpu.used().ok();
     child.kill().await.ok();
     std::fs::remove_dir_all(&dir).ok();
     let mut r = load?;
-    r.scenario = "submit-unary-ext".into();
+    r.scenario = face.scenario().into();
     add_cpu(&mut r, before, after);
     Ok(r)
 }
