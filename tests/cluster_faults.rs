@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use common::child::spawn_server;
 use common::cluster::{assert_no_overlap, pick, query_i64, worker_loop};
 use common::pg::{fresh_db, PgDb};
-use common::{job, within};
+use common::{assert_no_job, job, within};
 use taskhive::pb::{self, scheduler_client::SchedulerClient};
 use taskhive::periodic::command::{code, encode_request, PJob, Request};
 use taskhive::periodic::frame;
@@ -347,16 +347,6 @@ async fn pipelined_periodic_submits_on_a_cluster_node_keep_their_order() {
         299
     );
     for node in [addr, addr_b] {
-        let err = grpc(node)
-            .await
-            .unwrap()
-            .get_job(pb::JobRef {
-                job_id: 0,
-                task: "pipe".into(),
-                name: "p299".into(),
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), tonic::Code::NotFound);
+        assert_no_job(&mut grpc(node).await.unwrap(), "pipe", "p299").await;
     }
 }

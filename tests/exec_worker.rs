@@ -124,19 +124,8 @@ async fn seed_ls_every_five_second_example_works_as_written() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ls-every-five-second.sh");
     let _w = run_worker(&s, "ls5", &example.display().to_string());
     let target = tempfile::tempdir().unwrap();
-    let out = Command::new(bin())
-        .args(["submit", "-f", "ls5", "-n"])
-        .arg(target.path())
-        .args(["--addr", &s.addr.to_string(), "--args", ""])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let name = target.path().display().to_string();
+    cli(&s, &["submit", "-f", "ls5", "-n", &name, "--args", ""]).await;
     wait_job(&s, "ls5", &name, |j| j.is_some_and(|j| j.run_count == 1)).await;
     let j = job_state(&s, "ls5", &name).await.unwrap();
     assert_eq!(j.state, pb::JobState::Scheduled as i32);
@@ -317,18 +306,11 @@ async fn remove(s: &TestServer, task: &str, name: &str) {
     .unwrap();
 }
 
-/// `taskhive cancel -f TASK -n NAME`, as a user types it.
-async fn cancel_with_cli(s: &TestServer, task: &str, name: &str) {
+/// Runs the `taskhive` CLI against `s` with `args`; asserts it succeeds and returns stdout.
+async fn cli(s: &TestServer, args: &[&str]) -> String {
     let out = Command::new(bin())
-        .args([
-            "cancel",
-            "-f",
-            task,
-            "-n",
-            name,
-            "--addr",
-            &s.addr.to_string(),
-        ])
+        .args(args)
+        .args(["--addr", &s.addr.to_string()])
         .output()
         .await
         .unwrap();
@@ -337,7 +319,12 @@ async fn cancel_with_cli(s: &TestServer, task: &str, name: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let said = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `taskhive cancel -f TASK -n NAME`, as a user types it.
+async fn cancel_with_cli(s: &TestServer, task: &str, name: &str) {
+    let said = cli(s, &["cancel", "-f", task, "-n", name]).await;
     assert!(said.starts_with("removed job "), "{said}");
 }
 

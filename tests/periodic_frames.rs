@@ -246,13 +246,5 @@ async fn pipelined_submits_are_all_stored_and_a_later_remove_comes_after_them() 
     assert!(replies.values().all(|c| *c == code::SUCCESS), "{replies:?}");
     let mut c = s.client().await;
     assert_eq!(task_status(&mut c, "pipe").await.scheduled, 299);
-    let gone = c
-        .get_job(taskhive::pb::JobRef {
-            job_id: 0,
-            task: "pipe".into(),
-            name: "p299".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(gone.code(), tonic::Code::NotFound);
+    assert_no_job(&mut c, "pipe", "p299").await;
 }

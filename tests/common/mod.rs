@@ -335,3 +335,16 @@ pub async fn task_status(c: &mut SchedulerClient<Channel>, task: &str) -> pb::Ta
         .next()
         .unwrap_or_default()
 }
+
+/// Asserts that GetJob of (task, name) answers NOT_FOUND.
+pub async fn assert_no_job(c: &mut SchedulerClient<Channel>, task: &str, name: &str) {
+    let err = c
+        .get_job(pb::JobRef {
+            job_id: 0,
+            task: task.into(),
+            name: name.into(),
+        })
+        .await
+        .expect_err("the job should be gone");
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
+}

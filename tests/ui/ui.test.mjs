@@ -61,6 +61,14 @@ async function waitFor(what, probe, ms = TIMEOUT) {
   }
 }
 
+// Waits until the job browser's detail shows `value` in its `field`.
+function detailShows(page, field, value) {
+  return page.waitForFunction(
+    ([f, v]) => document.querySelector(`#jd-fields dd[data-field="${f}"]`)?.textContent === v,
+    [field, value],
+  );
+}
+
 // Fixtures: a pending job, a dead job (its task's worker, started by run.sh, exits non-zero
 // and the job allows one attempt) and a load job that GETs this server's own /status.
 await post("/taskhive.v1.Scheduler/SubmitJob", { task: "ui-demo", name: "job-1", args: "aGk=" });
@@ -198,9 +206,7 @@ try {
   await page.fill("#jb-name", "alpha-07");
   await page.waitForFunction(() => document.querySelectorAll("#jb-table tbody tr").length === 1);
   await page.click('#jb-table tr[data-name="alpha-07"]');
-  await page.waitForFunction(
-    () => document.querySelector('#jd-fields dd[data-field="args"]')?.textContent === "hello 7",
-  );
+  await detailShows(page, "args", "hello 7");
   check(true, "text args shown as text");
   await page.locator("#browser").screenshot({ path: jobsShot });
   console.log(`screenshot: ${jobsShot}`);
@@ -209,14 +215,10 @@ try {
   await page.fill("#jb-name", "later-0");
   await page.locator('#jb-table tr[data-name="later-0"]').waitFor();
   await page.click('#jb-table tr[data-name="later-0"]');
-  await page.waitForFunction(
-    () => document.querySelector('#jd-fields dd[data-field="state"]')?.textContent === "scheduled",
-  );
+  await detailShows(page, "state", "scheduled");
   const idBefore = await page.locator('#jd-fields dd[data-field="id"]').textContent();
   await page.click("#jd-run-now");
-  await page.waitForFunction(
-    () => document.querySelector('#jd-fields dd[data-field="state"]')?.textContent === "pending",
-  );
+  await detailShows(page, "state", "pending");
   const idAfter = await page.locator('#jd-fields dd[data-field="id"]').textContent();
   check(idBefore === idAfter, `run now: pending now, same id (${idBefore} → ${idAfter})`);
 
@@ -226,9 +228,7 @@ try {
   await page.selectOption("#jb-state", "JOB_STATE_DEAD");
   await page.locator('#jb-table tr[data-name="doomed"]').waitFor();
   await page.click('#jb-table tr[data-name="doomed"]');
-  await page.waitForFunction(
-    () => document.querySelector('#jd-fields dd[data-field="state"]')?.textContent === "dead",
-  );
+  await detailShows(page, "state", "dead");
   const lastError = await page.locator('#jd-fields dd[data-field="last error"]').textContent();
   check(lastError !== "—", `dead job's last error shown (${lastError})`);
   check(await page.locator("#jd-requeue").isVisible(), "admin sees Re-queue");
@@ -293,9 +293,7 @@ try {
   await page.selectOption("#jb-task", "ui-slow");
   await page.locator('#jb-table tr[data-name="long"]').waitFor();
   await page.click('#jb-table tr[data-name="long"]');
-  await page.waitForFunction(
-    () => document.querySelector('#jd-fields dd[data-field="state"]')?.textContent === "running",
-  );
+  await detailShows(page, "state", "running");
   check((await page.locator("#jd-remove").textContent()) === "Cancel", "a running job's button says Cancel");
   await page.click("#jd-remove");
   await page.locator("#jb-detail[hidden]").waitFor({ state: "attached" });
