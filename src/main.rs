@@ -5,11 +5,24 @@ use taskhive::cli::{self, Cli, Command};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    cli::init_logging(match &cli.command {
-        Command::Serve(args) => args.log_format,
-        _ => cli::LogFormat::Text,
-    });
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let (format, otlp) = match &cli.command {
+        Command::Serve(args) => (
+            args.log_format,
+            args.otlp_endpoint
+                .as_deref()
+                .map(|e| (e, args.node_id.as_deref().unwrap_or(""))),
+        ),
+        _ => (cli::LogFormat::Text, None),
+    };
+    // The trace exporter's gRPC client lives on the runtime; it flushes when dropped at exit.
+    let _exporter = match rt.block_on(async { cli::init_logging(format, otlp) }) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("taskhive: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let result = rt.block_on(async move {
         match cli.command {
             Command::Serve(args) => {

@@ -23,6 +23,7 @@ fn spec(task: &str, name: &str, at: Millis) -> JobSpec {
             backoff_base_ms: 100,
             backoff_max_ms: 1_000,
         },
+        trace: None,
     }
 }
 
@@ -403,6 +404,11 @@ fn stored_rows(n: u64) -> Vec<JobRecord> {
             } else {
                 String::new()
             },
+            trace: (id % 5 == 0).then_some(TraceParent {
+                trace_id: [id as u8 | 1; 16],
+                span_id: [7; 8],
+                flags: 1,
+            }),
         })
         .collect()
 }

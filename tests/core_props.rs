@@ -97,6 +97,7 @@ fn spec(task: &str, name: &str, at: Millis) -> JobSpec {
             backoff_base_ms: 100,
             backoff_max_ms: 400,
         },
+        trace: None,
     }
 }
 

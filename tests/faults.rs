@@ -75,6 +75,7 @@ fn spec(name: &str, at: Millis) -> JobSpec {
         timeout_ms: 3_600_000,
         priority: 0,
         retry: RetryPolicy::default(),
+        trace: None,
     }
 }
 

@@ -7,7 +7,7 @@ mod common {
 }
 
 use bytes::Bytes;
-use taskhive::scheduler::job::{JobRecord, RetryPolicy};
+use taskhive::scheduler::job::{JobRecord, RetryPolicy, TraceParent};
 use taskhive::store::memory::MemoryStore;
 use taskhive::store::postgres::PgStore;
 use taskhive::store::sqlite::{SqliteStore, Sync};
@@ -53,6 +53,12 @@ fn rec(id: u64, task: &str, name: &str) -> JobRecord {
         run_count: 0,
         dead: false,
         last_error: String::new(),
+        // Odd ids carry a trace context, so every store round-trips both kinds.
+        trace: (id % 2 == 1).then_some(TraceParent {
+            trace_id: [(id as u8) | 1; 16],
+            span_id: [9; 8],
+            flags: 1,
+        }),
     }
 }
 

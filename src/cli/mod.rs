@@ -285,6 +285,10 @@ pub struct ServeArgs {
     /// Log lines on stderr: text (for people) or json (one object per line, for log shippers).
     #[arg(long, value_enum, default_value = "text", env = "TASKHIVE_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// Export traces over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317): spans of
+    /// submit, commit, dispatch and run, joined to a client's `traceparent`. Off when unset.
+    #[arg(long, env = "TASKHIVE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// TLS certificate chain (PEM) for the gRPC/HTTP port.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -495,19 +499,38 @@ pub enum LogFormat {
 }
 
 /// Sets up logging on stderr: `RUST_LOG` filters (default info).
-pub fn init_logging(format: LogFormat) {
+///
+/// With an OTLP endpoint it also starts the trace exporter (inside the Tokio runtime: call it
+/// there) and answers it; keep it until exit, its drop flushes the last spans. The log filter
+/// (`RUST_LOG`) applies to the log lines only, not to the exported spans.
+pub fn init_logging(
+    format: LogFormat,
+    otlp: Option<(&str, &str)>,
+) -> Result<Option<crate::telemetry::Exporter>, String> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // A log on a full disk must not take the server down: the fallback report of a
         // failed log write goes through eprintln!, which panics when stderr cannot be written.
         .log_internal_errors(false);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+    };
+    let exporter = match otlp {
+        Some((endpoint, node)) => Some(crate::telemetry::Exporter::start(endpoint, node)?),
+        None => None,
+    };
+    let otel = exporter.as_ref().map(|e| e.layer());
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(otel)
+        .init();
+    Ok(exporter)
 }
 
 /// Where `serve --store` puts the store.

@@ -342,6 +342,7 @@ struct SpecArrays<'a> {
     backoff_base_ms: Vec<i64>,
     backoff_max_ms: Vec<i64>,
     wait: Vec<bool>,
+    trace: Vec<Option<String>>,
 }
 
 impl<'a> SpecArrays<'a> {
@@ -362,10 +363,11 @@ impl<'a> SpecArrays<'a> {
         self.backoff_base_ms.push(backoff_base_ms as i64);
         self.backoff_max_ms.push(backoff_max_ms as i64);
         self.wait.push(wait);
+        self.trace.push(s.trace.map(|t| t.to_string()));
     }
 
-    /// The arrays as the submit statement's parameters `$1`..`$10`.
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 10] {
+    /// The arrays as the submit statement's parameters `$1`..`$11`.
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 11] {
         [
             &self.task,
             &self.name,
@@ -377,6 +379,7 @@ impl<'a> SpecArrays<'a> {
             &self.backoff_base_ms,
             &self.backoff_max_ms,
             &self.wait,
+            &self.trace,
         ]
     }
 }

@@ -1,5 +1,6 @@
 //! The statements cluster mode runs, in one place so their locking and NOTIFY rules can be
-//! read together. Job columns come in [`crate::store::postgres::job_record`] order.
+//! read together. Job columns come in [`crate::store::postgres::job_record`] order; `trace`, read
+//! by name, may follow anywhere.
 
 /// Claims up to `$5` due jobs of task `$3` for node `$1` (claim TTL `$2` ms, now `$4`).
 /// The last column says whether another node has a watcher for the job (see
@@ -18,7 +19,7 @@ pub const CLAIM: &str = "UPDATE jobs j SET owner = $1, lease_version = j.lease_v
         j.backoff_base_ms, j.backoff_max_ms, j.attempts, j.run_count, j.dead, j.last_error,
         j.lease_version, j.wait,
         EXISTS (SELECT 1 FROM job_watches w
-                WHERE w.task = j.task AND w.name = j.name AND w.node <> $1) AS watched";
+                WHERE w.task = j.task AND w.name = j.name AND w.node <> $1) AS watched, j.trace";
 
 /// The earliest due time of task `$1`'s claimable jobs.
 pub const NEXT_DUE: &str = "SELECT min(sched_at) FROM jobs WHERE task = $1 AND NOT dead
@@ -35,20 +36,22 @@ pub const RENEW: &str =
 /// a dead one is replaced. One NOTIFY per task with its earliest new due time.
 pub const SUBMIT: &str = "WITH input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[],
-            $6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[]) WITH ORDINALITY
+            $6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[], $11::text[])
+            WITH ORDINALITY
         AS u(task, name, args, sched_at, timeout_ms, priority, max_attempts, backoff_base_ms,
-            backoff_max_ms, wait, ord)),
+            backoff_max_ms, wait, trace, ord)),
      up AS (
         INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
-            backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait)
+            backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait, trace)
         SELECT nextval('job_ids'), task, name, args, sched_at, timeout_ms, priority, max_attempts,
-            backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait
+            backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait, trace
         FROM input ORDER BY ord
         ON CONFLICT (task, name) DO UPDATE SET args = EXCLUDED.args, sched_at = EXCLUDED.sched_at,
             timeout_ms = EXCLUDED.timeout_ms, priority = EXCLUDED.priority,
             max_attempts = EXCLUDED.max_attempts, backoff_base_ms = EXCLUDED.backoff_base_ms,
             backoff_max_ms = EXCLUDED.backoff_max_ms, attempts = 0, run_count = 0, dead = false,
-            last_error = '', wait = EXCLUDED.wait, owner = NULL, claim_until = NULL
+            last_error = '', wait = EXCLUDED.wait, trace = EXCLUDED.trace, owner = NULL,
+            claim_until = NULL
         WHERE jobs.owner IS NULL OR jobs.claim_until < now() OR jobs.dead
         RETURNING id, xmax <> 0 AS replaced, task, name, sched_at),
      n AS (SELECT pg_notify('taskhive_jobs', task || ' ' || min(sched_at)::text) FROM up GROUP BY task)
@@ -61,7 +64,7 @@ pub const IDS_BY_NAME: &str = "SELECT id, task, name FROM jobs
 /// A job by id (`$1`) or by task and name (`$2`, `$3`), with its claim.
 pub const GET: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
         backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error,
-        owner, (owner IS NOT NULL AND claim_until >= now()) AS claimed
+        owner, (owner IS NOT NULL AND claim_until >= now()) AS claimed, trace
      FROM jobs WHERE ($1::bigint IS NOT NULL AND id = $1) OR ($1::bigint IS NULL AND task = $2 AND name = $3)";
 
 /// Deletes a job by id or by task and name; its holder (if any) is told to forget it.
@@ -123,7 +126,7 @@ pub const NODE_SEEN: &str = "UPDATE cluster_nodes SET seen = now() WHERE node = 
 /// Dead jobs (of task `$1` when set), oldest id first, at most `$2`.
 pub const LIST_DEAD: &str =
     "SELECT id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
-        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error
+        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace
      FROM jobs WHERE dead AND ($1::text IS NULL OR task = $1) ORDER BY id LIMIT $2";
 
 /// Re-queues dead jobs (task `$1`, name `$2`, either NULL for any) due at `$3`.
@@ -141,7 +144,7 @@ pub const PURGE_DEAD: &str = "DELETE FROM jobs
 /// One page of jobs after id `$1`, at most `$2`.
 pub const DUMP_PAGE: &str =
     "SELECT id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
-        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error
+        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace
      FROM jobs WHERE id > $1 ORDER BY id LIMIT $2";
 
 /// Restores a dumped job over whatever has its (task, name), claimed or not; a holder is
@@ -178,7 +181,7 @@ pub const ANNOUNCE_CONFIG: &str = "SELECT pg_notify('taskhive_config', $1 || ' '
 /// page reads about a page of index entries. Running jobs have no index (one on `owner`
 /// would make every claim a non-HOT update): this one scans the task's live rows.
 pub const LIST_RUNNING: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority,
-        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error
+        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace
      FROM jobs WHERE task = $1 AND NOT dead AND starts_with(name, $2)
         AND owner IS NOT NULL AND claim_until >= now() AND $3::bigint IS NOT NULL
         AND id > $5
@@ -186,7 +189,7 @@ pub const LIST_RUNNING: &str = "SELECT id, task, name, args, sched_at, timeout_m
 
 /// Pending jobs in run order after (`$5` negated priority, `$6` sched_at, `$7` id).
 pub const LIST_PENDING: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority,
-        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error
+        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace
      FROM jobs WHERE task = $1 AND NOT dead AND starts_with(name, $2)
         AND (owner IS NULL OR claim_until < now()) AND sched_at <= $3
         AND (-(priority::bigint), sched_at, id) > ($5::bigint, $6::bigint, $7::bigint)
@@ -194,7 +197,7 @@ pub const LIST_PENDING: &str = "SELECT id, task, name, args, sched_at, timeout_m
 
 /// Scheduled jobs after (`$5` sched_at, `$6` id).
 pub const LIST_SCHEDULED: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority,
-        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error
+        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace
      FROM jobs WHERE task = $1 AND NOT dead AND starts_with(name, $2)
         AND (owner IS NULL OR claim_until < now()) AND sched_at > $3
         AND (sched_at, id) > ($5::bigint, $6::bigint)
@@ -202,7 +205,7 @@ pub const LIST_SCHEDULED: &str = "SELECT id, task, name, args, sched_at, timeout
 
 /// Dead jobs after id `$5`.
 pub const LIST_DEAD_PAGE: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority,
-        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error
+        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace
      FROM jobs WHERE task = $1 AND dead AND starts_with(name, $2) AND $3::bigint IS NOT NULL
         AND id > $5
      ORDER BY id LIMIT $4";
@@ -231,25 +234,26 @@ pub const ANNOUNCE_SCHEDULE: &str = "SELECT pg_notify('taskhive_schedules', $1::
 /// Deletes schedule `$1`.
 pub const DELETE_SCHEDULE: &str = "DELETE FROM schedules WHERE name = $1";
 
-/// Fires ticks of schedule `$11`: when its last tick is still `$12` and it is not paused,
-/// moves the last tick to `$13` (job `$14`) and inserts the tick jobs (`$1`..`$10` as in
+/// Fires ticks of schedule `$12`: when its last tick is still `$13` and it is not paused,
+/// moves the last tick to `$14` (job `$15`) and inserts the tick jobs (`$1`..`$11` as in
 /// [`SUBMIT`]), all in this one statement. Nodes racing for one tick all run it; the row
 /// lock makes the later ones see the new last tick and change nothing. Returns whether
 /// this call fired.
 pub const FIRE_SCHEDULE: &str = "WITH cas AS (
-        UPDATE schedules SET last_tick = $13, last_job = $14
-        WHERE name = $11 AND last_tick = $12 AND NOT paused RETURNING 1),
+        UPDATE schedules SET last_tick = $14, last_job = $15
+        WHERE name = $12 AND last_tick = $13 AND NOT paused RETURNING 1),
      input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[],
-            $6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[]) WITH ORDINALITY
+            $6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[], $11::text[])
+            WITH ORDINALITY
         AS u(task, name, args, sched_at, timeout_ms, priority, max_attempts, backoff_base_ms,
-            backoff_max_ms, wait, ord)
+            backoff_max_ms, wait, trace, ord)
         WHERE EXISTS (SELECT 1 FROM cas)),
      up AS (
         INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
-            backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait)
+            backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait, trace)
         SELECT nextval('job_ids'), task, name, args, sched_at, timeout_ms, priority, max_attempts,
-            backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait
+            backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait, trace
         FROM input ORDER BY ord
         ON CONFLICT (task, name) DO NOTHING
         RETURNING task, sched_at),

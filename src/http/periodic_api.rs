@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
@@ -17,6 +17,7 @@ use crate::rpc::convert::submit_spec;
 use crate::scheduler::core::TaskStatus;
 use crate::scheduler::job::JobKey;
 use crate::scheduler::Error;
+use crate::telemetry;
 
 /// Periodic replies are JSON with this exact content type.
 fn reply(status: StatusCode, body: Value) -> Response {
@@ -189,6 +190,7 @@ pub fn parse_urlencoded(body: &[u8]) -> Result<HashMap<String, String>, String> 
 }
 
 async fn submit(st: AppState, path_func: Option<String>, req: Request) -> Response {
+    let incoming = telemetry::incoming(req.headers());
     let f = match form(req).await {
         Ok(f) => f,
         Err(e) => return err(e),
@@ -211,11 +213,15 @@ async fn submit(st: AppState, path_func: Option<String>, req: Request) -> Respon
         }
         Err(e) => return err(e),
     };
-    let spec = match submit_spec(req, &st.limits, st.h.clock().now_ms(), false) {
+    let mut spec = match submit_spec(req, &st.limits, st.h.clock().now_ms(), false) {
         Ok(s) => s,
         Err(e) => return err(e.to_string()),
     };
-    match st.h.submit(spec).await {
+    let span = telemetry::Submit::start(incoming, &spec.task, &spec.name, 1);
+    spec.trace = span.trace();
+    let r = st.h.submit(spec).await;
+    span.end(&r);
+    match r {
         Ok(_) => success(),
         Err(e) => err(e.to_string()),
     }
@@ -230,6 +236,7 @@ pub struct BridgeQuery {
 
 fn bridge_spec(
     st: &AppState,
+    headers: &HeaderMap,
     func: String,
     name: String,
     body: Bytes,
@@ -248,7 +255,9 @@ fn bridge_spec(
         priority: 0,
         retry: None,
     };
-    submit_spec(req, &st.limits, st.h.clock().now_ms(), run)
+    let mut spec = submit_spec(req, &st.limits, st.h.clock().now_ms(), run)?;
+    spec.trace = telemetry::incoming(headers);
+    Ok(spec)
 }
 
 fn no_content(ok: bool) -> Response {
@@ -269,9 +278,10 @@ pub async fn bridge_submit(
     State(st): State<AppState>,
     Path((func, name)): Path<(String, String)>,
     Query(q): Query<BridgeQuery>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ok = match bridge_spec(&st, func, name, body, q, false) {
+    let ok = match bridge_spec(&st, &headers, func, name, body, q, false) {
         Ok(spec) => st.h.submit(spec).await.is_ok(),
         Err(_) => false,
     };
@@ -287,9 +297,10 @@ pub async fn bridge_run(
     State(st): State<AppState>,
     Path((func, name)): Path<(String, String)>,
     Query(q): Query<BridgeQuery>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let result = match bridge_spec(&st, func, name, body, q, true) {
+    let result = match bridge_spec(&st, &headers, func, name, body, q, true) {
         Ok(spec) => st.h.run_job(spec).await,
         Err(e) => Err(e),
     };

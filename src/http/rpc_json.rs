@@ -5,6 +5,7 @@ use std::future::Future;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -27,7 +28,7 @@ pub fn decode_json<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, ApiError> 
         .map_err(|e| ApiError::new(Code::InvalidArgument, format!("body: {e}")))
 }
 
-async fn unary<Req, Resp, F, Fut>(body: &[u8], call: F) -> Response
+async fn unary<Req, Resp, F, Fut>(body: &[u8], headers: &HeaderMap, call: F) -> Response
 where
     Req: DeserializeOwned,
     Resp: Serialize,
@@ -38,7 +39,14 @@ where
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    match call(Request::new(req)).await {
+    let mut req = Request::new(req);
+    // The W3C trace context travels as an HTTP header here, as gRPC metadata there.
+    if let Some(v) = headers.get(crate::telemetry::TRACEPARENT) {
+        if let Ok(v) = tonic::metadata::MetadataValue::try_from(v.as_bytes()) {
+            req.metadata_mut().insert(crate::telemetry::TRACEPARENT, v);
+        }
+    }
+    match call(req).await {
         Ok(resp) => axum::Json(resp.into_inner()).into_response(),
         Err(status) => ApiError::from(status).into_response(),
     }
@@ -48,37 +56,38 @@ where
 pub async fn scheduler(
     State(st): State<AppState>,
     Path(method): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let s = &st.scheduler;
     match method.as_str() {
-        "SubmitJob" => unary(&body, |r| s.submit_job(r)).await,
-        "SubmitJobs" => unary(&body, |r| s.submit_jobs(r)).await,
-        "RunJob" => unary(&body, |r| s.run_job(r)).await,
-        "RemoveJob" => unary(&body, |r| s.remove_job(r)).await,
-        "GetJob" => unary(&body, |r| s.get_job(r)).await,
-        "ListJobs" => unary(&body, |r| s.list_jobs(r)).await,
-        "DropTask" => unary(&body, |r| s.drop_task(r)).await,
-        "Status" => unary(&body, |r| s.status(r)).await,
-        "ListDead" => unary(&body, |r| s.list_dead(r)).await,
-        "RetryDead" => unary(&body, |r| s.retry_dead(r)).await,
-        "PurgeDead" => unary(&body, |r| s.purge_dead(r)).await,
-        "RegisterTask" => unary(&body, |r| s.register_task(r)).await,
-        "ReportResult" => unary(&body, |r| s.report_result(r)).await,
-        "Heartbeat" => unary(&body, |r| s.heartbeat(r)).await,
-        "SendData" => unary(&body, |r| s.send_data(r)).await,
-        "AcquireLock" => unary(&body, |r| s.acquire_lock(r)).await,
-        "ReleaseLock" => unary(&body, |r| s.release_lock(r)).await,
-        "GetConfig" => unary(&body, |r| s.get_config(r)).await,
-        "SetConfig" => unary(&body, |r| s.set_config(r)).await,
-        "CreateSchedule" => unary(&body, |r| s.create_schedule(r)).await,
-        "ListSchedules" => unary(&body, |r| s.list_schedules(r)).await,
-        "GetSchedule" => unary(&body, |r| s.get_schedule(r)).await,
-        "PauseSchedule" => unary(&body, |r| s.pause_schedule(r)).await,
-        "ResumeSchedule" => unary(&body, |r| s.resume_schedule(r)).await,
-        "DeleteSchedule" => unary(&body, |r| s.delete_schedule(r)).await,
-        "PauseTask" => unary(&body, |r| s.pause_task(r)).await,
-        "ResumeTask" => unary(&body, |r| s.resume_task(r)).await,
+        "SubmitJob" => unary(&body, &headers, |r| s.submit_job(r)).await,
+        "SubmitJobs" => unary(&body, &headers, |r| s.submit_jobs(r)).await,
+        "RunJob" => unary(&body, &headers, |r| s.run_job(r)).await,
+        "RemoveJob" => unary(&body, &headers, |r| s.remove_job(r)).await,
+        "GetJob" => unary(&body, &headers, |r| s.get_job(r)).await,
+        "ListJobs" => unary(&body, &headers, |r| s.list_jobs(r)).await,
+        "DropTask" => unary(&body, &headers, |r| s.drop_task(r)).await,
+        "Status" => unary(&body, &headers, |r| s.status(r)).await,
+        "ListDead" => unary(&body, &headers, |r| s.list_dead(r)).await,
+        "RetryDead" => unary(&body, &headers, |r| s.retry_dead(r)).await,
+        "PurgeDead" => unary(&body, &headers, |r| s.purge_dead(r)).await,
+        "RegisterTask" => unary(&body, &headers, |r| s.register_task(r)).await,
+        "ReportResult" => unary(&body, &headers, |r| s.report_result(r)).await,
+        "Heartbeat" => unary(&body, &headers, |r| s.heartbeat(r)).await,
+        "SendData" => unary(&body, &headers, |r| s.send_data(r)).await,
+        "AcquireLock" => unary(&body, &headers, |r| s.acquire_lock(r)).await,
+        "ReleaseLock" => unary(&body, &headers, |r| s.release_lock(r)).await,
+        "GetConfig" => unary(&body, &headers, |r| s.get_config(r)).await,
+        "SetConfig" => unary(&body, &headers, |r| s.set_config(r)).await,
+        "CreateSchedule" => unary(&body, &headers, |r| s.create_schedule(r)).await,
+        "ListSchedules" => unary(&body, &headers, |r| s.list_schedules(r)).await,
+        "GetSchedule" => unary(&body, &headers, |r| s.get_schedule(r)).await,
+        "PauseSchedule" => unary(&body, &headers, |r| s.pause_schedule(r)).await,
+        "ResumeSchedule" => unary(&body, &headers, |r| s.resume_schedule(r)).await,
+        "DeleteSchedule" => unary(&body, &headers, |r| s.delete_schedule(r)).await,
+        "PauseTask" => unary(&body, &headers, |r| s.pause_task(r)).await,
+        "ResumeTask" => unary(&body, &headers, |r| s.resume_task(r)).await,
         "SubmitStream" | "RunJobStream" | "WatchJob" | "GrabJob" | "Work" | "Dump" | "Load" => {
             ApiError::new(
                 Code::Unimplemented,
@@ -98,16 +107,17 @@ pub async fn scheduler(
 pub async fn load_runner(
     State(st): State<AppState>,
     Path(method): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let s = &st.load_service;
     match method.as_str() {
-        "SaveLoadJob" => unary(&body, |r| s.save_load_job(r)).await,
-        "ListLoadJobs" => unary(&body, |r| s.list_load_jobs(r)).await,
-        "ListTasks" => unary(&body, |r| s.list_tasks(r)).await,
-        "GetLoadStatus" => unary(&body, |r| s.get_load_status(r)).await,
-        "ListExecs" => unary(&body, |r| s.list_execs(r)).await,
-        "GetExec" => unary(&body, |r| s.get_exec(r)).await,
+        "SaveLoadJob" => unary(&body, &headers, |r| s.save_load_job(r)).await,
+        "ListLoadJobs" => unary(&body, &headers, |r| s.list_load_jobs(r)).await,
+        "ListTasks" => unary(&body, &headers, |r| s.list_tasks(r)).await,
+        "GetLoadStatus" => unary(&body, &headers, |r| s.get_load_status(r)).await,
+        "ListExecs" => unary(&body, &headers, |r| s.list_execs(r)).await,
+        "GetExec" => unary(&body, &headers, |r| s.get_exec(r)).await,
         "Exec" => ApiError::new(
             Code::Unimplemented,
             "Exec is a streaming method: call it over gRPC, or POST /exec",

@@ -84,6 +84,7 @@ impl RemoteRun<'_> {
                 max_attempts: 1,
                 ..RetryPolicy::default()
             },
+            trace: None,
         };
         match self.sched.run_job(spec).await {
             Ok((_, result)) => parse_result(&result),

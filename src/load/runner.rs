@@ -423,6 +423,13 @@ impl LoadRunner {
         } else {
             Some(tx)
         };
+        // Exported with `serve --otlp-endpoint` (see crate::telemetry); a no-op span otherwise.
+        let span = tracing::info_span!(
+            target: crate::telemetry::OTEL_TARGET,
+            "taskhive.load.exec",
+            exec = %exec_id,
+            job = %job.name,
+        );
         let run = Run {
             runner: self.clone(),
             exec_id,
@@ -431,7 +438,10 @@ impl LoadRunner {
             t0,
             live,
         };
-        tokio::spawn(run.drive(dispatcher, events));
+        tokio::spawn(tracing::Instrument::instrument(
+            run.drive(dispatcher, events),
+            span,
+        ));
         Ok(rx)
     }
 

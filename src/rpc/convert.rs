@@ -81,6 +81,8 @@ pub fn submit_spec(
         timeout_ms,
         priority: req.priority,
         retry,
+        // Set by the caller from the request's `traceparent` (metadata, not the message).
+        trace: None,
     })
 }
 
@@ -185,6 +187,7 @@ fn retry_pb(r: RetryPolicy) -> pb::RetryPolicy {
 /// A job record with its live state.
 pub fn job_pb(r: JobRecord, state: JobState, lease: Option<LeaseId>) -> pb::Job {
     pb::Job {
+        traceparent: r.trace.map(|t| t.to_string()).unwrap_or_default(),
         id: r.id,
         task: r.task,
         name: r.name,
@@ -271,6 +274,7 @@ pub fn record_from_pb(j: pb::Job, limits: &Limits) -> Result<JobRecord, Error> {
         run_count: j.run_count,
         dead: j.state == pb::JobState::Dead as i32,
         last_error: j.last_error,
+        trace: TraceParent::parse(&j.traceparent),
     })
 }
 

@@ -1,5 +1,6 @@
 //! `taskhive.v1.Scheduler`: converts and forwards to the scheduler actor.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use crate::pb::{self, scheduler_server::Scheduler};
 use crate::scheduler::actor::ToWorker;
 use crate::scheduler::job::{JobState, LeaseId, WorkerId};
 use crate::scheduler::{Error, SchedulerHandle};
+use crate::telemetry;
 
 /// The gRPC scheduler service.
 #[derive(Clone)]
@@ -132,6 +134,29 @@ where
     UnboundedReceiverStream::new(rx)
 }
 
+/// A leased job as sent to its worker: with tracing on and a trace kept, the job's
+/// `traceparent` names the dispatch span, and the run span comes back to end on the report.
+fn handed_pb(v: crate::scheduler::job::JobView) -> (pb::Job, Option<telemetry::Run>) {
+    let r = &v.record;
+    let (handed, run) =
+        telemetry::dispatch(r.trace, &r.task, r.id, v.lease.unwrap_or(0), r.attempts);
+    let mut job = view_pb(v);
+    if let Some(t) = handed {
+        job.traceparent = t.to_string();
+    }
+    (job, run)
+}
+
+/// Ends a run span with the worker's report.
+fn end_run(run: telemetry::Run, o: &crate::scheduler::job::Outcome) {
+    use crate::scheduler::job::Outcome;
+    match o {
+        Outcome::Done { .. } => run.end("done", None),
+        Outcome::Fail { error, .. } => run.end("fail", Some(error)),
+        Outcome::SchedLater { .. } => run.end("sched_later", None),
+    }
+}
+
 fn check_lease(lease: LeaseId) -> Result<(), Error> {
     if lease == 0 {
         return Err(Error::invalid("lease_id", "must be set"));
@@ -172,8 +197,13 @@ impl Scheduler for SchedulerService {
         req: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
         let now = self.h.clock().now_ms();
-        let spec = submit_spec(req.into_inner(), &self.limits, now, false)?;
-        let r = self.h.submit(spec).await?;
+        let incoming = telemetry::incoming_grpc(req.metadata());
+        let mut spec = submit_spec(req.into_inner(), &self.limits, now, false)?;
+        let span = telemetry::Submit::start(incoming, &spec.task, &spec.name, 1);
+        spec.trace = span.trace();
+        let r = self.h.submit(spec).await;
+        span.end(&r);
+        let r = r?;
         Ok(Response::new(pb::SubmitJobResponse {
             job_id: r.id,
             replaced: r.replaced,
@@ -185,6 +215,7 @@ impl Scheduler for SchedulerService {
         &self,
         req: Request<pb::SubmitJobsRequest>,
     ) -> Result<Response<pb::SubmitJobsResponse>, Status> {
+        let incoming = telemetry::incoming_grpc(req.metadata());
         let jobs = req.into_inner().jobs;
         if jobs.is_empty() || jobs.len() > MAX_BATCH {
             return Err(Error::invalid(
@@ -206,7 +237,15 @@ impl Scheduler for SchedulerService {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let replies = self.h.submit_many(specs).await?;
+        // One trace context for the batch: the call's.
+        let span = telemetry::Submit::start(incoming, &specs[0].task, &specs[0].name, specs.len());
+        let mut specs = specs;
+        for s in &mut specs {
+            s.trace = span.trace();
+        }
+        let replies = self.h.submit_many(specs).await;
+        span.end(&replies);
+        let replies = replies?;
         Ok(Response::new(pb::SubmitJobsResponse {
             jobs: replies
                 .into_iter()
@@ -225,10 +264,13 @@ impl Scheduler for SchedulerService {
         &self,
         req: Request<Streaming<pb::SubmitJobRequest>>,
     ) -> Result<Response<Self::SubmitStreamStream>, Status> {
+        // Every job of the stream keeps the stream's trace context (no server span per job).
+        let trace = telemetry::incoming_grpc(req.metadata());
         Ok(Response::new(super::submit_stream::serve(
             self.h.clone(),
             self.limits.clone(),
             req.into_inner(),
+            trace,
         )))
     }
 
@@ -238,14 +280,21 @@ impl Scheduler for SchedulerService {
     ) -> Result<Response<pb::RunJobResponse>, Status> {
         let deadline = grpc_timeout(&req);
         let now = self.h.clock().now_ms();
-        let spec = submit_spec(req.into_inner(), &self.limits, now, true)?;
+        let incoming = telemetry::incoming_grpc(req.metadata());
+        let mut spec = submit_spec(req.into_inner(), &self.limits, now, true)?;
+        // The submit span covers the whole call: it answers with the job's result.
+        let span = telemetry::Submit::start(incoming, &spec.task, &spec.name, 1);
+        spec.trace = span.trace();
         let run = self.h.run_job(spec);
-        let (job_id, result) = match deadline {
+        let r = match deadline {
             Some(d) => tokio::time::timeout(d, run)
                 .await
-                .map_err(|_| Status::deadline_exceeded("no result before the call's deadline"))??,
-            None => run.await?,
+                .map_err(|_| Status::deadline_exceeded("no result before the call's deadline"))
+                .and_then(|r| r.map_err(Status::from)),
+            None => run.await.map_err(Status::from),
         };
+        span.end(&r.as_ref().map_err(|s| s.message()));
+        let (job_id, result) = r?;
         Ok(Response::new(pb::RunJobResponse { job_id, result }))
     }
 
@@ -256,7 +305,9 @@ impl Scheduler for SchedulerService {
         req: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<Self::RunJobStreamStream>, Status> {
         let now = self.h.clock().now_ms();
-        let spec = submit_spec(req.into_inner(), &self.limits, now, true)?;
+        let incoming = telemetry::incoming_grpc(req.metadata());
+        let mut spec = submit_spec(req.into_inner(), &self.limits, now, true)?;
+        spec.trace = incoming;
         if !self.h.has_worker(spec.task.clone()).await? {
             return Err(Error::NoWorker { task: spec.task }.into());
         }
@@ -529,7 +580,8 @@ impl Scheduler for SchedulerService {
         let stream = UnboundedReceiverStream::new(rx).filter_map(move |m| {
             let _held = &guard;
             std::future::ready(match m {
-                ToWorker::Job(v) => Some(Ok(view_pb(v))),
+                // Its report comes by ReportResult, on another call: no run span here.
+                ToWorker::Job(v) => Some(Ok(handed_pb(v).0)),
                 ToWorker::Cancel { .. } => None,
             })
         });
@@ -594,6 +646,8 @@ impl Scheduler for SchedulerService {
             };
             // Results are applied in order at once; their acks follow as their commits land.
             let mut acks = FuturesUnordered::new();
+            // Open `taskhive.run` spans by lease (traced jobs only, with tracing on).
+            let mut runs: HashMap<LeaseId, telemetry::Run> = HashMap::new();
             let ack = |lease_id: LeaseId, r: Result<(), Error>| {
                 let (error, reason) = match r {
                     Ok(()) => (String::new(), String::new()),
@@ -608,8 +662,17 @@ impl Scheduler for SchedulerService {
             loop {
                 tokio::select! {
                     job = jobs.recv() => match job {
-                        Some(ToWorker::Job(v)) => if !send(Out::Job(view_pb(v))) { break },
+                        Some(ToWorker::Job(v)) => {
+                            let (job, run) = handed_pb(v);
+                            if let Some(run) = run {
+                                runs.insert(job.lease_id, run);
+                            }
+                            if !send(Out::Job(job)) { break }
+                        }
                         Some(ToWorker::Cancel { lease, job, reason }) => {
+                            if let Some(run) = runs.remove(&lease) {
+                                run.end("cancelled", Some(&reason));
+                            }
                             if !send(Out::Cancel(pb::CancelJob { lease_id: lease, job_id: job, reason })) { break }
                         }
                         None => break,
@@ -623,6 +686,9 @@ impl Scheduler for SchedulerService {
                                 let lease = r.lease_id;
                                 match check_lease(lease).and_then(|_| outcome(r.outcome)) {
                                     Ok(o) => {
+                                        if let Some(run) = runs.remove(&lease) {
+                                            end_run(run, &o);
+                                        }
                                         let applied = h.report_queued(lease, o);
                                         acks.push(Box::pin(async move {
                                             let r = match applied.await {
@@ -637,6 +703,11 @@ impl Scheduler for SchedulerService {
                             }
                             Some(In::Heartbeat(hb)) => {
                                 let Ok(lost) = h.heartbeat(hb.lease_ids).await else { break };
+                                for l in &lost {
+                                    if let Some(run) = runs.remove(l) {
+                                        run.end("lost", Some("the lease was lost"));
+                                    }
+                                }
                                 if !send(Out::Heartbeat(pb::HeartbeatResponse { lost_lease_ids: lost })) { break }
                             }
                             // A later hello adds tasks and sets the capacity; 0 pauses the worker

@@ -15,6 +15,7 @@ use crate::http::error::code_name;
 use crate::pb;
 use crate::scheduler::backend::SubmittedEach;
 use crate::scheduler::core::SubmitReply;
+use crate::scheduler::job::TraceParent;
 use crate::scheduler::{Error, SchedulerHandle};
 use crate::store::writer::Commit;
 
@@ -46,10 +47,11 @@ pub fn serve(
     h: SchedulerHandle,
     limits: Limits,
     inbound: Streaming<pb::SubmitJobRequest>,
+    trace: Option<TraceParent>,
 ) -> BoxStream<pb::SubmitStreamResponse> {
     let (pending_tx, pending_rx) = mpsc::channel(IN_FLIGHT);
     let (out_tx, out_rx) = mpsc::channel(IN_FLIGHT);
-    tokio::spawn(read(h, limits, inbound, pending_tx));
+    tokio::spawn(read(h, limits, inbound, pending_tx, trace));
     tokio::spawn(ack(pending_rx, out_tx));
     Box::pin(ReceiverStream::new(out_rx))
 }
@@ -59,6 +61,7 @@ async fn read(
     limits: Limits,
     mut inbound: Streaming<pb::SubmitJobRequest>,
     pending: mpsc::Sender<Pending>,
+    trace: Option<TraceParent>,
 ) {
     let mut seq = 0u64;
     let mut batch = Vec::new();
@@ -98,7 +101,10 @@ async fn read(
         let mut invalid = Vec::new();
         for (i, m) in batch.drain(..).enumerate() {
             match submit_spec(m, &limits, now, false) {
-                Ok(s) => specs.push(s),
+                Ok(mut s) => {
+                    s.trace = trace;
+                    specs.push(s)
+                }
                 Err(e) => invalid.push((i, e)),
             }
         }

@@ -29,6 +29,9 @@ use crate::store::writer::{Commit, Writer};
 use crate::store::{Op, StoreError};
 
 /// What the actor tells one worker.
+// Nearly every message is a Job: boxing it would add an allocation per dispatch to spare the
+// rare Cancel some bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToWorker {
     /// A job leased to it.

@@ -204,6 +204,8 @@ struct Job {
     run_count: u32,
     phase: Phase,
     last_error: Option<Box<str>>,
+    /// Boxed: most jobs carry none, and a box keeps the job one pointer larger, not 26 bytes.
+    trace: Option<Box<TraceParent>>,
 }
 
 type ReadyKey = (Reverse<i32>, Millis, JobId);
@@ -224,6 +226,7 @@ impl Job {
             run_count: r.run_count,
             phase,
             last_error: (!r.last_error.is_empty()).then(|| r.last_error.into_boxed_str()),
+            trace: r.trace.map(Box::new),
         }
     }
 }
@@ -604,6 +607,7 @@ impl Core {
             job.attempts = 0;
             job.run_count = 0;
             job.last_error = None;
+            job.trace = spec.trace.map(Box::new);
             self.enqueue(id, now);
             self.persist_upsert(id);
             return Ok(SubmitReply {
@@ -627,6 +631,7 @@ impl Core {
             run_count: 0,
             dead: false,
             last_error: String::new(),
+            trace: spec.trace,
         };
         self.insert_record(id, record, now);
         self.persist_upsert(id);
@@ -1848,6 +1853,7 @@ impl Core {
             run_count: job.run_count,
             dead: job.phase == Phase::Dead,
             last_error: job.last_error.as_deref().unwrap_or("").to_string(),
+            trace: job.trace.as_deref().copied(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Job model shared by the core, the store and the faces.
 
+pub use super::trace::TraceParent;
 use bytes::Bytes;
 
 /// Job identifier: allocated by the core, never reused.
@@ -75,6 +76,8 @@ pub struct JobSpec {
     pub priority: i32,
     /// Retry policy with server defaults filled in.
     pub retry: RetryPolicy,
+    /// The submitter's trace context, handed to the worker that runs the job.
+    pub trace: Option<TraceParent>,
 }
 
 /// Where a job is in its life.
@@ -119,6 +122,8 @@ pub struct JobRecord {
     pub dead: bool,
     /// Last failure message (empty when none).
     pub last_error: String,
+    /// The submitter's trace context.
+    pub trace: Option<TraceParent>,
 }
 
 /// A job as a client sees it: the record plus its live state and lease.

@@ -17,6 +17,7 @@ pub mod schedule_driver;
 pub mod settings;
 pub mod table;
 pub mod timer;
+pub mod trace;
 
 pub use actor::SchedulerHandle;
 pub use error::{Error, Stale};

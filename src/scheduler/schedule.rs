@@ -222,6 +222,7 @@ impl Schedule {
             timeout_ms: s.timeout_ms,
             priority: s.priority,
             retry: s.retry,
+            trace: None,
         }
     }
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use postgres::{Client, Row};
 
 use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader};
-use crate::scheduler::job::{JobId, JobRecord, RetryPolicy};
+use crate::scheduler::job::{JobId, JobRecord, RetryPolicy, TraceParent};
 
 /// Schema migrations, applied in order at start-up; `schema_version` records the last one.
 /// Append only: a released migration is never edited.
@@ -93,6 +93,8 @@ const MIGRATIONS: &[&str] = &[
     // 11: cluster-wide named locks (Periodic's ACQUIRE/RELEASE): who holds or waits for
     // each lock, and its limit; the functions serialize on the limit's row.
     LOCK_FUNCTIONS,
+    // 12: the submitter's W3C trace context (`traceparent`), handed to the worker.
+    "ALTER TABLE jobs ADD COLUMN trace TEXT;",
 ];
 
 /// Migration 11: named locks held across a cluster. `cluster_locks` has one row per job
@@ -403,9 +405,10 @@ fn drop_off_runtime(client: Option<Client>) {
 }
 
 const JOB_COLUMNS: &str = "id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
-    backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error";
+    backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace";
 
-/// Reads a row selected with [`JOB_COLUMNS`].
+/// Reads a row selected with [`JOB_COLUMNS`]: the first 14 by position, `trace` by name where
+/// the query selects it (a stored value that does not parse is dropped, as at the edge).
 pub fn job_record(row: &Row) -> JobRecord {
     JobRecord {
         id: row.get::<_, i64>(0) as u64,
@@ -424,6 +427,11 @@ pub fn job_record(row: &Row) -> JobRecord {
         run_count: row.get::<_, i64>(11) as u32,
         dead: row.get(12),
         last_error: row.get(13),
+        trace: row
+            .try_get::<_, Option<&str>>("trace")
+            .ok()
+            .flatten()
+            .and_then(TraceParent::parse),
     }
 }
 
@@ -444,6 +452,7 @@ struct JobArrays {
     run_count: Vec<i64>,
     dead: Vec<bool>,
     last_error: Vec<String>,
+    trace: Vec<Option<String>>,
 }
 
 impl JobArrays {
@@ -462,6 +471,7 @@ impl JobArrays {
         self.run_count.push(r.run_count as i64);
         self.dead.push(r.dead);
         self.last_error.push(r.last_error.clone());
+        self.trace.push(r.trace.map(|t| t.to_string()));
     }
 }
 
@@ -472,15 +482,16 @@ const UPSERT_DELETE: &str =
     "DELETE FROM jobs j USING unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, task, name)
      WHERE j.task = u.task AND j.name = u.name AND j.id <> u.id";
 const UPSERT_INSERT: &str = "INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
-        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error)
+        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace)
      SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::bigint[], $6::bigint[],
         $7::int[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bool[],
-        $14::text[])
+        $14::text[], $15::text[])
      ON CONFLICT (id) DO UPDATE SET task = EXCLUDED.task, name = EXCLUDED.name, args = EXCLUDED.args,
         sched_at = EXCLUDED.sched_at, timeout_ms = EXCLUDED.timeout_ms, priority = EXCLUDED.priority,
         max_attempts = EXCLUDED.max_attempts, backoff_base_ms = EXCLUDED.backoff_base_ms,
         backoff_max_ms = EXCLUDED.backoff_max_ms, attempts = EXCLUDED.attempts,
-        run_count = EXCLUDED.run_count, dead = EXCLUDED.dead, last_error = EXCLUDED.last_error";
+        run_count = EXCLUDED.run_count, dead = EXCLUDED.dead, last_error = EXCLUDED.last_error,
+        trace = EXCLUDED.trace";
 const RESCHEDULE_FENCED: &str = "UPDATE jobs j SET sched_at = u.sched_at, attempts = u.attempts,
         run_count = u.run_count, dead = u.dead, last_error = u.last_error
      FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bool[], $6::text[], $7::bigint[])
@@ -613,6 +624,7 @@ fn apply_run(
                     &a.run_count,
                     &a.dead,
                     &a.last_error,
+                    &a.trace,
                 ],
             )?;
         }
@@ -835,8 +847,8 @@ impl Store for PgStore {
         let mut out = Vec::new();
         for r in &rows {
             let id = r.get::<_, i64>(0) as JobId;
-            let owner: Option<String> = r.get(14);
-            let version: i64 = r.get(15);
+            let owner: Option<String> = r.get("owner");
+            let version: i64 = r.get("lease_version");
             if owner.as_deref() == Some(f.node.as_str()) && v.get(&id) == Some(&version) {
                 out.push(job_record(r));
             } else {
@@ -990,6 +1002,7 @@ mod tests {
             run_count: 0,
             dead: false,
             last_error: String::new(),
+            trace: None,
         }
     }
 

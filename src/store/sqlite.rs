@@ -7,7 +7,7 @@ use bytes::Bytes;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader, StoredJobs};
-use crate::scheduler::job::{JobId, JobRecord, RetryPolicy};
+use crate::scheduler::job::{JobId, JobRecord, RetryPolicy, TraceParent};
 
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL,
     run_count INTEGER NOT NULL,
     dead INTEGER NOT NULL,
-    last_error TEXT NOT NULL
+    last_error TEXT NOT NULL,
+    trace TEXT
 );
 CREATE TABLE IF NOT EXISTS config (
     key TEXT PRIMARY KEY,
@@ -81,7 +82,13 @@ CREATE INDEX IF NOT EXISTS load_execs_by_start ON load_execs (t_start, id);
 ";
 
 const JOB_COLUMNS: &str = "id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
-    backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error";
+    backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace";
+
+/// Columns added after the first release, added to an older store's table at open.
+const ADDED_JOB_COLUMNS: &[(&str, &str)] = &[
+    // The submitter's W3C trace context (`traceparent`), handed to the worker.
+    ("trace", "ALTER TABLE jobs ADD COLUMN trace TEXT"),
+];
 
 fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     Ok(JobRecord {
@@ -109,6 +116,12 @@ fn job_row_without_task(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> 
         run_count: row.get(11)?,
         dead: row.get(12)?,
         last_error: row.get(13)?,
+        // A stored value that does not parse is dropped, as at the edge.
+        trace: row
+            .get_ref(14)?
+            .as_str_or_null()
+            .map_err(rusqlite::Error::from)?
+            .and_then(TraceParent::parse),
     })
 }
 
@@ -173,8 +186,23 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.execute_batch(SCHEMA)?;
+        add_columns(&conn)?;
         Ok(SqliteStore { conn, path })
     }
+}
+
+/// Brings an older store's `jobs` table up to [`JOB_COLUMNS`].
+fn add_columns(conn: &Connection) -> Result<(), StoreError> {
+    let have: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('jobs')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (column, alter) in ADDED_JOB_COLUMNS {
+        if !have.iter().any(|h| h == column) {
+            conn.execute_batch(alter)?;
+        }
+    }
+    Ok(())
 }
 
 impl Store for SqliteStore {
@@ -187,8 +215,9 @@ impl Store for SqliteStore {
                 Op::Upsert(r) => {
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO jobs (id, task, name, args, sched_at, timeout_ms, priority,
-                         max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                         max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error,
+                         trace)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                     )?
                     .execute(params![
                         r.id as i64,
@@ -205,6 +234,7 @@ impl Store for SqliteStore {
                         r.run_count,
                         r.dead,
                         r.last_error,
+                        r.trace.map(|t| t.to_string()),
                     ])?;
                 }
                 Op::Reschedule {

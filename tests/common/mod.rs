@@ -4,6 +4,7 @@
 pub mod beetle;
 pub mod child;
 pub mod cluster;
+pub mod otlp;
 pub mod periodic;
 pub mod pg;
 pub mod target;

@@ -884,7 +884,11 @@ type Job struct {
 	// A done job's result (kept for `serve --keep-results`).
 	Result []byte `protobuf:"bytes,14,opt,name=result,proto3" json:"result,omitempty"`
 	// When a done job finished, unix milliseconds (0 otherwise).
-	FinishedAtMs  int64 `protobuf:"varint,15,opt,name=finished_at_ms,json=finishedAtMs,proto3" json:"finished_at_ms,omitempty"`
+	FinishedAtMs int64 `protobuf:"varint,15,opt,name=finished_at_ms,json=finishedAtMs,proto3" json:"finished_at_ms,omitempty"`
+	// The W3C trace context (`traceparent`) the worker should continue: set on jobs handed to a
+	// worker when the submitter sent one (gRPC metadata or HTTP header `traceparent` on submit);
+	// with `serve --otlp-endpoint` it names the server's dispatch span. Empty when none.
+	Traceparent   string `protobuf:"bytes,16,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1022,6 +1026,13 @@ func (x *Job) GetFinishedAtMs() int64 {
 		return x.FinishedAtMs
 	}
 	return 0
+}
+
+func (x *Job) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
 }
 
 type ListJobsRequest struct {
@@ -4074,7 +4085,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x04task\x18\x02 \x01(\tR\x04task\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\"*\n" +
 	"\x11RemoveJobResponse\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"\xba\x03\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"\xdc\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04task\x18\x02 \x01(\tR\x04task\x12\x12\n" +
@@ -4093,7 +4104,8 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
 	"last_error\x18\r \x01(\tR\tlastError\x12\x16\n" +
 	"\x06result\x18\x0e \x01(\fR\x06result\x12$\n" +
-	"\x0efinished_at_ms\x18\x0f \x01(\x03R\ffinishedAtMs\"\xba\x01\n" +
+	"\x0efinished_at_ms\x18\x0f \x01(\x03R\ffinishedAtMs\x12 \n" +
+	"\vtraceparent\x18\x10 \x01(\tR\vtraceparent\"\xba\x01\n" +
 	"\x0fListJobsRequest\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\tR\x04task\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.taskhive.v1.JobStateR\x05state\x12\x1f\n" +

@@ -38,6 +38,7 @@ fn prefill(dir: &Path, task: &str, n: u64, payload: usize) -> Result<(), BoxErro
             args: args.clone(),
             sched_at: now,
             timeout_ms: 600_000,
+            trace: None,
             priority: 0,
             retry: RetryPolicy::default(),
             attempts: 0,

@@ -122,6 +122,7 @@ mod tests {
             timeout_ms: 1_000,
             priority: 0,
             retry: RetryPolicy::default(),
+            trace: None,
         }
     }
 
