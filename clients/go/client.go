@@ -105,7 +105,11 @@ func Dial(ctx context.Context, addr string, opts ...DialOption) (*Client, error)
 	if cfg.err != nil {
 		return nil, wrap(status.Error(codes.InvalidArgument, cfg.err.Error()), "dial %s", addr)
 	}
-	gopts := append([]grpc.DialOption{grpc.WithTransportCredentials(cfg.creds)}, cfg.grpcOpts...)
+	gopts := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(cfg.creds),
+		grpc.WithChainUnaryInterceptor(traceUnary),
+		grpc.WithChainStreamInterceptor(traceStream),
+	}, cfg.grpcOpts...)
 	conn, err := grpc.NewClient(addr, gopts...)
 	if err != nil {
 		return nil, wrap(status.Error(codes.InvalidArgument, err.Error()), "dial %s", addr)

@@ -80,6 +80,9 @@ type Job struct {
 	Result []byte
 	// FinishedAt is when a done job finished (zero otherwise).
 	FinishedAt time.Time
+	// Traceparent is the W3C trace context a worker continues (empty when the submitter
+	// sent none); the worker's handler runs in a span under it.
+	Traceparent string
 }
 
 func jobFromPB(j *pb.Job) *Job {
@@ -87,17 +90,18 @@ func jobFromPB(j *pb.Job) *Job {
 		return nil
 	}
 	out := &Job{
-		ID:        j.GetId(),
-		Task:      j.GetTask(),
-		Name:      j.GetName(),
-		Args:      j.GetArgs(),
-		Timeout:   time.Duration(j.GetTimeoutMs()) * time.Millisecond,
-		Priority:  j.GetPriority(),
-		Attempts:  j.GetAttempts(),
-		RunCount:  j.GetRunCount(),
-		State:     JobState(j.GetState()),
-		LastError: j.GetLastError(),
-		LeaseID:   j.GetLeaseId(),
+		ID:          j.GetId(),
+		Task:        j.GetTask(),
+		Name:        j.GetName(),
+		Args:        j.GetArgs(),
+		Timeout:     time.Duration(j.GetTimeoutMs()) * time.Millisecond,
+		Priority:    j.GetPriority(),
+		Attempts:    j.GetAttempts(),
+		RunCount:    j.GetRunCount(),
+		State:       JobState(j.GetState()),
+		LastError:   j.GetLastError(),
+		Traceparent: j.GetTraceparent(),
+		LeaseID:     j.GetLeaseId(),
 	}
 	if ms := j.GetSchedAtMs(); ms > 0 {
 		out.SchedAt = time.UnixMilli(ms)

@@ -747,6 +747,8 @@ func (r *runner) call(ctx context.Context, h HandlerFunc, j *Job) (out Outcome) 
 			out = Fail(fmt.Errorf("panic: %v", p))
 		}
 	}()
+	ctx, span := workSpan(ctx, j)
+	defer func() { endWorkSpan(span, out) }()
 	return h(ctx, j)
 }
 

@@ -168,6 +168,8 @@ class Job:
     result: bytes = b""
     #: When a done job finished, unix ms (0 otherwise).
     finished_at_ms: int = 0
+    #: The W3C trace context a worker continues (empty when the submitter sent none).
+    traceparent: str = ""
     #: Set when the server cancelled the job while this worker ran it (see :class:`Cancellation`).
     cancelled: Cancellation = field(default_factory=Cancellation, compare=False, repr=False)
 
@@ -209,6 +211,7 @@ class Job:
             last_error=m.last_error,
             result=bytes(m.result),
             finished_at_ms=m.finished_at_ms,
+            traceparent=m.traceparent,
         )
 
     def to_proto(self) -> pb.Job:

@@ -35,6 +35,7 @@ from taskhive._types import (
     submit_request,
 )
 from taskhive._channel import RootCertificates, default_token, sync_channel
+from taskhive._otel import outgoing_metadata
 from taskhive.errors import from_rpc_error
 from taskhive.v1 import load_pb2 as load_pb
 from taskhive.v1 import load_pb2_grpc as load_grpc
@@ -160,7 +161,7 @@ class Client:
                 yield req
 
         try:
-            for resp in self._stub.SubmitStream(reqs()):
+            for resp in self._stub.SubmitStream(reqs(), metadata=outgoing_metadata()):
                 for a in resp.acks:
                     yield SubmitAck.from_proto(a)
         except grpc.RpcError as e:
@@ -195,7 +196,7 @@ class Client:
             priority=priority, retry=retry,
         )
         try:
-            return bytes(self._stub.RunJob(req, timeout=wait).result)
+            return bytes(self._stub.RunJob(req, timeout=wait, metadata=outgoing_metadata()).result)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
@@ -415,6 +416,6 @@ class Client:
 
     def _call(self, method: Callable[..., Any], req: Any) -> Any:
         try:
-            return method(req, timeout=self._timeout)
+            return method(req, timeout=self._timeout, metadata=outgoing_metadata())
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None

@@ -25,6 +25,7 @@ from taskhive._worker_common import (
     settle,
 )
 from taskhive._channel import RootCertificates, default_token, sync_channel
+from taskhive._otel import job_span
 from taskhive.errors import from_rpc_error
 from taskhive.v1 import scheduler_pb2 as pb
 from taskhive.v1 import scheduler_pb2_grpc as pb_grpc
@@ -351,7 +352,8 @@ class Worker:
             if handler is None:
                 value = Fail(f"no handler for task {job.task}")
             else:
-                value = handler(job)
+                with job_span(job):
+                    value = handler(job)
         except BaseException as e:  # noqa: BLE001 - a handler's failure is the job's failure
             log.debug("job %s/%s failed", job.task, job.name, exc_info=True)
             exc = e

@@ -20,6 +20,7 @@ import grpc
 import grpc.aio
 
 from taskhive._channel import RootCertificates, aio_channel, default_token
+from taskhive._otel import outgoing_metadata
 from taskhive._types import (
     Job,
     JobPage,
@@ -148,7 +149,7 @@ class Client:
                     yield req
 
         try:
-            async for resp in self._stub.SubmitStream(reqs()):
+            async for resp in self._stub.SubmitStream(reqs(), metadata=outgoing_metadata()):
                 for a in resp.acks:
                     yield SubmitAck.from_proto(a)
         except grpc.RpcError as e:
@@ -180,7 +181,7 @@ class Client:
             priority=priority, retry=retry,
         )
         try:
-            return bytes((await self._stub.RunJob(req, timeout=wait)).result)
+            return bytes((await self._stub.RunJob(req, timeout=wait, metadata=outgoing_metadata())).result)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
@@ -351,6 +352,6 @@ class Client:
 
     async def _call(self, method: Callable[..., Any], req: Any) -> Any:
         try:
-            return await method(req, timeout=self._timeout)
+            return await method(req, timeout=self._timeout, metadata=outgoing_metadata())
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None

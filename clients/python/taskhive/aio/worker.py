@@ -14,6 +14,7 @@ import grpc
 import grpc.aio
 
 from taskhive._channel import RootCertificates, aio_channel, default_token
+from taskhive._otel import job_span
 from taskhive._types import Fail, HandlerResult, Job, Outcome, default_addr
 from taskhive._worker_common import (
     FATAL_CODES,
@@ -400,14 +401,16 @@ class Worker:
         if handler is None:
             return Fail(f"no handler for task {job.task}"), None
         try:
-            if _is_async(handler):
-                value = await handler(job)  # type: ignore[misc]
-            else:
-                loop = asyncio.get_running_loop()
-                ctx = contextvars.copy_context()
-                value = await loop.run_in_executor(self._executor, ctx.run, handler, job)
-                if inspect.isawaitable(value):
-                    value = await value
+            with job_span(job):
+                if _is_async(handler):
+                    value = await handler(job)  # type: ignore[misc]
+                else:
+                    loop = asyncio.get_running_loop()
+                    # Taken inside the span: the handler's thread sees it as current.
+                    ctx = contextvars.copy_context()
+                    value = await loop.run_in_executor(self._executor, ctx.run, handler, job)
+                    if inspect.isawaitable(value):
+                        value = await value
             return value, None
         except asyncio.CancelledError:
             raise
