@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::beetle::{SEED_EXEC, SEED_JOB};
 use common::otlp::{Receiver, Span};
 use common::pg::fresh_db;
 use common::{job, TestServer, Worker};
@@ -150,6 +151,39 @@ async fn spans_from_submit_to_run_join_the_callers_trace() {
     w.done(j.lease_id, b"ok").await;
     let spans = recv.wait_for("the chain", has_chain).await;
     check_chain(&spans, &j.traceparent);
+
+    // A load execution (the Beetle seed's job, run once, served by a Work-stream worker).
+    let mut charge = Worker::connect(
+        common::cluster::channel(addr).await,
+        &["BCaaS::ChargeTask"],
+        4,
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let seed = SEED_JOB.replace("\"run_for_sec\": 10", "\"run_for_sec\": 0,\n\"run_n\": 1");
+    let r = http
+        .post(format!("{base}/job"))
+        .body(seed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let exec = tokio::spawn(http.post(format!("{base}/exec")).body(SEED_EXEC).send());
+    let run = charge.next_job().await;
+    charge.done(run.lease_id, b"{}").await;
+    let report: serde_json::Value = exec.await.unwrap().unwrap().json().await.unwrap();
+    let spans = recv
+        .wait_for("the load execution", |s| {
+            s.iter().any(|s| s.name == "taskhive.load.exec")
+        })
+        .await;
+    let e = spans
+        .iter()
+        .find(|s| s.name == "taskhive.load.exec")
+        .unwrap();
+    assert_eq!(e.attr("job"), Some("charges_local"));
+    assert_eq!(e.attr("exec"), report["id"].as_str(), "{report}");
 
     // A job with no worker yet, then kill -9 and a restart: the trace is in the store.
     c.submit_job(with_trace(job("later", "b"), &client_traceparent()))
