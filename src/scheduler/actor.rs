@@ -21,7 +21,7 @@ use super::job::*;
 use super::kept::KeptResults;
 use super::list::{JobPage, ListQuery};
 use super::local::LocalJobs;
-use super::schedule::{Plan, Schedule, ScheduleSpec};
+use super::schedule::{PlanCache, Schedule, ScheduleSpec};
 use super::settings::Settings;
 use super::timer::WakeTimer;
 use crate::metrics::Metrics;
@@ -323,6 +323,8 @@ pub struct SchedulerHandle {
     jobs: Arc<dyn Backend>,
     /// Woken when a schedule changes through this node (the schedule driver reloads).
     schedules_changed: Arc<tokio::sync::Notify>,
+    /// Parsed cron expressions, for next fire times.
+    plans: Arc<PlanCache>,
 }
 
 /// Starts the actor over `core` (already restored from the store), every job local. It stops when every handle is gone.
@@ -470,6 +472,7 @@ impl NodeHandle {
             clock: self.clock,
             jobs,
             schedules_changed: Arc::default(),
+            plans: Arc::default(),
         }
     }
 
@@ -568,7 +571,8 @@ impl SchedulerHandle {
 
     /// The next `n` fire times of `s` (after its last tick and after now).
     pub fn upcoming(&self, s: &Schedule, n: usize) -> Vec<Millis> {
-        Plan::parse(&s.spec.cron, &s.spec.tz)
+        self.plans
+            .get(&s.spec.cron, &s.spec.tz)
             .map(|p| p.upcoming(s.last_tick.max(self.clock.now_ms()), n))
             .unwrap_or_default()
     }

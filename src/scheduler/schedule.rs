@@ -121,6 +121,35 @@ impl ScheduleSpec {
     }
 }
 
+/// Parsed expressions by `(cron, tz)`, for the readers that want next fire times of every
+/// schedule (ListSchedules, polled by the dashboard): parsing costs ≈13 µs, so 10,000
+/// schedules cost ≈140 ms a call without it. Emptied when it passes [`PlanCache::MAX`]
+/// entries (expressions of deleted schedules are not tracked).
+#[derive(Default)]
+pub struct PlanCache {
+    plans: std::sync::Mutex<std::collections::HashMap<(String, String), std::sync::Arc<Plan>>>,
+}
+
+impl PlanCache {
+    /// Entries kept at most.
+    pub const MAX: usize = 100_000;
+
+    /// The parsed `(cron, tz)`; None when it does not parse (a stored schedule always does).
+    pub fn get(&self, cron: &str, tz: &str) -> Option<std::sync::Arc<Plan>> {
+        let key = (cron.to_string(), tz.to_string());
+        if let Some(p) = self.plans.lock().expect("poisoned").get(&key) {
+            return Some(p.clone());
+        }
+        let plan = std::sync::Arc::new(Plan::parse(cron, tz).ok()?);
+        let mut plans = self.plans.lock().expect("poisoned");
+        if plans.len() >= Self::MAX {
+            plans.clear();
+        }
+        plans.insert(key, plan.clone());
+        Some(plan)
+    }
+}
+
 impl Plan {
     /// Parses `cron` (5 or 6 fields) read in zone `tz` (empty = UTC).
     pub fn parse(cron: &str, tz: &str) -> Result<Plan, Error> {
@@ -293,6 +322,17 @@ pub fn job_name(schedule: &str, tick: Millis) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_plan_cache_parses_each_expression_once() {
+        let c = PlanCache::default();
+        let a = c.get("*/5 * * * *", "Europe/Paris").unwrap();
+        let b = c.get("*/5 * * * *", "Europe/Paris").unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        let utc = c.get("*/5 * * * *", "").unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&a, &utc));
+        assert!(c.get("* * *", "").is_none());
+    }
+
     use super::*;
 
     const SEC: Millis = 1000;
