@@ -912,6 +912,70 @@ async fn a_broadcast_job_reaches_every_broadcast_worker_of_the_claiming_node() {
     .await;
 }
 
+/// A broadcast job reaches the broadcast workers of every node, not only the claiming one's:
+/// the claiming node asks the others to run their parts and combines their outcomes with its
+/// own (done if any worker said done). RunJob on a third node hears the combined result,
+/// whichever node claimed the job. A node whose worker never answers holds the job only
+/// until the job's lease length plus the grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_job_reaches_the_broadcast_workers_of_every_node() {
+    let (_db, _tmp, nodes) = cluster(3).await;
+    let mut wa = Worker::connect_with(channel(nodes[0].1).await, &[], &["bcast"], 1).await;
+    let mut wb = Worker::connect_with(channel(nodes[1].1).await, &[], &["bcast"], 1).await;
+    let mut cc = client(nodes[2].1).await;
+    within(10, async {
+        while common::task_status(&mut cc, "bcast").await.workers < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+
+    // Node a's worker says done, node b's fails: done, with a's result.
+    let mut runner = cc.clone();
+    let run = tokio::spawn(async move { runner.run_job(job("bcast", "to every node")).await });
+    let ja = within(20, wa.next_job()).await;
+    let jb = within(20, wb.next_job()).await;
+    assert_eq!((ja.id, &ja.name[..]), (jb.id, "to every node"));
+    assert_eq!(&ja.args[..], &jb.args[..]);
+    wa.done(ja.lease_id, b"from a").await;
+    wb.fail(jb.lease_id, "b failed").await;
+    let r = within(20, run).await.unwrap().unwrap().into_inner();
+    assert_eq!(&r.result[..], b"from a");
+    assert_eq!(r.job_id, ja.id);
+
+    // Node b's worker never answers (its lease is 1 s): the job still ends, done by a.
+    let mut quick = job("bcast", "one silent");
+    quick.timeout_ms = Some(1_000);
+    let mut runner = cc.clone();
+    let run = tokio::spawn(async move { runner.run_job(quick).await });
+    let ja = within(20, wa.next_job()).await;
+    let _jb = within(20, wb.next_job()).await;
+    wa.done(ja.lease_id, b"a again").await;
+    let r = within(30, run).await.unwrap().unwrap().into_inner();
+    assert_eq!(&r.result[..], b"a again");
+    common::assert_no_job(&mut cc, "bcast", "one silent").await;
+
+    // Node b dies while its worker holds the job. If a owns it, a stops waiting for b's part
+    // at the deadline; if b owned it, its claim expires and a claims and runs it again.
+    let mut runner = cc.clone();
+    let mut run = tokio::spawn(async move { runner.run_job(job("bcast", "b dies")).await });
+    let ja = within(20, wa.next_job()).await;
+    let _jb = within(20, wb.next_job()).await;
+    let mut nodes = nodes;
+    nodes[1].0.kill().await.unwrap();
+    wa.done(ja.lease_id, b"a survives").await;
+    let r = within(40, async {
+        loop {
+            tokio::select! {
+                r = &mut run => break r,
+                j = wa.next_job() => wa.done(j.lease_id, b"a survives").await,
+            }
+        }
+    })
+    .await;
+    assert_eq!(&r.unwrap().unwrap().into_inner().result[..], b"a survives");
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod one_node {

@@ -311,6 +311,9 @@ fn random_operations_keep_core_and_store_in_agreement() {
                     Effect::Finished { .. } | Effect::Observe(_) | Effect::Revoke { .. } => {}
                     // Only a core with external locks (a cluster node's) says this.
                     Effect::LocksReleased { .. } => unreachable!("locks are local here"),
+                    Effect::BroadcastParts { .. } | Effect::PartDone { .. } => {
+                        unreachable!("one node: no broadcast parts")
+                    }
                 }
             }
             store.apply(&ops).unwrap();

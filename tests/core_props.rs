@@ -214,6 +214,9 @@ impl World {
                 }
                 Effect::Revoke { lease, .. } => revoked.push(lease),
                 Effect::Finished { .. } | Effect::Observe(_) => {}
+                Effect::BroadcastParts { .. } | Effect::PartDone { .. } => {
+                    unreachable!("one node: no broadcast parts")
+                }
             }
         }
         // A revoked lease no longer counts: its report will be refused.

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_postgres::{Client, Notification, Statement};
 
+use super::broadcast;
 use super::{
     connect, db_err, deliver, now_ms, sql, ClusterConfig, ClusterError, Shared, CONFIG_CHANNEL,
     FORGET_CHANNEL, JOBS_CHANNEL, JOB_DATA_CHANNEL, LOAD_JOBS_CHANNEL, LOCKS_CHANNEL,
@@ -62,7 +63,9 @@ async fn listen(
             "LISTEN {JOBS_CHANNEL}; LISTEN {RESULTS_CHANNEL}; LISTEN {FORGET_CHANNEL}; \
              LISTEN {CONFIG_CHANNEL}; LISTEN {LOAD_JOBS_CHANNEL}; LISTEN {PAUSE_CHANNEL}; \
              LISTEN {SCHEDULES_CHANNEL}; LISTEN {WATCH_CHANNEL}; LISTEN {JOB_DATA_CHANNEL}; \
-             LISTEN {LOCKS_CHANNEL}"
+             LISTEN {LOCKS_CHANNEL}; LISTEN {}; LISTEN {}",
+            broadcast::ASK_CHANNEL,
+            broadcast::ANSWER_CHANNEL
         ))
         .await?;
     Ok((listener, notes))
@@ -210,6 +213,13 @@ impl Claimer {
                         continue;
                     }
                 }
+                // Broadcast parts owed by nodes that left count as failed (core/parts.rs).
+                let ttl = [&self.shared.ttl_ms as &(dyn tokio_postgres::types::ToSql + Sync)];
+                let live = self.s.client.query(sql::LIVE_NODES, &ttl);
+                if let Ok(Ok(rows)) = timeout(self.io_limit, live).await {
+                    self.node
+                        .nodes_live(rows.iter().map(|r| r.get(0)).collect());
+                }
             }
             if last_poll.elapsed() >= self.poll {
                 last_poll = Instant::now();
@@ -275,6 +285,11 @@ impl Claimer {
             SCHEDULES_CHANNEL => self.shared.schedule_news.notify_one(),
             WATCH_CHANNEL => self.shared.watches.noticed(&self.shared.node, n.payload()),
             LOCKS_CHANNEL => super::locks::granted(&self.shared.node, n.payload(), &self.node),
+            broadcast::ASK_CHANNEL => {
+                let asked = broadcast::asked(&self.shared, &self.node, n.payload());
+                let _ = timeout(self.io_limit, asked).await;
+            }
+            broadcast::ANSWER_CHANNEL => broadcast::answered(&self.shared, &self.node, n.payload()),
             JOB_DATA_CHANNEL => {
                 let me = &self.shared.node;
                 if let Some(((task, name), event)) = self.shared.watches.piece(me, n.payload()) {
@@ -369,6 +384,22 @@ impl Claimer {
             }
         }
         if !records.is_empty() {
+            if self.serves_broadcast(task) {
+                // Before the jobs reach the core: it asks these nodes for parts as it leases them.
+                let nodes: Vec<String> = self
+                    .s
+                    .client
+                    .query(
+                        sql::BROADCAST_NODES,
+                        &[&self.shared.node, &task, &self.shared.ttl_ms],
+                    )
+                    .await
+                    .map_err(db_err)?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                self.node.set_remote_broadcast(task.to_string(), nodes);
+            }
             self.node.adopt(records);
         }
         if got < limit {
@@ -385,6 +416,13 @@ impl Claimer {
             self.drained.insert(task.to_string(), next);
         }
         Ok(())
+    }
+
+    /// Whether this node's workers take `task` as broadcast (as last published).
+    fn serves_broadcast(&self, task: &str) -> bool {
+        self.published
+            .as_ref()
+            .is_some_and(|p| p.0.iter().any(|(t, _, b)| *b && t == task))
     }
 
     fn stalled(&mut self) {

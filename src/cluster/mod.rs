@@ -19,6 +19,7 @@
 //! table and `NOTIFY taskhive_results`. Workers are published per node in
 //! `cluster_workers` / `cluster_nodes`, so Status, RunJob and DropTask see every node's.
 
+mod broadcast;
 mod claimer;
 mod exec_lock;
 mod jobs;
@@ -373,6 +374,20 @@ impl NodeEvents for Hook {
 
     fn locks_released(&self, job: JobId, timeout_ms: i64) {
         locks::release_all(self.shared.clone(), job, timeout_ms);
+    }
+
+    fn broadcast_parts(&self, job: JobId, run: u64, nodes: &[Arc<str>]) {
+        broadcast::ask(self.shared.clone(), job, run, nodes);
+    }
+
+    fn part_done(
+        &self,
+        origin: &str,
+        job: JobId,
+        run: u64,
+        outcome: &crate::scheduler::job::Outcome,
+    ) {
+        broadcast::answer(self.shared.clone(), origin, job, run, outcome);
     }
 }
 

@@ -120,6 +120,17 @@ pub const PUBLISH_WORKERS: &str = "WITH d AS (DELETE FROM cluster_workers WHERE 
      INSERT INTO cluster_nodes (node, workers, seen) VALUES ($1, $5, now())
      ON CONFLICT (node) DO UPDATE SET workers = EXCLUDED.workers, seen = now()";
 
+/// The live nodes other than `$1` with broadcast workers for task `$2` (claim TTL `$3` ms).
+pub const BROADCAST_NODES: &str = "SELECT w.node FROM cluster_workers w
+        JOIN cluster_nodes n ON n.node = w.node
+     WHERE w.task = $2 AND w.broadcast AND w.workers > 0 AND w.node <> $1
+       AND n.seen > now() - $3::bigint * interval '1 millisecond'
+     ORDER BY w.node";
+
+/// The live nodes (claim TTL `$1` ms).
+pub const LIVE_NODES: &str = "SELECT node FROM cluster_nodes
+     WHERE seen > now() - $1::bigint * interval '1 millisecond'";
+
 /// Node `$1` is alive.
 pub const NODE_SEEN: &str = "UPDATE cluster_nodes SET seen = now() WHERE node = $1";
 

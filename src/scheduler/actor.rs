@@ -229,6 +229,27 @@ pub(super) enum Cmd {
     Adopt {
         records: Vec<JobRecord>,
     },
+    RemoteBroadcast {
+        task: String,
+        nodes: Vec<String>,
+    },
+    RunPart {
+        record: JobRecord,
+        origin: String,
+        run: u64,
+    },
+    DropPart {
+        job: JobId,
+    },
+    NodesLive {
+        nodes: Vec<String>,
+    },
+    PartReported {
+        job: JobId,
+        run: u64,
+        node: String,
+        outcome: Result<Outcome, String>,
+    },
     Forget {
         ids: Vec<JobId>,
     },
@@ -298,6 +319,11 @@ pub trait NodeEvents: Send + Sync {
     /// A job here let go of every lock it held or waited for: the cluster frees its slots
     /// in the database (which may grant them to waiters on any node).
     fn locks_released(&self, job: JobId, timeout_ms: Millis);
+    /// A broadcast job owned here is leased here: the cluster asks `nodes` to run their
+    /// parts of run `run` (see `scheduler/core/parts.rs`).
+    fn broadcast_parts(&self, job: JobId, run: u64, nodes: &[Arc<str>]);
+    /// A part run here for `origin`'s job is over: the cluster tells `origin`.
+    fn part_done(&self, origin: &str, job: JobId, run: u64, outcome: &Outcome);
 }
 
 /// The cluster layer's ear on a node's actor.
@@ -484,6 +510,47 @@ impl NodeHandle {
     /// Drops jobs whose claim was lost; nothing is written.
     pub fn forget(&self, ids: Vec<JobId>) {
         let _ = self.tx.send(Cmd::Forget { ids });
+    }
+
+    /// Cluster broadcast: the other nodes with broadcast workers for `task`; sent before the
+    /// claimed jobs it applies to are adopted.
+    pub fn set_remote_broadcast(&self, task: String, nodes: Vec<String>) {
+        let _ = self.tx.send(Cmd::RemoteBroadcast { task, nodes });
+    }
+
+    /// Cluster broadcast: runs this node's part of `origin`'s job `record` (run `run`).
+    pub fn run_part(&self, record: JobRecord, origin: String, run: u64) {
+        let _ = self.tx.send(Cmd::RunPart {
+            record,
+            origin,
+            run,
+        });
+    }
+
+    /// Cluster broadcast: the live nodes; parts owed by others count as failed.
+    pub fn nodes_live(&self, nodes: Vec<String>) {
+        let _ = self.tx.send(Cmd::NodesLive { nodes });
+    }
+
+    /// Cluster broadcast: drops this node's part of job `job` if it is still here.
+    pub fn drop_part(&self, job: JobId) {
+        let _ = self.tx.send(Cmd::DropPart { job });
+    }
+
+    /// Cluster broadcast: node `node`'s part of run `run` of job `job` (owned here) is over.
+    pub fn part_reported(
+        &self,
+        job: JobId,
+        run: u64,
+        node: String,
+        outcome: Result<Outcome, String>,
+    ) {
+        let _ = self.tx.send(Cmd::PartReported {
+            job,
+            run,
+            node,
+            outcome,
+        });
     }
 
     /// Per task, how many more jobs the connected workers could take now.
@@ -1252,6 +1319,37 @@ impl Actor {
                 }
                 self.core.adopt(records, now)
             }
+            Cmd::RemoteBroadcast { task, nodes } => self.core.set_remote_broadcast(&task, nodes),
+            Cmd::RunPart {
+                mut record,
+                origin,
+                run,
+            } => {
+                if record.timeout_ms == 0 {
+                    record.timeout_ms = self.settings.default_timeout_ms();
+                }
+                self.core.run_part(record, &origin, run, now)
+            }
+            Cmd::NodesLive { nodes } => {
+                self.core.nodes_live(&nodes, now);
+                let ops = self.effects();
+                self.writer.write_detached(ops);
+            }
+            Cmd::DropPart { job } => {
+                self.core.drop_part(job);
+                let ops = self.effects();
+                self.writer.write_detached(ops);
+            }
+            Cmd::PartReported {
+                job,
+                run,
+                node,
+                outcome,
+            } => {
+                self.core.part_reported(job, run, &node, outcome, now);
+                let ops = self.effects();
+                self.writer.write_detached(ops);
+            }
             Cmd::Forget { ids } => {
                 self.core.forget(&ids);
                 let ops = self.effects();
@@ -1440,6 +1538,23 @@ impl Actor {
                             hook.locks_released(job, timeout_ms);
                         }
                     }
+                    Effect::BroadcastParts { job, run, nodes } => {
+                        if let Some(hook) = &self.on_finished {
+                            hook.broadcast_parts(job, run, &nodes);
+                        }
+                    }
+                    Effect::PartDone {
+                        origin,
+                        job,
+                        run,
+                        outcome,
+                    } => {
+                        if let Some(hook) = &self.on_finished {
+                            hook.part_done(&origin, job, run, &outcome);
+                        }
+                    }
+                    // A part's end is not its job's: the owner reports that.
+                    Effect::Finished { job, .. } if crate::scheduler::core::is_part(job) => {}
                     Effect::Finished {
                         job,
                         task,

@@ -26,6 +26,9 @@ use crate::store::{Op, StoredJobs};
 
 mod list;
 mod log;
+mod parts;
+
+pub use parts::{is_part, PART_BIT, PART_GRACE_MS};
 
 /// Tunables of the core.
 #[derive(Clone, Debug)]
@@ -103,6 +106,27 @@ pub enum Effect {
         attempts: u32,
         /// The worker's result, or why there is none.
         result: Result<Bytes, String>,
+    },
+    /// Cluster: run this broadcast job on the broadcast workers of these other nodes too;
+    /// each answers with a part outcome ([`Core::part_reported`]) for run `run`.
+    BroadcastParts {
+        /// The job (owned here).
+        job: JobId,
+        /// Which run of it (its first lease), so late answers of an older run are ignored.
+        run: u64,
+        /// The nodes asked.
+        nodes: Vec<Arc<str>>,
+    },
+    /// Cluster: a part run here for a broadcast job of `origin` is over.
+    PartDone {
+        /// The node that owns the job.
+        origin: Arc<str>,
+        /// The job's id.
+        job: JobId,
+        /// The run the part belongs to.
+        run: u64,
+        /// The combined outcome of this node's workers.
+        outcome: Outcome,
     },
 }
 
@@ -271,6 +295,10 @@ struct BroadcastRun {
     done: Option<Bytes>,
     later: Option<(i64, u32)>,
     error: Option<String>,
+    /// Cluster: other nodes running a part of it, not yet answered (owner side).
+    remote: BTreeSet<Arc<str>>,
+    /// Which run: the first lease (parts answer with it).
+    run: u64,
 }
 
 #[derive(Debug)]
@@ -303,6 +331,12 @@ pub struct Core {
     locks: Locks,
     /// Broadcast jobs running on several workers, and what their leases said so far.
     broadcasts: HashMap<JobId, BroadcastRun>,
+    /// Cluster broadcast (see `core/parts.rs`): per task, the other nodes with broadcast
+    /// workers for it; the parts run here for jobs owned elsewhere; and when the owner
+    /// stops waiting for other nodes' parts.
+    remote_broadcast: HashMap<TaskId, Vec<Arc<str>>>,
+    parts: HashMap<JobId, parts::PartOf>,
+    part_deadlines: BTreeSet<(Millis, JobId)>,
     /// Latest time an operation was given: for internal steps that take none.
     last_now: Millis,
     next_job: JobId,
@@ -312,6 +346,24 @@ pub struct Core {
     effects: Vec<Effect>,
     /// Shutting down: no new leases, so the open ones can be reported within the grace period.
     paused: bool,
+}
+
+impl BroadcastRun {
+    /// Takes one lease's or one node's outcome (`lost` = why there is none).
+    fn record(&mut self, outcome: Option<Outcome>, lost: Option<String>) {
+        match outcome {
+            Some(Outcome::Done { result }) => self.done = Some(result),
+            Some(Outcome::SchedLater {
+                delay_ms,
+                count_step,
+            }) => {
+                let d = self.later.map_or(delay_ms, |(d, _)| d.min(delay_ms));
+                self.later = Some((d, count_step));
+            }
+            Some(Outcome::Fail { error, .. }) => self.error = Some(error),
+            None => self.error = lost,
+        }
+    }
 }
 
 impl Core {
@@ -334,6 +386,9 @@ impl Core {
             locks: Locks::default(),
             last_now: 0,
             broadcasts: HashMap::default(),
+            remote_broadcast: HashMap::default(),
+            parts: HashMap::default(),
+            part_deadlines: BTreeSet::new(),
             next_job: 1,
             next_lease: first_lease.max(1),
             next_worker: 1,
@@ -480,11 +535,15 @@ impl Core {
                 .by_name
                 .get(&self.jobs, r.name.as_str())
             {
-                // The stored row replaced ours (same task and name): ours is stale.
-                if matches!(self.jobs[&old].phase, Phase::Running(_)) {
+                // A part run here for another node gives way to the job itself, now ours.
+                if is_part(old) {
+                    self.remove_job(old, "claimed by this node");
+                } else if matches!(self.jobs[&old].phase, Phase::Running(_)) {
+                    // The stored row replaced ours (same task and name): ours is stale.
                     continue;
+                } else {
+                    self.remove_job(old, "replaced in the store");
                 }
-                self.remove_job(old, "replaced in the store");
             }
             self.next_job = self.next_job.max(r.id + 1);
             self.insert_record(r.id, r, now);
@@ -745,7 +804,7 @@ impl Core {
     pub fn remove(&mut self, key: &JobKey) -> Result<JobId, Error> {
         let id = self.find(key)?;
         self.remove_job(id, "job removed");
-        self.effects.push(Effect::Persist(Op::Delete(id)));
+        self.persist(Op::Delete(id));
         Ok(id)
     }
 
@@ -889,7 +948,7 @@ impl Core {
         let ids = self.dead_matching(task, name);
         for &id in &ids {
             self.remove_job(id, "purged");
-            self.effects.push(Effect::Persist(Op::Delete(id)));
+            self.persist(Op::Delete(id));
         }
         ids.len() as u64
     }
@@ -1077,6 +1136,9 @@ impl Core {
 
     /// Applies a running job's outcome (its leases are already settled).
     fn apply_outcome(&mut self, id: JobId, outcome: Outcome, now: Millis) {
+        if is_part(id) {
+            return self.part_over(id, outcome);
+        }
         self.release_locks(id, now);
         match outcome {
             Outcome::Done { result } => {
@@ -1086,7 +1148,7 @@ impl Core {
                 self.effects.push(Effect::Observe(Observation::Done(task)));
                 let finished = self.finished(id, Ok(result));
                 self.remove_job_silently(id);
-                self.effects.push(Effect::Persist(Op::Delete(id)));
+                self.persist(Op::Delete(id));
                 self.effects.push(finished);
             }
             Outcome::Fail { error, retry } => self.fail_attempt(id, error, retry, true, now),
@@ -1131,6 +1193,7 @@ impl Core {
             self.lease_expiry.first().map(|&(t, _)| t),
             self.unattached.first().map(|&(t, _)| t),
             self.locks.next_expiry(),
+            self.part_deadlines.first().map(|&(t, _)| t),
         ]
         .into_iter()
         .flatten()
@@ -1168,6 +1231,7 @@ impl Core {
                 }
             }
         }
+        self.expire_parts(now);
         if self.locks.next_expiry().is_some_and(|t| t <= now) {
             let (_, promoted) = self.locks.expire(now, self.cfg.lock_timeout_ms);
             self.wake_locked(promoted);
@@ -1284,6 +1348,8 @@ impl Core {
             self.tasks[tid as usize].running += 1;
             let mut leases: Vec<LeaseId> = run.leases.iter().copied().collect();
             leases.sort_unstable();
+            run.run = first;
+            self.ask_parts(tid, id, &mut run, now);
             self.broadcasts.insert(id, run);
             for (w, lid) in targets.into_iter().zip(leases) {
                 let mut job = self.view(id);
@@ -1354,6 +1420,12 @@ impl Core {
     fn lease_lost(&mut self, id: JobId, lid: LeaseId, why: &str, now: Millis) {
         if self.broadcasts.contains_key(&id) {
             self.broadcast_settle(id, lid, None, Some(why.to_string()), now);
+        } else if is_part(id) {
+            let outcome = Outcome::Fail {
+                error: why.to_string(),
+                retry: true,
+            };
+            self.apply_outcome(id, outcome, now);
         } else {
             self.fail_attempt(id, why.to_string(), true, false, now);
         }
@@ -1370,20 +1442,22 @@ impl Core {
     ) {
         let run = self.broadcasts.get_mut(&id).expect("broadcast run exists");
         run.leases.remove(&lid);
-        match outcome {
-            Some(Outcome::Done { result }) => run.done = Some(result),
-            Some(Outcome::SchedLater {
-                delay_ms,
-                count_step,
-            }) => {
-                let d = run.later.map_or(delay_ms, |(d, _)| d.min(delay_ms));
-                run.later = Some((d, count_step));
-            }
-            Some(Outcome::Fail { error, .. }) => run.error = Some(error),
-            None => run.error = lost,
-        }
+        run.record(outcome, lost);
         if let Some(&next) = run.leases.iter().min() {
             self.jobs.get_mut(&id).expect("running job exists").phase = Phase::Running(next);
+            return;
+        }
+        self.broadcast_finish(id, now);
+    }
+
+    /// Applies a broadcast run's combined outcome once no lease and no other node's part is
+    /// open (while parts are, the job stays running on its last settled lease).
+    fn broadcast_finish(&mut self, id: JobId, now: Millis) {
+        if self
+            .broadcasts
+            .get(&id)
+            .is_none_or(|r| !r.leases.is_empty() || !r.remote.is_empty())
+        {
             return;
         }
         let run = self.broadcasts.remove(&id).expect("broadcast run exists");
@@ -1644,7 +1718,7 @@ impl Core {
                 .min();
             let Some(id) = oldest else { break };
             self.remove_job(id, "dead set full");
-            self.effects.push(Effect::Persist(Op::Delete(id)));
+            self.persist(Op::Delete(id));
         }
     }
 
@@ -1795,6 +1869,9 @@ impl Core {
 
     /// Drops a job from the maps and queues; the caller settles its lease and running count.
     fn remove_job_silently(&mut self, id: JobId) {
+        if is_part(id) {
+            self.parts.remove(&id);
+        }
         self.unqueue(id);
         let slot = self.jobs.slot(&id).expect("job exists");
         let tid = self.jobs.at(slot).1.task;
@@ -1841,7 +1918,8 @@ impl Core {
     fn record(&self, id: JobId) -> JobRecord {
         let job = &self.jobs[&id];
         JobRecord {
-            id,
+            // A part shows its job's own id.
+            id: id & !PART_BIT,
             task: self.tasks[job.task as usize].name.to_string(),
             name: job.name.to_string(),
             args: job.args.clone(),
@@ -1875,20 +1953,24 @@ impl Core {
     }
 
     fn persist_upsert(&mut self, id: JobId) {
+        // Parts are never written (and their record shows the job's own id).
+        if is_part(id) {
+            return;
+        }
         let r = self.record(id);
-        self.effects.push(Effect::Persist(Op::Upsert(r)));
+        self.persist(Op::Upsert(r));
     }
 
     fn persist_reschedule(&mut self, id: JobId) {
         let job = &self.jobs[&id];
-        self.effects.push(Effect::Persist(Op::Reschedule {
+        self.persist(Op::Reschedule {
             id,
             sched_at: job.sched_at,
             attempts: job.attempts,
             run_count: job.run_count,
             dead: job.phase == Phase::Dead,
             last_error: job.last_error.as_deref().unwrap_or("").to_string(),
-        }));
+        });
     }
 
     /// One page of every job in id order, for Dump.
@@ -1919,7 +2001,12 @@ impl Core {
                 }
                 Phase::Running(l) => {
                     running[job.task as usize] += 1;
+                    // A broadcast job whose leases are settled may wait for other nodes' parts.
                     self.leases.get(&l).is_some_and(|x| x.job == Some(id))
+                        || self
+                            .broadcasts
+                            .get(&id)
+                            .is_some_and(|r| r.leases.is_empty() && !r.remote.is_empty())
                 }
             };
             if !ok {
