@@ -976,6 +976,44 @@ async fn a_broadcast_job_reaches_the_broadcast_workers_of_every_node() {
     assert_eq!(&r.unwrap().unwrap().into_inner().result[..], b"a survives");
 }
 
+/// A broadcast job reaches every broadcast worker, one per node in a cluster (all on the one
+/// node otherwise): each gets a lease of the same job, and the job is done (with the
+/// done worker's result, heard by RunJob on a random node) once all have reported, though
+/// the others failed or asked for later.
+async fn scenario_a_broadcast_job_reaches_every_broadcast_worker(env: Env) {
+    let mut ws = Vec::new();
+    for i in 0..3 {
+        let addr = env.addrs[i % env.addrs.len()];
+        ws.push(Worker::connect_with(channel(addr).await, &[], &["everywhere"], 1).await);
+    }
+    for &a in &env.addrs {
+        let mut c = client(a).await;
+        within(10, async {
+            while common::task_status(&mut c, "everywhere").await.workers < 3 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+    }
+    let mut c = env.c().await;
+    let run = tokio::spawn(async move { c.run_job(job("everywhere", "all of you")).await });
+    let mut got = Vec::new();
+    for w in ws.iter_mut() {
+        got.push(within(20, w.next_job()).await);
+    }
+    assert!(got
+        .iter()
+        .all(|j| j.id == got[0].id && j.name == "all of you"));
+    // Each has a lease of its own (lease ids are per node, so they may repeat across nodes).
+    assert!(got.iter().all(|j| j.lease_id != 0));
+    ws[0].fail(got[0].lease_id, "not me").await;
+    ws[1].done(got[1].lease_id, b"did it").await;
+    ws[2].sched_later(got[2].lease_id, 60_000, 1).await;
+    let r = within(30, run).await.unwrap().unwrap().into_inner();
+    assert_eq!((r.job_id, &r.result[..]), (got[0].id, &b"did it"[..]));
+    common::assert_no_job(&mut env.c().await, "everywhere", "all of you").await;
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod one_node {
@@ -1129,6 +1167,7 @@ conformance!(
     scenario_removing_a_running_job_cancels_it_on_its_worker,
     scenario_a_schedule_fires_each_tick_once_pauses_and_resumes,
     scenario_a_paused_task_holds_its_jobs_until_resumed,
+    scenario_a_broadcast_job_reaches_every_broadcast_worker,
 );
 
 /// The machine reason of a refusal (`google.rpc.ErrorInfo` in the status details).

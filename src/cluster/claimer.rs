@@ -203,22 +203,19 @@ impl Claimer {
                     continue;
                 }
                 self.node.release_unserved();
-                let node = [&self.shared.node as &(dyn tokio_postgres::types::ToSql + Sync)];
-                let seen = self.s.client.execute(sql::NODE_SEEN, &node);
+                let args: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+                    [&self.shared.node, &self.shared.ttl_ms];
+                let seen = self.s.client.query(sql::NODE_SEEN, &args);
                 match timeout(self.io_limit, seen).await {
-                    Ok(Ok(_)) => {}
+                    // Broadcast parts owed by nodes that left count as failed (core/parts.rs).
+                    Ok(Ok(rows)) => self
+                        .node
+                        .nodes_live(rows.iter().map(|r| r.get(0)).collect()),
                     Ok(Err(e)) => tracing::warn!(error = %db_err(e), "node heartbeat failed"),
                     Err(_) => {
                         self.stalled();
                         continue;
                     }
-                }
-                // Broadcast parts owed by nodes that left count as failed (core/parts.rs).
-                let ttl = [&self.shared.ttl_ms as &(dyn tokio_postgres::types::ToSql + Sync)];
-                let live = self.s.client.query(sql::LIVE_NODES, &ttl);
-                if let Ok(Ok(rows)) = timeout(self.io_limit, live).await {
-                    self.node
-                        .nodes_live(rows.iter().map(|r| r.get(0)).collect());
                 }
             }
             if last_poll.elapsed() >= self.poll {
