@@ -1,6 +1,7 @@
 //! Remote task classes: each run is a one-shot job for a worker that registered the class,
 //! dispatched through the scheduler (RegisterTask / GrabJob / Work), so any client library
-//! can implement a load task.
+//! can implement a load task. Runs are transient jobs (`scheduler/core/transient.rs`): kept
+//! in memory only, with no store commit per run.
 
 use std::collections::BTreeMap;
 
@@ -86,11 +87,14 @@ impl RemoteRun<'_> {
             },
             trace: None,
         };
-        match self.sched.run_job(spec).await {
+        // In memory only (no store commit): losing a load run in a crash is correct. With no
+        // worker of the class on this node it is a durable job any node's worker may take.
+        match self.sched.run_transient(spec).await {
             Ok((_, result)) => parse_result(&result),
             Err(e) => {
                 if let Error::JobFailed(_) = e {
-                    // A failed one-shot run lands in the dead set; it is reported here instead.
+                    // A failed durable one-shot run lands in the dead set; it is reported
+                    // here instead (a transient one is not kept: this finds nothing).
                     let _ = self
                         .sched
                         .purge_dead(Some(self.class.to_string()), Some(name))

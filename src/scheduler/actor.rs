@@ -80,6 +80,10 @@ pub(super) enum Cmd {
         specs: Vec<JobSpec>,
         reply: Reply<Result<(Vec<SubmitReply>, Commit), Error>>,
     },
+    SubmitTransient {
+        spec: JobSpec,
+        reply: Reply<Result<(JobId, ResultRx), Error>>,
+    },
     SubmitEach {
         specs: Vec<JobSpec>,
         reply: Reply<(Vec<Result<SubmitReply, Error>>, Commit)>,
@@ -721,6 +725,31 @@ impl SchedulerHandle {
         self.jobs.run_job(spec).await
     }
 
+    /// Runs a job that lives in this node's memory only (no store write; lost on a crash)
+    /// and waits for its result: the load runner's remote task runs. Without a worker for
+    /// the task on this node, a durable [`Self::run_job`] (in a cluster, any node's worker
+    /// may take it).
+    pub async fn run_transient(&self, spec: JobSpec) -> Result<(JobId, Bytes), Error> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Cmd::SubmitTransient {
+            spec: spec.clone(),
+            reply,
+        };
+        if self.tx.send(cmd).is_err() {
+            return Err(Error::ShuttingDown);
+        }
+        let (id, result) = match rx.await.map_err(|_| Error::ShuttingDown)? {
+            Ok(r) => r,
+            Err(Error::NoWorker { .. }) => return self.run_job(spec).await,
+            Err(e) => return Err(e),
+        };
+        match result.await {
+            Ok(Ok(r)) => Ok((id, r)),
+            Ok(Err(e)) => Err(Error::JobFailed(e)),
+            Err(_) => Err(Error::ShuttingDown),
+        }
+    }
+
     /// Removes a job.
     pub async fn remove(&self, key: JobKey) -> Result<JobId, Error> {
         self.jobs.remove(key).await
@@ -1083,6 +1112,17 @@ impl Actor {
                 });
                 let commit = self.commit();
                 let _ = reply.send(Ok((r, commit, rx)));
+            }
+            Cmd::SubmitTransient { mut spec, reply } => {
+                if spec.timeout_ms == 0 {
+                    spec.timeout_ms = self.settings.default_timeout_ms();
+                }
+                let r = self.core.submit_transient(spec, now).map(|id| {
+                    let (tx, rx) = oneshot::channel();
+                    self.waiters.entry(id).or_default().push(tx);
+                    (id, rx)
+                });
+                let _ = reply.send(r);
             }
             Cmd::SubmitMany { specs, reply } => {
                 let default_timeout = self.settings.default_timeout_ms();

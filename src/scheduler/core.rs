@@ -27,8 +27,10 @@ use crate::store::{Op, StoredJobs};
 mod list;
 mod log;
 mod parts;
+mod transient;
 
 pub use parts::{is_part, PART_BIT, PART_GRACE_MS};
+pub use transient::{in_memory_only, is_transient, TRANSIENT_BIT};
 
 /// Tunables of the core.
 #[derive(Clone, Debug)]
@@ -337,6 +339,8 @@ pub struct Core {
     remote_broadcast: HashMap<TaskId, Vec<Arc<str>>>,
     parts: HashMap<JobId, parts::PartOf>,
     part_deadlines: BTreeSet<(Millis, JobId)>,
+    /// Transient jobs submitted so far (their ids count up under `TRANSIENT_BIT`).
+    next_transient: JobId,
     /// Latest time an operation was given: for internal steps that take none.
     last_now: Millis,
     next_job: JobId,
@@ -389,6 +393,7 @@ impl Core {
             remote_broadcast: HashMap::default(),
             parts: HashMap::default(),
             part_deadlines: BTreeSet::new(),
+            next_transient: 0,
             next_job: 1,
             next_lease: first_lease.max(1),
             next_worker: 1,
@@ -569,7 +574,8 @@ impl Core {
             let Some(job) = self.jobs.get(&id) else {
                 continue;
             };
-            if matches!(job.phase, Phase::Running(_) | Phase::Locked) {
+            // Nothing of a part or a transient job is claimed; their waits end on their own.
+            if matches!(job.phase, Phase::Running(_) | Phase::Locked) || in_memory_only(id) {
                 continue;
             }
             self.remove_job_silently(id);
@@ -1493,6 +1499,14 @@ impl Core {
         let task = self.tasks[job.task as usize].name.clone();
         self.effects
             .push(Effect::Observe(Observation::Failed { task, dead }));
+        if dead && is_transient(id) {
+            // Its waiter hears the error; nothing keeps it.
+            self.log_attempt(id, &error);
+            let finished = self.finished(id, Err(error));
+            self.remove_job_silently(id);
+            self.effects.push(finished);
+            return;
+        }
         if dead {
             job.phase = Phase::Dead;
             let tid = job.task;
@@ -1952,9 +1966,22 @@ impl Core {
         }
     }
 
+    /// Writes `op`, unless it is about a part or a transient job (they live in memory only).
+    fn persist(&mut self, op: Op) {
+        let id = match &op {
+            Op::Upsert(r) => Some(r.id),
+            Op::Reschedule { id, .. } | Op::Delete(id) => Some(*id),
+            _ => None,
+        };
+        if id.is_some_and(in_memory_only) {
+            return;
+        }
+        self.effects.push(Effect::Persist(op));
+    }
+
     fn persist_upsert(&mut self, id: JobId) {
-        // Parts are never written (and their record shows the job's own id).
-        if is_part(id) {
+        // Parts and transient jobs are never written (a part's record shows its job's id).
+        if in_memory_only(id) {
             return;
         }
         let r = self.record(id);
@@ -1977,6 +2004,7 @@ impl Core {
     pub fn dump_page(&self, after: JobId, limit: usize) -> Vec<JobRecord> {
         self.jobs
             .after(after)
+            .filter(|&(id, _)| !in_memory_only(id))
             .take(limit)
             .map(|(id, _)| self.record(id))
             .collect()

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use super::{BroadcastRun, Core, Effect, Op, TaskId};
+use super::{BroadcastRun, Core, Effect, TaskId};
 use crate::scheduler::job::{JobId, JobRecord, Millis, Outcome};
 
 /// Marks a part's id in the core of the node running it (cluster job ids come from a
@@ -205,18 +205,5 @@ impl Core {
             run: p.run,
             outcome,
         });
-    }
-
-    /// Writes `op`, unless it is about a part (parts live in memory only).
-    pub(super) fn persist(&mut self, op: Op) {
-        let id = match &op {
-            Op::Upsert(r) => Some(r.id),
-            Op::Reschedule { id, .. } | Op::Delete(id) => Some(*id),
-            _ => None,
-        };
-        if id.is_some_and(is_part) {
-            return;
-        }
-        self.effects.push(Effect::Persist(op));
     }
 }
