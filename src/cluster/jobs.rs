@@ -21,7 +21,7 @@ use crate::scheduler::list::{Cursor, JobPage, ListQuery};
 use crate::scheduler::local::LocalJobs;
 use crate::scheduler::schedule::{Schedule, ScheduleSpec};
 use crate::store::postgres::schedule_row;
-use crate::store::writer::Commit;
+use crate::store::writer::{Admitted, Commit};
 
 /// A batch of SubmitStream jobs for the ordered submitter.
 type Ordered = (
@@ -470,6 +470,12 @@ impl Backend for ClusterJobs {
             let c = shared.conn().await?;
             submit_batch(&c.client, &c.submit, &specs, false).await
         })
+    }
+
+    /// Not bounded here: a cluster's submits queue for the group submit statement (see
+    /// ARCHITECTURE.md, "Where every queue is bounded").
+    fn admit(&self, _jobs: usize) -> BoxFuture<'static, Option<Admitted>> {
+        Box::pin(std::future::ready(None))
     }
 
     fn submit_each(&self, specs: Vec<JobSpec>) -> BoxFuture<'static, SubmittedEach> {

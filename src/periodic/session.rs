@@ -241,6 +241,8 @@ impl Session {
                     // Queued now, in order; answered once committed. A client that pipelines
                     // submits (aio-periodic does, by message id) gets them group-committed
                     // together instead of one commit per round trip.
+                    // Held until its commit resolves (the store's bounded backlog).
+                    let admitted = h.admit(1).await;
                     let submitted = h.submit_each(vec![spec]);
                     let held = self.submits.clone().acquire_owned().await;
                     let out = self.out.clone();
@@ -256,7 +258,7 @@ impl Session {
                             Err(e) => Err(e),
                         };
                         let _ = out.send(answer(msgid, r));
-                        drop(held);
+                        drop((held, admitted));
                     });
                 }
             },

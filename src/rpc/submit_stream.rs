@@ -111,7 +111,15 @@ async fn read(
         let submitted = if specs.is_empty() {
             future::ready(Ok((Vec::new(), Commit::done()))).boxed()
         } else {
-            h.submit_each(specs)
+            // A store far behind holds the stream here (its client's sends then wait on
+            // HTTP/2 flow control) instead of queueing more writes.
+            let admitted = h.admit(specs.len()).await;
+            let submitted = h.submit_each(specs);
+            async move {
+                let (replies, commit) = submitted.await?;
+                Ok((replies, commit.holding(admitted)))
+            }
+            .boxed()
         };
         let b = Pending::Batch {
             first_seq: seq,

@@ -25,7 +25,7 @@ use super::schedule::{PlanCache, Schedule, ScheduleSpec};
 use super::settings::Settings;
 use super::timer::WakeTimer;
 use crate::metrics::Metrics;
-use crate::store::writer::{Commit, Writer};
+use crate::store::writer::{Admitted, Backlog, Commit, Writer};
 use crate::store::{Op, StoreError};
 
 /// What the actor tells one worker.
@@ -355,6 +355,7 @@ pub struct SchedulerHandle {
     schedules_changed: Arc<tokio::sync::Notify>,
     /// Parsed cron expressions, for next fire times.
     plans: Arc<PlanCache>,
+    backlog: Arc<Backlog>,
 }
 
 /// Starts the actor over `core` (already restored from the store), every job local. It stops when every handle is gone.
@@ -389,6 +390,7 @@ pub fn spawn_node(
     holding: Holding,
     on_finished: Option<NodeHook>,
 ) -> (NodeHandle, tokio::task::JoinHandle<()>) {
+    let backlog = writer.backlog();
     let (tx, rx) = mpsc::unbounded_channel();
     core.set_lock_timeout(settings.lock_timeout_ms());
     let actor = Actor {
@@ -410,7 +412,7 @@ pub fn spawn_node(
         keep_ms: 0,
     };
     let join = tokio::spawn(actor.run());
-    (NodeHandle { tx, clock }, join)
+    (NodeHandle { tx, clock, backlog }, join)
 }
 
 /// Sends a command and awaits its reply.
@@ -429,12 +431,14 @@ pub(super) async fn call<T>(
 pub struct NodeHandle {
     tx: mpsc::UnboundedSender<Cmd>,
     clock: Clock,
+    /// The store writer's queue, which local submits wait on.
+    backlog: Arc<Backlog>,
 }
 
 impl NodeHandle {
     /// The client API over this node's own core.
     pub fn local(&self) -> LocalJobs {
-        LocalJobs::new(self.tx.clone())
+        LocalJobs::new(self.tx.clone(), self.backlog.clone())
     }
 
     /// External locks: the job of `lease` and the lock timeout.
@@ -503,6 +507,7 @@ impl NodeHandle {
             jobs,
             schedules_changed: Arc::default(),
             plans: Arc::default(),
+            backlog: self.backlog,
         }
     }
 
@@ -614,7 +619,16 @@ impl SchedulerHandle {
         NodeHandle {
             tx: self.tx.clone(),
             clock: self.clock,
+            backlog: self.backlog.clone(),
         }
+    }
+
+    /// Waits while the store is too far behind to take `jobs` more (see [`Backlog`]); hold
+    /// the answer until their commit resolves. The ordered submit paths (SubmitStream,
+    /// Periodic's pipelined SUBMIT_JOB) call it before [`Self::submit_each`]; the others wait
+    /// inside their backend call.
+    pub async fn admit(&self, jobs: usize) -> Option<Admitted> {
+        self.jobs.admit(jobs).await
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, Error> {

@@ -22,7 +22,7 @@ use super::error::Error;
 use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView, Millis};
 use super::list::{JobPage, ListQuery};
 use super::schedule::{Schedule, ScheduleSpec};
-use crate::store::writer::Commit;
+use crate::store::writer::{Admitted, Commit};
 
 /// What [`Backend::submit_each`] hands back: one answer per job, and their commit.
 pub type SubmittedEach = Result<(Vec<Result<SubmitReply, Error>>, Commit), Error>;
@@ -40,6 +40,11 @@ pub trait Backend: Send + Sync + 'static {
     /// The work is queued before this returns, so calls made in order are applied in order;
     /// the future yields the per-job answers and the commit covering them.
     fn submit_each(&self, specs: Vec<JobSpec>) -> BoxFuture<'static, SubmittedEach>;
+    /// Waits until `jobs` more may be submitted; hold what it answers until their commit
+    /// resolves. The ordered paths call it before [`Self::submit_each`] (which must queue at
+    /// once to keep order); the other submit calls wait inside. Local: the store writer's
+    /// bounded backlog ([`crate::store::writer::Backlog`]); None where nothing is bounded.
+    fn admit(&self, jobs: usize) -> BoxFuture<'static, Option<Admitted>>;
     /// Submits a job and waits for a worker's result. Needs a worker for the task.
     fn run_job(&self, spec: JobSpec) -> Fut<(JobId, Bytes)>;
     /// Removes a job in any state; a running job's report is then refused.

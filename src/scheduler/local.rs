@@ -2,6 +2,7 @@
 //! node's store (SQLite, or PostgreSQL without `--node-id`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -14,16 +15,19 @@ use super::error::Error;
 use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView, Millis};
 use super::list::{JobPage, ListQuery};
 use super::schedule::{Schedule, ScheduleSpec};
+use crate::store::writer::{Admitted, Backlog};
 
 /// The local backend: commands to the actor, answers after the commit.
 #[derive(Clone)]
 pub struct LocalJobs {
     tx: mpsc::UnboundedSender<Cmd>,
+    /// The store writer's queue: calls that add jobs wait while it is over its bound.
+    backlog: Arc<Backlog>,
 }
 
 impl LocalJobs {
-    pub(super) fn new(tx: mpsc::UnboundedSender<Cmd>) -> Self {
-        LocalJobs { tx }
+    pub(super) fn new(tx: mpsc::UnboundedSender<Cmd>, backlog: Arc<Backlog>) -> Self {
+        LocalJobs { tx, backlog }
     }
 
     /// Submits through the core; with `wait`, also a receiver of the job's result.
@@ -39,14 +43,23 @@ impl LocalJobs {
 }
 
 impl Backend for LocalJobs {
+    fn admit(&self, jobs: usize) -> BoxFuture<'static, Option<Admitted>> {
+        let backlog = self.backlog.clone();
+        Box::pin(async move { Some(backlog.admit(jobs).await) })
+    }
+
     fn submit(&self, spec: JobSpec) -> Fut<SubmitReply> {
-        let tx = self.tx.clone();
-        Box::pin(async move { Ok(Self::submit_job(tx, spec, false).await?.0) })
+        let (tx, backlog) = (self.tx.clone(), self.backlog.clone());
+        Box::pin(async move {
+            let _admitted = backlog.admit(1).await;
+            Ok(Self::submit_job(tx, spec, false).await?.0)
+        })
     }
 
     fn submit_many(&self, specs: Vec<JobSpec>) -> Fut<Vec<SubmitReply>> {
-        let tx = self.tx.clone();
+        let (tx, backlog) = (self.tx.clone(), self.backlog.clone());
         Box::pin(async move {
+            let _admitted = backlog.admit(specs.len()).await;
             let (replies, commit) = call(&tx, |reply| Cmd::SubmitMany { specs, reply }).await??;
             commit.wait().await.map_err(store_err)?;
             Ok(replies)
@@ -65,9 +78,12 @@ impl Backend for LocalJobs {
     }
 
     fn run_job(&self, spec: JobSpec) -> Fut<(JobId, Bytes)> {
-        let tx = self.tx.clone();
+        let (tx, backlog) = (self.tx.clone(), self.backlog.clone());
         Box::pin(async move {
+            // Held until the submit's commit only: not while the job runs.
+            let admitted = backlog.admit(1).await;
             let (reply, rx) = Self::submit_job(tx, spec, true).await?;
+            drop(admitted);
             match rx.expect("waiter requested").await {
                 Ok(Ok(result)) => Ok((reply.id, result)),
                 Ok(Err(e)) => Err(Error::JobFailed(e)),
@@ -145,8 +161,9 @@ impl Backend for LocalJobs {
     }
 
     fn load(&self, record: JobRecord) -> Fut<()> {
-        let tx = self.tx.clone();
+        let (tx, backlog) = (self.tx.clone(), self.backlog.clone());
         Box::pin(async move {
+            let _admitted = backlog.admit(1).await;
             let commit = call(&tx, |reply| Cmd::Load { record, reply }).await?;
             commit.wait().await.map_err(store_err)
         })

@@ -167,6 +167,10 @@ impl Backend for DiskGuarded {
         }
     }
 
+    fn admit(&self, jobs: usize) -> BoxFuture<'static, Option<crate::store::writer::Admitted>> {
+        self.inner.admit(jobs)
+    }
+
     fn run_job(&self, spec: JobSpec) -> Fut<(JobId, Bytes)> {
         match self.disk.check() {
             Ok(()) => self.inner.run_job(spec),

@@ -11,17 +11,81 @@
 //! write, so it can make memory agree with the store before writing again.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::{Op, Store, StoreError};
 use crate::scheduler::job::{JobId, JobRecord};
 
 /// Ops in one batch at most; more waits for the next commit.
 const MAX_BATCH_OPS: usize = 20_000;
+
+/// Jobs submitted and not yet committed above which new submits wait ([`Backlog::admit`]):
+/// five full batches.
+pub const DEFAULT_BACKLOG_JOBS: usize = 5 * MAX_BATCH_OPS;
+
+/// The writer's queue. Submits take a permit per job ([`Backlog::admit`]) and hold it until
+/// their commit resolves, so at most the bound's worth of submitted jobs wait for the store:
+/// when it falls behind (a slow disk) submitters wait instead of memory growing with a queue
+/// of writes. Reports, removes and reads take none, so workers drain while submitters wait.
+/// It also counts the ops queued and not yet committed, and their peak.
+#[derive(Debug)]
+pub struct Backlog {
+    queued: AtomicUsize,
+    peak: AtomicUsize,
+    limit: usize,
+    permits: Arc<Semaphore>,
+}
+
+/// Jobs admitted and not yet committed; dropping it lets others in.
+#[must_use = "hold it until the submit's commit resolves"]
+pub struct Admitted(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
+
+impl Backlog {
+    fn new(limit: usize) -> Backlog {
+        let limit = limit.clamp(1, Semaphore::MAX_PERMITS);
+        Backlog {
+            queued: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            limit,
+            permits: Arc::new(Semaphore::new(limit)),
+        }
+    }
+
+    fn add(&self, n: usize) {
+        let now = self.queued.fetch_add(n, Ordering::AcqRel) + n;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn committed(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Waits until `jobs` more may be submitted (at once, nearly always). A batch larger
+    /// than the bound waits for the whole bound.
+    pub async fn admit(&self, jobs: usize) -> Admitted {
+        let n = jobs.clamp(1, self.limit) as u32;
+        Admitted(self.permits.clone().acquire_many_owned(n).await.ok())
+    }
+
+    /// Ops queued and not yet committed.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// The most ops ever queued at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Jobs admitted and not yet committed at most.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
 
 /// Jobs whose writes in a commit were fenced out (cluster: the claim had passed to another
 /// node), so the commit changed nothing for them.
@@ -95,6 +159,7 @@ pub struct Writer {
     /// Set before the failed commit's callers hear of it, cleared by a successful resync:
     /// anything they do next sees it.
     refusing: Arc<AtomicBool>,
+    backlog: Arc<Backlog>,
 }
 
 /// Resolves once the ops it stands for are committed.
@@ -102,6 +167,8 @@ pub struct Commit {
     rx: Option<oneshot::Receiver<Result<Fenced, StoreError>>>,
     /// The job whose write this commit acknowledges: a fenced-out write fails the wait.
     job: Option<JobId>,
+    /// Backlog permits of the jobs it commits, let go once it resolves.
+    held: Option<Admitted>,
 }
 
 impl Commit {
@@ -110,6 +177,7 @@ impl Commit {
         Commit {
             rx: None,
             job: None,
+            held: None,
         }
     }
 
@@ -117,7 +185,14 @@ impl Commit {
         Commit {
             rx: Some(rx),
             job: None,
+            held: None,
         }
+    }
+
+    /// The same commit, holding the backlog permits of its jobs until it resolves.
+    pub fn holding(mut self, admitted: Option<Admitted>) -> Self {
+        self.held = admitted;
+        self
     }
 
     /// The same commit, failing its wait if `job`'s write was fenced out: an acknowledgement
@@ -154,8 +229,16 @@ fn resync_from<S: Store>(store: &mut S, refused: &Refused) -> Result<Resync, Sto
 }
 
 impl Writer {
-    /// Starts the writer thread over `store`.
-    pub fn spawn<S: Store>(mut store: S) -> (Writer, JoinHandle<()>) {
+    /// Starts the writer thread over `store`, its backlog bounded by [`DEFAULT_BACKLOG_JOBS`].
+    pub fn spawn<S: Store>(store: S) -> (Writer, JoinHandle<()>) {
+        Self::spawn_bounded(store, DEFAULT_BACKLOG_JOBS)
+    }
+
+    /// Starts the writer thread over `store`; submits wait while `backlog` submitted jobs
+    /// are not yet committed.
+    pub fn spawn_bounded<S: Store>(mut store: S, backlog: usize) -> (Writer, JoinHandle<()>) {
+        let backlog = Arc::new(Backlog::new(backlog));
+        let queue = backlog.clone();
         let (tx, rx) = mpsc::channel::<Unit>();
         let failed = Arc::new(Notify::new());
         let notify = failed.clone();
@@ -232,6 +315,7 @@ impl Writer {
                             notify.notify_one();
                         }
                     }
+                    queue.committed(ops.len());
                     for ack in acks.drain(..) {
                         let _ = ack.send(result.clone());
                     }
@@ -244,6 +328,7 @@ impl Writer {
                 tx,
                 failed,
                 refusing,
+                backlog,
             },
             join,
         )
@@ -255,6 +340,8 @@ impl Writer {
             return Commit::done();
         }
         let (ack, rx) = oneshot::channel();
+        let n = ops.len();
+        self.backlog.add(n);
         if self
             .tx
             .send(Unit::Write {
@@ -263,6 +350,7 @@ impl Writer {
             })
             .is_err()
         {
+            self.backlog.committed(n);
             let (ack, rx) = oneshot::channel();
             let _ = ack.send(Err(StoreError::Closed));
             return Commit::pending(rx);
@@ -273,8 +361,17 @@ impl Writer {
     /// Queues `ops` with no one waiting for them (internal changes such as lease expiry).
     pub fn write_detached(&self, ops: Vec<Op>) {
         if !ops.is_empty() {
-            let _ = self.tx.send(Unit::Write { ops, ack: None });
+            let n = ops.len();
+            self.backlog.add(n);
+            if self.tx.send(Unit::Write { ops, ack: None }).is_err() {
+                self.backlog.committed(n);
+            }
         }
+    }
+
+    /// The queue of writes not yet committed, which submits wait on.
+    pub fn backlog(&self) -> Arc<Backlog> {
+        self.backlog.clone()
     }
 
     /// A commit that resolves once everything queued before it is committed.

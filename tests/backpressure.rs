@@ -1,0 +1,105 @@
+//! Back-pressure: when the store falls behind, submits wait for the writer's backlog instead
+//! of queueing writes (and jobs in memory) without end. A store whose commits are slowed takes
+//! 100,000 pipelined submits: with the bound the queued writes never pass it, without one
+//! they pile up; every job is there in the end either way.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use taskhive::scheduler::actor;
+use taskhive::scheduler::clock::Clock;
+use taskhive::scheduler::core::{Core, CoreConfig};
+use taskhive::scheduler::job::*;
+use taskhive::scheduler::settings::Settings;
+use taskhive::store::memory::MemoryStore;
+use taskhive::store::writer::Writer;
+use taskhive::store::{Op, ScheduleRow, Store, StoreError, StoreReader};
+
+/// A memory store whose commits take 5 µs per op: a slow disk.
+#[derive(Clone, Default)]
+struct SlowStore {
+    inner: MemoryStore,
+}
+
+impl Store for SlowStore {
+    fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
+        std::thread::sleep(Duration::from_micros(5 * ops.len() as u64));
+        self.inner.apply(ops)
+    }
+    fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
+        self.inner.load_jobs()
+    }
+    fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.inner.load_config()
+    }
+    fn load_load_jobs(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        self.inner.load_load_jobs()
+    }
+    fn load_schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError> {
+        self.inner.load_schedules()
+    }
+    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
+        self.inner.load_paused_tasks()
+    }
+    fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
+        self.inner.reader()
+    }
+}
+
+const JOBS: usize = 100_000;
+const BATCH: usize = 100;
+
+/// Submits JOBS jobs as SubmitStream does (batches queued in order without waiting for
+/// their commits, each admitted first); answers the peak of queued writes.
+async fn pipelined_submits(bound: usize) -> (usize, u64) {
+    let store = SlowStore::default();
+    let (writer, _join) = Writer::spawn_bounded(store.clone(), bound);
+    let backlog = writer.backlog();
+    let (h, _actor) = actor::spawn(
+        Core::new(CoreConfig::default(), 1, 1),
+        Settings::new(600, Vec::new()),
+        writer,
+        Clock::system(),
+        Default::default(),
+    );
+    let now = h.clock().now_ms();
+    let mut pending = Vec::new();
+    for b in 0..JOBS / BATCH {
+        let specs: Vec<JobSpec> = (0..BATCH)
+            .map(|i| JobSpec {
+                task: "t".into(),
+                name: format!("{b}-{i}"),
+                args: Bytes::from_static(b"x"),
+                sched_at: now + 3_600_000,
+                timeout_ms: 60_000,
+                priority: 0,
+                retry: RetryPolicy::default(),
+                trace: None,
+            })
+            .collect();
+        let admitted = h.admit(specs.len()).await;
+        let submitted = h.submit_each(specs);
+        pending.push(tokio::spawn(async move {
+            let (replies, commit) = submitted.await.unwrap();
+            assert!(replies.iter().all(|r| r.is_ok()));
+            commit.holding(admitted).wait().await.unwrap();
+        }));
+    }
+    for r in join_all(pending).await {
+        r.unwrap();
+    }
+    let (_, totals) = h.status(None).await.unwrap();
+    (backlog.peak(), totals.scheduled)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submits_wait_for_a_slow_store_instead_of_queueing_without_end() {
+    let (peak, stored) = pipelined_submits(2_000).await;
+    assert_eq!(stored, JOBS as u64);
+    assert!(peak <= 2_000, "{peak} writes queued with a bound of 2,000");
+    // The same submits with no bound to speak of: the writes pile up behind the slow store.
+    let (peak, stored) = pipelined_submits(usize::MAX).await;
+    assert_eq!(stored, JOBS as u64);
+    assert!(peak > 20_000, "only {peak} writes queued without a bound");
+}
