@@ -103,6 +103,15 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// What a submit is checked against (the scheduler's submit model).
+    pub fn submit(&self) -> crate::scheduler::submit::SubmitLimits {
+        crate::scheduler::submit::SubmitLimits {
+            max_args_bytes: self.max_args_bytes,
+            max_schedule_ahead_ms: self.max_schedule_ahead_ms,
+            default_retry: self.default_retry,
+        }
+    }
+
     /// The message and body size limit in force.
     pub fn message_limit(&self) -> usize {
         if self.max_message_bytes == 0 {

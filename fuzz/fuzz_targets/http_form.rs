@@ -5,7 +5,6 @@
 use libfuzzer_sys::fuzz_target;
 use taskhive::config::Limits;
 use taskhive::http::periodic_api::{form_action, parse_urlencoded, FormAction};
-use taskhive::rpc::convert::submit_spec;
 
 fuzz_target!(|data: &[u8]| {
     // First byte: whether the path names a func (and how long it is).
@@ -20,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     match form_action(path_func, &form) {
         Ok(FormAction::Submit(req)) => {
             let (task, name) = (req.task.clone(), req.name.clone());
-            if let Ok(spec) = submit_spec(req, &Limits::default(), 1_700_000_000_000, false) {
+            if let Ok(spec) = req.validate(&Limits::default().submit(), 1_700_000_000_000, false) {
                 assert_eq!((spec.task, spec.name), (task, name));
             }
         }

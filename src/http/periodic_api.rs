@@ -11,11 +11,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::AppState;
-use crate::pb;
 use crate::periodic::session::status_lines;
-use crate::rpc::convert::submit_spec;
 use crate::scheduler::core::TaskStatus;
 use crate::scheduler::job::JobKey;
+use crate::scheduler::submit::SubmitRequest;
 use crate::scheduler::Error;
 use crate::telemetry;
 
@@ -146,8 +145,8 @@ pub enum FormAction {
         /// Job name.
         name: String,
     },
-    /// Submit (upsert) this job; still to be checked by `submit_spec`.
-    Submit(pb::SubmitJobRequest),
+    /// Submit (upsert) this job; still to be checked ([`SubmitRequest::validate`]).
+    Submit(SubmitRequest),
 }
 
 /// Reads the form of a `POST /` or `POST /{func}` (the path's func wins); the error is
@@ -168,7 +167,7 @@ pub fn form_action(
     }
     let timeout = int_field(f, "timeout")?;
     let sched_at = int_field(f, "sched_at")?;
-    Ok(FormAction::Submit(pb::SubmitJobRequest {
+    Ok(FormAction::Submit(SubmitRequest {
         task: func,
         name,
         args: f
@@ -179,8 +178,7 @@ pub fn form_action(
             .into(),
         sched_at_ms: sched_at.saturating_mul(1000),
         timeout_ms: (timeout != 0).then(|| timeout.saturating_mul(1000)),
-        priority: 0,
-        retry: None,
+        ..SubmitRequest::default()
     }))
 }
 
@@ -213,7 +211,7 @@ async fn submit(st: AppState, path_func: Option<String>, req: Request) -> Respon
         }
         Err(e) => return err(e),
     };
-    let mut spec = match submit_spec(req, &st.limits, st.h.clock().now_ms(), false) {
+    let mut spec = match req.validate(&st.limits.submit(), st.h.clock().now_ms(), false) {
         Ok(s) => s,
         Err(e) => return err(e.to_string()),
     };
@@ -243,7 +241,7 @@ fn bridge_spec(
     q: BridgeQuery,
     run: bool,
 ) -> Result<crate::scheduler::job::JobSpec, Error> {
-    let req = pb::SubmitJobRequest {
+    let req = SubmitRequest {
         task: func,
         name,
         args: body,
@@ -252,12 +250,10 @@ fn bridge_spec(
             .timeout
             .filter(|&t| t != 0)
             .map(|t| t.saturating_mul(1000)),
-        priority: 0,
-        retry: None,
+        trace: telemetry::incoming(headers),
+        ..SubmitRequest::default()
     };
-    let mut spec = submit_spec(req, &st.limits, st.h.clock().now_ms(), run)?;
-    spec.trace = telemetry::incoming(headers);
-    Ok(spec)
+    req.validate(&st.limits.submit(), st.h.clock().now_ms(), run)
 }
 
 fn no_content(ok: bool) -> Response {

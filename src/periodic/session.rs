@@ -27,10 +27,9 @@ use super::command::{code, encode_job, parse, reply, Handle, PJob, Request};
 use super::frame;
 use crate::admission::{Gate, Timeout};
 use crate::config::Limits;
-use crate::pb;
-use crate::rpc::convert::submit_spec;
 use crate::scheduler::actor::{JobEvent, ToWorker};
 use crate::scheduler::job::{JobKey, JobView, LeaseId, Outcome, WorkerId};
+use crate::scheduler::submit::SubmitRequest;
 use crate::scheduler::{Error, SchedulerHandle, Stale};
 
 /// What every connection shares.
@@ -475,16 +474,17 @@ impl Session {
     fn spec_for(&self, j: PJob, run: bool) -> Result<crate::scheduler::job::JobSpec, Error> {
         // 0 = the server's "timeout" setting, applied by the scheduler.
         let timeout_s = j.timeout;
-        let req = pb::SubmitJobRequest {
+        let req = SubmitRequest {
             task: j.func,
             name: j.name,
-            args: j.workload,
+            // A copy: a view would pin the whole received frame buffer.
+            args: bytes::Bytes::copy_from_slice(&j.workload),
             sched_at_ms: j.sched_at.saturating_mul(1000),
             timeout_ms: (timeout_s > 0).then_some(timeout_s as i64 * 1000),
-            priority: 0,
-            retry: None,
+            ..SubmitRequest::default()
         };
-        submit_spec(req, &self.face.limits, self.face.h.clock().now_ms(), run)
+        let now = self.face.h.clock().now_ms();
+        req.validate(&self.face.limits.submit(), now, run)
     }
 }
 

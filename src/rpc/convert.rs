@@ -8,131 +8,42 @@ use crate::scheduler::list::{JobPage, ListQuery};
 use crate::scheduler::schedule::{Missed, Schedule, ScheduleSpec};
 use crate::scheduler::Error;
 
-/// Longest task or job name, in bytes.
-pub const MAX_NAME_BYTES: usize = 255;
+pub use crate::scheduler::submit::{check_name, MAX_NAME_BYTES};
+use crate::scheduler::submit::{retry_policy, RetryAsked, SubmitRequest};
 
-/// Checks a task or job name: non-empty and at most 255 bytes of UTF-8.
-pub fn check_name(field: &'static str, v: &str) -> Result<(), Error> {
-    if v.is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
+/// The submit model of a protobuf submit (`traceparent` comes from the call's metadata).
+pub fn submit_request(req: pb::SubmitJobRequest) -> SubmitRequest {
+    SubmitRequest {
+        task: req.task,
+        name: req.name,
+        // Decoded `bytes` fields are views into the connection's receive buffer: kept as is,
+        // every stored job would pin that whole buffer (≈5 KB per job submitted by SubmitJob).
+        args: bytes::Bytes::copy_from_slice(&req.args),
+        sched_at_ms: req.sched_at_ms,
+        timeout_ms: req.timeout_ms,
+        priority: req.priority,
+        retry: req.retry.map(retry_asked),
+        trace: None,
     }
-    if v.len() > MAX_NAME_BYTES {
-        return Err(Error::invalid(
-            field,
-            format!("is {} bytes; at most {MAX_NAME_BYTES} allowed", v.len()),
-        ));
-    }
-    Ok(())
 }
 
-/// Validates a submission and fills in defaults. `run` marks a RunJob (no retries by default).
+fn retry_asked(p: pb::RetryPolicy) -> RetryAsked {
+    RetryAsked {
+        max_attempts: p.max_attempts,
+        backoff_base_ms: p.backoff_base_ms,
+        backoff_max_ms: p.backoff_max_ms,
+    }
+}
+
+/// Validates a protobuf submission (in the scheduler's submit model) and fills in defaults.
+/// `run` marks a RunJob (no retries by default).
 pub fn submit_spec(
     req: pb::SubmitJobRequest,
     limits: &Limits,
     now: Millis,
     run: bool,
 ) -> Result<JobSpec, Error> {
-    check_name("task", &req.task)?;
-    check_name("name", &req.name)?;
-    if req.args.len() > limits.max_args_bytes {
-        return Err(Error::invalid(
-            "args",
-            format!(
-                "is {} bytes; at most {} allowed",
-                req.args.len(),
-                limits.max_args_bytes
-            ),
-        ));
-    }
-    let sched_at = if req.sched_at_ms <= 0 {
-        now
-    } else if req.sched_at_ms > now.saturating_add(limits.max_schedule_ahead_ms) {
-        return Err(Error::invalid(
-            "sched_at_ms",
-            format!(
-                "{} is more than {} days ahead",
-                req.sched_at_ms,
-                limits.max_schedule_ahead_ms / 86_400_000
-            ),
-        ));
-    } else {
-        req.sched_at_ms
-    };
-    let timeout_ms = match req.timeout_ms {
-        // 0 = the server's run-time "timeout" setting, resolved by the scheduler.
-        None => 0,
-        Some(t) if t <= 0 => return Err(Error::invalid("timeout_ms", format!("{t} must be > 0"))),
-        Some(t) if t > u32::MAX as i64 => {
-            return Err(Error::invalid(
-                "timeout_ms",
-                format!("{t} is over the limit of {} ms", u32::MAX),
-            ))
-        }
-        Some(t) => t as u32,
-    };
-    let retry = retry_policy(req.retry, limits, run)?;
-    Ok(JobSpec {
-        task: req.task,
-        name: req.name,
-        // Decoded `bytes` fields are views into the connection's receive buffer: kept as is,
-        // every stored job would pin that whole buffer (≈5 KB per job submitted by SubmitJob).
-        args: bytes::Bytes::copy_from_slice(&req.args),
-        sched_at,
-        timeout_ms,
-        priority: req.priority,
-        retry,
-        // Set by the caller from the request's `traceparent` (metadata, not the message).
-        trace: None,
-    })
-}
-
-fn retry_policy(
-    p: Option<pb::RetryPolicy>,
-    limits: &Limits,
-    run: bool,
-) -> Result<RetryPolicy, Error> {
-    let d = limits.default_retry;
-    let Some(p) = p else {
-        // A RunJob caller hears of the first failure; retrying behind its back would be a surprise.
-        return Ok(if run {
-            RetryPolicy {
-                max_attempts: 1,
-                ..d
-            }
-        } else {
-            d
-        });
-    };
-    let ms = |field: &'static str, v: u64, default: u32| -> Result<u32, Error> {
-        match v {
-            0 => Ok(default),
-            v if v > u32::MAX as u64 => Err(Error::invalid(field, format!("{v} is too large"))),
-            v => Ok(v as u32),
-        }
-    };
-    let r = RetryPolicy {
-        max_attempts: if p.max_attempts == 0 {
-            d.max_attempts
-        } else {
-            p.max_attempts
-        },
-        backoff_base_ms: ms(
-            "retry.backoff_base_ms",
-            p.backoff_base_ms,
-            d.backoff_base_ms,
-        )?,
-        backoff_max_ms: ms("retry.backoff_max_ms", p.backoff_max_ms, d.backoff_max_ms)?,
-    };
-    if r.max_attempts > 10_000 {
-        return Err(Error::invalid("retry.max_attempts", "at most 10000"));
-    }
-    if r.backoff_base_ms > r.backoff_max_ms {
-        return Err(Error::invalid(
-            "retry.backoff_base_ms",
-            "must not exceed retry.backoff_max_ms",
-        ));
-    }
-    Ok(r)
+    submit_request(req).validate(&limits.submit(), now, run)
 }
 
 /// A job reference: by id, else by task and name.
@@ -260,7 +171,7 @@ pub fn record_from_pb(j: pb::Job, limits: &Limits) -> Result<JobRecord, Error> {
     } else {
         j.timeout_ms as u32
     };
-    let retry = retry_policy(j.retry, limits, false)?;
+    let retry = retry_policy(j.retry.map(retry_asked), limits.default_retry, false)?;
     Ok(JobRecord {
         id: 0,
         task: j.task,

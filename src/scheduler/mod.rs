@@ -15,6 +15,7 @@ pub mod locks;
 pub mod schedule;
 pub mod schedule_driver;
 pub mod settings;
+pub mod submit;
 pub mod table;
 pub mod timer;
 pub mod trace;

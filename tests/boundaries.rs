@@ -1,0 +1,163 @@
+//! The module boundaries ARCHITECTURE.md states ("Architecture invariant" lines), checked on
+//! the source: a `crate::X` path in a module that must not depend on X fails this test.
+//! Lower layers never reach up to the faces that serve them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// module → the top-level modules it must not name.
+const RULES: &[(&str, &[&str])] = &[
+    // The scheduler (core, actor, backends' seam) knows nothing of wires, faces or nodes.
+    (
+        "scheduler",
+        &[
+            "rpc",
+            "http",
+            "periodic",
+            "cluster",
+            "cli",
+            "pb",
+            "load",
+            "auth",
+            "telemetry",
+            "server",
+            "config",
+            "admission",
+            "net",
+        ],
+    ),
+    // Stores persist the scheduler's ops; they do not know who asked.
+    (
+        "store",
+        &[
+            "rpc",
+            "http",
+            "periodic",
+            "cli",
+            "pb",
+            "load",
+            "auth",
+            "telemetry",
+            "server",
+        ],
+    ),
+    // Cluster mode is a backend under the faces.
+    (
+        "cluster",
+        &[
+            "rpc",
+            "http",
+            "periodic",
+            "cli",
+            "pb",
+            "auth",
+            "telemetry",
+            "server",
+        ],
+    ),
+    // The Periodic face speaks its own protocol into the scheduler's model, not protobuf's.
+    (
+        "periodic",
+        &["rpc", "pb", "http", "cli", "cluster", "server"],
+    ),
+    // The load runner is driven by the faces, never the other way.
+    (
+        "load",
+        &[
+            "rpc", "http", "periodic", "cli", "pb", "cluster", "auth", "server",
+        ],
+    ),
+    // Traces sit beside the faces, with the scheduler's trace context as their only input.
+    (
+        "telemetry",
+        &[
+            "rpc", "http", "periodic", "cli", "pb", "cluster", "load", "store", "server", "auth",
+        ],
+    ),
+];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The top-level module a source file belongs to (`src/scheduler/core.rs` → scheduler).
+fn module_of(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).unwrap();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
+    first.trim_end_matches(".rs").to_string()
+}
+
+/// Every `crate::X` a file names, with its line.
+fn crate_refs(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(i) = rest.find("crate::") {
+            let after = &rest[i + "crate::".len()..];
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                out.push((n + 1, name));
+            }
+            rest = after;
+        }
+    }
+    out
+}
+
+#[test]
+fn no_module_names_a_layer_it_must_not_depend_on() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let rules: BTreeMap<&str, &[&str]> = RULES.iter().copied().collect();
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for f in &files {
+        let module = module_of(&src, f);
+        let Some(forbidden) = rules.get(module.as_str()) else {
+            continue;
+        };
+        checked += 1;
+        let text = std::fs::read_to_string(f).unwrap();
+        for (line, name) in crate_refs(&text) {
+            if forbidden.contains(&name.as_str()) {
+                broken.push(format!(
+                    "{}:{line}: {module} names crate::{name}",
+                    f.strip_prefix(&src).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(
+        checked > 40,
+        "only {checked} files checked: is the layout as expected?"
+    );
+    assert!(
+        broken.is_empty(),
+        "forbidden imports:\n{}",
+        broken.join("\n")
+    );
+}
+
+#[test]
+fn the_check_sees_a_forbidden_path() {
+    let refs = crate_refs("use crate::pb;\nlet x = crate::rpc::convert::f(); // crate::http\n");
+    let names: Vec<&str> = refs.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names, ["pb", "rpc"]);
+}
