@@ -24,6 +24,8 @@ use super::locks::Locks;
 use super::table::{JobTable, NameIndex, Named};
 use crate::store::{Op, StoredJobs};
 
+mod broadcast;
+use broadcast::BroadcastRun;
 mod list;
 mod log;
 mod parts;
@@ -289,20 +291,6 @@ struct Worker {
     unattached_until: Millis,
 }
 
-/// A broadcast job's leases and the outcomes reported so far. Once every lease is settled
-/// the job is done if any worker said done, else run again if any said later, else failed.
-#[derive(Debug, Default)]
-struct BroadcastRun {
-    leases: HashSet<LeaseId>,
-    done: Option<Bytes>,
-    later: Option<(i64, u32)>,
-    error: Option<String>,
-    /// Cluster: other nodes running a part of it, not yet answered (owner side).
-    remote: BTreeSet<Arc<str>>,
-    /// Which run: the first lease (parts answer with it).
-    run: u64,
-}
-
 #[derive(Debug)]
 struct Lease {
     /// None once the job was removed while running: the lease still holds the worker's credit.
@@ -350,24 +338,6 @@ pub struct Core {
     effects: Vec<Effect>,
     /// Shutting down: no new leases, so the open ones can be reported within the grace period.
     paused: bool,
-}
-
-impl BroadcastRun {
-    /// Takes one lease's or one node's outcome (`lost` = why there is none).
-    fn record(&mut self, outcome: Option<Outcome>, lost: Option<String>) {
-        match outcome {
-            Some(Outcome::Done { result }) => self.done = Some(result),
-            Some(Outcome::SchedLater {
-                delay_ms,
-                count_step,
-            }) => {
-                let d = self.later.map_or(delay_ms, |(d, _)| d.min(delay_ms));
-                self.later = Some((d, count_step));
-            }
-            Some(Outcome::Fail { error, .. }) => self.error = Some(error),
-            None => self.error = lost,
-        }
-    }
 }
 
 impl Core {
@@ -1322,49 +1292,6 @@ impl Core {
         None
     }
 
-    /// Hands each due job to every connected worker of the task that has a free slot.
-    fn dispatch_broadcast(&mut self, tid: TaskId, now: Millis) {
-        loop {
-            let t = &self.tasks[tid as usize];
-            if t.ready.is_empty() {
-                return;
-            }
-            let targets: Vec<WorkerId> = t
-                .workers
-                .iter()
-                .copied()
-                .filter(|w| {
-                    let w = &self.workers[w];
-                    w.connected && (w.leases.len() as u32) < w.capacity
-                })
-                .collect();
-            if targets.is_empty() {
-                return;
-            }
-            let (_, _, id) = self.tasks[tid as usize]
-                .ready
-                .pop_first()
-                .expect("ready not empty");
-            let mut run = BroadcastRun::default();
-            for &w in &targets {
-                run.leases.insert(self.lease_to(id, w, now));
-            }
-            let first = *run.leases.iter().min().expect("at least one target");
-            self.jobs.get_mut(&id).expect("ready job exists").phase = Phase::Running(first);
-            self.tasks[tid as usize].running += 1;
-            let mut leases: Vec<LeaseId> = run.leases.iter().copied().collect();
-            leases.sort_unstable();
-            run.run = first;
-            self.ask_parts(tid, id, &mut run, now);
-            self.broadcasts.insert(id, run);
-            for (w, lid) in targets.into_iter().zip(leases) {
-                let mut job = self.view(id);
-                job.lease = Some(lid);
-                self.effects.push(Effect::Assign { worker: w, job });
-            }
-        }
-    }
-
     /// Pauses (nothing of the task is handed out; its jobs stay queued, running ones finish)
     /// or resumes a task. Whether anything changed.
     pub fn set_task_paused(&mut self, task: &str, paused: bool) -> bool {
@@ -1435,52 +1362,6 @@ impl Core {
         } else {
             self.fail_attempt(id, why.to_string(), true, false, now);
         }
-    }
-
-    /// Records one broadcast lease's outcome; once all are in, applies the combined outcome.
-    fn broadcast_settle(
-        &mut self,
-        id: JobId,
-        lid: LeaseId,
-        outcome: Option<Outcome>,
-        lost: Option<String>,
-        now: Millis,
-    ) {
-        let run = self.broadcasts.get_mut(&id).expect("broadcast run exists");
-        run.leases.remove(&lid);
-        run.record(outcome, lost);
-        if let Some(&next) = run.leases.iter().min() {
-            self.jobs.get_mut(&id).expect("running job exists").phase = Phase::Running(next);
-            return;
-        }
-        self.broadcast_finish(id, now);
-    }
-
-    /// Applies a broadcast run's combined outcome once no lease and no other node's part is
-    /// open (while parts are, the job stays running on its last settled lease).
-    fn broadcast_finish(&mut self, id: JobId, now: Millis) {
-        if self
-            .broadcasts
-            .get(&id)
-            .is_none_or(|r| !r.leases.is_empty() || !r.remote.is_empty())
-        {
-            return;
-        }
-        let run = self.broadcasts.remove(&id).expect("broadcast run exists");
-        let combined = if let Some(result) = run.done {
-            Outcome::Done { result }
-        } else if let Some((delay_ms, count_step)) = run.later {
-            Outcome::SchedLater {
-                delay_ms,
-                count_step,
-            }
-        } else {
-            Outcome::Fail {
-                error: run.error.unwrap_or_default(),
-                retry: true,
-            }
-        };
-        self.apply_outcome(id, combined, now);
     }
 
     /// One failed attempt: retry (with backoff, or at once for lost leases) or move to the dead set.
