@@ -47,7 +47,9 @@ pub struct RunArgs {
     pub timeout: Option<u64>,
     /// When the server cancels a running job (removed while running), its command gets
     /// SIGTERM, then SIGKILL this many seconds later if it is still there (decimals allowed).
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_grace)]
+    /// The default fits inside the third of the default claim TTL (15 s) that a cluster node
+    /// cut off from the database leaves for its workers to stop.
+    #[arg(long, value_name = "SECONDS", default_value = "4", value_parser = parse_grace)]
     pub cancel_grace: Duration,
     /// A failing command reschedules the job this many seconds later instead of failing it.
     #[arg(long, value_name = "SECONDS")]
