@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
+mod common;
+
 use bytes::Bytes;
+use common::stores::HookedStore;
 use futures_util::future::join_all;
 use taskhive::scheduler::actor;
 use taskhive::scheduler::clock::Clock;
@@ -14,37 +17,13 @@ use taskhive::scheduler::job::*;
 use taskhive::scheduler::settings::Settings;
 use taskhive::store::memory::MemoryStore;
 use taskhive::store::writer::Writer;
-use taskhive::store::{Op, ScheduleRow, Store, StoreError, StoreReader};
 
 /// A memory store whose commits take 5 µs per op: a slow disk.
-#[derive(Clone, Default)]
-struct SlowStore {
-    inner: MemoryStore,
-}
-
-impl Store for SlowStore {
-    fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
+fn slow_store() -> HookedStore {
+    HookedStore::new(MemoryStore::default(), |ops| {
         std::thread::sleep(Duration::from_micros(5 * ops.len() as u64));
-        self.inner.apply(ops)
-    }
-    fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
-        self.inner.load_jobs()
-    }
-    fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.inner.load_config()
-    }
-    fn load_load_jobs(&mut self) -> Result<Vec<(String, String)>, StoreError> {
-        self.inner.load_load_jobs()
-    }
-    fn load_schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError> {
-        self.inner.load_schedules()
-    }
-    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
-        self.inner.load_paused_tasks()
-    }
-    fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
-        self.inner.reader()
-    }
+        Ok(())
+    })
 }
 
 const JOBS: usize = 100_000;
@@ -53,8 +32,7 @@ const BATCH: usize = 100;
 /// Submits JOBS jobs as SubmitStream does (batches queued in order without waiting for
 /// their commits, each admitted first); answers the peak of queued writes.
 async fn pipelined_submits(bound: usize) -> (usize, u64) {
-    let store = SlowStore::default();
-    let (writer, _join) = Writer::spawn_bounded(store.clone(), bound);
+    let (writer, _join) = Writer::spawn_bounded(slow_store(), bound);
     let backlog = writer.backlog();
     let (h, _actor) = actor::spawn(
         Core::new(CoreConfig::default(), 1, 1),

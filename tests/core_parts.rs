@@ -59,27 +59,34 @@ fn finished(e: &[Effect]) -> Option<Result<Bytes, String>> {
     })
 }
 
-/// The owner leases the job here and asks the other nodes; it is over only when they have
-/// answered: a done part makes the job done even though the local worker failed.
-#[test]
-fn the_owner_waits_for_every_part_and_combines_the_outcomes() {
-    let mut c = node();
+/// An owner with one local worker that asks `n2` and `n3` for parts: submits job `j` and
+/// leases it; answers its id, the local lease, the run, and the nodes asked.
+fn owner_leases_a_job(c: &mut Core) -> (JobId, LeaseId, u64, Vec<String>) {
     c.set_remote_broadcast("b", vec!["n2".into(), "n3".into()]);
     let id = c.submit(spec("j"), T0).unwrap().id;
     c.take_effects();
     c.tick(T0);
     let e = c.take_effects();
     let lease = leases(&e)[0];
-    let run = e
+    let (run, nodes) = e
         .iter()
         .find_map(|e| match e {
-            Effect::BroadcastParts { job, run, nodes } => {
-                assert_eq!((*job, nodes.len()), (id, 2));
-                Some(*run)
+            Effect::BroadcastParts { job, run, nodes } if *job == id => {
+                Some((*run, nodes.iter().map(|n| n.to_string()).collect()))
             }
             _ => None,
         })
         .expect("parts asked");
+    (id, lease, run, nodes)
+}
+
+/// The owner leases the job here and asks the other nodes; it is over only when they have
+/// answered: a done part makes the job done even though the local worker failed.
+#[test]
+fn the_owner_waits_for_every_part_and_combines_the_outcomes() {
+    let mut c = node();
+    let (id, lease, run, nodes) = owner_leases_a_job(&mut c);
+    assert_eq!(nodes, ["n2", "n3"]);
     c.report(lease, fail("local failure"), T0 + 1).unwrap();
     let e = c.take_effects();
     assert!(finished(&e).is_none(), "over before the parts answered");
@@ -222,19 +229,7 @@ fn a_dropped_part_revokes_its_lease() {
 #[test]
 fn a_part_of_a_node_that_left_fails_at_once() {
     let mut c = node();
-    c.set_remote_broadcast("b", vec!["n2".into(), "n3".into()]);
-    let id = c.submit(spec("j"), T0).unwrap().id;
-    c.take_effects();
-    c.tick(T0);
-    let e = c.take_effects();
-    let lease = leases(&e)[0];
-    let run = e
-        .iter()
-        .find_map(|e| match e {
-            Effect::BroadcastParts { run, .. } => Some(*run),
-            _ => None,
-        })
-        .unwrap();
+    let (id, lease, run, _) = owner_leases_a_job(&mut c);
     c.report(lease, done(b"local"), T0 + 1).unwrap();
     c.take_effects();
     // Both still live: nothing changes.

@@ -25,7 +25,7 @@ use taskhive::scheduler::settings::Settings;
 use taskhive::scheduler::Error;
 use taskhive::store::memory::MemoryStore;
 use taskhive::store::writer::Writer;
-use taskhive::store::{Op, Store, StoreError, StoreReader};
+use taskhive::store::StoreError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -33,37 +33,13 @@ use tonic::transport::Channel;
 use tonic::Code;
 
 /// A memory store whose commits fail while `fail` is set; reads keep working.
-#[derive(Clone)]
-struct FlakyStore {
-    inner: MemoryStore,
-    fail: Arc<AtomicBool>,
-}
-
-impl Store for FlakyStore {
-    fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
-        if self.fail.load(Ordering::SeqCst) {
+fn flaky_store(inner: MemoryStore, fail: Arc<AtomicBool>) -> common::stores::HookedStore {
+    common::stores::HookedStore::new(inner, move |_| {
+        if fail.load(Ordering::SeqCst) {
             return Err(StoreError::Backend("database or disk is full".into()));
         }
-        self.inner.apply(ops)
-    }
-    fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
-        self.inner.load_jobs()
-    }
-    fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.inner.load_config()
-    }
-    fn load_load_jobs(&mut self) -> Result<Vec<(String, String)>, StoreError> {
-        self.inner.load_load_jobs()
-    }
-    fn load_schedules(&mut self) -> Result<Vec<taskhive::store::ScheduleRow>, StoreError> {
-        self.inner.load_schedules()
-    }
-    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
-        self.inner.load_paused_tasks()
-    }
-    fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
-        self.inner.reader()
-    }
+        Ok(())
+    })
 }
 
 fn spec(name: &str, at: Millis) -> JobSpec {
@@ -108,10 +84,7 @@ async fn eventually<F: std::future::Future<Output = bool>>(
 async fn failed_commits_put_memory_back_as_stored() {
     let store = MemoryStore::default();
     let fail = Arc::new(AtomicBool::new(false));
-    let (writer, _join) = Writer::spawn(FlakyStore {
-        inner: store.clone(),
-        fail: fail.clone(),
-    });
+    let (writer, _join) = Writer::spawn(flaky_store(store.clone(), fail.clone()));
     let clock = Clock::system();
     let (h, _actor) = actor::spawn(
         Core::new(CoreConfig::default(), 1, 1),

@@ -653,22 +653,7 @@ impl Core {
         }
         let id = self.next_job;
         self.next_job += 1;
-        let record = JobRecord {
-            id,
-            task: spec.task,
-            name: spec.name,
-            args: spec.args,
-            sched_at: spec.sched_at,
-            timeout_ms: spec.timeout_ms,
-            priority: spec.priority,
-            retry: spec.retry,
-            attempts: 0,
-            run_count: 0,
-            dead: false,
-            last_error: String::new(),
-            trace: spec.trace,
-        };
-        self.insert_record(id, record, now);
+        self.insert_record(id, spec.into_record(id), now);
         self.persist_upsert(id);
         Ok(SubmitReply {
             id,

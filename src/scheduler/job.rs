@@ -80,6 +80,27 @@ pub struct JobSpec {
     pub trace: Option<TraceParent>,
 }
 
+impl JobSpec {
+    /// A new job of this spec under `id`: no attempts, runs or error yet.
+    pub fn into_record(self, id: JobId) -> JobRecord {
+        JobRecord {
+            id,
+            task: self.task,
+            name: self.name,
+            args: self.args,
+            sched_at: self.sched_at,
+            timeout_ms: self.timeout_ms,
+            priority: self.priority,
+            retry: self.retry,
+            attempts: 0,
+            run_count: 0,
+            dead: false,
+            last_error: String::new(),
+            trace: self.trace,
+        }
+    }
+}
+
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobState {

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod otlp;
 pub mod periodic;
 pub mod pg;
+pub mod stores;
 pub mod target;
 pub mod tls_target;
 

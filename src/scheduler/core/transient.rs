@@ -7,7 +7,7 @@
 //! written ([`Core::persist`] drops it), a Dump skips it, and a final failure hands the error
 //! to its waiter instead of keeping it in the dead set.
 
-use super::{Core, JobRecord};
+use super::Core;
 use crate::scheduler::error::Error;
 use crate::scheduler::job::{JobId, JobSpec, Millis};
 
@@ -46,22 +46,7 @@ impl Core {
         }
         self.next_transient += 1;
         let id = self.next_transient | TRANSIENT_BIT;
-        let record = JobRecord {
-            id,
-            task: spec.task,
-            name: spec.name,
-            args: spec.args,
-            sched_at: spec.sched_at,
-            timeout_ms: spec.timeout_ms,
-            priority: spec.priority,
-            retry: spec.retry,
-            attempts: 0,
-            run_count: 0,
-            dead: false,
-            last_error: String::new(),
-            trace: spec.trace,
-        };
-        self.insert_record(id, record, now);
+        self.insert_record(id, spec.into_record(id), now);
         Ok(id)
     }
 }

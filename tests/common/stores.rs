@@ -1,0 +1,55 @@
+//! A memory store whose commits pass through a hook first: to fail them (a full disk) or to
+//! slow them down (a slow disk), for tests of the writer and the actor.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use taskhive::scheduler::job::JobRecord;
+use taskhive::store::memory::MemoryStore;
+use taskhive::store::{Op, ScheduleRow, Store, StoreError, StoreReader};
+
+type Hook = Arc<dyn Fn(&[Op]) -> Result<(), StoreError> + Send + Sync>;
+
+/// A [`MemoryStore`] whose `apply` runs `before` first and commits only if it answers Ok.
+#[derive(Clone)]
+pub struct HookedStore {
+    inner: MemoryStore,
+    before: Hook,
+}
+
+impl HookedStore {
+    pub fn new(
+        inner: MemoryStore,
+        before: impl Fn(&[Op]) -> Result<(), StoreError> + Send + Sync + 'static,
+    ) -> HookedStore {
+        HookedStore {
+            inner,
+            before: Arc::new(before),
+        }
+    }
+}
+
+impl Store for HookedStore {
+    fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
+        (self.before)(ops)?;
+        self.inner.apply(ops)
+    }
+    fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
+        self.inner.load_jobs()
+    }
+    fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.inner.load_config()
+    }
+    fn load_load_jobs(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        self.inner.load_load_jobs()
+    }
+    fn load_schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError> {
+        self.inner.load_schedules()
+    }
+    fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
+        self.inner.load_paused_tasks()
+    }
+    fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
+        self.inner.reader()
+    }
+}
