@@ -4,8 +4,10 @@
 use std::future::Future;
 
 use axum::body::Bytes;
+use axum::extract::FromRequestParts;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -15,6 +17,20 @@ use super::error::ApiError;
 use super::AppState;
 use crate::pb::load_runner_server::LoadRunner;
 use crate::pb::scheduler_server::Scheduler;
+
+/// The request's `traceparent` header alone (the `HeaderMap` extractor would copy every
+/// header of every request).
+pub struct TraceHeader(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for TraceHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(TraceHeader(
+            parts.headers.get(crate::telemetry::TRACEPARENT).cloned(),
+        ))
+    }
+}
 
 /// A request from its proto3 JSON body (empty = every field default). Pure, so it is fuzzed
 /// (`fuzz/fuzz_targets/http_json.rs`).
@@ -28,7 +44,7 @@ pub fn decode_json<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, ApiError> 
         .map_err(|e| ApiError::new(Code::InvalidArgument, format!("body: {e}")))
 }
 
-async fn unary<Req, Resp, F, Fut>(body: &[u8], headers: &HeaderMap, call: F) -> Response
+async fn unary<Req, Resp, F, Fut>(body: &[u8], trace: &TraceHeader, call: F) -> Response
 where
     Req: DeserializeOwned,
     Resp: Serialize,
@@ -41,7 +57,7 @@ where
     };
     let mut req = Request::new(req);
     // The W3C trace context travels as an HTTP header here, as gRPC metadata there.
-    if let Some(v) = headers.get(crate::telemetry::TRACEPARENT) {
+    if let Some(v) = &trace.0 {
         if let Ok(v) = tonic::metadata::MetadataValue::try_from(v.as_bytes()) {
             req.metadata_mut().insert(crate::telemetry::TRACEPARENT, v);
         }
@@ -56,38 +72,38 @@ where
 pub async fn scheduler(
     State(st): State<AppState>,
     Path(method): Path<String>,
-    headers: HeaderMap,
+    trace: TraceHeader,
     body: Bytes,
 ) -> Response {
     let s = &st.scheduler;
     match method.as_str() {
-        "SubmitJob" => unary(&body, &headers, |r| s.submit_job(r)).await,
-        "SubmitJobs" => unary(&body, &headers, |r| s.submit_jobs(r)).await,
-        "RunJob" => unary(&body, &headers, |r| s.run_job(r)).await,
-        "RemoveJob" => unary(&body, &headers, |r| s.remove_job(r)).await,
-        "GetJob" => unary(&body, &headers, |r| s.get_job(r)).await,
-        "ListJobs" => unary(&body, &headers, |r| s.list_jobs(r)).await,
-        "DropTask" => unary(&body, &headers, |r| s.drop_task(r)).await,
-        "Status" => unary(&body, &headers, |r| s.status(r)).await,
-        "ListDead" => unary(&body, &headers, |r| s.list_dead(r)).await,
-        "RetryDead" => unary(&body, &headers, |r| s.retry_dead(r)).await,
-        "PurgeDead" => unary(&body, &headers, |r| s.purge_dead(r)).await,
-        "RegisterTask" => unary(&body, &headers, |r| s.register_task(r)).await,
-        "ReportResult" => unary(&body, &headers, |r| s.report_result(r)).await,
-        "Heartbeat" => unary(&body, &headers, |r| s.heartbeat(r)).await,
-        "SendData" => unary(&body, &headers, |r| s.send_data(r)).await,
-        "AcquireLock" => unary(&body, &headers, |r| s.acquire_lock(r)).await,
-        "ReleaseLock" => unary(&body, &headers, |r| s.release_lock(r)).await,
-        "GetConfig" => unary(&body, &headers, |r| s.get_config(r)).await,
-        "SetConfig" => unary(&body, &headers, |r| s.set_config(r)).await,
-        "CreateSchedule" => unary(&body, &headers, |r| s.create_schedule(r)).await,
-        "ListSchedules" => unary(&body, &headers, |r| s.list_schedules(r)).await,
-        "GetSchedule" => unary(&body, &headers, |r| s.get_schedule(r)).await,
-        "PauseSchedule" => unary(&body, &headers, |r| s.pause_schedule(r)).await,
-        "ResumeSchedule" => unary(&body, &headers, |r| s.resume_schedule(r)).await,
-        "DeleteSchedule" => unary(&body, &headers, |r| s.delete_schedule(r)).await,
-        "PauseTask" => unary(&body, &headers, |r| s.pause_task(r)).await,
-        "ResumeTask" => unary(&body, &headers, |r| s.resume_task(r)).await,
+        "SubmitJob" => unary(&body, &trace, |r| s.submit_job(r)).await,
+        "SubmitJobs" => unary(&body, &trace, |r| s.submit_jobs(r)).await,
+        "RunJob" => unary(&body, &trace, |r| s.run_job(r)).await,
+        "RemoveJob" => unary(&body, &trace, |r| s.remove_job(r)).await,
+        "GetJob" => unary(&body, &trace, |r| s.get_job(r)).await,
+        "ListJobs" => unary(&body, &trace, |r| s.list_jobs(r)).await,
+        "DropTask" => unary(&body, &trace, |r| s.drop_task(r)).await,
+        "Status" => unary(&body, &trace, |r| s.status(r)).await,
+        "ListDead" => unary(&body, &trace, |r| s.list_dead(r)).await,
+        "RetryDead" => unary(&body, &trace, |r| s.retry_dead(r)).await,
+        "PurgeDead" => unary(&body, &trace, |r| s.purge_dead(r)).await,
+        "RegisterTask" => unary(&body, &trace, |r| s.register_task(r)).await,
+        "ReportResult" => unary(&body, &trace, |r| s.report_result(r)).await,
+        "Heartbeat" => unary(&body, &trace, |r| s.heartbeat(r)).await,
+        "SendData" => unary(&body, &trace, |r| s.send_data(r)).await,
+        "AcquireLock" => unary(&body, &trace, |r| s.acquire_lock(r)).await,
+        "ReleaseLock" => unary(&body, &trace, |r| s.release_lock(r)).await,
+        "GetConfig" => unary(&body, &trace, |r| s.get_config(r)).await,
+        "SetConfig" => unary(&body, &trace, |r| s.set_config(r)).await,
+        "CreateSchedule" => unary(&body, &trace, |r| s.create_schedule(r)).await,
+        "ListSchedules" => unary(&body, &trace, |r| s.list_schedules(r)).await,
+        "GetSchedule" => unary(&body, &trace, |r| s.get_schedule(r)).await,
+        "PauseSchedule" => unary(&body, &trace, |r| s.pause_schedule(r)).await,
+        "ResumeSchedule" => unary(&body, &trace, |r| s.resume_schedule(r)).await,
+        "DeleteSchedule" => unary(&body, &trace, |r| s.delete_schedule(r)).await,
+        "PauseTask" => unary(&body, &trace, |r| s.pause_task(r)).await,
+        "ResumeTask" => unary(&body, &trace, |r| s.resume_task(r)).await,
         "SubmitStream" | "RunJobStream" | "WatchJob" | "GrabJob" | "Work" | "Dump" | "Load" => {
             ApiError::new(
                 Code::Unimplemented,
@@ -107,17 +123,17 @@ pub async fn scheduler(
 pub async fn load_runner(
     State(st): State<AppState>,
     Path(method): Path<String>,
-    headers: HeaderMap,
+    trace: TraceHeader,
     body: Bytes,
 ) -> Response {
     let s = &st.load_service;
     match method.as_str() {
-        "SaveLoadJob" => unary(&body, &headers, |r| s.save_load_job(r)).await,
-        "ListLoadJobs" => unary(&body, &headers, |r| s.list_load_jobs(r)).await,
-        "ListTasks" => unary(&body, &headers, |r| s.list_tasks(r)).await,
-        "GetLoadStatus" => unary(&body, &headers, |r| s.get_load_status(r)).await,
-        "ListExecs" => unary(&body, &headers, |r| s.list_execs(r)).await,
-        "GetExec" => unary(&body, &headers, |r| s.get_exec(r)).await,
+        "SaveLoadJob" => unary(&body, &trace, |r| s.save_load_job(r)).await,
+        "ListLoadJobs" => unary(&body, &trace, |r| s.list_load_jobs(r)).await,
+        "ListTasks" => unary(&body, &trace, |r| s.list_tasks(r)).await,
+        "GetLoadStatus" => unary(&body, &trace, |r| s.get_load_status(r)).await,
+        "ListExecs" => unary(&body, &trace, |r| s.list_execs(r)).await,
+        "GetExec" => unary(&body, &trace, |r| s.get_exec(r)).await,
         "Exec" => ApiError::new(
             Code::Unimplemented,
             "Exec is a streaming method: call it over gRPC, or POST /exec",
