@@ -22,7 +22,8 @@ use std::time::SystemTime;
 
 use opentelemetry::global::{self, BoxedSpan, BoxedTracer};
 use opentelemetry::trace::{
-    Span as _, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState, Tracer as _,
+    Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceId,
+    TraceState, Tracer as _,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -139,14 +140,12 @@ fn trace_of(span: &BoxedSpan) -> Option<TraceParent> {
     })
 }
 
-use opentelemetry::trace::TraceContextExt as _;
-
 fn start(name: &'static str, kind: SpanKind, parent: &Context, attrs: Vec<KeyValue>) -> BoxedSpan {
-    tracer()
-        .span_builder(name)
+    let t = tracer();
+    t.span_builder(name)
         .with_kind(kind)
         .with_attributes(attrs)
-        .start_with_context(&tracer(), parent)
+        .start_with_context(&t, parent)
 }
 
 fn finish(mut span: BoxedSpan, error: Option<&str>) {
@@ -242,12 +241,13 @@ pub fn dispatch(
         ]
     };
     let now = SystemTime::now();
-    let mut d = tracer()
+    let t = tracer();
+    let mut d = t
         .span_builder("taskhive.dispatch")
         .with_kind(SpanKind::Producer)
         .with_start_time(now)
         .with_attributes(attrs())
-        .start_with_context(&tracer(), &parent);
+        .start_with_context(&t, &parent);
     let handed = trace_of(&d).or(Some(stored));
     d.end_with_timestamp(SystemTime::now());
     let run = start("taskhive.run", SpanKind::Internal, &parent, attrs());

@@ -219,6 +219,10 @@ fn a_dropped_part_revokes_its_lease() {
         .iter()
         .any(|e| matches!(e, Effect::Revoke { lease: l, .. } if *l == lease)));
     assert!(e.iter().all(|e| !matches!(e, Effect::Persist(_))));
+    assert!(
+        finished(&e).is_none(),
+        "a part's end is not its job's: {e:?}"
+    );
     assert!(c.is_empty());
     c.check_invariants().unwrap();
     assert!(c.report(lease, done(b""), T0 + 1).is_err());

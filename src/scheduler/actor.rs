@@ -1607,8 +1607,6 @@ impl Actor {
                             hook.part_done(&origin, job, run, &outcome);
                         }
                     }
-                    // A part's end is not its job's: the owner reports that.
-                    Effect::Finished { job, .. } if crate::scheduler::core::is_part(job) => {}
                     Effect::Finished {
                         job,
                         task,

@@ -1741,10 +1741,11 @@ impl Core {
         }
         // Locks go by id: a removed job must not keep a slot (or its place in a queue).
         let promoted = self.drop_locks(id, self.last_now);
-        let finished = self.finished(id, Err(why.to_string()));
+        // A part's end is not its job's (the owner reports that): no waiter hears of it.
+        let finished = (!is_part(id)).then(|| self.finished(id, Err(why.to_string())));
         self.remove_job_silently(id);
         self.wake_locked(promoted);
-        self.effects.push(finished);
+        self.effects.extend(finished);
     }
 
     /// Drops a job from the maps and queues; the caller settles its lease and running count.
