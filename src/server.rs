@@ -124,8 +124,15 @@ pub async fn start_scheduler(
                 store.load_schedules()?
             };
             let paused = store.load_paused_tasks()?;
+            let limits = store.load_task_limits()?;
             Ok::<_, crate::store::StoreError>((
-                store, records, config, load_jobs, reader, schedules, paused,
+                store,
+                records,
+                config,
+                load_jobs,
+                reader,
+                schedules,
+                (paused, limits),
             ))
         })
         .await
@@ -149,8 +156,18 @@ pub async fn start_scheduler(
     );
     let read_ms = started.elapsed().as_millis() as u64;
     core.restore_stored(records, now);
+    let (paused, limits) = paused;
     for task in paused {
         core.set_task_paused(&task, true);
+    }
+    for (task, text) in limits {
+        match crate::scheduler::limits::TaskLimits::from_stored(&text) {
+            Ok(l) => core.set_task_limits(&task, l),
+            // Stored by a newer server, or damaged: not applied, said loudly.
+            Err(e) => {
+                tracing::error!(task, limits = %text, error = %e, "stored task limits unreadable; not applied")
+            }
+        }
     }
     // Reading and indexing the store leaves tens of MiB of freed scratch inside the heap
     // (row buffers, sort runs, grown vectors): hand it back to the OS once, not per job.

@@ -54,6 +54,7 @@ async fn pipelined_submits(bound: usize) -> (usize, u64) {
                 priority: 0,
                 retry: RetryPolicy::default(),
                 trace: None,
+                key: String::new(),
             })
             .collect();
         let admitted = h.admit(specs.len()).await;

@@ -24,6 +24,7 @@ fn spec(task: &str, name: &str, at: Millis) -> JobSpec {
             backoff_max_ms: 1_000,
         },
         trace: None,
+        key: String::new(),
     }
 }
 
@@ -412,6 +413,12 @@ fn stored_rows(n: u64) -> Vec<JobRecord> {
                 span_id: [7; 8],
                 flags: 1,
             }),
+            // Some keyed, so a restart rebuilds the fairness index too.
+            key: if id.is_multiple_of(3) {
+                format!("k{}", id % 4)
+            } else {
+                String::new()
+            },
         })
         .collect()
 }

@@ -19,6 +19,7 @@ fn spec(name: &str) -> JobSpec {
         priority: 0,
         retry: RetryPolicy::default(),
         trace: None,
+        key: String::new(),
     }
 }
 

@@ -98,6 +98,7 @@ fn spec(task: &str, name: &str, at: Millis) -> JobSpec {
             backoff_max_ms: 400,
         },
         trace: None,
+        key: String::new(),
     }
 }
 

@@ -22,6 +22,7 @@ fn spec(name: &str) -> JobSpec {
             ..RetryPolicy::default()
         },
         trace: None,
+        key: String::new(),
     }
 }
 

@@ -59,6 +59,12 @@ fn rec(id: u64, task: &str, name: &str) -> JobRecord {
             span_id: [9; 8],
             flags: 1,
         }),
+        // Every third carries a flow-control key.
+        key: if id.is_multiple_of(3) {
+            format!("tenant-{}", id % 5)
+        } else {
+            String::new()
+        },
     }
 }
 

@@ -34,6 +34,7 @@ fn spec(name: &str, at: Millis) -> JobSpec {
         priority: 0,
         retry: RetryPolicy::default(),
         trace: None,
+        key: String::new(),
     }
 }
 

@@ -196,7 +196,7 @@ pub fn required(method: &Method, path: &str) -> Access {
             | "AcquireLock" | "ReleaseLock" | "Work" => Worker,
             "SubmitJob" | "SubmitJobs" | "SubmitStream" | "RunJob" | "RunJobStream"
             | "WatchJob" | "RemoveJob" | "GetJob" | "ListJobs" | "Status" | "ListDead"
-            | "GetConfig" => Client,
+            | "GetConfig" | "GetTaskLimits" => Client,
             // Schedules are read by clients; creating, pausing and deleting them is admin's.
             "ListSchedules" | "GetSchedule" => Client,
             _ => Admin,

@@ -33,6 +33,7 @@ pub async fn run(cmd: Command) -> CliResult {
     match cmd {
         Command::Submit(a) => submit(a).await,
         Command::Cron { action } => super::cron::run(action).await,
+        Command::Limit { action } => super::limit::run(action).await,
         Command::Get {
             task,
             name,
@@ -276,6 +277,7 @@ async fn submit(a: SubmitArgs) -> CliResult {
             timeout_ms: a.timeout.map(|t| t.as_millis() as i64),
             priority: a.priority,
             retry: None,
+            key: a.key.unwrap_or_default(),
         })
         .await?
         .into_inner();

@@ -7,6 +7,7 @@ pub mod cron;
 pub mod error;
 pub mod exec_worker;
 pub mod jobs;
+pub mod limit;
 pub mod load;
 
 use std::net::SocketAddr;
@@ -174,6 +175,14 @@ pub enum Command {
         /// Where the server is.
         #[command(flatten)]
         conn: Conn,
+    },
+    /// Flow control: `limit set -f TASK --max-running N --rate 100/s [--burst B]
+    /// [--max-running-per-key N] [--rate-per-key 10/s]`, `limit show [-f TASK]`,
+    /// `limit clear -f TASK`.
+    Limit {
+        /// A limit command.
+        #[command(subcommand)]
+        action: limit::LimitCommand,
     },
     /// Schedules: `cron add NAME --cron EXPR -f TASK`, `cron list`, `cron show NAME`,
     /// `cron pause NAME`, `cron resume NAME`, `cron rm NAME`.
@@ -387,6 +396,9 @@ pub struct SubmitArgs {
     /// Higher runs first among due jobs.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub priority: i32,
+    /// Flow-control key (a tenant, an account, a host): per-key limits and fairness.
+    #[arg(long)]
+    pub key: Option<String>,
     /// Where the server is.
     #[command(flatten)]
     pub conn: Conn,

@@ -17,11 +17,12 @@ use tokio_postgres::{Client, Notification, Statement};
 use super::broadcast;
 use super::{
     connect, db_err, deliver, now_ms, sql, ClusterConfig, ClusterError, Shared, CONFIG_CHANNEL,
-    FORGET_CHANNEL, JOBS_CHANNEL, JOB_DATA_CHANNEL, LOAD_JOBS_CHANNEL, LOCKS_CHANNEL,
-    PAUSE_CHANNEL, RESULTS_CHANNEL, SCHEDULES_CHANNEL, WATCH_CHANNEL,
+    FORGET_CHANNEL, JOBS_CHANNEL, JOB_DATA_CHANNEL, LIMITS_CHANNEL, LOAD_JOBS_CHANNEL,
+    LOCKS_CHANNEL, PAUSE_CHANNEL, RESULTS_CHANNEL, SCHEDULES_CHANNEL, WATCH_CHANNEL,
 };
 use crate::scheduler::actor::NodeHandle;
 use crate::scheduler::error::Error;
+use crate::scheduler::limits::TaskLimits;
 
 /// Claims per query at most.
 const MAX_CLAIM: u64 = 1_000;
@@ -63,7 +64,7 @@ async fn listen(
             "LISTEN {JOBS_CHANNEL}; LISTEN {RESULTS_CHANNEL}; LISTEN {FORGET_CHANNEL}; \
              LISTEN {CONFIG_CHANNEL}; LISTEN {LOAD_JOBS_CHANNEL}; LISTEN {PAUSE_CHANNEL}; \
              LISTEN {SCHEDULES_CHANNEL}; LISTEN {WATCH_CHANNEL}; LISTEN {JOB_DATA_CHANNEL}; \
-             LISTEN {LOCKS_CHANNEL}; LISTEN {}; LISTEN {}",
+             LISTEN {LOCKS_CHANNEL}; LISTEN {LIMITS_CHANNEL}; LISTEN {}; LISTEN {}",
             broadcast::ASK_CHANNEL,
             broadcast::ANSWER_CHANNEL
         ))
@@ -91,6 +92,8 @@ struct Claimer {
     io_limit: Duration,
     /// The session stalled: open a new one.
     broken: bool,
+    /// Tasks with flow-control limits: their claims go through `limits::claim`.
+    limits: HashMap<String, TaskLimits>,
 }
 
 /// Connects the claimer's sessions and starts it.
@@ -104,6 +107,12 @@ pub(super) async fn spawn(
     // Listening first, so no watch announced after this read is missed.
     let elsewhere = super::watch::load_elsewhere(&listener, &shared.node).await?;
     shared.watches.set_elsewhere(elsewhere);
+    // Listening first, so no change announced after this read is missed.
+    let limits = super::limits::load_all(&listener)
+        .await
+        .map_err(|e| ClusterError::Db(e.to_string()))?
+        .into_iter()
+        .collect();
     let ttl = Duration::from_millis(shared.ttl_ms as u64);
     let claimer = Claimer {
         s: Session::open(url).await?,
@@ -118,6 +127,7 @@ pub(super) async fn spawn(
         fence_after: fence_after(ttl),
         io_limit: (ttl / 6).max(Duration::from_millis(50)),
         broken: false,
+        limits,
     };
     Ok(tokio::spawn(claimer.run(notes)))
 }
@@ -299,6 +309,25 @@ impl Claimer {
             LOAD_JOBS_CHANNEL => {
                 let _ = self.shared.load_jobs.send(n.payload().to_string());
             }
+            LIMITS_CHANNEL => {
+                let task = n.payload().to_string();
+                match super::limits::load_one(&self.s.client, &task).await {
+                    Ok(l) => {
+                        if l.is_none() {
+                            self.limits.remove(&task);
+                        } else {
+                            self.limits.insert(task.clone(), l);
+                        }
+                        if let Err(e) = self.node.apply_task_limits(task.clone(), l).await {
+                            tracing::warn!(task, error = %e, "limits announced by another node not applied");
+                        }
+                        self.drained.remove(&task);
+                    }
+                    Err(e) => {
+                        tracing::warn!(task, error = %e, "limits announced by another node not read")
+                    }
+                }
+            }
             PAUSE_CHANNEL => {
                 // "1 task" (paused) or "0 task" (resumed), stored by the node that announced it.
                 if let Some((flag, task)) = n.payload().split_once(' ') {
@@ -347,22 +376,40 @@ impl Claimer {
     }
 
     async fn claim(&mut self, task: &str, want: u64) -> Result<(), Error> {
-        let limit = (want * 2).clamp(1, MAX_CLAIM) as i64;
-        let rows = self
-            .s
-            .client
-            .query(
-                &self.s.claim,
-                &[
-                    &self.shared.node,
-                    &self.shared.ttl_ms,
-                    &task,
-                    &now_ms(),
-                    &limit,
-                ],
+        let limited = self.limits.contains_key(task);
+        // A limited task takes no more than its workers want now: a claimed job counts
+        // against the limit until it is done.
+        let limit = if limited {
+            want.clamp(1, MAX_CLAIM)
+        } else {
+            (want * 2).clamp(1, MAX_CLAIM)
+        } as i64;
+        let rows = if limited {
+            super::limits::claim(
+                &mut self.s.client,
+                &self.shared.node,
+                self.shared.ttl_ms,
+                task,
+                now_ms(),
+                limit,
             )
-            .await
-            .map_err(db_err)?;
+            .await?
+        } else {
+            self.s
+                .client
+                .query(
+                    &self.s.claim,
+                    &[
+                        &self.shared.node,
+                        &self.shared.ttl_ms,
+                        &task,
+                        &now_ms(),
+                        &limit,
+                    ],
+                )
+                .await
+                .map_err(db_err)?
+        };
         let got = rows.len() as i64;
         let mut records = Vec::with_capacity(rows.len());
         {

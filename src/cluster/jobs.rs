@@ -17,6 +17,7 @@ use crate::scheduler::error::Error;
 use crate::scheduler::job::{
     JobId, JobKey, JobRecord, JobSpec, JobState, JobView, Millis, RetryPolicy,
 };
+use crate::scheduler::limits::TaskLimits;
 use crate::scheduler::list::{Cursor, JobPage, ListQuery};
 use crate::scheduler::local::LocalJobs;
 use crate::scheduler::schedule::{Schedule, ScheduleSpec};
@@ -343,6 +344,7 @@ struct SpecArrays<'a> {
     backoff_max_ms: Vec<i64>,
     wait: Vec<bool>,
     trace: Vec<Option<String>>,
+    key: Vec<&'a str>,
 }
 
 impl<'a> SpecArrays<'a> {
@@ -364,10 +366,11 @@ impl<'a> SpecArrays<'a> {
         self.backoff_max_ms.push(backoff_max_ms as i64);
         self.wait.push(wait);
         self.trace.push(s.trace.map(|t| t.to_string()));
+        self.key.push(&s.key);
     }
 
-    /// The arrays as the submit statement's parameters `$1`..`$11`.
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 11] {
+    /// The arrays as the submit statement's parameters `$1`..`$12`.
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 12] {
         [
             &self.task,
             &self.name,
@@ -380,6 +383,7 @@ impl<'a> SpecArrays<'a> {
             &self.backoff_max_ms,
             &self.wait,
             &self.trace,
+            &self.key,
         ]
     }
 }
@@ -596,7 +600,11 @@ impl Backend for ClusterJobs {
 
     fn status(&self, task: Option<String>) -> Fut<(Vec<TaskStatus>, TaskStatus)> {
         let shared = self.shared.clone();
+        let local = self.local.clone();
         Box::pin(async move {
+            // Limits are kept equal on every node; this node's core also knows which of its
+            // own claimed jobs a limit holds back (claims hold back the rest in the database).
+            let (mine, _) = local.status(task.clone()).await?;
             let c = &shared.conn().await?.client;
             let rows = c
                 .query(sql::STATUS, &[&now_ms(), &task, &shared.ttl_ms])
@@ -616,12 +624,23 @@ impl Backend for ClusterJobs {
                     broadcast: r.get(7),
                     paused: r.get(8),
                     next_sched_at: r.get(6),
+                    limits: Default::default(),
+                    waiting_on_limit: 0,
+                };
+                let s = match mine.iter().find(|m| m.task == s.task) {
+                    Some(m) => TaskStatus {
+                        limits: m.limits,
+                        waiting_on_limit: s.limits_waiting(m),
+                        ..s
+                    },
+                    None => s,
                 };
                 totals.workers += s.workers;
                 totals.pending += s.pending;
                 totals.scheduled += s.scheduled;
                 totals.running += s.running;
                 totals.dead += s.dead;
+                totals.waiting_on_limit += s.waiting_on_limit;
                 totals.next_sched_at = match (totals.next_sched_at, s.next_sched_at) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -786,6 +805,30 @@ impl Backend for ClusterJobs {
             }
             Ok(())
         })
+    }
+
+    fn set_task_limits(&self, task: String, limits: TaskLimits) -> Fut<()> {
+        let me = self.clone();
+        Box::pin(async move {
+            // Stored through this node's writer (the shared database; the bucket starts
+            // full), then announced: every claimer and core reloads them.
+            me.local.set_task_limits(task.clone(), limits).await?;
+            let c = me.shared.conn().await?;
+            c.client
+                .execute(sql::ANNOUNCE_LIMITS, &[&task])
+                .await
+                .map_err(db_err)?;
+            c.client
+                .execute(sql::WAKE_TASK, &[&task])
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn get_task_limits(&self, task: String) -> Fut<TaskLimits> {
+        // Kept equal on every node by the announcement.
+        self.local.get_task_limits(task)
     }
 
     fn put_schedule(&self, spec: ScheduleSpec, now: Millis) -> Fut<()> {

@@ -23,6 +23,7 @@ mod broadcast;
 mod claimer;
 mod exec_lock;
 mod jobs;
+mod limits;
 mod locks;
 mod sql;
 mod watch;
@@ -94,6 +95,8 @@ const FORGET_CHANNEL: &str = "taskhive_forget";
 const CONFIG_CHANNEL: &str = "taskhive_config";
 const LOAD_JOBS_CHANNEL: &str = "taskhive_load_jobs";
 const PAUSE_CHANNEL: &str = "taskhive_paused";
+/// A task's limits changed (payload: the task): every node reloads them.
+const LIMITS_CHANNEL: &str = "taskhive_limits";
 /// A schedule was created, replaced, paused, resumed or deleted (payload: its name): every
 /// node's schedule driver reloads, instead of polling the table.
 const SCHEDULES_CHANNEL: &str = "taskhive_schedules";

@@ -19,7 +19,7 @@ pub const CLAIM: &str = "UPDATE jobs j SET owner = $1, lease_version = j.lease_v
         j.backoff_base_ms, j.backoff_max_ms, j.attempts, j.run_count, j.dead, j.last_error,
         j.lease_version, j.wait,
         EXISTS (SELECT 1 FROM job_watches w
-                WHERE w.task = j.task AND w.name = j.name AND w.node <> $1) AS watched, j.trace";
+                WHERE w.task = j.task AND w.name = j.name AND w.node <> $1) AS watched, j.trace, j.job_key";
 
 /// The earliest due time of task `$1`'s claimable jobs.
 pub const NEXT_DUE: &str = "SELECT min(sched_at) FROM jobs WHERE task = $1 AND NOT dead
@@ -36,21 +36,21 @@ pub const RENEW: &str =
 /// a dead one is replaced. One NOTIFY per task with its earliest new due time.
 pub const SUBMIT: &str = "WITH input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[],
-            $6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[], $11::text[])
+            $6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[], $11::text[], $12::text[])
             WITH ORDINALITY
         AS u(task, name, args, sched_at, timeout_ms, priority, max_attempts, backoff_base_ms,
-            backoff_max_ms, wait, trace, ord)),
+            backoff_max_ms, wait, trace, job_key, ord)),
      up AS (
         INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
-            backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait, trace)
+            backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait, trace, job_key)
         SELECT nextval('job_ids'), task, name, args, sched_at, timeout_ms, priority, max_attempts,
-            backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait, trace
+            backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait, trace, job_key
         FROM input ORDER BY ord
         ON CONFLICT (task, name) DO UPDATE SET args = EXCLUDED.args, sched_at = EXCLUDED.sched_at,
             timeout_ms = EXCLUDED.timeout_ms, priority = EXCLUDED.priority,
             max_attempts = EXCLUDED.max_attempts, backoff_base_ms = EXCLUDED.backoff_base_ms,
             backoff_max_ms = EXCLUDED.backoff_max_ms, attempts = 0, run_count = 0, dead = false,
-            last_error = '', wait = EXCLUDED.wait, trace = EXCLUDED.trace, owner = NULL,
+            last_error = '', wait = EXCLUDED.wait, trace = EXCLUDED.trace, job_key = EXCLUDED.job_key, owner = NULL,
             claim_until = NULL
         WHERE jobs.owner IS NULL OR jobs.claim_until < now() OR jobs.dead
         RETURNING id, xmax <> 0 AS replaced, task, name, sched_at),
@@ -64,7 +64,7 @@ pub const IDS_BY_NAME: &str = "SELECT id, task, name FROM jobs
 /// A job by id (`$1`) or by task and name (`$2`, `$3`), with its claim.
 pub const GET: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
         backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error,
-        owner, (owner IS NOT NULL AND claim_until >= now()) AS claimed, trace
+        owner, (owner IS NOT NULL AND claim_until >= now()) AS claimed, trace, job_key
      FROM jobs WHERE ($1::bigint IS NOT NULL AND id = $1) OR ($1::bigint IS NULL AND task = $2 AND name = $3)";
 
 /// Deletes a job by id or by task and name; its holder (if any) is told to forget it.
@@ -136,7 +136,7 @@ pub const NODE_SEEN: &str = "WITH s AS (UPDATE cluster_nodes SET seen = now() WH
 /// Dead jobs (of task `$1` when set), oldest id first, at most `$2`.
 pub const LIST_DEAD: &str =
     "SELECT id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
-        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace
+        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace, job_key
      FROM jobs WHERE dead AND ($1::text IS NULL OR task = $1) ORDER BY id LIMIT $2";
 
 /// Re-queues dead jobs (task `$1`, name `$2`, either NULL for any) due at `$3`.
@@ -154,7 +154,7 @@ pub const PURGE_DEAD: &str = "DELETE FROM jobs
 /// One page of jobs after id `$1`, at most `$2`.
 pub const DUMP_PAGE: &str =
     "SELECT id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
-        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace
+        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace, job_key
      FROM jobs WHERE id > $1 ORDER BY id LIMIT $2";
 
 /// Restores a dumped job over whatever has its (task, name), claimed or not; a holder is
@@ -191,7 +191,7 @@ pub const ANNOUNCE_CONFIG: &str = "SELECT pg_notify('taskhive_config', $1 || ' '
 /// page reads about a page of index entries. Running jobs have no index (one on `owner`
 /// would make every claim a non-HOT update): this one scans the task's live rows.
 pub const LIST_RUNNING: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority,
-        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace
+        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace, job_key
      FROM jobs WHERE task = $1 AND NOT dead AND starts_with(name, $2)
         AND owner IS NOT NULL AND claim_until >= now() AND $3::bigint IS NOT NULL
         AND id > $5
@@ -199,7 +199,7 @@ pub const LIST_RUNNING: &str = "SELECT id, task, name, args, sched_at, timeout_m
 
 /// Pending jobs in run order after (`$5` negated priority, `$6` sched_at, `$7` id).
 pub const LIST_PENDING: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority,
-        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace
+        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace, job_key
      FROM jobs WHERE task = $1 AND NOT dead AND starts_with(name, $2)
         AND (owner IS NULL OR claim_until < now()) AND sched_at <= $3
         AND (-(priority::bigint), sched_at, id) > ($5::bigint, $6::bigint, $7::bigint)
@@ -207,7 +207,7 @@ pub const LIST_PENDING: &str = "SELECT id, task, name, args, sched_at, timeout_m
 
 /// Scheduled jobs after (`$5` sched_at, `$6` id).
 pub const LIST_SCHEDULED: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority,
-        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace
+        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace, job_key
      FROM jobs WHERE task = $1 AND NOT dead AND starts_with(name, $2)
         AND (owner IS NULL OR claim_until < now()) AND sched_at > $3
         AND (sched_at, id) > ($5::bigint, $6::bigint)
@@ -215,7 +215,7 @@ pub const LIST_SCHEDULED: &str = "SELECT id, task, name, args, sched_at, timeout
 
 /// Dead jobs after id `$5`.
 pub const LIST_DEAD_PAGE: &str = "SELECT id, task, name, args, sched_at, timeout_ms, priority,
-        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace
+        max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace, job_key
      FROM jobs WHERE task = $1 AND dead AND starts_with(name, $2) AND $3::bigint IS NOT NULL
         AND id > $5
      ORDER BY id LIMIT $4";
@@ -244,26 +244,26 @@ pub const ANNOUNCE_SCHEDULE: &str = "SELECT pg_notify('taskhive_schedules', $1::
 /// Deletes schedule `$1`.
 pub const DELETE_SCHEDULE: &str = "DELETE FROM schedules WHERE name = $1";
 
-/// Fires ticks of schedule `$12`: when its last tick is still `$13` and it is not paused,
-/// moves the last tick to `$14` (job `$15`) and inserts the tick jobs (`$1`..`$11` as in
+/// Fires ticks of schedule `$13`: when its last tick is still `$14` and it is not paused,
+/// moves the last tick to `$15` (job `$16`) and inserts the tick jobs (`$1`..`$12` as in
 /// [`SUBMIT`]), all in this one statement. Nodes racing for one tick all run it; the row
 /// lock makes the later ones see the new last tick and change nothing. Returns whether
 /// this call fired.
 pub const FIRE_SCHEDULE: &str = "WITH cas AS (
-        UPDATE schedules SET last_tick = $14, last_job = $15
-        WHERE name = $12 AND last_tick = $13 AND NOT paused RETURNING 1),
+        UPDATE schedules SET last_tick = $15, last_job = $16
+        WHERE name = $13 AND last_tick = $14 AND NOT paused RETURNING 1),
      input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[],
-            $6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[], $11::text[])
+            $6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[], $11::text[], $12::text[])
             WITH ORDINALITY
         AS u(task, name, args, sched_at, timeout_ms, priority, max_attempts, backoff_base_ms,
-            backoff_max_ms, wait, trace, ord)
+            backoff_max_ms, wait, trace, job_key, ord)
         WHERE EXISTS (SELECT 1 FROM cas)),
      up AS (
         INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
-            backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait, trace)
+            backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait, trace, job_key)
         SELECT nextval('job_ids'), task, name, args, sched_at, timeout_ms, priority, max_attempts,
-            backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait, trace
+            backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait, trace, job_key
         FROM input ORDER BY ord
         ON CONFLICT (task, name) DO NOTHING
         RETURNING task, sched_at),
@@ -273,6 +273,46 @@ pub const FIRE_SCHEDULE: &str = "WITH cas AS (
 /// A task paused (`$1` = '1') or resumed ('0') on one node (already stored): every node
 /// applies it.
 pub const ANNOUNCE_PAUSE: &str = "SELECT pg_notify('taskhive_paused', $1::text || ' ' || $2::text)";
+
+/// A task's limits changed on one node (already stored): every node reloads them (`$1`).
+pub const ANNOUNCE_LIMITS: &str = "SELECT pg_notify('taskhive_limits', $1::text)";
+
+/// Locks limited task `$1`'s row for a claim (claims of the task go one at a time): its
+/// limits, its bucket, the database's clock in µs, and how many of its jobs due by `$2` are
+/// claimed by a live node (running, or about to be handed out by their node).
+pub const LOCK_LIMITS: &str = "SELECT limits, tat_us,
+        (extract(epoch from clock_timestamp()) * 1000000)::bigint,
+        (SELECT count(*) FROM jobs WHERE task = $1 AND NOT dead AND sched_at <= $2
+            AND owner IS NOT NULL AND claim_until >= now())
+     FROM task_limits WHERE task = $1 FOR UPDATE";
+
+/// Stores limited task `$1`'s bucket after a claim.
+pub const SET_LIMITS_TAT: &str = "UPDATE task_limits SET tat_us = $2 WHERE task = $1";
+
+/// [`CLAIM`] for a task with per-key limits: at most one job per key (`''`, no key, is one
+/// more key), only of keys with fewer than `$6` jobs claimed by live nodes; keys by their
+/// best job's order. Runs under [`LOCK_LIMITS`]'s row lock.
+pub const CLAIM_PER_KEY: &str = "UPDATE jobs j SET owner = $1, lease_version = j.lease_version + 1,
+        claim_until = now() + $2::bigint * interval '1 millisecond'
+     FROM (SELECT id FROM jobs WHERE id IN (
+             SELECT DISTINCT ON (c.job_key) c.id FROM jobs c
+             WHERE c.task = $3 AND NOT c.dead AND c.sched_at <= $4
+               AND (c.owner IS NULL OR c.claim_until < now())
+               AND NOT EXISTS (SELECT 1 FROM paused_tasks p WHERE p.task = $3)
+               AND (c.job_key = '' OR (SELECT count(*) FROM jobs o
+                    WHERE o.task = $3 AND o.job_key = c.job_key AND NOT o.dead
+                      AND o.sched_at <= $4 AND o.owner IS NOT NULL AND o.claim_until >= now()) < $6)
+             ORDER BY c.job_key, c.priority DESC, c.sched_at, c.id)
+           ORDER BY priority DESC, sched_at, id
+           LIMIT $5
+           FOR UPDATE SKIP LOCKED) c
+     WHERE j.id = c.id
+     RETURNING j.id, j.task, j.name, j.args, j.sched_at, j.timeout_ms, j.priority, j.max_attempts,
+        j.backoff_base_ms, j.backoff_max_ms, j.attempts, j.run_count, j.dead, j.last_error,
+        j.lease_version, j.wait,
+        EXISTS (SELECT 1 FROM job_watches w
+                WHERE w.task = j.task AND w.name = j.name AND w.node <> $1) AS watched, j.trace,
+        j.job_key";
 
 /// Wakes every claimer for task `$1` (a resumed task's jobs are claimable again).
 pub const WAKE_TASK: &str = "SELECT pg_notify('taskhive_jobs', $1::text || ' 0')";

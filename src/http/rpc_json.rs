@@ -104,6 +104,8 @@ pub async fn scheduler(
         "DeleteSchedule" => unary(&body, &trace, |r| s.delete_schedule(r)).await,
         "PauseTask" => unary(&body, &trace, |r| s.pause_task(r)).await,
         "ResumeTask" => unary(&body, &trace, |r| s.resume_task(r)).await,
+        "SetTaskLimits" => unary(&body, &trace, |r| s.set_task_limits(r)).await,
+        "GetTaskLimits" => unary(&body, &trace, |r| s.get_task_limits(r)).await,
         "SubmitStream" | "RunJobStream" | "WatchJob" | "GrabJob" | "Work" | "Dump" | "Load" => {
             ApiError::new(
                 Code::Unimplemented,

@@ -86,6 +86,7 @@ impl RemoteRun<'_> {
                 ..RetryPolicy::default()
             },
             trace: None,
+            key: String::new(),
         };
         // In memory only (no store commit): losing a load run in a crash is correct. With no
         // worker of the class on this node it is a durable job any node's worker may take.

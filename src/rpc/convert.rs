@@ -4,6 +4,7 @@ use crate::config::Limits;
 use crate::pb;
 use crate::scheduler::core::TaskStatus;
 use crate::scheduler::job::*;
+use crate::scheduler::limits::{LimitsRequest, TaskLimits};
 use crate::scheduler::list::{JobPage, ListQuery};
 use crate::scheduler::schedule::{Missed, Schedule, ScheduleSpec};
 use crate::scheduler::Error;
@@ -24,6 +25,7 @@ pub fn submit_request(req: pb::SubmitJobRequest) -> SubmitRequest {
         priority: req.priority,
         retry: req.retry.map(retry_asked),
         trace: None,
+        key: req.key,
     }
 }
 
@@ -120,6 +122,30 @@ pub fn job_pb(r: JobRecord, state: JobState, lease: Option<LeaseId>) -> pb::Job 
         last_error: r.last_error,
         result: Default::default(),
         finished_at_ms: 0,
+        key: r.key,
+    }
+}
+
+/// A task's limits as protobuf (`None` when it has none).
+pub fn limits_pb(l: TaskLimits) -> Option<pb::TaskLimits> {
+    (!l.is_none()).then(|| pb::TaskLimits {
+        max_running: l.max_running.map(i64::from),
+        rate: l.rate.map(|r| r.to_string()).unwrap_or_default(),
+        burst: l.burst.map(i64::from),
+        max_running_per_key: l.max_running_per_key.map(i64::from),
+        rate_per_key: l.rate_per_key.map(|r| r.to_string()).unwrap_or_default(),
+    })
+}
+
+/// Protobuf limits as asked for (validated by [`LimitsRequest::validate`]).
+pub fn limits_request(l: Option<pb::TaskLimits>) -> LimitsRequest {
+    let l = l.unwrap_or_default();
+    LimitsRequest {
+        max_running: l.max_running,
+        rate: Some(l.rate),
+        burst: l.burst,
+        max_running_per_key: l.max_running_per_key,
+        rate_per_key: Some(l.rate_per_key),
     }
 }
 
@@ -186,6 +212,7 @@ pub fn record_from_pb(j: pb::Job, limits: &Limits) -> Result<JobRecord, Error> {
         dead: j.state == pb::JobState::Dead as i32,
         last_error: j.last_error,
         trace: TraceParent::parse(&j.traceparent),
+        key: j.key,
     })
 }
 
@@ -202,6 +229,8 @@ pub fn status_pb(s: TaskStatus) -> pb::TaskStatus {
         locked: s.locked,
         broadcast: s.broadcast,
         paused: s.paused,
+        limits: limits_pb(s.limits),
+        waiting_on_limit: s.waiting_on_limit,
     }
 }
 
@@ -237,6 +266,7 @@ pub fn schedule_spec(
             timeout_ms: r.timeout_ms,
             priority: r.priority,
             retry: r.retry,
+            key: String::new(),
         },
         limits,
         now,

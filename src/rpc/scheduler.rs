@@ -366,6 +366,31 @@ impl Scheduler for SchedulerService {
         }))
     }
 
+    async fn set_task_limits(
+        &self,
+        req: Request<pb::SetTaskLimitsRequest>,
+    ) -> Result<Response<pb::TaskLimitsResponse>, Status> {
+        let r = req.into_inner();
+        let limits = limits_request(r.limits).validate()?;
+        self.h.set_task_limits(r.task.clone(), limits).await?;
+        Ok(Response::new(pb::TaskLimitsResponse {
+            task: r.task,
+            limits: limits_pb(limits),
+        }))
+    }
+
+    async fn get_task_limits(
+        &self,
+        req: Request<pb::TaskRef>,
+    ) -> Result<Response<pb::TaskLimitsResponse>, Status> {
+        let task = req.into_inner().task;
+        let limits = self.h.get_task_limits(task.clone()).await?;
+        Ok(Response::new(pb::TaskLimitsResponse {
+            task,
+            limits: limits_pb(limits),
+        }))
+    }
+
     async fn pause_task(
         &self,
         req: Request<pb::TaskRef>,

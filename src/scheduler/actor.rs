@@ -19,10 +19,12 @@ use super::core::{Core, Effect, LocalWorkers, Observation, SubmitReply, TaskStat
 use super::error::{Error, Stale};
 use super::job::*;
 use super::kept::KeptResults;
+use super::limits::TaskLimits;
 use super::list::{JobPage, ListQuery};
 use super::local::LocalJobs;
 use super::schedule::{PlanCache, Schedule, ScheduleSpec};
 use super::settings::Settings;
+use super::submit::check_name;
 use super::timer::WakeTimer;
 use crate::metrics::Metrics;
 use crate::store::writer::{Admitted, Backlog, Commit, Writer};
@@ -274,6 +276,17 @@ pub(super) enum Cmd {
         persist: bool,
         reply: Reply<Commit>,
     },
+    SetTaskLimits {
+        task: String,
+        limits: TaskLimits,
+        /// False when another node already stored it (cluster).
+        persist: bool,
+        reply: Reply<Commit>,
+    },
+    GetTaskLimits {
+        task: String,
+        reply: Reply<TaskLimits>,
+    },
     PutSchedule {
         schedule: Schedule,
         reply: Reply<Commit>,
@@ -477,6 +490,18 @@ impl NodeHandle {
         let _ = self.tx.send(Cmd::WatchEvent { task, name, event });
     }
 
+    /// Cluster: applies limits another node stored and announced.
+    pub async fn apply_task_limits(&self, task: String, limits: TaskLimits) -> Result<(), Error> {
+        call(&self.tx, |reply| Cmd::SetTaskLimits {
+            task,
+            limits,
+            persist: false,
+            reply,
+        })
+        .await
+        .map(drop)
+    }
+
     /// Cluster: applies a pause or resume another node stored and announced.
     pub async fn apply_task_paused(&self, task: String, paused: bool) -> Result<(), Error> {
         call(&self.tx, |reply| Cmd::PauseTask {
@@ -638,6 +663,18 @@ impl SchedulerHandle {
     /// Pauses or resumes a task (cluster-wide); resolves once stored.
     pub async fn pause_task(&self, task: String, paused: bool) -> Result<(), Error> {
         self.jobs.pause_task(task, paused).await
+    }
+
+    /// Sets or clears a task's limits (cluster-wide); resolves once stored.
+    pub async fn set_task_limits(&self, task: String, limits: TaskLimits) -> Result<(), Error> {
+        check_name("task", &task)?;
+        self.jobs.set_task_limits(task, limits).await
+    }
+
+    /// A task's limits.
+    pub async fn get_task_limits(&self, task: String) -> Result<TaskLimits, Error> {
+        check_name("task", &task)?;
+        self.jobs.get_task_limits(task).await
     }
 
     /// Creates or replaces a schedule after checking it (nothing is stored when refused);
@@ -1441,6 +1478,24 @@ impl Actor {
                     Commit::done()
                 };
                 let _ = reply.send(commit);
+            }
+            Cmd::SetTaskLimits {
+                task,
+                limits,
+                persist,
+                reply,
+            } => {
+                self.core.set_task_limits(&task, limits);
+                let commit = if persist {
+                    let limits = (!limits.is_none()).then(|| limits.to_stored());
+                    self.writer.write(vec![Op::SetTaskLimits { task, limits }])
+                } else {
+                    Commit::done()
+                };
+                let _ = reply.send(commit);
+            }
+            Cmd::GetTaskLimits { task, reply } => {
+                let _ = reply.send(self.core.task_limits(&task));
             }
             Cmd::KeepResults { keep_ms } => self.keep_ms = keep_ms,
             Cmd::RestoreSchedules { schedules } => {

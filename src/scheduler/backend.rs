@@ -20,6 +20,7 @@ use futures_util::future::BoxFuture;
 use super::core::{SubmitReply, TaskStatus};
 use super::error::Error;
 use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView, Millis};
+use super::limits::TaskLimits;
 use super::list::{JobPage, ListQuery};
 use super::schedule::{Schedule, ScheduleSpec};
 use crate::store::writer::{Admitted, Commit};
@@ -76,6 +77,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Pauses (`paused`) or resumes a task: while paused its jobs are accepted and kept, none
     /// is handed out (on any node), running ones finish. Resolves once stored (and announced).
     fn pause_task(&self, task: String, paused: bool) -> Fut<()>;
+    /// Sets (or, all `None`, clears) a task's flow-control limits; resolves once stored (and,
+    /// in a cluster, announced: every node's dispatch and the claims follow them).
+    fn set_task_limits(&self, task: String, limits: TaskLimits) -> Fut<()>;
+    /// A task's limits (all `None` when it has none).
+    fn get_task_limits(&self, task: String) -> Fut<TaskLimits>;
     /// Creates or replaces a schedule (already validated), unpaused, its last tick `now`
     /// (no tick before `now` fires); resolves once stored.
     fn put_schedule(&self, spec: ScheduleSpec, now: Millis) -> Fut<()>;

@@ -26,10 +26,17 @@ use crate::store::{Op, StoredJobs};
 
 mod broadcast;
 use broadcast::BroadcastRun;
+mod fair;
+mod keys;
+use keys::{KeyId, Keys};
+mod limits;
+use limits::LimitState;
 mod list;
 mod log;
 mod parts;
 mod transient;
+
+pub use limits::Held;
 
 pub use parts::{is_part, PART_BIT, PART_GRACE_MS};
 pub use transient::{in_memory_only, is_transient, TRANSIENT_BIT};
@@ -179,6 +186,22 @@ pub struct SubmitReply {
     pub running: bool,
 }
 
+impl TaskStatus {
+    /// Cluster: ready jobs held back by a limit, from the database's counts (`self`) and
+    /// this node's core (`mine`: the same limits, and the keys it parked).
+    pub fn limits_waiting(&self, mine: &TaskStatus) -> u64 {
+        if mine
+            .limits
+            .max_running
+            .is_some_and(|m| self.running >= m as u64)
+        {
+            self.pending
+        } else {
+            mine.waiting_on_limit
+        }
+    }
+}
+
 /// Per task served here: (task, workers, broadcast); and the workers in all.
 pub type LocalWorkers = (Vec<(String, u32, bool)>, u32);
 
@@ -205,6 +228,10 @@ pub struct TaskStatus {
     pub paused: bool,
     /// Earliest sched_at among pending and scheduled jobs.
     pub next_sched_at: Option<Millis>,
+    /// Flow-control limits (none set: all `None`).
+    pub limits: crate::scheduler::limits::TaskLimits,
+    /// Ready jobs held back by a limit.
+    pub waiting_on_limit: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +261,8 @@ struct Job {
     last_error: Option<Box<str>>,
     /// Boxed: most jobs carry none, and a box keeps the job one pointer larger, not 26 bytes.
     trace: Option<Box<TraceParent>>,
+    /// The job's key (interned; `KeyId::NONE` for none): limits per key and fairness.
+    key: KeyId,
 }
 
 type ReadyKey = (Reverse<i32>, Millis, JobId);
@@ -241,7 +270,7 @@ type ReadyKey = (Reverse<i32>, Millis, JobId);
 impl Job {
     /// A stored record as held in memory; the name and error strings are moved, not copied
     /// (at start-up that leaves no freed string behind per row).
-    fn from_record(task: TaskId, r: JobRecord, phase: Phase) -> Job {
+    fn from_record(task: TaskId, key: KeyId, r: JobRecord, phase: Phase) -> Job {
         Job {
             task,
             name: r.name.into_boxed_str(),
@@ -255,6 +284,7 @@ impl Job {
             phase,
             last_error: (!r.last_error.is_empty()).then(|| r.last_error.into_boxed_str()),
             trace: r.trace.map(Box::new),
+            key,
         }
     }
 }
@@ -280,6 +310,12 @@ struct Task {
     locked: u64,
     /// Every job goes to every worker of the task (Periodic's BROADCAST).
     broadcast: bool,
+    /// Round-robin between keys; only while keyed jobs are ready (`core/fair.rs`).
+    fair: Option<Box<fair::Fair>>,
+    /// Flow-control limits and their buckets (`core/limits.rs`).
+    limits: Option<Box<LimitState>>,
+    /// Running jobs per key (keyed jobs only).
+    key_running: HashMap<KeyId, u32>,
 }
 
 #[derive(Debug)]
@@ -329,6 +365,10 @@ pub struct Core {
     part_deadlines: BTreeSet<(Millis, JobId)>,
     /// Transient jobs submitted so far (their ids count up under `TRANSIENT_BIT`).
     next_transient: JobId,
+    /// Job keys, interned.
+    keys: Keys,
+    /// When a task held back by a rate may start again (`core/limits.rs`).
+    limit_timers: BTreeSet<(Millis, TaskId)>,
     /// Latest time an operation was given: for internal steps that take none.
     last_now: Millis,
     next_job: JobId,
@@ -364,6 +404,8 @@ impl Core {
             parts: HashMap::default(),
             part_deadlines: BTreeSet::new(),
             next_transient: 0,
+            keys: Keys::default(),
+            limit_timers: BTreeSet::new(),
             next_job: 1,
             next_lease: first_lease.max(1),
             next_worker: 1,
@@ -415,6 +457,7 @@ impl Core {
         let mut ready: Vec<Vec<ReadyKey>> = Vec::new();
         let mut scheduled: Vec<Vec<(Millis, JobId)>> = Vec::new();
         let mut dead: Vec<Vec<JobId>> = Vec::new();
+        let mut keyed: BTreeSet<TaskId> = BTreeSet::new();
         for (t, r) in stored.jobs {
             let tid = tids[t as usize];
             let t = tid as usize;
@@ -428,13 +471,17 @@ impl Core {
                 Phase::Dead
             } else if r.sched_at <= now {
                 ready[t].push((Reverse(r.priority), r.sched_at, r.id));
+                if !r.key.is_empty() {
+                    keyed.insert(tid);
+                }
                 Phase::Pending
             } else {
                 scheduled[t].push((r.sched_at, r.id));
                 Phase::Scheduled
             };
             self.next_job = self.next_job.max(r.id + 1);
-            jobs.push((r.id, Job::from_record(tid, r, phase)));
+            let key = self.keys.hold(&r.key);
+            jobs.push((r.id, Job::from_record(tid, key, r, phase)));
         }
         self.jobs = JobTable::from_sorted(jobs);
         for (t, task) in self.tasks.iter_mut().enumerate() {
@@ -461,6 +508,9 @@ impl Core {
             if !task.ready.is_empty() {
                 self.mark_dirty(tid);
             }
+        }
+        for tid in keyed {
+            self.build_fair(tid);
         }
         self.trim_dead();
     }
@@ -601,7 +651,12 @@ impl Core {
             } else {
                 slots.sum()
             };
-            let want = free.saturating_sub(t.ready.len() as u64);
+            let mut want = free.saturating_sub(t.ready.len() as u64);
+            if let Some(m) = t.limits.as_ref().and_then(|l| l.limits.max_running) {
+                // Claimed jobs count against the limit cluster-wide: ask for no more than
+                // could run here now.
+                want = want.min((m as u64).saturating_sub(t.running + t.ready.len() as u64));
+            }
             if want > 0 {
                 out.push((t.name.to_string(), want));
             }
@@ -819,6 +874,7 @@ impl Core {
                 && s.running == 0
                 && s.dead == 0
                 && s.locked == 0
+                && s.limits.is_none()
             {
                 continue;
             }
@@ -828,6 +884,7 @@ impl Core {
             totals.running += s.running;
             totals.dead += s.dead;
             totals.locked += s.locked;
+            totals.waiting_on_limit += s.waiting_on_limit;
             totals.next_sched_at = match (totals.next_sched_at, s.next_sched_at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -869,6 +926,11 @@ impl Core {
             broadcast: t.broadcast,
             paused: self.paused_tasks.contains(&*t.name),
             next_sched_at: next,
+            limits: t.limits.as_ref().map(|l| l.limits).unwrap_or_default(),
+            waiting_on_limit: self
+                .task_ids
+                .get(&*t.name)
+                .map_or(0, |&tid| self.held_by_limits(tid, self.last_now).waiting),
         }
     }
 
@@ -1060,8 +1122,7 @@ impl Core {
     /// Puts a running job back to pending as it was: no attempt counted, nothing to persist.
     fn requeue(&mut self, id: JobId, now: Millis) {
         self.release_locks(id, now);
-        let tid = self.jobs[&id].task;
-        self.tasks[tid as usize].running -= 1;
+        self.run_ended(id);
         self.enqueue(id, now);
     }
 
@@ -1104,7 +1165,7 @@ impl Core {
         match outcome {
             Outcome::Done { result } => {
                 let tid = self.jobs[&id].task;
-                self.tasks[tid as usize].running -= 1;
+                self.run_ended(id);
                 let task = self.tasks[tid as usize].name.clone();
                 self.effects.push(Effect::Observe(Observation::Done(task)));
                 let finished = self.finished(id, Ok(result));
@@ -1117,8 +1178,8 @@ impl Core {
                 delay_ms,
                 count_step,
             } => {
+                self.run_ended(id);
                 let job = self.jobs.get_mut(&id).expect("leased job exists");
-                self.tasks[job.task as usize].running -= 1;
                 job.run_count = job.run_count.saturating_add(count_step.max(1));
                 job.attempts = 0;
                 job.sched_at = now.saturating_add(delay_ms.max(0));
@@ -1155,6 +1216,7 @@ impl Core {
             self.unattached.first().map(|&(t, _)| t),
             self.locks.next_expiry(),
             self.part_deadlines.first().map(|&(t, _)| t),
+            self.limit_timers.first().map(|&(t, _)| t),
         ]
         .into_iter()
         .flatten()
@@ -1202,21 +1264,20 @@ impl Core {
                 break;
             }
             self.timers.pop_first();
-            let task = &mut self.tasks[tid as usize];
-            while let Some(&(s, id)) = task.scheduled.first() {
+            while let Some(&(s, id)) = self.tasks[tid as usize].scheduled.first() {
                 if s > now {
                     break;
                 }
-                task.scheduled.pop_first();
-                let job = self.jobs.get_mut(&id).expect("scheduled job exists");
-                job.phase = Phase::Pending;
-                task.ready.insert((Reverse(job.priority), s, id));
+                self.tasks[tid as usize].scheduled.pop_first();
+                self.jobs.get_mut(&id).expect("scheduled job exists").phase = Phase::Pending;
+                self.ready_insert(id);
             }
-            if let Some(&(s, _)) = task.scheduled.first() {
+            if let Some(&(s, _)) = self.tasks[tid as usize].scheduled.first() {
                 self.timers.insert((s, tid));
             }
             self.mark_dirty(tid);
         }
+        self.limit_timers_due(now);
         self.dispatch(now);
     }
 
@@ -1246,16 +1307,19 @@ impl Core {
                 continue;
             }
             while !self.tasks[tid as usize].ready.is_empty() {
+                if self.task_room(tid, now) == 0 {
+                    break;
+                }
                 let Some(wid) = self.pick_worker(tid) else {
                     break;
                 };
-                let (_, _, id) = self.tasks[tid as usize]
-                    .ready
-                    .pop_first()
-                    .expect("ready not empty");
+                // None: every ready key is held back by its own limit.
+                let Some(id) = self.take_ready(tid, now) else {
+                    break;
+                };
                 let lid = self.lease_to(id, wid, now);
                 self.jobs.get_mut(&id).expect("ready job exists").phase = Phase::Running(lid);
-                self.tasks[tid as usize].running += 1;
+                self.run_started(tid, id, now);
                 let job = self.view(id);
                 self.effects.push(Effect::Assign { worker: wid, job });
             }
@@ -1355,10 +1419,10 @@ impl Core {
             return;
         }
         self.release_locks(id, now);
-        let job = self.jobs.get_mut(&id).expect("checked above");
-        if let Phase::Running(_) = job.phase {
-            self.tasks[job.task as usize].running -= 1;
+        if let Phase::Running(_) = self.jobs[&id].phase {
+            self.run_ended(id);
         }
+        let job = self.jobs.get_mut(&id).expect("checked above");
         job.attempts = job.attempts.saturating_add(1);
         job.last_error = Some(error.clone().into_boxed_str());
         let dead = !retry || job.attempts >= job.retry.max_attempts;
@@ -1473,11 +1537,9 @@ impl Core {
             };
             if job.phase == Phase::Locked {
                 let tid = job.task;
-                self.tasks[tid as usize].locked -= 1;
                 job.phase = Phase::Pending;
-                self.tasks[tid as usize]
-                    .ready
-                    .insert((Reverse(job.priority), job.sched_at, id));
+                self.tasks[tid as usize].locked -= 1;
+                self.ready_insert(id);
                 self.mark_dirty(tid);
             }
         }
@@ -1514,11 +1576,10 @@ impl Core {
             w.leases.remove(&lid);
         }
         self.mark_worker_dirty(wid);
+        self.run_ended(id);
         let job = self.jobs.get_mut(&id).expect("leased job exists");
         job.phase = Phase::Locked;
-        let t = &mut self.tasks[job.task as usize];
-        t.running -= 1;
-        t.locked += 1;
+        self.tasks[job.task as usize].locked += 1;
     }
 
     /// Releases one lock held by the job of a lease.
@@ -1640,6 +1701,9 @@ impl Core {
             running: 0,
             locked: 0,
             broadcast: false,
+            fair: None,
+            limits: None,
+            key_running: HashMap::default(),
         });
         self.dirty_flag.push(false);
         self.task_ids.insert(name, t);
@@ -1651,7 +1715,8 @@ impl Core {
         let dead = r.dead;
         // Not dead: enqueue below sets pending or scheduled.
         let phase = if dead { Phase::Dead } else { Phase::Pending };
-        let slot = self.jobs.insert(id, Job::from_record(tid, r, phase));
+        let key = self.keys.hold(&r.key);
+        let slot = self.jobs.insert(id, Job::from_record(tid, key, r, phase));
         self.tasks[tid as usize].by_name.insert(&self.jobs, slot);
         if dead {
             self.tasks[tid as usize].dead.insert(id);
@@ -1669,7 +1734,7 @@ impl Core {
         let task = &mut self.tasks[tid as usize];
         if job.sched_at <= now {
             job.phase = Phase::Pending;
-            task.ready.insert((Reverse(job.priority), job.sched_at, id));
+            self.ready_insert(id);
             self.mark_dirty(tid);
         } else {
             job.phase = Phase::Scheduled;
@@ -1691,10 +1756,7 @@ impl Core {
         let tid = job.task;
         let task = &mut self.tasks[tid as usize];
         match job.phase {
-            Phase::Pending => {
-                task.ready
-                    .remove(&(Reverse(job.priority), job.sched_at, id));
-            }
+            Phase::Pending => self.ready_remove(id),
             Phase::Scheduled => {
                 let old_first = task.scheduled.first().copied();
                 task.scheduled.remove(&(job.sched_at, id));
@@ -1736,7 +1798,7 @@ impl Core {
                         });
                     }
                 }
-                self.tasks[job.task as usize].running -= 1;
+                self.run_ended(id);
             }
         }
         // Locks go by id: a removed job must not keep a slot (or its place in a queue).
@@ -1757,6 +1819,7 @@ impl Core {
         let slot = self.jobs.slot(&id).expect("job exists");
         let tid = self.jobs.at(slot).1.task;
         self.tasks[tid as usize].by_name.remove(&self.jobs, slot);
+        self.keys.release(self.jobs.at(slot).1.key);
         self.jobs.remove(&id);
         if self.jobs.sparse() {
             self.compact();
@@ -1813,6 +1876,7 @@ impl Core {
             dead: job.phase == Phase::Dead,
             last_error: job.last_error.as_deref().unwrap_or("").to_string(),
             trace: job.trace.as_deref().copied(),
+            key: self.keys.name(job.key).to_string(),
         }
     }
 
@@ -1922,7 +1986,8 @@ impl Core {
                     t.by_name.len()
                 ));
             }
-            if t.running != running[i] || t.locked != locked[i] {
+            let keyed: u32 = t.key_running.values().sum();
+            if t.running != running[i] || t.locked != locked[i] || keyed as u64 > t.running {
                 return Err(format!("task {} running or locked counter off", t.name));
             }
             if let Some(&(s, _)) = t.scheduled.first() {
@@ -1945,6 +2010,11 @@ impl Core {
                 return Err(format!("worker {wid} over capacity"));
             }
         }
-        Ok(())
+        for (_, job) in self.jobs.iter() {
+            if job.key != KeyId::NONE && self.keys.holders(job.key) == 0 {
+                return Err(format!("job {} holds a forgotten key", job.name));
+            }
+        }
+        self.check_limits()
     }
 }

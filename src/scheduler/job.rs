@@ -78,6 +78,9 @@ pub struct JobSpec {
     pub retry: RetryPolicy,
     /// The submitter's trace context, handed to the worker that runs the job.
     pub trace: Option<TraceParent>,
+    /// Flow-control key (a tenant, an account, a host; empty = none): limits per key and
+    /// fairness between keys.
+    pub key: String,
 }
 
 impl JobSpec {
@@ -97,6 +100,7 @@ impl JobSpec {
             dead: false,
             last_error: String::new(),
             trace: self.trace,
+            key: self.key,
         }
     }
 }
@@ -145,6 +149,8 @@ pub struct JobRecord {
     pub last_error: String,
     /// The submitter's trace context.
     pub trace: Option<TraceParent>,
+    /// Flow-control key (empty = none).
+    pub key: String,
 }
 
 /// A job as a client sees it: the record plus its live state and lease.

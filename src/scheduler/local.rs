@@ -13,6 +13,7 @@ use super::backend::{Backend, Fut, SubmittedEach};
 use super::core::{SubmitReply, TaskStatus};
 use super::error::Error;
 use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView, Millis};
+use super::limits::TaskLimits;
 use super::list::{JobPage, ListQuery};
 use super::schedule::{Schedule, ScheduleSpec};
 use crate::store::writer::{Admitted, Backlog};
@@ -205,6 +206,25 @@ impl Backend for LocalJobs {
             .await?;
             commit.wait().await.map_err(store_err)
         })
+    }
+
+    fn set_task_limits(&self, task: String, limits: TaskLimits) -> Fut<()> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let commit = call(&tx, |reply| Cmd::SetTaskLimits {
+                task,
+                limits,
+                persist: true,
+                reply,
+            })
+            .await?;
+            commit.wait().await.map_err(store_err)
+        })
+    }
+
+    fn get_task_limits(&self, task: String) -> Fut<TaskLimits> {
+        let tx = self.tx.clone();
+        Box::pin(async move { call(&tx, |reply| Cmd::GetTaskLimits { task, reply }).await })
     }
 
     fn put_schedule(&self, spec: ScheduleSpec, now: Millis) -> Fut<()> {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod job;
 pub mod job_log;
 pub mod kept;
+pub mod limits;
 pub mod list;
 pub mod local;
 pub mod locks;

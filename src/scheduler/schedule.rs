@@ -252,6 +252,7 @@ impl Schedule {
             priority: s.priority,
             retry: s.retry,
             trace: None,
+            key: String::new(),
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct SubmitRequest {
     pub retry: Option<RetryAsked>,
     /// The submitter's trace context.
     pub trace: Option<TraceParent>,
+    /// Flow-control key (empty = none).
+    pub key: String,
 }
 
 impl SubmitRequest {
@@ -73,6 +75,7 @@ impl SubmitRequest {
     pub fn validate(self, limits: &SubmitLimits, now: Millis, run: bool) -> Result<JobSpec, Error> {
         check_name("task", &self.task)?;
         check_name("name", &self.name)?;
+        super::limits::check_key(&self.key)?;
         if self.args.len() > limits.max_args_bytes {
             return Err(Error::invalid(
                 "args",
@@ -121,6 +124,7 @@ impl SubmitRequest {
             priority: self.priority,
             retry,
             trace: self.trace,
+            key: self.key,
         })
     }
 }

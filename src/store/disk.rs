@@ -22,6 +22,7 @@ use futures_util::future::BoxFuture;
 use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
 use crate::scheduler::core::{SubmitReply, TaskStatus};
 use crate::scheduler::job::{JobId, JobKey, JobRecord, JobSpec, JobView, Millis};
+use crate::scheduler::limits::TaskLimits;
 use crate::scheduler::list::{JobPage, ListQuery};
 use crate::scheduler::schedule::{Schedule, ScheduleSpec};
 use crate::scheduler::Error;
@@ -235,6 +236,14 @@ impl Backend for DiskGuarded {
 
     fn pause_task(&self, task: String, paused: bool) -> Fut<()> {
         self.inner.pause_task(task, paused)
+    }
+
+    fn set_task_limits(&self, task: String, limits: TaskLimits) -> Fut<()> {
+        self.inner.set_task_limits(task, limits)
+    }
+
+    fn get_task_limits(&self, task: String) -> Fut<TaskLimits> {
+        self.inner.get_task_limits(task)
     }
 
     fn put_schedule(&self, spec: ScheduleSpec, now: Millis) -> Fut<()> {

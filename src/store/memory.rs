@@ -15,6 +15,7 @@ pub struct MemoryStore {
     load: Arc<Mutex<LoadTables>>,
     schedules: Arc<Mutex<BTreeMap<String, ScheduleRow>>>,
     paused_tasks: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    task_limits: Arc<Mutex<std::collections::BTreeMap<String, String>>>,
 }
 
 #[derive(Default)]
@@ -97,6 +98,13 @@ impl Store for MemoryStore {
                 Op::DeleteSchedule(name) => {
                     self.schedules.lock().expect("poisoned").remove(name);
                 }
+                Op::SetTaskLimits { task, limits } => {
+                    let mut l = self.task_limits.lock().expect("poisoned");
+                    match limits {
+                        Some(text) => l.insert(task.clone(), text.clone()),
+                        None => l.remove(task),
+                    };
+                }
                 Op::SaveLoadJob { name, json } => {
                     let mut load = self.load.lock().expect("poisoned");
                     load.jobs.insert(name.clone(), json.clone());
@@ -138,6 +146,11 @@ impl Store for MemoryStore {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
+    }
+
+    fn load_task_limits(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        let l = self.task_limits.lock().expect("poisoned");
+        Ok(l.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
     fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {

@@ -74,6 +74,13 @@ pub enum Op {
         /// Paused.
         paused: bool,
     },
+    /// Set a task's flow-control limits (`TaskLimits::to_stored`), or clear them (None).
+    SetTaskLimits {
+        /// The task.
+        task: String,
+        /// The limits as stored text; None = no limits.
+        limits: Option<String>,
+    },
 }
 
 /// A stored schedule: what was asked for as a JSON document, and its firing state.
@@ -235,6 +242,8 @@ pub trait Store: Send + 'static {
     fn load_schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError>;
     /// The paused tasks.
     fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError>;
+    /// Every task's stored limits, as `(task, text)` in task order.
+    fn load_task_limits(&mut self) -> Result<Vec<(String, String)>, StoreError>;
 }
 
 impl<S: Store + ?Sized> Store for Box<S> {
@@ -264,6 +273,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
         (**self).load_paused_tasks()
+    }
+    fn load_task_limits(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        (**self).load_task_limits()
     }
 }
 

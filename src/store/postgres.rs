@@ -95,6 +95,13 @@ const MIGRATIONS: &[&str] = &[
     LOCK_FUNCTIONS,
     // 12: the submitter's W3C trace context (`traceparent`), handed to the worker.
     "ALTER TABLE jobs ADD COLUMN trace TEXT;",
+    // 13: flow control: each job's key, and each task's limits with the cluster's token
+    // buckets (`tat_us`, `key_tat`: see `cluster/limits.rs`).
+    "ALTER TABLE jobs ADD COLUMN job_key TEXT NOT NULL DEFAULT '';
+     CREATE TABLE task_limits (task TEXT PRIMARY KEY, limits TEXT NOT NULL,
+        tat_us BIGINT NOT NULL DEFAULT 0);
+     CREATE TABLE task_key_buckets (task TEXT NOT NULL, job_key TEXT NOT NULL,
+        tat_us BIGINT NOT NULL, PRIMARY KEY (task, job_key));",
 ];
 
 /// Migration 11: named locks held across a cluster. `cluster_locks` has one row per job
@@ -405,7 +412,7 @@ fn drop_off_runtime(client: Option<Client>) {
 }
 
 const JOB_COLUMNS: &str = "id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
-    backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace";
+    backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace, job_key";
 
 /// Reads a row selected with [`JOB_COLUMNS`]: the first 14 by position, `trace` by name where
 /// the query selects it (a stored value that does not parse is dropped, as at the edge).
@@ -432,6 +439,7 @@ pub fn job_record(row: &Row) -> JobRecord {
             .ok()
             .flatten()
             .and_then(TraceParent::parse),
+        key: row.try_get::<_, String>("job_key").unwrap_or_default(),
     }
 }
 
@@ -453,6 +461,7 @@ struct JobArrays {
     dead: Vec<bool>,
     last_error: Vec<String>,
     trace: Vec<Option<String>>,
+    key: Vec<String>,
 }
 
 impl JobArrays {
@@ -472,6 +481,7 @@ impl JobArrays {
         self.dead.push(r.dead);
         self.last_error.push(r.last_error.clone());
         self.trace.push(r.trace.map(|t| t.to_string()));
+        self.key.push(r.key.clone());
     }
 }
 
@@ -482,16 +492,16 @@ const UPSERT_DELETE: &str =
     "DELETE FROM jobs j USING unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, task, name)
      WHERE j.task = u.task AND j.name = u.name AND j.id <> u.id";
 const UPSERT_INSERT: &str = "INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
-        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace)
+        backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace, job_key)
      SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::bigint[], $6::bigint[],
         $7::int[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bool[],
-        $14::text[], $15::text[])
+        $14::text[], $15::text[], $16::text[])
      ON CONFLICT (id) DO UPDATE SET task = EXCLUDED.task, name = EXCLUDED.name, args = EXCLUDED.args,
         sched_at = EXCLUDED.sched_at, timeout_ms = EXCLUDED.timeout_ms, priority = EXCLUDED.priority,
         max_attempts = EXCLUDED.max_attempts, backoff_base_ms = EXCLUDED.backoff_base_ms,
         backoff_max_ms = EXCLUDED.backoff_max_ms, attempts = EXCLUDED.attempts,
         run_count = EXCLUDED.run_count, dead = EXCLUDED.dead, last_error = EXCLUDED.last_error,
-        trace = EXCLUDED.trace";
+        trace = EXCLUDED.trace, job_key = EXCLUDED.job_key";
 const RESCHEDULE_FENCED: &str = "UPDATE jobs j SET sched_at = u.sched_at, attempts = u.attempts,
         run_count = u.run_count, dead = u.dead, last_error = u.last_error
      FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bool[], $6::text[], $7::bigint[])
@@ -625,6 +635,7 @@ fn apply_run(
                     &a.dead,
                     &a.last_error,
                     &a.trace,
+                    &a.key,
                 ],
             )?;
         }
@@ -725,6 +736,23 @@ fn apply_run(
             paused: false,
         } => {
             let st = prepared(cache, tx, "DELETE FROM paused_tasks WHERE task = $1")?;
+            tx.execute(&st, &[task])?;
+        }
+        Op::SetTaskLimits {
+            task,
+            limits: Some(text),
+        } => {
+            // A change starts the cluster's bucket afresh (tat 0 = full).
+            let st = prepared(
+                cache,
+                tx,
+                "INSERT INTO task_limits (task, limits, tat_us) VALUES ($1, $2, 0)
+                 ON CONFLICT (task) DO UPDATE SET limits = EXCLUDED.limits, tat_us = 0",
+            )?;
+            tx.execute(&st, &[task, text])?;
+        }
+        Op::SetTaskLimits { task, limits: None } => {
+            let st = prepared(cache, tx, "DELETE FROM task_limits WHERE task = $1")?;
             tx.execute(&st, &[task])?;
         }
         Op::DeleteSchedule(name) => {
@@ -890,6 +918,13 @@ impl Store for PgStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    fn load_task_limits(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = self
+            .live()?
+            .query("SELECT task, limits FROM task_limits ORDER BY task", &[])?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
         let rows = self
             .live()?
@@ -1003,6 +1038,7 @@ mod tests {
             dead: false,
             last_error: String::new(),
             trace: None,
+            key: String::new(),
         }
     }
 

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     run_count INTEGER NOT NULL,
     dead INTEGER NOT NULL,
     last_error TEXT NOT NULL,
-    trace TEXT
+    trace TEXT,
+    job_key TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS config (
     key TEXT PRIMARY KEY,
@@ -59,6 +60,10 @@ CREATE TABLE IF NOT EXISTS load_jobs (
 );
 CREATE TABLE IF NOT EXISTS paused_tasks (
     task TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS task_limits (
+    task TEXT PRIMARY KEY,
+    limits TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS schedules (
     name TEXT PRIMARY KEY,
@@ -82,12 +87,17 @@ CREATE INDEX IF NOT EXISTS load_execs_by_start ON load_execs (t_start, id);
 ";
 
 const JOB_COLUMNS: &str = "id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
-    backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace";
+    backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, trace, job_key";
 
 /// Columns added after the first release, added to an older store's table at open.
 const ADDED_JOB_COLUMNS: &[(&str, &str)] = &[
     // The submitter's W3C trace context (`traceparent`), handed to the worker.
     ("trace", "ALTER TABLE jobs ADD COLUMN trace TEXT"),
+    // The flow-control key.
+    (
+        "job_key",
+        "ALTER TABLE jobs ADD COLUMN job_key TEXT NOT NULL DEFAULT ''",
+    ),
 ];
 
 fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
@@ -122,6 +132,7 @@ fn job_row_without_task(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> 
             .as_str_or_null()
             .map_err(rusqlite::Error::from)?
             .and_then(TraceParent::parse),
+        key: row.get(15)?,
     })
 }
 
@@ -216,8 +227,8 @@ impl Store for SqliteStore {
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO jobs (id, task, name, args, sched_at, timeout_ms, priority,
                          max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error,
-                         trace)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                         trace, job_key)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                     )?
                     .execute(params![
                         r.id as i64,
@@ -235,6 +246,7 @@ impl Store for SqliteStore {
                         r.dead,
                         r.last_error,
                         r.trace.map(|t| t.to_string()),
+                        r.key,
                     ])?;
                 }
                 Op::Reschedule {
@@ -289,6 +301,19 @@ impl Store for SqliteStore {
                     paused: false,
                 } => {
                     tx.prepare_cached("DELETE FROM paused_tasks WHERE task = ?1")?
+                        .execute(params![task])?;
+                }
+                Op::SetTaskLimits {
+                    task,
+                    limits: Some(text),
+                } => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO task_limits (task, limits) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![task, text])?;
+                }
+                Op::SetTaskLimits { task, limits: None } => {
+                    tx.prepare_cached("DELETE FROM task_limits WHERE task = ?1")?
                         .execute(params![task])?;
                 }
                 Op::DeleteSchedule(name) => {
@@ -404,6 +429,14 @@ impl Store for SqliteStore {
         let mut stmt = self
             .conn
             .prepare("SELECT name, json FROM load_jobs ORDER BY name")?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn load_task_limits(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT task, limits FROM task_limits ORDER BY task")?;
         let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }

@@ -145,7 +145,8 @@ impl Refused {
                 | Op::TrimExecs(_)
                 | Op::PutSchedule(_)
                 | Op::DeleteSchedule(_)
-                | Op::SetTaskPaused { .. } => {}
+                | Op::SetTaskPaused { .. }
+                | Op::SetTaskLimits { .. } => {}
             }
         }
     }

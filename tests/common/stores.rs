@@ -49,6 +49,9 @@ impl Store for HookedStore {
     fn load_paused_tasks(&mut self) -> Result<Vec<String>, StoreError> {
         self.inner.load_paused_tasks()
     }
+    fn load_task_limits(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        self.inner.load_task_limits()
+    }
     fn reader(&self) -> Result<Box<dyn StoreReader>, StoreError> {
         self.inner.reader()
     }

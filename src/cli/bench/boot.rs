@@ -45,6 +45,7 @@ fn prefill(dir: &Path, task: &str, n: u64, payload: usize) -> Result<(), BoxErro
             run_count: 0,
             dead: false,
             last_error: String::new(),
+            key: String::new(),
         }));
         if ops.len() as u64 == PREFILL_CHUNK {
             store.apply(&ops)?;

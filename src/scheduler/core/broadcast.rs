@@ -57,17 +57,19 @@ impl Core {
             if targets.is_empty() {
                 return;
             }
-            let (_, _, id) = self.tasks[tid as usize]
+            // Limits and key fairness do not apply: a broadcast job runs everywhere at once.
+            let (_, _, id) = *self.tasks[tid as usize]
                 .ready
-                .pop_first()
+                .first()
                 .expect("ready not empty");
+            self.ready_remove(id);
             let mut run = BroadcastRun::default();
             for &w in &targets {
                 run.leases.insert(self.lease_to(id, w, now));
             }
             let first = *run.leases.iter().min().expect("at least one target");
             self.jobs.get_mut(&id).expect("ready job exists").phase = Phase::Running(first);
-            self.tasks[tid as usize].running += 1;
+            self.run_started(tid, id, now);
             let mut leases: Vec<LeaseId> = run.leases.iter().copied().collect();
             leases.sort_unstable();
             run.run = first;

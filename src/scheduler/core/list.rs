@@ -123,6 +123,7 @@ mod tests {
             priority: 0,
             retry: RetryPolicy::default(),
             trace: None,
+            key: String::new(),
         }
     }
 

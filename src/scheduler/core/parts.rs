@@ -194,9 +194,8 @@ impl Core {
             return;
         };
         self.release_locks(id, self.last_now);
-        let tid = self.jobs[&id].task;
         if matches!(self.jobs[&id].phase, super::Phase::Running(_)) {
-            self.tasks[tid as usize].running -= 1;
+            self.run_ended(id);
         }
         self.remove_job_silently(id);
         self.effects.push(Effect::PartDone {

@@ -1,0 +1,170 @@
+//! Flow control across a cluster: claims that respect a task's limits through the database.
+//!
+//! A claim of a limited task runs in one transaction that first locks the task's row in
+//! `task_limits` (so claims of that task from every node go one at a time), counts the jobs
+//! claimed by live nodes that are due (running, or about to be handed out by the node that
+//! holds them), and takes at most `max_running` minus that count, and at most what the
+//! task's token bucket allows by the database's clock (the same [`Gcra`] the core uses; its
+//! state is the row's `tat_us`). With per-key limits, one claim takes at most one job per
+//! key, and only of keys whose claimed count is under `max_running_per_key`.
+//!
+//! Error bound: none above the limit — a job counts from its claim until its row is deleted
+//! or given back, which covers its whole run. The cost is the other way: a claimed job that
+//! waits in a node's core for a free worker holds a slot, and a freed slot is seen by the
+//! next claim (at most the poll interval, or 50 ms while the task is saturated). Limits per
+//! key rate are enforced by each node on its own claims (up to one bucket per node), and
+//! transient jobs (load-runner remote runs) count on their node only.
+
+use tokio_postgres::Client;
+
+use super::db_err;
+use super::sql;
+use crate::scheduler::error::Error;
+use crate::scheduler::limits::{Gcra, TaskLimits};
+
+/// What a limited claim may take.
+pub(super) struct Allowed {
+    /// Jobs at most.
+    pub n: i64,
+    /// Per key at most (`i64::MAX` when no per-key count limit).
+    pub per_key: Option<i64>,
+}
+
+/// Every task's stored limits (the claimer's cache, refreshed by `taskhive_limits`).
+pub(super) async fn load_all(c: &Client) -> Result<Vec<(String, TaskLimits)>, Error> {
+    let rows = c
+        .query("SELECT task, limits FROM task_limits", &[])
+        .await
+        .map_err(db_err)?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let task: String = r.get(0);
+            match TaskLimits::from_stored(r.get(1)) {
+                Ok(l) => Some((task, l)),
+                Err(e) => {
+                    tracing::error!(task, error = %e, "stored task limits unreadable; not applied");
+                    None
+                }
+            }
+        })
+        .collect())
+}
+
+/// One task's stored limits (none stored: all `None`).
+pub(super) async fn load_one(c: &Client, task: &str) -> Result<TaskLimits, Error> {
+    let row = c
+        .query_opt("SELECT limits FROM task_limits WHERE task = $1", &[&task])
+        .await
+        .map_err(db_err)?;
+    match row {
+        None => Ok(TaskLimits::default()),
+        Some(r) => TaskLimits::from_stored(r.get(0)),
+    }
+}
+
+/// Claims jobs of limited task `task` for `node`: at most `want`, within its limits. The
+/// rows come back as the plain claim's do.
+pub(super) async fn claim(
+    client: &mut Client,
+    node: &str,
+    ttl_ms: i64,
+    task: &str,
+    now_ms: i64,
+    want: i64,
+) -> Result<Vec<tokio_postgres::Row>, Error> {
+    let tx = client.transaction().await.map_err(db_err)?;
+    let Some(row) = tx
+        .query_opt(sql::LOCK_LIMITS, &[&task, &now_ms])
+        .await
+        .map_err(db_err)?
+    else {
+        // Cleared meanwhile: nothing to respect.
+        let rows = tx
+            .query(sql::CLAIM, &[&node, &ttl_ms, &task, &now_ms, &want])
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        return Ok(rows);
+    };
+    let limits = TaskLimits::from_stored(row.get(0))?;
+    let mut bucket = Gcra { tat_us: row.get(1) };
+    let db_now_us: i64 = row.get(2);
+    let held: i64 = row.get(3);
+    let allowed = allowance(&limits, &bucket, db_now_us, held, want);
+    if allowed.n == 0 {
+        tx.commit().await.map_err(db_err)?;
+        return Ok(Vec::new());
+    }
+    let rows = match allowed.per_key {
+        None => tx
+            .query(sql::CLAIM, &[&node, &ttl_ms, &task, &now_ms, &allowed.n])
+            .await
+            .map_err(db_err)?,
+        Some(per_key) => tx
+            .query(
+                sql::CLAIM_PER_KEY,
+                &[&node, &ttl_ms, &task, &now_ms, &allowed.n, &per_key],
+            )
+            .await
+            .map_err(db_err)?,
+    };
+    if let Some(rate) = limits.rate {
+        bucket.take(rate, db_now_us, rows.len() as u64);
+        tx.execute(sql::SET_LIMITS_TAT, &[&task, &bucket.tat_us])
+            .await
+            .map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(rows)
+}
+
+/// How many a claim may take: `want`, less what `max_running` and the bucket leave.
+pub(super) fn allowance(
+    limits: &TaskLimits,
+    bucket: &Gcra,
+    now_us: i64,
+    held: i64,
+    want: i64,
+) -> Allowed {
+    let mut n = want.max(0) as u64;
+    if let Some(m) = limits.max_running {
+        n = n.min((m as i64 - held).max(0) as u64);
+    }
+    if let Some(rate) = limits.rate {
+        n = bucket.allowance(rate, limits.burst(), now_us, n);
+    }
+    Allowed {
+        n: n as i64,
+        per_key: limits
+            .per_key()
+            .then(|| limits.max_running_per_key.map_or(i64::MAX, i64::from)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::limits::Rate;
+
+    #[test]
+    fn a_claim_takes_what_the_limits_leave() {
+        let l = TaskLimits {
+            max_running: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(allowance(&l, &Gcra::default(), 0, 3, 10).n, 2);
+        assert_eq!(allowance(&l, &Gcra::default(), 0, 7, 10).n, 0);
+        let l = TaskLimits {
+            rate: Some(Rate::new("rate", 10, 1_000).unwrap()),
+            burst: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(allowance(&l, &Gcra::default(), 1_000_000, 0, 10).n, 3);
+        let full = Gcra {
+            tat_us: 1_000_000 + 300_000,
+        };
+        assert_eq!(allowance(&l, &full, 1_000_000, 0, 10).n, 0);
+        assert_eq!(allowance(&l, &full, 1_000_000, 0, 10).per_key, None);
+    }
+}
