@@ -236,6 +236,192 @@ func (MissedTicks) EnumDescriptor() ([]byte, []int) {
 	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{2}
 }
 
+// A task's flow-control limits. Unset (or 0 / empty) = no limit of that kind.
+type TaskLimits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many of the task's jobs leased at once.
+	MaxRunning *int64 `protobuf:"varint,1,opt,name=max_running,json=maxRunning,proto3,oneof" json:"max_running,omitempty"`
+	// At most N starts per period: "100/s", "5000/h", "10/5m" (units ms, s, m, h, d).
+	Rate string `protobuf:"bytes,2,opt,name=rate,proto3" json:"rate,omitempty"`
+	// Starts that may go at once after an idle spell (default 1); needs a rate.
+	Burst *int64 `protobuf:"varint,3,opt,name=burst,proto3,oneof" json:"burst,omitempty"`
+	// At most this many jobs of one key leased at once.
+	MaxRunningPerKey *int64 `protobuf:"varint,4,opt,name=max_running_per_key,json=maxRunningPerKey,proto3,oneof" json:"max_running_per_key,omitempty"`
+	// At most N starts of one key per period.
+	RatePerKey    string `protobuf:"bytes,5,opt,name=rate_per_key,json=ratePerKey,proto3" json:"rate_per_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskLimits) Reset() {
+	*x = TaskLimits{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskLimits) ProtoMessage() {}
+
+func (x *TaskLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskLimits.ProtoReflect.Descriptor instead.
+func (*TaskLimits) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *TaskLimits) GetMaxRunning() int64 {
+	if x != nil && x.MaxRunning != nil {
+		return *x.MaxRunning
+	}
+	return 0
+}
+
+func (x *TaskLimits) GetRate() string {
+	if x != nil {
+		return x.Rate
+	}
+	return ""
+}
+
+func (x *TaskLimits) GetBurst() int64 {
+	if x != nil && x.Burst != nil {
+		return *x.Burst
+	}
+	return 0
+}
+
+func (x *TaskLimits) GetMaxRunningPerKey() int64 {
+	if x != nil && x.MaxRunningPerKey != nil {
+		return *x.MaxRunningPerKey
+	}
+	return 0
+}
+
+func (x *TaskLimits) GetRatePerKey() string {
+	if x != nil {
+		return x.RatePerKey
+	}
+	return ""
+}
+
+type SetTaskLimitsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          string                 `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Limits        *TaskLimits            `protobuf:"bytes,2,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTaskLimitsRequest) Reset() {
+	*x = SetTaskLimitsRequest{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTaskLimitsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTaskLimitsRequest) ProtoMessage() {}
+
+func (x *SetTaskLimitsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTaskLimitsRequest.ProtoReflect.Descriptor instead.
+func (*SetTaskLimitsRequest) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SetTaskLimitsRequest) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+func (x *SetTaskLimitsRequest) GetLimits() *TaskLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+type TaskLimitsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          string                 `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Limits        *TaskLimits            `protobuf:"bytes,2,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskLimitsResponse) Reset() {
+	*x = TaskLimitsResponse{}
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskLimitsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskLimitsResponse) ProtoMessage() {}
+
+func (x *TaskLimitsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskLimitsResponse.ProtoReflect.Descriptor instead.
+func (*TaskLimitsResponse) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TaskLimitsResponse) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+func (x *TaskLimitsResponse) GetLimits() *TaskLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
 // How a failing job is retried: exponential backoff with jitter, up to max_attempts, then the dead set.
 type RetryPolicy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -251,7 +437,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[0]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +449,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[0]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +462,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{0}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RetryPolicy) GetMaxAttempts() uint32 {
@@ -316,14 +502,18 @@ type SubmitJobRequest struct {
 	// Higher runs first among due jobs.
 	Priority int32 `protobuf:"varint,6,opt,name=priority,proto3" json:"priority,omitempty"`
 	// Unset = server defaults.
-	Retry         *RetryPolicy `protobuf:"bytes,7,opt,name=retry,proto3" json:"retry,omitempty"`
+	Retry *RetryPolicy `protobuf:"bytes,7,opt,name=retry,proto3" json:"retry,omitempty"`
+	// Flow-control key: a tenant, an account, a host (0..255 bytes; empty = none). A task's
+	// per-key limits (SetTaskLimits) count jobs by key, and ready jobs of different keys are
+	// handed out round-robin within a priority level.
+	Key           string `protobuf:"bytes,8,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[1]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -335,7 +525,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[1]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -348,7 +538,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{1}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SubmitJobRequest) GetTask() string {
@@ -400,6 +590,13 @@ func (x *SubmitJobRequest) GetRetry() *RetryPolicy {
 	return nil
 }
 
+func (x *SubmitJobRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 type SubmitJobResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	JobId uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -413,7 +610,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[2]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +622,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[2]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +635,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{2}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SubmitJobResponse) GetJobId() uint64 {
@@ -472,7 +669,7 @@ type SubmitJobsRequest struct {
 
 func (x *SubmitJobsRequest) Reset() {
 	*x = SubmitJobsRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[3]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +681,7 @@ func (x *SubmitJobsRequest) String() string {
 func (*SubmitJobsRequest) ProtoMessage() {}
 
 func (x *SubmitJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[3]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +694,7 @@ func (x *SubmitJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobsRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobsRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{3}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubmitJobsRequest) GetJobs() []*SubmitJobRequest {
@@ -517,7 +714,7 @@ type SubmitJobsResponse struct {
 
 func (x *SubmitJobsResponse) Reset() {
 	*x = SubmitJobsResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[4]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +726,7 @@ func (x *SubmitJobsResponse) String() string {
 func (*SubmitJobsResponse) ProtoMessage() {}
 
 func (x *SubmitJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[4]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +739,7 @@ func (x *SubmitJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobsResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobsResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{4}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SubmitJobsResponse) GetJobs() []*SubmitJobResponse {
@@ -562,7 +759,7 @@ type SubmitStreamResponse struct {
 
 func (x *SubmitStreamResponse) Reset() {
 	*x = SubmitStreamResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[5]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -574,7 +771,7 @@ func (x *SubmitStreamResponse) String() string {
 func (*SubmitStreamResponse) ProtoMessage() {}
 
 func (x *SubmitStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[5]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -587,7 +784,7 @@ func (x *SubmitStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitStreamResponse.ProtoReflect.Descriptor instead.
 func (*SubmitStreamResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{5}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubmitStreamResponse) GetAcks() []*SubmitAck {
@@ -622,7 +819,7 @@ type SubmitAck struct {
 
 func (x *SubmitAck) Reset() {
 	*x = SubmitAck{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[6]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +831,7 @@ func (x *SubmitAck) String() string {
 func (*SubmitAck) ProtoMessage() {}
 
 func (x *SubmitAck) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[6]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +844,7 @@ func (x *SubmitAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitAck.ProtoReflect.Descriptor instead.
 func (*SubmitAck) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{6}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubmitAck) GetSeq() uint64 {
@@ -716,7 +913,7 @@ type RunJobResponse struct {
 
 func (x *RunJobResponse) Reset() {
 	*x = RunJobResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[7]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +925,7 @@ func (x *RunJobResponse) String() string {
 func (*RunJobResponse) ProtoMessage() {}
 
 func (x *RunJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[7]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +938,7 @@ func (x *RunJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunJobResponse.ProtoReflect.Descriptor instead.
 func (*RunJobResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{7}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RunJobResponse) GetJobId() uint64 {
@@ -770,7 +967,7 @@ type JobRef struct {
 
 func (x *JobRef) Reset() {
 	*x = JobRef{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[8]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +979,7 @@ func (x *JobRef) String() string {
 func (*JobRef) ProtoMessage() {}
 
 func (x *JobRef) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[8]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +992,7 @@ func (x *JobRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRef.ProtoReflect.Descriptor instead.
 func (*JobRef) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{8}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *JobRef) GetJobId() uint64 {
@@ -828,7 +1025,7 @@ type RemoveJobResponse struct {
 
 func (x *RemoveJobResponse) Reset() {
 	*x = RemoveJobResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[9]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +1037,7 @@ func (x *RemoveJobResponse) String() string {
 func (*RemoveJobResponse) ProtoMessage() {}
 
 func (x *RemoveJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[9]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1050,7 @@ func (x *RemoveJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveJobResponse.ProtoReflect.Descriptor instead.
 func (*RemoveJobResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{9}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RemoveJobResponse) GetJobId() uint64 {
@@ -888,14 +1085,16 @@ type Job struct {
 	// The W3C trace context (`traceparent`) the worker should continue: set on jobs handed to a
 	// worker when the submitter sent one (gRPC metadata or HTTP header `traceparent` on submit);
 	// with `serve --otlp-endpoint` it names the server's dispatch span. Empty when none.
-	Traceparent   string `protobuf:"bytes,16,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	Traceparent string `protobuf:"bytes,16,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	// The flow-control key it was submitted with (empty = none).
+	Key           string `protobuf:"bytes,17,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[10]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1106,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[10]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1119,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{10}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Job) GetId() uint64 {
@@ -1035,6 +1234,13 @@ func (x *Job) GetTraceparent() string {
 	return ""
 }
 
+func (x *Job) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 type ListJobsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The task whose jobs are listed. Required, 1..255 bytes.
@@ -1064,7 +1270,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1282,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[11]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1295,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{11}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListJobsRequest) GetTask() string {
@@ -1140,7 +1346,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1358,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[12]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1371,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{12}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1191,7 +1397,7 @@ type DropTaskRequest struct {
 
 func (x *DropTaskRequest) Reset() {
 	*x = DropTaskRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1409,7 @@ func (x *DropTaskRequest) String() string {
 func (*DropTaskRequest) ProtoMessage() {}
 
 func (x *DropTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[13]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1422,7 @@ func (x *DropTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTaskRequest.ProtoReflect.Descriptor instead.
 func (*DropTaskRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{13}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DropTaskRequest) GetTask() string {
@@ -1236,7 +1442,7 @@ type DropTaskResponse struct {
 
 func (x *DropTaskResponse) Reset() {
 	*x = DropTaskResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1454,7 @@ func (x *DropTaskResponse) String() string {
 func (*DropTaskResponse) ProtoMessage() {}
 
 func (x *DropTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[14]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1467,7 @@ func (x *DropTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTaskResponse.ProtoReflect.Descriptor instead.
 func (*DropTaskResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{14}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DropTaskResponse) GetRemoved() uint64 {
@@ -1281,7 +1487,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1499,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[15]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1512,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{15}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StatusRequest) GetTask() string {
@@ -1333,14 +1539,18 @@ type TaskStatus struct {
 	// Jobs of this task go to every worker (Periodic's BROADCAST).
 	Broadcast bool `protobuf:"varint,9,opt,name=broadcast,proto3" json:"broadcast,omitempty"`
 	// Paused (PauseTask): its jobs are kept, none is handed out.
-	Paused        bool `protobuf:"varint,10,opt,name=paused,proto3" json:"paused,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Paused bool `protobuf:"varint,10,opt,name=paused,proto3" json:"paused,omitempty"`
+	// The task's flow-control limits (unset = none).
+	Limits *TaskLimits `protobuf:"bytes,11,opt,name=limits,proto3" json:"limits,omitempty"`
+	// Ready jobs held back by a limit (the task's, or their key's).
+	WaitingOnLimit uint64 `protobuf:"varint,12,opt,name=waiting_on_limit,json=waitingOnLimit,proto3" json:"waiting_on_limit,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1562,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[16]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1575,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{16}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TaskStatus) GetTask() string {
@@ -1438,6 +1648,20 @@ func (x *TaskStatus) GetPaused() bool {
 	return false
 }
 
+func (x *TaskStatus) GetLimits() *TaskLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+func (x *TaskStatus) GetWaitingOnLimit() uint64 {
+	if x != nil {
+		return x.WaitingOnLimit
+	}
+	return 0
+}
+
 type StatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Tasks []*TaskStatus          `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
@@ -1449,7 +1673,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1685,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[17]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1698,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{17}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StatusResponse) GetTasks() []*TaskStatus {
@@ -1503,7 +1727,7 @@ type ListDeadRequest struct {
 
 func (x *ListDeadRequest) Reset() {
 	*x = ListDeadRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1739,7 @@ func (x *ListDeadRequest) String() string {
 func (*ListDeadRequest) ProtoMessage() {}
 
 func (x *ListDeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[18]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1752,7 @@ func (x *ListDeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{18}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListDeadRequest) GetTask() string {
@@ -1554,7 +1778,7 @@ type ListDeadResponse struct {
 
 func (x *ListDeadResponse) Reset() {
 	*x = ListDeadResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1790,7 @@ func (x *ListDeadResponse) String() string {
 func (*ListDeadResponse) ProtoMessage() {}
 
 func (x *ListDeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[19]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1803,7 @@ func (x *ListDeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{19}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListDeadResponse) GetJobs() []*Job {
@@ -1600,7 +1824,7 @@ type DeadRef struct {
 
 func (x *DeadRef) Reset() {
 	*x = DeadRef{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1836,7 @@ func (x *DeadRef) String() string {
 func (*DeadRef) ProtoMessage() {}
 
 func (x *DeadRef) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[20]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1849,7 @@ func (x *DeadRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadRef.ProtoReflect.Descriptor instead.
 func (*DeadRef) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{20}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeadRef) GetTask() string {
@@ -1651,7 +1875,7 @@ type DeadOpResponse struct {
 
 func (x *DeadOpResponse) Reset() {
 	*x = DeadOpResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1887,7 @@ func (x *DeadOpResponse) String() string {
 func (*DeadOpResponse) ProtoMessage() {}
 
 func (x *DeadOpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[21]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1900,7 @@ func (x *DeadOpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadOpResponse.ProtoReflect.Descriptor instead.
 func (*DeadOpResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{21}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeadOpResponse) GetCount() uint64 {
@@ -1701,7 +1925,7 @@ type RegisterTaskRequest struct {
 
 func (x *RegisterTaskRequest) Reset() {
 	*x = RegisterTaskRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1937,7 @@ func (x *RegisterTaskRequest) String() string {
 func (*RegisterTaskRequest) ProtoMessage() {}
 
 func (x *RegisterTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[22]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1950,7 @@ func (x *RegisterTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTaskRequest.ProtoReflect.Descriptor instead.
 func (*RegisterTaskRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{22}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RegisterTaskRequest) GetWorkerId() string {
@@ -1766,7 +1990,7 @@ type RegisterTaskResponse struct {
 
 func (x *RegisterTaskResponse) Reset() {
 	*x = RegisterTaskResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1778,7 +2002,7 @@ func (x *RegisterTaskResponse) String() string {
 func (*RegisterTaskResponse) ProtoMessage() {}
 
 func (x *RegisterTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[23]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +2015,7 @@ func (x *RegisterTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTaskResponse.ProtoReflect.Descriptor instead.
 func (*RegisterTaskResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{23}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RegisterTaskResponse) GetWorkerId() string {
@@ -1810,7 +2034,7 @@ type GrabJobRequest struct {
 
 func (x *GrabJobRequest) Reset() {
 	*x = GrabJobRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1822,7 +2046,7 @@ func (x *GrabJobRequest) String() string {
 func (*GrabJobRequest) ProtoMessage() {}
 
 func (x *GrabJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[24]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1835,7 +2059,7 @@ func (x *GrabJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrabJobRequest.ProtoReflect.Descriptor instead.
 func (*GrabJobRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{24}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GrabJobRequest) GetWorkerId() string {
@@ -1854,7 +2078,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +2090,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[25]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +2103,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{25}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Done) GetResult() []byte {
@@ -1900,7 +2124,7 @@ type Fail struct {
 
 func (x *Fail) Reset() {
 	*x = Fail{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2136,7 @@ func (x *Fail) String() string {
 func (*Fail) ProtoMessage() {}
 
 func (x *Fail) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[26]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2149,7 @@ func (x *Fail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fail.ProtoReflect.Descriptor instead.
 func (*Fail) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{26}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Fail) GetError() string {
@@ -1954,7 +2178,7 @@ type SchedLater struct {
 
 func (x *SchedLater) Reset() {
 	*x = SchedLater{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1966,7 +2190,7 @@ func (x *SchedLater) String() string {
 func (*SchedLater) ProtoMessage() {}
 
 func (x *SchedLater) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[27]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1979,7 +2203,7 @@ func (x *SchedLater) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedLater.ProtoReflect.Descriptor instead.
 func (*SchedLater) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{27}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SchedLater) GetDelayMs() int64 {
@@ -2010,7 +2234,7 @@ type Outcome struct {
 
 func (x *Outcome) Reset() {
 	*x = Outcome{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2246,7 @@ func (x *Outcome) String() string {
 func (*Outcome) ProtoMessage() {}
 
 func (x *Outcome) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[28]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2259,7 @@ func (x *Outcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Outcome.ProtoReflect.Descriptor instead.
 func (*Outcome) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{28}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Outcome) GetOutcome() isOutcome_Outcome {
@@ -2104,7 +2328,7 @@ type ReportResultRequest struct {
 
 func (x *ReportResultRequest) Reset() {
 	*x = ReportResultRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2340,7 @@ func (x *ReportResultRequest) String() string {
 func (*ReportResultRequest) ProtoMessage() {}
 
 func (x *ReportResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[29]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2353,7 @@ func (x *ReportResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultRequest.ProtoReflect.Descriptor instead.
 func (*ReportResultRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{29}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReportResultRequest) GetLeaseId() uint64 {
@@ -2154,7 +2378,7 @@ type ReportResultResponse struct {
 
 func (x *ReportResultResponse) Reset() {
 	*x = ReportResultResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2390,7 @@ func (x *ReportResultResponse) String() string {
 func (*ReportResultResponse) ProtoMessage() {}
 
 func (x *ReportResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[30]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2403,7 @@ func (x *ReportResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultResponse.ProtoReflect.Descriptor instead.
 func (*ReportResultResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{30}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{33}
 }
 
 type HeartbeatRequest struct {
@@ -2191,7 +2415,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2203,7 +2427,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[31]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2216,7 +2440,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{31}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *HeartbeatRequest) GetLeaseIds() []uint64 {
@@ -2236,7 +2460,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2472,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[32]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2485,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{32}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *HeartbeatResponse) GetLostLeaseIds() []uint64 {
@@ -2289,7 +2513,7 @@ type WorkerHello struct {
 
 func (x *WorkerHello) Reset() {
 	*x = WorkerHello{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2301,7 +2525,7 @@ func (x *WorkerHello) String() string {
 func (*WorkerHello) ProtoMessage() {}
 
 func (x *WorkerHello) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[33]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2314,7 +2538,7 @@ func (x *WorkerHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHello.ProtoReflect.Descriptor instead.
 func (*WorkerHello) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{33}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WorkerHello) GetTasks() []string {
@@ -2355,7 +2579,7 @@ type WorkerResult struct {
 
 func (x *WorkerResult) Reset() {
 	*x = WorkerResult{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2367,7 +2591,7 @@ func (x *WorkerResult) String() string {
 func (*WorkerResult) ProtoMessage() {}
 
 func (x *WorkerResult) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[34]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2380,7 +2604,7 @@ func (x *WorkerResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerResult.ProtoReflect.Descriptor instead.
 func (*WorkerResult) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{34}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WorkerResult) GetLeaseId() uint64 {
@@ -2407,7 +2631,7 @@ type WorkData struct {
 
 func (x *WorkData) Reset() {
 	*x = WorkData{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2419,7 +2643,7 @@ func (x *WorkData) String() string {
 func (*WorkData) ProtoMessage() {}
 
 func (x *WorkData) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[35]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2432,7 +2656,7 @@ func (x *WorkData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkData.ProtoReflect.Descriptor instead.
 func (*WorkData) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{35}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WorkData) GetLeaseId() uint64 {
@@ -2457,7 +2681,7 @@ type SendDataResponse struct {
 
 func (x *SendDataResponse) Reset() {
 	*x = SendDataResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2693,7 @@ func (x *SendDataResponse) String() string {
 func (*SendDataResponse) ProtoMessage() {}
 
 func (x *SendDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[36]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2706,7 @@ func (x *SendDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendDataResponse.ProtoReflect.Descriptor instead.
 func (*SendDataResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{36}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{39}
 }
 
 type AcquireLockRequest struct {
@@ -2497,7 +2721,7 @@ type AcquireLockRequest struct {
 
 func (x *AcquireLockRequest) Reset() {
 	*x = AcquireLockRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2509,7 +2733,7 @@ func (x *AcquireLockRequest) String() string {
 func (*AcquireLockRequest) ProtoMessage() {}
 
 func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[37]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2522,7 +2746,7 @@ func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockRequest.ProtoReflect.Descriptor instead.
 func (*AcquireLockRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{37}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AcquireLockRequest) GetLeaseId() uint64 {
@@ -2557,7 +2781,7 @@ type AcquireLockResponse struct {
 
 func (x *AcquireLockResponse) Reset() {
 	*x = AcquireLockResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2569,7 +2793,7 @@ func (x *AcquireLockResponse) String() string {
 func (*AcquireLockResponse) ProtoMessage() {}
 
 func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[38]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2582,7 +2806,7 @@ func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockResponse.ProtoReflect.Descriptor instead.
 func (*AcquireLockResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{38}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AcquireLockResponse) GetLeaseId() uint64 {
@@ -2616,7 +2840,7 @@ type ReleaseLockRequest struct {
 
 func (x *ReleaseLockRequest) Reset() {
 	*x = ReleaseLockRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2628,7 +2852,7 @@ func (x *ReleaseLockRequest) String() string {
 func (*ReleaseLockRequest) ProtoMessage() {}
 
 func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[39]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2641,7 +2865,7 @@ func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseLockRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{39}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReleaseLockRequest) GetLeaseId() uint64 {
@@ -2666,7 +2890,7 @@ type ReleaseLockResponse struct {
 
 func (x *ReleaseLockResponse) Reset() {
 	*x = ReleaseLockResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2678,7 +2902,7 @@ func (x *ReleaseLockResponse) String() string {
 func (*ReleaseLockResponse) ProtoMessage() {}
 
 func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[40]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2691,7 +2915,7 @@ func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseLockResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{40}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{43}
 }
 
 type WorkerMessage struct {
@@ -2711,7 +2935,7 @@ type WorkerMessage struct {
 
 func (x *WorkerMessage) Reset() {
 	*x = WorkerMessage{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +2947,7 @@ func (x *WorkerMessage) String() string {
 func (*WorkerMessage) ProtoMessage() {}
 
 func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[41]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +2960,7 @@ func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerMessage.ProtoReflect.Descriptor instead.
 func (*WorkerMessage) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{41}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WorkerMessage) GetMsg() isWorkerMessage_Msg {
@@ -2849,7 +3073,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2861,7 +3085,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[42]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2874,7 +3098,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{42}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Welcome) GetWorkerId() string {
@@ -2898,7 +3122,7 @@ type ResultAck struct {
 
 func (x *ResultAck) Reset() {
 	*x = ResultAck{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2910,7 +3134,7 @@ func (x *ResultAck) String() string {
 func (*ResultAck) ProtoMessage() {}
 
 func (x *ResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[43]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2923,7 +3147,7 @@ func (x *ResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAck.ProtoReflect.Descriptor instead.
 func (*ResultAck) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{43}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ResultAck) GetLeaseId() uint64 {
@@ -2962,7 +3186,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2974,7 +3198,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[44]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2987,7 +3211,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{44}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CancelJob) GetLeaseId() uint64 {
@@ -3028,7 +3252,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3040,7 +3264,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[45]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3053,7 +3277,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{45}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ServerMessage) GetMsg() isServerMessage_Msg {
@@ -3172,7 +3396,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3184,7 +3408,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[46]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3197,7 +3421,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{46}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *JobEvent) GetEvent() isJobEvent_Event {
@@ -3269,7 +3493,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3281,7 +3505,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[47]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3294,7 +3518,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{47}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetConfigRequest) GetKey() string {
@@ -3314,7 +3538,7 @@ type SetConfigRequest struct {
 
 func (x *SetConfigRequest) Reset() {
 	*x = SetConfigRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3326,7 +3550,7 @@ func (x *SetConfigRequest) String() string {
 func (*SetConfigRequest) ProtoMessage() {}
 
 func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[48]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3339,7 +3563,7 @@ func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{48}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetConfigRequest) GetKey() string {
@@ -3365,7 +3589,7 @@ type ConfigResponse struct {
 
 func (x *ConfigResponse) Reset() {
 	*x = ConfigResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3377,7 +3601,7 @@ func (x *ConfigResponse) String() string {
 func (*ConfigResponse) ProtoMessage() {}
 
 func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[49]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3390,7 +3614,7 @@ func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigResponse.ProtoReflect.Descriptor instead.
 func (*ConfigResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{49}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ConfigResponse) GetValues() map[string]int64 {
@@ -3408,7 +3632,7 @@ type DumpRequest struct {
 
 func (x *DumpRequest) Reset() {
 	*x = DumpRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3420,7 +3644,7 @@ func (x *DumpRequest) String() string {
 func (*DumpRequest) ProtoMessage() {}
 
 func (x *DumpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[50]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3433,7 +3657,7 @@ func (x *DumpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpRequest.ProtoReflect.Descriptor instead.
 func (*DumpRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{50}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{53}
 }
 
 type DumpedJob struct {
@@ -3445,7 +3669,7 @@ type DumpedJob struct {
 
 func (x *DumpedJob) Reset() {
 	*x = DumpedJob{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[51]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3457,7 +3681,7 @@ func (x *DumpedJob) String() string {
 func (*DumpedJob) ProtoMessage() {}
 
 func (x *DumpedJob) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[51]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3470,7 +3694,7 @@ func (x *DumpedJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DumpedJob.ProtoReflect.Descriptor instead.
 func (*DumpedJob) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{51}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DumpedJob) GetJob() *Job {
@@ -3489,7 +3713,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[52]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3501,7 +3725,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[52]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3514,7 +3738,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{52}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *LoadResponse) GetLoaded() uint64 {
@@ -3545,7 +3769,7 @@ type CreateScheduleRequest struct {
 
 func (x *CreateScheduleRequest) Reset() {
 	*x = CreateScheduleRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[53]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3557,7 +3781,7 @@ func (x *CreateScheduleRequest) String() string {
 func (*CreateScheduleRequest) ProtoMessage() {}
 
 func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[53]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3570,7 +3794,7 @@ func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduleRequest.ProtoReflect.Descriptor instead.
 func (*CreateScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{53}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CreateScheduleRequest) GetName() string {
@@ -3663,7 +3887,7 @@ type Schedule struct {
 
 func (x *Schedule) Reset() {
 	*x = Schedule{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[54]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3675,7 +3899,7 @@ func (x *Schedule) String() string {
 func (*Schedule) ProtoMessage() {}
 
 func (x *Schedule) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[54]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3688,7 +3912,7 @@ func (x *Schedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Schedule.ProtoReflect.Descriptor instead.
 func (*Schedule) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{54}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *Schedule) GetName() string {
@@ -3798,7 +4022,7 @@ type ScheduleRef struct {
 
 func (x *ScheduleRef) Reset() {
 	*x = ScheduleRef{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[55]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3810,7 +4034,7 @@ func (x *ScheduleRef) String() string {
 func (*ScheduleRef) ProtoMessage() {}
 
 func (x *ScheduleRef) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[55]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3823,7 +4047,7 @@ func (x *ScheduleRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleRef.ProtoReflect.Descriptor instead.
 func (*ScheduleRef) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{55}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ScheduleRef) GetName() string {
@@ -3841,7 +4065,7 @@ type ListSchedulesRequest struct {
 
 func (x *ListSchedulesRequest) Reset() {
 	*x = ListSchedulesRequest{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[56]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3853,7 +4077,7 @@ func (x *ListSchedulesRequest) String() string {
 func (*ListSchedulesRequest) ProtoMessage() {}
 
 func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[56]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3866,7 +4090,7 @@ func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulesRequest.ProtoReflect.Descriptor instead.
 func (*ListSchedulesRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{56}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{59}
 }
 
 type ListSchedulesResponse struct {
@@ -3878,7 +4102,7 @@ type ListSchedulesResponse struct {
 
 func (x *ListSchedulesResponse) Reset() {
 	*x = ListSchedulesResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[57]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3890,7 +4114,7 @@ func (x *ListSchedulesResponse) String() string {
 func (*ListSchedulesResponse) ProtoMessage() {}
 
 func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[57]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3903,7 +4127,7 @@ func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulesResponse.ProtoReflect.Descriptor instead.
 func (*ListSchedulesResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{57}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListSchedulesResponse) GetSchedules() []*Schedule {
@@ -3921,7 +4145,7 @@ type DeleteScheduleResponse struct {
 
 func (x *DeleteScheduleResponse) Reset() {
 	*x = DeleteScheduleResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[58]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3933,7 +4157,7 @@ func (x *DeleteScheduleResponse) String() string {
 func (*DeleteScheduleResponse) ProtoMessage() {}
 
 func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[58]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3946,7 +4170,7 @@ func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteScheduleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{58}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{61}
 }
 
 type TaskRef struct {
@@ -3958,7 +4182,7 @@ type TaskRef struct {
 
 func (x *TaskRef) Reset() {
 	*x = TaskRef{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[59]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3970,7 +4194,7 @@ func (x *TaskRef) String() string {
 func (*TaskRef) ProtoMessage() {}
 
 func (x *TaskRef) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[59]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3983,7 +4207,7 @@ func (x *TaskRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskRef.ProtoReflect.Descriptor instead.
 func (*TaskRef) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{59}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *TaskRef) GetTask() string {
@@ -4003,7 +4227,7 @@ type PauseTaskResponse struct {
 
 func (x *PauseTaskResponse) Reset() {
 	*x = PauseTaskResponse{}
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[60]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4015,7 +4239,7 @@ func (x *PauseTaskResponse) String() string {
 func (*PauseTaskResponse) ProtoMessage() {}
 
 func (x *PauseTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_scheduler_proto_msgTypes[60]
+	mi := &file_taskhive_v1_scheduler_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4028,7 +4252,7 @@ func (x *PauseTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseTaskResponse.ProtoReflect.Descriptor instead.
 func (*PauseTaskResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{60}
+	return file_taskhive_v1_scheduler_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *PauseTaskResponse) GetStatus() *TaskStatus {
@@ -4042,11 +4266,29 @@ var File_taskhive_v1_scheduler_proto protoreflect.FileDescriptor
 
 const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
-	"\x1btaskhive/v1/scheduler.proto\x12\vtaskhive.v1\"~\n" +
+	"\x1btaskhive/v1/scheduler.proto\x12\vtaskhive.v1\"\xe9\x01\n" +
+	"\n" +
+	"TaskLimits\x12$\n" +
+	"\vmax_running\x18\x01 \x01(\x03H\x00R\n" +
+	"maxRunning\x88\x01\x01\x12\x12\n" +
+	"\x04rate\x18\x02 \x01(\tR\x04rate\x12\x19\n" +
+	"\x05burst\x18\x03 \x01(\x03H\x01R\x05burst\x88\x01\x01\x122\n" +
+	"\x13max_running_per_key\x18\x04 \x01(\x03H\x02R\x10maxRunningPerKey\x88\x01\x01\x12 \n" +
+	"\frate_per_key\x18\x05 \x01(\tR\n" +
+	"ratePerKeyB\x0e\n" +
+	"\f_max_runningB\b\n" +
+	"\x06_burstB\x16\n" +
+	"\x14_max_running_per_key\"[\n" +
+	"\x14SetTaskLimitsRequest\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\x12/\n" +
+	"\x06limits\x18\x02 \x01(\v2\x17.taskhive.v1.TaskLimitsR\x06limits\"Y\n" +
+	"\x12TaskLimitsResponse\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\x12/\n" +
+	"\x06limits\x18\x02 \x01(\v2\x17.taskhive.v1.TaskLimitsR\x06limits\"~\n" +
 	"\vRetryPolicy\x12!\n" +
 	"\fmax_attempts\x18\x01 \x01(\rR\vmaxAttempts\x12&\n" +
 	"\x0fbackoff_base_ms\x18\x02 \x01(\x04R\rbackoffBaseMs\x12$\n" +
-	"\x0ebackoff_max_ms\x18\x03 \x01(\x04R\fbackoffMaxMs\"\xed\x01\n" +
+	"\x0ebackoff_max_ms\x18\x03 \x01(\x04R\fbackoffMaxMs\"\xff\x01\n" +
 	"\x10SubmitJobRequest\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\tR\x04task\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -4055,7 +4297,8 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\x05 \x01(\x03H\x00R\ttimeoutMs\x88\x01\x01\x12\x1a\n" +
 	"\bpriority\x18\x06 \x01(\x05R\bpriority\x12.\n" +
-	"\x05retry\x18\a \x01(\v2\x18.taskhive.v1.RetryPolicyR\x05retryB\r\n" +
+	"\x05retry\x18\a \x01(\v2\x18.taskhive.v1.RetryPolicyR\x05retry\x12\x10\n" +
+	"\x03key\x18\b \x01(\tR\x03keyB\r\n" +
 	"\v_timeout_ms\"`\n" +
 	"\x11SubmitJobResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x1a\n" +
@@ -4085,7 +4328,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x04task\x18\x02 \x01(\tR\x04task\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\"*\n" +
 	"\x11RemoveJobResponse\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"\xdc\x03\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"\xee\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04task\x18\x02 \x01(\tR\x04task\x12\x12\n" +
@@ -4105,7 +4348,8 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"last_error\x18\r \x01(\tR\tlastError\x12\x16\n" +
 	"\x06result\x18\x0e \x01(\fR\x06result\x12$\n" +
 	"\x0efinished_at_ms\x18\x0f \x01(\x03R\ffinishedAtMs\x12 \n" +
-	"\vtraceparent\x18\x10 \x01(\tR\vtraceparent\"\xba\x01\n" +
+	"\vtraceparent\x18\x10 \x01(\tR\vtraceparent\x12\x10\n" +
+	"\x03key\x18\x11 \x01(\tR\x03key\"\xba\x01\n" +
 	"\x0fListJobsRequest\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\tR\x04task\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.taskhive.v1.JobStateR\x05state\x12\x1f\n" +
@@ -4122,7 +4366,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x10DropTaskResponse\x12\x18\n" +
 	"\aremoved\x18\x01 \x01(\x04R\aremoved\"#\n" +
 	"\rStatusRequest\x12\x12\n" +
-	"\x04task\x18\x01 \x01(\tR\x04task\"\x97\x02\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\"\xf2\x02\n" +
 	"\n" +
 	"TaskStatus\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\tR\x04task\x12\x18\n" +
@@ -4135,7 +4379,9 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x06locked\x18\b \x01(\x04R\x06locked\x12\x1c\n" +
 	"\tbroadcast\x18\t \x01(\bR\tbroadcast\x12\x16\n" +
 	"\x06paused\x18\n" +
-	" \x01(\bR\x06paused\"p\n" +
+	" \x01(\bR\x06paused\x12/\n" +
+	"\x06limits\x18\v \x01(\v2\x17.taskhive.v1.TaskLimitsR\x06limits\x12(\n" +
+	"\x10waiting_on_limit\x18\f \x01(\x04R\x0ewaitingOnLimit\"p\n" +
 	"\x0eStatusResponse\x12-\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x17.taskhive.v1.TaskStatusR\x05tasks\x12/\n" +
 	"\x06totals\x18\x02 \x01(\v2\x17.taskhive.v1.TaskStatusR\x06totals\";\n" +
@@ -4324,7 +4570,7 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x18MISSED_TICKS_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11MISSED_TICKS_SKIP\x10\x01\x12\x14\n" +
 	"\x10MISSED_TICKS_ONE\x10\x02\x12\x14\n" +
-	"\x10MISSED_TICKS_ALL\x10\x032\xfe\x12\n" +
+	"\x10MISSED_TICKS_ALL\x10\x032\x9b\x14\n" +
 	"\tScheduler\x12J\n" +
 	"\tSubmitJob\x12\x1d.taskhive.v1.SubmitJobRequest\x1a\x1e.taskhive.v1.SubmitJobResponse\x12M\n" +
 	"\n" +
@@ -4361,7 +4607,9 @@ const file_taskhive_v1_scheduler_proto_rawDesc = "" +
 	"\x0eDeleteSchedule\x12\x18.taskhive.v1.ScheduleRef\x1a#.taskhive.v1.DeleteScheduleResponse\x12A\n" +
 	"\tPauseTask\x12\x14.taskhive.v1.TaskRef\x1a\x1e.taskhive.v1.PauseTaskResponse\x12B\n" +
 	"\n" +
-	"ResumeTask\x12\x14.taskhive.v1.TaskRef\x1a\x1e.taskhive.v1.PauseTaskResponseB?Z=github.com/taskhive/taskhive/clients/go/taskhivepb;taskhivepbb\x06proto3"
+	"ResumeTask\x12\x14.taskhive.v1.TaskRef\x1a\x1e.taskhive.v1.PauseTaskResponse\x12S\n" +
+	"\rSetTaskLimits\x12!.taskhive.v1.SetTaskLimitsRequest\x1a\x1f.taskhive.v1.TaskLimitsResponse\x12F\n" +
+	"\rGetTaskLimits\x12\x14.taskhive.v1.TaskRef\x1a\x1f.taskhive.v1.TaskLimitsResponseB?Z=github.com/taskhive/taskhive/clients/go/taskhivepb;taskhivepbb\x06proto3"
 
 var (
 	file_taskhive_v1_scheduler_proto_rawDescOnce sync.Once
@@ -4376,186 +4624,196 @@ func file_taskhive_v1_scheduler_proto_rawDescGZIP() []byte {
 }
 
 var file_taskhive_v1_scheduler_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_taskhive_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_taskhive_v1_scheduler_proto_goTypes = []any{
 	(ErrorCode)(0),                 // 0: taskhive.v1.ErrorCode
 	(JobState)(0),                  // 1: taskhive.v1.JobState
 	(MissedTicks)(0),               // 2: taskhive.v1.MissedTicks
-	(*RetryPolicy)(nil),            // 3: taskhive.v1.RetryPolicy
-	(*SubmitJobRequest)(nil),       // 4: taskhive.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),      // 5: taskhive.v1.SubmitJobResponse
-	(*SubmitJobsRequest)(nil),      // 6: taskhive.v1.SubmitJobsRequest
-	(*SubmitJobsResponse)(nil),     // 7: taskhive.v1.SubmitJobsResponse
-	(*SubmitStreamResponse)(nil),   // 8: taskhive.v1.SubmitStreamResponse
-	(*SubmitAck)(nil),              // 9: taskhive.v1.SubmitAck
-	(*RunJobResponse)(nil),         // 10: taskhive.v1.RunJobResponse
-	(*JobRef)(nil),                 // 11: taskhive.v1.JobRef
-	(*RemoveJobResponse)(nil),      // 12: taskhive.v1.RemoveJobResponse
-	(*Job)(nil),                    // 13: taskhive.v1.Job
-	(*ListJobsRequest)(nil),        // 14: taskhive.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),       // 15: taskhive.v1.ListJobsResponse
-	(*DropTaskRequest)(nil),        // 16: taskhive.v1.DropTaskRequest
-	(*DropTaskResponse)(nil),       // 17: taskhive.v1.DropTaskResponse
-	(*StatusRequest)(nil),          // 18: taskhive.v1.StatusRequest
-	(*TaskStatus)(nil),             // 19: taskhive.v1.TaskStatus
-	(*StatusResponse)(nil),         // 20: taskhive.v1.StatusResponse
-	(*ListDeadRequest)(nil),        // 21: taskhive.v1.ListDeadRequest
-	(*ListDeadResponse)(nil),       // 22: taskhive.v1.ListDeadResponse
-	(*DeadRef)(nil),                // 23: taskhive.v1.DeadRef
-	(*DeadOpResponse)(nil),         // 24: taskhive.v1.DeadOpResponse
-	(*RegisterTaskRequest)(nil),    // 25: taskhive.v1.RegisterTaskRequest
-	(*RegisterTaskResponse)(nil),   // 26: taskhive.v1.RegisterTaskResponse
-	(*GrabJobRequest)(nil),         // 27: taskhive.v1.GrabJobRequest
-	(*Done)(nil),                   // 28: taskhive.v1.Done
-	(*Fail)(nil),                   // 29: taskhive.v1.Fail
-	(*SchedLater)(nil),             // 30: taskhive.v1.SchedLater
-	(*Outcome)(nil),                // 31: taskhive.v1.Outcome
-	(*ReportResultRequest)(nil),    // 32: taskhive.v1.ReportResultRequest
-	(*ReportResultResponse)(nil),   // 33: taskhive.v1.ReportResultResponse
-	(*HeartbeatRequest)(nil),       // 34: taskhive.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),      // 35: taskhive.v1.HeartbeatResponse
-	(*WorkerHello)(nil),            // 36: taskhive.v1.WorkerHello
-	(*WorkerResult)(nil),           // 37: taskhive.v1.WorkerResult
-	(*WorkData)(nil),               // 38: taskhive.v1.WorkData
-	(*SendDataResponse)(nil),       // 39: taskhive.v1.SendDataResponse
-	(*AcquireLockRequest)(nil),     // 40: taskhive.v1.AcquireLockRequest
-	(*AcquireLockResponse)(nil),    // 41: taskhive.v1.AcquireLockResponse
-	(*ReleaseLockRequest)(nil),     // 42: taskhive.v1.ReleaseLockRequest
-	(*ReleaseLockResponse)(nil),    // 43: taskhive.v1.ReleaseLockResponse
-	(*WorkerMessage)(nil),          // 44: taskhive.v1.WorkerMessage
-	(*Welcome)(nil),                // 45: taskhive.v1.Welcome
-	(*ResultAck)(nil),              // 46: taskhive.v1.ResultAck
-	(*CancelJob)(nil),              // 47: taskhive.v1.CancelJob
-	(*ServerMessage)(nil),          // 48: taskhive.v1.ServerMessage
-	(*JobEvent)(nil),               // 49: taskhive.v1.JobEvent
-	(*GetConfigRequest)(nil),       // 50: taskhive.v1.GetConfigRequest
-	(*SetConfigRequest)(nil),       // 51: taskhive.v1.SetConfigRequest
-	(*ConfigResponse)(nil),         // 52: taskhive.v1.ConfigResponse
-	(*DumpRequest)(nil),            // 53: taskhive.v1.DumpRequest
-	(*DumpedJob)(nil),              // 54: taskhive.v1.DumpedJob
-	(*LoadResponse)(nil),           // 55: taskhive.v1.LoadResponse
-	(*CreateScheduleRequest)(nil),  // 56: taskhive.v1.CreateScheduleRequest
-	(*Schedule)(nil),               // 57: taskhive.v1.Schedule
-	(*ScheduleRef)(nil),            // 58: taskhive.v1.ScheduleRef
-	(*ListSchedulesRequest)(nil),   // 59: taskhive.v1.ListSchedulesRequest
-	(*ListSchedulesResponse)(nil),  // 60: taskhive.v1.ListSchedulesResponse
-	(*DeleteScheduleResponse)(nil), // 61: taskhive.v1.DeleteScheduleResponse
-	(*TaskRef)(nil),                // 62: taskhive.v1.TaskRef
-	(*PauseTaskResponse)(nil),      // 63: taskhive.v1.PauseTaskResponse
-	nil,                            // 64: taskhive.v1.ConfigResponse.ValuesEntry
+	(*TaskLimits)(nil),             // 3: taskhive.v1.TaskLimits
+	(*SetTaskLimitsRequest)(nil),   // 4: taskhive.v1.SetTaskLimitsRequest
+	(*TaskLimitsResponse)(nil),     // 5: taskhive.v1.TaskLimitsResponse
+	(*RetryPolicy)(nil),            // 6: taskhive.v1.RetryPolicy
+	(*SubmitJobRequest)(nil),       // 7: taskhive.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),      // 8: taskhive.v1.SubmitJobResponse
+	(*SubmitJobsRequest)(nil),      // 9: taskhive.v1.SubmitJobsRequest
+	(*SubmitJobsResponse)(nil),     // 10: taskhive.v1.SubmitJobsResponse
+	(*SubmitStreamResponse)(nil),   // 11: taskhive.v1.SubmitStreamResponse
+	(*SubmitAck)(nil),              // 12: taskhive.v1.SubmitAck
+	(*RunJobResponse)(nil),         // 13: taskhive.v1.RunJobResponse
+	(*JobRef)(nil),                 // 14: taskhive.v1.JobRef
+	(*RemoveJobResponse)(nil),      // 15: taskhive.v1.RemoveJobResponse
+	(*Job)(nil),                    // 16: taskhive.v1.Job
+	(*ListJobsRequest)(nil),        // 17: taskhive.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),       // 18: taskhive.v1.ListJobsResponse
+	(*DropTaskRequest)(nil),        // 19: taskhive.v1.DropTaskRequest
+	(*DropTaskResponse)(nil),       // 20: taskhive.v1.DropTaskResponse
+	(*StatusRequest)(nil),          // 21: taskhive.v1.StatusRequest
+	(*TaskStatus)(nil),             // 22: taskhive.v1.TaskStatus
+	(*StatusResponse)(nil),         // 23: taskhive.v1.StatusResponse
+	(*ListDeadRequest)(nil),        // 24: taskhive.v1.ListDeadRequest
+	(*ListDeadResponse)(nil),       // 25: taskhive.v1.ListDeadResponse
+	(*DeadRef)(nil),                // 26: taskhive.v1.DeadRef
+	(*DeadOpResponse)(nil),         // 27: taskhive.v1.DeadOpResponse
+	(*RegisterTaskRequest)(nil),    // 28: taskhive.v1.RegisterTaskRequest
+	(*RegisterTaskResponse)(nil),   // 29: taskhive.v1.RegisterTaskResponse
+	(*GrabJobRequest)(nil),         // 30: taskhive.v1.GrabJobRequest
+	(*Done)(nil),                   // 31: taskhive.v1.Done
+	(*Fail)(nil),                   // 32: taskhive.v1.Fail
+	(*SchedLater)(nil),             // 33: taskhive.v1.SchedLater
+	(*Outcome)(nil),                // 34: taskhive.v1.Outcome
+	(*ReportResultRequest)(nil),    // 35: taskhive.v1.ReportResultRequest
+	(*ReportResultResponse)(nil),   // 36: taskhive.v1.ReportResultResponse
+	(*HeartbeatRequest)(nil),       // 37: taskhive.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),      // 38: taskhive.v1.HeartbeatResponse
+	(*WorkerHello)(nil),            // 39: taskhive.v1.WorkerHello
+	(*WorkerResult)(nil),           // 40: taskhive.v1.WorkerResult
+	(*WorkData)(nil),               // 41: taskhive.v1.WorkData
+	(*SendDataResponse)(nil),       // 42: taskhive.v1.SendDataResponse
+	(*AcquireLockRequest)(nil),     // 43: taskhive.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil),    // 44: taskhive.v1.AcquireLockResponse
+	(*ReleaseLockRequest)(nil),     // 45: taskhive.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil),    // 46: taskhive.v1.ReleaseLockResponse
+	(*WorkerMessage)(nil),          // 47: taskhive.v1.WorkerMessage
+	(*Welcome)(nil),                // 48: taskhive.v1.Welcome
+	(*ResultAck)(nil),              // 49: taskhive.v1.ResultAck
+	(*CancelJob)(nil),              // 50: taskhive.v1.CancelJob
+	(*ServerMessage)(nil),          // 51: taskhive.v1.ServerMessage
+	(*JobEvent)(nil),               // 52: taskhive.v1.JobEvent
+	(*GetConfigRequest)(nil),       // 53: taskhive.v1.GetConfigRequest
+	(*SetConfigRequest)(nil),       // 54: taskhive.v1.SetConfigRequest
+	(*ConfigResponse)(nil),         // 55: taskhive.v1.ConfigResponse
+	(*DumpRequest)(nil),            // 56: taskhive.v1.DumpRequest
+	(*DumpedJob)(nil),              // 57: taskhive.v1.DumpedJob
+	(*LoadResponse)(nil),           // 58: taskhive.v1.LoadResponse
+	(*CreateScheduleRequest)(nil),  // 59: taskhive.v1.CreateScheduleRequest
+	(*Schedule)(nil),               // 60: taskhive.v1.Schedule
+	(*ScheduleRef)(nil),            // 61: taskhive.v1.ScheduleRef
+	(*ListSchedulesRequest)(nil),   // 62: taskhive.v1.ListSchedulesRequest
+	(*ListSchedulesResponse)(nil),  // 63: taskhive.v1.ListSchedulesResponse
+	(*DeleteScheduleResponse)(nil), // 64: taskhive.v1.DeleteScheduleResponse
+	(*TaskRef)(nil),                // 65: taskhive.v1.TaskRef
+	(*PauseTaskResponse)(nil),      // 66: taskhive.v1.PauseTaskResponse
+	nil,                            // 67: taskhive.v1.ConfigResponse.ValuesEntry
 }
 var file_taskhive_v1_scheduler_proto_depIdxs = []int32{
-	3,  // 0: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
-	4,  // 1: taskhive.v1.SubmitJobsRequest.jobs:type_name -> taskhive.v1.SubmitJobRequest
-	5,  // 2: taskhive.v1.SubmitJobsResponse.jobs:type_name -> taskhive.v1.SubmitJobResponse
-	9,  // 3: taskhive.v1.SubmitStreamResponse.acks:type_name -> taskhive.v1.SubmitAck
-	0,  // 4: taskhive.v1.SubmitAck.code:type_name -> taskhive.v1.ErrorCode
-	1,  // 5: taskhive.v1.Job.state:type_name -> taskhive.v1.JobState
-	3,  // 6: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
-	1,  // 7: taskhive.v1.ListJobsRequest.state:type_name -> taskhive.v1.JobState
-	13, // 8: taskhive.v1.ListJobsResponse.jobs:type_name -> taskhive.v1.Job
-	19, // 9: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
-	19, // 10: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
-	13, // 11: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
-	28, // 12: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
-	29, // 13: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
-	30, // 14: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
-	31, // 15: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
-	31, // 16: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
-	36, // 17: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
-	37, // 18: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
-	34, // 19: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
-	38, // 20: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
-	40, // 21: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
-	42, // 22: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
-	45, // 23: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
-	13, // 24: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
-	46, // 25: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
-	35, // 26: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
-	41, // 27: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
-	47, // 28: taskhive.v1.ServerMessage.cancel:type_name -> taskhive.v1.CancelJob
-	10, // 29: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
-	64, // 30: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
-	13, // 31: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
-	3,  // 32: taskhive.v1.CreateScheduleRequest.retry:type_name -> taskhive.v1.RetryPolicy
-	2,  // 33: taskhive.v1.CreateScheduleRequest.missed:type_name -> taskhive.v1.MissedTicks
-	3,  // 34: taskhive.v1.Schedule.retry:type_name -> taskhive.v1.RetryPolicy
-	2,  // 35: taskhive.v1.Schedule.missed:type_name -> taskhive.v1.MissedTicks
-	57, // 36: taskhive.v1.ListSchedulesResponse.schedules:type_name -> taskhive.v1.Schedule
-	19, // 37: taskhive.v1.PauseTaskResponse.status:type_name -> taskhive.v1.TaskStatus
-	4,  // 38: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
-	6,  // 39: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
-	4,  // 40: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
-	4,  // 41: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
-	4,  // 42: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
-	11, // 43: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
-	11, // 44: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
-	11, // 45: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
-	14, // 46: taskhive.v1.Scheduler.ListJobs:input_type -> taskhive.v1.ListJobsRequest
-	16, // 47: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
-	18, // 48: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
-	21, // 49: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
-	23, // 50: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
-	23, // 51: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
-	25, // 52: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
-	27, // 53: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
-	32, // 54: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
-	34, // 55: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
-	38, // 56: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
-	40, // 57: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
-	42, // 58: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
-	44, // 59: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
-	50, // 60: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
-	51, // 61: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
-	53, // 62: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
-	54, // 63: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
-	56, // 64: taskhive.v1.Scheduler.CreateSchedule:input_type -> taskhive.v1.CreateScheduleRequest
-	59, // 65: taskhive.v1.Scheduler.ListSchedules:input_type -> taskhive.v1.ListSchedulesRequest
-	58, // 66: taskhive.v1.Scheduler.GetSchedule:input_type -> taskhive.v1.ScheduleRef
-	58, // 67: taskhive.v1.Scheduler.PauseSchedule:input_type -> taskhive.v1.ScheduleRef
-	58, // 68: taskhive.v1.Scheduler.ResumeSchedule:input_type -> taskhive.v1.ScheduleRef
-	58, // 69: taskhive.v1.Scheduler.DeleteSchedule:input_type -> taskhive.v1.ScheduleRef
-	62, // 70: taskhive.v1.Scheduler.PauseTask:input_type -> taskhive.v1.TaskRef
-	62, // 71: taskhive.v1.Scheduler.ResumeTask:input_type -> taskhive.v1.TaskRef
-	5,  // 72: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
-	7,  // 73: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
-	8,  // 74: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
-	10, // 75: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
-	49, // 76: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
-	49, // 77: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
-	12, // 78: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
-	13, // 79: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
-	15, // 80: taskhive.v1.Scheduler.ListJobs:output_type -> taskhive.v1.ListJobsResponse
-	17, // 81: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
-	20, // 82: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
-	22, // 83: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
-	24, // 84: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
-	24, // 85: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
-	26, // 86: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
-	13, // 87: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
-	33, // 88: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
-	35, // 89: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
-	39, // 90: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
-	41, // 91: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
-	43, // 92: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
-	48, // 93: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
-	52, // 94: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
-	52, // 95: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
-	54, // 96: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
-	55, // 97: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
-	57, // 98: taskhive.v1.Scheduler.CreateSchedule:output_type -> taskhive.v1.Schedule
-	60, // 99: taskhive.v1.Scheduler.ListSchedules:output_type -> taskhive.v1.ListSchedulesResponse
-	57, // 100: taskhive.v1.Scheduler.GetSchedule:output_type -> taskhive.v1.Schedule
-	57, // 101: taskhive.v1.Scheduler.PauseSchedule:output_type -> taskhive.v1.Schedule
-	57, // 102: taskhive.v1.Scheduler.ResumeSchedule:output_type -> taskhive.v1.Schedule
-	61, // 103: taskhive.v1.Scheduler.DeleteSchedule:output_type -> taskhive.v1.DeleteScheduleResponse
-	63, // 104: taskhive.v1.Scheduler.PauseTask:output_type -> taskhive.v1.PauseTaskResponse
-	63, // 105: taskhive.v1.Scheduler.ResumeTask:output_type -> taskhive.v1.PauseTaskResponse
-	72, // [72:106] is the sub-list for method output_type
-	38, // [38:72] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	3,  // 0: taskhive.v1.SetTaskLimitsRequest.limits:type_name -> taskhive.v1.TaskLimits
+	3,  // 1: taskhive.v1.TaskLimitsResponse.limits:type_name -> taskhive.v1.TaskLimits
+	6,  // 2: taskhive.v1.SubmitJobRequest.retry:type_name -> taskhive.v1.RetryPolicy
+	7,  // 3: taskhive.v1.SubmitJobsRequest.jobs:type_name -> taskhive.v1.SubmitJobRequest
+	8,  // 4: taskhive.v1.SubmitJobsResponse.jobs:type_name -> taskhive.v1.SubmitJobResponse
+	12, // 5: taskhive.v1.SubmitStreamResponse.acks:type_name -> taskhive.v1.SubmitAck
+	0,  // 6: taskhive.v1.SubmitAck.code:type_name -> taskhive.v1.ErrorCode
+	1,  // 7: taskhive.v1.Job.state:type_name -> taskhive.v1.JobState
+	6,  // 8: taskhive.v1.Job.retry:type_name -> taskhive.v1.RetryPolicy
+	1,  // 9: taskhive.v1.ListJobsRequest.state:type_name -> taskhive.v1.JobState
+	16, // 10: taskhive.v1.ListJobsResponse.jobs:type_name -> taskhive.v1.Job
+	3,  // 11: taskhive.v1.TaskStatus.limits:type_name -> taskhive.v1.TaskLimits
+	22, // 12: taskhive.v1.StatusResponse.tasks:type_name -> taskhive.v1.TaskStatus
+	22, // 13: taskhive.v1.StatusResponse.totals:type_name -> taskhive.v1.TaskStatus
+	16, // 14: taskhive.v1.ListDeadResponse.jobs:type_name -> taskhive.v1.Job
+	31, // 15: taskhive.v1.Outcome.done:type_name -> taskhive.v1.Done
+	32, // 16: taskhive.v1.Outcome.fail:type_name -> taskhive.v1.Fail
+	33, // 17: taskhive.v1.Outcome.sched_later:type_name -> taskhive.v1.SchedLater
+	34, // 18: taskhive.v1.ReportResultRequest.outcome:type_name -> taskhive.v1.Outcome
+	34, // 19: taskhive.v1.WorkerResult.outcome:type_name -> taskhive.v1.Outcome
+	39, // 20: taskhive.v1.WorkerMessage.hello:type_name -> taskhive.v1.WorkerHello
+	40, // 21: taskhive.v1.WorkerMessage.result:type_name -> taskhive.v1.WorkerResult
+	37, // 22: taskhive.v1.WorkerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatRequest
+	41, // 23: taskhive.v1.WorkerMessage.data:type_name -> taskhive.v1.WorkData
+	43, // 24: taskhive.v1.WorkerMessage.acquire:type_name -> taskhive.v1.AcquireLockRequest
+	45, // 25: taskhive.v1.WorkerMessage.release:type_name -> taskhive.v1.ReleaseLockRequest
+	48, // 26: taskhive.v1.ServerMessage.welcome:type_name -> taskhive.v1.Welcome
+	16, // 27: taskhive.v1.ServerMessage.job:type_name -> taskhive.v1.Job
+	49, // 28: taskhive.v1.ServerMessage.ack:type_name -> taskhive.v1.ResultAck
+	38, // 29: taskhive.v1.ServerMessage.heartbeat:type_name -> taskhive.v1.HeartbeatResponse
+	44, // 30: taskhive.v1.ServerMessage.lock:type_name -> taskhive.v1.AcquireLockResponse
+	50, // 31: taskhive.v1.ServerMessage.cancel:type_name -> taskhive.v1.CancelJob
+	13, // 32: taskhive.v1.JobEvent.result:type_name -> taskhive.v1.RunJobResponse
+	67, // 33: taskhive.v1.ConfigResponse.values:type_name -> taskhive.v1.ConfigResponse.ValuesEntry
+	16, // 34: taskhive.v1.DumpedJob.job:type_name -> taskhive.v1.Job
+	6,  // 35: taskhive.v1.CreateScheduleRequest.retry:type_name -> taskhive.v1.RetryPolicy
+	2,  // 36: taskhive.v1.CreateScheduleRequest.missed:type_name -> taskhive.v1.MissedTicks
+	6,  // 37: taskhive.v1.Schedule.retry:type_name -> taskhive.v1.RetryPolicy
+	2,  // 38: taskhive.v1.Schedule.missed:type_name -> taskhive.v1.MissedTicks
+	60, // 39: taskhive.v1.ListSchedulesResponse.schedules:type_name -> taskhive.v1.Schedule
+	22, // 40: taskhive.v1.PauseTaskResponse.status:type_name -> taskhive.v1.TaskStatus
+	7,  // 41: taskhive.v1.Scheduler.SubmitJob:input_type -> taskhive.v1.SubmitJobRequest
+	9,  // 42: taskhive.v1.Scheduler.SubmitJobs:input_type -> taskhive.v1.SubmitJobsRequest
+	7,  // 43: taskhive.v1.Scheduler.SubmitStream:input_type -> taskhive.v1.SubmitJobRequest
+	7,  // 44: taskhive.v1.Scheduler.RunJob:input_type -> taskhive.v1.SubmitJobRequest
+	7,  // 45: taskhive.v1.Scheduler.RunJobStream:input_type -> taskhive.v1.SubmitJobRequest
+	14, // 46: taskhive.v1.Scheduler.WatchJob:input_type -> taskhive.v1.JobRef
+	14, // 47: taskhive.v1.Scheduler.RemoveJob:input_type -> taskhive.v1.JobRef
+	14, // 48: taskhive.v1.Scheduler.GetJob:input_type -> taskhive.v1.JobRef
+	17, // 49: taskhive.v1.Scheduler.ListJobs:input_type -> taskhive.v1.ListJobsRequest
+	19, // 50: taskhive.v1.Scheduler.DropTask:input_type -> taskhive.v1.DropTaskRequest
+	21, // 51: taskhive.v1.Scheduler.Status:input_type -> taskhive.v1.StatusRequest
+	24, // 52: taskhive.v1.Scheduler.ListDead:input_type -> taskhive.v1.ListDeadRequest
+	26, // 53: taskhive.v1.Scheduler.RetryDead:input_type -> taskhive.v1.DeadRef
+	26, // 54: taskhive.v1.Scheduler.PurgeDead:input_type -> taskhive.v1.DeadRef
+	28, // 55: taskhive.v1.Scheduler.RegisterTask:input_type -> taskhive.v1.RegisterTaskRequest
+	30, // 56: taskhive.v1.Scheduler.GrabJob:input_type -> taskhive.v1.GrabJobRequest
+	35, // 57: taskhive.v1.Scheduler.ReportResult:input_type -> taskhive.v1.ReportResultRequest
+	37, // 58: taskhive.v1.Scheduler.Heartbeat:input_type -> taskhive.v1.HeartbeatRequest
+	41, // 59: taskhive.v1.Scheduler.SendData:input_type -> taskhive.v1.WorkData
+	43, // 60: taskhive.v1.Scheduler.AcquireLock:input_type -> taskhive.v1.AcquireLockRequest
+	45, // 61: taskhive.v1.Scheduler.ReleaseLock:input_type -> taskhive.v1.ReleaseLockRequest
+	47, // 62: taskhive.v1.Scheduler.Work:input_type -> taskhive.v1.WorkerMessage
+	53, // 63: taskhive.v1.Scheduler.GetConfig:input_type -> taskhive.v1.GetConfigRequest
+	54, // 64: taskhive.v1.Scheduler.SetConfig:input_type -> taskhive.v1.SetConfigRequest
+	56, // 65: taskhive.v1.Scheduler.Dump:input_type -> taskhive.v1.DumpRequest
+	57, // 66: taskhive.v1.Scheduler.Load:input_type -> taskhive.v1.DumpedJob
+	59, // 67: taskhive.v1.Scheduler.CreateSchedule:input_type -> taskhive.v1.CreateScheduleRequest
+	62, // 68: taskhive.v1.Scheduler.ListSchedules:input_type -> taskhive.v1.ListSchedulesRequest
+	61, // 69: taskhive.v1.Scheduler.GetSchedule:input_type -> taskhive.v1.ScheduleRef
+	61, // 70: taskhive.v1.Scheduler.PauseSchedule:input_type -> taskhive.v1.ScheduleRef
+	61, // 71: taskhive.v1.Scheduler.ResumeSchedule:input_type -> taskhive.v1.ScheduleRef
+	61, // 72: taskhive.v1.Scheduler.DeleteSchedule:input_type -> taskhive.v1.ScheduleRef
+	65, // 73: taskhive.v1.Scheduler.PauseTask:input_type -> taskhive.v1.TaskRef
+	65, // 74: taskhive.v1.Scheduler.ResumeTask:input_type -> taskhive.v1.TaskRef
+	4,  // 75: taskhive.v1.Scheduler.SetTaskLimits:input_type -> taskhive.v1.SetTaskLimitsRequest
+	65, // 76: taskhive.v1.Scheduler.GetTaskLimits:input_type -> taskhive.v1.TaskRef
+	8,  // 77: taskhive.v1.Scheduler.SubmitJob:output_type -> taskhive.v1.SubmitJobResponse
+	10, // 78: taskhive.v1.Scheduler.SubmitJobs:output_type -> taskhive.v1.SubmitJobsResponse
+	11, // 79: taskhive.v1.Scheduler.SubmitStream:output_type -> taskhive.v1.SubmitStreamResponse
+	13, // 80: taskhive.v1.Scheduler.RunJob:output_type -> taskhive.v1.RunJobResponse
+	52, // 81: taskhive.v1.Scheduler.RunJobStream:output_type -> taskhive.v1.JobEvent
+	52, // 82: taskhive.v1.Scheduler.WatchJob:output_type -> taskhive.v1.JobEvent
+	15, // 83: taskhive.v1.Scheduler.RemoveJob:output_type -> taskhive.v1.RemoveJobResponse
+	16, // 84: taskhive.v1.Scheduler.GetJob:output_type -> taskhive.v1.Job
+	18, // 85: taskhive.v1.Scheduler.ListJobs:output_type -> taskhive.v1.ListJobsResponse
+	20, // 86: taskhive.v1.Scheduler.DropTask:output_type -> taskhive.v1.DropTaskResponse
+	23, // 87: taskhive.v1.Scheduler.Status:output_type -> taskhive.v1.StatusResponse
+	25, // 88: taskhive.v1.Scheduler.ListDead:output_type -> taskhive.v1.ListDeadResponse
+	27, // 89: taskhive.v1.Scheduler.RetryDead:output_type -> taskhive.v1.DeadOpResponse
+	27, // 90: taskhive.v1.Scheduler.PurgeDead:output_type -> taskhive.v1.DeadOpResponse
+	29, // 91: taskhive.v1.Scheduler.RegisterTask:output_type -> taskhive.v1.RegisterTaskResponse
+	16, // 92: taskhive.v1.Scheduler.GrabJob:output_type -> taskhive.v1.Job
+	36, // 93: taskhive.v1.Scheduler.ReportResult:output_type -> taskhive.v1.ReportResultResponse
+	38, // 94: taskhive.v1.Scheduler.Heartbeat:output_type -> taskhive.v1.HeartbeatResponse
+	42, // 95: taskhive.v1.Scheduler.SendData:output_type -> taskhive.v1.SendDataResponse
+	44, // 96: taskhive.v1.Scheduler.AcquireLock:output_type -> taskhive.v1.AcquireLockResponse
+	46, // 97: taskhive.v1.Scheduler.ReleaseLock:output_type -> taskhive.v1.ReleaseLockResponse
+	51, // 98: taskhive.v1.Scheduler.Work:output_type -> taskhive.v1.ServerMessage
+	55, // 99: taskhive.v1.Scheduler.GetConfig:output_type -> taskhive.v1.ConfigResponse
+	55, // 100: taskhive.v1.Scheduler.SetConfig:output_type -> taskhive.v1.ConfigResponse
+	57, // 101: taskhive.v1.Scheduler.Dump:output_type -> taskhive.v1.DumpedJob
+	58, // 102: taskhive.v1.Scheduler.Load:output_type -> taskhive.v1.LoadResponse
+	60, // 103: taskhive.v1.Scheduler.CreateSchedule:output_type -> taskhive.v1.Schedule
+	63, // 104: taskhive.v1.Scheduler.ListSchedules:output_type -> taskhive.v1.ListSchedulesResponse
+	60, // 105: taskhive.v1.Scheduler.GetSchedule:output_type -> taskhive.v1.Schedule
+	60, // 106: taskhive.v1.Scheduler.PauseSchedule:output_type -> taskhive.v1.Schedule
+	60, // 107: taskhive.v1.Scheduler.ResumeSchedule:output_type -> taskhive.v1.Schedule
+	64, // 108: taskhive.v1.Scheduler.DeleteSchedule:output_type -> taskhive.v1.DeleteScheduleResponse
+	66, // 109: taskhive.v1.Scheduler.PauseTask:output_type -> taskhive.v1.PauseTaskResponse
+	66, // 110: taskhive.v1.Scheduler.ResumeTask:output_type -> taskhive.v1.PauseTaskResponse
+	5,  // 111: taskhive.v1.Scheduler.SetTaskLimits:output_type -> taskhive.v1.TaskLimitsResponse
+	5,  // 112: taskhive.v1.Scheduler.GetTaskLimits:output_type -> taskhive.v1.TaskLimitsResponse
+	77, // [77:113] is the sub-list for method output_type
+	41, // [41:77] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_taskhive_v1_scheduler_proto_init() }
@@ -4563,14 +4821,15 @@ func file_taskhive_v1_scheduler_proto_init() {
 	if File_taskhive_v1_scheduler_proto != nil {
 		return
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[1].OneofWrappers = []any{}
-	file_taskhive_v1_scheduler_proto_msgTypes[26].OneofWrappers = []any{}
-	file_taskhive_v1_scheduler_proto_msgTypes[28].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[0].OneofWrappers = []any{}
+	file_taskhive_v1_scheduler_proto_msgTypes[4].OneofWrappers = []any{}
+	file_taskhive_v1_scheduler_proto_msgTypes[29].OneofWrappers = []any{}
+	file_taskhive_v1_scheduler_proto_msgTypes[31].OneofWrappers = []any{
 		(*Outcome_Done)(nil),
 		(*Outcome_Fail)(nil),
 		(*Outcome_SchedLater)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[41].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[44].OneofWrappers = []any{
 		(*WorkerMessage_Hello)(nil),
 		(*WorkerMessage_Result)(nil),
 		(*WorkerMessage_Heartbeat)(nil),
@@ -4578,7 +4837,7 @@ func file_taskhive_v1_scheduler_proto_init() {
 		(*WorkerMessage_Acquire)(nil),
 		(*WorkerMessage_Release)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[45].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[48].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Job)(nil),
 		(*ServerMessage_Ack)(nil),
@@ -4586,19 +4845,19 @@ func file_taskhive_v1_scheduler_proto_init() {
 		(*ServerMessage_Lock)(nil),
 		(*ServerMessage_Cancel)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[46].OneofWrappers = []any{
+	file_taskhive_v1_scheduler_proto_msgTypes[49].OneofWrappers = []any{
 		(*JobEvent_Data)(nil),
 		(*JobEvent_Result)(nil),
 		(*JobEvent_Error)(nil),
 	}
-	file_taskhive_v1_scheduler_proto_msgTypes[53].OneofWrappers = []any{}
+	file_taskhive_v1_scheduler_proto_msgTypes[56].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskhive_v1_scheduler_proto_rawDesc), len(file_taskhive_v1_scheduler_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   62,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -56,6 +56,8 @@ const (
 	Scheduler_DeleteSchedule_FullMethodName = "/taskhive.v1.Scheduler/DeleteSchedule"
 	Scheduler_PauseTask_FullMethodName      = "/taskhive.v1.Scheduler/PauseTask"
 	Scheduler_ResumeTask_FullMethodName     = "/taskhive.v1.Scheduler/ResumeTask"
+	Scheduler_SetTaskLimits_FullMethodName  = "/taskhive.v1.Scheduler/SetTaskLimits"
+	Scheduler_GetTaskLimits_FullMethodName  = "/taskhive.v1.Scheduler/GetTaskLimits"
 )
 
 // SchedulerClient is the client API for Scheduler service.
@@ -141,6 +143,13 @@ type SchedulerClient interface {
 	// node), running ones finish. Durable; Status shows `paused`.
 	PauseTask(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*PauseTaskResponse, error)
 	ResumeTask(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*PauseTaskResponse, error)
+	// Flow control, enforced at dispatch on every node (in a cluster across nodes: see
+	// ARCHITECTURE.md): at most max_running jobs of the task leased at once, at most `rate`
+	// starts (a token bucket of `burst`), and the same per job key. Durable. Replaces the
+	// task's limits; all fields unset/zero clears them. Bad values are INVALID_ARGUMENT naming
+	// the field and nothing is stored.
+	SetTaskLimits(ctx context.Context, in *SetTaskLimitsRequest, opts ...grpc.CallOption) (*TaskLimitsResponse, error)
+	GetTaskLimits(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*TaskLimitsResponse, error)
 }
 
 type schedulerClient struct {
@@ -536,6 +545,26 @@ func (c *schedulerClient) ResumeTask(ctx context.Context, in *TaskRef, opts ...g
 	return out, nil
 }
 
+func (c *schedulerClient) SetTaskLimits(ctx context.Context, in *SetTaskLimitsRequest, opts ...grpc.CallOption) (*TaskLimitsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TaskLimitsResponse)
+	err := c.cc.Invoke(ctx, Scheduler_SetTaskLimits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) GetTaskLimits(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*TaskLimitsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TaskLimitsResponse)
+	err := c.cc.Invoke(ctx, Scheduler_GetTaskLimits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SchedulerServer is the server API for Scheduler service.
 // All implementations must embed UnimplementedSchedulerServer
 // for forward compatibility.
@@ -619,6 +648,13 @@ type SchedulerServer interface {
 	// node), running ones finish. Durable; Status shows `paused`.
 	PauseTask(context.Context, *TaskRef) (*PauseTaskResponse, error)
 	ResumeTask(context.Context, *TaskRef) (*PauseTaskResponse, error)
+	// Flow control, enforced at dispatch on every node (in a cluster across nodes: see
+	// ARCHITECTURE.md): at most max_running jobs of the task leased at once, at most `rate`
+	// starts (a token bucket of `burst`), and the same per job key. Durable. Replaces the
+	// task's limits; all fields unset/zero clears them. Bad values are INVALID_ARGUMENT naming
+	// the field and nothing is stored.
+	SetTaskLimits(context.Context, *SetTaskLimitsRequest) (*TaskLimitsResponse, error)
+	GetTaskLimits(context.Context, *TaskRef) (*TaskLimitsResponse, error)
 	mustEmbedUnimplementedSchedulerServer()
 }
 
@@ -730,6 +766,12 @@ func (UnimplementedSchedulerServer) PauseTask(context.Context, *TaskRef) (*Pause
 }
 func (UnimplementedSchedulerServer) ResumeTask(context.Context, *TaskRef) (*PauseTaskResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResumeTask not implemented")
+}
+func (UnimplementedSchedulerServer) SetTaskLimits(context.Context, *SetTaskLimitsRequest) (*TaskLimitsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetTaskLimits not implemented")
+}
+func (UnimplementedSchedulerServer) GetTaskLimits(context.Context, *TaskRef) (*TaskLimitsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTaskLimits not implemented")
 }
 func (UnimplementedSchedulerServer) mustEmbedUnimplementedSchedulerServer() {}
 func (UnimplementedSchedulerServer) testEmbeddedByValue()                   {}
@@ -1303,6 +1345,42 @@ func _Scheduler_ResumeTask_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Scheduler_SetTaskLimits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetTaskLimitsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).SetTaskLimits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_SetTaskLimits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).SetTaskLimits(ctx, req.(*SetTaskLimitsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Scheduler_GetTaskLimits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TaskRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).GetTaskLimits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_GetTaskLimits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).GetTaskLimits(ctx, req.(*TaskRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Scheduler_ServiceDesc is the grpc.ServiceDesc for Scheduler service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1417,6 +1495,14 @@ var Scheduler_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResumeTask",
 			Handler:    _Scheduler_ResumeTask_Handler,
+		},
+		{
+			MethodName: "SetTaskLimits",
+			Handler:    _Scheduler_SetTaskLimits_Handler,
+		},
+		{
+			MethodName: "GetTaskLimits",
+			Handler:    _Scheduler_GetTaskLimits_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -70,6 +70,36 @@ MISSED_TICKS_SKIP: MissedTicks
 MISSED_TICKS_ONE: MissedTicks
 MISSED_TICKS_ALL: MissedTicks
 
+class TaskLimits(_message.Message):
+    __slots__ = ("max_running", "rate", "burst", "max_running_per_key", "rate_per_key")
+    MAX_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUNNING_PER_KEY_FIELD_NUMBER: _ClassVar[int]
+    RATE_PER_KEY_FIELD_NUMBER: _ClassVar[int]
+    max_running: int
+    rate: str
+    burst: int
+    max_running_per_key: int
+    rate_per_key: str
+    def __init__(self, max_running: _Optional[int] = ..., rate: _Optional[str] = ..., burst: _Optional[int] = ..., max_running_per_key: _Optional[int] = ..., rate_per_key: _Optional[str] = ...) -> None: ...
+
+class SetTaskLimitsRequest(_message.Message):
+    __slots__ = ("task", "limits")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    limits: TaskLimits
+    def __init__(self, task: _Optional[str] = ..., limits: _Optional[_Union[TaskLimits, _Mapping]] = ...) -> None: ...
+
+class TaskLimitsResponse(_message.Message):
+    __slots__ = ("task", "limits")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    limits: TaskLimits
+    def __init__(self, task: _Optional[str] = ..., limits: _Optional[_Union[TaskLimits, _Mapping]] = ...) -> None: ...
+
 class RetryPolicy(_message.Message):
     __slots__ = ("max_attempts", "backoff_base_ms", "backoff_max_ms")
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
@@ -81,7 +111,7 @@ class RetryPolicy(_message.Message):
     def __init__(self, max_attempts: _Optional[int] = ..., backoff_base_ms: _Optional[int] = ..., backoff_max_ms: _Optional[int] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("task", "name", "args", "sched_at_ms", "timeout_ms", "priority", "retry")
+    __slots__ = ("task", "name", "args", "sched_at_ms", "timeout_ms", "priority", "retry", "key")
     TASK_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ARGS_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +119,7 @@ class SubmitJobRequest(_message.Message):
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     RETRY_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     task: str
     name: str
     args: bytes
@@ -96,7 +127,8 @@ class SubmitJobRequest(_message.Message):
     timeout_ms: int
     priority: int
     retry: RetryPolicy
-    def __init__(self, task: _Optional[str] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., sched_at_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., priority: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ...) -> None: ...
+    key: str
+    def __init__(self, task: _Optional[str] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., sched_at_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., priority: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., key: _Optional[str] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job_id", "replaced", "running")
@@ -171,7 +203,7 @@ class RemoveJobResponse(_message.Message):
     def __init__(self, job_id: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "task", "name", "args", "sched_at_ms", "timeout_ms", "priority", "attempts", "run_count", "state", "lease_id", "retry", "last_error", "result", "finished_at_ms", "traceparent")
+    __slots__ = ("id", "task", "name", "args", "sched_at_ms", "timeout_ms", "priority", "attempts", "run_count", "state", "lease_id", "retry", "last_error", "result", "finished_at_ms", "traceparent", "key")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +220,7 @@ class Job(_message.Message):
     RESULT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     id: int
     task: str
     name: str
@@ -204,7 +237,8 @@ class Job(_message.Message):
     result: bytes
     finished_at_ms: int
     traceparent: str
-    def __init__(self, id: _Optional[int] = ..., task: _Optional[str] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., sched_at_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., priority: _Optional[int] = ..., attempts: _Optional[int] = ..., run_count: _Optional[int] = ..., state: _Optional[_Union[JobState, str]] = ..., lease_id: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., last_error: _Optional[str] = ..., result: _Optional[bytes] = ..., finished_at_ms: _Optional[int] = ..., traceparent: _Optional[str] = ...) -> None: ...
+    key: str
+    def __init__(self, id: _Optional[int] = ..., task: _Optional[str] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., sched_at_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., priority: _Optional[int] = ..., attempts: _Optional[int] = ..., run_count: _Optional[int] = ..., state: _Optional[_Union[JobState, str]] = ..., lease_id: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., last_error: _Optional[str] = ..., result: _Optional[bytes] = ..., finished_at_ms: _Optional[int] = ..., traceparent: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ("task", "state", "name_prefix", "page_size", "page_token")
@@ -247,7 +281,7 @@ class StatusRequest(_message.Message):
     def __init__(self, task: _Optional[str] = ...) -> None: ...
 
 class TaskStatus(_message.Message):
-    __slots__ = ("task", "workers", "pending", "scheduled", "running", "dead", "next_sched_at_ms", "locked", "broadcast", "paused")
+    __slots__ = ("task", "workers", "pending", "scheduled", "running", "dead", "next_sched_at_ms", "locked", "broadcast", "paused", "limits", "waiting_on_limit")
     TASK_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +292,8 @@ class TaskStatus(_message.Message):
     LOCKED_FIELD_NUMBER: _ClassVar[int]
     BROADCAST_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    WAITING_ON_LIMIT_FIELD_NUMBER: _ClassVar[int]
     task: str
     workers: int
     pending: int
@@ -268,7 +304,9 @@ class TaskStatus(_message.Message):
     locked: int
     broadcast: bool
     paused: bool
-    def __init__(self, task: _Optional[str] = ..., workers: _Optional[int] = ..., pending: _Optional[int] = ..., scheduled: _Optional[int] = ..., running: _Optional[int] = ..., dead: _Optional[int] = ..., next_sched_at_ms: _Optional[int] = ..., locked: _Optional[int] = ..., broadcast: _Optional[bool] = ..., paused: _Optional[bool] = ...) -> None: ...
+    limits: TaskLimits
+    waiting_on_limit: int
+    def __init__(self, task: _Optional[str] = ..., workers: _Optional[int] = ..., pending: _Optional[int] = ..., scheduled: _Optional[int] = ..., running: _Optional[int] = ..., dead: _Optional[int] = ..., next_sched_at_ms: _Optional[int] = ..., locked: _Optional[int] = ..., broadcast: _Optional[bool] = ..., paused: _Optional[bool] = ..., limits: _Optional[_Union[TaskLimits, _Mapping]] = ..., waiting_on_limit: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
     __slots__ = ("tasks", "totals")

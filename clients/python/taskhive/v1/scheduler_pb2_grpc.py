@@ -204,6 +204,16 @@ class SchedulerStub:
                 request_serializer=taskhive_dot_v1_dot_scheduler__pb2.TaskRef.SerializeToString,
                 response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.FromString,
                 _registered_method=True)
+        self.SetTaskLimits = channel.unary_unary(
+                '/taskhive.v1.Scheduler/SetTaskLimits',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.SetTaskLimitsRequest.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.TaskLimitsResponse.FromString,
+                _registered_method=True)
+        self.GetTaskLimits = channel.unary_unary(
+                '/taskhive.v1.Scheduler/GetTaskLimits',
+                request_serializer=taskhive_dot_v1_dot_scheduler__pb2.TaskRef.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_scheduler__pb2.TaskLimitsResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServicer:
@@ -458,6 +468,23 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetTaskLimits(self, request, context):
+        """Flow control, enforced at dispatch on every node (in a cluster across nodes: see
+        ARCHITECTURE.md): at most max_running jobs of the task leased at once, at most `rate`
+        starts (a token bucket of `burst`), and the same per job key. Durable. Replaces the
+        task's limits; all fields unset/zero clears them. Bad values are INVALID_ARGUMENT naming
+        the field and nothing is stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTaskLimits(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -630,6 +657,16 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.ResumeTask,
                     request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.TaskRef.FromString,
                     response_serializer=taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.SerializeToString,
+            ),
+            'SetTaskLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTaskLimits,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.SetTaskLimitsRequest.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.TaskLimitsResponse.SerializeToString,
+            ),
+            'GetTaskLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTaskLimits,
+                    request_deserializer=taskhive_dot_v1_dot_scheduler__pb2.TaskRef.FromString,
+                    response_serializer=taskhive_dot_v1_dot_scheduler__pb2.TaskLimitsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1550,6 +1587,60 @@ class Scheduler:
             '/taskhive.v1.Scheduler/ResumeTask',
             taskhive_dot_v1_dot_scheduler__pb2.TaskRef.SerializeToString,
             taskhive_dot_v1_dot_scheduler__pb2.PauseTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTaskLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskhive.v1.Scheduler/SetTaskLimits',
+            taskhive_dot_v1_dot_scheduler__pb2.SetTaskLimitsRequest.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.TaskLimitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTaskLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskhive.v1.Scheduler/GetTaskLimits',
+            taskhive_dot_v1_dot_scheduler__pb2.TaskRef.SerializeToString,
+            taskhive_dot_v1_dot_scheduler__pb2.TaskLimitsResponse.FromString,
             options,
             channel_credentials,
             insecure,
