@@ -686,6 +686,106 @@ async fn scenario_a_paused_task_holds_its_jobs_until_resumed(env: Env) {
         .await;
 }
 
+/// Flow control holds across the cluster: `max_running 5` with a worker of capacity 10 on
+/// every node never has more than 5 jobs out at once (counted by the workers, from a job's
+/// arrival to its report), and the limits, keys and bad-value refusals read the same from
+/// every node.
+async fn scenario_max_running_holds_across_nodes(env: Env) {
+    let e = env
+        .c()
+        .await
+        .set_task_limits(pb::SetTaskLimitsRequest {
+            task: "lim".into(),
+            limits: Some(pb::TaskLimits {
+                rate: "0/s".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().starts_with("rate: "), "{e:?}");
+    env.c()
+        .await
+        .set_task_limits(pb::SetTaskLimitsRequest {
+            task: "lim".into(),
+            limits: Some(pb::TaskLimits {
+                max_running: Some(5),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    // Every node has heard of them before any job exists.
+    for &a in &env.addrs {
+        within(10, async {
+            loop {
+                let l = client(a)
+                    .await
+                    .get_task_limits(pb::TaskRef { task: "lim".into() })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .limits;
+                if l.and_then(|l| l.max_running) == Some(5) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+    let n = 60;
+    env.c()
+        .await
+        .submit_jobs(pb::SubmitJobsRequest {
+            jobs: (0..n)
+                .map(|i| pb::SubmitJobRequest {
+                    key: format!("acct-{}", i % 3),
+                    ..job("lim", &format!("j{i}"))
+                })
+                .collect(),
+        })
+        .await
+        .unwrap();
+    let mut workers = Vec::new();
+    for &a in &env.addrs {
+        workers.push(Worker::connect(channel(a).await, &["lim"], 10).await);
+    }
+    // Hold each job 100 ms; count what is out at once.
+    let mut out: Vec<(usize, u64, std::time::Instant)> = Vec::new();
+    let (mut done, mut max_out) = (0, 0);
+    let mut keys = HashSet::new();
+    within(120, async {
+        while done < n {
+            for (i, w) in workers.iter_mut().enumerate() {
+                if let Ok(j) = tokio::time::timeout(Duration::from_millis(2), w.next_job()).await {
+                    keys.insert(j.key.clone());
+                    out.push((i, j.lease_id, std::time::Instant::now()));
+                    max_out = max_out.max(out.len());
+                }
+            }
+            let now = std::time::Instant::now();
+            let (over, held): (Vec<_>, Vec<_>) = out
+                .drain(..)
+                .partition(|(_, _, at)| now.duration_since(*at) >= Duration::from_millis(100));
+            out = held;
+            for (i, lease, _) in over {
+                workers[i].done(lease, b"ok").await;
+                done += 1;
+            }
+        }
+    })
+    .await;
+    assert!(max_out <= 5, "{max_out} jobs out at once");
+    assert!(max_out >= 2, "the limit let too little run: {max_out}");
+    assert_eq!(keys.len(), 3, "keys travel with the jobs: {keys:?}");
+    env.status_until("lim", |s| {
+        s.pending == 0 && s.running == 0 && s.limits.as_ref().and_then(|l| l.max_running) == Some(5)
+    })
+    .await;
+}
+
 /// Runs every job `w` is handed for `secs`; how many times each name ran.
 async fn run_for(w: &mut Worker, secs: u64) -> HashMap<String, usize> {
     let mut ran: HashMap<String, usize> = HashMap::new();
@@ -1167,6 +1267,7 @@ conformance!(
     scenario_removing_a_running_job_cancels_it_on_its_worker,
     scenario_a_schedule_fires_each_tick_once_pauses_and_resumes,
     scenario_a_paused_task_holds_its_jobs_until_resumed,
+    scenario_max_running_holds_across_nodes,
     scenario_a_broadcast_job_reaches_every_broadcast_worker,
 );
 

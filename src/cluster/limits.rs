@@ -75,7 +75,7 @@ pub(super) async fn claim(
 ) -> Result<Vec<tokio_postgres::Row>, Error> {
     let tx = client.transaction().await.map_err(db_err)?;
     let Some(row) = tx
-        .query_opt(sql::LOCK_LIMITS, &[&task, &now_ms])
+        .query_opt(sql::LOCK_LIMITS, &[&task])
         .await
         .map_err(db_err)?
     else {
@@ -90,7 +90,11 @@ pub(super) async fn claim(
     let limits = TaskLimits::from_stored(row.get(0))?;
     let mut bucket = Gcra { tat_us: row.get(1) };
     let db_now_us: i64 = row.get(2);
-    let held: i64 = row.get(3);
+    let held: i64 = tx
+        .query_one(sql::CLAIMED_DUE, &[&task, &now_ms])
+        .await
+        .map_err(db_err)?
+        .get(0);
     let allowed = allowance(&limits, &bucket, db_now_us, held, want);
     if allowed.n == 0 {
         tx.commit().await.map_err(db_err)?;

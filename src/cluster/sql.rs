@@ -278,13 +278,17 @@ pub const ANNOUNCE_PAUSE: &str = "SELECT pg_notify('taskhive_paused', $1::text |
 pub const ANNOUNCE_LIMITS: &str = "SELECT pg_notify('taskhive_limits', $1::text)";
 
 /// Locks limited task `$1`'s row for a claim (claims of the task go one at a time): its
-/// limits, its bucket, the database's clock in µs, and how many of its jobs due by `$2` are
-/// claimed by a live node (running, or about to be handed out by their node).
+/// limits, its bucket and the database's clock in µs.
 pub const LOCK_LIMITS: &str = "SELECT limits, tat_us,
-        (extract(epoch from clock_timestamp()) * 1000000)::bigint,
-        (SELECT count(*) FROM jobs WHERE task = $1 AND NOT dead AND sched_at <= $2
-            AND owner IS NOT NULL AND claim_until >= now())
+        (extract(epoch from clock_timestamp()) * 1000000)::bigint
      FROM task_limits WHERE task = $1 FOR UPDATE";
+
+/// How many of task `$1`'s jobs due by `$2` are claimed by a live node (running, or about
+/// to be handed out by their node). A statement of its own, after [`LOCK_LIMITS`]: in READ
+/// COMMITTED a statement reads with the snapshot it started with, so a count taken in the
+/// locking statement would miss the claims of the transaction it waited for.
+pub const CLAIMED_DUE: &str = "SELECT count(*) FROM jobs WHERE task = $1 AND NOT dead
+     AND sched_at <= $2 AND owner IS NOT NULL AND claim_until >= now()";
 
 /// Stores limited task `$1`'s bucket after a claim.
 pub const SET_LIMITS_TAT: &str = "UPDATE task_limits SET tat_us = $2 WHERE task = $1";
