@@ -268,6 +268,21 @@
     return new Date(msAt).toISOString().replace("T", " ").slice(0, 16) + "Z";
   }
 
+  // A task's flow-control limits in a few words ("max 3 · 50/s · 1/key"), or "".
+  function limitsText(l) {
+    if (!l) return "";
+    const parts = [];
+    if (l.maxRunning) parts.push(`max ${l.maxRunning}`);
+    if (l.rate) parts.push(l.burst ? `${l.rate} (burst ${l.burst})` : l.rate);
+    if (l.maxRunningPerKey) parts.push(`${l.maxRunningPerKey}/key`);
+    if (l.ratePerKey) parts.push(`${l.ratePerKey} per key`);
+    return parts.join(" · ");
+  }
+
+  function limitsTitle(t) {
+    return t.limits ? `${fmt(num(t.waitingOnLimit))} ready jobs held back by a limit` : "";
+  }
+
   function renderTasks(status, counters) {
     const body = $("tasks-table").querySelector("tbody");
     const rows = (status.tasks || []).map((t) => {
@@ -281,6 +296,7 @@
         cell(num(t.scheduled)),
         cell(num(t.running)),
         cell(num(t.locked)),
+        el("td", { title: limitsTitle(t) }, limitsText(t.limits)),
         cell(num(t.dead)),
         cell(counters.submitted[t.task] || 0),
         cell(counters.done[t.task] || 0),

@@ -72,6 +72,11 @@ function detailShows(page, field, value) {
 // Fixtures: a pending job, a dead job (its task's worker, started by run.sh, exits non-zero
 // and the job allows one attempt) and a load job that GETs this server's own /status.
 await post("/taskhive.v1.Scheduler/SubmitJob", { task: "ui-demo", name: "job-1", args: "aGk=" });
+// Flow-control limits show in the task's row.
+await post("/taskhive.v1.Scheduler/SetTaskLimits", {
+  task: "ui-demo",
+  limits: { maxRunning: 2, rate: "10/s", maxRunningPerKey: 1 },
+});
 await post("/taskhive.v1.Scheduler/SubmitJob", {
   task: "ui-dead",
   name: "doomed",
@@ -157,6 +162,7 @@ try {
   await row.waitFor();
   const cells = await row.locator("td").allTextContents();
   check(cells[0] === "ui-demo" && cells[2] === "1", `ui-demo row shows 1 pending (${cells})`);
+  check(cells[6] === "max 2 · 10/s · 1/key", `ui-demo row shows its limits (${cells})`);
   check(await page.locator('#tasks-table tr[data-task="ui-dead"]').count() === 1, "ui-dead row");
 
   // Dead jobs: the re-queue button puts the job back (the worker fails it again: dead again).
