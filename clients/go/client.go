@@ -210,6 +210,15 @@ func WithRetry(p RetryPolicy) SubmitOption {
 	return func(r *pb.SubmitJobRequest) { r.Retry = p.pb() }
 }
 
+// WithKey sets the job's flow-control key: a tenant, an account, a host (at
+// most 255 bytes; "" = none, the default). A task's per-key limits
+// (TaskLimits.MaxRunningPerKey, RatePerKey) count jobs by key, and ready jobs
+// of different keys are handed out in turn within a priority. It applies to
+// Submit, SubmitMany, SubmitStream and RunJob alike; Job.Key echoes it.
+func WithKey(key string) SubmitOption {
+	return func(r *pb.SubmitJobRequest) { r.Key = key }
+}
+
 // SubmitResult is the answer to Submit.
 type SubmitResult struct {
 	JobID uint64

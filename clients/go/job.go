@@ -83,6 +83,8 @@ type Job struct {
 	// Traceparent is the W3C trace context a worker continues (empty when the submitter
 	// sent none); the worker's handler runs in a span under it.
 	Traceparent string
+	// Key is the flow-control key the job was submitted with (WithKey; "" = none).
+	Key string
 }
 
 func jobFromPB(j *pb.Job) *Job {
@@ -102,6 +104,7 @@ func jobFromPB(j *pb.Job) *Job {
 		LastError:   j.GetLastError(),
 		Traceparent: j.GetTraceparent(),
 		LeaseID:     j.GetLeaseId(),
+		Key:         j.GetKey(),
 	}
 	if ms := j.GetSchedAtMs(); ms > 0 {
 		out.SchedAt = time.UnixMilli(ms)
@@ -134,6 +137,10 @@ type TaskStatus struct {
 	Paused bool
 	// NextSchedAt is the earliest due time among pending and scheduled jobs (zero when none).
 	NextSchedAt time.Time
+	// Limits are the task's flow-control limits (Client.SetTaskLimits); nil when it has none.
+	Limits *TaskLimits
+	// WaitingOnLimit counts ready jobs held back by a limit (the task's, or their key's).
+	WaitingOnLimit uint64
 }
 
 // Status is the answer of Client.Status.
@@ -166,6 +173,11 @@ func taskStatusFromPB(t *pb.TaskStatus) TaskStatus {
 		Locked:    t.GetLocked(),
 		Broadcast: t.GetBroadcast(),
 		Paused:    t.GetPaused(),
+	}
+	out.WaitingOnLimit = t.GetWaitingOnLimit()
+	if l := t.GetLimits(); l != nil {
+		lim := taskLimitsFromPB(l)
+		out.Limits = &lim
 	}
 	if ms := t.GetNextSchedAtMs(); ms > 0 {
 		out.NextSchedAt = time.UnixMilli(ms)

@@ -18,6 +18,7 @@ from taskhive._types import (
     Schedule,
     Status,
     SubmitAck,
+    TaskLimits,
     TaskStatus,
 )
 from taskhive.client import Client
@@ -68,6 +69,7 @@ __all__ = [
     "StaleLeaseError",
     "Status",
     "SubmitAck",
+    "TaskLimits",
     "TaskStatus",
     "TaskhiveError",
     "UnauthenticatedError",

@@ -24,6 +24,7 @@ __all__ = [
     "SchedLater",
     "Schedule",
     "Status",
+    "TaskLimits",
     "TaskStatus",
     "default_addr",
 ]
@@ -170,6 +171,8 @@ class Job:
     finished_at_ms: int = 0
     #: The W3C trace context a worker continues (empty when the submitter sent none).
     traceparent: str = ""
+    #: The flow-control key it was submitted with (a tenant, an account, a host; "" = none).
+    key: str = ""
     #: Set when the server cancelled the job while this worker ran it (see :class:`Cancellation`).
     cancelled: Cancellation = field(default_factory=Cancellation, compare=False, repr=False)
 
@@ -212,6 +215,7 @@ class Job:
             result=bytes(m.result),
             finished_at_ms=m.finished_at_ms,
             traceparent=m.traceparent,
+            key=m.key,
         )
 
     def to_proto(self) -> pb.Job:
@@ -230,6 +234,7 @@ class Job:
             lease_id=self.lease_id,
             retry=self.retry.to_proto(),
             last_error=self.last_error,
+            key=self.key,
         )
 
 
@@ -326,6 +331,87 @@ def _state(v: int) -> JobState:
 
 
 @dataclass(frozen=True)
+class TaskLimits:
+    """A task's flow-control limits, enforced by the server when it hands jobs out (on every
+    node). ``None`` = no limit of that kind; all ``None`` = no limits at all (falsy).
+
+    Rates are ``"N/UNIT"`` or ``"N/KUNIT"`` with UNIT one of ``ms``, ``s``, ``m``, ``h``, ``d``:
+    ``"100/s"``, ``"5000/h"``, ``"10/5m"``. The server reports them in its own spelling
+    (``"1/60s"`` comes back as ``"1/m"``).
+    """
+
+    #: At most this many of the task's jobs leased (running) at once.
+    max_running: Optional[int] = None
+    #: At most this many starts per period, e.g. ``"100/s"``.
+    rate: Optional[str] = None
+    #: Starts that may go at once after an idle spell (server default 1); needs a rate.
+    burst: Optional[int] = None
+    #: At most this many jobs of one key (``submit(..., key=...)``) leased at once.
+    max_running_per_key: Optional[int] = None
+    #: At most this many starts of one key per period.
+    rate_per_key: Optional[str] = None
+
+    def __bool__(self) -> bool:
+        """Whether any limit is set."""
+        return any(
+            v is not None
+            for v in (
+                self.max_running, self.rate, self.burst, self.max_running_per_key,
+                self.rate_per_key,
+            )
+        )
+
+    def to_proto(self) -> pb.TaskLimits:
+        """The ``taskhive.v1.TaskLimits`` message (None fields stay unset)."""
+        m = pb.TaskLimits(rate=self.rate or "", rate_per_key=self.rate_per_key or "")
+        if self.max_running is not None:
+            m.max_running = self.max_running
+        if self.burst is not None:
+            m.burst = self.burst
+        if self.max_running_per_key is not None:
+            m.max_running_per_key = self.max_running_per_key
+        return m
+
+    @classmethod
+    def from_proto(cls, m: Optional[pb.TaskLimits]) -> "TaskLimits":
+        """Builds the view from a ``taskhive.v1.TaskLimits`` message (unset fields, 0 and ""
+        = no limit of that kind; None = no limits)."""
+        if m is None:
+            return cls()
+
+        def count(name: str) -> Optional[int]:
+            return (getattr(m, name) or None) if m.HasField(name) else None
+
+        return cls(
+            max_running=count("max_running"),
+            rate=m.rate or None,
+            burst=count("burst"),
+            max_running_per_key=count("max_running_per_key"),
+            rate_per_key=m.rate_per_key or None,
+        )
+
+
+def task_limits_request(
+    task: str,
+    *,
+    max_running: Optional[int] = None,
+    rate: Optional[str] = None,
+    burst: Optional[int] = None,
+    max_running_per_key: Optional[int] = None,
+    rate_per_key: Optional[str] = None,
+) -> pb.SetTaskLimitsRequest:
+    """Builds a ``SetTaskLimitsRequest`` (every limit None = clear the task's limits)."""
+    limits = TaskLimits(
+        max_running=max_running,
+        rate=rate,
+        burst=burst,
+        max_running_per_key=max_running_per_key,
+        rate_per_key=rate_per_key,
+    )
+    return pb.SetTaskLimitsRequest(task=task, limits=limits.to_proto())
+
+
+@dataclass(frozen=True)
 class TaskStatus:
     """Counts for one task (or the totals over every task, with an empty ``task``)."""
 
@@ -345,6 +431,10 @@ class TaskStatus:
     broadcast: bool = False
     #: Paused (:meth:`Client.pause_task`): its jobs are kept, none is handed out.
     paused: bool = False
+    #: The task's flow-control limits (:meth:`Client.set_task_limits`); None when it has none.
+    limits: Optional["TaskLimits"] = None
+    #: Ready jobs held back by a limit (the task's, or their key's).
+    waiting_on_limit: int = 0
 
     @classmethod
     def from_proto(cls, m: pb.TaskStatus) -> "TaskStatus":
@@ -360,6 +450,8 @@ class TaskStatus:
             locked=m.locked,
             broadcast=m.broadcast,
             paused=m.paused,
+            limits=TaskLimits.from_proto(m.limits) if m.HasField("limits") else None,
+            waiting_on_limit=m.waiting_on_limit,
         )
 
 
@@ -487,14 +579,17 @@ def submit_request(
     timeout: Optional[float] = None,
     priority: int = 0,
     retry: Optional[RetryPolicy] = None,
+    key: str = "",
 ) -> pb.SubmitJobRequest:
-    """Builds the ``SubmitJobRequest`` shared by ``submit`` and ``run_job``."""
+    """Builds the ``SubmitJobRequest`` shared by ``submit``, ``submit_many``,
+    ``submit_stream`` and ``run_job``."""
     req = pb.SubmitJobRequest(
         task=task,
         name=name,
         args=args.encode() if isinstance(args, str) else bytes(args),
         sched_at_ms=sched_at_ms(sched_at, delay),
         priority=priority,
+        key=key,
     )
     if timeout is not None:
         req.timeout_ms = _ms(timeout)

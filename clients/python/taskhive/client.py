@@ -26,6 +26,7 @@ from taskhive._types import (
     Schedule,
     Status,
     SubmitAck,
+    TaskLimits,
     TaskStatus,
     When,
     default_addr,
@@ -33,6 +34,7 @@ from taskhive._types import (
     list_jobs_request,
     schedule_request,
     submit_request,
+    task_limits_request,
 )
 from taskhive._channel import RootCertificates, default_token, sync_channel
 from taskhive._otel import outgoing_metadata
@@ -110,6 +112,7 @@ class Client:
         timeout: Optional[float] = None,
         priority: int = 0,
         retry: Optional[RetryPolicy] = None,
+        key: str = "",
     ) -> int:
         """Submits (or replaces, by task and name) a job and returns its id.
 
@@ -122,10 +125,13 @@ class Client:
         :param timeout: lease length in seconds (server default 600).
         :param priority: higher runs first among due jobs.
         :param retry: retry policy on failure (server defaults when None).
+        :param key: flow-control key (a tenant, an account, a host; at most 255 bytes; ""
+            = none): the task's per-key limits (:meth:`set_task_limits`) count jobs by key,
+            and ready jobs of different keys are handed out in turn within a priority.
         """
         req = submit_request(
             task, name, args, sched_at=sched_at, delay=delay, timeout=timeout,
-            priority=priority, retry=retry,
+            priority=priority, retry=retry, key=key,
         )
         return self._call(self._stub.SubmitJob, req).job_id
 
@@ -133,8 +139,8 @@ class Client:
         """Submits many jobs in one call and one commit; returns their ids in order.
 
         Each job is a dict of :meth:`submit`'s parameters, e.g.
-        ``{"task": "mail", "name": "welcome-42", "args": b"...", "delay": 30}``. Every job is
-        validated first: one invalid job raises :class:`~taskhive.InvalidArgumentError`
+        ``{"task": "mail", "name": "welcome-42", "args": b"...", "delay": 30, "key": "acct-1"}``.
+        Every job is validated first: one invalid job raises :class:`~taskhive.InvalidArgumentError`
         (naming it, e.g. ``jobs: [3].name: ...``) and none is submitted.
         """
         req = pb.SubmitJobsRequest(jobs=[submit_request(**j) for j in jobs])
@@ -180,12 +186,13 @@ class Client:
         timeout: Optional[float] = None,
         priority: int = 0,
         retry: Optional[RetryPolicy] = None,
+        key: str = "",
         wait: Optional[float] = None,
     ) -> bytes:
         """Submits a job and waits for the worker's result (the ``Done`` payload).
 
-        Same parameters as :meth:`submit`, plus ``wait``: at most this many seconds to wait
-        (``None`` = as long as it takes). Without a retry policy the job is not retried.
+        Same parameters as :meth:`submit` (``key`` included), plus ``wait``: at most this many
+        seconds to wait (``None`` = as long as it takes). Without a retry policy the job is not retried.
 
         :raises NoWorkerError: no worker serves the task.
         :raises JobFailedError: the worker reported a failure.
@@ -193,7 +200,7 @@ class Client:
         """
         req = submit_request(
             task, name, args, sched_at=sched_at, delay=delay, timeout=timeout,
-            priority=priority, retry=retry,
+            priority=priority, retry=retry, key=key,
         )
         try:
             return bytes(self._stub.RunJob(req, timeout=wait, metadata=outgoing_metadata()).result)
@@ -277,6 +284,47 @@ class Client:
         """Resumes a paused task. Returns the task's counts."""
         r = self._call(self._stub.ResumeTask, pb.TaskRef(task=task))
         return TaskStatus.from_proto(r.status)
+
+    # -- flow control ------------------------------------------------------------------------
+
+    def set_task_limits(
+        self,
+        task: str,
+        *,
+        max_running: Optional[int] = None,
+        rate: Optional[str] = None,
+        burst: Optional[int] = None,
+        max_running_per_key: Optional[int] = None,
+        rate_per_key: Optional[str] = None,
+    ) -> TaskLimits:
+        """Sets a task's flow-control limits, enforced when jobs are handed out (on every node)
+        and kept across restarts. Replaces the task's limits: a limit left None is removed, and
+        all None clears them (as :meth:`clear_task_limits`). Returns the limits as stored.
+
+        :param max_running: at most this many of the task's jobs running at once.
+        :param rate: at most this many starts per period: ``"100/s"``, ``"5000/h"``,
+            ``"10/5m"`` (units ms, s, m, h, d).
+        :param burst: starts that may go at once after an idle spell (default 1); needs a rate.
+        :param max_running_per_key: at most this many jobs of one ``key`` running at once.
+        :param rate_per_key: at most this many starts of one ``key`` per period.
+        :raises InvalidArgumentError: a bad value; ``metadata["field"]`` names it
+            (e.g. ``"rate"``). Nothing is stored.
+        """
+        req = task_limits_request(
+            task, max_running=max_running, rate=rate, burst=burst,
+            max_running_per_key=max_running_per_key, rate_per_key=rate_per_key,
+        )
+        r = self._call(self._stub.SetTaskLimits, req)
+        return TaskLimits.from_proto(r.limits if r.HasField("limits") else None)
+
+    def get_task_limits(self, task: str) -> TaskLimits:
+        """A task's flow-control limits (all None, falsy, when it has none)."""
+        r = self._call(self._stub.GetTaskLimits, pb.TaskRef(task=task))
+        return TaskLimits.from_proto(r.limits if r.HasField("limits") else None)
+
+    def clear_task_limits(self, task: str) -> None:
+        """Removes every flow-control limit of a task."""
+        self._call(self._stub.SetTaskLimits, task_limits_request(task))
 
     # -- dead set ----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from taskhive._types import (
     Schedule,
     Status,
     SubmitAck,
+    TaskLimits,
     TaskStatus,
 )
 from taskhive.aio.client import Client
@@ -64,6 +65,7 @@ __all__ = [
     "StaleLeaseError",
     "Status",
     "SubmitAck",
+    "TaskLimits",
     "TaskStatus",
     "TaskhiveError",
     "UnavailableError",

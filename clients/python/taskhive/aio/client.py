@@ -30,6 +30,7 @@ from taskhive._types import (
     Schedule,
     Status,
     SubmitAck,
+    TaskLimits,
     TaskStatus,
     When,
     default_addr,
@@ -37,6 +38,7 @@ from taskhive._types import (
     list_jobs_request,
     schedule_request,
     submit_request,
+    task_limits_request,
 )
 from taskhive.errors import from_rpc_error
 from taskhive.v1 import scheduler_pb2 as pb
@@ -105,14 +107,15 @@ class Client:
         timeout: Optional[float] = None,
         priority: int = 0,
         retry: Optional[RetryPolicy] = None,
+        key: str = "",
     ) -> int:
         """Submits (or replaces, by task and name) a job and returns its id.
 
-        See :meth:`taskhive.Client.submit` for the parameters.
+        See :meth:`taskhive.Client.submit` for the parameters (``key``: the flow-control key).
         """
         req = submit_request(
             task, name, args, sched_at=sched_at, delay=delay, timeout=timeout,
-            priority=priority, retry=retry,
+            priority=priority, retry=retry, key=key,
         )
         return (await self._call(self._stub.SubmitJob, req)).job_id
 
@@ -168,9 +171,12 @@ class Client:
         timeout: Optional[float] = None,
         priority: int = 0,
         retry: Optional[RetryPolicy] = None,
+        key: str = "",
         wait: Optional[float] = None,
     ) -> bytes:
         """Submits a job and waits (at most ``wait`` seconds) for the worker's result.
+
+        See :meth:`taskhive.Client.run_job` for the parameters (``key`` included).
 
         :raises NoWorkerError: no worker serves the task.
         :raises JobFailedError: the worker reported a failure.
@@ -178,7 +184,7 @@ class Client:
         """
         req = submit_request(
             task, name, args, sched_at=sched_at, delay=delay, timeout=timeout,
-            priority=priority, retry=retry,
+            priority=priority, retry=retry, key=key,
         )
         try:
             return bytes((await self._stub.RunJob(req, timeout=wait, metadata=outgoing_metadata())).result)
@@ -250,6 +256,40 @@ class Client:
         """Resumes a paused task. Returns the task's counts."""
         r = await self._call(self._stub.ResumeTask, pb.TaskRef(task=task))
         return TaskStatus.from_proto(r.status)
+
+    # -- flow control ------------------------------------------------------------------------
+
+    async def set_task_limits(
+        self,
+        task: str,
+        *,
+        max_running: Optional[int] = None,
+        rate: Optional[str] = None,
+        burst: Optional[int] = None,
+        max_running_per_key: Optional[int] = None,
+        rate_per_key: Optional[str] = None,
+    ) -> TaskLimits:
+        """Sets (replaces) a task's flow-control limits and returns them as stored; all None
+        clears them. See :meth:`taskhive.Client.set_task_limits`.
+
+        :raises InvalidArgumentError: a bad value; ``metadata["field"]`` names it. Nothing is
+            stored.
+        """
+        req = task_limits_request(
+            task, max_running=max_running, rate=rate, burst=burst,
+            max_running_per_key=max_running_per_key, rate_per_key=rate_per_key,
+        )
+        r = await self._call(self._stub.SetTaskLimits, req)
+        return TaskLimits.from_proto(r.limits if r.HasField("limits") else None)
+
+    async def get_task_limits(self, task: str) -> TaskLimits:
+        """A task's flow-control limits (all None, falsy, when it has none)."""
+        r = await self._call(self._stub.GetTaskLimits, pb.TaskRef(task=task))
+        return TaskLimits.from_proto(r.limits if r.HasField("limits") else None)
+
+    async def clear_task_limits(self, task: str) -> None:
+        """Removes every flow-control limit of a task."""
+        await self._call(self._stub.SetTaskLimits, task_limits_request(task))
 
     # -- dead set ----------------------------------------------------------------------------
 
