@@ -786,6 +786,185 @@ async fn scenario_max_running_holds_across_nodes(env: Env) {
     .await;
 }
 
+/// Sets `limits` on `task` through a random node and waits until every node has them.
+async fn set_limits_everywhere(env: &Env, task: &str, limits: pb::TaskLimits) {
+    env.c()
+        .await
+        .set_task_limits(pb::SetTaskLimitsRequest {
+            task: task.into(),
+            limits: Some(limits.clone()),
+        })
+        .await
+        .unwrap();
+    for &a in &env.addrs {
+        within(10, async {
+            loop {
+                let l = client(a)
+                    .await
+                    .get_task_limits(pb::TaskRef { task: task.into() })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .limits;
+                if l.as_ref() == Some(&limits) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+}
+
+/// A worker of capacity 10 on every node; each job handed out is held `hold` and reported
+/// done. Returns, for each job, its key and when it arrived, in arrival order, and checks
+/// at every arrival that no more than `per_key` jobs of one key are out at once.
+async fn hold_each(
+    env: &Env,
+    task: &str,
+    n: usize,
+    hold: Duration,
+    per_key: usize,
+) -> Vec<(String, std::time::Instant)> {
+    let mut workers = Vec::new();
+    for &a in &env.addrs {
+        workers.push(Worker::connect(channel(a).await, &[task], 10).await);
+    }
+    let mut out: Vec<(usize, u64, String, std::time::Instant)> = Vec::new();
+    let mut arrivals = Vec::new();
+    within(120, async {
+        while arrivals.len() < n || !out.is_empty() {
+            for (i, w) in workers.iter_mut().enumerate() {
+                if let Ok(j) = tokio::time::timeout(Duration::from_millis(2), w.next_job()).await {
+                    let at = std::time::Instant::now();
+                    let same = out.iter().filter(|o| o.2 == j.key).count() + 1;
+                    assert!(same <= per_key, "{same} jobs of key {} out at once", j.key);
+                    arrivals.push((j.key.clone(), at));
+                    out.push((i, j.lease_id, j.key, at));
+                }
+            }
+            let now = std::time::Instant::now();
+            let (over, held): (Vec<_>, Vec<_>) =
+                out.drain(..).partition(|o| now.duration_since(o.3) >= hold);
+            out = held;
+            for (i, lease, _, _) in over {
+                workers[i].done(lease, b"ok").await;
+            }
+        }
+    })
+    .await;
+    arrivals
+}
+
+/// Per-key limits and the start rate hold across nodes as on one node.
+async fn scenario_per_key_and_rate_limits_hold_across_nodes(env: Env) {
+    // One job per key at once: 4 keys of 5 jobs, workers with room for 30.
+    set_limits_everywhere(
+        &env,
+        "pk",
+        pb::TaskLimits {
+            max_running_per_key: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    env.c()
+        .await
+        .submit_jobs(pb::SubmitJobsRequest {
+            jobs: (0..20)
+                .map(|i| pb::SubmitJobRequest {
+                    key: format!("k{}", i / 5),
+                    ..job("pk", &format!("j{i}"))
+                })
+                .collect(),
+        })
+        .await
+        .unwrap();
+    let arrivals = hold_each(&env, "pk", 20, Duration::from_millis(50), 1).await;
+    let keys: HashSet<&str> = arrivals.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys.len(), 4);
+
+    // 20 starts a second, burst 1: 40 jobs take about 2 s, and no second holds more than 21.
+    set_limits_everywhere(
+        &env,
+        "rl",
+        pb::TaskLimits {
+            rate: "20/s".into(),
+            burst: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    env.c()
+        .await
+        .submit_jobs(pb::SubmitJobsRequest {
+            jobs: (0..40).map(|i| job("rl", &format!("j{i}"))).collect(),
+        })
+        .await
+        .unwrap();
+    let arrivals = hold_each(&env, "rl", 40, Duration::ZERO, 40).await;
+    let times: Vec<std::time::Instant> = arrivals.iter().map(|(_, t)| *t).collect();
+    let span = *times.last().unwrap() - times[0];
+    // 39 intervals of 50 ms = 1.95 s; arrival jitter allowed for.
+    assert!(
+        span >= Duration::from_millis(1_700),
+        "40 starts in {span:?}"
+    );
+    assert!(span <= Duration::from_secs(6), "40 starts took {span:?}");
+    for (i, &t) in times.iter().enumerate() {
+        let in_a_second = times[i..]
+            .iter()
+            .take_while(|&&u| u - t < Duration::from_secs(1))
+            .count();
+        assert!(in_a_second <= 21, "{in_a_second} starts within a second");
+    }
+
+    // 10 starts a second per key: two keys of 8 jobs go side by side, each spaced.
+    set_limits_everywhere(
+        &env,
+        "rk",
+        pb::TaskLimits {
+            rate_per_key: "10/s".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    env.c()
+        .await
+        .submit_jobs(pb::SubmitJobsRequest {
+            jobs: (0..16)
+                .map(|i| pb::SubmitJobRequest {
+                    key: format!("k{}", i % 2),
+                    ..job("rk", &format!("j{i}"))
+                })
+                .collect(),
+        })
+        .await
+        .unwrap();
+    let arrivals = hold_each(&env, "rk", 16, Duration::ZERO, 16).await;
+    for k in ["k0", "k1"] {
+        let t: Vec<std::time::Instant> = arrivals
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, t)| *t)
+            .collect();
+        // 7 intervals of 100 ms = 0.7 s.
+        let span = *t.last().unwrap() - t[0];
+        assert!(
+            span >= Duration::from_millis(600),
+            "key {k}: 8 starts in {span:?}"
+        );
+    }
+    // Side by side, not one key after the other.
+    let first: HashSet<&str> = arrivals[..4].iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        first.len(),
+        2,
+        "the first four starts: {:?}",
+        &arrivals[..4]
+    );
+}
+
 /// Runs every job `w` is handed for `secs`; how many times each name ran.
 async fn run_for(w: &mut Worker, secs: u64) -> HashMap<String, usize> {
     let mut ran: HashMap<String, usize> = HashMap::new();
@@ -1268,6 +1447,7 @@ conformance!(
     scenario_a_schedule_fires_each_tick_once_pauses_and_resumes,
     scenario_a_paused_task_holds_its_jobs_until_resumed,
     scenario_max_running_holds_across_nodes,
+    scenario_per_key_and_rate_limits_hold_across_nodes,
     scenario_a_broadcast_job_reaches_every_broadcast_worker,
 );
 

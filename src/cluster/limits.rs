@@ -11,16 +11,17 @@
 //! Error bound: none above the limit — a job counts from its claim until its row is deleted
 //! or given back, which covers its whole run. The cost is the other way: a claimed job that
 //! waits in a node's core for a free worker holds a slot, and a freed slot is seen by the
-//! next claim (at most the poll interval, or 50 ms while the task is saturated). Limits per
-//! key rate are enforced by each node on its own claims (up to one bucket per node), and
-//! transient jobs (load-runner remote runs) count on their node only.
+//! next claim (at most the poll interval, or 50 ms while the task is saturated). A per-key
+//! rate keeps one bucket per key in `task_key_buckets` (one claim takes at most one job per
+//! key, so each claimed key takes one start). Transient jobs (load-runner remote runs) count
+//! on their node only.
 
 use tokio_postgres::Client;
 
 use super::db_err;
 use super::sql;
 use crate::scheduler::error::Error;
-use crate::scheduler::limits::{Gcra, TaskLimits};
+use crate::scheduler::limits::{tolerance_us, Gcra, TaskLimits};
 
 /// What a limited claim may take.
 pub(super) struct Allowed {
@@ -105,13 +106,36 @@ pub(super) async fn claim(
             .query(sql::CLAIM, &[&node, &ttl_ms, &task, &now_ms, &allowed.n])
             .await
             .map_err(db_err)?,
-        Some(per_key) => tx
-            .query(
-                sql::CLAIM_PER_KEY,
-                &[&node, &ttl_ms, &task, &now_ms, &allowed.n, &per_key],
-            )
-            .await
-            .map_err(db_err)?,
+        Some(per_key) => {
+            let (tolerance, at) = match limits.rate_per_key {
+                Some(r) => (tolerance_us(r, limits.burst()), db_now_us),
+                None => (0, i64::MAX),
+            };
+            let rows = tx
+                .query(
+                    sql::CLAIM_PER_KEY,
+                    &[
+                        &node, &ttl_ms, &task, &now_ms, &allowed.n, &per_key, &tolerance, &at,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+            if let Some(rate) = limits.rate_per_key {
+                // One job per key per claim: each claimed key takes one start.
+                let keys: Vec<String> = rows
+                    .iter()
+                    .map(|r| r.get::<_, String>("job_key"))
+                    .filter(|k| !k.is_empty())
+                    .collect();
+                tx.execute(
+                    sql::TAKE_KEY_STARTS,
+                    &[&task, &keys, &db_now_us, &rate.interval_us()],
+                )
+                .await
+                .map_err(db_err)?;
+            }
+            rows
+        }
     };
     if let Some(rate) = limits.rate {
         bucket.take(rate, db_now_us, rows.len() as u64);

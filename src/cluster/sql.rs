@@ -290,12 +290,22 @@ pub const LOCK_LIMITS: &str = "SELECT limits, tat_us,
 pub const CLAIMED_DUE: &str = "SELECT count(*) FROM jobs WHERE task = $1 AND NOT dead
      AND sched_at <= $2 AND owner IS NOT NULL AND claim_until >= now()";
 
+/// Takes one start from the buckets of task `$1`'s keys `$2` at `$3` µs, each interval `$4`
+/// µs; forgets the task's buckets that are full again (they cost nothing to recreate).
+pub const TAKE_KEY_STARTS: &str = "WITH gone AS (DELETE FROM task_key_buckets
+        WHERE task = $1 AND tat_us <= $3 AND NOT (job_key = ANY($2)))
+     INSERT INTO task_key_buckets (task, job_key, tat_us)
+     SELECT $1, k, $3 + $4 FROM unnest($2::text[]) AS k
+     ON CONFLICT (task, job_key) DO UPDATE
+        SET tat_us = GREATEST(task_key_buckets.tat_us, $3) + $4";
+
 /// Stores limited task `$1`'s bucket after a claim.
 pub const SET_LIMITS_TAT: &str = "UPDATE task_limits SET tat_us = $2 WHERE task = $1";
 
 /// [`CLAIM`] for a task with per-key limits: at most one job per key (`''`, no key, is one
-/// more key), only of keys with fewer than `$6` jobs claimed by live nodes; keys by their
-/// best job's order. Runs under [`LOCK_LIMITS`]'s row lock.
+/// more key), only of keys with fewer than `$6` jobs claimed by live nodes and whose bucket
+/// (`task_key_buckets`) lets a start go at `$8` µs (tolerance `$7` µs; `$8` = i64 max when
+/// no per-key rate); keys by their best job's order. Runs under [`LOCK_LIMITS`]'s row lock.
 pub const CLAIM_PER_KEY: &str = "UPDATE jobs j SET owner = $1, lease_version = j.lease_version + 1,
         claim_until = now() + $2::bigint * interval '1 millisecond'
      FROM (SELECT id FROM jobs WHERE id IN (
@@ -306,6 +316,9 @@ pub const CLAIM_PER_KEY: &str = "UPDATE jobs j SET owner = $1, lease_version = j
                AND (c.job_key = '' OR (SELECT count(*) FROM jobs o
                     WHERE o.task = $3 AND o.job_key = c.job_key AND NOT o.dead
                       AND o.sched_at <= $4 AND o.owner IS NOT NULL AND o.claim_until >= now()) < $6)
+               AND NOT EXISTS (SELECT 1 FROM task_key_buckets b
+                    WHERE b.task = $3 AND b.job_key = c.job_key AND c.job_key <> ''
+                      AND b.tat_us - $7::bigint > $8::bigint)
              ORDER BY c.job_key, c.priority DESC, c.sched_at, c.id)
            ORDER BY priority DESC, sched_at, id
            LIMIT $5

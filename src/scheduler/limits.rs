@@ -254,7 +254,9 @@ pub struct Gcra {
 /// go at once (the long-run rate is unchanged).
 const TICK_US: i64 = 1_000;
 
-fn tolerance_us(rate: Rate, burst: u32) -> i64 {
+/// How far ahead of its theoretical arrival time a start may go: `burst - 1` intervals, and
+/// at least a tick's worth.
+pub fn tolerance_us(rate: Rate, burst: u32) -> i64 {
     let t = rate.interval_us();
     (t * (burst.max(1) as i64 - 1)).max(TICK_US - 1)
 }
