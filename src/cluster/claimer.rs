@@ -384,8 +384,9 @@ impl Claimer {
         } else {
             (want * 2).clamp(1, MAX_CLAIM)
         } as i64;
+        let mut held_back = None;
         let rows = if limited {
-            super::limits::claim(
+            let c = super::limits::claim(
                 &mut self.s.client,
                 &self.shared.node,
                 self.shared.ttl_ms,
@@ -393,7 +394,9 @@ impl Claimer {
                 now_ms(),
                 limit,
             )
-            .await?
+            .await?;
+            held_back = c.retry_in_ms;
+            c.rows
         } else {
             self.s
                 .client
@@ -446,7 +449,10 @@ impl Claimer {
             }
             self.node.adopt(records);
         }
-        if got < limit {
+        if let Some(ms) = held_back {
+            // A limit, not a lack of work, held the claim back: look again when it may allow.
+            self.drained.insert(task.to_string(), Some(now_ms() + ms));
+        } else if got < limit {
             // Nothing more is due now: wait for news, the next known due time, or the poll.
             let next: Option<i64> = self
                 .s

@@ -64,8 +64,20 @@ pub(super) async fn load_one(c: &Client, task: &str) -> Result<TaskLimits, Error
     }
 }
 
-/// Claims jobs of limited task `task` for `node`: at most `want`, within its limits. The
-/// rows come back as the plain claim's do.
+/// How long a node waits before it claims a task held back by `max_running` again: a slot
+/// freed on another node is seen no later than this (each try is one short transaction).
+const SATURATED_RETRY_MS: i64 = 10;
+
+/// What a limited claim got.
+pub(super) struct Claimed {
+    /// The claimed rows, as the plain claim returns them.
+    pub rows: Vec<tokio_postgres::Row>,
+    /// When a limit (not a lack of due jobs) held the claim back: try again in this many ms
+    /// (the bucket's next start, by the database's clock, or a short wait for a slot).
+    pub retry_in_ms: Option<i64>,
+}
+
+/// Claims jobs of limited task `task` for `node`: at most `want`, within its limits.
 pub(super) async fn claim(
     client: &mut Client,
     node: &str,
@@ -73,7 +85,7 @@ pub(super) async fn claim(
     task: &str,
     now_ms: i64,
     want: i64,
-) -> Result<Vec<tokio_postgres::Row>, Error> {
+) -> Result<Claimed, Error> {
     let tx = client.transaction().await.map_err(db_err)?;
     let Some(row) = tx
         .query_opt(sql::LOCK_LIMITS, &[&task])
@@ -86,7 +98,10 @@ pub(super) async fn claim(
             .await
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        return Ok(rows);
+        return Ok(Claimed {
+            rows,
+            retry_in_ms: None,
+        });
     };
     let limits = TaskLimits::from_stored(row.get(0))?;
     let mut bucket = Gcra { tat_us: row.get(1) };
@@ -97,9 +112,23 @@ pub(super) async fn claim(
         .map_err(db_err)?
         .get(0);
     let allowed = allowance(&limits, &bucket, db_now_us, held, want);
+    // Held back by the count (a slot frees when a job ends, on any node): look again soon.
+    let by_count = limits
+        .max_running
+        .is_some_and(|m| held + allowed.n >= m as i64);
     if allowed.n == 0 {
         tx.commit().await.map_err(db_err)?;
-        return Ok(Vec::new());
+        let by_rate = limits
+            .rate
+            .map(|r| bucket.next_at_us(r, limits.burst()) - db_now_us);
+        let retry = match by_rate.filter(|&us| us > 0) {
+            Some(us) if !by_count => us.div_euclid(1_000) + 1,
+            _ => SATURATED_RETRY_MS,
+        };
+        return Ok(Claimed {
+            rows: Vec::new(),
+            retry_in_ms: Some(retry),
+        });
     }
     let rows = match allowed.per_key {
         None => tx
@@ -137,14 +166,22 @@ pub(super) async fn claim(
             rows
         }
     };
+    let mut retry_in_ms = None;
     if let Some(rate) = limits.rate {
         bucket.take(rate, db_now_us, rows.len() as u64);
         tx.execute(sql::SET_LIMITS_TAT, &[&task, &bucket.tat_us])
             .await
             .map_err(db_err)?;
+        if (rows.len() as i64) < want && rows.len() as i64 == allowed.n {
+            let us = bucket.next_at_us(rate, limits.burst()) - db_now_us;
+            retry_in_ms = Some(us.div_euclid(1_000).max(0) + 1);
+        }
+    }
+    if by_count && (rows.len() as i64) < want {
+        retry_in_ms = Some(retry_in_ms.map_or(SATURATED_RETRY_MS, |r| r.min(SATURATED_RETRY_MS)));
     }
     tx.commit().await.map_err(db_err)?;
-    Ok(rows)
+    Ok(Claimed { rows, retry_in_ms })
 }
 
 /// How many a claim may take: `want`, less what `max_running` and the bucket leave.
