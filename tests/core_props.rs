@@ -4,7 +4,8 @@
 //! go. After every step: no job is lost, none is held by two live leases, the core's indexes
 //! agree, the counts in Status match the store, and no lock has more holders than its count.
 //! The same steps run with *external* locks (a cluster node's), where a model of the
-//! database's lock functions grants the slots.
+//! database's lock functions grants the slots. Jobs carry flow-control keys (by name), and
+//! task "a" may have `max_running` and `max_running_per_key` limits: no step lets more out.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use taskhive::scheduler::core::{Core, CoreConfig, Effect};
 use taskhive::scheduler::job::*;
+use taskhive::scheduler::limits::TaskLimits;
 use taskhive::store::memory::MemoryStore;
 use taskhive::store::Store;
 
@@ -60,6 +62,15 @@ enum Step {
 
 const LOCKS: [&str; 2] = ["x", "y"];
 
+/// Task "a"'s limits: none, a count, a count per key, or both.
+fn limits() -> impl Strategy<Value = TaskLimits> {
+    (prop::option::of(1..4u32), prop::option::of(1..3u32)).prop_map(|(m, k)| TaskLimits {
+        max_running: m,
+        max_running_per_key: k,
+        ..TaskLimits::default()
+    })
+}
+
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => (0..2usize, 0..12u8, -200..600i64)
@@ -98,8 +109,13 @@ fn spec(task: &str, name: &str, at: Millis) -> JobSpec {
             backoff_max_ms: 400,
         },
         trace: None,
-        key: String::new(),
+        key: key_of(name).into(),
     }
+}
+
+/// A job's flow-control key, by its name: none, "k1" or "k2".
+fn key_of(name: &str) -> &'static str {
+    ["", "k1", "k2"][name.bytes().last().unwrap_or(0) as usize % 3]
 }
 
 type Key = (String, String);
@@ -168,14 +184,17 @@ struct World {
     lock_db: Option<LockDb>,
     /// Largest count asked of each lock (its limit).
     lock_max: HashMap<&'static str, u32>,
+    /// Task "a"'s flow-control limits (applied again after every restart, as the server does).
+    limits: TaskLimits,
 }
 
 impl World {
-    fn new(external_locks: bool) -> Self {
+    fn new(external_locks: bool, limits: TaskLimits) -> Self {
         let mut core = Core::new(CoreConfig::default(), 1, 1);
         if external_locks {
             core.set_locks_external();
         }
+        core.set_task_limits(TASKS[0], limits);
         World {
             core,
             store: MemoryStore::default(),
@@ -187,6 +206,7 @@ impl World {
             boots: 0,
             lock_db: external_locks.then(LockDb::default),
             lock_max: HashMap::new(),
+            limits,
         }
     }
 
@@ -380,6 +400,7 @@ impl World {
                     core.set_locks_external();
                 }
                 core.restore(self.store.snapshot(), self.now);
+                core.set_task_limits(TASKS[0], self.limits);
                 self.core = core;
                 self.old_leases
                     .extend(self.leases.drain(..).map(|(lid, _)| lid));
@@ -422,6 +443,26 @@ impl World {
                 if let Some(other) = holder.insert(id, *lid) {
                     prop_assert!(false, "job {} held by leases {} and {}", id, other, lid);
                 }
+            }
+        }
+        // Flow control: no more of task "a" out than its limits let go.
+        let mut out_by_key: HashMap<&str, u32> = HashMap::new();
+        let mut out = 0;
+        for (_, task, name) in holder.values().filter_map(|&lid| self.core.lease_job(lid)) {
+            if &*task == TASKS[0] {
+                out += 1;
+                let k = key_of(&name);
+                if !k.is_empty() {
+                    *out_by_key.entry(k).or_default() += 1;
+                }
+            }
+        }
+        if let Some(m) = self.limits.max_running {
+            prop_assert!(out <= m, "{} of task a out, max_running {}", out, m);
+        }
+        if let Some(m) = self.limits.max_running_per_key {
+            for (k, n) in &out_by_key {
+                prop_assert!(*n <= m, "{} of key {} out, max {}", n, k, m);
             }
         }
         for lid in &self.old_leases {
@@ -469,16 +510,18 @@ proptest! {
 
     #[test]
     fn no_job_lost_none_double_leased_status_matches_store(
-        steps in prop::collection::vec(step(), 1..150)
+        steps in prop::collection::vec(step(), 1..150),
+        limits in limits(),
     ) {
-        run(World::new(false), steps)?;
+        run(World::new(false, limits), steps)?;
     }
 
     #[test]
     fn the_same_with_external_locks(
-        steps in prop::collection::vec(step(), 1..150)
+        steps in prop::collection::vec(step(), 1..150),
+        limits in limits(),
     ) {
-        run(World::new(true), steps)?;
+        run(World::new(true, limits), steps)?;
     }
 }
 

@@ -306,3 +306,33 @@ fn clearing_limits_releases_held_jobs_at_once() {
     assert!(c.task_limits("t").is_none());
     c.check_invariants().unwrap();
 }
+
+#[test]
+fn a_resubmit_with_another_key_moves_the_job_to_that_key() {
+    let mut c = Core::new(CoreConfig::default(), 7, 1);
+    c.set_task_limits(
+        "t",
+        limits(LimitsRequest {
+            max_running_per_key: Some(1),
+            ..Default::default()
+        }),
+    );
+    c.submit(spec("a".into(), "k1", T0), T0).unwrap();
+    c.submit(spec("b".into(), "k1", T0), T0).unwrap();
+    // b moves to k2: both may run at once now.
+    c.submit(spec("b".into(), "k2", T0), T0).unwrap();
+    c.check_invariants().unwrap();
+    workers(&mut c, 1, 10);
+    c.tick(T0);
+    let keys: Vec<String> = c
+        .take_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Assign { job, .. } => Some(job.record.key),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.contains(&"k2".to_string()));
+    c.check_invariants().unwrap();
+}

@@ -259,10 +259,21 @@ struct Job {
     run_count: u32,
     phase: Phase,
     last_error: Option<Box<str>>,
-    /// Boxed: most jobs carry none, and a box keeps the job one pointer larger, not 26 bytes.
-    trace: Option<Box<TraceParent>>,
-    /// The job's key (interned; `KeyId::NONE` for none): limits per key and fairness.
+    /// The trace context and the key, boxed together: most jobs carry neither, and one null
+    /// pointer keeps the job at 128 bytes.
+    extras: Option<Box<Extras>>,
+}
+
+/// What few jobs carry.
+#[derive(Debug)]
+struct Extras {
+    trace: Option<TraceParent>,
+    /// Interned (`KeyId::NONE` for none): limits per key and fairness.
     key: KeyId,
+}
+
+fn extras(trace: Option<TraceParent>, key: KeyId) -> Option<Box<Extras>> {
+    (trace.is_some() || key != KeyId::NONE).then(|| Box::new(Extras { trace, key }))
 }
 
 type ReadyKey = (Reverse<i32>, Millis, JobId);
@@ -283,9 +294,16 @@ impl Job {
             run_count: r.run_count,
             phase,
             last_error: (!r.last_error.is_empty()).then(|| r.last_error.into_boxed_str()),
-            trace: r.trace.map(Box::new),
-            key,
+            extras: extras(r.trace, key),
         }
+    }
+
+    fn key(&self) -> KeyId {
+        self.extras.as_ref().map_or(KeyId::NONE, |e| e.key)
+    }
+
+    fn trace(&self) -> Option<TraceParent> {
+        self.extras.as_ref().and_then(|e| e.trace)
     }
 }
 
@@ -688,7 +706,9 @@ impl Core {
                 });
             }
             self.unqueue(id);
+            let key = self.keys.hold(&spec.key);
             let job = self.jobs.get_mut(&id).expect("indexed job exists");
+            let old_key = job.key();
             job.args = spec.args;
             job.sched_at = spec.sched_at;
             job.timeout_ms = spec.timeout_ms;
@@ -697,7 +717,8 @@ impl Core {
             job.attempts = 0;
             job.run_count = 0;
             job.last_error = None;
-            job.trace = spec.trace.map(Box::new);
+            job.extras = extras(spec.trace, key);
+            self.keys.release(old_key);
             self.enqueue(id, now);
             self.persist_upsert(id);
             return Ok(SubmitReply {
@@ -1819,7 +1840,7 @@ impl Core {
         let slot = self.jobs.slot(&id).expect("job exists");
         let tid = self.jobs.at(slot).1.task;
         self.tasks[tid as usize].by_name.remove(&self.jobs, slot);
-        self.keys.release(self.jobs.at(slot).1.key);
+        self.keys.release(self.jobs.at(slot).1.key());
         self.jobs.remove(&id);
         if self.jobs.sparse() {
             self.compact();
@@ -1875,8 +1896,8 @@ impl Core {
             run_count: job.run_count,
             dead: job.phase == Phase::Dead,
             last_error: job.last_error.as_deref().unwrap_or("").to_string(),
-            trace: job.trace.as_deref().copied(),
-            key: self.keys.name(job.key).to_string(),
+            trace: job.trace(),
+            key: self.keys.name(job.key()).to_string(),
         }
     }
 
@@ -2011,7 +2032,7 @@ impl Core {
             }
         }
         for (_, job) in self.jobs.iter() {
-            if job.key != KeyId::NONE && self.keys.holders(job.key) == 0 {
+            if job.key() != KeyId::NONE && self.keys.holders(job.key()) == 0 {
                 return Err(format!("job {} holds a forgotten key", job.name));
             }
         }
