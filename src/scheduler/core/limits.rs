@@ -164,7 +164,7 @@ impl Core {
 
     /// Counts a start of job `id` against its task's limits.
     pub(super) fn run_started(&mut self, tid: TaskId, id: JobId, now: Millis) {
-        let key = self.jobs[&id].key;
+        let key = self.jobs[&id].key();
         let t = &mut self.tasks[tid as usize];
         t.running += 1;
         if key != KeyId::NONE {
@@ -191,7 +191,7 @@ impl Core {
     pub(super) fn run_ended(&mut self, id: JobId) {
         let (tid, key) = {
             let j = &self.jobs[&id];
-            (j.task, j.key)
+            (j.task, j.key())
         };
         let t = &mut self.tasks[tid as usize];
         t.running -= 1;
@@ -240,7 +240,7 @@ impl Core {
     pub(super) fn ready_insert(&mut self, id: JobId) {
         let j = &self.jobs[&id];
         let rk: ReadyKey = (std::cmp::Reverse(j.priority), j.sched_at, id);
-        let (tid, key) = (j.task, j.key);
+        let (tid, key) = (j.task, j.key());
         let t = &mut self.tasks[tid as usize];
         t.ready.insert(rk);
         if let Some(f) = t.fair.as_mut() {
@@ -257,7 +257,7 @@ impl Core {
         let t = &mut self.tasks[j.task as usize];
         t.ready.remove(&rk);
         if let Some(f) = t.fair.as_mut() {
-            f.remove(j.key, rk);
+            f.remove(j.key(), rk);
             if t.ready.is_empty() {
                 t.fair = None;
             }
@@ -269,7 +269,7 @@ impl Core {
     pub(super) fn build_fair(&mut self, tid: TaskId) {
         let mut fair = Fair::default();
         for &rk in &self.tasks[tid as usize].ready {
-            fair.insert(self.jobs[&rk.2].key, rk);
+            fair.insert(self.jobs[&rk.2].key(), rk);
         }
         self.tasks[tid as usize].fair = Some(Box::new(fair));
     }
@@ -283,11 +283,15 @@ impl Core {
                     return Err(format!("task {}: fairness index out of step", t.name));
                 }
                 for rk in &t.ready {
-                    if !f.contains(self.jobs[&rk.2].key, rk) {
+                    if !f.contains(self.jobs[&rk.2].key(), rk) {
                         return Err(format!("task {}: job {} not indexed", t.name, rk.2));
                     }
                 }
-            } else if t.ready.iter().any(|rk| self.jobs[&rk.2].key != KeyId::NONE) {
+            } else if t
+                .ready
+                .iter()
+                .any(|rk| self.jobs[&rk.2].key() != KeyId::NONE)
+            {
                 return Err(format!("task {}: keyed ready job and no index", t.name));
             }
         }
