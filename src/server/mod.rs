@@ -1,7 +1,12 @@
-//! Starts everything: store, scheduler actor, gRPC services (with health and reflection).
+//! Starts a node — store, scheduler actor, load runner, Periodic listeners, the gRPC services
+//! (with health and reflection) and the HTTP face on one port — and stops it
+//! (`shutdown.rs`). `run` = [`Node::start`] then [`Node::serve`].
+
+mod shutdown;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
@@ -21,6 +26,7 @@ use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::Writer;
 use crate::store::{Store, StoreReader};
+pub use shutdown::Shutdown;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -336,77 +342,45 @@ fn one_port(grpc: axum::Router, http: axum::Router) -> axum::Router {
     }))
 }
 
-/// Serves every face on `listener` until `shutdown` resolves, then flushes the store.
+/// Runs a node until `shutdown` resolves (or `/quit`), then stops it gracefully.
 pub async fn run(
     listener: TcpListener,
-    mut config: Config,
+    config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let addr: SocketAddr = listener.local_addr()?;
-    // Fail on bad security settings before anything is opened or served.
-    let tokens = match &config.auth {
-        Some(path) => {
-            let t = crate::auth::Tokens::load(path)?;
-            tracing::info!(tokens = t.len(), file = %path.display(), "auth on");
-            Some(std::sync::Arc::new(t))
-        }
-        None => None,
-    };
-    // The Periodic binary protocol has no token field, so with auth on only unix sockets
-    // (guarded by file permissions) may carry it; a TCP listener would bypass the tokens.
-    if tokens.is_some() {
-        if let Some(l) = config
-            .periodic
-            .iter()
-            .find(|l| matches!(l, crate::periodic::Listener::Tcp(_)))
-        {
-            return Err(ServerError::Config(format!(
-                "--periodic-listen {}: the Periodic protocol carries no token, so with --auth only unix:// listeners are allowed",
-                l.describe()
-            )));
-        }
-    }
-    let tls = config
-        .net
-        .tls
-        .as_ref()
-        .map(crate::net::acceptor)
-        .transpose()?;
-    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-    // One set of connection caps for every listener.
-    let gate = crate::admission::Gate::new(config.net.admission(), metrics.connections());
-    let Started {
-        handle,
-        actor_join,
-        claimer,
-        load_job_news,
-        schedules,
-        writer_join,
-        writer,
-        reader,
-        load_jobs,
-    } = start_scheduler(&config, metrics.clone()).await?;
-    // Cluster mode: one load execution at a time across every node.
-    let exec_lock: Option<std::sync::Arc<dyn crate::load::runner::ExecLock>> =
-        match (&config.postgres_url, &config.cluster) {
-            (Some(url), Some(_)) => Some(std::sync::Arc::new(
-                crate::cluster::PgExecLock::connect(url).await?,
-            )),
-            _ => None,
-        };
-    let runner = start_load_runner(
-        &config,
-        handle.clone(),
-        writer,
-        reader,
-        load_jobs,
-        metrics.clone(),
-        exec_lock,
-    )?;
-    if let Some(news) = load_job_news {
-        runner.follow(news);
-    }
+    Node::start(listener, config).await?.serve(shutdown).await
+}
 
+/// Fails on bad security settings before anything is opened or served: the tokens file is
+/// read, and with auth on no Periodic TCP listener is allowed (the Periodic binary protocol
+/// has no token field, so only unix sockets, guarded by file permissions, may carry it).
+fn check_security(config: &Config) -> Result<Option<Arc<crate::auth::Tokens>>, ServerError> {
+    let Some(path) = &config.auth else {
+        return Ok(None);
+    };
+    let t = crate::auth::Tokens::load(path)?;
+    tracing::info!(tokens = t.len(), file = %path.display(), "auth on");
+    if let Some(l) = config
+        .periodic
+        .iter()
+        .find(|l| matches!(l, crate::periodic::Listener::Tcp(_)))
+    {
+        return Err(ServerError::Config(format!(
+            "--periodic-listen {}: the Periodic protocol carries no token, so with --auth only unix:// listeners are allowed",
+            l.describe()
+        )));
+    }
+    Ok(Some(Arc::new(t)))
+}
+
+/// The gRPC services on one router: health, reflection (v1 and v1alpha), the scheduler and
+/// the load runner. Only what clients send is limited: replies (a JobExec with 10,000
+/// executions per task, a page of dead jobs) are the server's own and may be larger.
+async fn grpc_router(
+    service: SchedulerService,
+    load_service: LoadRunnerService,
+    max_message: usize,
+) -> Result<axum::Router, ServerError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<pb::scheduler_server::SchedulerServer<SchedulerService>>()
@@ -422,120 +396,198 @@ pub async fn run(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let service = SchedulerService::new(handle.clone(), config.limits.clone());
-    // Only what clients send is limited: replies (a JobExec with 10,000 executions per task,
-    // a page of dead jobs) are the server's own and may be larger.
-    let max_message = config.limits.message_limit();
-    let scheduler = pb::scheduler_server::SchedulerServer::new(service.clone())
+    let scheduler =
+        pb::scheduler_server::SchedulerServer::new(service).max_decoding_message_size(max_message);
+    let load_runner = pb::load_runner_server::LoadRunnerServer::new(load_service)
         .max_decoding_message_size(max_message);
-    let load_service = LoadRunnerService::new(runner.clone());
-    let load_runner = pb::load_runner_server::LoadRunnerServer::new(load_service.clone())
-        .max_decoding_message_size(max_message);
-    let grpc = tonic::service::Routes::new(health_service)
+    Ok(tonic::service::Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(scheduler)
         .add_service(load_runner)
-        .into_axum_router();
+        .into_axum_router())
+}
 
-    let (periodic_stop, periodic_stopped) = tokio::sync::watch::channel(false);
-    let face = crate::periodic::face(
-        handle.clone(),
-        config.limits.clone(),
-        &config.net,
-        gate.clone(),
-    );
-    for l in std::mem::take(&mut config.periodic) {
-        tracing::info!(addr = %l.describe(), "periodic face listening");
-        let mut stopped = periodic_stopped.clone();
-        tokio::spawn(crate::periodic::serve(l, face.clone(), async move {
-            let _ = stopped.wait_for(|&s| s).await;
-        }));
-    }
+/// A started node: the store open, the scheduler and the load runner running, the Periodic
+/// listeners serving, and the shared port's router built but not yet serving.
+pub struct Node {
+    config: Config,
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    gate: Arc<crate::admission::Gate>,
+    handle: SchedulerHandle,
+    runner: LoadRunner,
+    started: Background,
+    quit: Arc<tokio::sync::Notify>,
+    periodic_stop: tokio::sync::watch::Sender<bool>,
+    shutdown: Shutdown,
+}
 
-    let quit = std::sync::Arc::new(tokio::sync::Notify::new());
-    let http = crate::http::router(crate::http::AppState {
-        scheduler: service,
-        h: handle.clone(),
-        limits: config.limits.clone(),
-        quit: quit.clone(),
-        metrics,
-        load: runner.clone(),
-        load_service,
-    });
-    let mut app = one_port(grpc, http);
-    if let Some(tokens) = tokens {
-        app = app.layer(crate::auth::AuthLayer::new(tokens));
-    }
+/// What runs beside the faces and is stopped or joined at the end.
+struct Background {
+    actor_join: tokio::task::JoinHandle<()>,
+    claimer: Option<tokio::task::JoinHandle<()>>,
+    schedules: tokio::task::JoinHandle<()>,
+    writer_join: std::thread::JoinHandle<()>,
+}
 
-    tracing::info!(%addr, tls = tls.is_some(), "taskhive serving");
-    // On shutdown (signal or /quit): stop accepting, stop handing out jobs, let results of
-    // jobs already out arrive within the grace period (on open Work streams and Periodic
-    // connections), then end worker streams (what is still held goes back to pending) and
-    // stop; calls still open a second after the grace period are cut.
-    let (stopping, stop_rx) = tokio::sync::watch::channel(false);
-    let grace = config.shutdown_grace;
-    let signal = async move {
-        tokio::select! {
-            _ = shutdown => {}
-            _ = quit.notified() => {}
+impl Node {
+    /// Starts everything but the shared port: checks the security settings, opens the store,
+    /// starts the scheduler, the load runner and the Periodic listeners, and builds the
+    /// gRPC + HTTP router.
+    pub async fn start(listener: TcpListener, mut config: Config) -> Result<Node, ServerError> {
+        let tokens = check_security(&config)?;
+        let tls = config
+            .net
+            .tls
+            .as_ref()
+            .map(crate::net::acceptor)
+            .transpose()?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        // One set of connection caps for every listener.
+        let gate = crate::admission::Gate::new(config.net.admission(), metrics.connections());
+        let Started {
+            handle,
+            actor_join,
+            claimer,
+            load_job_news,
+            schedules,
+            writer_join,
+            writer,
+            reader,
+            load_jobs,
+        } = start_scheduler(&config, metrics.clone()).await?;
+        // Cluster mode: one load execution at a time across every node.
+        let exec_lock: Option<Arc<dyn crate::load::runner::ExecLock>> =
+            match (&config.postgres_url, &config.cluster) {
+                (Some(url), Some(_)) => {
+                    Some(Arc::new(crate::cluster::PgExecLock::connect(url).await?))
+                }
+                _ => None,
+            };
+        let runner = start_load_runner(
+            &config,
+            handle.clone(),
+            writer,
+            reader,
+            load_jobs,
+            metrics.clone(),
+            exec_lock,
+        )?;
+        if let Some(news) = load_job_news {
+            runner.follow(news);
         }
-        tracing::info!(?grace, "shutting down");
-        let _ = stopping.send(true);
-    };
-    let drain = {
-        let h = handle.clone();
-        let runner = runner.clone();
-        let mut stop_rx = stop_rx.clone();
-        tokio::spawn(async move {
-            if stop_rx.wait_for(|&s| s).await.is_err() {
-                return;
-            }
-            let deadline = tokio::time::Instant::now() + grace;
-            let _ = periodic_stop.send(true);
-            // A running load execution stops starting tasks and is archived before the
-            // workers its remote tasks wait on are closed (bounded by the grace period).
-            runner.stop();
-            runner.wait_idle(grace / 2).await;
-            if tokio::time::timeout_at(deadline, h.drain()).await.is_err() {
-                tracing::warn!("jobs still held at the end of the grace period go back to pending");
-            }
-            h.close_workers();
+
+        let service = SchedulerService::new(handle.clone(), config.limits.clone());
+        let load_service = LoadRunnerService::new(runner.clone());
+        let grpc = grpc_router(
+            service.clone(),
+            load_service.clone(),
+            config.limits.message_limit(),
+        )
+        .await?;
+
+        let (periodic_stop, periodic_stopped) = tokio::sync::watch::channel(false);
+        let face = crate::periodic::face(
+            handle.clone(),
+            config.limits.clone(),
+            &config.net,
+            gate.clone(),
+        );
+        for l in std::mem::take(&mut config.periodic) {
+            tracing::info!(addr = %l.describe(), "periodic face listening");
+            let mut stopped = periodic_stopped.clone();
+            tokio::spawn(crate::periodic::serve(l, face.clone(), async move {
+                let _ = stopped.wait_for(|&s| s).await;
+            }));
+        }
+
+        let quit = Arc::new(tokio::sync::Notify::new());
+        let http = crate::http::router(crate::http::AppState {
+            scheduler: service,
+            h: handle.clone(),
+            limits: config.limits.clone(),
+            quit: quit.clone(),
+            metrics,
+            load: runner.clone(),
+            load_service,
+        });
+        let mut app = one_port(grpc, http);
+        if let Some(tokens) = tokens {
+            app = app.layer(crate::auth::AuthLayer::new(tokens));
+        }
+        let shutdown = Shutdown::new(config.shutdown_grace);
+        Ok(Node {
+            config,
+            listener,
+            app,
+            tls,
+            gate,
+            handle,
+            runner,
+            started: Background {
+                actor_join,
+                claimer,
+                schedules,
+                writer_join,
+            },
+            quit,
+            periodic_stop,
+            shutdown,
         })
-    };
-    let serve = crate::net::serve(listener, app, config.net.clone(), tls, gate, signal);
-    let hard_stop = {
-        let mut stop_rx = stop_rx.clone();
-        async move {
-            let _ = stop_rx.wait_for(|&s| s).await;
-            tokio::time::sleep(grace + std::time::Duration::from_secs(1)).await;
-        }
-    };
-    tokio::pin!(hard_stop);
-    tokio::select! {
-        r = serve => {
-            r?;
-            // Periodic connections are not the HTTP server's: their results may still come.
-            let _ = tokio::time::timeout(grace + std::time::Duration::from_secs(1), drain).await;
-        }
-        _ = &mut hard_stop => {
-            tracing::warn!(?grace, "calls still open after the grace period; stopping anyway");
-        }
     }
 
-    schedules.abort();
-    if let Some(c) = claimer {
-        c.abort();
-    }
-    // Everything acknowledged is already committed; this waits for internal writes too.
-    let _ = handle.flush().await;
-    if let (Some(url), Some(cc)) = (&config.postgres_url, &config.cluster) {
-        match crate::cluster::Cluster::release(url, cc).await {
-            Ok(n) => tracing::info!(jobs = n, "cluster claims released"),
-            Err(e) => tracing::warn!(error = %e, "cluster claims not released; they expire"),
+    /// Serves the shared port until `signal` resolves (or `/quit`), then stops in
+    /// [`Shutdown`]'s order.
+    pub async fn serve(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let Node {
+            config,
+            listener,
+            app,
+            tls,
+            gate,
+            handle,
+            runner,
+            started,
+            quit,
+            periodic_stop,
+            shutdown,
+        } = self;
+        let addr: SocketAddr = listener.local_addr()?;
+        tracing::info!(%addr, tls = tls.is_some(), "taskhive serving");
+        let drain = shutdown.drain(handle.clone(), runner.clone(), periodic_stop);
+        let serve = crate::net::serve(
+            listener,
+            app,
+            config.net.clone(),
+            tls,
+            gate,
+            shutdown.signal(signal, quit),
+        );
+        let hard_stop = shutdown.hard_stop();
+        tokio::pin!(hard_stop);
+        tokio::select! {
+            r = serve => {
+                r?;
+                let _ = tokio::time::timeout(shutdown.drain_wait(), drain).await;
+            }
+            _ = &mut hard_stop => {
+                tracing::warn!(grace = ?config.shutdown_grace, "calls still open after the grace period; stopping anyway");
+            }
         }
+        let Background {
+            actor_join,
+            claimer,
+            schedules,
+            writer_join,
+        } = started;
+        shutdown::finish(&config, &handle, schedules, claimer).await;
+        drop((handle, runner, actor_join, writer_join));
+        tracing::info!("taskhive stopped");
+        Ok(())
     }
-    drop((handle, runner, actor_join, writer_join));
-    tracing::info!("taskhive stopped");
-    Ok(())
 }
