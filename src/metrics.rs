@@ -369,3 +369,10 @@ impl LoadMetrics {
         }
     }
 }
+
+/// The scheduler's actor reports its observations here.
+impl crate::scheduler::core::Observer for Metrics {
+    fn observe(&self, o: &Observation) {
+        Metrics::observe(self, o)
+    }
+}

@@ -39,7 +39,7 @@ async fn pipelined_submits(bound: usize) -> (usize, u64) {
         Settings::new(600, Vec::new()),
         writer,
         Clock::system(),
-        Default::default(),
+        std::sync::Arc::new(taskhive::metrics::Metrics::new()),
     );
     let now = h.clock().now_ms();
     let mut pending = Vec::new();

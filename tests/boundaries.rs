@@ -24,12 +24,14 @@ const RULES: &[(&str, &[&str])] = &[
             "config",
             "admission",
             "net",
+            "metrics",
         ],
     ),
     // Stores persist the scheduler's ops; they do not know who asked.
     (
         "store",
         &[
+            "cluster",
             "rpc",
             "http",
             "periodic",

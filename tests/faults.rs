@@ -92,7 +92,7 @@ async fn failed_commits_put_memory_back_as_stored() {
         Settings::new(600, Vec::new()),
         writer,
         clock,
-        Default::default(),
+        std::sync::Arc::new(taskhive::metrics::Metrics::new()),
     );
     let (tx, mut to_worker) = mpsc::unbounded_channel();
     h.register(None, vec!["t".into()], vec![], 1, Some(tx))

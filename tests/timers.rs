@@ -63,7 +63,7 @@ async fn start(
         Settings::new(600, Vec::new()),
         writer,
         clock,
-        Default::default(),
+        std::sync::Arc::new(taskhive::metrics::Metrics::new()),
     );
     let (tx, rx) = mpsc::unbounded_channel();
     h.register(None, vec!["t".into()], vec![], cap, Some(tx))

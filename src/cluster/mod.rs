@@ -79,6 +79,13 @@ pub enum ClusterError {
     Db(String),
 }
 
+/// Connection set-up (`store::pg_tls`) reports store errors.
+impl From<crate::store::StoreError> for ClusterError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ClusterError::Db(e.to_string())
+    }
+}
+
 impl From<tokio_postgres::Error> for ClusterError {
     fn from(e: tokio_postgres::Error) -> Self {
         // The driver's Display omits the server's message; the source has it.

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::backend::{Backend, SubmittedEach};
 use super::clock::Clock;
-use super::core::{Core, Effect, LocalWorkers, Observation, SubmitReply, TaskStatus};
+use super::core::{Core, Effect, LocalWorkers, Observation, Observer, SubmitReply, TaskStatus};
 use super::error::{Error, Stale};
 use super::job::*;
 use super::kept::KeptResults;
@@ -26,7 +26,6 @@ use super::schedule::{PlanCache, Schedule, ScheduleSpec};
 use super::settings::Settings;
 use super::submit::check_name;
 use super::timer::WakeTimer;
-use crate::metrics::Metrics;
 use crate::store::writer::{Admitted, Backlog, Commit, Writer};
 use crate::store::{Op, StoreError};
 
@@ -377,7 +376,7 @@ pub fn spawn(
     settings: Settings,
     writer: Writer,
     clock: Clock,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn Observer>,
 ) -> (SchedulerHandle, tokio::task::JoinHandle<()>) {
     let (node, join) = spawn_node(
         core,
@@ -399,7 +398,7 @@ pub fn spawn_node(
     settings: Settings,
     writer: Writer,
     clock: Clock,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn Observer>,
     holding: Holding,
     on_finished: Option<NodeHook>,
 ) -> (NodeHandle, tokio::task::JoinHandle<()>) {
@@ -1028,7 +1027,7 @@ pub(super) fn store_err(e: StoreError) -> Error {
 struct Actor {
     core: Core,
     settings: Settings,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn Observer>,
     writer: Writer,
     clock: Clock,
     timer: WakeTimer,

@@ -148,6 +148,13 @@ pub enum Effect {
     },
 }
 
+/// Hears the core's observations (the server's metrics implement it), so the scheduler names
+/// no metrics library.
+pub trait Observer: Send + Sync + 'static {
+    /// Records one observation.
+    fn observe(&self, o: &Observation);
+}
+
 /// Something worth counting, for metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observation {

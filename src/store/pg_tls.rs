@@ -37,7 +37,6 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
 use super::StoreError;
-use crate::cluster::ClusterError;
 
 /// `sslmode` of a store URL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,12 +262,6 @@ fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls:
         cur = err.source();
     }
     None
-}
-
-impl From<StoreError> for ClusterError {
-    fn from(e: StoreError) -> Self {
-        ClusterError::Db(e.to_string())
-    }
 }
 
 /// Takes `sslmode` and `sslrootcert` out of the URL's query; returns the rest of the URL.
