@@ -57,8 +57,22 @@ struct Agent {
 
 /// Starts `taskhive agent` against `s` and waits for its "connected" line.
 async fn agent(s: &Setup, extra: &[&str]) -> Agent {
-    let mut child = Command::new(common::child::bin())
-        .args(["agent", "--once", "--server", &s.server.addr.to_string()])
+    let (child, mut ids) = agent_at(&[s.server.addr], extra).await;
+    Agent {
+        child,
+        id: ids.remove(0),
+    }
+}
+
+/// Starts `taskhive agent` with a stream to each of `servers` and waits until every one is
+/// connected; returns the child and the id each server gave it, in the order of `servers`.
+async fn agent_at(servers: &[std::net::SocketAddr], extra: &[&str]) -> (Child, Vec<String>) {
+    let mut cmd = Command::new(common::child::bin());
+    cmd.args(["agent", "--once"]);
+    for s in servers {
+        cmd.args(["--server", &s.to_string()]);
+    }
+    let mut child = cmd
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -66,18 +80,26 @@ async fn agent(s: &Setup, extra: &[&str]) -> Agent {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = within(30, lines.next_line())
-        .await
-        .unwrap()
-        .expect("the agent printed nothing");
+    // "agent ID connected to ADDR", one per server, in whatever order they connect.
+    let mut ids = std::collections::HashMap::new();
+    while ids.len() < servers.len() {
+        let line = within(30, lines.next_line())
+            .await
+            .unwrap()
+            .expect("the agent printed nothing");
+        let (id, addr) = line
+            .strip_prefix("agent ")
+            .and_then(|l| l.split_once(" connected to "))
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        ids.insert(addr.to_string(), id.to_string());
+    }
     // Keep reading, so the agent never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let id = line
-        .strip_prefix("agent ")
-        .and_then(|l| l.split(' ').next())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    Agent { child, id }
+    let ids = servers
+        .iter()
+        .map(|s| ids[&s.to_string()].clone())
+        .collect();
+    (child, ids)
 }
 
 /// Three agents whose `t.agent` requests take 2, 10 and 30 ms.
@@ -449,4 +471,75 @@ async fn agents_are_asked_for_over_json_and_the_cli_and_refused_when_too_few() {
     assert_eq!(code, 200, "{body}");
     assert!(!body.contains("\"agents\""), "{body}");
     drop(two);
+}
+
+#[tokio::test]
+async fn in_a_cluster_an_agent_streams_to_every_node_and_serves_an_exec_on_any() {
+    let db = tokio::task::spawn_blocking(common::pg::fresh_db)
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = Vec::new();
+    for id in ["n0", "n1"] {
+        let args = [
+            "--store",
+            db.url.as_str(),
+            "--node-id",
+            id,
+            "--claim-ttl",
+            "2s",
+        ];
+        nodes.push(common::child::spawn_server(&tmp.path().join(id), &args).await);
+    }
+    let addrs: Vec<std::net::SocketAddr> = nodes.iter().map(|(_, a)| *a).collect();
+    let target = Target::start().await;
+    let agents = [agent_at(&addrs, &[]).await, agent_at(&addrs, &[]).await];
+    for (n, addr) in addrs.iter().enumerate() {
+        let ch = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut c = LoadRunnerClient::new(ch);
+        save(
+            &mut c,
+            json!({
+                "name": format!("on-n{n}"), "host": target.url("/delay/2"), "n_swarm": 4,
+                "run_n": 5, "tasks": [{"task_class": "http.get"}],
+            }),
+        )
+        .await;
+        let asked = if n == 0 {
+            pb::exec_request::Agents::AgentsN(2)
+        } else {
+            pb::exec_request::Agents::AgentsAll(true)
+        };
+        let req = pb::ExecRequest {
+            name: format!("on-n{n}"),
+            agents: Some(asked),
+            ..Default::default()
+        };
+        let (_, x) = run(&mut c, req, |_| {}).await;
+        // The node that took the Exec ran it on both agents, under its own ids for them.
+        let ids: Vec<&str> = x["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [agents[0].1[n].as_str(), agents[1].1[n].as_str()],
+            "{x}"
+        );
+        assert!(x["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| u(&a["swarms"]) == 2 && u(&a["n_task"]) == 10 && a["lost"] == false));
+        assert_eq!(u(&x["n_task"]), 20);
+    }
+    assert_eq!(target.hits("/delay/2"), 40);
+    drop(agents);
+    drop(nodes);
 }

@@ -27,9 +27,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// `taskhive agent` flags.
 #[derive(Args, Debug)]
 pub struct AgentArgs {
-    /// The server to take load from (host:port or http(s)://host:port).
-    #[arg(long, env = "TASKHIVE_ADDR", default_value = "127.0.0.1:5000")]
-    pub server: String,
+    /// The server to take load from (host:port or http(s)://host:port). In a cluster,
+    /// name every node (repeat the flag, or separate with commas): the agent holds one
+    /// stream per node, so an Exec sent to any node finds it.
+    #[arg(
+        long = "server",
+        env = "TASKHIVE_ADDR",
+        default_value = "127.0.0.1:5000",
+        value_delimiter = ','
+    )]
+    pub servers: Vec<String>,
     /// Bearer token, for a server started with --auth (a token that may run load
     /// executions: admin).
     #[arg(long, env = "TASKHIVE_TOKEN", hide_env_values = true)]
@@ -55,22 +62,37 @@ pub struct AgentArgs {
     pub once: bool,
 }
 
-/// Runs the agent until it is stopped (or, with `--once`, until its stream ends).
+/// Runs the agent until it is stopped (or, with `--once`, until its streams end): one
+/// stream per server, sharing one connection pool to the targets.
 pub async fn run(a: AgentArgs) -> CliResult {
-    let conn = Conn {
-        addr: a.server.clone(),
-        token: a.token.clone(),
-        ca: a.ca.clone(),
-    };
     let trust = crate::load::tls::Trust::load(a.load_ca.as_deref(), false)?;
     // The server checked the job's targets against its allow-list when it took the Exec;
     // the agent dials what it is given.
     let http = HttpClient::with_trust(Arc::new(Allow::Any), trust);
+    let a = Arc::new(a);
+    let mut streams = tokio::task::JoinSet::new();
+    for server in &a.servers {
+        let conn = Conn {
+            addr: server.clone(),
+            token: a.token.clone(),
+            ca: a.ca.clone(),
+        };
+        streams.spawn(serve(conn, a.clone(), http.clone()));
+    }
+    while let Some(r) = streams.join_next().await {
+        // A refused token ends the agent: it is refused by every node alike.
+        r.map_err(|e| format!("agent stream task: {e}"))??;
+    }
+    Ok(())
+}
+
+/// One server's stream, reconnected after it ends (unless `--once`).
+async fn serve(conn: Conn, a: Arc<AgentArgs>, http: HttpClient) -> CliResult {
     let mut backoff = Duration::from_secs(1);
     loop {
         let connected = match session(&conn, &a, &http).await {
             Ok(()) => {
-                eprintln!("taskhive agent: the server ended the stream");
+                eprintln!("taskhive agent: {} ended the stream", conn.addr);
                 true
             }
             Err(Failure::Fatal(e)) => return Err(e),
@@ -78,7 +100,11 @@ pub async fn run(a: AgentArgs) -> CliResult {
                 if a.once {
                     return Err(error);
                 }
-                eprintln!("taskhive agent: {}", super::error::render(&*error));
+                eprintln!(
+                    "taskhive agent: {}: {}",
+                    conn.addr,
+                    super::error::render(&*error)
+                );
                 connected
             }
         };
@@ -88,7 +114,10 @@ pub async fn run(a: AgentArgs) -> CliResult {
         if connected {
             backoff = Duration::from_secs(1);
         }
-        eprintln!("taskhive agent: reconnecting in {backoff:?}");
+        eprintln!(
+            "taskhive agent: reconnecting to {} in {backoff:?}",
+            conn.addr
+        );
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
