@@ -543,3 +543,48 @@ async fn in_a_cluster_an_agent_streams_to_every_node_and_serves_an_exec_on_any()
     drop(agents);
     drop(nodes);
 }
+
+#[tokio::test]
+async fn an_agent_needs_the_role_that_runs_executions() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        format!(
+            "worker {} w1\nadmin {} ops\n",
+            taskhive::auth::hash_hex("worker-secret"),
+            taskhive::auth::hash_hex("admin-secret"),
+        ),
+    )
+    .unwrap();
+    let server = TestServer::start_with(|c| c.auth = Some(tokens)).await;
+    let addr = server.addr.to_string();
+    // Refused for good: the agent exits at once instead of reconnecting forever.
+    let out = within(
+        30,
+        Command::new(common::child::bin())
+            .args(["agent", "--server", &addr, "--token", "worker-secret"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs the admin role"), "{err}");
+    let out = within(
+        30,
+        Command::new(common::child::bin())
+            .args(["agent", "--server", &addr])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("authorization"));
+    // With an admin token it is welcomed.
+    let (child, ids) = agent_at(&[server.addr], &["--token", "admin-secret"]).await;
+    assert_eq!(ids, ["a1"]);
+    drop(child);
+}
