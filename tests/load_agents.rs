@@ -588,3 +588,38 @@ async fn an_agent_needs_the_role_that_runs_executions() {
     assert_eq!(ids, ["a1"]);
     drop(child);
 }
+
+#[tokio::test]
+async fn an_arrival_rate_is_split_across_agents_by_their_swarms() {
+    let mut s = setup().await;
+    let agents = [
+        agent(&s, &["--param", "agent_ms=1"]).await,
+        agent(&s, &["--param", "agent_ms=1", "--capacity", "6"]).await,
+    ];
+    save(
+        &mut s.client,
+        json!({
+            "name": "rate", "host": s.target.url(""), "n_swarm": 30, "rate_per_sec": 300,
+            "run_for_sec": 2, "tasks": [{"task_class": "t.agent"}],
+        }),
+    )
+    .await;
+    let (_, x) = run(
+        &mut s.client,
+        on_agents("rate", pb::exec_request::Agents::AgentsAll(true)),
+        |_| {},
+    )
+    .await;
+    let entries = x["agents"].as_array().unwrap();
+    // The second agent takes at most 6 swarms, so 6/30 of the rate: 60/s of 300/s.
+    assert_eq!(
+        entries.iter().map(|a| u(&a["swarms"])).collect::<Vec<_>>(),
+        [24, 6]
+    );
+    let near = |got: u64, want: f64| (got as f64 - want).abs() <= want * 0.1;
+    assert!(near(u(&x["n_task"]), 600.0), "{}", x["n_task"]);
+    assert!(near(u(&entries[0]["n_task"]), 480.0), "{}", entries[0]);
+    assert!(near(u(&entries[1]["n_task"]), 120.0), "{}", entries[1]);
+    assert_eq!(x["rate_per_sec"], 300.0, "the JobExec shows the job's rate");
+    drop(agents);
+}

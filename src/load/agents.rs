@@ -174,14 +174,14 @@ impl AgentPool {
         let chosen: Vec<_> = match asked {
             Agents::All if all.is_empty() => {
                 return Err(Error::TooFewAgents {
-                    asked: "all".into(),
+                    asked,
                     connected: 0,
                 })
             }
             Agents::All => all,
             Agents::Count(n) if (n as usize) > all.len() => {
                 return Err(Error::TooFewAgents {
-                    asked: n.to_string(),
+                    asked,
                     connected: all.len(),
                 })
             }

@@ -33,8 +33,8 @@ pub enum Error {
     /// An Exec asked for more load agents than are connected to this server.
     #[error("agents: {asked} asked, {connected} connected to this server")]
     TooFewAgents {
-        /// What was asked: a number, or `"all"`.
-        asked: String,
+        /// What was asked.
+        asked: super::exec_request::Agents,
         /// Agents connected now.
         connected: usize,
     },
@@ -92,7 +92,7 @@ impl Error {
             }
             Error::TooFewAgents { asked, connected } => vec![
                 ("field", "agents".into()),
-                ("asked", asked.clone()),
+                ("asked", asked.to_string()),
                 ("connected", connected.to_string()),
             ],
             Error::NotFound(_)

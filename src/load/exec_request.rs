@@ -36,6 +36,16 @@ pub enum Agents {
     All,
 }
 
+impl std::fmt::Display for Agents {
+    /// As the `/exec` body writes it: a count, or `all`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Agents::Count(n) => write!(f, "{n}"),
+            Agents::All => f.write_str("all"),
+        }
+    }
+}
+
 /// The `agents` field as received: a count not yet checked, or `"all"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RawAgents {

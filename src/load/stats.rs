@@ -433,7 +433,7 @@ impl ExecStats {
                 is_success: k.is_success,
             }));
             // Runs the sender did not keep, and those past the cap here, are counted only.
-            t.dropped += n - kept.min(room) as u64;
+            t.dropped += n.saturating_sub(kept.min(room) as u64);
             self.n += n;
             self.n_success += p.n_success;
             self.n_fail += p.n_fail;

@@ -406,6 +406,11 @@ pub fn report_pb(exec_id: &str, part: Part, first_swarm: u64) -> pb::AgentReport
     }
 }
 
+/// Most runs of one task in one report: far above what one process finishes in a second
+/// (reports come about once a second), low enough that merging a report stays cheap (the
+/// Prometheus feed walks every run).
+const MAX_REPORT_TASKS: u64 = 10_000_000;
+
 /// An agent's report as a part to merge (times still on the agent's clock: see
 /// [`Part::shift`]).
 pub fn part_of(r: pb::AgentReport) -> Result<Part, String> {
@@ -414,13 +419,25 @@ pub fn part_of(r: pb::AgentReport) -> Result<Part, String> {
         .into_iter()
         .enumerate()
         .map(|(i, t)| {
+            let n = t
+                .n_success
+                .checked_add(t.n_fail)
+                .filter(|n| *n <= MAX_REPORT_TASKS)
+                .ok_or_else(|| {
+                    format!("tasks[{i}]: more than {MAX_REPORT_TASKS} runs in one report")
+                })?;
+            if t.executions.len() as u64 > n {
+                return Err(format!(
+                    "tasks[{i}]: {} executions for {n} runs",
+                    t.executions.len()
+                ));
+            }
             let hist = stats::decode_histogram(&t.histogram)
                 .map_err(|e| format!("tasks[{i}].histogram: {e}"))?;
-            if hist.len() != t.n_success + t.n_fail {
+            if hist.len() != n {
                 return Err(format!(
-                    "tasks[{i}]: histogram holds {} runs, counts say {}",
-                    hist.len(),
-                    t.n_success + t.n_fail
+                    "tasks[{i}]: histogram holds {} runs, counts say {n}",
+                    hist.len()
                 ));
             }
             Ok(TaskPart {
@@ -470,5 +487,66 @@ pub fn command_pb(c: Command) -> pb::AgentCommand {
             Command::Start(share) => Cmd::Start(start_pb(&share)),
             Command::Abort { exec_id, reason } => Cmd::Abort(pb::AgentAbort { exec_id, reason }),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::stats::{ExecStats, Sample};
+
+    fn part() -> Part {
+        let mut s = ExecStats::new(1, 10);
+        for (i, e) in [900u64, 1_100, 250_000].into_iter().enumerate() {
+            s.record(Sample {
+                task: 0,
+                swarm_id: 1 + i as u64,
+                start_usec: 0,
+                end_usec: e,
+                elapsed_usec: e,
+                request_context: String::new(),
+                is_success: i != 1,
+            });
+        }
+        s.take_part(&mut [10])
+    }
+
+    #[test]
+    fn a_report_round_trips_with_swarms_numbered_across_the_execution() {
+        let r = report_pb("x", part(), 11);
+        assert_eq!(r.tasks[0].executions[0].swarm_id, 11);
+        let p = part_of(r).unwrap();
+        let t = &p.tasks[0];
+        assert_eq!(
+            (t.n_success, t.n_fail, t.min_usec, t.max_usec),
+            (2, 1, 900, 250_000)
+        );
+        assert_eq!(t.hist.len(), 3);
+        assert_eq!(
+            t.kept.iter().map(|k| k.swarm_id).collect::<Vec<_>>(),
+            [11, 12, 13]
+        );
+        assert_eq!(p.seconds[0].n_task, 3);
+    }
+
+    #[test]
+    fn inconsistent_reports_are_refused_naming_the_part() {
+        let mut r = report_pb("x", part(), 1);
+        r.tasks[0].n_fail = 5;
+        assert!(part_of(r)
+            .unwrap_err()
+            .contains("histogram holds 3 runs, counts say 7"));
+        let mut r = report_pb("x", part(), 1);
+        r.tasks[0].n_success = u64::MAX;
+        assert!(part_of(r).unwrap_err().starts_with("tasks[0]: more than"));
+        let mut r = report_pb("x", part(), 1);
+        r.tasks[0].n_success = 0;
+        r.tasks[0].n_fail = 2;
+        assert!(part_of(r).unwrap_err().contains("3 executions for 2 runs"));
+        let mut r = report_pb("x", part(), 1);
+        r.seconds[0].histogram = vec![1, 2, 3].into();
+        assert!(part_of(r)
+            .unwrap_err()
+            .starts_with("seconds[0].histogram: "));
     }
 }
