@@ -379,19 +379,26 @@ impl ExecStats {
                 }
             })
             .collect();
-        let seconds = std::mem::take(&mut self.timeline)
-            .into_iter()
-            .enumerate()
-            .filter(|(_, s)| s.n > 0)
-            .map(|(i, s)| SecondPart {
+        // The timeline keeps its seconds (one small entry per second of the run), emptied:
+        // the last few stay open with a fresh histogram, since samples of the current
+        // second go on arriving after the take; older ones are closed (a sample landing
+        // there still counts, as in `add_to_timeline`).
+        let open_from = self.timeline.len().saturating_sub(OPEN_SECONDS + 1);
+        let mut seconds = Vec::new();
+        for (i, sec) in self.timeline.iter_mut().enumerate() {
+            if sec.n == 0 {
+                continue;
+            }
+            let fresh = (i >= open_from).then(|| histogram(2));
+            let hist = std::mem::replace(&mut sec.hist, fresh).unwrap_or_else(|| histogram(2));
+            seconds.push(SecondPart {
                 second: i as u64,
-                n_task: s.n,
-                n_fail: s.n_fail,
-                // Parts are taken every second, before a second is closed.
-                hist: s.hist.unwrap_or_else(|| histogram(2)),
-            })
-            .collect();
-        self.closed = 0;
+                n_task: sec.n,
+                n_fail: sec.n_fail,
+                hist,
+            });
+            (sec.n, sec.n_fail) = (0, 0);
+        }
         self.overall.reset();
         (self.n, self.n_success, self.n_fail, self.max) = (0, 0, 0, 0);
         Part { tasks, seconds }
@@ -787,6 +794,30 @@ mod tests {
         let e = merged.merge(part).unwrap_err();
         assert!(e.contains("task 2 out of range"), "{e}");
         assert_eq!(merged.snapshot().n_task, 0);
+    }
+
+    #[test]
+    fn parts_of_a_long_run_carry_only_the_seconds_that_changed() {
+        let mut s = ExecStats::new(1, 0);
+        for sec in 0..100u64 {
+            // Each second: one sample of that second, one late by a second.
+            s.record(sample(0, sec * 1_000_000, 10 + sec, true));
+            if sec > 0 {
+                s.record(sample(0, (sec - 1) * 1_000_000 + 500_000, 20, false));
+            }
+            let p = s.take_part(&mut [0]);
+            let got: Vec<(u64, u64)> = p.seconds.iter().map(|x| (x.second, x.n_task)).collect();
+            let want = if sec == 0 {
+                vec![(0, 1)]
+            } else {
+                vec![(sec - 1, 1), (sec, 1)]
+            };
+            assert_eq!(got, want);
+            // The late sample is still in its second's histogram (it stays open).
+            assert!(p.seconds.iter().all(|x| x.hist.len() == x.n_task));
+        }
+        // Closed seconds hold no histogram: memory stays one small entry per second.
+        assert!(s.timeline[..90].iter().all(|x| x.hist.is_none()));
     }
 
     #[test]
