@@ -162,11 +162,6 @@ impl AgentPool {
         }
     }
 
-    /// Agents connected now.
-    pub fn connected(&self) -> usize {
-        self.state.lock().expect("poisoned").agents.len()
-    }
-
     /// The agents an Exec asked for, in connection order (the oldest first), and each one's
     /// swarms; agents that would get none are left out.
     pub fn pick(&self, asked: Agents, n_swarm: u64) -> Result<Vec<(Arc<AgentLink>, u64)>, Error> {

@@ -56,7 +56,8 @@ type LoadRunnerClient interface {
 	// background and its JobExec is POSTed to the URL as JSON.
 	// NOT_FOUND: no such job. ABORTED: another execution is running (its id is in the message
 	// and in the `taskhive-running-exec-id` trailer). FAILED_PRECONDITION: a remote task class
-	// has no worker.
+	// has no worker, or fewer load agents are connected than `agents` asks (reason
+	// TOO_FEW_AGENTS, metadata `connected`).
 	Exec(ctx context.Context, in *ExecRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExecEvent], error)
 	// Archived executions, newest first.
 	ListExecs(ctx context.Context, in *ListExecsRequest, opts ...grpc.CallOption) (*ListExecsResponse, error)
@@ -189,7 +190,8 @@ type LoadRunnerServer interface {
 	// background and its JobExec is POSTed to the URL as JSON.
 	// NOT_FOUND: no such job. ABORTED: another execution is running (its id is in the message
 	// and in the `taskhive-running-exec-id` trailer). FAILED_PRECONDITION: a remote task class
-	// has no worker.
+	// has no worker, or fewer load agents are connected than `agents` asks (reason
+	// TOO_FEW_AGENTS, metadata `connected`).
 	Exec(*ExecRequest, grpc.ServerStreamingServer[ExecEvent]) error
 	// Archived executions, newest first.
 	ListExecs(context.Context, *ListExecsRequest) (*ListExecsResponse, error)

@@ -114,7 +114,8 @@ class LoadRunnerServicer:
         background and its JobExec is POSTed to the URL as JSON.
         NOT_FOUND: no such job. ABORTED: another execution is running (its id is in the message
         and in the `taskhive-running-exec-id` trailer). FAILED_PRECONDITION: a remote task class
-        has no worker.
+        has no worker, or fewer load agents are connected than `agents` asks (reason
+        TOO_FEW_AGENTS, metadata `connected`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
