@@ -623,3 +623,53 @@ async fn an_arrival_rate_is_split_across_agents_by_their_swarms() {
     assert_eq!(x["rate_per_sec"], 300.0, "the JobExec shows the job's rate");
     drop(agents);
 }
+
+#[tokio::test]
+async fn a_silent_agent_is_counted_lost_and_a_count_limited_run_still_ends() {
+    let mut s = setup().await;
+    let agents = [
+        agent(&s, &["--param", "agent_ms=1"]).await,
+        agent(&s, &["--param", "agent_ms=1"]).await,
+    ];
+    // No time limit: without the silence rule the run would wait for the stopped agent.
+    save(
+        &mut s.client,
+        json!({
+            "name": "count", "host": s.target.url(""), "n_swarm": 4, "run_n": 30,
+            "tasks": [{"task_class": "t.agent", "sleep_min_msec": 100, "sleep_max_msec": 100}],
+        }),
+    )
+    .await;
+    let pid = agents[1].child.id().unwrap().to_string();
+    let mut stopped = false;
+    let (_, x) = run(
+        &mut s.client,
+        on_agents("count", pb::exec_request::Agents::AgentsAll(true)),
+        |p| {
+            // Both agents have reported (second 1) by the progress event of second 2.
+            if !stopped && p.elapsed_usec >= 1_500_000 {
+                stopped = true;
+                // SIGSTOP: the connection stays open, nothing more is sent.
+                let st = std::process::Command::new("kill")
+                    .args(["-STOP", &pid])
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+            }
+        },
+    )
+    .await;
+    assert!(stopped);
+    let entries = x["agents"].as_array().unwrap();
+    assert_eq!(entries[0]["lost"], false, "{x}");
+    assert_eq!(u(&entries[0]["n_task"]), 60);
+    assert_eq!(entries[1]["lost"], true, "{x}");
+    let silent = u(&entries[1]["n_task"]);
+    assert!(silent > 0 && silent < 60, "{silent}");
+    assert_eq!(u(&x["n_task"]), 60 + silent);
+    assert_eq!(x["aborted"], false);
+    // Ended by the silence rule: about 10 s after the agent's last report.
+    let elapsed = u(&x["elapsed_usec"]);
+    assert!((10_000_000..30_000_000).contains(&elapsed), "{elapsed}");
+    drop(agents);
+}

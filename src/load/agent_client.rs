@@ -55,7 +55,8 @@ impl Executor for HttpOnly {
 }
 
 /// Starts a share in the background; returns its [`Live`] (to abort it). Reports go to `out`
-/// every [`REPORT_EVERY`] while something finished, then a last one and `Done`.
+/// every [`REPORT_EVERY`] (empty ones too: they say the agent is alive), then a last one
+/// and `Done`.
 pub fn start(share: Share, http: HttpClient, out: mpsc::UnboundedSender<Out>) -> Arc<Live> {
     let n_tasks = share.job.tasks.len();
     // max_failure_count is the server's to judge, on every agent's failures together.
@@ -97,12 +98,9 @@ pub fn start(share: Share, http: HttpClient, out: mpsc::UnboundedSender<Out>) ->
         loop {
             tokio::select! {
                 _ = &mut run => break,
-                _ = ticks.tick() => {
-                    let part = l.take_part(&mut budget);
-                    if part.n_task() > 0 {
-                        send(part);
-                    }
-                }
+                // Sent even when empty: the server counts an agent silent for
+                // `agents::SILENT_LOST` lost.
+                _ = ticks.tick() => send(l.take_part(&mut budget)),
             }
         }
         let part = l.take_part(&mut budget);

@@ -23,6 +23,11 @@ use super::stats::Part;
 /// counting it lost (its tasks in flight finish first; an HTTP task's default limit is 30 s).
 const DONE_GRACE: Duration = Duration::from_secs(60);
 
+/// An agent sends a report every second while its share runs (empty when nothing
+/// finished), so one that sends nothing for this long is stopped or cut off (a SIGSTOP, a
+/// partition that TCP has not noticed yet): it is counted lost, and the run does not wait.
+pub const SILENT_LOST: Duration = Duration::from_secs(10);
+
 /// How far ahead of the server's run clock an agent's timeline second may be (clock rates
 /// differ a little; reports take time to arrive).
 const CLOCK_SLACK_SEC: u64 = 10;
@@ -283,13 +288,17 @@ pub async fn drive(
     drop(tx);
     let mut aborted = live.abort_watch();
     let mut abort_sent = false;
-    // Armed once: a run with a time limit cannot wait forever on an agent that hangs.
+    // Armed once: a run with a time limit cannot wait forever on an agent that still
+    // reports but never finishes.
     let give_up = tokio::time::sleep(run_for.map_or(Duration::MAX / 4, |d| d + DONE_GRACE));
     tokio::pin!(give_up);
+    let mut heard = vec![tokio::time::Instant::now(); agents.len()];
+    let mut silence = tokio::time::interval(Duration::from_secs(1));
     while over.iter().any(|o| !o) {
         tokio::select! {
             ev = rx.recv() => {
                 let Some((i, ev)) = ev else { break };
+                heard[i] = tokio::time::Instant::now();
                 match ev {
                     Event::Report(mut part) => {
                         let n = part.n_task();
@@ -330,6 +339,19 @@ pub async fn drive(
                 for (i, (link, _)) in agents.iter().enumerate() {
                     if !over[i] {
                         link.send(Command::Abort { exec_id: exec_id.clone(), reason: reason.clone() });
+                    }
+                }
+            }
+            now = silence.tick() => {
+                for (i, (link, _)) in agents.iter().enumerate() {
+                    if !over[i] && now.duration_since(heard[i]) >= SILENT_LOST {
+                        tracing::warn!(
+                            exec = %exec_id, agent = %link.id, addr = %link.addr,
+                            silent_s = SILENT_LOST.as_secs(), n_task = entries[i].n_task,
+                            "load agent silent; counted lost, its reports so far are kept"
+                        );
+                        entries[i].lost = true;
+                        over[i] = true;
                     }
                 }
             }
