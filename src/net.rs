@@ -473,7 +473,13 @@ async fn connection(
     let svc = {
         let act = act.clone();
         let app = shared.app.clone();
-        tower::service_fn(move |req: Request<hyper::body::Incoming>| {
+        tower::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            // What tonic's `Request::remote_addr` reads (a load agent's entry names it).
+            req.extensions_mut()
+                .insert(tonic::transport::server::TcpConnectInfo {
+                    local_addr: None,
+                    remote_addr: Some(peer),
+                });
             let req_guard = act.begin();
             let app = app.clone();
             let refused = limiter.as_ref().and_then(|l| {

@@ -166,6 +166,7 @@ pub async fn run(cmd: Command) -> CliResult {
             Ok(())
         }
         Command::Jobs(a) => super::jobs::run(a).await,
+        Command::Agent(a) => super::agent::run(a).await,
         Command::Dead {
             action,
             task,

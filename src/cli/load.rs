@@ -110,12 +110,27 @@ pub struct ExecArgs {
     /// Ask the HTTP face's 400 on an exceeded threshold (echoed in the JobExec).
     #[arg(long)]
     pub error_400_on_threshold_exceeded: bool,
+    /// Run on this many connected load agents (`taskhive agent`), or `all`, instead of in
+    /// the server; the swarms (or the arrival rate) are split across them.
+    #[arg(long, value_name = "N|all", value_parser = parse_agents)]
+    pub agents: Option<pb::exec_request::Agents>,
     /// Where the server is.
     #[command(flatten)]
     pub conn: Conn,
 }
 
-fn parse_param(s: &str) -> Result<(String, String), String> {
+fn parse_agents(s: &str) -> Result<pb::exec_request::Agents, String> {
+    use pb::exec_request::Agents;
+    if s == "all" {
+        return Ok(Agents::AgentsAll(true));
+    }
+    match s.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(Agents::AgentsN(n)),
+        _ => Err(format!("{s:?}: expected a count >= 1 or all")),
+    }
+}
+
+pub(crate) fn parse_param(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("{s:?} is not KEY=VALUE")),
@@ -318,6 +333,7 @@ async fn exec(a: ExecArgs) -> Result<ExitCode, Box<dyn std::error::Error + Send 
             report_failures: None,
             error_400_on_threshold_exceeded: a.error_400_on_threshold_exceeded,
             webhook_url: a.webhook.unwrap_or_default(),
+            agents: a.agents,
         })
         .await?
         .into_inner();
@@ -440,6 +456,16 @@ fn print_summary(x: &pb::JobExec) {
                 usec(t.threshold_max_usec as u64)
             );
         }
+    }
+    for a in &x.agents {
+        println!(
+            "agent {} ({}): {} swarms, {} tasks{}",
+            a.id,
+            a.addr,
+            a.swarms,
+            a.n_task,
+            if a.lost { ", lost mid-run" } else { "" }
+        );
     }
     if x.aborted {
         println!("aborted: {}", x.abort_reason);

@@ -1,5 +1,6 @@
 //! The `taskhive` command line: `serve` plus client commands that speak gRPC to a server.
 
+pub mod agent;
 pub mod bench;
 pub mod commands;
 pub mod conn;
@@ -193,6 +194,9 @@ pub enum Command {
     },
     /// Run a shell command for each job of a task (Periodic's `run --exec`).
     Run(exec_worker::RunArgs),
+    /// Be a load agent: take shares of load executions from the server (`load exec
+    /// --agents N`) and run them here with the built-in HTTP classes.
+    Agent(agent::AgentArgs),
     /// Measure throughput and latency (submit, e2e, dispatch).
     Bench(bench::BenchArgs),
     /// Make tokens-file lines for `serve --auth`.

@@ -141,6 +141,11 @@ pub async fn load_runner(
             "Exec is a streaming method: call it over gRPC, or POST /exec",
         )
         .into_response(),
+        "Agent" => ApiError::new(
+            Code::Unimplemented,
+            "Agent is a bidirectional stream: load agents call it over gRPC (taskhive agent)",
+        )
+        .into_response(),
         _ => ApiError::new(
             Code::NotFound,
             format!("taskhive.v1.LoadRunner has no method {method:?}"),

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::job::LoadJob;
 use super::stages::Ramp;
-use super::stats::{ExecStats, Sample, Snapshot};
+use super::stats::{ExecStats, Part, Sample, Snapshot};
 use crate::metrics::ExecMetrics;
 
 /// What one task run reports.
@@ -155,6 +155,46 @@ impl Live {
     /// Why the run was stopped, if it was.
     pub fn abort_reason(&self) -> Option<String> {
         self.abort.borrow().clone()
+    }
+
+    /// Follows the abort switch: `Some(reason)` once the run is stopped.
+    pub fn abort_watch(&self) -> watch::Receiver<Option<String>> {
+        self.abort.subscribe()
+    }
+
+    /// Adds statistics recorded elsewhere (a load agent's report): the Prometheus series,
+    /// the counters and histograms, and the max_failure_count check, as `record` does for
+    /// one sample, so a limit is judged on the merged figures.
+    pub fn merge(&self, part: Part) -> Result<(), String> {
+        if let Some(m) = &self.metrics {
+            for t in &part.tasks {
+                // The series count successes and failures per task, and latencies
+                // regardless of outcome: totals per task are exact, as in-process.
+                let mut successes = t.n_success;
+                for v in t.hist.iter_recorded() {
+                    for _ in 0..v.count_at_value() {
+                        let ok = successes > 0;
+                        successes = successes.saturating_sub(1);
+                        m.sample(t.task, ok, v.value_iterated_to());
+                    }
+                }
+            }
+        }
+        let n_fail = {
+            let mut st = self.stats.lock().expect("poisoned");
+            st.merge(part)?;
+            st.n_fail()
+        };
+        if self.max_failures > 0 && n_fail >= self.max_failures {
+            self.abort(format!("max_failure_count {} reached", self.max_failures));
+        }
+        Ok(())
+    }
+
+    /// What was recorded since the previous call (a load agent's report); see
+    /// [`ExecStats::take_part`].
+    pub fn take_part(&self, budget: &mut [u64]) -> Part {
+        self.stats.lock().expect("poisoned").take_part(budget)
     }
 
     /// The statistics, leaving empty ones behind (call once the run is over).

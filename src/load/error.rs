@@ -30,6 +30,14 @@ pub enum Error {
         /// The task (remote class) without a worker.
         task: String,
     },
+    /// An Exec asked for more load agents than are connected to this server.
+    #[error("agents: {asked} asked, {connected} connected to this server")]
+    TooFewAgents {
+        /// What was asked.
+        asked: super::exec_request::Agents,
+        /// Agents connected now.
+        connected: usize,
+    },
     /// The job cannot run now for another reason.
     #[error("{0}")]
     FailedPrecondition(String),
@@ -60,6 +68,7 @@ impl Error {
             Error::NotFound(_) => "NOT_FOUND",
             Error::Busy { .. } => "EXEC_BUSY",
             Error::NoWorker { .. } => "NO_WORKER",
+            Error::TooFewAgents { .. } => "TOO_FEW_AGENTS",
             Error::FailedPrecondition(_) => "FAILED_PRECONDITION",
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             Error::Store(_) => "STORE_UNAVAILABLE",
@@ -81,6 +90,11 @@ impl Error {
                 }
                 m
             }
+            Error::TooFewAgents { asked, connected } => vec![
+                ("field", "agents".into()),
+                ("asked", asked.to_string()),
+                ("connected", connected.to_string()),
+            ],
             Error::NotFound(_)
             | Error::FailedPrecondition(_)
             | Error::PermissionDenied(_)

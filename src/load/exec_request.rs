@@ -23,6 +23,36 @@ pub struct ExecOptions {
     pub error_400_on_threshold_exceeded: bool,
     /// Run in the background and POST the JobExec here.
     pub webhook_url: Option<http::Uri>,
+    /// Run on load agents instead of in the server (`None` = in the server).
+    pub agents: Option<Agents>,
+}
+
+/// Which load agents an Exec asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Agents {
+    /// This many (at least one).
+    Count(u32),
+    /// Every agent connected.
+    All,
+}
+
+impl std::fmt::Display for Agents {
+    /// As the `/exec` body writes it: a count, or `all`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Agents::Count(n) => write!(f, "{n}"),
+            Agents::All => f.write_str("all"),
+        }
+    }
+}
+
+/// The `agents` field as received: a count not yet checked, or `"all"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawAgents {
+    /// A count (must be >= 1).
+    Count(i64),
+    /// `"all"`.
+    All,
 }
 
 /// An Exec request as received, before validation.
@@ -42,6 +72,8 @@ pub struct RawExec {
     pub error_400_on_threshold_exceeded: bool,
     /// Empty = none.
     pub webhook_url: String,
+    /// Unset = in the server.
+    pub agents: Option<RawAgents>,
 }
 
 const EXEC_FIELDS: &[&str] = &[
@@ -52,6 +84,7 @@ const EXEC_FIELDS: &[&str] = &[
     "report_failures",
     "error_400_on_threshold_exceeded",
     "webhook_url",
+    "agents",
 ];
 
 impl RawExec {
@@ -90,6 +123,19 @@ impl RawExec {
                 .bool("error_400_on_threshold_exceeded")?
                 .unwrap_or(false),
             webhook_url: f.str("webhook_url")?.unwrap_or_default().to_string(),
+            agents: match f.get("agents") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(s)) if s == "all" => Some(RawAgents::All),
+                Some(v) => match v.as_i64() {
+                    Some(n) => Some(RawAgents::Count(n)),
+                    None => {
+                        return Err(Error::invalid(
+                            "agents",
+                            format!("expected a count or \"all\", got {v}"),
+                        ))
+                    }
+                },
+            },
         })
     }
 
@@ -114,6 +160,19 @@ impl RawExec {
         } else {
             Some(check_url("webhook_url", &self.webhook_url, true)?)
         };
+        let agents = match self.agents {
+            None => None,
+            Some(RawAgents::All) => Some(Agents::All),
+            Some(RawAgents::Count(n)) if (1..=i64::from(u32::MAX)).contains(&n) => {
+                Some(Agents::Count(n as u32))
+            }
+            Some(RawAgents::Count(n)) => {
+                return Err(Error::invalid(
+                    "agents",
+                    format!("{n} must be >= 1 (or \"all\"; leave it out to run in the server)"),
+                ))
+            }
+        };
         Ok(ExecOptions {
             name: self.name,
             params,
@@ -122,6 +181,7 @@ impl RawExec {
             report_failures: self.report_failures.unwrap_or(true),
             error_400_on_threshold_exceeded: self.error_400_on_threshold_exceeded,
             webhook_url,
+            agents,
         })
     }
 }
@@ -170,5 +230,24 @@ mod tests {
         assert!(err(r#"{"name": "a", "report_progress": "yes"}"#)
             .starts_with("report_progress: expected true or false"));
         assert!(err(r#"{"name": "a", "nmae": "b"}"#).starts_with("nmae: unknown field"));
+        assert!(err(r#"{"name": "a", "agents": 0}"#).starts_with("agents: 0 must be >= 1"));
+        assert!(err(r#"{"name": "a", "agents": -2}"#).starts_with("agents: -2 must be >= 1"));
+        assert!(err(r#"{"name": "a", "agents": "some"}"#).starts_with("agents: expected a count"));
+        assert!(err(r#"{"name": "a", "agents": 1.5}"#).starts_with("agents: expected a count"));
+    }
+
+    #[test]
+    fn agents_count_or_all() {
+        let agents = |text: &str| RawExec::from_json(text).unwrap().check().unwrap().agents;
+        assert_eq!(agents(r#"{"name": "a"}"#), None);
+        assert_eq!(agents(r#"{"name": "a", "agents": null}"#), None);
+        assert_eq!(
+            agents(r#"{"name": "a", "agents": 3}"#),
+            Some(Agents::Count(3))
+        );
+        assert_eq!(
+            agents(r#"{"name": "a", "agents": "all"}"#),
+            Some(Agents::All)
+        );
     }
 }

@@ -138,6 +138,19 @@ fn summary(e: &JobExec) -> String {
         let why = e.abort_reason.clone().unwrap_or_default();
         facts.push(("aborted", why));
     }
+    if let Some(agents) = &e.agents {
+        let each: Vec<String> = agents
+            .iter()
+            .map(|a| {
+                let lost = if a.lost { ", lost mid-run" } else { "" };
+                format!(
+                    "{} {} ({} swarms, {} tasks{lost})",
+                    a.id, a.addr, a.swarms, a.n_task
+                )
+            })
+            .collect();
+        facts.push(("agents", each.join("; ")));
+    }
     let mut dl = String::from(r#"<dl class="facts">"#);
     for (k, v) in facts {
         let _ = write!(dl, "<dt>{k}</dt><dd>{}</dd>", escape(&v));
@@ -263,6 +276,33 @@ mod tests {
         assert!(!page.contains("{{"), "an unfilled marker is left");
         // Nothing is fetched: no external script, stylesheet or image.
         assert!(!page.contains(" src=") && !page.contains("stylesheet"));
+    }
+
+    #[test]
+    fn an_agent_run_lists_its_agents() {
+        let mut e = exec_with_context("ok");
+        assert!(!render(&e).contains("<dt>agents</dt>"));
+        e.agents = Some(vec![
+            crate::load::report::ExecAgent {
+                id: "a1".into(),
+                addr: "10.0.0.7:41000".into(),
+                swarms: 2,
+                n_task: 40,
+                lost: false,
+            },
+            crate::load::report::ExecAgent {
+                id: "a2".into(),
+                addr: "10.0.0.8:41000".into(),
+                swarms: 1,
+                n_task: 7,
+                lost: true,
+            },
+        ]);
+        let page = render(&e);
+        assert!(page.contains(
+            "<dt>agents</dt><dd>a1 10.0.0.7:41000 (2 swarms, 40 tasks); \
+             a2 10.0.0.8:41000 (1 swarms, 7 tasks, lost mid-run)</dd>"
+        ));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! Pure parts (job validation, statistics, templates, the engine's scheduling) are separate
 //! from the edges (HTTP client, scheduler dispatch, store, faces). See ARCHITECTURE.md.
 
+pub mod agent_client;
+pub mod agents;
 pub mod allow;
 pub mod catalog;
 pub mod dispatch;

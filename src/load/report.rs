@@ -152,6 +152,25 @@ pub struct JobExec {
     /// The job's stages, when it ramps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<Vec<crate::load::stages::Stage>>,
+    /// The load agents that ran it, when the Exec asked for agents (absent otherwise, so
+    /// an in-process JobExec is unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<Vec<ExecAgent>>,
+}
+
+/// One load agent's part in an execution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecAgent {
+    /// Its id on the server.
+    pub id: String,
+    /// Where it connected from.
+    pub addr: String,
+    /// Swarms it was given.
+    pub swarms: u64,
+    /// Tasks it finished and reported.
+    pub n_task: u64,
+    /// It went away before finishing its share; what it reported is counted.
+    pub lost: bool,
 }
 
 impl JobExec {

@@ -6,9 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
+use super::agents::{self as agents_mod, AgentLink, AgentPool, Share};
 use super::catalog::{Catalog, TaskClass};
 use super::dispatch::Dispatcher;
 use super::engine::{self, Live, Plan};
@@ -17,7 +19,7 @@ use super::exec_request::ExecOptions;
 use super::fields;
 use super::http::HttpClient;
 use super::job::{parse_job, LoadJob, Rules};
-use super::report::{format_time, ExecSummary, JobExec, RunningExec, ServerStatus};
+use super::report::{format_time, ExecAgent, ExecSummary, JobExec, RunningExec, ServerStatus};
 use super::stats::{ExecStats, Snapshot};
 use crate::config::LoadConfig;
 use crate::metrics::Metrics;
@@ -94,6 +96,7 @@ struct Inner {
     busy: watch::Sender<bool>,
     metrics: Arc<Metrics>,
     exec_lock: Option<Arc<dyn ExecLock>>,
+    agents: AgentPool,
 }
 
 /// A lock held by the node running an execution, so the rule "one execution at a time"
@@ -162,6 +165,7 @@ impl LoadRunner {
                 busy: watch::channel(false).0,
                 metrics: p.metrics,
                 exec_lock: p.exec_lock,
+                agents: AgentPool::default(),
             }),
         }
     }
@@ -256,6 +260,11 @@ impl LoadRunner {
         });
     }
 
+    /// The load agents connected to this server.
+    pub fn agents(&self) -> &AgentPool {
+        &self.inner.agents
+    }
+
     /// Every saved job, by name.
     pub fn jobs(&self) -> Vec<LoadJob> {
         self.inner
@@ -347,6 +356,10 @@ impl LoadRunner {
         }
 
         let exec_id = uuid::Uuid::new_v4().to_string();
+        let on_agents = match opts.agents {
+            None => None,
+            Some(asked) => Some(self.shares(asked, &job, &classes, &opts, &exec_id)?),
+        };
         let t0 = Utc::now();
         let class_names: Vec<&str> = job.tasks.iter().map(|t| t.task_class.as_str()).collect();
         let live = Arc::new(
@@ -437,12 +450,69 @@ impl LoadRunner {
             opts,
             t0,
             live,
+            on_agents,
         };
         tokio::spawn(tracing::Instrument::instrument(
             run.drive(dispatcher, events),
             span,
         ));
         Ok(rx)
+    }
+
+    /// Each agent's share of `job`: refused when a task is not a built-in HTTP class (an
+    /// agent has no workers), when the job ramps, or when too few agents are connected.
+    fn shares(
+        &self,
+        asked: super::exec_request::Agents,
+        job: &LoadJob,
+        classes: &[TaskClass],
+        opts: &ExecOptions,
+        exec_id: &str,
+    ) -> Result<Vec<(Arc<AgentLink>, Share)>, Error> {
+        let mut defs = Vec::with_capacity(classes.len());
+        for (n, class) in classes.iter().enumerate() {
+            match class {
+                TaskClass::Http(def) => defs.push(def.clone()),
+                TaskClass::Remote(name) => {
+                    return Err(Error::invalid(
+                        format!("tasks[{n}].task_class"),
+                        format!(
+                            "{name} is a remote class; load agents run built-in HTTP classes only (leave agents out)"
+                        ),
+                    ))
+                }
+            }
+        }
+        if job.stages.is_some() {
+            return Err(Error::invalid(
+                "agents",
+                format!(
+                    "job {:?} has stages; a staged job runs in the server only (leave agents out)",
+                    job.name
+                ),
+            ));
+        }
+        let picked = self.inner.agents.pick(asked, job.n_swarm)?;
+        let swarms: Vec<u64> = picked.iter().map(|(_, s)| *s).collect();
+        let rates = job.rate_per_sec.map(|r| agents_mod::split_rate(r, &swarms));
+        let mut first_swarm = 1;
+        Ok(picked
+            .into_iter()
+            .enumerate()
+            .map(|(i, (link, n))| {
+                let share = Share {
+                    exec_id: exec_id.to_string(),
+                    job: agents_mod::share_job(job, n, rates.as_ref().map(|r| r[i])),
+                    params: opts.params.clone(),
+                    classes: defs.clone(),
+                    first_swarm,
+                    max_executions: self.inner.cfg.max_executions as u64,
+                    report_failures: opts.report_failures,
+                };
+                first_swarm += n;
+                (link, share)
+            })
+            .collect())
     }
 
     /// Archived executions, newest first.
@@ -529,6 +599,8 @@ struct Run {
     opts: ExecOptions,
     t0: DateTime<Utc>,
     live: Arc<Live>,
+    // Set when the Exec asked for agents: who runs which share.
+    on_agents: Option<Vec<(Arc<AgentLink>, Share)>>,
 }
 
 impl Run {
@@ -545,7 +617,7 @@ impl Run {
     }
 
     /// Runs the swarms, reports progress, then archives and delivers the JobExec.
-    async fn drive(self, dispatcher: Dispatcher, events: Option<mpsc::Sender<ExecEvent>>) {
+    async fn drive(mut self, dispatcher: Dispatcher, events: Option<mpsc::Sender<ExecEvent>>) {
         let send = |e: ExecEvent| {
             // A slow or gone client misses progress events; the run does not wait for it.
             if let Some(tx) = &events {
@@ -553,19 +625,34 @@ impl Run {
             }
         };
         send(ExecEvent::Progress(self.progress(0.0)));
-        let swarms = engine::run(
-            Arc::new(Plan::of(&self.job)),
-            Arc::new(dispatcher),
-            self.live.clone(),
-        );
+        // In the server, or on agents whose reports merge into the same `live`.
+        let swarms: futures_util::future::BoxFuture<'static, Option<Vec<ExecAgent>>> =
+            match self.on_agents.take() {
+                None => {
+                    let run = engine::run(
+                        Arc::new(Plan::of(&self.job)),
+                        Arc::new(dispatcher),
+                        self.live.clone(),
+                    );
+                    Box::pin(async move {
+                        run.await;
+                        None
+                    })
+                }
+                Some(shares) => {
+                    let run_for = (self.job.duration_sec() > 0)
+                        .then(|| Duration::from_secs(self.job.duration_sec()));
+                    Box::pin(agents_mod::drive(shares, self.live.clone(), run_for).map(Some))
+                }
+            };
         tokio::pin!(swarms);
         let start = tokio::time::Instant::now();
         let mut ticks = tokio::time::interval_at(start + PROGRESS_EVERY, PROGRESS_EVERY);
         let (mut prev_at, mut prev_n) = (start, 0u64);
         let mut next_log = LOG_EVERY;
-        loop {
+        let took_part = loop {
             tokio::select! {
-                _ = &mut swarms => break,
+                entries = &mut swarms => break entries,
                 now = ticks.tick() => {
                     let n = self.live.snapshot().n_task;
                     let dt = now.duration_since(prev_at).as_secs_f64();
@@ -587,10 +674,10 @@ impl Run {
                     send(ExecEvent::Progress(p));
                 }
             }
-        }
+        };
 
         let elapsed = self.live.elapsed().as_micros() as u64;
-        let report = self.live.take_stats().into_report(
+        let mut report = self.live.take_stats().into_report(
             self.exec_id.clone(),
             &self.job,
             &self.opts,
@@ -598,6 +685,7 @@ impl Run {
             elapsed,
             self.live.abort_reason(),
         );
+        report.agents = took_part;
         tracing::info!(
             exec = %report.id, job = %report.name, n_task = report.n_task, n_fail = report.n_fail,
             elapsed_usec = report.elapsed_usec, threshold_exceeded = report.threshold_exceeded,

@@ -55,6 +55,44 @@ fn histogram(sigfig: u8) -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_TRACKED_USEC, sigfig).expect("valid histogram bounds")
 }
 
+/// A task's latency histogram, empty (what [`TaskPart::hist`] is built from).
+pub fn task_histogram() -> Histogram<u64> {
+    histogram(3)
+}
+
+/// A timeline second's histogram, empty (what [`SecondPart::hist`] is built from).
+pub fn second_histogram() -> Histogram<u64> {
+    histogram(2)
+}
+
+/// `into += from`; values beyond `into`'s range count at its top (as recording them would).
+fn add_histogram(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    if into.add(from).is_err() {
+        for v in from.iter_recorded() {
+            let _ = into.record_n(v.value_iterated_to().min(into.high()), v.count_at_value());
+        }
+    }
+}
+
+/// The V2 serialization of `h` (HdrHistogram's standard encoding, uncompressed).
+pub fn encode_histogram(h: &Histogram<u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    hdrhistogram::serialization::Serializer::serialize(
+        &mut hdrhistogram::serialization::V2Serializer::new(),
+        h,
+        &mut out,
+    )
+    .expect("a histogram serializes into memory");
+    out
+}
+
+/// Reads a V2 (or V2 deflate) serialized histogram.
+pub fn decode_histogram(bytes: &[u8]) -> Result<Histogram<u64>, String> {
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut std::io::Cursor::new(bytes))
+        .map_err(|e| format!("not an HDR histogram (V2 serialization): {e:?}"))
+}
+
 /// The value at quantile `q`, never above the exact maximum (HDR reports a bucket's top).
 fn quantile(h: &Histogram<u64>, q: f64, max: u64) -> u64 {
     if h.is_empty() {
@@ -120,6 +158,91 @@ impl Second {
         if let Some(h) = self.hist.take() {
             self.p99 = quantile(&h, 0.99, h.max());
         }
+    }
+}
+
+/// What one task's runs measured: counters and a histogram, mergeable with another's.
+#[derive(Clone, Debug)]
+pub struct TaskPart {
+    /// Index of the task in the job.
+    pub task: usize,
+    /// Succeeded.
+    pub n_success: u64,
+    /// Failed.
+    pub n_fail: u64,
+    /// Fastest (meaningless when no run is counted).
+    pub min_usec: u64,
+    /// Slowest.
+    pub max_usec: u64,
+    /// Sum of latencies.
+    pub tot_usec: u64,
+    /// Latencies, 3 significant digits (as the server's own).
+    pub hist: Histogram<u64>,
+    /// Runs kept for the executions list (the rest are counted only).
+    pub kept: Vec<KeptRun>,
+}
+
+/// One run kept for the executions list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptRun {
+    /// Swarm, from 1.
+    pub swarm_id: u64,
+    /// Start, µs since the run began.
+    pub start_usec: u64,
+    /// Latency.
+    pub elapsed_usec: u64,
+    /// What the task said.
+    pub request_context: String,
+    /// Succeeded.
+    pub is_success: bool,
+}
+
+/// One second of the timeline.
+#[derive(Clone, Debug)]
+pub struct SecondPart {
+    /// Seconds since the run began.
+    pub second: u64,
+    /// Tasks finished in it.
+    pub n_task: u64,
+    /// Of which failed.
+    pub n_fail: u64,
+    /// Their latencies (2 significant digits, as the timeline's own).
+    pub hist: Histogram<u64>,
+}
+
+/// Statistics of a stretch of a run (a load agent's report): everything [`ExecStats`] keeps,
+/// in a form another `ExecStats` merges exactly (counts add, histograms add, min/max
+/// compare), so statistics merged from parts equal those of one process seeing every sample.
+#[derive(Clone, Debug, Default)]
+pub struct Part {
+    /// Tasks that ran.
+    pub tasks: Vec<TaskPart>,
+    /// Timeline seconds that changed.
+    pub seconds: Vec<SecondPart>,
+}
+
+impl Part {
+    /// Tasks finished in this part.
+    pub fn n_task(&self) -> u64 {
+        self.tasks.iter().map(|t| t.n_success + t.n_fail).sum()
+    }
+
+    /// Moves a part recorded on a clock that started `offset_usec` after the run's (a load
+    /// agent started on its AgentStart) onto the run's clock.
+    pub fn shift(&mut self, offset_usec: u64) {
+        for t in &mut self.tasks {
+            for k in &mut t.kept {
+                k.start_usec = k.start_usec.saturating_add(offset_usec);
+            }
+        }
+        for s in &mut self.seconds {
+            s.second = s.second.saturating_add(offset_usec / 1_000_000);
+        }
+    }
+
+    /// The latest timeline second it touches.
+    pub fn last_second(&self) -> Option<u64> {
+        self.seconds.iter().map(|s| s.second).max()
     }
 }
 
@@ -212,6 +335,145 @@ impl ExecStats {
             self.timeline[self.closed].close();
             self.closed += 1;
         }
+    }
+
+    /// Takes what was recorded since the start or the previous call, leaving the counters
+    /// empty (a load agent's per-second report). `budget[t]` is how many more runs of task
+    /// `t` may be kept for the executions list; it is lowered by what the part keeps, and
+    /// runs past it are dropped here (the counters still cover them).
+    pub fn take_part(&mut self, budget: &mut [u64]) -> Part {
+        let n_tasks = self.tasks.len();
+        let tasks = std::mem::replace(
+            &mut self.tasks,
+            (0..n_tasks).map(|_| TaskStats::new()).collect(),
+        );
+        let tasks = tasks
+            .into_iter()
+            .enumerate()
+            .filter(|(_, t)| t.n > 0)
+            .map(|(i, mut t)| {
+                let room = budget.get(i).copied().unwrap_or(0);
+                t.kept.truncate(room.min(usize::MAX as u64) as usize);
+                if let Some(b) = budget.get_mut(i) {
+                    *b -= t.kept.len() as u64;
+                }
+                TaskPart {
+                    task: i,
+                    n_success: t.n_success,
+                    n_fail: t.n_fail,
+                    min_usec: t.min,
+                    max_usec: t.max,
+                    tot_usec: t.tot,
+                    hist: t.hist,
+                    kept: t
+                        .kept
+                        .into_iter()
+                        .map(|k| KeptRun {
+                            swarm_id: k.swarm_id,
+                            start_usec: k.start_usec,
+                            elapsed_usec: k.elapsed_usec,
+                            request_context: k.request_context,
+                            is_success: k.is_success,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        // The timeline keeps its seconds (one small entry per second of the run), emptied:
+        // the last few stay open with a fresh histogram, since samples of the current
+        // second go on arriving after the take; older ones are closed (a sample landing
+        // there still counts, as in `add_to_timeline`).
+        let open_from = self.timeline.len().saturating_sub(OPEN_SECONDS + 1);
+        let mut seconds = Vec::new();
+        for (i, sec) in self.timeline.iter_mut().enumerate() {
+            if sec.n == 0 {
+                continue;
+            }
+            let fresh = (i >= open_from).then(|| histogram(2));
+            let hist = std::mem::replace(&mut sec.hist, fresh).unwrap_or_else(|| histogram(2));
+            seconds.push(SecondPart {
+                second: i as u64,
+                n_task: sec.n,
+                n_fail: sec.n_fail,
+                hist,
+            });
+            (sec.n, sec.n_fail) = (0, 0);
+        }
+        self.overall.reset();
+        (self.n, self.n_success, self.n_fail, self.max) = (0, 0, 0, 0);
+        Part { tasks, seconds }
+    }
+
+    /// Adds a part recorded elsewhere (a load agent's report). A task index outside the
+    /// job is an error naming it; nothing of that part is merged then.
+    pub fn merge(&mut self, part: Part) -> Result<(), String> {
+        if let Some(t) = part.tasks.iter().find(|t| t.task >= self.tasks.len()) {
+            return Err(format!(
+                "task {} out of range: the job has {}",
+                t.task,
+                self.tasks.len()
+            ));
+        }
+        for p in part.tasks {
+            let n = p.n_success + p.n_fail;
+            if n == 0 {
+                continue;
+            }
+            let t = &mut self.tasks[p.task];
+            t.n += n;
+            t.n_success += p.n_success;
+            t.n_fail += p.n_fail;
+            t.min = t.min.min(p.min_usec);
+            t.max = t.max.max(p.max_usec);
+            t.tot = t.tot.saturating_add(p.tot_usec);
+            // Same bounds on both sides, so `add` cannot fail; a foreign histogram with
+            // wider values saturates rather than losing the part.
+            add_histogram(&mut t.hist, &p.hist);
+            add_histogram(&mut self.overall, &p.hist);
+            let room = self.cap.saturating_sub(t.kept.len());
+            let kept = p.kept.len();
+            t.kept.extend(p.kept.into_iter().take(room).map(|k| Kept {
+                swarm_id: k.swarm_id,
+                start_usec: k.start_usec,
+                elapsed_usec: k.elapsed_usec,
+                request_context: k.request_context,
+                is_success: k.is_success,
+            }));
+            // Runs the sender did not keep, and those past the cap here, are counted only.
+            t.dropped += n.saturating_sub(kept.min(room) as u64);
+            self.n += n;
+            self.n_success += p.n_success;
+            self.n_fail += p.n_fail;
+            self.max = self.max.max(p.max_usec);
+        }
+        let mut newest = None;
+        for s in part.seconds {
+            let sec = s.second as usize;
+            while self.timeline.len() <= sec {
+                self.timeline.push(Second {
+                    n: 0,
+                    n_fail: 0,
+                    hist: Some(histogram(2)),
+                    p99: 0,
+                });
+            }
+            let b = &mut self.timeline[sec];
+            b.n += s.n_task;
+            b.n_fail += s.n_fail;
+            // A report for a second already closed still counts; only its p99 misses it.
+            if let Some(h) = b.hist.as_mut() {
+                add_histogram(h, &s.hist);
+            }
+            newest = newest.max(Some(sec));
+        }
+        if let Some(sec) = newest {
+            let open_from = sec.saturating_sub(OPEN_SECONDS);
+            while self.closed < open_from {
+                self.timeline[self.closed].close();
+                self.closed += 1;
+            }
+        }
+        Ok(())
     }
 
     /// Failed runs so far (cheap: no percentiles).
@@ -330,6 +592,7 @@ impl ExecStats {
                 })
                 .collect(),
             stages: job.stages.clone(),
+            agents: None,
         }
     }
 }
@@ -410,6 +673,162 @@ mod tests {
         assert_eq!((b.n_task, b.min_usec, b.avg_usec), (0, 0, 0));
         assert_eq!(r.timeline.len(), 1);
         assert_eq!(r.timeline[0].n_task, 3);
+    }
+
+    /// Samples with distinct latencies per "agent" (1-3 ms, 10-30 ms, 100-300 ms).
+    fn agent_samples(agent: u64) -> Vec<Sample> {
+        (0..500u64)
+            .map(|i| Sample {
+                task: (i % 2) as usize,
+                swarm_id: agent * 10 + i % 10,
+                start_usec: i * 7_000,
+                end_usec: i * 7_000 + 2_000,
+                elapsed_usec: 10u64.pow(agent as u32) * (1_000 + i * 4),
+                request_context: format!("agent {agent} run {i}"),
+                is_success: i % 9 != 0,
+            })
+            .collect()
+    }
+
+    fn report(s: ExecStats) -> JobExec {
+        s.into_report(
+            "x".into(),
+            &job(&[("a", 0, 0), ("b", 0, 0)]),
+            &opts(),
+            Utc::now(),
+            4_000_000,
+            None,
+        )
+    }
+
+    #[test]
+    fn parts_merged_equal_one_process_seeing_every_sample() {
+        let mut whole = ExecStats::new(2, 10_000);
+        let mut merged = ExecStats::new(2, 10_000);
+        for agent in 0..3 {
+            let mut own = ExecStats::new(2, 10_000);
+            let mut budget = vec![10_000; 2];
+            for (n, s) in agent_samples(agent).into_iter().enumerate() {
+                whole.record(s.clone());
+                own.record(s);
+                // Reports every 100 samples, as an agent's per-second reports.
+                if n % 100 == 99 {
+                    let mut part = own.take_part(&mut budget);
+                    // Through the wire encoding, as a report travels.
+                    for t in &mut part.tasks {
+                        t.hist = decode_histogram(&encode_histogram(&t.hist)).unwrap();
+                    }
+                    for sec in &mut part.seconds {
+                        sec.hist = decode_histogram(&encode_histogram(&sec.hist)).unwrap();
+                    }
+                    merged.merge(part).unwrap();
+                }
+            }
+        }
+        let (w, m) = (report(whole), report(merged));
+        assert_eq!(m.n_task, 1_500);
+        for k in ["a", "b"] {
+            let (w, m) = (&w.tasks[k], &m.tasks[k]);
+            assert_eq!(
+                (
+                    m.n_task,
+                    m.n_success,
+                    m.n_fail,
+                    m.min_usec,
+                    m.max_usec,
+                    m.tot_usec
+                ),
+                (
+                    w.n_task,
+                    w.n_success,
+                    w.n_fail,
+                    w.min_usec,
+                    w.max_usec,
+                    w.tot_usec
+                )
+            );
+            assert_eq!(
+                (m.p50_usec, m.p90_usec, m.p99_usec, m.p999_usec),
+                (w.p50_usec, w.p90_usec, w.p99_usec, w.p999_usec)
+            );
+            assert_eq!(m.executions.len(), w.executions.len());
+        }
+        assert_eq!(
+            (m.p50_usec, m.p90_usec, m.p99_usec, m.p999_usec),
+            (w.p50_usec, w.p90_usec, w.p99_usec, w.p999_usec)
+        );
+        // The merged p99 is the slowest agent's range, not an average of the agents' p99s.
+        assert!(m.p99_usec > 100_000, "{}", m.p99_usec);
+        assert_eq!(m.timeline, w.timeline);
+    }
+
+    #[test]
+    fn merged_executions_keep_the_cap_and_count_the_rest() {
+        let mut merged = ExecStats::new(2, 150);
+        for agent in 0..3 {
+            let mut own = ExecStats::new(2, 10_000);
+            // Each sender keeps at most 100 runs per task.
+            let mut budget = vec![100; 2];
+            for s in agent_samples(agent) {
+                own.record(s);
+            }
+            let part = own.take_part(&mut budget);
+            assert_eq!(budget, vec![0, 0]);
+            assert!(part.tasks.iter().all(|t| t.kept.len() == 100));
+            merged.merge(part).unwrap();
+        }
+        let r = report(merged);
+        for t in r.tasks.values() {
+            assert_eq!(t.executions.len(), 150);
+            assert_eq!(t.n_executions_dropped, t.n_task - 150);
+        }
+    }
+
+    #[test]
+    fn a_part_naming_an_unknown_task_is_refused_whole() {
+        let mut own = ExecStats::new(3, 10);
+        own.record(sample(0, 0, 5, true));
+        own.record(sample(2, 0, 5, true));
+        let part = own.take_part(&mut [10, 10, 10]);
+        let mut merged = ExecStats::new(2, 10);
+        let e = merged.merge(part).unwrap_err();
+        assert!(e.contains("task 2 out of range"), "{e}");
+        assert_eq!(merged.snapshot().n_task, 0);
+    }
+
+    #[test]
+    fn parts_of_a_long_run_carry_only_the_seconds_that_changed() {
+        let mut s = ExecStats::new(1, 0);
+        for sec in 0..100u64 {
+            // Each second: one sample of that second, one late by a second.
+            s.record(sample(0, sec * 1_000_000, 10 + sec, true));
+            if sec > 0 {
+                s.record(sample(0, (sec - 1) * 1_000_000 + 500_000, 20, false));
+            }
+            let p = s.take_part(&mut [0]);
+            let got: Vec<(u64, u64)> = p.seconds.iter().map(|x| (x.second, x.n_task)).collect();
+            let want = if sec == 0 {
+                vec![(0, 1)]
+            } else {
+                vec![(sec - 1, 1), (sec, 1)]
+            };
+            assert_eq!(got, want);
+            // The late sample is still in its second's histogram (it stays open).
+            assert!(p.seconds.iter().all(|x| x.hist.len() == x.n_task));
+        }
+        // Closed seconds hold no histogram: memory stays one small entry per second.
+        assert!(s.timeline[..90].iter().all(|x| x.hist.is_none()));
+    }
+
+    #[test]
+    fn a_taken_part_leaves_empty_counters() {
+        let mut s = ExecStats::new(1, 10);
+        s.record(sample(0, 0, 5, false));
+        let p = s.take_part(&mut [10]);
+        assert_eq!((p.n_task(), p.tasks[0].n_fail, p.seconds.len()), (1, 1, 1));
+        assert_eq!(s.snapshot(), Snapshot::default());
+        assert_eq!(s.take_part(&mut [10]).n_task(), 0);
+        assert!(decode_histogram(b"not a histogram").is_err());
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
+    // As written, so the class can be handed to a load agent that parses it again.
+    source: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,7 +43,15 @@ impl Template {
         if !text.is_empty() {
             parts.push(Part::Text(text));
         }
-        Template { parts }
+        Template {
+            parts,
+            source: s.to_string(),
+        }
+    }
+
+    /// The text it was parsed from.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// The params it needs.

@@ -3,10 +3,11 @@
 use std::pin::Pin;
 
 use futures_util::{Stream, StreamExt};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
 use tonic::{Request, Response, Status};
 
 use super::load_convert::*;
+use crate::load::agents::Event as AgentEvent;
 use crate::load::{Error, LoadRunner};
 use crate::pb::{self, load_runner_server::LoadRunner as LoadRunnerApi};
 
@@ -87,6 +88,71 @@ impl LoadRunnerApi for LoadRunnerService {
         Ok(Response::new(pb::ListExecsResponse {
             execs: execs.into_iter().map(summary_pb).collect(),
         }))
+    }
+
+    type AgentStream = BoxStream<pb::AgentCommand>;
+
+    async fn agent(
+        &self,
+        req: Request<tonic::Streaming<pb::AgentMessage>>,
+    ) -> Result<Response<Self::AgentStream>, Status> {
+        use pb::agent_message::Msg;
+        let addr = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let mut inbound = req.into_inner();
+        let hello = match inbound.message().await? {
+            Some(pb::AgentMessage {
+                msg: Some(Msg::Hello(h)),
+            }) => h,
+            _ => {
+                return Err(
+                    Error::invalid("hello", "an agent stream starts with AgentHello").into(),
+                )
+            }
+        };
+        let runner = self.runner.clone();
+        let (link, commands) = runner
+            .agents()
+            .join(addr, hello.name.clone(), hello.capacity);
+        tracing::info!(
+            agent = %link.id, addr = %link.addr, name = %hello.name, capacity = hello.capacity,
+            "load agent connected"
+        );
+        let welcome = pb::AgentCommand {
+            cmd: Some(pb::agent_command::Cmd::Welcome(pb::AgentWelcome {
+                agent_id: link.id.clone(),
+            })),
+        };
+        // The agent's messages go to the run it serves; the end of the stream (a closed or
+        // broken connection) makes it lost there.
+        tokio::spawn(async move {
+            let why = loop {
+                match inbound.message().await {
+                    Ok(Some(m)) => match m.msg {
+                        Some(Msg::Report(r)) => {
+                            let exec = r.exec_id.clone();
+                            match part_of(r) {
+                                Ok(part) => link.deliver(Some(&exec), AgentEvent::Report(part)),
+                                Err(e) => tracing::warn!(
+                                    agent = %link.id, error = %e, "agent report unreadable; dropped"
+                                ),
+                            }
+                        }
+                        Some(Msg::Done(d)) => link.deliver(Some(&d.exec_id), AgentEvent::Done),
+                        Some(Msg::Hello(_)) | None => {
+                            tracing::warn!(agent = %link.id, "agent sent an unexpected message")
+                        }
+                    },
+                    Ok(None) => break "the agent closed its stream".to_string(),
+                    Err(e) => break format!("the agent's stream broke: {e}"),
+                }
+            };
+            tracing::info!(agent = %link.id, addr = %link.addr, reason = %why, "load agent gone");
+            runner.agents().leave(&link, why);
+        });
+        let stream = futures_util::stream::once(async move { welcome })
+            .chain(UnboundedReceiverStream::new(commands).map(command_pb))
+            .map(Ok);
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn get_exec(

@@ -3,10 +3,16 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::load::exec_request::RawExec;
+use std::sync::Arc;
+
+use crate::load::agents::{Command, Share};
+use crate::load::exec_request::{RawAgents, RawExec};
+use crate::load::http::HttpTaskDef;
 use crate::load::job::LoadJob;
 use crate::load::report::{ExecSummary, JobExec, ServerStatus};
 use crate::load::runner::{ExecEvent, Progress};
+use crate::load::stats::{self, KeptRun, Part, SecondPart, TaskPart};
+use crate::load::template::Template;
 use crate::pb;
 
 /// A typed job as the JSON document `/job` would take: unset fields are left out, so
@@ -103,6 +109,17 @@ pub fn raw_exec(r: pb::ExecRequest) -> RawExec {
         report_failures: r.report_failures,
         error_400_on_threshold_exceeded: r.error_400_on_threshold_exceeded,
         webhook_url: r.webhook_url,
+        agents: r.agents.map(|a| match a {
+            pb::exec_request::Agents::AgentsN(n) => RawAgents::Count(i64::from(n)),
+            // `agents_all: false` is a client saying "not all": read as unset.
+            pb::exec_request::Agents::AgentsAll(all) => {
+                if all {
+                    RawAgents::All
+                } else {
+                    RawAgents::Count(0)
+                }
+            }
+        }),
     }
 }
 
@@ -164,6 +181,18 @@ pub fn exec_pb(e: &JobExec, json: String) -> pb::JobExec {
         p999_usec: e.p999_usec,
         rps: e.rps,
         json,
+        agents: e
+            .agents
+            .iter()
+            .flatten()
+            .map(|a| pb::ExecAgent {
+                id: a.id.clone(),
+                addr: a.addr.clone(),
+                swarms: a.swarms,
+                n_task: a.n_task,
+                lost: a.lost,
+            })
+            .collect(),
     }
 }
 
@@ -237,5 +266,287 @@ pub fn event_pb(e: ExecEvent) -> pb::ExecEvent {
                 Event::Finished(exec_pb(&x, json))
             }
         }),
+    }
+}
+
+/// An agent's share as its `AgentStart`.
+pub fn start_pb(s: &Share) -> pb::AgentStart {
+    pb::AgentStart {
+        exec_id: s.exec_id.clone(),
+        job_json: s.job.to_json(),
+        params: s
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        classes: s
+            .classes
+            .iter()
+            .map(|d| pb::AgentHttpClass {
+                name: d.name.clone(),
+                method: d.method.to_string(),
+                path: d.path.source().to_string(),
+                headers: d
+                    .headers
+                    .iter()
+                    .map(|(n, v)| pb::AgentHeader {
+                        name: n.to_string(),
+                        value: v.source().to_string(),
+                    })
+                    .collect(),
+                body: d.body.source().to_string(),
+                expect_status: d.expect_status.iter().map(|&c| u32::from(c)).collect(),
+                timeout_ms: d.timeout.as_millis().min(u64::MAX as u128) as u64,
+                insecure_skip_verify: d.insecure_skip_verify,
+            })
+            .collect(),
+        first_swarm: s.first_swarm,
+        max_executions: s.max_executions,
+        report_failures: s.report_failures,
+    }
+}
+
+/// An `AgentStart` as the share the agent runs; a malformed one is an error naming the field.
+pub fn share_of(s: pb::AgentStart) -> Result<Share, String> {
+    let job: crate::load::job::LoadJob =
+        serde_json::from_str(&s.job_json).map_err(|e| format!("job_json: {e}"))?;
+    if s.classes.len() != job.tasks.len() {
+        return Err(format!(
+            "classes: {} given for {} tasks",
+            s.classes.len(),
+            job.tasks.len()
+        ));
+    }
+    let classes = s
+        .classes
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let method = c
+                .method
+                .parse()
+                .map_err(|e| format!("classes[{i}].method: {e}"))?;
+            let headers = c
+                .headers
+                .into_iter()
+                .map(|h| {
+                    let name = http::HeaderName::from_bytes(h.name.as_bytes())
+                        .map_err(|e| format!("classes[{i}].headers: {e}"))?;
+                    Ok((name, Template::parse(&h.value)))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let expect_status = c
+                .expect_status
+                .into_iter()
+                .map(|c| u16::try_from(c).map_err(|_| format!("classes[{i}].expect_status: {c}")))
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok(Arc::new(HttpTaskDef {
+                name: c.name,
+                method,
+                path: Template::parse(&c.path),
+                headers,
+                body: Template::parse(&c.body),
+                expect_status,
+                timeout: std::time::Duration::from_millis(c.timeout_ms),
+                insecure_skip_verify: c.insecure_skip_verify,
+            }))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Share {
+        exec_id: s.exec_id,
+        job,
+        params: s.params.into_iter().collect(),
+        classes,
+        first_swarm: s.first_swarm.max(1),
+        max_executions: s.max_executions,
+        report_failures: s.report_failures,
+    })
+}
+
+/// A part of an agent's statistics as its report; swarm ids move up by `first_swarm - 1`,
+/// so they number the swarms across the whole execution.
+pub fn report_pb(exec_id: &str, part: Part, first_swarm: u64) -> pb::AgentReport {
+    let shift = first_swarm.saturating_sub(1);
+    pb::AgentReport {
+        exec_id: exec_id.to_string(),
+        tasks: part
+            .tasks
+            .into_iter()
+            .map(|t| pb::AgentTaskPart {
+                task: t.task as u32,
+                n_success: t.n_success,
+                n_fail: t.n_fail,
+                min_usec: t.min_usec,
+                max_usec: t.max_usec,
+                tot_usec: t.tot_usec,
+                histogram: stats::encode_histogram(&t.hist).into(),
+                executions: t
+                    .kept
+                    .into_iter()
+                    .map(|k| pb::AgentExecution {
+                        swarm_id: k.swarm_id + shift,
+                        start_usec: k.start_usec,
+                        elapsed_usec: k.elapsed_usec,
+                        request_context: k.request_context,
+                        is_success: k.is_success,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        seconds: part
+            .seconds
+            .into_iter()
+            .map(|s| pb::AgentSecond {
+                second: s.second,
+                n_task: s.n_task,
+                n_fail: s.n_fail,
+                histogram: stats::encode_histogram(&s.hist).into(),
+            })
+            .collect(),
+    }
+}
+
+/// Most runs of one task in one report: far above what one process finishes in a second
+/// (reports come about once a second), low enough that merging a report stays cheap (the
+/// Prometheus feed walks every run).
+const MAX_REPORT_TASKS: u64 = 10_000_000;
+
+/// An agent's report as a part to merge (times still on the agent's clock: see
+/// [`Part::shift`]).
+pub fn part_of(r: pb::AgentReport) -> Result<Part, String> {
+    let tasks = r
+        .tasks
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let n = t
+                .n_success
+                .checked_add(t.n_fail)
+                .filter(|n| *n <= MAX_REPORT_TASKS)
+                .ok_or_else(|| {
+                    format!("tasks[{i}]: more than {MAX_REPORT_TASKS} runs in one report")
+                })?;
+            if t.executions.len() as u64 > n {
+                return Err(format!(
+                    "tasks[{i}]: {} executions for {n} runs",
+                    t.executions.len()
+                ));
+            }
+            let hist = stats::decode_histogram(&t.histogram)
+                .map_err(|e| format!("tasks[{i}].histogram: {e}"))?;
+            if hist.len() != n {
+                return Err(format!(
+                    "tasks[{i}]: histogram holds {} runs, counts say {n}",
+                    hist.len()
+                ));
+            }
+            Ok(TaskPart {
+                task: t.task as usize,
+                n_success: t.n_success,
+                n_fail: t.n_fail,
+                min_usec: t.min_usec,
+                max_usec: t.max_usec,
+                tot_usec: t.tot_usec,
+                hist,
+                kept: t
+                    .executions
+                    .into_iter()
+                    .map(|k| KeptRun {
+                        swarm_id: k.swarm_id,
+                        start_usec: k.start_usec,
+                        elapsed_usec: k.elapsed_usec,
+                        request_context: k.request_context,
+                        is_success: k.is_success,
+                    })
+                    .collect(),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let seconds = r
+        .seconds
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            Ok(SecondPart {
+                second: s.second,
+                n_task: s.n_task,
+                n_fail: s.n_fail,
+                hist: stats::decode_histogram(&s.histogram)
+                    .map_err(|e| format!("seconds[{i}].histogram: {e}"))?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Part { tasks, seconds })
+}
+
+/// A command for an agent's stream.
+pub fn command_pb(c: Command) -> pb::AgentCommand {
+    use pb::agent_command::Cmd;
+    pb::AgentCommand {
+        cmd: Some(match c {
+            Command::Start(share) => Cmd::Start(start_pb(&share)),
+            Command::Abort { exec_id, reason } => Cmd::Abort(pb::AgentAbort { exec_id, reason }),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::stats::{ExecStats, Sample};
+
+    fn part() -> Part {
+        let mut s = ExecStats::new(1, 10);
+        for (i, e) in [900u64, 1_100, 250_000].into_iter().enumerate() {
+            s.record(Sample {
+                task: 0,
+                swarm_id: 1 + i as u64,
+                start_usec: 0,
+                end_usec: e,
+                elapsed_usec: e,
+                request_context: String::new(),
+                is_success: i != 1,
+            });
+        }
+        s.take_part(&mut [10])
+    }
+
+    #[test]
+    fn a_report_round_trips_with_swarms_numbered_across_the_execution() {
+        let r = report_pb("x", part(), 11);
+        assert_eq!(r.tasks[0].executions[0].swarm_id, 11);
+        let p = part_of(r).unwrap();
+        let t = &p.tasks[0];
+        assert_eq!(
+            (t.n_success, t.n_fail, t.min_usec, t.max_usec),
+            (2, 1, 900, 250_000)
+        );
+        assert_eq!(t.hist.len(), 3);
+        assert_eq!(
+            t.kept.iter().map(|k| k.swarm_id).collect::<Vec<_>>(),
+            [11, 12, 13]
+        );
+        assert_eq!(p.seconds[0].n_task, 3);
+    }
+
+    #[test]
+    fn inconsistent_reports_are_refused_naming_the_part() {
+        let mut r = report_pb("x", part(), 1);
+        r.tasks[0].n_fail = 5;
+        assert!(part_of(r)
+            .unwrap_err()
+            .contains("histogram holds 3 runs, counts say 7"));
+        let mut r = report_pb("x", part(), 1);
+        r.tasks[0].n_success = u64::MAX;
+        assert!(part_of(r).unwrap_err().starts_with("tasks[0]: more than"));
+        let mut r = report_pb("x", part(), 1);
+        r.tasks[0].n_success = 0;
+        r.tasks[0].n_fail = 2;
+        assert!(part_of(r).unwrap_err().contains("3 executions for 2 runs"));
+        let mut r = report_pb("x", part(), 1);
+        r.seconds[0].histogram = vec![1, 2, 3].into();
+        assert!(part_of(r)
+            .unwrap_err()
+            .starts_with("seconds[0].histogram: "));
     }
 }

@@ -65,7 +65,9 @@ pub fn load_code_of(e: &crate::load::Error) -> Code {
         L::InvalidArgument { .. } => Code::InvalidArgument,
         L::NotFound(_) => Code::NotFound,
         L::Busy { .. } => Code::Aborted,
-        L::NoWorker { .. } | L::FailedPrecondition(_) => Code::FailedPrecondition,
+        L::NoWorker { .. } | L::FailedPrecondition(_) | L::TooFewAgents { .. } => {
+            Code::FailedPrecondition
+        }
         L::PermissionDenied(_) => Code::PermissionDenied,
         L::Store(_) | L::ShuttingDown => Code::Unavailable,
     }

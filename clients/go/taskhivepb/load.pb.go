@@ -820,7 +820,16 @@ type ExecRequest struct {
 	// Echoed in the JobExec; the HTTP face answers 400 when set and a threshold is exceeded.
 	Error_400OnThresholdExceeded bool `protobuf:"varint,6,opt,name=error_400_on_threshold_exceeded,json=error400OnThresholdExceeded,proto3" json:"error_400_on_threshold_exceeded,omitempty"`
 	// Run in the background and POST the JobExec here (http:// only).
-	WebhookUrl    string `protobuf:"bytes,7,opt,name=webhook_url,json=webhookUrl,proto3" json:"webhook_url,omitempty"`
+	WebhookUrl string `protobuf:"bytes,7,opt,name=webhook_url,json=webhookUrl,proto3" json:"webhook_url,omitempty"`
+	// Run on load agents (`taskhive agent`) instead of in the server: this many of the
+	// connected agents (>= 1), or all of them. Unset = in the server, as without agents.
+	// FAILED_PRECONDITION when fewer are connected (the message says how many are).
+	//
+	// Types that are valid to be assigned to Agents:
+	//
+	//	*ExecRequest_AgentsN
+	//	*ExecRequest_AgentsAll
+	Agents        isExecRequest_Agents `protobuf_oneof:"agents"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -903,6 +912,47 @@ func (x *ExecRequest) GetWebhookUrl() string {
 	}
 	return ""
 }
+
+func (x *ExecRequest) GetAgents() isExecRequest_Agents {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+func (x *ExecRequest) GetAgentsN() uint32 {
+	if x != nil {
+		if x, ok := x.Agents.(*ExecRequest_AgentsN); ok {
+			return x.AgentsN
+		}
+	}
+	return 0
+}
+
+func (x *ExecRequest) GetAgentsAll() bool {
+	if x != nil {
+		if x, ok := x.Agents.(*ExecRequest_AgentsAll); ok {
+			return x.AgentsAll
+		}
+	}
+	return false
+}
+
+type isExecRequest_Agents interface {
+	isExecRequest_Agents()
+}
+
+type ExecRequest_AgentsN struct {
+	AgentsN uint32 `protobuf:"varint,8,opt,name=agents_n,json=agentsN,proto3,oneof"`
+}
+
+type ExecRequest_AgentsAll struct {
+	AgentsAll bool `protobuf:"varint,9,opt,name=agents_all,json=agentsAll,proto3,oneof"`
+}
+
+func (*ExecRequest_AgentsN) isExecRequest_Agents() {}
+
+func (*ExecRequest_AgentsAll) isExecRequest_Agents() {}
 
 // Where a run stands.
 type ExecProgress struct {
@@ -1419,7 +1469,9 @@ type JobExec struct {
 	Rps         float64 `protobuf:"fixed64,23,opt,name=rps,proto3" json:"rps,omitempty"`
 	// The JobExec JSON document: Beetle's keys in Beetle's order, then taskhive's additions
 	// (percentiles, rps, timeline, executions cap, abort).
-	Json          string `protobuf:"bytes,24,opt,name=json,proto3" json:"json,omitempty"`
+	Json string `protobuf:"bytes,24,opt,name=json,proto3" json:"json,omitempty"`
+	// The load agents that ran it, when the Exec asked for agents.
+	Agents        []*ExecAgent `protobuf:"bytes,25,rep,name=agents,proto3" json:"agents,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1622,6 +1674,94 @@ func (x *JobExec) GetJson() string {
 	return ""
 }
 
+func (x *JobExec) GetAgents() []*ExecAgent {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+// One load agent's part in an execution.
+type ExecAgent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Where it connected from.
+	Addr string `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	// Swarms it was given.
+	Swarms uint64 `protobuf:"varint,3,opt,name=swarms,proto3" json:"swarms,omitempty"`
+	// Tasks it finished (and reported).
+	NTask uint64 `protobuf:"varint,4,opt,name=n_task,json=nTask,proto3" json:"n_task,omitempty"`
+	// It disconnected before finishing: what it reported so far is counted.
+	Lost          bool `protobuf:"varint,5,opt,name=lost,proto3" json:"lost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecAgent) Reset() {
+	*x = ExecAgent{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecAgent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecAgent) ProtoMessage() {}
+
+func (x *ExecAgent) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecAgent.ProtoReflect.Descriptor instead.
+func (*ExecAgent) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ExecAgent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ExecAgent) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *ExecAgent) GetSwarms() uint64 {
+	if x != nil {
+		return x.Swarms
+	}
+	return 0
+}
+
+func (x *ExecAgent) GetNTask() uint64 {
+	if x != nil {
+		return x.NTask
+	}
+	return 0
+}
+
+func (x *ExecAgent) GetLost() bool {
+	if x != nil {
+		return x.Lost
+	}
+	return false
+}
+
 type ListExecsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only executions of this job when set.
@@ -1634,7 +1774,7 @@ type ListExecsRequest struct {
 
 func (x *ListExecsRequest) Reset() {
 	*x = ListExecsRequest{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[17]
+	mi := &file_taskhive_v1_load_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1786,7 @@ func (x *ListExecsRequest) String() string {
 func (*ListExecsRequest) ProtoMessage() {}
 
 func (x *ListExecsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[17]
+	mi := &file_taskhive_v1_load_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1799,7 @@ func (x *ListExecsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecsRequest.ProtoReflect.Descriptor instead.
 func (*ListExecsRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{17}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListExecsRequest) GetName() string {
@@ -1685,7 +1825,7 @@ type ListExecsResponse struct {
 
 func (x *ListExecsResponse) Reset() {
 	*x = ListExecsResponse{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[18]
+	mi := &file_taskhive_v1_load_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1837,7 @@ func (x *ListExecsResponse) String() string {
 func (*ListExecsResponse) ProtoMessage() {}
 
 func (x *ListExecsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[18]
+	mi := &file_taskhive_v1_load_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1850,7 @@ func (x *ListExecsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecsResponse.ProtoReflect.Descriptor instead.
 func (*ListExecsResponse) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{18}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListExecsResponse) GetExecs() []*ExecSummary {
@@ -1729,7 +1869,7 @@ type GetExecRequest struct {
 
 func (x *GetExecRequest) Reset() {
 	*x = GetExecRequest{}
-	mi := &file_taskhive_v1_load_proto_msgTypes[19]
+	mi := &file_taskhive_v1_load_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +1881,7 @@ func (x *GetExecRequest) String() string {
 func (*GetExecRequest) ProtoMessage() {}
 
 func (x *GetExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskhive_v1_load_proto_msgTypes[19]
+	mi := &file_taskhive_v1_load_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,12 +1894,973 @@ func (x *GetExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExecRequest.ProtoReflect.Descriptor instead.
 func (*GetExecRequest) Descriptor() ([]byte, []int) {
-	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{19}
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetExecRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+// What a load agent sends.
+type AgentMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*AgentMessage_Hello
+	//	*AgentMessage_Report
+	//	*AgentMessage_Done
+	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentMessage) Reset() {
+	*x = AgentMessage{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentMessage) ProtoMessage() {}
+
+func (x *AgentMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentMessage.ProtoReflect.Descriptor instead.
+func (*AgentMessage) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AgentMessage) GetMsg() isAgentMessage_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetHello() *AgentHello {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Hello); ok {
+			return x.Hello
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetReport() *AgentReport {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Report); ok {
+			return x.Report
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetDone() *AgentDone {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Done); ok {
+			return x.Done
+		}
+	}
+	return nil
+}
+
+type isAgentMessage_Msg interface {
+	isAgentMessage_Msg()
+}
+
+type AgentMessage_Hello struct {
+	Hello *AgentHello `protobuf:"bytes,1,opt,name=hello,proto3,oneof"`
+}
+
+type AgentMessage_Report struct {
+	Report *AgentReport `protobuf:"bytes,2,opt,name=report,proto3,oneof"`
+}
+
+type AgentMessage_Done struct {
+	Done *AgentDone `protobuf:"bytes,3,opt,name=done,proto3,oneof"`
+}
+
+func (*AgentMessage_Hello) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Report) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Done) isAgentMessage_Msg() {}
+
+// The first message of an agent stream.
+type AgentHello struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Most swarms this agent runs at once; 0 = no limit.
+	Capacity uint64 `protobuf:"varint,1,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	// A label shown in logs (e.g. the host name); may be empty.
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentHello) Reset() {
+	*x = AgentHello{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentHello) ProtoMessage() {}
+
+func (x *AgentHello) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentHello.ProtoReflect.Descriptor instead.
+func (*AgentHello) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *AgentHello) GetCapacity() uint64 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+func (x *AgentHello) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// What finished on an agent since its previous report of the same execution.
+type AgentReport struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	ExecId string                 `protobuf:"bytes,1,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	// Per task of the job (index into its tasks), only tasks that ran.
+	Tasks []*AgentTaskPart `protobuf:"bytes,2,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// Per second of the agent's run (seconds since it started), only seconds that changed.
+	Seconds       []*AgentSecond `protobuf:"bytes,3,rep,name=seconds,proto3" json:"seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentReport) Reset() {
+	*x = AgentReport{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentReport) ProtoMessage() {}
+
+func (x *AgentReport) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentReport.ProtoReflect.Descriptor instead.
+func (*AgentReport) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *AgentReport) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+func (x *AgentReport) GetTasks() []*AgentTaskPart {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *AgentReport) GetSeconds() []*AgentSecond {
+	if x != nil {
+		return x.Seconds
+	}
+	return nil
+}
+
+type AgentTaskPart struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Task     uint32                 `protobuf:"varint,1,opt,name=task,proto3" json:"task,omitempty"`
+	NSuccess uint64                 `protobuf:"varint,2,opt,name=n_success,json=nSuccess,proto3" json:"n_success,omitempty"`
+	NFail    uint64                 `protobuf:"varint,3,opt,name=n_fail,json=nFail,proto3" json:"n_fail,omitempty"`
+	MinUsec  uint64                 `protobuf:"varint,4,opt,name=min_usec,json=minUsec,proto3" json:"min_usec,omitempty"`
+	MaxUsec  uint64                 `protobuf:"varint,5,opt,name=max_usec,json=maxUsec,proto3" json:"max_usec,omitempty"`
+	TotUsec  uint64                 `protobuf:"varint,6,opt,name=tot_usec,json=totUsec,proto3" json:"tot_usec,omitempty"`
+	// Latencies, µs: an HDR histogram in the V2 serialization (hdrhistogram's V2Serializer,
+	// HdrHistogram's standard encoding), 3 significant digits.
+	Histogram []byte `protobuf:"bytes,7,opt,name=histogram,proto3" json:"histogram,omitempty"`
+	// A sample of the runs, within the server's executions cap.
+	Executions    []*AgentExecution `protobuf:"bytes,8,rep,name=executions,proto3" json:"executions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentTaskPart) Reset() {
+	*x = AgentTaskPart{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentTaskPart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentTaskPart) ProtoMessage() {}
+
+func (x *AgentTaskPart) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentTaskPart.ProtoReflect.Descriptor instead.
+func (*AgentTaskPart) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *AgentTaskPart) GetTask() uint32 {
+	if x != nil {
+		return x.Task
+	}
+	return 0
+}
+
+func (x *AgentTaskPart) GetNSuccess() uint64 {
+	if x != nil {
+		return x.NSuccess
+	}
+	return 0
+}
+
+func (x *AgentTaskPart) GetNFail() uint64 {
+	if x != nil {
+		return x.NFail
+	}
+	return 0
+}
+
+func (x *AgentTaskPart) GetMinUsec() uint64 {
+	if x != nil {
+		return x.MinUsec
+	}
+	return 0
+}
+
+func (x *AgentTaskPart) GetMaxUsec() uint64 {
+	if x != nil {
+		return x.MaxUsec
+	}
+	return 0
+}
+
+func (x *AgentTaskPart) GetTotUsec() uint64 {
+	if x != nil {
+		return x.TotUsec
+	}
+	return 0
+}
+
+func (x *AgentTaskPart) GetHistogram() []byte {
+	if x != nil {
+		return x.Histogram
+	}
+	return nil
+}
+
+func (x *AgentTaskPart) GetExecutions() []*AgentExecution {
+	if x != nil {
+		return x.Executions
+	}
+	return nil
+}
+
+type AgentExecution struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The swarm, numbered across the whole execution (from 1).
+	SwarmId uint64 `protobuf:"varint,1,opt,name=swarm_id,json=swarmId,proto3" json:"swarm_id,omitempty"`
+	// Start, µs since the agent's run began.
+	StartUsec      uint64 `protobuf:"varint,2,opt,name=start_usec,json=startUsec,proto3" json:"start_usec,omitempty"`
+	ElapsedUsec    uint64 `protobuf:"varint,3,opt,name=elapsed_usec,json=elapsedUsec,proto3" json:"elapsed_usec,omitempty"`
+	RequestContext string `protobuf:"bytes,4,opt,name=request_context,json=requestContext,proto3" json:"request_context,omitempty"`
+	IsSuccess      bool   `protobuf:"varint,5,opt,name=is_success,json=isSuccess,proto3" json:"is_success,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AgentExecution) Reset() {
+	*x = AgentExecution{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentExecution) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentExecution) ProtoMessage() {}
+
+func (x *AgentExecution) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentExecution.ProtoReflect.Descriptor instead.
+func (*AgentExecution) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *AgentExecution) GetSwarmId() uint64 {
+	if x != nil {
+		return x.SwarmId
+	}
+	return 0
+}
+
+func (x *AgentExecution) GetStartUsec() uint64 {
+	if x != nil {
+		return x.StartUsec
+	}
+	return 0
+}
+
+func (x *AgentExecution) GetElapsedUsec() uint64 {
+	if x != nil {
+		return x.ElapsedUsec
+	}
+	return 0
+}
+
+func (x *AgentExecution) GetRequestContext() string {
+	if x != nil {
+		return x.RequestContext
+	}
+	return ""
+}
+
+func (x *AgentExecution) GetIsSuccess() bool {
+	if x != nil {
+		return x.IsSuccess
+	}
+	return false
+}
+
+type AgentSecond struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Second uint64                 `protobuf:"varint,1,opt,name=second,proto3" json:"second,omitempty"`
+	NTask  uint64                 `protobuf:"varint,2,opt,name=n_task,json=nTask,proto3" json:"n_task,omitempty"`
+	NFail  uint64                 `protobuf:"varint,3,opt,name=n_fail,json=nFail,proto3" json:"n_fail,omitempty"`
+	// Latencies of the tasks that finished in that second (V2 serialization).
+	Histogram     []byte `protobuf:"bytes,4,opt,name=histogram,proto3" json:"histogram,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentSecond) Reset() {
+	*x = AgentSecond{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentSecond) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentSecond) ProtoMessage() {}
+
+func (x *AgentSecond) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentSecond.ProtoReflect.Descriptor instead.
+func (*AgentSecond) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *AgentSecond) GetSecond() uint64 {
+	if x != nil {
+		return x.Second
+	}
+	return 0
+}
+
+func (x *AgentSecond) GetNTask() uint64 {
+	if x != nil {
+		return x.NTask
+	}
+	return 0
+}
+
+func (x *AgentSecond) GetNFail() uint64 {
+	if x != nil {
+		return x.NFail
+	}
+	return 0
+}
+
+func (x *AgentSecond) GetHistogram() []byte {
+	if x != nil {
+		return x.Histogram
+	}
+	return nil
+}
+
+// The agent's share is over: every swarm stopped and every report sent.
+type AgentDone struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ExecId        string                 `protobuf:"bytes,1,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentDone) Reset() {
+	*x = AgentDone{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentDone) ProtoMessage() {}
+
+func (x *AgentDone) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentDone.ProtoReflect.Descriptor instead.
+func (*AgentDone) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *AgentDone) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+// What the server sends an agent.
+type AgentCommand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Cmd:
+	//
+	//	*AgentCommand_Welcome
+	//	*AgentCommand_Start
+	//	*AgentCommand_Abort
+	Cmd           isAgentCommand_Cmd `protobuf_oneof:"cmd"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentCommand) Reset() {
+	*x = AgentCommand{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentCommand) ProtoMessage() {}
+
+func (x *AgentCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentCommand.ProtoReflect.Descriptor instead.
+func (*AgentCommand) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *AgentCommand) GetCmd() isAgentCommand_Cmd {
+	if x != nil {
+		return x.Cmd
+	}
+	return nil
+}
+
+func (x *AgentCommand) GetWelcome() *AgentWelcome {
+	if x != nil {
+		if x, ok := x.Cmd.(*AgentCommand_Welcome); ok {
+			return x.Welcome
+		}
+	}
+	return nil
+}
+
+func (x *AgentCommand) GetStart() *AgentStart {
+	if x != nil {
+		if x, ok := x.Cmd.(*AgentCommand_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *AgentCommand) GetAbort() *AgentAbort {
+	if x != nil {
+		if x, ok := x.Cmd.(*AgentCommand_Abort); ok {
+			return x.Abort
+		}
+	}
+	return nil
+}
+
+type isAgentCommand_Cmd interface {
+	isAgentCommand_Cmd()
+}
+
+type AgentCommand_Welcome struct {
+	Welcome *AgentWelcome `protobuf:"bytes,1,opt,name=welcome,proto3,oneof"`
+}
+
+type AgentCommand_Start struct {
+	Start *AgentStart `protobuf:"bytes,2,opt,name=start,proto3,oneof"`
+}
+
+type AgentCommand_Abort struct {
+	Abort *AgentAbort `protobuf:"bytes,3,opt,name=abort,proto3,oneof"`
+}
+
+func (*AgentCommand_Welcome) isAgentCommand_Cmd() {}
+
+func (*AgentCommand_Start) isAgentCommand_Cmd() {}
+
+func (*AgentCommand_Abort) isAgentCommand_Cmd() {}
+
+type AgentWelcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent's id on this server (`agents[].id` in a JobExec).
+	AgentId       string `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentWelcome) Reset() {
+	*x = AgentWelcome{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentWelcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentWelcome) ProtoMessage() {}
+
+func (x *AgentWelcome) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentWelcome.ProtoReflect.Descriptor instead.
+func (*AgentWelcome) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AgentWelcome) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+// Run a share of an execution.
+type AgentStart struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	ExecId string                 `protobuf:"bytes,1,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	// The job as Beetle's /jobs shows it, with n_swarm, run_n, rate_per_sec set to this
+	// agent's share (run_n is per swarm; in arrival-rate mode the total is run_n × n_swarm).
+	JobJson string            `protobuf:"bytes,2,opt,name=job_json,json=jobJson,proto3" json:"job_json,omitempty"`
+	Params  map[string]string `protobuf:"bytes,3,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Per task of the job: its built-in HTTP class, as the server defines it.
+	Classes []*AgentHttpClass `protobuf:"bytes,4,rep,name=classes,proto3" json:"classes,omitempty"`
+	// The first swarm's number across the execution (swarm ids in reports are first_swarm..).
+	FirstSwarm uint64 `protobuf:"varint,5,opt,name=first_swarm,json=firstSwarm,proto3" json:"first_swarm,omitempty"`
+	// Most executions to send per task over the whole run (the server's cap).
+	MaxExecutions uint64 `protobuf:"varint,6,opt,name=max_executions,json=maxExecutions,proto3" json:"max_executions,omitempty"`
+	// Log each failure on the agent.
+	ReportFailures bool `protobuf:"varint,7,opt,name=report_failures,json=reportFailures,proto3" json:"report_failures,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AgentStart) Reset() {
+	*x = AgentStart{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentStart) ProtoMessage() {}
+
+func (x *AgentStart) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentStart.ProtoReflect.Descriptor instead.
+func (*AgentStart) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *AgentStart) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+func (x *AgentStart) GetJobJson() string {
+	if x != nil {
+		return x.JobJson
+	}
+	return ""
+}
+
+func (x *AgentStart) GetParams() map[string]string {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *AgentStart) GetClasses() []*AgentHttpClass {
+	if x != nil {
+		return x.Classes
+	}
+	return nil
+}
+
+func (x *AgentStart) GetFirstSwarm() uint64 {
+	if x != nil {
+		return x.FirstSwarm
+	}
+	return 0
+}
+
+func (x *AgentStart) GetMaxExecutions() uint64 {
+	if x != nil {
+		return x.MaxExecutions
+	}
+	return 0
+}
+
+func (x *AgentStart) GetReportFailures() bool {
+	if x != nil {
+		return x.ReportFailures
+	}
+	return false
+}
+
+type AgentHttpClass struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Method string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	// Templates: `{{param}}` holes as in the tasks file.
+	Path               string         `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	Headers            []*AgentHeader `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty"`
+	Body               string         `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`
+	ExpectStatus       []uint32       `protobuf:"varint,6,rep,packed,name=expect_status,json=expectStatus,proto3" json:"expect_status,omitempty"`
+	TimeoutMs          uint64         `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	InsecureSkipVerify bool           `protobuf:"varint,8,opt,name=insecure_skip_verify,json=insecureSkipVerify,proto3" json:"insecure_skip_verify,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *AgentHttpClass) Reset() {
+	*x = AgentHttpClass{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentHttpClass) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentHttpClass) ProtoMessage() {}
+
+func (x *AgentHttpClass) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentHttpClass.ProtoReflect.Descriptor instead.
+func (*AgentHttpClass) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *AgentHttpClass) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AgentHttpClass) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *AgentHttpClass) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *AgentHttpClass) GetHeaders() []*AgentHeader {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *AgentHttpClass) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *AgentHttpClass) GetExpectStatus() []uint32 {
+	if x != nil {
+		return x.ExpectStatus
+	}
+	return nil
+}
+
+func (x *AgentHttpClass) GetTimeoutMs() uint64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *AgentHttpClass) GetInsecureSkipVerify() bool {
+	if x != nil {
+		return x.InsecureSkipVerify
+	}
+	return false
+}
+
+type AgentHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentHeader) Reset() {
+	*x = AgentHeader{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentHeader) ProtoMessage() {}
+
+func (x *AgentHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentHeader.ProtoReflect.Descriptor instead.
+func (*AgentHeader) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AgentHeader) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AgentHeader) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// Stop starting tasks (tasks in flight finish), send the last report and AgentDone.
+type AgentAbort struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ExecId        string                 `protobuf:"bytes,1,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentAbort) Reset() {
+	*x = AgentAbort{}
+	mi := &file_taskhive_v1_load_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentAbort) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentAbort) ProtoMessage() {}
+
+func (x *AgentAbort) ProtoReflect() protoreflect.Message {
+	mi := &file_taskhive_v1_load_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentAbort.ProtoReflect.Descriptor instead.
+func (*AgentAbort) Descriptor() ([]byte, []int) {
+	return file_taskhive_v1_load_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AgentAbort) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+func (x *AgentAbort) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -1828,19 +2929,23 @@ const file_taskhive_v1_load_proto_rawDesc = "" +
 	"\x06n_fail\x18\b \x01(\x04R\x05nFail\x125\n" +
 	"\tlast_exec\x18\t \x01(\v2\x18.taskhive.v1.ExecSummaryR\blastExec\x12\x12\n" +
 	"\x04json\x18\n" +
-	" \x01(\tR\x04json\"\xb1\x03\n" +
+	" \x01(\tR\x04json\"\xf9\x03\n" +
 	"\vExecRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12<\n" +
 	"\x06params\x18\x02 \x03(\v2$.taskhive.v1.ExecRequest.ParamsEntryR\x06params\x12*\n" +
 	"\x11max_failure_count\x18\x03 \x01(\x03R\x0fmaxFailureCount\x12,\n" +
-	"\x0freport_progress\x18\x04 \x01(\bH\x00R\x0ereportProgress\x88\x01\x01\x12,\n" +
-	"\x0freport_failures\x18\x05 \x01(\bH\x01R\x0ereportFailures\x88\x01\x01\x12D\n" +
+	"\x0freport_progress\x18\x04 \x01(\bH\x01R\x0ereportProgress\x88\x01\x01\x12,\n" +
+	"\x0freport_failures\x18\x05 \x01(\bH\x02R\x0ereportFailures\x88\x01\x01\x12D\n" +
 	"\x1ferror_400_on_threshold_exceeded\x18\x06 \x01(\bR\x1berror400OnThresholdExceeded\x12\x1f\n" +
 	"\vwebhook_url\x18\a \x01(\tR\n" +
-	"webhookUrl\x1a9\n" +
+	"webhookUrl\x12\x1b\n" +
+	"\bagents_n\x18\b \x01(\rH\x00R\aagentsN\x12\x1f\n" +
+	"\n" +
+	"agents_all\x18\t \x01(\bH\x00R\tagentsAll\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x12\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\b\n" +
+	"\x06agentsB\x12\n" +
 	"\x10_report_progressB\x12\n" +
 	"\x10_report_failures\"\xae\x02\n" +
 	"\fExecProgress\x12\x17\n" +
@@ -1887,7 +2992,7 @@ const file_taskhive_v1_load_proto_rawDesc = "" +
 	"\bp99_usec\x18\x13 \x01(\x04R\ap99Usec\x12\x1b\n" +
 	"\tp999_usec\x18\x14 \x01(\x04R\bp999Usec\x12\x10\n" +
 	"\x03rps\x18\x15 \x01(\x01R\x03rps\x120\n" +
-	"\x14n_executions_dropped\x18\x16 \x01(\x04R\x12nExecutionsDropped\"\xb6\x06\n" +
+	"\x14n_executions_dropped\x18\x16 \x01(\x04R\x12nExecutionsDropped\"\xe6\x06\n" +
 	"\aJobExec\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1914,18 +3019,101 @@ const file_taskhive_v1_load_proto_rawDesc = "" +
 	"\bp99_usec\x18\x15 \x01(\x04R\ap99Usec\x12\x1b\n" +
 	"\tp999_usec\x18\x16 \x01(\x04R\bp999Usec\x12\x10\n" +
 	"\x03rps\x18\x17 \x01(\x01R\x03rps\x12\x12\n" +
-	"\x04json\x18\x18 \x01(\tR\x04json\x1a9\n" +
+	"\x04json\x18\x18 \x01(\tR\x04json\x12.\n" +
+	"\x06agents\x18\x19 \x03(\v2\x16.taskhive.v1.ExecAgentR\x06agents\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0f\n" +
-	"\r_rate_per_sec\"<\n" +
+	"\r_rate_per_sec\"r\n" +
+	"\tExecAgent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x16\n" +
+	"\x06swarms\x18\x03 \x01(\x04R\x06swarms\x12\x15\n" +
+	"\x06n_task\x18\x04 \x01(\x04R\x05nTask\x12\x12\n" +
+	"\x04lost\x18\x05 \x01(\bR\x04lost\"<\n" +
 	"\x10ListExecsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\"C\n" +
 	"\x11ListExecsResponse\x12.\n" +
 	"\x05execs\x18\x01 \x03(\v2\x18.taskhive.v1.ExecSummaryR\x05execs\" \n" +
 	"\x0eGetExecRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id2\x86\x04\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xa8\x01\n" +
+	"\fAgentMessage\x12/\n" +
+	"\x05hello\x18\x01 \x01(\v2\x17.taskhive.v1.AgentHelloH\x00R\x05hello\x122\n" +
+	"\x06report\x18\x02 \x01(\v2\x18.taskhive.v1.AgentReportH\x00R\x06report\x12,\n" +
+	"\x04done\x18\x03 \x01(\v2\x16.taskhive.v1.AgentDoneH\x00R\x04doneB\x05\n" +
+	"\x03msg\"<\n" +
+	"\n" +
+	"AgentHello\x12\x1a\n" +
+	"\bcapacity\x18\x01 \x01(\x04R\bcapacity\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x8c\x01\n" +
+	"\vAgentReport\x12\x17\n" +
+	"\aexec_id\x18\x01 \x01(\tR\x06execId\x120\n" +
+	"\x05tasks\x18\x02 \x03(\v2\x1a.taskhive.v1.AgentTaskPartR\x05tasks\x122\n" +
+	"\aseconds\x18\x03 \x03(\v2\x18.taskhive.v1.AgentSecondR\aseconds\"\x83\x02\n" +
+	"\rAgentTaskPart\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\rR\x04task\x12\x1b\n" +
+	"\tn_success\x18\x02 \x01(\x04R\bnSuccess\x12\x15\n" +
+	"\x06n_fail\x18\x03 \x01(\x04R\x05nFail\x12\x19\n" +
+	"\bmin_usec\x18\x04 \x01(\x04R\aminUsec\x12\x19\n" +
+	"\bmax_usec\x18\x05 \x01(\x04R\amaxUsec\x12\x19\n" +
+	"\btot_usec\x18\x06 \x01(\x04R\atotUsec\x12\x1c\n" +
+	"\thistogram\x18\a \x01(\fR\thistogram\x12;\n" +
+	"\n" +
+	"executions\x18\b \x03(\v2\x1b.taskhive.v1.AgentExecutionR\n" +
+	"executions\"\xb5\x01\n" +
+	"\x0eAgentExecution\x12\x19\n" +
+	"\bswarm_id\x18\x01 \x01(\x04R\aswarmId\x12\x1d\n" +
+	"\n" +
+	"start_usec\x18\x02 \x01(\x04R\tstartUsec\x12!\n" +
+	"\felapsed_usec\x18\x03 \x01(\x04R\velapsedUsec\x12'\n" +
+	"\x0frequest_context\x18\x04 \x01(\tR\x0erequestContext\x12\x1d\n" +
+	"\n" +
+	"is_success\x18\x05 \x01(\bR\tisSuccess\"q\n" +
+	"\vAgentSecond\x12\x16\n" +
+	"\x06second\x18\x01 \x01(\x04R\x06second\x12\x15\n" +
+	"\x06n_task\x18\x02 \x01(\x04R\x05nTask\x12\x15\n" +
+	"\x06n_fail\x18\x03 \x01(\x04R\x05nFail\x12\x1c\n" +
+	"\thistogram\x18\x04 \x01(\fR\thistogram\"$\n" +
+	"\tAgentDone\x12\x17\n" +
+	"\aexec_id\x18\x01 \x01(\tR\x06execId\"\xae\x01\n" +
+	"\fAgentCommand\x125\n" +
+	"\awelcome\x18\x01 \x01(\v2\x19.taskhive.v1.AgentWelcomeH\x00R\awelcome\x12/\n" +
+	"\x05start\x18\x02 \x01(\v2\x17.taskhive.v1.AgentStartH\x00R\x05start\x12/\n" +
+	"\x05abort\x18\x03 \x01(\v2\x17.taskhive.v1.AgentAbortH\x00R\x05abortB\x05\n" +
+	"\x03cmd\")\n" +
+	"\fAgentWelcome\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\tR\aagentId\"\xe0\x02\n" +
+	"\n" +
+	"AgentStart\x12\x17\n" +
+	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12\x19\n" +
+	"\bjob_json\x18\x02 \x01(\tR\ajobJson\x12;\n" +
+	"\x06params\x18\x03 \x03(\v2#.taskhive.v1.AgentStart.ParamsEntryR\x06params\x125\n" +
+	"\aclasses\x18\x04 \x03(\v2\x1b.taskhive.v1.AgentHttpClassR\aclasses\x12\x1f\n" +
+	"\vfirst_swarm\x18\x05 \x01(\x04R\n" +
+	"firstSwarm\x12%\n" +
+	"\x0emax_executions\x18\x06 \x01(\x04R\rmaxExecutions\x12'\n" +
+	"\x0freport_failures\x18\a \x01(\bR\x0ereportFailures\x1a9\n" +
+	"\vParamsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8e\x02\n" +
+	"\x0eAgentHttpClass\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x122\n" +
+	"\aheaders\x18\x04 \x03(\v2\x18.taskhive.v1.AgentHeaderR\aheaders\x12\x12\n" +
+	"\x04body\x18\x05 \x01(\tR\x04body\x12#\n" +
+	"\rexpect_status\x18\x06 \x03(\rR\fexpectStatus\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\a \x01(\x04R\ttimeoutMs\x120\n" +
+	"\x14insecure_skip_verify\x18\b \x01(\bR\x12insecureSkipVerify\"7\n" +
+	"\vAgentHeader\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"=\n" +
+	"\n" +
+	"AgentAbort\x12\x17\n" +
+	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason2\xc9\x04\n" +
 	"\n" +
 	"LoadRunner\x12D\n" +
 	"\vSaveLoadJob\x12\x1f.taskhive.v1.SaveLoadJobRequest\x1a\x14.taskhive.v1.LoadJob\x12S\n" +
@@ -1934,7 +3122,8 @@ const file_taskhive_v1_load_proto_rawDesc = "" +
 	"\rGetLoadStatus\x12!.taskhive.v1.GetLoadStatusRequest\x1a\x17.taskhive.v1.LoadStatus\x12:\n" +
 	"\x04Exec\x12\x18.taskhive.v1.ExecRequest\x1a\x16.taskhive.v1.ExecEvent0\x01\x12J\n" +
 	"\tListExecs\x12\x1d.taskhive.v1.ListExecsRequest\x1a\x1e.taskhive.v1.ListExecsResponse\x12<\n" +
-	"\aGetExec\x12\x1b.taskhive.v1.GetExecRequest\x1a\x14.taskhive.v1.JobExecB?Z=github.com/taskhive/taskhive/clients/go/taskhivepb;taskhivepbb\x06proto3"
+	"\aGetExec\x12\x1b.taskhive.v1.GetExecRequest\x1a\x14.taskhive.v1.JobExec\x12A\n" +
+	"\x05Agent\x12\x19.taskhive.v1.AgentMessage\x1a\x19.taskhive.v1.AgentCommand(\x010\x01B?Z=github.com/taskhive/taskhive/clients/go/taskhivepb;taskhivepbb\x06proto3"
 
 var (
 	file_taskhive_v1_load_proto_rawDescOnce sync.Once
@@ -1948,7 +3137,7 @@ func file_taskhive_v1_load_proto_rawDescGZIP() []byte {
 	return file_taskhive_v1_load_proto_rawDescData
 }
 
-var file_taskhive_v1_load_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_taskhive_v1_load_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_taskhive_v1_load_proto_goTypes = []any{
 	(*LoadTask)(nil),             // 0: taskhive.v1.LoadTask
 	(*LoadJob)(nil),              // 1: taskhive.v1.LoadJob
@@ -1967,11 +3156,26 @@ var file_taskhive_v1_load_proto_goTypes = []any{
 	(*ExecEvent)(nil),            // 14: taskhive.v1.ExecEvent
 	(*TaskExec)(nil),             // 15: taskhive.v1.TaskExec
 	(*JobExec)(nil),              // 16: taskhive.v1.JobExec
-	(*ListExecsRequest)(nil),     // 17: taskhive.v1.ListExecsRequest
-	(*ListExecsResponse)(nil),    // 18: taskhive.v1.ListExecsResponse
-	(*GetExecRequest)(nil),       // 19: taskhive.v1.GetExecRequest
-	nil,                          // 20: taskhive.v1.ExecRequest.ParamsEntry
-	nil,                          // 21: taskhive.v1.JobExec.ParamsEntry
+	(*ExecAgent)(nil),            // 17: taskhive.v1.ExecAgent
+	(*ListExecsRequest)(nil),     // 18: taskhive.v1.ListExecsRequest
+	(*ListExecsResponse)(nil),    // 19: taskhive.v1.ListExecsResponse
+	(*GetExecRequest)(nil),       // 20: taskhive.v1.GetExecRequest
+	(*AgentMessage)(nil),         // 21: taskhive.v1.AgentMessage
+	(*AgentHello)(nil),           // 22: taskhive.v1.AgentHello
+	(*AgentReport)(nil),          // 23: taskhive.v1.AgentReport
+	(*AgentTaskPart)(nil),        // 24: taskhive.v1.AgentTaskPart
+	(*AgentExecution)(nil),       // 25: taskhive.v1.AgentExecution
+	(*AgentSecond)(nil),          // 26: taskhive.v1.AgentSecond
+	(*AgentDone)(nil),            // 27: taskhive.v1.AgentDone
+	(*AgentCommand)(nil),         // 28: taskhive.v1.AgentCommand
+	(*AgentWelcome)(nil),         // 29: taskhive.v1.AgentWelcome
+	(*AgentStart)(nil),           // 30: taskhive.v1.AgentStart
+	(*AgentHttpClass)(nil),       // 31: taskhive.v1.AgentHttpClass
+	(*AgentHeader)(nil),          // 32: taskhive.v1.AgentHeader
+	(*AgentAbort)(nil),           // 33: taskhive.v1.AgentAbort
+	nil,                          // 34: taskhive.v1.ExecRequest.ParamsEntry
+	nil,                          // 35: taskhive.v1.JobExec.ParamsEntry
+	nil,                          // 36: taskhive.v1.AgentStart.ParamsEntry
 }
 var file_taskhive_v1_load_proto_depIdxs = []int32{
 	0,  // 0: taskhive.v1.LoadJob.tasks:type_name -> taskhive.v1.LoadTask
@@ -1979,32 +3183,47 @@ var file_taskhive_v1_load_proto_depIdxs = []int32{
 	1,  // 2: taskhive.v1.SaveLoadJobRequest.job:type_name -> taskhive.v1.LoadJob
 	1,  // 3: taskhive.v1.ListLoadJobsResponse.jobs:type_name -> taskhive.v1.LoadJob
 	9,  // 4: taskhive.v1.LoadStatus.last_exec:type_name -> taskhive.v1.ExecSummary
-	20, // 5: taskhive.v1.ExecRequest.params:type_name -> taskhive.v1.ExecRequest.ParamsEntry
+	34, // 5: taskhive.v1.ExecRequest.params:type_name -> taskhive.v1.ExecRequest.ParamsEntry
 	12, // 6: taskhive.v1.ExecEvent.progress:type_name -> taskhive.v1.ExecProgress
 	13, // 7: taskhive.v1.ExecEvent.enqueued:type_name -> taskhive.v1.ExecEnqueued
 	16, // 8: taskhive.v1.ExecEvent.finished:type_name -> taskhive.v1.JobExec
-	21, // 9: taskhive.v1.JobExec.params:type_name -> taskhive.v1.JobExec.ParamsEntry
+	35, // 9: taskhive.v1.JobExec.params:type_name -> taskhive.v1.JobExec.ParamsEntry
 	15, // 10: taskhive.v1.JobExec.tasks:type_name -> taskhive.v1.TaskExec
-	9,  // 11: taskhive.v1.ListExecsResponse.execs:type_name -> taskhive.v1.ExecSummary
-	3,  // 12: taskhive.v1.LoadRunner.SaveLoadJob:input_type -> taskhive.v1.SaveLoadJobRequest
-	4,  // 13: taskhive.v1.LoadRunner.ListLoadJobs:input_type -> taskhive.v1.ListLoadJobsRequest
-	6,  // 14: taskhive.v1.LoadRunner.ListTasks:input_type -> taskhive.v1.ListTasksRequest
-	8,  // 15: taskhive.v1.LoadRunner.GetLoadStatus:input_type -> taskhive.v1.GetLoadStatusRequest
-	11, // 16: taskhive.v1.LoadRunner.Exec:input_type -> taskhive.v1.ExecRequest
-	17, // 17: taskhive.v1.LoadRunner.ListExecs:input_type -> taskhive.v1.ListExecsRequest
-	19, // 18: taskhive.v1.LoadRunner.GetExec:input_type -> taskhive.v1.GetExecRequest
-	1,  // 19: taskhive.v1.LoadRunner.SaveLoadJob:output_type -> taskhive.v1.LoadJob
-	5,  // 20: taskhive.v1.LoadRunner.ListLoadJobs:output_type -> taskhive.v1.ListLoadJobsResponse
-	7,  // 21: taskhive.v1.LoadRunner.ListTasks:output_type -> taskhive.v1.ListTasksResponse
-	10, // 22: taskhive.v1.LoadRunner.GetLoadStatus:output_type -> taskhive.v1.LoadStatus
-	14, // 23: taskhive.v1.LoadRunner.Exec:output_type -> taskhive.v1.ExecEvent
-	18, // 24: taskhive.v1.LoadRunner.ListExecs:output_type -> taskhive.v1.ListExecsResponse
-	16, // 25: taskhive.v1.LoadRunner.GetExec:output_type -> taskhive.v1.JobExec
-	19, // [19:26] is the sub-list for method output_type
-	12, // [12:19] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	17, // 11: taskhive.v1.JobExec.agents:type_name -> taskhive.v1.ExecAgent
+	9,  // 12: taskhive.v1.ListExecsResponse.execs:type_name -> taskhive.v1.ExecSummary
+	22, // 13: taskhive.v1.AgentMessage.hello:type_name -> taskhive.v1.AgentHello
+	23, // 14: taskhive.v1.AgentMessage.report:type_name -> taskhive.v1.AgentReport
+	27, // 15: taskhive.v1.AgentMessage.done:type_name -> taskhive.v1.AgentDone
+	24, // 16: taskhive.v1.AgentReport.tasks:type_name -> taskhive.v1.AgentTaskPart
+	26, // 17: taskhive.v1.AgentReport.seconds:type_name -> taskhive.v1.AgentSecond
+	25, // 18: taskhive.v1.AgentTaskPart.executions:type_name -> taskhive.v1.AgentExecution
+	29, // 19: taskhive.v1.AgentCommand.welcome:type_name -> taskhive.v1.AgentWelcome
+	30, // 20: taskhive.v1.AgentCommand.start:type_name -> taskhive.v1.AgentStart
+	33, // 21: taskhive.v1.AgentCommand.abort:type_name -> taskhive.v1.AgentAbort
+	36, // 22: taskhive.v1.AgentStart.params:type_name -> taskhive.v1.AgentStart.ParamsEntry
+	31, // 23: taskhive.v1.AgentStart.classes:type_name -> taskhive.v1.AgentHttpClass
+	32, // 24: taskhive.v1.AgentHttpClass.headers:type_name -> taskhive.v1.AgentHeader
+	3,  // 25: taskhive.v1.LoadRunner.SaveLoadJob:input_type -> taskhive.v1.SaveLoadJobRequest
+	4,  // 26: taskhive.v1.LoadRunner.ListLoadJobs:input_type -> taskhive.v1.ListLoadJobsRequest
+	6,  // 27: taskhive.v1.LoadRunner.ListTasks:input_type -> taskhive.v1.ListTasksRequest
+	8,  // 28: taskhive.v1.LoadRunner.GetLoadStatus:input_type -> taskhive.v1.GetLoadStatusRequest
+	11, // 29: taskhive.v1.LoadRunner.Exec:input_type -> taskhive.v1.ExecRequest
+	18, // 30: taskhive.v1.LoadRunner.ListExecs:input_type -> taskhive.v1.ListExecsRequest
+	20, // 31: taskhive.v1.LoadRunner.GetExec:input_type -> taskhive.v1.GetExecRequest
+	21, // 32: taskhive.v1.LoadRunner.Agent:input_type -> taskhive.v1.AgentMessage
+	1,  // 33: taskhive.v1.LoadRunner.SaveLoadJob:output_type -> taskhive.v1.LoadJob
+	5,  // 34: taskhive.v1.LoadRunner.ListLoadJobs:output_type -> taskhive.v1.ListLoadJobsResponse
+	7,  // 35: taskhive.v1.LoadRunner.ListTasks:output_type -> taskhive.v1.ListTasksResponse
+	10, // 36: taskhive.v1.LoadRunner.GetLoadStatus:output_type -> taskhive.v1.LoadStatus
+	14, // 37: taskhive.v1.LoadRunner.Exec:output_type -> taskhive.v1.ExecEvent
+	19, // 38: taskhive.v1.LoadRunner.ListExecs:output_type -> taskhive.v1.ListExecsResponse
+	16, // 39: taskhive.v1.LoadRunner.GetExec:output_type -> taskhive.v1.JobExec
+	28, // 40: taskhive.v1.LoadRunner.Agent:output_type -> taskhive.v1.AgentCommand
+	33, // [33:41] is the sub-list for method output_type
+	25, // [25:33] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_taskhive_v1_load_proto_init() }
@@ -2018,20 +3237,33 @@ func file_taskhive_v1_load_proto_init() {
 		(*SaveLoadJobRequest_JobJson)(nil),
 		(*SaveLoadJobRequest_Job)(nil),
 	}
-	file_taskhive_v1_load_proto_msgTypes[11].OneofWrappers = []any{}
+	file_taskhive_v1_load_proto_msgTypes[11].OneofWrappers = []any{
+		(*ExecRequest_AgentsN)(nil),
+		(*ExecRequest_AgentsAll)(nil),
+	}
 	file_taskhive_v1_load_proto_msgTypes[14].OneofWrappers = []any{
 		(*ExecEvent_Progress)(nil),
 		(*ExecEvent_Enqueued)(nil),
 		(*ExecEvent_Finished)(nil),
 	}
 	file_taskhive_v1_load_proto_msgTypes[16].OneofWrappers = []any{}
+	file_taskhive_v1_load_proto_msgTypes[21].OneofWrappers = []any{
+		(*AgentMessage_Hello)(nil),
+		(*AgentMessage_Report)(nil),
+		(*AgentMessage_Done)(nil),
+	}
+	file_taskhive_v1_load_proto_msgTypes[28].OneofWrappers = []any{
+		(*AgentCommand_Welcome)(nil),
+		(*AgentCommand_Start)(nil),
+		(*AgentCommand_Abort)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskhive_v1_load_proto_rawDesc), len(file_taskhive_v1_load_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

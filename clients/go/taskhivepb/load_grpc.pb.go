@@ -35,6 +35,7 @@ const (
 	LoadRunner_Exec_FullMethodName          = "/taskhive.v1.LoadRunner/Exec"
 	LoadRunner_ListExecs_FullMethodName     = "/taskhive.v1.LoadRunner/ListExecs"
 	LoadRunner_GetExec_FullMethodName       = "/taskhive.v1.LoadRunner/GetExec"
+	LoadRunner_Agent_FullMethodName         = "/taskhive.v1.LoadRunner/Agent"
 )
 
 // LoadRunnerClient is the client API for LoadRunner service.
@@ -55,12 +56,20 @@ type LoadRunnerClient interface {
 	// background and its JobExec is POSTed to the URL as JSON.
 	// NOT_FOUND: no such job. ABORTED: another execution is running (its id is in the message
 	// and in the `taskhive-running-exec-id` trailer). FAILED_PRECONDITION: a remote task class
-	// has no worker.
+	// has no worker, or fewer load agents are connected than `agents` asks (reason
+	// TOO_FEW_AGENTS, metadata `connected`).
 	Exec(ctx context.Context, in *ExecRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExecEvent], error)
 	// Archived executions, newest first.
 	ListExecs(ctx context.Context, in *ListExecsRequest, opts ...grpc.CallOption) (*ListExecsResponse, error)
 	// One archived execution.
 	GetExec(ctx context.Context, in *GetExecRequest, opts ...grpc.CallOption) (*JobExec, error)
+	// A load agent (`taskhive agent`): one stream per agent process. The agent sends
+	// AgentHello first and is answered AgentWelcome; it then waits for AgentStart, runs its
+	// share of the execution's swarms with the built-in HTTP classes, sends an AgentReport
+	// about once a second (counts and serialized HDR histograms of what finished since the
+	// previous report) and AgentDone at the end. The server merges the reports into the one
+	// JobExec. Needs the role Exec needs (admin).
+	Agent(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AgentMessage, AgentCommand], error)
 }
 
 type loadRunnerClient struct {
@@ -150,6 +159,19 @@ func (c *loadRunnerClient) GetExec(ctx context.Context, in *GetExecRequest, opts
 	return out, nil
 }
 
+func (c *loadRunnerClient) Agent(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AgentMessage, AgentCommand], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &LoadRunner_ServiceDesc.Streams[1], LoadRunner_Agent_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AgentMessage, AgentCommand]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LoadRunner_AgentClient = grpc.BidiStreamingClient[AgentMessage, AgentCommand]
+
 // LoadRunnerServer is the server API for LoadRunner service.
 // All implementations must embed UnimplementedLoadRunnerServer
 // for forward compatibility.
@@ -168,12 +190,20 @@ type LoadRunnerServer interface {
 	// background and its JobExec is POSTed to the URL as JSON.
 	// NOT_FOUND: no such job. ABORTED: another execution is running (its id is in the message
 	// and in the `taskhive-running-exec-id` trailer). FAILED_PRECONDITION: a remote task class
-	// has no worker.
+	// has no worker, or fewer load agents are connected than `agents` asks (reason
+	// TOO_FEW_AGENTS, metadata `connected`).
 	Exec(*ExecRequest, grpc.ServerStreamingServer[ExecEvent]) error
 	// Archived executions, newest first.
 	ListExecs(context.Context, *ListExecsRequest) (*ListExecsResponse, error)
 	// One archived execution.
 	GetExec(context.Context, *GetExecRequest) (*JobExec, error)
+	// A load agent (`taskhive agent`): one stream per agent process. The agent sends
+	// AgentHello first and is answered AgentWelcome; it then waits for AgentStart, runs its
+	// share of the execution's swarms with the built-in HTTP classes, sends an AgentReport
+	// about once a second (counts and serialized HDR histograms of what finished since the
+	// previous report) and AgentDone at the end. The server merges the reports into the one
+	// JobExec. Needs the role Exec needs (admin).
+	Agent(grpc.BidiStreamingServer[AgentMessage, AgentCommand]) error
 	mustEmbedUnimplementedLoadRunnerServer()
 }
 
@@ -204,6 +234,9 @@ func (UnimplementedLoadRunnerServer) ListExecs(context.Context, *ListExecsReques
 }
 func (UnimplementedLoadRunnerServer) GetExec(context.Context, *GetExecRequest) (*JobExec, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetExec not implemented")
+}
+func (UnimplementedLoadRunnerServer) Agent(grpc.BidiStreamingServer[AgentMessage, AgentCommand]) error {
+	return status.Error(codes.Unimplemented, "method Agent not implemented")
 }
 func (UnimplementedLoadRunnerServer) mustEmbedUnimplementedLoadRunnerServer() {}
 func (UnimplementedLoadRunnerServer) testEmbeddedByValue()                    {}
@@ -345,6 +378,13 @@ func _LoadRunner_GetExec_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LoadRunner_Agent_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(LoadRunnerServer).Agent(&grpc.GenericServerStream[AgentMessage, AgentCommand]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LoadRunner_AgentServer = grpc.BidiStreamingServer[AgentMessage, AgentCommand]
+
 // LoadRunner_ServiceDesc is the grpc.ServiceDesc for LoadRunner service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -382,6 +422,12 @@ var LoadRunner_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Exec",
 			Handler:       _LoadRunner_Exec_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Agent",
+			Handler:       _LoadRunner_Agent_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "taskhive/v1/load.proto",

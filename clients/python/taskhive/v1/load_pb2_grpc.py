@@ -69,6 +69,11 @@ class LoadRunnerStub:
                 request_serializer=taskhive_dot_v1_dot_load__pb2.GetExecRequest.SerializeToString,
                 response_deserializer=taskhive_dot_v1_dot_load__pb2.JobExec.FromString,
                 _registered_method=True)
+        self.Agent = channel.stream_stream(
+                '/taskhive.v1.LoadRunner/Agent',
+                request_serializer=taskhive_dot_v1_dot_load__pb2.AgentMessage.SerializeToString,
+                response_deserializer=taskhive_dot_v1_dot_load__pb2.AgentCommand.FromString,
+                _registered_method=True)
 
 
 class LoadRunnerServicer:
@@ -109,7 +114,8 @@ class LoadRunnerServicer:
         background and its JobExec is POSTed to the URL as JSON.
         NOT_FOUND: no such job. ABORTED: another execution is running (its id is in the message
         and in the `taskhive-running-exec-id` trailer). FAILED_PRECONDITION: a remote task class
-        has no worker.
+        has no worker, or fewer load agents are connected than `agents` asks (reason
+        TOO_FEW_AGENTS, metadata `connected`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -124,6 +130,18 @@ class LoadRunnerServicer:
 
     def GetExec(self, request, context):
         """One archived execution.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Agent(self, request_iterator, context):
+        """A load agent (`taskhive agent`): one stream per agent process. The agent sends
+        AgentHello first and is answered AgentWelcome; it then waits for AgentStart, runs its
+        share of the execution's swarms with the built-in HTTP classes, sends an AgentReport
+        about once a second (counts and serialized HDR histograms of what finished since the
+        previous report) and AgentDone at the end. The server merges the reports into the one
+        JobExec. Needs the role Exec needs (admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -166,6 +184,11 @@ def add_LoadRunnerServicer_to_server(servicer, server):
                     servicer.GetExec,
                     request_deserializer=taskhive_dot_v1_dot_load__pb2.GetExecRequest.FromString,
                     response_serializer=taskhive_dot_v1_dot_load__pb2.JobExec.SerializeToString,
+            ),
+            'Agent': grpc.stream_stream_rpc_method_handler(
+                    servicer.Agent,
+                    request_deserializer=taskhive_dot_v1_dot_load__pb2.AgentMessage.FromString,
+                    response_serializer=taskhive_dot_v1_dot_load__pb2.AgentCommand.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -357,6 +380,33 @@ class LoadRunner:
             '/taskhive.v1.LoadRunner/GetExec',
             taskhive_dot_v1_dot_load__pb2.GetExecRequest.SerializeToString,
             taskhive_dot_v1_dot_load__pb2.JobExec.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Agent(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/taskhive.v1.LoadRunner/Agent',
+            taskhive_dot_v1_dot_load__pb2.AgentMessage.SerializeToString,
+            taskhive_dot_v1_dot_load__pb2.AgentCommand.FromString,
             options,
             channel_credentials,
             insecure,
