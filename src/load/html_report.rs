@@ -143,8 +143,9 @@ fn summary(e: &JobExec) -> String {
             .iter()
             .map(|a| {
                 let lost = if a.lost { ", lost mid-run" } else { "" };
+                let s = if a.swarms == 1 { "" } else { "s" };
                 format!(
-                    "{} {} ({} swarms, {} tasks{lost})",
+                    "{} {} ({} swarm{s}, {} tasks{lost})",
                     a.id, a.addr, a.swarms, a.n_task
                 )
             })
@@ -301,7 +302,7 @@ mod tests {
         let page = render(&e);
         assert!(page.contains(
             "<dt>agents</dt><dd>a1 10.0.0.7:41000 (2 swarms, 40 tasks); \
-             a2 10.0.0.8:41000 (1 swarms, 7 tasks, lost mid-run)</dd>"
+             a2 10.0.0.8:41000 (1 swarm, 7 tasks, lost mid-run)</dd>"
         ));
     }
 
