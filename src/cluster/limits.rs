@@ -68,6 +68,13 @@ pub(super) async fn load_one(c: &Client, task: &str) -> Result<TaskLimits, Error
 /// freed on another node is seen no later than this (each try is one short transaction).
 const SATURATED_RETRY_MS: i64 = 10;
 
+/// How late after its token a claim may count from the token's time: a quarter interval, at
+/// most 5 ms (a claim's round trip is ~1–2 ms). After an idle spell the next start may then
+/// come that much sooner than one interval; the long-run rate is unchanged.
+fn late_slack_us(rate: crate::scheduler::limits::Rate) -> i64 {
+    (rate.interval_us() / 4).min(5_000)
+}
+
 /// What a limited claim got.
 pub(super) struct Claimed {
     /// The claimed rows, as the plain claim returns them.
@@ -168,7 +175,10 @@ pub(super) async fn claim(
     };
     let mut retry_in_ms = None;
     if let Some(rate) = limits.rate {
-        bucket.take(rate, db_now_us, rows.len() as u64);
+        // A claim reaches the database a little after the token it was waiting for (its
+        // round trip): counting from then would lose that time on every start and the
+        // cluster would run slow. Up to `late_slack_us` late counts from the token's time.
+        bucket.take(rate, db_now_us - late_slack_us(rate), rows.len() as u64);
         tx.execute(sql::SET_LIMITS_TAT, &[&task, &bucket.tat_us])
             .await
             .map_err(db_err)?;
