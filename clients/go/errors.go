@@ -28,6 +28,8 @@ const (
 	ReasonResourceExhausted = "RESOURCE_EXHAUSTED"
 	ReasonStoreUnavailable  = "STORE_UNAVAILABLE"
 	ReasonShuttingDown      = "SHUTTING_DOWN"
+	// ReasonTooFewAgents: an Exec asked for more load agents than are connected.
+	ReasonTooFewAgents = "TOO_FEW_AGENTS"
 )
 
 // ReasonDomain is the google.rpc.ErrorInfo domain of the server's reasons.

@@ -33,12 +33,33 @@ func (c *Client) LoadJobs(ctx context.Context) (map[string]json.RawMessage, erro
 	return out, nil
 }
 
+// ExecOption changes how ExecLoadJob runs the job.
+type ExecOption func(*pb.ExecRequest)
+
+// WithAgents runs the job on n connected load agents (`taskhive agent`): the server splits
+// the swarms (or the arrival rate) across them and merges their figures into the one
+// report, which lists them under "agents". Fewer connected than n fails with
+// FAILED_PRECONDITION, reason TOO_FEW_AGENTS.
+func WithAgents(n uint32) ExecOption {
+	return func(r *pb.ExecRequest) { r.Agents = &pb.ExecRequest_AgentsN{AgentsN: n} }
+}
+
+// WithAllAgents runs the job on every connected load agent.
+func WithAllAgents() ExecOption {
+	return func(r *pb.ExecRequest) { r.Agents = &pb.ExecRequest_AgentsAll{AgentsAll: true} }
+}
+
 // ExecLoadJob runs a saved load job: progress is called about once a second while it runs
 // (may be nil), and the JobExec report (Beetle's JSON) is returned at the end. Another
-// execution running makes it fail with codes.Aborted.
+// execution running makes it fail with codes.Aborted. Without options it runs in the
+// server's process.
 func (c *Client) ExecLoadJob(ctx context.Context, name string, params map[string]string,
-	progress func(*pb.ExecProgress)) (json.RawMessage, error) {
-	stream, err := pb.NewLoadRunnerClient(c.conn).Exec(ctx, &pb.ExecRequest{Name: name, Params: params})
+	progress func(*pb.ExecProgress), opts ...ExecOption) (json.RawMessage, error) {
+	req := &pb.ExecRequest{Name: name, Params: params}
+	for _, o := range opts {
+		o(req)
+	}
+	stream, err := pb.NewLoadRunnerClient(c.conn).Exec(ctx, req)
 	if err != nil {
 		return nil, wrap(err, "exec %s", name)
 	}

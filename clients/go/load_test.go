@@ -1,15 +1,19 @@
 package taskhive_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
 
 	taskhive "github.com/taskhive/taskhive/clients/go"
+	"github.com/taskhive/taskhive/clients/go/taskhivetest"
 )
 
 // post sends a JSON body to the server's HTTP face (same port as gRPC).
@@ -86,5 +90,67 @@ func TestGoTaskClassRunsInsideAnExec(t *testing.T) {
 	}
 	if !seen["swarm 1 sc_mc=mc"] || !seen["swarm 2 sc_mc=mc"] || len(seen) != 2 {
 		t.Fatalf("request contexts %v", seen)
+	}
+}
+
+// ExecLoadJob with WithAgents runs the job on `taskhive agent` processes: the report counts
+// what each ran and lists them; more agents than are connected is TOO_FEW_AGENTS.
+func TestExecLoadJobOnAgents(t *testing.T) {
+	srv, c := startServer(t)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer target.Close()
+	for i := 0; i < 2; i++ {
+		cmd := exec.Command(taskhivetest.Binary(), "agent", "--server", srv.Addr)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		// "agent ID connected to ADDR" once its stream is open; the read ends with the process.
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil || !strings.Contains(line, " connected to ") {
+			t.Fatalf("agent %d: %q %v", i, line, err)
+		}
+		go func() { _, _ = io.Copy(io.Discard, out) }()
+	}
+	if _, err := c.SaveLoadJob(ctxT(t), `{"name":"on_agents","host":"`+target.URL+
+		`","n_swarm":4,"run_n":5,"tasks":[{"task_class":"http.get"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ExecLoadJob(ctxT(t), "on_agents", nil, nil, taskhive.WithAgents(3)); taskhive.Reason(err) != taskhive.ReasonTooFewAgents {
+		t.Fatalf("three agents of two: %v", err)
+	}
+	for _, opt := range []taskhive.ExecOption{taskhive.WithAgents(2), taskhive.WithAllAgents()} {
+		raw, err := c.ExecLoadJob(ctxT(t), "on_agents", nil, nil, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var report struct {
+			NTask  int `json:"n_task"`
+			Agents []struct {
+				NTask  int  `json:"n_task"`
+				Swarms int  `json:"swarms"`
+				Lost   bool `json:"lost"`
+			} `json:"agents"`
+		}
+		if err := json.Unmarshal(raw, &report); err != nil {
+			t.Fatal(err)
+		}
+		sum, swarms := 0, 0
+		for _, a := range report.Agents {
+			if a.Lost {
+				t.Fatalf("agent lost: %s", raw)
+			}
+			sum += a.NTask
+			swarms += a.Swarms
+		}
+		if len(report.Agents) != 2 || sum != report.NTask || report.NTask != 20 || swarms != 4 {
+			t.Fatalf("report: %s", raw)
+		}
 	}
 }

@@ -436,11 +436,17 @@ class Client:
         *,
         max_failure_count: int = 0,
         error_400_on_threshold_exceeded: bool = False,
+        agents: Union[int, str, None] = None,
     ) -> Iterator[Union[load_pb.ExecProgress, dict]]:
         """Runs a saved load job: yields progress events (about once a second) while it runs,
         then the JobExec report as a dict (Beetle's JSON, keys in its order).
 
+        :param agents: run on this many connected load agents (``taskhive agent``), or on
+            ``"all"`` of them; the server merges their figures into the one report, which then
+            lists them under ``"agents"``. None runs in the server's process.
         :raises AbortedError: another execution is running.
+        :raises FailedPreconditionError: fewer agents are connected than asked for (reason
+            ``TOO_FEW_AGENTS``).
         """
         import json
 
@@ -450,6 +456,12 @@ class Client:
             max_failure_count=max_failure_count,
             error_400_on_threshold_exceeded=error_400_on_threshold_exceeded,
         )
+        if agents == "all":
+            req.agents_all = True
+        elif isinstance(agents, int) and not isinstance(agents, bool):
+            req.agents_n = agents
+        elif agents is not None:
+            raise ValueError(f"agents: {agents!r} is neither a count nor 'all'")
         try:
             for ev in self._load.Exec(req):
                 kind = ev.WhichOneof("event")

@@ -118,3 +118,61 @@ def test_client_saves_lists_and_execs_load_jobs_with_progress(server):
         assert all(p.name == "slow" for p in progress)
         assert report["params"] == {"k": "v"}
         assert report["tasks"]["py.Slow"]["n_task"] > 0
+
+
+def test_load_exec_on_agents_merges_their_figures(server):
+    """`load_exec(..., agents=2)` runs the job on two `taskhive agent` processes; the report
+    counts what each ran and lists them; asking for more agents than are connected is
+    refused with reason TOO_FEW_AGENTS."""
+    import http.server
+    import subprocess
+    import threading
+
+    from conftest import BIN
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=target.serve_forever, daemon=True).start()
+    agents = []
+    try:
+        for _ in range(2):
+            p = subprocess.Popen(
+                [BIN, "agent", "--server", server.addr],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            )
+            agents.append(p)
+            # "agent ID connected to ADDR" once its stream is open (the read ends with the
+            # process, so a dead agent fails the test instead of hanging it).
+            line = p.stdout.readline()
+            assert " connected to " in line, line
+        client = taskhive.Client(server.addr)
+        client.load_save({
+            "name": "on_agents", "host": f"http://127.0.0.1:{target.server_port}",
+            "n_swarm": 4, "run_n": 5, "tasks": [{"task_class": "http.get"}],
+        })
+        try:
+            list(client.load_exec("on_agents", agents=3))
+            raise AssertionError("three agents asked of two")
+        except taskhive.FailedPreconditionError as e:
+            assert e.reason == "TOO_FEW_AGENTS", e
+        report = list(client.load_exec("on_agents", agents=2))[-1]
+        listed = report["agents"]
+        assert len(listed) == 2 and not any(a["lost"] for a in listed), listed
+        assert sum(a["n_task"] for a in listed) == report["n_task"] == 20
+        assert sum(a["swarms"] for a in listed) == 4
+        report = list(client.load_exec("on_agents", agents="all"))[-1]
+        assert len(report["agents"]) == 2
+    finally:
+        for p in agents:
+            p.kill()
+            p.wait()
+        target.shutdown()
