@@ -716,9 +716,9 @@ async fn scenario_max_running_holds_across_nodes(env: Env) {
         })
         .await
         .unwrap();
-    // Every node has heard of them before any job exists.
+    // Every node has heard of them before any job exists (a deadline for a loaded machine).
     for &a in &env.addrs {
-        within(10, async {
+        within(30, async {
             loop {
                 let l = client(a)
                     .await
@@ -796,8 +796,9 @@ async fn set_limits_everywhere(env: &Env, task: &str, limits: pb::TaskLimits) {
         })
         .await
         .unwrap();
+    // A deadline for a loaded machine (the whole suite at once), not a wait.
     for &a in &env.addrs {
-        within(10, async {
+        within(30, async {
             loop {
                 let l = client(a)
                     .await

@@ -181,8 +181,9 @@ impl Claimer {
                         {
                             self.shared.watches.set_elsewhere(keys);
                         }
-                        // Schedule changes announced meanwhile were missed too.
+                        // Schedule and limit changes announced meanwhile were missed too.
                         self.shared.schedule_news.notify_one();
+                        self.reload_limits().await;
                     }
                 }
                 if self.broken || self.s.client.is_closed() {
@@ -310,21 +311,14 @@ impl Claimer {
                 let _ = self.shared.load_jobs.send(n.payload().to_string());
             }
             LIMITS_CHANNEL => {
-                let task = n.payload().to_string();
-                match super::limits::load_one(&self.s.client, &task).await {
-                    Ok(l) => {
-                        if l.is_none() {
-                            self.limits.remove(&task);
-                        } else {
-                            self.limits.insert(task.clone(), l);
-                        }
-                        if let Err(e) = self.node.apply_task_limits(task.clone(), l).await {
-                            tracing::warn!(task, error = %e, "limits announced by another node not applied");
-                        }
-                        self.drained.remove(&task);
-                    }
+                // "LIMITS\nTASK", as stored by the node that announced them.
+                let Some((text, task)) = n.payload().split_once('\n') else {
+                    return;
+                };
+                match TaskLimits::from_stored(text) {
+                    Ok(l) => self.set_limits(task.to_string(), l).await,
                     Err(e) => {
-                        tracing::warn!(task, error = %e, "limits announced by another node not read")
+                        tracing::warn!(task, error = %e, "limits announced by another node unreadable")
                     }
                 }
             }
@@ -347,6 +341,38 @@ impl Claimer {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Applies a task's limits to the claims and to this node's core.
+    async fn set_limits(&mut self, task: String, l: TaskLimits) {
+        if l.is_none() {
+            self.limits.remove(&task);
+        } else {
+            self.limits.insert(task.clone(), l);
+        }
+        self.drained.remove(&task);
+        if let Err(e) = self.node.apply_task_limits(task.clone(), l).await {
+            tracing::warn!(task, error = %e, "limits announced by another node not applied");
+        }
+    }
+
+    /// Reads every task's limits afresh (after notifications may have been missed) and
+    /// applies the changes.
+    async fn reload_limits(&mut self) {
+        let stored = match super::limits::load_all(&self.listener).await {
+            Ok(v) => v,
+            Err(e) => return tracing::warn!(error = %e, "task limits not reloaded"),
+        };
+        let mut gone: Vec<String> = self.limits.keys().cloned().collect();
+        for (task, l) in stored {
+            gone.retain(|t| *t != task);
+            if self.limits.get(&task) != Some(&l) {
+                self.set_limits(task, l).await;
+            }
+        }
+        for task in gone {
+            self.set_limits(task, TaskLimits::default()).await;
         }
     }
 

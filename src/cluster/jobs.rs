@@ -815,7 +815,7 @@ impl Backend for ClusterJobs {
             me.local.set_task_limits(task.clone(), limits).await?;
             let c = me.shared.conn().await?;
             c.client
-                .execute(sql::ANNOUNCE_LIMITS, &[&task])
+                .execute(sql::ANNOUNCE_LIMITS, &[&limits.to_stored(), &task])
                 .await
                 .map_err(db_err)?;
             c.client

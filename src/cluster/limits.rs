@@ -52,18 +52,6 @@ pub(super) async fn load_all(c: &Client) -> Result<Vec<(String, TaskLimits)>, Er
         .collect())
 }
 
-/// One task's stored limits (none stored: all `None`).
-pub(super) async fn load_one(c: &Client, task: &str) -> Result<TaskLimits, Error> {
-    let row = c
-        .query_opt("SELECT limits FROM task_limits WHERE task = $1", &[&task])
-        .await
-        .map_err(db_err)?;
-    match row {
-        None => Ok(TaskLimits::default()),
-        Some(r) => TaskLimits::from_stored(r.get(0)),
-    }
-}
-
 /// How long a node waits before it claims a task held back by `max_running` again: a slot
 /// freed on another node is seen no later than this (each try is one short transaction).
 const SATURATED_RETRY_MS: i64 = 10;

@@ -274,8 +274,11 @@ pub const FIRE_SCHEDULE: &str = "WITH cas AS (
 /// applies it.
 pub const ANNOUNCE_PAUSE: &str = "SELECT pg_notify('taskhive_paused', $1::text || ' ' || $2::text)";
 
-/// A task's limits changed on one node (already stored): every node reloads them (`$1`).
-pub const ANNOUNCE_LIMITS: &str = "SELECT pg_notify('taskhive_limits', $1::text)";
+/// A task's limits changed on one node (already stored): every node applies them. The
+/// payload carries them (`$1`, as stored; empty = none) and the task (`$2`) after a newline,
+/// so a node whose session is being reopened still gets them.
+pub const ANNOUNCE_LIMITS: &str =
+    "SELECT pg_notify('taskhive_limits', $1::text || chr(10) || $2::text)";
 
 /// Locks limited task `$1`'s row for a claim (claims of the task go one at a time): its
 /// limits, its bucket and the database's clock in µs.
