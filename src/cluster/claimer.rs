@@ -107,14 +107,18 @@ pub(super) async fn spawn(
     // Listening first, so no watch announced after this read is missed.
     let elsewhere = super::watch::load_elsewhere(&listener, &shared.node).await?;
     shared.watches.set_elsewhere(elsewhere);
-    // Listening first, so no change announced after this read is missed.
-    let limits = super::limits::load_all(&listener)
+    // The store was read at start-up before this node listened: what changed in between
+    // was announced to no one here. Read again now that announcements arrive: every saved
+    // load job's name goes to the runner (it re-reads each), and the limits below.
+    let names = listener
+        .query(sql::LOAD_JOB_NAMES, &[])
         .await
-        .map_err(|e| ClusterError::Db(e.to_string()))?
-        .into_iter()
-        .collect();
+        .map_err(ClusterError::from)?;
+    for r in names {
+        let _ = shared.load_jobs.send(r.get(0));
+    }
     let ttl = Duration::from_millis(shared.ttl_ms as u64);
-    let claimer = Claimer {
+    let mut claimer = Claimer {
         s: Session::open(url).await?,
         url: url.to_string(),
         shared,
@@ -127,8 +131,10 @@ pub(super) async fn spawn(
         fence_after: fence_after(ttl),
         io_limit: (ttl / 6).max(Duration::from_millis(50)),
         broken: false,
-        limits,
+        limits: HashMap::new(),
     };
+    // Into the claims and this node's core (which read them before listening).
+    claimer.reload_limits().await;
     Ok(tokio::spawn(claimer.run(notes)))
 }
 

@@ -334,6 +334,9 @@ pub const CLAIM_PER_KEY: &str = "UPDATE jobs j SET owner = $1, lease_version = j
                 WHERE w.task = j.task AND w.name = j.name AND w.node <> $1) AS watched, j.trace,
         j.job_key";
 
+/// Every saved load job's name (a node that starts announces them to its runner).
+pub const LOAD_JOB_NAMES: &str = "SELECT name FROM load_jobs";
+
 /// Wakes every claimer for task `$1` (a resumed task's jobs are claimable again).
 pub const WAKE_TASK: &str = "SELECT pg_notify('taskhive_jobs', $1::text || ' 0')";
 

@@ -257,9 +257,11 @@ pub async fn start_scheduler(
                 Some(hook),
             );
             let jobs = link.jobs(&url, node.clone()).await?;
+            // Subscribed before the claimer starts: it announces every stored load job once
+            // it listens (saves between the store's first read and then would be missed).
+            let news = link.load_job_news();
             let claimer = link.spawn_claimer(&url, &cc, node.clone()).await?;
             tracing::info!(node = %cc.node_id, "cluster node started");
-            let news = link.load_job_news();
             (
                 node.with_jobs(std::sync::Arc::new(jobs)),
                 j,
