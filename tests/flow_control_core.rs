@@ -28,6 +28,13 @@ fn limits(r: LimitsRequest) -> TaskLimits {
     r.validate().unwrap()
 }
 
+/// A core (seeded `seed`) whose task "t" has the limits `r` asks for.
+fn limited(seed: u64, r: LimitsRequest) -> Core {
+    let mut c = Core::new(CoreConfig::default(), seed, 1);
+    c.set_task_limits("t", limits(r));
+    c
+}
+
 /// One dispatch as the simulation saw it.
 #[derive(Debug, Clone)]
 struct Start {
@@ -89,13 +96,12 @@ fn workers(c: &mut Core, n: usize, capacity: u32) {
 
 #[test]
 fn max_running_3_across_20_workers_of_10_holds_and_runs_at_3_per_job_time() {
-    let mut c = Core::new(CoreConfig::default(), 1, 1);
-    c.set_task_limits(
-        "t",
-        limits(LimitsRequest {
+    let mut c = limited(
+        1,
+        LimitsRequest {
             max_running: Some(3),
             ..Default::default()
-        }),
+        },
     );
     workers(&mut c, 20, 10);
     for i in 0..300 {
@@ -114,14 +120,13 @@ fn max_running_3_across_20_workers_of_10_holds_and_runs_at_3_per_job_time() {
 
 #[test]
 fn rate_50_per_second_burst_1_spaces_500_starts_over_10_seconds() {
-    let mut c = Core::new(CoreConfig::default(), 2, 1);
-    c.set_task_limits(
-        "t",
-        limits(LimitsRequest {
+    let mut c = limited(
+        2,
+        LimitsRequest {
             rate: Some("50/s".into()),
             burst: Some(1),
             ..Default::default()
-        }),
+        },
     );
     workers(&mut c, 10, 100);
     for i in 0..500 {
@@ -163,13 +168,12 @@ fn rate_50_per_second_burst_1_spaces_500_starts_over_10_seconds() {
 
 #[test]
 fn max_running_per_key_1_runs_one_of_each_key_and_every_key_progresses() {
-    let mut c = Core::new(CoreConfig::default(), 3, 1);
-    c.set_task_limits(
-        "t",
-        limits(LimitsRequest {
+    let mut c = limited(
+        3,
+        LimitsRequest {
             max_running_per_key: Some(1),
             ..Default::default()
-        }),
+        },
     );
     workers(&mut c, 10, 1);
     // Key k0's 20 jobs first, then k1's, ...: order of arrival must not decide who runs.
@@ -286,13 +290,12 @@ fn jobs_without_a_key_keep_priority_then_due_order() {
 
 #[test]
 fn clearing_limits_releases_held_jobs_at_once() {
-    let mut c = Core::new(CoreConfig::default(), 6, 1);
-    c.set_task_limits(
-        "t",
-        limits(LimitsRequest {
+    let mut c = limited(
+        6,
+        LimitsRequest {
             max_running: Some(1),
             ..Default::default()
-        }),
+        },
     );
     workers(&mut c, 1, 10);
     for i in 0..5 {
@@ -309,13 +312,12 @@ fn clearing_limits_releases_held_jobs_at_once() {
 
 #[test]
 fn a_resubmit_with_another_key_moves_the_job_to_that_key() {
-    let mut c = Core::new(CoreConfig::default(), 7, 1);
-    c.set_task_limits(
-        "t",
-        limits(LimitsRequest {
+    let mut c = limited(
+        7,
+        LimitsRequest {
             max_running_per_key: Some(1),
             ..Default::default()
-        }),
+        },
     );
     c.submit(spec("a".into(), "k1", T0), T0).unwrap();
     c.submit(spec("b".into(), "k1", T0), T0).unwrap();

@@ -635,16 +635,7 @@ impl Backend for ClusterJobs {
                     },
                     None => s,
                 };
-                totals.workers += s.workers;
-                totals.pending += s.pending;
-                totals.scheduled += s.scheduled;
-                totals.running += s.running;
-                totals.dead += s.dead;
-                totals.waiting_on_limit += s.waiting_on_limit;
-                totals.next_sched_at = match (totals.next_sched_at, s.next_sched_at) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                totals.add(&s);
                 out.push(s);
             }
             if task.is_none() {

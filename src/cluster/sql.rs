@@ -2,10 +2,26 @@
 //! read together. Job columns come in [`crate::store::postgres::job_record`] order; `trace`, read
 //! by name, may follow anywhere.
 
+/// What a claim returns, the same for [`CLAIM`] and [`CLAIM_PER_KEY`] (the claimer reads it
+/// by position): the job's columns, its claim's version, whether a RunJob waits on it, and
+/// whether another node has a watcher for it.
+macro_rules! claimed_columns {
+    () => {
+        " WHERE j.id = c.id
+     RETURNING j.id, j.task, j.name, j.args, j.sched_at, j.timeout_ms, j.priority, j.max_attempts,
+        j.backoff_base_ms, j.backoff_max_ms, j.attempts, j.run_count, j.dead, j.last_error,
+        j.lease_version, j.wait,
+        EXISTS (SELECT 1 FROM job_watches w
+                WHERE w.task = j.task AND w.name = j.name AND w.node <> $1) AS watched, j.trace,
+        j.job_key"
+    };
+}
+
 /// Claims up to `$5` due jobs of task `$3` for node `$1` (claim TTL `$2` ms, now `$4`).
 /// The last column says whether another node has a watcher for the job (see
 /// [`super::watch`]): a primary-key probe of `job_watches`, empty unless someone watches.
-pub const CLAIM: &str = "UPDATE jobs j SET owner = $1, lease_version = j.lease_version + 1,
+pub const CLAIM: &str = concat!(
+    "UPDATE jobs j SET owner = $1, lease_version = j.lease_version + 1,
         claim_until = now() + $2::bigint * interval '1 millisecond'
      FROM (SELECT id FROM jobs
            WHERE task = $3 AND NOT dead AND sched_at <= $4
@@ -14,12 +30,9 @@ pub const CLAIM: &str = "UPDATE jobs j SET owner = $1, lease_version = j.lease_v
            ORDER BY priority DESC, sched_at, id
            LIMIT $5
            FOR UPDATE SKIP LOCKED) c
-     WHERE j.id = c.id
-     RETURNING j.id, j.task, j.name, j.args, j.sched_at, j.timeout_ms, j.priority, j.max_attempts,
-        j.backoff_base_ms, j.backoff_max_ms, j.attempts, j.run_count, j.dead, j.last_error,
-        j.lease_version, j.wait,
-        EXISTS (SELECT 1 FROM job_watches w
-                WHERE w.task = j.task AND w.name = j.name AND w.node <> $1) AS watched, j.trace, j.job_key";
+",
+    claimed_columns!()
+);
 
 /// The earliest due time of task `$1`'s claimable jobs.
 pub const NEXT_DUE: &str = "SELECT min(sched_at) FROM jobs WHERE task = $1 AND NOT dead
@@ -309,7 +322,8 @@ pub const SET_LIMITS_TAT: &str = "UPDATE task_limits SET tat_us = $2 WHERE task 
 /// more key), only of keys with fewer than `$6` jobs claimed by live nodes and whose bucket
 /// (`task_key_buckets`) lets a start go at `$8` µs (tolerance `$7` µs; `$8` = i64 max when
 /// no per-key rate); keys by their best job's order. Runs under [`LOCK_LIMITS`]'s row lock.
-pub const CLAIM_PER_KEY: &str = "UPDATE jobs j SET owner = $1, lease_version = j.lease_version + 1,
+pub const CLAIM_PER_KEY: &str = concat!(
+    "UPDATE jobs j SET owner = $1, lease_version = j.lease_version + 1,
         claim_until = now() + $2::bigint * interval '1 millisecond'
      FROM (SELECT id FROM jobs WHERE id IN (
              SELECT DISTINCT ON (c.job_key) c.id FROM jobs c
@@ -326,13 +340,9 @@ pub const CLAIM_PER_KEY: &str = "UPDATE jobs j SET owner = $1, lease_version = j
            ORDER BY priority DESC, sched_at, id
            LIMIT $5
            FOR UPDATE SKIP LOCKED) c
-     WHERE j.id = c.id
-     RETURNING j.id, j.task, j.name, j.args, j.sched_at, j.timeout_ms, j.priority, j.max_attempts,
-        j.backoff_base_ms, j.backoff_max_ms, j.attempts, j.run_count, j.dead, j.last_error,
-        j.lease_version, j.wait,
-        EXISTS (SELECT 1 FROM job_watches w
-                WHERE w.task = j.task AND w.name = j.name AND w.node <> $1) AS watched, j.trace,
-        j.job_key";
+",
+    claimed_columns!()
+);
 
 /// Every saved load job's name (a node that starts announces them to its runner).
 pub const LOAD_JOB_NAMES: &str = "SELECT name FROM load_jobs";

@@ -311,8 +311,8 @@ impl ExecStats {
         self.add_to_timeline(s.end_usec, e, s.is_success);
     }
 
-    fn add_to_timeline(&mut self, end_usec: u64, e: u64, ok: bool) {
-        let sec = (end_usec / 1_000_000) as usize;
+    /// Timeline second `sec`, the timeline grown to it (open seconds keep a histogram).
+    fn second(&mut self, sec: usize) -> &mut Second {
         while self.timeline.len() <= sec {
             self.timeline.push(Second {
                 n: 0,
@@ -321,7 +321,12 @@ impl ExecStats {
                 p99: 0,
             });
         }
-        let b = &mut self.timeline[sec];
+        &mut self.timeline[sec]
+    }
+
+    fn add_to_timeline(&mut self, end_usec: u64, e: u64, ok: bool) {
+        let sec = (end_usec / 1_000_000) as usize;
+        let b = self.second(sec);
         b.n += 1;
         if !ok {
             b.n_fail += 1;
@@ -449,15 +454,7 @@ impl ExecStats {
         let mut newest = None;
         for s in part.seconds {
             let sec = s.second as usize;
-            while self.timeline.len() <= sec {
-                self.timeline.push(Second {
-                    n: 0,
-                    n_fail: 0,
-                    hist: Some(histogram(2)),
-                    p99: 0,
-                });
-            }
-            let b = &mut self.timeline[sec];
+            let b = self.second(sec);
             b.n += s.n_task;
             b.n_fail += s.n_fail;
             // A report for a second already closed still counts; only its p99 misses it.

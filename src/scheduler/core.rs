@@ -201,6 +201,21 @@ pub struct SubmitReply {
 }
 
 impl TaskStatus {
+    /// Adds one task's counts to these totals (the earliest next due time wins).
+    pub fn add(&mut self, s: &TaskStatus) {
+        self.workers += s.workers;
+        self.pending += s.pending;
+        self.scheduled += s.scheduled;
+        self.running += s.running;
+        self.dead += s.dead;
+        self.locked += s.locked;
+        self.waiting_on_limit += s.waiting_on_limit;
+        self.next_sched_at = match (self.next_sched_at, s.next_sched_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
     /// Cluster: ready jobs held back by a limit, from the database's counts (`self`) and
     /// this node's core (`mine`: the same limits, and the keys it parked).
     pub fn limits_waiting(&self, mine: &TaskStatus) -> u64 {

@@ -23,17 +23,7 @@ impl Core {
             {
                 continue;
             }
-            totals.workers += s.workers;
-            totals.pending += s.pending;
-            totals.scheduled += s.scheduled;
-            totals.running += s.running;
-            totals.dead += s.dead;
-            totals.locked += s.locked;
-            totals.waiting_on_limit += s.waiting_on_limit;
-            totals.next_sched_at = match (totals.next_sched_at, s.next_sched_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            totals.add(&s);
             out.push(s);
         }
         out.sort_by(|a, b| a.task.cmp(&b.task));
