@@ -39,7 +39,7 @@ impl Server {
                 Settings::new(600, Vec::new()),
                 writer,
                 clock,
-                Default::default(),
+                std::sync::Arc::new(taskhive::metrics::Metrics::new()),
             );
             SchedulerService::new(h, Limits::default())
         });
