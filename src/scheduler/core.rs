@@ -43,8 +43,6 @@ mod log;
 mod parts;
 mod transient;
 
-pub use limits::Held;
-
 pub use parts::{is_part, PART_BIT, PART_GRACE_MS};
 pub use transient::{in_memory_only, is_transient, TRANSIENT_BIT};
 

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::fair::{Fair, Verdict};
 use super::keys::KeyId;
-use super::{Core, ReadyKey};
+use super::{Core, ReadyKey, Task};
 use crate::scheduler::job::{JobId, Millis, TaskId};
 use crate::scheduler::limits::{Gcra, TaskLimits};
 
@@ -23,13 +23,6 @@ pub(super) struct LimitState {
     key_buckets: HashMap<KeyId, Gcra>,
     /// Keys parked by their rate, and when their bucket lets the next one go.
     key_wake: BTreeSet<(Millis, KeyId)>,
-}
-
-/// A task's ready jobs held back by a limit, for Status.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Held {
-    /// Ready jobs that would go to a free worker but for a limit.
-    pub waiting: u64,
 }
 
 fn us(ms: Millis) -> i64 {
@@ -68,31 +61,21 @@ impl Core {
             .unwrap_or_default()
     }
 
-    /// Every task with limits.
-    pub fn all_task_limits(&self) -> Vec<(String, TaskLimits)> {
-        self.tasks
-            .iter()
-            .filter_map(|t| t.limits.as_ref().map(|l| (t.name.to_string(), l.limits)))
-            .collect()
-    }
-
-    /// Ready jobs of task `tid` held back by a limit now.
-    pub(super) fn held_by_limits(&self, tid: TaskId, now: Millis) -> Held {
-        let t = &self.tasks[tid as usize];
+    /// Ready jobs of task `t` held back by a limit at `now` (Status).
+    pub(super) fn held_by_limits(t: &Task, now: Millis) -> u64 {
         let Some(l) = t.limits.as_ref() else {
-            return Held::default();
+            return 0;
         };
         let lim = l.limits;
         let full = lim.max_running.is_some_and(|m| t.running >= m as u64)
             || lim
                 .rate
                 .is_some_and(|r| l.bucket.allowance(r, lim.burst(), us(now), 1) == 0);
-        let waiting = if full {
+        if full {
             t.ready.len() as u64
         } else {
             t.fair.as_ref().map_or(0, |f| f.parked_jobs())
-        };
-        Held { waiting }
+        }
     }
 
     /// How many more of task `tid`'s jobs may start now by its task-wide limits; when its

@@ -62,10 +62,7 @@ impl Core {
             paused: self.paused_tasks.contains(&*t.name),
             next_sched_at: next,
             limits: t.limits.as_ref().map(|l| l.limits).unwrap_or_default(),
-            waiting_on_limit: self
-                .task_ids
-                .get(&*t.name)
-                .map_or(0, |&tid| self.held_by_limits(tid, self.last_now).waiting),
+            waiting_on_limit: Core::held_by_limits(t, self.last_now),
         }
     }
 }
