@@ -42,6 +42,10 @@ pub struct Config {
     /// jobs are refused (reports, removes and reads go on). 0 = not watched. Not applied
     /// to PostgreSQL stores.
     pub min_free_disk: u64,
+    /// Bytes of job payloads held in memory at most (`--payload-memory`); the rest stay in
+    /// the store and are read when needed. 0 = every payload held. Not applied in a cluster
+    /// (a node holds only the jobs it claimed).
+    pub payload_memory: u64,
 }
 
 /// Load runner settings (`serve --tasks`, `--archive-dir`, ...).
@@ -154,6 +158,7 @@ impl Config {
             max_jobs_per_task: 1_000_000,
             max_workers_per_task: 10_000,
             min_free_disk: 1 << 30,
+            payload_memory: 256 << 20,
         }
     }
 }

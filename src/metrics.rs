@@ -25,6 +25,10 @@ pub struct Metrics {
     load: LoadMetrics,
     conns: ConnMetrics,
     disk_free: IntGauge,
+    /// The payload budget: bytes held in memory, and jobs whose payload is in the store only.
+    payload_held: IntGauge,
+    payload_spilled: IntGauge,
+    kept_dropped: IntCounter,
 }
 
 /// Connections of every listener (the shared port and the Periodic ones).
@@ -175,6 +179,27 @@ impl Metrics {
             .expect("unique metric");
         r.register(Box::new(conns.timed_out.clone()))
             .expect("unique metric");
+        let payload_held = IntGauge::new(
+            "taskhive_payload_memory_bytes",
+            "Bytes of job payloads of 1 KiB or more held in memory (serve --payload-memory)",
+        )
+        .expect("valid metric");
+        let payload_spilled = IntGauge::new(
+            "taskhive_payloads_in_store_only",
+            "Jobs whose payload is held in the store only, read back when handed out",
+        )
+        .expect("valid metric");
+        let kept_dropped = IntCounter::new(
+            "taskhive_kept_results_dropped_total",
+            "Kept results let go before their time: they held more than --payload-memory",
+        )
+        .expect("valid metric");
+        r.register(Box::new(kept_dropped.clone()))
+            .expect("unique metric");
+        r.register(Box::new(payload_held.clone()))
+            .expect("unique metric");
+        r.register(Box::new(payload_spilled.clone()))
+            .expect("unique metric");
         let disk_free = IntGauge::new(
             "taskhive_disk_free_bytes",
             "Free bytes on the SQLite data directory's filesystem (with --min-free-disk)",
@@ -186,6 +211,9 @@ impl Metrics {
             load,
             conns,
             disk_free,
+            payload_held,
+            payload_spilled,
+            kept_dropped,
             submitted: counter(&r, "taskhive_jobs_submitted_total", "Jobs submitted"),
             done: counter(&r, "taskhive_jobs_done_total", "Jobs finished with done"),
             failed: counter(
@@ -272,6 +300,11 @@ impl Metrics {
                 }
             }
             Observation::Expired(t) => self.expired.with_label_values(&[&**t]).inc(),
+            Observation::KeptDropped(n) => self.kept_dropped.inc_by(*n as u64),
+            Observation::Payloads(p) => {
+                self.payload_held.set(p.held as i64);
+                self.payload_spilled.set(p.spilled_jobs as i64);
+            }
             // A log line, written by the actor; counted above under its other variants.
             Observation::Log(_) => {}
         }

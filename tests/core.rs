@@ -396,6 +396,7 @@ fn stored_rows(n: u64) -> Vec<JobRecord> {
             task: format!("t{}", id % 3),
             name: format!("n{id}"),
             args: Bytes::from(vec![b'x'; 10]),
+            spilled: None,
             sched_at: T0 + ((id * 7919) % 200) as Millis - 100,
             timeout_ms: 1_000,
             priority: (id % 4) as i32,

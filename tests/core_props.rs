@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use taskhive::scheduler::core::{Core, CoreConfig, Effect};
+use taskhive::scheduler::core::{Core, CoreConfig, Effect, SPILL_MIN};
 use taskhive::scheduler::job::*;
 use taskhive::scheduler::limits::TaskLimits;
 use taskhive::store::memory::MemoryStore;
@@ -99,7 +99,7 @@ fn spec(task: &str, name: &str, at: Millis) -> JobSpec {
     JobSpec {
         task: task.into(),
         name: name.into(),
-        args: Bytes::from(format!("{task}/{name}")),
+        args: args_of(task, name),
         sched_at: at,
         timeout_ms: 1_000,
         priority: 0,
@@ -110,6 +110,17 @@ fn spec(task: &str, name: &str, at: Millis) -> JobSpec {
         },
         trace: None,
         key: key_of(name).into(),
+    }
+}
+
+/// A job's payload, by its task and name: half the names carry one past the payload budget's
+/// threshold (`SPILL_MIN`), so with a budget some are let go and read back.
+fn args_of(task: &str, name: &str) -> Bytes {
+    let short = format!("{task}/{name}");
+    if name.bytes().map(u32::from).sum::<u32>() % 2 == 0 {
+        Bytes::from(short)
+    } else {
+        Bytes::from(short.repeat(SPILL_MIN / short.len() + 1))
     }
 }
 
@@ -186,11 +197,20 @@ struct World {
     lock_max: HashMap<&'static str, u32>,
     /// Task "a"'s flow-control limits (applied again after every restart, as the server does).
     limits: TaskLimits,
+    /// The payload budget, if any.
+    budget: Option<usize>,
+}
+
+fn config(budget: Option<usize>) -> CoreConfig {
+    CoreConfig {
+        payload_budget: budget,
+        ..CoreConfig::default()
+    }
 }
 
 impl World {
-    fn new(external_locks: bool, limits: TaskLimits) -> Self {
-        let mut core = Core::new(CoreConfig::default(), 1, 1);
+    fn new(external_locks: bool, limits: TaskLimits, budget: Option<usize>) -> Self {
+        let mut core = Core::new(config(budget), 1, 1);
         if external_locks {
             core.set_locks_external();
         }
@@ -207,6 +227,7 @@ impl World {
             lock_db: external_locks.then(LockDb::default),
             lock_max: HashMap::new(),
             limits,
+            budget,
         }
     }
 
@@ -215,6 +236,7 @@ impl World {
         self.core.tick(self.now);
         let mut ops = Vec::new();
         let mut revoked = Vec::new();
+        let mut spilled = Vec::new();
         let mut effects: VecDeque<Effect> = self.core.take_effects().into();
         while let Some(e) = effects.pop_front() {
             match e {
@@ -229,6 +251,9 @@ impl World {
                 }
                 Effect::Persist(op) => ops.push(op),
                 Effect::Assign { job, .. } => {
+                    if job.record.spilled.is_some() {
+                        spilled.push(job.record.clone());
+                    }
                     let key = (job.record.task.clone(), job.record.name.clone());
                     self.leases
                         .push((job.lease.expect("assigned job has a lease"), key));
@@ -248,6 +273,19 @@ impl World {
             );
         }
         self.store.apply(&ops).expect("memory store applies");
+        // As the actor does: a spilled job's payload is read after the writes before it.
+        for r in spilled {
+            assert!(self.budget.is_some(), "spilled without a budget");
+            let read = self.store.read_args(&[r.id]).expect("memory store reads");
+            assert_eq!(read.len(), 1, "job {}'s payload is stored", r.id);
+            assert_eq!(
+                read[0].1,
+                args_of(&r.task, &r.name),
+                "job {}'s payload",
+                r.id
+            );
+            assert_eq!(Some(read[0].1.len() as u32), r.spilled);
+        }
     }
 
     fn lease(&self, i: usize) -> Option<(LeaseId, Key)> {
@@ -393,13 +431,19 @@ impl World {
                 self.boots += 1;
                 // Lease ids after a restart start above every earlier one (as the server
                 // does with the boot time).
-                let mut core = Core::new(CoreConfig::default(), self.boots, self.boots << 32);
+                let mut core = Core::new(config(self.budget), self.boots, self.boots << 32);
                 if let Some(db) = &mut self.lock_db {
                     // A restarted node's entries go stale in the database.
                     *db = LockDb::default();
                     core.set_locks_external();
                 }
-                core.restore(self.store.snapshot(), self.now);
+                // As the server starts: large payloads stay in the store, then those of the
+                // jobs due first are read back as far as the budget goes.
+                let spill_from = self.budget.map(|_| SPILL_MIN);
+                let stored = self.store.load_stored_jobs(spill_from).expect("reads");
+                core.restore_stored(stored, self.now);
+                let ids = core.payloads_to_read();
+                core.fill_payloads(self.store.read_args(&ids).expect("reads"));
                 core.set_task_limits(TASKS[0], self.limits);
                 self.core = core;
                 self.old_leases
@@ -416,6 +460,14 @@ impl World {
         // Memory and the store mirror hold the same jobs, and exactly the ones alive.
         let mut from_core = self.core.dump_page(0, usize::MAX);
         from_core.sort_by_key(|r| r.id);
+        for r in &mut from_core {
+            if let Some(n) = r.spilled.take() {
+                prop_assert!(r.args.is_empty());
+                let read = self.store.clone().read_args(&[r.id]).expect("reads");
+                prop_assert_eq!(read[0].1.len(), n as usize);
+                r.args = read[0].1.clone();
+            }
+        }
         let stored = self.store.snapshot();
         prop_assert_eq!(&from_core, &stored, "store mirror diverged");
         let names: BTreeSet<Key> = stored
@@ -513,7 +565,16 @@ proptest! {
         steps in prop::collection::vec(step(), 1..150),
         limits in limits(),
     ) {
-        run(World::new(false, limits), steps)?;
+        run(World::new(false, limits, None), steps)?;
+    }
+
+    #[test]
+    fn the_same_with_a_payload_budget(
+        steps in prop::collection::vec(step(), 1..150),
+        limits in limits(),
+        budget in 0..6_000usize,
+    ) {
+        run(World::new(false, limits, Some(budget)), steps)?;
     }
 
     #[test]
@@ -521,7 +582,7 @@ proptest! {
         steps in prop::collection::vec(step(), 1..150),
         limits in limits(),
     ) {
-        run(World::new(true, limits), steps)?;
+        run(World::new(true, limits, None), steps)?;
     }
 }
 

@@ -94,7 +94,7 @@ async fn failed_commits_put_memory_back_as_stored() {
         clock,
         std::sync::Arc::new(taskhive::metrics::Metrics::new()),
     );
-    let (tx, mut to_worker) = mpsc::unbounded_channel();
+    let (tx, mut to_worker) = actor::worker_channel();
     h.register(None, vec!["t".into()], vec![], 1, Some(tx))
         .await
         .unwrap();

@@ -8,10 +8,10 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{job, within, TestServer};
+use common::{job, metric, metrics_from, within, TestServer};
 use taskhive::pb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// How many sockets the test may open on each side: 3,000, or fewer when the process
@@ -47,32 +47,6 @@ async fn closed_by(s: &mut TcpStream, deadline: Instant) {
             Err(_) => panic!("connection still open at the deadline"),
         }
     }
-}
-
-/// `/metrics` over a fresh HTTP/1 connection from `from` (None: the default source).
-async fn metrics_from(addr: SocketAddr, from: Option<&str>) -> String {
-    let mut s = match from {
-        None => TcpStream::connect(addr).await.unwrap(),
-        Some(ip) => {
-            let sock = TcpSocket::new_v4().unwrap();
-            sock.bind(format!("{ip}:0").parse().unwrap()).unwrap();
-            sock.connect(addr).await.unwrap()
-        }
-    };
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    within(10, s.read_to_end(&mut out)).await.unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    text
-}
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

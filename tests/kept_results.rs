@@ -82,3 +82,37 @@ async fn without_keep_results_a_done_job_is_gone() {
     let e = c.get_job(key("c")).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
 }
+
+/// Kept results hold at most `--payload-memory` bytes: past it the oldest go before their
+/// time, and `/metrics` counts them.
+#[tokio::test]
+async fn kept_results_past_the_payload_budget_let_the_oldest_go() {
+    let s = TestServer::start_with(|c| {
+        c.keep_results = Duration::from_secs(3600);
+        c.payload_memory = 4096;
+    })
+    .await;
+    let mut c = s.client().await;
+    let mut w = s.worker(&["kr"], 1).await;
+    for i in 0..10 {
+        c.submit_job(job("kr", &format!("r{i}"))).await.unwrap();
+        let j = w.next_job().await;
+        w.done(j.lease_id, &[b'0' + i as u8; 1000]).await;
+    }
+    // 10 results of 1,000 bytes against 4,096: the newest 4 are kept.
+    for i in 0..10 {
+        let got = c.get_job(key(&format!("r{i}"))).await;
+        if i < 6 {
+            assert_eq!(got.unwrap_err().code(), tonic::Code::NotFound, "r{i}");
+        } else {
+            let got = got.unwrap().into_inner();
+            assert_eq!(got.result, vec![b'0' + i as u8; 1000], "r{i}");
+        }
+    }
+    let m = common::metrics_from(s.addr, None).await;
+    assert_eq!(
+        common::metric(&m, "taskhive_kept_results_dropped_total"),
+        6.0,
+        "{m}"
+    );
+}

@@ -54,6 +54,7 @@ fn rec(id: u64, task: &str, name: &str) -> JobRecord {
         dead: false,
         last_error: String::new(),
         // Odd ids carry a trace context, so every store round-trips both kinds.
+        spilled: None,
         trace: (id % 2 == 1).then_some(TraceParent {
             trace_id: [(id as u8) | 1; 16],
             span_id: [9; 8],
@@ -298,13 +299,55 @@ fn start_up_read_of_many_jobs(fx: &dyn Fixture) {
     );
     let want: Vec<JobRecord> = all.into_iter().filter(|r| r.id % 5 != 0).collect();
     let mut s = fx.open();
-    let stored = s.load_stored_jobs().unwrap();
+    let stored = s.load_stored_jobs(None).unwrap();
     let mut names = stored.tasks.clone();
     names.sort();
     assert_eq!(names, tasks, "each task name once");
     assert!(stored.jobs.iter().all(|(_, r)| r.task.is_empty()));
     assert_eq!(stored.into_records(), want);
     assert_eq!(s.load_jobs().unwrap(), want);
+}
+
+/// The payload budget's reads: a start-up read leaves payloads from the threshold up in the
+/// store (empty `args`, their length in `spilled`), and `read_args` brings them back by id.
+fn large_payloads_stay_in_the_store_until_read(fx: &dyn Fixture) {
+    let mut s = fx.open();
+    let mut jobs: Vec<JobRecord> = (1..=6u64).map(|i| rec(i, "t", &format!("j{i}"))).collect();
+    for (i, r) in jobs.iter_mut().enumerate() {
+        // 1023, 1024, 1025, 0, 5000 and 70,000 bytes, each byte telling which job it is.
+        let len = [1023, 1024, 1025, 0, 5000, 70_000][i];
+        r.args = Bytes::from(vec![b'a' + i as u8; len]);
+    }
+    apply(&mut s, jobs.iter().cloned().map(Op::Upsert).collect());
+    let mut s = fx.open();
+    let stored = s.load_stored_jobs(Some(1024)).unwrap().into_records();
+    assert_eq!(stored.len(), 6);
+    for (got, want) in stored.iter().zip(&jobs) {
+        if want.args.len() >= 1024 {
+            assert_eq!(got.spilled, Some(want.args.len() as u32), "job {}", want.id);
+            assert!(got.args.is_empty(), "job {}", want.id);
+            let left = JobRecord {
+                args: want.args.clone(),
+                spilled: None,
+                ..got.clone()
+            };
+            assert_eq!(&left, want, "every other column read");
+        } else {
+            assert_eq!(got, want, "a small payload is read at once");
+        }
+    }
+    let mut read = s.read_args(&[5, 2, 3, 99, 6]).unwrap();
+    read.sort_by_key(|(id, _)| *id);
+    let ids: Vec<u64> = read.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [2, 3, 5, 6], "an id not stored is left out");
+    for (id, args) in read {
+        assert_eq!(
+            args,
+            jobs[id as usize - 1].args,
+            "job {id}'s payload intact"
+        );
+    }
+    assert_eq!(s.load_stored_jobs(None).unwrap().into_records(), jobs);
 }
 
 fn config_round_trip(fx: &dyn Fixture) {
@@ -488,6 +531,7 @@ all_stores!(
     large_batches,
     runs_of_upserts_and_deletes_apply_in_order,
     start_up_read_of_many_jobs,
+    large_payloads_stay_in_the_store_until_read,
     config_round_trip,
     load_jobs_saved_by_name,
     exec_archive_and_trim,

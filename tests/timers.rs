@@ -14,7 +14,6 @@ use taskhive::scheduler::settings::Settings;
 use taskhive::scheduler::SchedulerHandle;
 use taskhive::store::memory::MemoryStore;
 use taskhive::store::writer::Writer;
-use tokio::sync::mpsc;
 
 fn on_time(now: Millis, due: Millis) {
     assert!(
@@ -47,14 +46,7 @@ fn job(m: ToWorker) -> JobView {
 }
 
 /// An actor over a memory store with one worker of task "t" (capacity `cap`); returns the
-async fn start(
-    cap: u32,
-) -> (
-    SchedulerHandle,
-    Clock,
-    mpsc::UnboundedReceiver<ToWorker>,
-    MemoryStore,
-) {
+async fn start(cap: u32) -> (SchedulerHandle, Clock, actor::WorkerRx, MemoryStore) {
     let store = MemoryStore::default();
     let (writer, _join) = Writer::spawn(store.clone());
     let clock = Clock::anchored(1_700_000_000_000);
@@ -65,7 +57,7 @@ async fn start(
         clock,
         std::sync::Arc::new(taskhive::metrics::Metrics::new()),
     );
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = actor::worker_channel();
     h.register(None, vec!["t".into()], vec![], cap, Some(tx))
         .await
         .unwrap();

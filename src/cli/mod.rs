@@ -366,6 +366,11 @@ pub struct ServeArgs {
     /// space than this (bytes, or 512MiB, 2GB, ...); 0 = off. Reports and removes go on.
     #[arg(long, default_value = "1GiB", value_parser = crate::store::disk::parse_size)]
     pub min_free_disk: u64,
+    /// Job payloads held in memory at most (bytes, or 256MiB, 1GB, ...); payloads past it
+    /// stay in the store, those of the jobs due last first, and are read back when their job
+    /// is handed out or shown. 0 = hold every payload. Payloads under 1 KiB are always held.
+    #[arg(long, default_value = "256MiB", value_parser = crate::store::disk::parse_size)]
+    pub payload_memory: u64,
     /// On SIGTERM, SIGINT or /quit: how long results of jobs already handed out may still
     /// arrive before the rest go back to pending (e.g. 5s).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
@@ -472,6 +477,7 @@ pub fn serve_config(a: &ServeArgs) -> crate::config::Config {
     c.net.max_connections = a.max_connections;
     c.net.max_connections_per_ip = a.max_connections_per_ip;
     c.min_free_disk = a.min_free_disk;
+    c.payload_memory = a.payload_memory;
     c
 }
 

@@ -27,7 +27,7 @@ use super::command::{code, encode_job, parse, reply, Handle, PJob, Request};
 use super::frame;
 use crate::admission::{Gate, Timeout};
 use crate::config::Limits;
-use crate::scheduler::actor::{JobEvent, ToWorker};
+use crate::scheduler::actor::{worker_channel, JobEvent, ToWorker, WorkerTx};
 use crate::scheduler::job::{JobKey, JobView, LeaseId, Outcome, WorkerId};
 use crate::scheduler::submit::SubmitRequest;
 use crate::scheduler::{Error, SchedulerHandle, Stale};
@@ -56,7 +56,7 @@ struct Session {
     face: Face,
     out: mpsc::UnboundedSender<Bytes>,
     worker: Option<WorkerId>,
-    jobs_tx: mpsc::UnboundedSender<ToWorker>,
+    jobs_tx: WorkerTx,
     slots: HashSet<Msgid>,
     free: VecDeque<Msgid>,
     waiting: VecDeque<JobView>,
@@ -117,7 +117,7 @@ where
             }
         }
     });
-    let (jobs_tx, mut jobs_rx) = mpsc::unbounded_channel();
+    let (jobs_tx, mut jobs_rx) = worker_channel();
     let max_len = face.limits.message_limit();
     let mut s = Session {
         face,

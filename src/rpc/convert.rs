@@ -213,6 +213,7 @@ pub fn record_from_pb(j: pb::Job, limits: &Limits) -> Result<JobRecord, Error> {
         last_error: j.last_error,
         trace: TraceParent::parse(&j.traceparent),
         key: j.key,
+        spilled: None,
     })
 }
 

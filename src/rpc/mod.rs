@@ -27,7 +27,7 @@ pub fn code_of(e: &Error) -> Code {
         | Error::JobRunning { .. } => Code::FailedPrecondition,
         Error::JobFailed(_) => Code::Aborted,
         Error::ResourceExhausted(_) => Code::ResourceExhausted,
-        Error::Store(_) | Error::ShuttingDown => Code::Unavailable,
+        Error::Store(_) | Error::StoreRead(_) | Error::ShuttingDown => Code::Unavailable,
     }
 }
 

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::convert::*;
 use crate::config::Limits;
 use crate::pb::{self, scheduler_server::Scheduler};
-use crate::scheduler::actor::ToWorker;
+use crate::scheduler::actor::{worker_channel, ToWorker};
 use crate::scheduler::job::{JobState, LeaseId, WorkerId};
 use crate::scheduler::{Error, SchedulerHandle};
 use crate::telemetry;
@@ -570,7 +570,7 @@ impl Scheduler for SchedulerService {
         req: Request<pb::GrabJobRequest>,
     ) -> Result<Response<Self::GrabJobStream>, Status> {
         let worker = worker_id(&req.into_inner().worker_id)?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = worker_channel();
         self.h.connect(worker, tx).await?;
         let guard = WorkerGuard {
             h: self.h.clone(),
@@ -578,7 +578,7 @@ impl Scheduler for SchedulerService {
         };
         // GrabJob streams jobs only: a cancelled lease's report is refused, which is all
         // this older stream can be told.
-        let stream = UnboundedReceiverStream::new(rx).filter_map(move |m| {
+        let stream = rx.into_stream().filter_map(move |m| {
             let _held = &guard;
             std::future::ready(match m {
                 // Its report comes by ReportResult, on another call: no run span here.

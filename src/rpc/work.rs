@@ -15,7 +15,7 @@ use super::scheduler::{
     check_broadcast, check_lease, check_some, check_tasks, BoxStream, WorkerGuard,
 };
 use crate::pb;
-use crate::scheduler::actor::ToWorker;
+use crate::scheduler::actor::{worker_channel, ToWorker};
 use crate::scheduler::job::LeaseId;
 use crate::scheduler::{Error, SchedulerHandle};
 use crate::telemetry;
@@ -32,7 +32,7 @@ pub(super) async fn serve(
         _ => return Err(Error::invalid("msg", "the first message must be hello").into()),
     };
     check_some(&hello.tasks, &hello.broadcast_tasks)?;
-    let (jobs_tx, mut jobs) = mpsc::unbounded_channel();
+    let (jobs_tx, mut jobs) = worker_channel();
     let worker = h
         .register(
             None,

@@ -15,7 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::backend::{Backend, SubmittedEach};
 use super::clock::Clock;
-use super::core::{Core, Effect, LocalWorkers, Observation, Observer, SubmitReply, TaskStatus};
+use super::core::{
+    Core, Effect, LocalWorkers, Observation, Observer, PayloadMemory, SubmitReply, TaskStatus,
+};
 use super::error::{Error, Stale};
 use super::job::*;
 use super::kept::KeptResults;
@@ -24,9 +26,10 @@ use super::list::{JobPage, ListQuery};
 use super::local::LocalJobs;
 use super::schedule::{PlanCache, Schedule, ScheduleSpec};
 use super::settings::Settings;
+use super::spilled::Spilled;
 use super::submit::check_name;
 use super::timer::WakeTimer;
-use crate::store::writer::{Admitted, Backlog, Commit, Writer};
+use crate::store::writer::{Admitted, Backlog, Commit, ReadArgs, Writer};
 use crate::store::{Op, StoreError};
 
 /// What the actor tells one worker.
@@ -48,8 +51,7 @@ pub enum ToWorker {
     },
 }
 
-/// Where the actor pushes what it tells one worker.
-pub type WorkerTx = mpsc::UnboundedSender<ToWorker>;
+pub use super::worker_channel::{worker_channel, WorkerRx, WorkerTx};
 
 /// Resolves with the worker's result of a RunJob.
 pub type ResultRx = oneshot::Receiver<Result<Bytes, String>>;
@@ -112,7 +114,7 @@ pub(super) enum Cmd {
     ListDead {
         task: Option<String>,
         limit: usize,
-        reply: Reply<Vec<JobView>>,
+        reply: Reply<Result<Vec<JobView>, Error>>,
     },
     RetryDead {
         task: Option<String>,
@@ -152,7 +154,7 @@ pub(super) enum Cmd {
     DumpPage {
         after: JobId,
         limit: usize,
-        reply: Reply<Vec<JobRecord>>,
+        reply: Reply<Result<Vec<JobRecord>, Error>>,
     },
     Load {
         record: JobRecord,
@@ -422,6 +424,8 @@ pub fn spawn_node(
         schedules: BTreeMap::new(),
         kept: KeptResults::default(),
         keep_ms: 0,
+        reads: Vec::new(),
+        payloads_seen: PayloadMemory::default(),
     };
     let join = tokio::spawn(actor.run());
     (NodeHandle { tx, clock, backlog }, join)
@@ -1046,6 +1050,16 @@ struct Actor {
     kept: KeptResults,
     /// How long to keep them (0 = not kept).
     keep_ms: Millis,
+    /// Payload reads asked for in this step (`core/payloads.rs`); queued behind its writes.
+    reads: Vec<PayloadRead>,
+    /// The payload budget's figures last told to the metrics.
+    payloads_seen: PayloadMemory,
+}
+
+/// A read of spilled payloads and what to do with them.
+struct PayloadRead {
+    ids: Vec<JobId>,
+    done: Box<dyn FnOnce(&ReadArgs) + Send>,
 }
 
 /// Commands handled per wake-up before timers and dispatch run again.
@@ -1084,6 +1098,12 @@ impl Actor {
             }
             let ops = self.effects();
             self.writer.write_detached(ops);
+            self.flush_reads();
+            let payloads = self.core.payload_memory();
+            if payloads != self.payloads_seen {
+                self.payloads_seen = payloads;
+                self.metrics.observe(&Observation::Payloads(payloads));
+            }
             if !self.drained.is_empty() && self.core.open_leases() == 0 {
                 for r in self.drained.drain(..) {
                     let _ = r.send(());
@@ -1130,6 +1150,7 @@ impl Actor {
             self.resync().await;
         }
         self.handle(cmd);
+        self.flush_reads();
     }
 
     /// Runs one command; its store writes become the commit handed back to the caller.
@@ -1213,7 +1234,7 @@ impl Actor {
                     Err(Error::NotFound(m)) => self.kept.get(&key, now).ok_or(Error::NotFound(m)),
                     r => r,
                 };
-                let _ = reply.send(r);
+                self.reply_filled(r, reply);
             }
             Cmd::DropTask { task, reply } => {
                 let r = self.core.drop_task(&task);
@@ -1230,7 +1251,8 @@ impl Actor {
                 let _ = reply.send(self.core.list_jobs(&query));
             }
             Cmd::ListDead { task, limit, reply } => {
-                let _ = reply.send(self.core.list_dead(task.as_deref(), limit));
+                let dead = Ok(self.core.list_dead(task.as_deref(), limit));
+                self.reply_filled(dead, reply);
             }
             Cmd::RetryDead { task, name, reply } => {
                 let n = self.core.retry_dead(task.as_deref(), name.as_deref(), now);
@@ -1292,7 +1314,8 @@ impl Actor {
                 limit,
                 reply,
             } => {
-                let _ = reply.send(self.core.dump_page(after, limit));
+                let page = Ok(self.core.dump_page(after, limit));
+                self.reply_filled(page, reply);
             }
             Cmd::Load { record, reply } => {
                 self.core.load(record, now);
@@ -1584,6 +1607,49 @@ impl Actor {
         }
     }
 
+    /// Answers `reply` with `value` once the spilled payloads it names are read back.
+    fn reply_filled<T: Spilled>(&mut self, mut value: T, reply: Reply<T>) {
+        let mut ids = Vec::new();
+        value.spilled_ids(&mut ids);
+        if ids.is_empty() {
+            let _ = reply.send(value);
+            return;
+        }
+        self.reads.push(PayloadRead {
+            ids,
+            done: Box::new(move |read| {
+                let filled = match read {
+                    Ok(m) => value.fill(m),
+                    Err(e) => Err(Error::StoreRead(e.to_string())),
+                };
+                match filled {
+                    Ok(()) => {
+                        let _ = reply.send(value);
+                    }
+                    // Only a Result answer can carry the error; `fill` put it there.
+                    Err(e) => tracing::error!(error = %e, "payloads could not be read back"),
+                }
+            }),
+        });
+    }
+
+    /// Queues this step's payload reads behind its writes, as one read.
+    fn flush_reads(&mut self) {
+        if self.reads.is_empty() {
+            return;
+        }
+        let reads = std::mem::take(&mut self.reads);
+        let ids = reads.iter().flat_map(|r| r.ids.iter().copied()).collect();
+        self.writer.read_args(
+            ids,
+            Box::new(move |read| {
+                for r in reads {
+                    (r.done)(&read);
+                }
+            }),
+        );
+    }
+
     /// Carries out pending effects and queues their store writes as one commit.
     fn commit(&mut self) -> Commit {
         let ops = self.effects();
@@ -1619,10 +1685,25 @@ impl Actor {
                     Effect::Observe(Observation::Log(l)) => l.emit(),
                     Effect::Observe(o) => self.metrics.observe(&o),
                     Effect::Assign { worker, job } => {
-                        let sent = self
-                            .workers
-                            .get(&worker)
-                            .is_some_and(|tx| tx.send(ToWorker::Job(job)).is_ok());
+                        let sent = match self.workers.get(&worker) {
+                            None => false,
+                            Some(tx) if job.record.spilled.is_some() => {
+                                // Its payload is in the store only: the worker's connection
+                                // waits for the read, not the actor.
+                                let (payload, rx) = oneshot::channel();
+                                let id = job.record.id;
+                                let sent = tx.send_reading(job, rx).is_ok();
+                                self.reads.push(PayloadRead {
+                                    ids: vec![id],
+                                    done: Box::new(move |read| {
+                                        let args = read.as_ref().ok().and_then(|m| m.get(&id));
+                                        let _ = payload.send(args.cloned());
+                                    }),
+                                });
+                                sent
+                            }
+                            Some(tx) => tx.send(ToWorker::Job(job)).is_ok(),
+                        };
                         if !sent {
                             // The stream is gone but its WorkerGone has not arrived yet.
                             self.workers.remove(&worker);
@@ -1691,6 +1772,12 @@ impl Actor {
                                 now,
                                 self.keep_ms,
                             );
+                            if let Some(max) = self.core.payload_budget() {
+                                let dropped = self.kept.trim(max);
+                                if dropped > 0 {
+                                    self.metrics.observe(&Observation::KeptDropped(dropped));
+                                }
+                            }
                         }
                         if let Some(ws) = self.waiters.remove(&job) {
                             for w in ws {

@@ -41,9 +41,12 @@ use limits::LimitState;
 mod list;
 mod log;
 mod parts;
+mod payloads;
 mod transient;
+use payloads::Payloads;
 
 pub use parts::{is_part, PART_BIT, PART_GRACE_MS};
+pub use payloads::{PayloadMemory, SPILL_MIN};
 pub use transient::{in_memory_only, is_transient, TRANSIENT_BIT};
 
 /// Tunables of the core.
@@ -61,6 +64,10 @@ pub struct CoreConfig {
     pub max_jobs_per_task: usize,
     /// Workers one task may have registered at most.
     pub max_workers_per_task: usize,
+    /// Bytes of payloads held in memory at most (the rest are read from the store when
+    /// needed, `core/payloads.rs`); None = all held. Only for a core whose jobs are all in
+    /// the store.
+    pub payload_budget: Option<usize>,
 }
 
 impl Default for CoreConfig {
@@ -72,6 +79,7 @@ impl Default for CoreConfig {
             max_jobs: usize::MAX,
             max_jobs_per_task: usize::MAX,
             max_workers_per_task: usize::MAX,
+            payload_budget: None,
         }
     }
 }
@@ -183,6 +191,11 @@ pub enum Observation {
     },
     /// A lease expired.
     Expired(Arc<str>),
+    /// What the payload budget holds now (the actor says so when it changed).
+    Payloads(PayloadMemory),
+    /// Kept results let go before their time: the results kept held more than the payload
+    /// budget.
+    KeptDropped(usize),
     /// A job event worth a log line (metrics count it through the other variants).
     Log(super::job_log::JobLog),
 }
@@ -297,10 +310,20 @@ struct Extras {
     trace: Option<TraceParent>,
     /// Interned (`KeyId::NONE` for none): limits per key and fairness.
     key: KeyId,
+    /// The payload's length when it is held in the store only (0: held here; an empty
+    /// payload is never spilled), see `core/payloads.rs`.
+    spilled: u32,
 }
 
-fn extras(trace: Option<TraceParent>, key: KeyId) -> Option<Box<Extras>> {
-    (trace.is_some() || key != KeyId::NONE).then(|| Box::new(Extras { trace, key }))
+fn extras(trace: Option<TraceParent>, key: KeyId, spilled: Option<u32>) -> Option<Box<Extras>> {
+    let spilled = spilled.unwrap_or(0);
+    (trace.is_some() || key != KeyId::NONE || spilled > 0).then(|| {
+        Box::new(Extras {
+            trace,
+            key,
+            spilled,
+        })
+    })
 }
 
 type ReadyKey = (Reverse<i32>, Millis, JobId);
@@ -321,7 +344,7 @@ impl Job {
             run_count: r.run_count,
             phase,
             last_error: (!r.last_error.is_empty()).then(|| r.last_error.into_boxed_str()),
-            extras: extras(r.trace, key),
+            extras: extras(r.trace, key, r.spilled),
         }
     }
 
@@ -412,6 +435,8 @@ pub struct Core {
     next_transient: JobId,
     /// Job keys, interned.
     keys: Keys,
+    /// The payload budget (`core/payloads.rs`).
+    payloads: Payloads,
     /// When a task held back by a rate may start again (`core/limits.rs`).
     limit_timers: BTreeSet<(Millis, TaskId)>,
     /// Latest time an operation was given: for internal steps that take none.
@@ -428,6 +453,7 @@ pub struct Core {
 impl Core {
     /// A new, empty core. `first_lease` must exceed every lease id handed out before a restart.
     pub fn new(cfg: CoreConfig, seed: u64, first_lease: LeaseId) -> Self {
+        let payloads = Payloads::new(cfg.payload_budget);
         Core {
             cfg,
             jobs: JobTable::default(),
@@ -450,6 +476,7 @@ impl Core {
             part_deadlines: BTreeSet::new(),
             next_transient: 0,
             keys: Keys::default(),
+            payloads,
             limit_timers: BTreeSet::new(),
             next_job: 1,
             next_lease: first_lease.max(1),
@@ -499,10 +526,11 @@ impl Core {
                 });
             }
             self.unqueue(id);
+            self.payload_untrack(id);
             let key = self.keys.hold(&spec.key);
             let job = self.jobs.get_mut(&id).expect("indexed job exists");
             let old_key = job.key();
-            job.args = spec.args;
+            job.set_args(spec.args);
             job.sched_at = spec.sched_at;
             job.timeout_ms = spec.timeout_ms;
             job.priority = spec.priority;
@@ -510,10 +538,12 @@ impl Core {
             job.attempts = 0;
             job.run_count = 0;
             job.last_error = None;
-            job.extras = extras(spec.trace, key);
+            job.extras = extras(spec.trace, key, None);
             self.keys.release(old_key);
             self.enqueue(id, now);
+            self.payload_track(id);
             self.persist_upsert(id);
+            self.payload_enforce();
             return Ok(SubmitReply {
                 id,
                 replaced: true,
@@ -524,6 +554,7 @@ impl Core {
         self.next_job += 1;
         self.insert_record(id, spec.into_record(id), now);
         self.persist_upsert(id);
+        self.payload_enforce();
         Ok(SubmitReply {
             id,
             replaced: false,
@@ -628,6 +659,7 @@ impl Core {
         record.id = id;
         self.insert_record(id, record, now);
         self.persist_upsert(id);
+        self.payload_enforce();
     }
 
     /// Removes a job in any state. A running job's lease stops counting: its report will be rejected.
@@ -866,6 +898,7 @@ impl Core {
         let key = self.keys.hold(&r.key);
         let slot = self.jobs.insert(id, Job::from_record(tid, key, r, phase));
         self.tasks[tid as usize].by_name.insert(&self.jobs, slot);
+        self.payload_track(id);
         if dead {
             self.tasks[tid as usize].dead.insert(id);
             self.dead_total += 1;
@@ -964,6 +997,7 @@ impl Core {
             self.parts.remove(&id);
         }
         self.unqueue(id);
+        self.payload_untrack(id);
         let slot = self.jobs.slot(&id).expect("job exists");
         let tid = self.jobs.at(slot).1.task;
         self.tasks[tid as usize].by_name.remove(&self.jobs, slot);
@@ -1015,6 +1049,7 @@ impl Core {
             last_error: job.last_error.as_deref().unwrap_or("").to_string(),
             trace: job.trace(),
             key: self.keys.name(job.key()).to_string(),
+            spilled: job.spilled(),
         }
     }
 
@@ -1054,6 +1089,8 @@ impl Core {
             return;
         }
         let r = self.record(id);
+        // A written record always carries its payload: spills come after the write.
+        debug_assert!(r.spilled.is_none(), "upsert of spilled job {id}");
         self.persist(Op::Upsert(r));
     }
 

@@ -62,6 +62,9 @@ pub enum Error {
     /// The store could not commit; nothing was acknowledged and memory is put back as stored.
     #[error("store cannot write (disk full, read-only or failing); nothing was changed: {0}")]
     Store(String),
+    /// A job's payload, held in the store only (the payload budget), could not be read back.
+    #[error("store cannot be read: {0}")]
+    StoreRead(String),
     /// The server is stopping.
     #[error("server is shutting down")]
     ShuttingDown,
@@ -140,7 +143,7 @@ impl Error {
             Error::JobRunning { .. } => "JOB_RUNNING",
             Error::JobFailed(_) => "JOB_FAILED",
             Error::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
-            Error::Store(_) => "STORE_UNAVAILABLE",
+            Error::Store(_) | Error::StoreRead(_) => "STORE_UNAVAILABLE",
             Error::ShuttingDown => "SHUTTING_DOWN",
         }
     }
@@ -167,6 +170,7 @@ impl Error {
             | Error::JobFailed(_)
             | Error::ResourceExhausted(_)
             | Error::Store(_)
+            | Error::StoreRead(_)
             | Error::ShuttingDown => Vec::new(),
         }
     }

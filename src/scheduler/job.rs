@@ -101,6 +101,7 @@ impl JobSpec {
             last_error: String::new(),
             trace: self.trace,
             key: self.key,
+            spilled: None,
         }
     }
 }
@@ -151,6 +152,10 @@ pub struct JobRecord {
     pub trace: Option<TraceParent>,
     /// Flow-control key (empty = none).
     pub key: String,
+    /// `Some(len)`: the payload (`len` bytes) is held in the store only and `args` is empty,
+    /// to be read back before the job is handed out or shown (`serve --payload-memory`).
+    /// Never set on a record written to the store or sent to a client.
+    pub spilled: Option<u32>,
 }
 
 /// A job as a client sees it: the record plus its live state and lease.

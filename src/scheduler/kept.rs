@@ -33,6 +33,8 @@ pub struct KeptResults {
     expiry: VecDeque<(Millis, JobId)>,
     keep_ms: Millis,
     hasher: foldhash::fast::RandomState,
+    /// Bytes of results kept.
+    bytes: usize,
 }
 
 impl KeptResults {
@@ -80,6 +82,7 @@ impl KeptResults {
             self.remove_slot(i);
         }
         let slot = self.slab.len() as u32;
+        self.bytes += result.len();
         let (ih, nh) = (self.id_hash(id), self.name_hash(&task, &name));
         self.slab.push(Kept {
             id,
@@ -107,6 +110,7 @@ impl KeptResults {
             (self.id_hash(k.id), self.name_hash(&k.task, &k.name))
         };
         let ix = i as u32;
+        self.bytes -= self.slab[i].result.len();
         if let Ok(e) = self.by_id.find_entry(ih, |&s| s == ix) {
             e.remove();
         }
@@ -147,6 +151,30 @@ impl KeptResults {
             }
         }
         n
+    }
+
+    /// Lets the oldest outcomes go before their time until the results kept hold at most
+    /// `max_bytes` (the payload budget, `serve --payload-memory`); how many went.
+    pub fn trim(&mut self, max_bytes: usize) -> usize {
+        let mut n = 0;
+        while self.bytes > max_bytes {
+            let Some((at, id)) = self.expiry.pop_front() else {
+                break;
+            };
+            // An entry of an outcome replaced since is stale: the outcome has a later one.
+            if let Some(i) = self.slot_by_id(id) {
+                if self.slab[i].finished_at.saturating_add(self.keep_ms) == at {
+                    self.remove_slot(i);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Bytes of results kept.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// How many outcomes are kept.
@@ -194,6 +222,26 @@ mod tests {
             task: "t".into(),
             name: n.into(),
         }
+    }
+
+    #[test]
+    fn past_the_byte_cap_the_oldest_go_first() {
+        let mut k = KeptResults::default();
+        let t = |n: &str| (Arc::<str>::from("t"), Arc::<str>::from(n));
+        for (i, n) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            let r = Bytes::from(vec![b'x'; 100]);
+            k.insert(i as JobId + 1, t(n), r, 0, 1_000 + i as Millis, 60_000);
+        }
+        // "a" again: a newer outcome, its old FIFO entry stale.
+        k.insert(5, t("a"), Bytes::from(vec![b'y'; 100]), 0, 2_000, 60_000);
+        assert_eq!(k.bytes(), 400);
+        assert_eq!(k.trim(250), 2, "b and c go; a's stale entry is skipped");
+        assert_eq!(k.bytes(), 200);
+        assert!(k.get(&key("b"), 2_000).is_none() && k.get(&key("c"), 2_000).is_none());
+        assert!(k.get(&key("d"), 2_000).is_some() && k.get(&key("a"), 2_000).is_some());
+        assert_eq!(k.trim(1_000), 0);
+        k.purge(100_000);
+        assert_eq!((k.len(), k.bytes()), (0, 0));
     }
 
     #[test]

@@ -128,7 +128,7 @@ impl Backend for LocalJobs {
 
     fn list_dead(&self, task: Option<String>, limit: usize) -> Fut<Vec<JobView>> {
         let tx = self.tx.clone();
-        Box::pin(async move { call(&tx, |reply| Cmd::ListDead { task, limit, reply }).await })
+        Box::pin(async move { call(&tx, |reply| Cmd::ListDead { task, limit, reply }).await? })
     }
 
     fn retry_dead(&self, task: Option<String>, name: Option<String>) -> Fut<u64> {
@@ -157,7 +157,7 @@ impl Backend for LocalJobs {
                 limit,
                 reply,
             })
-            .await
+            .await?
         })
     }
 

@@ -16,10 +16,12 @@ pub mod locks;
 pub mod schedule;
 pub mod schedule_driver;
 pub mod settings;
+pub mod spilled;
 pub mod submit;
 pub mod table;
 pub mod timer;
 pub mod trace;
+pub mod worker_channel;
 
 pub use actor::SchedulerHandle;
 pub use error::{Error, Stale};

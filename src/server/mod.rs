@@ -103,6 +103,10 @@ pub async fn start_scheduler(
     };
     let fence = cluster.as_ref().map(|c| c.2.clone());
     let cluster_mode = cluster.is_some();
+    // The payload budget: every job is in the store, so memory need not hold every payload.
+    let payload_budget = (!cluster_mode && config.payload_memory > 0)
+        .then(|| usize::try_from(config.payload_memory).unwrap_or(usize::MAX));
+    let spill_from = payload_budget.map(|_| crate::scheduler::core::SPILL_MIN);
     let started = std::time::Instant::now();
     let (store, records, stored_config, load_jobs, reader, schedules, paused) =
         tokio::task::spawn_blocking(move || {
@@ -119,7 +123,7 @@ pub async fn start_scheduler(
             let records = if cluster_mode {
                 crate::store::StoredJobs::default()
             } else {
-                store.load_stored_jobs()?
+                store.load_stored_jobs(spill_from)?
             };
             let config = store.load_config()?;
             let load_jobs = store.load_load_jobs()?;
@@ -155,6 +159,7 @@ pub async fn start_scheduler(
             max_jobs: config.max_jobs,
             max_jobs_per_task: config.max_jobs_per_task,
             max_workers_per_task: config.max_workers_per_task,
+            payload_budget,
             ..CoreConfig::default()
         },
         now as u64,
@@ -162,6 +167,19 @@ pub async fn start_scheduler(
     );
     let read_ms = started.elapsed().as_millis() as u64;
     core.restore_stored(records, now);
+    // Large payloads were left in the store: read back those of the jobs due first, as many
+    // as the budget holds.
+    let (store, mut core) = tokio::task::spawn_blocking(move || {
+        let (mut store, mut core) = (store, core);
+        let ids = core.payloads_to_read();
+        for chunk in ids.chunks(256) {
+            let read = store.read_args(chunk)?;
+            core.fill_payloads(read);
+        }
+        Ok::<_, crate::store::StoreError>((store, core))
+    })
+    .await
+    .expect("payload read task")?;
     let (paused, limits) = paused;
     for task in paused {
         core.set_task_paused(&task, true);

@@ -134,6 +134,14 @@ impl Store for MemoryStore {
         Ok(self.snapshot())
     }
 
+    fn read_args(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, bytes::Bytes)>, StoreError> {
+        let jobs = self.jobs.lock().expect("poisoned");
+        Ok(ids
+            .iter()
+            .filter_map(|id| jobs.get(id).map(|r| (*id, r.args.clone())))
+            .collect())
+    }
+
     fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
         let c = self.config.lock().expect("poisoned");
         Ok(c.iter().map(|(k, v)| (k.clone(), *v)).collect())

@@ -219,10 +219,24 @@ pub trait Store: Send + 'static {
     }
     /// Every stored job, in id order.
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError>;
-    /// Every stored job, in id order, task names held once (start-up).
-    fn load_stored_jobs(&mut self) -> Result<StoredJobs, StoreError> {
-        Ok(StoredJobs::from_records(self.load_jobs()?))
+    /// Every stored job, in id order, task names held once (start-up). With `spill_from`,
+    /// payloads of that many bytes or more are not read: such a record has an empty `args`
+    /// and `spilled` set to the payload's length (the payload budget reads them later).
+    fn load_stored_jobs(&mut self, spill_from: Option<usize>) -> Result<StoredJobs, StoreError> {
+        let mut stored = StoredJobs::from_records(self.load_jobs()?);
+        if let Some(n) = spill_from {
+            for (_, r) in &mut stored.jobs {
+                if r.args.len() >= n {
+                    r.spilled = Some(r.args.len() as u32);
+                    r.args = bytes::Bytes::new();
+                }
+            }
+        }
+        Ok(stored)
     }
+    /// The payloads of `ids` (of those still stored), read back for jobs whose payload
+    /// memory let go (`serve --payload-memory`).
+    fn read_args(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, bytes::Bytes)>, StoreError>;
     /// The stored jobs among `ids` and every stored job of `tasks` (resync after a failed commit).
     fn load_some(&mut self, ids: &[JobId], tasks: &[String]) -> Result<Vec<JobRecord>, StoreError> {
         let ids: std::collections::HashSet<JobId> = ids.iter().copied().collect();
@@ -256,8 +270,11 @@ impl<S: Store + ?Sized> Store for Box<S> {
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
         (**self).load_jobs()
     }
-    fn load_stored_jobs(&mut self) -> Result<StoredJobs, StoreError> {
-        (**self).load_stored_jobs()
+    fn load_stored_jobs(&mut self, spill_from: Option<usize>) -> Result<StoredJobs, StoreError> {
+        (**self).load_stored_jobs(spill_from)
+    }
+    fn read_args(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, bytes::Bytes)>, StoreError> {
+        (**self).read_args(ids)
     }
     fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
         (**self).load_config()

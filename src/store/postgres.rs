@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use postgres::{Client, Row};
 
-use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader};
+use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader, StoredJobs};
 use crate::scheduler::job::{JobId, JobRecord, RetryPolicy, TraceParent};
 
 /// Schema migrations, applied in order at start-up; `schema_version` records the last one.
@@ -421,7 +421,11 @@ pub fn job_record(row: &Row) -> JobRecord {
         id: row.get::<_, i64>(0) as u64,
         task: row.get(1),
         name: row.get(2),
-        args: Bytes::from(row.get::<_, Vec<u8>>(3)),
+        // NULL: a start-up read that left a large payload in the store.
+        args: row
+            .get::<_, Option<Vec<u8>>>(3)
+            .map(Bytes::from)
+            .unwrap_or_default(),
         sched_at: row.get(4),
         timeout_ms: row.get::<_, i64>(5) as u32,
         priority: row.get(6),
@@ -440,6 +444,7 @@ pub fn job_record(row: &Row) -> JobRecord {
             .flatten()
             .and_then(TraceParent::parse),
         key: row.try_get::<_, String>("job_key").unwrap_or_default(),
+        spilled: None,
     }
 }
 
@@ -904,6 +909,47 @@ impl Store for PgStore {
         Ok(rows.iter().map(job_record).collect())
     }
 
+    fn load_stored_jobs(&mut self, spill_from: Option<usize>) -> Result<StoredJobs, StoreError> {
+        let Some(n) = spill_from else {
+            return Ok(StoredJobs::from_records(self.load_jobs()?));
+        };
+        // Large payloads stay in the database: NULL here, their length last.
+        let columns = JOB_COLUMNS.replace(
+            "args,",
+            "CASE WHEN octet_length(args) < $1 THEN args END AS args,",
+        );
+        let rows = self.live()?.query(
+            &format!("SELECT {columns}, octet_length(args) FROM jobs ORDER BY id"),
+            &[&(n as i32)],
+        )?;
+        let mut out = StoredJobs::with_capacity(rows.len());
+        for row in &rows {
+            let mut r = job_record(row);
+            if row.get::<_, Option<&[u8]>>(3).is_none() {
+                r.spilled = Some(row.get::<_, i32>(row.len() - 1) as u32);
+            }
+            let task = std::mem::take(&mut r.task);
+            out.push(&task, r);
+        }
+        Ok(out)
+    }
+
+    fn read_args(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, Bytes)>, StoreError> {
+        let ids: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
+        let rows = self
+            .live()?
+            .query("SELECT id, args FROM jobs WHERE id = ANY($1)", &[&ids])?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, i64>(0) as JobId,
+                    Bytes::from(r.get::<_, Vec<u8>>(1)),
+                )
+            })
+            .collect())
+    }
+
     fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = self
             .live()?
@@ -1039,6 +1085,7 @@ mod tests {
             last_error: String::new(),
             trace: None,
             key: String::new(),
+            spilled: None,
         }
     }
 

@@ -93,6 +93,12 @@ type Fenced = Arc<BTreeSet<JobId>>;
 
 type Ack = oneshot::Sender<Result<Fenced, StoreError>>;
 
+/// Payloads read back from the store, by job: what [`Writer::read_args`] hands its callback.
+pub type ReadArgs = Result<std::collections::HashMap<JobId, bytes::Bytes>, StoreError>;
+
+/// Called on the writer thread with what a read found.
+pub type ReadDone = Box<dyn FnOnce(ReadArgs) + Send>;
+
 enum Unit {
     Write {
         ops: Vec<Op>,
@@ -101,6 +107,22 @@ enum Unit {
     Resync {
         reply: oneshot::Sender<Result<Resync, StoreError>>,
     },
+    /// Payloads of jobs whose memory let go of them; read after every write queued before.
+    Read {
+        ids: Vec<JobId>,
+        done: ReadDone,
+    },
+}
+
+impl Unit {
+    /// A read of a payload that `ops` (gathered, not yet applied) writes.
+    fn waits_for(&self, ops: &[Op]) -> bool {
+        let Unit::Read { ids, .. } = self else {
+            return false;
+        };
+        ops.iter()
+            .any(|o| matches!(o, Op::Upsert(r) if ids.contains(&r.id)))
+    }
 }
 
 /// What memory must be made to agree with after failed commits.
@@ -281,11 +303,21 @@ impl Writer {
                                 let _ = reply.send(r);
                                 break;
                             }
+                            Unit::Read { ids, done } => {
+                                // Reached only when no write gathered but not yet applied
+                                // names these jobs' payloads (below): what is committed is
+                                // what they asked for.
+                                done(store.read_args(&ids).map(|v| v.into_iter().collect()));
+                            }
                         }
                         if ops.len() >= MAX_BATCH_OPS {
                             break;
                         }
                         match rx.try_recv() {
+                            // A read waits for the batch only when the batch writes one of
+                            // its payloads (a job submitted and handed out at once); else it
+                            // is answered now, not an fsync later.
+                            Ok(u @ Unit::Read { .. }) if u.waits_for(&ops) => held = Some(u),
                             Ok(u @ Unit::Resync { .. }) => held = Some(u),
                             Ok(u) => next = Some(u),
                             Err(_) => {}
@@ -297,6 +329,15 @@ impl Writer {
                             Err(f.error.clone())
                         }
                         None if ops.is_empty() => Ok(Fenced::default()),
+                        // Never written: a record without its payload (a bug upstream).
+                        None if ops
+                            .iter()
+                            .any(|o| matches!(o, Op::Upsert(r) if r.spilled.is_some())) =>
+                        {
+                            Err(StoreError::Backend(
+                                "internal error: a job's write lacks its payload".into(),
+                            ))
+                        }
                         None => store.apply(&ops).map(|()| {
                             let fenced = store.take_fenced();
                             Arc::new(fenced.into_iter().collect())
@@ -389,6 +430,17 @@ impl Writer {
             return Commit::done();
         }
         Commit::pending(rx)
+    }
+
+    /// Reads the stored payloads of `ids` as left by every write queued before, and hands
+    /// them to `done` on the writer thread (keep it short: it holds up the writes). It waits
+    /// for a commit only when a write not yet applied stores one of those payloads.
+    pub fn read_args(&self, ids: Vec<JobId>, done: ReadDone) {
+        if let Err(mpsc::SendError(Unit::Read { done, .. })) =
+            self.tx.send(Unit::Read { ids, done })
+        {
+            done(Err(StoreError::Closed));
+        }
     }
 
     /// True from a failed commit until the next successful [`Writer::resync`].

@@ -37,6 +37,12 @@ impl Store for HookedStore {
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
         self.inner.load_jobs()
     }
+    fn read_args(
+        &mut self,
+        ids: &[taskhive::scheduler::job::JobId],
+    ) -> Result<Vec<(taskhive::scheduler::job::JobId, bytes::Bytes)>, StoreError> {
+        self.inner.read_args(ids)
+    }
     fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
         self.inner.load_config()
     }

@@ -54,6 +54,9 @@ def server():
                 BIN, "serve", "--listen", "127.0.0.1:0", "--data", os.path.join(d, "data"),
                 "--periodic-listen", "tcp://127.0.0.1:0",
                 "--periodic-listen", f"unix://{sock}",
+                # Small, so that payloads of a few KiB go to the store only and are read
+                # back when handed out (test_payloads_past_the_budget_arrive_whole).
+                "--payload-memory", "8KiB",
             ],
             stdout=subprocess.PIPE,
             stderr=open(os.path.join(d, "server.log"), "w"),

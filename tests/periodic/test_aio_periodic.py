@@ -234,6 +234,37 @@ def test_grpc_job_served_by_aio_worker_and_reverse(server, tmp_path):
     run(main())
 
 
+def test_payloads_past_the_budget_arrive_whole(server):
+    """40 jobs of 3 KiB against the fixture's 8 KiB budget: most payloads are read back
+    from the store when handed out, and each arrives whole."""
+    def payload(i):
+        return bytes((i * 31 + k * 7) % 251 for k in range(3072))
+
+    async def main():
+        client = await connect(Client, server.tcp)
+        for i in range(40):
+            assert await client.submit_job("big", f"j{i:02}", payload(i), sched_at=int(time.time()) - 60)
+        worker = await connect(Worker, server.tcp)
+        got = {}
+        finished = asyncio.Event()
+
+        @worker.func("big")
+        async def big(job):
+            got[job.name] = job.workload
+            if len(got) == 40:
+                finished.set()
+            return done()
+
+        await worker._do_on_connected()
+        wtask = asyncio.create_task(worker.work(4))
+        await asyncio.wait_for(finished.wait(), DEADLINE)
+        for i in range(40):
+            assert got[f"j{i:02}"] == payload(i), f"j{i:02}"
+        await stop(wtask, worker, client)
+
+    run(main())
+
+
 def test_broadcast_job_reaches_each_of_three_workers(server):
     async def main():
         got = asyncio.Queue()

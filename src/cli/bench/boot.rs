@@ -46,6 +46,7 @@ fn prefill(dir: &Path, task: &str, n: u64, payload: usize) -> Result<(), BoxErro
             dead: false,
             last_error: String::new(),
             key: String::new(),
+            spilled: None,
         }));
         if ops.len() as u64 == PREFILL_CHUNK {
             store.apply(&ops)?;

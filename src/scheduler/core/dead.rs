@@ -25,11 +25,13 @@ impl Core {
     pub fn retry_dead(&mut self, task: Option<&str>, name: Option<&str>, now: Millis) -> u64 {
         let ids = self.dead_matching(task, name);
         for &id in &ids {
+            self.payload_untrack(id);
             let job = self.jobs.get_mut(&id).expect("dead job exists");
             self.tasks[job.task as usize].dead.remove(&id);
             self.dead_total -= 1;
             job.attempts = 0;
             job.sched_at = now;
+            self.payload_track(id);
             self.enqueue(id, now);
             self.persist_reschedule(id);
         }

@@ -6,6 +6,7 @@ use super::*;
 impl Core {
     /// Checks the internal indexes agree with each other (used by tests).
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.check_payloads()?;
         let mut running = vec![0u64; self.tasks.len()];
         let mut locked = vec![0u64; self.tasks.len()];
         for (id, job) in self.jobs.iter() {

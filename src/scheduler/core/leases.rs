@@ -64,10 +64,12 @@ impl Core {
                 count_step,
             } => {
                 self.run_ended(id);
+                self.payload_untrack(id);
                 let job = self.jobs.get_mut(&id).expect("leased job exists");
                 job.run_count = job.run_count.saturating_add(count_step.max(1));
                 job.attempts = 0;
                 job.sched_at = now.saturating_add(delay_ms.max(0));
+                self.payload_track(id);
                 self.enqueue(id, now);
                 self.persist_reschedule(id);
             }
@@ -178,8 +180,10 @@ impl Core {
         } else {
             if backoff {
                 let delay = self.backoff_ms(id);
+                self.payload_untrack(id);
                 let job = self.jobs.get_mut(&id).expect("job exists");
                 job.sched_at = now + delay;
+                self.payload_track(id);
             }
             self.enqueue(id, now);
             self.persist_reschedule(id);
