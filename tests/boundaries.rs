@@ -157,6 +157,27 @@ fn no_module_names_a_layer_it_must_not_depend_on() {
     );
 }
 
+/// The pure core (`scheduler/core.rs`, `scheduler/core/`) names nothing outside the scheduler:
+/// its output (`write::JobWrite`) and its start-up input (`stored::StoredJobs`) are the
+/// scheduler's own types, which the store converts.
+#[test]
+fn the_pure_core_names_only_the_scheduler() {
+    let sched = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scheduler");
+    let mut files = vec![sched.join("core.rs")];
+    rust_files(&sched.join("core"), &mut files);
+    assert!(files.len() > 10, "the core's files moved?");
+    let mut broken = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (line, name) in crate_refs(&text) {
+            if name != "scheduler" {
+                broken.push(format!("{}:{line}: crate::{name}", f.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "the core names:\n{}", broken.join("\n"));
+}
+
 #[test]
 fn the_check_sees_a_forbidden_path() {
     let refs = crate_refs("use crate::pb;\nlet x = crate::rpc::convert::f(); // crate::http\n");

@@ -5,8 +5,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use taskhive::scheduler::core::{Core, CoreConfig, Effect};
 use taskhive::scheduler::job::*;
+use taskhive::scheduler::write::JobWrite;
 use taskhive::store::memory::MemoryStore;
-use taskhive::store::{Op, Store};
+use taskhive::store::Store;
 
 const T0: Millis = 1_700_000_000_000;
 
@@ -63,7 +64,7 @@ fn due_job_goes_to_a_worker_with_credit_and_done_removes_it() {
     )
     .unwrap();
     let e = c.take_effects();
-    assert!(e.contains(&Effect::Persist(Op::Delete(r.id))));
+    assert!(e.contains(&Effect::Persist(JobWrite::Delete(r.id))));
     assert!(e.contains(&Effect::Finished {
         job: r.id,
         task: "t".into(),
@@ -307,7 +308,7 @@ fn random_operations_keep_core_and_store_in_agreement() {
             let mut ops = Vec::new();
             for e in c.take_effects() {
                 match e {
-                    Effect::Persist(op) => ops.push(op),
+                    Effect::Persist(op) => ops.push(op.into()),
                     Effect::Assign { job, .. } => leases.push(job.lease.unwrap()),
                     Effect::Finished { .. } | Effect::Observe(_) | Effect::Revoke { .. } => {}
                     // Only a core with external locks (a cluster node's) says this.

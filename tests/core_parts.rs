@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use taskhive::scheduler::core::{Core, CoreConfig, Effect, PART_GRACE_MS};
 use taskhive::scheduler::job::*;
-use taskhive::store::Op;
+use taskhive::scheduler::write::JobWrite;
 
 const T0: Millis = 1_700_000_000_000;
 
@@ -102,7 +102,7 @@ fn the_owner_waits_for_every_part_and_combines_the_outcomes() {
     c.part_reported(id, run, "n3", Ok(fail("n3 failed")), T0 + 4);
     let e = c.take_effects();
     assert_eq!(finished(&e), Some(Ok(Bytes::from_static(b"from n2"))));
-    assert!(e.contains(&Effect::Persist(Op::Delete(id))));
+    assert!(e.contains(&Effect::Persist(JobWrite::Delete(id))));
     assert!(c.is_empty());
     c.check_invariants().unwrap();
 }
@@ -130,7 +130,7 @@ fn a_silent_node_counts_as_failed_after_the_deadline() {
         Some(Err(why)) => assert!(why.contains("no answer from node n2"), "{why}"),
         None => {
             let rescheduled = e.iter().any(|e| {
-                matches!(e, Effect::Persist(Op::Reschedule { id: i, attempts: 1, last_error, .. })
+                matches!(e, Effect::Persist(JobWrite::Reschedule { id: i, attempts: 1, last_error, .. })
                     if *i == id && last_error.contains("no answer from node n2"))
             });
             assert!(rescheduled, "{e:?}");

@@ -249,7 +249,7 @@ impl World {
                     }
                     effects.extend(self.core.take_effects());
                 }
-                Effect::Persist(op) => ops.push(op),
+                Effect::Persist(op) => ops.push(op.into()),
                 Effect::Assign { job, .. } => {
                     if job.record.spilled.is_some() {
                         spilled.push(job.record.clone());

@@ -29,6 +29,7 @@ use super::settings::Settings;
 use super::spilled::Spilled;
 use super::submit::check_name;
 use super::timer::WakeTimer;
+use super::write::JobWrite;
 use crate::store::writer::{Admitted, Backlog, Commit, ReadArgs, Writer};
 use crate::store::{Op, StoreError};
 
@@ -1677,10 +1678,12 @@ impl Actor {
             for e in effects {
                 match e {
                     Effect::Persist(op) => {
-                        if let (Holding::Claims, Op::Reschedule { id, .. }) = (self.holding, &op) {
+                        if let (Holding::Claims, JobWrite::Reschedule { id, .. }) =
+                            (self.holding, &op)
+                        {
                             released.push(*id);
                         }
-                        ops.push(op)
+                        ops.push(Op::from(op))
                     }
                     Effect::Observe(Observation::Log(l)) => l.emit(),
                     Effect::Observe(o) => self.metrics.observe(&o),

@@ -21,8 +21,9 @@ use rand::{Rng, SeedableRng};
 use super::error::{Error, Stale};
 use super::job::*;
 use super::locks::Locks;
+use super::stored::StoredJobs;
 use super::table::{JobTable, NameIndex, Named};
-use crate::store::{Op, StoredJobs};
+use super::write::JobWrite;
 
 mod broadcast;
 use broadcast::BroadcastRun;
@@ -88,7 +89,7 @@ impl Default for CoreConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Write to the store, in order.
-    Persist(Op),
+    Persist(JobWrite),
     /// Send a leased job to a worker.
     Assign {
         /// The worker that holds the lease.
@@ -666,7 +667,7 @@ impl Core {
     pub fn remove(&mut self, key: &JobKey) -> Result<JobId, Error> {
         let id = self.find(key)?;
         self.remove_job(id, "job removed");
-        self.persist(Op::Delete(id));
+        self.persist(JobWrite::Delete(id));
         Ok(id)
     }
 
@@ -693,7 +694,7 @@ impl Core {
             self.remove_job(id, "task dropped");
         }
         self.effects
-            .push(Effect::Persist(Op::DeleteTask(task.to_string())));
+            .push(Effect::Persist(JobWrite::DeleteTask(task.to_string())));
         Ok(ids.len() as u64)
     }
 
@@ -1071,10 +1072,10 @@ impl Core {
     }
 
     /// Writes `op`, unless it is about a part or a transient job (they live in memory only).
-    fn persist(&mut self, op: Op) {
+    fn persist(&mut self, op: JobWrite) {
         let id = match &op {
-            Op::Upsert(r) => Some(r.id),
-            Op::Reschedule { id, .. } | Op::Delete(id) => Some(*id),
+            JobWrite::Upsert(r) => Some(r.id),
+            JobWrite::Reschedule { id, .. } | JobWrite::Delete(id) => Some(*id),
             _ => None,
         };
         if id.is_some_and(in_memory_only) {
@@ -1091,12 +1092,12 @@ impl Core {
         let r = self.record(id);
         // A written record always carries its payload: spills come after the write.
         debug_assert!(r.spilled.is_none(), "upsert of spilled job {id}");
-        self.persist(Op::Upsert(r));
+        self.persist(JobWrite::Upsert(r));
     }
 
     fn persist_reschedule(&mut self, id: JobId) {
         let job = &self.jobs[&id];
-        self.persist(Op::Reschedule {
+        self.persist(JobWrite::Reschedule {
             id,
             sched_at: job.sched_at,
             attempts: job.attempts,

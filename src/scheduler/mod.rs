@@ -17,11 +17,13 @@ pub mod schedule;
 pub mod schedule_driver;
 pub mod settings;
 pub mod spilled;
+pub mod stored;
 pub mod submit;
 pub mod table;
 pub mod timer;
 pub mod trace;
 pub mod worker_channel;
+pub mod write;
 
 pub use actor::SchedulerHandle;
 pub use error::{Error, Stale};

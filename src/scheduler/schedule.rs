@@ -19,7 +19,6 @@ use croner::Cron;
 
 use super::error::Error;
 use super::job::{JobSpec, Millis, RetryPolicy};
-use crate::store::ScheduleRow;
 
 /// At most this many jobs for missed ticks under [`Missed::All`].
 pub const MISSED_CAP: usize = 100;
@@ -426,4 +425,19 @@ mod tests {
         assert_eq!(job_name("daily", T0), "daily@2026-12-03T09:00:00Z");
         assert_eq!(job_name("x", T0 + 5), "x@2026-12-03T09:00:00.005Z");
     }
+}
+
+/// A stored schedule: what was asked for as a JSON document, and its firing state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRow {
+    /// Schedule name.
+    pub name: String,
+    /// The spec (cron, zone, task, job fields, missed policy) as JSON.
+    pub spec: String,
+    /// Paused.
+    pub paused: bool,
+    /// The last tick fired (unix ms).
+    pub last_tick: i64,
+    /// The name of the job the last tick enqueued.
+    pub last_job: String,
 }

@@ -16,6 +16,9 @@ pub mod sqlite;
 pub mod writer;
 
 use crate::scheduler::job::{JobId, JobRecord, Millis};
+pub use crate::scheduler::schedule::ScheduleRow;
+pub use crate::scheduler::stored::StoredJobs;
+use crate::scheduler::write::JobWrite;
 
 /// One change to the stored jobs, applied in the order the core produced it.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,21 +86,6 @@ pub enum Op {
     },
 }
 
-/// A stored schedule: what was asked for as a JSON document, and its firing state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScheduleRow {
-    /// Schedule name.
-    pub name: String,
-    /// The spec (cron, zone, task, job fields, missed policy) as JSON.
-    pub spec: String,
-    /// Paused.
-    pub paused: bool,
-    /// The last tick fired (unix ms).
-    pub last_tick: i64,
-    /// The name of the job the last tick enqueued.
-    pub last_job: String,
-}
-
 /// An archived load execution: summary columns for listing, and the whole JobExec document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecRow {
@@ -121,6 +109,31 @@ pub struct ExecRow {
     pub json: String,
 }
 
+impl From<JobWrite> for Op {
+    fn from(w: JobWrite) -> Op {
+        match w {
+            JobWrite::Upsert(r) => Op::Upsert(r),
+            JobWrite::Reschedule {
+                id,
+                sched_at,
+                attempts,
+                run_count,
+                dead,
+                last_error,
+            } => Op::Reschedule {
+                id,
+                sched_at,
+                attempts,
+                run_count,
+                dead,
+                last_error,
+            },
+            JobWrite::Delete(id) => Op::Delete(id),
+            JobWrite::DeleteTask(task) => Op::DeleteTask(task),
+        }
+    }
+}
+
 /// Why the store could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -133,79 +146,6 @@ pub enum StoreError {
     /// Cluster: the job's claim had passed to another node, so its write changed nothing.
     #[error("job {0}: its claim passed to another node; the write changed nothing")]
     Fenced(JobId),
-}
-
-/// Jobs read at start-up, in id order, with each task's name held once: a restart of 1M
-/// jobs allocates no task name per row (those freed strings were 32 bytes of heap a job).
-#[derive(Debug, Default)]
-pub struct StoredJobs {
-    /// Task names, indexed by the number beside each record.
-    pub tasks: Vec<String>,
-    /// Each job with the index of its task name; its `JobRecord::task` is left empty.
-    pub jobs: Vec<(u32, JobRecord)>,
-    /// Task name → index, for [`StoredJobs::push`].
-    index: std::collections::HashMap<String, u32>,
-    /// The last task pushed: rows of one task tend to come together.
-    last: Option<u32>,
-}
-
-impl StoredJobs {
-    /// Empty, with room for `jobs` jobs.
-    pub fn with_capacity(jobs: usize) -> Self {
-        StoredJobs {
-            jobs: Vec::with_capacity(jobs),
-            ..StoredJobs::default()
-        }
-    }
-
-    /// Adds a job (after those already here) of task `task`; its own `task` field is cleared.
-    pub fn push(&mut self, task: &str, mut record: JobRecord) {
-        let t = match self.last {
-            Some(t) if self.tasks[t as usize] == task => t,
-            _ => match self.index.get(task) {
-                Some(&t) => t,
-                None => {
-                    let t = self.tasks.len() as u32;
-                    self.tasks.push(task.to_string());
-                    self.index.insert(task.to_string(), t);
-                    t
-                }
-            },
-        };
-        self.last = Some(t);
-        record.task = String::new();
-        self.jobs.push((t, record));
-    }
-
-    /// Takes full records apart (for stores without a leaner read).
-    pub fn from_records(records: Vec<JobRecord>) -> Self {
-        let mut out = StoredJobs::with_capacity(records.len());
-        for mut r in records {
-            let task = std::mem::take(&mut r.task);
-            out.push(&task, r);
-        }
-        out
-    }
-
-    /// Adds `later` (jobs with higher ids) after these.
-    pub fn append(&mut self, later: StoredJobs) {
-        self.jobs.reserve(later.jobs.len());
-        for (t, r) in later.jobs {
-            self.push(&later.tasks[t as usize], r);
-        }
-    }
-
-    /// Full records again, each with its task name.
-    pub fn into_records(self) -> Vec<JobRecord> {
-        let tasks = self.tasks;
-        self.jobs
-            .into_iter()
-            .map(|(t, mut r)| {
-                r.task = tasks[t as usize].clone();
-                r
-            })
-            .collect()
-    }
 }
 
 /// A job store: applies batches of ops atomically and reads everything back at start-up.

@@ -43,7 +43,7 @@ impl Core {
         let ids = self.dead_matching(task, name);
         for &id in &ids {
             self.remove_job(id, "purged");
-            self.persist(Op::Delete(id));
+            self.persist(JobWrite::Delete(id));
         }
         ids.len() as u64
     }
@@ -78,7 +78,7 @@ impl Core {
                 .min();
             let Some(id) = oldest else { break };
             self.remove_job(id, "dead set full");
-            self.persist(Op::Delete(id));
+            self.persist(JobWrite::Delete(id));
         }
     }
 }

@@ -55,7 +55,7 @@ impl Core {
                 self.effects.push(Effect::Observe(Observation::Done(task)));
                 let finished = self.finished(id, Ok(result));
                 self.remove_job_silently(id);
-                self.persist(Op::Delete(id));
+                self.persist(JobWrite::Delete(id));
                 self.effects.push(finished);
             }
             Outcome::Fail { error, retry } => self.fail_attempt(id, error, retry, true, now),
