@@ -32,6 +32,21 @@ impl<S: Send + Sync> FromRequestParts<S> for TraceHeader {
     }
 }
 
+/// The request body, or its rejection (over the size limit, a broken stream) answered as
+/// JSON here: these routes skip the router's JSON-errors middleware.
+pub struct Body(Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, st: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, st).await {
+            Ok(b) => Ok(Body(b)),
+            Err(r) => Err(super::rejection_json(r.status(), &r.body_text())),
+        }
+    }
+}
+
 /// A request from its proto3 JSON body (empty = every field default). Pure, so it is fuzzed
 /// (`fuzz/fuzz_targets/http_json.rs`).
 pub fn decode_json<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, ApiError> {
@@ -73,7 +88,7 @@ pub async fn scheduler(
     State(st): State<AppState>,
     Path(method): Path<String>,
     trace: TraceHeader,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
     let s = &st.scheduler;
     match method.as_str() {
@@ -126,7 +141,7 @@ pub async fn load_runner(
     State(st): State<AppState>,
     Path(method): Path<String>,
     trace: TraceHeader,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
     let s = &st.load_service;
     match method.as_str() {

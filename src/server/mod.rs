@@ -524,7 +524,7 @@ impl Node {
         }
 
         let quit = Arc::new(tokio::sync::Notify::new());
-        let http = crate::http::router(crate::http::AppState {
+        let http = crate::http::router(crate::http::AppState::new(crate::http::AppParts {
             scheduler: service,
             h: handle.clone(),
             limits: config.limits.clone(),
@@ -532,7 +532,7 @@ impl Node {
             metrics,
             load: runner.clone(),
             load_service,
-        });
+        }));
         let mut app = one_port(grpc, http);
         if let Some(tokens) = tokens {
             app = app.layer(crate::auth::AuthLayer::new(tokens));
