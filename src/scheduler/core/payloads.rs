@@ -17,6 +17,7 @@
 //! its extras. After every public operation `held <= limit`.
 
 use super::*;
+use crate::scheduler::table::Slot;
 
 /// Payloads smaller than this are always held in memory (see the module docs).
 pub const SPILL_MIN: usize = 1024;
@@ -105,7 +106,13 @@ impl Core {
 
     /// Starts counting a job's payload (after it was inserted or its payload or due time set).
     pub(super) fn payload_track(&mut self, id: JobId) {
-        let job = &self.jobs[&id];
+        let slot = self.jobs.slot(&id).expect("job exists");
+        self.payload_track_slot(slot);
+    }
+
+    /// [`Core::payload_track`] of the job in `slot` (no index lookup: every insert calls it).
+    pub(super) fn payload_track_slot(&mut self, slot: Slot) {
+        let (id, job) = self.jobs.at(slot);
         if let Some(n) = job.spilled() {
             self.payloads.spilled_jobs += 1;
             self.payloads.spilled_bytes += n as usize;
@@ -133,7 +140,13 @@ impl Core {
 
     /// Stops counting a job's payload (before it is removed or its payload or due time change).
     pub(super) fn payload_untrack(&mut self, id: JobId) {
-        let job = &self.jobs[&id];
+        let slot = self.jobs.slot(&id).expect("job exists");
+        self.payload_untrack_slot(slot);
+    }
+
+    /// [`Core::payload_untrack`] of the job in `slot` (every removal calls it).
+    pub(super) fn payload_untrack_slot(&mut self, slot: Slot) {
+        let (id, job) = self.jobs.at(slot);
         if let Some(n) = job.spilled() {
             self.payloads.spilled_jobs -= 1;
             self.payloads.spilled_bytes -= n as usize;
