@@ -301,6 +301,15 @@ async fn one_load_execution_at_a_time_across_nodes() {
         reqwest::StatusCode::CONFLICT,
         "node b refuses while node a runs"
     );
+    let busy: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(busy["reason"], "EXEC_BUSY", "{busy}");
+    assert!(
+        busy["message"]
+            .as_str()
+            .unwrap()
+            .contains("running on another node"),
+        "{busy}"
+    );
     assert_eq!(
         within(20, running).await.unwrap().status(),
         reqwest::StatusCode::OK

@@ -257,8 +257,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
     /// Commit durability: full (fsync each commit) or normal (survives process crashes only).
-    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
-    pub sync: String,
+    #[arg(long, value_enum, default_value_t = SyncArg::Full)]
+    pub sync: SyncArg,
     /// Largest job payload in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_args_bytes: usize,
@@ -421,10 +421,9 @@ pub fn serve_config(a: &ServeArgs) -> crate::config::Config {
         Some(StoreArg::Postgres(url)) => c.postgres_url = Some(url.clone()),
         None => {}
     }
-    c.sync = if a.sync == "normal" {
-        crate::store::sqlite::Sync::Normal
-    } else {
-        crate::store::sqlite::Sync::Full
+    c.sync = match a.sync {
+        SyncArg::Full => crate::store::sqlite::Sync::Full,
+        SyncArg::Normal => crate::store::sqlite::Sync::Normal,
     };
     c.limits.max_args_bytes = a.max_args_bytes;
     c.limits.default_timeout_ms = a.default_timeout.as_millis().min(u32::MAX as u128) as u32;
@@ -509,6 +508,15 @@ pub fn auth_command(cmd: AuthCommand) -> Result<(), Box<dyn std::error::Error + 
         }
     }
     Ok(())
+}
+
+/// `serve --sync`: how durable a commit is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncArg {
+    /// fsync every commit.
+    Full,
+    /// Survive process crashes, not power loss.
+    Normal,
 }
 
 /// `serve --log-format`.

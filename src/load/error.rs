@@ -14,13 +14,12 @@ pub enum Error {
     /// No such load job or execution.
     #[error("{0}")]
     NotFound(String),
-    /// Another execution is running (one at a time).
-    #[error("execution {exec_id} of job {name:?} is running; one execution at a time")]
+    /// Another execution is running (one at a time, cluster-wide).
+    #[error("{}", busy(running.as_ref()))]
     Busy {
-        /// The running execution's id.
-        exec_id: String,
-        /// Its job.
-        name: String,
+        /// The execution running on this node; None when another node of the cluster runs
+        /// one (its id is that node's to tell).
+        running: Option<ExecRef>,
     },
     /// A remote task class has no worker.
     #[error("{}", no_worker(field.as_deref(), task))]
@@ -59,6 +58,25 @@ fn no_worker(field: Option<&str>, task: &str) -> String {
     }
 }
 
+/// An execution running on this node, as a busy runner names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRef {
+    /// Its id.
+    pub exec_id: String,
+    /// Its job's name.
+    pub name: String,
+}
+
+fn busy(running: Option<&ExecRef>) -> String {
+    match running {
+        Some(r) => format!(
+            "execution {} of job {:?} is running; one execution at a time",
+            r.exec_id, r.name
+        ),
+        None => "an execution is running on another node; one execution at a time".into(),
+    }
+}
+
 impl Error {
     /// The stable machine reason, as `crate::scheduler::Error::reason` (`EXEC_BUSY` is the
     /// runner's own); carried in `google.rpc.ErrorInfo` and the JSON face's `reason`.
@@ -76,13 +94,14 @@ impl Error {
         }
     }
 
-    /// The data the reason carries: `field`, `task`, `exec_id`, `name`.
+    /// The data the reason carries: `field`, `task`, `exec_id`, `name` (or `elsewhere`).
     pub fn metadata(&self) -> Vec<(&'static str, String)> {
         match self {
             Error::InvalidArgument { field, .. } => vec![("field", field.clone())],
-            Error::Busy { exec_id, name } => {
-                vec![("exec_id", exec_id.clone()), ("name", name.clone())]
-            }
+            Error::Busy {
+                running: Some(r), ..
+            } => vec![("exec_id", r.exec_id.clone()), ("name", r.name.clone())],
+            Error::Busy { running: None } => vec![("elsewhere", "true".into())],
             Error::NoWorker { field, task } => {
                 let mut m = vec![("task", task.clone())];
                 if let Some(f) = field {

@@ -378,10 +378,7 @@ impl LoadRunner {
                 .await
                 .map_err(|e| Error::FailedPrecondition(format!("cluster exec lock: {e}")))?;
             if !free {
-                return Err(Error::Busy {
-                    exec_id: String::new(),
-                    name: "(running on another node)".into(),
-                });
+                return Err(Error::Busy { running: None });
             }
         }
         let refused = {
@@ -390,8 +387,10 @@ impl LoadRunner {
                 Some(Error::ShuttingDown)
             } else {
                 slot.running.as_ref().map(|r| Error::Busy {
-                    exec_id: r.exec_id.clone(),
-                    name: r.name.clone(),
+                    running: Some(super::error::ExecRef {
+                        exec_id: r.exec_id.clone(),
+                        name: r.name.clone(),
+                    }),
                 })
             };
             if refused.is_none() {

@@ -77,8 +77,8 @@ impl From<crate::load::Error> for Status {
     fn from(e: crate::load::Error) -> Self {
         let details = ErrorDetails::with_error_info(e.reason(), REASON_DOMAIN, kv(e.metadata()));
         let mut s = Status::with_error_details(load_code_of(&e), e.to_string(), details);
-        if let crate::load::Error::Busy { exec_id, .. } = &e {
-            if let Ok(v) = exec_id.parse() {
+        if let crate::load::Error::Busy { running: Some(r) } = &e {
+            if let Ok(v) = r.exec_id.parse() {
                 s.metadata_mut().insert(RUNNING_EXEC_KEY, v);
             }
         }
