@@ -23,6 +23,64 @@ use crate::pb::server_message::Msg as Out;
 use crate::pb::worker_message::Msg as In;
 use crate::pb::{self, scheduler_client::SchedulerClient};
 
+/// One `taskhive bench --scenarios` entry (see [`BenchArgs::scenarios`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Unary SubmitJob, in-process server.
+    Submit,
+    /// SubmitJobs batches.
+    SubmitBatch,
+    /// SubmitStream.
+    SubmitStream,
+    /// Unary SubmitJob against a separate server process, with its CPU per job.
+    SubmitUnaryExt,
+    /// The JSON face, likewise.
+    SubmitJsonExt,
+    /// The Periodic protocol's SUBMIT_JOB, likewise.
+    SubmitPeriodicExt,
+    /// Submit and run, unary submits.
+    E2e,
+    /// Submit and run, batches.
+    E2eBatch,
+    /// Submit and run, SubmitStream.
+    E2eStream,
+    /// RunJob round trips.
+    Dispatch,
+    /// Lateness of 1M jobs falling due.
+    Timers,
+    /// Start-up time over a full store.
+    Restart,
+    /// Memory per pending job.
+    Memory,
+    /// Gearman SUBMIT_JOB_BG against every `--gearman` server.
+    GearmanSubmit,
+    /// Gearman submit and run.
+    GearmanE2e,
+}
+
+impl Scenario {
+    /// Its name on the command line and in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Submit => "submit",
+            Scenario::SubmitBatch => "submit-batch",
+            Scenario::SubmitStream => "submit-stream",
+            Scenario::SubmitUnaryExt => "submit-unary-ext",
+            Scenario::SubmitJsonExt => "submit-json-ext",
+            Scenario::SubmitPeriodicExt => "submit-periodic-ext",
+            Scenario::E2e => "e2e",
+            Scenario::E2eBatch => "e2e-batch",
+            Scenario::E2eStream => "e2e-stream",
+            Scenario::Dispatch => "dispatch",
+            Scenario::Timers => "timers",
+            Scenario::Restart => "restart",
+            Scenario::Memory => "memory",
+            Scenario::GearmanSubmit => "gearman-submit",
+            Scenario::GearmanE2e => "gearman-e2e",
+        }
+    }
+}
+
 /// `taskhive bench` flags.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -31,8 +89,9 @@ pub struct BenchArgs {
     /// gRPC, the JSON face or the Periodic protocol, against a separate server process, with
     /// its CPU per job), e2e, e2e-batch, e2e-stream, dispatch, timers, memory, restart;
     /// gearman-submit and gearman-e2e run against every `--gearman` server.
-    #[arg(long, default_value = "submit,e2e,dispatch")]
-    pub scenarios: String,
+    #[arg(long, value_enum, value_delimiter = ',',
+          default_values_t = [Scenario::Submit, Scenario::E2e, Scenario::Dispatch])]
+    pub scenarios: Vec<Scenario>,
     /// Jobs per scenario.
     #[arg(long, default_value_t = 50_000)]
     pub jobs: u64,
@@ -166,29 +225,30 @@ pub async fn run(mut a: BenchArgs) -> CliResult {
         }
     };
     let mut results = Vec::new();
-    for s in a.scenarios.split(',').map(str::trim) {
+    for &s in &a.scenarios {
+        use Scenario as S;
         let r = match s {
-            "submit" => submit(&a, &addr, false).await?,
-            "submit-batch" => submit(&a, &addr, true).await?,
-            "submit-stream" => submit_stream(&a, &addr).await?,
-            "submit-unary-ext" => unary_ext::submit_ext(&a, unary_ext::Face::Grpc).await?,
-            "submit-json-ext" => unary_ext::submit_ext(&a, unary_ext::Face::Json).await?,
-            "submit-periodic-ext" => unary_ext::submit_ext(&a, unary_ext::Face::Periodic).await?,
-            "e2e" => e2e(&a, &addr, Submits::Unary).await?,
-            "e2e-batch" => e2e(&a, &addr, Submits::Batch).await?,
-            "e2e-stream" => e2e(&a, &addr, Submits::Stream).await?,
-            "dispatch" => dispatch(&a, &addr).await?,
-            "timers" => boot::timers(&a).await?,
-            "restart" | "memory" => {
+            S::Submit => submit(&a, &addr, false).await?,
+            S::SubmitBatch => submit(&a, &addr, true).await?,
+            S::SubmitStream => submit_stream(&a, &addr).await?,
+            S::SubmitUnaryExt => unary_ext::submit_ext(&a, unary_ext::Face::Grpc).await?,
+            S::SubmitJsonExt => unary_ext::submit_ext(&a, unary_ext::Face::Json).await?,
+            S::SubmitPeriodicExt => unary_ext::submit_ext(&a, unary_ext::Face::Periodic).await?,
+            S::E2e => e2e(&a, &addr, Submits::Unary).await?,
+            S::E2eBatch => e2e(&a, &addr, Submits::Batch).await?,
+            S::E2eStream => e2e(&a, &addr, Submits::Stream).await?,
+            S::Dispatch => dispatch(&a, &addr).await?,
+            S::Timers => boot::timers(&a).await?,
+            S::Restart | S::Memory => {
                 // One run measures both; the second name finds its figures already there.
-                if !results.iter().any(|r: &BenchResult| r.scenario == s) {
+                if !results.iter().any(|r: &BenchResult| r.scenario == s.name()) {
                     results.extend(boot::restart_and_memory(&a).await?);
                 }
                 continue;
             }
-            "gearman-submit" | "gearman-e2e" => {
+            S::GearmanSubmit | S::GearmanE2e => {
                 if gearmands.is_empty() {
-                    return Err(format!("scenario {s} needs --gearman LABEL=ADDR").into());
+                    return Err(format!("scenario {} needs --gearman LABEL=ADDR", s.name()).into());
                 }
                 for (label, gaddr, cap) in &gearmands {
                     let mut ga = a.clone();
@@ -200,7 +260,7 @@ pub async fn run(mut a: BenchArgs) -> CliResult {
                         .and_then(|(_, p)| p.parse().ok())
                         .and_then(unary_ext::ProcCpu::listening_on);
                     let before = cpu.as_ref().and_then(|c| c.used().ok());
-                    let mut r = if s == "gearman-submit" {
+                    let mut r = if s == S::GearmanSubmit {
                         gearman::submit(&ga, gaddr, label).await?
                     } else {
                         gearman::e2e(&ga, gaddr, label).await?
@@ -211,7 +271,6 @@ pub async fn run(mut a: BenchArgs) -> CliResult {
                 }
                 continue;
             }
-            other => return Err(format!("unknown scenario {other:?}").into()),
         };
         results.push(r);
     }
