@@ -11,6 +11,7 @@ use taskhive::scheduler::job::{JobRecord, RetryPolicy, TraceParent};
 use taskhive::store::memory::MemoryStore;
 use taskhive::store::postgres::PgStore;
 use taskhive::store::sqlite::{SqliteStore, Sync};
+use taskhive::store::JobWrite;
 use taskhive::store::{ExecRow, Op, Store};
 
 /// Opens the store under test; every call opens the same underlying data (a reopen).
@@ -89,7 +90,7 @@ fn apply(s: &mut Box<dyn Store>, ops: Vec<Op>) {
 
 fn upsert_replaces_by_id(fx: &dyn Fixture) {
     let mut s = fx.open();
-    apply(&mut s, vec![Op::Upsert(rec(1, "t", "a"))]);
+    apply(&mut s, vec![Op::Job(JobWrite::Upsert(rec(1, "t", "a")))]);
     let mut changed = rec(1, "t", "b");
     changed.args = Bytes::from_static(b"\x00\xffbinary\x00");
     changed.priority = -7;
@@ -99,7 +100,7 @@ fn upsert_replaces_by_id(fx: &dyn Fixture) {
         backoff_base_ms: 1,
         backoff_max_ms: u32::MAX,
     };
-    apply(&mut s, vec![Op::Upsert(changed.clone())]);
+    apply(&mut s, vec![Op::Job(JobWrite::Upsert(changed.clone()))]);
     assert_eq!(s.load_jobs().unwrap(), vec![changed]);
 }
 
@@ -109,7 +110,10 @@ fn same_name_in_another_task(fx: &dyn Fixture) {
     let mut s = fx.open();
     apply(
         &mut s,
-        vec![Op::Upsert(rec(1, "t", "a")), Op::Upsert(rec(2, "u", "a"))],
+        vec![
+            Op::Job(JobWrite::Upsert(rec(1, "t", "a"))),
+            Op::Job(JobWrite::Upsert(rec(2, "u", "a"))),
+        ],
     );
     assert_eq!(
         s.load_jobs().unwrap(),
@@ -121,28 +125,31 @@ fn reschedule_keeps_payload(fx: &dyn Fixture) {
     let mut s = fx.open();
     apply(
         &mut s,
-        vec![Op::Upsert(rec(1, "t", "a")), Op::Upsert(rec(2, "t", "b"))],
+        vec![
+            Op::Job(JobWrite::Upsert(rec(1, "t", "a"))),
+            Op::Job(JobWrite::Upsert(rec(2, "t", "b"))),
+        ],
     );
     apply(
         &mut s,
         vec![
-            Op::Reschedule {
+            Op::Job(JobWrite::Reschedule {
                 id: 1,
                 sched_at: 42,
                 attempts: 3,
                 run_count: 9,
                 dead: true,
                 last_error: "boom".into(),
-            },
+            }),
             // An unknown id changes nothing and is no error.
-            Op::Reschedule {
+            Op::Job(JobWrite::Reschedule {
                 id: 99,
                 sched_at: 1,
                 attempts: 1,
                 run_count: 1,
                 dead: false,
                 last_error: String::new(),
-            },
+            }),
         ],
     );
     let mut want = rec(1, "t", "a");
@@ -159,20 +166,26 @@ fn delete_and_delete_task(fx: &dyn Fixture) {
     apply(
         &mut s,
         vec![
-            Op::Upsert(rec(1, "t", "a")),
-            Op::Upsert(rec(2, "t", "b")),
-            Op::Upsert(rec(3, "u", "a")),
-            Op::Upsert(rec(4, "v", "a")),
+            Op::Job(JobWrite::Upsert(rec(1, "t", "a"))),
+            Op::Job(JobWrite::Upsert(rec(2, "t", "b"))),
+            Op::Job(JobWrite::Upsert(rec(3, "u", "a"))),
+            Op::Job(JobWrite::Upsert(rec(4, "v", "a"))),
         ],
     );
-    apply(&mut s, vec![Op::Delete(1), Op::Delete(77)]);
+    apply(
+        &mut s,
+        vec![Op::Job(JobWrite::Delete(1)), Op::Job(JobWrite::Delete(77))],
+    );
     assert_eq!(
         s.load_jobs().unwrap(),
         vec![rec(2, "t", "b"), rec(3, "u", "a"), rec(4, "v", "a")]
     );
     apply(
         &mut s,
-        vec![Op::DeleteTask("t".into()), Op::DeleteTask("none".into())],
+        vec![
+            Op::Job(JobWrite::DeleteTask("t".into())),
+            Op::Job(JobWrite::DeleteTask("none".into())),
+        ],
     );
     assert_eq!(
         s.load_jobs().unwrap(),
@@ -187,29 +200,29 @@ fn one_batch_applies_in_order(fx: &dyn Fixture) {
     apply(
         &mut s,
         vec![
-            Op::Upsert(rec(1, "t", "a")),
-            Op::Upsert(rec(2, "t", "b")),
-            Op::Reschedule {
+            Op::Job(JobWrite::Upsert(rec(1, "t", "a"))),
+            Op::Job(JobWrite::Upsert(rec(2, "t", "b"))),
+            Op::Job(JobWrite::Reschedule {
                 id: 2,
                 sched_at: 5,
                 attempts: 1,
                 run_count: 0,
                 dead: false,
                 last_error: "x".into(),
-            },
-            Op::Reschedule {
+            }),
+            Op::Job(JobWrite::Reschedule {
                 id: 2,
                 sched_at: 6,
                 attempts: 2,
                 run_count: 0,
                 dead: false,
                 last_error: "y".into(),
-            },
-            Op::Delete(1),
-            Op::Upsert(later.clone()),
-            Op::Upsert(rec(3, "t", "c")),
-            Op::Upsert(rec(4, "t", "c")),
-            Op::Delete(3),
+            }),
+            Op::Job(JobWrite::Delete(1)),
+            Op::Job(JobWrite::Upsert(later.clone())),
+            Op::Job(JobWrite::Upsert(rec(3, "t", "c"))),
+            Op::Job(JobWrite::Upsert(rec(4, "t", "c"))),
+            Op::Job(JobWrite::Delete(3)),
         ],
     );
     let mut two = rec(2, "t", "b");
@@ -225,25 +238,30 @@ fn large_batches(fx: &dyn Fixture) {
     apply(
         &mut s,
         (1..=n)
-            .map(|i| Op::Upsert(rec(i, "bulk", &format!("j{i}"))))
+            .map(|i| Op::Job(JobWrite::Upsert(rec(i, "bulk", &format!("j{i}")))))
             .collect(),
     );
     apply(
         &mut s,
         (1..=n)
-            .map(|i| Op::Reschedule {
-                id: i,
-                sched_at: i as i64,
-                attempts: 1,
-                run_count: 2,
-                dead: false,
-                last_error: String::new(),
+            .map(|i| {
+                Op::Job(JobWrite::Reschedule {
+                    id: i,
+                    sched_at: i as i64,
+                    attempts: 1,
+                    run_count: 2,
+                    dead: false,
+                    last_error: String::new(),
+                })
             })
             .collect(),
     );
     apply(
         &mut s,
-        (1..=n).filter(|i| i % 2 == 0).map(Op::Delete).collect(),
+        (1..=n)
+            .filter(|i| i % 2 == 0)
+            .map(|id| Op::Job(JobWrite::Delete(id)))
+            .collect(),
     );
     let jobs = s.load_jobs().unwrap();
     assert_eq!(jobs.len(), (n / 2) as usize);
@@ -257,18 +275,18 @@ fn large_batches(fx: &dyn Fixture) {
 fn runs_of_upserts_and_deletes_apply_in_order(fx: &dyn Fixture) {
     let mut s = fx.open();
     let mut ops: Vec<Op> = (1..=70u64)
-        .map(|i| Op::Upsert(rec(i, "run", &format!("j{i}"))))
+        .map(|i| Op::Job(JobWrite::Upsert(rec(i, "run", &format!("j{i}")))))
         .collect();
     let mut again = rec(5, "run", "renamed");
     again.dead = true;
     again.last_error = "boom".into();
-    ops.insert(40, Op::Upsert(again.clone()));
+    ops.insert(40, Op::Job(JobWrite::Upsert(again.clone())));
     apply(&mut s, ops);
     apply(
         &mut s,
         (1..=70u64)
             .filter(|i| *i != 5 && i % 7 != 0)
-            .map(Op::Delete)
+            .map(|id| Op::Job(JobWrite::Delete(id)))
             .collect(),
     );
     let jobs = s.load_jobs().unwrap();
@@ -291,11 +309,21 @@ fn start_up_read_of_many_jobs(fx: &dyn Fixture) {
         .map(|i| rec(i, tasks[(i % 7 % 3) as usize], &format!("j{i}")))
         .collect();
     for chunk in all.chunks(10_000) {
-        apply(&mut s, chunk.iter().cloned().map(Op::Upsert).collect());
+        apply(
+            &mut s,
+            chunk
+                .iter()
+                .cloned()
+                .map(|r| Op::Job(JobWrite::Upsert(r)))
+                .collect(),
+        );
     }
     apply(
         &mut s,
-        (1..=n).filter(|i| i % 5 == 0).map(Op::Delete).collect(),
+        (1..=n)
+            .filter(|i| i % 5 == 0)
+            .map(|id| Op::Job(JobWrite::Delete(id)))
+            .collect(),
     );
     let want: Vec<JobRecord> = all.into_iter().filter(|r| r.id % 5 != 0).collect();
     let mut s = fx.open();
@@ -318,7 +346,13 @@ fn large_payloads_stay_in_the_store_until_read(fx: &dyn Fixture) {
         let len = [1023, 1024, 1025, 0, 5000, 70_000][i];
         r.args = Bytes::from(vec![b'a' + i as u8; len]);
     }
-    apply(&mut s, jobs.iter().cloned().map(Op::Upsert).collect());
+    apply(
+        &mut s,
+        jobs.iter()
+            .cloned()
+            .map(|r| Op::Job(JobWrite::Upsert(r)))
+            .collect(),
+    );
     let mut s = fx.open();
     let stored = s.load_stored_jobs(Some(1024)).unwrap().into_records();
     assert_eq!(stored.len(), 6);
@@ -475,7 +509,13 @@ fn reopen_and_load(fx: &dyn Fixture) {
     jobs[4].args = Bytes::from(vec![0u8; 100_000]);
     {
         let mut s = fx.open();
-        apply(&mut s, jobs.iter().cloned().map(Op::Upsert).collect());
+        apply(
+            &mut s,
+            jobs.iter()
+                .cloned()
+                .map(|r| Op::Job(JobWrite::Upsert(r)))
+                .collect(),
+        );
         apply(
             &mut s,
             vec![

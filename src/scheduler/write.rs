@@ -1,5 +1,5 @@
 //! What the core asks the store to keep: its writes of jobs, in the order it made them. The
-//! store turns each into one of its own ops (`store::Op: From<JobWrite>`), so the pure core
+//! store carries each as one of its ops (`store::Op::Job`), so the pure core
 //! names nothing outside the scheduler.
 
 use super::job::{JobId, JobRecord, Millis};

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use super::JobWrite;
 use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader};
 use crate::scheduler::job::{JobId, JobRecord};
 
@@ -50,19 +51,19 @@ impl Store for MemoryStore {
         let mut jobs = self.jobs.lock().expect("poisoned");
         for op in ops {
             match op {
-                Op::Upsert(r) => {
+                Op::Job(JobWrite::Upsert(r)) => {
                     // By id only, like SQLite: a core that left two rows with one (task, name)
                     // would make this mirror differ from it, and the core tests compare them.
                     jobs.insert(r.id, r.clone());
                 }
-                Op::Reschedule {
+                Op::Job(JobWrite::Reschedule {
                     id,
                     sched_at,
                     attempts,
                     run_count,
                     dead,
                     last_error,
-                } => {
+                }) => {
                     if let Some(j) = jobs.get_mut(id) {
                         j.sched_at = *sched_at;
                         j.attempts = *attempts;
@@ -71,10 +72,10 @@ impl Store for MemoryStore {
                         j.last_error = last_error.clone();
                     }
                 }
-                Op::Delete(id) => {
+                Op::Job(JobWrite::Delete(id)) => {
                     jobs.remove(id);
                 }
-                Op::DeleteTask(task) => jobs.retain(|_, j| &j.task != task),
+                Op::Job(JobWrite::DeleteTask(task)) => jobs.retain(|_, j| &j.task != task),
                 // No claims here.
                 Op::Release(_) => {}
                 Op::SetConfig { key, value } => {

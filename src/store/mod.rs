@@ -15,39 +15,21 @@ pub mod postgres;
 pub mod sqlite;
 pub mod writer;
 
-use crate::scheduler::job::{JobId, JobRecord, Millis};
+use crate::scheduler::job::{JobId, JobRecord};
 pub use crate::scheduler::schedule::ScheduleRow;
 pub use crate::scheduler::stored::StoredJobs;
-use crate::scheduler::write::JobWrite;
+pub use crate::scheduler::write::JobWrite;
 
 /// One change to the stored jobs, applied in the order the core produced it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    /// Insert or fully replace a job by id. The core keeps (task, name) unique: a replaced
-    /// job keeps its id, so a store needs no index on (task, name).
-    Upsert(JobRecord),
-    /// Change a job's schedule, counters and dead flag; its payload stays.
-    Reschedule {
-        /// Job id.
-        id: JobId,
-        /// New due time.
-        sched_at: Millis,
-        /// Failed attempts.
-        attempts: u32,
-        /// SchedLater count.
-        run_count: u32,
-        /// In the dead set.
-        dead: bool,
-        /// Last failure.
-        last_error: String,
-    },
-    /// Delete a job.
-    Delete(JobId),
+    /// A write of the scheduler's core (upsert, reschedule, delete, delete-task). The core
+    /// keeps (task, name) unique: a replaced job keeps its id, so a store needs no index on
+    /// (task, name).
+    Job(JobWrite),
     /// Cluster: give these jobs' claims back (fenced by this node's claims); other stores
     /// keep no claims and ignore it.
     Release(Vec<JobId>),
-    /// Delete every job of a task.
-    DeleteTask(String),
     /// Store a run-time setting.
     SetConfig {
         /// Setting name.
@@ -111,26 +93,7 @@ pub struct ExecRow {
 
 impl From<JobWrite> for Op {
     fn from(w: JobWrite) -> Op {
-        match w {
-            JobWrite::Upsert(r) => Op::Upsert(r),
-            JobWrite::Reschedule {
-                id,
-                sched_at,
-                attempts,
-                run_count,
-                dead,
-                last_error,
-            } => Op::Reschedule {
-                id,
-                sched_at,
-                attempts,
-                run_count,
-                dead,
-                last_error,
-            },
-            JobWrite::Delete(id) => Op::Delete(id),
-            JobWrite::DeleteTask(task) => Op::DeleteTask(task),
-        }
+        Op::Job(w)
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use postgres::{Client, Row};
 
+use super::JobWrite;
 use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader, StoredJobs};
 use crate::scheduler::job::{JobId, JobRecord, RetryPolicy, TraceParent};
 
@@ -538,11 +539,14 @@ fn runs(ops: &[Op]) -> Vec<&[Op]> {
         let joins = i > start
             && match (&ops[start], op) {
                 // A set-based insert cannot touch one row twice: such a run is split.
-                (Op::Upsert(_), Op::Upsert(r)) => {
+                (Op::Job(JobWrite::Upsert(_)), Op::Job(JobWrite::Upsert(r))) => {
                     !seen_ids.contains(&r.id) && !seen_names.contains(&(&r.task, &r.name))
                 }
-                (Op::Reschedule { .. }, Op::Reschedule { id, .. }) => !seen_ids.contains(id),
-                (Op::Delete(_), Op::Delete(_)) => true,
+                (
+                    Op::Job(JobWrite::Reschedule { .. }),
+                    Op::Job(JobWrite::Reschedule { id, .. }),
+                ) => !seen_ids.contains(id),
+                (Op::Job(JobWrite::Delete(_)), Op::Job(JobWrite::Delete(_))) => true,
                 _ => false,
             };
         if !joins {
@@ -554,11 +558,11 @@ fn runs(ops: &[Op]) -> Vec<&[Op]> {
             seen_names.clear();
         }
         match op {
-            Op::Upsert(r) => {
+            Op::Job(JobWrite::Upsert(r)) => {
                 seen_ids.insert(r.id);
                 seen_names.insert((&r.task, &r.name));
             }
-            Op::Reschedule { id, .. } => {
+            Op::Job(JobWrite::Reschedule { id, .. }) => {
                 seen_ids.insert(*id);
             }
             _ => {}
@@ -612,10 +616,10 @@ fn apply_run(
 ) -> Result<Vec<JobId>, StoreError> {
     let mut fenced_out = Vec::new();
     match &run[0] {
-        Op::Upsert(_) => {
+        Op::Job(JobWrite::Upsert(_)) => {
             let mut a = JobArrays::default();
             for op in run {
-                if let Op::Upsert(r) = op {
+                if let Op::Job(JobWrite::Upsert(r)) = op {
                     a.push(r);
                 }
             }
@@ -644,18 +648,18 @@ fn apply_run(
                 ],
             )?;
         }
-        Op::Reschedule { .. } => {
+        Op::Job(JobWrite::Reschedule { .. }) => {
             let (mut id, mut at, mut att, mut rc, mut dead, mut err) =
                 (vec![], vec![], vec![], vec![], vec![], vec![]);
             for op in run {
-                if let Op::Reschedule {
+                if let Op::Job(JobWrite::Reschedule {
                     id: i,
                     sched_at,
                     attempts,
                     run_count,
                     dead: d,
                     last_error,
-                } = op
+                }) = op
                 {
                     id.push(*i as i64);
                     at.push(*sched_at);
@@ -675,11 +679,11 @@ fn apply_run(
                 tx.execute(&st, &[&id, &at, &att, &rc, &dead, &err])?;
             }
         }
-        Op::Delete(_) => {
+        Op::Job(JobWrite::Delete(_)) => {
             let ids: Vec<i64> = run
                 .iter()
                 .filter_map(|op| match op {
-                    Op::Delete(id) => Some(*id as i64),
+                    Op::Job(JobWrite::Delete(id)) => Some(*id as i64),
                     _ => None,
                 })
                 .collect();
@@ -702,7 +706,7 @@ fn apply_run(
                 tx.execute(&st, &[&ids, &v, &f.node])?;
             }
         }
-        Op::DeleteTask(task) => {
+        Op::Job(JobWrite::DeleteTask(task)) => {
             let st = prepared(cache, tx, "DELETE FROM jobs WHERE task = $1")?;
             tx.execute(&st, &[task])?;
         }
@@ -844,7 +848,7 @@ impl Store for PgStore {
             let mut v = f.versions.lock().expect("poisoned");
             for op in ops {
                 match op {
-                    Op::Delete(id) => {
+                    Op::Job(JobWrite::Delete(id)) => {
                         v.remove(id);
                     }
                     Op::Release(ids) => {
@@ -1092,12 +1096,12 @@ mod tests {
     #[test]
     fn runs_split_where_a_row_repeats() {
         let ops = vec![
-            Op::Upsert(rec(1, "a")),
-            Op::Upsert(rec(2, "b")),
-            Op::Upsert(rec(3, "a")),
-            Op::Delete(1),
-            Op::Delete(2),
-            Op::Upsert(rec(4, "c")),
+            Op::Job(JobWrite::Upsert(rec(1, "a"))),
+            Op::Job(JobWrite::Upsert(rec(2, "b"))),
+            Op::Job(JobWrite::Upsert(rec(3, "a"))),
+            Op::Job(JobWrite::Delete(1)),
+            Op::Job(JobWrite::Delete(2)),
+            Op::Job(JobWrite::Upsert(rec(4, "c"))),
         ];
         let lens: Vec<usize> = runs(&ops).iter().map(|r| r.len()).collect();
         assert_eq!(lens, vec![2, 1, 2, 1]);

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+use super::JobWrite;
 use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader, StoredJobs};
 use crate::scheduler::job::{JobId, JobRecord, RetryPolicy, TraceParent};
 
@@ -247,7 +248,7 @@ impl Store for SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for op in ops {
             match op {
-                Op::Upsert(r) => {
+                Op::Job(JobWrite::Upsert(r)) => {
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO jobs (id, task, name, args, sched_at, timeout_ms, priority,
                          max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error,
@@ -273,27 +274,27 @@ impl Store for SqliteStore {
                         r.key,
                     ])?;
                 }
-                Op::Reschedule {
+                Op::Job(JobWrite::Reschedule {
                     id,
                     sched_at,
                     attempts,
                     run_count,
                     dead,
                     last_error,
-                } => {
+                }) => {
                     tx.prepare_cached(
                         "UPDATE jobs SET sched_at = ?2, attempts = ?3, run_count = ?4, dead = ?5, last_error = ?6
                          WHERE id = ?1",
                     )?
                     .execute(params![*id as i64, sched_at, attempts, run_count, dead, last_error])?;
                 }
-                Op::Delete(id) => {
+                Op::Job(JobWrite::Delete(id)) => {
                     tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?
                         .execute(params![*id as i64])?;
                 }
                 // One node holds every job: no claims to give back.
                 Op::Release(_) => {}
-                Op::DeleteTask(task) => {
+                Op::Job(JobWrite::DeleteTask(task)) => {
                     tx.prepare_cached("DELETE FROM jobs WHERE task = ?1")?
                         .execute(params![task])?;
                 }

@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
+use super::JobWrite;
 use super::{Op, Store, StoreError};
 use crate::scheduler::job::{JobId, JobRecord};
 
@@ -121,7 +122,7 @@ impl Unit {
             return false;
         };
         ops.iter()
-            .any(|o| matches!(o, Op::Upsert(r) if ids.contains(&r.id)))
+            .any(|o| matches!(o, Op::Job(JobWrite::Upsert(r)) if ids.contains(&r.id)))
     }
 }
 
@@ -149,14 +150,14 @@ impl Refused {
     fn note(&mut self, ops: &[Op]) {
         for op in ops {
             match op {
-                Op::Upsert(r) => {
+                Op::Job(JobWrite::Upsert(r)) => {
                     self.ids.insert(r.id);
                 }
-                Op::Reschedule { id, .. } | Op::Delete(id) => {
+                Op::Job(JobWrite::Reschedule { id, .. }) | Op::Job(JobWrite::Delete(id)) => {
                     self.ids.insert(*id);
                 }
                 Op::Release(ids) => self.ids.extend(ids.iter().copied()),
-                Op::DeleteTask(t) => {
+                Op::Job(JobWrite::DeleteTask(t)) => {
                     self.tasks.insert(t.clone());
                 }
                 // Load jobs and executions change memory only after their commit; settings
@@ -330,9 +331,9 @@ impl Writer {
                         }
                         None if ops.is_empty() => Ok(Fenced::default()),
                         // Never written: a record without its payload (a bug upstream).
-                        None if ops
-                            .iter()
-                            .any(|o| matches!(o, Op::Upsert(r) if r.spilled.is_some())) =>
+                        None if ops.iter().any(
+                            |o| matches!(o, Op::Job(JobWrite::Upsert(r)) if r.spilled.is_some()),
+                        ) =>
                         {
                             Err(StoreError::Backend(
                                 "internal error: a job's write lacks its payload".into(),
