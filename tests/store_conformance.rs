@@ -88,6 +88,12 @@ fn apply(s: &mut Box<dyn Store>, ops: Vec<Op>) {
     s.apply(&ops).expect("apply");
 }
 
+/// Upserts `jobs` in one batch.
+fn upsert_all(s: &mut Box<dyn Store>, jobs: &[JobRecord]) {
+    let ops = jobs.iter().cloned().map(JobWrite::Upsert).map(Op::Job);
+    apply(s, ops.collect());
+}
+
 fn upsert_replaces_by_id(fx: &dyn Fixture) {
     let mut s = fx.open();
     apply(&mut s, vec![Op::Job(JobWrite::Upsert(rec(1, "t", "a")))]);
@@ -309,14 +315,7 @@ fn start_up_read_of_many_jobs(fx: &dyn Fixture) {
         .map(|i| rec(i, tasks[(i % 7 % 3) as usize], &format!("j{i}")))
         .collect();
     for chunk in all.chunks(10_000) {
-        apply(
-            &mut s,
-            chunk
-                .iter()
-                .cloned()
-                .map(|r| Op::Job(JobWrite::Upsert(r)))
-                .collect(),
-        );
+        upsert_all(&mut s, chunk);
     }
     apply(
         &mut s,
@@ -346,13 +345,7 @@ fn large_payloads_stay_in_the_store_until_read(fx: &dyn Fixture) {
         let len = [1023, 1024, 1025, 0, 5000, 70_000][i];
         r.args = Bytes::from(vec![b'a' + i as u8; len]);
     }
-    apply(
-        &mut s,
-        jobs.iter()
-            .cloned()
-            .map(|r| Op::Job(JobWrite::Upsert(r)))
-            .collect(),
-    );
+    upsert_all(&mut s, &jobs);
     let mut s = fx.open();
     let stored = s.load_stored_jobs(Some(1024)).unwrap().into_records();
     assert_eq!(stored.len(), 6);
@@ -509,13 +502,7 @@ fn reopen_and_load(fx: &dyn Fixture) {
     jobs[4].args = Bytes::from(vec![0u8; 100_000]);
     {
         let mut s = fx.open();
-        apply(
-            &mut s,
-            jobs.iter()
-                .cloned()
-                .map(|r| Op::Job(JobWrite::Upsert(r)))
-                .collect(),
-        );
+        upsert_all(&mut s, &jobs);
         apply(
             &mut s,
             vec![

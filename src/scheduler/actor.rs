@@ -1608,10 +1608,17 @@ impl Actor {
         }
     }
 
-    /// Answers `reply` with `value` once the spilled payloads it names are read back.
-    fn reply_filled<T: Spilled>(&mut self, mut value: T, reply: Reply<T>) {
+    /// Answers `reply` with `value` once the spilled payloads it names are read back, or with
+    /// the read's error.
+    fn reply_filled<T: Spilled>(
+        &mut self,
+        value: Result<T, Error>,
+        reply: Reply<Result<T, Error>>,
+    ) {
         let mut ids = Vec::new();
-        value.spilled_ids(&mut ids);
+        if let Ok(v) = &value {
+            v.spilled_ids(&mut ids);
+        }
         if ids.is_empty() {
             let _ = reply.send(value);
             return;
@@ -1619,17 +1626,12 @@ impl Actor {
         self.reads.push(PayloadRead {
             ids,
             done: Box::new(move |read| {
-                let filled = match read {
-                    Ok(m) => value.fill(m),
-                    Err(e) => Err(Error::StoreRead(e.to_string())),
-                };
-                match filled {
-                    Ok(()) => {
-                        let _ = reply.send(value);
-                    }
-                    // Only a Result answer can carry the error; `fill` put it there.
-                    Err(e) => tracing::error!(error = %e, "payloads could not be read back"),
-                }
+                let filled = value.and_then(|mut v| {
+                    let read = read.as_ref().map_err(|e| Error::StoreRead(e.to_string()))?;
+                    v.fill(read)?;
+                    Ok(v)
+                });
+                let _ = reply.send(filled);
             }),
         });
     }

@@ -899,7 +899,7 @@ impl Core {
         let key = self.keys.hold(&r.key);
         let slot = self.jobs.insert(id, Job::from_record(tid, key, r, phase));
         self.tasks[tid as usize].by_name.insert(&self.jobs, slot);
-        self.payload_track_slot(slot);
+        self.payload_count(slot, true);
         if dead {
             self.tasks[tid as usize].dead.insert(id);
             self.dead_total += 1;
@@ -999,7 +999,7 @@ impl Core {
         }
         self.unqueue(id);
         let slot = self.jobs.slot(&id).expect("job exists");
-        self.payload_untrack_slot(slot);
+        self.payload_count(slot, false);
         let tid = self.jobs.at(slot).1.task;
         self.tasks[tid as usize].by_name.remove(&self.jobs, slot);
         self.keys.release(self.jobs.at(slot).1.key());

@@ -58,20 +58,3 @@ impl<T: Spilled> Spilled for Vec<T> {
         self.iter_mut().try_for_each(|t| t.fill(read))
     }
 }
-
-impl<T: Spilled> Spilled for Result<T, Error> {
-    fn spilled_ids(&self, out: &mut Vec<JobId>) {
-        if let Ok(t) = self {
-            t.spilled_ids(out);
-        }
-    }
-
-    fn fill(&mut self, read: &HashMap<JobId, Bytes>) -> Result<(), Error> {
-        if let Ok(t) = self {
-            if let Err(e) = t.fill(read) {
-                *self = Err(e);
-            }
-        }
-        Ok(())
-    }
-}

@@ -31,9 +31,8 @@ pub(super) struct Payloads {
     held: usize,
     /// Tracked jobs by due time when tracked: the last are spilled first.
     resident: BTreeSet<(Millis, JobId)>,
-    /// Jobs whose payload is in the store only, and those payloads' bytes.
+    /// Jobs whose payload is in the store only.
     spilled_jobs: usize,
-    spilled_bytes: usize,
 }
 
 /// What the budget holds now (`/metrics`).
@@ -43,8 +42,6 @@ pub struct PayloadMemory {
     pub held: usize,
     /// Jobs whose payload is in the store only.
     pub spilled_jobs: usize,
-    /// Their payloads' bytes.
-    pub spilled_bytes: usize,
 }
 
 impl Payloads {
@@ -96,10 +93,6 @@ impl Core {
         self.payloads.limit
     }
 
-    pub(super) fn payloads_budgeted(&self) -> bool {
-        self.payloads.limit.is_some()
-    }
-
     fn tracks(&self, id: JobId, job: &Job) -> bool {
         self.payloads.limit.is_some() && !in_memory_only(id) && job.args.len() >= SPILL_MIN
     }
@@ -107,53 +100,36 @@ impl Core {
     /// Starts counting a job's payload (after it was inserted or its payload or due time set).
     pub(super) fn payload_track(&mut self, id: JobId) {
         let slot = self.jobs.slot(&id).expect("job exists");
-        self.payload_track_slot(slot);
-    }
-
-    /// [`Core::payload_track`] of the job in `slot` (no index lookup: every insert calls it).
-    pub(super) fn payload_track_slot(&mut self, slot: Slot) {
-        let (id, job) = self.jobs.at(slot);
-        if let Some(n) = job.spilled() {
-            self.payloads.spilled_jobs += 1;
-            self.payloads.spilled_bytes += n as usize;
-        } else if self.tracks(id, job) {
-            let (len, at) = (job.args.len(), job.sched_at);
-            self.payloads.held += len;
-            self.payloads.resident.insert((at, id));
-        }
-    }
-
-    /// [`Core::payload_track`] of the jobs a bulk restore put in: (due time, id, length) of
-    /// those tracked, and (jobs, bytes) of those spilled.
-    pub(super) fn payload_track_bulk(
-        &mut self,
-        tracked: Vec<(Millis, JobId, usize)>,
-        spilled: (usize, usize),
-    ) {
-        self.payloads.spilled_jobs += spilled.0;
-        self.payloads.spilled_bytes += spilled.1;
-        for (at, id, len) in tracked {
-            self.payloads.held += len;
-            self.payloads.resident.insert((at, id));
-        }
+        self.payload_count(slot, true);
     }
 
     /// Stops counting a job's payload (before it is removed or its payload or due time change).
     pub(super) fn payload_untrack(&mut self, id: JobId) {
         let slot = self.jobs.slot(&id).expect("job exists");
-        self.payload_untrack_slot(slot);
+        self.payload_count(slot, false);
     }
 
-    /// [`Core::payload_untrack`] of the job in `slot` (every removal calls it).
-    pub(super) fn payload_untrack_slot(&mut self, slot: Slot) {
+    /// Counts the payload of the job in `slot` in (`add`) or out of the budget; by slot, so
+    /// inserts and removals, which have it, pay no index lookup.
+    pub(super) fn payload_count(&mut self, slot: Slot, add: bool) {
         let (id, job) = self.jobs.at(slot);
-        if let Some(n) = job.spilled() {
-            self.payloads.spilled_jobs -= 1;
-            self.payloads.spilled_bytes -= n as usize;
-        } else if self.tracks(id, job) {
-            let (len, at) = (job.args.len(), job.sched_at);
-            self.payloads.held -= len;
-            self.payloads.resident.remove(&(at, id));
+        let tracked = self.tracks(id, job);
+        let p = &mut self.payloads;
+        if job.spilled().is_some() {
+            if add {
+                p.spilled_jobs += 1;
+            } else {
+                p.spilled_jobs -= 1;
+            }
+        } else if tracked {
+            let (len, key) = (job.args.len(), (job.sched_at, id));
+            if add {
+                p.held += len;
+                p.resident.insert(key);
+            } else {
+                p.held -= len;
+                p.resident.remove(&key);
+            }
         }
     }
 
@@ -171,7 +147,6 @@ impl Core {
             let job = self.jobs.get_mut(&id).expect("tracked job exists");
             self.payloads.held -= job.args.len();
             self.payloads.spilled_jobs += 1;
-            self.payloads.spilled_bytes += job.args.len();
             job.spill();
         }
     }
@@ -224,7 +199,6 @@ impl Core {
         PayloadMemory {
             held: self.payloads.held,
             spilled_jobs: self.payloads.spilled_jobs,
-            spilled_bytes: self.payloads.spilled_bytes,
         }
     }
 
@@ -232,14 +206,13 @@ impl Core {
     pub(super) fn check_payloads(&self) -> Result<(), String> {
         let mut held = 0;
         let mut tracked = 0;
-        let (mut spilled_jobs, mut spilled_bytes) = (0, 0);
+        let mut spilled_jobs = 0;
         for (id, job) in self.jobs.iter() {
-            if let Some(n) = job.spilled() {
+            if job.spilled().is_some() {
                 if !job.args.is_empty() || in_memory_only(id) {
                     return Err(format!("job {id} is spilled but holds a payload"));
                 }
                 spilled_jobs += 1;
-                spilled_bytes += n as usize;
             }
             if self.tracks(id, job) {
                 held += job.args.len();
@@ -256,12 +229,10 @@ impl Core {
                 self.payloads.held
             ));
         }
-        if (spilled_jobs, spilled_bytes)
-            != (self.payloads.spilled_jobs, self.payloads.spilled_bytes)
-        {
+        if spilled_jobs != self.payloads.spilled_jobs {
             return Err(format!(
-                "payload budget: {} jobs / {} bytes spilled, the jobs say {spilled_jobs} / {spilled_bytes}",
-                self.payloads.spilled_jobs, self.payloads.spilled_bytes
+                "payload budget: {} jobs spilled, the jobs say {spilled_jobs}",
+                self.payloads.spilled_jobs
             ));
         }
         if let Some(limit) = self.payloads.limit {

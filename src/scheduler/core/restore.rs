@@ -34,9 +34,6 @@ impl Core {
         let mut scheduled: Vec<Vec<(Millis, JobId)>> = Vec::new();
         let mut dead: Vec<Vec<JobId>> = Vec::new();
         let mut keyed: BTreeSet<TaskId> = BTreeSet::new();
-        let budgeted = self.payloads_budgeted();
-        let mut tracked = Vec::new();
-        let mut spilled = (0, 0);
         for (t, r) in stored.jobs {
             let tid = tids[t as usize];
             let t = tid as usize;
@@ -59,18 +56,10 @@ impl Core {
                 Phase::Scheduled
             };
             self.next_job = self.next_job.max(r.id + 1);
-            if budgeted && r.args.len() >= SPILL_MIN && !in_memory_only(r.id) {
-                tracked.push((r.sched_at, r.id, r.args.len()));
-            }
-            if let Some(n) = r.spilled {
-                spilled.0 += 1;
-                spilled.1 += n as usize;
-            }
             let key = self.keys.hold(&r.key);
             jobs.push((r.id, Job::from_record(tid, key, r, phase)));
         }
         self.jobs = JobTable::from_sorted(jobs);
-        self.payload_track_bulk(tracked, spilled);
         for (t, task) in self.tasks.iter_mut().enumerate() {
             let held = ready.get(t).map_or(0, Vec::len)
                 + scheduled.get(t).map_or(0, Vec::len)
@@ -80,6 +69,7 @@ impl Core {
         for slot in 0..self.jobs.len() as crate::scheduler::table::Slot {
             let tid = self.jobs.at(slot).1.task;
             self.tasks[tid as usize].by_name.insert(&self.jobs, slot);
+            self.payload_count(slot, true);
         }
         let queues = ready.into_iter().zip(scheduled).zip(dead);
         for (t, ((ready, scheduled), dead)) in queues.enumerate() {
