@@ -18,10 +18,11 @@ use taskhive::scheduler::settings::Settings;
 use taskhive::store::memory::MemoryStore;
 use taskhive::store::writer::Writer;
 
-/// A memory store whose commits take 5 µs per op: a slow disk.
+/// A memory store whose commits take 20 µs per op: a slow disk, slower than the submits
+/// even of a debug build, so that without a bound the writes pile up.
 fn slow_store() -> HookedStore {
     HookedStore::new(MemoryStore::default(), |ops| {
-        std::thread::sleep(Duration::from_micros(5 * ops.len() as u64));
+        std::thread::sleep(Duration::from_micros(20 * ops.len() as u64));
         Ok(())
     })
 }

@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 
 /// module → the top-level modules it must not name.
 const RULES: &[(&str, &[&str])] = &[
-    // The scheduler (core, actor, backends' seam) knows nothing of wires, faces or nodes.
+    // The scheduler (core, actor, backends' seam) knows nothing of wires, faces, nodes or
+    // the store behind its `durable::Durable` seam.
     (
         "scheduler",
         &[
+            "store",
             "rpc",
             "http",
             "periodic",

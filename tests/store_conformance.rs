@@ -11,8 +11,8 @@ use taskhive::scheduler::job::{JobRecord, RetryPolicy, TraceParent};
 use taskhive::store::memory::MemoryStore;
 use taskhive::store::postgres::PgStore;
 use taskhive::store::sqlite::{SqliteStore, Sync};
-use taskhive::store::JobWrite;
 use taskhive::store::{ExecRow, Op, Store};
+use taskhive::store::{JobWrite, Write};
 
 /// Opens the store under test; every call opens the same underlying data (a reopen).
 trait Fixture {
@@ -90,13 +90,13 @@ fn apply(s: &mut Box<dyn Store>, ops: Vec<Op>) {
 
 /// Upserts `jobs` in one batch.
 fn upsert_all(s: &mut Box<dyn Store>, jobs: &[JobRecord]) {
-    let ops = jobs.iter().cloned().map(JobWrite::Upsert).map(Op::Job);
+    let ops = jobs.iter().cloned().map(JobWrite::Upsert).map(Op::from);
     apply(s, ops.collect());
 }
 
 fn upsert_replaces_by_id(fx: &dyn Fixture) {
     let mut s = fx.open();
-    apply(&mut s, vec![Op::Job(JobWrite::Upsert(rec(1, "t", "a")))]);
+    apply(&mut s, vec![Op::from(JobWrite::Upsert(rec(1, "t", "a")))]);
     let mut changed = rec(1, "t", "b");
     changed.args = Bytes::from_static(b"\x00\xffbinary\x00");
     changed.priority = -7;
@@ -106,7 +106,7 @@ fn upsert_replaces_by_id(fx: &dyn Fixture) {
         backoff_base_ms: 1,
         backoff_max_ms: u32::MAX,
     };
-    apply(&mut s, vec![Op::Job(JobWrite::Upsert(changed.clone()))]);
+    apply(&mut s, vec![Op::from(JobWrite::Upsert(changed.clone()))]);
     assert_eq!(s.load_jobs().unwrap(), vec![changed]);
 }
 
@@ -117,8 +117,8 @@ fn same_name_in_another_task(fx: &dyn Fixture) {
     apply(
         &mut s,
         vec![
-            Op::Job(JobWrite::Upsert(rec(1, "t", "a"))),
-            Op::Job(JobWrite::Upsert(rec(2, "u", "a"))),
+            Op::from(JobWrite::Upsert(rec(1, "t", "a"))),
+            Op::from(JobWrite::Upsert(rec(2, "u", "a"))),
         ],
     );
     assert_eq!(
@@ -132,14 +132,14 @@ fn reschedule_keeps_payload(fx: &dyn Fixture) {
     apply(
         &mut s,
         vec![
-            Op::Job(JobWrite::Upsert(rec(1, "t", "a"))),
-            Op::Job(JobWrite::Upsert(rec(2, "t", "b"))),
+            Op::from(JobWrite::Upsert(rec(1, "t", "a"))),
+            Op::from(JobWrite::Upsert(rec(2, "t", "b"))),
         ],
     );
     apply(
         &mut s,
         vec![
-            Op::Job(JobWrite::Reschedule {
+            Op::from(JobWrite::Reschedule {
                 id: 1,
                 sched_at: 42,
                 attempts: 3,
@@ -148,7 +148,7 @@ fn reschedule_keeps_payload(fx: &dyn Fixture) {
                 last_error: "boom".into(),
             }),
             // An unknown id changes nothing and is no error.
-            Op::Job(JobWrite::Reschedule {
+            Op::from(JobWrite::Reschedule {
                 id: 99,
                 sched_at: 1,
                 attempts: 1,
@@ -172,15 +172,18 @@ fn delete_and_delete_task(fx: &dyn Fixture) {
     apply(
         &mut s,
         vec![
-            Op::Job(JobWrite::Upsert(rec(1, "t", "a"))),
-            Op::Job(JobWrite::Upsert(rec(2, "t", "b"))),
-            Op::Job(JobWrite::Upsert(rec(3, "u", "a"))),
-            Op::Job(JobWrite::Upsert(rec(4, "v", "a"))),
+            Op::from(JobWrite::Upsert(rec(1, "t", "a"))),
+            Op::from(JobWrite::Upsert(rec(2, "t", "b"))),
+            Op::from(JobWrite::Upsert(rec(3, "u", "a"))),
+            Op::from(JobWrite::Upsert(rec(4, "v", "a"))),
         ],
     );
     apply(
         &mut s,
-        vec![Op::Job(JobWrite::Delete(1)), Op::Job(JobWrite::Delete(77))],
+        vec![
+            Op::from(JobWrite::Delete(1)),
+            Op::from(JobWrite::Delete(77)),
+        ],
     );
     assert_eq!(
         s.load_jobs().unwrap(),
@@ -189,8 +192,8 @@ fn delete_and_delete_task(fx: &dyn Fixture) {
     apply(
         &mut s,
         vec![
-            Op::Job(JobWrite::DeleteTask("t".into())),
-            Op::Job(JobWrite::DeleteTask("none".into())),
+            Op::from(JobWrite::DeleteTask("t".into())),
+            Op::from(JobWrite::DeleteTask("none".into())),
         ],
     );
     assert_eq!(
@@ -206,9 +209,9 @@ fn one_batch_applies_in_order(fx: &dyn Fixture) {
     apply(
         &mut s,
         vec![
-            Op::Job(JobWrite::Upsert(rec(1, "t", "a"))),
-            Op::Job(JobWrite::Upsert(rec(2, "t", "b"))),
-            Op::Job(JobWrite::Reschedule {
+            Op::from(JobWrite::Upsert(rec(1, "t", "a"))),
+            Op::from(JobWrite::Upsert(rec(2, "t", "b"))),
+            Op::from(JobWrite::Reschedule {
                 id: 2,
                 sched_at: 5,
                 attempts: 1,
@@ -216,7 +219,7 @@ fn one_batch_applies_in_order(fx: &dyn Fixture) {
                 dead: false,
                 last_error: "x".into(),
             }),
-            Op::Job(JobWrite::Reschedule {
+            Op::from(JobWrite::Reschedule {
                 id: 2,
                 sched_at: 6,
                 attempts: 2,
@@ -224,11 +227,11 @@ fn one_batch_applies_in_order(fx: &dyn Fixture) {
                 dead: false,
                 last_error: "y".into(),
             }),
-            Op::Job(JobWrite::Delete(1)),
-            Op::Job(JobWrite::Upsert(later.clone())),
-            Op::Job(JobWrite::Upsert(rec(3, "t", "c"))),
-            Op::Job(JobWrite::Upsert(rec(4, "t", "c"))),
-            Op::Job(JobWrite::Delete(3)),
+            Op::from(JobWrite::Delete(1)),
+            Op::from(JobWrite::Upsert(later.clone())),
+            Op::from(JobWrite::Upsert(rec(3, "t", "c"))),
+            Op::from(JobWrite::Upsert(rec(4, "t", "c"))),
+            Op::from(JobWrite::Delete(3)),
         ],
     );
     let mut two = rec(2, "t", "b");
@@ -244,14 +247,14 @@ fn large_batches(fx: &dyn Fixture) {
     apply(
         &mut s,
         (1..=n)
-            .map(|i| Op::Job(JobWrite::Upsert(rec(i, "bulk", &format!("j{i}")))))
+            .map(|i| Op::from(JobWrite::Upsert(rec(i, "bulk", &format!("j{i}")))))
             .collect(),
     );
     apply(
         &mut s,
         (1..=n)
             .map(|i| {
-                Op::Job(JobWrite::Reschedule {
+                Op::from(JobWrite::Reschedule {
                     id: i,
                     sched_at: i as i64,
                     attempts: 1,
@@ -266,7 +269,7 @@ fn large_batches(fx: &dyn Fixture) {
         &mut s,
         (1..=n)
             .filter(|i| i % 2 == 0)
-            .map(|id| Op::Job(JobWrite::Delete(id)))
+            .map(|id| Op::from(JobWrite::Delete(id)))
             .collect(),
     );
     let jobs = s.load_jobs().unwrap();
@@ -281,18 +284,18 @@ fn large_batches(fx: &dyn Fixture) {
 fn runs_of_upserts_and_deletes_apply_in_order(fx: &dyn Fixture) {
     let mut s = fx.open();
     let mut ops: Vec<Op> = (1..=70u64)
-        .map(|i| Op::Job(JobWrite::Upsert(rec(i, "run", &format!("j{i}")))))
+        .map(|i| Op::from(JobWrite::Upsert(rec(i, "run", &format!("j{i}")))))
         .collect();
     let mut again = rec(5, "run", "renamed");
     again.dead = true;
     again.last_error = "boom".into();
-    ops.insert(40, Op::Job(JobWrite::Upsert(again.clone())));
+    ops.insert(40, Op::from(JobWrite::Upsert(again.clone())));
     apply(&mut s, ops);
     apply(
         &mut s,
         (1..=70u64)
             .filter(|i| *i != 5 && i % 7 != 0)
-            .map(|id| Op::Job(JobWrite::Delete(id)))
+            .map(|id| Op::from(JobWrite::Delete(id)))
             .collect(),
     );
     let jobs = s.load_jobs().unwrap();
@@ -321,7 +324,7 @@ fn start_up_read_of_many_jobs(fx: &dyn Fixture) {
         &mut s,
         (1..=n)
             .filter(|i| i % 5 == 0)
-            .map(|id| Op::Job(JobWrite::Delete(id)))
+            .map(|id| Op::from(JobWrite::Delete(id)))
             .collect(),
     );
     let want: Vec<JobRecord> = all.into_iter().filter(|r| r.id % 5 != 0).collect();
@@ -382,18 +385,18 @@ fn config_round_trip(fx: &dyn Fixture) {
     apply(
         &mut s,
         vec![
-            Op::SetConfig {
+            Op::Scheduler(Write::SetConfig {
                 key: "timeout".into(),
                 value: 600,
-            },
-            Op::SetConfig {
+            }),
+            Op::Scheduler(Write::SetConfig {
                 key: "lock-timeout".into(),
                 value: -1,
-            },
-            Op::SetConfig {
+            }),
+            Op::Scheduler(Write::SetConfig {
                 key: "timeout".into(),
                 value: i64::MAX,
-            },
+            }),
         ],
     );
     assert_eq!(
@@ -506,10 +509,10 @@ fn reopen_and_load(fx: &dyn Fixture) {
         apply(
             &mut s,
             vec![
-                Op::SetConfig {
+                Op::Scheduler(Write::SetConfig {
                     key: "k".into(),
                     value: 7,
-                },
+                }),
                 Op::SaveLoadJob {
                     name: "lj".into(),
                     json: "{}".into(),

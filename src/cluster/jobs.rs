@@ -13,6 +13,7 @@ use super::{db_err, deliver, now_ms, publish_result, sql, ClusterError, Live, Sh
 use crate::scheduler::actor::{JobEvent, NodeHandle};
 use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
 use crate::scheduler::core::{SubmitReply, TaskStatus};
+use crate::scheduler::durable::{Admitted, Commit};
 use crate::scheduler::error::Error;
 use crate::scheduler::job::{
     JobId, JobKey, JobRecord, JobSpec, JobState, JobView, Millis, RetryPolicy,
@@ -22,7 +23,6 @@ use crate::scheduler::list::{Cursor, JobPage, ListQuery};
 use crate::scheduler::local::LocalJobs;
 use crate::scheduler::schedule::{Schedule, ScheduleSpec};
 use crate::store::postgres::schedule_row;
-use crate::store::writer::{Admitted, Commit};
 
 /// A batch of SubmitStream jobs for the ordered submitter.
 type Ordered = (

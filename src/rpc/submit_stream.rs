@@ -15,9 +15,9 @@ use crate::http::error::code_name;
 use crate::pb;
 use crate::scheduler::backend::SubmittedEach;
 use crate::scheduler::core::SubmitReply;
+use crate::scheduler::durable::Commit;
 use crate::scheduler::job::TraceParent;
 use crate::scheduler::{Error, SchedulerHandle};
-use crate::store::writer::Commit;
 
 /// Requests coalesced into one command, commit and response at most.
 const MAX_BATCH: usize = 1024;

@@ -18,6 +18,7 @@ use super::clock::Clock;
 use super::core::{
     Core, Effect, LocalWorkers, Observation, Observer, PayloadMemory, SubmitReply, TaskStatus,
 };
+use super::durable::{Admitted, Backlog, Commit, Durable, ReadArgs, StoreError};
 use super::error::{Error, Stale};
 use super::job::*;
 use super::kept::KeptResults;
@@ -30,8 +31,7 @@ use super::spilled::Spilled;
 use super::submit::check_name;
 use super::timer::WakeTimer;
 use super::write::JobWrite;
-use crate::store::writer::{Admitted, Backlog, Commit, ReadArgs, Writer};
-use crate::store::{Op, StoreError};
+use super::write::Write;
 
 /// What the actor tells one worker.
 // Nearly every message is a Job: boxing it would add an allocation per dispatch to spare the
@@ -377,7 +377,7 @@ pub struct SchedulerHandle {
 pub fn spawn(
     core: Core,
     settings: Settings,
-    writer: Writer,
+    writer: impl Durable,
     clock: Clock,
     metrics: Arc<dyn Observer>,
 ) -> (SchedulerHandle, tokio::task::JoinHandle<()>) {
@@ -399,12 +399,13 @@ pub fn spawn(
 pub fn spawn_node(
     mut core: Core,
     settings: Settings,
-    writer: Writer,
+    writer: impl Durable,
     clock: Clock,
     metrics: Arc<dyn Observer>,
     holding: Holding,
     on_finished: Option<NodeHook>,
 ) -> (NodeHandle, tokio::task::JoinHandle<()>) {
+    let writer: Arc<dyn Durable> = Arc::new(writer);
     let backlog = writer.backlog();
     let (tx, rx) = mpsc::unbounded_channel();
     core.set_lock_timeout(settings.lock_timeout_ms());
@@ -412,6 +413,7 @@ pub fn spawn_node(
         core,
         settings,
         metrics,
+        failures: writer.failures(),
         writer,
         clock,
         timer: WakeTimer::new(clock.is_real()),
@@ -1033,7 +1035,9 @@ struct Actor {
     core: Core,
     settings: Settings,
     metrics: Arc<dyn Observer>,
-    writer: Writer,
+    writer: Arc<dyn Durable>,
+    /// Notified when a commit failed ([`Durable::failures`]).
+    failures: Arc<tokio::sync::Notify>,
     clock: Clock,
     timer: WakeTimer,
     rx: mpsc::UnboundedReceiver<Cmd>,
@@ -1074,7 +1078,7 @@ impl Actor {
             let wake = self.core.next_wakeup().map(|t| self.clock.instant_at(t));
             tokio::select! {
                 biased;
-                _ = self.writer.failed() => self.resync().await,
+                _ = self.failures.notified() => self.resync().await,
                 cmd = self.rx.recv() => {
                     let Some(cmd) = cmd else { break };
                     self.handle_after_resync(cmd).await;
@@ -1138,8 +1142,11 @@ impl Actor {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the store to resync; retrying in 1 s");
-                self.writer
-                    .retry_failed_after(std::time::Duration::from_secs(1));
+                let failures = self.failures.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    failures.notify_one();
+                });
             }
         }
     }
@@ -1416,7 +1423,7 @@ impl Actor {
                 let r = self.settings.set(&key, value).map(|_| {
                     self.core.set_lock_timeout(self.settings.lock_timeout_ms());
                     if persist {
-                        self.writer.write(vec![Op::SetConfig { key, value }])
+                        self.writer.write(vec![Write::SetConfig { key, value }])
                     } else {
                         Commit::done()
                     }
@@ -1477,7 +1484,7 @@ impl Actor {
                         jobs = ids.len(),
                         "claims given back: no worker here serves them"
                     );
-                    self.writer.write_detached(vec![Op::Release(ids)]);
+                    self.writer.write_detached(vec![Write::Release(ids)]);
                 }
             }
             Cmd::IdleSlots { reply } => {
@@ -1496,7 +1503,8 @@ impl Actor {
             } => {
                 self.core.set_task_paused(&task, paused);
                 let commit = if persist {
-                    self.writer.write(vec![Op::SetTaskPaused { task, paused }])
+                    self.writer
+                        .write(vec![Write::SetTaskPaused { task, paused }])
                 } else {
                     Commit::done()
                 };
@@ -1511,7 +1519,8 @@ impl Actor {
                 self.core.set_task_limits(&task, limits);
                 let commit = if persist {
                     let limits = (!limits.is_none()).then(|| limits.to_stored());
-                    self.writer.write(vec![Op::SetTaskLimits { task, limits }])
+                    self.writer
+                        .write(vec![Write::SetTaskLimits { task, limits }])
                 } else {
                     Commit::done()
                 };
@@ -1528,7 +1537,7 @@ impl Actor {
                     .collect();
             }
             Cmd::PutSchedule { schedule, reply } => {
-                let commit = self.writer.write(vec![Op::PutSchedule(schedule.row())]);
+                let commit = self.writer.write(vec![Write::PutSchedule(schedule.row())]);
                 self.schedules.insert(schedule.spec.name.clone(), schedule);
                 let _ = reply.send(commit);
             }
@@ -1556,7 +1565,7 @@ impl Actor {
                             s.last_tick = s.last_tick.max(now);
                         }
                         s.paused = paused;
-                        Ok(self.writer.write(vec![Op::PutSchedule(s.row())]))
+                        Ok(self.writer.write(vec![Write::PutSchedule(s.row())]))
                     }
                 };
                 let _ = reply.send(r);
@@ -1564,7 +1573,7 @@ impl Actor {
             Cmd::DeleteSchedule { name, reply } => {
                 let r = match self.schedules.remove(&name) {
                     None => Err(schedule_not_found(&name)),
-                    Some(_) => Ok(self.writer.write(vec![Op::DeleteSchedule(name)])),
+                    Some(_) => Ok(self.writer.write(vec![Write::DeleteSchedule(name)])),
                 };
                 let _ = reply.send(r);
             }
@@ -1602,7 +1611,7 @@ impl Actor {
                 s.last_job = last_job;
                 let row = s.row();
                 let mut ops = self.effects();
-                ops.push(Op::PutSchedule(row));
+                ops.push(Write::PutSchedule(row));
                 let _ = reply.send(Some(self.writer.write(ops)));
             }
         }
@@ -1660,7 +1669,7 @@ impl Actor {
     }
 
     /// Carries out pending non-store effects; returns the store writes in order.
-    fn effects(&mut self) -> Vec<Op> {
+    fn effects(&mut self) -> Vec<Write> {
         let mut ops = Vec::new();
         let mut released = Vec::new();
         loop {
@@ -1672,7 +1681,7 @@ impl Actor {
                     let ids = self.core.release(&released);
                     released.clear();
                     if !ids.is_empty() {
-                        ops.push(Op::Release(ids));
+                        ops.push(Write::Release(ids));
                     }
                 }
                 return ops;
@@ -1685,7 +1694,7 @@ impl Actor {
                         {
                             released.push(*id);
                         }
-                        ops.push(Op::from(op))
+                        ops.push(Write::from(op))
                     }
                     Effect::Observe(Observation::Log(l)) => l.emit(),
                     Effect::Observe(o) => self.metrics.observe(&o),

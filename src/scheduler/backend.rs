@@ -18,12 +18,12 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
 use super::core::{SubmitReply, TaskStatus};
+use super::durable::{Admitted, Commit};
 use super::error::Error;
 use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView, Millis};
 use super::limits::TaskLimits;
 use super::list::{JobPage, ListQuery};
 use super::schedule::{Schedule, ScheduleSpec};
-use crate::store::writer::{Admitted, Commit};
 
 /// What [`Backend::submit_each`] hands back: one answer per job, and their commit.
 pub type SubmittedEach = Result<(Vec<Result<SubmitReply, Error>>, Commit), Error>;
@@ -44,7 +44,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Waits until `jobs` more may be submitted; hold what it answers until their commit
     /// resolves. The ordered paths call it before [`Self::submit_each`] (which must queue at
     /// once to keep order); the other submit calls wait inside. Local: the store writer's
-    /// bounded backlog ([`crate::store::writer::Backlog`]); None where nothing is bounded.
+    /// bounded backlog ([`super::durable::Backlog`]); None where nothing is bounded.
     fn admit(&self, jobs: usize) -> BoxFuture<'static, Option<Admitted>>;
     /// Submits a job and waits for a worker's result. Needs a worker for the task.
     fn run_job(&self, spec: JobSpec) -> Fut<(JobId, Bytes)>;

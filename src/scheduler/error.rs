@@ -204,11 +204,11 @@ impl Stale {
     }
 }
 
-impl From<crate::store::StoreError> for Error {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<super::durable::StoreError> for Error {
+    fn from(e: super::durable::StoreError) -> Self {
         match e {
             // The report's lease was over before it landed: like any stale lease.
-            crate::store::StoreError::Fenced(job) => Error::StaleLease(Stale::ClaimLost { job }),
+            super::durable::StoreError::Fenced(job) => Error::StaleLease(Stale::ClaimLost { job }),
             _ => Error::Store(e.to_string()),
         }
     }
@@ -226,10 +226,10 @@ mod tests {
             "lease 7 is not held: it expired, was reassigned or was already reported"
         );
         assert_eq!(e.reason(), "STALE_LEASE");
-        let e = Error::from(crate::store::StoreError::Fenced(3));
+        let e = Error::from(crate::scheduler::durable::StoreError::Fenced(3));
         assert_eq!(
             e.to_string(),
-            crate::store::StoreError::Fenced(3).to_string()
+            crate::scheduler::durable::StoreError::Fenced(3).to_string()
         );
         assert_eq!(
             e.metadata(),

@@ -11,12 +11,12 @@ use tokio::sync::{mpsc, oneshot};
 use super::actor::{call, store_err, Cmd};
 use super::backend::{Backend, Fut, SubmittedEach};
 use super::core::{SubmitReply, TaskStatus};
+use super::durable::{Admitted, Backlog};
 use super::error::Error;
 use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView, Millis};
 use super::limits::TaskLimits;
 use super::list::{JobPage, ListQuery};
 use super::schedule::{Schedule, ScheduleSpec};
-use crate::store::writer::{Admitted, Backlog};
 
 /// The local backend: commands to the actor, answers after the commit.
 #[derive(Clone)]

@@ -5,6 +5,7 @@ pub mod actor;
 pub mod backend;
 pub mod clock;
 pub mod core;
+pub mod durable;
 pub mod error;
 pub mod job;
 pub mod job_log;

@@ -168,7 +168,10 @@ impl Backend for DiskGuarded {
         }
     }
 
-    fn admit(&self, jobs: usize) -> BoxFuture<'static, Option<crate::store::writer::Admitted>> {
+    fn admit(
+        &self,
+        jobs: usize,
+    ) -> BoxFuture<'static, Option<crate::scheduler::durable::Admitted>> {
         self.inner.admit(jobs)
     }
 

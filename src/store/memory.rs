@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use super::JobWrite;
 use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader};
+use super::{JobWrite, Write};
 use crate::scheduler::job::{JobId, JobRecord};
 
 /// A [`Store`] over shared maps; clones see the same jobs.
@@ -51,19 +51,19 @@ impl Store for MemoryStore {
         let mut jobs = self.jobs.lock().expect("poisoned");
         for op in ops {
             match op {
-                Op::Job(JobWrite::Upsert(r)) => {
+                Op::Scheduler(Write::Job(JobWrite::Upsert(r))) => {
                     // By id only, like SQLite: a core that left two rows with one (task, name)
                     // would make this mirror differ from it, and the core tests compare them.
                     jobs.insert(r.id, r.clone());
                 }
-                Op::Job(JobWrite::Reschedule {
+                Op::Scheduler(Write::Job(JobWrite::Reschedule {
                     id,
                     sched_at,
                     attempts,
                     run_count,
                     dead,
                     last_error,
-                }) => {
+                })) => {
                     if let Some(j) = jobs.get_mut(id) {
                         j.sched_at = *sched_at;
                         j.attempts = *attempts;
@@ -72,23 +72,25 @@ impl Store for MemoryStore {
                         j.last_error = last_error.clone();
                     }
                 }
-                Op::Job(JobWrite::Delete(id)) => {
+                Op::Scheduler(Write::Job(JobWrite::Delete(id))) => {
                     jobs.remove(id);
                 }
-                Op::Job(JobWrite::DeleteTask(task)) => jobs.retain(|_, j| &j.task != task),
+                Op::Scheduler(Write::Job(JobWrite::DeleteTask(task))) => {
+                    jobs.retain(|_, j| &j.task != task)
+                }
                 // No claims here.
-                Op::Release(_) => {}
-                Op::SetConfig { key, value } => {
+                Op::Scheduler(Write::Release(_)) => {}
+                Op::Scheduler(Write::SetConfig { key, value }) => {
                     self.config
                         .lock()
                         .expect("poisoned")
                         .insert(key.clone(), *value);
                 }
-                Op::PutSchedule(r) => {
+                Op::Scheduler(Write::PutSchedule(r)) => {
                     let mut s = self.schedules.lock().expect("poisoned");
                     s.insert(r.name.clone(), r.clone());
                 }
-                Op::SetTaskPaused { task, paused } => {
+                Op::Scheduler(Write::SetTaskPaused { task, paused }) => {
                     let mut p = self.paused_tasks.lock().expect("poisoned");
                     if *paused {
                         p.insert(task.clone());
@@ -96,10 +98,10 @@ impl Store for MemoryStore {
                         p.remove(task);
                     }
                 }
-                Op::DeleteSchedule(name) => {
+                Op::Scheduler(Write::DeleteSchedule(name)) => {
                     self.schedules.lock().expect("poisoned").remove(name);
                 }
-                Op::SetTaskLimits { task, limits } => {
+                Op::Scheduler(Write::SetTaskLimits { task, limits }) => {
                     let mut l = self.task_limits.lock().expect("poisoned");
                     match limits {
                         Some(text) => l.insert(task.clone(), text.clone()),

@@ -15,28 +15,17 @@ pub mod postgres;
 pub mod sqlite;
 pub mod writer;
 
+pub use crate::scheduler::durable::StoreError;
 use crate::scheduler::job::{JobId, JobRecord};
 pub use crate::scheduler::schedule::ScheduleRow;
 pub use crate::scheduler::stored::StoredJobs;
-pub use crate::scheduler::write::JobWrite;
+pub use crate::scheduler::write::{JobWrite, Write};
 
-/// One change to the stored jobs, applied in the order the core produced it.
+/// One change to what is stored, applied in the order it was queued.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    /// A write of the scheduler's core (upsert, reschedule, delete, delete-task). The core
-    /// keeps (task, name) unique: a replaced job keeps its id, so a store needs no index on
-    /// (task, name).
-    Job(JobWrite),
-    /// Cluster: give these jobs' claims back (fenced by this node's claims); other stores
-    /// keep no claims and ignore it.
-    Release(Vec<JobId>),
-    /// Store a run-time setting.
-    SetConfig {
-        /// Setting name.
-        key: String,
-        /// Its value.
-        value: i64,
-    },
+    /// A change of the scheduler's (jobs, settings, schedules, task state).
+    Scheduler(Write),
     /// Insert or replace a load job (by name); `json` is its canonical document.
     SaveLoadJob {
         /// Job name.
@@ -48,24 +37,6 @@ pub enum Op {
     ArchiveExec(ExecRow),
     /// Keep only the newest `n` archived executions.
     TrimExecs(usize),
-    /// Insert or replace a schedule (by name).
-    PutSchedule(ScheduleRow),
-    /// Delete a schedule.
-    DeleteSchedule(String),
-    /// Pause (`paused`) or resume a task.
-    SetTaskPaused {
-        /// The task.
-        task: String,
-        /// Paused.
-        paused: bool,
-    },
-    /// Set a task's flow-control limits (`TaskLimits::to_stored`), or clear them (None).
-    SetTaskLimits {
-        /// The task.
-        task: String,
-        /// The limits as stored text; None = no limits.
-        limits: Option<String>,
-    },
 }
 
 /// An archived load execution: summary columns for listing, and the whole JobExec document.
@@ -91,24 +62,16 @@ pub struct ExecRow {
     pub json: String,
 }
 
-impl From<JobWrite> for Op {
-    fn from(w: JobWrite) -> Op {
-        Op::Job(w)
+impl From<Write> for Op {
+    fn from(w: Write) -> Op {
+        Op::Scheduler(w)
     }
 }
 
-/// Why the store could not do what was asked.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// The backend failed (I/O, disk full, read-only, corruption).
-    #[error("{0}")]
-    Backend(String),
-    /// The writer thread has stopped.
-    #[error("store writer stopped")]
-    Closed,
-    /// Cluster: the job's claim had passed to another node, so its write changed nothing.
-    #[error("job {0}: its claim passed to another node; the write changed nothing")]
-    Fenced(JobId),
+impl From<JobWrite> for Op {
+    fn from(w: JobWrite) -> Op {
+        Op::Scheduler(Write::Job(w))
+    }
 }
 
 /// A job store: applies batches of ops atomically and reads everything back at start-up.

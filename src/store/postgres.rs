@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use postgres::{Client, Row};
 
-use super::JobWrite;
 use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader, StoredJobs};
+use super::{JobWrite, Write};
 use crate::scheduler::job::{JobId, JobRecord, RetryPolicy, TraceParent};
 
 /// Schema migrations, applied in order at start-up; `schema_version` records the last one.
@@ -539,14 +539,18 @@ fn runs(ops: &[Op]) -> Vec<&[Op]> {
         let joins = i > start
             && match (&ops[start], op) {
                 // A set-based insert cannot touch one row twice: such a run is split.
-                (Op::Job(JobWrite::Upsert(_)), Op::Job(JobWrite::Upsert(r))) => {
-                    !seen_ids.contains(&r.id) && !seen_names.contains(&(&r.task, &r.name))
-                }
                 (
-                    Op::Job(JobWrite::Reschedule { .. }),
-                    Op::Job(JobWrite::Reschedule { id, .. }),
+                    Op::Scheduler(Write::Job(JobWrite::Upsert(_))),
+                    Op::Scheduler(Write::Job(JobWrite::Upsert(r))),
+                ) => !seen_ids.contains(&r.id) && !seen_names.contains(&(&r.task, &r.name)),
+                (
+                    Op::Scheduler(Write::Job(JobWrite::Reschedule { .. })),
+                    Op::Scheduler(Write::Job(JobWrite::Reschedule { id, .. })),
                 ) => !seen_ids.contains(id),
-                (Op::Job(JobWrite::Delete(_)), Op::Job(JobWrite::Delete(_))) => true,
+                (
+                    Op::Scheduler(Write::Job(JobWrite::Delete(_))),
+                    Op::Scheduler(Write::Job(JobWrite::Delete(_))),
+                ) => true,
                 _ => false,
             };
         if !joins {
@@ -558,11 +562,11 @@ fn runs(ops: &[Op]) -> Vec<&[Op]> {
             seen_names.clear();
         }
         match op {
-            Op::Job(JobWrite::Upsert(r)) => {
+            Op::Scheduler(Write::Job(JobWrite::Upsert(r))) => {
                 seen_ids.insert(r.id);
                 seen_names.insert((&r.task, &r.name));
             }
-            Op::Job(JobWrite::Reschedule { id, .. }) => {
+            Op::Scheduler(Write::Job(JobWrite::Reschedule { id, .. })) => {
                 seen_ids.insert(*id);
             }
             _ => {}
@@ -616,10 +620,10 @@ fn apply_run(
 ) -> Result<Vec<JobId>, StoreError> {
     let mut fenced_out = Vec::new();
     match &run[0] {
-        Op::Job(JobWrite::Upsert(_)) => {
+        Op::Scheduler(Write::Job(JobWrite::Upsert(_))) => {
             let mut a = JobArrays::default();
             for op in run {
-                if let Op::Job(JobWrite::Upsert(r)) = op {
+                if let Op::Scheduler(Write::Job(JobWrite::Upsert(r))) = op {
                     a.push(r);
                 }
             }
@@ -648,18 +652,18 @@ fn apply_run(
                 ],
             )?;
         }
-        Op::Job(JobWrite::Reschedule { .. }) => {
+        Op::Scheduler(Write::Job(JobWrite::Reschedule { .. })) => {
             let (mut id, mut at, mut att, mut rc, mut dead, mut err) =
                 (vec![], vec![], vec![], vec![], vec![], vec![]);
             for op in run {
-                if let Op::Job(JobWrite::Reschedule {
+                if let Op::Scheduler(Write::Job(JobWrite::Reschedule {
                     id: i,
                     sched_at,
                     attempts,
                     run_count,
                     dead: d,
                     last_error,
-                }) = op
+                })) = op
                 {
                     id.push(*i as i64);
                     at.push(*sched_at);
@@ -679,11 +683,11 @@ fn apply_run(
                 tx.execute(&st, &[&id, &at, &att, &rc, &dead, &err])?;
             }
         }
-        Op::Job(JobWrite::Delete(_)) => {
+        Op::Scheduler(Write::Job(JobWrite::Delete(_))) => {
             let ids: Vec<i64> = run
                 .iter()
                 .filter_map(|op| match op {
-                    Op::Job(JobWrite::Delete(id)) => Some(*id as i64),
+                    Op::Scheduler(Write::Job(JobWrite::Delete(id))) => Some(*id as i64),
                     _ => None,
                 })
                 .collect();
@@ -697,7 +701,7 @@ fn apply_run(
                 tx.execute(&st, &[&ids])?;
             }
         }
-        Op::Release(ids) => {
+        Op::Scheduler(Write::Release(ids)) => {
             // Only a fenced store holds claims: elsewhere there is nothing to give back.
             if let Some(f) = fence {
                 let ids: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
@@ -706,11 +710,11 @@ fn apply_run(
                 tx.execute(&st, &[&ids, &v, &f.node])?;
             }
         }
-        Op::Job(JobWrite::DeleteTask(task)) => {
+        Op::Scheduler(Write::Job(JobWrite::DeleteTask(task))) => {
             let st = prepared(cache, tx, "DELETE FROM jobs WHERE task = $1")?;
             tx.execute(&st, &[task])?;
         }
-        Op::SetConfig { key, value } => {
+        Op::Scheduler(Write::SetConfig { key, value }) => {
             let st = prepared(
                 cache,
                 tx,
@@ -719,7 +723,7 @@ fn apply_run(
             )?;
             tx.execute(&st, &[key, value])?;
         }
-        Op::PutSchedule(r) => {
+        Op::Scheduler(Write::PutSchedule(r)) => {
             let st = prepared(
                 cache,
                 tx,
@@ -732,7 +736,7 @@ fn apply_run(
                 &[&r.name, &r.spec, &r.paused, &r.last_tick, &r.last_job],
             )?;
         }
-        Op::SetTaskPaused { task, paused: true } => {
+        Op::Scheduler(Write::SetTaskPaused { task, paused: true }) => {
             let st = prepared(
                 cache,
                 tx,
@@ -740,17 +744,17 @@ fn apply_run(
             )?;
             tx.execute(&st, &[task])?;
         }
-        Op::SetTaskPaused {
+        Op::Scheduler(Write::SetTaskPaused {
             task,
             paused: false,
-        } => {
+        }) => {
             let st = prepared(cache, tx, "DELETE FROM paused_tasks WHERE task = $1")?;
             tx.execute(&st, &[task])?;
         }
-        Op::SetTaskLimits {
+        Op::Scheduler(Write::SetTaskLimits {
             task,
             limits: Some(text),
-        } => {
+        }) => {
             // A change starts the cluster's bucket afresh (tat 0 = full).
             let st = prepared(
                 cache,
@@ -760,11 +764,11 @@ fn apply_run(
             )?;
             tx.execute(&st, &[task, text])?;
         }
-        Op::SetTaskLimits { task, limits: None } => {
+        Op::Scheduler(Write::SetTaskLimits { task, limits: None }) => {
             let st = prepared(cache, tx, "DELETE FROM task_limits WHERE task = $1")?;
             tx.execute(&st, &[task])?;
         }
-        Op::DeleteSchedule(name) => {
+        Op::Scheduler(Write::DeleteSchedule(name)) => {
             let st = prepared(cache, tx, "DELETE FROM schedules WHERE name = $1")?;
             tx.execute(&st, &[name])?;
         }
@@ -848,10 +852,10 @@ impl Store for PgStore {
             let mut v = f.versions.lock().expect("poisoned");
             for op in ops {
                 match op {
-                    Op::Job(JobWrite::Delete(id)) => {
+                    Op::Scheduler(Write::Job(JobWrite::Delete(id))) => {
                         v.remove(id);
                     }
-                    Op::Release(ids) => {
+                    Op::Scheduler(Write::Release(ids)) => {
                         for id in ids {
                             v.remove(id);
                         }
@@ -1096,12 +1100,12 @@ mod tests {
     #[test]
     fn runs_split_where_a_row_repeats() {
         let ops = vec![
-            Op::Job(JobWrite::Upsert(rec(1, "a"))),
-            Op::Job(JobWrite::Upsert(rec(2, "b"))),
-            Op::Job(JobWrite::Upsert(rec(3, "a"))),
-            Op::Job(JobWrite::Delete(1)),
-            Op::Job(JobWrite::Delete(2)),
-            Op::Job(JobWrite::Upsert(rec(4, "c"))),
+            Op::Scheduler(Write::Job(JobWrite::Upsert(rec(1, "a")))),
+            Op::Scheduler(Write::Job(JobWrite::Upsert(rec(2, "b")))),
+            Op::Scheduler(Write::Job(JobWrite::Upsert(rec(3, "a")))),
+            Op::Scheduler(Write::Job(JobWrite::Delete(1))),
+            Op::Scheduler(Write::Job(JobWrite::Delete(2))),
+            Op::Scheduler(Write::Job(JobWrite::Upsert(rec(4, "c")))),
         ];
         let lens: Vec<usize> = runs(&ops).iter().map(|r| r.len()).collect();
         assert_eq!(lens, vec![2, 1, 2, 1]);

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::JobWrite;
 use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader, StoredJobs};
+use super::{JobWrite, Write};
 use crate::scheduler::job::{JobId, JobRecord, RetryPolicy, TraceParent};
 
 /// How hard a commit waits for the disk.
@@ -248,7 +248,7 @@ impl Store for SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for op in ops {
             match op {
-                Op::Job(JobWrite::Upsert(r)) => {
+                Op::Scheduler(Write::Job(JobWrite::Upsert(r))) => {
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO jobs (id, task, name, args, sched_at, timeout_ms, priority,
                          max_attempts, backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error,
@@ -274,37 +274,37 @@ impl Store for SqliteStore {
                         r.key,
                     ])?;
                 }
-                Op::Job(JobWrite::Reschedule {
+                Op::Scheduler(Write::Job(JobWrite::Reschedule {
                     id,
                     sched_at,
                     attempts,
                     run_count,
                     dead,
                     last_error,
-                }) => {
+                })) => {
                     tx.prepare_cached(
                         "UPDATE jobs SET sched_at = ?2, attempts = ?3, run_count = ?4, dead = ?5, last_error = ?6
                          WHERE id = ?1",
                     )?
                     .execute(params![*id as i64, sched_at, attempts, run_count, dead, last_error])?;
                 }
-                Op::Job(JobWrite::Delete(id)) => {
+                Op::Scheduler(Write::Job(JobWrite::Delete(id))) => {
                     tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?
                         .execute(params![*id as i64])?;
                 }
                 // One node holds every job: no claims to give back.
-                Op::Release(_) => {}
-                Op::Job(JobWrite::DeleteTask(task)) => {
+                Op::Scheduler(Write::Release(_)) => {}
+                Op::Scheduler(Write::Job(JobWrite::DeleteTask(task))) => {
                     tx.prepare_cached("DELETE FROM jobs WHERE task = ?1")?
                         .execute(params![task])?;
                 }
-                Op::SetConfig { key, value } => {
+                Op::Scheduler(Write::SetConfig { key, value }) => {
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO config (key, value) VALUES (?1, ?2)",
                     )?
                     .execute(params![key, value])?;
                 }
-                Op::PutSchedule(r) => {
+                Op::Scheduler(Write::PutSchedule(r)) => {
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO schedules (name, spec, paused, last_tick, last_job)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -317,31 +317,31 @@ impl Store for SqliteStore {
                         r.last_job
                     ])?;
                 }
-                Op::SetTaskPaused { task, paused: true } => {
+                Op::Scheduler(Write::SetTaskPaused { task, paused: true }) => {
                     tx.prepare_cached("INSERT OR REPLACE INTO paused_tasks (task) VALUES (?1)")?
                         .execute(params![task])?;
                 }
-                Op::SetTaskPaused {
+                Op::Scheduler(Write::SetTaskPaused {
                     task,
                     paused: false,
-                } => {
+                }) => {
                     tx.prepare_cached("DELETE FROM paused_tasks WHERE task = ?1")?
                         .execute(params![task])?;
                 }
-                Op::SetTaskLimits {
+                Op::Scheduler(Write::SetTaskLimits {
                     task,
                     limits: Some(text),
-                } => {
+                }) => {
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO task_limits (task, limits) VALUES (?1, ?2)",
                     )?
                     .execute(params![task, text])?;
                 }
-                Op::SetTaskLimits { task, limits: None } => {
+                Op::Scheduler(Write::SetTaskLimits { task, limits: None }) => {
                     tx.prepare_cached("DELETE FROM task_limits WHERE task = ?1")?
                         .execute(params![task])?;
                 }
-                Op::DeleteSchedule(name) => {
+                Op::Scheduler(Write::DeleteSchedule(name)) => {
                     tx.prepare_cached("DELETE FROM schedules WHERE name = ?1")?
                         .execute(params![name])?;
                 }

@@ -6,20 +6,22 @@
 //!
 //! When a commit fails (disk full, read-only, I/O error) memory is already ahead of the
 //! store by that batch. The thread then refuses every later write, noting which jobs those
-//! writes touched, and wakes the owner of the memory state ([`Writer::failed`]). The owner
+//! writes touched, and wakes the owner of the memory state ([`Durable::failures`]). The owner
 //! asks for a [`Resync`]: the stored rows of every touched job, read after the last refused
 //! write, so it can make memory agree with the store before writing again.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use futures_util::future::BoxFuture;
+use tokio::sync::{oneshot, Notify};
 
-use super::JobWrite;
+use super::{JobWrite, Write};
 use super::{Op, Store, StoreError};
-use crate::scheduler::job::{JobId, JobRecord};
+use crate::scheduler::durable::{Backlog, Commit, Durable, Fenced, ReadDone, Resync};
+use crate::scheduler::job::JobId;
 
 /// Ops in one batch at most; more waits for the next commit.
 const MAX_BATCH_OPS: usize = 20_000;
@@ -28,81 +30,26 @@ const MAX_BATCH_OPS: usize = 20_000;
 /// five full batches.
 pub const DEFAULT_BACKLOG_JOBS: usize = 5 * MAX_BATCH_OPS;
 
-/// The writer's queue. Submits take a permit per job ([`Backlog::admit`]) and hold it until
-/// their commit resolves, so at most the bound's worth of submitted jobs wait for the store:
-/// when it falls behind (a slow disk) submitters wait instead of memory growing with a queue
-/// of writes. Reports, removes and reads take none, so workers drain while submitters wait.
-/// It also counts the ops queued and not yet committed, and their peak.
-#[derive(Debug)]
-pub struct Backlog {
-    queued: AtomicUsize,
-    peak: AtomicUsize,
-    limit: usize,
-    permits: Arc<Semaphore>,
-}
-
-/// Jobs admitted and not yet committed; dropping it lets others in.
-#[must_use = "hold it until the submit's commit resolves"]
-pub struct Admitted(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
-
-impl Backlog {
-    fn new(limit: usize) -> Backlog {
-        let limit = limit.clamp(1, Semaphore::MAX_PERMITS);
-        Backlog {
-            queued: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
-            limit,
-            permits: Arc::new(Semaphore::new(limit)),
-        }
-    }
-
-    fn add(&self, n: usize) {
-        let now = self.queued.fetch_add(n, Ordering::AcqRel) + n;
-        self.peak.fetch_max(now, Ordering::Relaxed);
-    }
-
-    fn committed(&self, n: usize) {
-        self.queued.fetch_sub(n, Ordering::AcqRel);
-    }
-
-    /// Waits until `jobs` more may be submitted (at once, nearly always). A batch larger
-    /// than the bound waits for the whole bound.
-    pub async fn admit(&self, jobs: usize) -> Admitted {
-        let n = jobs.clamp(1, self.limit) as u32;
-        Admitted(self.permits.clone().acquire_many_owned(n).await.ok())
-    }
-
-    /// Ops queued and not yet committed.
-    pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
-    }
-
-    /// The most ops ever queued at once.
-    pub fn peak(&self) -> usize {
-        self.peak.load(Ordering::Relaxed)
-    }
-
-    /// Jobs admitted and not yet committed at most.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-}
-
-/// Jobs whose writes in a commit were fenced out (cluster: the claim had passed to another
-/// node), so the commit changed nothing for them.
-type Fenced = Arc<BTreeSet<JobId>>;
-
 type Ack = oneshot::Sender<Result<Fenced, StoreError>>;
 
-/// Payloads read back from the store, by job: what [`Writer::read_args`] hands its callback.
-pub type ReadArgs = Result<std::collections::HashMap<JobId, bytes::Bytes>, StoreError>;
+/// Ops as queued: the scheduler's own, or any op (the load runner's).
+enum Ops {
+    Scheduler(Vec<Write>),
+    Any(Vec<Op>),
+}
 
-/// Called on the writer thread with what a read found.
-pub type ReadDone = Box<dyn FnOnce(ReadArgs) + Send>;
+impl Ops {
+    fn len(&self) -> usize {
+        match self {
+            Ops::Scheduler(w) => w.len(),
+            Ops::Any(o) => o.len(),
+        }
+    }
+}
 
 enum Unit {
     Write {
-        ops: Vec<Op>,
+        ops: Ops,
         ack: Option<Ack>,
     },
     Resync {
@@ -121,22 +68,10 @@ impl Unit {
         let Unit::Read { ids, .. } = self else {
             return false;
         };
-        ops.iter()
-            .any(|o| matches!(o, Op::Job(JobWrite::Upsert(r)) if ids.contains(&r.id)))
+        ops.iter().any(
+            |o| matches!(o, Op::Scheduler(Write::Job(JobWrite::Upsert(r))) if ids.contains(&r.id)),
+        )
     }
-}
-
-/// What memory must be made to agree with after failed commits.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Resync {
-    /// Jobs a refused op named by id.
-    pub ids: Vec<JobId>,
-    /// Tasks a refused op deleted whole.
-    pub tasks: Vec<String>,
-    /// The stored rows of those jobs and of every job of those tasks.
-    pub jobs: Vec<JobRecord>,
-    /// Every stored run-time setting (a refused `SetConfig` changed memory too).
-    pub config: Vec<(String, i64)>,
 }
 
 /// The writes refused since the first failed commit.
@@ -150,26 +85,27 @@ impl Refused {
     fn note(&mut self, ops: &[Op]) {
         for op in ops {
             match op {
-                Op::Job(JobWrite::Upsert(r)) => {
+                Op::Scheduler(Write::Job(JobWrite::Upsert(r))) => {
                     self.ids.insert(r.id);
                 }
-                Op::Job(JobWrite::Reschedule { id, .. }) | Op::Job(JobWrite::Delete(id)) => {
+                Op::Scheduler(Write::Job(JobWrite::Reschedule { id, .. }))
+                | Op::Scheduler(Write::Job(JobWrite::Delete(id))) => {
                     self.ids.insert(*id);
                 }
-                Op::Release(ids) => self.ids.extend(ids.iter().copied()),
-                Op::Job(JobWrite::DeleteTask(t)) => {
+                Op::Scheduler(Write::Release(ids)) => self.ids.extend(ids.iter().copied()),
+                Op::Scheduler(Write::Job(JobWrite::DeleteTask(t))) => {
                     self.tasks.insert(t.clone());
                 }
                 // Load jobs and executions change memory only after their commit; settings
                 // are reloaded whole.
-                Op::SetConfig { .. }
+                Op::Scheduler(Write::SetConfig { .. })
                 | Op::SaveLoadJob { .. }
                 | Op::ArchiveExec(_)
                 | Op::TrimExecs(_)
-                | Op::PutSchedule(_)
-                | Op::DeleteSchedule(_)
-                | Op::SetTaskPaused { .. }
-                | Op::SetTaskLimits { .. } => {}
+                | Op::Scheduler(Write::PutSchedule(_))
+                | Op::Scheduler(Write::DeleteSchedule(_))
+                | Op::Scheduler(Write::SetTaskPaused { .. })
+                | Op::Scheduler(Write::SetTaskLimits { .. }) => {}
             }
         }
     }
@@ -184,59 +120,6 @@ pub struct Writer {
     /// anything they do next sees it.
     refusing: Arc<AtomicBool>,
     backlog: Arc<Backlog>,
-}
-
-/// Resolves once the ops it stands for are committed.
-pub struct Commit {
-    rx: Option<oneshot::Receiver<Result<Fenced, StoreError>>>,
-    /// The job whose write this commit acknowledges: a fenced-out write fails the wait.
-    job: Option<JobId>,
-    /// Backlog permits of the jobs it commits, let go once it resolves.
-    held: Option<Admitted>,
-}
-
-impl Commit {
-    /// Nothing to wait for.
-    pub fn done() -> Self {
-        Commit {
-            rx: None,
-            job: None,
-            held: None,
-        }
-    }
-
-    fn pending(rx: oneshot::Receiver<Result<Fenced, StoreError>>) -> Self {
-        Commit {
-            rx: Some(rx),
-            job: None,
-            held: None,
-        }
-    }
-
-    /// The same commit, holding the backlog permits of its jobs until it resolves.
-    pub fn holding(mut self, admitted: Option<Admitted>) -> Self {
-        self.held = admitted;
-        self
-    }
-
-    /// The same commit, failing its wait if `job`'s write was fenced out: an acknowledgement
-    /// follows what was written, not what was asked.
-    pub fn for_job(mut self, job: JobId) -> Self {
-        self.job = Some(job);
-        self
-    }
-
-    /// Waits for the commit.
-    pub async fn wait(self) -> Result<(), StoreError> {
-        let fenced = match self.rx {
-            None => return Ok(()),
-            Some(rx) => rx.await.unwrap_or(Err(StoreError::Closed))?,
-        };
-        match self.job {
-            Some(id) if fenced.contains(&id) => Err(StoreError::Fenced(id)),
-            _ => Ok(()),
-        }
-    }
 }
 
 fn resync_from<S: Store>(store: &mut S, refused: &Refused) -> Result<Resync, StoreError> {
@@ -287,7 +170,10 @@ impl Writer {
                     while let Some(u) = next.take() {
                         match u {
                             Unit::Write { ops: o, ack } => {
-                                ops.extend(o);
+                                match o {
+                                    Ops::Scheduler(w) => ops.extend(w.into_iter().map(Op::Scheduler)),
+                                    Ops::Any(o) => ops.extend(o),
+                                }
                                 acks.extend(ack);
                             }
                             Unit::Resync { reply } => {
@@ -332,7 +218,7 @@ impl Writer {
                         None if ops.is_empty() => Ok(Fenced::default()),
                         // Never written: a record without its payload (a bug upstream).
                         None if ops.iter().any(
-                            |o| matches!(o, Op::Job(JobWrite::Upsert(r)) if r.spilled.is_some()),
+                            |o| matches!(o, Op::Scheduler(Write::Job(JobWrite::Upsert(r))) if r.spilled.is_some()),
                         ) =>
                         {
                             Err(StoreError::Backend(
@@ -379,11 +265,20 @@ impl Writer {
 
     /// Queues `ops`; the returned [`Commit`] resolves once they are committed.
     pub fn write(&self, ops: Vec<Op>) -> Commit {
-        if ops.is_empty() {
+        self.queue(Ops::Any(ops))
+    }
+
+    /// Queues `ops` with no one waiting for them.
+    pub fn write_detached(&self, ops: Vec<Op>) {
+        self.queue_detached(Ops::Any(ops))
+    }
+
+    fn queue(&self, ops: Ops) -> Commit {
+        let n = ops.len();
+        if n == 0 {
             return Commit::done();
         }
         let (ack, rx) = oneshot::channel();
-        let n = ops.len();
         self.backlog.add(n);
         if self
             .tx
@@ -401,10 +296,9 @@ impl Writer {
         Commit::pending(rx)
     }
 
-    /// Queues `ops` with no one waiting for them (internal changes such as lease expiry).
-    pub fn write_detached(&self, ops: Vec<Op>) {
-        if !ops.is_empty() {
-            let n = ops.len();
+    fn queue_detached(&self, ops: Ops) {
+        let n = ops.len();
+        if n > 0 {
             self.backlog.add(n);
             if self.tx.send(Unit::Write { ops, ack: None }).is_err() {
                 self.backlog.committed(n);
@@ -423,7 +317,7 @@ impl Writer {
         if self
             .tx
             .send(Unit::Write {
-                ops: Vec::new(),
+                ops: Ops::Any(Vec::new()),
                 ack: Some(ack),
             })
             .is_err()
@@ -432,11 +326,28 @@ impl Writer {
         }
         Commit::pending(rx)
     }
+}
 
-    /// Reads the stored payloads of `ids` as left by every write queued before, and hands
-    /// them to `done` on the writer thread (keep it short: it holds up the writes). It waits
-    /// for a commit only when a write not yet applied stores one of those payloads.
-    pub fn read_args(&self, ids: Vec<JobId>, done: ReadDone) {
+impl Durable for Writer {
+    fn write(&self, writes: Vec<Write>) -> Commit {
+        self.queue(Ops::Scheduler(writes))
+    }
+
+    fn write_detached(&self, writes: Vec<Write>) {
+        self.queue_detached(Ops::Scheduler(writes))
+    }
+
+    fn barrier(&self) -> Commit {
+        Writer::barrier(self)
+    }
+
+    fn backlog(&self) -> Arc<Backlog> {
+        Writer::backlog(self)
+    }
+
+    /// Answered on the writer thread; it waits for a commit only when a write not yet
+    /// applied stores one of those payloads.
+    fn read_args(&self, ids: Vec<JobId>, done: ReadDone) {
         if let Err(mpsc::SendError(Unit::Read { done, .. })) =
             self.tx.send(Unit::Read { ids, done })
         {
@@ -444,32 +355,22 @@ impl Writer {
         }
     }
 
-    /// True from a failed commit until the next successful [`Writer::resync`].
-    pub fn refusing(&self) -> bool {
+    fn refusing(&self) -> bool {
         self.refusing.load(Ordering::Acquire)
     }
 
-    /// Resolves when a commit has failed and writes are being refused until a [`Writer::resync`].
-    pub async fn failed(&self) {
-        self.failed.notified().await
+    fn failures(&self) -> Arc<Notify> {
+        self.failed.clone()
     }
 
-    /// Wakes [`Writer::failed`] again after `delay` (a resync that could not read the store).
-    pub fn retry_failed_after(&self, delay: std::time::Duration) {
-        let notify = self.failed.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            notify.notify_one();
-        });
-    }
-
-    /// Once every write queued before it is done: the stored state of everything refused
-    /// since the first failed commit, and writes are accepted again. Empty when none failed.
-    pub async fn resync(&self) -> Result<Resync, StoreError> {
+    fn resync(&self) -> BoxFuture<'static, Result<Resync, StoreError>> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Unit::Resync { reply })
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.unwrap_or(Err(StoreError::Closed))
+        let sent = self.tx.send(Unit::Resync { reply }).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            rx.await.unwrap_or(Err(StoreError::Closed))
+        })
     }
 }

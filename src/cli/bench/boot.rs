@@ -19,7 +19,7 @@ use crate::pb::worker_message::Msg as In;
 use crate::pb::{self, scheduler_client::SchedulerClient};
 use crate::scheduler::job::{JobRecord, RetryPolicy};
 use crate::store::sqlite::{SqliteStore, Sync};
-use crate::store::JobWrite;
+use crate::store::{JobWrite, Write};
 use crate::store::{Op, Store};
 
 /// Rows per prefill transaction.
@@ -32,7 +32,7 @@ fn prefill(dir: &Path, task: &str, n: u64, payload: usize) -> Result<(), BoxErro
     let now = unix_ms();
     let mut ops = Vec::with_capacity(PREFILL_CHUNK as usize);
     for i in 0..n {
-        ops.push(Op::Job(JobWrite::Upsert(JobRecord {
+        ops.push(Op::Scheduler(Write::Job(JobWrite::Upsert(JobRecord {
             id: i + 1,
             task: task.into(),
             name: format!("{i}"),
@@ -48,7 +48,7 @@ fn prefill(dir: &Path, task: &str, n: u64, payload: usize) -> Result<(), BoxErro
             last_error: String::new(),
             key: String::new(),
             spilled: None,
-        })));
+        }))));
         if ops.len() as u64 == PREFILL_CHUNK {
             store.apply(&ops)?;
             ops.clear();

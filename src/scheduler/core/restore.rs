@@ -10,7 +10,7 @@ impl Core {
         self.restore_stored(StoredJobs::from_records(records), now);
     }
 
-    /// [`Core::restore`] from what [`crate::store::Store::load_stored_jobs`] read.
+    /// [`Core::restore`] from what the store's `load_stored_jobs` read.
     pub fn restore_stored(&mut self, stored: StoredJobs, now: Millis) {
         if self.jobs.is_empty() && stored.jobs.windows(2).all(|w| w[0].1.id < w[1].1.id) {
             self.restore_bulk(stored, now);
