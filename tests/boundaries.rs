@@ -186,3 +186,60 @@ fn the_check_sees_a_forbidden_path() {
     let names: Vec<&str> = refs.iter().map(|(_, n)| n.as_str()).collect();
     assert_eq!(names, ["pb", "rpc"]);
 }
+
+/// The product binary carries no peer's protocol driver: the Gearman driver lives in
+/// `bench/peers/` (the `taskhive-bench` binary), and nothing under `src/` names Gearman's
+/// packet types or the driver. (Periodic's frames share Gearman's `\0REQ` magic; its face
+/// is the product's own.)
+#[test]
+fn the_product_carries_no_peer_protocol() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let mut found = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            // Code only: the bench's help text may name the peer's packets.
+            let code = line.split("//").next().unwrap_or("");
+            if ["SUBMIT_JOB_BG", "GRAB_JOB_UNIQ", "mod gearman"]
+                .iter()
+                .any(|w| code.contains(w))
+            {
+                found.push(format!("{}:{}", f.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a peer's protocol in the product:\n{}",
+        found.join("\n")
+    );
+    // The driver is where the bench binary takes it from.
+    let driver = std::fs::read_to_string(root.join("bench/peers/gearman.rs")).unwrap();
+    assert!(driver.contains("SUBMIT_JOB_BG") && driver.contains("GRAB_JOB_UNIQ"));
+}
+
+/// `taskhive bench` refuses a peer's scenario before starting anything and says where it
+/// runs; `taskhive-bench` offers it.
+#[test]
+fn peer_scenarios_run_from_the_bench_binary() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_taskhive"))
+        .args(["bench", "--smoke", "--scenarios", "submit,gearman-submit"])
+        .args(["--gearman", "mem=127.0.0.1:1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("scenario gearman-submit") && err.contains("taskhive-bench"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_taskhive-bench"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("gearman-e2e"));
+}

@@ -1,11 +1,16 @@
 //! `taskhive bench`: throughput and latency scenarios against a server started in-process
 //! (or `--addr` for a running one). Prints a table and writes JSON.
+//!
+//! The scenarios that load a peer (gearmand) need that peer's protocol driver, which the
+//! product binary does not carry: `taskhive-bench` (`bench/peers/`) is this same command
+//! with the Gearman driver plugged in as a [`PeerDriver`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use futures_util::future::BoxFuture;
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -15,10 +20,10 @@ use super::commands::CliResult;
 
 mod boot;
 mod faces;
-mod gearman;
 mod unary_ext;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Any error a scenario can end with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 use crate::pb::server_message::Msg as Out;
 use crate::pb::worker_message::Msg as In;
 use crate::pb::{self, scheduler_client::SchedulerClient};
@@ -52,9 +57,9 @@ pub enum Scenario {
     Restart,
     /// Memory per pending job.
     Memory,
-    /// Gearman SUBMIT_JOB_BG against every `--gearman` server.
+    /// Gearman SUBMIT_JOB_BG against every `--gearman` server (`taskhive-bench` only).
     GearmanSubmit,
-    /// Gearman submit and run.
+    /// Gearman submit and run (`taskhive-bench` only).
     GearmanE2e,
 }
 
@@ -160,7 +165,8 @@ pub struct BenchResult {
     pub extra: std::collections::BTreeMap<String, f64>,
 }
 
-fn result(scenario: &str, ops: u64, took: Duration, h: &Histogram<u64>) -> BenchResult {
+/// A scenario's figures from its operation count, wall time and latency histogram (µs).
+pub fn result(scenario: &str, ops: u64, took: Duration, h: &Histogram<u64>) -> BenchResult {
     BenchResult {
         scenario: scenario.into(),
         ops,
@@ -173,8 +179,19 @@ fn result(scenario: &str, ops: u64, took: Duration, h: &Histogram<u64>) -> Bench
     }
 }
 
-fn hist() -> Histogram<u64> {
+/// A latency histogram in microseconds, 1 µs to 120 s.
+pub fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds")
+}
+
+/// The `taskhive` binary that scenarios start as a separate server process: this one, or the
+/// `taskhive` beside it when this is `taskhive-bench`.
+fn server_exe() -> std::io::Result<std::path::PathBuf> {
+    let me = std::env::current_exe()?;
+    if me.file_stem().is_some_and(|s| s == "taskhive") {
+        return Ok(me);
+    }
+    Ok(me.with_file_name(format!("taskhive{}", std::env::consts::EXE_SUFFIX)))
 }
 
 async fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
@@ -184,8 +201,32 @@ async fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
         .await
 }
 
-/// Runs the chosen scenarios.
-pub async fn run(mut a: BenchArgs) -> CliResult {
+/// A peer's protocol driver: loads one of its servers with the shape of `--clients`,
+/// `--jobs`, `--pipeline` and `--payload` that the taskhive scenarios use.
+pub trait PeerDriver: Sync {
+    /// Background submits only (`gearman-submit`).
+    fn submit<'a>(
+        &'a self,
+        a: &'a BenchArgs,
+        addr: &'a str,
+        label: &'a str,
+    ) -> BoxFuture<'a, Result<BenchResult, BoxError>>;
+    /// Submits and workers running them to the end (`gearman-e2e`).
+    fn e2e<'a>(
+        &'a self,
+        a: &'a BenchArgs,
+        addr: &'a str,
+        label: &'a str,
+    ) -> BoxFuture<'a, Result<BenchResult, BoxError>>;
+}
+
+/// Runs the chosen scenarios (`taskhive bench`: no peer driver).
+pub async fn run(a: BenchArgs) -> CliResult {
+    run_with(a, None).await
+}
+
+/// Runs the chosen scenarios, loading peers with `peer` (`taskhive-bench`).
+pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliResult {
     if a.smoke {
         a.jobs = a.jobs.min(500);
         a.clients = a.clients.min(4);
@@ -209,6 +250,18 @@ pub async fn run(mut a: BenchArgs) -> CliResult {
             }
             _ => return Err(format!("--gearman: {g:?} is not LABEL=HOST:PORT[/N]").into()),
         }
+    }
+    let needs_peer = a
+        .scenarios
+        .iter()
+        .find(|s| matches!(s, Scenario::GearmanSubmit | Scenario::GearmanE2e));
+    if let (Some(s), None) = (needs_peer, peer) {
+        return Err(format!(
+            "scenario {} loads gearmand, and this binary carries no peer's protocol driver: \
+             run it with taskhive-bench (built beside taskhive)",
+            s.name()
+        )
+        .into());
     }
     let (addr, _server) = match &a.addr {
         Some(addr) => (addr.clone(), None),
@@ -247,6 +300,8 @@ pub async fn run(mut a: BenchArgs) -> CliResult {
                 continue;
             }
             S::GearmanSubmit | S::GearmanE2e => {
+                // Refused before the server started when there is none.
+                let peer = peer.ok_or("no peer driver")?;
                 if gearmands.is_empty() {
                     return Err(format!("scenario {} needs --gearman LABEL=ADDR", s.name()).into());
                 }
@@ -261,9 +316,9 @@ pub async fn run(mut a: BenchArgs) -> CliResult {
                         .and_then(unary_ext::ProcCpu::listening_on);
                     let before = cpu.as_ref().and_then(|c| c.used().ok());
                     let mut r = if s == S::GearmanSubmit {
-                        gearman::submit(&ga, gaddr, label).await?
+                        peer.submit(&ga, gaddr, label).await?
                     } else {
-                        gearman::e2e(&ga, gaddr, label).await?
+                        peer.e2e(&ga, gaddr, label).await?
                     };
                     let after = cpu.as_ref().and_then(|c| c.used().ok());
                     unary_ext::add_cpu(&mut r, before, after);
@@ -363,7 +418,10 @@ fn ratios(results: &[BenchResult]) -> Vec<Ratio> {
                 peer: peer.scenario.clone(),
                 throughput: ours.per_sec / peer.per_sec.max(1e-9),
                 p50: ours.p50_us as f64 / peer.p50_us.max(1) as f64,
-                cpu_per_job: cpu(ours).zip(cpu(peer)).map(|(o, p)| o / p.max(1e-9)),
+                // A peer that used less than the kernel's tick measured nothing (smoke runs).
+                cpu_per_job: cpu(ours)
+                    .zip(cpu(peer).filter(|&p| p > 0.0))
+                    .map(|(o, p)| o / p),
             });
         }
     }

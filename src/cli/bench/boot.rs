@@ -74,7 +74,7 @@ impl Server {
             .port();
         let addr = format!("127.0.0.1:{port}");
         let started = Instant::now();
-        let child = tokio::process::Command::new(std::env::current_exe()?)
+        let child = tokio::process::Command::new(super::server_exe()?)
             .args(["serve", "--listen", &addr, "--data"])
             .arg(dir)
             .env(

@@ -141,7 +141,7 @@ struct Served {
 /// Starts `taskhive serve` (this very binary) over `dir` on a free port (and a free Periodic
 /// TCP port when `periodic`), pinned to CPU 0 when there are two or more.
 async fn serve(dir: &Path, periodic: bool) -> Result<Served, BoxError> {
-    let mut cmd = Command::new(std::env::current_exe()?);
+    let mut cmd = Command::new(super::server_exe()?);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--min-free-disk", "0"])
         .arg("--data")
         .arg(dir)

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::{hist, result, BenchArgs, BenchResult, BoxError};
+use taskhive::cli::bench::{hist, result, BenchArgs, BenchResult, BoxError};
 
 const CAN_DO: u32 = 1;
 const PRE_SLEEP: u32 = 4;
