@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
-use crate::scheduler::job::RetryPolicy;
 use crate::store::sqlite::Sync;
+
+pub use crate::face_limits::Limits;
+pub use crate::load::LoadConfig;
 
 /// Everything the server needs to start.
 #[derive(Debug)]
@@ -46,96 +48,6 @@ pub struct Config {
     /// the store and are read when needed. 0 = every payload held. Not applied in a cluster
     /// (a node holds only the jobs it claimed).
     pub payload_memory: u64,
-}
-
-/// Load runner settings (`serve --tasks`, `--archive-dir`, ...).
-#[derive(Clone, Debug)]
-pub struct LoadConfig {
-    /// TOML file declaring named HTTP task classes.
-    pub tasks_file: Option<PathBuf>,
-    /// Also write every finished JobExec here as a JSON file.
-    pub archive_dir: Option<PathBuf>,
-    /// Executions listed per task in a JobExec; the rest are counted in `n_executions_dropped`.
-    pub max_executions: usize,
-    /// Most swarms a job may ask for.
-    pub max_swarms: u64,
-    /// Archived executions kept in the store (oldest deleted first).
-    pub max_archived: usize,
-    /// Lease length of a remote task run: a worker silent this long fails the run.
-    pub remote_timeout_ms: u32,
-    /// Time limit of a webhook POST.
-    pub webhook_timeout: std::time::Duration,
-    /// Where built-in HTTP tasks and webhooks may send traffic.
-    pub allow: crate::load::allow::Allow,
-    /// PEM certificates trusted for https:// targets and webhooks, besides the web PKI and
-    /// system roots (a private CA).
-    pub ca_file: Option<PathBuf>,
-    /// Permits tasks-file classes with `insecure_skip_verify`.
-    pub insecure_tls: bool,
-}
-
-impl Default for LoadConfig {
-    fn default() -> Self {
-        LoadConfig {
-            tasks_file: None,
-            archive_dir: None,
-            max_executions: 10_000,
-            max_swarms: 10_000,
-            max_archived: 1_000,
-            remote_timeout_ms: 30_000,
-            webhook_timeout: std::time::Duration::from_secs(30),
-            allow: crate::load::allow::Allow::Any,
-            ca_file: None,
-            insecure_tls: false,
-        }
-    }
-}
-
-/// Limits and defaults applied to every submission.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Largest accepted job payload.
-    pub max_args_bytes: usize,
-    /// Lease length when a job sets none.
-    pub default_timeout_ms: u32,
-    /// Retry policy fields a job leaves at zero.
-    pub default_retry: RetryPolicy,
-    /// How far ahead a job may be scheduled.
-    pub max_schedule_ahead_ms: i64,
-    /// Largest incoming gRPC message, HTTP body or Periodic frame; 0 = the payload limit plus 64 KiB.
-    pub max_message_bytes: usize,
-}
-
-impl Limits {
-    /// What a submit is checked against (the scheduler's submit model).
-    pub fn submit(&self) -> crate::scheduler::submit::SubmitLimits {
-        crate::scheduler::submit::SubmitLimits {
-            max_args_bytes: self.max_args_bytes,
-            max_schedule_ahead_ms: self.max_schedule_ahead_ms,
-            default_retry: self.default_retry,
-        }
-    }
-
-    /// The message and body size limit in force.
-    pub fn message_limit(&self) -> usize {
-        if self.max_message_bytes == 0 {
-            self.max_args_bytes + 64 * 1024
-        } else {
-            self.max_message_bytes
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_args_bytes: 1 << 20,
-            default_timeout_ms: 600_000,
-            default_retry: RetryPolicy::default(),
-            max_schedule_ahead_ms: 10 * 366 * 24 * 3600 * 1000,
-            max_message_bytes: 0,
-        }
-    }
 }
 
 impl Config {

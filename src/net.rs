@@ -203,7 +203,7 @@ fn over_rate(grpc: bool, wait: Duration) -> Response<Body> {
         "rate limit: too many requests on this connection; retry in {} ms",
         wait.as_millis().max(1)
     );
-    let mut resp = crate::auth::refusal(grpc, Code::ResourceExhausted, message);
+    let mut resp = crate::status::refusal(grpc, Code::ResourceExhausted, message);
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     if let Ok(v) = secs.max(1).to_string().parse() {
         resp.headers_mut().insert(http::header::RETRY_AFTER, v);
@@ -489,7 +489,7 @@ async fn connection(
             });
             async move {
                 let resp = match refused {
-                    Some(wait) => over_rate(crate::auth::is_grpc(&req), wait),
+                    Some(wait) => over_rate(crate::status::is_grpc(&req), wait),
                     None => match app.oneshot(req).await {
                         Ok(r) => r,
                         Err(never) => match never {},

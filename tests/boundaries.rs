@@ -243,3 +243,63 @@ fn peer_scenarios_run_from_the_bench_binary() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("gearman-e2e"));
 }
+
+/// The top-level modules form no circle: every `crate::X` path is an edge, and a depth-first
+/// walk finds no edge back to a module still on its path. (A circle is how "lower" modules
+/// came to reach up to the faces: config → periodic → config, rpc ↔ http, auth ↔ http.)
+#[test]
+fn the_modules_form_no_circle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut deps: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for f in &files {
+        let module = module_of(&src, f);
+        let text = std::fs::read_to_string(f).unwrap();
+        for (_, name) in crate_refs(&text) {
+            if name != module {
+                deps.entry(module.clone()).or_default().insert(name);
+            }
+        }
+    }
+    assert!(deps.len() > 10, "the modules moved?");
+    assert_eq!(find_circle(&deps), None);
+    // The check itself sees one.
+    let mut with_circle = deps.clone();
+    with_circle
+        .entry("scheduler".into())
+        .or_default()
+        .insert("server".into());
+    assert!(find_circle(&with_circle).is_some());
+}
+
+/// A circle of modules, as the path around it.
+fn find_circle(deps: &BTreeMap<String, std::collections::BTreeSet<String>>) -> Option<Vec<String>> {
+    fn walk(
+        m: &str,
+        deps: &BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == m) {
+            let mut circle = path[i..].to_vec();
+            circle.push(m.to_string());
+            return Some(circle);
+        }
+        if done.contains(m) {
+            return None;
+        }
+        path.push(m.to_string());
+        for next in deps.get(m).into_iter().flatten() {
+            if let Some(c) = walk(next, deps, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(m.to_string());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    deps.keys()
+        .find_map(|m| walk(m, deps, &mut Vec::new(), &mut done))
+}

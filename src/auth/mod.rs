@@ -6,6 +6,7 @@
 //! implies `client` and `worker`. Health checks and reflection stay open so load balancers
 //! and `grpcurl list` work without a token.
 
+use crate::status::{is_grpc, refusal};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
@@ -303,25 +304,6 @@ pub fn check(
                 entry.role.name()
             ),
         ))
-    }
-}
-
-/// Whether a request is gRPC (the content type the shared port routes on).
-pub fn is_grpc<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"))
-}
-
-/// A refusal in the caller's protocol: a gRPC status (trailers-only), or the HTTP face's
-/// `{code, message}` JSON with the mapped status.
-pub fn refusal(grpc: bool, code: Code, message: String) -> Response<Body> {
-    if grpc {
-        tonic::Status::new(code, message).into_http()
-    } else {
-        use axum::response::IntoResponse;
-        crate::http::error::ApiError::new(code, message).into_response()
     }
 }
 

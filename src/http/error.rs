@@ -1,50 +1,9 @@
 //! One mapping from gRPC status codes to HTTP, and the JSON error body `{code, reason, message}`.
 
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tonic::Code;
 
-/// The HTTP status for a gRPC code.
-pub fn http_status(code: Code) -> StatusCode {
-    match code {
-        Code::Ok => StatusCode::OK,
-        Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
-        Code::NotFound => StatusCode::NOT_FOUND,
-        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
-        Code::FailedPrecondition => StatusCode::PRECONDITION_FAILED,
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        Code::Cancelled => StatusCode::from_u16(499).expect("valid status"),
-        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// The name of a gRPC code as the proto3 JSON mapping spells it.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
+pub use crate::status::{code_name, http_status};
 
 /// An error answered as `{"code": "...", "reason": "...", "message": "..."}` with the mapped
 /// HTTP status. `reason` is the scheduler's machine reason (`NO_WORKER`, `STALE_LEASE`, ...),
@@ -92,14 +51,7 @@ impl From<crate::scheduler::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let reason = self
-            .reason
-            .unwrap_or_else(|| code_name(self.code).to_string());
-        let body = serde_json::json!({
-            "code": code_name(self.code),
-            "reason": reason,
-            "message": self.message,
-        });
-        (http_status(self.code), axum::Json(body)).into_response()
+        let reason = self.reason.as_deref().unwrap_or(code_name(self.code));
+        crate::status::json_error(self.code, reason, &self.message)
     }
 }

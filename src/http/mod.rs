@@ -18,7 +18,7 @@ use axum::Router;
 use tokio::sync::Notify;
 use tonic::Code;
 
-use crate::config::Limits;
+use crate::face_limits::Limits;
 use crate::rpc::scheduler::SchedulerService;
 use crate::scheduler::SchedulerHandle;
 use error::ApiError;

@@ -9,6 +9,7 @@ pub mod agent_client;
 pub mod agents;
 pub mod allow;
 pub mod catalog;
+pub mod config;
 pub mod dispatch;
 pub mod engine;
 pub mod error;
@@ -26,5 +27,6 @@ pub mod tasks_file;
 pub mod template;
 pub mod tls;
 
+pub use config::LoadConfig;
 pub use error::Error;
 pub use runner::LoadRunner;

@@ -21,7 +21,7 @@ use super::http::HttpClient;
 use super::job::{parse_job, LoadJob, Rules};
 use super::report::{format_time, ExecAgent, ExecSummary, JobExec, RunningExec, ServerStatus};
 use super::stats::{ExecStats, Snapshot};
-use crate::config::LoadConfig;
+use super::LoadConfig;
 use crate::metrics::Metrics;
 use crate::scheduler::SchedulerHandle;
 use crate::store::writer::Writer;

@@ -141,7 +141,7 @@ async fn accept(l: &Listener) -> std::io::Result<Conn> {
 /// shared port uses too).
 pub fn face(
     h: crate::scheduler::SchedulerHandle,
-    limits: crate::config::Limits,
+    limits: crate::face_limits::Limits,
     net: &crate::net::NetConfig,
     gate: Arc<Gate>,
 ) -> Face {

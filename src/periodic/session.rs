@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use super::command::{code, encode_job, parse, reply, Handle, PJob, Request};
 use super::frame;
 use crate::admission::{Gate, Timeout};
-use crate::config::Limits;
+use crate::face_limits::Limits;
 use crate::scheduler::actor::{worker_channel, JobEvent, ToWorker, WorkerTx};
 use crate::scheduler::job::{JobKey, JobView, LeaseId, Outcome, WorkerId};
 use crate::scheduler::submit::SubmitRequest;

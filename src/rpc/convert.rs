@@ -1,6 +1,6 @@
 //! Protobuf ⇄ scheduler types, with the validation every face shares.
 
-use crate::config::Limits;
+use crate::face_limits::Limits;
 use crate::pb;
 use crate::scheduler::core::TaskStatus;
 use crate::scheduler::job::*;

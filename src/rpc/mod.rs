@@ -51,7 +51,7 @@ pub fn reason_of(s: &Status) -> String {
     s.get_details_error_info()
         .map(|i| i.reason)
         .filter(|r| !r.is_empty())
-        .unwrap_or_else(|| crate::http::error::code_name(s.code()).to_string())
+        .unwrap_or_else(|| crate::status::code_name(s.code()).to_string())
 }
 
 /// Metadata key naming the running execution when an Exec is refused as busy.

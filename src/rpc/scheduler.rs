@@ -10,7 +10,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::*;
-use crate::config::Limits;
+use crate::face_limits::Limits;
 use crate::pb::{self, scheduler_server::Scheduler};
 use crate::scheduler::actor::{worker_channel, ToWorker};
 use crate::scheduler::job::{JobState, LeaseId, WorkerId};

@@ -10,14 +10,14 @@ use tonic::{Status, Streaming};
 
 use super::code_of;
 use super::convert::submit_spec;
-use crate::config::Limits;
-use crate::http::error::code_name;
+use crate::face_limits::Limits;
 use crate::pb;
 use crate::scheduler::backend::SubmittedEach;
 use crate::scheduler::core::SubmitReply;
 use crate::scheduler::durable::Commit;
 use crate::scheduler::job::TraceParent;
 use crate::scheduler::{Error, SchedulerHandle};
+use crate::status::code_name;
 
 /// Requests coalesced into one command, commit and response at most.
 const MAX_BATCH: usize = 1024;
