@@ -138,7 +138,7 @@ impl Gate {
     }
 
     /// Counts a connection closed for a timeout.
-    pub fn timed_out(&self, t: Timeout) {
+    pub(crate) fn timed_out(&self, t: Timeout) {
         self.metrics.timed_out.with_label_values(&[t.label()]).inc();
     }
 

@@ -30,7 +30,7 @@ impl Limits {
     }
 
     /// The message and body size limit in force.
-    pub fn message_limit(&self) -> usize {
+    pub(crate) fn message_limit(&self) -> usize {
         if self.max_message_bytes == 0 {
             self.max_args_bytes + 64 * 1024
         } else {

@@ -255,12 +255,12 @@ impl Metrics {
     }
 
     /// The free-disk gauge, set by the store's disk watch.
-    pub fn disk_free(&self) -> IntGauge {
+    pub(crate) fn disk_free(&self) -> IntGauge {
         self.disk_free.clone()
     }
 
     /// Handles for one load execution over `classes` (the job's task classes, in order).
-    pub fn load_exec(&self, classes: &[&str]) -> ExecMetrics {
+    pub(crate) fn load_exec(&self, classes: &[&str]) -> ExecMetrics {
         let l = &self.load;
         ExecMetrics {
             per_task: classes
@@ -279,7 +279,7 @@ impl Metrics {
     }
 
     /// Records one scheduler observation.
-    pub fn observe(&self, o: &Observation) {
+    pub(crate) fn observe(&self, o: &Observation) {
         match o {
             Observation::Submitted(t) => self.submitted.with_label_values(&[&**t]).inc(),
             Observation::Dispatched { task, wait_ms } => self

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use tonic::Code;
 
 /// The HTTP status for a gRPC code.
-pub fn http_status(code: Code) -> StatusCode {
+pub(crate) fn http_status(code: Code) -> StatusCode {
     match code {
         Code::Ok => StatusCode::OK,
         Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
@@ -27,7 +27,7 @@ pub fn http_status(code: Code) -> StatusCode {
 }
 
 /// The name of a gRPC code as the proto3 JSON mapping spells it.
-pub fn code_name(code: Code) -> &'static str {
+pub(crate) fn code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",
@@ -50,7 +50,7 @@ pub fn code_name(code: Code) -> &'static str {
 }
 
 /// The JSON error body `{"code", "reason", "message"}` with the HTTP status for `code`.
-pub fn json_error(code: Code, reason: &str, message: &str) -> Response<Body> {
+pub(crate) fn json_error(code: Code, reason: &str, message: &str) -> Response<Body> {
     let body = serde_json::json!({
         "code": code_name(code),
         "reason": reason,
@@ -60,7 +60,7 @@ pub fn json_error(code: Code, reason: &str, message: &str) -> Response<Body> {
 }
 
 /// Whether a request is gRPC (the content type the shared port routes on).
-pub fn is_grpc<B>(req: &Request<B>) -> bool {
+pub(crate) fn is_grpc<B>(req: &Request<B>) -> bool {
     req.headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -39,7 +39,7 @@ pub const TRACEPARENT: &str = "traceparent";
 static ON: AtomicBool = AtomicBool::new(false);
 
 /// Whether spans are exported.
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     ON.load(Ordering::Relaxed)
 }
 
@@ -101,7 +101,7 @@ fn tracer() -> BoxedTracer {
 
 /// The trace context a request carries (`traceparent` header or metadata); a malformed one
 /// is ignored.
-pub fn incoming(headers: &http::HeaderMap) -> Option<TraceParent> {
+pub(crate) fn incoming(headers: &http::HeaderMap) -> Option<TraceParent> {
     headers
         .get(TRACEPARENT)?
         .to_str()
@@ -110,7 +110,7 @@ pub fn incoming(headers: &http::HeaderMap) -> Option<TraceParent> {
 }
 
 /// The trace context of a gRPC call's metadata.
-pub fn incoming_grpc(meta: &tonic::metadata::MetadataMap) -> Option<TraceParent> {
+pub(crate) fn incoming_grpc(meta: &tonic::metadata::MetadataMap) -> Option<TraceParent> {
     meta.get(TRACEPARENT)?
         .to_str()
         .ok()

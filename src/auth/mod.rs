@@ -100,7 +100,7 @@ pub fn hash_hex(token: &str) -> String {
 }
 
 /// A new random token: 32 bytes of OS randomness, hex-encoded.
-pub fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let bytes: [u8; 32] = rand::random();
     hex::encode(bytes)
 }
@@ -263,7 +263,7 @@ pub fn whoami(tokens: &Tokens, headers: &HeaderMap) -> Response<Body> {
 }
 
 /// The bearer token of a request, if it carries one.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme

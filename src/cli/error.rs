@@ -62,7 +62,7 @@ pub fn render(e: &(dyn StdError + 'static)) -> String {
 }
 
 /// A refused call: the code in lowercase words, the server's message, and what to check.
-pub fn render_status(s: &tonic::Status) -> String {
+pub(crate) fn render_status(s: &tonic::Status) -> String {
     let words = crate::status::code_name(s.code())
         .to_ascii_lowercase()
         .replace('_', " ");

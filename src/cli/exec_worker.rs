@@ -116,7 +116,7 @@ pub enum LineOutcome {
 }
 
 /// Reads one stdout line as an outcome token, if it is one.
-pub fn parse_line(line: &str) -> Option<LineOutcome> {
+pub(crate) fn parse_line(line: &str) -> Option<LineOutcome> {
     let line = line.trim();
     let mut parts = line.split_whitespace();
     match parts.next()? {

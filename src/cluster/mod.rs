@@ -254,7 +254,7 @@ impl Cluster {
     /// Prepares the (migrated) database for this node: forgets claims and workers a previous
     /// run of the same node left behind (that process is gone) and keeps the id sequence
     /// ahead of stored ids.
-    pub async fn prepare(url: &str, cfg: &ClusterConfig) -> Result<(), ClusterError> {
+    pub(crate) async fn prepare(url: &str, cfg: &ClusterConfig) -> Result<(), ClusterError> {
         Self::release(url, cfg).await?;
         let (c, _) = connect(url).await?;
         c.execute(
@@ -319,12 +319,12 @@ impl Cluster {
     }
 
     /// Names of load jobs saved on any node, as they are committed.
-    pub fn load_job_news(&self) -> tokio::sync::broadcast::Receiver<String> {
+    pub(crate) fn load_job_news(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.shared.load_jobs.subscribe()
     }
 
     /// Woken when any node changed a schedule: the schedule driver reloads then.
-    pub fn schedule_news(&self) -> Arc<tokio::sync::Notify> {
+    pub(crate) fn schedule_news(&self) -> Arc<tokio::sync::Notify> {
         self.shared.schedule_news.clone()
     }
 
@@ -334,7 +334,7 @@ impl Cluster {
     }
 
     /// Starts the claimer: it feeds claimed jobs to `node` until the actor stops.
-    pub async fn spawn_claimer(
+    pub(crate) async fn spawn_claimer(
         &self,
         url: &str,
         cfg: &ClusterConfig,

@@ -3,7 +3,7 @@
 use axum::response::{IntoResponse, Response};
 use tonic::Code;
 
-pub use crate::status::{code_name, http_status};
+use crate::status::code_name;
 
 /// An error answered as `{"code": "...", "reason": "...", "message": "..."}` with the mapped
 /// HTTP status. `reason` is the scheduler's machine reason (`NO_WORKER`, `STALE_LEASE`, ...),

@@ -62,7 +62,7 @@ pub struct AppParts {
 }
 
 /// The HTTP routes.
-pub fn router(st: AppState) -> Router {
+pub(crate) fn router(st: AppState) -> Router {
     use periodic_api as p;
     let body_limit = st.limits.message_limit();
     // Every other route's plain-text rejections are made JSON by a middleware; the JSON RPC

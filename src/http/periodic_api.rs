@@ -51,7 +51,7 @@ fn func_json(t: &TaskStatus) -> Value {
 }
 
 /// `GET /`: every func's status.
-pub async fn status_all(State(st): State<AppState>) -> Response {
+pub(crate) async fn status_all(State(st): State<AppState>) -> Response {
     match st.h.status(None).await {
         Ok((tasks, _)) => {
             let m: Map<String, Value> = tasks
@@ -65,7 +65,7 @@ pub async fn status_all(State(st): State<AppState>) -> Response {
 }
 
 /// `GET /{func}`: one func's status, `{}` when unknown.
-pub async fn status_one(State(st): State<AppState>, Path(func): Path<String>) -> Response {
+pub(crate) async fn status_one(State(st): State<AppState>, Path(func): Path<String>) -> Response {
     match st.h.status(Some(func)).await {
         Ok((tasks, _)) => reply(
             StatusCode::OK,
@@ -76,12 +76,12 @@ pub async fn status_one(State(st): State<AppState>, Path(func): Path<String>) ->
 }
 
 /// `DELETE /`: Periodic requires a func.
-pub async fn drop_none() -> Response {
+pub(crate) async fn drop_none() -> Response {
     err("func is required")
 }
 
 /// `DELETE /{func}`: drops the func's jobs when no worker serves it; success either way.
-pub async fn drop_func(State(st): State<AppState>, Path(func): Path<String>) -> Response {
+pub(crate) async fn drop_func(State(st): State<AppState>, Path(func): Path<String>) -> Response {
     let _ = st.h.drop_task(func).await;
     success()
 }
@@ -113,12 +113,12 @@ async fn form(req: Request) -> Result<HashMap<String, String>, String> {
 }
 
 /// `POST /`: submit (upsert) or, with `act=remove`, remove.
-pub async fn submit_root(State(st): State<AppState>, req: Request) -> Response {
+pub(crate) async fn submit_root(State(st): State<AppState>, req: Request) -> Response {
     submit(st, None, req).await
 }
 
 /// `POST /{func}`: the path's func wins over the form's.
-pub async fn submit_func(
+pub(crate) async fn submit_func(
     State(st): State<AppState>,
     Path(func): Path<String>,
     req: Request,
@@ -265,12 +265,12 @@ fn no_content(ok: bool) -> Response {
 }
 
 /// `GET /periodic/status/`: Periodic's STATUS text.
-pub async fn bridge_status(State(st): State<AppState>) -> Response {
+pub(crate) async fn bridge_status(State(st): State<AppState>) -> Response {
     status_lines(&st.h).await.into_response()
 }
 
 /// `POST /periodic/submit/{func}/{job}/`: body = workload; 204 or 500.
-pub async fn bridge_submit(
+pub(crate) async fn bridge_submit(
     State(st): State<AppState>,
     Path((func, name)): Path<(String, String)>,
     Query(q): Query<BridgeQuery>,
@@ -289,7 +289,7 @@ pub const REASON_HEADER: &str = "taskhive-reason";
 
 /// `POST /periodic/run/{func}/{job}/`: 200 with the result, 500 on no worker or failure
 /// (the reason in the `taskhive-reason` header).
-pub async fn bridge_run(
+pub(crate) async fn bridge_run(
     State(st): State<AppState>,
     Path((func, name)): Path<(String, String)>,
     Query(q): Query<BridgeQuery>,
@@ -312,7 +312,7 @@ pub async fn bridge_run(
 }
 
 /// `POST /periodic/remove/{func}/{job}/`: 204 or 500.
-pub async fn bridge_remove(
+pub(crate) async fn bridge_remove(
     State(st): State<AppState>,
     Path((func, name)): Path<(String, String)>,
 ) -> Response {
@@ -320,6 +320,6 @@ pub async fn bridge_remove(
 }
 
 /// `POST /periodic/drop/{func}/`: 204 or 500.
-pub async fn bridge_drop(State(st): State<AppState>, Path(func): Path<String>) -> Response {
+pub(crate) async fn bridge_drop(State(st): State<AppState>, Path(func): Path<String>) -> Response {
     no_content(st.h.drop_task(func).await.is_ok())
 }

@@ -137,7 +137,7 @@ pub async fn scheduler(
 }
 
 /// `POST /taskhive.v1.LoadRunner/{method}`.
-pub async fn load_runner(
+pub(crate) async fn load_runner(
     State(st): State<AppState>,
     Path(method): Path<String>,
     trace: TraceHeader,

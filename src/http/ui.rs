@@ -46,17 +46,17 @@ pub async fn index() -> Response {
 }
 
 /// `GET /ui/app.js`.
-pub async fn app_js() -> Response {
+pub(crate) async fn app_js() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
 
 /// `GET /ui/app.css`.
-pub async fn app_css() -> Response {
+pub(crate) async fn app_css() -> Response {
     asset("text/css; charset=utf-8", APP_CSS)
 }
 
 /// `GET /ui/vendor/uPlot.iife.min.js`.
-pub async fn uplot_js() -> Response {
+pub(crate) async fn uplot_js() -> Response {
     asset("text/javascript; charset=utf-8", UPLOT_JS)
 }
 
@@ -67,7 +67,7 @@ pub async fn whoami() -> Response {
 }
 
 /// `GET /ui/vendor/uPlot.min.css`.
-pub async fn uplot_css() -> Response {
+pub(crate) async fn uplot_css() -> Response {
     asset("text/css; charset=utf-8", UPLOT_CSS)
 }
 

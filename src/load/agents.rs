@@ -104,7 +104,7 @@ pub struct AgentLink {
 impl AgentLink {
     /// Hands an event from the agent's stream to the run it serves, if any. Reports of
     /// another execution (a late one of a finished run) are dropped.
-    pub fn deliver(&self, exec_id: Option<&str>, ev: Event) {
+    pub(crate) fn deliver(&self, exec_id: Option<&str>, ev: Event) {
         let a = self.attach.lock().expect("poisoned");
         if let Some((i, exec, tx)) = a.sink.as_ref() {
             if exec_id.is_none_or(|e| e == exec) {
@@ -208,7 +208,7 @@ impl AgentPool {
 /// to its fair share of what is left, so the rest spread evenly over the larger ones.
 /// Earlier agents get the remainder. `None` when the capacities add up to less than
 /// `n_swarm` (or no agent is given).
-pub fn split_swarms(n_swarm: u64, capacities: &[u64]) -> Option<Vec<u64>> {
+pub(crate) fn split_swarms(n_swarm: u64, capacities: &[u64]) -> Option<Vec<u64>> {
     let total = capacities.iter().fold(0u64, |s, c| s.saturating_add(*c));
     if capacities.is_empty() || total < n_swarm {
         return None;
@@ -229,7 +229,7 @@ pub fn split_swarms(n_swarm: u64, capacities: &[u64]) -> Option<Vec<u64>> {
 
 /// Each agent's part of an arrival rate: proportional to its swarms, so every swarm carries
 /// the same rate wherever it runs and the parts add up to `rate` (up to float rounding).
-pub fn split_rate(rate: f64, swarms: &[u64]) -> Vec<f64> {
+pub(crate) fn split_rate(rate: f64, swarms: &[u64]) -> Vec<f64> {
     let n: u64 = swarms.iter().sum();
     if n == 0 {
         return vec![0.0; swarms.len()];
@@ -239,7 +239,7 @@ pub fn split_rate(rate: f64, swarms: &[u64]) -> Vec<f64> {
 
 /// The job one agent runs: its swarms, and in arrival-rate mode its part of the rate. run_n
 /// stays per swarm, so the total count (run_n × n_swarm) splits in proportion too.
-pub fn share_job(job: &LoadJob, swarms: u64, rate: Option<f64>) -> LoadJob {
+pub(crate) fn share_job(job: &LoadJob, swarms: u64, rate: Option<f64>) -> LoadJob {
     LoadJob {
         n_swarm: swarms,
         rate_per_sec: rate,

@@ -98,7 +98,7 @@ impl Allow {
 
     /// Resolves `uri`'s host and returns its addresses, in the resolver's order; refuses when
     /// the host is not listed by name and any address it resolves to is outside the list.
-    pub async fn resolve(&self, uri: &http::Uri) -> Result<Vec<SocketAddr>, String> {
+    pub(crate) async fn resolve(&self, uri: &http::Uri) -> Result<Vec<SocketAddr>, String> {
         let host = uri
             .host()
             .ok_or_else(|| format!("{uri}: no host"))?

@@ -38,7 +38,7 @@ impl Catalog {
     }
 
     /// How `class` runs: built-in classes win over a remote task of the same name.
-    pub fn resolve(&self, class: &str) -> TaskClass {
+    pub(crate) fn resolve(&self, class: &str) -> TaskClass {
         match self.http.get(class) {
             Some(d) => TaskClass::Http(d.clone()),
             None => TaskClass::Remote(class.to_string()),

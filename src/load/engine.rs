@@ -120,7 +120,7 @@ impl Live {
     }
 
     /// Also feeds every sample to the Prometheus series in `m`.
-    pub fn with_metrics(mut self, m: ExecMetrics) -> Live {
+    pub(crate) fn with_metrics(mut self, m: ExecMetrics) -> Live {
         self.metrics = Some(m);
         self
     }
@@ -158,14 +158,14 @@ impl Live {
     }
 
     /// Follows the abort switch: `Some(reason)` once the run is stopped.
-    pub fn abort_watch(&self) -> watch::Receiver<Option<String>> {
+    pub(crate) fn abort_watch(&self) -> watch::Receiver<Option<String>> {
         self.abort.subscribe()
     }
 
     /// Adds statistics recorded elsewhere (a load agent's report): the Prometheus series,
     /// the counters and histograms, and the max_failure_count check, as `record` does for
     /// one sample, so a limit is judged on the merged figures.
-    pub fn merge(&self, part: Part) -> Result<(), String> {
+    pub(crate) fn merge(&self, part: Part) -> Result<(), String> {
         if let Some(m) = &self.metrics {
             for t in &part.tasks {
                 // The series count successes and failures per task, and latencies
@@ -193,7 +193,7 @@ impl Live {
 
     /// What was recorded since the previous call (a load agent's report); see
     /// [`ExecStats::take_part`].
-    pub fn take_part(&self, budget: &mut [u64]) -> Part {
+    pub(crate) fn take_part(&self, budget: &mut [u64]) -> Part {
         self.stats.lock().expect("poisoned").take_part(budget)
     }
 

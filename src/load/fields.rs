@@ -91,7 +91,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A non-negative integer at most `max`, `default` when absent.
-    pub fn uint(&self, key: &str, default: u64, max: u64) -> Result<u64, Error> {
+    pub(crate) fn uint(&self, key: &str, default: u64, max: u64) -> Result<u64, Error> {
         let Some(v) = self.get(key) else {
             return Ok(default);
         };
@@ -131,7 +131,7 @@ impl<'a> Fields<'a> {
     }
 
     /// An optional array.
-    pub fn array(&self, key: &str) -> Result<Option<&'a Vec<Value>>, Error> {
+    pub(crate) fn array(&self, key: &str) -> Result<Option<&'a Vec<Value>>, Error> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Array(a)) => Ok(Some(a)),
@@ -143,7 +143,7 @@ impl<'a> Fields<'a> {
     }
 
     /// An optional object of strings (a params map), in document order.
-    pub fn string_map(&self, key: &str) -> Result<Option<Vec<(String, String)>>, Error> {
+    pub(crate) fn string_map(&self, key: &str) -> Result<Option<Vec<(String, String)>>, Error> {
         let Some(v) = self.get(key) else {
             return Ok(None);
         };

@@ -127,7 +127,7 @@ impl HttpTaskDef {
 }
 
 /// `host` + `path` without a doubled slash.
-pub fn join_url(host: &str, path: &str) -> String {
+pub(crate) fn join_url(host: &str, path: &str) -> String {
     if path.is_empty() {
         host.to_string()
     } else if host.ends_with('/') && path.starts_with('/') {
@@ -247,7 +247,7 @@ impl HttpClient {
     }
 
     /// POSTs a JSON document (webhooks).
-    pub async fn post_json(
+    pub(crate) async fn post_json(
         &self,
         url: &http::Uri,
         json: String,

@@ -72,7 +72,7 @@ impl LoadJob {
     }
 
     /// Tasks a run does at most (run_n × n_swarm; 0 = unbounded).
-    pub fn planned_n(&self) -> u64 {
+    pub(crate) fn planned_n(&self) -> u64 {
         self.run_n.saturating_mul(self.n_swarm)
     }
 
@@ -117,7 +117,7 @@ const TASK_FIELDS: &[&str] = &[
 ];
 
 /// Checks a name: non-empty, at most 255 bytes.
-pub fn check_name(field: &str, v: &str) -> Result<(), Error> {
+pub(crate) fn check_name(field: &str, v: &str) -> Result<(), Error> {
     if v.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
@@ -132,7 +132,7 @@ pub fn check_name(field: &str, v: &str) -> Result<(), Error> {
 
 /// Checks an absolute URL (scheme and host); `web_only` also refuses every scheme but http
 /// and https.
-pub fn check_url(field: &str, v: &str, web_only: bool) -> Result<http::Uri, Error> {
+pub(crate) fn check_url(field: &str, v: &str, web_only: bool) -> Result<http::Uri, Error> {
     let uri: http::Uri = v
         .parse()
         .map_err(|e| Error::invalid(field, format!("{v:?} is not a URL: {e}")))?;

@@ -13,7 +13,7 @@ use crate::scheduler::job::{JobSpec, RetryPolicy};
 use crate::scheduler::{Error, SchedulerHandle};
 
 /// What a worker receives as the job's args.
-pub fn job_args(
+pub(crate) fn job_args(
     params: &BTreeMap<String, String>,
     host: &str,
     exec_id: &str,
@@ -30,7 +30,7 @@ pub fn job_args(
 
 /// Reads a worker's Done result: `{"request_context": "...", "elapsed_usec": N}` (both
 /// optional), or any other bytes, which become the request_context as text.
-pub fn parse_result(result: &[u8]) -> Attempt {
+pub(crate) fn parse_result(result: &[u8]) -> Attempt {
     if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(result) {
         let ctx = m.get("request_context");
         let elapsed = m.get("elapsed_usec");

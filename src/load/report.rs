@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::ExecRow;
 
 /// Beetle's timestamp format: UTC with milliseconds, `2019-02-19 21:36:47.430+00:00`.
-pub fn format_time(t: DateTime<Utc>) -> String {
+pub(crate) fn format_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.3f+00:00").to_string()
 }
 

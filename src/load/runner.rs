@@ -171,7 +171,7 @@ impl LoadRunner {
     }
 
     /// Saves (or replaces) a job given as JSON text; returns it with defaults filled in.
-    pub async fn save_json(&self, text: &str) -> Result<LoadJob, Error> {
+    pub(crate) async fn save_json(&self, text: &str) -> Result<LoadJob, Error> {
         self.save(&fields::parse("job", text)?).await
     }
 
@@ -224,7 +224,7 @@ impl LoadRunner {
 
     /// Cluster mode: takes in the jobs other nodes save (`news` names each saved job once
     /// committed), read back from the store, so every node lists and runs the same jobs.
-    pub fn follow(&self, mut news: tokio::sync::broadcast::Receiver<String>) {
+    pub(crate) fn follow(&self, mut news: tokio::sync::broadcast::Receiver<String>) {
         let i = self.inner.clone();
         tokio::spawn(async move {
             loop {
@@ -555,7 +555,7 @@ impl LoadRunner {
     }
 
     /// Resolves once no execution is running (the last one archived), or after `grace`.
-    pub async fn wait_idle(&self, grace: Duration) {
+    pub(crate) async fn wait_idle(&self, grace: Duration) {
         let mut busy = self.inner.busy.subscribe();
         let _ = tokio::time::timeout(grace, busy.wait_for(|b| !b)).await;
     }

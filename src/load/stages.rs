@@ -45,7 +45,7 @@ impl Ramp {
     }
 
     /// The value `t` after the start (the last target once the stages are over).
-    pub fn value_at(&self, t: Duration) -> f64 {
+    pub(crate) fn value_at(&self, t: Duration) -> f64 {
         let t = t.as_secs_f64();
         for &(a, b, v0, v1) in &self.segments {
             if t < b {
@@ -56,14 +56,14 @@ impl Ramp {
     }
 
     /// Closed model: swarms active at `t` (swarm ids 1..=n run).
-    pub fn active_at(&self, t: Duration) -> u64 {
+    pub(crate) fn active_at(&self, t: Duration) -> u64 {
         // The epsilon keeps a value computed as 2.9999999 from dropping a swarm.
         (self.value_at(t) + 1e-9).floor().max(0.0) as u64
     }
 
     /// Closed model: the first moment from `from` on when at least `n` swarms are active;
     /// None when the ramp never gets there again.
-    pub fn first_time_active(&self, n: u64, from: Duration) -> Option<Duration> {
+    pub(crate) fn first_time_active(&self, n: u64, from: Duration) -> Option<Duration> {
         let (n, from) = (n as f64, from.as_secs_f64());
         for &(a, b, v0, v1) in &self.segments {
             if b <= from {

@@ -55,16 +55,6 @@ fn histogram(sigfig: u8) -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_TRACKED_USEC, sigfig).expect("valid histogram bounds")
 }
 
-/// A task's latency histogram, empty (what [`TaskPart::hist`] is built from).
-pub fn task_histogram() -> Histogram<u64> {
-    histogram(3)
-}
-
-/// A timeline second's histogram, empty (what [`SecondPart::hist`] is built from).
-pub fn second_histogram() -> Histogram<u64> {
-    histogram(2)
-}
-
 /// `into += from`; values beyond `into`'s range count at its top (as recording them would).
 fn add_histogram(into: &mut Histogram<u64>, from: &Histogram<u64>) {
     if into.add(from).is_err() {
@@ -75,7 +65,7 @@ fn add_histogram(into: &mut Histogram<u64>, from: &Histogram<u64>) {
 }
 
 /// The V2 serialization of `h` (HdrHistogram's standard encoding, uncompressed).
-pub fn encode_histogram(h: &Histogram<u64>) -> Vec<u8> {
+pub(crate) fn encode_histogram(h: &Histogram<u64>) -> Vec<u8> {
     let mut out = Vec::new();
     hdrhistogram::serialization::Serializer::serialize(
         &mut hdrhistogram::serialization::V2Serializer::new(),
@@ -87,7 +77,7 @@ pub fn encode_histogram(h: &Histogram<u64>) -> Vec<u8> {
 }
 
 /// Reads a V2 (or V2 deflate) serialized histogram.
-pub fn decode_histogram(bytes: &[u8]) -> Result<Histogram<u64>, String> {
+pub(crate) fn decode_histogram(bytes: &[u8]) -> Result<Histogram<u64>, String> {
     hdrhistogram::serialization::Deserializer::new()
         .deserialize(&mut std::io::Cursor::new(bytes))
         .map_err(|e| format!("not an HDR histogram (V2 serialization): {e:?}"))
@@ -229,7 +219,7 @@ impl Part {
 
     /// Moves a part recorded on a clock that started `offset_usec` after the run's (a load
     /// agent started on its AgentStart) onto the run's clock.
-    pub fn shift(&mut self, offset_usec: u64) {
+    pub(crate) fn shift(&mut self, offset_usec: u64) {
         for t in &mut self.tasks {
             for k in &mut t.kept {
                 k.start_usec = k.start_usec.saturating_add(offset_usec);
@@ -241,7 +231,7 @@ impl Part {
     }
 
     /// The latest timeline second it touches.
-    pub fn last_second(&self) -> Option<u64> {
+    pub(crate) fn last_second(&self) -> Option<u64> {
         self.seconds.iter().map(|s| s.second).max()
     }
 }
@@ -346,7 +336,7 @@ impl ExecStats {
     /// empty (a load agent's per-second report). `budget[t]` is how many more runs of task
     /// `t` may be kept for the executions list; it is lowered by what the part keeps, and
     /// runs past it are dropped here (the counters still cover them).
-    pub fn take_part(&mut self, budget: &mut [u64]) -> Part {
+    pub(crate) fn take_part(&mut self, budget: &mut [u64]) -> Part {
         let n_tasks = self.tasks.len();
         let tasks = std::mem::replace(
             &mut self.tasks,
@@ -411,7 +401,7 @@ impl ExecStats {
 
     /// Adds a part recorded elsewhere (a load agent's report). A task index outside the
     /// job is an error naming it; nothing of that part is merged then.
-    pub fn merge(&mut self, part: Part) -> Result<(), String> {
+    pub(crate) fn merge(&mut self, part: Part) -> Result<(), String> {
         if let Some(t) = part.tasks.iter().find(|t| t.task >= self.tasks.len()) {
             return Err(format!(
                 "task {} out of range: the job has {}",

@@ -132,7 +132,11 @@ pub fn parse(text: &str) -> Result<Vec<HttpTaskDef>, Error> {
 
 /// Refuses classes with `insecure_skip_verify` unless the server permits unverified TLS, so
 /// skipping verification always takes two deliberate settings.
-pub fn check_insecure(defs: &[HttpTaskDef], permitted: bool, file: &Path) -> Result<(), Error> {
+pub(crate) fn check_insecure(
+    defs: &[HttpTaskDef],
+    permitted: bool,
+    file: &Path,
+) -> Result<(), Error> {
     match defs.iter().position(|d| d.insecure_skip_verify) {
         Some(i) if !permitted => Err(Error::invalid(
             format!("{} task[{i}].insecure_skip_verify", file.display()),

@@ -496,7 +496,7 @@ fn stale(h: &Handle) -> Error {
 }
 
 /// STATUS body: `func,workers,jobs,processing,locked,sched_at` per line.
-pub async fn status_lines(h: &SchedulerHandle) -> String {
+pub(crate) async fn status_lines(h: &SchedulerHandle) -> String {
     let Ok((tasks, _)) = h.status(None).await else {
         return String::new();
     };

@@ -9,11 +9,12 @@ use crate::scheduler::list::{JobPage, ListQuery};
 use crate::scheduler::schedule::{Missed, Schedule, ScheduleSpec};
 use crate::scheduler::Error;
 
-pub use crate::scheduler::submit::{check_name, MAX_NAME_BYTES};
+pub(crate) use crate::scheduler::submit::check_name;
+pub use crate::scheduler::submit::MAX_NAME_BYTES;
 use crate::scheduler::submit::{retry_policy, RetryAsked, SubmitRequest};
 
 /// The submit model of a protobuf submit (`traceparent` comes from the call's metadata).
-pub fn submit_request(req: pb::SubmitJobRequest) -> SubmitRequest {
+pub(crate) fn submit_request(req: pb::SubmitJobRequest) -> SubmitRequest {
     SubmitRequest {
         task: req.task,
         name: req.name,
@@ -98,7 +99,7 @@ fn retry_pb(r: RetryPolicy) -> pb::RetryPolicy {
 }
 
 /// A job record with its live state.
-pub fn job_pb(r: JobRecord, state: JobState, lease: Option<LeaseId>) -> pb::Job {
+pub(crate) fn job_pb(r: JobRecord, state: JobState, lease: Option<LeaseId>) -> pb::Job {
     pb::Job {
         traceparent: r.trace.map(|t| t.to_string()).unwrap_or_default(),
         id: r.id,
@@ -127,7 +128,7 @@ pub fn job_pb(r: JobRecord, state: JobState, lease: Option<LeaseId>) -> pb::Job 
 }
 
 /// A task's limits as protobuf (`None` when it has none).
-pub fn limits_pb(l: TaskLimits) -> Option<pb::TaskLimits> {
+pub(crate) fn limits_pb(l: TaskLimits) -> Option<pb::TaskLimits> {
     (!l.is_none()).then(|| pb::TaskLimits {
         max_running: l.max_running.map(i64::from),
         rate: l.rate.map(|r| r.to_string()).unwrap_or_default(),
@@ -138,7 +139,7 @@ pub fn limits_pb(l: TaskLimits) -> Option<pb::TaskLimits> {
 }
 
 /// Protobuf limits as asked for (validated by [`LimitsRequest::validate`]).
-pub fn limits_request(l: Option<pb::TaskLimits>) -> LimitsRequest {
+pub(crate) fn limits_request(l: Option<pb::TaskLimits>) -> LimitsRequest {
     let l = l.unwrap_or_default();
     LimitsRequest {
         max_running: l.max_running,
@@ -150,7 +151,7 @@ pub fn limits_request(l: Option<pb::TaskLimits>) -> LimitsRequest {
 }
 
 /// A job view as protobuf.
-pub fn view_pb(v: JobView) -> pb::Job {
+pub(crate) fn view_pb(v: JobView) -> pb::Job {
     pb::Job {
         result: v.result.unwrap_or_default(),
         finished_at_ms: v.finished_at.unwrap_or(0),
@@ -159,7 +160,7 @@ pub fn view_pb(v: JobView) -> pb::Job {
 }
 
 /// A ListJobs request as the scheduler's query (validated there).
-pub fn list_query(r: pb::ListJobsRequest) -> Result<ListQuery, Error> {
+pub(crate) fn list_query(r: pb::ListJobsRequest) -> Result<ListQuery, Error> {
     let state = match pb::JobState::try_from(r.state) {
         Ok(pb::JobState::Unspecified) => None,
         Ok(pb::JobState::Pending) => Some(JobState::Pending),
@@ -178,7 +179,7 @@ pub fn list_query(r: pb::ListJobsRequest) -> Result<ListQuery, Error> {
 }
 
 /// A page of jobs as protobuf.
-pub fn page_pb(p: JobPage) -> pb::ListJobsResponse {
+pub(crate) fn page_pb(p: JobPage) -> pb::ListJobsResponse {
     pb::ListJobsResponse {
         jobs: p.jobs.into_iter().map(view_pb).collect(),
         next_page_token: p.next.map(|c| c.encode()).unwrap_or_default(),
@@ -218,7 +219,7 @@ pub fn record_from_pb(j: pb::Job, limits: &Limits) -> Result<JobRecord, Error> {
 }
 
 /// Task counts as protobuf.
-pub fn status_pb(s: TaskStatus) -> pb::TaskStatus {
+pub(crate) fn status_pb(s: TaskStatus) -> pb::TaskStatus {
     pb::TaskStatus {
         task: s.task,
         workers: s.workers,
@@ -236,13 +237,13 @@ pub fn status_pb(s: TaskStatus) -> pb::TaskStatus {
 }
 
 /// An optional filter: empty means none.
-pub fn opt(s: String) -> Option<String> {
+pub(crate) fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
 /// Validates a CreateSchedule request: the job fields as a submission's, then the
 /// expression and zone (by the scheduler, which parses them).
-pub fn schedule_spec(
+pub(crate) fn schedule_spec(
     r: pb::CreateScheduleRequest,
     limits: &Limits,
     now: Millis,
@@ -289,7 +290,11 @@ pub fn schedule_spec(
 }
 
 /// A schedule as protobuf; `next` and `last_job_id` only where looked up.
-pub fn schedule_pb(s: Schedule, next: Vec<Millis>, last_job_id: Option<JobId>) -> pb::Schedule {
+pub(crate) fn schedule_pb(
+    s: Schedule,
+    next: Vec<Millis>,
+    last_job_id: Option<JobId>,
+) -> pb::Schedule {
     let Schedule {
         spec,
         paused,

@@ -63,7 +63,7 @@ pub fn job_value(j: pb::LoadJob) -> Value {
 }
 
 /// A saved job as protobuf, with its JSON.
-pub fn job_pb(j: &LoadJob) -> pb::LoadJob {
+pub(crate) fn job_pb(j: &LoadJob) -> pb::LoadJob {
     pb::LoadJob {
         name: j.name.clone(),
         host: j.host.clone().unwrap_or_default(),
@@ -124,7 +124,7 @@ pub fn raw_exec(r: pb::ExecRequest) -> RawExec {
 }
 
 /// A JobExec as protobuf; `json` is the document as archived.
-pub fn exec_pb(e: &JobExec, json: String) -> pb::JobExec {
+pub(crate) fn exec_pb(e: &JobExec, json: String) -> pb::JobExec {
     pb::JobExec {
         id: e.id.clone(),
         name: e.name.clone(),
@@ -197,7 +197,7 @@ pub fn exec_pb(e: &JobExec, json: String) -> pb::JobExec {
 }
 
 /// An archived execution in brief.
-pub fn summary_pb(s: ExecSummary) -> pb::ExecSummary {
+pub(crate) fn summary_pb(s: ExecSummary) -> pb::ExecSummary {
     pb::ExecSummary {
         id: s.id,
         name: s.name,
@@ -211,7 +211,7 @@ pub fn summary_pb(s: ExecSummary) -> pb::ExecSummary {
 }
 
 /// The server status, typed and as JSON.
-pub fn status_pb(s: ServerStatus) -> pb::LoadStatus {
+pub(crate) fn status_pb(s: ServerStatus) -> pb::LoadStatus {
     let json = serde_json::to_string(&s).expect("a status serializes");
     let r = s
         .running
@@ -255,7 +255,7 @@ fn progress_pb(p: Progress) -> pb::ExecProgress {
 }
 
 /// One Exec stream event.
-pub fn event_pb(e: ExecEvent) -> pb::ExecEvent {
+pub(crate) fn event_pb(e: ExecEvent) -> pb::ExecEvent {
     use pb::exec_event::Event;
     pb::ExecEvent {
         event: Some(match e {
@@ -270,7 +270,7 @@ pub fn event_pb(e: ExecEvent) -> pb::ExecEvent {
 }
 
 /// An agent's share as its `AgentStart`.
-pub fn start_pb(s: &Share) -> pb::AgentStart {
+pub(crate) fn start_pb(s: &Share) -> pb::AgentStart {
     pb::AgentStart {
         exec_id: s.exec_id.clone(),
         job_json: s.job.to_json(),
@@ -307,7 +307,7 @@ pub fn start_pb(s: &Share) -> pb::AgentStart {
 }
 
 /// An `AgentStart` as the share the agent runs; a malformed one is an error naming the field.
-pub fn share_of(s: pb::AgentStart) -> Result<Share, String> {
+pub(crate) fn share_of(s: pb::AgentStart) -> Result<Share, String> {
     let job: crate::load::job::LoadJob =
         serde_json::from_str(&s.job_json).map_err(|e| format!("job_json: {e}"))?;
     if s.classes.len() != job.tasks.len() {
@@ -365,7 +365,7 @@ pub fn share_of(s: pb::AgentStart) -> Result<Share, String> {
 
 /// A part of an agent's statistics as its report; swarm ids move up by `first_swarm - 1`,
 /// so they number the swarms across the whole execution.
-pub fn report_pb(exec_id: &str, part: Part, first_swarm: u64) -> pb::AgentReport {
+pub(crate) fn report_pb(exec_id: &str, part: Part, first_swarm: u64) -> pb::AgentReport {
     let shift = first_swarm.saturating_sub(1);
     pb::AgentReport {
         exec_id: exec_id.to_string(),
@@ -413,7 +413,7 @@ const MAX_REPORT_TASKS: u64 = 10_000_000;
 
 /// An agent's report as a part to merge (times still on the agent's clock: see
 /// [`Part::shift`]).
-pub fn part_of(r: pb::AgentReport) -> Result<Part, String> {
+pub(crate) fn part_of(r: pb::AgentReport) -> Result<Part, String> {
     let tasks = r
         .tasks
         .into_iter()
@@ -480,7 +480,7 @@ pub fn part_of(r: pb::AgentReport) -> Result<Part, String> {
 }
 
 /// A command for an agent's stream.
-pub fn command_pb(c: Command) -> pb::AgentCommand {
+pub(crate) fn command_pb(c: Command) -> pb::AgentCommand {
     use pb::agent_command::Cmd;
     pb::AgentCommand {
         cmd: Some(match c {

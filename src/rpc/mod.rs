@@ -16,7 +16,7 @@ use crate::scheduler::error::REASON_DOMAIN;
 use crate::scheduler::Error;
 
 /// The gRPC code for each scheduler error; the HTTP face maps these codes in turn.
-pub fn code_of(e: &Error) -> Code {
+pub(crate) fn code_of(e: &Error) -> Code {
     match e {
         Error::InvalidArgument { .. } => Code::InvalidArgument,
         Error::NotFound(_) => Code::NotFound,
@@ -47,7 +47,7 @@ fn kv(m: Vec<(&'static str, String)>) -> HashMap<String, String> {
 
 /// The reason of a failed call: its `google.rpc.ErrorInfo` reason when the status carries
 /// one, else the code's name (`UNAUTHENTICATED`, `UNAVAILABLE`, ...), so every error has one.
-pub fn reason_of(s: &Status) -> String {
+pub(crate) fn reason_of(s: &Status) -> String {
     s.get_details_error_info()
         .map(|i| i.reason)
         .filter(|r| !r.is_empty())
@@ -59,7 +59,7 @@ pub const RUNNING_EXEC_KEY: &str = "taskhive-running-exec-id";
 
 /// The gRPC code for each load runner error; the HTTP face maps these codes in turn
 /// (ABORTED for a busy runner becomes 409).
-pub fn load_code_of(e: &crate::load::Error) -> Code {
+pub(crate) fn load_code_of(e: &crate::load::Error) -> Code {
     use crate::load::Error as L;
     match e {
         L::InvalidArgument { .. } => Code::InvalidArgument,

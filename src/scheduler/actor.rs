@@ -396,7 +396,7 @@ pub fn spawn(
 
 /// Starts the actor of a node whose client API is served by a backend built from the
 /// returned handle ([`NodeHandle::with_jobs`]); `on_finished` hears every finished job.
-pub fn spawn_node(
+pub(crate) fn spawn_node(
     mut core: Core,
     settings: Settings,
     writer: impl Durable,
@@ -466,7 +466,7 @@ impl NodeHandle {
     }
 
     /// External locks: the database's answer to an acquire; false when the job now waits.
-    pub async fn acquire_decided(
+    pub(crate) async fn acquire_decided(
         &self,
         lease: LeaseId,
         name: String,
@@ -487,17 +487,21 @@ impl NodeHandle {
     }
 
     /// External locks: the database gave waiting job `job` a slot of `name`.
-    pub fn lock_granted(&self, job: JobId, name: String) {
+    pub(crate) fn lock_granted(&self, job: JobId, name: String) {
         let _ = self.tx.send(Cmd::LockGranted { job, name });
     }
 
     /// Cluster: hands an event of a job running on another node to this node's watchers.
-    pub fn watch_event(&self, task: String, name: String, event: JobEvent) {
+    pub(crate) fn watch_event(&self, task: String, name: String, event: JobEvent) {
         let _ = self.tx.send(Cmd::WatchEvent { task, name, event });
     }
 
     /// Cluster: applies limits another node stored and announced.
-    pub async fn apply_task_limits(&self, task: String, limits: TaskLimits) -> Result<(), Error> {
+    pub(crate) async fn apply_task_limits(
+        &self,
+        task: String,
+        limits: TaskLimits,
+    ) -> Result<(), Error> {
         call(&self.tx, |reply| Cmd::SetTaskLimits {
             task,
             limits,
@@ -509,7 +513,7 @@ impl NodeHandle {
     }
 
     /// Cluster: applies a pause or resume another node stored and announced.
-    pub async fn apply_task_paused(&self, task: String, paused: bool) -> Result<(), Error> {
+    pub(crate) async fn apply_task_paused(&self, task: String, paused: bool) -> Result<(), Error> {
         call(&self.tx, |reply| Cmd::PauseTask {
             task,
             paused,
@@ -526,12 +530,12 @@ impl NodeHandle {
     }
 
     /// Hands the actor the stored schedules (start-up, before serving).
-    pub fn restore_schedules(&self, schedules: Vec<Schedule>) {
+    pub(crate) fn restore_schedules(&self, schedules: Vec<Schedule>) {
         let _ = self.tx.send(Cmd::RestoreSchedules { schedules });
     }
 
     /// The full handle, with the client API served by `jobs`.
-    pub fn with_jobs(self, jobs: Arc<dyn Backend>) -> SchedulerHandle {
+    pub(crate) fn with_jobs(self, jobs: Arc<dyn Backend>) -> SchedulerHandle {
         SchedulerHandle {
             tx: self.tx,
             clock: self.clock,
@@ -543,12 +547,12 @@ impl NodeHandle {
     }
 
     /// Hands jobs claimed elsewhere (cluster claims) to the core; nothing is written.
-    pub fn adopt(&self, records: Vec<JobRecord>) {
+    pub(crate) fn adopt(&self, records: Vec<JobRecord>) {
         let _ = self.tx.send(Cmd::Adopt { records });
     }
 
     /// Drops jobs whose claim was lost; nothing is written.
-    pub fn forget(&self, ids: Vec<JobId>) {
+    pub(crate) fn forget(&self, ids: Vec<JobId>) {
         let _ = self.tx.send(Cmd::Forget { ids });
     }
 
@@ -594,22 +598,22 @@ impl NodeHandle {
     }
 
     /// Per task, how many more jobs the connected workers could take now.
-    pub async fn idle_slots(&self) -> Result<Vec<(String, u64)>, Error> {
+    pub(crate) async fn idle_slots(&self) -> Result<Vec<(String, u64)>, Error> {
         call(&self.tx, |reply| Cmd::IdleSlots { reply }).await
     }
 
     /// Gives back claimed jobs of tasks no worker here serves any more.
-    pub fn release_unserved(&self) {
+    pub(crate) fn release_unserved(&self) {
         let _ = self.tx.send(Cmd::ReleaseUnserved);
     }
 
     /// Per task, the workers registered here and whether the task is broadcast.
-    pub async fn local_workers(&self) -> Result<LocalWorkers, Error> {
+    pub(crate) async fn local_workers(&self) -> Result<LocalWorkers, Error> {
         call(&self.tx, |reply| Cmd::LocalWorkers { reply }).await
     }
 
     /// Applies a setting another node changed (already persisted there).
-    pub async fn apply_config(&self, key: String, value: i64) -> Result<(), Error> {
+    pub(crate) async fn apply_config(&self, key: String, value: i64) -> Result<(), Error> {
         call(&self.tx, |reply| Cmd::SetConfig {
             key,
             value,
@@ -698,7 +702,7 @@ impl SchedulerHandle {
     }
 
     /// The next `n` fire times of `s` (after its last tick and after now).
-    pub fn upcoming(&self, s: &Schedule, n: usize) -> Vec<Millis> {
+    pub(crate) fn upcoming(&self, s: &Schedule, n: usize) -> Vec<Millis> {
         self.plans
             .get(&s.spec.cron, &s.spec.tz)
             .map(|p| p.upcoming(s.last_tick.max(self.clock.now_ms()), n))
@@ -786,7 +790,7 @@ impl SchedulerHandle {
     /// and waits for its result: the load runner's remote task runs. Without a worker for
     /// the task on this node, a durable [`Self::run_job`] (in a cluster, any node's worker
     /// may take it).
-    pub async fn run_transient(&self, spec: JobSpec) -> Result<(JobId, Bytes), Error> {
+    pub(crate) async fn run_transient(&self, spec: JobSpec) -> Result<(JobId, Bytes), Error> {
         let (reply, rx) = oneshot::channel();
         let cmd = Cmd::SubmitTransient {
             spec: spec.clone(),
@@ -929,7 +933,11 @@ impl SchedulerHandle {
 
     /// Applies a worker's outcome in memory; the returned commit resolves once it is durable.
     /// Lets a stream pipeline many reports without waiting for each fsync.
-    pub async fn report_deferred(&self, lease: LeaseId, outcome: Outcome) -> Result<Commit, Error> {
+    pub(crate) async fn report_deferred(
+        &self,
+        lease: LeaseId,
+        outcome: Outcome,
+    ) -> Result<Commit, Error> {
         self.call(|reply| Cmd::Report {
             lease,
             outcome,
@@ -941,7 +949,7 @@ impl SchedulerHandle {
     /// Hands a worker's outcome to the actor at once and returns its answer to await later,
     /// so a Work stream reads on while the actor applies the stream's reports in order (one
     /// actor wake-up takes many of them) instead of one round trip per result.
-    pub fn report_queued(
+    pub(crate) fn report_queued(
         &self,
         lease: LeaseId,
         outcome: Outcome,
@@ -980,7 +988,7 @@ impl SchedulerHandle {
     }
 
     /// Streams a chunk of a running job's output to its watchers.
-    pub async fn work_data(&self, lease: LeaseId, data: Bytes) -> Result<(), Error> {
+    pub(crate) async fn work_data(&self, lease: LeaseId, data: Bytes) -> Result<(), Error> {
         self.call(|reply| Cmd::WorkData { lease, data, reply })
             .await?
     }
@@ -1001,7 +1009,7 @@ impl SchedulerHandle {
     }
 
     /// A worker stops serving a task.
-    pub fn unregister_task(&self, worker: WorkerId, task: String) {
+    pub(crate) fn unregister_task(&self, worker: WorkerId, task: String) {
         let _ = self.tx.send(Cmd::Unregister { worker, task });
     }
 
@@ -1012,7 +1020,7 @@ impl SchedulerHandle {
     }
 
     /// Ends every worker's job stream (shutdown); their leased jobs go back to pending.
-    pub fn close_workers(&self) {
+    pub(crate) fn close_workers(&self) {
         let _ = self.tx.send(Cmd::CloseWorkers);
     }
 

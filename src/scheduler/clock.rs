@@ -50,12 +50,12 @@ impl Clock {
     }
 
     /// True for [`Clock::system`]: time is not a test's to stop.
-    pub fn is_real(&self) -> bool {
+    pub(crate) fn is_real(&self) -> bool {
         self.real
     }
 
     /// The tokio instant at which the clock reads `ms`.
-    pub fn instant_at(&self, ms: Millis) -> Instant {
+    pub(crate) fn instant_at(&self, ms: Millis) -> Instant {
         let delta = ms - self.base_ms;
         if delta <= 0 {
             self.base
@@ -66,7 +66,7 @@ impl Clock {
 }
 
 /// Sleeps until `at`, or for ever when there is nothing to wait for.
-pub async fn sleep_until_opt(at: Option<Instant>) {
+pub(crate) async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

@@ -46,9 +46,11 @@ mod payloads;
 mod transient;
 use payloads::Payloads;
 
-pub use parts::{is_part, PART_BIT, PART_GRACE_MS};
+pub(crate) use parts::is_part;
+pub use parts::{PART_BIT, PART_GRACE_MS};
 pub use payloads::{PayloadMemory, SPILL_MIN};
-pub use transient::{in_memory_only, is_transient, TRANSIENT_BIT};
+pub(crate) use transient::in_memory_only;
+pub use transient::{is_transient, TRANSIENT_BIT};
 
 /// Tunables of the core.
 #[derive(Clone, Debug)]
@@ -230,7 +232,7 @@ impl TaskStatus {
 
     /// Cluster: ready jobs held back by a limit, from the database's counts (`self`) and
     /// this node's core (`mine`: the same limits, and the keys it parked).
-    pub fn limits_waiting(&self, mine: &TaskStatus) -> u64 {
+    pub(crate) fn limits_waiting(&self, mine: &TaskStatus) -> u64 {
         if mine
             .limits
             .max_running
@@ -772,7 +774,7 @@ impl Core {
     }
 
     /// Stops handing out jobs for good (shutdown); reports of open leases are still applied.
-    pub fn pause_dispatch(&mut self) {
+    pub(crate) fn pause_dispatch(&mut self) {
         self.paused = true;
     }
 
@@ -818,7 +820,7 @@ impl Core {
 
     /// Pauses (nothing of the task is handed out; its jobs stay queued, running ones finish)
     /// or resumes a task. Whether anything changed.
-    pub fn set_task_paused(&mut self, task: &str, paused: bool) -> bool {
+    pub(crate) fn set_task_paused(&mut self, task: &str, paused: bool) -> bool {
         if !paused {
             if !self.paused_tasks.remove(task) {
                 return false;
@@ -830,11 +832,6 @@ impl Core {
         // Status lists the task even before it has jobs.
         self.task_id(task);
         self.paused_tasks.insert(task.to_string())
-    }
-
-    /// Whether `task` is paused.
-    pub fn task_paused(&self, task: &str) -> bool {
-        self.paused_tasks.contains(task)
     }
 
     /// Marks a task as broadcast: each of its jobs goes to every worker registered for it.

@@ -172,7 +172,7 @@ impl Commit {
 
     /// The same commit, failing its wait if `job`'s write was fenced out: an acknowledgement
     /// follows what was written, not what was asked.
-    pub fn for_job(mut self, job: JobId) -> Self {
+    pub(crate) fn for_job(mut self, job: JobId) -> Self {
         self.job = Some(job);
         self
     }

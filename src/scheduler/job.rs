@@ -85,7 +85,7 @@ pub struct JobSpec {
 
 impl JobSpec {
     /// A new job of this spec under `id`: no attempts, runs or error yet.
-    pub fn into_record(self, id: JobId) -> JobRecord {
+    pub(crate) fn into_record(self, id: JobId) -> JobRecord {
         JobRecord {
             id,
             task: self.task,

@@ -70,7 +70,7 @@ pub enum JobLog {
 
 impl JobLog {
     /// Writes the event's one log line.
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         match self {
             JobLog::Refused {
                 task,

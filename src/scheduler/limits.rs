@@ -11,7 +11,7 @@ use super::error::Error;
 pub const MAX_KEY_BYTES: usize = 255;
 
 /// Checks a job key: empty (no key) or at most 255 bytes.
-pub fn check_key(v: &str) -> Result<(), Error> {
+pub(crate) fn check_key(v: &str) -> Result<(), Error> {
     if v.len() > MAX_KEY_BYTES {
         return Err(Error::invalid(
             "key",
@@ -82,7 +82,7 @@ impl Rate {
     }
 
     /// Time between two starts at this rate, µs.
-    pub fn interval_us(&self) -> i64 {
+    pub(crate) fn interval_us(&self) -> i64 {
         (self.per_ms as i64 * 1_000) / self.n as i64
     }
 }
@@ -193,7 +193,7 @@ impl TaskLimits {
 
     /// As stored: one line of `name=value` pairs (the store keeps one text per task, so a
     /// new kind of limit needs no migration).
-    pub fn to_stored(&self) -> String {
+    pub(crate) fn to_stored(self) -> String {
         let mut out = Vec::new();
         if let Some(n) = self.max_running {
             out.push(format!("max_running={n}"));
@@ -215,7 +215,7 @@ impl TaskLimits {
 
     /// Reads [`TaskLimits::to_stored`]'s text; unknown names are errors (a newer server's
     /// row is not silently half-applied).
-    pub fn from_stored(text: &str) -> Result<TaskLimits, Error> {
+    pub(crate) fn from_stored(text: &str) -> Result<TaskLimits, Error> {
         let mut req = LimitsRequest::default();
         for pair in text.split_whitespace() {
             let (k, v) = pair
@@ -256,14 +256,14 @@ const TICK_US: i64 = 1_000;
 
 /// How far ahead of its theoretical arrival time a start may go: `burst - 1` intervals, and
 /// at least a tick's worth.
-pub fn tolerance_us(rate: Rate, burst: u32) -> i64 {
+pub(crate) fn tolerance_us(rate: Rate, burst: u32) -> i64 {
     let t = rate.interval_us();
     (t * (burst.max(1) as i64 - 1)).max(TICK_US - 1)
 }
 
 impl Gcra {
     /// How many starts the bucket allows at `now_us` (at most `want`).
-    pub fn allowance(&self, rate: Rate, burst: u32, now_us: i64, want: u64) -> u64 {
+    pub(crate) fn allowance(&self, rate: Rate, burst: u32, now_us: i64, want: u64) -> u64 {
         let t = rate.interval_us();
         let from = self.tat_us.max(now_us);
         let room = now_us + tolerance_us(rate, burst) - from;
@@ -280,12 +280,12 @@ impl Gcra {
     }
 
     /// When the next start is allowed, µs.
-    pub fn next_at_us(&self, rate: Rate, burst: u32) -> i64 {
+    pub(crate) fn next_at_us(&self, rate: Rate, burst: u32) -> i64 {
         self.tat_us - tolerance_us(rate, burst)
     }
 
     /// Whether the bucket is full at `now_us` (forgetting it loses nothing).
-    pub fn is_idle(&self, now_us: i64) -> bool {
+    pub(crate) fn is_idle(&self, now_us: i64) -> bool {
         self.tat_us <= now_us
     }
 }

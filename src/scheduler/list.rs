@@ -198,7 +198,7 @@ impl ListQuery {
     }
 
     /// Where to start in `state`: after the token's key when the token is in that state.
-    pub fn after_in(&self, state: JobState) -> Option<Cursor> {
+    pub(crate) fn after_in(&self, state: JobState) -> Option<Cursor> {
         self.after.filter(|c| c.state == state)
     }
 }

@@ -52,7 +52,7 @@ impl Locks {
     }
 
     /// Whether slots are granted elsewhere.
-    pub fn is_external(&self) -> bool {
+    pub(crate) fn is_external(&self) -> bool {
         self.external
     }
 
@@ -93,7 +93,7 @@ impl Locks {
     }
 
     /// Whether `job` holds or waits for any lock.
-    pub fn has_entries(&self, job: JobId) -> bool {
+    pub(crate) fn has_entries(&self, job: JobId) -> bool {
         self.by_job.contains_key(&job)
     }
 
@@ -146,7 +146,12 @@ impl Locks {
     }
 
     /// Lets go of every lock `job` holds or waits for; returns the waiters that got slots.
-    pub fn release_all(&mut self, job: JobId, now: Millis, timeout_ms: Millis) -> Vec<JobId> {
+    pub(crate) fn release_all(
+        &mut self,
+        job: JobId,
+        now: Millis,
+        timeout_ms: Millis,
+    ) -> Vec<JobId> {
         let names = self.by_job.remove(&job).unwrap_or_default();
         names
             .into_iter()
@@ -204,7 +209,7 @@ impl Locks {
     }
 
     /// When the oldest entry goes stale.
-    pub fn next_expiry(&self) -> Option<Millis> {
+    pub(crate) fn next_expiry(&self) -> Option<Millis> {
         self.expiry.first().map(|(t, _, _)| *t)
     }
 
@@ -214,7 +219,7 @@ impl Locks {
     }
 
     /// Whether `job` waits in some lock's queue.
-    pub fn is_waiting(&self, job: JobId) -> bool {
+    pub(crate) fn is_waiting(&self, job: JobId) -> bool {
         self.by_job.get(&job).is_some_and(|names| {
             names
                 .iter()

@@ -191,7 +191,7 @@ impl Plan {
     }
 
     /// The first tick strictly after `ms`.
-    pub fn next_after(&self, ms: Millis) -> Option<Millis> {
+    pub(crate) fn next_after(&self, ms: Millis) -> Option<Millis> {
         self.cron
             .find_next_occurrence(&self.at(ms), false)
             .ok()
@@ -199,7 +199,7 @@ impl Plan {
     }
 
     /// The next `n` ticks strictly after `ms`.
-    pub fn upcoming(&self, ms: Millis, n: usize) -> Vec<Millis> {
+    pub(crate) fn upcoming(&self, ms: Millis, n: usize) -> Vec<Millis> {
         self.cron
             .iter_after(self.at(ms))
             .take(n)
@@ -282,7 +282,7 @@ impl Schedule {
     }
 
     /// Back from the store's row; `None` when the row is not one this server wrote.
-    pub fn from_row(r: ScheduleRow) -> Option<Schedule> {
+    pub(crate) fn from_row(r: ScheduleRow) -> Option<Schedule> {
         let v: serde_json::Value = serde_json::from_str(&r.spec).ok()?;
         let str_of = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
         let num = |k: &str| v.get(k).and_then(|x| x.as_i64());

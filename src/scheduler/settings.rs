@@ -103,7 +103,7 @@ impl Settings {
     }
 
     /// Lease length of jobs that set none, in ms.
-    pub fn default_timeout_ms(&self) -> u32 {
+    pub(crate) fn default_timeout_ms(&self) -> u32 {
         (self.values["timeout"] * 1000).min(u32::MAX as i64) as u32
     }
 

@@ -45,7 +45,7 @@ impl StoredJobs {
     }
 
     /// Takes full records apart (for stores without a leaner read).
-    pub fn from_records(records: Vec<JobRecord>) -> Self {
+    pub(crate) fn from_records(records: Vec<JobRecord>) -> Self {
         let mut out = StoredJobs::with_capacity(records.len());
         for mut r in records {
             let task = std::mem::take(&mut r.task);

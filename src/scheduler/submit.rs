@@ -11,7 +11,7 @@ use super::job::{JobSpec, Millis, RetryPolicy, TraceParent};
 pub const MAX_NAME_BYTES: usize = 255;
 
 /// Checks a task or job name: non-empty and at most 255 bytes of UTF-8.
-pub fn check_name(field: &'static str, v: &str) -> Result<(), Error> {
+pub(crate) fn check_name(field: &'static str, v: &str) -> Result<(), Error> {
     if v.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
@@ -130,7 +130,7 @@ impl SubmitRequest {
 }
 
 /// A retry policy as asked for, with `default`'s fields where it leaves zeros.
-pub fn retry_policy(
+pub(crate) fn retry_policy(
     asked: Option<RetryAsked>,
     default: RetryPolicy,
     run: bool,

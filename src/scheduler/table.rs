@@ -45,7 +45,7 @@ impl<J> Default for JobTable<J> {
 impl<J> JobTable<J> {
     /// Builds a table from jobs in strictly increasing id order (a restore): the index is
     /// bulk-built, so its nodes are full.
-    pub fn from_sorted(jobs: Vec<(JobId, J)>) -> Self {
+    pub(crate) fn from_sorted(jobs: Vec<(JobId, J)>) -> Self {
         debug_assert!(jobs.windows(2).all(|w| w[0].0 < w[1].0));
         let index = jobs
             .iter()
@@ -70,7 +70,7 @@ impl<J> JobTable<J> {
     }
 
     /// True when the job is held.
-    pub fn contains_key(&self, id: &JobId) -> bool {
+    pub(crate) fn contains_key(&self, id: &JobId) -> bool {
         self.index.contains_key(id)
     }
 
@@ -141,13 +141,13 @@ impl<J> JobTable<J> {
 
     /// True when most slots are free: worth a [`JobTable::compact`] so that a drained burst
     /// gives its memory back.
-    pub fn sparse(&self) -> bool {
+    pub(crate) fn sparse(&self) -> bool {
         self.slots.len() > 4096 && self.index.len() * 4 < self.slots.len()
     }
 
     /// Moves every job to the front of a new, right-sized slab. Slots change: every
     /// [`NameIndex`] over this table must be rebuilt after.
-    pub fn compact(&mut self) {
+    pub(crate) fn compact(&mut self) {
         let mut slots = Vec::with_capacity(self.index.len());
         for (_, slot) in self.index.iter_mut() {
             slots.push(self.slots[*slot as usize].take());
@@ -217,7 +217,7 @@ impl NameIndex {
     }
 
     /// Room for `more` names without rehashing.
-    pub fn reserve<J: Named>(&mut self, jobs: &JobTable<J>, more: usize) {
+    pub(crate) fn reserve<J: Named>(&mut self, jobs: &JobTable<J>, more: usize) {
         let hasher = &self.hasher;
         self.table
             .reserve(more, |&s| hasher.hash_one(jobs.at(s).1.name()));

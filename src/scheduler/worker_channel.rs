@@ -45,7 +45,7 @@ impl WorkerTx {
     }
 
     /// Sends a job whose payload arrives on `payload`.
-    pub fn send_reading(&self, job: JobView, payload: PayloadRx) -> Result<(), Gone> {
+    pub(crate) fn send_reading(&self, job: JobView, payload: PayloadRx) -> Result<(), Gone> {
         self.0.send(Sent::Reading(job, payload)).map_err(|_| Gone)
     }
 }
@@ -93,7 +93,7 @@ impl WorkerRx {
     }
 
     /// The messages as a stream.
-    pub fn into_stream(self) -> impl Stream<Item = ToWorker> + Send + 'static {
+    pub(crate) fn into_stream(self) -> impl Stream<Item = ToWorker> + Send + 'static {
         futures_util::stream::unfold(self, |mut rx| async move {
             let m = rx.recv().await?;
             Some((m, rx))

@@ -81,7 +81,7 @@ pub struct Started {
 
 /// Opens the store and starts the scheduler actor; returns its handle, the store parts the
 /// load runner needs, and what to join at shutdown.
-pub async fn start_scheduler(
+pub(crate) async fn start_scheduler(
     config: &Config,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) -> Result<Started, ServerError> {

@@ -86,7 +86,7 @@ impl Shutdown {
 
     /// Resolves a second after the grace period once stopping began: calls still open then
     /// are cut.
-    pub fn hard_stop(&self) -> impl Future<Output = ()> + Send + 'static {
+    pub(crate) fn hard_stop(&self) -> impl Future<Output = ()> + Send + 'static {
         let stopped = self.stopped();
         let cut = self.grace + Duration::from_secs(1);
         async move {
@@ -97,7 +97,7 @@ impl Shutdown {
 
     /// How long to wait for the drain after the HTTP server stopped (Periodic connections are
     /// not the HTTP server's: their results may still come).
-    pub fn drain_wait(&self) -> Duration {
+    pub(crate) fn drain_wait(&self) -> Duration {
         self.grace + Duration::from_secs(1)
     }
 }

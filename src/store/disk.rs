@@ -40,7 +40,7 @@ pub struct DiskWatch {
 }
 
 /// Bytes available to unprivileged users on the filesystem holding `dir`.
-pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+pub(crate) fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -137,7 +137,7 @@ pub struct DiskGuarded {
 
 impl DiskGuarded {
     /// `inner` behind the watermark of `disk`.
-    pub fn wrap(inner: Arc<dyn Backend>, disk: Arc<DiskWatch>) -> Arc<dyn Backend> {
+    pub(crate) fn wrap(inner: Arc<dyn Backend>, disk: Arc<DiskWatch>) -> Arc<dyn Backend> {
         Arc::new(DiskGuarded { inner, disk })
     }
 }
@@ -292,7 +292,7 @@ impl Backend for DiskGuarded {
 
 /// Parses a size: plain bytes (`1048576`), or a number with a unit: `B`, decimal `KB MB GB
 /// TB`, binary `KiB MiB GiB TiB` (`K M G T` alone are binary too). Case-insensitive.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -221,11 +221,6 @@ impl PgConnect {
             RootCert::System => format!("sslmode={}", self.asked.as_str()),
         }
     }
-
-    /// The `sslmode` in force.
-    pub fn ssl_mode(&self) -> SslMode {
-        self.mode
-    }
 }
 
 /// The error and its sources, `: `-separated, a source left out when the message before it
@@ -479,7 +474,7 @@ mod tests {
             path.display()
         );
         let c = pg_config(&url).unwrap();
-        assert_eq!(c.ssl_mode(), SslMode::VerifyCa);
+        assert_eq!(c.mode, SslMode::VerifyCa);
         assert_eq!(
             c.config.get_ssl_mode(),
             tokio_postgres::config::SslMode::Require

@@ -370,7 +370,7 @@ impl PgStore {
     }
 
     /// Cluster mode: fences reschedules and deletes by this node's claims.
-    pub fn set_fence(&mut self, fence: Fence) {
+    pub(crate) fn set_fence(&mut self, fence: Fence) {
         self.fence = Some(fence);
     }
 
@@ -417,7 +417,7 @@ const JOB_COLUMNS: &str = "id, task, name, args, sched_at, timeout_ms, priority,
 
 /// Reads a row selected with [`JOB_COLUMNS`]: the first 14 by position, `trace` by name where
 /// the query selects it (a stored value that does not parse is dropped, as at the edge).
-pub fn job_record(row: &Row) -> JobRecord {
+pub(crate) fn job_record(row: &Row) -> JobRecord {
     JobRecord {
         id: row.get::<_, i64>(0) as u64,
         task: row.get(1),
@@ -1063,7 +1063,7 @@ impl StoreReader for PgReader {
 }
 
 /// A `schedules` row (`name, spec, paused, last_tick, last_job`).
-pub fn schedule_row(r: &Row) -> ScheduleRow {
+pub(crate) fn schedule_row(r: &Row) -> ScheduleRow {
     ScheduleRow {
         name: r.get(0),
         spec: r.get(1),

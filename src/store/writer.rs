@@ -268,11 +268,6 @@ impl Writer {
         self.queue(Ops::Any(ops))
     }
 
-    /// Queues `ops` with no one waiting for them.
-    pub fn write_detached(&self, ops: Vec<Op>) {
-        self.queue_detached(Ops::Any(ops))
-    }
-
     fn queue(&self, ops: Ops) -> Commit {
         let n = ops.len();
         if n == 0 {
@@ -312,7 +307,7 @@ impl Writer {
     }
 
     /// A commit that resolves once everything queued before it is committed.
-    pub fn barrier(&self) -> Commit {
+    pub(crate) fn barrier(&self) -> Commit {
         let (ack, rx) = oneshot::channel();
         if self
             .tx

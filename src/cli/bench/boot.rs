@@ -198,7 +198,7 @@ fn unix_us() -> u64 {
 
 /// `restart` and `memory`: a server started on `store_jobs` due jobs (payload bytes each).
 /// Memory is the server's RSS once serving, against a server on an empty store.
-pub async fn restart_and_memory(a: &BenchArgs) -> Result<Vec<BenchResult>, BoxError> {
+pub(crate) async fn restart_and_memory(a: &BenchArgs) -> Result<Vec<BenchResult>, BoxError> {
     let n = a.store_jobs.max(1);
     let task = "bench-restart";
     let empty = data_dir("empty")?;

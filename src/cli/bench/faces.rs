@@ -39,7 +39,7 @@ async fn gather(
 }
 
 /// `a.jobs` JSON-face submits from `a.clients × a.pipeline` keep-alive connections.
-pub async fn json_submit_load(a: &BenchArgs, addr: &str) -> Result<BenchResult, BoxError> {
+pub(crate) async fn json_submit_load(a: &BenchArgs, addr: &str) -> Result<BenchResult, BoxError> {
     let lanes = (a.clients * a.pipeline.max(1)) as u64;
     let per = a.jobs / lanes;
     let args = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; a.payload]);
@@ -81,7 +81,10 @@ pub async fn json_submit_load(a: &BenchArgs, addr: &str) -> Result<BenchResult, 
 }
 
 /// `a.jobs` Periodic SUBMIT_JOBs from `a.clients` connections, `a.pipeline` in flight each.
-pub async fn periodic_submit_load(a: &BenchArgs, addr: &str) -> Result<BenchResult, BoxError> {
+pub(crate) async fn periodic_submit_load(
+    a: &BenchArgs,
+    addr: &str,
+) -> Result<BenchResult, BoxError> {
     let per = a.jobs / a.clients as u64;
     let sched_at = unix_ms() / 1000 + 3_600;
     let workload = Bytes::from(vec![b'x'; a.payload]);

@@ -25,7 +25,7 @@ pub struct ProcCpu {
 impl ProcCpu {
     /// The process listening on TCP `port` (loopback or any address), if this user can see
     /// its file descriptors.
-    pub fn listening_on(port: u16) -> Option<ProcCpu> {
+    pub(crate) fn listening_on(port: u16) -> Option<ProcCpu> {
         let inode = listening_inode(port)?;
         let want = format!("socket:[{inode}]");
         for p in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -91,7 +91,7 @@ fn listening_inode(port: u16) -> Option<u64> {
 
 /// Adds the server's CPU per operation to `r` (and the time itself) when `before` and
 /// `after` were read.
-pub fn add_cpu(r: &mut BenchResult, before: Option<Duration>, after: Option<Duration>) {
+pub(crate) fn add_cpu(r: &mut BenchResult, before: Option<Duration>, after: Option<Duration>) {
     if let (Some(b), Some(a)) = (before, after) {
         let us = a.saturating_sub(b).as_secs_f64() * 1e6;
         r.extra.insert("server_cpu_s".into(), us / 1e6);
@@ -217,7 +217,7 @@ impl Face {
 /// The scenario: `a.jobs` one-job submits through `face` from `a.clients` connections with
 /// `a.pipeline` in flight each (the JSON face, one request per HTTP/1.1 connection at a
 /// time, opens `clients × pipeline` connections), against a fresh server process.
-pub async fn submit_ext(a: &BenchArgs, face: Face) -> Result<BenchResult, BoxError> {
+pub(crate) async fn submit_ext(a: &BenchArgs, face: Face) -> Result<BenchResult, BoxError> {
     let dir = super::tempfile_dir()?;
     let Served {
         mut child,

@@ -115,7 +115,7 @@ impl Fair {
     }
 
     /// Lets a parked key be served again (at the back of its level).
-    pub fn unpark(&mut self, key: KeyId) {
+    pub(crate) fn unpark(&mut self, key: KeyId) {
         if !self.parked.remove(&key) {
             return;
         }
@@ -127,7 +127,7 @@ impl Fair {
     }
 
     /// Unparks every key (limits changed).
-    pub fn unpark_all(&mut self) {
+    pub(crate) fn unpark_all(&mut self) {
         let keys: Vec<KeyId> = self.parked.iter().copied().collect();
         for k in keys {
             self.unpark(k);
@@ -135,7 +135,7 @@ impl Fair {
     }
 
     /// Jobs of parked keys: ready but held back by a per-key limit.
-    pub fn parked_jobs(&self) -> u64 {
+    pub(crate) fn parked_jobs(&self) -> u64 {
         self.parked
             .iter()
             .map(|k| self.queues[k].len() as u64)

@@ -130,7 +130,7 @@ impl Core {
     }
 
     /// Changes the lock timeout (run-time config).
-    pub fn set_lock_timeout(&mut self, ms: i64) {
+    pub(crate) fn set_lock_timeout(&mut self, ms: i64) {
         self.cfg.lock_timeout_ms = ms.max(1);
     }
 

@@ -27,7 +27,7 @@ pub const PART_BIT: JobId = 1 << 62;
 pub const PART_GRACE_MS: Millis = 5_000;
 
 /// Whether `id` is a part run here for another node's job.
-pub fn is_part(id: JobId) -> bool {
+pub(crate) fn is_part(id: JobId) -> bool {
     id & PART_BIT != 0
 }
 

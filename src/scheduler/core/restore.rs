@@ -128,7 +128,7 @@ impl Core {
 
     /// Takes in jobs another party already stored (cluster claims): like [`Core::restore`],
     /// but keeps the effects of other operations and writes nothing.
-    pub fn adopt(&mut self, records: Vec<JobRecord>, now: Millis) {
+    pub(crate) fn adopt(&mut self, records: Vec<JobRecord>, now: Millis) {
         for r in records {
             if self.jobs.contains_key(&r.id) {
                 continue;
@@ -155,7 +155,7 @@ impl Core {
 
     /// Drops jobs this node no longer holds (a cluster claim lost to another node), writing
     /// nothing: a late report on their leases is refused as unknown.
-    pub fn forget(&mut self, ids: &[JobId]) {
+    pub(crate) fn forget(&mut self, ids: &[JobId]) {
         for &id in ids {
             if self.jobs.contains_key(&id) {
                 self.remove_job(id, "claim lost to another node");
@@ -184,7 +184,7 @@ impl Core {
 
     /// Ready or scheduled jobs of tasks no worker here serves (their workers left): a node
     /// holding claims gives these back so other nodes' workers can run them.
-    pub fn unserved(&self) -> Vec<JobId> {
+    pub(crate) fn unserved(&self) -> Vec<JobId> {
         let mut out = Vec::new();
         for t in &self.tasks {
             if !t.workers.is_empty() {

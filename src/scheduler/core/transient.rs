@@ -21,7 +21,7 @@ pub fn is_transient(id: JobId) -> bool {
 }
 
 /// Whether nothing about job `id` is ever written (a transient job or a broadcast part).
-pub fn in_memory_only(id: JobId) -> bool {
+pub(crate) fn in_memory_only(id: JobId) -> bool {
     is_transient(id) || super::is_part(id)
 }
 

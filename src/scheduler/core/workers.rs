@@ -6,7 +6,7 @@ use super::*;
 impl Core {
     /// Per task with workers here: how many, and whether the task is broadcast; and how
     /// many workers there are in all (one serving several tasks counts once).
-    pub fn local_workers(&self) -> LocalWorkers {
+    pub(crate) fn local_workers(&self) -> LocalWorkers {
         let tasks = self
             .tasks
             .iter()
@@ -20,7 +20,7 @@ impl Core {
     /// jobs the connected workers could take now (cluster claims ask for this many). A
     /// broadcast job takes a slot of every worker it reaches, so a broadcast task wants as
     /// many as its least busy worker could take.
-    pub fn idle_slots(&self) -> Vec<(String, u64)> {
+    pub(crate) fn idle_slots(&self) -> Vec<(String, u64)> {
         let mut out = Vec::new();
         for t in &self.tasks {
             if t.workers.is_empty() || self.paused_tasks.contains(&*t.name) {
@@ -148,7 +148,7 @@ impl Core {
 
     /// The server is stopping: the worker's jobs go back to pending without counting an
     /// attempt against them (their workers did nothing wrong).
-    pub fn worker_released(&mut self, wid: WorkerId, now: Millis) {
+    pub(crate) fn worker_released(&mut self, wid: WorkerId, now: Millis) {
         self.drop_worker(wid, now, false);
     }
 
@@ -196,7 +196,7 @@ impl Core {
     }
 
     /// A worker stops serving one task (Periodic's CANT_DO).
-    pub fn unregister_task(&mut self, wid: WorkerId, task: &str) {
+    pub(crate) fn unregister_task(&mut self, wid: WorkerId, task: &str) {
         let Some(&tid) = self.task_ids.get(task) else {
             return;
         };
