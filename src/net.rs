@@ -394,21 +394,49 @@ fn builder(cfg: &NetConfig) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// What the shared port serves: a cloneable service answering every request (the server's
+/// `one_port::App`: gRPC or HTTP by content type, behind auth when it is on).
+pub trait App:
+    tower::Service<
+        Request<hyper::body::Incoming>,
+        Response = Response<Body>,
+        Error = Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> App for T where
+    T: tower::Service<
+            Request<hyper::body::Incoming>,
+            Response = Response<Body>,
+            Error = Infallible,
+            Future: Send,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// What every connection of the shared port shares.
-struct Shared {
+struct Shared<A> {
     builder: auto::Builder<TokioExecutor>,
     cfg: NetConfig,
     tls: Option<TlsAcceptor>,
     gate: Arc<Gate>,
-    app: axum::Router,
+    app: A,
 }
 
 /// Serves `app` on `listener` until `signal` resolves, then stops accepting and waits for
 /// open connections to finish (the caller bounds that wait). Connections are admitted
 /// through `gate`, shared with the Periodic listeners.
-pub async fn serve(
+pub async fn serve<A: App>(
     listener: TcpListener,
-    app: axum::Router,
+    app: A,
     cfg: NetConfig,
     tls: Option<TlsAcceptor>,
     gate: Arc<Gate>,
@@ -461,8 +489,8 @@ pub async fn serve(
 
 /// One connection: TLS within the header-read timeout, then HTTP until the peer closes,
 /// the watchdog finds it too slow or idle, or the server stops.
-async fn connection(
-    shared: Arc<Shared>,
+async fn connection<A: App>(
+    shared: Arc<Shared<A>>,
     tcp: TcpStream,
     peer: SocketAddr,
     _permit: Permit,
@@ -540,8 +568,8 @@ async fn connection(
 
 /// Serves HTTP on `io` until it ends; on a header timeout the connection is dropped, on an
 /// idle timeout or server stop it is shut down gracefully (HTTP/2 GOAWAY).
-async fn drive<I, S>(
-    shared: &Shared,
+async fn drive<I, S, A>(
+    shared: &Shared<A>,
     io: I,
     svc: S,
     act: &Activity,

@@ -188,10 +188,10 @@ pub fn hist() -> Histogram<u64> {
 /// `taskhive` beside it when this is `taskhive-bench`.
 fn server_exe() -> std::io::Result<std::path::PathBuf> {
     let me = std::env::current_exe()?;
-    if me.file_stem().is_some_and(|s| s == "taskhive") {
-        return Ok(me);
+    if me.file_stem().is_some_and(|s| s == "taskhive-bench") {
+        return Ok(me.with_file_name(format!("taskhive{}", std::env::consts::EXE_SUFFIX)));
     }
-    Ok(me.with_file_name(format!("taskhive{}", std::env::consts::EXE_SUFFIX)))
+    Ok(me)
 }
 
 async fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {

@@ -2,6 +2,7 @@
 //! (with health and reflection) and the HTTP face on one port — and stops it
 //! (`shutdown.rs`). `run` = [`Node::start`] then [`Node::serve`].
 
+mod one_port;
 mod shutdown;
 
 use std::future::Future;
@@ -347,21 +348,6 @@ fn start_load_runner(
     }))
 }
 
-/// gRPC and HTTP on one port: requests are told apart by their content type, since JSON
-/// calls use the same paths as the gRPC methods.
-fn one_port(grpc: axum::Router, http: axum::Router) -> axum::Router {
-    use tower::ServiceExt;
-    axum::Router::new().fallback_service(tower::service_fn(move |req: axum::extract::Request| {
-        let is_grpc = req
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/grpc"));
-        let target = if is_grpc { grpc.clone() } else { http.clone() };
-        target.oneshot(req)
-    }))
-}
-
 /// Runs a node until `shutdown` resolves (or `/quit`), then stops it gracefully.
 pub async fn run(
     listener: TcpListener,
@@ -433,7 +419,7 @@ async fn grpc_router(
 pub struct Node {
     config: Config,
     listener: TcpListener,
-    app: axum::Router,
+    app: one_port::App,
     tls: Option<tokio_rustls::TlsAcceptor>,
     gate: Arc<crate::admission::Gate>,
     handle: SchedulerHandle,
@@ -533,10 +519,14 @@ impl Node {
             load: runner.clone(),
             load_service,
         }));
-        let mut app = one_port(grpc, http);
-        if let Some(tokens) = tokens {
-            app = app.layer(crate::auth::AuthLayer::new(tokens));
-        }
+        let port = one_port::OnePort::new(grpc, http);
+        let app = match tokens {
+            None => one_port::App::Open(port),
+            Some(tokens) => {
+                use tower::Layer as _;
+                one_port::App::Guarded(crate::auth::AuthLayer::new(tokens).layer(port))
+            }
+        };
         let shutdown = Shutdown::new(config.shutdown_grace);
         Ok(Node {
             config,
