@@ -3,11 +3,6 @@
 use clap::Parser;
 use taskhive::cli::{self, Cli, Command};
 
-/// mimalloc: per-thread free lists suit the many small, short-lived allocations of a request
-/// (frames, headers, futures); see BENCHMARKS.md for what it changed.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");

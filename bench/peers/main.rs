@@ -6,11 +6,6 @@ use clap::Parser;
 use futures_util::future::BoxFuture;
 use taskhive::cli::bench::{self, BenchArgs, BenchResult, BoxError, PeerDriver};
 
-/// mimalloc: per-thread free lists suit the many small, short-lived allocations of a request
-/// (frames, headers, futures); see BENCHMARKS.md for what it changed.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod gearman;
 
 /// taskhive's benchmarks, with gearmand loaded by a Gearman driver for the

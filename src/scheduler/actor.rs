@@ -54,6 +54,13 @@ pub enum ToWorker {
 
 pub use super::worker_channel::{worker_channel, WorkerRx, WorkerTx};
 
+mod locks;
+mod node;
+mod schedules;
+pub(super) use locks::LockCmd;
+use node::NodeCmd;
+pub(super) use schedules::ScheduleCmd;
+
 /// Resolves with the worker's result of a RunJob.
 pub type ResultRx = oneshot::Receiver<Result<Bytes, String>>;
 
@@ -184,34 +191,6 @@ pub(super) enum Cmd {
         data: Bytes,
         reply: Reply<Result<(), Error>>,
     },
-    Acquire {
-        lease: LeaseId,
-        name: String,
-        count: u32,
-        reply: Reply<Result<bool, Error>>,
-    },
-    /// External locks: the job of a lease, and the lock timeout.
-    LockRequest {
-        lease: LeaseId,
-        reply: Reply<Result<(JobId, Millis), Error>>,
-    },
-    /// External locks: the database's answer to an acquire.
-    AcquireDecided {
-        lease: LeaseId,
-        name: String,
-        held: bool,
-        reply: Reply<Result<bool, Error>>,
-    },
-    /// External locks: the database gave a waiting job a slot.
-    LockGranted {
-        job: JobId,
-        name: String,
-    },
-    Release {
-        lease: LeaseId,
-        name: String,
-        reply: Reply<Result<(), Error>>,
-    },
     Unregister {
         worker: WorkerId,
         task: String,
@@ -234,40 +213,6 @@ pub(super) enum Cmd {
     LocalWorkers {
         reply: Reply<LocalWorkers>,
     },
-    Adopt {
-        records: Vec<JobRecord>,
-    },
-    RemoteBroadcast {
-        task: String,
-        nodes: Vec<String>,
-    },
-    RunPart {
-        record: JobRecord,
-        origin: String,
-        run: u64,
-    },
-    DropPart {
-        job: JobId,
-    },
-    NodesLive {
-        nodes: Vec<String>,
-    },
-    PartReported {
-        job: JobId,
-        run: u64,
-        node: String,
-        outcome: Result<Outcome, String>,
-    },
-    Forget {
-        ids: Vec<JobId>,
-    },
-    IdleSlots {
-        reply: Reply<Vec<(String, u64)>>,
-    },
-    ReleaseUnserved,
-    RestoreSchedules {
-        schedules: Vec<Schedule>,
-    },
     KeepResults {
         keep_ms: Millis,
     },
@@ -289,34 +234,12 @@ pub(super) enum Cmd {
         task: String,
         reply: Reply<TaskLimits>,
     },
-    PutSchedule {
-        schedule: Schedule,
-        reply: Reply<Commit>,
-    },
-    ListSchedules {
-        reply: Reply<Vec<Schedule>>,
-    },
-    GetSchedule {
-        name: String,
-        reply: Reply<Result<Schedule, Error>>,
-    },
-    PauseSchedule {
-        name: String,
-        paused: bool,
-        now: Millis,
-        reply: Reply<Result<Commit, Error>>,
-    },
-    DeleteSchedule {
-        name: String,
-        reply: Reply<Result<Commit, Error>>,
-    },
-    /// `None`: the schedule moved on; nothing done.
-    FireSchedule {
-        name: String,
-        last: Millis,
-        jobs: Vec<JobSpec>,
-        reply: Reply<Option<Commit>>,
-    },
+    /// Cron schedules (`actor/schedules.rs`).
+    Schedule(ScheduleCmd),
+    /// What the cluster layer tells a node's actor (`actor/node.rs`).
+    Node(NodeCmd),
+    /// Named locks of running jobs (`actor/locks.rs`).
+    Lock(LockCmd),
 }
 
 /// What a cluster node's actor tells the cluster layer (one node has none).
@@ -462,7 +385,10 @@ impl NodeHandle {
 
     /// External locks: the job of `lease` and the lock timeout.
     pub async fn lock_request(&self, lease: LeaseId) -> Result<(JobId, Millis), Error> {
-        call(&self.tx, |reply| Cmd::LockRequest { lease, reply }).await?
+        call(&self.tx, |reply| {
+            Cmd::Lock(LockCmd::Request { lease, reply })
+        })
+        .await?
     }
 
     /// External locks: the database's answer to an acquire; false when the job now waits.
@@ -472,23 +398,28 @@ impl NodeHandle {
         name: String,
         held: bool,
     ) -> Result<bool, Error> {
-        call(&self.tx, |reply| Cmd::AcquireDecided {
-            lease,
-            name,
-            held,
-            reply,
+        call(&self.tx, |reply| {
+            Cmd::Lock(LockCmd::Decided {
+                lease,
+                name,
+                held,
+                reply,
+            })
         })
         .await?
     }
 
     /// External locks: lets go of a lock here (the database was told first).
     pub async fn release_lock(&self, lease: LeaseId, name: String) -> Result<(), Error> {
-        call(&self.tx, |reply| Cmd::Release { lease, name, reply }).await?
+        call(&self.tx, |reply| {
+            Cmd::Lock(LockCmd::Release { lease, name, reply })
+        })
+        .await?
     }
 
     /// External locks: the database gave waiting job `job` a slot of `name`.
     pub(crate) fn lock_granted(&self, job: JobId, name: String) {
-        let _ = self.tx.send(Cmd::LockGranted { job, name });
+        let _ = self.tx.send(Cmd::Lock(LockCmd::Granted { job, name }));
     }
 
     /// Cluster: hands an event of a job running on another node to this node's watchers.
@@ -531,7 +462,9 @@ impl NodeHandle {
 
     /// Hands the actor the stored schedules (start-up, before serving).
     pub(crate) fn restore_schedules(&self, schedules: Vec<Schedule>) {
-        let _ = self.tx.send(Cmd::RestoreSchedules { schedules });
+        let _ = self
+            .tx
+            .send(Cmd::Schedule(ScheduleCmd::Restore { schedules }));
     }
 
     /// The full handle, with the client API served by `jobs`.
@@ -548,37 +481,39 @@ impl NodeHandle {
 
     /// Hands jobs claimed elsewhere (cluster claims) to the core; nothing is written.
     pub(crate) fn adopt(&self, records: Vec<JobRecord>) {
-        let _ = self.tx.send(Cmd::Adopt { records });
+        let _ = self.tx.send(Cmd::Node(NodeCmd::Adopt { records }));
     }
 
     /// Drops jobs whose claim was lost; nothing is written.
     pub(crate) fn forget(&self, ids: Vec<JobId>) {
-        let _ = self.tx.send(Cmd::Forget { ids });
+        let _ = self.tx.send(Cmd::Node(NodeCmd::Forget { ids }));
     }
 
     /// Cluster broadcast: the other nodes with broadcast workers for `task`; sent before the
     /// claimed jobs it applies to are adopted.
     pub fn set_remote_broadcast(&self, task: String, nodes: Vec<String>) {
-        let _ = self.tx.send(Cmd::RemoteBroadcast { task, nodes });
+        let _ = self
+            .tx
+            .send(Cmd::Node(NodeCmd::RemoteBroadcast { task, nodes }));
     }
 
     /// Cluster broadcast: runs this node's part of `origin`'s job `record` (run `run`).
     pub fn run_part(&self, record: JobRecord, origin: String, run: u64) {
-        let _ = self.tx.send(Cmd::RunPart {
+        let _ = self.tx.send(Cmd::Node(NodeCmd::RunPart {
             record,
             origin,
             run,
-        });
+        }));
     }
 
     /// Cluster broadcast: the live nodes; parts owed by others count as failed.
     pub fn nodes_live(&self, nodes: Vec<String>) {
-        let _ = self.tx.send(Cmd::NodesLive { nodes });
+        let _ = self.tx.send(Cmd::Node(NodeCmd::NodesLive { nodes }));
     }
 
     /// Cluster broadcast: drops this node's part of job `job` if it is still here.
     pub fn drop_part(&self, job: JobId) {
-        let _ = self.tx.send(Cmd::DropPart { job });
+        let _ = self.tx.send(Cmd::Node(NodeCmd::DropPart { job }));
     }
 
     /// Cluster broadcast: node `node`'s part of run `run` of job `job` (owned here) is over.
@@ -589,22 +524,22 @@ impl NodeHandle {
         node: String,
         outcome: Result<Outcome, String>,
     ) {
-        let _ = self.tx.send(Cmd::PartReported {
+        let _ = self.tx.send(Cmd::Node(NodeCmd::PartReported {
             job,
             run,
             node,
             outcome,
-        });
+        }));
     }
 
     /// Per task, how many more jobs the connected workers could take now.
     pub(crate) async fn idle_slots(&self) -> Result<Vec<(String, u64)>, Error> {
-        call(&self.tx, |reply| Cmd::IdleSlots { reply }).await
+        call(&self.tx, |reply| Cmd::Node(NodeCmd::IdleSlots { reply })).await
     }
 
     /// Gives back claimed jobs of tasks no worker here serves any more.
     pub(crate) fn release_unserved(&self) {
-        let _ = self.tx.send(Cmd::ReleaseUnserved);
+        let _ = self.tx.send(Cmd::Node(NodeCmd::ReleaseUnserved));
     }
 
     /// Per task, the workers registered here and whether the task is broadcast.
@@ -1173,6 +1108,8 @@ impl Actor {
     fn handle(&mut self, cmd: Cmd) {
         let now = self.clock.now_ms();
         match cmd {
+            Cmd::Lock(c) => self.handle_lock(c, now),
+            Cmd::Node(c) => self.handle_node(c, now),
             Cmd::Submit {
                 mut spec,
                 wait,
@@ -1389,29 +1326,6 @@ impl Actor {
                 };
                 let _ = reply.send(r);
             }
-            Cmd::Acquire {
-                lease,
-                name,
-                count,
-                reply,
-            } => {
-                let _ = reply.send(self.core.acquire_lock(lease, &name, count, now));
-            }
-            Cmd::Release { lease, name, reply } => {
-                let _ = reply.send(self.core.release_lock(lease, &name, now));
-            }
-            Cmd::LockRequest { lease, reply } => {
-                let _ = reply.send(self.core.lock_request(lease));
-            }
-            Cmd::AcquireDecided {
-                lease,
-                name,
-                held,
-                reply,
-            } => {
-                let _ = reply.send(self.core.acquire_lock_decided(lease, &name, held, now));
-            }
-            Cmd::LockGranted { job, name } => self.core.grant_lock(job, &name, now),
             Cmd::Unregister { worker, task } => self.core.unregister_task(worker, &task),
             Cmd::LocalWorkers { reply } => {
                 let _ = reply.send(self.core.local_workers());
@@ -1437,66 +1351,6 @@ impl Actor {
                     }
                 });
                 let _ = reply.send(r);
-            }
-            Cmd::Adopt { mut records } => {
-                // Rows submitted with no timeout of their own take this node's setting.
-                let default_timeout = self.settings.default_timeout_ms();
-                for r in &mut records {
-                    if r.timeout_ms == 0 {
-                        r.timeout_ms = default_timeout;
-                    }
-                }
-                self.core.adopt(records, now)
-            }
-            Cmd::RemoteBroadcast { task, nodes } => self.core.set_remote_broadcast(&task, nodes),
-            Cmd::RunPart {
-                mut record,
-                origin,
-                run,
-            } => {
-                if record.timeout_ms == 0 {
-                    record.timeout_ms = self.settings.default_timeout_ms();
-                }
-                self.core.run_part(record, &origin, run, now)
-            }
-            Cmd::NodesLive { nodes } => {
-                self.core.nodes_live(&nodes, now);
-                let ops = self.effects();
-                self.writer.write_detached(ops);
-            }
-            Cmd::DropPart { job } => {
-                self.core.drop_part(job);
-                let ops = self.effects();
-                self.writer.write_detached(ops);
-            }
-            Cmd::PartReported {
-                job,
-                run,
-                node,
-                outcome,
-            } => {
-                self.core.part_reported(job, run, &node, outcome, now);
-                let ops = self.effects();
-                self.writer.write_detached(ops);
-            }
-            Cmd::Forget { ids } => {
-                self.core.forget(&ids);
-                let ops = self.effects();
-                self.writer.write_detached(ops);
-            }
-            Cmd::ReleaseUnserved => {
-                let ids = self.core.unserved();
-                let ids = self.core.release(&ids);
-                if !ids.is_empty() {
-                    tracing::info!(
-                        jobs = ids.len(),
-                        "claims given back: no worker here serves them"
-                    );
-                    self.writer.write_detached(vec![Write::Release(ids)]);
-                }
-            }
-            Cmd::IdleSlots { reply } => {
-                let _ = reply.send(self.core.idle_slots());
             }
             Cmd::Barrier { reply } => {
                 let ops = self.effects();
@@ -1538,90 +1392,7 @@ impl Actor {
                 let _ = reply.send(self.core.task_limits(&task));
             }
             Cmd::KeepResults { keep_ms } => self.keep_ms = keep_ms,
-            Cmd::RestoreSchedules { schedules } => {
-                self.schedules = schedules
-                    .into_iter()
-                    .map(|s| (s.spec.name.clone(), s))
-                    .collect();
-            }
-            Cmd::PutSchedule { schedule, reply } => {
-                let commit = self.writer.write(vec![Write::PutSchedule(schedule.row())]);
-                self.schedules.insert(schedule.spec.name.clone(), schedule);
-                let _ = reply.send(commit);
-            }
-            Cmd::ListSchedules { reply } => {
-                let _ = reply.send(self.schedules.values().cloned().collect());
-            }
-            Cmd::GetSchedule { name, reply } => {
-                let r = self
-                    .schedules
-                    .get(&name)
-                    .cloned()
-                    .ok_or_else(|| schedule_not_found(&name));
-                let _ = reply.send(r);
-            }
-            Cmd::PauseSchedule {
-                name,
-                paused,
-                now,
-                reply,
-            } => {
-                let r = match self.schedules.get_mut(&name) {
-                    None => Err(schedule_not_found(&name)),
-                    Some(s) => {
-                        if s.paused && !paused {
-                            s.last_tick = s.last_tick.max(now);
-                        }
-                        s.paused = paused;
-                        Ok(self.writer.write(vec![Write::PutSchedule(s.row())]))
-                    }
-                };
-                let _ = reply.send(r);
-            }
-            Cmd::DeleteSchedule { name, reply } => {
-                let r = match self.schedules.remove(&name) {
-                    None => Err(schedule_not_found(&name)),
-                    Some(_) => Ok(self.writer.write(vec![Write::DeleteSchedule(name)])),
-                };
-                let _ = reply.send(r);
-            }
-            Cmd::FireSchedule {
-                name,
-                last,
-                jobs,
-                reply,
-            } => {
-                let current = self
-                    .schedules
-                    .get(&name)
-                    .is_some_and(|s| !s.paused && s.last_tick == last);
-                let newest = jobs.iter().map(|j| j.sched_at).max();
-                let (true, Some(newest)) = (current, newest) else {
-                    let _ = reply.send(None);
-                    return;
-                };
-                let default_timeout = self.settings.default_timeout_ms();
-                let mut last_job = String::new();
-                for mut spec in jobs {
-                    if spec.timeout_ms == 0 {
-                        spec.timeout_ms = default_timeout;
-                    }
-                    if spec.sched_at == newest {
-                        last_job = spec.name.clone();
-                    }
-                    let job = spec.name.clone();
-                    if let Err(e) = self.core.submit(spec, now) {
-                        tracing::warn!(schedule = %name, job = %job, error = %e, "schedule tick's job refused");
-                    }
-                }
-                let s = self.schedules.get_mut(&name).expect("checked above");
-                s.last_tick = newest;
-                s.last_job = last_job;
-                let row = s.row();
-                let mut ops = self.effects();
-                ops.push(Write::PutSchedule(row));
-                let _ = reply.send(Some(self.writer.write(ops)));
-            }
+            Cmd::Schedule(c) => self.handle_schedule(c, now),
         }
     }
 

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
-use super::actor::{call, store_err, Cmd};
+use super::actor::{call, store_err, Cmd, LockCmd, ScheduleCmd};
 use super::backend::{Backend, Fut, SubmittedEach};
 use super::core::{SubmitReply, TaskStatus};
 use super::durable::{Admitted, Backlog};
@@ -236,29 +236,36 @@ impl Backend for LocalJobs {
             last_job: String::new(),
         };
         Box::pin(async move {
-            let commit = call(&tx, |reply| Cmd::PutSchedule { schedule, reply }).await?;
+            let commit = call(&tx, |reply| {
+                Cmd::Schedule(ScheduleCmd::Put { schedule, reply })
+            })
+            .await?;
             commit.wait().await.map_err(store_err)
         })
     }
 
     fn list_schedules(&self) -> Fut<Vec<Schedule>> {
         let tx = self.tx.clone();
-        Box::pin(async move { call(&tx, |reply| Cmd::ListSchedules { reply }).await })
+        Box::pin(async move { call(&tx, |reply| Cmd::Schedule(ScheduleCmd::List { reply })).await })
     }
 
     fn get_schedule(&self, name: String) -> Fut<Schedule> {
         let tx = self.tx.clone();
-        Box::pin(async move { call(&tx, |reply| Cmd::GetSchedule { name, reply }).await? })
+        Box::pin(async move {
+            call(&tx, |reply| Cmd::Schedule(ScheduleCmd::Get { name, reply })).await?
+        })
     }
 
     fn pause_schedule(&self, name: String, paused: bool, now: Millis) -> Fut<()> {
         let tx = self.tx.clone();
         Box::pin(async move {
-            let commit = call(&tx, |reply| Cmd::PauseSchedule {
-                name,
-                paused,
-                now,
-                reply,
+            let commit = call(&tx, |reply| {
+                Cmd::Schedule(ScheduleCmd::Pause {
+                    name,
+                    paused,
+                    now,
+                    reply,
+                })
             })
             .await??;
             commit.wait().await.map_err(store_err)
@@ -268,7 +275,10 @@ impl Backend for LocalJobs {
     fn delete_schedule(&self, name: String) -> Fut<()> {
         let tx = self.tx.clone();
         Box::pin(async move {
-            let commit = call(&tx, |reply| Cmd::DeleteSchedule { name, reply }).await??;
+            let commit = call(&tx, |reply| {
+                Cmd::Schedule(ScheduleCmd::Delete { name, reply })
+            })
+            .await??;
             commit.wait().await.map_err(store_err)
         })
     }
@@ -276,11 +286,13 @@ impl Backend for LocalJobs {
     fn acquire_lock(&self, lease: u64, name: String, count: u32) -> Fut<bool> {
         let tx = self.tx.clone();
         Box::pin(async move {
-            call(&tx, |reply| Cmd::Acquire {
-                lease,
-                name,
-                count,
-                reply,
+            call(&tx, |reply| {
+                Cmd::Lock(LockCmd::Acquire {
+                    lease,
+                    name,
+                    count,
+                    reply,
+                })
             })
             .await?
         })
@@ -288,7 +300,12 @@ impl Backend for LocalJobs {
 
     fn release_lock(&self, lease: u64, name: String) -> Fut<()> {
         let tx = self.tx.clone();
-        Box::pin(async move { call(&tx, |reply| Cmd::Release { lease, name, reply }).await? })
+        Box::pin(async move {
+            call(&tx, |reply| {
+                Cmd::Lock(LockCmd::Release { lease, name, reply })
+            })
+            .await?
+        })
     }
 
     /// Every job runs on this node, where its events reach its watchers directly.
@@ -299,11 +316,13 @@ impl Backend for LocalJobs {
     fn fire_schedule(&self, name: String, last: Millis, jobs: Vec<JobSpec>) -> Fut<bool> {
         let tx = self.tx.clone();
         Box::pin(async move {
-            match call(&tx, |reply| Cmd::FireSchedule {
-                name,
-                last,
-                jobs,
-                reply,
+            match call(&tx, |reply| {
+                Cmd::Schedule(ScheduleCmd::Fire {
+                    name,
+                    last,
+                    jobs,
+                    reply,
+                })
             })
             .await?
             {
