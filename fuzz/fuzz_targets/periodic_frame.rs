@@ -2,15 +2,9 @@
 //! and what decodes re-encodes to the same request.
 #![no_main]
 
-#[allow(dead_code)]
-#[path = "../../src/periodic/command.rs"]
-mod command;
-#[allow(dead_code)]
-#[path = "../../src/periodic/frame.rs"]
-mod frame;
-
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
+use taskhive::periodic::{command, frame};
 
 fuzz_target!(|data: &[u8]| {
     let mut buf = BytesMut::from(data);
