@@ -8,13 +8,13 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use taskhive::cli::bench::{hist, result, BenchArgs, BenchResult, BoxError};
+use taskhive::cli::bench::{gather_latencies, hist, result, BenchArgs, BenchResult, BoxError};
 
 const CAN_DO: u32 = 1;
 const PRE_SLEEP: u32 = 4;
@@ -244,27 +244,18 @@ pub async fn e2e(a: &BenchArgs, addr: &str, label: &str) -> Result<BenchResult, 
     for t in tasks {
         t.await??;
     }
-    let mut h = hist();
-    let mut seen = 0;
-    while seen < total {
-        match tokio::time::timeout(Duration::from_secs(60), lat_rx.recv()).await {
-            Ok(Some(us)) => {
-                h.record(us.max(1)).ok();
-                seen += 1;
-            }
-            _ => {
-                for w in workers {
-                    if w.is_finished() {
-                        w.await??;
-                    }
-                }
-                return Err("gearman e2e: workers stopped receiving jobs".into());
+    let Some(h) = gather_latencies(&mut lat_rx, total).await else {
+        // A worker's own error says more than the timeout.
+        for w in workers {
+            if w.is_finished() {
+                w.await??;
             }
         }
-    }
+        return Err("gearman e2e: workers stopped receiving jobs".into());
+    };
     let took = start.elapsed();
     for w in workers {
         w.abort();
     }
-    Ok(result(&format!("{label} e2e"), seen, took, &h))
+    Ok(result(&format!("{label} e2e"), total, took, &h))
 }

@@ -179,6 +179,22 @@ pub fn result(scenario: &str, ops: u64, took: Duration, h: &Histogram<u64>) -> B
     }
 }
 
+/// The histogram of `total` job latencies (µs) as workers report them on `rx`; `None` when
+/// none came for 60 s (the workers stopped receiving jobs).
+pub async fn gather_latencies(
+    rx: &mut mpsc::UnboundedReceiver<u64>,
+    total: u64,
+) -> Option<Histogram<u64>> {
+    let mut h = hist();
+    for _ in 0..total {
+        let us = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .ok()??;
+        h.record(us.max(1)).ok();
+    }
+    Some(h)
+}
+
 /// A latency histogram in microseconds, 1 µs to 120 s.
 pub fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds")
@@ -725,17 +741,9 @@ async fn e2e(a: &BenchArgs, addr: &str, how: Submits) -> Result<BenchResult, Box
     for t in tasks {
         t.await??;
     }
-    let mut h = hist();
-    let mut seen = 0;
-    while seen < total {
-        match tokio::time::timeout(Duration::from_secs(60), lat_rx.recv()).await {
-            Ok(Some(us)) => {
-                h.record(us.max(1)).ok();
-                seen += 1;
-            }
-            _ => return Err("e2e: workers stopped receiving jobs".into()),
-        }
-    }
+    let h = gather_latencies(&mut lat_rx, total)
+        .await
+        .ok_or("e2e: workers stopped receiving jobs")?;
     let took = start.elapsed();
     for w in workers {
         w.abort();
@@ -745,7 +753,7 @@ async fn e2e(a: &BenchArgs, addr: &str, how: Submits) -> Result<BenchResult, Box
         Submits::Batch => "e2e-batch",
         Submits::Stream => "e2e-stream",
     };
-    Ok(result(name, seen, took, &h))
+    Ok(result(name, total, took, &h))
 }
 
 /// One RunJob at a time through a remote worker that answers at once.
