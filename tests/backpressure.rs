@@ -13,6 +13,7 @@ use futures_util::future::join_all;
 use taskhive::scheduler::actor;
 use taskhive::scheduler::clock::Clock;
 use taskhive::scheduler::core::{Core, CoreConfig};
+use taskhive::scheduler::durable::Durable;
 use taskhive::scheduler::job::*;
 use taskhive::scheduler::settings::Settings;
 use taskhive::store::memory::MemoryStore;

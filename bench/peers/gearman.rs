@@ -118,23 +118,38 @@ async fn submit_conn(
     Ok(h)
 }
 
+/// One `submit_conn` task per `--clients`, each submitting its share of `--jobs`; job
+/// unique ids start with `prefix` and the client's number.
+fn submitters(
+    a: &BenchArgs,
+    addr: &str,
+    func: &str,
+    prefix: &str,
+    payload: usize,
+    base: Option<Instant>,
+) -> Vec<tokio::task::JoinHandle<Result<hdrhistogram::Histogram<u64>, BoxError>>> {
+    let per = a.jobs / a.clients as u64;
+    (0..a.clients)
+        .map(|k| {
+            tokio::spawn(submit_conn(
+                addr.to_string(),
+                func.to_string(),
+                format!("{prefix}{k}"),
+                per,
+                a.pipeline,
+                payload,
+                base,
+            ))
+        })
+        .collect()
+}
+
 /// Clients submit background jobs as fast as JOB_CREATED comes back (gearmand's ack).
 pub async fn submit(a: &BenchArgs, addr: &str, label: &str) -> Result<BenchResult, BoxError> {
     let per = a.jobs / a.clients as u64;
     let func = format!("bench-submit-{}", std::process::id());
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    for k in 0..a.clients {
-        tasks.push(tokio::spawn(submit_conn(
-            addr.to_string(),
-            func.clone(),
-            format!("{k}"),
-            per,
-            a.pipeline,
-            a.payload,
-            None,
-        )));
-    }
+    let tasks = submitters(a, addr, &func, "", a.payload, None);
     let mut h = hist();
     for t in tasks {
         h.add(t.await??).ok();
@@ -229,18 +244,7 @@ pub async fn e2e(a: &BenchArgs, addr: &str, label: &str) -> Result<BenchResult, 
     let per = a.jobs / a.clients as u64;
     let total = per * a.clients as u64;
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    for k in 0..a.clients {
-        tasks.push(tokio::spawn(submit_conn(
-            addr.to_string(),
-            func.clone(),
-            format!("e{k}"),
-            per,
-            a.pipeline,
-            a.payload.max(8),
-            Some(base),
-        )));
-    }
+    let tasks = submitters(a, addr, &func, "e", a.payload.max(8), Some(base));
     for t in tasks {
         t.await??;
     }

@@ -300,14 +300,18 @@ impl Writer {
             }
         }
     }
+}
 
-    /// The queue of writes not yet committed, which submits wait on.
-    pub fn backlog(&self) -> Arc<Backlog> {
-        self.backlog.clone()
+impl Durable for Writer {
+    fn write(&self, writes: Vec<Write>) -> Commit {
+        self.queue(Ops::Scheduler(writes))
     }
 
-    /// A commit that resolves once everything queued before it is committed.
-    pub(crate) fn barrier(&self) -> Commit {
+    fn write_detached(&self, writes: Vec<Write>) {
+        self.queue_detached(Ops::Scheduler(writes))
+    }
+
+    fn barrier(&self) -> Commit {
         let (ack, rx) = oneshot::channel();
         if self
             .tx
@@ -321,23 +325,9 @@ impl Writer {
         }
         Commit::pending(rx)
     }
-}
-
-impl Durable for Writer {
-    fn write(&self, writes: Vec<Write>) -> Commit {
-        self.queue(Ops::Scheduler(writes))
-    }
-
-    fn write_detached(&self, writes: Vec<Write>) {
-        self.queue_detached(Ops::Scheduler(writes))
-    }
-
-    fn barrier(&self) -> Commit {
-        Writer::barrier(self)
-    }
 
     fn backlog(&self) -> Arc<Backlog> {
-        Writer::backlog(self)
+        self.backlog.clone()
     }
 
     /// Answered on the writer thread; it waits for a commit only when a write not yet
