@@ -35,6 +35,9 @@ use tower::ServiceExt;
 
 use crate::admission::{Gate, Permit, Timeout};
 
+pub(crate) mod coalesce;
+use coalesce::Coalesced;
+
 /// Certificate files for TLS on the shared port.
 #[derive(Clone, Debug)]
 pub struct TlsFiles {
@@ -533,11 +536,14 @@ async fn connection<A: App>(
     let svc = TowerToHyperService::new(svc);
     match &shared.tls {
         None => {
-            let io = Counted {
-                inner: tcp,
-                act: act.clone(),
-                counting: true,
-            };
+            let io = Coalesced::new(
+                Counted {
+                    inner: tcp,
+                    act: act.clone(),
+                    counting: true,
+                },
+                act.clone(),
+            );
             drive(&shared, io, svc, &act, stop).await;
         }
         Some(acceptor) => {
@@ -549,11 +555,14 @@ async fn connection<A: App>(
             };
             match handshake {
                 Ok(Ok(stream)) => {
-                    let io = Counted {
-                        inner: stream,
-                        act: act.clone(),
-                        counting: true,
-                    };
+                    let io = Coalesced::new(
+                        Counted {
+                            inner: stream,
+                            act: act.clone(),
+                            counting: true,
+                        },
+                        act.clone(),
+                    );
                     drive(&shared, io, svc, &act, stop).await;
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),

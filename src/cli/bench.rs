@@ -210,10 +210,22 @@ fn server_exe() -> std::io::Result<std::path::PathBuf> {
     Ok(me)
 }
 
+/// A gRPC connection to `addr` whose writes are coalesced like the server's
+/// ([`crate::net::coalesce`]): the driver's CPU shares the machine with the server's.
 async fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    let addr = addr.to_string();
     Channel::from_shared(format!("http://{addr}"))
         .expect("valid uri")
-        .connect()
+        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+            let addr = addr.clone();
+            async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await?;
+                tcp.set_nodelay(true)?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    crate::net::coalesce::Coalesced::h2(tcp),
+                ))
+            }
+        }))
         .await
 }
 
