@@ -126,8 +126,14 @@ fn pin_thread(tid: libc::pid_t, cpu: usize) {
     }
 }
 
+/// The machine's online CPUs. Not `available_parallelism`, which follows this process's
+/// affinity: after the first scenario pinned the bench to CPU 1 it said 1, so later
+/// scenarios left their server unpinned, sharing CPU 1 with the driver (a JSON-face run
+/// after a gRPC one showed 60–80 µs of server CPU per job instead of 31–36).
 fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).max(1)
 }
 
 /// A started `taskhive serve`: the process, its gRPC/HTTP address and, when asked for, its
@@ -249,6 +255,22 @@ pub(crate) async fn submit_ext(a: &BenchArgs, face: Face) -> Result<BenchResult,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_the_machines_cpus_whatever_this_threads_affinity() {
+        let all = cpus();
+        std::thread::spawn(move || {
+            pin_self(0);
+            assert_eq!(cpus(), all, "pinning must not change the count");
+            assert_eq!(
+                std::thread::available_parallelism().unwrap().get(),
+                1,
+                "what the count must not be read from"
+            );
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn finds_the_process_listening_on_a_port_and_reads_its_cpu() {
