@@ -402,8 +402,7 @@ async fn grpc_router(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let scheduler =
-        pb::scheduler_server::SchedulerServer::new(service).max_decoding_message_size(max_message);
+    let scheduler = scheduler_server(service, max_message);
     let load_runner = pb::load_runner_server::LoadRunnerServer::new(load_service)
         .max_decoding_message_size(max_message);
     Ok(tonic::service::Routes::new(health_service)
@@ -412,6 +411,14 @@ async fn grpc_router(
         .add_service(scheduler)
         .add_service(load_runner)
         .into_axum_router())
+}
+
+/// The Scheduler's gRPC service, limited like the router's (see [`grpc_router`]).
+fn scheduler_server(
+    service: SchedulerService,
+    max_message: usize,
+) -> pb::scheduler_server::SchedulerServer<SchedulerService> {
+    pb::scheduler_server::SchedulerServer::new(service).max_decoding_message_size(max_message)
 }
 
 /// A started node: the store open, the scheduler and the load runner running, the Periodic
@@ -487,6 +494,7 @@ impl Node {
 
         let service = SchedulerService::new(handle.clone(), config.limits.clone());
         let load_service = LoadRunnerService::new(runner.clone());
+        let service_for_port = service.clone();
         let grpc = grpc_router(
             service.clone(),
             load_service.clone(),
@@ -519,7 +527,11 @@ impl Node {
             load: runner.clone(),
             load_service,
         }));
-        let port = one_port::OnePort::new(grpc, http);
+        let port = one_port::OnePort::new(
+            grpc,
+            scheduler_server(service_for_port, config.limits.message_limit()),
+            http,
+        );
         let app = match tokens {
             None => one_port::App::Open(port),
             Some(tokens) => {

@@ -4,6 +4,9 @@
 //! A plain service, not an axum router with a fallback: the port's dispatch is one header
 //! check and a call into the chosen router, with no route lookup or boxed future of its own
 //! in front of every request (`bench/profile-unary` counted four router levels per call).
+//! The Scheduler's gRPC calls, the one-job-per-call path, skip the gRPC router too: one
+//! path-prefix check hands them to the Scheduler's service, as tonic's router would after
+//! its route lookup (which is all that router adds: no layers sit on it).
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -11,42 +14,70 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::routing::future::RouteFuture;
 use axum::Router;
-use futures_util::future::Either;
+use futures_util::future::{BoxFuture, Either, MapOk};
+use futures_util::TryFutureExt;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tower::Service;
 
 use crate::auth::Auth;
+use crate::pb::scheduler_server::SchedulerServer;
+use crate::rpc::scheduler::SchedulerService;
+
+/// Whether `path` names one of the Scheduler's gRPC methods: `/taskhive.v1.Scheduler/…`.
+fn is_scheduler_call(path: &str) -> bool {
+    use tonic::server::NamedService;
+    path.strip_prefix('/')
+        .and_then(|p| p.strip_prefix(SchedulerServer::<SchedulerService>::NAME))
+        .is_some_and(|rest| rest.starts_with('/'))
+}
 
 /// gRPC or HTTP by the request's content type.
 #[derive(Clone)]
 pub struct OnePort {
     grpc: Router,
+    scheduler: SchedulerServer<SchedulerService>,
     http: Router,
 }
 
 impl OnePort {
-    /// The port over the gRPC services' router and the HTTP face's.
-    pub fn new(grpc: Router, http: Router) -> Self {
-        OnePort { grpc, http }
+    /// The port over the gRPC services' router, the Scheduler's service (also in that
+    /// router) and the HTTP face's router.
+    pub fn new(grpc: Router, scheduler: SchedulerServer<SchedulerService>, http: Router) -> Self {
+        OnePort {
+            grpc,
+            scheduler,
+            http,
+        }
     }
 }
+
+type TonicResponse = Response<tonic::body::Body>;
+
+/// A Scheduler call's answer, its body turned into the port's.
+type SchedulerFuture = MapOk<
+    BoxFuture<'static, Result<TonicResponse, Infallible>>,
+    fn(TonicResponse) -> Response<Body>,
+>;
 
 impl Service<Request<Incoming>> for OnePort {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = RouteFuture<Infallible>;
+    type Future = Either<SchedulerFuture, RouteFuture<Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        if crate::status::is_grpc(&req) {
-            self.grpc.call(req)
-        } else {
-            self.http.call(req)
+        if !crate::status::is_grpc(&req) {
+            return Either::Right(self.http.call(req));
         }
+        if is_scheduler_call(req.uri().path()) {
+            let to_port: fn(TonicResponse) -> Response<Body> = |r| r.map(Body::new);
+            return Either::Left(self.scheduler.call(req).map_ok(to_port));
+        }
+        Either::Right(self.grpc.call(req))
     }
 }
 
@@ -62,8 +93,10 @@ pub enum App {
 impl Service<Request<Incoming>> for App {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future =
-        Either<RouteFuture<Infallible>, <Auth<OnePort> as Service<Request<Incoming>>>::Future>;
+    type Future = Either<
+        <OnePort as Service<Request<Incoming>>>::Future,
+        <Auth<OnePort> as Service<Request<Incoming>>>::Future,
+    >;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -74,5 +107,18 @@ impl Service<Request<Incoming>> for App {
             App::Open(port) => Either::Left(port.call(req)),
             App::Guarded(auth) => Either::Right(auth.call(req)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_scheduler_call;
+
+    #[test]
+    fn tells_the_schedulers_calls_by_path() {
+        assert!(is_scheduler_call("/taskhive.v1.Scheduler/SubmitJob"));
+        assert!(!is_scheduler_call("/taskhive.v1.SchedulerX/SubmitJob"));
+        assert!(!is_scheduler_call("/taskhive.v1.LoadRunner/RunLoadJob"));
+        assert!(!is_scheduler_call("/grpc.health.v1.Health/Check"));
     }
 }
