@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -218,6 +218,9 @@ fn over_rate(grpc: bool, wait: Duration) -> Response<Body> {
 /// sent fewer, and no whole request, when the header-read timeout runs out is closed.
 const PREFACE_BYTES: u64 = 24 + 9;
 
+/// The HTTP/2 client preface opens with these bytes; no HTTP/1 method does.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
 /// What a connection's watchdog reads: bytes received until [`PREFACE_BYTES`], requests
 /// started and open, and when one last started or ended.
 struct Activity {
@@ -225,6 +228,8 @@ struct Activity {
     preface_bytes: AtomicU64,
     started: AtomicU64,
     open: AtomicUsize,
+    /// The client's first bytes were the HTTP/2 preface (its writes may be coalesced).
+    h2: AtomicBool,
     /// Milliseconds after `born` of the last request start or end.
     last_ms: AtomicU64,
     first_request: Notify,
@@ -237,6 +242,7 @@ impl Activity {
             preface_bytes: AtomicU64::new(0),
             started: AtomicU64::new(0),
             open: AtomicUsize::new(0),
+            h2: AtomicBool::new(false),
             last_ms: AtomicU64::new(0),
             first_request: Notify::new(),
         }
@@ -327,11 +333,40 @@ impl hyper::body::Body for Tracked {
 }
 
 /// A connection's stream that counts received bytes into [`Activity`] until the preface
-/// is in, and then only passes through.
+/// is in, and tells from the first of them whether the client speaks HTTP/2; then it only
+/// passes through.
 struct Counted<S> {
     inner: S,
     act: Arc<Activity>,
     counting: bool,
+    /// Bytes of [`H2_PREFACE`] matched so far; `None` once they differ or all matched.
+    matched: Option<usize>,
+}
+
+impl<S> Counted<S> {
+    fn new(inner: S, act: Arc<Activity>) -> Self {
+        Counted {
+            inner,
+            act,
+            counting: true,
+            matched: Some(0),
+        }
+    }
+
+    /// Follows the preface through `bytes`, the next ones read.
+    fn saw(&mut self, bytes: &[u8]) {
+        let Some(m) = self.matched else { return };
+        let want = &H2_PREFACE[m..];
+        let n = want.len().min(bytes.len());
+        self.matched = if bytes[..n] != want[..n] {
+            None
+        } else if m + n == H2_PREFACE.len() {
+            self.act.h2.store(true, Ordering::Relaxed);
+            None
+        } else {
+            Some(m + n)
+        };
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
@@ -343,7 +378,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if self.counting {
-            let n = (buf.filled().len() - before) as u64;
+            let read = &buf.filled()[before..];
+            let n = read.len() as u64;
+            self.saw(read);
             if n > 0 && self.act.preface_bytes.fetch_add(n, Ordering::Relaxed) + n >= PREFACE_BYTES
             {
                 self.counting = false;
@@ -536,14 +573,7 @@ async fn connection<A: App>(
     let svc = TowerToHyperService::new(svc);
     match &shared.tls {
         None => {
-            let io = Coalesced::new(
-                Counted {
-                    inner: tcp,
-                    act: act.clone(),
-                    counting: true,
-                },
-                act.clone(),
-            );
+            let io = Coalesced::new(Counted::new(tcp, act.clone()), act.clone());
             drive(&shared, io, svc, &act, stop).await;
         }
         Some(acceptor) => {
@@ -555,14 +585,7 @@ async fn connection<A: App>(
             };
             match handshake {
                 Ok(Ok(stream)) => {
-                    let io = Coalesced::new(
-                        Counted {
-                            inner: stream,
-                            act: act.clone(),
-                            counting: true,
-                        },
-                        act.clone(),
-                    );
+                    let io = Coalesced::new(Counted::new(stream, act.clone()), act.clone());
                     drive(&shared, io, svc, &act, stop).await;
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),

@@ -14,7 +14,8 @@
 //! on shutdown (`h2::proto::connection`, `Streams::poll_complete`), so kept bytes are
 //! always written on the next poll, which the wake guarantees.
 //!
-//! Only connections that open with the HTTP/2 preface are coalesced: hyper's HTTP/1 path
+//! Only connections whose client opened with the HTTP/2 preface are coalesced (`Counted`
+//! in `net.rs` tells, from the bytes it counts for the watchdog): hyper's HTTP/1 path
 //! does not promise a flush on every poll, and carries one request at a time anyway. And a
 //! server's flush is held only while two or more requests are still open on the connection
 //! (one may be a worker's long-lived Work stream): a lone call's answer, or a job pushed to
@@ -34,23 +35,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Above this many kept bytes a write goes to the socket at once.
 const MAX_KEPT: usize = 64 * 1024;
 
-/// The HTTP/2 client preface opens with these bytes; no HTTP/1 method does.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
-
-/// What the connection speaks, as far as the bytes read so far tell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Protocol {
-    /// This many bytes of the preface matched so far.
-    Unknown(usize),
-    H2,
-    Other,
-}
-
 /// When a flush may be held for a poll.
 enum Hold {
-    /// Always: a client's connection, whose calls' requests become ready together.
+    /// Always: a client's HTTP/2 connection, whose calls' requests become ready together.
     Always,
-    /// While two or more requests are open on this server connection.
+    /// On a server connection whose client opened with the HTTP/2 preface, while two or
+    /// more requests are open on it.
     WhileBusy(Arc<super::Activity>),
 }
 
@@ -58,7 +48,6 @@ enum Hold {
 pub(crate) struct Coalesced<S> {
     inner: S,
     hold: Hold,
-    protocol: Protocol,
     kept: Vec<u8>,
     /// Written out of `kept` so far (a short write leaves the rest).
     sent: usize,
@@ -67,48 +56,33 @@ pub(crate) struct Coalesced<S> {
 }
 
 impl<S> Coalesced<S> {
-    /// A server's connection, whose open requests `act` counts: coalesced once the
-    /// client's bytes open with the preface.
+    /// A server's connection, whose protocol and open requests `act` follows.
     pub(super) fn new(inner: S, act: Arc<super::Activity>) -> Self {
-        Self::with(inner, Hold::WhileBusy(act), Protocol::Unknown(0))
+        Self::with(inner, Hold::WhileBusy(act))
     }
 
-    fn with(inner: S, hold: Hold, protocol: Protocol) -> Self {
+    /// A client's HTTP/2 connection (h2's client also flushes at the end of every poll).
+    pub(crate) fn h2(inner: S) -> Self {
+        Self::with(inner, Hold::Always)
+    }
+
+    fn with(inner: S, hold: Hold) -> Self {
         Coalesced {
             inner,
             hold,
-            protocol,
             kept: Vec::new(),
             sent: 0,
             deferred: false,
         }
     }
 
-    /// A client's HTTP/2 connection (h2's client also flushes at the end of every poll).
-    pub(crate) fn h2(inner: S) -> Self {
-        Self::with(inner, Hold::Always, Protocol::H2)
-    }
-
-    /// Whether this flush may wait for the next poll.
+    /// Whether a flush now may wait for the next poll.
     fn may_hold(&self) -> bool {
         match &self.hold {
             Hold::Always => true,
-            Hold::WhileBusy(act) => act.open.load(Ordering::Relaxed) >= 2,
-        }
-    }
-
-    /// Follows the preface through the first bytes read.
-    fn saw(&mut self, bytes: &[u8]) {
-        if let Protocol::Unknown(matched) = self.protocol {
-            let want = &H2_PREFACE[matched..];
-            let n = want.len().min(bytes.len());
-            self.protocol = if bytes[..n] != want[..n] {
-                Protocol::Other
-            } else if matched + n == H2_PREFACE.len() {
-                Protocol::H2
-            } else {
-                Protocol::Unknown(matched + n)
-            };
+            Hold::WhileBusy(act) => {
+                act.h2.load(Ordering::Relaxed) && act.open.load(Ordering::Relaxed) >= 2
+            }
         }
     }
 }
@@ -130,10 +104,6 @@ impl<S: AsyncWrite + Unpin> Coalesced<S> {
         self.deferred = false;
         Poll::Ready(Ok(()))
     }
-
-    fn keeps(&self) -> bool {
-        self.protocol == Protocol::H2
-    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Coalesced<S> {
@@ -142,12 +112,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Coalesced<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(self.protocol, Protocol::Unknown(_)) && buf.filled().len() > before {
-            self.saw(&buf.filled()[before..]);
-        }
-        r
+        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
@@ -165,7 +130,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        if !self.keeps() {
+        // Nothing kept and nothing to wait for: straight through (HTTP/1, a lone call).
+        if self.kept.is_empty() && !self.may_hold() {
             return Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         }
         let len: usize = bufs.iter().map(|b| b.len()).sum();
@@ -207,50 +173,46 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Activity, Counted};
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-    /// A server's stream over `inner` on a connection with `open` requests open.
-    fn server<S>(inner: S, open: usize) -> Coalesced<S> {
-        let act = Arc::new(super::super::Activity::new());
+    type Server = Coalesced<Counted<DuplexStream>>;
+
+    /// A server's stream as `net` stacks it, and the client's end; `open` requests open.
+    fn server(open: usize) -> (Server, DuplexStream) {
+        let (near, far) = tokio::io::duplex(1 << 20);
+        let act = Arc::new(Activity::new());
         act.open.store(open, Ordering::Relaxed);
-        Coalesced::new(inner, act)
+        (Coalesced::new(Counted::new(near, act.clone()), act), far)
     }
 
-    /// Reads the client preface through `c`, sent by `far`.
-    async fn preface(
-        c: &mut Coalesced<tokio::io::DuplexStream>,
-        far: &mut tokio::io::DuplexStream,
-    ) {
-        far.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-            .await
-            .unwrap();
-        let mut p = [0u8; 24];
-        c.read_exact(&mut p).await.unwrap();
-        assert!(c.keeps());
+    /// The client sends `first` and the server reads it.
+    async fn opens_with(c: &mut Server, far: &mut DuplexStream, first: &[u8]) {
+        far.write_all(first).await.unwrap();
+        let mut got = vec![0u8; first.len()];
+        c.read_exact(&mut got).await.unwrap();
     }
 
-    #[test]
-    fn tells_the_http2_preface_from_http1() {
-        let mut c = server(tokio::io::empty(), 0);
-        c.saw(b"PRI * HT");
-        assert_eq!(c.protocol, Protocol::Unknown(8));
-        c.saw(b"TP/2.0\r\n\r\nSM\r\n\r\n");
-        assert_eq!(c.protocol, Protocol::H2);
-        let mut c = server(tokio::io::empty(), 0);
-        c.saw(b"POST /x HTTP/1.1\r\n");
-        assert_eq!(c.protocol, Protocol::Other);
-        let mut c = server(tokio::io::empty(), 0);
-        c.saw(b"PR");
-        c.saw(b"OPFIND");
-        assert_eq!(c.protocol, Protocol::Other);
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    #[tokio::test]
+    async fn tells_the_http2_preface_from_http1_even_in_pieces() {
+        let (mut c, mut far) = server(2);
+        opens_with(&mut c, &mut far, b"PRI * HT").await;
+        assert!(!c.may_hold(), "not yet the whole preface");
+        opens_with(&mut c, &mut far, b"TP/2.0\r\n\r\nSM\r\n\r\n").await;
+        assert!(c.may_hold());
+        let (mut c, mut far) = server(2);
+        opens_with(&mut c, &mut far, b"PR").await;
+        opens_with(&mut c, &mut far, b"OPFIND / HTTP/1.1\r\n").await;
+        assert!(!c.may_hold());
     }
 
     #[tokio::test]
     async fn an_http2_flush_is_held_for_one_poll_and_written_by_the_next() {
-        let (near, mut far) = tokio::io::duplex(1 << 20);
-        let mut c = server(near, 2);
-        preface(&mut c, &mut far).await;
+        let (mut c, mut far) = server(2);
+        opens_with(&mut c, &mut far, PREFACE).await;
 
         // The first flush keeps the bytes and wakes the task; the second writes them.
         let waker = futures_util::task::noop_waker();
@@ -285,6 +247,7 @@ mod tests {
             pc.as_mut().poll_flush(&mut cx),
             Poll::Ready(Ok(()))
         ));
+        assert_eq!(c.kept, b"bye");
         c.shutdown().await.unwrap();
         let mut rest = Vec::new();
         far.read_to_end(&mut rest).await.unwrap();
@@ -293,11 +256,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_with_fewer_than_two_requests_open_writes_at_once() {
-        let (near, mut far) = tokio::io::duplex(1 << 20);
-        let mut c = server(near, 1);
-        preface(&mut c, &mut far).await;
+        let (mut c, mut far) = server(1);
+        opens_with(&mut c, &mut far, PREFACE).await;
         c.write_all(b"alone").await.unwrap();
-        c.flush().await.unwrap();
         assert!(c.kept.is_empty());
         let mut got = [0u8; 5];
         far.read_exact(&mut got).await.unwrap();
@@ -306,11 +267,8 @@ mod tests {
 
     #[tokio::test]
     async fn http1_writes_go_straight_through() {
-        let (near, mut far) = tokio::io::duplex(1 << 20);
-        let mut c = server(near, 2);
-        far.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-        let mut req = [0u8; 18];
-        c.read_exact(&mut req).await.unwrap();
+        let (mut c, mut far) = server(2);
+        opens_with(&mut c, &mut far, b"GET / HTTP/1.1\r\n\r\n").await;
         c.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
         assert!(c.kept.is_empty());
         let mut got = [0u8; 19];
