@@ -1,20 +1,24 @@
 //! A memory store whose commits pass through a hook first: to fail them (a full disk) or to
-//! slow them down (a slow disk), for tests of the writer and the actor.
+//! slow them down (a slow disk), for tests of the writer and the actor; and whose payload
+//! reads may pass through one too (a read that fails).
 #![allow(dead_code)]
 
 use std::sync::Arc;
 
-use taskhive::scheduler::job::JobRecord;
+use taskhive::scheduler::job::{JobId, JobRecord};
 use taskhive::store::memory::MemoryStore;
 use taskhive::store::{Op, ScheduleRow, Store, StoreError, StoreReader};
 
 type Hook = Arc<dyn Fn(&[Op]) -> Result<(), StoreError> + Send + Sync>;
+type ReadHook = Arc<dyn Fn(&[JobId]) -> Result<(), StoreError> + Send + Sync>;
 
-/// A [`MemoryStore`] whose `apply` runs `before` first and commits only if it answers Ok.
+/// A [`MemoryStore`] whose `apply` runs `before` first and commits only if it answers Ok;
+/// with [`HookedStore::reads`], whose payload reads do the same.
 #[derive(Clone)]
 pub struct HookedStore {
     inner: MemoryStore,
     before: Hook,
+    reads: Option<ReadHook>,
 }
 
 impl HookedStore {
@@ -25,7 +29,17 @@ impl HookedStore {
         HookedStore {
             inner,
             before: Arc::new(before),
+            reads: None,
         }
+    }
+
+    /// The same store, its payload reads (`read_args`) answered only if `hook` answers Ok.
+    pub fn reads(
+        mut self,
+        hook: impl Fn(&[JobId]) -> Result<(), StoreError> + Send + Sync + 'static,
+    ) -> HookedStore {
+        self.reads = Some(Arc::new(hook));
+        self
     }
 }
 
@@ -37,10 +51,10 @@ impl Store for HookedStore {
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
         self.inner.load_jobs()
     }
-    fn read_args(
-        &mut self,
-        ids: &[taskhive::scheduler::job::JobId],
-    ) -> Result<Vec<(taskhive::scheduler::job::JobId, bytes::Bytes)>, StoreError> {
+    fn read_args(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, bytes::Bytes)>, StoreError> {
+        if let Some(hook) = &self.reads {
+            hook(ids)?;
+        }
         self.inner.read_args(ids)
     }
     fn load_config(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
