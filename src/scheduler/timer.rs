@@ -2,127 +2,152 @@
 //!
 //! tokio's timer wheel ticks in whole milliseconds and rounds a deadline up to the next
 //! tick, so a job due at `t` was handed out 1–2 ms after `t` before anything else happened.
-//! In real time the actor waits on a thread of its own instead, which sleeps to the
-//! deadline with the kernel's high-resolution timers; under a test's paused clock it uses
-//! tokio's timer, which that clock drives.
+//! In real time on Linux the actor waits on a `timerfd` instead: a kernel high-resolution
+//! timer registered with tokio's reactor, so the worker thread parked in `epoll_wait` wakes
+//! at the deadline and runs the actor itself. (An earlier version slept on a thread of its
+//! own, which then had to wake a tokio worker: two thread wake-ups per deadline instead of
+//! one, and a condition-variable signal each time the deadline moved.) Under a test's
+//! paused clock, and off Linux, it uses tokio's timer.
 
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant as StdInstant;
-
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Wakes the actor at its next deadline.
 pub enum WakeTimer {
-    /// tokio's timer (paused-clock tests).
+    /// tokio's timer (paused-clock tests; other systems).
     Tokio,
-    /// A thread sleeping to the deadline (production).
-    Thread(Precise),
+    /// A timerfd in tokio's reactor (production on Linux).
+    #[cfg(target_os = "linux")]
+    Fd(fd::Precise),
 }
 
 impl WakeTimer {
-    /// A precise timer when `precise`, else tokio's.
+    /// A precise timer when `precise` (and the system has one), else tokio's. Needs a tokio
+    /// runtime with I/O enabled.
     pub fn new(precise: bool) -> Self {
+        #[cfg(target_os = "linux")]
         if precise {
-            WakeTimer::Thread(Precise::start())
-        } else {
-            WakeTimer::Tokio
+            return WakeTimer::Fd(fd::Precise::new());
         }
+        let _ = precise;
+        WakeTimer::Tokio
     }
 
     /// Resolves at `at`, or never when there is nothing to wait for. Cancel-safe: dropping
     /// it leaves the deadline set, and a wake-up that finds nobody waiting is kept for the
-    /// next call (the caller then just looks at its clock once more).
+    /// next call with the same deadline (the caller then just looks at its clock once more).
     pub async fn sleep_until(&self, at: Option<Instant>) {
         match self {
             WakeTimer::Tokio => super::clock::sleep_until_opt(at).await,
-            WakeTimer::Thread(p) => p.sleep_until(at.map(Instant::into_std)).await,
+            #[cfg(target_os = "linux")]
+            WakeTimer::Fd(p) => p.sleep_until(at.map(Instant::into_std)).await,
         }
     }
 }
 
-struct State {
-    deadline: Option<StdInstant>,
-    stop: bool,
-}
+#[cfg(target_os = "linux")]
+mod fd {
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant as StdInstant};
 
-struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-    fired: Notify,
-}
+    use tokio::io::unix::AsyncFd;
+    use tokio::io::Interest;
 
-/// A timer thread; stops when dropped.
-pub struct Precise {
-    shared: Arc<Shared>,
-}
-
-impl Precise {
-    fn start() -> Self {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                deadline: None,
-                stop: false,
-            }),
-            changed: Condvar::new(),
-            fired: Notify::new(),
-        });
-        let s = shared.clone();
-        std::thread::Builder::new()
-            .name("taskhive-timer".into())
-            .spawn(move || run(&s))
-            .expect("spawn the timer thread");
-        Precise { shared }
+    /// A one-shot `CLOCK_MONOTONIC` timerfd (the clock `Instant` reads on Linux).
+    pub struct Precise {
+        fd: AsyncFd<OwnedFd>,
+        /// The deadline the fd is armed for; `None` once it fired or when disarmed.
+        armed: Mutex<Option<StdInstant>>,
     }
 
-    async fn sleep_until(&self, at: Option<StdInstant>) {
-        {
-            let mut st = self.shared.state.lock().expect("timer state");
-            if st.deadline != at {
-                st.deadline = at;
-                self.shared.changed.notify_one();
+    impl Precise {
+        pub(super) fn new() -> Self {
+            // SAFETY: timerfd_create takes no pointers; the result is checked below.
+            let raw = unsafe {
+                libc::timerfd_create(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+                )
+            };
+            assert!(raw >= 0, "timerfd_create: {}", io::Error::last_os_error());
+            // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            // SAFETY: the `OwnedFd` moves into the `AsyncFd` and stays open, the same
+            // descriptor, until the `AsyncFd` drops it.
+            let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)
+                .expect("register the timerfd with tokio's reactor");
+            Precise {
+                fd,
+                armed: Mutex::new(None),
             }
         }
-        self.shared.fired.notified().await;
-    }
-}
 
-impl Drop for Precise {
-    fn drop(&mut self) {
-        self.shared.state.lock().expect("timer state").stop = true;
-        self.shared.changed.notify_one();
-    }
-}
-
-fn run(shared: &Shared) {
-    // The kernel may fire a sleeping thread's timer up to its "timer slack" late (50 µs by
-    // default) to batch wake-ups; this thread exists to be on time, so it asks for none.
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_TIMERSLACK only sets this thread's slack; no memory is passed.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
-    }
-    let mut st = shared.state.lock().expect("timer state");
-    loop {
-        if st.stop {
-            return;
+        /// Arms the fd for `at` (at once when it has passed) or disarms it. Re-arming drops
+        /// an expiry not yet read.
+        fn arm(&self, at: Option<StdInstant>) {
+            let left = at.map(|d| {
+                // A zero value would disarm: a deadline already passed fires in 1 ns.
+                d.saturating_duration_since(StdInstant::now())
+                    .max(Duration::from_nanos(1))
+            });
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            let value = left.map_or(zero, |l| libc::timespec {
+                tv_sec: l.as_secs() as libc::time_t,
+                tv_nsec: l.subsec_nanos() as libc::c_long,
+            });
+            let spec = libc::itimerspec {
+                it_interval: zero,
+                it_value: value,
+            };
+            // SAFETY: `spec` lives across the call; a null old value is allowed.
+            let r = unsafe {
+                libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut())
+            };
+            assert!(r == 0, "timerfd_settime: {}", io::Error::last_os_error());
         }
-        st = match st.deadline {
-            None => shared.changed.wait(st).expect("timer state"),
-            Some(d) => {
-                let now = StdInstant::now();
-                if now >= d {
-                    st.deadline = None;
-                    shared.fired.notify_one();
-                    continue;
+
+        pub(super) async fn sleep_until(&self, at: Option<StdInstant>) {
+            {
+                let mut armed = self.armed.lock().expect("timer state");
+                if *armed != at {
+                    *armed = at;
+                    self.arm(at);
                 }
-                shared
-                    .changed
-                    .wait_timeout(st, d - now)
-                    .expect("timer state")
-                    .0
             }
-        };
+            if at.is_none() {
+                return std::future::pending().await;
+            }
+            loop {
+                let mut ready = self.fd.readable().await.expect("timerfd in the reactor");
+                let read = ready.try_io(|fd| {
+                    let mut expiries = [0u8; 8];
+                    // SAFETY: reads at most 8 bytes into the 8-byte buffer.
+                    let n = unsafe {
+                        libc::read(fd.as_raw_fd(), expiries.as_mut_ptr().cast(), expiries.len())
+                    };
+                    if n < 0 {
+                        Err(io::Error::last_os_error())
+                    } else {
+                        Ok(())
+                    }
+                });
+                match read {
+                    Ok(Ok(())) => {
+                        // Fired: the same deadline asked for again re-arms (and fires at once).
+                        *self.armed.lock().expect("timer state") = None;
+                        return;
+                    }
+                    Ok(Err(e)) => panic!("timerfd read: {e}"),
+                    // Readiness left from an expiry that a re-arm dropped: wait on.
+                    Err(_would_block) => continue,
+                }
+            }
+        }
     }
 }
 
@@ -164,5 +189,27 @@ mod tests {
         assert!(Instant::now() >= near);
         let none = tokio::time::timeout(Duration::from_millis(20), t.sleep_until(None)).await;
         assert!(none.is_err(), "no deadline, no wake-up");
+    }
+
+    #[tokio::test]
+    async fn an_expiry_nobody_awaited_is_kept_and_the_same_deadline_again_fires_at_once() {
+        let t = WakeTimer::new(true);
+        let at = Instant::now() + Duration::from_millis(1);
+        // The actor starts waiting, then a command arrives and it drops the wait.
+        tokio::select! {
+            biased;
+            _ = t.sleep_until(Some(at)) => panic!("fired before its deadline"),
+            _ = std::future::ready(()) => {}
+        }
+        while Instant::now() < at + Duration::from_millis(1) {
+            std::hint::spin_loop();
+        }
+        let kept = tokio::time::timeout(Duration::from_secs(5), t.sleep_until(Some(at))).await;
+        assert!(kept.is_ok(), "the expiry that fired unwatched is kept");
+        let again = tokio::time::timeout(Duration::from_secs(5), t.sleep_until(Some(at))).await;
+        assert!(
+            again.is_ok(),
+            "a passed deadline asked for again fires at once"
+        );
     }
 }
