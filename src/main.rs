@@ -23,7 +23,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let result = rt.block_on(async move {
+    let result = cli::run_on_workers(&rt, async move {
         match cli.command {
             Command::Serve(args) => {
                 // Connections, not descriptors, should be what --max-connections refuses.

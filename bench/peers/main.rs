@@ -48,7 +48,7 @@ fn main() -> std::process::ExitCode {
         eprintln!("taskhive-bench: {e}");
         return std::process::ExitCode::from(2);
     }
-    match rt.block_on(bench::run_with(cli.args, Some(&Gearman))) {
+    match taskhive::cli::run_on_workers(&rt, bench::run_with(cli.args, Some(&Gearman))) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("taskhive-bench: {}", taskhive::cli::error::render(&*e));

@@ -528,6 +528,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// Runs a command's future to completion as a task on `rt`'s workers, not on the calling
+/// thread: a future that `block_on` polls on the main thread needs a cross-thread wake-up
+/// for every event its connections' tasks hand it (measured: two more thread hops per
+/// RunJob round trip in `taskhive bench`). A panic in the command is raised again here.
+pub fn run_on_workers<F>(rt: &tokio::runtime::Runtime, command: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    rt.block_on(rt.spawn(command))
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
 /// Sets up logging on stderr: `RUST_LOG` filters (default info).
 ///
 /// With an OTLP endpoint it also starts the trace exporter (inside the Tokio runtime: call it
