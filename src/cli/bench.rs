@@ -229,6 +229,36 @@ async fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
         .await
 }
 
+/// A gRPC client over one bare HTTP/2 connection, for one call in flight at a time (the
+/// round-trip scenario). Two things `Channel` does would add latency to every call and
+/// save nothing here: its `Buffer` (each call passes through a queue and a worker task of
+/// its own, one more task hop) and [`channel`]'s held flush (one more poll).
+async fn direct_client(addr: &str) -> Result<SchedulerClient<DirectH2>, BoxError> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let (sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await?;
+    tokio::spawn(conn);
+    let svc = tower::service_fn(move |req: http::Request<tonic::body::Body>| {
+        let mut sender = sender.clone();
+        async move { sender.send_request(req).await }
+    });
+    let origin = format!("http://{addr}").parse()?;
+    Ok(SchedulerClient::with_origin(
+        tower::util::BoxCloneSyncService::new(svc),
+        origin,
+    ))
+}
+
+/// The service [`direct_client`] calls through.
+type DirectH2 = tower::util::BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<hyper::body::Incoming>,
+    hyper::Error,
+>;
+
 /// A peer's protocol driver: loads one of its servers with the shape of `--clients`,
 /// `--jobs`, `--pipeline` and `--payload` that the taskhive scenarios use.
 pub trait PeerDriver: Sync {
@@ -780,7 +810,8 @@ async fn dispatch(a: &BenchArgs, addr: &str) -> Result<BenchResult, BoxError> {
         })),
     })
     .await?;
-    let mut inbound = SchedulerClient::new(channel(addr).await?)
+    let mut inbound = direct_client(addr)
+        .await?
         .work(ReceiverStream::new(rx))
         .await?
         .into_inner();
@@ -803,7 +834,7 @@ async fn dispatch(a: &BenchArgs, addr: &str) -> Result<BenchResult, BoxError> {
         }
     });
     let n = (a.jobs / 10).max(10);
-    let mut c = SchedulerClient::new(channel(addr).await?);
+    let mut c = direct_client(addr).await?;
     let mut h = hist();
     let start = Instant::now();
     for i in 0..n {
