@@ -16,6 +16,7 @@ use crate::load::catalog::Catalog;
 use crate::load::runner::Parts;
 use crate::load::LoadRunner;
 use crate::pb;
+use crate::pb::scheduler_server::SchedulerServer;
 use crate::rpc::load::LoadRunnerService;
 use crate::rpc::scheduler::SchedulerService;
 use crate::scheduler::clock::Clock;
@@ -383,13 +384,13 @@ fn check_security(config: &Config) -> Result<Option<Arc<crate::auth::Tokens>>, S
 /// the load runner. Only what clients send is limited: replies (a JobExec with 10,000
 /// executions per task, a page of dead jobs) are the server's own and may be larger.
 async fn grpc_router(
-    service: SchedulerService,
+    scheduler: SchedulerServer<SchedulerService>,
     load_service: LoadRunnerService,
     max_message: usize,
 ) -> Result<axum::Router, ServerError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<pb::scheduler_server::SchedulerServer<SchedulerService>>()
+        .set_serving::<SchedulerServer<SchedulerService>>()
         .await;
     health_reporter
         .set_serving::<pb::load_runner_server::LoadRunnerServer<LoadRunnerService>>()
@@ -402,7 +403,6 @@ async fn grpc_router(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let scheduler = scheduler_server(service, max_message);
     let load_runner = pb::load_runner_server::LoadRunnerServer::new(load_service)
         .max_decoding_message_size(max_message);
     Ok(tonic::service::Routes::new(health_service)
@@ -411,14 +411,6 @@ async fn grpc_router(
         .add_service(scheduler)
         .add_service(load_runner)
         .into_axum_router())
-}
-
-/// The Scheduler's gRPC service, limited like the router's (see [`grpc_router`]).
-fn scheduler_server(
-    service: SchedulerService,
-    max_message: usize,
-) -> pb::scheduler_server::SchedulerServer<SchedulerService> {
-    pb::scheduler_server::SchedulerServer::new(service).max_decoding_message_size(max_message)
 }
 
 /// A started node: the store open, the scheduler and the load runner running, the Periodic
@@ -494,9 +486,11 @@ impl Node {
 
         let service = SchedulerService::new(handle.clone(), config.limits.clone());
         let load_service = LoadRunnerService::new(runner.clone());
-        let service_for_port = service.clone();
+        // One Scheduler service, in the gRPC router and handed to the port directly.
+        let scheduler = SchedulerServer::new(service.clone())
+            .max_decoding_message_size(config.limits.message_limit());
         let grpc = grpc_router(
-            service.clone(),
+            scheduler.clone(),
             load_service.clone(),
             config.limits.message_limit(),
         )
@@ -527,11 +521,7 @@ impl Node {
             load: runner.clone(),
             load_service,
         }));
-        let port = one_port::OnePort::new(
-            grpc,
-            scheduler_server(service_for_port, config.limits.message_limit()),
-            http,
-        );
+        let port = one_port::OnePort::new(grpc, scheduler, http);
         let app = match tokens {
             None => one_port::App::Open(port),
             Some(tokens) => {
