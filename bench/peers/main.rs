@@ -8,6 +8,11 @@ use taskhive::cli::bench::{self, BenchArgs, BenchResult, BoxError, PeerDriver};
 
 mod gearman;
 
+/// The allocator of the `taskhive` binary (see `src/main.rs`), so that in-process figures
+/// are the product's.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// taskhive's benchmarks, with gearmand loaded by a Gearman driver for the
 /// gearman-submit and gearman-e2e scenarios.
 #[derive(Parser)]

@@ -32,9 +32,11 @@ impl WakeTimer {
         WakeTimer::Tokio
     }
 
-    /// Resolves at `at`, or never when there is nothing to wait for. Cancel-safe: dropping
-    /// it leaves the deadline set, and a wake-up that finds nobody waiting is kept for the
-    /// next call with the same deadline (the caller then just looks at its clock once more).
+    /// Resolves at `at` or before, never after; never when nothing is asked for and nothing
+    /// was asked for since the last wake-up. The caller must take an early wake-up in its
+    /// stride (look at its clock, ask again): the timerfd may keep an earlier deadline
+    /// rather than re-arm (see `fd::Precise::sleep_until`). Cancel-safe: dropping it leaves
+    /// the deadline set, and a wake-up that finds nobody waiting is kept for the next call.
     pub async fn sleep_until(&self, at: Option<Instant>) {
         match self {
             WakeTimer::Tokio => super::clock::sleep_until_opt(at).await,
@@ -48,6 +50,7 @@ impl WakeTimer {
 mod fd {
     use std::io;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
     use std::time::{Duration, Instant as StdInstant};
 
@@ -59,6 +62,8 @@ mod fd {
         fd: AsyncFd<OwnedFd>,
         /// The deadline the fd is armed for; `None` once it fired or when disarmed.
         armed: Mutex<Option<StdInstant>>,
+        /// `timerfd_settime` calls so far (tests count them).
+        arms: AtomicU64,
     }
 
     impl Precise {
@@ -81,6 +86,7 @@ mod fd {
             Precise {
                 fd,
                 armed: Mutex::new(None),
+                arms: AtomicU64::new(0),
             }
         }
 
@@ -109,17 +115,38 @@ mod fd {
                 libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut())
             };
             assert!(r == 0, "timerfd_settime: {}", io::Error::last_os_error());
+            self.arms.fetch_add(1, Ordering::Relaxed);
+        }
+
+        /// `timerfd_settime` calls so far.
+        #[cfg(test)]
+        pub(super) fn arms(&self) -> u64 {
+            self.arms.load(Ordering::Relaxed)
         }
 
         pub(super) async fn sleep_until(&self, at: Option<StdInstant>) {
-            {
+            let waiting = {
                 let mut armed = self.armed.lock().expect("timer state");
-                if *armed != at {
-                    *armed = at;
-                    self.arm(at);
+                match (*armed, at) {
+                    // Re-armed only to fire sooner. A later deadline, or none, keeps the
+                    // armed one: most moves are of that kind (a RunJob's lease deadline
+                    // set, then gone when it ends; the next one later still), and each
+                    // re-arm is a syscall on the actor's path. The price is one early
+                    // wake-up, when the old deadline passes, after which the fd is armed
+                    // for what is due then.
+                    (None, Some(t)) => {
+                        *armed = Some(t);
+                        self.arm(Some(t));
+                    }
+                    (Some(a), Some(t)) if t < a => {
+                        *armed = Some(t);
+                        self.arm(Some(t));
+                    }
+                    _ => {}
                 }
-            }
-            if at.is_none() {
+                armed.is_some()
+            };
+            if !waiting {
                 return std::future::pending().await;
             }
             loop {
@@ -177,7 +204,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_later_deadline_replaces_an_earlier_one_and_none_waits() {
+    async fn a_nearer_deadline_replaces_a_farther_one_and_none_waits() {
         let t = WakeTimer::new(true);
         let start = Instant::now();
         let far = start + Duration::from_secs(3600);
@@ -189,6 +216,42 @@ mod tests {
         assert!(Instant::now() >= near);
         let none = tokio::time::timeout(Duration::from_millis(20), t.sleep_until(None)).await;
         assert!(none.is_err(), "no deadline, no wake-up");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn later_deadlines_keep_the_armed_one_and_wake_early_once() {
+        let t = WakeTimer::new(true);
+        let WakeTimer::Fd(p) = &t else {
+            panic!("a timerfd on Linux");
+        };
+        let start = Instant::now();
+        // Far enough that the loop below ends before it, however slow the build.
+        let near = start + Duration::from_secs(1);
+        // The actor waits for `near`, is interrupted, and then asks for ever later
+        // deadlines, or none: none of that touches the fd.
+        let _ = tokio::time::timeout(Duration::from_millis(1), t.sleep_until(Some(near))).await;
+        let armed = p.arms();
+        for k in 1..=50u64 {
+            let later = near + Duration::from_secs(k);
+            let _ = tokio::time::timeout(Duration::ZERO, t.sleep_until(Some(later))).await;
+            let _ = tokio::time::timeout(Duration::ZERO, t.sleep_until(None)).await;
+        }
+        assert_eq!(p.arms(), armed, "later deadlines and none re-arm nothing");
+        // The armed deadline still fires, early for what is asked now (and never late).
+        let far = start + Duration::from_secs(3600);
+        tokio::time::timeout(Duration::from_secs(5), t.sleep_until(Some(far)))
+            .await
+            .expect("the kept deadline wakes the waiter");
+        assert!(Instant::now() >= near, "not before the armed deadline");
+        // After that one early wake-up the fd holds the deadline asked for.
+        let woke = tokio::time::timeout(Duration::from_millis(50), t.sleep_until(Some(far))).await;
+        assert!(woke.is_err(), "an hour-away deadline does not fire");
+        assert_eq!(p.arms(), armed + 1, "re-armed once, for the later deadline");
+        // An earlier deadline re-arms at once and fires on time.
+        let soon = Instant::now() + Duration::from_millis(2);
+        t.sleep_until(Some(soon)).await;
+        assert!(Instant::now() >= soon);
     }
 
     #[tokio::test]

@@ -195,8 +195,10 @@ pub(crate) async fn start_scheduler(
             }
         }
     }
-    // Reading and indexing the store leaves tens of MiB of freed scratch inside the heap
-    // (row buffers, sort runs, grown vectors): hand it back to the OS once, not per job.
+    // Reading and indexing the store leaves tens of MiB of freed scratch (row buffers, sort
+    // runs, grown vectors). SQLite's is in glibc's heap (C code allocates there even when
+    // the binary's Rust allocator is jemalloc): hand it back to the OS once, not per job.
+    // jemalloc returns its own share as its decay purges freed pages.
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only releases free heap pages; it is safe to call at any time.
     unsafe {
