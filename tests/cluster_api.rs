@@ -971,14 +971,9 @@ async fn scenario_per_key_and_rate_limits_hold_across_nodes(env: Env) {
 /// Runs every job `w` is handed for `secs`; how many times each name ran.
 async fn run_for(w: &mut Worker, secs: u64) -> HashMap<String, usize> {
     let mut ran: HashMap<String, usize> = HashMap::new();
-    let _ = tokio::time::timeout(Duration::from_secs(secs), async {
-        loop {
-            let j = w.next_job().await;
-            *ran.entry(j.name.clone()).or_default() += 1;
-            w.done(j.lease_id, b"ok").await;
-        }
-    })
-    .await;
+    for name in w.run_for(secs).await {
+        *ran.entry(name).or_default() += 1;
+    }
     ran
 }
 

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{TestServer, Worker};
+use common::TestServer;
 use taskhive::pb;
 
 fn every(name: &str, cron: &str, task: &str, missed: pb::MissedTicks) -> pb::CreateScheduleRequest {
@@ -18,20 +18,6 @@ fn every(name: &str, cron: &str, task: &str, missed: pb::MissedTicks) -> pb::Cre
         missed: missed as i32,
         ..Default::default()
     }
-}
-
-/// Runs every job the worker gets for `secs`; the names seen, in order.
-async fn run_for(w: &mut Worker, secs: u64) -> Vec<String> {
-    let mut names = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(secs), async {
-        loop {
-            let j = w.next_job().await;
-            names.push(j.name.clone());
-            w.done(j.lease_id, b"ok").await;
-        }
-    })
-    .await;
-    names
 }
 
 fn assert_unique(names: &[String]) {
@@ -50,7 +36,7 @@ async fn a_schedule_every_two_seconds_fires_three_or_four_times_in_seven_seconds
         .unwrap()
         .into_inner();
     assert_eq!(created.next_fire_ms.len(), 5);
-    let names = run_for(&mut w, 7).await;
+    let names = w.run_for(7).await;
     assert!((3..=4).contains(&names.len()), "{names:?}");
     assert_unique(&names);
     assert!(names.iter().all(|n| n.starts_with("two@")), "{names:?}");
@@ -83,21 +69,21 @@ async fn a_paused_schedule_fires_nothing_and_fires_again_once_resumed() {
         .into_inner();
     assert!(r.paused);
     // A tick may have fired before the pause.
-    let _ = run_for(&mut w, 1).await;
-    let paused = run_for(&mut w, 3).await;
+    let _ = w.run_for(1).await;
+    let paused = w.run_for(3).await;
     assert!(paused.is_empty(), "fired while paused: {paused:?}");
     c.resume_schedule(pb::ScheduleRef { name: "p".into() })
         .await
         .unwrap();
-    let resumed = run_for(&mut w, 3).await;
+    let resumed = w.run_for(3).await;
     // The paused time is not caught up, even with `all`.
     assert!((2..=4).contains(&resumed.len()), "{resumed:?}");
     assert_unique(&resumed);
     c.delete_schedule(pb::ScheduleRef { name: "p".into() })
         .await
         .unwrap();
-    let _ = run_for(&mut w, 1).await;
-    assert!(run_for(&mut w, 2).await.is_empty());
+    let _ = w.run_for(1).await;
+    assert!(w.run_for(2).await.is_empty());
     let e = c
         .get_schedule(pb::ScheduleRef { name: "p".into() })
         .await
@@ -115,7 +101,7 @@ async fn a_schedule_still_fires_after_a_restart() {
     let dir = s.stop().await;
     let s = TestServer::start_in(dir, |_| {}).await;
     let mut w = s.worker(&["cron"], 4).await;
-    let names = run_for(&mut w, 3).await;
+    let names = w.run_for(3).await;
     assert!(names.len() >= 2, "{names:?}");
     assert_unique(&names);
 }
@@ -128,7 +114,7 @@ async fn missed_one_gives_exactly_one_catch_up_job_after_five_missed_ticks() {
         .await
         .unwrap();
     let mut w = s.worker(&["cron"], 4).await;
-    let before = run_for(&mut w, 2).await;
+    let before = w.run_for(2).await;
     drop(w);
     let dir = s.stop().await;
     // Every tick the old server fired is before this.
@@ -140,7 +126,7 @@ async fn missed_one_gives_exactly_one_catch_up_job_after_five_missed_ticks() {
     let started_at = common::now_ms();
     let s = TestServer::start_in(dir, |_| {}).await;
     let mut w = s.worker(&["cron"], 4).await;
-    let after = run_for(&mut w, 2).await;
+    let after = w.run_for(2).await;
     assert!(!before.is_empty());
     assert_unique(&after);
     // Jobs for ticks inside the downtime: exactly one (the newest missed tick).
