@@ -14,7 +14,7 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let rt = cli::runtime(&cli).expect("tokio runtime");
     let (format, otlp) = match &cli.command {
         Command::Serve(args) => (
             args.log_format,

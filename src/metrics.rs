@@ -207,6 +207,16 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(disk_free.clone()))
             .expect("unique metric");
+        let runtime_workers = IntGauge::new(
+            "taskhive_runtime_workers",
+            "Threads serving connections and running the scheduler (serve --worker-threads)",
+        )
+        .expect("valid metric");
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            runtime_workers.set(rt.metrics().num_workers() as i64);
+        }
+        r.register(Box::new(runtime_workers))
+            .expect("unique metric");
         Metrics {
             load,
             conns,

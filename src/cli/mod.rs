@@ -356,6 +356,13 @@ pub struct ServeArgs {
     /// within 20 s (e.g. 30s).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub keepalive_interval: Duration,
+    /// Threads that serve connections and run the scheduler; default: one per CPU this
+    /// process may run on. The store's writer has a thread of its own besides. On a 2-CPU
+    /// machine 1 gives shorter round trips at a call or two in flight and faster streams,
+    /// 2 more one-job-per-call throughput (BENCHMARKS.md, "Worker threads").
+    #[arg(long, env = "TASKHIVE_WORKER_THREADS",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
     /// Open connections at most, every listener together; more are closed at accept. 0 = no cap.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
@@ -526,6 +533,19 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line (timestamp, level, fields such as task, job, job_id).
     Json,
+}
+
+/// The runtime every command runs on: multi-threaded, with `serve --worker-threads` workers
+/// when given (else tokio's default, one per CPU this process may run on).
+pub fn runtime(cli: &Cli) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.enable_all();
+    if let Command::Serve(args) = &cli.command {
+        if let Some(n) = args.worker_threads {
+            b.worker_threads(usize::from(n));
+        }
+    }
+    b.build()
 }
 
 /// Runs a command's future to completion as a task on `rt`'s workers, not on the calling

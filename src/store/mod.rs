@@ -83,6 +83,9 @@ pub trait Store: Send + 'static {
     fn take_fenced(&mut self) -> Vec<JobId> {
         Vec::new()
     }
+    /// Upkeep that follows a commit once its callers have heard of it (SQLite: a WAL
+    /// checkpoint every so many commits); nothing in a store that needs none.
+    fn after_acks(&mut self) {}
     /// Every stored job, in id order.
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError>;
     /// Every stored job, in id order, task names held once (start-up). With `spill_from`,
@@ -132,6 +135,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn take_fenced(&mut self) -> Vec<JobId> {
         (**self).take_fenced()
+    }
+    fn after_acks(&mut self) {
+        (**self).after_acks()
     }
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
         (**self).load_jobs()

@@ -250,6 +250,9 @@ impl Writer {
                     for ack in acks.drain(..) {
                         let _ = ack.send(result.clone());
                     }
+                    if refused.is_none() && !ops.is_empty() {
+                        store.after_acks();
+                    }
                     ops.clear();
                 }
             })

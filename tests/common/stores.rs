@@ -48,6 +48,9 @@ impl Store for HookedStore {
         (self.before)(ops)?;
         self.inner.apply(ops)
     }
+    fn after_acks(&mut self) {
+        self.inner.after_acks()
+    }
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
         self.inner.load_jobs()
     }
