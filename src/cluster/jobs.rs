@@ -13,7 +13,7 @@ use super::{db_err, deliver, now_ms, publish_result, sql, ClusterError, Live, Sh
 use crate::scheduler::actor::{JobEvent, NodeHandle};
 use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
 use crate::scheduler::core::{SubmitReply, TaskStatus};
-use crate::scheduler::durable::{Admitted, Commit};
+use crate::scheduler::durable::{Admitted, Commit, Demand};
 use crate::scheduler::error::Error;
 use crate::scheduler::job::{
     JobId, JobKey, JobRecord, JobSpec, JobState, JobView, Millis, RetryPolicy,
@@ -478,7 +478,7 @@ impl Backend for ClusterJobs {
 
     /// Not bounded here: a cluster's submits queue for the group submit statement (see
     /// ARCHITECTURE.md, "Where every queue is bounded").
-    fn admit(&self, _jobs: usize) -> BoxFuture<'static, Option<Admitted>> {
+    fn admit(&self, _demand: Demand) -> BoxFuture<'static, Option<Admitted>> {
         Box::pin(std::future::ready(None))
     }
 

@@ -28,6 +28,7 @@ use super::frame;
 use crate::admission::{Gate, Timeout};
 use crate::face_limits::Limits;
 use crate::scheduler::actor::{worker_channel, JobEvent, ToWorker, WorkerTx};
+use crate::scheduler::durable::Demand;
 use crate::scheduler::job::{JobKey, JobView, LeaseId, Outcome, WorkerId};
 use crate::scheduler::submit::SubmitRequest;
 use crate::scheduler::{Error, SchedulerHandle, Stale};
@@ -241,7 +242,7 @@ impl Session {
                     // submits (aio-periodic does, by message id) gets them group-committed
                     // together instead of one commit per round trip.
                     // Held until its commit resolves (the store's bounded backlog).
-                    let admitted = h.admit(1).await;
+                    let admitted = h.admit(Demand::of([&spec])).await;
                     let submitted = h.submit_each(vec![spec]);
                     let held = self.submits.clone().acquire_owned().await;
                     let out = self.out.clone();

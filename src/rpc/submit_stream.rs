@@ -14,7 +14,7 @@ use crate::face_limits::Limits;
 use crate::pb;
 use crate::scheduler::backend::SubmittedEach;
 use crate::scheduler::core::SubmitReply;
-use crate::scheduler::durable::Commit;
+use crate::scheduler::durable::{Commit, Demand};
 use crate::scheduler::job::TraceParent;
 use crate::scheduler::{Error, SchedulerHandle};
 use crate::status::code_name;
@@ -113,7 +113,7 @@ async fn read(
         } else {
             // A store far behind holds the stream here (its client's sends then wait on
             // HTTP/2 flow control) instead of queueing more writes.
-            let admitted = h.admit(specs.len()).await;
+            let admitted = h.admit(Demand::of(&specs)).await;
             let submitted = h.submit_each(specs);
             async move {
                 let (replies, commit) = submitted.await?;

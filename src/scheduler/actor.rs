@@ -18,7 +18,7 @@ use super::clock::Clock;
 use super::core::{
     Core, Effect, LocalWorkers, Observation, Observer, PayloadMemory, SubmitReply, TaskStatus,
 };
-use super::durable::{Admitted, Backlog, Commit, Durable, ReadArgs, StoreError};
+use super::durable::{Admitted, Backlog, Commit, Demand, Durable, ReadArgs, StoreError};
 use super::error::{Error, Stale};
 use super::job::*;
 use super::kept::KeptResults;
@@ -593,12 +593,12 @@ impl SchedulerHandle {
         }
     }
 
-    /// Waits while the store is too far behind to take `jobs` more (see [`Backlog`]); hold
+    /// Waits while the store is too far behind to take `demand` (see [`Backlog`]); hold
     /// the answer until their commit resolves. The ordered submit paths (SubmitStream,
     /// Periodic's pipelined SUBMIT_JOB) call it before [`Self::submit_each`]; the others wait
     /// inside their backend call.
-    pub async fn admit(&self, jobs: usize) -> Option<Admitted> {
-        self.jobs.admit(jobs).await
+    pub async fn admit(&self, demand: Demand) -> Option<Admitted> {
+        self.jobs.admit(demand).await
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, Error> {

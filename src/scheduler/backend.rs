@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
 use super::core::{SubmitReply, TaskStatus};
-use super::durable::{Admitted, Commit};
+use super::durable::{Admitted, Commit, Demand};
 use super::error::Error;
 use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView, Millis};
 use super::limits::TaskLimits;
@@ -41,11 +41,11 @@ pub trait Backend: Send + Sync + 'static {
     /// The work is queued before this returns, so calls made in order are applied in order;
     /// the future yields the per-job answers and the commit covering them.
     fn submit_each(&self, specs: Vec<JobSpec>) -> BoxFuture<'static, SubmittedEach>;
-    /// Waits until `jobs` more may be submitted; hold what it answers until their commit
+    /// Waits until `demand` may be submitted; hold what it answers until their commit
     /// resolves. The ordered paths call it before [`Self::submit_each`] (which must queue at
     /// once to keep order); the other submit calls wait inside. Local: the store writer's
     /// bounded backlog ([`super::durable::Backlog`]); None where nothing is bounded.
-    fn admit(&self, jobs: usize) -> BoxFuture<'static, Option<Admitted>>;
+    fn admit(&self, demand: Demand) -> BoxFuture<'static, Option<Admitted>>;
     /// Submits a job and waits for a worker's result. Needs a worker for the task.
     fn run_job(&self, spec: JobSpec) -> Fut<(JobId, Bytes)>;
     /// Removes a job in any state; a running job's report is then refused.

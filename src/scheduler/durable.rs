@@ -11,7 +11,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
-use super::job::{JobId, JobRecord};
+use super::job::{JobId, JobRecord, JobSpec};
 use super::write::Write;
 
 /// Why the store could not do what was asked.
@@ -54,31 +54,63 @@ pub trait Durable: Send + Sync + 'static {
     fn resync(&self) -> BoxFuture<'static, Result<Resync, StoreError>>;
 }
 
-/// The writer's queue. Submits take a permit per job ([`Backlog::admit`]) and hold it until
-/// their commit resolves, so at most the bound's worth of submitted jobs wait for the store:
-/// when it falls behind (a slow disk) submitters wait instead of memory growing with a queue
-/// of writes. Reports, removes and reads take none, so workers drain while submitters wait.
-/// It also counts the ops queued and not yet committed, and their peak.
+/// What a submit asks of the backlog: its jobs and their payloads' bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Demand {
+    /// Jobs submitted.
+    pub jobs: usize,
+    /// Their payloads' bytes together.
+    pub bytes: usize,
+}
+
+impl Demand {
+    /// The demand of submitting `specs`.
+    pub fn of<'a>(specs: impl IntoIterator<Item = &'a JobSpec>) -> Demand {
+        specs.into_iter().fold(Demand::default(), |d, s| Demand {
+            jobs: d.jobs + 1,
+            bytes: d.bytes + s.args.len(),
+        })
+    }
+}
+
+/// The writer's queue. Submits take a permit per job and one per KiB of payload
+/// ([`Backlog::admit`]) and hold them until their commit resolves, so at most the bounds'
+/// worth of submitted jobs and bytes wait for the store: when it falls behind (a slow disk)
+/// submitters wait instead of memory growing with a queue of writes. The byte bound matters
+/// for large payloads, whose uncommitted copies no payload budget can let go of: 100,000
+/// jobs of 1 MiB would be 100 GiB. Reports, removes and reads take none, so workers drain
+/// while submitters wait. It also counts the ops queued and not yet committed, and their peak.
 #[derive(Debug)]
 pub struct Backlog {
     queued: AtomicUsize,
     peak: AtomicUsize,
     limit: usize,
     permits: Arc<Semaphore>,
+    limit_kib: usize,
+    kib: Arc<Semaphore>,
+    peak_kib: AtomicUsize,
 }
 
-/// Jobs admitted and not yet committed; dropping it lets others in.
+/// Jobs (and their payload bytes) admitted and not yet committed; dropping it lets others in.
 #[must_use = "hold it until the submit's commit resolves"]
-pub struct Admitted(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
+pub struct Admitted(
+    #[allow(dead_code)] Option<OwnedSemaphorePermit>,
+    #[allow(dead_code)] Option<OwnedSemaphorePermit>,
+);
 
 impl Backlog {
-    pub(crate) fn new(limit: usize) -> Backlog {
+    /// At most `limit` jobs and `limit_bytes` of payload admitted and not yet committed.
+    pub(crate) fn new(limit: usize, limit_bytes: usize) -> Backlog {
         let limit = limit.clamp(1, Semaphore::MAX_PERMITS);
+        let limit_kib = limit_bytes.div_ceil(1024).clamp(1, u32::MAX as usize);
         Backlog {
             queued: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             limit,
             permits: Arc::new(Semaphore::new(limit)),
+            limit_kib,
+            kib: Arc::new(Semaphore::new(limit_kib)),
+            peak_kib: AtomicUsize::new(0),
         }
     }
 
@@ -91,11 +123,29 @@ impl Backlog {
         self.queued.fetch_sub(n, Ordering::AcqRel);
     }
 
-    /// Waits until `jobs` more may be submitted (at once, nearly always). A batch larger
-    /// than the bound waits for the whole bound.
-    pub async fn admit(&self, jobs: usize) -> Admitted {
-        let n = jobs.clamp(1, self.limit) as u32;
-        Admitted(self.permits.clone().acquire_many_owned(n).await.ok())
+    /// Waits until `demand` may be submitted (at once, nearly always). A batch larger than
+    /// a bound waits for the whole bound. Jobs are taken before bytes by every caller, so
+    /// two waiters never hold what the other waits for. Bytes count in whole KiB, rounded
+    /// down: a submit of small payloads takes no byte permit at all (the job bound keeps
+    /// those under 100 MB) and its path no second semaphore.
+    pub async fn admit(&self, demand: Demand) -> Admitted {
+        let n = demand.jobs.clamp(1, self.limit) as u32;
+        let jobs = self.permits.clone().acquire_many_owned(n).await.ok();
+        let kib = (demand.bytes / 1024).min(self.limit_kib) as u32;
+        let bytes = if kib == 0 {
+            None
+        } else {
+            let p = self.kib.clone().acquire_many_owned(kib).await.ok();
+            let held = self.limit_kib - self.kib.available_permits();
+            self.peak_kib.fetch_max(held, Ordering::Relaxed);
+            p
+        };
+        Admitted(jobs, bytes)
+    }
+
+    /// The most payload KiB ever admitted and not yet committed at once.
+    pub fn peak_kib(&self) -> usize {
+        self.peak_kib.load(Ordering::Relaxed)
     }
 
     /// Ops queued and not yet committed.

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::actor::{call, store_err, Cmd, LockCmd, ScheduleCmd};
 use super::backend::{Backend, Fut, SubmittedEach};
 use super::core::{SubmitReply, TaskStatus};
-use super::durable::{Admitted, Backlog};
+use super::durable::{Admitted, Backlog, Demand};
 use super::error::Error;
 use super::job::{JobId, JobKey, JobRecord, JobSpec, JobView, Millis};
 use super::limits::TaskLimits;
@@ -44,15 +44,15 @@ impl LocalJobs {
 }
 
 impl Backend for LocalJobs {
-    fn admit(&self, jobs: usize) -> BoxFuture<'static, Option<Admitted>> {
+    fn admit(&self, demand: Demand) -> BoxFuture<'static, Option<Admitted>> {
         let backlog = self.backlog.clone();
-        Box::pin(async move { Some(backlog.admit(jobs).await) })
+        Box::pin(async move { Some(backlog.admit(demand).await) })
     }
 
     fn submit(&self, spec: JobSpec) -> Fut<SubmitReply> {
         let (tx, backlog) = (self.tx.clone(), self.backlog.clone());
         Box::pin(async move {
-            let _admitted = backlog.admit(1).await;
+            let _admitted = backlog.admit(Demand::of([&spec])).await;
             Ok(Self::submit_job(tx, spec, false).await?.0)
         })
     }
@@ -60,7 +60,7 @@ impl Backend for LocalJobs {
     fn submit_many(&self, specs: Vec<JobSpec>) -> Fut<Vec<SubmitReply>> {
         let (tx, backlog) = (self.tx.clone(), self.backlog.clone());
         Box::pin(async move {
-            let _admitted = backlog.admit(specs.len()).await;
+            let _admitted = backlog.admit(Demand::of(&specs)).await;
             let (replies, commit) = call(&tx, |reply| Cmd::SubmitMany { specs, reply }).await??;
             commit.wait().await.map_err(store_err)?;
             Ok(replies)
@@ -82,7 +82,7 @@ impl Backend for LocalJobs {
         let (tx, backlog) = (self.tx.clone(), self.backlog.clone());
         Box::pin(async move {
             // Held until the submit's commit only: not while the job runs.
-            let admitted = backlog.admit(1).await;
+            let admitted = backlog.admit(Demand::of([&spec])).await;
             let (reply, rx) = Self::submit_job(tx, spec, true).await?;
             drop(admitted);
             match rx.expect("waiter requested").await {
@@ -164,7 +164,11 @@ impl Backend for LocalJobs {
     fn load(&self, record: JobRecord) -> Fut<()> {
         let (tx, backlog) = (self.tx.clone(), self.backlog.clone());
         Box::pin(async move {
-            let _admitted = backlog.admit(1).await;
+            let demand = Demand {
+                jobs: 1,
+                bytes: record.args.len(),
+            };
+            let _admitted = backlog.admit(demand).await;
             let commit = call(&tx, |reply| Cmd::Load { record, reply }).await?;
             commit.wait().await.map_err(store_err)
         })

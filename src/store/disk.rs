@@ -170,9 +170,9 @@ impl Backend for DiskGuarded {
 
     fn admit(
         &self,
-        jobs: usize,
+        demand: crate::scheduler::durable::Demand,
     ) -> BoxFuture<'static, Option<crate::scheduler::durable::Admitted>> {
-        self.inner.admit(jobs)
+        self.inner.admit(demand)
     }
 
     fn run_job(&self, spec: JobSpec) -> Fut<(JobId, Bytes)> {

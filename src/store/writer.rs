@@ -30,6 +30,11 @@ const MAX_BATCH_OPS: usize = 20_000;
 /// five full batches.
 pub const DEFAULT_BACKLOG_JOBS: usize = 5 * MAX_BATCH_OPS;
 
+/// Payload bytes submitted and not yet committed above which new submits wait: about a
+/// second of writes for a disk that takes 256 MB/s, so large payloads still commit in big
+/// batches while memory stays bounded.
+pub const DEFAULT_BACKLOG_BYTES: usize = 256 << 20;
+
 type Ack = oneshot::Sender<Result<Fenced, StoreError>>;
 
 /// Ops as queued: the scheduler's own, or any op (the load runner's).
@@ -136,15 +141,20 @@ fn resync_from<S: Store>(store: &mut S, refused: &Refused) -> Result<Resync, Sto
 }
 
 impl Writer {
-    /// Starts the writer thread over `store`, its backlog bounded by [`DEFAULT_BACKLOG_JOBS`].
+    /// Starts the writer thread over `store`, its backlog bounded by [`DEFAULT_BACKLOG_JOBS`]
+    /// and [`DEFAULT_BACKLOG_BYTES`].
     pub fn spawn<S: Store>(store: S) -> (Writer, JoinHandle<()>) {
-        Self::spawn_bounded(store, DEFAULT_BACKLOG_JOBS)
+        Self::spawn_bounded(store, DEFAULT_BACKLOG_JOBS, DEFAULT_BACKLOG_BYTES)
     }
 
-    /// Starts the writer thread over `store`; submits wait while `backlog` submitted jobs
-    /// are not yet committed.
-    pub fn spawn_bounded<S: Store>(mut store: S, backlog: usize) -> (Writer, JoinHandle<()>) {
-        let backlog = Arc::new(Backlog::new(backlog));
+    /// Starts the writer thread over `store`; submits wait while `jobs` submitted jobs, or
+    /// `bytes` of their payloads, are not yet committed.
+    pub fn spawn_bounded<S: Store>(
+        mut store: S,
+        jobs: usize,
+        bytes: usize,
+    ) -> (Writer, JoinHandle<()>) {
+        let backlog = Arc::new(Backlog::new(jobs, bytes));
         let queue = backlog.clone();
         let (tx, rx) = mpsc::channel::<Unit>();
         let failed = Arc::new(Notify::new());
