@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::child::{client_at, spawn_server};
+use common::child::{channel_at, client_at, spawn_server};
 use common::{job, within, Worker};
 use taskhive::pb;
 
@@ -31,11 +31,7 @@ async fn json_log_has_one_line_per_expiry_retry_death_and_refusal() {
         ..Default::default()
     });
     let id = c.submit_job(j).await.unwrap().into_inner().job_id;
-    let ch = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let ch = channel_at(addr).await;
     let mut w = Worker::connect(ch, &["logged"], 1).await;
     let first = within(10, w.next_job()).await;
     // Not reported: the lease expires and the job comes back.

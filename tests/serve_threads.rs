@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::child::{bin, client_at, spawn_server};
+use common::child::{bin, channel_at, client_at, spawn_server};
 use common::*;
 
 async fn serves_a_job_on(threads: u16, dir: &Path) {
@@ -18,11 +18,7 @@ async fn serves_a_job_on(threads: u16, dir: &Path) {
         f64::from(threads)
     );
 
-    let ch = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let ch = channel_at(addr).await;
     let mut w = Worker::connect(ch, &["threads"], 1).await;
     let mut c = client_at(addr).await;
     let run = tokio::spawn(async move { c.run_job(job("threads", "one")).await });

@@ -54,14 +54,18 @@ pub async fn spawn_server_with(
     (child, addr)
 }
 
+/// A gRPC channel to a child server's address.
+pub async fn channel_at(addr: SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
 /// A gRPC client connected to a child server's address.
 pub async fn client_at(
     addr: SocketAddr,
 ) -> taskhive::pb::scheduler_client::SchedulerClient<tonic::transport::Channel> {
-    let ch = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    taskhive::pb::scheduler_client::SchedulerClient::new(ch)
+    taskhive::pb::scheduler_client::SchedulerClient::new(channel_at(addr).await)
 }
