@@ -1486,7 +1486,22 @@ async fn scenario_a_named_lock_holds_across_nodes(env: Env) {
     assert!(queued > 0, "some job had to wait for the lock");
 }
 
+/// Without `--worker-threads` each node, SQLite or PostgreSQL, runs one runtime worker per
+/// CPU it may run on (the runtime is built before the store is chosen).
+async fn scenario_every_node_runs_a_runtime_worker_per_cpu(env: Env) {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    for &a in &env.addrs {
+        let metrics = common::metrics_from(a, None).await;
+        assert_eq!(
+            common::metric(&metrics, "taskhive_runtime_workers"),
+            cpus as f64,
+            "node {a}"
+        );
+    }
+}
+
 conformance!(
+    scenario_every_node_runs_a_runtime_worker_per_cpu,
     scenario_a_named_lock_holds_across_nodes,
     scenario_watchers_hear_data_and_result_from_any_node,
     scenario_submit_replace_schedule_status,

@@ -1,6 +1,6 @@
 //! `serve --worker-threads`: the server runs on exactly that many runtime workers (as its
-//! `taskhive_runtime_workers` metric says), serves jobs on them, and refuses a count it
-//! cannot use.
+//! `taskhive_runtime_workers` metric says), serves jobs on them, refuses a count it cannot
+//! use, and without the flag runs one per CPU it may run on.
 
 mod common;
 
@@ -34,6 +34,15 @@ async fn the_server_runs_on_as_many_workers_as_asked() {
     let dir = tempfile::tempdir().unwrap();
     serves_a_job_on(1, &dir.path().join("one")).await;
     serves_a_job_on(3, &dir.path().join("three")).await;
+}
+
+#[tokio::test]
+async fn by_default_the_server_runs_a_worker_per_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, addr) = spawn_server(dir.path(), &["--min-free-disk", "0"]).await;
+    let metrics = metrics_from(addr, None).await;
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(metric(&metrics, "taskhive_runtime_workers"), cpus as f64);
 }
 
 #[tokio::test]
