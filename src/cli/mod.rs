@@ -358,8 +358,8 @@ pub struct ServeArgs {
     pub keepalive_interval: Duration,
     /// Threads that serve connections and run the scheduler; default: one per CPU this
     /// process may run on. The store's writer has a thread of its own besides. On a 2-CPU
-    /// machine 1 gives shorter round trips at a call or two in flight and faster streams,
-    /// 2 more one-job-per-call throughput (BENCHMARKS.md, "One runtime worker or two").
+    /// machine 1 gives shorter round trips and less CPU per job, 2 more one-job-per-call
+    /// throughput (BENCHMARKS.md, "One runtime worker or two").
     #[arg(long, env = "TASKHIVE_WORKER_THREADS",
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub worker_threads: Option<u16>,
