@@ -20,6 +20,7 @@ use super::commands::CliResult;
 
 mod boot;
 mod faces;
+mod lean_grpc;
 mod unary_ext;
 
 /// Any error a scenario can end with.
@@ -138,9 +139,53 @@ pub struct BenchArgs {
     /// profiling a server's submit path alone (`bench/profile-unary`).
     #[arg(long)]
     pub keep_jobs: bool,
+    /// The client of the submit and e2e scenarios' SubmitJob and SubmitJobs calls (the
+    /// stream scenarios and the workers use tonic's).
+    #[arg(long, value_enum, default_value_t = GrpcClient::Lean)]
+    pub grpc_client: GrpcClient,
     /// Write the results as JSON here.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+}
+
+/// Which gRPC client makes the unary calls (see `bench/lean_grpc.rs` for why there are two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GrpcClient {
+    /// A hand-written client over `h2` (as the Gearman driver is for gearmand).
+    Lean,
+    /// tonic's generated client over `Channel`, as an application would call.
+    Tonic,
+}
+
+/// A client of either kind for the submit calls; clones share one connection.
+#[derive(Clone)]
+enum UnaryClient {
+    Lean(lean_grpc::LeanClient),
+    Tonic(SchedulerClient<Channel>),
+}
+
+impl UnaryClient {
+    async fn connect(kind: GrpcClient, addr: &str) -> Result<UnaryClient, BoxError> {
+        Ok(match kind {
+            GrpcClient::Lean => UnaryClient::Lean(lean_grpc::LeanClient::connect(addr).await?),
+            GrpcClient::Tonic => UnaryClient::Tonic(SchedulerClient::new(channel(addr).await?)),
+        })
+    }
+
+    async fn submit_job(&mut self, req: pb::SubmitJobRequest) -> Result<(), tonic::Status> {
+        match self {
+            UnaryClient::Lean(c) => c.submit_job(req).await.map(drop),
+            UnaryClient::Tonic(c) => c.submit_job(req).await.map(drop),
+        }
+    }
+
+    async fn submit_jobs(&mut self, jobs: Vec<pb::SubmitJobRequest>) -> Result<(), tonic::Status> {
+        let req = pb::SubmitJobsRequest { jobs };
+        match self {
+            UnaryClient::Lean(c) => c.submit_jobs(req).await.map(drop),
+            UnaryClient::Tonic(c) => c.submit_jobs(req).await.map(drop),
+        }
+    }
 }
 
 /// One scenario's figures.
@@ -519,7 +564,7 @@ async fn submit_load(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResu
     let start = Instant::now();
     let mut tasks = Vec::new();
     for k in 0..a.clients {
-        let conn = SchedulerClient::new(channel(addr).await?);
+        let conn = UnaryClient::connect(a.grpc_client, addr).await?;
         let payload = payload.clone();
         let job = move |i: u64| pb::SubmitJobRequest {
             task: "bench-submit".into(),
@@ -546,8 +591,7 @@ async fn submit_load(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResu
                     let m = size.min(i0 + n - i);
                     let t = Instant::now();
                     if batch {
-                        let jobs = (i..i + m).map(&job).collect();
-                        c.submit_jobs(pb::SubmitJobsRequest { jobs }).await?;
+                        c.submit_jobs((i..i + m).map(&job).collect()).await?;
                     } else {
                         c.submit_job(job(i)).await?;
                     }
@@ -732,7 +776,6 @@ async fn e2e(a: &BenchArgs, addr: &str, how: Submits) -> Result<BenchResult, Box
     let per = total / a.clients as u64;
     let mut tasks = Vec::new();
     for k in 0..a.clients {
-        let conn = SchedulerClient::new(channel(addr).await?);
         let pad = a.payload.saturating_sub(8);
         let job = move |i: u64| {
             let mut args = (base.elapsed().as_micros() as u64).to_le_bytes().to_vec();
@@ -745,6 +788,7 @@ async fn e2e(a: &BenchArgs, addr: &str, how: Submits) -> Result<BenchResult, Box
             }
         };
         if how == Submits::Stream {
+            let conn = SchedulerClient::new(channel(addr).await?);
             let pipeline = a.pipeline as u64;
             tasks.push(tokio::spawn(async move {
                 stream_jobs(conn, per, pipeline, job)
@@ -754,6 +798,7 @@ async fn e2e(a: &BenchArgs, addr: &str, how: Submits) -> Result<BenchResult, Box
             }));
             continue;
         }
+        let conn = UnaryClient::connect(a.grpc_client, addr).await?;
         if how == Submits::Batch {
             let mut c = conn.clone();
             let size = a.pipeline as u64;
@@ -761,8 +806,7 @@ async fn e2e(a: &BenchArgs, addr: &str, how: Submits) -> Result<BenchResult, Box
                 let mut i = 0;
                 while i < per {
                     let n = size.min(per - i);
-                    let jobs = (i..i + n).map(job).collect();
-                    c.submit_jobs(pb::SubmitJobsRequest { jobs }).await?;
+                    c.submit_jobs((i..i + n).map(job).collect()).await?;
                     i += n;
                 }
                 Ok::<_, tonic::Status>(())

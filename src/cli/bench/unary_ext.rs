@@ -236,19 +236,28 @@ pub(crate) async fn submit_ext(a: &BenchArgs, face: Face) -> Result<BenchResult,
     let cpu = ProcCpu {
         pid: child.id().ok_or("taskhive serve exited")?,
     };
-    let before = cpu.used().ok();
+    let me = ProcCpu {
+        pid: std::process::id(),
+    };
+    let (before, me_before) = (cpu.used().ok(), me.used().ok());
     let load = match (face, periodic) {
         (Face::Grpc, _) => super::submit_load(a, &addr, false).await,
         (Face::Json, _) => super::faces::json_submit_load(a, &addr).await,
         (Face::Periodic, Some(p)) => super::faces::periodic_submit_load(a, &p).await,
         (Face::Periodic, None) => Err("no Periodic listener".into()),
     };
-    let after = cpu.used().ok();
+    let (after, me_after) = (cpu.used().ok(), me.used().ok());
     child.kill().await.ok();
     std::fs::remove_dir_all(&dir).ok();
     let mut r = load?;
     r.scenario = face.scenario().into();
     add_cpu(&mut r, before, after);
+    // The driver's own CPU per job: what the client of each face costs (`--grpc-client`).
+    if let (Some(b), Some(a)) = (me_before, me_after) {
+        let us = a.saturating_sub(b).as_secs_f64() * 1e6;
+        r.extra
+            .insert("driver_cpu_us_per_job".into(), us / r.ops.max(1) as f64);
+    }
     Ok(r)
 }
 
