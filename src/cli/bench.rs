@@ -139,8 +139,8 @@ pub struct BenchArgs {
     /// profiling a server's submit path alone (`bench/profile-unary`).
     #[arg(long)]
     pub keep_jobs: bool,
-    /// The client of the submit and e2e scenarios' SubmitJob and SubmitJobs calls (the
-    /// stream scenarios and the workers use tonic's).
+    /// The client of the submit and e2e scenarios' SubmitJob and SubmitJobs calls and of
+    /// dispatch's RunJob (the stream scenarios and the workers use tonic's).
     #[arg(long, value_enum, default_value_t = GrpcClient::Lean)]
     pub grpc_client: GrpcClient,
     /// Write the results as JSON here.
@@ -295,6 +295,31 @@ async fn direct_client(addr: &str) -> Result<SchedulerClient<DirectH2>, BoxError
         tower::util::BoxCloneSyncService::new(svc),
         origin,
     ))
+}
+
+/// The dispatch scenario's caller: one RunJob at a time, over a connection that writes each
+/// call at once.
+enum RoundTripClient {
+    Lean(lean_grpc::LeanClient),
+    Tonic(SchedulerClient<DirectH2>),
+}
+
+impl RoundTripClient {
+    async fn connect(kind: GrpcClient, addr: &str) -> Result<RoundTripClient, BoxError> {
+        Ok(match kind {
+            GrpcClient::Lean => {
+                RoundTripClient::Lean(lean_grpc::LeanClient::connect_plain(addr).await?)
+            }
+            GrpcClient::Tonic => RoundTripClient::Tonic(direct_client(addr).await?),
+        })
+    }
+
+    async fn run_job(&mut self, req: pb::SubmitJobRequest) -> Result<(), tonic::Status> {
+        match self {
+            RoundTripClient::Lean(c) => c.run_job(req).await.map(drop),
+            RoundTripClient::Tonic(c) => c.run_job(req).await.map(drop),
+        }
+    }
 }
 
 /// The service [`direct_client`] calls through.
@@ -896,7 +921,7 @@ async fn dispatch_here(a: &BenchArgs, addr: &str) -> Result<BenchResult, BoxErro
         }
     });
     let n = (a.jobs / 10).max(10);
-    let mut c = direct_client(addr).await?;
+    let mut c = RoundTripClient::connect(a.grpc_client, addr).await?;
     let mut h = hist();
     let start = Instant::now();
     for i in 0..n {

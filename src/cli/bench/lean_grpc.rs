@@ -1,4 +1,5 @@
-//! A lean unary gRPC client for the throughput scenarios that run the server in-process:
+//! A lean unary gRPC client for the scenarios whose client shares the machine with the
+//! server (submit and e2e in-process, dispatch's RunJob round trips):
 //! one HTTP/2 connection driven by `h2` itself, a call being a HEADERS frame, one DATA
 //! frame with the prost message behind gRPC's 5-byte prefix, and a read of the answer's
 //! DATA and trailers.
@@ -8,9 +9,8 @@
 //! adds, per call, a tower `Buffer` hop, hyper's client dispatch task and tonic's
 //! streaming codec; the Gearman driver it is compared with (`bench/peers/gearman.rs`) is a
 //! hand-written protocol client. This one is the gRPC counterpart, so that the comparison
-//! weighs the servers rather than the clients. The server sees the same bytes as from any
-//! gRPC client (the scenarios that measure the server alone, `submit-unary-ext`, and every
-//! test, use tonic).
+//! weighs the servers rather than the clients. To the server it is one more gRPC client;
+//! every test calls with tonic's, and `--grpc-client tonic` makes the bench call with it too.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderValue, Method, Request, Uri};
@@ -26,27 +26,60 @@ pub(crate) struct LeanClient {
     send: h2::client::SendRequest<Bytes>,
     submit_job: Uri,
     submit_jobs: Uri,
+    run_job: Uri,
 }
 
 impl LeanClient {
-    /// Connects to `addr`, writes coalesced like the bench's other connections.
+    /// Connects to `addr`, writes coalesced like the bench's other connections (for many
+    /// calls in flight).
     pub(crate) async fn connect(addr: &str) -> Result<LeanClient, BoxError> {
+        Self::connect_with(addr, true).await
+    }
+
+    /// Connects to `addr` with every flush written at once: for one call in flight at a
+    /// time, where a held flush would only add a poll to each call.
+    pub(crate) async fn connect_plain(addr: &str) -> Result<LeanClient, BoxError> {
+        Self::connect_with(addr, false).await
+    }
+
+    async fn connect_with(addr: &str, coalesce: bool) -> Result<LeanClient, BoxError> {
         let tcp = tokio::net::TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
-        let (send, conn) = h2::client::Builder::new()
-            // Far above one answer, so no call waits for a WINDOW_UPDATE.
-            .initial_window_size(1 << 20)
-            .initial_connection_window_size(1 << 22)
-            .handshake(crate::net::coalesce::Coalesced::h2(tcp))
-            .await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut b = h2::client::Builder::new();
+        // Far above one answer, so no call waits for a WINDOW_UPDATE.
+        b.initial_window_size(1 << 20)
+            .initial_connection_window_size(1 << 22);
+        let send = if coalesce {
+            let (send, conn) = b
+                .handshake(crate::net::coalesce::Coalesced::h2(tcp))
+                .await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            send
+        } else {
+            let (send, conn) = b.handshake(tcp).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            send
+        };
+        let uri = |m: &str| format!("http://{addr}/taskhive.v1.Scheduler/{m}").parse::<Uri>();
         Ok(LeanClient {
             send,
-            submit_job: format!("http://{addr}/taskhive.v1.Scheduler/SubmitJob").parse()?,
-            submit_jobs: format!("http://{addr}/taskhive.v1.Scheduler/SubmitJobs").parse()?,
+            submit_job: uri("SubmitJob")?,
+            submit_jobs: uri("SubmitJobs")?,
+            run_job: uri("RunJob")?,
         })
+    }
+
+    /// Unary `RunJob`: submits and waits for the job's result.
+    pub(crate) async fn run_job(
+        &mut self,
+        req: pb::SubmitJobRequest,
+    ) -> Result<pb::RunJobResponse, Status> {
+        let uri = self.run_job.clone();
+        self.unary(uri, &req).await
     }
 
     /// Unary `SubmitJob`.
