@@ -139,8 +139,9 @@ pub struct BenchArgs {
     /// profiling a server's submit path alone (`bench/profile-unary`).
     #[arg(long)]
     pub keep_jobs: bool,
-    /// The client of the submit and e2e scenarios' SubmitJob and SubmitJobs calls and of
-    /// dispatch's RunJob (the stream scenarios and the workers use tonic's).
+    /// The client of the submit and e2e scenarios' SubmitJob and SubmitJobs calls, of e2e's
+    /// workers and of dispatch's RunJob (the stream scenarios' submits, dispatch's worker and
+    /// the other scenarios use tonic's).
     #[arg(long, value_enum, default_value_t = GrpcClient::Lean)]
     pub grpc_client: GrpcClient,
     /// Write the results as JSON here.
@@ -762,40 +763,26 @@ async fn e2e(a: &BenchArgs, addr: &str, how: Submits) -> Result<BenchResult, Box
     let (lat_tx, mut lat_rx) = mpsc::unbounded_channel::<u64>();
     let mut workers = Vec::new();
     for _ in 0..4 {
-        let (tx, rx) = mpsc::channel(1024);
-        tx.send(pb::WorkerMessage {
-            msg: Some(In::Hello(pb::WorkerHello {
-                tasks: vec![task.to_string()],
-                capacity: 256,
-                name: "bench".into(),
-                broadcast_tasks: vec![],
-            })),
-        })
-        .await?;
-        let mut inbound = SchedulerClient::new(channel(addr).await?)
-            .work(ReceiverStream::new(rx))
-            .await?
-            .into_inner();
         let (done, lat_tx) = (done.clone(), lat_tx.clone());
-        workers.push(tokio::spawn(async move {
-            while let Ok(Some(m)) = inbound.message().await {
-                if let Some(Out::Job(j)) = m.msg {
-                    let sent = u64::from_le_bytes(j.args[..8].try_into().unwrap_or([0; 8]));
-                    let _ = lat_tx.send((base.elapsed().as_micros() as u64).saturating_sub(sent));
-                    let _ = tx
-                        .send(pb::WorkerMessage {
-                            msg: Some(In::Result(pb::WorkerResult {
-                                lease_id: j.lease_id,
-                                outcome: Some(pb::Outcome {
-                                    outcome: Some(pb::outcome::Outcome::Done(pb::Done::default())),
-                                }),
-                            })),
-                        })
-                        .await;
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
+        let on_job = move |j: &pb::Job| {
+            let sent = u64::from_le_bytes(j.args[..8].try_into().unwrap_or([0; 8]));
+            let _ = lat_tx.send((base.elapsed().as_micros() as u64).saturating_sub(sent));
+            done.fetch_add(1, Ordering::Relaxed);
+        };
+        workers.push(match a.grpc_client {
+            GrpcClient::Lean => {
+                let mut c = lean_grpc::LeanClient::connect(addr).await?;
+                let (welcomed, welcome) = tokio::sync::oneshot::channel();
+                let w = tokio::spawn(async move {
+                    let _ = c.work_done(task, 256, welcomed, on_job).await;
+                });
+                welcome
+                    .await
+                    .map_err(|_| "e2e: a worker's stream ended before its welcome")?;
+                w
             }
-        }));
+            GrpcClient::Tonic => tonic_worker(addr, task, on_job).await?,
+        });
     }
     let start = Instant::now();
     let per = total / a.clients as u64;
@@ -865,6 +852,46 @@ async fn e2e(a: &BenchArgs, addr: &str, how: Submits) -> Result<BenchResult, Box
         Submits::Stream => "e2e-stream",
     };
     Ok(result(name, total, took, &h))
+}
+
+/// A Work-stream worker of `task` over tonic's client (capacity 256) that calls `on_job`
+/// with each job and answers Done at once.
+async fn tonic_worker(
+    addr: &str,
+    task: &str,
+    mut on_job: impl FnMut(&pb::Job) + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>, BoxError> {
+    let (tx, rx) = mpsc::channel(1024);
+    tx.send(pb::WorkerMessage {
+        msg: Some(In::Hello(pb::WorkerHello {
+            tasks: vec![task.to_string()],
+            capacity: 256,
+            name: "bench".into(),
+            broadcast_tasks: vec![],
+        })),
+    })
+    .await?;
+    let mut inbound = SchedulerClient::new(channel(addr).await?)
+        .work(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    Ok(tokio::spawn(async move {
+        while let Ok(Some(m)) = inbound.message().await {
+            if let Some(Out::Job(j)) = m.msg {
+                on_job(&j);
+                let _ = tx
+                    .send(pb::WorkerMessage {
+                        msg: Some(In::Result(pb::WorkerResult {
+                            lease_id: j.lease_id,
+                            outcome: Some(pb::Outcome {
+                                outcome: Some(pb::outcome::Outcome::Done(pb::Done::default())),
+                            }),
+                        })),
+                    })
+                    .await;
+            }
+        }
+    }))
 }
 
 /// One RunJob at a time through a remote worker that answers at once.

@@ -24,9 +24,15 @@ use crate::pb;
 #[derive(Clone)]
 pub(crate) struct LeanClient {
     send: h2::client::SendRequest<Bytes>,
+    uris: std::sync::Arc<Uris>,
+}
+
+/// The methods' URIs, built once per connection.
+struct Uris {
     submit_job: Uri,
     submit_jobs: Uri,
     run_job: Uri,
+    work: Uri,
 }
 
 impl LeanClient {
@@ -65,11 +71,15 @@ impl LeanClient {
             send
         };
         let uri = |m: &str| format!("http://{addr}/taskhive.v1.Scheduler/{m}").parse::<Uri>();
-        Ok(LeanClient {
-            send,
+        let uris = Uris {
             submit_job: uri("SubmitJob")?,
             submit_jobs: uri("SubmitJobs")?,
             run_job: uri("RunJob")?,
+            work: uri("Work")?,
+        };
+        Ok(LeanClient {
+            send,
+            uris: std::sync::Arc::new(uris),
         })
     }
 
@@ -78,7 +88,7 @@ impl LeanClient {
         &mut self,
         req: pb::SubmitJobRequest,
     ) -> Result<pb::RunJobResponse, Status> {
-        let uri = self.run_job.clone();
+        let uri = self.uris.run_job.clone();
         self.unary(uri, &req).await
     }
 
@@ -87,7 +97,7 @@ impl LeanClient {
         &mut self,
         req: pb::SubmitJobRequest,
     ) -> Result<pb::SubmitJobResponse, Status> {
-        let uri = self.submit_job.clone();
+        let uri = self.uris.submit_job.clone();
         self.unary(uri, &req).await
     }
 
@@ -96,7 +106,7 @@ impl LeanClient {
         &mut self,
         req: pb::SubmitJobsRequest,
     ) -> Result<pb::SubmitJobsResponse, Status> {
-        let uri = self.submit_jobs.clone();
+        let uri = self.uris.submit_jobs.clone();
         self.unary(uri, &req).await
     }
 
@@ -105,11 +115,8 @@ impl LeanClient {
         uri: Uri,
         msg: &Q,
     ) -> Result<R, Status> {
-        let mut body = BytesMut::with_capacity(5 + msg.encoded_len());
-        body.put_u8(0);
-        body.put_u32(msg.encoded_len() as u32);
-        msg.encode(&mut body)
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let mut body = BytesMut::new();
+        frame(&mut body, msg)?;
         let mut req = Request::new(());
         *req.method_mut() = Method::POST;
         *req.uri_mut() = uri;
@@ -150,6 +157,98 @@ impl LeanClient {
     }
 }
 
+impl LeanClient {
+    /// Opens a `Work` stream as a worker of `task` with `capacity`, tells `welcomed` when the
+    /// server has taken it on, and calls `on_job` with each job it is sent, answering Done at
+    /// once; returns when the stream ends. The answers to the jobs of one read go out as one
+    /// DATA frame, as a pipelining worker would write them.
+    pub(crate) async fn work_done(
+        &mut self,
+        task: &str,
+        capacity: u32,
+        welcomed: tokio::sync::oneshot::Sender<()>,
+        mut on_job: impl FnMut(&pb::Job),
+    ) -> Result<(), Status> {
+        let mut welcomed = Some(welcomed);
+        use crate::pb::server_message::Msg as Out;
+        use crate::pb::worker_message::Msg as In;
+        let mut req = Request::new(());
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = self.uris.work.clone();
+        let h = req.headers_mut();
+        h.insert("content-type", HeaderValue::from_static("application/grpc"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        let mut send = self.send.clone().ready().await.map_err(unavailable)?;
+        let (answer, mut out) = send.send_request(req, false).map_err(unavailable)?;
+        let mut buf = BytesMut::new();
+        frame(
+            &mut buf,
+            &pb::WorkerMessage {
+                msg: Some(In::Hello(pb::WorkerHello {
+                    tasks: vec![task.to_string()],
+                    capacity,
+                    name: "bench".into(),
+                    broadcast_tasks: vec![],
+                })),
+            },
+        )?;
+        out.send_data(buf.split().freeze(), false)
+            .map_err(unavailable)?;
+        let answer = answer.await.map_err(unavailable)?;
+        if let Some(s) = status_of(answer.headers()) {
+            return Err(s);
+        }
+        let mut recv = answer.into_body();
+        let mut got = BytesMut::new();
+        while let Some(chunk) = recv.data().await {
+            let chunk = chunk.map_err(unavailable)?;
+            let _ = recv.flow_control().release_capacity(chunk.len());
+            got.extend_from_slice(&chunk);
+            // Every whole message read so far; a partial one waits for the next chunk.
+            while got.len() >= 5 {
+                let len = u32::from_be_bytes([got[1], got[2], got[3], got[4]]) as usize;
+                if got.len() < 5 + len {
+                    break;
+                }
+                let mut m = got.split_to(5 + len);
+                m.advance(5);
+                let m = pb::ServerMessage::decode(m.freeze())
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                if let Some(Out::Welcome(_)) = m.msg {
+                    if let Some(w) = welcomed.take() {
+                        let _ = w.send(());
+                    }
+                }
+                if let Some(Out::Job(j)) = m.msg {
+                    on_job(&j);
+                    let done = pb::WorkerMessage {
+                        msg: Some(In::Result(pb::WorkerResult {
+                            lease_id: j.lease_id,
+                            outcome: Some(pb::Outcome {
+                                outcome: Some(pb::outcome::Outcome::Done(pb::Done::default())),
+                            }),
+                        })),
+                    };
+                    frame(&mut buf, &done)?;
+                }
+            }
+            if !buf.is_empty() {
+                out.send_data(buf.split().freeze(), false)
+                    .map_err(unavailable)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends `msg` to `buf` behind gRPC's 5-byte prefix (not compressed, length).
+fn frame(buf: &mut BytesMut, msg: &impl Message) -> Result<(), Status> {
+    buf.reserve(5 + msg.encoded_len());
+    buf.put_u8(0);
+    buf.put_u32(msg.encoded_len() as u32);
+    msg.encode(buf).map_err(|e| Status::internal(e.to_string()))
+}
+
 /// The call's status from `grpc-status` (and `grpc-message`) when it is not OK; `None` for OK
 /// or absent.
 fn status_of(h: &http::HeaderMap) -> Option<Status> {
@@ -172,10 +271,11 @@ fn unavailable(e: h2::Error) -> Status {
 mod tests {
     use super::*;
 
-    /// The client against a real in-process server: an answer decodes, and an error's
-    /// status comes back from the trailers with its code and message.
+    /// The client against a real in-process server: an answer decodes, a worker gets its jobs
+    /// and its Done ends a RunJob, and an error's status comes back from the trailers with
+    /// its code and message.
     #[tokio::test]
-    async fn calls_a_real_server_and_reads_errors_from_the_trailers() {
+    async fn calls_a_real_server_works_its_jobs_and_reads_errors_from_the_trailers() {
         let dir = super::super::tempfile_dir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -209,6 +309,36 @@ mod tests {
         assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
         assert!(bad.message().contains("name"), "names the field: {bad:?}");
 
+        // A worker on its own connection: RunJob comes back only once its Done is taken.
+        let mut w = LeanClient::connect(&addr).await.unwrap();
+        let (welcomed, welcome) = tokio::sync::oneshot::channel();
+        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        let worker = tokio::spawn(async move {
+            w.work_done("lean", 8, welcomed, move |j| {
+                let _ = seen_tx.send(j.name.clone());
+            })
+            .await
+        });
+        welcome.await.expect("welcomed");
+        let run = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            LeanClient::connect_plain(&addr)
+                .await
+                .unwrap()
+                .run_job(job("r")),
+        )
+        .await
+        .expect("RunJob answered")
+        .unwrap();
+        assert!(run.job_id > 0);
+        let mut names = Vec::new();
+        while let Ok(n) = seen.try_recv() {
+            names.push(n);
+        }
+        // The pending jobs a, b, c, d ran first or after; r is among what the worker saw.
+        assert!(names.contains(&"r".to_string()), "{names:?}");
+
+        worker.abort();
         stop.send(()).unwrap();
         server.await.unwrap().unwrap();
         std::fs::remove_dir_all(&dir).ok();
