@@ -139,8 +139,8 @@ pub struct BenchArgs {
     /// profiling a server's submit path alone (`bench/profile-unary`).
     #[arg(long)]
     pub keep_jobs: bool,
-    /// The client of the submit and e2e scenarios' SubmitJob and SubmitJobs calls, of e2e's
-    /// workers and of dispatch's RunJob (the stream scenarios' submits, dispatch's worker and
+    /// The client of the submit and e2e scenarios' SubmitJob and SubmitJobs calls, of their
+    /// workers and of dispatch's RunJob caller and worker (the stream scenarios' submits and
     /// the other scenarios use tonic's).
     #[arg(long, value_enum, default_value_t = GrpcClient::Lean)]
     pub grpc_client: GrpcClient,
@@ -854,28 +854,62 @@ async fn e2e(a: &BenchArgs, addr: &str, how: Submits) -> Result<BenchResult, Box
     Ok(result(name, total, took, &h))
 }
 
+/// dispatch's worker over tonic's client on a bare HTTP/2 connection (capacity 1, Done at
+/// once), taken on by the server when this returns.
+async fn tonic_round_trip_worker(addr: &str) -> Result<tokio::task::JoinHandle<()>, BoxError> {
+    let (tx, rx) = hello("bench-rt", 1).await?;
+    let mut inbound = direct_client(addr).await?.work(rx).await?.into_inner();
+    // Wait for the welcome so the first RunJob finds the worker.
+    inbound.message().await?;
+    Ok(answer_done(inbound, tx, |_| {}))
+}
+
 /// A Work-stream worker of `task` over tonic's client (capacity 256) that calls `on_job`
 /// with each job and answers Done at once.
 async fn tonic_worker(
     addr: &str,
     task: &str,
-    mut on_job: impl FnMut(&pb::Job) + Send + 'static,
+    on_job: impl FnMut(&pb::Job) + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>, BoxError> {
+    let (tx, rx) = hello(task, 256).await?;
+    let inbound = SchedulerClient::new(channel(addr).await?)
+        .work(rx)
+        .await?
+        .into_inner();
+    Ok(answer_done(inbound, tx, on_job))
+}
+
+/// A worker's outbound messages, its hello to `task` with `capacity` already in them.
+async fn hello(
+    task: &str,
+    capacity: u32,
+) -> Result<
+    (
+        mpsc::Sender<pb::WorkerMessage>,
+        ReceiverStream<pb::WorkerMessage>,
+    ),
+    BoxError,
+> {
     let (tx, rx) = mpsc::channel(1024);
     tx.send(pb::WorkerMessage {
         msg: Some(In::Hello(pb::WorkerHello {
             tasks: vec![task.to_string()],
-            capacity: 256,
+            capacity,
             name: "bench".into(),
             broadcast_tasks: vec![],
         })),
     })
     .await?;
-    let mut inbound = SchedulerClient::new(channel(addr).await?)
-        .work(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
-    Ok(tokio::spawn(async move {
+    Ok((tx, ReceiverStream::new(rx)))
+}
+
+/// Answers Done to every job on `inbound` through `tx`, calling `on_job` first.
+fn answer_done(
+    mut inbound: tonic::Streaming<pb::ServerMessage>,
+    tx: mpsc::Sender<pb::WorkerMessage>,
+    mut on_job: impl FnMut(&pb::Job) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         while let Ok(Some(m)) = inbound.message().await {
             if let Some(Out::Job(j)) = m.msg {
                 on_job(&j);
@@ -891,7 +925,7 @@ async fn tonic_worker(
                     .await;
             }
         }
-    }))
+    })
 }
 
 /// One RunJob at a time through a remote worker that answers at once.
@@ -914,39 +948,21 @@ async fn dispatch(a: &BenchArgs, addr: &str) -> Result<BenchResult, BoxError> {
 
 /// [`dispatch`] on the calling thread's runtime.
 async fn dispatch_here(a: &BenchArgs, addr: &str) -> Result<BenchResult, BoxError> {
-    let (tx, rx) = mpsc::channel(16);
-    tx.send(pb::WorkerMessage {
-        msg: Some(In::Hello(pb::WorkerHello {
-            tasks: vec!["bench-rt".into()],
-            capacity: 1,
-            name: "bench".into(),
-            broadcast_tasks: vec![],
-        })),
-    })
-    .await?;
-    let mut inbound = direct_client(addr)
-        .await?
-        .work(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
-    // Wait for the welcome so the first RunJob finds the worker.
-    inbound.message().await?;
-    let worker = tokio::spawn(async move {
-        while let Ok(Some(m)) = inbound.message().await {
-            if let Some(Out::Job(j)) = m.msg {
-                let _ = tx
-                    .send(pb::WorkerMessage {
-                        msg: Some(In::Result(pb::WorkerResult {
-                            lease_id: j.lease_id,
-                            outcome: Some(pb::Outcome {
-                                outcome: Some(pb::outcome::Outcome::Done(pb::Done::default())),
-                            }),
-                        })),
-                    })
-                    .await;
-            }
+    let worker = match a.grpc_client {
+        GrpcClient::Lean => {
+            let mut w = lean_grpc::LeanClient::connect_plain(addr).await?;
+            let (welcomed, welcome) = tokio::sync::oneshot::channel();
+            let worker = tokio::spawn(async move {
+                let _ = w.work_done("bench-rt", 1, welcomed, |_| {}).await;
+            });
+            // Wait for the welcome so the first RunJob finds the worker.
+            welcome
+                .await
+                .map_err(|_| "dispatch: the worker's stream ended before its welcome")?;
+            worker
         }
-    });
+        GrpcClient::Tonic => tonic_round_trip_worker(addr).await?,
+    };
     let n = (a.jobs / 10).max(10);
     let mut c = RoundTripClient::connect(a.grpc_client, addr).await?;
     let mut h = hist();
