@@ -117,12 +117,7 @@ impl LeanClient {
     ) -> Result<R, Status> {
         let mut body = BytesMut::new();
         frame(&mut body, msg)?;
-        let mut req = Request::new(());
-        *req.method_mut() = Method::POST;
-        *req.uri_mut() = uri;
-        let h = req.headers_mut();
-        h.insert("content-type", HeaderValue::from_static("application/grpc"));
-        h.insert("te", HeaderValue::from_static("trailers"));
+        let req = grpc_request(uri);
 
         let mut send = self.send.clone().ready().await.map_err(unavailable)?;
         let (answer, mut stream) = send.send_request(req, false).map_err(unavailable)?;
@@ -172,12 +167,7 @@ impl LeanClient {
         let mut welcomed = Some(welcomed);
         use crate::pb::server_message::Msg as Out;
         use crate::pb::worker_message::Msg as In;
-        let mut req = Request::new(());
-        *req.method_mut() = Method::POST;
-        *req.uri_mut() = self.uris.work.clone();
-        let h = req.headers_mut();
-        h.insert("content-type", HeaderValue::from_static("application/grpc"));
-        h.insert("te", HeaderValue::from_static("trailers"));
+        let req = grpc_request(self.uris.work.clone());
         let mut send = self.send.clone().ready().await.map_err(unavailable)?;
         let (answer, mut out) = send.send_request(req, false).map_err(unavailable)?;
         let mut buf = BytesMut::new();
@@ -239,6 +229,17 @@ impl LeanClient {
         }
         Ok(())
     }
+}
+
+/// A gRPC call's request head: POST to the method's `uri`.
+fn grpc_request(uri: Uri) -> Request<()> {
+    let mut req = Request::new(());
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = uri;
+    let h = req.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/grpc"));
+    h.insert("te", HeaderValue::from_static("trailers"));
+    req
 }
 
 /// Appends `msg` to `buf` behind gRPC's 5-byte prefix (not compressed, length).
