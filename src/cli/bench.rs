@@ -21,6 +21,7 @@ use super::commands::CliResult;
 mod boot;
 mod faces;
 mod lean_grpc;
+mod pipelined_grpc;
 mod unary_ext;
 
 /// Any error a scenario can end with.
@@ -152,41 +153,12 @@ pub struct BenchArgs {
 /// Which gRPC client makes the unary calls (see `bench/lean_grpc.rs` for why there are two).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GrpcClient {
-    /// A hand-written client over `h2` (as the Gearman driver is for gearmand).
+    /// Hand-written drivers, as the Gearman driver is for gearmand: the pipelined unary
+    /// calls write their HTTP/2 frames themselves (`bench/pipelined_grpc.rs`), the Work
+    /// streams and RunJob round trips go over `h2` (`bench/lean_grpc.rs`).
     Lean,
     /// tonic's generated client over `Channel`, as an application would call.
     Tonic,
-}
-
-/// A client of either kind for the submit calls; clones share one connection.
-#[derive(Clone)]
-enum UnaryClient {
-    Lean(lean_grpc::LeanClient),
-    Tonic(SchedulerClient<Channel>),
-}
-
-impl UnaryClient {
-    async fn connect(kind: GrpcClient, addr: &str) -> Result<UnaryClient, BoxError> {
-        Ok(match kind {
-            GrpcClient::Lean => UnaryClient::Lean(lean_grpc::LeanClient::connect(addr).await?),
-            GrpcClient::Tonic => UnaryClient::Tonic(SchedulerClient::new(channel(addr).await?)),
-        })
-    }
-
-    async fn submit_job(&mut self, req: pb::SubmitJobRequest) -> Result<(), tonic::Status> {
-        match self {
-            UnaryClient::Lean(c) => c.submit_job(req).await.map(drop),
-            UnaryClient::Tonic(c) => c.submit_job(req).await.map(drop),
-        }
-    }
-
-    async fn submit_jobs(&mut self, jobs: Vec<pb::SubmitJobRequest>) -> Result<(), tonic::Status> {
-        let req = pb::SubmitJobsRequest { jobs };
-        match self {
-            UnaryClient::Lean(c) => c.submit_jobs(req).await.map(drop),
-            UnaryClient::Tonic(c) => c.submit_jobs(req).await.map(drop),
-        }
-    }
 }
 
 /// One scenario's figures.
@@ -590,7 +562,6 @@ async fn submit_load(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResu
     let start = Instant::now();
     let mut tasks = Vec::new();
     for k in 0..a.clients {
-        let conn = UnaryClient::connect(a.grpc_client, addr).await?;
         let payload = payload.clone();
         let job = move |i: u64| pb::SubmitJobRequest {
             task: "bench-submit".into(),
@@ -601,32 +572,8 @@ async fn submit_load(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResu
         };
         // Batch: one SubmitJobs of `pipeline` jobs in flight per client; else `pipeline`
         // SubmitJob calls in flight. Either way each client has `pipeline` jobs unacknowledged.
-        let (loops, size) = if batch {
-            (1, a.pipeline as u64)
-        } else {
-            (a.pipeline as u64, 1)
-        };
-        for p in 0..loops {
-            let mut c = conn.clone();
-            let job = job.clone();
-            let (i0, n) = share(per, loops, p);
-            tasks.push(tokio::spawn(async move {
-                let mut h = hist();
-                let mut i = i0;
-                while i < i0 + n {
-                    let m = size.min(i0 + n - i);
-                    let t = Instant::now();
-                    if batch {
-                        c.submit_jobs((i..i + m).map(&job).collect()).await?;
-                    } else {
-                        c.submit_job(job(i)).await?;
-                    }
-                    h.record_n(t.elapsed().as_micros().max(1) as u64, m).ok();
-                    i += m;
-                }
-                Ok::<_, tonic::Status>(h)
-            }));
-        }
+        let calls = submit_calls(a, addr, batch, per, job).await?;
+        tasks.push(tokio::spawn(calls.run()));
     }
     let mut h = hist();
     for t in tasks {
@@ -635,6 +582,140 @@ async fn submit_load(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResu
     let took = start.elapsed();
     let name = if batch { "submit-batch" } else { "submit" };
     Ok(result(name, per * a.clients as u64, took, &h))
+}
+
+/// One client's `per` jobs, `job(i)` being the `i`th, submitted by SubmitJob (`pipeline` calls
+/// in flight) or by SubmitJobs (one call of `pipeline` jobs in flight), through the client
+/// `--grpc-client` names; connected, ready to [`SubmitCalls::run`].
+async fn submit_calls<F>(
+    a: &BenchArgs,
+    addr: &str,
+    batch: bool,
+    per: u64,
+    job: F,
+) -> Result<SubmitCalls<F>, BoxError>
+where
+    F: Fn(u64) -> pb::SubmitJobRequest + Clone + Send + Sync + 'static,
+{
+    let to = match a.grpc_client {
+        GrpcClient::Lean => SubmitTo::Pipelined(addr.to_string()),
+        GrpcClient::Tonic => SubmitTo::Tonic(SchedulerClient::new(channel(addr).await?)),
+    };
+    Ok(SubmitCalls {
+        to,
+        batch,
+        per,
+        pipeline: a.pipeline as u64,
+        job,
+    })
+}
+
+/// What [`submit_calls`] sets up.
+struct SubmitCalls<F> {
+    to: SubmitTo,
+    batch: bool,
+    per: u64,
+    pipeline: u64,
+    job: F,
+}
+
+enum SubmitTo {
+    /// [`pipelined_grpc`], which connects when it starts.
+    Pipelined(String),
+    /// tonic's client; a task per call in flight.
+    Tonic(SchedulerClient<Channel>),
+}
+
+impl<F> SubmitCalls<F>
+where
+    F: Fn(u64) -> pb::SubmitJobRequest + Clone + Send + Sync + 'static,
+{
+    /// Submits the jobs; returns their submit → acknowledgement latencies (µs, one entry per
+    /// job, a batch's jobs all taking its call's).
+    async fn run(self) -> Result<Histogram<u64>, tonic::Status> {
+        let SubmitCalls {
+            to,
+            batch,
+            per,
+            pipeline,
+            job,
+        } = self;
+        let mut h = hist();
+        let (calls, size) = match batch {
+            true => (per.div_ceil(pipeline), pipeline),
+            false => (per, 1),
+        };
+        // The jobs of call `c`, and how many they are.
+        let range = |c: u64| c * size..((c + 1) * size).min(per);
+        let count = |c: u64| range(c).end - range(c).start;
+        match to {
+            SubmitTo::Pipelined(addr) => {
+                let mut record = |c: u64, took: Duration| {
+                    h.record_n(took.as_micros().max(1) as u64, count(c)).ok();
+                };
+                if batch {
+                    let depth = 1;
+                    let make = |c| pb::SubmitJobsRequest {
+                        jobs: range(c).map(&job).collect(),
+                    };
+                    let method = "/taskhive.v1.Scheduler/SubmitJobs";
+                    pipelined_grpc::pipelined(
+                        &addr,
+                        method,
+                        calls,
+                        depth,
+                        make,
+                        |c, t, _: pb::SubmitJobsResponse| record(c, t),
+                    )
+                    .await?;
+                } else {
+                    let depth = pipeline as usize;
+                    let method = "/taskhive.v1.Scheduler/SubmitJob";
+                    pipelined_grpc::pipelined(
+                        &addr,
+                        method,
+                        calls,
+                        depth,
+                        &job,
+                        |c, t, _: pb::SubmitJobResponse| record(c, t),
+                    )
+                    .await?;
+                }
+            }
+            SubmitTo::Tonic(mut c) if batch => {
+                for k in 0..calls {
+                    let t = Instant::now();
+                    let jobs = range(k).map(&job).collect();
+                    c.submit_jobs(pb::SubmitJobsRequest { jobs }).await?;
+                    h.record_n(t.elapsed().as_micros().max(1) as u64, count(k))
+                        .ok();
+                }
+            }
+            SubmitTo::Tonic(c) => {
+                let mut tasks = Vec::new();
+                for p in 0..pipeline {
+                    let (mut c, job) = (c.clone(), job.clone());
+                    let (i0, n) = share(per, pipeline, p);
+                    tasks.push(tokio::spawn(async move {
+                        let mut h = hist();
+                        for i in i0..i0 + n {
+                            let t = Instant::now();
+                            c.submit_job(job(i)).await?;
+                            h.record(t.elapsed().as_micros().max(1) as u64).ok();
+                        }
+                        Ok::<_, tonic::Status>(h)
+                    }));
+                }
+                for t in tasks {
+                    let part = t
+                        .await
+                        .map_err(|e| tonic::Status::internal(e.to_string()))??;
+                    h.add(part).ok();
+                }
+            }
+        }
+        Ok(h)
+    }
 }
 
 /// One SubmitStream that keeps `pipeline` jobs unacknowledged until `n` are acked;
@@ -810,31 +891,8 @@ async fn e2e(a: &BenchArgs, addr: &str, how: Submits) -> Result<BenchResult, Box
             }));
             continue;
         }
-        let conn = UnaryClient::connect(a.grpc_client, addr).await?;
-        if how == Submits::Batch {
-            let mut c = conn.clone();
-            let size = a.pipeline as u64;
-            tasks.push(tokio::spawn(async move {
-                let mut i = 0;
-                while i < per {
-                    let n = size.min(per - i);
-                    c.submit_jobs((i..i + n).map(job).collect()).await?;
-                    i += n;
-                }
-                Ok::<_, tonic::Status>(())
-            }));
-            continue;
-        }
-        for p in 0..a.pipeline as u64 {
-            let mut c = conn.clone();
-            let (i0, n) = share(per, a.pipeline as u64, p);
-            tasks.push(tokio::spawn(async move {
-                for i in i0..i0 + n {
-                    c.submit_job(job(i)).await?;
-                }
-                Ok::<_, tonic::Status>(())
-            }));
-        }
+        let calls = submit_calls(a, addr, how == Submits::Batch, per, job).await?;
+        tasks.push(tokio::spawn(async move { calls.run().await.map(drop) }));
     }
     for t in tasks {
         t.await??;

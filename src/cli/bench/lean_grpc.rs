@@ -1,8 +1,8 @@
-//! A lean unary gRPC client for the scenarios whose client shares the machine with the
-//! server (submit and e2e in-process, dispatch's RunJob round trips):
-//! one HTTP/2 connection driven by `h2` itself, a call being a HEADERS frame, one DATA
-//! frame with the prost message behind gRPC's 5-byte prefix, and a read of the answer's
-//! DATA and trailers.
+//! A lean gRPC client for the bench's Work-stream workers (e2e, dispatch) and dispatch's
+//! RunJob round trips: one HTTP/2 connection driven by `h2` itself, a call being a HEADERS
+//! frame, one DATA frame with the prost message behind gRPC's 5-byte prefix, and a read of
+//! the answer's DATA and trailers. (The pipelined SubmitJob and SubmitJobs calls go through
+//! `pipelined_grpc.rs`, which writes its frames itself.)
 //!
 //! Why: in-process, the driver's CPU and the server's share the machine, so the rate of
 //! one-job-per-call scenarios is bounded by both. tonic's generated client over `Channel`
@@ -29,8 +29,6 @@ pub(crate) struct LeanClient {
 
 /// The methods' URIs, built once per connection.
 struct Uris {
-    submit_job: Uri,
-    submit_jobs: Uri,
     run_job: Uri,
     work: Uri,
 }
@@ -72,8 +70,6 @@ impl LeanClient {
         };
         let uri = |m: &str| format!("http://{addr}/taskhive.v1.Scheduler/{m}").parse::<Uri>();
         let uris = Uris {
-            submit_job: uri("SubmitJob")?,
-            submit_jobs: uri("SubmitJobs")?,
             run_job: uri("RunJob")?,
             work: uri("Work")?,
         };
@@ -89,24 +85,6 @@ impl LeanClient {
         req: pb::SubmitJobRequest,
     ) -> Result<pb::RunJobResponse, Status> {
         let uri = self.uris.run_job.clone();
-        self.unary(uri, &req).await
-    }
-
-    /// Unary `SubmitJob`.
-    pub(crate) async fn submit_job(
-        &mut self,
-        req: pb::SubmitJobRequest,
-    ) -> Result<pb::SubmitJobResponse, Status> {
-        let uri = self.uris.submit_job.clone();
-        self.unary(uri, &req).await
-    }
-
-    /// Unary `SubmitJobs`.
-    pub(crate) async fn submit_jobs(
-        &mut self,
-        req: pb::SubmitJobsRequest,
-    ) -> Result<pb::SubmitJobsResponse, Status> {
-        let uri = self.uris.submit_jobs.clone();
         self.unary(uri, &req).await
     }
 
@@ -272,11 +250,11 @@ fn unavailable(e: h2::Error) -> Status {
 mod tests {
     use super::*;
 
-    /// The client against a real in-process server: an answer decodes, a worker gets its jobs
-    /// and its Done ends a RunJob, and an error's status comes back from the trailers with
+    /// The client against a real in-process server: a worker gets its job and its Done ends a
+    /// RunJob whose answer decodes, and an error's status comes back from the trailers with
     /// its code and message.
     #[tokio::test]
-    async fn calls_a_real_server_works_its_jobs_and_reads_errors_from_the_trailers() {
+    async fn runs_a_job_through_a_real_server_and_reads_errors_from_the_trailers() {
         let dir = super::super::tempfile_dir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -288,25 +266,14 @@ mod tests {
                 let _ = stopped.await;
             },
         ));
-        let mut c = LeanClient::connect(&addr).await.unwrap();
         let job = |name: &str| pb::SubmitJobRequest {
             task: "lean".into(),
             name: name.into(),
             args: Bytes::from_static(b"x"),
             ..Default::default()
         };
-        let a = c.submit_job(job("a")).await.unwrap();
-        let b = c.submit_job(job("b")).await.unwrap();
-        assert!(a.job_id > 0 && b.job_id > a.job_id, "{a:?} then {b:?}");
-        let many = c
-            .submit_jobs(pb::SubmitJobsRequest {
-                jobs: vec![job("c"), job("d")],
-            })
-            .await
-            .unwrap();
-        assert_eq!(many.jobs.len(), 2);
-
-        let bad = c.submit_job(job("")).await.unwrap_err();
+        let mut caller = LeanClient::connect_plain(&addr).await.unwrap();
+        let bad = caller.run_job(job("")).await.unwrap_err();
         assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
         assert!(bad.message().contains("name"), "names the field: {bad:?}");
 
@@ -321,23 +288,17 @@ mod tests {
             .await
         });
         welcome.await.expect("welcomed");
-        let run = tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            LeanClient::connect_plain(&addr)
+        let run =
+            tokio::time::timeout(std::time::Duration::from_secs(30), caller.run_job(job("r")))
                 .await
-                .unwrap()
-                .run_job(job("r")),
-        )
-        .await
-        .expect("RunJob answered")
-        .unwrap();
+                .expect("RunJob answered")
+                .unwrap();
         assert!(run.job_id > 0);
         let mut names = Vec::new();
         while let Ok(n) = seen.try_recv() {
             names.push(n);
         }
-        // The pending jobs a, b, c, d ran first or after; r is among what the worker saw.
-        assert!(names.contains(&"r".to_string()), "{names:?}");
+        assert_eq!(names, ["r"], "the worker saw the one valid job");
 
         worker.abort();
         stop.send(()).unwrap();
