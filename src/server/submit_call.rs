@@ -1,0 +1,381 @@
+//! `Scheduler/SubmitJob`, the one-job-per-call path, served without tonic's generic unary
+//! machinery: the request's one message read whole from the body and decoded, the same
+//! `SchedulerService::submit_job` called, and the answer written as one DATA frame and the
+//! `grpc-status` trailer.
+//!
+//! Why: tonic serves a unary call through its streaming codec both ways (a `Streaming`
+//! decoder with its own buffer and state machine, a boxed service future, an `EncodeBody`
+//! stream), which `bench/profile-unary` counted at about a tenth of the server's
+//! instructions per SubmitJob. What the service sees is the same `tonic::Request` (metadata
+//! from the headers, the connection's extensions), and what the client reads is what tonic
+//! writes: the answer's headers, its message, `grpc-status: 0`; an error as a trailers-only
+//! response from [`Status::into_http`]. Only plain calls come here ([`takes`]): a
+//! compressed one, or anything but HTTP/2 with gRPC's protobuf content type, goes to tonic's
+//! service as before, which answers or refuses it as it always did.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, Incoming};
+use prost::Message;
+use tonic::Status;
+
+use crate::pb::scheduler_server::Scheduler as _;
+use crate::rpc::scheduler::SchedulerService;
+
+/// The method this serves.
+const PATH: &str = "/taskhive.v1.Scheduler/SubmitJob";
+
+/// SubmitJob served by hand over the Scheduler's service; cheap to clone.
+#[derive(Clone)]
+pub(super) struct SubmitCall {
+    service: Arc<SchedulerService>,
+    /// The largest request message accepted (tonic's `max_decoding_message_size`).
+    limit: usize,
+}
+
+impl SubmitCall {
+    pub(super) fn new(service: SchedulerService, limit: usize) -> Self {
+        SubmitCall {
+            service: Arc::new(service),
+            limit,
+        }
+    }
+
+    /// Whether `req` is a SubmitJob this serves: HTTP/2, gRPC's protobuf content type, no
+    /// compression. (The caller has already told gRPC from HTTP by content type.)
+    pub(super) fn takes<B>(req: &Request<B>) -> bool {
+        let h = req.headers();
+        req.uri().path() == PATH
+            && req.version() == http::Version::HTTP_2
+            && h.get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v == "application/grpc" || v == "application/grpc+proto")
+            && h.get("grpc-encoding").is_none_or(|v| v == "identity")
+    }
+
+    /// Serves one call; every failure is the call's gRPC status.
+    pub(super) async fn call(self, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        let (mut parts, body) = req.into_parts();
+        let answer = match read_message::<crate::pb::SubmitJobRequest, _>(body, self.limit).await {
+            Ok((msg, trailers)) => {
+                // As tonic does: the request's trailers are metadata too.
+                parts.headers.extend(trailers.unwrap_or_default());
+                let req = tonic::Request::from_http(Request::from_parts(parts, msg));
+                self.service.submit_job(req).await
+            }
+            Err(s) => Err(s),
+        };
+        Ok(match answer {
+            Ok(r) => {
+                let (metadata, msg, extensions) = r.into_parts();
+                let mut res = Response::new(Body::new(OneMessage::new(&msg)));
+                *res.headers_mut() = metadata.into_headers();
+                res.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/grpc"),
+                );
+                *res.extensions_mut() = extensions;
+                res
+            }
+            Err(s) => s.into_http(),
+        })
+    }
+}
+
+/// Reads a unary request's one message (and any trailers) from `body`, refusing what tonic
+/// refuses, with its words.
+async fn read_message<M: Message + Default, B>(
+    mut body: B,
+    limit: usize,
+) -> Result<(M, Option<HeaderMap>), Status>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    // Most calls arrive as one DATA frame: kept as it came, copied only when it did not.
+    let mut first: Option<Bytes> = None;
+    let mut more = BytesMut::new();
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Status::from_error(e.into()))?;
+        let frame = match frame.into_data() {
+            Ok(d) => d,
+            Err(f) => {
+                trailers = f.into_trailers().ok();
+                continue;
+            }
+        };
+        match &first {
+            None if more.is_empty() => first = Some(frame),
+            _ => {
+                more.extend_from_slice(&first.take().unwrap_or_default());
+                more.extend_from_slice(&frame);
+            }
+        }
+        if 5 + limit < first.as_ref().map_or(0, Bytes::len) + more.len() {
+            return Err(too_large(first.as_deref().unwrap_or(&more), limit));
+        }
+    }
+    let mut buf = first.unwrap_or_else(|| more.freeze());
+    if buf.is_empty() {
+        return Err(Status::internal("Missing request message."));
+    }
+    if buf.len() < 5 {
+        return Err(Status::internal("Unexpected EOF decoding stream."));
+    }
+    if buf[0] != 0 {
+        return Err(Status::internal(
+            "protocol error: received message with compressed-flag but no grpc-encoding was specified",
+        ));
+    }
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    if len > limit {
+        return Err(too_large(&buf, limit));
+    }
+    buf.advance(5);
+    if buf.len() < len {
+        return Err(Status::internal("Unexpected EOF decoding stream."));
+    }
+    if buf.len() > len {
+        return Err(Status::internal(
+            "a unary call carries one message; this one has more",
+        ));
+    }
+    let msg = M::decode(buf).map_err(|e| Status::internal(e.to_string()))?;
+    Ok((msg, trailers))
+}
+
+/// tonic's refusal of a message above the limit (its length from the 5-byte prefix).
+fn too_large(prefix: &[u8], limit: usize) -> Status {
+    let len = prefix
+        .get(1..5)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    Status::out_of_range(format!(
+        "Error, decoded message length too large: found {len} bytes, the limit is: {limit} bytes"
+    ))
+}
+
+/// An answer's body: one gRPC message, then the `grpc-status: 0` trailer.
+struct OneMessage {
+    data: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+}
+
+impl OneMessage {
+    fn new(msg: &impl Message) -> Self {
+        let mut data = BytesMut::with_capacity(5 + msg.encoded_len());
+        data.put_u8(0);
+        data.put_u32(msg.encoded_len() as u32);
+        msg.encode(&mut data)
+            .expect("the buffer was sized to the message");
+        let mut trailers = HeaderMap::with_capacity(1);
+        trailers.insert(Status::GRPC_STATUS, HeaderValue::from_static("0"));
+        OneMessage {
+            data: Some(data.freeze()),
+            trailers: Some(trailers),
+        }
+    }
+}
+
+impl HttpBody for OneMessage {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if let Some(d) = this.data.take() {
+            return Poll::Ready(Some(Ok(Frame::data(d))));
+        }
+        Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && self.trailers.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::{SubmitJobRequest, SubmitJobResponse};
+    use futures_util::stream;
+    use http_body_util::StreamBody;
+
+    /// A request body of these frames.
+    type Frames = StreamBody<stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+
+    fn body(frames: Vec<Frame<Bytes>>) -> Frames {
+        StreamBody::new(stream::iter(frames.into_iter().map(Ok).collect::<Vec<_>>()))
+    }
+
+    fn framed(msg: &impl Message) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_u8(0);
+        b.put_u32(msg.encoded_len() as u32);
+        msg.encode(&mut b).unwrap();
+        b.freeze()
+    }
+
+    fn job() -> SubmitJobRequest {
+        SubmitJobRequest {
+            task: "t".into(),
+            name: "n".into(),
+            args: Bytes::from_static(b"payload"),
+            ..Default::default()
+        }
+    }
+
+    async fn read(
+        frames: Vec<Frame<Bytes>>,
+        limit: usize,
+    ) -> Result<(SubmitJobRequest, Option<HeaderMap>), Status> {
+        read_message::<SubmitJobRequest, _>(body(frames), limit).await
+    }
+
+    #[tokio::test]
+    async fn reads_one_message_whole_or_split_with_its_trailers() {
+        let whole = framed(&job());
+        let (m, t) = read(vec![Frame::data(whole.clone())], 1024).await.unwrap();
+        assert_eq!(m, job());
+        assert!(t.is_none());
+
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-k", HeaderValue::from_static("v"));
+        let split = vec![
+            Frame::data(whole.slice(..3)),
+            Frame::data(whole.slice(3..9)),
+            Frame::data(whole.slice(9..)),
+            Frame::trailers(trailers),
+        ];
+        let (m, t) = read(split, 1024).await.unwrap();
+        assert_eq!(m, job());
+        assert_eq!(t.unwrap()["x-k"], "v");
+    }
+
+    #[tokio::test]
+    async fn refuses_what_tonic_refuses_with_its_codes() {
+        let whole = framed(&job());
+        let code = |r: Result<_, Status>| r.unwrap_err().code();
+        assert_eq!(
+            code(read(vec![], 1024).await),
+            tonic::Code::Internal,
+            "no message"
+        );
+        assert_eq!(
+            code(read(vec![Frame::data(whole.slice(..4))], 1024).await),
+            tonic::Code::Internal,
+            "a short prefix"
+        );
+        assert_eq!(
+            code(read(vec![Frame::data(whole.slice(..whole.len() - 1))], 1024).await),
+            tonic::Code::Internal,
+            "a short message"
+        );
+        let mut compressed = whole.to_vec();
+        compressed[0] = 1;
+        assert_eq!(
+            code(read(vec![Frame::data(compressed.into())], 1024).await),
+            tonic::Code::Internal,
+            "compressed"
+        );
+        let two = [whole.clone(), whole.clone()].concat();
+        assert_eq!(
+            code(read(vec![Frame::data(two.into())], 1024).await),
+            tonic::Code::Internal,
+            "two messages"
+        );
+
+        let limit = whole.len() - 6;
+        let e = read(vec![Frame::data(whole.clone())], limit)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
+        assert!(
+            e.message()
+                .contains(&format!("found {} bytes", whole.len() - 5)),
+            "{e:?}"
+        );
+        // Refused as it arrives, not once all of it has.
+        let e = read(
+            vec![
+                Frame::data(whole.slice(..8)),
+                Frame::data(Bytes::from(vec![0; 64])),
+            ],
+            4,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn answers_one_message_then_grpc_status_0() {
+        let answer = SubmitJobResponse {
+            job_id: 7,
+            replaced: false,
+            running: false,
+        };
+        let mut b = OneMessage::new(&answer);
+        let data = b.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(data, framed(&answer));
+        let t = b.frame().await.unwrap().unwrap().into_trailers().unwrap();
+        assert_eq!(t["grpc-status"], "0");
+        assert!(b.is_end_stream());
+        assert!(b.frame().await.is_none());
+    }
+
+    #[test]
+    fn takes_only_plain_http2_grpc_submit_job() {
+        let req = |path: &str, ct: &str, enc: Option<&str>, v: http::Version| {
+            let mut b = Request::builder()
+                .uri(path)
+                .version(v)
+                .header("content-type", ct);
+            if let Some(e) = enc {
+                b = b.header("grpc-encoding", e);
+            }
+            b.body(()).unwrap()
+        };
+        let h2 = http::Version::HTTP_2;
+        assert!(SubmitCall::takes(&req(PATH, "application/grpc", None, h2)));
+        assert!(SubmitCall::takes(&req(
+            PATH,
+            "application/grpc+proto",
+            Some("identity"),
+            h2
+        )));
+        assert!(!SubmitCall::takes(&req(
+            PATH,
+            "application/grpc",
+            Some("gzip"),
+            h2
+        )));
+        assert!(!SubmitCall::takes(&req(
+            PATH,
+            "application/grpc-web",
+            None,
+            h2
+        )));
+        assert!(!SubmitCall::takes(&req(
+            PATH,
+            "application/grpc",
+            None,
+            http::Version::HTTP_11
+        )));
+        assert!(!SubmitCall::takes(&req(
+            "/taskhive.v1.Scheduler/SubmitJobs",
+            "application/grpc",
+            None,
+            h2
+        )));
+    }
+}
