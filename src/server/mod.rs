@@ -4,7 +4,7 @@
 
 mod one_port;
 mod shutdown;
-mod submit_call;
+mod unary_calls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -490,7 +490,7 @@ impl Node {
         let service = SchedulerService::new(handle.clone(), config.limits.clone());
         let load_service = LoadRunnerService::new(runner.clone());
         // One Scheduler service, in the gRPC router and handed to the port directly.
-        let submit_service = service.clone();
+        let unary_service = service.clone();
         let scheduler = SchedulerServer::new(service.clone())
             .max_decoding_message_size(config.limits.message_limit());
         let grpc = grpc_router(
@@ -525,8 +525,8 @@ impl Node {
             load: runner.clone(),
             load_service,
         }));
-        let submit = submit_call::SubmitCall::new(submit_service, config.limits.message_limit());
-        let port = one_port::OnePort::new(grpc, scheduler, submit, http);
+        let unary = unary_calls::UnaryCalls::new(unary_service, config.limits.message_limit());
+        let port = one_port::OnePort::new(grpc, scheduler, unary, http);
         let app = match tokens {
             None => one_port::App::Open(port),
             Some(tokens) => {

@@ -6,8 +6,8 @@
 //! in front of every request (`bench/profile-unary` counted four router levels per call).
 //! The Scheduler's gRPC calls, the one-job-per-call path, skip the gRPC router too: one
 //! path-prefix check hands them to the Scheduler's service, as tonic's router would after
-//! its route lookup (which is all that router adds: no layers sit on it). SubmitJob itself
-//! is served by hand (`submit_call.rs`) when it is a plain call.
+//! its route lookup (which is all that router adds: no layers sit on it). SubmitJob,
+//! SubmitJobs and RunJob themselves are served by hand (`unary_calls.rs`) when plain.
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -25,7 +25,7 @@ use crate::auth::Auth;
 use crate::pb::scheduler_server::SchedulerServer;
 use crate::rpc::scheduler::SchedulerService;
 
-use super::submit_call::SubmitCall;
+use super::unary_calls::UnaryCalls;
 
 /// Whether `path` names one of the Scheduler's gRPC methods: `/taskhive.v1.Scheduler/…`.
 fn is_scheduler_call(path: &str) -> bool {
@@ -40,23 +40,24 @@ fn is_scheduler_call(path: &str) -> bool {
 pub struct OnePort {
     grpc: Router,
     scheduler: SchedulerServer<SchedulerService>,
-    submit: SubmitCall,
+    unary: UnaryCalls,
     http: Router,
 }
 
 impl OnePort {
     /// The port over the gRPC services' router, the Scheduler's service (also in that
-    /// router), SubmitJob served by hand over the same service, and the HTTP face's router.
+    /// router), its unary one-job calls served by hand over the same service, and the HTTP
+    /// face's router.
     pub(super) fn new(
         grpc: Router,
         scheduler: SchedulerServer<SchedulerService>,
-        submit: SubmitCall,
+        unary: UnaryCalls,
         http: Router,
     ) -> Self {
         OnePort {
             grpc,
             scheduler,
-            submit,
+            unary,
             http,
         }
     }
@@ -70,13 +71,13 @@ type SchedulerFuture = MapOk<
     fn(TonicResponse) -> Response<Body>,
 >;
 
-/// SubmitJob's answer when served by hand.
-type SubmitFuture = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+/// A unary call's answer when served by hand.
+type UnaryFuture = BoxFuture<'static, Result<Response<Body>, Infallible>>;
 
 impl Service<Request<Incoming>> for OnePort {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Either<Either<SchedulerFuture, SubmitFuture>, RouteFuture<Infallible>>;
+    type Future = Either<Either<SchedulerFuture, UnaryFuture>, RouteFuture<Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -86,8 +87,8 @@ impl Service<Request<Incoming>> for OnePort {
         if !crate::status::is_grpc(&req) {
             return Either::Right(self.http.call(req));
         }
-        if SubmitCall::takes(&req) {
-            return Either::Left(Either::Right(Box::pin(self.submit.clone().call(req))));
+        if let Some(m) = UnaryCalls::takes(&req) {
+            return Either::Left(Either::Right(Box::pin(self.unary.clone().call(m, req))));
         }
         if is_scheduler_call(req.uri().path()) {
             let to_port: fn(TonicResponse) -> Response<Body> = |r| r.map(Body::new);

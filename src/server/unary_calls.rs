@@ -1,17 +1,18 @@
-//! `Scheduler/SubmitJob`, the one-job-per-call path, served without tonic's generic unary
-//! machinery: the request's one message read whole from the body and decoded, the same
-//! `SchedulerService::submit_job` called, and the answer written as one DATA frame and the
-//! `grpc-status` trailer.
+//! The one-job-per-call path's unary methods (`Scheduler/SubmitJob`, `SubmitJobs`,
+//! `RunJob`) served without tonic's generic unary machinery: the request's one message read
+//! whole from the body and decoded, the same `SchedulerService` method called, and the
+//! answer written as one DATA frame and the `grpc-status` trailer.
 //!
 //! Why: tonic serves a unary call through its streaming codec both ways (a `Streaming`
 //! decoder with its own buffer and state machine, a boxed service future, an `EncodeBody`
-//! stream), which `bench/profile-unary` counted at about a tenth of the server's
-//! instructions per SubmitJob. What the service sees is the same `tonic::Request` (metadata
-//! from the headers, the connection's extensions), and what the client reads is what tonic
-//! writes: the answer's headers, its message, `grpc-status: 0`; an error as a trailers-only
-//! response from [`Status::into_http`]. Only plain calls come here ([`takes`]): a
-//! compressed one, or anything but HTTP/2 with gRPC's protobuf content type, goes to tonic's
-//! service as before, which answers or refuses it as it always did.
+//! stream), which `bench/profile-unary` counted at about 8 % of the server's instructions
+//! per SubmitJob. What the service sees is the same `tonic::Request` (metadata from the
+//! headers and any trailers, the connection's extensions), and what the client reads is
+//! what tonic writes: the answer's headers, its message, `grpc-status: 0`; an error as a
+//! trailers-only response from [`Status::into_http`]. Only plain calls come here
+//! ([`UnaryCalls::takes`]): a compressed one, or anything but HTTP/2 with gRPC's protobuf
+//! content type, goes to tonic's service as before, which answers or refuses it as it
+//! always did.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -26,65 +27,102 @@ use hyper::body::{Body as HttpBody, Frame, Incoming};
 use prost::Message;
 use tonic::Status;
 
-use crate::pb::scheduler_server::Scheduler as _;
+use crate::pb::scheduler_server::Scheduler;
 use crate::rpc::scheduler::SchedulerService;
 
-/// The method this serves.
-const PATH: &str = "/taskhive.v1.Scheduler/SubmitJob";
+/// A method served here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Method {
+    SubmitJob,
+    SubmitJobs,
+    RunJob,
+}
 
-/// SubmitJob served by hand over the Scheduler's service; cheap to clone.
+impl Method {
+    fn of(path: &str) -> Option<Method> {
+        match path {
+            "/taskhive.v1.Scheduler/SubmitJob" => Some(Method::SubmitJob),
+            "/taskhive.v1.Scheduler/SubmitJobs" => Some(Method::SubmitJobs),
+            "/taskhive.v1.Scheduler/RunJob" => Some(Method::RunJob),
+            _ => None,
+        }
+    }
+}
+
+/// The unary methods served by hand over the Scheduler's service; cheap to clone.
 #[derive(Clone)]
-pub(super) struct SubmitCall {
+pub(super) struct UnaryCalls {
     service: Arc<SchedulerService>,
     /// The largest request message accepted (tonic's `max_decoding_message_size`).
     limit: usize,
 }
 
-impl SubmitCall {
+impl UnaryCalls {
     pub(super) fn new(service: SchedulerService, limit: usize) -> Self {
-        SubmitCall {
+        UnaryCalls {
             service: Arc::new(service),
             limit,
         }
     }
 
-    /// Whether `req` is a SubmitJob this serves: HTTP/2, gRPC's protobuf content type, no
+    /// The method `req` calls when this serves it: HTTP/2, gRPC's protobuf content type, no
     /// compression. (The caller has already told gRPC from HTTP by content type.)
-    pub(super) fn takes<B>(req: &Request<B>) -> bool {
+    pub(super) fn takes<B>(req: &Request<B>) -> Option<Method> {
         let h = req.headers();
-        req.uri().path() == PATH
-            && req.version() == http::Version::HTTP_2
+        let plain = req.version() == http::Version::HTTP_2
             && h.get(http::header::CONTENT_TYPE)
                 .is_some_and(|v| v == "application/grpc" || v == "application/grpc+proto")
-            && h.get("grpc-encoding").is_none_or(|v| v == "identity")
+            && h.get("grpc-encoding").is_none_or(|v| v == "identity");
+        Method::of(req.uri().path()).filter(|_| plain)
     }
 
-    /// Serves one call; every failure is the call's gRPC status.
-    pub(super) async fn call(self, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-        let (mut parts, body) = req.into_parts();
-        let answer = match read_message::<crate::pb::SubmitJobRequest, _>(body, self.limit).await {
-            Ok((msg, trailers)) => {
-                // As tonic does: the request's trailers are metadata too.
-                parts.headers.extend(trailers.unwrap_or_default());
-                let req = tonic::Request::from_http(Request::from_parts(parts, msg));
-                self.service.submit_job(req).await
-            }
-            Err(s) => Err(s),
-        };
-        Ok(match answer {
-            Ok(r) => {
-                let (metadata, msg, extensions) = r.into_parts();
-                let mut res = Response::new(Body::new(OneMessage::new(&msg)));
-                *res.headers_mut() = metadata.into_headers();
-                res.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/grpc"),
-                );
-                *res.extensions_mut() = extensions;
-                res
-            }
-            Err(s) => s.into_http(),
+    /// Serves one call of `method`; every failure is the call's gRPC status.
+    pub(super) async fn call(
+        self,
+        method: Method,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
+        let s = &*self.service;
+        Ok(match method {
+            Method::SubmitJob => answer(serve(req, self.limit, |r| s.submit_job(r)).await),
+            Method::SubmitJobs => answer(serve(req, self.limit, |r| s.submit_jobs(r)).await),
+            Method::RunJob => answer(serve(req, self.limit, |r| s.run_job(r)).await),
         })
+    }
+}
+
+/// Reads `req`'s message and hands it, as tonic would, to `method`.
+async fn serve<Q, R, F>(
+    req: Request<Incoming>,
+    limit: usize,
+    method: impl FnOnce(tonic::Request<Q>) -> F,
+) -> Result<tonic::Response<R>, Status>
+where
+    Q: Message + Default,
+    F: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
+{
+    let (mut parts, body) = req.into_parts();
+    let (msg, trailers) = read_message::<Q, _>(body, limit).await?;
+    // As tonic does: the request's trailers are metadata too.
+    parts.headers.extend(trailers.unwrap_or_default());
+    method(tonic::Request::from_http(Request::from_parts(parts, msg))).await
+}
+
+/// The HTTP answer to a call: its message and `grpc-status: 0`, or its status alone.
+fn answer<R: Message>(r: Result<tonic::Response<R>, Status>) -> Response<Body> {
+    match r {
+        Ok(r) => {
+            let (metadata, msg, extensions) = r.into_parts();
+            let mut res = Response::new(Body::new(OneMessage::new(&msg)));
+            *res.headers_mut() = metadata.into_headers();
+            res.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
+            *res.extensions_mut() = extensions;
+            res
+        }
+        Err(s) => s.into_http(),
     }
 }
 
@@ -334,7 +372,7 @@ mod tests {
     }
 
     #[test]
-    fn takes_only_plain_http2_grpc_submit_job() {
+    fn takes_only_plain_http2_grpc_calls_of_its_methods() {
         let req = |path: &str, ct: &str, enc: Option<&str>, v: http::Version| {
             let mut b = Request::builder()
                 .uri(path)
@@ -346,36 +384,27 @@ mod tests {
             b.body(()).unwrap()
         };
         let h2 = http::Version::HTTP_2;
-        assert!(SubmitCall::takes(&req(PATH, "application/grpc", None, h2)));
-        assert!(SubmitCall::takes(&req(
-            PATH,
-            "application/grpc+proto",
-            Some("identity"),
-            h2
-        )));
-        assert!(!SubmitCall::takes(&req(
-            PATH,
-            "application/grpc",
-            Some("gzip"),
-            h2
-        )));
-        assert!(!SubmitCall::takes(&req(
-            PATH,
-            "application/grpc-web",
-            None,
-            h2
-        )));
-        assert!(!SubmitCall::takes(&req(
-            PATH,
-            "application/grpc",
-            None,
-            http::Version::HTTP_11
-        )));
-        assert!(!SubmitCall::takes(&req(
-            "/taskhive.v1.Scheduler/SubmitJobs",
-            "application/grpc",
-            None,
-            h2
-        )));
+        const PATH: &str = "/taskhive.v1.Scheduler/SubmitJob";
+        let takes = |r: Request<()>| UnaryCalls::takes(&r);
+        assert_eq!(
+            takes(req(PATH, "application/grpc", None, h2)),
+            Some(Method::SubmitJob)
+        );
+        assert_eq!(
+            takes(req(PATH, "application/grpc+proto", Some("identity"), h2)),
+            Some(Method::SubmitJob)
+        );
+        assert_eq!(takes(req(PATH, "application/grpc", Some("gzip"), h2)), None);
+        assert_eq!(takes(req(PATH, "application/grpc-web", None, h2)), None);
+        let h1 = http::Version::HTTP_11;
+        assert_eq!(takes(req(PATH, "application/grpc", None, h1)), None);
+        let other = |m: &str| {
+            let path = format!("/taskhive.v1.Scheduler/{m}");
+            takes(req(&path, "application/grpc", None, h2))
+        };
+        assert_eq!(other("SubmitJobs"), Some(Method::SubmitJobs));
+        assert_eq!(other("RunJob"), Some(Method::RunJob));
+        assert_eq!(other("Work"), None, "streams stay with tonic");
+        assert_eq!(other("SubmitJobX"), None);
     }
 }
