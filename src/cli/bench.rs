@@ -539,6 +539,42 @@ fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
+/// A server in this process, on a fresh data directory, for the bench's own unit tests.
+#[cfg(test)]
+pub(crate) struct TestServe {
+    pub(crate) addr: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), crate::server::ServerError>>,
+    dir: std::path::PathBuf,
+}
+
+#[cfg(test)]
+impl TestServe {
+    pub(crate) async fn start() -> TestServe {
+        let dir = tempfile_dir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let config = crate::config::Config::new(&dir);
+        let task = tokio::spawn(crate::server::run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        TestServe {
+            addr,
+            stop,
+            task,
+            dir,
+        }
+    }
+
+    /// Stops the server, checks it ended well and removes its data.
+    pub(crate) async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
 /// N clients submit durable jobs as fast as acks come back.
 async fn submit(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxError> {
     let r = submit_load(a, addr, batch).await?;
@@ -570,10 +606,9 @@ async fn submit_load(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResu
             sched_at_ms,
             ..Default::default()
         };
-        // Batch: one SubmitJobs of `pipeline` jobs in flight per client; else `pipeline`
-        // SubmitJob calls in flight. Either way each client has `pipeline` jobs unacknowledged.
-        let calls = submit_calls(a, addr, batch, per, job).await?;
-        tasks.push(tokio::spawn(calls.run()));
+        // Either way each client has `pipeline` jobs unacknowledged.
+        let to = SubmitTo::connect(a.grpc_client, addr).await?;
+        tasks.push(tokio::spawn(to.submit(batch, per, a.pipeline as u64, job)));
     }
     let mut h = hist();
     for t in tasks {
@@ -584,41 +619,7 @@ async fn submit_load(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResu
     Ok(result(name, per * a.clients as u64, took, &h))
 }
 
-/// One client's `per` jobs, `job(i)` being the `i`th, submitted by SubmitJob (`pipeline` calls
-/// in flight) or by SubmitJobs (one call of `pipeline` jobs in flight), through the client
-/// `--grpc-client` names; connected, ready to [`SubmitCalls::run`].
-async fn submit_calls<F>(
-    a: &BenchArgs,
-    addr: &str,
-    batch: bool,
-    per: u64,
-    job: F,
-) -> Result<SubmitCalls<F>, BoxError>
-where
-    F: Fn(u64) -> pb::SubmitJobRequest + Clone + Send + Sync + 'static,
-{
-    let to = match a.grpc_client {
-        GrpcClient::Lean => SubmitTo::Pipelined(addr.to_string()),
-        GrpcClient::Tonic => SubmitTo::Tonic(SchedulerClient::new(channel(addr).await?)),
-    };
-    Ok(SubmitCalls {
-        to,
-        batch,
-        per,
-        pipeline: a.pipeline as u64,
-        job,
-    })
-}
-
-/// What [`submit_calls`] sets up.
-struct SubmitCalls<F> {
-    to: SubmitTo,
-    batch: bool,
-    per: u64,
-    pipeline: u64,
-    job: F,
-}
-
+/// Where one client's submit calls go, through the client `--grpc-client` names.
 enum SubmitTo {
     /// [`pipelined_grpc`], which connects when it starts.
     Pipelined(String),
@@ -626,20 +627,28 @@ enum SubmitTo {
     Tonic(SchedulerClient<Channel>),
 }
 
-impl<F> SubmitCalls<F>
-where
-    F: Fn(u64) -> pb::SubmitJobRequest + Clone + Send + Sync + 'static,
-{
-    /// Submits the jobs; returns their submit → acknowledgement latencies (µs, one entry per
-    /// job, a batch's jobs all taking its call's).
-    async fn run(self) -> Result<Histogram<u64>, tonic::Status> {
-        let SubmitCalls {
-            to,
-            batch,
-            per,
-            pipeline,
-            job,
-        } = self;
+impl SubmitTo {
+    async fn connect(kind: GrpcClient, addr: &str) -> Result<SubmitTo, BoxError> {
+        Ok(match kind {
+            GrpcClient::Lean => SubmitTo::Pipelined(addr.to_string()),
+            GrpcClient::Tonic => SubmitTo::Tonic(SchedulerClient::new(channel(addr).await?)),
+        })
+    }
+
+    /// Submits one client's `per` jobs, `job(i)` being the `i`th, by SubmitJob (`pipeline`
+    /// calls in flight) or by SubmitJobs (`batch`: one call of `pipeline` jobs in flight);
+    /// returns their submit → acknowledgement latencies (µs, one entry per job, a batch's
+    /// jobs all taking its call's).
+    async fn submit<F>(
+        self,
+        batch: bool,
+        per: u64,
+        pipeline: u64,
+        job: F,
+    ) -> Result<Histogram<u64>, tonic::Status>
+    where
+        F: Fn(u64) -> pb::SubmitJobRequest + Clone + Send + Sync + 'static,
+    {
         let mut h = hist();
         let (calls, size) = match batch {
             true => (per.div_ceil(pipeline), pipeline),
@@ -648,7 +657,7 @@ where
         // The jobs of call `c`, and how many they are.
         let range = |c: u64| c * size..((c + 1) * size).min(per);
         let count = |c: u64| range(c).end - range(c).start;
-        match to {
+        match self {
             SubmitTo::Pipelined(addr) => {
                 let mut record = |c: u64, took: Duration| {
                     h.record_n(took.as_micros().max(1) as u64, count(c)).ok();
@@ -891,8 +900,9 @@ async fn e2e(a: &BenchArgs, addr: &str, how: Submits) -> Result<BenchResult, Box
             }));
             continue;
         }
-        let calls = submit_calls(a, addr, how == Submits::Batch, per, job).await?;
-        tasks.push(tokio::spawn(async move { calls.run().await.map(drop) }));
+        let to = SubmitTo::connect(a.grpc_client, addr).await?;
+        let submits = to.submit(how == Submits::Batch, per, a.pipeline as u64, job);
+        tasks.push(tokio::spawn(async move { submits.await.map(drop) }));
     }
     for t in tasks {
         t.await??;

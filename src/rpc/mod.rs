@@ -5,6 +5,7 @@ pub mod load;
 pub mod load_convert;
 pub mod scheduler;
 pub mod submit_stream;
+pub(crate) mod wire;
 mod work;
 
 use std::collections::HashMap;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, Incoming};
@@ -29,6 +29,7 @@ use tonic::Status;
 
 use crate::pb::scheduler_server::Scheduler;
 use crate::rpc::scheduler::SchedulerService;
+use crate::rpc::wire;
 
 /// A method served here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,64 +137,42 @@ where
     B: HttpBody<Data = Bytes> + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    // Most calls arrive as one DATA frame: kept as it came, copied only when it did not.
-    let mut first: Option<Bytes> = None;
-    let mut more = BytesMut::new();
+    // Most calls arrive as one DATA frame, kept as it came; a body of more is joined.
+    let mut whole: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
     let mut trailers = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Status::from_error(e.into()))?;
-        let frame = match frame.into_data() {
+        let data = match frame.into_data() {
             Ok(d) => d,
             Err(f) => {
                 trailers = f.into_trailers().ok();
                 continue;
             }
         };
-        match &first {
-            None if more.is_empty() => first = Some(frame),
-            _ => {
-                more.extend_from_slice(&first.take().unwrap_or_default());
-                more.extend_from_slice(&frame);
-            }
+        if whole.is_none() && joined.is_empty() {
+            whole = Some(data);
+        } else {
+            joined.extend_from_slice(&whole.take().unwrap_or_default());
+            joined.extend_from_slice(&data);
         }
-        if 5 + limit < first.as_ref().map_or(0, Bytes::len) + more.len() {
-            return Err(too_large(first.as_deref().unwrap_or(&more), limit));
+        // Refused as it arrives, not once all of it has.
+        let so_far = whole.as_deref().unwrap_or(&joined);
+        if so_far.len() > wire::PREFIX + limit {
+            return Err(too_large(so_far, limit));
         }
     }
-    let mut buf = first.unwrap_or_else(|| more.freeze());
-    if buf.is_empty() {
-        return Err(Status::internal("Missing request message."));
-    }
-    if buf.len() < 5 {
-        return Err(Status::internal("Unexpected EOF decoding stream."));
-    }
-    if buf[0] != 0 {
-        return Err(Status::internal(
-            "protocol error: received message with compressed-flag but no grpc-encoding was specified",
-        ));
-    }
-    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
-    if len > limit {
+    let buf = whole.unwrap_or_else(|| joined.freeze());
+    if wire::declared_len(&buf).is_some_and(|n| n > limit) {
         return Err(too_large(&buf, limit));
     }
-    buf.advance(5);
-    if buf.len() < len {
-        return Err(Status::internal("Unexpected EOF decoding stream."));
-    }
-    if buf.len() > len {
-        return Err(Status::internal(
-            "a unary call carries one message; this one has more",
-        ));
-    }
-    let msg = M::decode(buf).map_err(|e| Status::internal(e.to_string()))?;
+    let msg = M::decode(wire::one(buf)?).map_err(|e| Status::internal(e.to_string()))?;
     Ok((msg, trailers))
 }
 
-/// tonic's refusal of a message above the limit (its length from the 5-byte prefix).
+/// tonic's refusal of a message above the limit (its length from the prefix).
 fn too_large(prefix: &[u8], limit: usize) -> Status {
-    let len = prefix
-        .get(1..5)
-        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let len = wire::declared_len(prefix).unwrap_or(0);
     Status::out_of_range(format!(
         "Error, decoded message length too large: found {len} bytes, the limit is: {limit} bytes"
     ))
@@ -207,11 +186,8 @@ struct OneMessage {
 
 impl OneMessage {
     fn new(msg: &impl Message) -> Self {
-        let mut data = BytesMut::with_capacity(5 + msg.encoded_len());
-        data.put_u8(0);
-        data.put_u32(msg.encoded_len() as u32);
-        msg.encode(&mut data)
-            .expect("the buffer was sized to the message");
+        let mut data = BytesMut::new();
+        wire::put(&mut data, msg);
         let mut trailers = HeaderMap::with_capacity(1);
         trailers.insert(Status::GRPC_STATUS, HeaderValue::from_static("0"));
         OneMessage {
@@ -257,9 +233,7 @@ mod tests {
 
     fn framed(msg: &impl Message) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(0);
-        b.put_u32(msg.encoded_len() as u32);
-        msg.encode(&mut b).unwrap();
+        wire::put(&mut b, msg);
         b.freeze()
     }
 

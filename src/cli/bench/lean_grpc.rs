@@ -12,13 +12,14 @@
 //! weighs the servers rather than the clients. To the server it is one more gRPC client;
 //! every test calls with tonic's, and `--grpc-client tonic` makes the bench call with it too.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Method, Request, Uri};
 use prost::Message;
-use tonic::{Code, Status};
+use tonic::Status;
 
 use super::BoxError;
 use crate::pb;
+use crate::rpc::wire;
 
 /// One HTTP/2 connection; clones share it (each clone may keep a call in flight).
 #[derive(Clone)]
@@ -49,24 +50,10 @@ impl LeanClient {
     async fn connect_with(addr: &str, coalesce: bool) -> Result<LeanClient, BoxError> {
         let tcp = tokio::net::TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
-        let mut b = h2::client::Builder::new();
-        // Far above one answer, so no call waits for a WINDOW_UPDATE.
-        b.initial_window_size(1 << 20)
-            .initial_connection_window_size(1 << 22);
         let send = if coalesce {
-            let (send, conn) = b
-                .handshake(crate::net::coalesce::Coalesced::h2(tcp))
-                .await?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            send
+            handshake(crate::net::coalesce::Coalesced::h2(tcp)).await?
         } else {
-            let (send, conn) = b.handshake(tcp).await?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            send
+            handshake(tcp).await?
         };
         let uri = |m: &str| format!("http://{addr}/taskhive.v1.Scheduler/{m}").parse::<Uri>();
         let uris = Uris {
@@ -85,27 +72,9 @@ impl LeanClient {
         req: pb::SubmitJobRequest,
     ) -> Result<pb::RunJobResponse, Status> {
         let uri = self.uris.run_job.clone();
-        self.unary(uri, &req).await
-    }
-
-    async fn unary<Q: Message, R: Message + Default>(
-        &mut self,
-        uri: Uri,
-        msg: &Q,
-    ) -> Result<R, Status> {
         let mut body = BytesMut::new();
-        frame(&mut body, msg)?;
-        let req = grpc_request(uri);
-
-        let mut send = self.send.clone().ready().await.map_err(unavailable)?;
-        let (answer, mut stream) = send.send_request(req, false).map_err(unavailable)?;
-        stream.send_data(body.freeze(), true).map_err(unavailable)?;
-        let answer = answer.await.map_err(unavailable)?;
-        if let Some(s) = status_of(answer.headers()) {
-            // A trailers-only answer: an error before any message.
-            return Err(s);
-        }
-        let mut recv = answer.into_body();
+        wire::put(&mut body, &req);
+        let (_, mut recv) = self.open(uri, body.freeze(), true).await?;
         let mut got = BytesMut::new();
         while let Some(chunk) = recv.data().await {
             let chunk = chunk.map_err(unavailable)?;
@@ -113,20 +82,31 @@ impl LeanClient {
             got.extend_from_slice(&chunk);
         }
         let trailers = recv.trailers().await.map_err(unavailable)?;
-        let trailers = trailers.ok_or_else(|| Status::internal("no trailers"))?;
-        if let Some(s) = status_of(&trailers) {
-            return Err(s);
+        wire::status(&trailers.unwrap_or_default())?;
+        pb::RunJobResponse::decode(wire::one(got.freeze())?)
+            .map_err(|e| Status::internal(e.to_string()))
+    }
+
+    /// Opens a call of `uri`, sends `first` (ending the request when `end`), and waits for the
+    /// answer's head; a trailers-only answer is the call's status.
+    async fn open(
+        &mut self,
+        uri: Uri,
+        first: Bytes,
+        end: bool,
+    ) -> Result<(h2::SendStream<Bytes>, h2::RecvStream), Status> {
+        let mut send = self.send.clone().ready().await.map_err(unavailable)?;
+        let (answer, mut out) = send
+            .send_request(grpc_request(uri), false)
+            .map_err(unavailable)?;
+        out.send_data(first, end).map_err(unavailable)?;
+        let answer = answer.await.map_err(unavailable)?;
+        if wire::has_status(answer.headers()) {
+            // An answer before any message: an error, or OK with nothing to read.
+            wire::status(answer.headers())?;
+            return Err(Status::internal("an answer without its message"));
         }
-        if got.len() < 5 || got[0] != 0 {
-            return Err(Status::internal("malformed gRPC message"));
-        }
-        let mut got = got.freeze();
-        got.advance(1);
-        let len = got.get_u32() as usize;
-        if got.len() != len {
-            return Err(Status::internal("gRPC message length mismatch"));
-        }
-        R::decode(got).map_err(|e| Status::internal(e.to_string()))
+        Ok((out, answer.into_body()))
     }
 }
 
@@ -145,43 +125,29 @@ impl LeanClient {
         let mut welcomed = Some(welcomed);
         use crate::pb::server_message::Msg as Out;
         use crate::pb::worker_message::Msg as In;
-        let req = grpc_request(self.uris.work.clone());
-        let mut send = self.send.clone().ready().await.map_err(unavailable)?;
-        let (answer, mut out) = send.send_request(req, false).map_err(unavailable)?;
         let mut buf = BytesMut::new();
-        frame(
-            &mut buf,
-            &pb::WorkerMessage {
-                msg: Some(In::Hello(pb::WorkerHello {
-                    tasks: vec![task.to_string()],
-                    capacity,
-                    name: "bench".into(),
-                    broadcast_tasks: vec![],
-                })),
-            },
-        )?;
-        out.send_data(buf.split().freeze(), false)
-            .map_err(unavailable)?;
-        let answer = answer.await.map_err(unavailable)?;
-        if let Some(s) = status_of(answer.headers()) {
-            return Err(s);
-        }
-        let mut recv = answer.into_body();
+        let hello = In::Hello(pb::WorkerHello {
+            tasks: vec![task.to_string()],
+            capacity,
+            name: "bench".into(),
+            broadcast_tasks: vec![],
+        });
+        wire::put(&mut buf, &pb::WorkerMessage { msg: Some(hello) });
+        let uri = self.uris.work.clone();
+        let (mut out, mut recv) = self.open(uri, buf.split().freeze(), false).await?;
         let mut got = BytesMut::new();
         while let Some(chunk) = recv.data().await {
             let chunk = chunk.map_err(unavailable)?;
             let _ = recv.flow_control().release_capacity(chunk.len());
             got.extend_from_slice(&chunk);
             // Every whole message read so far; a partial one waits for the next chunk.
-            while got.len() >= 5 {
-                let len = u32::from_be_bytes([got[1], got[2], got[3], got[4]]) as usize;
-                if got.len() < 5 + len {
+            while let Some(len) = wire::declared_len(&got) {
+                if got.len() < wire::PREFIX + len {
                     break;
                 }
-                let mut m = got.split_to(5 + len);
-                m.advance(5);
-                let m = pb::ServerMessage::decode(m.freeze())
-                    .map_err(|e| Status::internal(e.to_string()))?;
+                let m = wire::one(got.split_to(wire::PREFIX + len).freeze())?;
+                let m =
+                    pb::ServerMessage::decode(m).map_err(|e| Status::internal(e.to_string()))?;
                 if let Some(Out::Welcome(_)) = m.msg {
                     if let Some(w) = welcomed.take() {
                         let _ = w.send(());
@@ -197,7 +163,7 @@ impl LeanClient {
                             }),
                         })),
                     };
-                    frame(&mut buf, &done)?;
+                    wire::put(&mut buf, &done);
                 }
             }
             if !buf.is_empty() {
@@ -207,6 +173,23 @@ impl LeanClient {
         }
         Ok(())
     }
+}
+
+/// An HTTP/2 client connection over `io`, windows far above one answer so that no call
+/// waits for a WINDOW_UPDATE, driven by a task of its own.
+async fn handshake<T>(io: T) -> Result<h2::client::SendRequest<Bytes>, h2::Error>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, conn) = h2::client::Builder::new()
+        .initial_window_size(1 << 20)
+        .initial_connection_window_size(1 << 22)
+        .handshake(io)
+        .await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(send)
 }
 
 /// A gRPC call's request head: POST to the method's `uri`.
@@ -220,28 +203,6 @@ fn grpc_request(uri: Uri) -> Request<()> {
     req
 }
 
-/// Appends `msg` to `buf` behind gRPC's 5-byte prefix (not compressed, length).
-fn frame(buf: &mut BytesMut, msg: &impl Message) -> Result<(), Status> {
-    buf.reserve(5 + msg.encoded_len());
-    buf.put_u8(0);
-    buf.put_u32(msg.encoded_len() as u32);
-    msg.encode(buf).map_err(|e| Status::internal(e.to_string()))
-}
-
-/// The call's status from `grpc-status` (and `grpc-message`) when it is not OK; `None` for OK
-/// or absent.
-fn status_of(h: &http::HeaderMap) -> Option<Status> {
-    let code = h.get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
-    if code == 0 {
-        return None;
-    }
-    let msg = h
-        .get("grpc-message")
-        .and_then(|m| m.to_str().ok())
-        .unwrap_or_default();
-    Some(Status::new(Code::from_i32(code), msg.to_string()))
-}
-
 fn unavailable(e: h2::Error) -> Status {
     Status::unavailable(e.to_string())
 }
@@ -249,23 +210,15 @@ fn unavailable(e: h2::Error) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic::Code;
 
     /// The client against a real in-process server: a worker gets its job and its Done ends a
     /// RunJob whose answer decodes, and an error's status comes back from the trailers with
     /// its code and message.
     #[tokio::test]
     async fn runs_a_job_through_a_real_server_and_reads_errors_from_the_trailers() {
-        let dir = super::super::tempfile_dir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::server::run(
-            listener,
-            crate::config::Config::new(&dir),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let server = super::super::TestServe::start().await;
+        let addr = server.addr.clone();
         let job = |name: &str| pb::SubmitJobRequest {
             task: "lean".into(),
             name: name.into(),
@@ -301,8 +254,6 @@ mod tests {
         assert_eq!(names, ["r"], "the worker saw the one valid job");
 
         worker.abort();
-        stop.send(()).unwrap();
-        server.await.unwrap().unwrap();
-        std::fs::remove_dir_all(&dir).ok();
+        server.stop().await;
     }
 }

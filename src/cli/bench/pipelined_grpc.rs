@@ -21,7 +21,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tonic::{Code, Status};
+use tonic::Status;
+
+use crate::rpc::wire;
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -51,6 +53,8 @@ const SETTINGS_MAX_FRAME_SIZE: u16 = 0x5;
 const STREAM_WINDOW: u32 = 1 << 20;
 /// The connection's receive window; a WINDOW_UPDATE goes out once half of it is used.
 const CONNECTION_WINDOW: u32 = 1 << 24;
+/// The largest frame we accept: our SETTINGS_MAX_FRAME_SIZE, left at the default.
+const MAX_READ_FRAME: u32 = 16_384;
 /// The initial window both sides start with (RFC 9113 §6.9.2).
 const DEFAULT_WINDOW: i64 = 65_535;
 
@@ -76,7 +80,7 @@ pub(crate) async fn pipelined<Q: Message, R: Message + Default>(
     while acked < calls {
         while sent < calls && open.len() < depth.min(conn.max_streams) {
             let msg = make(sent);
-            let len = 5 + msg.encoded_len();
+            let len = wire::PREFIX + msg.encoded_len();
             if len > conn.max_frame as usize || len as i64 > conn.stream_window {
                 return Err(Status::internal(format!(
                     "pipelined driver: a {len}-byte request does not fit one DATA frame"
@@ -100,7 +104,7 @@ pub(crate) async fn pipelined<Q: Message, R: Message + Default>(
             if r.read_buf(&mut rbuf).await.map_err(io)? == 0 {
                 return Err(Status::unavailable("pipelined driver: connection closed"));
             }
-            while let Some(f) = Frame::parse(&mut rbuf, conn.max_read_frame)? {
+            while let Some(f) = Frame::parse(&mut rbuf, MAX_READ_FRAME)? {
                 handled += 1;
                 if let Some((id, done)) = conn.handle(f, &mut open)? {
                     let call = open.remove(&id).expect("handled only for an open stream");
@@ -179,8 +183,6 @@ struct Conn {
     stream_window: i64,
     max_frame: u32,
     max_streams: usize,
-    /// The largest frame we accept (our SETTINGS_MAX_FRAME_SIZE, the default).
-    max_read_frame: u32,
     /// Received DATA not yet given back with a WINDOW_UPDATE.
     unreleased: u32,
     hpack: loona_hpack::Decoder<'static>,
@@ -225,7 +227,6 @@ impl Conn {
             stream_window: DEFAULT_WINDOW,
             max_frame: 16_384,
             max_streams: usize::MAX,
-            max_read_frame: 16_384,
             unreleased: 0,
             hpack: loona_hpack::Decoder::new(),
             partial: None,
@@ -239,12 +240,9 @@ impl Conn {
         self.next_stream += 2;
         frame_head(&mut self.out, self.head.len(), HEADERS, END_HEADERS, id);
         self.out.put_slice(&self.head);
-        let len = 5 + msg.encoded_len();
+        let len = wire::PREFIX + msg.encoded_len();
         frame_head(&mut self.out, len, DATA, END_STREAM, id);
-        self.out.put_u8(0);
-        self.out.put_u32(len as u32 - 5);
-        msg.encode(&mut self.out)
-            .expect("BytesMut grows to fit the message");
+        wire::put(&mut self.out, msg);
         self.send_window -= len as i64;
         id
     }
@@ -368,22 +366,9 @@ impl Conn {
         if !end {
             return Ok(None);
         }
-        // tonic's own reading of the trailers: the code, and the message percent-decoded.
-        match Status::from_header_map(&grpc) {
-            None => return Err(Status::internal("trailers without grpc-status")),
-            Some(s) if s.code() == Code::Ok => {}
-            Some(s) => return Err(s),
-        }
-        let mut body = std::mem::take(&mut call.body);
-        if body.len() < 5 || body[0] != 0 {
-            return Err(Status::internal("malformed gRPC message"));
-        }
-        body.advance(1);
-        let len = body.get_u32() as usize;
-        if body.len() != len {
-            return Err(Status::internal("gRPC message length mismatch"));
-        }
-        Ok(Some((stream, body.freeze())))
+        wire::status(&grpc)?;
+        let body = std::mem::take(&mut call.body).freeze();
+        Ok(Some((stream, wire::one(body)?)))
     }
 
     /// The server's SETTINGS.
@@ -494,6 +479,7 @@ fn io(e: std::io::Error) -> Status {
 mod tests {
     use super::*;
     use crate::pb;
+    use tonic::Code;
 
     /// HPACK integers across the prefix boundary (RFC 7541 §C.1's examples).
     #[test]
@@ -514,17 +500,8 @@ mod tests {
     /// status and message, read from the trailers.
     #[tokio::test]
     async fn pipelines_calls_to_a_real_server_and_reads_errors_from_the_trailers() {
-        let dir = super::super::tempfile_dir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::server::run(
-            listener,
-            crate::config::Config::new(&dir),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let server = super::super::TestServe::start().await;
+        let addr = server.addr.clone();
         let job = |name: String| pb::SubmitJobRequest {
             task: "pipelined".into(),
             name,
@@ -597,8 +574,6 @@ mod tests {
         .unwrap_err();
         assert_eq!(unknown.code(), Code::Unimplemented, "{unknown:?}");
 
-        stop.send(()).unwrap();
-        server.await.unwrap().unwrap();
-        std::fs::remove_dir_all(&dir).ok();
+        server.stop().await;
     }
 }
