@@ -381,4 +381,32 @@ mod tests {
         assert_eq!(other("Work"), None, "streams stay with tonic");
         assert_eq!(other("SubmitJobX"), None);
     }
+
+    /// A real server takes a plain call on this path, not tonic's: a SubmitJob of two
+    /// messages is refused with this module's words (tonic would read the first and go on).
+    #[tokio::test]
+    async fn a_real_servers_plain_calls_come_here() {
+        let server = crate::cli::bench::TestServe::start().await;
+        let tcp = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+        let (send, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(conn);
+        let mut send = send.ready().await.unwrap();
+        let req = Request::post(format!(
+            "http://{}/taskhive.v1.Scheduler/SubmitJob",
+            server.addr
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+        let (answer, mut out) = send.send_request(req, false).unwrap();
+        let one = framed(&job());
+        out.send_data([one.clone(), one].concat().into(), true)
+            .unwrap();
+        let answer = answer.await.unwrap();
+        let e = wire::status(answer.headers()).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Internal, "{e:?}");
+        assert!(e.message().contains("one message"), "{e:?}");
+        server.stop().await;
+    }
 }
