@@ -539,42 +539,6 @@ fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-/// A server in this process, on a fresh data directory, for the bench's own unit tests.
-#[cfg(test)]
-pub(crate) struct TestServe {
-    pub(crate) addr: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), crate::server::ServerError>>,
-    dir: std::path::PathBuf,
-}
-
-#[cfg(test)]
-impl TestServe {
-    pub(crate) async fn start() -> TestServe {
-        let dir = tempfile_dir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let config = crate::config::Config::new(&dir);
-        let task = tokio::spawn(crate::server::run(listener, config, async move {
-            let _ = stopped.await;
-        }));
-        TestServe {
-            addr,
-            stop,
-            task,
-            dir,
-        }
-    }
-
-    /// Stops the server, checks it ended well and removes its data.
-    pub(crate) async fn stop(self) {
-        self.stop.send(()).unwrap();
-        self.task.await.unwrap().unwrap();
-        std::fs::remove_dir_all(&self.dir).ok();
-    }
-}
-
 /// N clients submit durable jobs as fast as acks come back.
 async fn submit(a: &BenchArgs, addr: &str, batch: bool) -> Result<BenchResult, BoxError> {
     let r = submit_load(a, addr, batch).await?;

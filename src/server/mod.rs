@@ -4,6 +4,8 @@
 
 mod one_port;
 mod shutdown;
+#[cfg(test)]
+mod test_serve;
 mod unary_calls;
 
 use std::future::Future;
@@ -30,6 +32,8 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::writer::Writer;
 use crate::store::{Store, StoreReader};
 pub use shutdown::Shutdown;
+#[cfg(test)]
+pub(crate) use test_serve::TestServe;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

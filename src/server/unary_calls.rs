@@ -386,7 +386,7 @@ mod tests {
     /// messages is refused with this module's words (tonic would read the first and go on).
     #[tokio::test]
     async fn a_real_servers_plain_calls_come_here() {
-        let server = crate::cli::bench::TestServe::start().await;
+        let server = super::super::TestServe::start().await;
         let tcp = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
         let (send, conn) = h2::client::handshake(tcp).await.unwrap();
         tokio::spawn(conn);

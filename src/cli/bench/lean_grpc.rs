@@ -217,7 +217,7 @@ mod tests {
     /// its code and message.
     #[tokio::test]
     async fn runs_a_job_through_a_real_server_and_reads_errors_from_the_trailers() {
-        let server = super::super::TestServe::start().await;
+        let server = crate::server::TestServe::start().await;
         let addr = server.addr.clone();
         let job = |name: &str| pb::SubmitJobRequest {
             task: "lean".into(),

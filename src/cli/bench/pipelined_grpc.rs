@@ -500,7 +500,7 @@ mod tests {
     /// status and message, read from the trailers.
     #[tokio::test]
     async fn pipelines_calls_to_a_real_server_and_reads_errors_from_the_trailers() {
-        let server = super::super::TestServe::start().await;
+        let server = crate::server::TestServe::start().await;
         let addr = server.addr.clone();
         let job = |name: String| pb::SubmitJobRequest {
             task: "pipelined".into(),
