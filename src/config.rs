@@ -48,6 +48,12 @@ pub struct Config {
     /// the store and are read when needed. 0 = every payload held. Not applied in a cluster
     /// (a node holds only the jobs it claimed).
     pub payload_memory: u64,
+    /// Submitted jobs admitted and not yet committed at most: past it, further submits wait
+    /// (on one node for the store's writer, in a cluster for the shared database). See
+    /// ARCHITECTURE.md, "Where every queue is bounded".
+    pub backlog_jobs: usize,
+    /// The same bound for those jobs' payload bytes.
+    pub backlog_bytes: usize,
 }
 
 impl Config {
@@ -71,6 +77,8 @@ impl Config {
             max_workers_per_task: 10_000,
             min_free_disk: 1 << 30,
             payload_memory: 256 << 20,
+            backlog_jobs: crate::store::writer::DEFAULT_BACKLOG_JOBS,
+            backlog_bytes: crate::store::writer::DEFAULT_BACKLOG_BYTES,
         }
     }
 }

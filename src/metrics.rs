@@ -7,6 +7,7 @@ use prometheus::{
 };
 
 use crate::scheduler::core::{Observation, TaskStatus};
+use crate::scheduler::durable::Backlog;
 
 /// Every metric taskhive exports.
 pub struct Metrics {
@@ -28,6 +29,14 @@ pub struct Metrics {
     /// The payload budget: bytes held in memory, and jobs whose payload is in the store only.
     payload_held: IntGauge,
     payload_spilled: IntGauge,
+    /// The submit backlog (one node: the store writer's; a cluster node: its own before the
+    /// shared database), read at scrape time: jobs admitted and not yet stored, and
+    /// submits waiting to be admitted.
+    backlog: std::sync::OnceLock<std::sync::Arc<Backlog>>,
+    backlog_jobs: IntGauge,
+    submits_waiting: IntGauge,
+    /// 1 when the last scrape's per-task counts could not be had in time.
+    counts_missing: IntGauge,
     kept_dropped: IntCounter,
 }
 
@@ -217,7 +226,32 @@ impl Metrics {
         }
         r.register(Box::new(runtime_workers))
             .expect("unique metric");
+        let backlog_jobs = IntGauge::new(
+            "taskhive_submit_backlog_jobs",
+            "Submitted jobs admitted and not yet stored (bounded; past it submits wait)",
+        )
+        .expect("valid metric");
+        let submits_waiting = IntGauge::new(
+            "taskhive_submits_waiting",
+            "Submit calls waiting for the store to catch up before they are admitted",
+        )
+        .expect("valid metric");
+        r.register(Box::new(backlog_jobs.clone()))
+            .expect("unique metric");
+        r.register(Box::new(submits_waiting.clone()))
+            .expect("unique metric");
+        let counts_missing = IntGauge::new(
+            "taskhive_job_counts_missing",
+            "1 when this scrape's per-task counts could not be read in time (store stalled)",
+        )
+        .expect("valid metric");
+        r.register(Box::new(counts_missing.clone()))
+            .expect("unique metric");
         Metrics {
+            counts_missing,
+            backlog: std::sync::OnceLock::new(),
+            backlog_jobs,
+            submits_waiting,
             load,
             conns,
             disk_free,
@@ -320,10 +354,34 @@ impl Metrics {
         }
     }
 
-    /// Prometheus text exposition, with gauges set from `tasks`.
-    pub fn render(&self, tasks: &[TaskStatus]) -> String {
+    /// Reports `backlog`'s figures from now on (the node's submit backlog; set once).
+    pub(crate) fn watch_backlog(&self, backlog: std::sync::Arc<Backlog>) {
+        let _ = self.backlog.set(backlog);
+    }
+
+    /// Prometheus text exposition, with gauges set from `tasks`; None when the counts could
+    /// not be had in time (a cluster's database stalled): the per-task series are left
+    /// out, `taskhive_workers_total` keeps its last value and `taskhive_job_counts_missing`
+    /// is 1, so the node's own figures (the backlog above all) still reach the scraper.
+    pub fn render(&self, tasks: Option<&[TaskStatus]>) -> String {
+        if let Some(b) = self.backlog.get() {
+            self.backlog_jobs.set(b.admitted() as i64);
+            self.submits_waiting.set(b.waiting() as i64);
+        }
         self.jobs.reset();
         self.workers.reset();
+        self.counts_missing.set(i64::from(tasks.is_none()));
+        if let Some(tasks) = tasks {
+            self.set_counts(tasks);
+        }
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).expect("prometheus text is UTF-8")
+    }
+
+    fn set_counts(&self, tasks: &[TaskStatus]) {
         let mut total = 0i64;
         for t in tasks {
             for (state, n) in [
@@ -341,11 +399,6 @@ impl Metrics {
             total += t.workers as i64;
         }
         self.workers_total.set(total);
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding cannot fail");
-        String::from_utf8(out).expect("prometheus text is UTF-8")
     }
 }
 

@@ -378,6 +378,15 @@ pub struct ServeArgs {
     /// is handed out or shown. 0 = hold every payload. Payloads under 1 KiB are always held.
     #[arg(long, default_value = "256MiB", value_parser = crate::store::disk::parse_size)]
     pub payload_memory: u64,
+    /// Submitted jobs not yet committed at most (one node: waiting for the store's writer;
+    /// a cluster node: for the shared database); past it further submits wait instead of
+    /// queueing without end.
+    #[arg(long, default_value_t = crate::store::writer::DEFAULT_BACKLOG_JOBS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub submit_backlog: usize,
+    /// The same bound for those jobs' payloads (bytes, or 256MiB, 1GB, ...).
+    #[arg(long, default_value = "256MiB", value_parser = crate::store::disk::parse_size)]
+    pub submit_backlog_bytes: u64,
     /// On SIGTERM, SIGINT or /quit: how long results of jobs already handed out may still
     /// arrive before the rest go back to pending (e.g. 5s).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
@@ -484,6 +493,8 @@ pub fn serve_config(a: &ServeArgs) -> crate::config::Config {
     c.net.max_connections_per_ip = a.max_connections_per_ip;
     c.min_free_disk = a.min_free_disk;
     c.payload_memory = a.payload_memory;
+    c.backlog_jobs = a.submit_backlog;
+    c.backlog_bytes = usize::try_from(a.submit_backlog_bytes).unwrap_or(usize::MAX);
     c
 }
 

@@ -13,7 +13,7 @@ use super::{db_err, deliver, now_ms, publish_result, sql, ClusterError, Live, Sh
 use crate::scheduler::actor::{JobEvent, NodeHandle};
 use crate::scheduler::backend::{Backend, Fut, SubmittedEach};
 use crate::scheduler::core::{SubmitReply, TaskStatus};
-use crate::scheduler::durable::{Admitted, Commit, Demand};
+use crate::scheduler::durable::{Admitted, Backlog, Commit, Demand};
 use crate::scheduler::error::Error;
 use crate::scheduler::job::{
     JobId, JobKey, JobRecord, JobSpec, JobState, JobView, Millis, RetryPolicy,
@@ -47,6 +47,9 @@ pub struct ClusterJobs {
     /// Unary submits: concurrent ones share one statement (group submit), the way the
     /// store's writer shares one commit among concurrent writes.
     singles: mpsc::UnboundedSender<Single>,
+    /// Submits admitted and not yet stored, as the writer's on one node: while the
+    /// database is slow, submitters wait here instead of the queues above growing.
+    backlog: Arc<Backlog>,
 }
 
 /// Takes every unary submit queued (up to [`MAX_COALESCED`]) and stores them with one
@@ -95,6 +98,7 @@ impl ClusterJobs {
         shared: Arc<Shared>,
         url: &str,
         node: NodeHandle,
+        (backlog_jobs, backlog_bytes): (usize, usize),
     ) -> Result<ClusterJobs, ClusterError> {
         let conn = super::Conn::open(url).await?;
         let (ordered, mut rx) = mpsc::unbounded_channel::<Ordered>();
@@ -146,7 +150,13 @@ impl ClusterJobs {
             node,
             ordered,
             singles,
+            backlog: Arc::new(Backlog::new(backlog_jobs, backlog_bytes)),
         })
+    }
+
+    /// Submits admitted and not yet stored.
+    pub(crate) fn backlog(&self) -> Arc<Backlog> {
+        self.backlog.clone()
     }
 
     /// Submits through a pooled connection; with `wait`, a receiver of the job's result.
@@ -458,10 +468,11 @@ fn record_of(row: &tokio_postgres::Row) -> JobRecord {
 
 impl Backend for ClusterJobs {
     fn submit(&self, spec: JobSpec) -> Fut<SubmitReply> {
-        let (tx, rx) = oneshot::channel();
-        let sent = self.singles.send((spec, tx)).is_ok();
+        let (singles, backlog) = (self.singles.clone(), self.backlog.clone());
         Box::pin(async move {
-            if !sent {
+            let _admitted = backlog.admit(Demand::of([&spec])).await;
+            let (tx, rx) = oneshot::channel();
+            if singles.send((spec, tx)).is_err() {
                 return Err(Error::ShuttingDown);
             }
             rx.await.map_err(|_| Error::ShuttingDown)?
@@ -469,17 +480,17 @@ impl Backend for ClusterJobs {
     }
 
     fn submit_many(&self, specs: Vec<JobSpec>) -> Fut<Vec<SubmitReply>> {
-        let shared = self.shared.clone();
+        let (shared, backlog) = (self.shared.clone(), self.backlog.clone());
         Box::pin(async move {
+            let _admitted = backlog.admit(Demand::of(&specs)).await;
             let c = shared.conn().await?;
             submit_batch(&c.client, &c.submit, &specs, false).await
         })
     }
 
-    /// Not bounded here: a cluster's submits queue for the group submit statement (see
-    /// ARCHITECTURE.md, "Where every queue is bounded").
-    fn admit(&self, _demand: Demand) -> BoxFuture<'static, Option<Admitted>> {
-        Box::pin(std::future::ready(None))
+    fn admit(&self, demand: Demand) -> BoxFuture<'static, Option<Admitted>> {
+        let backlog = self.backlog.clone();
+        Box::pin(async move { Some(backlog.admit(demand).await) })
     }
 
     fn submit_each(&self, specs: Vec<JobSpec>) -> BoxFuture<'static, SubmittedEach> {
@@ -500,7 +511,10 @@ impl Backend for ClusterJobs {
             if !me.workers_anywhere(&spec.task).await? {
                 return Err(Error::NoWorker { task: spec.task });
             }
+            // Held until the submit is stored only: not while the job runs.
+            let admitted = me.backlog.admit(Demand::of([&spec])).await;
             let (reply, rx) = me.submit_one(spec, true).await?;
+            drop(admitted);
             match rx.ok_or(Error::ShuttingDown)?.await {
                 Ok(Ok(result)) => Ok((reply.id, result)),
                 Ok(Err(e)) => Err(Error::JobFailed(e)),
@@ -722,8 +736,13 @@ impl Backend for ClusterJobs {
     }
 
     fn load(&self, r: JobRecord) -> Fut<()> {
-        let shared = self.shared.clone();
+        let (shared, backlog) = (self.shared.clone(), self.backlog.clone());
         Box::pin(async move {
+            let demand = Demand {
+                jobs: 1,
+                bytes: r.args.len(),
+            };
+            let _admitted = backlog.admit(demand).await;
             shared
                 .conn()
                 .await?

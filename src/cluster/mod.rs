@@ -328,9 +328,15 @@ impl Cluster {
         self.shared.schedule_news.clone()
     }
 
-    /// The client API of this node, over its actor `node`.
-    pub async fn jobs(&self, url: &str, node: NodeHandle) -> Result<ClusterJobs, ClusterError> {
-        ClusterJobs::start(self.shared.clone(), url, node).await
+    /// The client API of this node, over its actor `node`; submits wait while `backlog`'s
+    /// (jobs, payload bytes) are admitted and not yet stored.
+    pub async fn jobs(
+        &self,
+        url: &str,
+        node: NodeHandle,
+        backlog: (usize, usize),
+    ) -> Result<ClusterJobs, ClusterError> {
+        ClusterJobs::start(self.shared.clone(), url, node, backlog).await
     }
 
     /// Starts the claimer: it feeds claimed jobs to `node` until the actor stops.

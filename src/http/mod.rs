@@ -120,18 +120,28 @@ async fn quit(axum::extract::State(st): axum::extract::State<AppState>) -> Respo
     (StatusCode::OK, "Quitting").into_response()
 }
 
+/// How long a scrape waits for the per-task counts: a cluster reads them from the shared
+/// database, and a stalled database must not hide the node's own figures (its submit
+/// backlog above all) past a scraper's timeout (Prometheus: 10 s).
+const COUNTS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn metrics(axum::extract::State(st): axum::extract::State<AppState>) -> Response {
-    match st.h.status(None).await {
-        Ok((tasks, _)) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            st.metrics.render(&tasks),
-        )
-            .into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+    let tasks = match tokio::time::timeout(COUNTS_WAIT, st.h.status(None)).await {
+        Ok(Ok((tasks, _))) => Some(tasks),
+        Ok(Err(e)) => return ApiError::from(e).into_response(),
+        Err(_) => {
+            tracing::warn!(wait = ?COUNTS_WAIT, "metrics: per-task counts not read in time; left out");
+            None
+        }
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        st.metrics.render(tasks.as_deref()),
+    )
+        .into_response()
 }
 
 async fn not_found(req: Request) -> Response {

@@ -89,6 +89,17 @@ pub struct Backlog {
     limit_kib: usize,
     kib: Arc<Semaphore>,
     peak_kib: AtomicUsize,
+    /// Submits waiting in [`Backlog::admit`].
+    waiting: AtomicUsize,
+}
+
+/// One submit counted in [`Backlog::waiting`] until it is admitted or gives up.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Jobs (and their payload bytes) admitted and not yet committed; dropping it lets others in.
@@ -111,6 +122,7 @@ impl Backlog {
             limit_kib,
             kib: Arc::new(Semaphore::new(limit_kib)),
             peak_kib: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -130,6 +142,12 @@ impl Backlog {
     /// those under 100 MB) and its path no second semaphore.
     pub async fn admit(&self, demand: Demand) -> Admitted {
         let n = demand.jobs.clamp(1, self.limit) as u32;
+        // Counted only when it will wait (a read decides: the count is a gauge, and the
+        // common case then costs no shared write); the semaphore's own queue keeps order.
+        let _waiting = (self.permits.available_permits() < n as usize).then(|| {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            Waiting(&self.waiting)
+        });
         let jobs = self.permits.clone().acquire_many_owned(n).await.ok();
         let kib = (demand.bytes / 1024).min(self.limit_kib) as u32;
         let bytes = if kib == 0 {
@@ -141,6 +159,16 @@ impl Backlog {
             p
         };
         Admitted(jobs, bytes)
+    }
+
+    /// Jobs admitted and not yet committed now.
+    pub fn admitted(&self) -> usize {
+        self.limit - self.permits.available_permits()
+    }
+
+    /// Submits waiting to be admitted now (for jobs; a wait for bytes is not counted).
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// The most payload KiB ever admitted and not yet committed at once.

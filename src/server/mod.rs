@@ -222,7 +222,8 @@ pub(crate) async fn start_scheduler(
             tracing::info!(jobs = n, read_ms, index_ms, dir = %config.data_dir.display(), "store loaded")
         }
     }
-    let (writer, writer_join) = Writer::spawn(store);
+    let (writer, writer_join) =
+        Writer::spawn_bounded(store, config.backlog_jobs, config.backlog_bytes);
     let settings = Settings::new(
         (config.limits.default_timeout_ms / 1000).max(1) as i64,
         stored_config,
@@ -231,6 +232,7 @@ pub(crate) async fn start_scheduler(
     let (handle, actor_join, claimer, load_job_news, schedule_news) = match cluster {
         None => {
             let disk_gauge = metrics.disk_free();
+            metrics.watch_backlog(crate::scheduler::durable::Durable::backlog(&writer));
             let (node, j) = actor::spawn_node(
                 core,
                 settings,
@@ -274,6 +276,7 @@ pub(crate) async fn start_scheduler(
             core.set_locks_external();
             crate::cluster::Cluster::prepare(&url, &cc).await?;
             let (link, hook) = crate::cluster::Cluster::connect(&url, &cc, &fence).await?;
+            let watch = metrics.clone();
             let (node, j) = actor::spawn_node(
                 core,
                 settings,
@@ -283,7 +286,9 @@ pub(crate) async fn start_scheduler(
                 actor::Holding::Claims,
                 Some(hook),
             );
-            let jobs = link.jobs(&url, node.clone()).await?;
+            let backlog = (config.backlog_jobs, config.backlog_bytes);
+            let jobs = link.jobs(&url, node.clone(), backlog).await?;
+            watch.watch_backlog(jobs.backlog());
             // Subscribed before the claimer starts: it announces every stored load job once
             // it listens (saves between the store's first read and then would be missed).
             let news = link.load_job_news();
