@@ -115,6 +115,12 @@ fn counter(r: &Registry, name: &str, help: &str) -> IntCounterVec {
     c
 }
 
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
 fn histogram(r: &Registry, name: &str, help: &str) -> HistogramVec {
     let buckets = vec![
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -188,16 +194,16 @@ impl Metrics {
             .expect("unique metric");
         r.register(Box::new(conns.timed_out.clone()))
             .expect("unique metric");
-        let payload_held = IntGauge::new(
+        let payload_held = gauge(
+            &r,
             "taskhive_payload_memory_bytes",
             "Bytes of job payloads of 1 KiB or more held in memory (serve --payload-memory)",
-        )
-        .expect("valid metric");
-        let payload_spilled = IntGauge::new(
+        );
+        let payload_spilled = gauge(
+            &r,
             "taskhive_payloads_in_store_only",
             "Jobs whose payload is held in the store only, read back when handed out",
-        )
-        .expect("valid metric");
+        );
         let kept_dropped = IntCounter::new(
             "taskhive_kept_results_dropped_total",
             "Kept results let go before their time: they held more than --payload-memory",
@@ -205,48 +211,34 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(kept_dropped.clone()))
             .expect("unique metric");
-        r.register(Box::new(payload_held.clone()))
-            .expect("unique metric");
-        r.register(Box::new(payload_spilled.clone()))
-            .expect("unique metric");
-        let disk_free = IntGauge::new(
+        let disk_free = gauge(
+            &r,
             "taskhive_disk_free_bytes",
             "Free bytes on the SQLite data directory's filesystem (with --min-free-disk)",
-        )
-        .expect("valid metric");
-        r.register(Box::new(disk_free.clone()))
-            .expect("unique metric");
-        let runtime_workers = IntGauge::new(
+        );
+        let runtime_workers = gauge(
+            &r,
             "taskhive_runtime_workers",
             "Threads serving connections and running the scheduler (serve --worker-threads)",
-        )
-        .expect("valid metric");
+        );
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             runtime_workers.set(rt.metrics().num_workers() as i64);
         }
-        r.register(Box::new(runtime_workers))
-            .expect("unique metric");
-        let backlog_jobs = IntGauge::new(
+        let backlog_jobs = gauge(
+            &r,
             "taskhive_submit_backlog_jobs",
             "Submitted jobs admitted and not yet stored (bounded; past it submits wait)",
-        )
-        .expect("valid metric");
-        let submits_waiting = IntGauge::new(
+        );
+        let submits_waiting = gauge(
+            &r,
             "taskhive_submits_waiting",
             "Submit calls waiting for the store to catch up before they are admitted",
-        )
-        .expect("valid metric");
-        r.register(Box::new(backlog_jobs.clone()))
-            .expect("unique metric");
-        r.register(Box::new(submits_waiting.clone()))
-            .expect("unique metric");
-        let counts_missing = IntGauge::new(
+        );
+        let counts_missing = gauge(
+            &r,
             "taskhive_job_counts_missing",
             "1 when this scrape's per-task counts could not be read in time (store stalled)",
-        )
-        .expect("valid metric");
-        r.register(Box::new(counts_missing.clone()))
-            .expect("unique metric");
+        );
         Metrics {
             counts_missing,
             backlog: std::sync::OnceLock::new(),
