@@ -352,6 +352,7 @@ pub(crate) fn spawn_node(
         keep_ms: 0,
         reads: Vec::new(),
         payloads_seen: PayloadMemory::default(),
+        finished: Vec::new(),
     };
     let join = tokio::spawn(actor.run());
     (NodeHandle { tx, clock, backlog }, join)
@@ -1002,6 +1003,19 @@ struct Actor {
     reads: Vec<PayloadRead>,
     /// The payload budget's figures last told to the metrics.
     payloads_seen: PayloadMemory,
+    /// Jobs finished in this step, told to `on_finished` once the step's writes (their
+    /// ends) are committed: a RunJob caller on another node, or a watcher, must not hear
+    /// of the end before a read of the shared database would.
+    finished: Vec<FinishedJob>,
+}
+
+/// A finished job as `on_finished` hears of it.
+struct FinishedJob {
+    job: JobId,
+    task: Arc<str>,
+    name: Arc<str>,
+    attempts: u32,
+    result: Result<Bytes, String>,
 }
 
 /// A read of spilled payloads and what to do with them.
@@ -1047,6 +1061,7 @@ impl Actor {
             let ops = self.effects();
             self.writer.write_detached(ops);
             self.flush_reads();
+            self.flush_finished();
             let payloads = self.core.payload_memory();
             if payloads != self.payloads_seen {
                 self.payloads_seen = payloads;
@@ -1102,6 +1117,7 @@ impl Actor {
         }
         self.handle(cmd);
         self.flush_reads();
+        self.flush_finished();
     }
 
     /// Runs one command; its store writes become the commit handed back to the caller.
@@ -1441,6 +1457,27 @@ impl Actor {
         );
     }
 
+    /// Tells `on_finished` of this step's finished jobs once everything queued so far is
+    /// committed (a barrier behind the step's writes), off the actor.
+    fn flush_finished(&mut self) {
+        let Some(hook) = self.on_finished.clone() else {
+            return;
+        };
+        if self.finished.is_empty() {
+            return;
+        }
+        let finished = std::mem::take(&mut self.finished);
+        let stored = self.writer.barrier();
+        tokio::spawn(async move {
+            // Told even if the commit failed, as before: the resync that follows makes
+            // memory agree with the store, and a caller waiting on the job must not hang.
+            let _ = stored.wait().await;
+            for f in finished {
+                hook.finished(f.job, &f.task, &f.name, f.attempts, &f.result);
+            }
+        });
+    }
+
     /// Carries out pending effects and queues their store writes as one commit.
     fn commit(&mut self) -> Commit {
         let ops = self.effects();
@@ -1550,8 +1587,14 @@ impl Actor {
                                 }
                             }
                         }
-                        if let Some(hook) = &self.on_finished {
-                            hook.finished(job, &task, &name, attempts, &result);
+                        if self.on_finished.is_some() {
+                            self.finished.push(FinishedJob {
+                                job,
+                                task: task.clone(),
+                                name: name.clone(),
+                                attempts,
+                                result: result.clone(),
+                            });
                         }
                         if let (Ok(r), true, Holding::Everything) =
                             (&result, self.keep_ms > 0, self.holding)
