@@ -2,7 +2,8 @@
 //! while the store cannot take writes (another session holds its write lock), at most
 //! `--submit-backlog` submitted jobs are admitted, the other submit calls wait unanswered
 //! (`taskhive_submits_waiting`), and once the store takes writes again every one of them
-//! is stored. (`tests/backpressure.rs` measures the bound against a slow store in-process.)
+//! is stored. Reads (GetJob, ListJobs, Status) answer meanwhile. (`tests/backpressure.rs`
+//! measures the bound against a slow store in-process.)
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 use common::pg::fresh_db;
 use common::{job, metric, metrics_from, within, TestServer};
 use taskhive::cluster::ClusterConfig;
+use taskhive::pb;
 
 const BOUND: usize = 4;
 const CALLS: usize = 20;
@@ -55,6 +57,11 @@ async fn submits_wait_then_all_land(s: &TestServer, release: tokio::sync::onesho
         calls.iter().all(|c| !c.is_finished()),
         "a submit was answered while the store could not take it"
     );
+    reads_answer_while_writes_wait(s).await;
+    assert!(
+        calls.iter().all(|c| !c.is_finished()),
+        "a submit was answered while the store could not take it"
+    );
     release.send(()).unwrap();
     let mut ids = std::collections::BTreeSet::new();
     within(60, async {
@@ -75,6 +82,39 @@ async fn submits_wait_then_all_land(s: &TestServer, release: tokio::sync::onesho
     assert_eq!(metric(&m, "taskhive_submit_backlog_jobs"), 0.0);
     assert_eq!(metric(&m, "taskhive_submits_waiting"), 0.0);
     assert_eq!(metric(&m, "taskhive_job_counts_missing"), 0.0);
+}
+
+/// GetJob, ListJobs and Status answer while the admitted submits wait on the store: a read
+/// does not queue behind them. Asked several times over, so that on a cluster node every
+/// pooled session a read may use is tried.
+async fn reads_answer_while_writes_wait(s: &TestServer) {
+    let mut c = s.client().await;
+    within(10, async {
+        for _ in 0..8 {
+            let job = c
+                .get_job(pb::JobRef {
+                    job_id: 0,
+                    task: "warm".into(),
+                    name: "up".into(),
+                })
+                .await
+                .expect("GetJob answers while submits wait")
+                .into_inner();
+            assert_eq!(job.name, "up");
+            let page = c
+                .list_jobs(pb::ListJobsRequest {
+                    task: "warm".into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("ListJobs answers while submits wait")
+                .into_inner();
+            assert_eq!(page.jobs.len(), 1, "{page:?}");
+            let st = common::task_status(&mut c, "warm").await;
+            assert_eq!(st.pending, 1, "{st:?}");
+        }
+    })
+    .await;
 }
 
 /// One node: a second SQLite connection holds the write lock (the writer's commit waits in

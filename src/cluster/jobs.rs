@@ -197,7 +197,7 @@ impl ClusterJobs {
         let (id, task, name) = key_params(key);
         let row = self
             .shared
-            .conn()
+            .read_conn()
             .await?
             .client
             .query_opt(sql::GET_KEPT, &[&id, &task, &name, &now_ms()])
@@ -225,7 +225,7 @@ impl ClusterJobs {
         }
         let row = self
             .shared
-            .conn()
+            .read_conn()
             .await?
             .client
             .query_one(sql::HAS_WORKER, &[&task, &self.shared.ttl_ms])
@@ -401,7 +401,7 @@ impl<'a> SpecArrays<'a> {
 /// ListJobs: one keyset query per state in listing order, each asking for one row more than
 /// the page still needs, so the last page is known to be the last.
 async fn list_jobs(shared: &Shared, q: &ListQuery) -> Result<JobPage, Error> {
-    let live = shared.conn().await?;
+    let live = shared.read_conn().await?;
     let c = &live.client;
     let now = now_ms();
     let mut jobs: Vec<JobView> = Vec::new();
@@ -551,7 +551,7 @@ impl Backend for ClusterJobs {
             let (id, task, name) = key_params(&key);
             let row = me
                 .shared
-                .conn()
+                .read_conn()
                 .await?
                 .client
                 .query_opt(sql::GET, &[&id, &task, &name])
@@ -619,7 +619,7 @@ impl Backend for ClusterJobs {
             // Limits are kept equal on every node; this node's core also knows which of its
             // own claimed jobs a limit holds back (claims hold back the rest in the database).
             let (mine, _) = local.status(task.clone()).await?;
-            let c = &shared.conn().await?.client;
+            let c = &shared.read_conn().await?.client;
             let rows = c
                 .query(sql::STATUS, &[&now_ms(), &task, &shared.ttl_ms])
                 .await
@@ -674,7 +674,7 @@ impl Backend for ClusterJobs {
         Box::pin(async move {
             let limit = limit.min(i64::MAX as usize) as i64;
             let rows = shared
-                .conn()
+                .read_conn()
                 .await?
                 .client
                 .query(sql::LIST_DEAD, &[&task, &limit])
@@ -725,7 +725,7 @@ impl Backend for ClusterJobs {
         Box::pin(async move {
             let (after, limit) = (after as i64, limit.min(i64::MAX as usize) as i64);
             let rows = shared
-                .conn()
+                .read_conn()
                 .await?
                 .client
                 .query(sql::DUMP_PAGE, &[&after, &limit])
@@ -865,7 +865,7 @@ impl Backend for ClusterJobs {
         Box::pin(async move {
             let rows = me
                 .shared
-                .conn()
+                .read_conn()
                 .await?
                 .client
                 .query(sql::LIST_SCHEDULES, &[])
@@ -883,7 +883,7 @@ impl Backend for ClusterJobs {
         Box::pin(async move {
             let row = me
                 .shared
-                .conn()
+                .read_conn()
                 .await?
                 .client
                 .query_opt(sql::GET_SCHEDULE, &[&name])
@@ -949,7 +949,7 @@ impl Backend for ClusterJobs {
                 .await?;
             let kept = me
                 .shared
-                .conn()
+                .read_conn()
                 .await?
                 .client
                 .query_opt(sql::KEPT_AND_GONE, &[&task, &name, &now_ms()])

@@ -113,8 +113,12 @@ const WATCH_CHANNEL: &str = "taskhive_watch";
 const JOB_DATA_CHANNEL: &str = "taskhive_job_data";
 /// A job waiting for a named lock was given a slot (see [`locks`]).
 const LOCKS_CHANNEL: &str = "taskhive_locks";
-/// Connections the client API's statements are spread over (each pipelines its queries).
+/// Connections the client API's writes are spread over (each pipelines its queries).
 const API_CONNECTIONS: usize = 4;
+/// Connections of the client API's reads (GetJob, ListJobs, Status, ...): kept apart from
+/// the writes' so a read never queues behind INSERTs that wait on the database (a lock, a
+/// slow disk) in the same session's pipeline.
+const READ_CONNECTIONS: usize = 2;
 
 type Waiters = HashMap<JobId, Vec<oneshot::Sender<Result<Bytes, String>>>>;
 
@@ -175,9 +179,12 @@ impl Live {
 struct Shared {
     node: String,
     ttl_ms: i64,
-    /// Sessions the client API's statements are spread over.
+    /// Sessions the client API's writes are spread over.
     conns: Vec<Conn>,
     next: AtomicUsize,
+    /// Sessions of the client API's reads.
+    reads: Vec<Conn>,
+    next_read: AtomicUsize,
     /// The writer's fence: claimed job id → lease version.
     versions: Arc<Mutex<HashMap<JobId, i64>>>,
     /// Claimed jobs a RunJob somewhere waits on: their results are published.
@@ -197,6 +204,12 @@ impl Shared {
     async fn conn(&self) -> Result<Arc<Live>, Error> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         self.conns[i].get().await
+    }
+
+    /// The next pooled session for a read-only statement (round robin), reopened if it broke.
+    async fn read_conn(&self) -> Result<Arc<Live>, Error> {
+        let i = self.next_read.fetch_add(1, Ordering::Relaxed) % self.reads.len();
+        self.reads[i].get().await
     }
 }
 
@@ -297,12 +310,18 @@ impl Cluster {
         for _ in 0..API_CONNECTIONS {
             conns.push(Conn::open(url).await?);
         }
+        let mut reads = Vec::new();
+        for _ in 0..READ_CONNECTIONS {
+            reads.push(Conn::open(url).await?);
+        }
         let (watches, forwards) = watch::Watches::new();
         let shared = Arc::new(Shared {
             node: cfg.node_id.clone(),
             ttl_ms: cfg.claim_ttl.as_millis().max(1) as i64,
             conns,
             next: AtomicUsize::new(0),
+            reads,
+            next_read: AtomicUsize::new(0),
             versions: fence.versions.clone(),
             waited: Mutex::new(HashSet::new()),
             waiters: Mutex::new(HashMap::new()),
