@@ -594,6 +594,26 @@ fn prepared(
     Ok(st)
 }
 
+/// Takes the claim versions of the jobs `ops` delete or release out of the fence; returns
+/// them, to be put back if the commit fails.
+fn claims_ended(fence: &Fence, ops: &[Op]) -> Vec<(JobId, i64)> {
+    let mut v = fence.versions.lock().expect("poisoned");
+    let mut ended = Vec::new();
+    let mut end = |id: &JobId| {
+        if let Some(version) = v.remove(id) {
+            ended.push((*id, version));
+        }
+    };
+    for op in ops {
+        match op {
+            Op::Scheduler(Write::Job(JobWrite::Delete(id))) => end(id),
+            Op::Scheduler(Write::Release(ids)) => ids.iter().for_each(&mut end),
+            _ => {}
+        }
+    }
+    ended
+}
+
 /// The lease version of each id under `fence` (-1, matching nothing, when not held).
 fn versions(fence: &Fence, ids: &[i64]) -> Vec<i64> {
     let v = fence.versions.lock().expect("poisoned");
@@ -839,8 +859,21 @@ impl Store for PgStore {
                 run,
             )?);
         }
-        tx.commit()?;
-        if let Some(f) = &self.fence {
+        // A deleted or released job's claim is over. Its version goes before the commit, not
+        // after: the claimer's renewal, reading the row gone (committed) while the version
+        // was still here, would take the job for lost to another node and drop its RunJob
+        // waiter before the finished hook could publish its result.
+        let ended = self.fence.as_ref().map(|f| claims_ended(f, ops));
+        if let Err(e) = tx.commit() {
+            if let (Some(f), Some(ended)) = (&self.fence, ended) {
+                let mut v = f.versions.lock().expect("poisoned");
+                for (id, version) in ended {
+                    v.entry(id).or_insert(version);
+                }
+            }
+            return Err(e.into());
+        }
+        if self.fence.is_some() {
             if !fenced_out.is_empty() {
                 tracing::warn!(
                     writes = fenced_out.len(),
@@ -848,21 +881,6 @@ impl Store for PgStore {
                 );
             }
             self.fenced = fenced_out;
-            // A deleted or released job's claim is over.
-            let mut v = f.versions.lock().expect("poisoned");
-            for op in ops {
-                match op {
-                    Op::Scheduler(Write::Job(JobWrite::Delete(id))) => {
-                        v.remove(id);
-                    }
-                    Op::Scheduler(Write::Release(ids)) => {
-                        for id in ids {
-                            v.remove(id);
-                        }
-                    }
-                    _ => {}
-                }
-            }
         }
         Ok(())
     }
@@ -1109,5 +1127,28 @@ mod tests {
         ];
         let lens: Vec<usize> = runs(&ops).iter().map(|r| r.len()).collect();
         assert_eq!(lens, vec![2, 1, 2, 1]);
+    }
+
+    #[test]
+    fn a_commits_deleted_and_released_claims_leave_the_fence_before_it() {
+        let fence = Fence {
+            node: "n".into(),
+            versions: Arc::new(Mutex::new(HashMap::from([
+                (1, 10),
+                (2, 20),
+                (3, 30),
+                (4, 40),
+            ]))),
+        };
+        let ops = vec![
+            Op::Scheduler(Write::Job(JobWrite::Delete(1))),
+            Op::Scheduler(Write::Job(JobWrite::Upsert(rec(2, "b")))),
+            Op::Scheduler(Write::Release(vec![3, 9])),
+        ];
+        let mut ended = claims_ended(&fence, &ops);
+        ended.sort();
+        assert_eq!(ended, vec![(1, 10), (3, 30)]);
+        let left = fence.versions.lock().unwrap().clone();
+        assert_eq!(left, HashMap::from([(2, 20), (4, 40)]));
     }
 }
