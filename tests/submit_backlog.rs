@@ -92,11 +92,7 @@ async fn reads_answer_while_writes_wait(s: &TestServer) {
     within(10, async {
         for _ in 0..8 {
             let job = c
-                .get_job(pb::JobRef {
-                    job_id: 0,
-                    task: "warm".into(),
-                    name: "up".into(),
-                })
+                .get_job(common::job_ref("warm", "up"))
                 .await
                 .expect("GetJob answers while submits wait")
                 .into_inner();

@@ -167,6 +167,36 @@ impl Conn {
     }
 }
 
+/// Sessions a kind of statement is spread over, round robin.
+struct Pool {
+    conns: Vec<Conn>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    async fn open(url: &str, n: usize) -> Result<Pool, ClusterError> {
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            conns.push(Conn::open(url).await?);
+        }
+        Ok(Pool {
+            conns,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The next session, reopened if it broke.
+    async fn get(&self) -> Result<Arc<Live>, Error> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        self.conns[i].get().await
+    }
+
+    /// Always the same session: statements whose notifications must arrive in order.
+    async fn first(&self) -> Result<Arc<Live>, Error> {
+        self.conns[0].get().await
+    }
+}
+
 impl Live {
     async fn open(url: &str) -> Result<Live, ClusterError> {
         let client = connect(url).await?.0;
@@ -179,12 +209,10 @@ impl Live {
 struct Shared {
     node: String,
     ttl_ms: i64,
-    /// Sessions the client API's writes are spread over.
-    conns: Vec<Conn>,
-    next: AtomicUsize,
+    /// Sessions of the client API's writes.
+    writes: Pool,
     /// Sessions of the client API's reads.
-    reads: Vec<Conn>,
-    next_read: AtomicUsize,
+    reads: Pool,
     /// The writer's fence: claimed job id → lease version.
     versions: Arc<Mutex<HashMap<JobId, i64>>>,
     /// Claimed jobs a RunJob somewhere waits on: their results are published.
@@ -202,14 +230,12 @@ struct Shared {
 impl Shared {
     /// The next pooled session (round robin), reopened if it broke.
     async fn conn(&self) -> Result<Arc<Live>, Error> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
-        self.conns[i].get().await
+        self.writes.get().await
     }
 
     /// The next pooled session for a read-only statement (round robin), reopened if it broke.
     async fn read_conn(&self) -> Result<Arc<Live>, Error> {
-        let i = self.next_read.fetch_add(1, Ordering::Relaxed) % self.reads.len();
-        self.reads[i].get().await
+        self.reads.get().await
     }
 }
 
@@ -306,22 +332,14 @@ impl Cluster {
         cfg: &ClusterConfig,
         fence: &Fence,
     ) -> Result<(Cluster, NodeHook), ClusterError> {
-        let mut conns = Vec::new();
-        for _ in 0..API_CONNECTIONS {
-            conns.push(Conn::open(url).await?);
-        }
-        let mut reads = Vec::new();
-        for _ in 0..READ_CONNECTIONS {
-            reads.push(Conn::open(url).await?);
-        }
+        let writes = Pool::open(url, API_CONNECTIONS).await?;
+        let reads = Pool::open(url, READ_CONNECTIONS).await?;
         let (watches, forwards) = watch::Watches::new();
         let shared = Arc::new(Shared {
             node: cfg.node_id.clone(),
             ttl_ms: cfg.claim_ttl.as_millis().max(1) as i64,
-            conns,
-            next: AtomicUsize::new(0),
+            writes,
             reads,
-            next_read: AtomicUsize::new(0),
             versions: fence.versions.clone(),
             waited: Mutex::new(HashSet::new()),
             waiters: Mutex::new(HashMap::new()),

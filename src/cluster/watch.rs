@@ -203,7 +203,7 @@ pub(super) async fn publish(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver
             })
             .expect("serializable");
             // Session 0 always: one session's notifications arrive in order.
-            let r = match shared.conns[0].get().await {
+            let r = match shared.writes.first().await {
                 Ok(live) => live
                     .client
                     .execute(sql::JOB_EVENT, &[&piece])

@@ -1460,12 +1460,13 @@ impl Actor {
     /// Tells `on_finished` of this step's finished jobs once everything queued so far is
     /// committed (a barrier behind the step's writes), off the actor.
     fn flush_finished(&mut self) {
-        let Some(hook) = self.on_finished.clone() else {
-            return;
-        };
+        // Runs after every command: nothing shared is touched unless a job finished.
         if self.finished.is_empty() {
             return;
         }
+        let Some(hook) = self.on_finished.clone() else {
+            return;
+        };
         let finished = std::mem::take(&mut self.finished);
         let stored = self.writer.barrier();
         tokio::spawn(async move {

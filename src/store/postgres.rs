@@ -866,10 +866,7 @@ impl Store for PgStore {
         let ended = self.fence.as_ref().map(|f| claims_ended(f, ops));
         if let Err(e) = tx.commit() {
             if let (Some(f), Some(ended)) = (&self.fence, ended) {
-                let mut v = f.versions.lock().expect("poisoned");
-                for (id, version) in ended {
-                    v.entry(id).or_insert(version);
-                }
+                f.versions.lock().expect("poisoned").extend(ended);
             }
             return Err(e.into());
         }

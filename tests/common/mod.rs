@@ -379,14 +379,19 @@ pub async fn task_status(c: &mut SchedulerClient<Channel>, task: &str) -> pb::Ta
         .unwrap_or_default()
 }
 
+/// The reference to the job named `name` of `task`.
+pub fn job_ref(task: &str, name: &str) -> pb::JobRef {
+    pb::JobRef {
+        job_id: 0,
+        task: task.into(),
+        name: name.into(),
+    }
+}
+
 /// Asserts that GetJob of (task, name) answers NOT_FOUND.
 pub async fn assert_no_job(c: &mut SchedulerClient<Channel>, task: &str, name: &str) {
     let err = c
-        .get_job(pb::JobRef {
-            job_id: 0,
-            task: task.into(),
-            name: name.into(),
-        })
+        .get_job(job_ref(task, name))
         .await
         .expect_err("the job should be gone");
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
