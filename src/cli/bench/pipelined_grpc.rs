@@ -9,9 +9,11 @@
 //! What it does of HTTP/2 (RFC 9113), and no more: the preface and SETTINGS (acknowledging
 //! the server's), PING answers, connection-level flow control both ways (stream windows are
 //! far above one call), HEADERS and CONTINUATION decoded with HPACK (`loona-hpack`), DATA,
-//! RST_STREAM and GOAWAY as errors. Requests go out as one HEADERS frame with a header block
-//! built once per connection (literal fields, no dynamic table, so it never depends on what
-//! the server has decoded) and one DATA frame. A call's status comes from its trailers'
+//! RST_STREAM and GOAWAY as errors. Requests go out as one HEADERS frame and one DATA frame.
+//! The header blocks are built once per connection and index their fields as grpc-go's,
+//! grpc-core's and `h2`'s encoders do: the first call adds them to HPACK's dynamic table,
+//! every later call names each by its index in one byte (a server whose SETTINGS shrink the
+//! table gets literals instead). A call's status comes from its trailers'
 //! `grpc-status` and `grpc-message`, as with any gRPC client.
 
 use std::collections::HashMap;
@@ -43,6 +45,7 @@ const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
 
+const SETTINGS_HEADER_TABLE_SIZE: u16 = 0x1;
 const SETTINGS_ENABLE_PUSH: u16 = 0x2;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
@@ -174,8 +177,15 @@ impl Frame {
 
 /// The connection's state: what the server allows, what we owe it, and the bytes to write.
 struct Conn {
-    /// The request header block (every call of this connection has the same).
+    /// The request header blocks: the first call's, which adds its fields to the server's
+    /// dynamic table, then every later call's, which names them by index.
     head: Bytes,
+    indexed: Bytes,
+    /// Calls started: the first sends `head`.
+    started: u64,
+    /// The server's SETTINGS_HEADER_TABLE_SIZE is too small for our fields: from the next
+    /// block on, a size update to 0 then literals without indexing (RFC 7541 §4.2).
+    shrunk: Shrunk,
     next_stream: u32,
     /// Bytes we may still send on the connection.
     send_window: i64,
@@ -186,6 +196,8 @@ struct Conn {
     /// Received DATA not yet given back with a WINDOW_UPDATE.
     unreleased: u32,
     hpack: loona_hpack::Decoder<'static>,
+    /// The request header block without indexing, for a server that allows no table.
+    literals: Bytes,
     /// A header block waiting for its CONTINUATION frames: stream, END_STREAM, bytes so far.
     partial: Option<(u32, bool, BytesMut)>,
     out: BytesMut,
@@ -208,20 +220,38 @@ impl Conn {
         out.put_u32(CONNECTION_WINDOW - DEFAULT_WINDOW as u32);
 
         // :method POST and :scheme http are in HPACK's static table (indices 3 and 6); the
-        // rest are literals without indexing, :path and :authority naming theirs by index.
-        let mut head = BytesMut::new();
-        head.put_u8(0x80 | 3);
-        head.put_u8(0x80 | 6);
-        literal(&mut head, Name::Indexed(4), method.as_bytes());
-        literal(&mut head, Name::Indexed(1), addr.as_bytes());
-        literal(
-            &mut head,
-            Name::Literal(b"content-type"),
-            b"application/grpc",
-        );
-        literal(&mut head, Name::Literal(b"te"), b"trailers");
+        // rest are literals with incremental indexing, :path and :authority naming theirs by
+        // index. Each added field becomes entry 62 and pushes the earlier ones up one, so
+        // after the first block :path is 65, :authority 64, content-type 63 and te 62.
+        let fields: [(Name, &[u8]); 4] = [
+            (Name::Indexed(4), method.as_bytes()),
+            (Name::Indexed(1), addr.as_bytes()),
+            (Name::Literal(b"content-type"), b"application/grpc"),
+            (Name::Literal(b"te"), b"trailers"),
+        ];
+        let block = |how: Literal| {
+            let mut b = BytesMut::new();
+            b.put_u8(0x80 | 3);
+            b.put_u8(0x80 | 6);
+            for (name, value) in &fields {
+                literal(&mut b, how, name, value);
+            }
+            b.freeze()
+        };
+        let indexed = Bytes::from_static(&[
+            0x80 | 3,
+            0x80 | 6,
+            0x80 | 65,
+            0x80 | 64,
+            0x80 | 63,
+            0x80 | 62,
+        ]);
         Conn {
-            head: head.freeze(),
+            head: block(Literal::Indexing),
+            indexed,
+            started: 0,
+            shrunk: Shrunk::No,
+            literals: block(Literal::WithoutIndexing),
             next_stream: 1,
             send_window: DEFAULT_WINDOW,
             stream_window: DEFAULT_WINDOW,
@@ -238,8 +268,21 @@ impl Conn {
     fn start(&mut self, msg: &impl Message) -> u32 {
         let id = self.next_stream;
         self.next_stream += 2;
-        frame_head(&mut self.out, self.head.len(), HEADERS, END_HEADERS, id);
-        self.out.put_slice(&self.head);
+        let block = match self.shrunk {
+            Shrunk::No if self.started == 0 => self.head.clone(),
+            Shrunk::No => self.indexed.clone(),
+            Shrunk::Unsaid => {
+                self.shrunk = Shrunk::Said;
+                let mut b = BytesMut::with_capacity(1 + self.literals.len());
+                b.put_u8(0x20);
+                b.put_slice(&self.literals);
+                b.freeze()
+            }
+            Shrunk::Said => self.literals.clone(),
+        };
+        self.started += 1;
+        frame_head(&mut self.out, block.len(), HEADERS, END_HEADERS, id);
+        self.out.put_slice(&block);
         let len = wire::PREFIX + msg.encoded_len();
         frame_head(&mut self.out, len, DATA, END_STREAM, id);
         wire::put(&mut self.out, msg);
@@ -384,6 +427,11 @@ impl Conn {
                 // ours send their one DATA frame when they open, so only new streams care.
                 SETTINGS_INITIAL_WINDOW_SIZE => self.stream_window = i64::from(v),
                 SETTINGS_MAX_FRAME_SIZE => self.max_frame = v,
+                // Our four fields take about 250 bytes of the table (§4.1: 32 each beyond
+                // their lengths); the default is 4096.
+                SETTINGS_HEADER_TABLE_SIZE if v < 1024 && self.shrunk == Shrunk::No => {
+                    self.shrunk = Shrunk::Unsaid
+                }
                 _ => {}
             }
         }
@@ -409,6 +457,24 @@ fn frame_head(out: &mut BytesMut, len: usize, kind: u8, flags: u8, stream: u32) 
     out.put_u32(stream);
 }
 
+/// Whether the server's dynamic table has room for our fields.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shrunk {
+    No,
+    /// Too small; the size update is not yet sent.
+    Unsaid,
+    Said,
+}
+
+/// How [`literal`] asks the decoder to treat a field.
+#[derive(Clone, Copy)]
+enum Literal {
+    /// Added to the dynamic table (RFC 7541 §6.2.1).
+    Indexing,
+    /// Left out of it (§6.2.2).
+    WithoutIndexing,
+}
+
 /// A header field's name in [`literal`].
 enum Name<'a> {
     /// An entry of HPACK's static table.
@@ -416,12 +482,16 @@ enum Name<'a> {
     Literal(&'a [u8]),
 }
 
-/// A literal header field without indexing (RFC 7541 §6.2.2), strings not Huffman-coded.
-fn literal(out: &mut BytesMut, name: Name, value: &[u8]) {
+/// A literal header field, strings not Huffman-coded.
+fn literal(out: &mut BytesMut, how: Literal, name: &Name, value: &[u8]) {
+    let (first, bits) = match how {
+        Literal::Indexing => (0x40, 6),
+        Literal::WithoutIndexing => (0x00, 4),
+    };
     match name {
-        Name::Indexed(i) => integer(out, 0x00, 4, usize::from(i)),
+        Name::Indexed(i) => integer(out, first, bits, usize::from(*i)),
         Name::Literal(n) => {
-            out.put_u8(0x00);
+            out.put_u8(first);
             integer(out, 0x00, 7, n.len());
             out.put_slice(n);
         }
@@ -493,6 +563,70 @@ mod tests {
         assert_eq!(enc(5, 1337), [31, 154, 10]);
         assert_eq!(enc(8, 42), [42]);
         assert_eq!(enc(4, 15), [15, 0]);
+    }
+
+    /// The header blocks decode, in the order they go out, to the same fields every call:
+    /// the first adds them to the decoder's table and the later ones index them; after a
+    /// SETTINGS that shrinks the table, a size update and literals.
+    #[test]
+    fn later_calls_name_their_headers_by_index_and_decode_the_same() {
+        let mut conn = Conn::new("127.0.0.1:1", "/taskhive.v1.Scheduler/SubmitJob");
+        let mut server = loona_hpack::Decoder::new();
+        let mut decode = |conn: &mut Conn| {
+            conn.out.clear();
+            conn.start(&pb::SubmitJobRequest::default());
+            let len = u32::from_be_bytes([0, conn.out[0], conn.out[1], conn.out[2]]) as usize;
+            let block = conn.out[9..9 + len].to_vec();
+            let fields: Vec<(Vec<u8>, Vec<u8>)> = server
+                .decode(&block)
+                .unwrap()
+                .into_iter()
+                .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                .collect();
+            (block.len(), fields)
+        };
+        let want: Vec<(Vec<u8>, Vec<u8>)> = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/taskhive.v1.Scheduler/SubmitJob"),
+            (":authority", "127.0.0.1:1"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+        let (first, fields) = decode(&mut conn);
+        assert_eq!(fields, want, "the first block");
+        for _ in 0..3 {
+            let (len, fields) = decode(&mut conn);
+            assert_eq!(fields, want, "a later block");
+            assert_eq!(len, 6, "one byte a field");
+        }
+        assert!(first > 60);
+
+        let mut shrink = BytesMut::new();
+        shrink.put_u16(SETTINGS_HEADER_TABLE_SIZE);
+        shrink.put_u32(0);
+        conn.settings(&shrink).unwrap();
+        let server_table_zero = |conn: &mut Conn| {
+            conn.out.clear();
+            conn.start(&pb::SubmitJobRequest::default());
+            let len = u32::from_be_bytes([0, conn.out[0], conn.out[1], conn.out[2]]) as usize;
+            conn.out[9..9 + len].to_vec()
+        };
+        let update = server_table_zero(&mut conn);
+        assert_eq!(update[0], 0x20, "a size update to 0 first");
+        let later = server_table_zero(&mut conn);
+        assert_eq!(&update[1..], &later[..], "then the same literals");
+        let mut fresh = loona_hpack::Decoder::new();
+        let got: Vec<(Vec<u8>, Vec<u8>)> = fresh
+            .decode(&later)
+            .unwrap()
+            .into_iter()
+            .map(|(n, v)| (n.to_vec(), v.to_vec()))
+            .collect();
+        assert_eq!(got, want, "literals decode without a table");
     }
 
     /// The driver against a real in-process server: many calls in flight answer in order of
