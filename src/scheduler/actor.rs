@@ -78,13 +78,19 @@ pub type EventRx = mpsc::UnboundedReceiver<JobEvent>;
 
 type Reply<T> = oneshot::Sender<T>;
 
-/// What a submit hands back: the core's answer, the commit to wait for, and a RunJob waiter.
-type Submitted = (SubmitReply, Commit, Option<ResultRx>);
+/// What a RunJob's submit hands back: the core's answer, the commit to wait for, and the
+/// receiver of the job's result.
+type Submitted = (SubmitReply, Commit, ResultRx);
 
 pub(super) enum Cmd {
-    Submit {
+    /// A submit answered once it is stored, by the writer (one wake-up for the caller).
+    SubmitStored {
         spec: JobSpec,
-        wait: bool,
+        reply: Reply<Result<SubmitReply, Error>>,
+    },
+    /// A RunJob's submit: answered at once, its caller then waits for the commit and the result.
+    SubmitRun {
+        spec: JobSpec,
         reply: Reply<Result<Submitted, Error>>,
     },
     SubmitMany {
@@ -1126,15 +1132,30 @@ impl Actor {
         match cmd {
             Cmd::Lock(c) => self.handle_lock(c, now),
             Cmd::Node(c) => self.handle_node(c, now),
-            Cmd::Submit {
-                mut spec,
-                wait,
-                reply,
-            } => {
+            Cmd::SubmitStored { mut spec, reply } => {
                 if spec.timeout_ms == 0 {
                     spec.timeout_ms = self.settings.default_timeout_ms();
                 }
-                if wait && !self.core.has_worker(&spec.task) {
+                match self.core.submit(spec, now) {
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                    Ok(r) => {
+                        let ops = self.effects();
+                        self.writer.write_then(
+                            ops,
+                            Box::new(move |stored| {
+                                let _ = reply.send(stored.map(|_| r).map_err(store_err));
+                            }),
+                        );
+                    }
+                }
+            }
+            Cmd::SubmitRun { mut spec, reply } => {
+                if spec.timeout_ms == 0 {
+                    spec.timeout_ms = self.settings.default_timeout_ms();
+                }
+                if !self.core.has_worker(&spec.task) {
                     let _ = reply.send(Err(Error::NoWorker { task: spec.task }));
                     return;
                 }
@@ -1145,11 +1166,8 @@ impl Actor {
                         return;
                     }
                 };
-                let rx = wait.then(|| {
-                    let (tx, rx) = oneshot::channel();
-                    self.waiters.entry(r.id).or_default().push(tx);
-                    rx
-                });
+                let (tx, rx) = oneshot::channel();
+                self.waiters.entry(r.id).or_default().push(tx);
                 let commit = self.commit();
                 let _ = reply.send(Ok((r, commit, rx)));
             }

@@ -35,6 +35,10 @@ pub enum StoreError {
 pub trait Durable: Send + Sync + 'static {
     /// Queues `writes`; the returned [`Commit`] resolves once they are committed.
     fn write(&self, writes: Vec<Write>) -> Commit;
+    /// Queues `writes` and runs `then` with the outcome once they are committed (at once,
+    /// when there are none): a caller that waits for nothing but the commit is woken once,
+    /// from the writer, rather than by the actor's answer and then by the commit.
+    fn write_then(&self, writes: Vec<Write>, then: Then);
     /// Queues `writes` with no one waiting for them (internal changes such as lease expiry).
     fn write_detached(&self, writes: Vec<Write>);
     /// A commit that resolves once everything queued before it is committed.
@@ -195,6 +199,10 @@ impl Backlog {
 /// Jobs whose writes in a commit were fenced out (cluster: the claim had passed to another
 /// node), so the commit changed nothing for them.
 pub(crate) type Fenced = Arc<BTreeSet<JobId>>;
+
+/// What a commit's outcome is handed to in [`Durable::write_then`]; it runs on the writer's
+/// thread, so keep it short (send an answer).
+pub type Then = Box<dyn FnOnce(Result<Fenced, StoreError>) + Send>;
 
 /// Payloads read back from the store, by job: what [`Writer::read_args`] hands its callback.
 pub type ReadArgs = Result<std::collections::HashMap<JobId, bytes::Bytes>, StoreError>;

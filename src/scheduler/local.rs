@@ -31,13 +31,13 @@ impl LocalJobs {
         LocalJobs { tx, backlog }
     }
 
-    /// Submits through the core; with `wait`, also a receiver of the job's result.
-    async fn submit_job(
+    /// A RunJob's submit through the core: once stored, its reply and the receiver of the
+    /// job's result.
+    async fn submit_run(
         tx: mpsc::UnboundedSender<Cmd>,
         spec: JobSpec,
-        wait: bool,
-    ) -> Result<(SubmitReply, Option<super::actor::ResultRx>), Error> {
-        let (reply, commit, rx) = call(&tx, |reply| Cmd::Submit { spec, wait, reply }).await??;
+    ) -> Result<(SubmitReply, super::actor::ResultRx), Error> {
+        let (reply, commit, rx) = call(&tx, |reply| Cmd::SubmitRun { spec, reply }).await??;
         commit.wait().await.map_err(store_err)?;
         Ok((reply, rx))
     }
@@ -53,7 +53,7 @@ impl Backend for LocalJobs {
         let (tx, backlog) = (self.tx.clone(), self.backlog.clone());
         Box::pin(async move {
             let _admitted = backlog.admit(Demand::of([&spec])).await;
-            Ok(Self::submit_job(tx, spec, false).await?.0)
+            call(&tx, |reply| Cmd::SubmitStored { spec, reply }).await?
         })
     }
 
@@ -83,9 +83,9 @@ impl Backend for LocalJobs {
         Box::pin(async move {
             // Held until the submit's commit only: not while the job runs.
             let admitted = backlog.admit(Demand::of([&spec])).await;
-            let (reply, rx) = Self::submit_job(tx, spec, true).await?;
+            let (reply, rx) = Self::submit_run(tx, spec).await?;
             drop(admitted);
-            match rx.expect("waiter requested").await {
+            match rx.await {
                 Ok(Ok(result)) => Ok((reply.id, result)),
                 Ok(Err(e)) => Err(Error::JobFailed(e)),
                 Err(_) => Err(Error::ShuttingDown),

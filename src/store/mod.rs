@@ -13,6 +13,7 @@ pub mod memory;
 pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
+mod syncing;
 pub mod writer;
 
 pub use crate::scheduler::durable::StoreError;
@@ -83,9 +84,16 @@ pub trait Store: Send + 'static {
     fn take_fenced(&mut self) -> Vec<JobId> {
         Vec::new()
     }
-    /// Upkeep that follows a commit once its callers have heard of it (SQLite: a WAL
-    /// checkpoint every so many commits); nothing in a store that needs none.
+    /// Upkeep that follows a commit once its callers have heard of it, or its sync is under
+    /// way (SQLite: a WAL checkpoint every so many commits); nothing in a store that needs none.
     fn after_acks(&mut self) {}
+    /// From now on `apply` leaves its commits to be made durable by the returned [`Syncer`]
+    /// (SQLite with `--sync full`: the WAL's fdatasync, taken out of the commit), so that the
+    /// writer can apply the next batch while the last one is synced. None: `apply` stays
+    /// durable by itself (the default, and every store that has nothing to gain).
+    fn take_syncer(&mut self) -> Result<Option<Box<dyn Syncer>>, StoreError> {
+        Ok(None)
+    }
     /// Every stored job, in id order.
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError>;
     /// Every stored job, in id order, task names held once (start-up). With `spill_from`,
@@ -139,6 +147,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
     fn after_acks(&mut self) {
         (**self).after_acks()
     }
+    fn take_syncer(&mut self) -> Result<Option<Box<dyn Syncer>>, StoreError> {
+        (**self).take_syncer()
+    }
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
         (**self).load_jobs()
     }
@@ -166,6 +177,13 @@ impl<S: Store + ?Sized> Store for Box<S> {
     fn load_task_limits(&mut self) -> Result<Vec<(String, String)>, StoreError> {
         (**self).load_task_limits()
     }
+}
+
+/// Makes every commit a store's `apply` has returned from durable; runs on a thread of its
+/// own ([`Store::take_syncer`]).
+pub trait Syncer: Send + 'static {
+    /// Returns once everything committed before the call is on disk.
+    fn sync(&mut self) -> Result<(), StoreError>;
 }
 
 /// Read access to archived load executions, independent of the writer thread.

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader, StoredJobs};
+use super::{ExecRow, Op, ScheduleRow, Store, StoreError, StoreReader, StoredJobs, Syncer};
 use super::{JobWrite, Write};
 use crate::scheduler::job::{JobId, JobRecord, RetryPolicy, TraceParent};
 
@@ -25,6 +25,7 @@ pub enum Sync {
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    sync: Sync,
     /// Commits since the last checkpoint this store asked for ([`Store::after_acks`]).
     commits: u32,
 }
@@ -241,6 +242,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn,
             path,
+            sync,
             commits: 0,
         })
     }
@@ -258,6 +260,20 @@ fn add_columns(conn: &Connection) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// The WAL file's `fdatasync`, run by the writer's sync thread ([`Store::take_syncer`]).
+struct WalSync {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Syncer for WalSync {
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::Backend(format!("fdatasync {}: {e}", self.path.display())))
+    }
 }
 
 impl Store for SqliteStore {
@@ -427,6 +443,28 @@ impl Store for SqliteStore {
         {
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
+    }
+
+    /// With `--sync full`: SQLite stops syncing the WAL at each commit (`synchronous=NORMAL`)
+    /// and the returned [`WalSync`] does it instead. In WAL mode a commit is durable once its
+    /// frames, the last one marked as a commit, are on disk, which one `fdatasync` of the WAL
+    /// file ensures for every commit written before it. What NORMAL still does is what FULL
+    /// did besides: the WAL synced before each checkpoint copies from it, the database file
+    /// after, the WAL's header when it starts over. The WAL file keeps its inode while this
+    /// connection is open (SQLite deletes it only when the last connection closes).
+    fn take_syncer(&mut self) -> Result<Option<Box<dyn Syncer>>, StoreError> {
+        if self.sync != Sync::Full {
+            return Ok(None);
+        }
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&wal)
+            .map_err(|e| StoreError::Backend(format!("open {}: {e}", wal.display())))?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(Some(Box::new(WalSync { file, path: wal })))
     }
 
     fn load_jobs(&mut self) -> Result<Vec<JobRecord>, StoreError> {
@@ -642,6 +680,40 @@ mod tests {
             value,
         });
         store.apply(&[op]).expect("commit");
+    }
+
+    fn synchronous(store: &SqliteStore) -> i64 {
+        store
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("synchronous")
+    }
+
+    /// `--sync full` hands the commit's WAL sync to a syncer (SQLite itself drops to NORMAL,
+    /// 1, from FULL, 2); `--sync normal` has none to hand over.
+    #[test]
+    fn full_sync_takes_the_wal_sync_out_of_the_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SqliteStore::open(dir.path(), Sync::Full).expect("open");
+        assert_eq!(synchronous(&store), 2);
+        let mut syncer = store
+            .take_syncer()
+            .expect("syncer")
+            .expect("full syncs apart");
+        assert_eq!(synchronous(&store), 1);
+        commit_one(&mut store, 7);
+        syncer.sync().expect("fdatasync of the WAL");
+        drop(store);
+        let mut again = SqliteStore::open(dir.path(), Sync::Full).expect("reopen");
+        assert_eq!(
+            again.load_config().expect("config"),
+            [("timeout".to_string(), 7)]
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut normal = SqliteStore::open(dir.path(), Sync::Normal).expect("open");
+        assert!(normal.take_syncer().expect("no error").is_none());
+        assert_eq!(synchronous(&normal), 1);
     }
 
     #[test]

@@ -18,9 +18,10 @@ use std::thread::JoinHandle;
 use futures_util::future::BoxFuture;
 use tokio::sync::{oneshot, Notify};
 
+use super::syncing::{Synced, Syncing};
 use super::{JobWrite, Write};
 use super::{Op, Store, StoreError};
-use crate::scheduler::durable::{Backlog, Commit, Durable, Fenced, ReadDone, Resync};
+use crate::scheduler::durable::{Backlog, Commit, Durable, Fenced, ReadDone, Resync, Then};
 use crate::scheduler::job::JobId;
 
 /// Ops in one batch at most; more waits for the next commit.
@@ -35,7 +36,22 @@ pub const DEFAULT_BACKLOG_JOBS: usize = 5 * MAX_BATCH_OPS;
 /// batches while memory stays bounded.
 pub const DEFAULT_BACKLOG_BYTES: usize = 256 << 20;
 
-type Ack = oneshot::Sender<Result<Fenced, StoreError>>;
+/// Who hears of a commit: a [`Commit`]'s receiver, or a [`Then`].
+pub(super) enum Ack {
+    Commit(oneshot::Sender<Result<Fenced, StoreError>>),
+    Then(Then),
+}
+
+impl Ack {
+    pub(super) fn tell(self, result: Result<Fenced, StoreError>) {
+        match self {
+            Ack::Commit(tx) => {
+                let _ = tx.send(result);
+            }
+            Ack::Then(then) => then(result),
+        }
+    }
+}
 
 /// Ops as queued: the scheduler's own, or any op (the load runner's).
 enum Ops {
@@ -164,6 +180,14 @@ impl Writer {
         let join = std::thread::Builder::new()
             .name("taskhive-store".into())
             .spawn(move || {
+                let syncing = match store.take_syncer() {
+                    Ok(s) => s.map(|s| Syncing::spawn(s, flag.clone(), notify.clone())),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "commits sync in the writer thread");
+                        None
+                    }
+                };
+                let poisoned = || syncing.as_ref().and_then(Syncing::poisoned);
                 let mut policy = WakePolicy::default();
                 let mut ops: Vec<Op> = Vec::new();
                 let mut acks: Vec<Ack> = Vec::new();
@@ -190,9 +214,11 @@ impl Writer {
                             Unit::Resync { reply } => {
                                 // Only reached first in a batch: a resync later in the
                                 // queue is held back below until the writes before it are done.
-                                let r = match &refused {
-                                    None => Ok(Resync::default()),
-                                    Some(f) => resync_from(&mut store, f),
+                                // After a failed sync nothing is accepted until a restart.
+                                let r = match (&refused, poisoned()) {
+                                    (_, Some(e)) => Err(e),
+                                    (None, None) => Ok(Resync::default()),
+                                    (Some(f), None) => resync_from(&mut store, f),
                                 };
                                 if r.is_ok() {
                                     refused = None;
@@ -219,6 +245,15 @@ impl Writer {
                             Ok(u @ Unit::Resync { .. }) => held = Some(u),
                             Ok(u) => next = Some(u),
                             Err(_) => {}
+                        }
+                    }
+                    if refused.is_none() {
+                        if let Some(error) = poisoned() {
+                            refused = Some(Refused {
+                                error,
+                                ids: BTreeSet::new(),
+                                tasks: BTreeSet::new(),
+                            });
                         }
                     }
                     let result = match &mut refused {
@@ -257,13 +292,26 @@ impl Writer {
                     }
                     queue.committed(ops.len());
                     policy.after_commit(ops.len());
-                    for ack in acks.drain(..) {
-                        let _ = ack.send(result.clone());
+                    let applied = result.is_ok() && !ops.is_empty();
+                    match &syncing {
+                        Some(s) => s.send(Synced {
+                            result,
+                            applied,
+                            acks: std::mem::take(&mut acks),
+                        }),
+                        None => {
+                            for ack in acks.drain(..) {
+                                ack.tell(result.clone());
+                            }
+                        }
                     }
-                    if refused.is_none() && !ops.is_empty() {
+                    if applied {
                         store.after_acks();
                     }
                     ops.clear();
+                }
+                if let Some(s) = syncing {
+                    s.stop();
                 }
             })
             .expect("spawn store writer thread");
@@ -284,26 +332,27 @@ impl Writer {
     }
 
     fn queue(&self, ops: Ops) -> Commit {
-        let n = ops.len();
-        if n == 0 {
+        if ops.len() == 0 {
             return Commit::done();
         }
         let (ack, rx) = oneshot::channel();
+        self.queue_then(ops, Ack::Commit(ack));
+        Commit::pending(rx)
+    }
+
+    /// Queues non-empty `ops` for `ack`; tells it the writer has stopped when it has.
+    fn queue_then(&self, ops: Ops, ack: Ack) {
+        let n = ops.len();
         self.backlog.add(n);
-        if self
-            .tx
-            .send(Unit::Write {
+        if let Err(mpsc::SendError(Unit::Write { ack: Some(ack), .. })) =
+            self.tx.send(Unit::Write {
                 ops,
                 ack: Some(ack),
             })
-            .is_err()
         {
             self.backlog.committed(n);
-            let (ack, rx) = oneshot::channel();
-            let _ = ack.send(Err(StoreError::Closed));
-            return Commit::pending(rx);
+            ack.tell(Err(StoreError::Closed));
         }
-        Commit::pending(rx)
     }
 
     fn queue_detached(&self, ops: Ops) {
@@ -322,6 +371,13 @@ impl Durable for Writer {
         self.queue(Ops::Scheduler(writes))
     }
 
+    fn write_then(&self, writes: Vec<Write>, then: Then) {
+        if writes.is_empty() {
+            return then(Ok(Fenced::default()));
+        }
+        self.queue_then(Ops::Scheduler(writes), Ack::Then(then))
+    }
+
     fn write_detached(&self, writes: Vec<Write>) {
         self.queue_detached(Ops::Scheduler(writes))
     }
@@ -332,7 +388,7 @@ impl Durable for Writer {
             .tx
             .send(Unit::Write {
                 ops: Ops::Any(Vec::new()),
-                ack: Some(ack),
+                ack: Some(Ack::Commit(ack)),
             })
             .is_err()
         {
