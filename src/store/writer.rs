@@ -294,11 +294,19 @@ impl Writer {
                     policy.after_commit(ops.len());
                     let applied = result.is_ok() && !ops.is_empty();
                     match &syncing {
-                        Some(s) => s.send(Synced {
-                            result,
-                            applied,
-                            acks: std::mem::take(&mut acks),
-                        }),
+                        Some(s) => {
+                            // Anything queued meanwhile makes this a time to hand the sync
+                            // over and go on; it is then the next batch's first unit.
+                            if held.is_none() {
+                                held = rx.try_recv().ok();
+                            }
+                            let batch = Synced {
+                                result,
+                                applied,
+                                acks: std::mem::take(&mut acks),
+                            };
+                            s.hand(batch, held.is_none());
+                        }
                         None => {
                             for ack in acks.drain(..) {
                                 ack.tell(result.clone());
