@@ -92,7 +92,11 @@ async fn a_commit_is_acknowledged_only_after_its_sync() {
 
     // Alone, the writer syncs on its own thread; its caller hears nothing before that returns.
     let mut first = Box::pin(Durable::write(&writer, setting(1)).wait());
-    assert_eq!(reached(&sync_at), "taskhive-store", "a lone batch syncs in place");
+    assert_eq!(
+        reached(&sync_at),
+        "taskhive-store",
+        "a lone batch syncs in place"
+    );
     assert_eq!(stored(&store), Some(1), "applied before the sync");
     assert!(
         (&mut first).now_or_never().is_none(),

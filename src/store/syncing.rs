@@ -82,7 +82,11 @@ pub(super) struct Syncing {
 
 impl Syncing {
     /// Starts the thread; a failed sync sets `refusing` and wakes `failed`, as a failed commit does.
-    pub fn spawn(syncer: Box<dyn Syncer>, refusing: Arc<AtomicBool>, failed: Arc<Notify>) -> Syncing {
+    pub fn spawn(
+        syncer: Box<dyn Syncer>,
+        refusing: Arc<AtomicBool>,
+        failed: Arc<Notify>,
+    ) -> Syncing {
         let (tx, rx) = mpsc::channel::<Synced>();
         let shared = Arc::new(Shared {
             syncer: Mutex::new(syncer),

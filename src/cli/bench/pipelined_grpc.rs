@@ -568,24 +568,29 @@ mod tests {
     /// The header blocks decode, in the order they go out, to the same fields every call:
     /// the first adds them to the decoder's table and the later ones index them; after a
     /// SETTINGS that shrinks the table, a size update and literals.
+    /// The header block of the next call `conn` starts.
+    fn next_block(conn: &mut Conn) -> Vec<u8> {
+        conn.out.clear();
+        conn.start(&pb::SubmitJobRequest::default());
+        let len = u32::from_be_bytes([0, conn.out[0], conn.out[1], conn.out[2]]) as usize;
+        conn.out[9..9 + len].to_vec()
+    }
+
+    type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn decoded(decoder: &mut loona_hpack::Decoder, block: &[u8]) -> Fields {
+        let fields = decoder.decode(block).expect("HPACK");
+        fields
+            .into_iter()
+            .map(|(n, v)| (n.to_vec(), v.to_vec()))
+            .collect()
+    }
+
     #[test]
     fn later_calls_name_their_headers_by_index_and_decode_the_same() {
         let mut conn = Conn::new("127.0.0.1:1", "/taskhive.v1.Scheduler/SubmitJob");
         let mut server = loona_hpack::Decoder::new();
-        let mut decode = |conn: &mut Conn| {
-            conn.out.clear();
-            conn.start(&pb::SubmitJobRequest::default());
-            let len = u32::from_be_bytes([0, conn.out[0], conn.out[1], conn.out[2]]) as usize;
-            let block = conn.out[9..9 + len].to_vec();
-            let fields: Vec<(Vec<u8>, Vec<u8>)> = server
-                .decode(&block)
-                .unwrap()
-                .into_iter()
-                .map(|(n, v)| (n.to_vec(), v.to_vec()))
-                .collect();
-            (block.len(), fields)
-        };
-        let want: Vec<(Vec<u8>, Vec<u8>)> = [
+        let want: Fields = [
             (":method", "POST"),
             (":scheme", "http"),
             (":path", "/taskhive.v1.Scheduler/SubmitJob"),
@@ -596,37 +601,29 @@ mod tests {
         .iter()
         .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
         .collect();
-        let (first, fields) = decode(&mut conn);
-        assert_eq!(fields, want, "the first block");
+        let first = next_block(&mut conn);
+        assert_eq!(decoded(&mut server, &first), want, "the first block");
+        assert!(first.len() > 60);
         for _ in 0..3 {
-            let (len, fields) = decode(&mut conn);
-            assert_eq!(fields, want, "a later block");
-            assert_eq!(len, 6, "one byte a field");
+            let later = next_block(&mut conn);
+            assert_eq!(decoded(&mut server, &later), want, "a later block");
+            assert_eq!(later.len(), 6, "one byte a field");
         }
-        assert!(first > 60);
 
         let mut shrink = BytesMut::new();
         shrink.put_u16(SETTINGS_HEADER_TABLE_SIZE);
         shrink.put_u32(0);
         conn.settings(&shrink).unwrap();
-        let server_table_zero = |conn: &mut Conn| {
-            conn.out.clear();
-            conn.start(&pb::SubmitJobRequest::default());
-            let len = u32::from_be_bytes([0, conn.out[0], conn.out[1], conn.out[2]]) as usize;
-            conn.out[9..9 + len].to_vec()
-        };
-        let update = server_table_zero(&mut conn);
+        let update = next_block(&mut conn);
         assert_eq!(update[0], 0x20, "a size update to 0 first");
-        let later = server_table_zero(&mut conn);
+        let later = next_block(&mut conn);
         assert_eq!(&update[1..], &later[..], "then the same literals");
         let mut fresh = loona_hpack::Decoder::new();
-        let got: Vec<(Vec<u8>, Vec<u8>)> = fresh
-            .decode(&later)
-            .unwrap()
-            .into_iter()
-            .map(|(n, v)| (n.to_vec(), v.to_vec()))
-            .collect();
-        assert_eq!(got, want, "literals decode without a table");
+        assert_eq!(
+            decoded(&mut fresh, &later),
+            want,
+            "literals decode without a table"
+        );
     }
 
     /// The driver against a real in-process server: many calls in flight answer in order of
