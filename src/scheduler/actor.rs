@@ -1133,9 +1133,7 @@ impl Actor {
             Cmd::Lock(c) => self.handle_lock(c, now),
             Cmd::Node(c) => self.handle_node(c, now),
             Cmd::SubmitStored { mut spec, reply } => {
-                if spec.timeout_ms == 0 {
-                    spec.timeout_ms = self.settings.default_timeout_ms();
-                }
+                self.fill_timeout(&mut spec);
                 match self.core.submit(spec, now) {
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -1152,9 +1150,7 @@ impl Actor {
                 }
             }
             Cmd::SubmitRun { mut spec, reply } => {
-                if spec.timeout_ms == 0 {
-                    spec.timeout_ms = self.settings.default_timeout_ms();
-                }
+                self.fill_timeout(&mut spec);
                 if !self.core.has_worker(&spec.task) {
                     let _ = reply.send(Err(Error::NoWorker { task: spec.task }));
                     return;
@@ -1172,9 +1168,7 @@ impl Actor {
                 let _ = reply.send(Ok((r, commit, rx)));
             }
             Cmd::SubmitTransient { mut spec, reply } => {
-                if spec.timeout_ms == 0 {
-                    spec.timeout_ms = self.settings.default_timeout_ms();
-                }
+                self.fill_timeout(&mut spec);
                 let r = self.core.submit_transient(spec, now).map(|id| {
                     let (tx, rx) = oneshot::channel();
                     self.waiters.entry(id).or_default().push(tx);
@@ -1495,6 +1489,13 @@ impl Actor {
                 hook.finished(f.job, &f.task, &f.name, f.attempts, &f.result);
             }
         });
+    }
+
+    /// A submit that leaves its lease length at 0 gets the run-time `timeout` setting.
+    fn fill_timeout(&self, spec: &mut JobSpec) {
+        if spec.timeout_ms == 0 {
+            spec.timeout_ms = self.settings.default_timeout_ms();
+        }
     }
 
     /// Carries out pending effects and queues their store writes as one commit.

@@ -103,6 +103,14 @@ struct Refused {
 }
 
 impl Refused {
+    fn new(error: StoreError) -> Refused {
+        Refused {
+            error,
+            ids: BTreeSet::new(),
+            tasks: BTreeSet::new(),
+        }
+    }
+
     fn note(&mut self, ops: &[Op]) {
         for op in ops {
             match op {
@@ -249,11 +257,7 @@ impl Writer {
                     }
                     if refused.is_none() {
                         if let Some(error) = poisoned() {
-                            refused = Some(Refused {
-                                error,
-                                ids: BTreeSet::new(),
-                                tasks: BTreeSet::new(),
-                            });
+                            refused = Some(Refused::new(error));
                         }
                     }
                     let result = match &mut refused {
@@ -279,11 +283,7 @@ impl Writer {
                     if let Err(e) = &result {
                         if refused.is_none() {
                             tracing::error!(error = %e, ops = ops.len(), "store commit failed");
-                            let mut f = Refused {
-                                error: e.clone(),
-                                ids: BTreeSet::new(),
-                                tasks: BTreeSet::new(),
-                            };
+                            let mut f = Refused::new(e.clone());
                             f.note(&ops);
                             refused = Some(f);
                             flag.store(true, Ordering::Release);
