@@ -49,10 +49,10 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     /// Syncs when one of `group` wrote something (and no sync failed before), then tells
-    /// every batch of it in order.
-    fn sync_and_tell(&self, group: impl IntoIterator<Item = Synced>, applied: bool) {
+    /// every batch of it in order, leaving `group` empty.
+    fn sync_and_tell(&self, group: &mut Vec<Synced>) {
         let mut poison = lock(&self.poisoned).clone();
-        if poison.is_none() && applied {
+        if poison.is_none() && group.iter().any(|s| s.applied) {
             if let Err(e) = lock(&self.syncer).sync() {
                 tracing::error!(error = %e, "store sync failed: writes refused until restart");
                 *lock(&self.poisoned) = Some(e.clone());
@@ -61,7 +61,7 @@ impl Shared {
                 poison = Some(e);
             }
         }
-        for s in group {
+        for s in group.drain(..) {
             let result = match (&poison, s.result) {
                 (Some(e), Ok(_)) => Err(e.clone()),
                 (_, r) => r,
@@ -104,8 +104,7 @@ impl Syncing {
                     group.push(first);
                     group.extend(rx.try_iter());
                     let n = group.len();
-                    let applied = group.iter().any(|s| s.applied);
-                    ours.sync_and_tell(group.drain(..), applied);
+                    ours.sync_and_tell(&mut group);
                     ours.pending.fetch_sub(n, Ordering::AcqRel);
                 }
             })
@@ -118,8 +117,7 @@ impl Syncing {
     /// sync thread after the batches handed to it before.
     pub fn hand(&self, batch: Synced, alone: bool) {
         if alone && self.shared.pending.load(Ordering::Acquire) == 0 {
-            let applied = batch.applied;
-            self.shared.sync_and_tell([batch], applied);
+            self.shared.sync_and_tell(&mut vec![batch]);
             return;
         }
         self.shared.pending.fetch_add(1, Ordering::AcqRel);
