@@ -21,7 +21,7 @@ use axum::body::Body;
 use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
 use http::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -36,7 +36,9 @@ use tower::ServiceExt;
 use crate::admission::{Gate, Permit, Timeout};
 
 pub(crate) mod coalesce;
+mod conn_tasks;
 use coalesce::Coalesced;
+use conn_tasks::{ConnTasks, Running};
 
 /// Certificate files for TLS on the shared port.
 #[derive(Clone, Debug)]
@@ -420,9 +422,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     }
 }
 
-/// The HTTP/1 + HTTP/2 connection builder with the configured limits, timeouts and pings.
-fn builder(cfg: &NetConfig) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
+/// The HTTP/1 + HTTP/2 connection builder with the configured limits, timeouts and pings;
+/// one per connection, whose HTTP/2 requests run on `tasks`.
+fn builder(cfg: &NetConfig, tasks: ConnTasks) -> auto::Builder<ConnTasks> {
+    let mut b = auto::Builder::new(tasks);
     b.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(cfg.header_read_timeout);
@@ -464,7 +467,6 @@ impl<T> App for T where
 
 /// What every connection of the shared port shares.
 struct Shared<A> {
-    builder: auto::Builder<TokioExecutor>,
     cfg: NetConfig,
     tls: Option<TlsAcceptor>,
     gate: Arc<Gate>,
@@ -483,7 +485,6 @@ pub async fn serve<A: App>(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
-        builder: builder(&cfg),
         cfg,
         tls,
         gate,
@@ -615,14 +616,17 @@ async fn drive<I, S, A>(
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let conn = shared.builder.serve_connection(TokioIo::new(io), svc);
+    let tasks = ConnTasks::default();
+    let builder = builder(&shared.cfg, tasks.clone());
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
+    let mut running = Running::default();
     let dog = act.expired(shared.cfg.header_read_timeout, shared.cfg.idle_timeout);
     tokio::pin!(dog);
     let mut closing = false;
     loop {
         tokio::select! {
-            r = conn.as_mut() => {
+            r = tasks.serve(conn.as_mut(), &mut running) => {
                 // hyper's own HTTP/1 header-read timer may fire first.
                 if let Err(e) = r {
                     if e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) {
