@@ -46,6 +46,10 @@ mod payloads;
 mod transient;
 use payloads::Payloads;
 
+/// [`JobTable::shrink_step`]s per removed job while the slab is sparse: enough that it
+/// shrinks faster than a drain empties it, few enough that a removal stays O(1).
+const SHRINK_STEPS: usize = 4;
+
 pub(crate) use parts::is_part;
 pub use parts::{PART_BIT, PART_GRACE_MS};
 pub use payloads::{PayloadMemory, SPILL_MIN};
@@ -1001,24 +1005,19 @@ impl Core {
         self.tasks[tid as usize].by_name.remove(&self.jobs, slot);
         self.keys.release(self.jobs.at(slot).1.key());
         self.jobs.remove(&id);
-        if self.jobs.sparse() {
-            self.compact();
-        }
-    }
-
-    /// Gives a drained burst's slab memory back; slots move, so every name index is rebuilt.
-    fn compact(&mut self) {
-        self.jobs.compact();
-        for t in &mut self.tasks {
-            t.by_name.clear();
-        }
-        let slots: Vec<(TaskId, super::table::Slot)> = self
-            .jobs
-            .iter()
-            .map(|(id, j)| (j.task, self.jobs.slot(&id).expect("listed job")))
-            .collect();
-        for (tid, slot) in slots {
-            self.tasks[tid as usize].by_name.insert(&self.jobs, slot);
+        // A few steps per removal: a drained burst's slots go back while it drains, with
+        // no pause (see `JobTable::shrink_step`).
+        for _ in 0..SHRINK_STEPS {
+            if !self.jobs.sparse() {
+                break;
+            }
+            let Some(m) = self.jobs.shrink_step() else {
+                continue;
+            };
+            let tid = self.jobs.at(m.to).1.task;
+            self.tasks[tid as usize]
+                .by_name
+                .relocate(&self.jobs, m.from, m.to);
         }
     }
 
