@@ -325,6 +325,17 @@ mod tests {
         }
     }
 
+    /// Jobs 1..=n named `n<id>`, indexed by name.
+    fn filled(n: u64) -> (JobTable<J>, NameIndex) {
+        let mut t = JobTable::default();
+        let mut names = NameIndex::default();
+        for id in 1..=n {
+            let s = t.insert(id, J(format!("n{id}")));
+            names.insert(&t, s);
+        }
+        (t, names)
+    }
+
     /// Removes `id` as the core does: name entry first, then the job, then shrink steps
     /// while the slab is sparse, each move followed in the name index.
     fn remove_and_shrink(t: &mut JobTable<J>, names: &mut NameIndex, id: JobId) -> usize {
@@ -347,12 +358,7 @@ mod tests {
 
     #[test]
     fn a_drain_gives_slots_back_step_by_step_and_every_name_still_resolves() {
-        let mut t = JobTable::default();
-        let mut names = NameIndex::default();
-        for id in 1..=20_000u64 {
-            let s = t.insert(id, J(format!("n{id}")));
-            names.insert(&t, s);
-        }
+        let (mut t, mut names) = filled(20_000);
         // Drain all but every tenth job, from the front, so that the survivors sit at the
         // end of the slab and must move.
         let mut moves = 0;
@@ -395,12 +401,7 @@ mod tests {
 
     #[test]
     fn a_slab_drained_to_nothing_is_dropped() {
-        let mut t = JobTable::default();
-        let mut names = NameIndex::default();
-        for id in 1..=10_000u64 {
-            let s = t.insert(id, J(format!("n{id}")));
-            names.insert(&t, s);
-        }
+        let (mut t, mut names) = filled(10_000);
         for id in (1..=10_000u64).rev() {
             remove_and_shrink(&mut t, &mut names, id);
         }
