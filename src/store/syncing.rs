@@ -49,10 +49,14 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     /// Syncs when one of `group` wrote something (and no sync failed before), then tells
-    /// every batch of it in order, leaving `group` empty.
-    fn sync_and_tell(&self, group: &mut Vec<Synced>) {
+    /// every batch of it in order. `group` is a drain of the sync thread's batches, or one
+    /// batch in an array (no allocation on the writer's own path).
+    fn sync_and_tell<G>(&self, group: G)
+    where
+        G: AsRef<[Synced]> + IntoIterator<Item = Synced>,
+    {
         let mut poison = lock(&self.poisoned).clone();
-        if poison.is_none() && group.iter().any(|s| s.applied) {
+        if poison.is_none() && group.as_ref().iter().any(|s| s.applied) {
             if let Err(e) = lock(&self.syncer).sync() {
                 tracing::error!(error = %e, "store sync failed: writes refused until restart");
                 *lock(&self.poisoned) = Some(e.clone());
@@ -61,7 +65,7 @@ impl Shared {
                 poison = Some(e);
             }
         }
-        for s in group.drain(..) {
+        for s in group {
             let result = match (&poison, s.result) {
                 (Some(e), Ok(_)) => Err(e.clone()),
                 (_, r) => r,
@@ -104,7 +108,7 @@ impl Syncing {
                     group.push(first);
                     group.extend(rx.try_iter());
                     let n = group.len();
-                    ours.sync_and_tell(&mut group);
+                    ours.sync_and_tell(group.drain(..));
                     ours.pending.fetch_sub(n, Ordering::AcqRel);
                 }
             })
@@ -117,7 +121,7 @@ impl Syncing {
     /// sync thread after the batches handed to it before.
     pub fn hand(&self, batch: Synced, alone: bool) {
         if alone && self.shared.pending.load(Ordering::Acquire) == 0 {
-            self.shared.sync_and_tell(&mut vec![batch]);
+            self.shared.sync_and_tell([batch]);
             return;
         }
         self.shared.pending.fetch_add(1, Ordering::AcqRel);
