@@ -241,6 +241,48 @@ fn one_batch_applies_in_order(fx: &dyn Fixture) {
     assert_eq!(s.load_jobs().unwrap(), vec![later, two, rec(4, "t", "c")]);
 }
 
+/// Jobs finished while their insert waited for a commit: one batch stores, reschedules and
+/// deletes them (SQLite skips the writes the delete makes moot). A job stored before the
+/// batch and deleted in it is gone, one deleted and stored again is back with its later row.
+fn jobs_written_and_deleted_in_one_batch(fx: &dyn Fixture) {
+    let mut s = fx.open();
+    apply(&mut s, vec![Op::from(JobWrite::Upsert(rec(1, "t", "old")))]);
+    let mut back = rec(3, "t", "back");
+    back.args = Bytes::from_static(b"again");
+    let mut ops = vec![
+        Op::from(JobWrite::Upsert(rec(1, "t", "old"))),
+        Op::from(JobWrite::Reschedule {
+            id: 1,
+            sched_at: 9,
+            attempts: 1,
+            run_count: 0,
+            dead: false,
+            last_error: "x".into(),
+        }),
+        Op::from(JobWrite::Delete(1)),
+        Op::from(JobWrite::Upsert(rec(3, "t", "back"))),
+        Op::from(JobWrite::Delete(3)),
+        Op::from(JobWrite::Upsert(back.clone())),
+    ];
+    // The bench's shape: many jobs inserted, most finished before the commit.
+    for i in 10..210u64 {
+        ops.push(Op::from(JobWrite::Upsert(rec(i, "e2e", &format!("j{i}")))));
+    }
+    for i in (10..210u64).filter(|i| i % 10 != 0) {
+        ops.push(Op::from(JobWrite::Delete(i)));
+    }
+    apply(&mut s, ops);
+    let mut want = vec![back];
+    want.extend(
+        (10..210u64)
+            .step_by(10)
+            .map(|i| rec(i, "e2e", &format!("j{i}"))),
+    );
+    assert_eq!(s.load_jobs().unwrap(), want);
+    drop(s);
+    assert_eq!(fx.open().load_jobs().unwrap(), want, "after a reopen");
+}
+
 fn large_batches(fx: &dyn Fixture) {
     let mut s = fx.open();
     let n = 5_000u64;
@@ -558,6 +600,7 @@ all_stores!(
     reschedule_keeps_payload,
     delete_and_delete_task,
     one_batch_applies_in_order,
+    jobs_written_and_deleted_in_one_batch,
     large_batches,
     runs_of_upserts_and_deletes_apply_in_order,
     start_up_read_of_many_jobs,

@@ -10,6 +10,7 @@
 
 pub mod disk;
 pub mod memory;
+mod moot;
 pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
@@ -21,6 +22,7 @@ use crate::scheduler::job::{JobId, JobRecord};
 pub use crate::scheduler::schedule::ScheduleRow;
 pub use crate::scheduler::stored::StoredJobs;
 pub use crate::scheduler::write::{JobWrite, Write};
+pub(crate) use moot::moot_writes;
 
 /// One change to what is stored, applied in the order it was queued.
 #[derive(Debug, Clone, PartialEq)]

@@ -215,12 +215,31 @@ fn exec_row(row: &rusqlite::Row<'_>, with_json: bool) -> rusqlite::Result<ExecRo
     })
 }
 
+/// Turns off SQLite's memory statistics before its first connection (it can only be set
+/// then). With them on, every allocation SQLite makes takes a process-wide mutex to count
+/// it; nothing here reads the counts.
+fn no_memory_statistics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int. Called before any connection is
+        // opened by this process's store; if SQLite is already initialized (a bench opened
+        // a connection first) it refuses with SQLITE_MISUSE and keeps counting.
+        let _ = unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
+                0 as std::os::raw::c_int,
+            )
+        };
+    });
+}
+
 impl SqliteStore {
     /// Opens (creating when missing) `dir/taskhive.db`.
     pub fn open(dir: &Path, sync: Sync) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("create {}: {e}", dir.display())))?;
         let path = dir.join("taskhive.db");
+        no_memory_statistics();
         let conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(
@@ -286,7 +305,11 @@ impl Store for SqliteStore {
         // back hashes the SQL text and resets the statement (about 2k instructions a job).
         let mut upsert = None;
         let mut delete = None;
-        for op in ops {
+        let moot = super::moot_writes(ops);
+        for (i, op) in ops.iter().enumerate() {
+            if moot.as_ref().is_some_and(|m| m[i]) {
+                continue;
+            }
             match op {
                 Op::Scheduler(Write::Job(JobWrite::Upsert(r))) => {
                     let stmt = match &mut upsert {
