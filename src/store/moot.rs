@@ -1,5 +1,7 @@
 //! Writes a later op of the same group commit makes moot, skipped by stores that apply a
-//! batch op by op.
+//! batch op by op and key a job's row by its id alone (SQLite). PostgreSQL does not use it:
+//! its upsert also deletes any other row of the same task and name, which a skipped upsert
+//! would leave behind.
 
 use super::{JobWrite, Op, Write};
 
