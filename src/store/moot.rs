@@ -43,25 +43,14 @@ pub(crate) fn moot_writes(ops: &[Op]) -> Option<Vec<bool>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::job::{JobRecord, RetryPolicy};
+    use crate::scheduler::job::JobRecord;
 
     fn upsert(id: u64) -> Op {
         Op::from(JobWrite::Upsert(JobRecord {
             id,
             task: "t".into(),
             name: format!("n{id}"),
-            args: bytes::Bytes::new(),
-            sched_at: 0,
-            timeout_ms: 1_000,
-            priority: 0,
-            retry: RetryPolicy::default(),
-            attempts: 0,
-            run_count: 0,
-            dead: false,
-            last_error: String::new(),
-            spilled: None,
-            trace: None,
-            key: String::new(),
+            ..JobRecord::default()
         }))
     }
 

@@ -1097,18 +1097,7 @@ mod tests {
             id,
             task: "t".into(),
             name: name.into(),
-            args: Bytes::new(),
-            sched_at: 0,
-            timeout_ms: 0,
-            priority: 0,
-            retry: RetryPolicy::default(),
-            attempts: 0,
-            run_count: 0,
-            dead: false,
-            last_error: String::new(),
-            trace: None,
-            key: String::new(),
-            spilled: None,
+            ..JobRecord::default()
         }
     }
 
