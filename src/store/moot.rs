@@ -82,11 +82,11 @@ mod tests {
             upsert(2),
             reschedule(1),
             delete(1),
-            // Stored again after its delete: this upsert counts, the earlier ones do not.
+            // Job 2 written twice, deleted, then written again: only the last write counts.
             upsert(2),
             delete(2),
             upsert(2),
-            // A delete of a job this batch never wrote (stored before) is kept too.
+            // A delete of a job this batch never wrote (it may be stored) is kept.
             delete(3),
             upsert(4),
         ];
