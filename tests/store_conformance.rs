@@ -70,6 +70,18 @@ fn rec(id: u64, task: &str, name: &str) -> JobRecord {
     }
 }
 
+/// A failed attempt's reschedule: due at `sched_at`, `attempts` so far, `last_error`.
+fn retried(id: u64, sched_at: i64, attempts: u32, last_error: &str) -> Op {
+    Op::from(JobWrite::Reschedule {
+        id,
+        sched_at,
+        attempts,
+        run_count: 0,
+        dead: false,
+        last_error: last_error.into(),
+    })
+}
+
 fn exec(id: &str, name: &str, t_start: &str) -> ExecRow {
     ExecRow {
         id: id.into(),
@@ -211,22 +223,8 @@ fn one_batch_applies_in_order(fx: &dyn Fixture) {
         vec![
             Op::from(JobWrite::Upsert(rec(1, "t", "a"))),
             Op::from(JobWrite::Upsert(rec(2, "t", "b"))),
-            Op::from(JobWrite::Reschedule {
-                id: 2,
-                sched_at: 5,
-                attempts: 1,
-                run_count: 0,
-                dead: false,
-                last_error: "x".into(),
-            }),
-            Op::from(JobWrite::Reschedule {
-                id: 2,
-                sched_at: 6,
-                attempts: 2,
-                run_count: 0,
-                dead: false,
-                last_error: "y".into(),
-            }),
+            retried(2, 5, 1, "x"),
+            retried(2, 6, 2, "y"),
             Op::from(JobWrite::Delete(1)),
             Op::from(JobWrite::Upsert(later.clone())),
             Op::from(JobWrite::Upsert(rec(3, "t", "c"))),
@@ -254,14 +252,7 @@ fn jobs_written_and_deleted_in_one_batch(fx: &dyn Fixture) {
     back.args = Bytes::from_static(b"again");
     let mut ops = vec![
         Op::from(JobWrite::Upsert(rec(1, "t", "old"))),
-        Op::from(JobWrite::Reschedule {
-            id: 1,
-            sched_at: 9,
-            attempts: 1,
-            run_count: 0,
-            dead: false,
-            last_error: "x".into(),
-        }),
+        retried(1, 9, 1, "x"),
         Op::from(JobWrite::Delete(1)),
         Op::from(JobWrite::Upsert(rec(3, "t", "back"))),
         Op::from(JobWrite::Delete(3)),

@@ -46,10 +46,6 @@ mod payloads;
 mod transient;
 use payloads::Payloads;
 
-/// [`JobTable::shrink_step`]s per removed job while the slab is sparse: enough that it
-/// shrinks faster than a drain empties it, few enough that a removal stays O(1).
-const SHRINK_STEPS: usize = 4;
-
 pub(crate) use parts::is_part;
 pub use parts::{PART_BIT, PART_GRACE_MS};
 pub use payloads::{PayloadMemory, SPILL_MIN};
@@ -1005,20 +1001,11 @@ impl Core {
         self.tasks[tid as usize].by_name.remove(&self.jobs, slot);
         self.keys.release(self.jobs.at(slot).1.key());
         self.jobs.remove(&id);
-        // A few steps per removal: a drained burst's slots go back while it drains, with
-        // no pause (see `JobTable::shrink_step`).
-        for _ in 0..SHRINK_STEPS {
-            if !self.jobs.sparse() {
-                break;
-            }
-            let Some(m) = self.jobs.shrink_step() else {
-                continue;
-            };
-            let tid = self.jobs.at(m.to).1.task;
-            self.tasks[tid as usize]
-                .by_name
-                .relocate(&self.jobs, m.from, m.to);
-        }
+        let tasks = &mut self.tasks;
+        self.jobs.shrink_some(|jobs, m| {
+            let tid = jobs.at(m.to).1.task;
+            tasks[tid as usize].by_name.relocate(jobs, m.from, m.to);
+        });
     }
 
     fn mark_dirty(&mut self, tid: TaskId) {

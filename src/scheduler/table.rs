@@ -16,7 +16,7 @@ use hashbrown::HashTable;
 use super::job::JobId;
 
 /// Position of a job in the slab; stable while the job lives, unless
-/// [`JobTable::shrink_step`] moves it (and says so).
+/// [`JobTable::shrink_some`] moves it (and says so).
 pub type Slot = u32;
 
 /// Something with a name, for [`NameIndex`].
@@ -151,8 +151,23 @@ impl<J> JobTable<J> {
         None
     }
 
+    /// Call after each removal: while the slab is sparse, up to [`SHRINK_STEPS`]
+    /// [`JobTable::shrink_step`]s, telling `moved` of each job moved (its name-index entry
+    /// must follow it, [`NameIndex::relocate`]). A drained burst's slots go back while it
+    /// drains, a few per removal, with no pause.
+    pub(crate) fn shrink_some(&mut self, mut moved: impl FnMut(&Self, Moved)) {
+        for _ in 0..SHRINK_STEPS {
+            if !self.sparse() {
+                break;
+            }
+            if let Some(m) = self.shrink_step() {
+                moved(self, m);
+            }
+        }
+    }
+
     /// True while free slots are worth giving back: a big slab with over a fifth of it free.
-    pub(crate) fn sparse(&self) -> bool {
+    fn sparse(&self) -> bool {
         self.slots.len() > 4096 && self.slots.len() > self.index.len() + self.index.len() / 4
     }
 
@@ -163,7 +178,7 @@ impl<J> JobTable<J> {
     ///
     /// (A compaction of the whole slab at once, and a rebuild of every name index after it,
     /// stopped the core for 170–230 ms with 250,000 jobs left of a million.)
-    pub(crate) fn shrink_step(&mut self) -> Option<Moved> {
+    fn shrink_step(&mut self) -> Option<Moved> {
         if self.index.is_empty() {
             self.slots = Vec::new();
             self.free = Vec::new();
@@ -178,13 +193,9 @@ impl<J> JobTable<J> {
             self.give_back();
             return None;
         }
+        // The last slot is live, so any free slot `pop_free` finds lies below it.
         let from = (self.slots.len() - 1) as Slot;
-        let to = loop {
-            let s = self.pop_free()?;
-            if s < from {
-                break s;
-            }
-        };
+        let to = self.pop_free()?;
         let moved = self.slots.pop().expect("the last slot is live");
         let id = moved.as_ref().expect("the last slot is live").0;
         self.slots[to as usize] = moved;
@@ -211,6 +222,10 @@ impl<J> JobTable<J> {
         self.slots.len()
     }
 }
+
+/// [`JobTable::shrink_step`]s per removed job while the slab is sparse: enough that it
+/// shrinks faster than a drain empties it, few enough that a removal stays O(1).
+const SHRINK_STEPS: usize = 4;
 
 /// Slots [`JobTable::shrink_step`] drops off the end of the slab in one step at most.
 const TRIM_PER_STEP: usize = 64;
@@ -336,23 +351,18 @@ mod tests {
         (t, names)
     }
 
-    /// Removes `id` as the core does: name entry first, then the job, then shrink steps
-    /// while the slab is sparse, each move followed in the name index.
+    /// Removes `id` as the core does: name entry first, then the job, then a few shrink
+    /// steps, each move followed in the name index.
     fn remove_and_shrink(t: &mut JobTable<J>, names: &mut NameIndex, id: JobId) -> usize {
         let s = t.slot(&id).unwrap();
         names.remove(t, s);
         t.remove(&id).unwrap();
         let mut moves = 0;
-        for _ in 0..4 {
-            if !t.sparse() {
-                break;
-            }
-            if let Some(m) = t.shrink_step() {
-                assert!(m.to < m.from);
-                names.relocate(t, m.from, m.to);
-                moves += 1;
-            }
-        }
+        t.shrink_some(|t, m| {
+            assert!(m.to < m.from);
+            names.relocate(t, m.from, m.to);
+            moves += 1;
+        });
         moves
     }
 
