@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::child::spawn_server;
-use common::cluster::{assert_no_overlap, pick, query_i64, worker_loop};
+use common::cluster::{assert_no_overlap, pick, query_i64, query_text, worker_loop};
 use common::pg::{fresh_db, PgDb};
 use common::{assert_no_job, job, within};
 use taskhive::pb::{self, scheduler_client::SchedulerClient};
@@ -205,6 +205,20 @@ async fn periodic_submit(port: u16, names: &[String]) -> Vec<String> {
     ok
 }
 
+/// What the rows still in `jobs` are, for a run that waits on them.
+const ROWS_LEFT: &str = "SELECT concat_ws(' ',
+        'dead', count(*) FILTER (WHERE dead),
+        'claimed', count(*) FILTER (WHERE owner IS NOT NULL AND claim_until >= now()),
+        'claim-expired', count(*) FILTER (WHERE owner IS NOT NULL AND claim_until < now()),
+        'unclaimed', count(*) FILTER (WHERE owner IS NULL),
+        'later', count(*) FILTER (WHERE sched_at > (extract(epoch from now()) * 1000)::bigint),
+        'wait', count(*) FILTER (WHERE wait),
+        'owners', string_agg(DISTINCT owner, ','),
+        'attempts', min(attempts), max(attempts),
+        'errors', string_agg(DISTINCT last_error, '|'),
+        'names', (SELECT string_agg(name, ',') FROM (SELECT name FROM jobs ORDER BY id LIMIT 5) f))
+     FROM jobs";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_submit_api_on_three_nodes_two_kills_no_acknowledged_job_lost() {
     let per_kind: usize = std::env::var("TASKHIVE_CLUSTER_FAULT_JOBS")
@@ -310,6 +324,12 @@ async fn every_submit_api_on_three_nodes_two_kills_no_acknowledged_job_lost() {
             if last.elapsed() > Duration::from_secs(5) {
                 last = Instant::now();
                 eprintln!("faults: {missing} acknowledged jobs not run yet, {left} rows left");
+                if left > 0 {
+                    eprintln!(
+                        "faults: rows left: {}",
+                        query_text(&db.url, ROWS_LEFT).await
+                    );
+                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

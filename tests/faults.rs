@@ -25,7 +25,7 @@ use taskhive::scheduler::settings::Settings;
 use taskhive::scheduler::Error;
 use taskhive::store::memory::MemoryStore;
 use taskhive::store::writer::Writer;
-use taskhive::store::StoreError;
+use taskhive::store::{Store, StoreError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -193,6 +193,61 @@ async fn failed_commits_put_memory_back_as_stored() {
         sorted(h.dump_page(0, usize::MAX).await.unwrap()),
         sorted(store.snapshot())
     );
+}
+
+/// A stored row with no timeout of its own (a cluster's submits store none: each node applies
+/// its `timeout` setting when it claims the job) gets this node's setting when a failed commit
+/// reloads it too. Leased with none, it expired at once and was retried at once, and it went
+/// dead after its 25 attempts within milliseconds (seen in `tests/cluster_faults.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_reloaded_after_a_failed_commit_takes_the_default_timeout() {
+    let mut store = MemoryStore::default();
+    let fail = Arc::new(AtomicBool::new(false));
+    let (writer, _join) = Writer::spawn(flaky_store(store.clone(), fail.clone()));
+    let clock = Clock::system();
+    let (h, _actor) = actor::spawn(
+        Core::new(CoreConfig::default(), 1, 1),
+        Settings::new(600, Vec::new()),
+        writer,
+        clock,
+        std::sync::Arc::new(taskhive::metrics::Metrics::new()),
+    );
+    let (tx, mut to_worker) = actor::worker_channel();
+    h.register(None, vec!["t".into()], vec![], 1, Some(tx))
+        .await
+        .unwrap();
+    let (jobs_tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(m) = to_worker.recv().await {
+            if let taskhive::scheduler::actor::ToWorker::Job(j) = m {
+                let _ = jobs_tx.send(j);
+            }
+        }
+    });
+    h.submit(spec("a", clock.now_ms())).await.unwrap();
+    let first = within(10, rx.recv()).await.unwrap();
+    assert_eq!(first.record.timeout_ms, 3_600_000);
+    // The row as a cluster's submit stores it.
+    let mut row = store.snapshot().pop().unwrap();
+    row.timeout_ms = 0;
+    store
+        .apply(&[taskhive::store::Op::from(
+            taskhive::store::JobWrite::Upsert(row),
+        )])
+        .unwrap();
+
+    fail.store(true, Ordering::SeqCst);
+    let done = Outcome::Done {
+        result: Bytes::new(),
+    };
+    h.report(first.lease.unwrap(), done).await.unwrap_err();
+    fail.store(false, Ordering::SeqCst);
+    let again = within(10, rx.recv()).await.unwrap();
+    assert_eq!(again.record.name, "a");
+    assert_eq!(again.record.timeout_ms, 600_000, "this node's timeout");
+    assert_eq!(again.record.attempts, 0, "not failed by an instant expiry");
+    let (_, totals) = h.status(None).await.unwrap();
+    assert_eq!((totals.running, totals.dead), (1, 0));
 }
 
 async fn client(addr: SocketAddr) -> SchedulerClient<Channel> {

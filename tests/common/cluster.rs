@@ -164,3 +164,14 @@ pub async fn query_i64(url: &str, sql: &str) -> i64 {
     .await
     .unwrap()
 }
+
+/// Runs a blocking query whose one row has one text column (a diagnostic summary).
+pub async fn query_text(url: &str, sql: &str) -> String {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        c.query_one(sql.as_str(), &[]).unwrap().get::<_, String>(0)
+    })
+    .await
+    .unwrap()
+}

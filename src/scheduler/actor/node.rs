@@ -42,13 +42,7 @@ impl Actor {
     pub(super) fn handle_node(&mut self, cmd: NodeCmd, now: Millis) {
         match cmd {
             NodeCmd::Adopt { mut records } => {
-                // Rows submitted with no timeout of their own take this node's setting.
-                let default_timeout = self.settings.default_timeout_ms();
-                for r in &mut records {
-                    if r.timeout_ms == 0 {
-                        r.timeout_ms = default_timeout;
-                    }
-                }
+                self.fill_stored_timeouts(&mut records);
                 self.core.adopt(records, now)
             }
             NodeCmd::RemoteBroadcast { task, nodes } => {
@@ -59,9 +53,7 @@ impl Actor {
                 origin,
                 run,
             } => {
-                if record.timeout_ms == 0 {
-                    record.timeout_ms = self.settings.default_timeout_ms();
-                }
+                self.fill_stored_timeouts(std::slice::from_mut(&mut record));
                 self.core.run_part(record, &origin, run, now)
             }
             NodeCmd::NodesLive { nodes } => {
