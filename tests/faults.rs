@@ -197,10 +197,11 @@ async fn failed_commits_put_memory_back_as_stored() {
 
 /// A stored row with no timeout of its own (a cluster's submits store none: each node applies
 /// its `timeout` setting when it claims the job) gets this node's setting when a failed commit
-/// reloads it too. Leased with none, it expired at once and was retried at once, and it went
-/// dead after its 25 attempts within milliseconds (seen in `tests/cluster_faults.rs`).
+/// reloads it, and so does a job loaded from such a dump. Leased with none, it expired at once
+/// and was retried at once, and it went dead after its 25 attempts within milliseconds (seen
+/// in `tests/cluster_faults.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_reloaded_after_a_failed_commit_takes_the_default_timeout() {
+async fn jobs_reloaded_or_loaded_without_a_timeout_take_the_default() {
     let mut store = MemoryStore::default();
     let fail = Arc::new(AtomicBool::new(false));
     let (writer, _join) = Writer::spawn(flaky_store(store.clone(), fail.clone()));
@@ -248,6 +249,20 @@ async fn a_job_reloaded_after_a_failed_commit_takes_the_default_timeout() {
     assert_eq!(again.record.attempts, 0, "not failed by an instant expiry");
     let (_, totals) = h.status(None).await.unwrap();
     assert_eq!((totals.running, totals.dead), (1, 0));
+
+    // A job loaded from a cluster's dump has none either.
+    let mut dumped = again.record.clone();
+    (dumped.id, dumped.name, dumped.timeout_ms) = (0, "b".into(), 0);
+    h.load(dumped).await.unwrap();
+    let done = Outcome::Done {
+        result: Bytes::new(),
+    };
+    h.report(again.lease.unwrap(), done).await.unwrap();
+    let b = within(10, rx.recv()).await.unwrap();
+    assert_eq!(
+        (b.record.name.as_str(), b.record.timeout_ms),
+        ("b", 600_000)
+    );
 }
 
 async fn client(addr: SocketAddr) -> SchedulerClient<Channel> {

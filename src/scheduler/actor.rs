@@ -1299,7 +1299,9 @@ impl Actor {
                 let page = Ok(self.core.dump_page(after, limit));
                 self.reply_filled(page, reply);
             }
-            Cmd::Load { record, reply } => {
+            Cmd::Load { mut record, reply } => {
+                // A dump of a cluster's jobs carries no timeouts of their own.
+                self.fill_stored_timeouts(std::slice::from_mut(&mut record));
                 self.core.load(record, now);
                 let commit = self.commit();
                 let _ = reply.send(commit);
@@ -1500,7 +1502,8 @@ impl Actor {
     }
 
     /// Stored rows with no timeout of their own take this node's setting, whichever way they
-    /// come back into the core: claimed, run as a part, or reloaded after a failed commit. A
+    /// come into the core: claimed, run as a part, loaded from a dump, or reloaded after a
+    /// failed commit. A
     /// cluster's submits store none (each node applies its own `timeout` setting), and a
     /// job leased with none would expire at once: retried at once and expired again, it
     /// went dead within milliseconds after a resync (seen in `tests/cluster_faults.rs`).
