@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::child::spawn_server;
-use common::cluster::{assert_no_overlap, pick, query_i64, query_text, worker_loop};
+use common::cluster::{assert_no_overlap, pick, query_i64, query_one, worker_loop};
 use common::pg::{fresh_db, PgDb};
 use common::{assert_no_job, job, within};
 use taskhive::pb::{self, scheduler_client::SchedulerClient};
@@ -327,7 +327,7 @@ async fn every_submit_api_on_three_nodes_two_kills_no_acknowledged_job_lost() {
                 if left > 0 {
                     eprintln!(
                         "faults: rows left: {}",
-                        query_text(&db.url, ROWS_LEFT).await
+                        query_one::<String>(&db.url, ROWS_LEFT).await
                     );
                 }
             }

@@ -81,8 +81,16 @@ async fn eventually<F: std::future::Future<Output = bool>>(
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_commits_put_memory_back_as_stored() {
+/// An actor over a memory store (returned) whose commits fail while the flag is set, with
+/// one worker of task "t" (capacity 1); the receiver gets the jobs that worker is handed (a
+/// resync also revokes the lease it held).
+async fn flaky_actor() -> (
+    actor::SchedulerHandle,
+    MemoryStore,
+    Arc<AtomicBool>,
+    Clock,
+    mpsc::UnboundedReceiver<JobView>,
+) {
     let store = MemoryStore::default();
     let fail = Arc::new(AtomicBool::new(false));
     let (writer, _join) = Writer::spawn(flaky_store(store.clone(), fail.clone()));
@@ -98,8 +106,7 @@ async fn failed_commits_put_memory_back_as_stored() {
     h.register(None, vec!["t".into()], vec![], 1, Some(tx))
         .await
         .unwrap();
-    // The jobs the worker is handed (a resync also revokes the lease it held).
-    let (jobs_tx, mut rx) = mpsc::unbounded_channel();
+    let (jobs_tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(m) = to_worker.recv().await {
             if let taskhive::scheduler::actor::ToWorker::Job(j) = m {
@@ -107,6 +114,12 @@ async fn failed_commits_put_memory_back_as_stored() {
             }
         }
     });
+    (h, store, fail, clock, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_commits_put_memory_back_as_stored() {
+    let (h, store, fail, clock, mut rx) = flaky_actor().await;
     let now = clock.now_ms();
     h.submit(spec("a", now)).await.unwrap();
     h.submit(spec("later", now + 3_600_000)).await.unwrap();
@@ -202,29 +215,7 @@ async fn failed_commits_put_memory_back_as_stored() {
 /// in `tests/cluster_faults.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_reloaded_or_loaded_without_a_timeout_take_the_default() {
-    let mut store = MemoryStore::default();
-    let fail = Arc::new(AtomicBool::new(false));
-    let (writer, _join) = Writer::spawn(flaky_store(store.clone(), fail.clone()));
-    let clock = Clock::system();
-    let (h, _actor) = actor::spawn(
-        Core::new(CoreConfig::default(), 1, 1),
-        Settings::new(600, Vec::new()),
-        writer,
-        clock,
-        std::sync::Arc::new(taskhive::metrics::Metrics::new()),
-    );
-    let (tx, mut to_worker) = actor::worker_channel();
-    h.register(None, vec!["t".into()], vec![], 1, Some(tx))
-        .await
-        .unwrap();
-    let (jobs_tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(m) = to_worker.recv().await {
-            if let taskhive::scheduler::actor::ToWorker::Job(j) = m {
-                let _ = jobs_tx.send(j);
-            }
-        }
-    });
+    let (h, mut store, fail, clock, mut rx) = flaky_actor().await;
     h.submit(spec("a", clock.now_ms())).await.unwrap();
     let first = within(10, rx.recv()).await.unwrap();
     assert_eq!(first.record.timeout_ms, 3_600_000);

@@ -154,24 +154,22 @@ pub async fn client(addr: SocketAddr) -> SchedulerClient<Channel> {
     SchedulerClient::new(channel(addr).await)
 }
 
-/// Runs a blocking query against the test database (off the async threads).
-pub async fn query_i64(url: &str, sql: &str) -> i64 {
+/// Runs a blocking query against the test database (off the async threads); the first
+/// column of its one row.
+pub async fn query_one<T>(url: &str, sql: &str) -> T
+where
+    T: for<'a> ::postgres::types::FromSql<'a> + Send + 'static,
+{
     let (url, sql) = (url.to_string(), sql.to_string());
     tokio::task::spawn_blocking(move || {
         let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        c.query_one(sql.as_str(), &[]).unwrap().get::<_, i64>(0)
+        c.query_one(sql.as_str(), &[]).unwrap().get::<_, T>(0)
     })
     .await
     .unwrap()
 }
 
-/// Runs a blocking query whose one row has one text column (a diagnostic summary).
-pub async fn query_text(url: &str, sql: &str) -> String {
-    let (url, sql) = (url.to_string(), sql.to_string());
-    tokio::task::spawn_blocking(move || {
-        let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        c.query_one(sql.as_str(), &[]).unwrap().get::<_, String>(0)
-    })
-    .await
-    .unwrap()
+/// [`query_one`] of a count or a number.
+pub async fn query_i64(url: &str, sql: &str) -> i64 {
+    query_one(url, sql).await
 }
