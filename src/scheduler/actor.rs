@@ -1503,10 +1503,10 @@ impl Actor {
 
     /// Stored rows with no timeout of their own take this node's setting, whichever way they
     /// come into the core: claimed, run as a part, loaded from a dump, or reloaded after a
-    /// failed commit. A
-    /// cluster's submits store none (each node applies its own `timeout` setting), and a
-    /// job leased with none would expire at once: retried at once and expired again, it
-    /// went dead within milliseconds after a resync (seen in `tests/cluster_faults.rs`).
+    /// failed commit. A cluster's submits store none (each node applies its own `timeout`
+    /// setting), and a job leased with none would expire at once: retried at once and
+    /// expired again, it went dead within milliseconds after a resync (seen in
+    /// `tests/cluster_faults.rs`).
     pub(super) fn fill_stored_timeouts(&self, records: &mut [JobRecord]) {
         let default = self.settings.default_timeout_ms();
         for r in records.iter_mut().filter(|r| r.timeout_ms == 0) {
