@@ -619,3 +619,68 @@ fn postgres_migrations_are_idempotent_and_versioned() {
         .get(0);
     assert_eq!(stored, v1);
 }
+
+/// PostgreSQL fails one of two transactions that wait on each other's rows. When that is a
+/// store batch, the store tries the batch again once the other side has gone on, and the
+/// batch lands whole: the caller sees no error (in a cluster, an error would make the node
+/// throw away and reload every job the batch touched).
+#[test]
+fn postgres_batch_that_loses_a_deadlock_is_tried_again() {
+    let db = common::pg::fresh_db();
+    let mut s = PgStore::open(&db.url).expect("open postgres");
+    s.apply(&[
+        Op::from(JobWrite::Upsert(rec(1, "t", "a"))),
+        Op::from(JobWrite::Upsert(rec(2, "t", "b"))),
+    ])
+    .unwrap();
+
+    let mut other = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    let mut other = other.transaction().unwrap();
+    other
+        .execute("UPDATE jobs SET last_error = 'other' WHERE id = 2", &[])
+        .unwrap();
+    // The batch locks row 1, then waits on row 2.
+    let batch = std::thread::spawn(move || {
+        let r = s.apply(&[retried(1, 42, 1, "batch"), Op::from(JobWrite::Delete(2))]);
+        (s, r)
+    });
+    let mut watch = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: bool = watch
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock')",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if waiting {
+            break;
+        }
+        assert!(
+            !batch.is_finished(),
+            "the batch ended without waiting on row 2"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch never waited on row 2"
+        );
+        std::thread::yield_now();
+    }
+    // Row 1 closes the cycle. The batch started waiting first, so its deadlock check runs
+    // first (`deadlock_timeout` after) and it is the one PostgreSQL fails; this update
+    // then goes through.
+    other
+        .execute("UPDATE jobs SET last_error = 'other' WHERE id = 1", &[])
+        .unwrap();
+    other.commit().unwrap();
+
+    let (mut s, r) = batch.join().unwrap();
+    r.expect("the batch is tried again after losing the deadlock");
+    let mut want = rec(1, "t", "a");
+    want.sched_at = 42;
+    want.attempts = 1;
+    want.last_error = "batch".into();
+    assert_eq!(s.load_jobs().unwrap(), vec![want]);
+}

@@ -585,13 +585,64 @@ fn prepared(
     cache: &mut Prepared,
     tx: &mut postgres::Transaction<'_>,
     sql: &'static str,
-) -> Result<postgres::Statement, StoreError> {
+) -> Result<postgres::Statement, TryError> {
     if let Some(st) = cache.get(sql) {
         return Ok(st.clone());
     }
     let st = tx.prepare(sql)?;
     cache.insert(sql, st.clone());
     Ok(st)
+}
+
+/// Why one try at a batch failed.
+enum TryError {
+    /// The database gave the transaction up so that another could go on (deadlock detected,
+    /// serialization failure): nothing was wrong with it, and the same batch may pass
+    /// when tried again.
+    Conflict(postgres::Error),
+    /// Anything else; goes to the caller as it is.
+    Other(StoreError),
+}
+
+impl From<postgres::Error> for TryError {
+    fn from(e: postgres::Error) -> Self {
+        use postgres::error::SqlState;
+        match e.code() {
+            Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED => TryError::Conflict(e),
+            Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE => TryError::Conflict(e),
+            _ => TryError::Other(e.into()),
+        }
+    }
+}
+
+impl From<StoreError> for TryError {
+    fn from(e: StoreError) -> Self {
+        TryError::Other(e)
+    }
+}
+
+impl From<TryError> for StoreError {
+    fn from(e: TryError) -> Self {
+        match e {
+            TryError::Conflict(e) => e.into(),
+            TryError::Other(e) => e,
+        }
+    }
+}
+
+/// A run of reschedules in the order of their job ids. Two transactions that lock the same
+/// rows in one order cannot deadlock on them, so each statement touches its rows lowest id
+/// first (a plain `id = ANY(..)` scan does so by itself; a join on `unnest` follows the
+/// array, hence this and the sorted id arrays of deletes and releases). Rows locked by
+/// different statements of a batch can still meet another batch's in the other order,
+/// which is what `PgStore::apply`'s second try is for.
+fn by_id(run: &[Op]) -> Vec<&Op> {
+    let mut ops: Vec<&Op> = run.iter().collect();
+    ops.sort_by_key(|op| match op {
+        Op::Scheduler(Write::Job(JobWrite::Reschedule { id, .. })) => Some(*id),
+        _ => None,
+    });
+    ops
 }
 
 /// Takes the claim versions of the jobs `ops` delete or release out of the fence; returns
@@ -637,7 +688,7 @@ fn apply_run(
     cache: &mut Prepared,
     fence: Option<&Fence>,
     run: &[Op],
-) -> Result<Vec<JobId>, StoreError> {
+) -> Result<Vec<JobId>, TryError> {
     let mut fenced_out = Vec::new();
     match &run[0] {
         Op::Scheduler(Write::Job(JobWrite::Upsert(_))) => {
@@ -675,7 +726,8 @@ fn apply_run(
         Op::Scheduler(Write::Job(JobWrite::Reschedule { .. })) => {
             let (mut id, mut at, mut att, mut rc, mut dead, mut err) =
                 (vec![], vec![], vec![], vec![], vec![], vec![]);
-            for op in run {
+            // Rows are locked in id order, as every other node's batch locks them.
+            for op in by_id(run) {
                 if let Op::Scheduler(Write::Job(JobWrite::Reschedule {
                     id: i,
                     sched_at,
@@ -704,13 +756,14 @@ fn apply_run(
             }
         }
         Op::Scheduler(Write::Job(JobWrite::Delete(_))) => {
-            let ids: Vec<i64> = run
+            let mut ids: Vec<i64> = run
                 .iter()
                 .filter_map(|op| match op {
                     Op::Scheduler(Write::Job(JobWrite::Delete(id))) => Some(*id as i64),
                     _ => None,
                 })
                 .collect();
+            ids.sort_unstable();
             if let Some(f) = fence {
                 let v = versions(f, &ids);
                 let st = prepared(cache, tx, DELETE_FENCED)?;
@@ -724,7 +777,8 @@ fn apply_run(
         Op::Scheduler(Write::Release(ids)) => {
             // Only a fenced store holds claims: elsewhere there is nothing to give back.
             if let Some(f) = fence {
-                let ids: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
+                let mut ids: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
+                ids.sort_unstable();
                 let v = versions(f, &ids);
                 let st = prepared(cache, tx, RELEASE_FENCED)?;
                 tx.execute(&st, &[&ids, &v, &f.node])?;
@@ -845,8 +899,14 @@ fn apply_run(
     Ok(fenced_out)
 }
 
-impl Store for PgStore {
-    fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
+/// How many times a batch the database refused for a conflict (see [`TryError::Conflict`])
+/// is tried in all before its error goes to the caller.
+const BATCH_TRIES: u32 = 3;
+
+impl PgStore {
+    /// One transaction for `ops`. Nothing of it stays behind when it fails: the transaction
+    /// rolls back when dropped, and the fence gets back the claims the batch would have ended.
+    fn apply_once(&mut self, ops: &[Op]) -> Result<(), TryError> {
         self.live()?;
         let client = self.client.as_mut().expect("client present until drop");
         let mut tx = client.transaction()?;
@@ -880,6 +940,26 @@ impl Store for PgStore {
             self.fenced = fenced_out;
         }
         Ok(())
+    }
+}
+
+impl Store for PgStore {
+    /// A batch that lost a deadlock to another node's batch is tried again: the other one
+    /// goes on once this one rolls back, and this node's core, which already acted on the
+    /// batch, need not throw its memory away and reload it for a conflict that was no one's
+    /// error (it used to: every job the batch touched went back through a resync).
+    fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
+        let mut tries = 1;
+        loop {
+            match self.apply_once(ops) {
+                Ok(()) => return Ok(()),
+                Err(TryError::Conflict(e)) if tries < BATCH_TRIES => {
+                    tries += 1;
+                    tracing::warn!(ops = ops.len(), tries, error = %StoreError::from(e), "store: a write batch lost a conflict; trying it again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Resync after a failed commit. With a fence (cluster), only rows this node still holds
