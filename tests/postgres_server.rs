@@ -98,3 +98,38 @@ async fn acknowledged_submits_survive_sigkill_on_postgres() {
         .unwrap_or_else(|e| panic!("acknowledged job {name} lost: {e}"));
     }
 }
+
+/// A cluster's submits store no timeout (each node applies its own setting when it claims a
+/// job). A single server opening that database reads them back at start-up with its own
+/// `timeout` setting; leased with none, a job expired at once, was retried at once and went
+/// dead within milliseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_a_cluster_stored_take_the_servers_timeout_at_start_up() {
+    let db = tokio::task::spawn_blocking(common::pg::fresh_db)
+        .await
+        .unwrap();
+    let url = db.url.clone();
+    let node = TestServer::start_with(|c| {
+        c.postgres_url = Some(url.clone());
+        c.cluster = Some(taskhive::cluster::ClusterConfig::new("a"));
+    })
+    .await;
+    let mut c = node.client().await;
+    c.submit_job(job("pg", "from-cluster")).await.unwrap();
+    drop(c);
+    node.stop().await;
+    let stored = common::cluster::query_i64(&url, "SELECT timeout_ms FROM jobs").await;
+    assert_eq!(stored, 0, "a cluster stores no timeout");
+
+    let s = TestServer::start_with(|c| c.postgres_url = Some(url.clone())).await;
+    let mut w = s.worker(&["pg"], 1).await;
+    let got = w.next_job().await;
+    assert_eq!(got.name, "from-cluster");
+    assert_eq!(got.timeout_ms, 600_000, "the server's default timeout");
+    assert_eq!(got.attempts, 0, "not failed by an instant expiry");
+    w.done(got.lease_id, b"ok").await;
+    let mut c = s.client().await;
+    let st = task_status(&mut c, "pg").await;
+    assert_eq!((st.pending, st.running, st.dead), (0, 0, 0));
+    s.stop().await;
+}

@@ -1092,7 +1092,7 @@ impl Actor {
             Ok(mut r) => {
                 let jobs = r.jobs.len();
                 let now = self.clock.now_ms();
-                self.fill_stored_timeouts(&mut r.jobs);
+                self.settings.fill_stored_timeouts(&mut r.jobs);
                 self.core.resync(&r.ids, &r.tasks, r.jobs, now);
                 self.settings.resync(r.config);
                 self.core.set_lock_timeout(self.settings.lock_timeout_ms());
@@ -1301,7 +1301,7 @@ impl Actor {
             }
             Cmd::Load { mut record, reply } => {
                 // A dump of a cluster's jobs carries no timeouts of their own.
-                self.fill_stored_timeouts(std::slice::from_mut(&mut record));
+                self.settings.fill_stored_timeouts([&mut record]);
                 self.core.load(record, now);
                 let commit = self.commit();
                 let _ = reply.send(commit);
@@ -1498,19 +1498,6 @@ impl Actor {
     fn fill_timeout(&self, spec: &mut JobSpec) {
         if spec.timeout_ms == 0 {
             spec.timeout_ms = self.settings.default_timeout_ms();
-        }
-    }
-
-    /// Stored rows with no timeout of their own take this node's setting, whichever way they
-    /// come into the core: claimed, run as a part, loaded from a dump, or reloaded after a
-    /// failed commit. A cluster's submits store none (each node applies its own `timeout`
-    /// setting), and a job leased with none would expire at once: retried at once and
-    /// expired again, it went dead within milliseconds after a resync (seen in
-    /// `tests/cluster_faults.rs`).
-    pub(super) fn fill_stored_timeouts(&self, records: &mut [JobRecord]) {
-        let default = self.settings.default_timeout_ms();
-        for r in records.iter_mut().filter(|r| r.timeout_ms == 0) {
-            r.timeout_ms = default;
         }
     }
 

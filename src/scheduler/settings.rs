@@ -113,6 +113,21 @@ impl Settings {
         self.timeout_ms
     }
 
+    /// Stored rows with no timeout of their own take this node's setting, whichever way they
+    /// come into a core: read at start-up, claimed, run as a part, loaded from a dump, or
+    /// reloaded after a failed commit. A cluster's submits store none (each node applies its
+    /// own `timeout` setting), and a job leased with none would expire at once: retried at
+    /// once and expired again, it went dead within milliseconds after a resync (seen in
+    /// `tests/cluster_faults.rs`), or after a single server opened a cluster's database.
+    pub(crate) fn fill_stored_timeouts<'a>(
+        &self,
+        records: impl IntoIterator<Item = &'a mut crate::scheduler::job::JobRecord>,
+    ) {
+        for r in records.into_iter().filter(|r| r.timeout_ms == 0) {
+            r.timeout_ms = self.timeout_ms;
+        }
+    }
+
     fn timeout_ms_of_values(&self) -> u32 {
         (self.values["timeout"] * 1000).min(u32::MAX as i64) as u32
     }

@@ -115,7 +115,7 @@ pub(crate) async fn start_scheduler(
         .then(|| usize::try_from(config.payload_memory).unwrap_or(usize::MAX));
     let spill_from = payload_budget.map(|_| crate::scheduler::core::SPILL_MIN);
     let started = std::time::Instant::now();
-    let (store, records, stored_config, load_jobs, reader, schedules, paused) =
+    let (store, mut records, stored_config, load_jobs, reader, schedules, paused) =
         tokio::task::spawn_blocking(move || {
             let mut store: Box<dyn Store> = match pg {
                 Some(url) => {
@@ -173,6 +173,12 @@ pub(crate) async fn start_scheduler(
         first_lease,
     );
     let read_ms = started.elapsed().as_millis() as u64;
+    let settings = Settings::new(
+        (config.limits.default_timeout_ms / 1000).max(1) as i64,
+        stored_config,
+    );
+    // Rows a cluster stored carry no timeout (a single server may open its database).
+    settings.fill_stored_timeouts(records.jobs.iter_mut().map(|(_, r)| r));
     core.restore_stored(records, now);
     // Large payloads were left in the store: read back those of the jobs due first, as many
     // as the budget holds.
@@ -224,10 +230,6 @@ pub(crate) async fn start_scheduler(
     }
     let (writer, writer_join) =
         Writer::spawn_bounded(store, config.backlog_jobs, config.backlog_bytes);
-    let settings = Settings::new(
-        (config.limits.default_timeout_ms / 1000).max(1) as i64,
-        stored_config,
-    );
     // The one place the client API's backend is chosen: this node's core, or the cluster.
     let (handle, actor_join, claimer, load_job_news, schedule_news) = match cluster {
         None => {

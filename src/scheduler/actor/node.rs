@@ -42,7 +42,7 @@ impl Actor {
     pub(super) fn handle_node(&mut self, cmd: NodeCmd, now: Millis) {
         match cmd {
             NodeCmd::Adopt { mut records } => {
-                self.fill_stored_timeouts(&mut records);
+                self.settings.fill_stored_timeouts(&mut records);
                 self.core.adopt(records, now)
             }
             NodeCmd::RemoteBroadcast { task, nodes } => {
@@ -53,7 +53,7 @@ impl Actor {
                 origin,
                 run,
             } => {
-                self.fill_stored_timeouts(std::slice::from_mut(&mut record));
+                self.settings.fill_stored_timeouts([&mut record]);
                 self.core.run_part(record, &origin, run, now)
             }
             NodeCmd::NodesLive { nodes } => {
