@@ -194,6 +194,72 @@ impl Env {
     }
 }
 
+/// PostgreSQL ends a deadlock by failing one of the two transactions. When that is a node's
+/// submit statement, the node runs it again once the other has gone on, and the caller gets
+/// its acknowledgement, not an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_that_loses_a_deadlock_is_tried_again() {
+    let (db, _tmp, nodes) = cluster(1).await;
+    let mut c = client(nodes[0].1).await;
+    for name in ["a", "b"] {
+        c.submit_job(job("dl", name)).await.unwrap();
+    }
+    // Another transaction holds row b, and takes row a when told to.
+    let url = db.url.clone();
+    let (locked_tx, locked) = tokio::sync::oneshot::channel();
+    let (close_tx, close) = std::sync::mpsc::channel::<()>();
+    let other = tokio::task::spawn_blocking(move || {
+        let mut pg = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let mut tx = pg.transaction().unwrap();
+        let set = "UPDATE jobs SET args = 'other' WHERE task = 'dl' AND name = $1";
+        tx.execute(set, &[&"b"]).unwrap();
+        locked_tx.send(()).unwrap();
+        close.recv().unwrap();
+        // The submit waited first, so its deadlock check runs first (`deadlock_timeout`
+        // after) and it is the one PostgreSQL fails; this update then goes through.
+        tx.execute(set, &[&"a"]).unwrap();
+        tx.commit().unwrap();
+    });
+    locked.await.unwrap();
+    // One statement: it takes row a, then waits on row b.
+    let batch = pb::SubmitJobsRequest {
+        jobs: ["a", "b"]
+            .iter()
+            .map(|n| pb::SubmitJobRequest {
+                args: b"mine".to_vec().into(),
+                ..job("dl", n)
+            })
+            .collect(),
+    };
+    let submit = tokio::spawn(async move { c.submit_jobs(batch).await });
+    within(20, async {
+        let waiting = "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        while query_i64(&db.url, waiting).await == 0 {
+            assert!(!submit.is_finished(), "the submit never waited on row b");
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    close_tx.send(()).unwrap();
+    other.await.unwrap();
+    let acks = within(20, submit)
+        .await
+        .unwrap()
+        .expect("the submit is tried again after losing the deadlock")
+        .into_inner();
+    assert_eq!(acks.jobs.len(), 2);
+    assert_eq!(
+        query_i64(
+            &db.url,
+            "SELECT count(*) FROM jobs WHERE task = 'dl' AND args = 'mine'"
+        )
+        .await,
+        2,
+        "both rows hold the submit's args, stored after the other transaction's"
+    );
+}
+
 fn key(task: &str, name: &str) -> pb::JobRef {
     pb::JobRef {
         job_id: 0,

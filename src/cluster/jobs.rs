@@ -268,7 +268,8 @@ async fn submit_batch(
         .filter(|&i| last[&(specs[i].task.as_str(), specs[i].name.as_str())] == i)
         .collect();
     let mut got: HashMap<(String, String), SubmitReply> = HashMap::new();
-    // A row taken (claimed) or gone between the two statements is tried again.
+    // A row taken (claimed) or gone between the two statements is tried again, and so is a
+    // statement that lost a deadlock.
     for _ in 0..3 {
         if pending.is_empty() {
             break;
@@ -277,7 +278,17 @@ async fn submit_batch(
         for &i in &pending {
             a.push(&specs[i], wait);
         }
-        let rows = c.query(st, &a.params()).await.map_err(db_err)?;
+        let rows = match c.query(st, &a.params()).await {
+            Ok(rows) => rows,
+            // A deadlock with another transaction on these names' rows (another node's
+            // submit or write batch), which PostgreSQL ended by failing this statement:
+            // nothing of it was stored, so it goes again rather than failing the caller.
+            Err(e) if crate::store::postgres::lost_a_conflict(&e) => {
+                tracing::warn!(jobs = pending.len(), error = %db_err(e), "cluster submit lost a conflict; trying it again");
+                continue;
+            }
+            Err(e) => return Err(db_err(e)),
+        };
         for r in rows {
             got.insert(
                 (r.get(2), r.get(3)),
@@ -320,7 +331,7 @@ async fn submit_batch(
     }
     if let Some(&i) = pending.first() {
         return Err(Error::Store(format!(
-            "job {}/{} changed under three submits in a row; try again",
+            "job {}/{} changed under three submits in a row (claimed or deadlocked each time); try again",
             specs[i].task, specs[i].name
         )));
     }

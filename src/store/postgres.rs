@@ -596,21 +596,28 @@ fn prepared(
 
 /// Why one try at a batch failed.
 enum TryError {
-    /// The database gave the transaction up so that another could go on (deadlock detected,
-    /// serialization failure): nothing was wrong with it, and the same batch may pass
-    /// when tried again.
+    /// The database gave the transaction up so that another could go on
+    /// ([`lost_a_conflict`]): nothing was wrong with it.
     Conflict(postgres::Error),
     /// Anything else; goes to the caller as it is.
     Other(StoreError),
 }
 
+/// Whether PostgreSQL gave a transaction up so that another could go on (deadlock detected,
+/// serialization failure): nothing it did stays, and the same work may pass when tried again.
+pub(crate) fn lost_a_conflict(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.code().is_some_and(|c| {
+        *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    })
+}
+
 impl From<postgres::Error> for TryError {
     fn from(e: postgres::Error) -> Self {
-        use postgres::error::SqlState;
-        match e.code() {
-            Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED => TryError::Conflict(e),
-            Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE => TryError::Conflict(e),
-            _ => TryError::Other(e.into()),
+        if lost_a_conflict(&e) {
+            TryError::Conflict(e)
+        } else {
+            TryError::Other(e.into())
         }
     }
 }
