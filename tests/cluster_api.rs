@@ -293,7 +293,25 @@ async fn scenario_submit_replace_schedule_status(env: Env) {
         .into_inner();
     assert_eq!(&j.args[..], b"second");
     assert_eq!(j.state, pb::JobState::Scheduled as i32);
+    assert_eq!(
+        j.timeout_ms, 600_000,
+        "submitted without one: the default timeout"
+    );
     env.c().await.submit_job(job("cf", "b")).await.unwrap();
+    let listed = list_all(
+        &env,
+        pb::ListJobsRequest {
+            task: "cf".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let timeouts: Vec<(String, i64)> = listed.into_iter().map(|j| (j.name, j.timeout_ms)).collect();
+    assert_eq!(
+        timeouts,
+        [("b".to_string(), 600_000), ("a".to_string(), 600_000)],
+        "ListJobs shows the default timeout too"
+    );
     env.status_until("cf", |s| {
         s.pending == 1 && s.scheduled == 1 && s.next_sched_at_ms > 0
     })
@@ -354,6 +372,7 @@ async fn scenario_priorities_done_fail_dead_retry(env: Env) {
     assert_eq!(dead.jobs.len(), 1);
     assert_eq!(dead.jobs[0].name, "doomed");
     assert_eq!(dead.jobs[0].last_error, "boom");
+    assert_eq!(dead.jobs[0].timeout_ms, 600_000, "the default timeout");
     let n = env
         .c()
         .await

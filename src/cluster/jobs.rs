@@ -159,6 +159,29 @@ impl ClusterJobs {
         self.backlog.clone()
     }
 
+    /// A job submitted without a timeout is stored without one (the node that claims it
+    /// applies the `timeout` setting then, the same on every node): reads show that
+    /// setting, as a single node shows the timeout it gave the job at submit.
+    async fn show_timeouts(
+        &self,
+        records: impl IntoIterator<Item = &mut JobRecord>,
+    ) -> Result<(), Error> {
+        let mut unset: Vec<&mut JobRecord> =
+            records.into_iter().filter(|r| r.timeout_ms == 0).collect();
+        if unset.is_empty() {
+            return Ok(());
+        }
+        let values = self.local.get_config("timeout".into()).await?;
+        let Some(&secs) = values.get("timeout") else {
+            return Ok(());
+        };
+        let ms = crate::scheduler::settings::timeout_ms_of(secs);
+        for r in &mut unset {
+            r.timeout_ms = ms;
+        }
+        Ok(())
+    }
+
     /// Submits through a pooled connection; with `wait`, a receiver of the job's result.
     async fn submit_one(
         &self,
@@ -571,7 +594,7 @@ impl Backend for ClusterJobs {
             let Some(row) = row else {
                 return me.get_kept(&key).await;
             };
-            let record = record_of(&row);
+            let mut record = record_of(&row);
             let (owner, claimed): (Option<String>, bool) = (row.get(14), row.get(15));
             if claimed && owner.as_deref() == Some(me.shared.node.as_str()) {
                 // Ours: the core knows whether it is leased, and the lease.
@@ -588,6 +611,7 @@ impl Backend for ClusterJobs {
             } else {
                 JobState::Scheduled
             };
+            me.show_timeouts(std::slice::from_mut(&mut record)).await?;
             Ok(JobView {
                 record,
                 state,
@@ -676,22 +700,28 @@ impl Backend for ClusterJobs {
     }
 
     fn list_jobs(&self, query: ListQuery) -> Fut<JobPage> {
-        let shared = self.shared.clone();
-        Box::pin(async move { list_jobs(&shared, &query).await })
+        let me = self.clone();
+        Box::pin(async move {
+            let mut page = list_jobs(&me.shared, &query).await?;
+            me.show_timeouts(page.jobs.iter_mut().map(|v| &mut v.record))
+                .await?;
+            Ok(page)
+        })
     }
 
     fn list_dead(&self, task: Option<String>, limit: usize) -> Fut<Vec<JobView>> {
-        let shared = self.shared.clone();
+        let me = self.clone();
         Box::pin(async move {
             let limit = limit.min(i64::MAX as usize) as i64;
-            let rows = shared
+            let rows = me
+                .shared
                 .read_conn()
                 .await?
                 .client
                 .query(sql::LIST_DEAD, &[&task, &limit])
                 .await
                 .map_err(db_err)?;
-            Ok(rows
+            let mut dead: Vec<JobView> = rows
                 .iter()
                 .map(|r| JobView {
                     record: record_of(r),
@@ -700,7 +730,10 @@ impl Backend for ClusterJobs {
                     result: None,
                     finished_at: None,
                 })
-                .collect())
+                .collect();
+            me.show_timeouts(dead.iter_mut().map(|v| &mut v.record))
+                .await?;
+            Ok(dead)
         })
     }
 

@@ -51,6 +51,11 @@ pub struct Settings {
     timeout_ms: u32,
 }
 
+/// The lease length, in ms, that a `timeout` setting of `secs` seconds gives.
+pub(crate) fn timeout_ms_of(secs: i64) -> u32 {
+    secs.saturating_mul(1000).clamp(0, u32::MAX as i64) as u32
+}
+
 impl Settings {
     /// Defaults, with `timeout` from the server's flag, then values loaded from the store.
     pub fn new(default_timeout_s: i64, stored: Vec<(String, i64)>) -> Self {
@@ -129,7 +134,7 @@ impl Settings {
     }
 
     fn timeout_ms_of_values(&self) -> u32 {
-        (self.values["timeout"] * 1000).min(u32::MAX as i64) as u32
+        timeout_ms_of(self.values["timeout"])
     }
 
     /// Lock timeout in ms.
