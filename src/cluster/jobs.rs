@@ -166,18 +166,16 @@ impl ClusterJobs {
         &self,
         records: impl IntoIterator<Item = &mut JobRecord>,
     ) -> Result<(), Error> {
-        let mut unset: Vec<&mut JobRecord> =
+        use crate::scheduler::settings::{fill_unset_timeouts, timeout_ms_of};
+        // Only a read that has such a row asks the actor for the setting.
+        let unset: Vec<&mut JobRecord> =
             records.into_iter().filter(|r| r.timeout_ms == 0).collect();
         if unset.is_empty() {
             return Ok(());
         }
         let values = self.local.get_config("timeout".into()).await?;
-        let Some(&secs) = values.get("timeout") else {
-            return Ok(());
-        };
-        let ms = crate::scheduler::settings::timeout_ms_of(secs);
-        for r in &mut unset {
-            r.timeout_ms = ms;
+        if let Some(&secs) = values.get("timeout") {
+            fill_unset_timeouts(unset, timeout_ms_of(secs));
         }
         Ok(())
     }

@@ -56,6 +56,16 @@ pub(crate) fn timeout_ms_of(secs: i64) -> u32 {
     secs.saturating_mul(1000).clamp(0, u32::MAX as i64) as u32
 }
 
+/// Gives a lease length of `ms` to each of `records` stored without one.
+pub(crate) fn fill_unset_timeouts<'a>(
+    records: impl IntoIterator<Item = &'a mut crate::scheduler::job::JobRecord>,
+    ms: u32,
+) {
+    for r in records.into_iter().filter(|r| r.timeout_ms == 0) {
+        r.timeout_ms = ms;
+    }
+}
+
 impl Settings {
     /// Defaults, with `timeout` from the server's flag, then values loaded from the store.
     pub fn new(default_timeout_s: i64, stored: Vec<(String, i64)>) -> Self {
@@ -128,9 +138,7 @@ impl Settings {
         &self,
         records: impl IntoIterator<Item = &'a mut crate::scheduler::job::JobRecord>,
     ) {
-        for r in records.into_iter().filter(|r| r.timeout_ms == 0) {
-            r.timeout_ms = self.timeout_ms;
-        }
+        fill_unset_timeouts(records, self.timeout_ms);
     }
 
     fn timeout_ms_of_values(&self) -> u32 {
