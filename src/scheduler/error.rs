@@ -60,7 +60,9 @@ pub enum Error {
     #[error("{0}")]
     ResourceExhausted(String),
     /// The store could not commit; nothing was acknowledged and memory is put back as stored.
-    #[error("store cannot write (disk full, read-only or failing); nothing was changed: {0}")]
+    /// The cause is the store's own words (SQLite's "database or disk is full", a PostgreSQL
+    /// error with its SQLSTATE): one fixed guess here would be wrong for the other store.
+    #[error("store cannot write; nothing was changed: {0}")]
     Store(String),
     /// A job's payload, held in the store only (the payload budget), could not be read back.
     #[error("store cannot be read: {0}")]
