@@ -627,6 +627,13 @@ fn postgres_migrations_are_idempotent_and_versioned() {
 #[test]
 fn postgres_batch_that_loses_a_deadlock_is_tried_again() {
     let db = common::pg::fresh_db();
+    // PostgreSQL checks a waiting session for a deadlock once, `deadlock_timeout` after it
+    // starts to wait. The batch waits first, so its check comes first, and it is the one
+    // failed, as long as the cycle is closed by then. At the default 1 s a stall of the
+    // test between the two waits (a loaded CI machine) let the batch's check find no cycle
+    // and the other session's check fail the other session. 5 s leaves room for that stall.
+    // Both sessions connect after this, so both wait 5 s: the batch's check stays first.
+    db.set_session_default("deadlock_timeout", "5s");
     let mut s = PgStore::open(&db.url).expect("open postgres");
     s.apply(&[
         Op::from(JobWrite::Upsert(rec(1, "t", "a"))),
@@ -635,6 +642,11 @@ fn postgres_batch_that_loses_a_deadlock_is_tried_again() {
     .unwrap();
 
     let mut other = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    let timeout: String = other
+        .query_one("SHOW deadlock_timeout", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(timeout, "5s", "the database default reaches new sessions");
     let mut other = other.transaction().unwrap();
     other
         .execute("UPDATE jobs SET last_error = 'other' WHERE id = 2", &[])

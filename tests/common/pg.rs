@@ -213,6 +213,17 @@ fn exec_admin(admin: &str, sql: &str) {
     .unwrap();
 }
 
+impl PgDb {
+    /// Sets a default for every session that connects to this database from now on
+    /// (`ALTER DATABASE ... SET`, which needs the admin role).
+    pub fn set_session_default(&self, setting: &str, value: &str) {
+        exec_admin(
+            &self.admin,
+            &format!("ALTER DATABASE {} SET {setting} = '{value}'", self.name),
+        );
+    }
+}
+
 /// A fresh, empty database.
 pub fn fresh_db() -> PgDb {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
