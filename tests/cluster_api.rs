@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -499,6 +499,10 @@ async fn scenario_dump_load_settings(env: Env) {
     assert_eq!(&j.args[..], b"d2");
     assert_eq!(j.sched_at_ms, later);
 
+    // A job submitted without a timeout takes the setting current at submit, on a node
+    // that is not the one whose setting changes below.
+    let mut other = client(env.addrs[env.addrs.len() - 1]).await;
+    other.submit_job(job("st", "early")).await.unwrap();
     // A setting changed on one node holds on every node.
     env.c()
         .await
@@ -528,12 +532,28 @@ async fn scenario_dump_load_settings(env: Env) {
         })
         .await;
     }
-    // ... and applies to jobs submitted without a timeout of their own.
-    let mut w = env.worker("st", 1).await;
+    // ... and applies to jobs submitted without a timeout of their own from then on. The
+    // one submitted before keeps the 600 s it was given: a change of the setting does not
+    // reach jobs already stored, on one node or on any node of a cluster.
     env.c().await.submit_job(job("st", "t")).await.unwrap();
-    let j = w.next_job().await;
-    assert_eq!(j.timeout_ms, 42_000);
-    w.done(j.lease_id, b"").await;
+    let shown = other
+        .get_job(key("st", "early"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(shown.timeout_ms, 600_000, "GetJob after the change");
+    let mut w = env.worker("st", 1).await;
+    let mut leased = BTreeMap::new();
+    for _ in 0..2 {
+        let j = w.next_job().await;
+        leased.insert(j.name.clone(), j.timeout_ms);
+        w.done(j.lease_id, b"").await;
+    }
+    assert_eq!(
+        leased,
+        BTreeMap::from([("early".to_string(), 600_000), ("t".to_string(), 42_000)]),
+        "the lease length each job was dispatched with"
+    );
 }
 
 async fn scenario_every_submit_path_runs_each_job_once(env: Env) {

@@ -22,6 +22,7 @@ use crate::scheduler::limits::TaskLimits;
 use crate::scheduler::list::{Cursor, JobPage, ListQuery};
 use crate::scheduler::local::LocalJobs;
 use crate::scheduler::schedule::{Schedule, ScheduleSpec};
+use crate::scheduler::settings::TimeoutSetting;
 use crate::store::postgres::schedule_row;
 
 /// A batch of SubmitStream jobs for the ordered submitter.
@@ -50,6 +51,8 @@ pub struct ClusterJobs {
     /// Submits admitted and not yet stored, as the writer's on one node: while the
     /// database is slow, submitters wait here instead of the queues above growing.
     backlog: Arc<Backlog>,
+    /// What a job that sets no lease length is stored with.
+    timeout: TimeoutSetting,
 }
 
 /// Takes every unary submit queued (up to [`MAX_COALESCED`]) and stores them with one
@@ -57,6 +60,7 @@ pub struct ClusterJobs {
 async fn coalesce(
     shared: Arc<Shared>,
     rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Single>>>,
+    timeout: TimeoutSetting,
 ) {
     loop {
         let mut batch: Vec<Single> = Vec::new();
@@ -75,7 +79,7 @@ async fn coalesce(
         }
         let (specs, replies): (Vec<JobSpec>, Vec<_>) = batch.into_iter().unzip();
         let r = match shared.conn().await {
-            Ok(c) => submit_batch(&c.client, &c.submit, &specs, false).await,
+            Ok(c) => submit_batch(&c.client, &c.submit, &specs, false, &timeout).await,
             Err(e) => Err(e),
         };
         match r {
@@ -101,7 +105,9 @@ impl ClusterJobs {
         (backlog_jobs, backlog_bytes): (usize, usize),
     ) -> Result<ClusterJobs, ClusterError> {
         let conn = super::Conn::open(url).await?;
+        let timeout = node.timeout_setting();
         let (ordered, mut rx) = mpsc::unbounded_channel::<Ordered>();
+        let ordered_timeout = timeout.clone();
         tokio::spawn(async move {
             // Every batch queued meanwhile joins one statement, in queue order (the
             // statement applies its rows in order), so a stream's commits are shared the
@@ -121,7 +127,9 @@ impl ClusterJobs {
                 let specs: Vec<JobSpec> =
                     queued.iter().flat_map(|(s, _)| s.iter().cloned()).collect();
                 let r = match conn.get().await {
-                    Ok(c) => submit_batch(&c.client, &c.submit, &specs, false).await,
+                    Ok(c) => {
+                        submit_batch(&c.client, &c.submit, &specs, false, &ordered_timeout).await
+                    }
                     Err(e) => Err(e),
                 };
                 match r {
@@ -142,7 +150,7 @@ impl ClusterJobs {
         let (singles, rx) = mpsc::unbounded_channel::<Single>();
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..super::API_CONNECTIONS {
-            tokio::spawn(coalesce(shared.clone(), rx.clone()));
+            tokio::spawn(coalesce(shared.clone(), rx.clone(), timeout.clone()));
         }
         Ok(ClusterJobs {
             shared,
@@ -151,33 +159,13 @@ impl ClusterJobs {
             ordered,
             singles,
             backlog: Arc::new(Backlog::new(backlog_jobs, backlog_bytes)),
+            timeout,
         })
     }
 
     /// Submits admitted and not yet stored.
     pub(crate) fn backlog(&self) -> Arc<Backlog> {
         self.backlog.clone()
-    }
-
-    /// A job submitted without a timeout is stored without one (the node that claims it
-    /// applies the `timeout` setting then, the same on every node): reads show that
-    /// setting, as a single node shows the timeout it gave the job at submit.
-    async fn show_timeouts(
-        &self,
-        records: impl IntoIterator<Item = &mut JobRecord>,
-    ) -> Result<(), Error> {
-        use crate::scheduler::settings::{fill_unset_timeouts, timeout_ms_of};
-        // Only a read that has such a row asks the actor for the setting.
-        let unset: Vec<&mut JobRecord> =
-            records.into_iter().filter(|r| r.timeout_ms == 0).collect();
-        if unset.is_empty() {
-            return Ok(());
-        }
-        let values = self.local.get_config("timeout".into()).await?;
-        if let Some(&secs) = values.get("timeout") {
-            fill_unset_timeouts(unset, timeout_ms_of(secs));
-        }
-        Ok(())
     }
 
     /// Submits through a pooled connection; with `wait`, a receiver of the job's result.
@@ -187,7 +175,8 @@ impl ClusterJobs {
         wait: bool,
     ) -> Result<(SubmitReply, Option<crate::scheduler::actor::ResultRx>), Error> {
         let c = self.shared.conn().await?;
-        let reply = submit_batch(&c.client, &c.submit, std::slice::from_ref(&spec), wait)
+        let one = std::slice::from_ref(&spec);
+        let reply = submit_batch(&c.client, &c.submit, one, wait, &self.timeout)
             .await?
             .pop()
             .expect("one reply per job");
@@ -273,12 +262,14 @@ fn not_found(key: &JobKey) -> Error {
 
 /// Inserts or replaces `specs` in order (one statement); a job whose row a live node holds
 /// is answered `running` and left alone. Several specs with one (task, name) act in order:
-/// the last one is stored, the later ones count as replacing.
+/// the last one is stored, the later ones count as replacing. A job that sets no lease
+/// length is stored with the `timeout` setting, as a single node's core stores it.
 async fn submit_batch(
     c: &Client,
     st: &tokio_postgres::Statement,
     specs: &[JobSpec],
     wait: bool,
+    timeout: &TimeoutSetting,
 ) -> Result<Vec<SubmitReply>, Error> {
     // The last spec of each (task, name) is the one stored.
     let mut last: HashMap<(&str, &str), usize> = HashMap::new();
@@ -295,7 +286,7 @@ async fn submit_batch(
         if pending.is_empty() {
             break;
         }
-        let mut a = SpecArrays::default();
+        let mut a = SpecArrays::new(timeout);
         for &i in &pending {
             a.push(&specs[i], wait);
         }
@@ -373,8 +364,9 @@ async fn submit_batch(
 }
 
 /// The submit statement's columns, one array each.
-#[derive(Default)]
 struct SpecArrays<'a> {
+    /// Lease length of the jobs that set none: the setting once, for the whole statement.
+    unset_timeout_ms: u32,
     task: Vec<&'a str>,
     name: Vec<&'a str>,
     args: Vec<&'a [u8]>,
@@ -390,6 +382,24 @@ struct SpecArrays<'a> {
 }
 
 impl<'a> SpecArrays<'a> {
+    fn new(timeout: &TimeoutSetting) -> Self {
+        SpecArrays {
+            unset_timeout_ms: timeout.ms(),
+            task: Vec::new(),
+            name: Vec::new(),
+            args: Vec::new(),
+            sched_at: Vec::new(),
+            timeout_ms: Vec::new(),
+            priority: Vec::new(),
+            max_attempts: Vec::new(),
+            backoff_base_ms: Vec::new(),
+            backoff_max_ms: Vec::new(),
+            wait: Vec::new(),
+            trace: Vec::new(),
+            key: Vec::new(),
+        }
+    }
+
     fn push(&mut self, s: &'a JobSpec, wait: bool) {
         let RetryPolicy {
             max_attempts,
@@ -400,8 +410,12 @@ impl<'a> SpecArrays<'a> {
         self.name.push(&s.name);
         self.args.push(&s.args);
         self.sched_at.push(s.sched_at);
-        // 0 stays 0: the node that claims the job applies its current `timeout` setting.
-        self.timeout_ms.push(s.timeout_ms as i64);
+        let timeout_ms = if s.timeout_ms == 0 {
+            self.unset_timeout_ms
+        } else {
+            s.timeout_ms
+        };
+        self.timeout_ms.push(timeout_ms as i64);
         self.priority.push(s.priority);
         self.max_attempts.push(max_attempts as i64);
         self.backoff_base_ms.push(backoff_base_ms as i64);
@@ -512,11 +526,11 @@ impl Backend for ClusterJobs {
     }
 
     fn submit_many(&self, specs: Vec<JobSpec>) -> Fut<Vec<SubmitReply>> {
-        let (shared, backlog) = (self.shared.clone(), self.backlog.clone());
+        let me = self.clone();
         Box::pin(async move {
-            let _admitted = backlog.admit(Demand::of(&specs)).await;
-            let c = shared.conn().await?;
-            submit_batch(&c.client, &c.submit, &specs, false).await
+            let _admitted = me.backlog.admit(Demand::of(&specs)).await;
+            let c = me.shared.conn().await?;
+            submit_batch(&c.client, &c.submit, &specs, false, &me.timeout).await
         })
     }
 
@@ -592,7 +606,7 @@ impl Backend for ClusterJobs {
             let Some(row) = row else {
                 return me.get_kept(&key).await;
             };
-            let mut record = record_of(&row);
+            let record = record_of(&row);
             let (owner, claimed): (Option<String>, bool) = (row.get(14), row.get(15));
             if claimed && owner.as_deref() == Some(me.shared.node.as_str()) {
                 // Ours: the core knows whether it is leased, and the lease.
@@ -609,7 +623,6 @@ impl Backend for ClusterJobs {
             } else {
                 JobState::Scheduled
             };
-            me.show_timeouts(std::slice::from_mut(&mut record)).await?;
             Ok(JobView {
                 record,
                 state,
@@ -698,28 +711,22 @@ impl Backend for ClusterJobs {
     }
 
     fn list_jobs(&self, query: ListQuery) -> Fut<JobPage> {
-        let me = self.clone();
-        Box::pin(async move {
-            let mut page = list_jobs(&me.shared, &query).await?;
-            me.show_timeouts(page.jobs.iter_mut().map(|v| &mut v.record))
-                .await?;
-            Ok(page)
-        })
+        let shared = self.shared.clone();
+        Box::pin(async move { list_jobs(&shared, &query).await })
     }
 
     fn list_dead(&self, task: Option<String>, limit: usize) -> Fut<Vec<JobView>> {
-        let me = self.clone();
+        let shared = self.shared.clone();
         Box::pin(async move {
             let limit = limit.min(i64::MAX as usize) as i64;
-            let rows = me
-                .shared
+            let rows = shared
                 .read_conn()
                 .await?
                 .client
                 .query(sql::LIST_DEAD, &[&task, &limit])
                 .await
                 .map_err(db_err)?;
-            let mut dead: Vec<JobView> = rows
+            Ok(rows
                 .iter()
                 .map(|r| JobView {
                     record: record_of(r),
@@ -728,10 +735,7 @@ impl Backend for ClusterJobs {
                     result: None,
                     finished_at: None,
                 })
-                .collect();
-            me.show_timeouts(dead.iter_mut().map(|v| &mut v.record))
-                .await?;
-            Ok(dead)
+                .collect())
         })
     }
 
@@ -779,6 +783,9 @@ impl Backend for ClusterJobs {
 
     fn load(&self, r: JobRecord) -> Fut<()> {
         let (shared, backlog) = (self.shared.clone(), self.backlog.clone());
+        // A dumped row without a lease length (an earlier version's) gets the setting, as
+        // a single node's load gives it.
+        let timeout_ms = self.timeout.or_setting(r.timeout_ms);
         Box::pin(async move {
             let demand = Demand {
                 jobs: 1,
@@ -796,7 +803,7 @@ impl Backend for ClusterJobs {
                         &r.name,
                         &&r.args[..],
                         &r.sched_at,
-                        &(r.timeout_ms as i64),
+                        &(timeout_ms as i64),
                         &r.priority,
                         &(r.retry.max_attempts as i64),
                         &(r.retry.backoff_base_ms as i64),
@@ -1013,7 +1020,7 @@ impl Backend for ClusterJobs {
                 return Ok(false);
             };
             let (tick, job) = (newest.sched_at, newest.name.clone());
-            let mut a = SpecArrays::default();
+            let mut a = SpecArrays::new(&me.timeout);
             for j in &jobs {
                 a.push(j, false);
             }

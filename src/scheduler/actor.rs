@@ -26,7 +26,7 @@ use super::limits::TaskLimits;
 use super::list::{JobPage, ListQuery};
 use super::local::LocalJobs;
 use super::schedule::{PlanCache, Schedule, ScheduleSpec};
-use super::settings::Settings;
+use super::settings::{Settings, TimeoutSetting};
 use super::spilled::Spilled;
 use super::submit::check_name;
 use super::timer::WakeTimer;
@@ -300,6 +300,7 @@ pub struct SchedulerHandle {
     /// Parsed cron expressions, for next fire times.
     plans: Arc<PlanCache>,
     backlog: Arc<Backlog>,
+    timeout: TimeoutSetting,
 }
 
 /// Starts the actor over `core` (already restored from the store), every job local. It stops when every handle is gone.
@@ -338,6 +339,7 @@ pub(crate) fn spawn_node(
     let backlog = writer.backlog();
     let (tx, rx) = mpsc::unbounded_channel();
     core.set_lock_timeout(settings.lock_timeout_ms());
+    let timeout = settings.timeout_setting();
     let actor = Actor {
         core,
         settings,
@@ -361,7 +363,15 @@ pub(crate) fn spawn_node(
         finished: Vec::new(),
     };
     let join = tokio::spawn(actor.run());
-    (NodeHandle { tx, clock, backlog }, join)
+    (
+        NodeHandle {
+            tx,
+            clock,
+            backlog,
+            timeout,
+        },
+        join,
+    )
 }
 
 /// Sends a command and awaits its reply.
@@ -382,6 +392,8 @@ pub struct NodeHandle {
     clock: Clock,
     /// The store writer's queue, which local submits wait on.
     backlog: Arc<Backlog>,
+    /// The `timeout` setting as the actor holds it.
+    timeout: TimeoutSetting,
 }
 
 impl NodeHandle {
@@ -483,7 +495,13 @@ impl NodeHandle {
             schedules_changed: Arc::default(),
             plans: Arc::default(),
             backlog: self.backlog,
+            timeout: self.timeout,
         }
+    }
+
+    /// The `timeout` setting, read without a round trip to the actor.
+    pub(crate) fn timeout_setting(&self) -> TimeoutSetting {
+        self.timeout.clone()
     }
 
     /// Hands jobs claimed elsewhere (cluster claims) to the core; nothing is written.
@@ -597,6 +615,7 @@ impl SchedulerHandle {
             tx: self.tx.clone(),
             clock: self.clock,
             backlog: self.backlog.clone(),
+            timeout: self.timeout.clone(),
         }
     }
 
@@ -1178,13 +1197,10 @@ impl Actor {
                 let _ = reply.send(r);
             }
             Cmd::SubmitMany { specs, reply } => {
-                let default_timeout = self.settings.default_timeout_ms();
                 let specs = specs
                     .into_iter()
                     .map(|mut spec| {
-                        if spec.timeout_ms == 0 {
-                            spec.timeout_ms = default_timeout;
-                        }
+                        self.fill_timeout(&mut spec);
                         spec
                     })
                     .collect();
@@ -1193,13 +1209,10 @@ impl Actor {
                 let _ = reply.send(r.map(|replies| (replies, commit)));
             }
             Cmd::SubmitEach { specs, reply } => {
-                let default_timeout = self.settings.default_timeout_ms();
                 let results = specs
                     .into_iter()
                     .map(|mut spec| {
-                        if spec.timeout_ms == 0 {
-                            spec.timeout_ms = default_timeout;
-                        }
+                        self.fill_timeout(&mut spec);
                         self.core.submit(spec, now)
                     })
                     .collect();
@@ -1300,7 +1313,7 @@ impl Actor {
                 self.reply_filled(page, reply);
             }
             Cmd::Load { mut record, reply } => {
-                // A dump of a cluster's jobs carries no timeouts of their own.
+                // A dump an earlier cluster version made carries no timeouts of its own.
                 self.settings.fill_stored_timeouts([&mut record]);
                 self.core.load(record, now);
                 let commit = self.commit();

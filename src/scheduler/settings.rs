@@ -2,6 +2,8 @@
 //! persisted in the store. A value set at run time wins over the command-line default.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use super::Error;
 
@@ -41,7 +43,7 @@ pub const KEYS: &[(&str, i64, &str)] = &[
 ];
 
 /// Current values.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Settings {
     values: BTreeMap<String, i64>,
     /// Values before anything stored: what a key not in the store goes back to on resync.
@@ -49,6 +51,30 @@ pub struct Settings {
     /// `timeout` in ms, kept beside `values` because every submit that sets no lease length
     /// reads it (a string-keyed map lookup cost ~350 instructions a submit).
     timeout_ms: u32,
+    /// The same value, for readers outside the actor.
+    published: TimeoutSetting,
+}
+
+/// The `timeout` setting in ms as the actor last set it, readable without a round trip to
+/// the actor: a cluster's submits store it in each job that sets no lease length, as a
+/// single node's core does, on the submit path where a round trip would cost a wake-up.
+#[derive(Debug, Clone, Default)]
+pub struct TimeoutSetting(Arc<AtomicU32>);
+
+impl TimeoutSetting {
+    /// Lease length, in ms, of jobs that set none.
+    pub(crate) fn ms(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `spec_ms` when the job set one, else the setting.
+    pub(crate) fn or_setting(&self, spec_ms: u32) -> u32 {
+        if spec_ms == 0 {
+            self.ms()
+        } else {
+            spec_ms
+        }
+    }
 }
 
 /// The lease length, in ms, that a `timeout` setting of `secs` seconds gives.
@@ -76,6 +102,7 @@ impl Settings {
             defaults: values.clone(),
             values,
             timeout_ms: 0,
+            published: TimeoutSetting::default(),
         };
         s.resync(stored);
         s
@@ -89,7 +116,7 @@ impl Settings {
                 self.values.insert(k, v);
             }
         }
-        self.timeout_ms = self.timeout_ms_of_values();
+        self.timeout_changed();
     }
 
     /// One value, or every value when `key` is empty.
@@ -119,7 +146,7 @@ impl Settings {
             return Err(Error::invalid("value", format!("{value} is too large")));
         }
         self.values.insert(key.to_string(), value);
-        self.timeout_ms = self.timeout_ms_of_values();
+        self.timeout_changed();
         Ok(())
     }
 
@@ -130,9 +157,10 @@ impl Settings {
 
     /// Stored rows with no timeout of their own take this node's setting, whichever way they
     /// come into a core: read at start-up, claimed, run as a part, loaded from a dump, or
-    /// reloaded after a failed commit. A cluster's submits store none (each node applies its
-    /// own `timeout` setting), and a job leased with none would expire at once: retried at
-    /// once and expired again, it went dead within milliseconds after a resync (seen in
+    /// reloaded after a failed commit. Every submit stores a lease length now, but rows an
+    /// earlier version of a cluster node stored have none (it left that to the claiming
+    /// node), and a job leased with none would expire at once: retried at once and expired
+    /// again, it went dead within milliseconds after a resync (seen in
     /// `tests/cluster_faults.rs`), or after a single server opened a cluster's database.
     pub(crate) fn fill_stored_timeouts<'a>(
         &self,
@@ -141,8 +169,14 @@ impl Settings {
         fill_unset_timeouts(records, self.timeout_ms);
     }
 
-    fn timeout_ms_of_values(&self) -> u32 {
-        timeout_ms_of(self.values["timeout"])
+    /// The `timeout` setting, published to readers outside the actor as it changes.
+    pub(crate) fn timeout_setting(&self) -> TimeoutSetting {
+        self.published.clone()
+    }
+
+    fn timeout_changed(&mut self) {
+        self.timeout_ms = timeout_ms_of(self.values["timeout"]);
+        self.published.0.store(self.timeout_ms, Ordering::Relaxed);
     }
 
     /// Lock timeout in ms.
@@ -158,22 +192,22 @@ mod tests {
     #[test]
     fn the_default_lease_length_follows_every_change_of_timeout() {
         let mut s = Settings::new(600, vec![("timeout".into(), 30)]);
-        assert_eq!(s.default_timeout_ms(), 30_000, "the stored value wins");
+        let published = s.timeout_setting();
+        // The actor's own value and the one published outside it are always the same.
+        let both = |s: &Settings| {
+            assert_eq!(s.default_timeout_ms(), published.ms());
+            s.default_timeout_ms()
+        };
+        assert_eq!(both(&s), 30_000, "the stored value wins");
         s.set("timeout", 45).unwrap();
-        assert_eq!(s.default_timeout_ms(), 45_000);
+        assert_eq!(both(&s), 45_000);
         assert!(s.set("timeout", 0).is_err());
-        assert_eq!(
-            s.default_timeout_ms(),
-            45_000,
-            "a refused value changes nothing"
-        );
+        assert_eq!(both(&s), 45_000, "a refused value changes nothing");
         s.resync(vec![]);
-        assert_eq!(
-            s.default_timeout_ms(),
-            600_000,
-            "back to the flag's default"
-        );
+        assert_eq!(both(&s), 600_000, "back to the flag's default");
         s.set("lock-timeout", 7).unwrap();
-        assert_eq!(s.default_timeout_ms(), 600_000);
+        assert_eq!(both(&s), 600_000);
+        assert_eq!(published.or_setting(0), 600_000, "a job that set none");
+        assert_eq!(published.or_setting(5), 5, "a job's own lease length");
     }
 }

@@ -177,7 +177,8 @@ pub(crate) async fn start_scheduler(
         (config.limits.default_timeout_ms / 1000).max(1) as i64,
         stored_config,
     );
-    // Rows a cluster stored carry no timeout (a single server may open its database).
+    // Rows an earlier cluster version stored carry no timeout (a single server may open
+    // its database).
     settings.fill_stored_timeouts(records.jobs.iter_mut().map(|(_, r)| r));
     core.restore_stored(records, now);
     // Large payloads were left in the store: read back those of the jobs due first, as many

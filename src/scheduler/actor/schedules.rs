@@ -104,12 +104,9 @@ impl Actor {
                     let _ = reply.send(None);
                     return;
                 };
-                let default_timeout = self.settings.default_timeout_ms();
                 let mut last_job = String::new();
                 for mut spec in jobs {
-                    if spec.timeout_ms == 0 {
-                        spec.timeout_ms = default_timeout;
-                    }
+                    self.fill_timeout(&mut spec);
                     if spec.sched_at == newest {
                         last_job = spec.name.clone();
                     }
