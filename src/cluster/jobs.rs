@@ -365,8 +365,8 @@ async fn submit_batch(
 
 /// The submit statement's columns, one array each.
 struct SpecArrays<'a> {
-    /// Lease length of the jobs that set none: the setting once, for the whole statement.
-    unset_timeout_ms: u32,
+    /// Gives the jobs that set no lease length the setting.
+    timeouts: &'a TimeoutSetting,
     task: Vec<&'a str>,
     name: Vec<&'a str>,
     args: Vec<&'a [u8]>,
@@ -382,9 +382,9 @@ struct SpecArrays<'a> {
 }
 
 impl<'a> SpecArrays<'a> {
-    fn new(timeout: &TimeoutSetting) -> Self {
+    fn new(timeouts: &'a TimeoutSetting) -> Self {
         SpecArrays {
-            unset_timeout_ms: timeout.ms(),
+            timeouts,
             task: Vec::new(),
             name: Vec::new(),
             args: Vec::new(),
@@ -410,12 +410,8 @@ impl<'a> SpecArrays<'a> {
         self.name.push(&s.name);
         self.args.push(&s.args);
         self.sched_at.push(s.sched_at);
-        let timeout_ms = if s.timeout_ms == 0 {
-            self.unset_timeout_ms
-        } else {
-            s.timeout_ms
-        };
-        self.timeout_ms.push(timeout_ms as i64);
+        self.timeout_ms
+            .push(self.timeouts.or_setting(s.timeout_ms) as i64);
         self.priority.push(s.priority);
         self.max_attempts.push(max_attempts as i64);
         self.backoff_base_ms.push(backoff_base_ms as i64);
