@@ -208,18 +208,18 @@ async fn failed_commits_put_memory_back_as_stored() {
     );
 }
 
-/// A stored row with no timeout of its own (a cluster's submits store none: each node applies
-/// its `timeout` setting when it claims the job) gets this node's setting when a failed commit
-/// reloads it, and so does a job loaded from such a dump. Leased with none, it expired at once
-/// and was retried at once, and it went dead after its 25 attempts within milliseconds (seen
-/// in `tests/cluster_faults.rs`).
+/// A stored row with no timeout of its own (an earlier version's cluster submits stored
+/// none: each node applied its `timeout` setting when it claimed the job) gets this node's
+/// setting when a failed commit reloads it, and so does a job loaded from such a dump.
+/// Leased with none, it expired at once and was retried at once, and it went dead after its
+/// 25 attempts within milliseconds (seen in `tests/cluster_faults.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_reloaded_or_loaded_without_a_timeout_take_the_default() {
     let (h, mut store, fail, clock, mut rx) = flaky_actor().await;
     h.submit(spec("a", clock.now_ms())).await.unwrap();
     let first = within(10, rx.recv()).await.unwrap();
     assert_eq!(first.record.timeout_ms, 3_600_000);
-    // The row as a cluster's submit stores it.
+    // The row as an earlier version's cluster submit stored it.
     let mut row = store.snapshot().pop().unwrap();
     row.timeout_ms = 0;
     store

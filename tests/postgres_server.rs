@@ -99,8 +99,9 @@ async fn acknowledged_submits_survive_sigkill_on_postgres() {
     }
 }
 
-/// A cluster's submits store no timeout (each node applies its own setting when it claims a
-/// job). A single server opening that database reads them back at start-up with its own
+/// A cluster's submits store the `timeout` setting, as a single server's do; an earlier
+/// version stored none (each node applied its own setting when it claimed the job). A single
+/// server opening a database with such a row reads it back at start-up with its own
 /// `timeout` setting; leased with none, a job expired at once, was retried at once and went
 /// dead within milliseconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +120,9 @@ async fn jobs_a_cluster_stored_take_the_servers_timeout_at_start_up() {
     drop(c);
     node.stop().await;
     let stored = common::cluster::query_i64(&url, "SELECT timeout_ms FROM jobs").await;
-    assert_eq!(stored, 0, "a cluster stores no timeout");
+    assert_eq!(stored, 600_000, "a cluster stores the node's setting");
+    // The row as an earlier version stored it.
+    common::cluster::query_i64(&url, "UPDATE jobs SET timeout_ms = 0 RETURNING id").await;
 
     let s = TestServer::start_with(|c| c.postgres_url = Some(url.clone())).await;
     let mut w = s.worker(&["pg"], 1).await;

@@ -124,16 +124,16 @@ async fn a_job_submitted_in_a_transaction_runs_only_if_it_commits() {
     assert_eq!(count(&db, "SELECT count(*) FROM orders").await, 1);
 }
 
-/// Reads the stored columns the two submit paths must agree on. (Not `timeout_ms`: a submit
-/// through a node may store 0 for "the claiming node's setting", which SQL cannot express
-/// without the node; the function stores the setting itself, see `timeout_of`.)
+/// Reads the stored columns the two submit paths must agree on. Both store a job that sets
+/// no timeout with the `timeout` setting: the node its own, the function the stored one
+/// (else 600 s), which are the same here.
 async fn stored(db: &PgDb, name: &'static str) -> Vec<i64> {
     with_db(db, move |c| {
         let r = c
             .query_one(
                 "SELECT priority::bigint, max_attempts, backoff_base_ms,
-                    backoff_max_ms, attempts, run_count, dead::int::bigint, wait::int::bigint,
-                    (owner IS NULL)::int::bigint, length(last_error)::bigint
+                    backoff_max_ms, timeout_ms, attempts, run_count, dead::int::bigint,
+                    wait::int::bigint, (owner IS NULL)::int::bigint, length(last_error)::bigint
                  FROM jobs WHERE task = 'idle' AND name = $1",
                 &[&name],
             )
@@ -166,7 +166,10 @@ async fn the_function_stores_what_a_cluster_submit_stores() {
     })
     .await;
     assert_eq!(stored(&db, "by-grpc").await, stored(&db, "by-sql").await);
-    assert_eq!(stored(&db, "by-sql").await[..4], [0, 25, 1_000, 3_600_000]);
+    assert_eq!(
+        stored(&db, "by-sql").await[..5],
+        [0, 25, 1_000, 3_600_000, 600_000]
+    );
     assert_eq!(timeout_of(&db, by_fn).await, 600_000);
 
     // Submitting the same name again replaces the unclaimed job in place, as SubmitJob does.
