@@ -286,9 +286,9 @@ async fn submit_batch(
         if pending.is_empty() {
             break;
         }
-        let mut a = SpecArrays::new(timeout);
+        let mut a = SpecArrays::default();
         for &i in &pending {
-            a.push(&specs[i], wait);
+            a.push(&specs[i], wait, timeout);
         }
         let rows = match c.query(st, &a.params()).await {
             Ok(rows) => rows,
@@ -364,9 +364,8 @@ async fn submit_batch(
 }
 
 /// The submit statement's columns, one array each.
+#[derive(Default)]
 struct SpecArrays<'a> {
-    /// Gives the jobs that set no lease length the setting.
-    timeouts: &'a TimeoutSetting,
     task: Vec<&'a str>,
     name: Vec<&'a str>,
     args: Vec<&'a [u8]>,
@@ -382,25 +381,8 @@ struct SpecArrays<'a> {
 }
 
 impl<'a> SpecArrays<'a> {
-    fn new(timeouts: &'a TimeoutSetting) -> Self {
-        SpecArrays {
-            timeouts,
-            task: Vec::new(),
-            name: Vec::new(),
-            args: Vec::new(),
-            sched_at: Vec::new(),
-            timeout_ms: Vec::new(),
-            priority: Vec::new(),
-            max_attempts: Vec::new(),
-            backoff_base_ms: Vec::new(),
-            backoff_max_ms: Vec::new(),
-            wait: Vec::new(),
-            trace: Vec::new(),
-            key: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, s: &'a JobSpec, wait: bool) {
+    /// Adds `s`; a job that sets no lease length is stored with the `timeout` setting.
+    fn push(&mut self, s: &'a JobSpec, wait: bool, timeouts: &TimeoutSetting) {
         let RetryPolicy {
             max_attempts,
             backoff_base_ms,
@@ -411,7 +393,7 @@ impl<'a> SpecArrays<'a> {
         self.args.push(&s.args);
         self.sched_at.push(s.sched_at);
         self.timeout_ms
-            .push(self.timeouts.or_setting(s.timeout_ms) as i64);
+            .push(timeouts.or_setting(s.timeout_ms) as i64);
         self.priority.push(s.priority);
         self.max_attempts.push(max_attempts as i64);
         self.backoff_base_ms.push(backoff_base_ms as i64);
@@ -1016,9 +998,9 @@ impl Backend for ClusterJobs {
                 return Ok(false);
             };
             let (tick, job) = (newest.sched_at, newest.name.clone());
-            let mut a = SpecArrays::new(&me.timeout);
+            let mut a = SpecArrays::default();
             for j in &jobs {
-                a.push(j, false);
+                a.push(j, false, &me.timeout);
             }
             let row = me
                 .shared

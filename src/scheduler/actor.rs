@@ -1509,9 +1509,7 @@ impl Actor {
 
     /// A submit that leaves its lease length at 0 gets the run-time `timeout` setting.
     fn fill_timeout(&self, spec: &mut JobSpec) {
-        if spec.timeout_ms == 0 {
-            spec.timeout_ms = self.settings.default_timeout_ms();
-        }
+        spec.timeout_ms = self.settings.lease_ms(spec.timeout_ms);
     }
 
     /// Carries out pending effects and queues their store writes as one commit.

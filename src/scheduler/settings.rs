@@ -49,10 +49,9 @@ pub struct Settings {
     /// Values before anything stored: what a key not in the store goes back to on resync.
     defaults: BTreeMap<String, i64>,
     /// `timeout` in ms, kept beside `values` because every submit that sets no lease length
-    /// reads it (a string-keyed map lookup cost ~350 instructions a submit).
-    timeout_ms: u32,
-    /// The same value, for readers outside the actor.
-    published: TimeoutSetting,
+    /// reads it (a string-keyed map lookup cost ~350 instructions a submit), and shared with
+    /// readers outside the actor.
+    timeout: TimeoutSetting,
 }
 
 /// The `timeout` setting in ms as the actor last set it, readable without a round trip to
@@ -62,15 +61,11 @@ pub struct Settings {
 pub struct TimeoutSetting(Arc<AtomicU32>);
 
 impl TimeoutSetting {
-    /// Lease length, in ms, of jobs that set none.
-    pub(crate) fn ms(&self) -> u32 {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// `spec_ms` when the job set one, else the setting.
+    /// The lease length, in ms, of a job that asks for `spec_ms`: its own, or the setting
+    /// when it set none (0).
     pub(crate) fn or_setting(&self, spec_ms: u32) -> u32 {
         if spec_ms == 0 {
-            self.ms()
+            self.0.load(Ordering::Relaxed)
         } else {
             spec_ms
         }
@@ -78,18 +73,8 @@ impl TimeoutSetting {
 }
 
 /// The lease length, in ms, that a `timeout` setting of `secs` seconds gives.
-pub(crate) fn timeout_ms_of(secs: i64) -> u32 {
+fn timeout_ms_of(secs: i64) -> u32 {
     secs.saturating_mul(1000).clamp(0, u32::MAX as i64) as u32
-}
-
-/// Gives a lease length of `ms` to each of `records` stored without one.
-pub(crate) fn fill_unset_timeouts<'a>(
-    records: impl IntoIterator<Item = &'a mut crate::scheduler::job::JobRecord>,
-    ms: u32,
-) {
-    for r in records.into_iter().filter(|r| r.timeout_ms == 0) {
-        r.timeout_ms = ms;
-    }
 }
 
 impl Settings {
@@ -101,8 +86,7 @@ impl Settings {
         let mut s = Settings {
             defaults: values.clone(),
             values,
-            timeout_ms: 0,
-            published: TimeoutSetting::default(),
+            timeout: TimeoutSetting::default(),
         };
         s.resync(stored);
         s
@@ -150,9 +134,9 @@ impl Settings {
         Ok(())
     }
 
-    /// Lease length of jobs that set none, in ms.
-    pub(crate) fn default_timeout_ms(&self) -> u32 {
-        self.timeout_ms
+    /// The lease length, in ms, of a job that asks for `spec_ms` (0: none of its own).
+    pub(crate) fn lease_ms(&self, spec_ms: u32) -> u32 {
+        self.timeout.or_setting(spec_ms)
     }
 
     /// Stored rows with no timeout of their own take this node's setting, whichever way they
@@ -166,17 +150,19 @@ impl Settings {
         &self,
         records: impl IntoIterator<Item = &'a mut crate::scheduler::job::JobRecord>,
     ) {
-        fill_unset_timeouts(records, self.timeout_ms);
+        for r in records {
+            r.timeout_ms = self.lease_ms(r.timeout_ms);
+        }
     }
 
     /// The `timeout` setting, published to readers outside the actor as it changes.
     pub(crate) fn timeout_setting(&self) -> TimeoutSetting {
-        self.published.clone()
+        self.timeout.clone()
     }
 
     fn timeout_changed(&mut self) {
-        self.timeout_ms = timeout_ms_of(self.values["timeout"]);
-        self.published.0.store(self.timeout_ms, Ordering::Relaxed);
+        let ms = timeout_ms_of(self.values["timeout"]);
+        self.timeout.0.store(ms, Ordering::Relaxed);
     }
 
     /// Lock timeout in ms.
@@ -192,22 +178,20 @@ mod tests {
     #[test]
     fn the_default_lease_length_follows_every_change_of_timeout() {
         let mut s = Settings::new(600, vec![("timeout".into(), 30)]);
+        // Read outside the actor (a cluster's submits), it follows the same changes.
         let published = s.timeout_setting();
-        // The actor's own value and the one published outside it are always the same.
-        let both = |s: &Settings| {
-            assert_eq!(s.default_timeout_ms(), published.ms());
-            s.default_timeout_ms()
-        };
-        assert_eq!(both(&s), 30_000, "the stored value wins");
+        assert_eq!(s.lease_ms(0), 30_000, "the stored value wins");
         s.set("timeout", 45).unwrap();
-        assert_eq!(both(&s), 45_000);
+        assert_eq!(s.lease_ms(0), 45_000);
+        assert_eq!(published.or_setting(0), 45_000);
         assert!(s.set("timeout", 0).is_err());
-        assert_eq!(both(&s), 45_000, "a refused value changes nothing");
+        assert_eq!(s.lease_ms(0), 45_000, "a refused value changes nothing");
         s.resync(vec![]);
-        assert_eq!(both(&s), 600_000, "back to the flag's default");
+        assert_eq!(s.lease_ms(0), 600_000, "back to the flag's default");
+        assert_eq!(published.or_setting(0), 600_000);
         s.set("lock-timeout", 7).unwrap();
-        assert_eq!(both(&s), 600_000);
-        assert_eq!(published.or_setting(0), 600_000, "a job that set none");
-        assert_eq!(published.or_setting(5), 5, "a job's own lease length");
+        assert_eq!(s.lease_ms(0), 600_000);
+        assert_eq!(s.lease_ms(5), 5, "a job's own lease length");
+        assert_eq!(published.or_setting(5), 5);
     }
 }
