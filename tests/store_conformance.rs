@@ -620,6 +620,36 @@ fn postgres_migrations_are_idempotent_and_versioned() {
     assert_eq!(stored, v1);
 }
 
+/// Migration 14: rows an earlier version stored with `timeout_ms = 0` take the stored
+/// `timeout` setting (seconds); rows with a lease length keep theirs.
+#[test]
+fn postgres_migration_fills_the_timeouts_an_earlier_version_left_unset() {
+    let db = common::pg::fresh_db();
+    let mut c = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    let latest = taskhive::store::postgres::migrate(&mut c).unwrap();
+    assert!(latest >= 14, "schema version {latest}");
+    // The database as the earlier version left it: at version 13, two jobs without a lease
+    // length and one with, and the setting changed to 42 s.
+    c.batch_execute(
+        "UPDATE schema_version SET version = 13;
+         INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
+             backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error)
+         VALUES (1, 't', 'unset', '', 0, 0, 0, 1, 0, 0, 0, 0, false, ''),
+                (2, 't', 'dead-unset', '', 0, 0, 0, 1, 0, 0, 1, 1, true, 'failed'),
+                (3, 't', 'set', '', 0, 5000, 0, 1, 0, 0, 0, 0, false, '');
+         INSERT INTO config (key, value) VALUES ('timeout', 42);",
+    )
+    .unwrap();
+    assert_eq!(taskhive::store::postgres::migrate(&mut c).unwrap(), latest);
+    let rows: Vec<(i64, i64)> = c
+        .query("SELECT id, timeout_ms FROM jobs ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, vec![(1, 42_000), (2, 42_000), (3, 5000)]);
+}
+
 /// PostgreSQL fails one of two transactions that wait on each other's rows. When that is a
 /// store batch, the store tries the batch again once the other side has gone on, and the
 /// batch lands whole: the caller sees no error (in a cluster, an error would make the node

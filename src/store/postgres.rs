@@ -103,6 +103,14 @@ const MIGRATIONS: &[&str] = &[
         tat_us BIGINT NOT NULL DEFAULT 0);
      CREATE TABLE task_key_buckets (task TEXT NOT NULL, job_key TEXT NOT NULL,
         tat_us BIGINT NOT NULL, PRIMARY KEY (task, job_key));",
+    // 14: a job an earlier version stored with `timeout_ms = 0` (its lease length left to
+    // the claiming node's `timeout` setting) gets the stored setting now, as a single
+    // server fills such jobs when it starts, so GetJob and ListJobs show its real lease.
+    // Every submit path stores the setting since. The claim still fills a 0 that a node of
+    // the earlier version writes during an upgrade.
+    "UPDATE jobs SET timeout_ms = LEAST(COALESCE(
+        (SELECT value * 1000 FROM config WHERE key = 'timeout'), 600000), 4294967295)
+     WHERE timeout_ms = 0;",
 ];
 
 /// Migration 11: named locks held across a cluster. `cluster_locks` has one row per job
