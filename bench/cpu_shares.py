@@ -5,10 +5,11 @@ tonic), the actor, the store (SQLite writer and fsync threads), the connection t
 tokio runtime and the bench's own client. Reads the dump on stdin; prints each part's share
 of all samples, in user space and in the kernel.
 
-A sample goes to the part nearest its leaf: the call chain is walked from the leaf up and
-the first frame of an owning crate decides, so a memcpy or a malloc is charged to whoever
-called it, and a kernel sample (a socket write, a page fault) to the user-space code that
-entered the kernel. Shared helpers (core, alloc, std, bytes, http, prost, tokio's channels
+A sample under any frame of the bench's own code is the client's (its Work-stream workers
+use h2 too). Any other sample goes to the part nearest its leaf: the call chain is walked
+from the leaf up and the first frame of an owning crate decides, so a memcpy or a malloc is
+charged to whoever called it, and a kernel sample (a socket write, a page fault) to the
+user-space code that entered the kernel. Shared helpers (core, alloc, std, bytes, http, prost, tokio's channels
 and sockets...) own nothing. Used by bench/cpu-shares.
 """
 
@@ -16,10 +17,11 @@ import re
 import sys
 from collections import Counter
 
+CLIENT = "bench client"
 # (part, pattern on the first non-helper path in a frame's symbol), first match wins.
 OWNERS = [
     ("store (SQLite writer, fsync)", re.compile(r"^(taskhive::store|rusqlite|sqlite3)")),
-    ("bench client", re.compile(r"^(taskhive::cli|taskhive_bench)")),
+    (CLIENT, re.compile(r"^(taskhive::cli|taskhive_bench)")),
     ("actor (scheduler core)", re.compile(r"^taskhive::scheduler")),
     ("calls (decode, validate, answer)", re.compile(r"^(taskhive::rpc|taskhive::server|tonic)")),
     ("HTTP/2 (h2, hyper)", re.compile(r"^(h2|hyper|hyper_util)(::|$)")),
@@ -88,16 +90,20 @@ def split(lines):
         kernel = frames[0][1]
         part = THREADS.get(comm)
         if part is None:
-            part = next(
-                (p for p in (owner_of(s) for s, k in frames if not k) if p is not None),
-                "other (unattributed)",
-            )
+            owners = [p for p in (owner_of(s) for s, k in frames if not k) if p is not None]
+            if CLIENT in owners:
+                # The bench's own tasks (its h2 worker streams too) run under its frames;
+                # the server's tasks never do.
+                part = CLIENT
+            else:
+                part = owners[0] if owners else "other (unattributed)"
         shares[(part, kernel)] += 1
     return shares, total
 
 
 # A dump in `perf script -F comm,ip,sym,dso` form: a memcpy under h2, a socket write entered
-# from the connection's task, the store's thread, and a sample of helpers alone.
+# from the connection's task, the store's thread, the bench's h2 worker, and a sample of
+# helpers alone.
 SAMPLE = """tokio-rt-worker
 \t    7f01 __memmove_avx512_unaligned_erms (/usr/lib/x86_64-linux-gnu/libc.so.6)
 \t    5501 bytes::bytes_mut::BytesMut::extend_from_slice (inlined)
@@ -116,6 +122,11 @@ taskhive-store
 \t    7f03 __memmove_avx512_unaligned_erms (/usr/lib/x86_64-linux-gnu/libc.so.6)
 
 tokio-rt-worker
+\t    5509 h2::proto::connection::Connection<T,P,B>::poll (/t/taskhive)
+\t    5510 h2::client::Connection<T,B>::poll (inlined)
+\t    5511 taskhive::cli::bench::lean_grpc::LeanClient::work_done::{{closure}} (/t/taskhive)
+
+tokio-rt-worker
 \t    7f04 _rjem_malloc (/usr/lib/x86_64-linux-gnu/libc.so.6)
 \t    5508 <alloc::vec::Vec<T> as core::clone::Clone>::clone (/t/taskhive)
 """
@@ -127,9 +138,10 @@ def self_test():
         ("HTTP/2 (h2, hyper)", False): 1,
         ("connection tasks (taskhive::net)", True): 1,
         ("store (SQLite writer, fsync)", False): 1,
+        (CLIENT, False): 1,
         ("other (unattributed)", False): 1,
     }
-    assert total == 4 and dict(shares) == want, (total, dict(shares))
+    assert total == 5 and dict(shares) == want, (total, dict(shares))
     print("cpu_shares: self-test passed")
 
 
