@@ -9,8 +9,9 @@ A sample under any frame of the bench's own code is the client's (its Work-strea
 use h2 too). Any other sample goes to the part nearest its leaf: the call chain is walked
 from the leaf up and the first frame of an owning crate decides, so a memcpy or a malloc is
 charged to whoever called it, and a kernel sample (a socket write, a page fault) to the
-user-space code that entered the kernel. Shared helpers (core, alloc, std, bytes, http, prost, tokio's channels
-and sockets...) own nothing. Used by bench/cpu-shares.
+user-space code that entered the kernel. Shared helpers (core, alloc, std, bytes, http,
+prost, tokio's channels and sockets...) own nothing. Used by bench/cpu-shares;
+`--self-test` checks the rules on a small dump.
 """
 
 import re

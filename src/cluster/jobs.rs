@@ -504,11 +504,12 @@ impl Backend for ClusterJobs {
     }
 
     fn submit_many(&self, specs: Vec<JobSpec>) -> Fut<Vec<SubmitReply>> {
-        let me = self.clone();
+        let (shared, backlog) = (self.shared.clone(), self.backlog.clone());
+        let timeout = self.timeout.clone();
         Box::pin(async move {
-            let _admitted = me.backlog.admit(Demand::of(&specs)).await;
-            let c = me.shared.conn().await?;
-            submit_batch(&c.client, &c.submit, &specs, false, &me.timeout).await
+            let _admitted = backlog.admit(Demand::of(&specs)).await;
+            let c = shared.conn().await?;
+            submit_batch(&c.client, &c.submit, &specs, false, &timeout).await
         })
     }
 
