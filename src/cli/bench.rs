@@ -22,6 +22,7 @@ mod boot;
 mod faces;
 mod lean_grpc;
 mod pipelined_grpc;
+mod timer_floor;
 mod unary_ext;
 
 /// Any error a scenario can end with.
@@ -55,6 +56,8 @@ pub enum Scenario {
     Dispatch,
     /// Lateness of 1M jobs falling due.
     Timers,
+    /// Lateness of a bare timerfd, no server: the machine's floor under `timers`.
+    TimerFloor,
     /// Start-up time over a full store.
     Restart,
     /// Memory per pending job.
@@ -80,6 +83,7 @@ impl Scenario {
             Scenario::E2eStream => "e2e-stream",
             Scenario::Dispatch => "dispatch",
             Scenario::Timers => "timers",
+            Scenario::TimerFloor => "timer-floor",
             Scenario::Restart => "restart",
             Scenario::Memory => "memory",
             Scenario::GearmanSubmit => "gearman-submit",
@@ -94,8 +98,9 @@ pub struct BenchArgs {
     /// Scenarios to run (comma-separated): submit, submit-batch, submit-stream,
     /// submit-unary-ext, submit-json-ext and submit-periodic-ext (one job per call through
     /// gRPC, the JSON face or the Periodic protocol, against a separate server process, with
-    /// its CPU per job), e2e, e2e-batch, e2e-stream, dispatch, timers, memory, restart;
-    /// gearman-submit and gearman-e2e run against every `--gearman` server.
+    /// its CPU per job), e2e, e2e-batch, e2e-stream, dispatch, timers, timer-floor (a bare
+    /// timerfd's lateness on this machine, no server), memory, restart; gearman-submit and
+    /// gearman-e2e run against every `--gearman` server.
     #[arg(long, value_enum, value_delimiter = ',',
           default_values_t = [Scenario::Submit, Scenario::E2e, Scenario::Dispatch])]
     pub scenarios: Vec<Scenario>,
@@ -119,7 +124,7 @@ pub struct BenchArgs {
     /// Jobs in the store for timers, memory and restart.
     #[arg(long, default_value_t = 1_000_000)]
     pub store_jobs: u64,
-    /// timers: the jobs fall due evenly over this many seconds.
+    /// timers: the jobs fall due evenly over this many seconds (timer-floor: it runs as long).
     #[arg(long, default_value_t = 60.0)]
     pub timer_window: f64,
     /// timers: also define this many cron schedules (6-field, each firing once an hour at
@@ -393,6 +398,7 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
             S::E2eStream => e2e(&a, &addr, Submits::Stream).await?,
             S::Dispatch => dispatch(&a, &addr).await?,
             S::Timers => boot::timers(&a).await?,
+            S::TimerFloor => timer_floor::timer_floor(&a).await?,
             S::Restart | S::Memory => {
                 // One run measures both; the second name finds its figures already there.
                 if !results.iter().any(|r: &BenchResult| r.scenario == s.name()) {
