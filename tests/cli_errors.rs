@@ -72,6 +72,20 @@ async fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
+/// `taskhive bench --timer-window` takes seconds above 0 and up to a day: anything else is a
+/// usage error that names the flag, never a panic in a scenario's arithmetic.
+#[tokio::test]
+async fn a_bench_timer_window_out_of_range_is_a_usage_error() {
+    for bad in ["inf", "NaN", "0", "-1", "86401", "soon"] {
+        let flag = format!("--timer-window={bad}");
+        let out = taskhive(&["bench", "--scenarios", "timer-floor", &flag]).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("--timer-window"), "{bad}: {err}");
+        assert!(!err.contains("panicked"), "{bad}: {err}");
+    }
+}
+
 #[tokio::test]
 async fn restore_reads_a_dump_and_load_file_still_works_with_a_note() {
     let s = TestServer::start().await;

@@ -92,6 +92,31 @@ impl Scenario {
     }
 }
 
+impl Scenario {
+    /// Whether it loads the in-process server (or `--addr`); the others start what they
+    /// measure themselves, or measure no server at all.
+    fn uses_in_process_server(self) -> bool {
+        match self {
+            Scenario::Submit
+            | Scenario::SubmitBatch
+            | Scenario::SubmitStream
+            | Scenario::E2e
+            | Scenario::E2eBatch
+            | Scenario::E2eStream
+            | Scenario::Dispatch => true,
+            Scenario::SubmitUnaryExt
+            | Scenario::SubmitJsonExt
+            | Scenario::SubmitPeriodicExt
+            | Scenario::Timers
+            | Scenario::TimerFloor
+            | Scenario::Restart
+            | Scenario::Memory
+            | Scenario::GearmanSubmit
+            | Scenario::GearmanE2e => false,
+        }
+    }
+}
+
 /// `taskhive bench` flags.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -125,7 +150,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub store_jobs: u64,
     /// timers: the jobs fall due evenly over this many seconds (timer-floor: it runs as long).
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 60.0, value_parser = parse_window)]
     pub timer_window: f64,
     /// timers: also define this many cron schedules (6-field, each firing once an hour at
     /// its own second, so about N/3600 fire each second) of a task with no worker.
@@ -371,6 +396,7 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
     }
     let (addr, _server) = match &a.addr {
         Some(addr) => (addr.clone(), None),
+        None if !a.scenarios.iter().any(|s| s.uses_in_process_server()) => (String::new(), None),
         None => {
             let dir = tempfile_dir()?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -783,6 +809,22 @@ async fn submit_stream(a: &BenchArgs, addr: &str) -> Result<BenchResult, BoxErro
     })
     .await?;
     Ok(result("submit-stream", per * a.clients as u64, took, &h))
+}
+
+/// `--timer-window`: more than 0 and at most a day of seconds, so the scenarios' deadlines
+/// stay in range.
+fn parse_window(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(secs),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds above 0 and up to 86400"
+        )),
+    }
+}
+
+/// Jobs or wake-ups in `h` more than 2 ms late.
+fn over_2ms(h: &Histogram<u64>) -> f64 {
+    h.count_between(2_001, u64::MAX) as f64
 }
 
 /// The `p`th of `parts` shares of `n` items: (first index, count).

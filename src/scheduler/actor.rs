@@ -59,7 +59,6 @@ mod locks;
 mod node;
 mod node_handle;
 mod schedules;
-use handle::schedule_not_found;
 pub use handle::SchedulerHandle;
 pub(super) use locks::LockCmd;
 use node::NodeCmd;

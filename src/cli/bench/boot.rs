@@ -370,8 +370,7 @@ pub async fn timers(a: &BenchArgs) -> Result<BenchResult, BoxError> {
             .insert("schedule_jobs_enqueued".into(), fired as f64);
     }
     r.extra.insert("window_s".into(), window_ms as f64 / 1000.0);
-    r.extra
-        .insert("over_2ms".into(), h.count_between(2_001, u64::MAX) as f64);
+    r.extra.insert("over_2ms".into(), super::over_2ms(&h));
     r.extra.insert("early".into(), early as f64);
     r.extra
         .insert("due_before_workers".into(), due_before_ready as f64);

@@ -406,7 +406,3 @@ impl SchedulerHandle {
         commit.wait().await.map_err(store_err)
     }
 }
-
-pub(super) fn schedule_not_found(name: &str) -> Error {
-    Error::NotFound(format!("schedule {name} not found"))
-}

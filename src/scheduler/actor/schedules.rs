@@ -126,3 +126,7 @@ impl Actor {
         }
     }
 }
+
+fn schedule_not_found(name: &str) -> Error {
+    Error::NotFound(format!("schedule {name} not found"))
+}
