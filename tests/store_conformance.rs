@@ -650,20 +650,18 @@ fn postgres_migration_fills_the_timeouts_an_earlier_version_left_unset() {
     assert_eq!(rows, vec![(1, 42_000), (2, 42_000), (3, 5000)]);
 }
 
-/// PostgreSQL fails one of two transactions that wait on each other's rows. When that is a
-/// store batch, the store tries the batch again once the other side has gone on, and the
-/// batch lands whole: the caller sees no error (in a cluster, an error would make the node
-/// throw away and reload every job the batch touched).
+/// Two transactions that wait on each other's rows: a store batch and another session.
+/// PostgreSQL would end the cycle only `deadlock_timeout` after a wait starts (1 s by
+/// default); the batch gives up on its own after a tenth of a second, rolls back so that
+/// the other side goes on, and is tried again: it lands whole and the caller sees no error
+/// (in a cluster, an error would make the node throw away and reload every job the batch
+/// touched).
 #[test]
-fn postgres_batch_that_loses_a_deadlock_is_tried_again() {
+fn postgres_batch_in_a_deadlock_gives_way_and_lands() {
     let db = common::pg::fresh_db();
-    // PostgreSQL checks a waiting session for a deadlock once, `deadlock_timeout` after it
-    // starts to wait. The batch waits first, so its check comes first, and it is the one
-    // failed, as long as the cycle is closed by then. At the default 1 s a stall of the
-    // test between the two waits (a loaded CI machine) let the batch's check find no cycle
-    // and the other session's check fail the other session. 5 s leaves room for that stall.
-    // Both sessions connect after this, so both wait 5 s: the batch's check stays first.
-    db.set_session_default("deadlock_timeout", "5s");
+    // PostgreSQL must not end the cycle itself within the test: both sessions connect after
+    // this, so neither looks for a deadlock for a minute, and the test gives up at 30 s.
+    db.set_session_default("deadlock_timeout", "60s");
     let mut s = PgStore::open(&db.url).expect("open postgres");
     s.apply(&[
         Op::from(JobWrite::Upsert(rec(1, "t", "a"))),
@@ -676,15 +674,20 @@ fn postgres_batch_that_loses_a_deadlock_is_tried_again() {
         .query_one("SHOW deadlock_timeout", &[])
         .unwrap()
         .get(0);
-    assert_eq!(timeout, "5s", "the database default reaches new sessions");
+    assert_eq!(timeout, "1min", "the database default reaches new sessions");
+    // Its wait on row 1 below fails at 30 s, long before PostgreSQL would end the cycle.
+    other
+        .batch_execute("SET statement_timeout = '30s'")
+        .unwrap();
     let mut other = other.transaction().unwrap();
     other
         .execute("UPDATE jobs SET last_error = 'other' WHERE id = 2", &[])
         .unwrap();
     // The batch locks row 1, then waits on row 2.
-    let batch = std::thread::spawn(move || {
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let r = s.apply(&[retried(1, 42, 1, "batch"), Op::from(JobWrite::Delete(2))]);
-        (s, r)
+        let _ = done_tx.send((s, r));
     });
     let mut watch = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -701,25 +704,23 @@ fn postgres_batch_that_loses_a_deadlock_is_tried_again() {
             break;
         }
         assert!(
-            !batch.is_finished(),
-            "the batch ended without waiting on row 2"
-        );
-        assert!(
             std::time::Instant::now() < deadline,
             "the batch never waited on row 2"
         );
         std::thread::yield_now();
     }
-    // Row 1 closes the cycle. The batch started waiting first, so its deadlock check runs
-    // first (`deadlock_timeout` after) and it is the one PostgreSQL fails; this update
-    // then goes through.
+    // Row 1 closes the cycle while the batch holds it (or goes through at once if it
+    // caught the batch between two tries). Either way it must not wait for PostgreSQL's
+    // deadlock check: the batch lets go.
     other
         .execute("UPDATE jobs SET last_error = 'other' WHERE id = 1", &[])
-        .unwrap();
+        .expect("the batch let go of row 1 before the other session's 30 s ran out");
     other.commit().unwrap();
 
-    let (mut s, r) = batch.join().unwrap();
-    r.expect("the batch is tried again after losing the deadlock");
+    let (mut s, r) = done
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the batch gave way and landed before PostgreSQL looked for a deadlock");
+    r.expect("the batch is tried again after giving way");
     let mut want = rec(1, "t", "a");
     want.sched_at = 42;
     want.attempts = 1;

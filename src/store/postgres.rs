@@ -607,6 +607,9 @@ enum TryError {
     /// The database gave the transaction up so that another could go on
     /// ([`lost_a_conflict`]): nothing was wrong with it.
     Conflict(postgres::Error),
+    /// The try waited [`LOCK_WAIT`] for a row another transaction held and gave up, which
+    /// also ends any deadlock it was part of: the other side goes on at once.
+    Waited(postgres::Error),
     /// Anything else; goes to the caller as it is.
     Other(StoreError),
 }
@@ -622,8 +625,11 @@ pub(crate) fn lost_a_conflict(e: &postgres::Error) -> bool {
 
 impl From<postgres::Error> for TryError {
     fn from(e: postgres::Error) -> Self {
+        use postgres::error::SqlState;
         if lost_a_conflict(&e) {
             TryError::Conflict(e)
+        } else if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+            TryError::Waited(e)
         } else {
             TryError::Other(e.into())
         }
@@ -639,7 +645,7 @@ impl From<StoreError> for TryError {
 impl From<TryError> for StoreError {
     fn from(e: TryError) -> Self {
         match e {
-            TryError::Conflict(e) => e.into(),
+            TryError::Conflict(e) | TryError::Waited(e) => e.into(),
             TryError::Other(e) => e,
         }
     }
@@ -918,13 +924,33 @@ fn apply_run(
 /// is tried in all before its error goes to the caller.
 const BATCH_TRIES: u32 = 3;
 
+/// How long a try of a batch waits for a row another transaction holds before it gives up
+/// and the batch is tried again. PostgreSQL looks for a deadlock only `deadlock_timeout`
+/// after a session starts to wait (1 s by default, and only a superuser may lower it), so a
+/// batch in a deadlock with an API statement or another node's batch used to stall both
+/// for that second. A batch that gives up on its own after this long ends the cycle
+/// sooner: it rolls back and the other side goes on at once. Row locks are held for the
+/// length of one statement or one batch, far less than this, so a batch that waits this
+/// long is stuck behind something that will not end soon.
+const LOCK_WAIT: &str = "SET LOCAL lock_timeout = '100ms'";
+
+/// How long a batch keeps giving up after [`LOCK_WAIT`] before its tries wait as long as
+/// the database lets them (as every try did before): a batch behind a transaction that
+/// holds its rows for a long time still lands, in its turn in the row's queue, instead of
+/// failing on a timeout of our own or losing its place to every newcomer.
+const IMPATIENT_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl PgStore {
     /// One transaction for `ops`. Nothing of it stays behind when it fails: the transaction
     /// rolls back when dropped, and the fence gets back the claims the batch would have ended.
-    fn apply_once(&mut self, ops: &[Op]) -> Result<(), TryError> {
+    /// `patient`: wait for rows as long as the database lets it, not just [`LOCK_WAIT`].
+    fn apply_once(&mut self, ops: &[Op], patient: bool) -> Result<(), TryError> {
         self.live()?;
         let client = self.client.as_mut().expect("client present until drop");
         let mut tx = client.transaction()?;
+        if !patient {
+            tx.batch_execute(LOCK_WAIT)?;
+        }
         let mut fenced_out = Vec::new();
         for run in runs(ops) {
             fenced_out.extend(apply_run(
@@ -963,11 +989,20 @@ impl Store for PgStore {
     /// goes on once this one rolls back, and this node's core, which already acted on the
     /// batch, need not throw its memory away and reload it for a conflict that was no one's
     /// error (it used to: every job the batch touched went back through a resync).
+    ///
+    /// A try that waits [`LOCK_WAIT`] on a row gives up and the batch is tried again, so a
+    /// deadlock costs this node a tenth of a second, not PostgreSQL's `deadlock_timeout`;
+    /// once it has done so for [`IMPATIENT_FOR`], it waits as long as it must.
     fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
+        let start = std::time::Instant::now();
         let mut tries = 1;
         loop {
-            match self.apply_once(ops) {
+            let patient = start.elapsed() >= IMPATIENT_FOR;
+            match self.apply_once(ops, patient) {
                 Ok(()) => return Ok(()),
+                Err(TryError::Waited(e)) if !patient => {
+                    tracing::debug!(ops = ops.len(), error = %StoreError::from(e), "store: a write batch waited too long on a row; trying it again");
+                }
                 Err(TryError::Conflict(e)) if tries < BATCH_TRIES => {
                     tries += 1;
                     tracing::warn!(ops = ops.len(), tries, error = %StoreError::from(e), "store: a write batch lost a conflict; trying it again");
