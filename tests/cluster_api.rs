@@ -194,6 +194,55 @@ impl Env {
     }
 }
 
+/// A job submitted without a lease length is stored with the `timeout` setting the
+/// database holds when its statement runs, not the copy a node keeps: a SetConfig
+/// acknowledged on one node holds for the next submit on any node, before its NOTIFY
+/// reaches that node. The setting is written here straight into the database, as a
+/// SetConfig commits it, with no NOTIFY at all, so the node's copy stays the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_takes_the_timeout_setting_as_committed_not_as_notified() {
+    let (db, _tmp, nodes) = cluster(2).await;
+    let mut c = client(nodes[1].1).await;
+    c.submit_job(job("ts", "before")).await.unwrap();
+    let set = "INSERT INTO config (key, value) VALUES ('timeout', 7)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value RETURNING value";
+    assert_eq!(query_i64(&db.url, set).await, 7);
+    let shown = c
+        .get_config(pb::GetConfigRequest {
+            key: "timeout".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .values;
+    assert_eq!(
+        shown.get("timeout"),
+        Some(&600),
+        "the node's own copy has not heard of the change"
+    );
+    c.submit_job(job("ts", "unary")).await.unwrap();
+    c.submit_jobs(pb::SubmitJobsRequest {
+        jobs: vec![
+            job("ts", "batch"),
+            pb::SubmitJobRequest {
+                timeout_ms: Some(5_000),
+                ..job("ts", "own")
+            },
+        ],
+    })
+    .await
+    .unwrap();
+    for (name, want) in [
+        ("before", 600_000),
+        ("unary", 7_000),
+        ("batch", 7_000),
+        ("own", 5_000),
+    ] {
+        let j = c.get_job(key("ts", name)).await.unwrap().into_inner();
+        assert_eq!(j.timeout_ms, want, "job {name}");
+    }
+}
+
 /// PostgreSQL ends a deadlock by failing one of the two transactions. When that is a node's
 /// submit statement, the node runs it again once the other has gone on, and the caller gets
 /// its acknowledgement, not an error.

@@ -51,7 +51,8 @@ pub struct ClusterJobs {
     /// Submits admitted and not yet stored, as the writer's on one node: while the
     /// database is slow, submitters wait here instead of the queues above growing.
     backlog: Arc<Backlog>,
-    /// What a job that sets no lease length is stored with.
+    /// What a job that sets no lease length is stored with while the database stores no
+    /// `timeout` setting (see `sql::SUBMIT`).
     timeout: TimeoutSetting,
 }
 
@@ -263,7 +264,8 @@ fn not_found(key: &JobKey) -> Error {
 /// Inserts or replaces `specs` in order (one statement); a job whose row a live node holds
 /// is answered `running` and left alone. Several specs with one (task, name) act in order:
 /// the last one is stored, the later ones count as replacing. A job that sets no lease
-/// length is stored with the `timeout` setting, as a single node's core stores it.
+/// length is stored with the `timeout` setting as committed, as a single node's core
+/// stores the setting it holds.
 async fn submit_batch(
     c: &Client,
     st: &tokio_postgres::Statement,
@@ -286,9 +288,9 @@ async fn submit_batch(
         if pending.is_empty() {
             break;
         }
-        let mut a = SpecArrays::default();
+        let mut a = SpecArrays::new(timeout);
         for &i in &pending {
-            a.push(&specs[i], wait, timeout);
+            a.push(&specs[i], wait);
         }
         let rows = match c.query(st, &a.params()).await {
             Ok(rows) => rows,
@@ -378,11 +380,22 @@ struct SpecArrays<'a> {
     wait: Vec<bool>,
     trace: Vec<Option<String>>,
     key: Vec<&'a str>,
+    /// This node's `timeout` setting in ms (`$13`), for a database that stores none.
+    setting_ms: i64,
 }
 
 impl<'a> SpecArrays<'a> {
-    /// Adds `s`; a job that sets no lease length is stored with the `timeout` setting.
-    fn push(&mut self, s: &'a JobSpec, wait: bool, timeouts: &TimeoutSetting) {
+    /// Empty arrays; a job that sets no lease length is stored with the `timeout` setting
+    /// the database holds when the statement runs, else `timeouts`' (see `sql::SUBMIT`).
+    fn new(timeouts: &TimeoutSetting) -> Self {
+        SpecArrays {
+            setting_ms: timeouts.or_setting(0) as i64,
+            ..SpecArrays::default()
+        }
+    }
+
+    /// Adds `s`.
+    fn push(&mut self, s: &'a JobSpec, wait: bool) {
         let RetryPolicy {
             max_attempts,
             backoff_base_ms,
@@ -392,8 +405,7 @@ impl<'a> SpecArrays<'a> {
         self.name.push(&s.name);
         self.args.push(&s.args);
         self.sched_at.push(s.sched_at);
-        self.timeout_ms
-            .push(timeouts.or_setting(s.timeout_ms) as i64);
+        self.timeout_ms.push(s.timeout_ms as i64);
         self.priority.push(s.priority);
         self.max_attempts.push(max_attempts as i64);
         self.backoff_base_ms.push(backoff_base_ms as i64);
@@ -403,8 +415,8 @@ impl<'a> SpecArrays<'a> {
         self.key.push(&s.key);
     }
 
-    /// The arrays as the submit statement's parameters `$1`..`$12`.
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 12] {
+    /// The arrays and the setting as the submit statement's parameters `$1`..`$13`.
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 13] {
         [
             &self.task,
             &self.name,
@@ -418,6 +430,7 @@ impl<'a> SpecArrays<'a> {
             &self.wait,
             &self.trace,
             &self.key,
+            &self.setting_ms,
         ]
     }
 }
@@ -999,9 +1012,9 @@ impl Backend for ClusterJobs {
                 return Ok(false);
             };
             let (tick, job) = (newest.sched_at, newest.name.clone());
-            let mut a = SpecArrays::default();
+            let mut a = SpecArrays::new(&me.timeout);
             for j in &jobs {
-                a.push(j, false, &me.timeout);
+                a.push(j, false);
             }
             let row = me
                 .shared

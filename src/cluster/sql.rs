@@ -44,10 +44,24 @@ pub const RENEW: &str =
     "UPDATE jobs SET claim_until = now() + $2::bigint * interval '1 millisecond'
      WHERE owner = $1 AND id = ANY($3) RETURNING id, lease_version";
 
+/// The lease length a submitted job is stored with, from `timeout_ms` of the statement's
+/// input: its own, or when it set none (0) the `timeout` setting as committed, read by the
+/// statement itself. A SetConfig on another node then holds from its acknowledgement on,
+/// not from when its NOTIFY reaches this node. `$13` is this node's setting, for a
+/// database that stores none yet (the node's `--timeout`). As `taskhive_submit` does.
+macro_rules! stored_timeout {
+    () => {
+        "CASE WHEN timeout_ms = 0 THEN LEAST(COALESCE(
+            (SELECT value * 1000 FROM config WHERE key = 'timeout'), $13::bigint), 4294967295)
+            ELSE timeout_ms END"
+    };
+}
+
 /// Inserts or replaces jobs by (task, name), in order, with ids from the database's
 /// sequence. A row claimed by a live node is left alone (it is running: Periodic's rule);
-/// a dead one is replaced. One NOTIFY per task with its earliest new due time.
-pub const SUBMIT: &str = "WITH input AS (
+/// a dead one is replaced. One NOTIFY per task with its earliest new due time. `$13`: see
+/// [`stored_timeout`].
+pub const SUBMIT: &str = concat!("WITH input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[],
             $6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[], $11::text[], $12::text[])
             WITH ORDINALITY
@@ -56,8 +70,9 @@ pub const SUBMIT: &str = "WITH input AS (
      up AS (
         INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
             backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait, trace, job_key)
-        SELECT nextval('job_ids'), task, name, args, sched_at, timeout_ms, priority, max_attempts,
-            backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait, trace, job_key
+        SELECT nextval('job_ids'), task, name, args, sched_at, ", stored_timeout!(), ",
+            priority, max_attempts, backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait, trace,
+            job_key
         FROM input ORDER BY ord
         ON CONFLICT (task, name) DO UPDATE SET args = EXCLUDED.args, sched_at = EXCLUDED.sched_at,
             timeout_ms = EXCLUDED.timeout_ms, priority = EXCLUDED.priority,
@@ -68,7 +83,7 @@ pub const SUBMIT: &str = "WITH input AS (
         WHERE jobs.owner IS NULL OR jobs.claim_until < now() OR jobs.dead
         RETURNING id, xmax <> 0 AS replaced, task, name, sched_at),
      n AS (SELECT pg_notify('taskhive_jobs', task || ' ' || min(sched_at)::text) FROM up GROUP BY task)
-     SELECT id, replaced, task, name, (SELECT count(*) FROM n) FROM up";
+     SELECT id, replaced, task, name, (SELECT count(*) FROM n) FROM up");
 
 /// The ids of jobs by (task, name): `$1` tasks, `$2` names.
 pub const IDS_BY_NAME: &str = "SELECT id, task, name FROM jobs
@@ -257,14 +272,14 @@ pub const ANNOUNCE_SCHEDULE: &str = "SELECT pg_notify('taskhive_schedules', $1::
 /// Deletes schedule `$1`.
 pub const DELETE_SCHEDULE: &str = "DELETE FROM schedules WHERE name = $1";
 
-/// Fires ticks of schedule `$13`: when its last tick is still `$14` and it is not paused,
-/// moves the last tick to `$15` (job `$16`) and inserts the tick jobs (`$1`..`$12` as in
+/// Fires ticks of schedule `$14`: when its last tick is still `$15` and it is not paused,
+/// moves the last tick to `$16` (job `$17`) and inserts the tick jobs (`$1`..`$13` as in
 /// [`SUBMIT`]), all in this one statement. Nodes racing for one tick all run it; the row
 /// lock makes the later ones see the new last tick and change nothing. Returns whether
 /// this call fired.
-pub const FIRE_SCHEDULE: &str = "WITH cas AS (
-        UPDATE schedules SET last_tick = $15, last_job = $16
-        WHERE name = $13 AND last_tick = $14 AND NOT paused RETURNING 1),
+pub const FIRE_SCHEDULE: &str = concat!("WITH cas AS (
+        UPDATE schedules SET last_tick = $16, last_job = $17
+        WHERE name = $14 AND last_tick = $15 AND NOT paused RETURNING 1),
      input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[],
             $6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[], $11::text[], $12::text[])
@@ -275,13 +290,14 @@ pub const FIRE_SCHEDULE: &str = "WITH cas AS (
      up AS (
         INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
             backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait, trace, job_key)
-        SELECT nextval('job_ids'), task, name, args, sched_at, timeout_ms, priority, max_attempts,
-            backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait, trace, job_key
+        SELECT nextval('job_ids'), task, name, args, sched_at, ", stored_timeout!(), ",
+            priority, max_attempts, backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait, trace,
+            job_key
         FROM input ORDER BY ord
         ON CONFLICT (task, name) DO NOTHING
         RETURNING task, sched_at),
      n AS (SELECT pg_notify('taskhive_jobs', task || ' ' || min(sched_at)::text) FROM up GROUP BY task)
-     SELECT (SELECT count(*) FROM cas), (SELECT count(*) FROM n)";
+     SELECT (SELECT count(*) FROM cas), (SELECT count(*) FROM n)");
 
 /// A task paused (`$1` = '1') or resumed ('0') on one node (already stored): every node
 /// applies it.

@@ -55,8 +55,9 @@ pub struct Settings {
 }
 
 /// The `timeout` setting in ms as the actor last set it, readable without a round trip to
-/// the actor: a cluster's submits store it in each job that sets no lease length, as a
-/// single node's core does, on the submit path where a round trip would cost a wake-up.
+/// the actor, on the submit path where one would cost a wake-up: a cluster's submits pass
+/// it for the jobs that set no lease length while the database stores no setting, and
+/// a load fills a dumped row without one from it.
 #[derive(Debug, Clone, Default)]
 pub struct TimeoutSetting(Arc<AtomicU32>);
 
