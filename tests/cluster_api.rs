@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::child::spawn_server;
 use common::cluster::{channel, client, query_i64};
 use common::pg::{fresh_db, PgDb};
-use common::{job, within, Worker};
+use common::{job, timeout_setting, within, Worker};
 use taskhive::pb::{self, scheduler_client::SchedulerClient};
 use tokio::process::Child;
 use tonic::transport::Channel;
@@ -207,17 +207,9 @@ async fn a_submit_takes_the_timeout_setting_as_committed_not_as_notified() {
     let set = "INSERT INTO config (key, value) VALUES ('timeout', 7)
          ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value RETURNING value";
     assert_eq!(query_i64(&db.url, set).await, 7);
-    let shown = c
-        .get_config(pb::GetConfigRequest {
-            key: "timeout".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .values;
     assert_eq!(
-        shown.get("timeout"),
-        Some(&600),
+        timeout_setting(&mut c).await,
+        Some(600),
         "the node's own copy has not heard of the change"
     );
     c.submit_job(job("ts", "unary")).await.unwrap();
@@ -565,15 +557,7 @@ async fn scenario_dump_load_settings(env: Env) {
         let mut c = client(a).await;
         within(10, async {
             loop {
-                let v = c
-                    .get_config(pb::GetConfigRequest {
-                        key: "timeout".into(),
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .values;
-                if v.get("timeout") == Some(&42) {
+                if timeout_setting(&mut c).await == Some(42) {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;

@@ -188,13 +188,5 @@ async fn settings_apply_and_survive_a_restart() {
     let dir = s.stop().await;
     let s = TestServer::start_in(dir, |_| {}).await;
     let mut c = s.client().await;
-    let v = c
-        .get_config(pb::GetConfigRequest {
-            key: "timeout".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .values;
-    assert_eq!(v.get("timeout"), Some(&7));
+    assert_eq!(common::timeout_setting(&mut c).await, Some(7));
 }

@@ -379,6 +379,19 @@ pub async fn task_status(c: &mut SchedulerClient<Channel>, task: &str) -> pb::Ta
         .unwrap_or_default()
 }
 
+/// The `timeout` setting as the server `c` talks to holds it (GetConfig).
+pub async fn timeout_setting(c: &mut SchedulerClient<Channel>) -> Option<i64> {
+    c.get_config(pb::GetConfigRequest {
+        key: "timeout".into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .values
+    .get("timeout")
+    .copied()
+}
+
 /// The reference to the job named `name` of `task`.
 pub fn job_ref(task: &str, name: &str) -> pb::JobRef {
     pb::JobRef {
