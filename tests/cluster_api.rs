@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::child::spawn_server;
 use common::cluster::{channel, client, query_i64};
 use common::pg::{fresh_db, PgDb};
-use common::{job, timeout_setting, within, Worker};
+use common::{job, setting, within, Worker};
 use taskhive::pb::{self, scheduler_client::SchedulerClient};
 use tokio::process::Child;
 use tonic::transport::Channel;
@@ -208,7 +208,7 @@ async fn a_submit_takes_the_timeout_setting_as_committed_not_as_notified() {
          ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value RETURNING value";
     assert_eq!(query_i64(&db.url, set).await, 7);
     assert_eq!(
-        timeout_setting(&mut c).await,
+        setting(&mut c, "timeout").await,
         Some(600),
         "the node's own copy has not heard of the change"
     );
@@ -233,6 +233,37 @@ async fn a_submit_takes_the_timeout_setting_as_committed_not_as_notified() {
         let j = c.get_job(key("ts", name)).await.unwrap().into_inner();
         assert_eq!(j.timeout_ms, want, "job {name}");
     }
+}
+
+/// A named lock taken on a cluster node goes stale after the `lock-timeout` setting the
+/// database holds when the node asks, not the node's copy: as for `timeout` above, the
+/// setting is written straight into the database with no NOTIFY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_takes_the_lock_timeout_setting_as_committed_not_as_notified() {
+    let (db, _tmp, nodes) = cluster(2).await;
+    let mut c = client(nodes[1].1).await;
+    c.submit_job(job("lt", "a")).await.unwrap();
+    let set = "INSERT INTO config (key, value) VALUES ('lock-timeout', 3)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value RETURNING value";
+    assert_eq!(query_i64(&db.url, set).await, 3);
+    assert_eq!(
+        setting(&mut c, "lock-timeout").await,
+        Some(300),
+        "the node's own copy has not heard of the change"
+    );
+    let mut w = Worker::connect_with(channel(nodes[1].1).await, &["lt"], &[], 1).await;
+    let j = within(20, w.next_job()).await;
+    assert!(w.acquire(j.lease_id, "L", 1).await, "a free lock is taken");
+    let left = query_i64(
+        &db.url,
+        "SELECT stale_at - (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+         FROM cluster_locks WHERE name = 'L'",
+    )
+    .await;
+    assert!(
+        left <= 3_000,
+        "the lock goes stale {left} ms from now: 3 s at most, not the node's 300 s"
+    );
 }
 
 /// PostgreSQL ends a deadlock by failing one of the two transactions. When that is a node's
@@ -557,7 +588,7 @@ async fn scenario_dump_load_settings(env: Env) {
         let mut c = client(a).await;
         within(10, async {
             loop {
-                if timeout_setting(&mut c).await == Some(42) {
+                if setting(&mut c, "timeout").await == Some(42) {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;

@@ -188,5 +188,5 @@ async fn settings_apply_and_survive_a_restart() {
     let dir = s.stop().await;
     let s = TestServer::start_in(dir, |_| {}).await;
     let mut c = s.client().await;
-    assert_eq!(common::timeout_setting(&mut c).await, Some(7));
+    assert_eq!(common::setting(&mut c, "timeout").await, Some(7));
 }

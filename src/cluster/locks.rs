@@ -24,9 +24,35 @@ use crate::scheduler::actor::NodeHandle;
 use crate::scheduler::error::Error;
 use crate::scheduler::job::{JobId, Millis};
 
-const ACQUIRE: &str = "SELECT taskhive_lock_acquire($1, $2, $3, $4, $5, $6)";
-const RELEASE: &str = "SELECT taskhive_lock_release($1, $2, $3, $4)";
-const RELEASE_ALL: &str = "SELECT taskhive_lock_release_all($1, $2, $3)";
+/// The lock timeout (ms) the functions are given: the `lock-timeout` setting as committed,
+/// read by the statement itself, so a SetConfig acknowledged on another node holds before
+/// its NOTIFY reaches this node; this node's copy (the last parameter) only while the
+/// database stores none. At least 1 ms, as a single node's core keeps it.
+macro_rules! lock_timeout {
+    ($node:literal) => {
+        concat!(
+            "GREATEST(COALESCE((SELECT value * 1000 FROM config WHERE key = 'lock-timeout'), ",
+            $node,
+            "::bigint), 1)"
+        )
+    };
+}
+
+const ACQUIRE: &str = concat!(
+    "SELECT taskhive_lock_acquire($1, $2, $3, $4, $5, ",
+    lock_timeout!("$6"),
+    ")"
+);
+const RELEASE: &str = concat!(
+    "SELECT taskhive_lock_release($1, $2, $3, ",
+    lock_timeout!("$4"),
+    ")"
+);
+const RELEASE_ALL: &str = concat!(
+    "SELECT taskhive_lock_release_all($1, $2, ",
+    lock_timeout!("$3"),
+    ")"
+);
 
 /// Takes (true) or queues for (false) a slot of `name` for the job of `lease`.
 pub(super) async fn acquire(

@@ -379,17 +379,15 @@ pub async fn task_status(c: &mut SchedulerClient<Channel>, task: &str) -> pb::Ta
         .unwrap_or_default()
 }
 
-/// The `timeout` setting as the server `c` talks to holds it (GetConfig).
-pub async fn timeout_setting(c: &mut SchedulerClient<Channel>) -> Option<i64> {
-    c.get_config(pb::GetConfigRequest {
-        key: "timeout".into(),
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .values
-    .get("timeout")
-    .copied()
+/// Setting `key` as the server `c` talks to holds it (GetConfig).
+pub async fn setting(c: &mut SchedulerClient<Channel>, key: &str) -> Option<i64> {
+    c.get_config(pb::GetConfigRequest { key: key.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .values
+        .get(key)
+        .copied()
 }
 
 /// The reference to the job named `name` of `task`.
