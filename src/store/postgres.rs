@@ -929,9 +929,11 @@ const BATCH_TRIES: u32 = 3;
 /// after a session starts to wait (1 s by default, and only a superuser may lower it), so a
 /// batch in a deadlock with an API statement or another node's batch used to stall both
 /// for that second. A batch that gives up on its own after this long ends the cycle
-/// sooner: it rolls back and the other side goes on at once. Row locks are held for the
-/// length of one statement or one batch, far less than this, so a batch that waits this
-/// long is stuck behind something that will not end soon.
+/// sooner: it rolls back and the other side goes on at once. taskhive's own statements
+/// hold row locks for one statement or one batch, far less than this, so a batch that
+/// waits this long is in a deadlock or behind a long transaction (an application's own
+/// around `taskhive_submit`, an operator's), which the tries after [`IMPATIENT_FOR`] wait
+/// out.
 const LOCK_WAIT: &str = "SET LOCAL lock_timeout = '100ms'";
 
 /// How long a batch keeps giving up after [`LOCK_WAIT`] before its tries wait as long as
