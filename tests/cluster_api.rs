@@ -194,24 +194,40 @@ impl Env {
     }
 }
 
-/// A job submitted without a lease length is stored with the `timeout` setting the
-/// database holds when its statement runs, not the copy a node keeps: a SetConfig
-/// acknowledged on one node holds for the next submit on any node, before its NOTIFY
-/// reaches that node. The setting is written here straight into the database, as a
-/// SetConfig commits it, with no NOTIFY at all, so the node's copy stays the old one.
+/// Writes setting `key` = `value` straight into the cluster's database, as a SetConfig
+/// commits it but with no NOTIFY, and checks that the node `c` talks to still holds `was`:
+/// what a node does next shows whether it reads the setting as committed or its own copy.
+async fn set_unannounced(
+    db: &PgDb,
+    c: &mut SchedulerClient<Channel>,
+    key: &str,
+    value: i64,
+    was: i64,
+) {
+    let set = format!(
+        "INSERT INTO config (key, value) VALUES ('{key}', {value})
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value RETURNING value"
+    );
+    assert_eq!(query_i64(&db.url, &set).await, value);
+    assert_eq!(
+        setting(c, key).await,
+        Some(was),
+        "the node's own copy of {key} has not heard of the change"
+    );
+}
+
+/// A job stored without a lease length (submitted unary or in a batch, or loaded from a
+/// dump) gets the `timeout` setting the database holds when its statement runs, not the
+/// copy a node keeps: a SetConfig acknowledged on one node holds for the next submit on
+/// any node, before its NOTIFY reaches that node. Three nodes, two of them used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submit_takes_the_timeout_setting_as_committed_not_as_notified() {
-    let (db, _tmp, nodes) = cluster(2).await;
+    let (db, _tmp, nodes) = cluster(3).await;
     let mut c = client(nodes[1].1).await;
+    let mut other = client(nodes[2].1).await;
     c.submit_job(job("ts", "before")).await.unwrap();
-    let set = "INSERT INTO config (key, value) VALUES ('timeout', 7)
-         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value RETURNING value";
-    assert_eq!(query_i64(&db.url, set).await, 7);
-    assert_eq!(
-        setting(&mut c, "timeout").await,
-        Some(600),
-        "the node's own copy has not heard of the change"
-    );
+    set_unannounced(&db, &mut c, "timeout", 7, 600).await;
+    assert_eq!(setting(&mut other, "timeout").await, Some(600));
     c.submit_job(job("ts", "unary")).await.unwrap();
     c.submit_jobs(pb::SubmitJobsRequest {
         jobs: vec![
@@ -224,11 +240,26 @@ async fn a_submit_takes_the_timeout_setting_as_committed_not_as_notified() {
     })
     .await
     .unwrap();
+    let loaded = other
+        .load(tokio_stream::iter(vec![pb::DumpedJob {
+            job: Some(pb::Job {
+                task: "ts".into(),
+                name: "loaded".into(),
+                sched_at_ms: common::now_ms() + 60_000,
+                ..Default::default()
+            }),
+        }]))
+        .await
+        .unwrap()
+        .into_inner()
+        .loaded;
+    assert_eq!(loaded, 1);
     for (name, want) in [
         ("before", 600_000),
         ("unary", 7_000),
         ("batch", 7_000),
         ("own", 5_000),
+        ("loaded", 7_000),
     ] {
         let j = c.get_job(key("ts", name)).await.unwrap().into_inner();
         assert_eq!(j.timeout_ms, want, "job {name}");
@@ -236,21 +267,13 @@ async fn a_submit_takes_the_timeout_setting_as_committed_not_as_notified() {
 }
 
 /// A named lock taken on a cluster node goes stale after the `lock-timeout` setting the
-/// database holds when the node asks, not the node's copy: as for `timeout` above, the
-/// setting is written straight into the database with no NOTIFY.
+/// database holds when the node asks, not the node's copy (as for `timeout` above).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_takes_the_lock_timeout_setting_as_committed_not_as_notified() {
-    let (db, _tmp, nodes) = cluster(2).await;
+    let (db, _tmp, nodes) = cluster(3).await;
     let mut c = client(nodes[1].1).await;
     c.submit_job(job("lt", "a")).await.unwrap();
-    let set = "INSERT INTO config (key, value) VALUES ('lock-timeout', 3)
-         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value RETURNING value";
-    assert_eq!(query_i64(&db.url, set).await, 3);
-    assert_eq!(
-        setting(&mut c, "lock-timeout").await,
-        Some(300),
-        "the node's own copy has not heard of the change"
-    );
+    set_unannounced(&db, &mut c, "lock-timeout", 3, 300).await;
     let mut w = Worker::connect_with(channel(nodes[1].1).await, &["lt"], &[], 1).await;
     let j = within(20, w.next_job()).await;
     assert!(w.acquire(j.lease_id, "L", 1).await, "a free lock is taken");

@@ -740,6 +740,51 @@ async fn dump_and_load_round_trip() {
     assert_eq!(n, 50);
 }
 
+/// A loaded job without a lease length (0) gets the `timeout` setting, as a submitted one
+/// does, not the server's start-up default; a lease length out of range is refused by name.
+#[tokio::test]
+async fn a_loaded_job_without_a_lease_length_takes_the_timeout_setting() {
+    let s = TestServer::start().await;
+    let mut c = s.client().await;
+    c.set_config(pb::SetConfigRequest {
+        key: "timeout".into(),
+        value: 7,
+    })
+    .await
+    .unwrap();
+    let dumped = |name: &str, timeout_ms: i64| pb::DumpedJob {
+        job: Some(pb::Job {
+            task: "ld".into(),
+            name: name.into(),
+            sched_at_ms: now_ms() + 60_000,
+            timeout_ms,
+            ..Default::default()
+        }),
+    };
+    let loaded = c
+        .load(tokio_stream::iter(vec![
+            dumped("none", 0),
+            dumped("own", 5_000),
+        ]))
+        .await
+        .unwrap()
+        .into_inner()
+        .loaded;
+    assert_eq!(loaded, 2);
+    for (name, want) in [("none", 7_000), ("own", 5_000)] {
+        let j = c.get_job(job_ref("ld", name)).await.unwrap().into_inner();
+        assert_eq!(j.timeout_ms, want, "job {name}");
+    }
+    for bad in [-1, u32::MAX as i64 + 1] {
+        let e = c
+            .load(tokio_stream::iter(vec![dumped("bad", bad)]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{bad}: {e:?}");
+        assert!(e.message().contains("job.timeout_ms"), "{bad}: {e:?}");
+    }
+}
+
 #[tokio::test]
 async fn reflection_and_health_list_every_service() {
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;

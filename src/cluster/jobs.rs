@@ -775,9 +775,9 @@ impl Backend for ClusterJobs {
 
     fn load(&self, r: JobRecord) -> Fut<()> {
         let (shared, backlog) = (self.shared.clone(), self.backlog.clone());
-        // A dumped row without a lease length (an earlier version's) gets the setting, as
-        // a single node's load gives it.
-        let timeout_ms = self.timeout.or_setting(r.timeout_ms);
+        // A dumped row without a lease length gets the setting as committed (`sql::LOAD`),
+        // as a single node's load gives it the setting it holds.
+        let setting_ms = self.timeout.or_setting(0) as i64;
         Box::pin(async move {
             let demand = Demand {
                 jobs: 1,
@@ -795,7 +795,7 @@ impl Backend for ClusterJobs {
                         &r.name,
                         &&r.args[..],
                         &r.sched_at,
-                        &(timeout_ms as i64),
+                        &(r.timeout_ms as i64),
                         &r.priority,
                         &(r.retry.max_attempts as i64),
                         &(r.retry.backoff_base_ms as i64),
@@ -804,6 +804,7 @@ impl Backend for ClusterJobs {
                         &(r.run_count as i64),
                         &r.dead,
                         &r.last_error,
+                        &setting_ms,
                     ],
                 )
                 .await

@@ -44,23 +44,31 @@ pub const RENEW: &str =
     "UPDATE jobs SET claim_until = now() + $2::bigint * interval '1 millisecond'
      WHERE owner = $1 AND id = ANY($3) RETURNING id, lease_version";
 
-/// The lease length a submitted job is stored with, from `timeout_ms` of the statement's
-/// input: its own, or when it set none (0) the `timeout` setting as committed, read by the
-/// statement itself. A SetConfig on another node then holds from its acknowledgement on,
-/// not from when its NOTIFY reaches this node. `$13` is this node's setting, for a
-/// database that stores none yet (the node's `--timeout`). As `taskhive_submit` does.
+/// The lease length a job is stored with, from `$own` (its own, 0 = none): its own, or
+/// the `timeout` setting as committed, read by the statement itself. A SetConfig on another
+/// node then holds from its acknowledgement on, not from when its NOTIFY reaches this
+/// node. `$node` is this node's setting, for a database that stores none yet (the node's
+/// `--default-timeout`). As `taskhive_submit` does.
 macro_rules! stored_timeout {
-    () => {
-        "CASE WHEN timeout_ms = 0 THEN LEAST(COALESCE(
-            (SELECT value * 1000 FROM config WHERE key = 'timeout'), $13::bigint), 4294967295)
-            ELSE timeout_ms END"
+    ($own:literal, $node:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $own,
+            " = 0 THEN LEAST(COALESCE(
+            (SELECT value * 1000 FROM config WHERE key = 'timeout'), ",
+            $node,
+            "::bigint), 4294967295)
+            ELSE ",
+            $own,
+            " END"
+        )
     };
 }
 
 /// Inserts or replaces jobs by (task, name), in order, with ids from the database's
 /// sequence. A row claimed by a live node is left alone (it is running: Periodic's rule);
-/// a dead one is replaced. One NOTIFY per task with its earliest new due time. `$13`: see
-/// [`stored_timeout`].
+/// a dead one is replaced. One NOTIFY per task with its earliest new due time. `$5`/`$13`:
+/// see [`stored_timeout`].
 pub const SUBMIT: &str = concat!("WITH input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[],
             $6::int[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[], $11::text[], $12::text[])
@@ -70,7 +78,7 @@ pub const SUBMIT: &str = concat!("WITH input AS (
      up AS (
         INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
             backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait, trace, job_key)
-        SELECT nextval('job_ids'), task, name, args, sched_at, ", stored_timeout!(), ",
+        SELECT nextval('job_ids'), task, name, args, sched_at, ", stored_timeout!("timeout_ms", "$13"), ",
             priority, max_attempts, backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait, trace,
             job_key
         FROM input ORDER BY ord
@@ -186,12 +194,13 @@ pub const DUMP_PAGE: &str =
      FROM jobs WHERE id > $1 ORDER BY id LIMIT $2";
 
 /// Restores a dumped job over whatever has its (task, name), claimed or not; a holder is
-/// told to forget it.
-pub const LOAD: &str = "WITH old AS (SELECT id, owner FROM jobs WHERE task = $1 AND name = $2),
+/// told to forget it. `$5` 0 = no lease length: `$14` as in [`stored_timeout`].
+pub const LOAD: &str = concat!("WITH old AS (SELECT id, owner FROM jobs WHERE task = $1 AND name = $2),
      up AS (
         INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
             backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error)
-        VALUES (nextval('job_ids'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        VALUES (nextval('job_ids'), $1, $2, $3, $4, ", stored_timeout!("$5::bigint", "$14"), ",
+            $6, $7, $8, $9, $10, $11, $12, $13)
         ON CONFLICT (task, name) DO UPDATE SET args = EXCLUDED.args, sched_at = EXCLUDED.sched_at,
             timeout_ms = EXCLUDED.timeout_ms, priority = EXCLUDED.priority,
             max_attempts = EXCLUDED.max_attempts, backoff_base_ms = EXCLUDED.backoff_base_ms,
@@ -201,7 +210,7 @@ pub const LOAD: &str = "WITH old AS (SELECT id, owner FROM jobs WHERE task = $1 
         RETURNING id, task, sched_at, dead),
      f AS (SELECT pg_notify('taskhive_forget', owner || ' ' || id::text) FROM old WHERE owner IS NOT NULL),
      n AS (SELECT pg_notify('taskhive_jobs', task || ' ' || sched_at::text) FROM up WHERE NOT dead)
-     SELECT id, (SELECT count(*) FROM f), (SELECT count(*) FROM n) FROM up";
+     SELECT id, (SELECT count(*) FROM f), (SELECT count(*) FROM n) FROM up");
 
 /// Publishes a RunJob result (`$1` id, `$2` ok, `$3` data) for the node waiting on it.
 pub const PUBLISH_RESULT: &str = "WITH r AS (INSERT INTO results (id, ok, data) VALUES ($1, $2, $3)
@@ -290,7 +299,7 @@ pub const FIRE_SCHEDULE: &str = concat!("WITH cas AS (
      up AS (
         INSERT INTO jobs (id, task, name, args, sched_at, timeout_ms, priority, max_attempts,
             backoff_base_ms, backoff_max_ms, attempts, run_count, dead, last_error, wait, trace, job_key)
-        SELECT nextval('job_ids'), task, name, args, sched_at, ", stored_timeout!(), ",
+        SELECT nextval('job_ids'), task, name, args, sched_at, ", stored_timeout!("timeout_ms", "$13"), ",
             priority, max_attempts, backoff_base_ms, backoff_max_ms, 0, 0, false, '', wait, trace,
             job_key
         FROM input ORDER BY ord

@@ -193,11 +193,18 @@ pub fn record_from_pb(j: pb::Job, limits: &Limits) -> Result<JobRecord, Error> {
     if j.args.len() > limits.max_args_bytes {
         return Err(Error::invalid("job.args", "over the size limit"));
     }
-    let timeout_ms = if j.timeout_ms <= 0 || j.timeout_ms > u32::MAX as i64 {
-        limits.default_timeout_ms
-    } else {
-        j.timeout_ms as u32
-    };
+    // 0 = none: the scheduler gives it the `timeout` setting, as it does a submit's (and a
+    // row an earlier version stored without one).
+    let timeout_ms = u32::try_from(j.timeout_ms).map_err(|_| {
+        Error::invalid(
+            "job.timeout_ms",
+            format!(
+                "{} is out of range (0 = the setting, else 1 to {})",
+                j.timeout_ms,
+                u32::MAX
+            ),
+        )
+    })?;
     let retry = retry_policy(j.retry.map(retry_asked), limits.default_retry, false)?;
     Ok(JobRecord {
         id: 0,

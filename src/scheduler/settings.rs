@@ -55,9 +55,9 @@ pub struct Settings {
 }
 
 /// The `timeout` setting in ms as the actor last set it, readable without a round trip to
-/// the actor, on the submit path where one would cost a wake-up: a cluster's submits pass
-/// it for the jobs that set no lease length while the database stores no setting, and
-/// a load fills a dumped row without one from it.
+/// the actor, on the submit path where one would cost a wake-up: a cluster's submits and
+/// loads pass it for the jobs that set no lease length, used while the database stores no
+/// setting.
 #[derive(Debug, Clone, Default)]
 pub struct TimeoutSetting(Arc<AtomicU32>);
 
