@@ -2,8 +2,6 @@
 //! actor hands them over; results are applied in order at once and acknowledged as their
 //! commits land; heartbeats, data chunks, lock requests and later hellos come in on it too.
 
-use std::collections::HashMap;
-
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -56,7 +54,7 @@ pub(super) async fn serve(
         // Results are applied in order at once; their acks follow as their commits land.
         let mut acks = FuturesUnordered::new();
         // Open `taskhive.run` spans by lease (traced jobs only, with tracing on).
-        let mut runs: HashMap<LeaseId, telemetry::Run> = HashMap::new();
+        let mut runs = Runs::default();
         let ack = |lease_id: LeaseId, r: Result<(), Error>| {
             let (error, reason) = match r {
                 Ok(()) => (String::new(), String::new()),
@@ -74,12 +72,12 @@ pub(super) async fn serve(
                     Some(ToWorker::Job(v)) => {
                         let (job, run) = handed_pb(v);
                         if let Some(run) = run {
-                            runs.insert(job.lease_id, run);
+                            runs.0.insert(job.lease_id, run);
                         }
                         if !send(Out::Job(job)) { break }
                     }
                     Some(ToWorker::Cancel { lease, job, reason }) => {
-                        if let Some(run) = runs.remove(&lease) {
+                        if let Some(run) = runs.take(lease) {
                             run.end("cancelled", Some(&reason));
                         }
                         if !send(Out::Cancel(pb::CancelJob { lease_id: lease, job_id: job, reason })) { break }
@@ -95,7 +93,7 @@ pub(super) async fn serve(
                             let lease = r.lease_id;
                             match check_lease(lease).and_then(|_| outcome(r.outcome)) {
                                 Ok(o) => {
-                                    if let Some(run) = runs.remove(&lease) {
+                                    if let Some(run) = runs.take(lease) {
                                         end_run(run, &o);
                                     }
                                     let applied = h.report_queued(lease, o);
@@ -113,7 +111,7 @@ pub(super) async fn serve(
                         Some(In::Heartbeat(hb)) => {
                             let Ok(lost) = h.heartbeat(hb.lease_ids).await else { break };
                             for l in &lost {
-                                if let Some(run) = runs.remove(l) {
+                                if let Some(run) = runs.take(*l) {
                                     run.end("lost", Some("the lease was lost"));
                                 }
                             }
@@ -175,5 +173,19 @@ fn end_run(run: telemetry::Run, o: &crate::scheduler::job::Outcome) {
         Outcome::Done { .. } => run.end("done", None),
         Outcome::Fail { error, .. } => run.end("fail", Some(error)),
         Outcome::SchedLater { .. } => run.end("sched_later", None),
+    }
+}
+
+/// The open `taskhive.run` spans of one worker's jobs, by lease. Empty unless tracing is on,
+/// yet asked about every finished job: an empty map is not hashed into.
+#[derive(Default)]
+struct Runs(std::collections::HashMap<LeaseId, telemetry::Run, foldhash::fast::RandomState>);
+
+impl Runs {
+    fn take(&mut self, lease: LeaseId) -> Option<telemetry::Run> {
+        if self.0.is_empty() {
+            return None;
+        }
+        self.0.remove(&lease)
     }
 }

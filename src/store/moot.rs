@@ -21,7 +21,11 @@ pub(crate) fn moot_writes(ops: &[Op]) -> Option<Vec<bool>> {
     if deletes == 0 {
         return None;
     }
-    let mut deleted_later = std::collections::HashSet::with_capacity(deletes);
+    // Job ids, hashed once per op of every commit that finishes jobs: foldhash, not SipHash.
+    let mut deleted_later = std::collections::HashSet::with_capacity_and_hasher(
+        deletes,
+        foldhash::fast::RandomState::default(),
+    );
     let mut moot = vec![false; ops.len()];
     for (i, op) in ops.iter().enumerate().rev() {
         match op {
