@@ -199,6 +199,23 @@ async fn serve(dir: &Path, periodic: bool) -> Result<Served, BoxError> {
     })
 }
 
+/// Stops the server as an operator would (SIGTERM, then SIGKILL after 30 s): a profiler
+/// wrapped around it (`bench/profile-unary`'s `SCENARIO=json`) writes its counts only at a
+/// clean exit. The CPU figures were read before this.
+async fn stop(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: a plain kill(2) of our own child, which has not been reaped yet.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        if tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    child.kill().await.ok();
+}
+
 /// The face a `submit-*-ext` scenario submits through.
 #[derive(Clone, Copy, Debug)]
 pub enum Face {
@@ -247,7 +264,7 @@ pub(crate) async fn submit_ext(a: &BenchArgs, face: Face) -> Result<BenchResult,
         (Face::Periodic, None) => Err("no Periodic listener".into()),
     };
     let (after, me_after) = (cpu.used().ok(), me.used().ok());
-    child.kill().await.ok();
+    stop(&mut child).await;
     std::fs::remove_dir_all(&dir).ok();
     let mut r = load?;
     r.scenario = face.scenario().into();
