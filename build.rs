@@ -21,5 +21,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     pbjson_build::Builder::new()
         .register_descriptors(&encoded)?
         .build(&[".taskhive.v1"])?;
+    // Numbers through our own deserializer (src/json_number.rs says why). Fail loudly if a
+    // pbjson-build upgrade stops naming its own: the swap would silently stop happening.
+    let serde_rs = out.join("taskhive.v1.serde.rs");
+    let generated = std::fs::read_to_string(&serde_rs)?;
+    const PBJSON_NUMBER: &str = "::pbjson::private::NumberDeserialize";
+    if !generated.contains(PBJSON_NUMBER) {
+        return Err(format!("{}: no {PBJSON_NUMBER} to replace", serde_rs.display()).into());
+    }
+    std::fs::write(
+        &serde_rs,
+        generated.replace(PBJSON_NUMBER, "crate::json_number::NumberDeserialize"),
+    )?;
     Ok(())
 }

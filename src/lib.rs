@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 pub mod face_limits;
 pub mod http;
+mod json_number;
 pub mod load;
 pub mod metrics;
 pub mod net;

@@ -620,3 +620,107 @@ async fn json_errors_carry_the_reason() {
     assert_eq!(r.headers()["taskhive-reason"], "NO_WORKER");
     drop(w);
 }
+
+#[tokio::test]
+async fn json_numbers_come_as_numbers_or_strings_and_a_bad_one_is_named() {
+    let s = TestServer::start().await;
+    let c = http();
+    let url = |m: &str| format!("{}/taskhive.v1.Scheduler/{m}", s.url());
+    // A day from now: pending, not due.
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 86_400_000;
+    // The proto3 JSON mapping lets a 64-bit number come as a string; clients send both.
+    for (name, sched, timeout, priority, attempts) in [
+        ("numbers", json!(at), json!(7000), json!(-3), json!(4)),
+        (
+            "strings",
+            json!(at.to_string()),
+            json!("7000"),
+            json!("-3"),
+            json!("4"),
+        ),
+    ] {
+        let body = json!({"task": "jn", "name": name, "schedAtMs": sched, "timeoutMs": timeout,
+                          "priority": priority, "retry": {"maxAttempts": attempts}});
+        let (st, v) = json_of(c.post(url("SubmitJob")).json(&body).send().await.unwrap()).await;
+        assert_eq!(st, StatusCode::OK, "{name}: {v}");
+        let (st, v) = json_of(
+            c.post(url("GetJob"))
+                .json(&json!({"task": "jn", "name": name}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{name}: {v}");
+        assert_eq!(
+            (&v["schedAtMs"], &v["timeoutMs"], &v["priority"]),
+            (&json!(at.to_string()), &json!("7000"), &json!(-3)),
+            "{name}: {v}"
+        );
+    }
+    for (body, field, why) in [
+        (json!({"schedAtMs": "soon"}), "schedAtMs", "invalid digit"),
+        (json!({"schedAtMs": 1.5}), "schedAtMs", "floating point"),
+        (
+            json!({"priority": 2_147_483_648_i64}),
+            "priority",
+            "2147483648",
+        ),
+        (json!({"priority": true}), "priority", "a number"),
+        (
+            json!({"retry": {"maxAttempts": -1}}),
+            "retry.maxAttempts",
+            "-1",
+        ),
+        (
+            json!({"retry": {"backoffBaseMs": "1e3"}}),
+            "retry.backoffBaseMs",
+            "invalid digit",
+        ),
+    ] {
+        let mut job = json!({"task": "jn", "name": "bad"});
+        job.as_object_mut()
+            .unwrap()
+            .extend(body.as_object().unwrap().clone());
+        let (st, v) = json_of(c.post(url("SubmitJob")).json(&job).send().await.unwrap()).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{job}: {v}");
+        assert_eq!(v["code"], json!("INVALID_ARGUMENT"), "{job}: {v}");
+        let msg = v["message"].as_str().unwrap();
+        assert!(
+            msg.starts_with(&format!("body: {field}: ")) && msg.contains(why),
+            "{job}: {msg:?} should name {field} and say {why:?}"
+        );
+    }
+    // A body that is not JSON, or has more after its value, names no field.
+    for body in ["{", "{} {}"] {
+        let (st, v) = json_of(
+            c.post(url("SubmitJob"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}: {v}");
+        let msg = v["message"].as_str().unwrap();
+        assert!(
+            msg.starts_with("body: ") && !msg.starts_with("body: ."),
+            "{msg:?}"
+        );
+    }
+    // Nothing refused was stored.
+    let (st, _) = json_of(
+        c.post(url("GetJob"))
+            .json(&json!({"task": "jn", "name": "bad"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}

@@ -47,7 +47,8 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
     }
 }
 
-/// A request from its proto3 JSON body (empty = every field default). Pure, so it is fuzzed
+/// A request from its proto3 JSON body (empty = every field default). A refusal names the
+/// field at fault by its path (`body: job.timeoutMs: ...`). Pure, so it is fuzzed
 /// (`fuzz/fuzz_targets/http_json.rs`).
 pub fn decode_json<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
@@ -55,8 +56,16 @@ pub fn decode_json<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, ApiError> 
     } else {
         body
     };
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(Code::InvalidArgument, format!("body: {e}")))
+    // Tracking the path costs about 2 % of a JSON submit's instructions, so only a body
+    // that failed is read again to find it: the same bytes fail the same way.
+    serde_json::from_slice(body).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let at = match serde_path_to_error::deserialize::<_, Req>(&mut de) {
+            Err(e) if e.path().to_string() != "." => format!("{}: ", e.path()),
+            _ => String::new(),
+        };
+        ApiError::new(Code::InvalidArgument, format!("body: {at}{e}"))
+    })
 }
 
 async fn unary<Req, Resp, F, Fut>(body: &[u8], trace: &TraceHeader, call: F) -> Response
@@ -83,44 +92,90 @@ where
     }
 }
 
-/// `POST /taskhive.v1.Scheduler/{method}`.
+/// `POST /taskhive.v1.Scheduler/{method}` through the HTTP router. The shared port takes
+/// these calls past the router ([`scheduler_past_router`]); this route stays for what the
+/// router answers itself (405 for another HTTP method).
 pub async fn scheduler(
     State(st): State<AppState>,
     Path(method): Path<String>,
     trace: TraceHeader,
     Body(body): Body,
 ) -> Response {
+    call_scheduler(&st, &method, &trace, &body).await
+}
+
+/// `POST /taskhive.v1.Scheduler/{method}` as the shared port hands it over
+/// (`server::one_port`), past the HTTP router: the JSON face's one-job-per-call path. It does
+/// what the route would: the method is the path's last segment, the body is read up to
+/// the message size limit (413 over it, as the router's limit answers), and the
+/// `traceparent` header goes along. The router's route lookup, its path-parameter map and
+/// its boxed handler future were about 9 % of a JSON SubmitJob's server instructions
+/// (BENCHMARKS.md, "The JSON face's numbers").
+pub(crate) async fn scheduler_past_router(
+    st: AppState,
+    req: axum::http::Request<hyper::body::Incoming>,
+) -> Response {
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
+    let (parts, body) = req.into_parts();
+    let trace = TraceHeader(parts.headers.get(crate::telemetry::TRACEPARENT).cloned());
+    let body = match Limited::new(body, st.limits.message_limit())
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return super::rejection_json(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "")
+        }
+        Err(e) => {
+            return super::rejection_json(
+                axum::http::StatusCode::BAD_REQUEST,
+                &format!("body: could not be read: {e}"),
+            )
+        }
+    };
+    let method = parts
+        .uri
+        .path()
+        .strip_prefix(SCHEDULER_PATH)
+        .unwrap_or_default();
+    call_scheduler(&st, method, &trace, &body).await
+}
+
+/// The Scheduler's calls' path prefix on the JSON face, as on gRPC.
+const SCHEDULER_PATH: &str = "/taskhive.v1.Scheduler/";
+
+async fn call_scheduler(st: &AppState, method: &str, trace: &TraceHeader, body: &[u8]) -> Response {
     let s = &st.scheduler;
-    match method.as_str() {
-        "SubmitJob" => unary(&body, &trace, |r| s.submit_job(r)).await,
-        "SubmitJobs" => unary(&body, &trace, |r| s.submit_jobs(r)).await,
-        "RunJob" => unary(&body, &trace, |r| s.run_job(r)).await,
-        "RemoveJob" => unary(&body, &trace, |r| s.remove_job(r)).await,
-        "GetJob" => unary(&body, &trace, |r| s.get_job(r)).await,
-        "ListJobs" => unary(&body, &trace, |r| s.list_jobs(r)).await,
-        "DropTask" => unary(&body, &trace, |r| s.drop_task(r)).await,
-        "Status" => unary(&body, &trace, |r| s.status(r)).await,
-        "ListDead" => unary(&body, &trace, |r| s.list_dead(r)).await,
-        "RetryDead" => unary(&body, &trace, |r| s.retry_dead(r)).await,
-        "PurgeDead" => unary(&body, &trace, |r| s.purge_dead(r)).await,
-        "RegisterTask" => unary(&body, &trace, |r| s.register_task(r)).await,
-        "ReportResult" => unary(&body, &trace, |r| s.report_result(r)).await,
-        "Heartbeat" => unary(&body, &trace, |r| s.heartbeat(r)).await,
-        "SendData" => unary(&body, &trace, |r| s.send_data(r)).await,
-        "AcquireLock" => unary(&body, &trace, |r| s.acquire_lock(r)).await,
-        "ReleaseLock" => unary(&body, &trace, |r| s.release_lock(r)).await,
-        "GetConfig" => unary(&body, &trace, |r| s.get_config(r)).await,
-        "SetConfig" => unary(&body, &trace, |r| s.set_config(r)).await,
-        "CreateSchedule" => unary(&body, &trace, |r| s.create_schedule(r)).await,
-        "ListSchedules" => unary(&body, &trace, |r| s.list_schedules(r)).await,
-        "GetSchedule" => unary(&body, &trace, |r| s.get_schedule(r)).await,
-        "PauseSchedule" => unary(&body, &trace, |r| s.pause_schedule(r)).await,
-        "ResumeSchedule" => unary(&body, &trace, |r| s.resume_schedule(r)).await,
-        "DeleteSchedule" => unary(&body, &trace, |r| s.delete_schedule(r)).await,
-        "PauseTask" => unary(&body, &trace, |r| s.pause_task(r)).await,
-        "ResumeTask" => unary(&body, &trace, |r| s.resume_task(r)).await,
-        "SetTaskLimits" => unary(&body, &trace, |r| s.set_task_limits(r)).await,
-        "GetTaskLimits" => unary(&body, &trace, |r| s.get_task_limits(r)).await,
+    match method {
+        "SubmitJob" => unary(body, trace, |r| s.submit_job(r)).await,
+        "SubmitJobs" => unary(body, trace, |r| s.submit_jobs(r)).await,
+        "RunJob" => unary(body, trace, |r| s.run_job(r)).await,
+        "RemoveJob" => unary(body, trace, |r| s.remove_job(r)).await,
+        "GetJob" => unary(body, trace, |r| s.get_job(r)).await,
+        "ListJobs" => unary(body, trace, |r| s.list_jobs(r)).await,
+        "DropTask" => unary(body, trace, |r| s.drop_task(r)).await,
+        "Status" => unary(body, trace, |r| s.status(r)).await,
+        "ListDead" => unary(body, trace, |r| s.list_dead(r)).await,
+        "RetryDead" => unary(body, trace, |r| s.retry_dead(r)).await,
+        "PurgeDead" => unary(body, trace, |r| s.purge_dead(r)).await,
+        "RegisterTask" => unary(body, trace, |r| s.register_task(r)).await,
+        "ReportResult" => unary(body, trace, |r| s.report_result(r)).await,
+        "Heartbeat" => unary(body, trace, |r| s.heartbeat(r)).await,
+        "SendData" => unary(body, trace, |r| s.send_data(r)).await,
+        "AcquireLock" => unary(body, trace, |r| s.acquire_lock(r)).await,
+        "ReleaseLock" => unary(body, trace, |r| s.release_lock(r)).await,
+        "GetConfig" => unary(body, trace, |r| s.get_config(r)).await,
+        "SetConfig" => unary(body, trace, |r| s.set_config(r)).await,
+        "CreateSchedule" => unary(body, trace, |r| s.create_schedule(r)).await,
+        "ListSchedules" => unary(body, trace, |r| s.list_schedules(r)).await,
+        "GetSchedule" => unary(body, trace, |r| s.get_schedule(r)).await,
+        "PauseSchedule" => unary(body, trace, |r| s.pause_schedule(r)).await,
+        "ResumeSchedule" => unary(body, trace, |r| s.resume_schedule(r)).await,
+        "DeleteSchedule" => unary(body, trace, |r| s.delete_schedule(r)).await,
+        "PauseTask" => unary(body, trace, |r| s.pause_task(r)).await,
+        "ResumeTask" => unary(body, trace, |r| s.resume_task(r)).await,
+        "SetTaskLimits" => unary(body, trace, |r| s.set_task_limits(r)).await,
+        "GetTaskLimits" => unary(body, trace, |r| s.get_task_limits(r)).await,
         "SubmitStream" | "RunJobStream" | "WatchJob" | "GrabJob" | "Work" | "Dump" | "Load" => {
             ApiError::new(
                 Code::Unimplemented,
@@ -144,13 +199,14 @@ pub(crate) async fn load_runner(
     Body(body): Body,
 ) -> Response {
     let s = &st.load_service;
+    let (body, trace) = (&body[..], &trace);
     match method.as_str() {
-        "SaveLoadJob" => unary(&body, &trace, |r| s.save_load_job(r)).await,
-        "ListLoadJobs" => unary(&body, &trace, |r| s.list_load_jobs(r)).await,
-        "ListTasks" => unary(&body, &trace, |r| s.list_tasks(r)).await,
-        "GetLoadStatus" => unary(&body, &trace, |r| s.get_load_status(r)).await,
-        "ListExecs" => unary(&body, &trace, |r| s.list_execs(r)).await,
-        "GetExec" => unary(&body, &trace, |r| s.get_exec(r)).await,
+        "SaveLoadJob" => unary(body, trace, |r| s.save_load_job(r)).await,
+        "ListLoadJobs" => unary(body, trace, |r| s.list_load_jobs(r)).await,
+        "ListTasks" => unary(body, trace, |r| s.list_tasks(r)).await,
+        "GetLoadStatus" => unary(body, trace, |r| s.get_load_status(r)).await,
+        "ListExecs" => unary(body, trace, |r| s.list_execs(r)).await,
+        "GetExec" => unary(body, trace, |r| s.get_exec(r)).await,
         "Exec" => ApiError::new(
             Code::Unimplemented,
             "Exec is a streaming method: call it over gRPC, or POST /exec",

@@ -528,7 +528,7 @@ impl Node {
         }
 
         let quit = Arc::new(tokio::sync::Notify::new());
-        let http = crate::http::router(crate::http::AppState::new(crate::http::AppParts {
+        let json = crate::http::AppState::new(crate::http::AppParts {
             scheduler: service,
             h: handle.clone(),
             limits: config.limits.clone(),
@@ -536,9 +536,10 @@ impl Node {
             metrics,
             load: runner.clone(),
             load_service,
-        }));
+        });
+        let http = crate::http::router(json.clone());
         let unary = unary_calls::UnaryCalls::new(unary_service, config.limits.message_limit());
-        let port = one_port::OnePort::new(grpc, scheduler, unary, http);
+        let port = one_port::OnePort::new(grpc, scheduler, unary, json, http);
         let app = match tokens {
             None => one_port::App::Open(port),
             Some(tokens) => {

@@ -7,7 +7,9 @@
 //! The Scheduler's gRPC calls, the one-job-per-call path, skip the gRPC router too: one
 //! path-prefix check hands them to the Scheduler's service, as tonic's router would after
 //! its route lookup (which is all that router adds: no layers sit on it). SubmitJob,
-//! SubmitJobs and RunJob themselves are served by hand (`unary_calls.rs`) when plain.
+//! SubmitJobs and RunJob themselves are served by hand (`unary_calls.rs`) when plain. The
+//! JSON face's Scheduler calls (a POST to the same paths) skip the HTTP router the same way
+//! (`rpc_json::scheduler_past_router`, which does what the route and its body limit do).
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -16,12 +18,13 @@ use axum::body::Body;
 use axum::routing::future::RouteFuture;
 use axum::Router;
 use futures_util::future::{BoxFuture, Either, MapOk};
-use futures_util::TryFutureExt;
+use futures_util::{FutureExt, TryFutureExt};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tower::Service;
 
 use crate::auth::Auth;
+use crate::http::{rpc_json, AppState};
 use crate::pb::scheduler_server::SchedulerServer;
 use crate::rpc::scheduler::SchedulerService;
 
@@ -41,23 +44,26 @@ pub struct OnePort {
     grpc: Router,
     scheduler: SchedulerServer<SchedulerService>,
     unary: UnaryCalls,
+    json: AppState,
     http: Router,
 }
 
 impl OnePort {
     /// The port over the gRPC services' router, the Scheduler's service (also in that
-    /// router), its unary one-job calls served by hand over the same service, and the HTTP
-    /// face's router.
+    /// router), its unary one-job calls served by hand over the same service, the HTTP
+    /// face's state (for its Scheduler calls) and its router.
     pub(super) fn new(
         grpc: Router,
         scheduler: SchedulerServer<SchedulerService>,
         unary: UnaryCalls,
+        json: AppState,
         http: Router,
     ) -> Self {
         OnePort {
             grpc,
             scheduler,
             unary,
+            json,
             http,
         }
     }
@@ -71,7 +77,7 @@ type SchedulerFuture = MapOk<
     fn(TonicResponse) -> Response<Body>,
 >;
 
-/// A unary call's answer when served by hand.
+/// A unary call's answer when served by hand (a gRPC call's, or a JSON call's).
 type UnaryFuture = BoxFuture<'static, Result<Response<Body>, Infallible>>;
 
 impl Service<Request<Incoming>> for OnePort {
@@ -85,6 +91,10 @@ impl Service<Request<Incoming>> for OnePort {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         if !crate::status::is_grpc(&req) {
+            if req.method() == http::Method::POST && is_scheduler_call(req.uri().path()) {
+                let json = rpc_json::scheduler_past_router(self.json.clone(), req);
+                return Either::Left(Either::Right(Box::pin(json.map(Ok))));
+            }
             return Either::Right(self.http.call(req));
         }
         if let Some(m) = UnaryCalls::takes(&req) {
