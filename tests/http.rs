@@ -626,6 +626,10 @@ async fn json_numbers_come_as_numbers_or_strings_and_a_bad_one_is_named() {
     let s = TestServer::start().await;
     let c = http();
     let url = |m: &str| format!("{}/taskhive.v1.Scheduler/{m}", s.url());
+    let call = |m: &str, body: &Value| {
+        let req = c.post(url(m)).json(body);
+        async move { json_of(req.send().await.unwrap()).await }
+    };
     // A day from now: pending, not due.
     let at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -645,16 +649,9 @@ async fn json_numbers_come_as_numbers_or_strings_and_a_bad_one_is_named() {
     ] {
         let body = json!({"task": "jn", "name": name, "schedAtMs": sched, "timeoutMs": timeout,
                           "priority": priority, "retry": {"maxAttempts": attempts}});
-        let (st, v) = json_of(c.post(url("SubmitJob")).json(&body).send().await.unwrap()).await;
+        let (st, v) = call("SubmitJob", &body).await;
         assert_eq!(st, StatusCode::OK, "{name}: {v}");
-        let (st, v) = json_of(
-            c.post(url("GetJob"))
-                .json(&json!({"task": "jn", "name": name}))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (st, v) = call("GetJob", &json!({"task": "jn", "name": name})).await;
         assert_eq!(st, StatusCode::OK, "{name}: {v}");
         assert_eq!(
             (&v["schedAtMs"], &v["timeoutMs"], &v["priority"]),
@@ -686,7 +683,7 @@ async fn json_numbers_come_as_numbers_or_strings_and_a_bad_one_is_named() {
         job.as_object_mut()
             .unwrap()
             .extend(body.as_object().unwrap().clone());
-        let (st, v) = json_of(c.post(url("SubmitJob")).json(&job).send().await.unwrap()).await;
+        let (st, v) = call("SubmitJob", &job).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{job}: {v}");
         assert_eq!(v["code"], json!("INVALID_ARGUMENT"), "{job}: {v}");
         let msg = v["message"].as_str().unwrap();
@@ -714,13 +711,6 @@ async fn json_numbers_come_as_numbers_or_strings_and_a_bad_one_is_named() {
         );
     }
     // Nothing refused was stored.
-    let (st, _) = json_of(
-        c.post(url("GetJob"))
-            .json(&json!({"task": "jn", "name": "bad"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, _) = call("GetJob", &json!({"task": "jn", "name": "bad"})).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
