@@ -48,7 +48,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
 }
 
 /// A request from its proto3 JSON body (empty = every field default). A refusal names the
-/// field at fault by its path (`body: job.timeoutMs: ...`). Pure, so it is fuzzed
+/// field at fault by its path (`body: retry.maxAttempts: ...`). Pure, so it is fuzzed
 /// (`fuzz/fuzz_targets/http_json.rs`).
 pub fn decode_json<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
@@ -106,11 +106,12 @@ pub async fn scheduler(
 
 /// `POST /taskhive.v1.Scheduler/{method}` as the shared port hands it over
 /// (`server::one_port`), past the HTTP router: the JSON face's one-job-per-call path. It does
-/// what the route would: the method is the path's last segment, the body is read up to
-/// the message size limit (413 over it, as the router's limit answers), and the
-/// `traceparent` header goes along. The router's route lookup, its path-parameter map and
-/// its boxed handler future were about 9 % of a JSON SubmitJob's server instructions
-/// (BENCHMARKS.md, "The JSON face's numbers").
+/// what the route would: the method is what follows the service's path (anything else than
+/// a method's name is 404, as the router's fallback is), the body is read up to the message
+/// size limit (413 over it, as the router's limit answers), and the `traceparent` header
+/// goes along. The router's route lookup, its path-parameter map and its boxed handler
+/// future were about 12 % of a JSON SubmitJob's server instructions (BENCHMARKS.md, "The
+/// JSON face's numbers").
 pub(crate) async fn scheduler_past_router(
     st: AppState,
     req: axum::http::Request<hyper::body::Incoming>,
