@@ -342,6 +342,13 @@ async fn json_calls_reach_the_same_service_as_grpc() {
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
         ),
+        // A method's path with more after it names no method.
+        (
+            "SubmitJob/more",
+            json!({"task": "hr", "name": "x"}),
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        ),
         (
             "Work",
             json!({}),
