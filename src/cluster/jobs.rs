@@ -389,7 +389,7 @@ impl<'a> SpecArrays<'a> {
     /// the database holds when the statement runs, else `timeouts`' (see `sql::SUBMIT`).
     fn new(timeouts: &TimeoutSetting) -> Self {
         SpecArrays {
-            setting_ms: timeouts.or_setting(0) as i64,
+            setting_ms: i64::from(timeouts.ms()),
             ..SpecArrays::default()
         }
     }
@@ -777,7 +777,7 @@ impl Backend for ClusterJobs {
         let (shared, backlog) = (self.shared.clone(), self.backlog.clone());
         // A dumped row without a lease length gets the setting as committed (`sql::LOAD`),
         // as a single node's load gives it the setting it holds.
-        let setting_ms = self.timeout.or_setting(0) as i64;
+        let setting_ms = i64::from(self.timeout.ms());
         Box::pin(async move {
             let demand = Demand {
                 jobs: 1,

@@ -72,7 +72,7 @@ pub(super) async fn serve(
                     Some(ToWorker::Job(v)) => {
                         let (job, run) = handed_pb(v);
                         if let Some(run) = run {
-                            runs.0.insert(job.lease_id, run);
+                            runs.open(job.lease_id, run);
                         }
                         if !send(Out::Job(job)) { break }
                     }
@@ -182,6 +182,10 @@ fn end_run(run: telemetry::Run, o: &crate::scheduler::job::Outcome) {
 struct Runs(std::collections::HashMap<LeaseId, telemetry::Run, foldhash::fast::RandomState>);
 
 impl Runs {
+    fn open(&mut self, lease: LeaseId, run: telemetry::Run) {
+        self.0.insert(lease, run);
+    }
+
     fn take(&mut self, lease: LeaseId) -> Option<telemetry::Run> {
         if self.0.is_empty() {
             return None;

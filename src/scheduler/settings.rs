@@ -66,10 +66,15 @@ impl TimeoutSetting {
     /// when it set none (0).
     pub(crate) fn or_setting(&self, spec_ms: u32) -> u32 {
         if spec_ms == 0 {
-            self.0.load(Ordering::Relaxed)
+            self.ms()
         } else {
             spec_ms
         }
+    }
+
+    /// The setting itself, in ms.
+    pub(crate) fn ms(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
