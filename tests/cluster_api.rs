@@ -294,8 +294,16 @@ async fn a_lock_takes_the_lock_timeout_setting_as_committed_not_as_notified() {
 /// its acknowledgement, not an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submit_that_loses_a_deadlock_is_tried_again() {
-    let (db, _tmp, nodes) = cluster(1).await;
-    let mut c = client(nodes[0].1).await;
+    // PostgreSQL looks for a deadlock once per wait, `deadlock_timeout` after it began, and
+    // fails the session that finds one. The node's submit waits first, so it must be the one
+    // to look after both wait: its sessions look 5 s in (not 1 s: a loaded machine may take
+    // longer than that to start the other wait, and then the other transaction found the
+    // deadlock and failed), and the other session never looks.
+    let db = tokio::task::spawn_blocking(fresh_db).await.unwrap();
+    db.set_session_default("deadlock_timeout", "5s");
+    let tmp = tempfile::tempdir().unwrap();
+    let node = start_node(tmp.path(), &db, "n0").await;
+    let mut c = client(node.1).await;
     for name in ["a", "b"] {
         c.submit_job(job("dl", name)).await.unwrap();
     }
@@ -305,13 +313,14 @@ async fn a_submit_that_loses_a_deadlock_is_tried_again() {
     let (close_tx, close) = std::sync::mpsc::channel::<()>();
     let other = tokio::task::spawn_blocking(move || {
         let mut pg = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        pg.batch_execute("SET deadlock_timeout = '10min'").unwrap();
         let mut tx = pg.transaction().unwrap();
         let set = "UPDATE jobs SET args = 'other' WHERE task = 'dl' AND name = $1";
         tx.execute(set, &[&"b"]).unwrap();
         locked_tx.send(()).unwrap();
         close.recv().unwrap();
-        // The submit waited first, so its deadlock check runs first (`deadlock_timeout`
-        // after) and it is the one PostgreSQL fails; this update then goes through.
+        // The submit's deadlock check finds this wait and fails the submit; this update
+        // then goes through.
         tx.execute(set, &[&"a"]).unwrap();
         tx.commit().unwrap();
     });
