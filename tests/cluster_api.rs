@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::child::spawn_server;
 use common::cluster::{channel, client, query_i64};
 use common::pg::{fresh_db, PgDb};
-use common::{job, setting, within, Worker};
+use common::{job, now_ms, setting, within, Worker};
 use taskhive::pb::{self, scheduler_client::SchedulerClient};
 use tokio::process::Child;
 use tonic::transport::Channel;
@@ -1546,6 +1546,75 @@ async fn scenario_large_payloads_arrive_whole_in_due_order(env: Env) {
     }
 }
 
+/// The JSON face takes a 64-bit number as a JSON number or a string, on every node, and
+/// refuses a bad one with a 400 naming the field by its path; a refused body stores nothing
+/// on any node.
+async fn scenario_json_numbers_come_as_numbers_or_strings(env: Env) {
+    use serde_json::{json, Value};
+    let http = reqwest::Client::new();
+    let call = |addr: SocketAddr, m: &str, body: Value| {
+        let req = http
+            .post(format!("http://{addr}/taskhive.v1.Scheduler/{m}"))
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            let st = r.status();
+            (st, r.json::<Value>().await.unwrap())
+        }
+    };
+    // A day from now: pending, not due.
+    let at = now_ms() + 86_400_000;
+    for (name, sched, timeout, priority) in [
+        ("numbers", json!(at), json!(7000), json!(-3)),
+        ("strings", json!(at.to_string()), json!("7000"), json!("-3")),
+    ] {
+        let body = json!({"task": "jn", "name": name, "schedAtMs": sched, "timeoutMs": timeout,
+                          "priority": priority, "retry": {"maxAttempts": 4}});
+        let (st, v) = call(env.addr(), "SubmitJob", body).await;
+        assert_eq!(st, reqwest::StatusCode::OK, "{name}: {v}");
+        for &addr in &env.addrs {
+            let (st, v) = call(addr, "GetJob", json!({"task": "jn", "name": name})).await;
+            assert_eq!(st, reqwest::StatusCode::OK, "{name} on {addr}: {v}");
+            assert_eq!(
+                (&v["schedAtMs"], &v["timeoutMs"], &v["priority"]),
+                (&json!(at.to_string()), &json!("7000"), &json!(-3)),
+                "{name} on {addr}: {v}"
+            );
+        }
+    }
+    for (field, bad, why) in [
+        ("schedAtMs", json!({"schedAtMs": "soon"}), "invalid digit"),
+        (
+            "priority",
+            json!({"priority": 2_147_483_648_i64}),
+            "2147483648",
+        ),
+        (
+            "retry.maxAttempts",
+            json!({"retry": {"maxAttempts": -1}}),
+            "-1",
+        ),
+    ] {
+        let mut job = json!({"task": "jn", "name": "bad"});
+        job.as_object_mut()
+            .unwrap()
+            .extend(bad.as_object().unwrap().clone());
+        for &addr in &env.addrs {
+            let (st, v) = call(addr, "SubmitJob", job.clone()).await;
+            assert_eq!(st, reqwest::StatusCode::BAD_REQUEST, "{job} on {addr}: {v}");
+            let msg = v["message"].as_str().unwrap_or_default();
+            assert!(
+                msg.starts_with(&format!("body: {field}: ")) && msg.contains(why),
+                "{job} on {addr}: {msg:?} should name {field} and say {why:?}"
+            );
+        }
+    }
+    for &addr in &env.addrs {
+        let (st, v) = call(addr, "GetJob", json!({"task": "jn", "name": "bad"})).await;
+        assert_eq!(st, reqwest::StatusCode::NOT_FOUND, "on {addr}: {v}");
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod one_node {
@@ -1718,6 +1787,7 @@ conformance!(
     scenario_per_key_and_rate_limits_hold_across_nodes,
     scenario_a_broadcast_job_reaches_every_broadcast_worker,
     scenario_large_payloads_arrive_whole_in_due_order,
+    scenario_json_numbers_come_as_numbers_or_strings,
 );
 
 /// The machine reason of a refusal (`google.rpc.ErrorInfo` in the status details).
