@@ -923,6 +923,10 @@ async fn e2e(a: &BenchArgs, addr: &str, how: Submits) -> Result<BenchResult, Box
         .await
         .ok_or("e2e: workers stopped receiving jobs")?;
     let took = start.elapsed();
+    // Every job reached a worker, but the last Dones may still be on their way: a worker
+    // stopped now would leave its jobs running until their lease ran out, and
+    // `bench/cluster` would count them as left in the database.
+    until_task_empty(addr, task).await?;
     for w in workers {
         w.abort();
     }
@@ -932,6 +936,34 @@ async fn e2e(a: &BenchArgs, addr: &str, how: Submits) -> Result<BenchResult, Box
         Submits::Stream => "e2e-stream",
     };
     Ok(result(name, total, took, &h))
+}
+
+/// Waits (10 s at most) until the server holds no job of `task`: none pending, scheduled or
+/// running.
+async fn until_task_empty(addr: &str, task: &str) -> Result<(), BoxError> {
+    let mut c = SchedulerClient::new(channel(addr).await?);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = c
+            .status(pb::StatusRequest { task: task.into() })
+            .await?
+            .into_inner();
+        let held: u64 = status
+            .tasks
+            .iter()
+            .map(|t| t.pending + t.scheduled + t.running)
+            .sum();
+        if held == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{held} jobs of {task} still held 10 s after the last reached a worker"
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// dispatch's worker over tonic's client on a bare HTTP/2 connection (capacity 1, Done at
