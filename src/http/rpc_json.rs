@@ -107,7 +107,8 @@ pub async fn scheduler(
 /// `POST /taskhive.v1.Scheduler/{method}` as the shared port hands it over
 /// (`server::one_port`), past the HTTP router: the JSON face's one-job-per-call path. It does
 /// what the route would: the method is what follows the service's path (anything else than
-/// a method's name is 404, as the router's fallback is), the body is read up to the message
+/// a method's name is 404, as the router's fallback is; a percent-encoded path is left to
+/// the router, which decodes it), the body is read up to the message
 /// size limit (413 over it, as the router's limit answers), and the `traceparent` header
 /// goes along. The router's route lookup, its path-parameter map and its boxed handler
 /// future were about 12 % of a JSON SubmitJob's server instructions (BENCHMARKS.md, "The

@@ -9,7 +9,8 @@
 //! its route lookup (which is all that router adds: no layers sit on it). SubmitJob,
 //! SubmitJobs and RunJob themselves are served by hand (`unary_calls.rs`) when plain. The
 //! JSON face's Scheduler calls (a POST to the same paths) skip the HTTP router the same way
-//! (`rpc_json::scheduler_past_router`, which does what the route and its body limit do).
+//! (`rpc_json::scheduler_past_router`, which does what the route and its body limit do),
+//! unless the path is percent-encoded.
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -91,7 +92,11 @@ impl Service<Request<Incoming>> for OnePort {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         if !crate::status::is_grpc(&req) {
-            if req.method() == http::Method::POST && is_scheduler_call(req.uri().path()) {
+            // A percent-encoded path goes to the router, whose path extractor decodes it;
+            // clients send plain method names, which is all the direct path reads.
+            let path = req.uri().path();
+            if req.method() == http::Method::POST && is_scheduler_call(path) && !path.contains('%')
+            {
                 let json = rpc_json::scheduler_past_router(self.json.clone(), req);
                 return Either::Left(Either::Right(Box::pin(json.map(Ok))));
             }
