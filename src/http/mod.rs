@@ -194,7 +194,9 @@ pub(crate) fn rejection_json(status: StatusCode, text: &str) -> Response {
         _ => "INVALID_ARGUMENT",
     };
     let message = match text.trim() {
-        "" if status == StatusCode::PAYLOAD_TOO_LARGE => "body: over the size limit".to_string(),
+        // One wording whichever limit refused it (the router's, or the JSON face's direct
+        // path in `rpc_json::scheduler_past_router`).
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => "body: over the size limit".to_string(),
         t => t.to_string(),
     };
     let body = serde_json::json!({ "code": code, "reason": code, "message": message });

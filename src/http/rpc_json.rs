@@ -26,9 +26,13 @@ impl<S: Send + Sync> FromRequestParts<S> for TraceHeader {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(TraceHeader(
-            parts.headers.get(crate::telemetry::TRACEPARENT).cloned(),
-        ))
+        Ok(TraceHeader::of(&parts.headers))
+    }
+}
+
+impl TraceHeader {
+    fn of(headers: &axum::http::HeaderMap) -> Self {
+        TraceHeader(headers.get(crate::telemetry::TRACEPARENT).cloned())
     }
 }
 
@@ -119,7 +123,7 @@ pub(crate) async fn scheduler_past_router(
 ) -> Response {
     use http_body_util::{BodyExt, LengthLimitError, Limited};
     let (parts, body) = req.into_parts();
-    let trace = TraceHeader(parts.headers.get(crate::telemetry::TRACEPARENT).cloned());
+    let trace = TraceHeader::of(&parts.headers);
     let body = match Limited::new(body, st.limits.message_limit())
         .collect()
         .await

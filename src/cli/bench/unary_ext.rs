@@ -200,8 +200,8 @@ async fn serve(dir: &Path, periodic: bool) -> Result<Served, BoxError> {
 }
 
 /// Stops the server as an operator would (SIGTERM, then SIGKILL after 30 s): a profiler
-/// wrapped around it (`bench/profile-unary`'s `SCENARIO=json`) writes its counts only at a
-/// clean exit. The CPU figures were read before this.
+/// wrapped around it (`bench/profile-faces`' callgrind) writes its counts only at a clean
+/// exit. The CPU figures were read before this.
 async fn stop(child: &mut Child) {
     if let Some(pid) = child.id() {
         // SAFETY: a plain kill(2) of our own child, which has not been reaped yet.
