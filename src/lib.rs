@@ -1,6 +1,6 @@
 //! taskhive: a durable job scheduler and load runner.
 //!
-//! The binary is a thin CLI over [`server::run`]; everything else lives here so it can be
+//! The binary is a thin CLI over [`server::Node`]; everything else lives here so it can be
 //! tested in-process. See ARCHITECTURE.md for the map.
 #![warn(missing_docs)]
 

@@ -38,15 +38,22 @@ fn main() -> std::process::ExitCode {
                 // Connections, not descriptors, should be what --max-connections refuses.
                 taskhive::admission::raise_nofile_limit_logged();
                 let listener = tokio::net::TcpListener::bind(args.listen).await?;
-                // Scripts and tests that pass port 0 read the real address from this line.
-                println!("listening on {}", listener.local_addr()?);
+                let mut announce = vec![format!("listening on {}", listener.local_addr()?)];
                 let mut config = cli::serve_config(&args);
                 for addr in &args.periodic_listen {
                     let l = taskhive::periodic::Listener::bind(addr).await?;
-                    println!("periodic listening on {}", l.describe());
+                    announce.push(format!("periodic listening on {}", l.describe()));
                     config.periodic.push(l);
                 }
-                taskhive::server::run(listener, config, cli::shutdown_signal()).await?;
+                // The ports are bound first (a taken port fails at once), but announced only
+                // once the store is open and the node can answer: scripts and tests that pass
+                // port 0 read the real address from these lines and take them as "ready",
+                // and a node whose store cannot open exits without ever printing them.
+                let node = taskhive::server::Node::start(listener, config).await?;
+                for line in announce {
+                    println!("{line}");
+                }
+                node.serve(cli::shutdown_signal()).await?;
                 Ok(std::process::ExitCode::SUCCESS)
             }
             Command::Run(args) => cli::exec_worker::run(args)
