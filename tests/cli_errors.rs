@@ -164,49 +164,20 @@ async fn auth_refusals_say_which_flag_to_check() {
 #[tokio::test]
 async fn a_node_whose_store_cannot_open_exits_without_announcing_its_port() {
     // Scripts take "listening on" for "ready": a node that cannot open its store must not
-    // print it before it fails. One node's store (a file where its directory should be) and a
-    // cluster node's (a PostgreSQL address nothing listens on).
+    // print it before it fails (`serve_fails` checks that). One node's store (a file where
+    // its directory should be) and a cluster node's (a PostgreSQL address nothing listens on).
     let dir = tempfile::tempdir().unwrap();
     let not_a_dir = dir.path().join("data");
     std::fs::write(&not_a_dir, b"a file where the data directory should be").unwrap();
+    let log = common::child::serve_fails(&not_a_dir, &[]).await;
+    assert!(log.contains("taskhive: store: create "), "{log}");
+
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let stores = [
-        ("--data", not_a_dir.to_str().unwrap().to_owned()),
-        (
-            "--store",
-            format!("postgres://taskhive@127.0.0.1:{closed}/taskhive"),
-        ),
-    ];
-    for (flag, store) in stores {
-        let out = taskhive(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            flag,
-            &store,
-            "--min-free-disk",
-            "0",
-        ])
-        .await;
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{flag} {store}: {}",
-            stderr(&out)
-        );
-        assert!(
-            out.stdout.is_empty(),
-            "{flag} {store}: printed before failing: {:?}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        assert!(
-            stderr(&out).starts_with("taskhive: store: "),
-            "{}",
-            stderr(&out)
-        );
-    }
+    let url = format!("postgres://taskhive@127.0.0.1:{closed}/taskhive");
+    let log = common::child::serve_fails(&dir.path().join("node"), &["--store", &url]).await;
+    assert!(log.contains("taskhive: store: postgres: "), "{log}");
 }

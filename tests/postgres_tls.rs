@@ -7,9 +7,9 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use common::child::{client_at, spawn_server};
+use common::child::{client_at, serve_fails, spawn_server};
 use common::pg::{give_to_server, Cluster};
-use common::{job, within, Worker};
+use common::{job, Worker};
 use taskhive::store::pg_tls::pg_config;
 use tempfile::TempDir;
 use tonic::transport::Channel;
@@ -192,10 +192,7 @@ async fn a_wrong_ca_stops_serve_at_start_up_naming_the_tls_error() {
         let url = pg.url("localhost", "wrong", &pg.verify_full(&pg.wrong_ca));
         let mut args = vec!["--store", url.as_str()];
         args.extend_from_slice(extra);
-        let (mut child, _) = spawn_server(&dir, &args).await;
-        let status = within(30, child.wait()).await.unwrap();
-        assert!(!status.success(), "{name}: serve started with a wrong CA");
-        let log = std::fs::read_to_string(dir.with_extension("log")).unwrap();
+        let log = serve_fails(&dir, &args).await;
         let expected = format!(
             "store: postgres: TLS handshake failed: invalid peer certificate: UnknownIssuer \
              (sslmode=verify-full, sslrootcert={})",

@@ -54,6 +54,31 @@ pub async fn spawn_server_with(
     (child, addr)
 }
 
+/// Runs `taskhive serve` over `dir` for a start that must fail: waits (30 s at most) for it
+/// to exit, checks that it failed without announcing a port (a node announces it only once
+/// its store is open), and returns what it wrote on stderr.
+pub async fn serve_fails(dir: &Path, extra: &[&str]) -> String {
+    let out = super::within(
+        30,
+        Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir)
+            .args(extra)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "serve started: {stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "serve announced a port before it failed: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
 /// A gRPC channel to a child server's address.
 pub async fn channel_at(addr: SocketAddr) -> tonic::transport::Channel {
     tonic::transport::Channel::from_shared(format!("http://{addr}"))
