@@ -1615,6 +1615,66 @@ async fn scenario_json_numbers_come_as_numbers_or_strings(env: Env) {
     }
 }
 
+/// The JSON face's paths on every node: a percent-encoded method name (which goes through the
+/// HTTP router, not the direct path) submits on a random node and reads back from every node,
+/// and a body over the size limit is refused with the same 413 on both paths of every node,
+/// storing nothing.
+async fn scenario_json_percent_paths_and_oversized_bodies(env: Env) {
+    use serde_json::{json, Value};
+    let http = reqwest::Client::new();
+    let post = |addr: SocketAddr, m: &str, body: reqwest::Body| {
+        let req = http
+            .post(format!("http://{addr}/taskhive.v1.Scheduler/{m}"))
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let r = req.send().await.unwrap();
+            let st = r.status();
+            (st, r.json::<Value>().await.unwrap())
+        }
+    };
+    let job = |name: &str| json!({"task": "jp", "name": name}).to_string();
+    let (st, v) = post(env.addr(), "Submit%4Aob", job("pct").into()).await;
+    assert_eq!(st, reqwest::StatusCode::OK, "{v}");
+    for &addr in &env.addrs {
+        for m in ["GetJob", "Get%4Aob"] {
+            let (st, v) = post(addr, m, job("pct").into()).await;
+            assert_eq!(st, reqwest::StatusCode::OK, "{m} on {addr}: {v}");
+            assert_eq!(v["name"], json!("pct"), "{m} on {addr}: {v}");
+        }
+    }
+    for &addr in &env.addrs {
+        for m in ["SubmitJob", "Submit%4Aob"] {
+            let (st, v) = post(addr, m, vec![b'x'; 2 << 20].into()).await;
+            assert_eq!(
+                (st, &v["code"], &v["message"]),
+                (
+                    reqwest::StatusCode::PAYLOAD_TOO_LARGE,
+                    &json!("PAYLOAD_TOO_LARGE"),
+                    &json!("body: over the size limit")
+                ),
+                "{m} on {addr}"
+            );
+        }
+    }
+    for &addr in &env.addrs {
+        let (st, v) = post(addr, "Status", json!({"task": "jp"}).to_string().into()).await;
+        assert_eq!(st, reqwest::StatusCode::OK, "on {addr}: {v}");
+        let held: u64 = v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                ["pending", "scheduled", "running", "dead"]
+                    .iter()
+                    .map(|k| t[k].as_str().unwrap_or("0").parse::<u64>().unwrap())
+                    .sum::<u64>()
+            })
+            .sum();
+        assert_eq!(held, 1, "on {addr}: only the one job is held: {v}");
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod one_node {
@@ -1788,6 +1848,7 @@ conformance!(
     scenario_a_broadcast_job_reaches_every_broadcast_worker,
     scenario_large_payloads_arrive_whole_in_due_order,
     scenario_json_numbers_come_as_numbers_or_strings,
+    scenario_json_percent_paths_and_oversized_bodies,
 );
 
 /// The machine reason of a refusal (`google.rpc.ErrorInfo` in the status details).
