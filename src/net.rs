@@ -37,8 +37,10 @@ use crate::admission::{Gate, Permit, Timeout};
 
 pub(crate) mod coalesce;
 mod conn_tasks;
+mod linger;
 use coalesce::Coalesced;
 use conn_tasks::{ConnTasks, Running};
+use linger::Linger;
 
 /// Certificate files for TLS on the shared port.
 #[derive(Clone, Debug)]
@@ -572,10 +574,11 @@ async fn connection<A: App>(
         })
     };
     let svc = TowerToHyperService::new(svc);
-    match &shared.tls {
+    let linger = Linger::of(&tcp);
+    let ended = match &shared.tls {
         None => {
             let io = Coalesced::new(Counted::new(tcp, act.clone()), act.clone());
-            drive(&shared, io, svc, &act, stop).await;
+            drive(&shared, io, svc, &act, stop).await
         }
         Some(acceptor) => {
             let deadline = act.born + shared.cfg.header_read_timeout;
@@ -587,27 +590,47 @@ async fn connection<A: App>(
             match handshake {
                 Ok(Ok(stream)) => {
                     let io = Coalesced::new(Counted::new(stream, act.clone()), act.clone());
-                    drive(&shared, io, svc, &act, stop).await;
+                    drive(&shared, io, svc, &act, stop).await
                 }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "tls handshake failed");
+                    Ended::Cut
+                }
                 Err(_) => {
                     shared.gate.timed_out(Timeout::Header);
                     tracing::debug!(%peer, "tls handshake timed out");
+                    Ended::Cut
                 }
             }
         }
+    };
+    // Still holding the connection's permit: a lingering socket counts against the caps.
+    if let (Ended::Served, Some(linger)) = (ended, linger) {
+        linger.drain().await;
     }
 }
 
+/// How [`drive`] ended a connection.
+#[derive(Clone, Copy, PartialEq)]
+enum Ended {
+    /// The client closed it, or hyper did after a response (the client may still be
+    /// sending): what it sends is drained before the socket closes ([`linger`]).
+    Served,
+    /// A timeout, a failed handshake or the server stopping: closed at once.
+    Cut,
+}
+
 /// Serves HTTP on `io` until it ends; on a header timeout the connection is dropped, on an
-/// idle timeout or server stop it is shut down gracefully (HTTP/2 GOAWAY).
+/// idle timeout or server stop it is shut down gracefully (HTTP/2 GOAWAY). `io` is dropped
+/// when this returns.
 async fn drive<I, S, A>(
     shared: &Shared<A>,
     io: I,
     svc: S,
     act: &Activity,
     mut stop: watch::Receiver<bool>,
-) where
+) -> Ended
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<Request<hyper::body::Incoming>, Response = Response<Tracked>>
         + Clone
@@ -631,9 +654,10 @@ async fn drive<I, S, A>(
                 if let Err(e) = r {
                     if e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) {
                         shared.gate.timed_out(Timeout::Header);
+                        return Ended::Cut;
                     }
                 }
-                return;
+                return if closing { Ended::Cut } else { Ended::Served };
             }
             _ = stop.wait_for(|&s| s), if !closing => {
                 conn.as_mut().graceful_shutdown();
@@ -642,7 +666,7 @@ async fn drive<I, S, A>(
             t = &mut dog, if !closing => {
                 shared.gate.timed_out(t);
                 match t {
-                    Timeout::Header => return,
+                    Timeout::Header => return Ended::Cut,
                     Timeout::Idle => {
                         conn.as_mut().graceful_shutdown();
                         closing = true;

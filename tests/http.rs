@@ -737,3 +737,39 @@ async fn json_numbers_come_as_numbers_or_strings_and_a_bad_one_is_named() {
     let (st, _) = call("GetJob", &json!({"task": "jn", "name": "bad"})).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
+
+/// A client still sending a body the server has refused (413, over the size limit) reads the
+/// refusal: the server drains what the client sends before it closes the socket (a close
+/// with unread bytes would be a reset, and the client's write would fail before it read the
+/// answer). The body is far larger than the kernel's socket buffers, so without the drain
+/// the client's write is certain to fail. The same on both JSON paths (the direct one and the
+/// router's, which takes a percent-encoded method name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_sending_a_refused_body_reads_the_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    let body = vec![b'x'; 32 << 20];
+    for method in ["SubmitJob", "Submit%4Aob"] {
+        let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let head = format!(
+            "POST /taskhive.v1.Scheduler/{method} HTTP/1.1\r\nhost: x\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        within(30, async {
+            tcp.write_all(head.as_bytes()).await?;
+            tcp.write_all(&body).await
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{method}: the body could not be sent: {e}"));
+        let mut answer = Vec::new();
+        within(30, tcp.read_to_end(&mut answer))
+            .await
+            .unwrap_or_else(|e| panic!("{method}: the answer could not be read: {e}"));
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 413 ") && answer.contains("body: over the size limit"),
+            "{method}: {answer}"
+        );
+    }
+}
