@@ -552,6 +552,7 @@ async fn connection<A: App>(
                     remote_addr: Some(peer),
                 });
             let req_guard = act.begin();
+            let http1 = req.version() <= http::Version::HTTP_11;
             let app = app.clone();
             let refused = limiter.as_ref().and_then(|l| {
                 l.check()
@@ -559,13 +560,22 @@ async fn connection<A: App>(
                     .map(|nu| nu.wait_time_from(DefaultClock::default().now()))
             });
             async move {
-                let resp = match refused {
+                let mut resp = match refused {
                     Some(wait) => over_rate(crate::status::is_grpc(&req), wait),
                     None => match app.oneshot(req).await {
                         Ok(r) => r,
                         Err(never) => match never {},
                     },
                 };
+                // A body refused part-way is not read to its end, so hyper closes the
+                // connection after the answer: say so, or an HTTP/1 client would put it back
+                // in its pool and lose its next request on it. (HTTP/2 resets the one stream.)
+                if http1 && resp.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
                 Ok::<_, Infallible>(resp.map(|inner| Tracked {
                     inner,
                     _req: req_guard,
