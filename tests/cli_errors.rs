@@ -19,22 +19,13 @@ async fn taskhive(args: &[&str]) -> Output {
     within(60, c.output()).await.unwrap()
 }
 
-/// A port nothing listens on: bound, then released.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[tokio::test]
 async fn no_server_says_what_was_tried_and_what_to_do() {
-    let addr = format!("127.0.0.1:{}", closed_port());
+    let addr = format!("127.0.0.1:{}", free_port());
     let out = taskhive(&["status", "--addr", &addr]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
@@ -175,7 +166,7 @@ async fn a_node_whose_store_cannot_open_exits_without_announcing_its_port() {
     let log = common::child::serve_fails(&not_a_dir, &[]).await;
     assert!(log.contains("taskhive: store: create "), "{log}");
 
-    let url = format!("postgres://taskhive@127.0.0.1:{}/taskhive", closed_port());
+    let url = format!("postgres://taskhive@127.0.0.1:{}/taskhive", free_port());
     let log = common::child::serve_fails(&dir.path().join("node"), &["--store", &url]).await;
     assert!(log.contains("taskhive: store: postgres: "), "{log}");
 }

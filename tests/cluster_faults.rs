@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use common::child::spawn_server;
 use common::cluster::{assert_no_overlap, pick, query_i64, query_one, worker_loop};
 use common::pg::{fresh_db, PgDb};
-use common::{assert_no_job, job, within};
+use common::{assert_no_job, free_port, job, within};
 use taskhive::pb::{self, scheduler_client::SchedulerClient};
 use taskhive::periodic::command::{code, encode_request, PJob, Request};
 use taskhive::periodic::frame;
@@ -26,14 +26,6 @@ use tonic::transport::Channel;
 
 type Nodes = Arc<Mutex<Vec<Option<SocketAddr>>>>;
 type Acked = Arc<Mutex<HashSet<String>>>;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A node with a Periodic TCP listener on `periodic_port`.
 async fn start_node(dir: &Path, db: &PgDb, node: &str, periodic_port: u16) -> (Child, SocketAddr) {

@@ -11,6 +11,10 @@ pub mod stores;
 pub mod target;
 pub mod tls_target;
 
+// Not every test binary uses it.
+#[allow(unused_imports)]
+pub use pg::free_port;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;

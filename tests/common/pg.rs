@@ -45,7 +45,9 @@ pub fn pg_bin() -> PathBuf {
     found.pop().map(|(_, b)| b).unwrap_or_default()
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on: bound, then released (for a server to start on, or for a
+/// client to find closed).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
