@@ -40,7 +40,7 @@ mod conn_tasks;
 mod linger;
 use coalesce::Coalesced;
 use conn_tasks::{ConnTasks, Running};
-use linger::Linger;
+use linger::GiveBack;
 
 /// Certificate files for TLS on the shared port.
 #[derive(Clone, Debug)]
@@ -584,7 +584,7 @@ async fn connection<A: App>(
         })
     };
     let svc = TowerToHyperService::new(svc);
-    let linger = Linger::of(&tcp);
+    let (tcp, given_back) = GiveBack::new(tcp);
     let ended = match &shared.tls {
         None => {
             let io = Coalesced::new(Counted::new(tcp, act.clone()), act.clone());
@@ -615,8 +615,8 @@ async fn connection<A: App>(
         }
     };
     // Still holding the connection's permit: a lingering socket counts against the caps.
-    if let (Ended::Served, Some(linger)) = (ended, linger) {
-        linger.drain().await;
+    if ended == Ended::Served {
+        linger::drain(given_back).await;
     }
 }
 

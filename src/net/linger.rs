@@ -1,5 +1,5 @@
 //! Lingering close: after the server has answered and closed a connection whose client may
-//! still be sending (a body refused mid-way, 413 over the size limit), the rest of what the
+//! still be sending (a body refused part-way, 413 over the size limit), the rest of what the
 //! client sends is read and thrown away for a while before the socket is closed.
 //!
 //! Why: closing a TCP socket with unread bytes in its receive buffer sends a reset, not a
@@ -7,52 +7,118 @@
 //! may never read the 413 the server sent before it (Python `requests` and Rust `reqwest`
 //! report the write error). nginx does the same (`lingering_close`).
 //!
-//! How: a duplicate of the socket's descriptor is taken when the connection is accepted, so
-//! the socket outlives hyper's stream (and rustls' over it). Once hyper is done, the write
-//! side is shut (FIN after the response), and the duplicate is read until the client closes,
-//! [`TIME`] has passed or [`BYTES`] were thrown away; dropping it then closes the socket.
-//! A client that already closed costs one read that returns at once.
+//! How: hyper (and rustls over it) get the socket inside a [`GiveBack`], which hands the
+//! socket back to the connection's task when they drop it, instead of closing it. The task
+//! then [`drain`]s it when the connection ended on its own, or drops it. No second
+//! descriptor: a connection still costs one.
 
-use std::net::Shutdown;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 
 /// How long a closed connection's input is drained at most.
-pub(super) const TIME: Duration = Duration::from_secs(2);
+const TIME: Duration = Duration::from_secs(2);
 
 /// How many bytes are thrown away at most.
-pub(super) const BYTES: usize = 64 << 20;
+const BYTES: usize = 64 << 20;
 
-/// A second descriptor of an accepted connection's socket, for [`Linger::drain`].
-pub(super) struct Linger(socket2::Socket);
+/// An accepted socket that goes back to its connection's task when dropped.
+pub(super) struct GiveBack {
+    /// Some until dropped.
+    tcp: Option<TcpStream>,
+    to: Option<oneshot::Sender<TcpStream>>,
+}
 
-impl Linger {
-    /// Duplicates `tcp`'s descriptor; None when the process is out of descriptors (the
-    /// connection is then served as before and closed at once).
-    pub(super) fn of(tcp: &TcpStream) -> Option<Linger> {
-        socket2::SockRef::from(tcp).try_clone().ok().map(Linger)
+impl GiveBack {
+    /// `tcp`, and where it arrives once hyper (or a failed TLS handshake) drops it.
+    pub(super) fn new(tcp: TcpStream) -> (GiveBack, oneshot::Receiver<TcpStream>) {
+        let (to, back) = oneshot::channel();
+        let io = GiveBack {
+            tcp: Some(tcp),
+            to: Some(to),
+        };
+        (io, back)
     }
 
-    /// Shuts the write side and reads until the client closes, or for [`TIME`] and
-    /// [`BYTES`] at most. Call it once the connection's own stream is dropped.
-    pub(super) async fn drain(self) {
-        let _ = self.0.shutdown(Shutdown::Write);
-        if self.0.set_nonblocking(true).is_err() {
-            return;
+    fn tcp(self: Pin<&mut Self>) -> Pin<&mut TcpStream> {
+        // `tcp` is taken only by `drop`.
+        Pin::new(
+            self.get_mut()
+                .tcp
+                .as_mut()
+                .expect("a GiveBack's socket, until dropped"),
+        )
+    }
+}
+
+impl Drop for GiveBack {
+    fn drop(&mut self) {
+        if let (Some(tcp), Some(to)) = (self.tcp.take(), self.to.take()) {
+            // The task may be gone (a cancelled connection): the socket then closes here.
+            let _ = to.send(tcp);
         }
-        let Ok(mut tcp) = TcpStream::from_std(std::net::TcpStream::from(self.0)) else {
-            return;
+    }
+}
+
+impl AsyncRead for GiveBack {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.tcp().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for GiveBack {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.tcp().poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.tcp().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.as_ref().is_some_and(|t| t.is_write_vectored())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.tcp().poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.tcp().poll_shutdown(cx)
+    }
+}
+
+/// Once the socket is back (hyper dropped it: at once when the connection has ended), shuts
+/// its write side (a FIN after the answer) and reads until the client closes, or for
+/// [`TIME`] and [`BYTES`] at most; the socket closes when this returns.
+pub(super) async fn drain(back: oneshot::Receiver<TcpStream>) {
+    let deadline = tokio::time::Instant::now() + TIME;
+    let Ok(Ok(mut tcp)) = tokio::time::timeout_at(deadline, back).await else {
+        return;
+    };
+    let _ = tcp.shutdown().await;
+    let mut buf = vec![0u8; 16 << 10];
+    let mut left = BYTES;
+    while let Ok(Ok(n @ 1..)) = tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+        left = match left.checked_sub(n) {
+            Some(l) if l > 0 => l,
+            _ => return,
         };
-        let deadline = tokio::time::Instant::now() + TIME;
-        let mut buf = vec![0u8; 16 << 10];
-        let mut left = BYTES;
-        while let Ok(Ok(n @ 1..)) = tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
-            left = match left.checked_sub(n) {
-                Some(l) if l > 0 => l,
-                _ => return,
-            };
-        }
     }
 }
