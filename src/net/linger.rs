@@ -114,11 +114,12 @@ pub(super) async fn drain(back: oneshot::Receiver<TcpStream>) {
     };
     let _ = tcp.shutdown().await;
     let mut buf = vec![0u8; 16 << 10];
-    let mut left = BYTES;
-    while let Ok(Ok(n @ 1..)) = tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
-        left = match left.checked_sub(n) {
-            Some(l) if l > 0 => l,
+    let mut thrown = 0;
+    while thrown < BYTES {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => thrown += n,
+            // The client closed, the socket failed, or the time is up.
             _ => return,
-        };
+        }
     }
 }
