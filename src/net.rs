@@ -38,9 +38,12 @@ use crate::admission::{Gate, Permit, Timeout};
 pub(crate) mod coalesce;
 mod conn_tasks;
 mod linger;
+mod req_body;
 use coalesce::Coalesced;
 use conn_tasks::{ConnTasks, Running};
 use linger::GiveBack;
+use req_body::BodyRead;
+pub use req_body::ReqBody;
 
 /// Certificate files for TLS on the shared port.
 #[derive(Clone, Debug)]
@@ -442,12 +445,8 @@ fn builder(cfg: &NetConfig, tasks: ConnTasks) -> auto::Builder<ConnTasks> {
 /// What the shared port serves: a cloneable service answering every request (the server's
 /// `one_port::App`: gRPC or HTTP by content type, behind auth when it is on).
 pub trait App:
-    tower::Service<
-        Request<hyper::body::Incoming>,
-        Response = Response<Body>,
-        Error = Infallible,
-        Future: Send,
-    > + Clone
+    tower::Service<Request<ReqBody>, Response = Response<Body>, Error = Infallible, Future: Send>
+    + Clone
     + Send
     + Sync
     + 'static
@@ -456,7 +455,7 @@ pub trait App:
 
 impl<T> App for T where
     T: tower::Service<
-            Request<hyper::body::Incoming>,
+            Request<ReqBody>,
             Response = Response<Body>,
             Error = Infallible,
             Future: Send,
@@ -541,10 +540,16 @@ async fn connection<A: App>(
 ) {
     let act = Arc::new(Activity::new());
     let limiter = limiter(&shared.cfg);
+    let body_read = BodyRead::default();
     let svc = {
         let act = act.clone();
         let app = shared.app.clone();
-        tower::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        tower::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let http1 = req.version() <= http::Version::HTTP_11;
+            let mut req = req.map(|b| match http1 {
+                true => body_read.watch(b),
+                false => ReqBody::unwatched(b),
+            });
             // What tonic's `Request::remote_addr` reads (a load agent's entry names it).
             req.extensions_mut()
                 .insert(tonic::transport::server::TcpConnectInfo {
@@ -552,8 +557,8 @@ async fn connection<A: App>(
                     remote_addr: Some(peer),
                 });
             let req_guard = act.begin();
-            let http1 = req.version() <= http::Version::HTTP_11;
             let app = app.clone();
+            let body_read = body_read.clone();
             let refused = limiter.as_ref().and_then(|l| {
                 l.check()
                     .err()
@@ -567,10 +572,11 @@ async fn connection<A: App>(
                         Err(never) => match never {},
                     },
                 };
-                // A body refused part-way is not read to its end, so hyper closes the
-                // connection after the answer: say so, or an HTTP/1 client would put it back
-                // in its pool and lose its next request on it. (HTTP/2 resets the one stream.)
-                if http1 && resp.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                // An answer before the body's end (a 404 or 401 to an upload, a 413 part-way
+                // through one): hyper closes the connection after it, so say so, or an HTTP/1
+                // client puts it back in its pool and loses its next request on it
+                // (`req_body`). (HTTP/2 resets the one stream.)
+                if http1 && !body_read.done() {
                     resp.headers_mut().insert(
                         http::header::CONNECTION,
                         http::HeaderValue::from_static("close"),

@@ -743,37 +743,154 @@ async fn json_numbers_come_as_numbers_or_strings_and_a_bad_one_is_named() {
 /// with unread bytes would be a reset, and the client's write would fail before it read the
 /// answer). The body is far larger than the kernel's socket buffers, so without the drain
 /// the client's write is certain to fail. The same on both JSON paths (the direct one and the
-/// router's, which takes a percent-encoded method name).
+/// router's, which takes a percent-encoded method name), for a body of declared length
+/// (refused before it is read) and a chunked one (refused part-way, at the limit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_still_sending_a_refused_body_reads_the_413() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = TestServer::start().await;
-    let body = vec![b'x'; 32 << 20];
+    let len = 32usize << 20;
+    let data = vec![b'x'; len];
+    let chunked = [
+        format!("{len:x}\r\n").into_bytes(),
+        data.clone(),
+        b"\r\n0\r\n\r\n".to_vec(),
+    ]
+    .concat();
     for method in ["SubmitJob", "Submit%4Aob"] {
-        let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        for (framing, body) in [
+            (format!("content-length: {len}"), &data),
+            ("transfer-encoding: chunked".to_string(), &chunked),
+        ] {
+            let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+            let head = format!(
+                "POST /taskhive.v1.Scheduler/{method} HTTP/1.1\r\nhost: x\r\n\
+                 content-type: application/json\r\n{framing}\r\n\r\n"
+            );
+            within(30, async {
+                tcp.write_all(head.as_bytes()).await?;
+                tcp.write_all(body).await
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{method}, {framing}: the body could not be sent: {e}"));
+            let mut answer = Vec::new();
+            within(30, tcp.read_to_end(&mut answer))
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("{method}, {framing}: the answer could not be read: {e}")
+                });
+            let answer = String::from_utf8_lossy(&answer);
+            // It says the connection closes: hyper does close it, the body being unread, and a
+            // client that pooled it would lose its next request.
+            assert!(
+                answer.starts_with("HTTP/1.1 413 ")
+                    && answer.to_lowercase().contains("\r\nconnection: close\r\n")
+                    && answer.contains("body: over the size limit"),
+                "{method}, {framing}: {answer}"
+            );
+        }
+    }
+}
+
+/// Reads one HTTP/1 answer (its head, and a body of the length it declares) off `tcp`,
+/// lower-cased.
+async fn read_answer(tcp: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if got.len() >= end + 4 + len {
+                return String::from_utf8_lossy(&got).to_lowercase();
+            }
+        }
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "closed before an answer: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Writes `head` and `body` on a new connection to `addr` and reads the answer.
+async fn answer_head(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    within(10, async {
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(body).await.unwrap();
+        read_answer(&mut tcp).await
+    })
+    .await
+}
+
+/// A body whose declared length is over the limit is refused before it is read, on every
+/// HTTP path: a client that waits on `expect: 100-continue` gets the 413 instead of the go-ahead
+/// and need not send the body at all (curl does this for bodies over 1 MiB).
+#[tokio::test]
+async fn a_declared_length_over_the_limit_is_refused_before_the_body_is_sent() {
+    let s = TestServer::start().await;
+    for path in ["/taskhive.v1.Scheduler/SubmitJob", "/job", "/a/b/c"] {
         let head = format!(
-            "POST /taskhive.v1.Scheduler/{method} HTTP/1.1\r\nhost: x\r\n\
-             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             expect: 100-continue\r\ncontent-length: {}\r\n\r\n",
+            64 << 20
+        );
+        let answer = answer_head(s.addr, &head, b"").await;
+        assert!(
+            answer.starts_with("http/1.1 413 ") && answer.contains("\r\nconnection: close\r\n"),
+            "{path}: {answer}"
+        );
+    }
+}
+
+/// An HTTP/1 answer given before its request's body was read to the end (a 404 or 405 to an
+/// upload) says `connection: close`: hyper closes such a connection after the answer, and a
+/// client that put it back in its pool would lose its next request on it. An answer to a
+/// body that was read keeps the connection, and the next request on it is answered.
+#[tokio::test]
+async fn an_answer_before_the_body_is_read_says_the_connection_closes() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start().await;
+    // 1 MiB declared (under the limit), 64 KiB sent.
+    let part = vec![b'x'; 64 << 10];
+    for (path, status) in [("/a/b/c", "404"), ("/metrics", "405")] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n",
+            1 << 20
+        );
+        let answer = answer_head(s.addr, &head, &part).await;
+        assert!(
+            answer.starts_with(&format!("http/1.1 {status} "))
+                && answer.contains("\r\nconnection: close\r\n"),
+            "{path}: {answer}"
+        );
+    }
+    // A submit whose body was read: the connection stays, and carries a second request.
+    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    for name in ["a", "b"] {
+        let body = json!({"task": "kept", "name": name}).to_string();
+        let req = format!(
+            "POST /taskhive.v1.Scheduler/SubmitJob HTTP/1.1\r\nhost: x\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         );
-        within(30, async {
-            tcp.write_all(head.as_bytes()).await?;
-            tcp.write_all(&body).await
+        let answer = within(10, async {
+            tcp.write_all(req.as_bytes()).await.unwrap();
+            read_answer(&mut tcp).await
         })
-        .await
-        .unwrap_or_else(|e| panic!("{method}: the body could not be sent: {e}"));
-        let mut answer = Vec::new();
-        within(30, tcp.read_to_end(&mut answer))
-            .await
-            .unwrap_or_else(|e| panic!("{method}: the answer could not be read: {e}"));
-        let answer = String::from_utf8_lossy(&answer);
-        // It says the connection closes: hyper does close it, the body being unread, and a
-        // client that pooled it would lose its next request.
+        .await;
         assert!(
-            answer.starts_with("HTTP/1.1 413 ")
-                && answer.to_lowercase().contains("\r\nconnection: close\r\n")
-                && answer.contains("body: over the size limit"),
-            "{method}: {answer}"
+            answer.starts_with("http/1.1 200 ") && !answer.contains("connection: close"),
+            "{name}: {answer}"
         );
     }
 }

@@ -119,7 +119,7 @@ pub async fn scheduler(
 /// JSON face's numbers").
 pub(crate) async fn scheduler_past_router(
     st: AppState,
-    req: axum::http::Request<hyper::body::Incoming>,
+    req: axum::http::Request<crate::net::ReqBody>,
 ) -> Response {
     use http_body_util::{BodyExt, LengthLimitError, Limited};
     let (parts, body) = req.into_parts();
@@ -129,9 +129,7 @@ pub(crate) async fn scheduler_past_router(
         .await
     {
         Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
-            return super::rejection_json(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "")
-        }
+        Err(e) if e.is::<LengthLimitError>() => return over_the_size_limit(),
         Err(e) => {
             return super::rejection_json(
                 axum::http::StatusCode::BAD_REQUEST,
@@ -145,6 +143,12 @@ pub(crate) async fn scheduler_past_router(
         .strip_prefix(SCHEDULER_PATH)
         .unwrap_or_default();
     call_scheduler(&st, method, &trace, &body).await
+}
+
+/// The answer to a body over the message size limit, whoever finds it: this path, or the
+/// shared port from the declared length (`server::one_port`).
+pub(crate) fn over_the_size_limit() -> Response {
+    super::rejection_json(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "")
 }
 
 /// The Scheduler's calls' path prefix on the JSON face, as on gRPC.

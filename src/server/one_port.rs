@@ -21,11 +21,12 @@ use axum::Router;
 use futures_util::future::{BoxFuture, Either, MapOk};
 use futures_util::{FutureExt, TryFutureExt};
 use http::{Request, Response};
-use hyper::body::Incoming;
+use hyper::body::Body as _;
 use tower::Service;
 
 use crate::auth::Auth;
 use crate::http::{rpc_json, AppState};
+use crate::net::ReqBody;
 use crate::pb::scheduler_server::SchedulerServer;
 use crate::rpc::scheduler::SchedulerService;
 
@@ -81,7 +82,7 @@ type SchedulerFuture = MapOk<
 /// A unary call's answer when served by hand (a gRPC call's, or a JSON call's).
 type UnaryFuture = BoxFuture<'static, Result<Response<Body>, Infallible>>;
 
-impl Service<Request<Incoming>> for OnePort {
+impl Service<Request<ReqBody>> for OnePort {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Either<Either<SchedulerFuture, UnaryFuture>, RouteFuture<Infallible>>;
@@ -90,8 +91,14 @@ impl Service<Request<Incoming>> for OnePort {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         if !crate::status::is_grpc(&req) {
+            // A body whose declared length is over the limit is refused before it is read:
+            // its client, waiting on `expect: 100-continue`, need not send it at all.
+            if req.body().size_hint().lower() > self.json.limits.message_limit() as u64 {
+                let refused = rpc_json::over_the_size_limit();
+                return Either::Left(Either::Right(Box::pin(std::future::ready(Ok(refused)))));
+            }
             // A percent-encoded path goes to the router, whose path extractor decodes it;
             // clients send plain method names, which is all the direct path reads.
             let path = req.uri().path();
@@ -122,19 +129,19 @@ pub enum App {
     Guarded(Auth<OnePort>),
 }
 
-impl Service<Request<Incoming>> for App {
+impl Service<Request<ReqBody>> for App {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Either<
-        <OnePort as Service<Request<Incoming>>>::Future,
-        <Auth<OnePort> as Service<Request<Incoming>>>::Future,
+        <OnePort as Service<Request<ReqBody>>>::Future,
+        <Auth<OnePort> as Service<Request<ReqBody>>>::Future,
     >;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         match self {
             App::Open(port) => Either::Left(port.call(req)),
             App::Guarded(auth) => Either::Right(auth.call(req)),

@@ -23,10 +23,11 @@ use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::{Body as HttpBody, Frame, Incoming};
+use hyper::body::{Body as HttpBody, Frame};
 use prost::Message;
 use tonic::Status;
 
+use crate::net::ReqBody;
 use crate::pb::scheduler_server::Scheduler;
 use crate::rpc::scheduler::SchedulerService;
 use crate::rpc::wire;
@@ -81,7 +82,7 @@ impl UnaryCalls {
     pub(super) async fn call(
         self,
         method: Method,
-        req: Request<Incoming>,
+        req: Request<ReqBody>,
     ) -> Result<Response<Body>, Infallible> {
         let s = &*self.service;
         Ok(match method {
@@ -94,7 +95,7 @@ impl UnaryCalls {
 
 /// Reads `req`'s message and hands it, as tonic would, to `method`.
 async fn serve<Q, R, F>(
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
     limit: usize,
     method: impl FnOnce(tonic::Request<Q>) -> F,
 ) -> Result<tonic::Response<R>, Status>
