@@ -387,6 +387,70 @@ async fn tls_serves_grpc_and_refuses_plaintext_cleanly() {
     s.stop().await;
 }
 
+/// Over TLS too, a client still sending a body the server has refused (413) reads the
+/// refusal: the lingering close reads and throws away the raw TLS records under rustls until
+/// the client stops (`net/linger.rs`). The body (32 MiB) is far larger than the socket
+/// buffers, so a close that did not linger would reset the client's write. Both framings:
+/// a declared length (refused before it is read) and chunked (refused part-way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_client_still_sending_a_refused_body_reads_the_413() {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+    let p = pki();
+    let s = TestServer::start_with(|c| c.net.tls = Some(p.files(false))).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(p.ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let len = 32usize << 20;
+    let data = vec![b'x'; len];
+    let chunked = [
+        format!("{len:x}\r\n").into_bytes(),
+        data.clone(),
+        b"\r\n0\r\n\r\n".to_vec(),
+    ]
+    .concat();
+    for (framing, body) in [
+        (format!("content-length: {len}"), &data),
+        ("transfer-encoding: chunked".to_string(), &chunked),
+    ] {
+        let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = within(10, connector.connect(name, tcp)).await.unwrap();
+        let head = format!(
+            "POST /taskhive.v1.Scheduler/SubmitJob HTTP/1.1\r\nhost: x\r\n\
+             content-type: application/json\r\n{framing}\r\n\r\n"
+        );
+        within(30, async {
+            tls.write_all(head.as_bytes()).await?;
+            tls.write_all(body).await?;
+            tls.flush().await
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{framing}: the body could not be sent: {e}"));
+        let mut answer = Vec::new();
+        // The server may end without a TLS close_notify once it has answered; what counts
+        // is that the answer arrived whole.
+        let _ = within(30, tls.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 413 ")
+                && answer.to_lowercase().contains("\r\nconnection: close\r\n")
+                && answer.contains("body: over the size limit"),
+            "{framing}: {answer}"
+        );
+    }
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn client_certificates_are_required_when_a_client_ca_is_set() {
     let p = pki();
