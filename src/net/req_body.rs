@@ -62,14 +62,17 @@ impl Body for ReqBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        // A reader may stop at the last frame without asking for the end (a length it knew).
-        let ended = match &frame {
-            None => true,
-            Some(Ok(_)) => self.inner.is_end_stream(),
-            Some(Err(_)) => false,
-        };
-        if let (true, Some(read)) = (ended, &self.read) {
-            read.0.store(true, Ordering::Relaxed);
+        if let Some(read) = &self.read {
+            // A reader may stop at the last frame without asking for the end (a length it
+            // knew).
+            let ended = match &frame {
+                None => true,
+                Some(Ok(_)) => self.inner.is_end_stream(),
+                Some(Err(_)) => false,
+            };
+            if ended {
+                read.0.store(true, Ordering::Relaxed);
+            }
         }
         Poll::Ready(frame)
     }
