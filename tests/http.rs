@@ -749,19 +749,8 @@ async fn json_numbers_come_as_numbers_or_strings_and_a_bad_one_is_named() {
 async fn a_client_still_sending_a_refused_body_reads_the_413() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = TestServer::start().await;
-    let len = 32usize << 20;
-    let data = vec![b'x'; len];
-    let chunked = [
-        format!("{len:x}\r\n").into_bytes(),
-        data.clone(),
-        b"\r\n0\r\n\r\n".to_vec(),
-    ]
-    .concat();
     for method in ["SubmitJob", "Submit%4Aob"] {
-        for (framing, body) in [
-            (format!("content-length: {len}"), &data),
-            ("transfer-encoding: chunked".to_string(), &chunked),
-        ] {
+        for (framing, body) in both_framings(32 << 20) {
             let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
             let head = format!(
                 "POST /taskhive.v1.Scheduler/{method} HTTP/1.1\r\nhost: x\r\n\
@@ -769,7 +758,7 @@ async fn a_client_still_sending_a_refused_body_reads_the_413() {
             );
             within(30, async {
                 tcp.write_all(head.as_bytes()).await?;
-                tcp.write_all(body).await
+                tcp.write_all(&body).await
             })
             .await
             .unwrap_or_else(|e| panic!("{method}, {framing}: the body could not be sent: {e}"));
@@ -779,15 +768,7 @@ async fn a_client_still_sending_a_refused_body_reads_the_413() {
                 .unwrap_or_else(|e| {
                     panic!("{method}, {framing}: the answer could not be read: {e}")
                 });
-            let answer = String::from_utf8_lossy(&answer);
-            // It says the connection closes: hyper does close it, the body being unread, and a
-            // client that pooled it would lose its next request.
-            assert!(
-                answer.starts_with("HTTP/1.1 413 ")
-                    && answer.to_lowercase().contains("\r\nconnection: close\r\n")
-                    && answer.contains("body: over the size limit"),
-                "{method}, {framing}: {answer}"
-            );
+            assert_closing_413(&answer, &format!("{method}, {framing}"));
         }
     }
 }

@@ -411,3 +411,33 @@ pub async fn assert_no_job(c: &mut SchedulerClient<Channel>, task: &str, name: &
         .expect_err("the job should be gone");
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
 }
+
+/// An upload of `len` bytes in both HTTP/1 framings, as (its framing header line, the body's
+/// bytes on the wire): a declared length (a server can refuse it before reading), and one
+/// chunk (refused part-way, once the limit is passed).
+pub fn both_framings(len: usize) -> [(String, Vec<u8>); 2] {
+    let data = vec![b'x'; len];
+    let chunked = [
+        format!("{len:x}\r\n").into_bytes(),
+        data.clone(),
+        b"\r\n0\r\n\r\n".to_vec(),
+    ]
+    .concat();
+    [
+        (format!("content-length: {len}"), data),
+        ("transfer-encoding: chunked".to_string(), chunked),
+    ]
+}
+
+/// Asserts that `answer` (all a connection read) is the JSON face's 413 and says the
+/// connection closes: hyper closes a connection whose body it did not read, and a client
+/// that pooled it would lose its next request.
+pub fn assert_closing_413(answer: &[u8], what: &str) {
+    let answer = String::from_utf8_lossy(answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 413 ")
+            && answer.to_lowercase().contains("\r\nconnection: close\r\n")
+            && answer.contains("body: over the size limit"),
+        "{what}: {answer}"
+    );
+}
