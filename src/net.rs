@@ -545,10 +545,11 @@ async fn connection<A: App>(
         let act = act.clone();
         let app = shared.app.clone();
         tower::service_fn(move |req: Request<hyper::body::Incoming>| {
-            let http1 = req.version() <= http::Version::HTTP_11;
-            let mut req = req.map(|b| match http1 {
-                true => body_read.watch(b),
-                false => ReqBody::unwatched(b),
+            // HTTP/1 bodies only: an HTTP/2 answer before the body's end resets one stream.
+            let watch = (req.version() <= http::Version::HTTP_11).then(|| body_read.clone());
+            let mut req = req.map(|b| match &watch {
+                Some(w) => w.watch(b),
+                None => ReqBody::unwatched(b),
             });
             // What tonic's `Request::remote_addr` reads (a load agent's entry names it).
             req.extensions_mut()
@@ -558,7 +559,6 @@ async fn connection<A: App>(
                 });
             let req_guard = act.begin();
             let app = app.clone();
-            let body_read = body_read.clone();
             let refused = limiter.as_ref().and_then(|l| {
                 l.check()
                     .err()
@@ -575,8 +575,8 @@ async fn connection<A: App>(
                 // An answer before the body's end (a 404 or 401 to an upload, a 413 part-way
                 // through one): hyper closes the connection after it, so say so, or an HTTP/1
                 // client puts it back in its pool and loses its next request on it
-                // (`req_body`). (HTTP/2 resets the one stream.)
-                if http1 && !body_read.done() {
+                // (`req_body`).
+                if watch.is_some_and(|w| !w.done()) {
                     resp.headers_mut().insert(
                         http::header::CONNECTION,
                         http::HeaderValue::from_static("close"),

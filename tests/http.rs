@@ -801,7 +801,7 @@ async fn read_answer(tcp: &mut tokio::net::TcpStream) -> String {
 }
 
 /// Writes `head` and `body` on a new connection to `addr` and reads the answer.
-async fn answer_head(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> String {
+async fn raw_answer(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> String {
     use tokio::io::AsyncWriteExt;
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     within(10, async {
@@ -824,7 +824,7 @@ async fn a_declared_length_over_the_limit_is_refused_before_the_body_is_sent() {
              expect: 100-continue\r\ncontent-length: {}\r\n\r\n",
             64 << 20
         );
-        let answer = answer_head(s.addr, &head, b"").await;
+        let answer = raw_answer(s.addr, &head, b"").await;
         assert!(
             answer.starts_with("http/1.1 413 ") && answer.contains("\r\nconnection: close\r\n"),
             "{path}: {answer}"
@@ -848,7 +848,7 @@ async fn an_answer_before_the_body_is_read_says_the_connection_closes() {
              content-length: {}\r\n\r\n",
             1 << 20
         );
-        let answer = answer_head(s.addr, &head, &part).await;
+        let answer = raw_answer(s.addr, &head, &part).await;
         assert!(
             answer.starts_with(&format!("http/1.1 {status} "))
                 && answer.contains("\r\nconnection: close\r\n"),
