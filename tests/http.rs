@@ -875,3 +875,65 @@ async fn an_answer_before_the_body_is_read_says_the_connection_closes() {
         );
     }
 }
+
+/// Every answer but gRPC's carries `date`, over HTTP/1 and HTTP/2 alike; gRPC answers go
+/// without it, as grpc-go's and grpc-java's do (hyper's is off on HTTP/2 for their sake).
+#[tokio::test]
+async fn answers_carry_a_date_except_grpc_ones() {
+    use http_body_util::{BodyExt, Full};
+    let s = TestServer::start().await;
+    let is_date = |v: &http::HeaderValue| {
+        let v = v.to_str().unwrap();
+        chrono::DateTime::parse_from_rfc2822(v).is_ok() && v.ends_with(" GMT")
+    };
+    // HTTP/1, from hyper.
+    let r = http()
+        .get(format!("{}/status", s.url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers().get("date").is_some_and(is_date),
+        "HTTP/1: {r:?}"
+    );
+    // HTTP/2 (prior knowledge): a page, a JSON call and a 404, from the port.
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<bytes::Bytes>>();
+    for (method, path, body) in [
+        ("GET", "/status", ""),
+        (
+            "POST",
+            "/taskhive.v1.Scheduler/SubmitJob",
+            r#"{"task":"d","name":"a"}"#,
+        ),
+        ("GET", "/a/b/c", ""),
+    ] {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", s.url()))
+            .header("content-type", "application/json")
+            .body(Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let r = within(10, h2.request(req)).await.unwrap();
+        assert_eq!(r.version(), http::Version::HTTP_2);
+        assert!(
+            r.headers().get("date").is_some_and(is_date),
+            "HTTP/2 {method} {path}: {:?}",
+            r.headers()
+        );
+        r.into_body().collect().await.unwrap();
+    }
+    // gRPC: a call served by hand, one served by tonic, and an error.
+    let mut c = s.client().await;
+    let r = c.submit_job(job("d", "b")).await.unwrap();
+    assert!(r.metadata().get("date").is_none(), "SubmitJob: {r:?}");
+    let r = c
+        .status(pb::StatusRequest { task: "d".into() })
+        .await
+        .unwrap();
+    assert!(r.metadata().get("date").is_none(), "Status: {r:?}");
+    let e = c.submit_job(job("", "c")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.metadata().get("date").is_none(), "an error: {e:?}");
+}
