@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::child::spawn_server;
 use common::cluster::{channel, client, query_i64};
 use common::pg::{fresh_db, PgDb};
-use common::{job, now_ms, setting, within, Worker};
+use common::{h2_answer_date, is_http_date, job, now_ms, setting, within, Worker};
 use taskhive::pb::{self, scheduler_client::SchedulerClient};
 use tokio::process::Child;
 use tonic::transport::Channel;
@@ -1675,6 +1675,19 @@ async fn scenario_json_percent_paths_and_oversized_bodies(env: Env) {
             })
             .sum();
         assert_eq!(held, 1, "on {addr}: only the one job is held: {v}");
+    }
+    // Every node's port dates its HTTP/2 JSON answers and leaves gRPC answers undated.
+    for &addr in &env.addrs {
+        let date = h2_answer_date(addr, "POST", "/taskhive.v1.Scheduler/Status", "{}").await;
+        assert!(
+            date.as_ref().is_some_and(is_http_date),
+            "on {addr}: {date:?}"
+        );
+        let mut c = SchedulerClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+        let r = c.submit_job(common::job("jp", "undated")).await.unwrap();
+        assert!(r.metadata().get("date").is_none(), "on {addr}: {r:?}");
     }
 }
 

@@ -441,3 +441,34 @@ pub fn assert_closing_413(answer: &[u8], what: &str) {
         "{what}: {answer}"
     );
 }
+
+/// The `date` an HTTP/2 (prior knowledge) `method` to `http://{addr}{path}` with a JSON
+/// `body` is answered with, after checking the answer came over HTTP/2.
+pub async fn h2_answer_date(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Option<http::HeaderValue> {
+    use http_body_util::{BodyExt, Full};
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<bytes::Bytes>>();
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(body.to_string())))
+        .unwrap();
+    let r = within(10, h2.request(req)).await.unwrap();
+    assert_eq!(r.version(), http::Version::HTTP_2, "{method} {path}");
+    let date = r.headers().get(http::header::DATE).cloned();
+    r.into_body().collect().await.unwrap();
+    date
+}
+
+/// Whether `v` is an HTTP date (RFC 1123, in GMT).
+pub fn is_http_date(v: &http::HeaderValue) -> bool {
+    v.to_str()
+        .is_ok_and(|v| chrono::DateTime::parse_from_rfc2822(v).is_ok() && v.ends_with(" GMT"))
+}
