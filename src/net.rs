@@ -430,11 +430,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 /// An HTTP/2 answer other than gRPC's gets the `date` header HTTP asks of an origin server
 /// (RFC 9110, 6.6.1). hyper's own is off on HTTP/2 (see [`builder`]); HTTP/1 keeps hyper's.
 fn dated_unless_grpc(resp: &mut Response<Body>) {
-    let grpc = resp
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    if grpc || resp.headers().contains_key(http::header::DATE) {
+    if crate::status::is_grpc_content(resp.headers())
+        || resp.headers().contains_key(http::header::DATE)
+    {
         return;
     }
     let now = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
@@ -592,18 +590,22 @@ async fn connection<A: App>(
                         Err(never) => match never {},
                     },
                 };
-                // An answer before the body's end (a 404 or 401 to an upload, a 413 part-way
-                // through one): hyper closes the connection after it, so say so, or an HTTP/1
-                // client puts it back in its pool and loses its next request on it
-                // (`req_body`).
+                // The body watch is there exactly for HTTP/1 requests (see above), so this
+                // one match sorts the answer by protocol as well as by the body's state.
                 match watch {
+                    // HTTP/1, answered before the body's end (a 404 or 401 to an upload, a
+                    // 413 part-way through one): hyper closes the connection after it, so
+                    // say so, or the client puts it back in its pool and loses its next
+                    // request on it (`req_body`).
                     Some(w) if !w.done() => {
                         resp.headers_mut().insert(
                             http::header::CONNECTION,
                             http::HeaderValue::from_static("close"),
                         );
                     }
+                    // HTTP/1, body read: hyper has dated the answer.
                     Some(_) => {}
+                    // HTTP/2: hyper's date is off, so every answer but gRPC's gets ours.
                     None => dated_unless_grpc(&mut resp),
                 }
                 Ok::<_, Infallible>(resp.map(|inner| Tracked {

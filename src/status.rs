@@ -61,10 +61,15 @@ pub(crate) fn json_error(code: Code, reason: &str, message: &str) -> Response<Bo
 
 /// Whether a request is gRPC (the content type the shared port routes on).
 pub(crate) fn is_grpc<B>(req: &Request<B>) -> bool {
-    req.headers()
+    is_grpc_content(req.headers())
+}
+
+/// Whether these headers (a request's or an answer's) say gRPC: `application/grpc`,
+/// with or without a `+proto`-style suffix.
+pub(crate) fn is_grpc_content(headers: &axum::http::HeaderMap) -> bool {
+    headers
         .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"))
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// A refusal in the caller's protocol: a gRPC status (trailers-only), or the HTTP face's
