@@ -430,13 +430,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 /// An HTTP/2 answer other than gRPC's gets the `date` header HTTP asks of an origin server
 /// (RFC 9110, 6.6.1). hyper's own is off on HTTP/2 (see [`builder`]); HTTP/1 keeps hyper's.
 fn dated_unless_grpc(resp: &mut Response<Body>) {
-    if crate::status::is_grpc_content(resp.headers())
-        || resp.headers().contains_key(http::header::DATE)
-    {
+    if crate::status::is_grpc_content(resp.headers()) {
         return;
     }
-    let now = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
-    if let Ok(v) = http::HeaderValue::from_str(&now.to_string()) {
+    let now = httpdate::fmt_http_date(std::time::SystemTime::now());
+    if let Ok(v) = http::HeaderValue::from_str(&now) {
         resp.headers_mut().insert(http::header::DATE, v);
     }
 }
