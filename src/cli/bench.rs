@@ -22,6 +22,7 @@ mod boot;
 mod faces;
 mod lean_grpc;
 mod pipelined_grpc;
+mod ratios;
 mod timer_floor;
 mod unary_ext;
 
@@ -455,6 +456,9 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
                     };
                     let after = cpu.as_ref().and_then(|c| c.used().ok());
                     unary_ext::add_cpu(&mut r, before, after);
+                    if ga.jobs < a.jobs {
+                        r.extra.insert(ratios::JOBS_CAP.into(), ga.jobs as f64);
+                    }
                     results.push(r);
                 }
                 continue;
@@ -462,7 +466,7 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
         };
         results.push(r);
     }
-    let ratios = ratios(&results);
+    let ratios = ratios::ratios(&results);
     println!(
         "{:<24} {:>9} {:>8} {:>12} {:>9} {:>9} {:>9}",
         "scenario", "ops", "secs", "ops/s", "p50 µs", "p99 µs", "max µs"
@@ -477,20 +481,7 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
             println!("{:<24} {}", "", extra.join("  "));
         }
     }
-    if !ratios.is_empty() {
-        println!();
-        println!(
-            "{:<18} {:<24} {:>8} {:>10} {:>12}",
-            "taskhive", "versus", "ops/s ×", "p50 ×", "CPU/job ×"
-        );
-        for r in &ratios {
-            let cpu = r.cpu_per_job.map_or("-".to_string(), |c| format!("{c:.2}"));
-            println!(
-                "{:<18} {:<24} {:>8.2} {:>10.2} {:>12}",
-                r.taskhive, r.peer, r.throughput, r.p50, cpu
-            );
-        }
-    }
+    ratios::print(&ratios);
     if let Some(path) = &a.json {
         let doc = serde_json::json!({
             "clients": a.clients,
@@ -508,57 +499,6 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
         let _ = std::fs::remove_dir_all(dir);
     }
     Ok(())
-}
-
-/// taskhive's figure over a peer's for the same shape of load.
-#[derive(Debug, serde::Serialize)]
-pub struct Ratio {
-    /// The taskhive scenario.
-    pub taskhive: String,
-    /// The peer's scenario.
-    pub peer: String,
-    /// taskhive ops/s ÷ peer ops/s (above 1: taskhive is faster).
-    pub throughput: f64,
-    /// taskhive p50 ÷ peer p50 (below 1: taskhive answers sooner).
-    pub p50: f64,
-    /// taskhive's server CPU per job ÷ the peer's, when both were measured (below 1:
-    /// taskhive spends less).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu_per_job: Option<f64>,
-}
-
-fn cpu(r: &BenchResult) -> Option<f64> {
-    r.extra.get("server_cpu_us_per_job").copied()
-}
-
-/// Pairs each taskhive submit/e2e result with every peer result of the same kind.
-fn ratios(results: &[BenchResult]) -> Vec<Ratio> {
-    let mut out = Vec::new();
-    for ours in results.iter().filter(|r| !r.scenario.contains(' ')) {
-        let kind = if ours.scenario.starts_with("submit") {
-            "submit"
-        } else if ours.scenario.starts_with("e2e") {
-            "e2e"
-        } else {
-            continue;
-        };
-        for peer in results
-            .iter()
-            .filter(|r| r.scenario.ends_with(&format!(" {kind}")))
-        {
-            out.push(Ratio {
-                taskhive: ours.scenario.clone(),
-                peer: peer.scenario.clone(),
-                throughput: ours.per_sec / peer.per_sec.max(1e-9),
-                p50: ours.p50_us as f64 / peer.p50_us.max(1) as f64,
-                // A peer that used less than the kernel's tick measured nothing (smoke runs).
-                cpu_per_job: cpu(ours)
-                    .zip(cpu(peer).filter(|&p| p > 0.0))
-                    .map(|(o, p)| o / p),
-            });
-        }
-    }
-    out
 }
 
 /// A fresh directory per call: the in-process server's and each `-ext` scenario's server's
