@@ -21,6 +21,7 @@ use super::commands::CliResult;
 mod boot;
 mod faces;
 mod lean_grpc;
+mod others;
 mod pipelined_grpc;
 mod ratios;
 mod timer_floor;
@@ -193,7 +194,7 @@ pub enum GrpcClient {
 }
 
 /// One scenario's figures.
-#[derive(Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct BenchResult {
     /// Scenario name.
     pub scenario: String,
@@ -410,9 +411,19 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
             (addr, Some((stop, join, dir)))
         }
     };
+    // The peers' CPU is the bench's own load, not other processes'.
+    let watch = others::Watch::new(
+        gearmands
+            .iter()
+            .filter_map(|(_, gaddr, _)| peer_process(gaddr))
+            .collect(),
+    );
+    let run_mark = watch.mark();
     let mut results = Vec::new();
     for &s in &a.scenarios {
         use Scenario as S;
+        let mark = watch.mark();
+        let before = results.len();
         let r = match s {
             S::Submit => submit(&a, &addr, false).await?,
             S::SubmitBatch => submit(&a, &addr, true).await?,
@@ -430,6 +441,7 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
                 // One run measures both; the second name finds its figures already there.
                 if !results.iter().any(|r: &BenchResult| r.scenario == s.name()) {
                     results.extend(boot::restart_and_memory(&a).await?);
+                    note_others(&watch, mark.as_ref(), &mut results[before..]);
                 }
                 continue;
             }
@@ -444,10 +456,8 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
                     ga.jobs = ga.jobs.min(*cap).max(ga.clients as u64);
                     ga.pipeline = a.gearman_pipeline.unwrap_or(a.pipeline).max(1);
                     // gearmand's CPU per job, as submit-unary-ext reports taskhive's.
-                    let cpu = gaddr
-                        .rsplit_once(':')
-                        .and_then(|(_, p)| p.parse().ok())
-                        .and_then(unary_ext::ProcCpu::listening_on);
+                    let cpu = peer_process(gaddr);
+                    let mark = watch.mark();
                     let before = cpu.as_ref().and_then(|c| c.used().ok());
                     let mut r = if s == S::GearmanSubmit {
                         peer.submit(&ga, gaddr, label).await?
@@ -459,12 +469,14 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
                     if ga.jobs < a.jobs {
                         r.extra.insert(ratios::JOBS_CAP.into(), ga.jobs as f64);
                     }
+                    note_others(&watch, mark.as_ref(), std::slice::from_mut(&mut r));
                     results.push(r);
                 }
                 continue;
             }
         };
         results.push(r);
+        note_others(&watch, mark.as_ref(), &mut results[before..]);
     }
     let ratios = ratios::ratios(&results);
     println!(
@@ -482,6 +494,24 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
         }
     }
     ratios::print(&ratios);
+    for r in &results {
+        if let Some(&cores) = r.extra.get(others::OTHERS_CORES) {
+            let window = Duration::from_secs_f64(r.seconds);
+            if cores > others::BUSY_ABOVE {
+                println!("{}", others::warning(&r.scenario, cores, window));
+            }
+        }
+    }
+    let run_others = run_mark.as_ref().and_then(|m| watch.since(m));
+    if let Some((cores, window)) = run_others {
+        println!(
+            "other processes: {cores:.2} of a core over the run ({:.1} s)",
+            window.as_secs_f64()
+        );
+        if others::busy(cores, window) {
+            println!("{}", others::warning("the run", cores, window));
+        }
+    }
     if let Some(path) = &a.json {
         let doc = serde_json::json!({
             "clients": a.clients,
@@ -490,6 +520,7 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
             "pipeline": a.pipeline,
             "results": results,
             "ratios": ratios,
+            "others_cpu_cores": run_others.map(|(cores, _)| cores),
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)?;
     }
@@ -499,6 +530,27 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
         let _ = std::fs::remove_dir_all(dir);
     }
     Ok(())
+}
+
+/// The process listening on a `--gearman` address's port.
+fn peer_process(addr: &str) -> Option<unary_ext::ProcCpu> {
+    addr.rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .and_then(unary_ext::ProcCpu::listening_on)
+}
+
+/// Gives `results` (one scenario's) the CPU other processes took since `mark`, when the
+/// window was long enough to tell.
+fn note_others(watch: &others::Watch, mark: Option<&others::Mark>, results: &mut [BenchResult]) {
+    let Some((cores, window)) = mark.and_then(|m| watch.since(m)) else {
+        return;
+    };
+    if window < others::MIN_WINDOW {
+        return;
+    }
+    for r in results {
+        r.extra.insert(others::OTHERS_CORES.into(), cores);
+    }
 }
 
 /// A fresh directory per call: the in-process server's and each `-ext` scenario's server's

@@ -39,6 +39,17 @@ pub struct Ratio {
     /// taskhive.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_fell_behind: Option<f64>,
+    /// Other processes' CPU (cores) during either side, when over
+    /// [`others::BUSY_ABOVE`](super::others::BUSY_ABOVE): the ratio is suspect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_busy: Option<f64>,
+}
+
+/// The larger of two results' figures of other processes' CPU, when over the threshold.
+fn machine_busy(a: &BenchResult, b: &BenchResult) -> Option<f64> {
+    let others = |r: &BenchResult| r.extra.get(super::others::OTHERS_CORES).copied();
+    let cores = others(a).into_iter().chain(others(b)).fold(0.0, f64::max);
+    (cores > super::others::BUSY_ABOVE).then_some(cores)
 }
 
 fn cpu(r: &BenchResult) -> Option<f64> {
@@ -91,6 +102,7 @@ pub fn ratios(results: &[BenchResult]) -> Vec<Ratio> {
                     .zip(cpu(peer).filter(|&p| p > 0.0))
                     .map(|(o, p)| o / p),
                 peer_fell_behind: fell_behind(peer, results),
+                machine_busy: machine_busy(ours, peer),
             });
         }
     }
@@ -109,7 +121,7 @@ pub fn print(ratios: &[Ratio]) {
     );
     for r in ratios {
         let cpu = r.cpu_per_job.map_or("-".to_string(), |c| format!("{c:.2}"));
-        let mark = if r.peer_fell_behind.is_some() {
+        let mark = if r.peer_fell_behind.is_some() || r.machine_busy.is_some() {
             "  !"
         } else {
             ""
@@ -217,6 +229,32 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].peer_fell_behind, None);
         assert!((r[0].throughput - 7.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_ratio_either_side_of_which_shared_the_machine_is_marked() {
+        let others = |r: &mut BenchResult, cores: f64| {
+            r.extra
+                .insert(super::super::others::OTHERS_CORES.into(), cores);
+        };
+        let mut busy = res("e2e", 40_000.0);
+        others(&mut busy, 0.9);
+        let mut quiet = res("peer e2e", 180_000.0);
+        others(&mut quiet, 0.02);
+        let r = ratios(&[busy, quiet.clone()]);
+        assert_eq!(r[0].machine_busy, Some(0.9));
+        // The peer's side counts as much as taskhive's.
+        let mut e2e = res("e2e", 90_000.0);
+        others(&mut e2e, 0.01);
+        let mut peer = res("peer e2e", 100_000.0);
+        others(&mut peer, 0.4);
+        assert_eq!(ratios(&[e2e.clone(), peer])[0].machine_busy, Some(0.4));
+        // Both quiet, or no figure (a window too short to tell): not marked.
+        assert_eq!(ratios(&[e2e, quiet])[0].machine_busy, None);
+        assert_eq!(
+            ratios(&[res("e2e", 1.0), res("peer e2e", 1.0)])[0].machine_busy,
+            None
+        );
     }
 
     #[test]

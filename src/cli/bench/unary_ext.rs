@@ -44,8 +44,32 @@ impl ProcCpu {
         None
     }
 
-    /// CPU time used so far.
+    /// This process.
+    pub(crate) fn own() -> ProcCpu {
+        ProcCpu {
+            pid: std::process::id(),
+        }
+    }
+
+    /// CPU time used so far (user and system).
     pub fn used(&self) -> std::io::Result<Duration> {
+        let [user, system, ..] = self.times()?;
+        Ok(ticks(user + system))
+    }
+
+    /// User-mode CPU time used so far.
+    pub(crate) fn user(&self) -> std::io::Result<Duration> {
+        Ok(ticks(self.times()?[0]))
+    }
+
+    /// User-mode CPU time used so far, with that of the children reaped so far.
+    pub(crate) fn user_with_children(&self) -> std::io::Result<Duration> {
+        let [user, _, children_user, _] = self.times()?;
+        Ok(ticks(user + children_user))
+    }
+
+    /// utime, stime, cutime and cstime (fields 14 to 17 of stat(5)), in clock ticks.
+    fn times(&self) -> std::io::Result<[u64; 4]> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
         // Fields after the command (which may hold spaces) start at the last ')'.
         let rest = stat
@@ -53,17 +77,19 @@ impl ProcCpu {
             .map(|(_, r)| r)
             .ok_or_else(|| std::io::Error::other("malformed /proc stat"))?;
         let f: Vec<&str> = rest.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
-        let ticks: u64 = f
-            .get(11..13)
-            .ok_or_else(|| std::io::Error::other("short /proc stat"))?
-            .iter()
-            .map(|t| t.parse::<u64>().unwrap_or(0))
-            .sum();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        Ok(Duration::from_micros(ticks * 1_000_000 / hz))
+        // `rest` starts at field 3.
+        let t = f
+            .get(11..15)
+            .ok_or_else(|| std::io::Error::other("short /proc stat"))?;
+        Ok(std::array::from_fn(|i| t[i].parse::<u64>().unwrap_or(0)))
     }
+}
+
+/// Clock ticks (`/proc`'s unit of CPU time) as a duration.
+pub(crate) fn ticks(n: u64) -> Duration {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros(n * 1_000_000 / hz)
 }
 
 /// The inode of the socket listening on `port`, from `/proc/net/tcp` and `tcp6`.
@@ -253,9 +279,7 @@ pub(crate) async fn submit_ext(a: &BenchArgs, face: Face) -> Result<BenchResult,
     let cpu = ProcCpu {
         pid: child.id().ok_or("taskhive serve exited")?,
     };
-    let me = ProcCpu {
-        pid: std::process::id(),
-    };
+    let me = ProcCpu::own();
     let (before, me_before) = (cpu.used().ok(), me.used().ok());
     let load = match (face, periodic) {
         (Face::Grpc, _) => super::submit_load(a, &addr, false).await,
