@@ -457,6 +457,7 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
                     ga.pipeline = a.gearman_pipeline.unwrap_or(a.pipeline).max(1);
                     // gearmand's CPU per job, as submit-unary-ext reports taskhive's.
                     let cpu = peer_process(gaddr);
+                    // Each instance gets a window of its own, not the scenario's.
                     let mark = watch.mark();
                     let before = cpu.as_ref().and_then(|c| c.used().ok());
                     let mut r = if s == S::GearmanSubmit {
