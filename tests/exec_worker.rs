@@ -308,18 +308,8 @@ async fn remove(s: &TestServer, task: &str, name: &str) {
 
 /// Runs the `taskhive` CLI against `s` with `args`; asserts it succeeds and returns stdout.
 async fn cli(s: &TestServer, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .args(args)
-        .args(["--addr", &s.addr.to_string()])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let addr = s.addr.to_string();
+    common::child::cli_ok(&[args, &["--addr", &addr]].concat()).await
 }
 
 /// `taskhive cancel -f TASK -n NAME`, as a user types it.

@@ -435,31 +435,21 @@ async fn agents_are_asked_for_over_json_and_the_cli_and_refused_when_too_few() {
     assert_eq!(u(&x["n_task"]), 20);
 
     // The CLI: one agent of the two.
-    let out = within(
-        60,
-        Command::new(common::child::bin())
-            .args([
-                "load",
-                "exec",
-                "small",
-                "--agents",
-                "1",
-                "--json",
-                "--param",
-                "agent_ms=1",
-            ])
-            .args(["--addr", &s.server.addr.to_string()])
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let x: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let addr = s.server.addr.to_string();
+    let out = common::child::cli_ok(&[
+        "load",
+        "exec",
+        "small",
+        "--agents",
+        "1",
+        "--json",
+        "--param",
+        "agent_ms=1",
+        "--addr",
+        &addr,
+    ])
+    .await;
+    let x: Value = serde_json::from_str(&out).unwrap();
     let entries = x["agents"].as_array().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["id"], two[0].id.as_str());

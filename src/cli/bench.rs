@@ -411,11 +411,19 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
             (addr, Some((stop, join, dir)))
         }
     };
-    // The peers' CPU is the bench's own load, not other processes'.
+    // Each gearmand's process, looked up once: its CPU per job, and load of the bench's own.
+    let gearmand_cpus: Vec<Option<unary_ext::ProcCpu>> = gearmands
+        .iter()
+        .map(|(_, gaddr, _)| listening_process(gaddr))
+        .collect();
+    // The servers the bench drives (the peers, a server at `--addr`) are its own load, not
+    // other processes'.
     let watch = others::Watch::new(
-        gearmands
+        gearmand_cpus
             .iter()
-            .filter_map(|(_, gaddr, _)| peer_process(gaddr))
+            .copied()
+            .chain(a.addr.as_deref().map(listening_process))
+            .flatten()
             .collect(),
     );
     let run_mark = watch.mark();
@@ -451,14 +459,13 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
                 if gearmands.is_empty() {
                     return Err(format!("scenario {} needs --gearman LABEL=ADDR", s.name()).into());
                 }
-                for (label, gaddr, cap) in &gearmands {
+                for ((label, gaddr, cap), cpu) in gearmands.iter().zip(&gearmand_cpus) {
                     let mut ga = a.clone();
                     ga.jobs = ga.jobs.min(*cap).max(ga.clients as u64);
                     ga.pipeline = a.gearman_pipeline.unwrap_or(a.pipeline).max(1);
-                    // gearmand's CPU per job, as submit-unary-ext reports taskhive's.
-                    let cpu = peer_process(gaddr);
                     // Each instance gets a window of its own, not the scenario's.
                     let mark = watch.mark();
+                    // gearmand's CPU per job, as submit-unary-ext reports taskhive's.
                     let before = cpu.as_ref().and_then(|c| c.used().ok());
                     let mut r = if s == S::GearmanSubmit {
                         peer.submit(&ga, gaddr, label).await?
@@ -496,11 +503,9 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
     }
     ratios::print(&ratios);
     for r in &results {
-        if let Some(&cores) = r.extra.get(others::OTHERS_CORES) {
+        if let Some(cores) = others::busy_cores(r) {
             let window = Duration::from_secs_f64(r.seconds);
-            if cores > others::BUSY_ABOVE {
-                println!("{}", others::warning(&r.scenario, cores, window));
-            }
+            println!("{}", others::warning(&r.scenario, cores, window));
         }
     }
     let run_others = run_mark.as_ref().and_then(|m| watch.since(m));
@@ -533,8 +538,8 @@ pub async fn run_with(mut a: BenchArgs, peer: Option<&dyn PeerDriver>) -> CliRes
     Ok(())
 }
 
-/// The process listening on a `--gearman` address's port.
-fn peer_process(addr: &str) -> Option<unary_ext::ProcCpu> {
+/// The process listening on the port of `addr` (`HOST:PORT`).
+fn listening_process(addr: &str) -> Option<unary_ext::ProcCpu> {
     addr.rsplit_once(':')
         .and_then(|(_, p)| p.parse().ok())
         .and_then(unary_ext::ProcCpu::listening_on)

@@ -13,6 +13,26 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_taskhive")
 }
 
+/// Runs `taskhive ARGS` (120 s at most), asserts that it succeeded and returns its stdout.
+pub async fn cli_ok(args: &[&str]) -> String {
+    let out = super::within(
+        120,
+        Command::new(bin())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "taskhive {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Starts `taskhive serve` on a free port over `dir`; returns the child and its address.
 pub async fn spawn_server(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
     spawn_server_with(dir, extra, |_| {}).await

@@ -6,7 +6,10 @@
 //! Counted: the machine's user-mode CPU time (`/proc/stat`: user, nice) and its steal time
 //! (a hypervisor gave these CPUs to someone else), less this process's own user time and
 //! its reaped children's (the servers the `-ext`, timers and restart scenarios start and
-//! stop), less the peers' (the processes listening on the `--gearman` addresses). Kernel
+//! stop), less the servers it drives (the processes listening on the `--gearman` addresses
+//! and on `--addr`). A setup of several processes the bench does not know of, such as
+//! `bench/cluster`'s other nodes, PostgreSQL and the other bench processes, shows as others'
+//! CPU: the figure is then the shared machine's, not a mistake. Kernel
 //! time is left out on purpose: the kernel's own threads work for the bench too (the
 //! journal's commit after each fsync, the softirqs of loopback traffic), and a compiler or a
 //! test suite spends most of its time in user mode.
@@ -18,6 +21,7 @@
 use std::time::{Duration, Instant};
 
 use super::unary_ext::ProcCpu;
+use super::BenchResult;
 
 /// The `extra` figure of a scenario: other processes' CPU during it, in cores.
 pub const OTHERS_CORES: &str = "others_cpu_cores";
@@ -78,6 +82,15 @@ impl Watch {
             window,
         ))
     }
+}
+
+/// A scenario's figure of other processes' CPU, when over [`BUSY_ABOVE`] (it has one only
+/// when its window was long enough to tell).
+pub fn busy_cores(r: &BenchResult) -> Option<f64> {
+    r.extra
+        .get(OTHERS_CORES)
+        .copied()
+        .filter(|&cores| cores > BUSY_ABOVE)
 }
 
 /// Whether `cores` of other processes' CPU over `window` make its figures suspect.

@@ -47,9 +47,8 @@ pub struct Ratio {
 
 /// The larger of two results' figures of other processes' CPU, when over the threshold.
 fn machine_busy(a: &BenchResult, b: &BenchResult) -> Option<f64> {
-    let others = |r: &BenchResult| r.extra.get(super::others::OTHERS_CORES).copied();
-    let cores = others(a).into_iter().chain(others(b)).fold(0.0, f64::max);
-    (cores > super::others::BUSY_ABOVE).then_some(cores)
+    let (a, b) = (super::others::busy_cores(a), super::others::busy_cores(b));
+    a.into_iter().chain(b).reduce(f64::max)
 }
 
 fn cpu(r: &BenchResult) -> Option<f64> {

@@ -18,6 +18,7 @@ use tokio::process::{Child, Command};
 use super::{BenchArgs, BenchResult, BoxError};
 
 /// A process's CPU time (user + system, every thread), from `/proc/PID/stat`.
+#[derive(Clone, Copy)]
 pub struct ProcCpu {
     pid: u32,
 }
